@@ -1,0 +1,30 @@
+# The README's commands. `make help` lists them.
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: help run test lint fmt bench sim clean-tools
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+run: ## Run the whole platform on embedded defaults (SQLite, in-process bus, simulator broker)
+	$(CARGO) run -p jt -- dev
+
+test: ## Run every test; starts NATS 2.15 and PostgreSQL itself when NATS_URL/DATABASE_URL are unset
+	scripts/test-services -- $(CARGO) test --workspace --no-fail-fast
+
+lint: ## Formatting check and clippy with warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+bench: ## Run every benchmark (release; `[[bench]] harness = false` targets); record results in docs/benchmarks.md
+	scripts/test-services -- $(CARGO) bench --workspace
+
+sim: ## Run the exchange simulator on its own (JT_SIM_ADDR, default 127.0.0.1:8081)
+	$(CARGO) run -p jt -- sim
+
+clean-tools: ## Remove the test servers installed under .tools/
+	rm -rf .tools

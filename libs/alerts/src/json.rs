@@ -1,0 +1,405 @@
+//! Reading an alert body's JSON without losing anything: values stay raw JSON text until a
+//! field is used, so numbers are parsed exactly from their digits (never through `f64`) and a
+//! placeholder is only an error in a field the alert actually uses.
+
+use std::fmt;
+
+use rust_decimal::Decimal;
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use crate::error::{AlertError, excerpt};
+
+/// A JSON object whose values are kept as raw JSON text, in the order sent.
+pub(crate) struct RawObject<'a> {
+    fields: Vec<(String, &'a RawValue)>,
+    /// Where the object sits in the body (`takeProfit`), empty for the body itself: error
+    /// messages name nested fields by their full path.
+    path: String,
+}
+
+impl<'de> Deserialize<'de> for RawObject<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor;
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = RawObject<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut fields = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let value: &'de RawValue = map.next_value()?;
+                    fields.push((key, value));
+                }
+                Ok(RawObject {
+                    fields,
+                    path: String::new(),
+                })
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+/// The JSON type of a raw value, from its first character (the text is valid JSON).
+pub(crate) fn json_type(raw: &RawValue) -> &'static str {
+    match raw.get().trim_start().as_bytes().first() {
+        Some(b'{') => "object",
+        Some(b'[') => "array",
+        Some(b'"') => "string",
+        Some(b't' | b'f') => "boolean",
+        Some(b'n') => "null",
+        _ => "number",
+    }
+}
+
+impl<'a> RawObject<'a> {
+    /// Reads a JSON object; `raw` must hold an object.
+    fn from_raw(raw: &'a RawValue, path: &str) -> Result<Self, AlertError> {
+        let object: RawObject<'a> =
+            serde_json::from_str(raw.get()).map_err(|_| AlertError::InvalidField {
+                field: path.to_string(),
+                value: excerpt(raw.get()),
+                expected: "a JSON object".to_string(),
+            })?;
+        Ok(RawObject {
+            path: path.to_string(),
+            ..object
+        })
+    }
+
+    /// Parses a whole body that is known to be a JSON object.
+    pub(crate) fn parse(json: &'a str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    /// The field named `name` (matched without regard to ASCII case), `None` when absent or
+    /// `null`.
+    ///
+    /// # Errors
+    /// [`AlertError::DuplicateField`] when the name appears more than once.
+    fn get(&self, name: &str, path: String) -> Result<Option<Field<'a>>, AlertError> {
+        let mut found = None;
+        for (key, raw) in &self.fields {
+            if key.eq_ignore_ascii_case(name) {
+                if found.is_some() {
+                    return Err(AlertError::DuplicateField { field: path });
+                }
+                found = Some(*raw);
+            }
+        }
+        Ok(found
+            .filter(|raw| raw.get() != "null")
+            .map(|raw| Field { path, raw }))
+    }
+
+    /// The first of `names` that is present and not `null`; a name may be a dotted path into
+    /// nested objects (`strategy_info.market_position`).
+    ///
+    /// # Errors
+    /// [`AlertError::DuplicateField`].
+    pub(crate) fn first(&self, names: &[&str]) -> Result<Option<Field<'a>>, AlertError> {
+        for name in names {
+            if let Some(field) = self.lookup(name, self.path.clone())? {
+                return Ok(Some(field));
+            }
+        }
+        Ok(None)
+    }
+
+    fn lookup(&self, dotted: &str, prefix: String) -> Result<Option<Field<'a>>, AlertError> {
+        let (head, rest) = match dotted.split_once('.') {
+            Some((head, rest)) => (head, Some(rest)),
+            None => (dotted, None),
+        };
+        let path = if prefix.is_empty() {
+            head.to_string()
+        } else {
+            format!("{prefix}.{head}")
+        };
+        let Some(field) = self.get(head, path)? else {
+            return Ok(None);
+        };
+        match rest {
+            None => Ok(Some(field)),
+            // A parent that is not an object is some other platform's field of the same
+            // name (`"order": "market"`): the nested synonym is simply absent.
+            Some(_) if field.json_type() != "object" => Ok(None),
+            Some(rest) => field.object()?.lookup(rest, field.path),
+        }
+    }
+}
+
+/// One present, non-null field of an alert, with its path for error messages.
+pub(crate) struct Field<'a> {
+    pub(crate) path: String,
+    raw: &'a RawValue,
+}
+
+impl<'a> Field<'a> {
+    fn invalid(&self, expected: impl Into<String>) -> AlertError {
+        AlertError::InvalidField {
+            field: self.path.clone(),
+            value: excerpt(self.raw.get()),
+            expected: expected.into(),
+        }
+    }
+
+    /// The raw JSON type of the value.
+    pub(crate) fn json_type(&self) -> &'static str {
+        json_type(self.raw)
+    }
+
+    /// The string content when the value is a JSON string, checked for placeholders.
+    fn string_content(&self) -> Result<Option<String>, AlertError> {
+        if self.json_type() != "string" {
+            return Ok(None);
+        }
+        let s: String =
+            serde_json::from_str(self.raw.get()).map_err(|_| self.invalid("a JSON string"))?;
+        if let Some(placeholder) = find_placeholder(&s) {
+            return Err(AlertError::Placeholder {
+                field: self.path.clone(),
+                placeholder: excerpt(placeholder),
+            });
+        }
+        Ok(Some(s))
+    }
+
+    /// The value as text: a string's content, or a number's or boolean's JSON text.
+    ///
+    /// # Errors
+    /// [`AlertError::Placeholder`] for an unfilled placeholder; [`AlertError::InvalidField`]
+    /// for an object or array.
+    pub(crate) fn text(&self) -> Result<String, AlertError> {
+        if let Some(s) = self.string_content()? {
+            return Ok(s);
+        }
+        match self.json_type() {
+            "number" | "boolean" => Ok(self.raw.get().to_string()),
+            _ => Err(self.invalid("text")),
+        }
+    }
+
+    /// The value as an exact decimal: a JSON number's digits, or a numeric string.
+    ///
+    /// # Errors
+    /// [`AlertError::Placeholder`], or [`AlertError::InvalidField`] with `expected`.
+    pub(crate) fn decimal(&self, expected: &str) -> Result<Decimal, AlertError> {
+        let text = match self.string_content()? {
+            Some(s) => s,
+            None if self.json_type() == "number" => self.raw.get().to_string(),
+            None => return Err(self.invalid(expected)),
+        };
+        parse_decimal(&text).ok_or_else(|| self.invalid(expected))
+    }
+
+    /// The value as a nested JSON object.
+    ///
+    /// # Errors
+    /// [`AlertError::Placeholder`] when the value is a string holding a placeholder;
+    /// [`AlertError::InvalidField`] when it is not an object.
+    pub(crate) fn object(&self) -> Result<RawObject<'a>, AlertError> {
+        self.string_content()?;
+        if self.json_type() != "object" {
+            return Err(self.invalid("a JSON object"));
+        }
+        RawObject::from_raw(self.raw, &self.path)
+    }
+
+    /// Builds an [`AlertError::InvalidField`] for this field.
+    pub(crate) fn error(&self, expected: impl Into<String>) -> AlertError {
+        self.invalid(expected)
+    }
+}
+
+/// The first TradingView placeholder (`{{…}}`) in `s`, if any: from `{{` to the next `}}`,
+/// or to the end when it is never closed.
+pub(crate) fn find_placeholder(s: &str) -> Option<&str> {
+    let start = s.find("{{")?;
+    let rest = &s[start..];
+    match rest[2..].find("}}") {
+        Some(end) => Some(&rest[..end + 4]),
+        None => Some(rest),
+    }
+}
+
+/// For a body that is not valid JSON: the first placeholder in it and the field it stands
+/// in, guessed from the nearest `"name":` before it. TradingView leaves unfilled
+/// placeholders as they are, so `"contracts": {{strategy.order.contracts}}` on an alert that
+/// is not on a strategy is not JSON at all.
+pub(crate) fn placeholder_in_text(text: &str) -> Option<(String, String)> {
+    let start = text.find("{{")?;
+    let placeholder = find_placeholder(&text[start..])?;
+    let before = text[..start].trim_end();
+    let before = before.strip_suffix('"').unwrap_or(before).trim_end();
+    let field = before
+        .strip_suffix(':')
+        .map(str::trim_end)
+        .and_then(|b| b.strip_suffix('"'))
+        .and_then(|b| b.rfind('"').map(|open| b[open + 1..].to_string()))
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "body".to_string());
+    Some((field, excerpt(placeholder)))
+}
+
+/// Parses a decimal number exactly: optional sign, digits with at most one point, optional
+/// exponent (`1.5e2`), surrounding spaces allowed. No thousands separators, no `NaN`, no
+/// underscores; more precision than a `Decimal` holds is refused, never rounded.
+pub(crate) fn parse_decimal(text: &str) -> Option<Decimal> {
+    const MAX_EXPONENT: i32 = 28;
+    let t = text.trim();
+    let t = t.strip_prefix('+').unwrap_or(t);
+    let (mantissa, exponent) = match t.find(['e', 'E']) {
+        Some(i) => (&t[..i], Some(&t[i + 1..])),
+        None => (t, None),
+    };
+    let (negative, digits) = match mantissa.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, mantissa),
+    };
+    let (int_part, frac_part) = digits.split_once('.').unwrap_or((digits, ""));
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (int_part.is_empty() && frac_part.is_empty())
+        || !all_digits(int_part)
+        || !all_digits(frac_part)
+    {
+        return None;
+    }
+    let int_part = if int_part.is_empty() { "0" } else { int_part };
+    let normalized = if frac_part.is_empty() {
+        format!("{}{int_part}", if negative { "-" } else { "" })
+    } else {
+        format!("{}{int_part}.{frac_part}", if negative { "-" } else { "" })
+    };
+    let mut value = Decimal::from_str_exact(&normalized).ok()?;
+    if let Some(exponent) = exponent {
+        let exponent: i32 = exponent.parse().ok()?;
+        if exponent.abs() > MAX_EXPONENT {
+            return None;
+        }
+        if exponent >= 0 {
+            let factor =
+                Decimal::try_from_i128_with_scale(10_i128.pow(exponent.unsigned_abs()), 0).ok()?;
+            value = value.checked_mul(factor)?;
+        } else {
+            let scale = value.scale() + exponent.unsigned_abs();
+            if scale > 28 {
+                return None;
+            }
+            value.set_scale(scale).ok()?;
+        }
+    }
+    Some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+    use rust_decimal_macros::dec;
+
+    #[rstest]
+    #[case("2", Some(dec!(2)))]
+    #[case(" 2 ", Some(dec!(2)))]
+    #[case("+2", Some(dec!(2)))]
+    #[case("-1.5", Some(dec!(-1.5)))]
+    #[case("21433.25", Some(dec!(21433.25)))]
+    #[case("0.1", Some(dec!(0.1)))]
+    #[case(".5", Some(dec!(0.5)))]
+    #[case("5.", Some(dec!(5)))]
+    #[case("1e2", Some(dec!(100)))]
+    #[case("1.5E-3", Some(dec!(0.0015)))]
+    #[case("2.5e+1", Some(dec!(25)))]
+    #[case("123456789012345678901234567.8", Some(dec!(123456789012345678901234567.8)))]
+    #[case("", None)]
+    #[case(".", None)]
+    #[case("-", None)]
+    #[case("1,000", None)]
+    #[case("1_000", None)]
+    #[case("NaN", None)]
+    #[case("inf", None)]
+    #[case("0x10", None)]
+    #[case("1e", None)]
+    #[case("1e999999999999", None)]
+    #[case("1e-40", None)]
+    #[case("1e29", None)]
+    #[case("99999999999999999999999999999999", None)]
+    #[case("1.2.3", None)]
+    fn decimals_are_parsed_exactly_or_refused(#[case] text: &str, #[case] want: Option<Decimal>) {
+        assert_eq!(parse_decimal(text), want);
+    }
+
+    #[test]
+    fn decimal_keeps_every_digit_a_float_would_lose() {
+        // 0.1 + 0.2 style: the digits sent are the digits kept.
+        assert_eq!(
+            parse_decimal("21433.333333333333333").map(|d| d.to_string()),
+            Some("21433.333333333333333".to_string())
+        );
+    }
+
+    #[rstest]
+    #[case("{{ticker}}", Some("{{ticker}}"))]
+    #[case("MNQ {{strategy.order.action}} now", Some("{{strategy.order.action}}"))]
+    #[case("{{unclosed", Some("{{unclosed"))]
+    #[case("buy", None)]
+    #[case("{ticker}", None)]
+    fn placeholders_are_found(#[case] s: &str, #[case] want: Option<&str>) {
+        assert_eq!(find_placeholder(s), want);
+    }
+
+    #[rstest]
+    #[case(
+        r#"{"action": "buy", "contracts": {{strategy.order.contracts}}}"#,
+        "contracts"
+    )]
+    #[case(r#"{"price":{{strategy.order.price}} }"#, "price")]
+    #[case(r#"{"a": "x" {{oops}}"#, "body")]
+    #[case(r#"{{strategy.order.alert_message}}"#, "body")]
+    fn placeholder_in_broken_json_names_its_field(#[case] text: &str, #[case] field: &str) {
+        let (found_field, placeholder) = placeholder_in_text(text).unwrap();
+        assert_eq!(found_field, field);
+        assert!(placeholder.starts_with("{{"));
+    }
+
+    #[test]
+    fn field_names_match_without_regard_to_case_and_duplicates_are_refused() {
+        let object = RawObject::parse(r#"{"Action": "buy", "TICKER": "MNQ1!"}"#).unwrap();
+        assert_eq!(
+            object.first(&["action"]).unwrap().unwrap().text().unwrap(),
+            "buy"
+        );
+        let object = RawObject::parse(r#"{"action": "buy", "ACTION": "sell"}"#).unwrap();
+        assert!(matches!(
+            object.first(&["action"]),
+            Err(AlertError::DuplicateField { .. })
+        ));
+    }
+
+    #[test]
+    fn null_counts_as_absent_and_the_next_synonym_is_used() {
+        let object = RawObject::parse(r#"{"action": null, "data": "sell"}"#).unwrap();
+        let field = object.first(&["action", "data"]).unwrap().unwrap();
+        assert_eq!(field.path, "data");
+    }
+
+    #[test]
+    fn dotted_paths_reach_nested_fields() {
+        let object = RawObject::parse(r#"{"strategy_info": {"market_position": "flat"}}"#).unwrap();
+        let field = object
+            .first(&["strategy_info.market_position"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(field.path, "strategy_info.market_position");
+        assert_eq!(field.text().unwrap(), "flat");
+        let object = RawObject::parse(r#"{"strategy_info": "x"}"#).unwrap();
+        assert!(
+            object
+                .first(&["strategy_info.market_position"])
+                .unwrap()
+                .is_none()
+        );
+    }
+}

@@ -1,0 +1,28 @@
+//! TradingView alert parsing: webhook body to a typed [`Signal`] or a typed, actionable
+//! [`AlertError`] (DOMAIN.md §2), plus the two pure rules the ingest and executor apply to
+//! a parsed alert: the de-duplication key ([`DedupKey`]) and staleness ([`check_freshness`]).
+//!
+//! The ingest calls [`parse_alert`] with the body bytes and the recorder's [`AlertContext`],
+//! answers [`AlertError::http_status`] with the error's text on failure, and otherwise queues
+//! the [`Signal`] on SIGNALS under the ids of [`Signal::dedup_key`]. The executor calls
+//! [`Signal::freshness`] right before executing and [`Signal::retarget`] for a trader's
+//! `custom_ticker`. Operators' documentation of the accepted fields: `docs/alerts.md`.
+//!
+//! This crate must stay pure: no I/O, no clock (every instant is an argument), no async, and
+//! no panic for any input. Quantities and prices are exact decimals read from the JSON text,
+//! never through `f64`; they are not rounded to tick here (the traded instrument is only
+//! known after the trader's `custom_ticker`).
+
+mod dedup;
+mod error;
+mod freshness;
+mod json;
+mod number;
+mod parse;
+mod signal;
+
+pub use dedup::{DUPLICATE_INTERVAL_MS, DedupKey};
+pub use error::AlertError;
+pub use freshness::{DEFAULT_STALE_AFTER_SECS, Freshness, check_freshness};
+pub use parse::{AlertContext, MAX_BODY_BYTES, MAX_DELAY_SECS, MAX_LAG_LIMIT_SECS, parse_alert};
+pub use signal::{ExitLevel, MarketPosition, Signal, StopOverride};

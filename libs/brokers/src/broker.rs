@@ -1,0 +1,274 @@
+//! The one trait every service uses to reach any broker.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use jt_domain::bracket::StopOrder;
+use jt_domain::order::{BracketOrder, OrderRequest};
+use jt_domain::types::{Direction, Side};
+
+use crate::capabilities::Capabilities;
+use crate::error::BrokerError;
+use crate::events::EventSubscription;
+use crate::model::{
+    AccountId, AccountInfo, AccountPnl, BracketAck, CallBudget, CancelReport, CloseOutcome,
+    Contract, ContractId, FillReport, FlattenReport, ItemFailure, OrderAck, OrderId, OrderReport,
+    OrderType, PositionReport, SessionInfo,
+};
+
+/// Which exit orders of a position a batch cancel touches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExitOrders {
+    /// Limit orders on the exit side (take-profits).
+    TakeProfits,
+    /// Stop, stop-limit and trailing orders on the exit side.
+    Stops,
+    /// Both.
+    All,
+}
+
+impl ExitOrders {
+    /// Whether `order` is an open exit order of this kind on `contract` for a `direction`
+    /// position.
+    #[must_use]
+    pub fn matches(self, order: &OrderReport, contract: &ContractId, direction: Direction) -> bool {
+        let exit: Side = direction.exit_side();
+        let take_profit = order.order_type == Some(OrderType::Limit);
+        let stop = matches!(
+            order.order_type,
+            Some(
+                OrderType::Stop
+                    | OrderType::StopLimit
+                    | OrderType::TrailingStop
+                    | OrderType::TrailingStopLimit
+            )
+        );
+        order.contract.as_ref() == Some(contract)
+            && order.side == exit
+            && order.status.is_open()
+            && match self {
+                Self::TakeProfits => take_profit,
+                Self::Stops => stop,
+                Self::All => take_profit || stop,
+            }
+    }
+}
+
+/// One broker login (one set of credentials, one access token, all the accounts it reaches),
+/// used as `Arc<dyn Broker>`.
+///
+/// Every call is for one account of that login and never touches another. Calls that move
+/// money are never re-sent blindly: an ambiguous outcome is looked up by client order id, and
+/// only when that cannot settle it does the call return [`BrokerError::UnknownOutcome`].
+/// Lists are never "empty" because of an authentication failure: that is
+/// [`BrokerError::AuthExpired`].
+#[async_trait]
+pub trait Broker: Send + Sync + fmt::Debug {
+    /// Which broker family this is (a bounded metric label).
+    fn kind(&self) -> crate::model::BrokerKind;
+
+    /// What the adapter can do natively; check before asking for it.
+    fn capabilities(&self) -> Capabilities;
+
+    /// The request budget of this login, when the adapter tracks one.
+    fn call_budget(&self) -> Option<CallBudget>;
+
+    /// Makes sure a session exists: reuses a live one (never a second login while a session
+    /// lives: brokers cap concurrent sessions), renews one that is due, and logs in with the
+    /// credentials only when there is none.
+    ///
+    /// # Errors
+    /// [`BrokerError::NeedsReauth`] when the credentials are refused; `LockedOut`, `Penalty`,
+    /// `RateLimited`, `Transport` as they happen.
+    async fn login(&self) -> Result<SessionInfo, BrokerError>;
+
+    /// Renews the session now. A failed renewal never replaces a valid token; when the session
+    /// is already dead the adapter falls back to a credential login.
+    ///
+    /// # Errors
+    /// [`BrokerError::NeedsReauth`] when renewal and login both fail; transient errors as they
+    /// happen (the current token stays in place).
+    async fn renew(&self) -> Result<SessionInfo, BrokerError>;
+
+    /// The accounts this login reaches.
+    ///
+    /// # Errors
+    /// Any [`BrokerError`] of a read.
+    async fn accounts(&self) -> Result<Vec<AccountInfo>, BrokerError>;
+
+    /// Resolves a root (`MNQ`, front month) or a contract (`MNQZ5`, `MNQZ2025`) to the broker's
+    /// contract; cached per trading day.
+    ///
+    /// # Errors
+    /// [`BrokerError::UnknownContract`] when nothing tradable matches.
+    async fn resolve_contract(&self, symbol: &str) -> Result<Contract, BrokerError>;
+
+    /// The account's positions (flat ones may be included with `net_qty == 0`).
+    ///
+    /// # Errors
+    /// Any [`BrokerError`] of a read.
+    async fn positions(&self, account: &AccountId) -> Result<Vec<PositionReport>, BrokerError>;
+
+    /// The account's working (open) orders, looked up at the broker.
+    ///
+    /// # Errors
+    /// Any [`BrokerError`] of a read.
+    async fn working_orders(&self, account: &AccountId) -> Result<Vec<OrderReport>, BrokerError>;
+
+    /// The order placed with this client order id (for a bracket: its entry), if any.
+    ///
+    /// # Errors
+    /// Any [`BrokerError`] of a read; [`BrokerError::Unsupported`] when the broker cannot.
+    async fn find_order(
+        &self,
+        account: &AccountId,
+        client_order_id: &str,
+    ) -> Result<Option<OrderReport>, BrokerError>;
+
+    /// The account's fills of the current trading day.
+    ///
+    /// # Errors
+    /// Any [`BrokerError`] of a read.
+    async fn fills(&self, account: &AccountId) -> Result<Vec<FillReport>, BrokerError>;
+
+    /// The account's realized and open P&L as the broker computes it.
+    ///
+    /// # Errors
+    /// Any [`BrokerError`] of a read.
+    async fn account_pnl(&self, account: &AccountId) -> Result<AccountPnl, BrokerError>;
+
+    /// Places one market, limit, stop or stop-limit order.
+    ///
+    /// # Errors
+    /// `Rejected`, `UnknownOutcome` (reconcile first), `RateLimited`, `Penalty`, `LockedOut`,
+    /// `AuthExpired`, `InvalidRequest`, `Unsupported`.
+    async fn place_order(
+        &self,
+        account: &AccountId,
+        contract: &Contract,
+        order: &OrderRequest,
+    ) -> Result<OrderAck, BrokerError>;
+
+    /// Places an entry with its protective orders in one broker call. Refuses with
+    /// [`BrokerError::Unsupported`] when the bracket needs a feature the adapter lacks
+    /// (see [`Capabilities::missing_for`]) — a protective order is never dropped.
+    ///
+    /// # Errors
+    /// As [`Broker::place_order`].
+    async fn place_bracket(
+        &self,
+        account: &AccountId,
+        contract: &Contract,
+        bracket: &BracketOrder,
+    ) -> Result<BracketAck, BrokerError>;
+
+    /// Places a standalone protective stop for a whole position (the replacement stop after a
+    /// DCA add): fixed, or trailing. Refuses with [`BrokerError::Unsupported`] what the broker
+    /// cannot carry (see [`Capabilities::required_for_stop`]) instead of placing something else.
+    ///
+    /// # Errors
+    /// As [`Broker::place_order`].
+    async fn place_stop(
+        &self,
+        account: &AccountId,
+        contract: &Contract,
+        stop: &StopOrder,
+    ) -> Result<OrderAck, BrokerError>;
+
+    /// Cancels one order.
+    ///
+    /// # Errors
+    /// `Rejected` (already filled or canceled), `UnknownOutcome`, and the errors of any call.
+    async fn cancel_order(
+        &self,
+        account: &AccountId,
+        order_id: &OrderId,
+    ) -> Result<(), BrokerError>;
+
+    /// Closes the account's position on `contract`: cancels its working orders on that contract
+    /// and sends a market order for the net quantity.
+    ///
+    /// # Errors
+    /// As [`Broker::place_order`].
+    async fn close_position(
+        &self,
+        account: &AccountId,
+        contract: &Contract,
+    ) -> Result<CloseOutcome, BrokerError>;
+
+    /// Flattens the account: closes every position and cancels every working order. Parts that
+    /// fail are listed in the report; the call fails only when nothing could be read.
+    ///
+    /// # Errors
+    /// The errors of the initial reads.
+    async fn flatten_account(&self, account: &AccountId) -> Result<FlattenReport, BrokerError>;
+
+    /// Subscribes to the events of `accounts` (connection events reach every subscriber).
+    /// Accounts not yet served by the live connection are added after a planned reconnect.
+    ///
+    /// # Errors
+    /// [`BrokerError::Unsupported`] when the broker has no event stream; `UnknownAccount`.
+    async fn subscribe(&self, accounts: &[AccountId]) -> Result<EventSubscription, BrokerError>;
+
+    /// The account's position on one contract (`None` when flat or absent).
+    ///
+    /// # Errors
+    /// As [`Broker::positions`].
+    async fn position(
+        &self,
+        account: &AccountId,
+        contract: &ContractId,
+    ) -> Result<Option<PositionReport>, BrokerError> {
+        Ok(self
+            .positions(account)
+            .await?
+            .into_iter()
+            .find(|p| &p.contract == contract && p.net_qty != 0))
+    }
+
+    /// Cancels the working exit orders of `contract` on the account for a `direction` position
+    /// (DOMAIN §5.7: a DCA add replaces every take-profit, and the stop, with one for the whole
+    /// position). Failures are listed, not fatal; the caller re-reads the working orders before
+    /// placing replacements (a broker may cancel an OCO partner with its leg).
+    ///
+    /// # Errors
+    /// The errors of listing the working orders.
+    async fn cancel_exit_orders(
+        &self,
+        account: &AccountId,
+        contract: &Contract,
+        direction: Direction,
+        which: ExitOrders,
+    ) -> Result<CancelReport, BrokerError> {
+        let working = self.working_orders(account).await?;
+        let mut report = CancelReport::default();
+        for order in working
+            .iter()
+            .filter(|o| which.matches(o, &contract.id, direction))
+        {
+            match self.cancel_order(account, &order.id).await {
+                Ok(()) => report.canceled.push(order.id.clone()),
+                Err(error) => report.failures.push(ItemFailure {
+                    target: format!("cancel {}", order.id),
+                    error,
+                }),
+            }
+        }
+        Ok(report)
+    }
+
+    /// [`Broker::cancel_exit_orders`] for the take-profits only.
+    ///
+    /// # Errors
+    /// The errors of listing the working orders.
+    async fn cancel_take_profits(
+        &self,
+        account: &AccountId,
+        contract: &Contract,
+        direction: Direction,
+    ) -> Result<CancelReport, BrokerError> {
+        self.cancel_exit_orders(account, contract, direction, ExitOrders::TakeProfits)
+            .await
+    }
+}

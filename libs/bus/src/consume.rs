@@ -1,0 +1,881 @@
+//! The consume loop: durable pull consumers shared by any number of replicas.
+//!
+//! [`Bus::consume`] pulls at most [`ConsumeOptions::max_in_flight`] messages at a time (a
+//! replica never buffers more than it works on: back-pressure stays at the server), runs the
+//! handler for each, sends in-progress acks while the handler works, and settles the message by
+//! the handler's [`Outcome`]:
+//!
+//! - [`Outcome::Ack`]: done; acked only now, after the handler made its effect durable.
+//! - [`Outcome::Retry`]: nak with a delay (the consumer's back-off unless the handler names
+//!   one); after `max_deliver` attempts the message goes to dead letter.
+//! - [`Outcome::Reject`]: poison; dead letter now.
+//!
+//! A message that does not decode (unknown type or schema version, bad JSON) goes to dead
+//! letter with the reason; the consumer keeps running. A message whose attempt count is already
+//! past `max_deliver` when it arrives (the last attempt crashed or hung) goes to dead letter
+//! without running the handler again.
+//!
+//! Serial consumers (ORDERS, COMMANDS) additionally pass the [`Gate`]: see `docs/bus.md`.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
+use bytes::Bytes;
+use futures_util::{FutureExt, StreamExt, stream::BoxStream};
+use parking_lot::Mutex;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info_span, warn};
+
+use crate::bus::{Backend, Bus};
+use crate::dead_letter::{self, Origin};
+use crate::embedded::{EmbeddedBus, EmbeddedDelivery};
+use crate::envelope::{Envelope, Message, RawMessage};
+use crate::error::BusError;
+use crate::jetstream::from_header_map;
+use crate::kv::{KvBucket, Lease, valid_key};
+use crate::subject::Subjects;
+use crate::topology::{ConsumerDef, Retention};
+
+/// How one replica runs a consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumeOptions {
+    /// Messages this replica holds at once (pulled and not yet settled). The server holds
+    /// the rest; nothing is buffered beyond this.
+    pub max_in_flight: usize,
+    /// How long one pull request waits at the server for messages.
+    pub pull_expiry: Duration,
+    /// Serial consumers: how long a message waits in this replica for its key before it is
+    /// handed back to the server (nak with delay, not counted as an attempt).
+    pub gate_wait: Duration,
+    /// Serial consumers: the longest pause between looks at a key held by another replica.
+    pub gate_poll: Duration,
+    /// Serial consumers: the nak delay (±20 % jitter) of a message handed back because its key
+    /// is busy and the local waiting room is full.
+    pub defer_delay: Duration,
+    /// On shutdown, how long to let handlers finish before abandoning them (their messages
+    /// come back after `ack_wait`).
+    pub drain_timeout: Duration,
+    /// Who this replica is, in lock values (pod name or similar).
+    pub owner: String,
+}
+
+impl Default for ConsumeOptions {
+    fn default() -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        Self {
+            max_in_flight: 16,
+            pull_expiry: Duration::from_secs(5),
+            gate_wait: Duration::from_secs(30),
+            gate_poll: Duration::from_millis(200),
+            defer_delay: Duration::from_millis(500),
+            drain_timeout: Duration::from_secs(20),
+            owner: format!("{}-{}", std::process::id(), &id[..8]),
+        }
+    }
+}
+
+/// A message handed to a handler.
+#[derive(Debug)]
+pub struct Incoming<M> {
+    /// The decoded envelope.
+    pub envelope: Envelope<M>,
+    /// The subject it arrived on.
+    pub subject: String,
+    /// Its stream sequence.
+    pub stream_sequence: u64,
+    /// This attempt (1-based).
+    pub attempt: u32,
+    /// The consumer's `max_deliver`: [`Outcome::Retry`] on this attempt dead-letters it.
+    pub max_attempts: u32,
+    /// Serial consumers: cancelled if the key's lock was lost (another replica may now run this
+    /// key): stop at the next safe point and return [`Outcome::Retry`]. Never cancelled for
+    /// other consumers.
+    pub lock_lost: CancellationToken,
+}
+
+impl<M> Incoming<M> {
+    /// Whether this is the last attempt before dead letter.
+    #[must_use]
+    pub fn is_last_attempt(&self) -> bool {
+        self.attempt >= self.max_attempts
+    }
+}
+
+/// What the handler made of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Handled; its effect is durable. The message is acknowledged.
+    Ack,
+    /// Not handled this time (a dependency is down, a transient error): try again later.
+    Retry {
+        /// Why, for logs and for the dead letter if this was the last attempt.
+        reason: String,
+        /// When; `None` uses the consumer's back-off.
+        after: Option<Duration>,
+    },
+    /// Can never be handled (invalid content, a rule forbids it): dead letter now.
+    Reject {
+        /// Why, kept with the dead letter.
+        reason: String,
+    },
+}
+
+impl Outcome {
+    /// [`Outcome::Retry`] after the consumer's back-off.
+    pub fn retry(reason: impl Into<String>) -> Self {
+        Self::Retry {
+            reason: reason.into(),
+            after: None,
+        }
+    }
+
+    /// [`Outcome::Retry`] after `delay`.
+    pub fn retry_after(reason: impl Into<String>, delay: Duration) -> Self {
+        Self::Retry {
+            reason: reason.into(),
+            after: Some(delay),
+        }
+    }
+
+    /// [`Outcome::Reject`].
+    pub fn reject(reason: impl Into<String>) -> Self {
+        Self::Reject {
+            reason: reason.into(),
+        }
+    }
+}
+
+// ---- deliveries, backend-neutral ----
+
+pub(crate) enum Delivery {
+    JetStream {
+        message: Box<jetstream::Message>,
+        raw: RawMessage,
+        sequence: u64,
+        delivered: u32,
+    },
+    Embedded(EmbeddedDelivery),
+}
+
+impl Delivery {
+    fn from_jetstream(message: jetstream::Message) -> Result<Self, String> {
+        let (sequence, delivered) = {
+            let info = message
+                .info()
+                .map_err(|e| format!("unreadable delivery metadata: {e}"))?;
+            (
+                info.stream_sequence,
+                u32::try_from(info.delivered).unwrap_or(u32::MAX),
+            )
+        };
+        let raw = RawMessage {
+            subject: message.subject.to_string(),
+            headers: message
+                .headers
+                .as_ref()
+                .map(from_header_map)
+                .unwrap_or_default(),
+            payload: message.payload.clone(),
+        };
+        Ok(Self::JetStream {
+            message: Box::new(message),
+            raw,
+            sequence,
+            delivered,
+        })
+    }
+
+    fn raw(&self) -> &RawMessage {
+        match self {
+            Self::JetStream { raw, .. } => raw,
+            Self::Embedded(d) => &d.message,
+        }
+    }
+
+    fn sequence(&self) -> u64 {
+        match self {
+            Self::JetStream { sequence, .. } => *sequence,
+            Self::Embedded(d) => d.sequence,
+        }
+    }
+
+    fn delivered(&self) -> u32 {
+        match self {
+            Self::JetStream { delivered, .. } => *delivered,
+            Self::Embedded(d) => d.delivered,
+        }
+    }
+
+    /// Acks and waits for the server to confirm, so whoever runs next sees it gone.
+    async fn ack(&self) -> Result<(), String> {
+        match self {
+            Self::JetStream { message, .. } => {
+                message.double_ack().await.map_err(|e| e.to_string())
+            }
+            Self::Embedded(d) => {
+                d.ack();
+                Ok(())
+            }
+        }
+    }
+
+    async fn nak(&self, delay: Option<Duration>) {
+        match self {
+            Self::JetStream { message, .. } => {
+                if let Err(e) = message.ack_with(AckKind::Nak(delay)).await {
+                    warn!(error = %e, "nak failed; the message comes back after ack_wait");
+                }
+            }
+            Self::Embedded(d) => d.nak(delay),
+        }
+    }
+
+    async fn progress(&self) {
+        match self {
+            Self::JetStream { message, .. } => {
+                if let Err(e) = message.ack_with(AckKind::Progress).await {
+                    debug!(error = %e, "in-progress ack failed");
+                }
+            }
+            Self::Embedded(d) => d.progress(),
+        }
+    }
+}
+
+enum Puller {
+    JetStream(Box<PullConsumer>),
+    Embedded {
+        bus: EmbeddedBus,
+        stream: String,
+        durable: String,
+    },
+}
+
+impl Puller {
+    async fn pull(
+        &self,
+        max: usize,
+        expiry: Duration,
+    ) -> Result<BoxStream<'static, Result<Delivery, String>>, String> {
+        match self {
+            Self::JetStream(consumer) => {
+                let batch = consumer
+                    .batch()
+                    .max_messages(max)
+                    .expires(expiry)
+                    .messages()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(batch
+                    .map(|item| {
+                        item.map_err(|e| e.to_string())
+                            .and_then(Delivery::from_jetstream)
+                    })
+                    .boxed())
+            }
+            Self::Embedded {
+                bus,
+                stream,
+                durable,
+            } => {
+                let deadline = Instant::now() + expiry;
+                let state = (bus.clone(), stream.clone(), durable.clone(), max);
+                Ok(futures_util::stream::unfold(
+                    state,
+                    move |(bus, stream, durable, left)| async move {
+                        if left == 0 {
+                            return None;
+                        }
+                        match bus.next_delivery(&stream, &durable, deadline).await {
+                            Ok(Some(d)) => {
+                                Some((Ok(Delivery::Embedded(d)), (bus, stream, durable, left - 1)))
+                            }
+                            Ok(None) => None,
+                            Err(e) => Some((Err(e.to_string()), (bus, stream, durable, 0))),
+                        }
+                    },
+                )
+                .boxed())
+            }
+        }
+    }
+}
+
+// ---- the serial gate ----
+
+/// Wake-up channels of a gate (keys hash into them).
+const WAKE_BUCKETS: usize = 64;
+
+/// Serial execution per key across replicas: a lock lease on KV plus "oldest first".
+///
+/// A message runs only while its replica holds the key's lease *and* it is the oldest message
+/// of its subject still in the (work-queue) stream. The lease keeps two replicas off one key
+/// (also when a slow delivery is redelivered elsewhere after `ack_wait`); the oldest-first
+/// check keeps stream order when deliveries race or a message is retried. Waiting for a key
+/// does not count as an attempt.
+struct Gate {
+    locks: KvBucket,
+    attempts: KvBucket,
+    key_token: usize,
+    lock_prefix: String,
+    owner: String,
+    stream: String,
+    durable: String,
+    /// Wake-ups on release, by key (hashed into a fixed set: a release wakes the waiters of its
+    /// own key, not every waiter of every key).
+    released: Vec<Notify>,
+    waiting: Mutex<Waiting>,
+    max_waiters: usize,
+    max_waiters_per_key: usize,
+}
+
+#[derive(Default)]
+struct Waiting {
+    per_key: HashMap<String, usize>,
+    total: usize,
+}
+
+enum Entry {
+    Run(Lease),
+    /// Busy for too long (or no room to wait here): hand it back to the server.
+    Defer,
+    /// Already settled by an earlier delivery (it left the work queue).
+    Gone,
+    /// The subject has no usable key: a publishing bug, dead letter.
+    Unkeyed(String),
+}
+
+enum Look {
+    Run(Lease),
+    /// Not now. `head`: this message is the oldest of its key (it runs next, so it waits
+    /// here rather than going back to the server).
+    Busy {
+        head: bool,
+    },
+    Gone,
+}
+
+/// A place in the local waiting room, freed on drop.
+struct WaitSlot<'a> {
+    gate: &'a Gate,
+    key: String,
+}
+
+impl Drop for WaitSlot<'_> {
+    fn drop(&mut self) {
+        let mut w = self.gate.waiting.lock();
+        w.total = w.total.saturating_sub(1);
+        if let Some(n) = w.per_key.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                w.per_key.remove(&self.key);
+            }
+        }
+    }
+}
+
+impl Gate {
+    fn wait_slot(&self, key: &str, head: bool) -> Option<WaitSlot<'_>> {
+        let mut w = self.waiting.lock();
+        // A bounded share of the slots per key, and never every slot waiting: the rest go back
+        // to the server so other keys keep moving. The oldest message of a key always waits:
+        // it is the one that runs next, and handing it back would stall the whole key.
+        let per_key = w.per_key.get(key).copied().unwrap_or(0);
+        if !head && (w.total >= self.max_waiters || per_key >= self.max_waiters_per_key) {
+            return None;
+        }
+        w.total += 1;
+        *w.per_key.entry(key.to_owned()).or_default() += 1;
+        Some(WaitSlot {
+            gate: self,
+            key: key.to_owned(),
+        })
+    }
+
+    async fn release(&self, lease: Lease) {
+        let key = lease.key().to_owned();
+        if let Err(e) = lease.release().await {
+            warn!(%key, error = %e, "lock release failed; it expires after its TTL");
+        }
+        self.wake(&key);
+    }
+
+    fn bell(&self, key: &str) -> &Notify {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        // `released` is never empty (built with WAKE_BUCKETS entries).
+        let i = usize::try_from(h.finish() % self.released.len() as u64).unwrap_or(0);
+        &self.released[i]
+    }
+
+    fn wake(&self, key: &str) {
+        self.bell(key).notify_waiters();
+    }
+
+    async fn look(&self, bus: &Bus, key: &str, subject: &str, sequence: u64) -> Look {
+        // Order first (a cheap read): only the oldest message of the key may take the lock.
+        match bus.next_message(&self.stream, subject, 1).await {
+            Ok(Some(first)) if first.sequence < sequence => return Look::Busy { head: false },
+            Ok(Some(first)) if first.sequence == sequence => {}
+            Ok(_) => return Look::Gone,
+            Err(e) => {
+                warn!(%subject, error = %e, "cannot read the stream to keep per-key order");
+                return Look::Busy { head: false };
+            }
+        }
+        let lease = match self.locks.try_acquire(key, &self.owner).await {
+            Ok(Some(lease)) => lease,
+            Ok(None) => return Look::Busy { head: true },
+            Err(e) => {
+                warn!(%key, error = %e, "lock unavailable");
+                return Look::Busy { head: true };
+            }
+        };
+        // Under the lock, check again: another delivery of this message (redelivered to
+        // another replica) may have settled it meanwhile.
+        match bus.next_message(&self.stream, subject, 1).await {
+            Ok(Some(first)) if first.sequence == sequence => Look::Run(lease),
+            Ok(Some(first)) if first.sequence < sequence => {
+                self.release(lease).await;
+                Look::Busy { head: false }
+            }
+            Ok(_) => {
+                self.release(lease).await;
+                Look::Gone
+            }
+            Err(e) => {
+                warn!(%subject, error = %e, "cannot read the stream to keep per-key order");
+                self.release(lease).await;
+                Look::Busy { head: true }
+            }
+        }
+    }
+
+    async fn enter(
+        &self,
+        bus: &Bus,
+        subject: &str,
+        sequence: u64,
+        options: &ConsumeOptions,
+    ) -> Entry {
+        let Some(token) = Subjects::token(subject, self.key_token) else {
+            return Entry::Unkeyed(format!(
+                "subject {subject} has no token {} to serialise on",
+                self.key_token
+            ));
+        };
+        let key = format!("{}.{token}", self.lock_prefix);
+        if !valid_key(&key) {
+            return Entry::Unkeyed(format!("subject token `{token}` is not an escaped id"));
+        }
+        let head = match self.look(bus, &key, subject, sequence).await {
+            Look::Run(lease) => return Entry::Run(lease),
+            Look::Gone => return Entry::Gone,
+            Look::Busy { head } => head,
+        };
+        let Some(_slot) = self.wait_slot(&key, head) else {
+            return Entry::Defer;
+        };
+        let deadline = Instant::now() + options.gate_wait;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            // Register for the key's wake-up before looking, so a release that happens while
+            // we look is not missed.
+            let released = self.bell(&key).notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            tokio::select! {
+                () = released => {}
+                () = tokio::time::sleep(pause) => pause = (pause * 2).min(options.gate_poll),
+            }
+            match self.look(bus, &key, subject, sequence).await {
+                Look::Run(lease) => return Entry::Run(lease),
+                Look::Gone => return Entry::Gone,
+                Look::Busy { .. } if Instant::now() >= deadline => return Entry::Defer,
+                Look::Busy { .. } => {}
+            }
+        }
+    }
+
+    /// Counts an attempt of the message at `sequence` (under its lock, so no race).
+    async fn count_attempt(&self, sequence: u64) -> Result<u32, String> {
+        let key = format!("{}.{}.{sequence}", self.stream, self.durable);
+        let before = match self.attempts.get(&key).await.map_err(|e| e.to_string())? {
+            Some(entry) => std::str::from_utf8(&entry.value)
+                .ok()
+                .and_then(|v| v.parse::<u32>().ok())
+                .unwrap_or(0),
+            None => 0,
+        };
+        let now = before.saturating_add(1);
+        self.attempts
+            .put(&key, Bytes::from(now.to_string()))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(now)
+    }
+}
+
+// ---- the loop ----
+
+struct Worker<H> {
+    bus: Bus,
+    def: ConsumerDef,
+    options: ConsumeOptions,
+    handler: H,
+    gate: Option<Gate>,
+}
+
+impl Bus {
+    /// Runs `handler` on the messages of `consumer` until `shutdown` is cancelled, then lets
+    /// in-flight handlers finish (up to [`ConsumeOptions::drain_timeout`]) and returns.
+    ///
+    /// Every replica of a service calls this with the same definition; the server shares the
+    /// messages among them. The handler must be idempotent: a message can arrive again after a
+    /// crash, a lost ack or an `ack_wait` expiry.
+    ///
+    /// # Errors
+    /// [`BusError::NotFound`] when the consumer (or a serial consumer's buckets) was not
+    /// provisioned, [`BusError::InvalidDefinition`] for a serial consumer on a stream that is
+    /// not a work queue, [`BusError::Unavailable`] when the server cannot be reached at start.
+    /// Once running, server trouble is retried, not returned.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # use jt_bus::{Bus, ConsumeOptions, Definitions, Incoming, Message, Namespace, Outcome, Subjects, SubjectError};
+    /// # #[derive(serde::Serialize, serde::Deserialize)] struct Intent { account: String }
+    /// # impl Message for Intent {
+    /// #     const TYPE: &'static str = "order-intent";
+    /// #     const SCHEMA_VERSION: u32 = 1;
+    /// #     fn subject(&self, s: &Subjects) -> Result<String, SubjectError> { s.order(&self.account) }
+    /// # }
+    /// # async fn run(bus: Bus, shutdown: tokio_util::sync::CancellationToken) -> Result<(), jt_bus::BusError> {
+    /// let defs = Definitions::new(bus.namespace());
+    /// bus.consume(&defs.execute, ConsumeOptions::default(), shutdown, |msg: Incoming<Intent>| async move {
+    ///     // place the order with a client order id derived from msg.envelope.id …
+    ///     Outcome::Ack
+    /// })
+    /// .await
+    /// # }
+    /// ```
+    pub async fn consume<M, H, Fut>(
+        &self,
+        consumer: &ConsumerDef,
+        options: ConsumeOptions,
+        shutdown: CancellationToken,
+        handler: H,
+    ) -> Result<(), BusError>
+    where
+        M: Message,
+        H: Fn(Incoming<M>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Outcome> + Send + 'static,
+    {
+        let puller = match self.backend() {
+            Backend::JetStream(js) => Puller::JetStream(Box::new(
+                js.pull_consumer(&consumer.stream, &consumer.durable)
+                    .await?,
+            )),
+            Backend::Embedded(e) => {
+                e.lag(&consumer.stream, &consumer.durable)?;
+                Puller::Embedded {
+                    bus: e.clone(),
+                    stream: consumer.stream.clone(),
+                    durable: consumer.durable.clone(),
+                }
+            }
+        };
+        let gate = match &consumer.serial {
+            None => None,
+            Some(serial) => {
+                if self.stream_retention(&consumer.stream).await? != Retention::WorkQueue {
+                    return Err(BusError::InvalidDefinition(format!(
+                        "serial consumer {} needs work-queue stream {}",
+                        consumer.durable, consumer.stream
+                    )));
+                }
+                let bucket = |e: crate::error::KvError| match e {
+                    crate::error::KvError::NoBucket(b) => {
+                        BusError::NotFound(format!("KV bucket {b}"))
+                    }
+                    other => BusError::unavailable("bind KV bucket", other),
+                };
+                Some(Gate {
+                    locks: self.kv(&serial.locks).await.map_err(bucket)?,
+                    attempts: self.kv(&serial.attempts).await.map_err(bucket)?,
+                    key_token: serial.key_token,
+                    lock_prefix: serial.lock_prefix.clone(),
+                    owner: options.owner.clone(),
+                    stream: consumer.stream.clone(),
+                    durable: consumer.durable.clone(),
+                    released: (0..WAKE_BUCKETS).map(|_| Notify::new()).collect(),
+                    waiting: Mutex::new(Waiting::default()),
+                    max_waiters: (options.max_in_flight / 2).max(1),
+                    max_waiters_per_key: (options.max_in_flight / 4).max(2),
+                })
+            }
+        };
+        let max_in_flight = options.max_in_flight.max(1);
+        let worker = Arc::new(Worker {
+            bus: self.clone(),
+            def: consumer.clone(),
+            options,
+            handler,
+            gate,
+        });
+        let slots = Arc::new(Semaphore::new(max_in_flight));
+        let mut tasks = JoinSet::new();
+
+        'pull: loop {
+            while let Some(done) = tasks.try_join_next() {
+                report_task_end(done);
+            }
+            let wanted = u32::try_from(slots.available_permits().max(1)).unwrap_or(1);
+            let mut permits = tokio::select! {
+                p = slots.clone().acquire_many_owned(wanted) => match p {
+                    Ok(p) => p,
+                    Err(_) => break 'pull,
+                },
+                () = shutdown.cancelled() => break 'pull,
+            };
+            let pulled = tokio::select! {
+                b = puller.pull(permits.num_permits(), worker.options.pull_expiry) => b,
+                () = shutdown.cancelled() => break 'pull,
+            };
+            let mut batch = match pulled {
+                Ok(batch) => batch,
+                Err(e) => {
+                    warn!(consumer = %consumer.durable, error = %e, "pull failed; retrying");
+                    drop(permits);
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => continue 'pull,
+                        () = shutdown.cancelled() => break 'pull,
+                    }
+                }
+            };
+            loop {
+                let item = tokio::select! {
+                    item = batch.next() => item,
+                    () = shutdown.cancelled() => break 'pull,
+                };
+                match item {
+                    Some(Ok(delivery)) => {
+                        let Some(permit) = permits.split(1) else {
+                            // More than asked for: cannot happen; hand it back right away.
+                            delivery.nak(None).await;
+                            continue;
+                        };
+                        let span = info_span!(
+                            "bus.message",
+                            consumer = %consumer.durable,
+                            subject = %delivery.raw().subject,
+                            seq = delivery.sequence(),
+                            delivered = delivery.delivered(),
+                        );
+                        tasks.spawn(process(worker.clone(), delivery, permit).instrument(span));
+                    }
+                    Some(Err(e)) => {
+                        debug!(consumer = %consumer.durable, error = %e, "pull ended early");
+                        break;
+                    }
+                    None => break,
+                }
+            }
+        }
+
+        let drained = tokio::time::timeout(worker.options.drain_timeout, async {
+            while let Some(done) = tasks.join_next().await {
+                report_task_end(done);
+            }
+        })
+        .await;
+        if drained.is_err() {
+            warn!(consumer = %consumer.durable, left = tasks.len(), "handlers still running at the drain deadline; their messages come back after ack_wait");
+            tasks.abort_all();
+        }
+        Ok(())
+    }
+}
+
+fn report_task_end(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done
+        && e.is_panic()
+    {
+        warn!(error = %e, "message task panicked outside the handler");
+    }
+}
+
+/// Handles one delivery while telling the server it is in progress.
+async fn process<M, H, Fut>(worker: Arc<Worker<H>>, delivery: Delivery, _slot: OwnedSemaphorePermit)
+where
+    M: Message,
+    H: Fn(Incoming<M>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Outcome> + Send + 'static,
+{
+    let every = (worker.def.ack_wait / 3).max(Duration::from_millis(10));
+    let mut heartbeat = tokio::time::interval_at(Instant::now() + every, every);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let work = handle(&worker, &delivery);
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            () = &mut work => return,
+            _ = heartbeat.tick() => delivery.progress().await,
+        }
+    }
+}
+
+async fn handle<M, H, Fut>(worker: &Worker<H>, delivery: &Delivery)
+where
+    M: Message,
+    H: Fn(Incoming<M>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Outcome> + Send + 'static,
+{
+    let def = &worker.def;
+    let raw = delivery.raw();
+    let sequence = delivery.sequence();
+
+    let mut lease = None;
+    if let Some(gate) = &worker.gate {
+        match gate
+            .enter(&worker.bus, &raw.subject, sequence, &worker.options)
+            .await
+        {
+            Entry::Run(l) => lease = Some(l),
+            Entry::Defer => {
+                // A short, constant delay: a key's backlog must keep flowing (a growing delay
+                // would stall the key once its oldest message is among the handed-back ones).
+                // The spread (by sequence) keeps returns from arriving as one herd.
+                #[allow(clippy::cast_precision_loss)] // a value below 97
+                let jitter = 0.8 + 0.4 * ((sequence % 97) as f64 / 96.0);
+                let delay = worker.options.defer_delay.mul_f64(jitter);
+                debug!(?delay, "key busy; handing the message back");
+                delivery.nak(Some(delay)).await;
+                return;
+            }
+            Entry::Gone => {
+                debug!("already settled by an earlier delivery");
+                let _ = delivery.ack().await;
+                return;
+            }
+            Entry::Unkeyed(reason) => {
+                dead_letter(worker, delivery, delivery.delivered(), &reason).await;
+                return;
+            }
+        }
+    }
+
+    let attempt = match (&worker.gate, &lease) {
+        (Some(gate), Some(_)) => match gate.count_attempt(sequence).await {
+            Ok(n) => n,
+            Err(e) => {
+                warn!(error = %e, "cannot count the attempt; retrying later");
+                finish(worker, lease).await;
+                delivery.nak(Some(Duration::from_secs(1))).await;
+                return;
+            }
+        },
+        _ => delivery.delivered(),
+    };
+
+    if attempt > def.max_deliver {
+        let reason = format!(
+            "no attempt finished within max_deliver {}: the last one crashed or hung past ack_wait",
+            def.max_deliver
+        );
+        dead_letter(worker, delivery, attempt - 1, &reason).await;
+        finish(worker, lease).await;
+        return;
+    }
+
+    let envelope = match Envelope::<M>::decode(raw) {
+        Ok(envelope) => envelope,
+        Err(e) => {
+            dead_letter(worker, delivery, attempt, &format!("undecodable: {e}")).await;
+            finish(worker, lease).await;
+            return;
+        }
+    };
+
+    let lock_lost = CancellationToken::new();
+    let incoming = Incoming {
+        envelope,
+        subject: raw.subject.clone(),
+        stream_sequence: sequence,
+        attempt,
+        max_attempts: def.max_deliver,
+        lock_lost: lock_lost.clone(),
+    };
+    let run = AssertUnwindSafe((worker.handler)(incoming)).catch_unwind();
+    let result = match lease.as_mut() {
+        Some(l) => l.hold_while(run, &lock_lost).await,
+        None => run.await,
+    };
+    let outcome = result.unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        Outcome::retry(format!("handler panicked: {what}"))
+    });
+
+    match outcome {
+        Outcome::Ack => {
+            if let Err(e) = delivery.ack().await {
+                warn!(error = %e, "ack not confirmed; the message may come back and must be handled idempotently");
+            }
+        }
+        Outcome::Retry { reason, after } => {
+            if attempt >= def.max_deliver {
+                let reason = format!("gave up after {attempt} attempts: {reason}");
+                dead_letter(worker, delivery, attempt, &reason).await;
+            } else {
+                let delay = after.unwrap_or_else(|| def.backoff_after(attempt));
+                debug!(%reason, ?delay, attempt, "retrying later");
+                delivery.nak(Some(delay)).await;
+            }
+        }
+        Outcome::Reject { reason } => dead_letter(worker, delivery, attempt, &reason).await,
+    }
+    finish(worker, lease).await;
+}
+
+/// Releases the key's lock after the message was settled (so the next one sees it gone).
+async fn finish<H>(worker: &Worker<H>, lease: Option<Lease>) {
+    if let (Some(gate), Some(lease)) = (&worker.gate, lease) {
+        gate.release(lease).await;
+    }
+}
+
+/// Publishes the dead letter, then acks the original. If the publish fails the original is
+/// nakked and comes back: it is never dropped without a record.
+async fn dead_letter<H>(worker: &Worker<H>, delivery: &Delivery, attempts: u32, reason: &str) {
+    let def = &worker.def;
+    let origin = Origin {
+        stream: &def.stream,
+        consumer: &def.durable,
+        sequence: delivery.sequence(),
+        attempts,
+        reason,
+    };
+    let letter = dead_letter::build(&def.dead_letter_subject, delivery.raw(), &origin);
+    match worker.bus.publish_raw(&letter).await {
+        Ok(_) => {
+            warn!(%reason, attempts, "message dead-lettered");
+            if let Err(e) = delivery.ack().await {
+                warn!(error = %e, "ack after dead-lettering not confirmed; a redelivery stores the same dead letter once");
+            }
+        }
+        Err(e) => {
+            warn!(error = %e, %reason, "cannot publish the dead letter; retrying later");
+            delivery.nak(Some(Duration::from_secs(5))).await;
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! What an alert asks for, after interpretation (DOMAIN.md §2): the vocabulary shared by the
+//! alert parser, the executor and the paper record.
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::Direction;
+
+/// The action of a parsed signal, after `inverse_strategy` and the position → action mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignalAction {
+    /// Go or stay long (entry, add, or flip from short).
+    Long,
+    /// Go or stay short (entry, add, or flip from long).
+    Short,
+    /// Close whatever is open on the symbol.
+    Close,
+    /// Close a long position (a sell with position flat); nothing if short or flat.
+    CloseLong,
+    /// Close a short position (a buy with position flat); nothing if long or flat.
+    CloseShort,
+    /// Cancel working orders on the symbol without touching the position.
+    Cancel,
+    /// Control: flatten every trader of the recorder (cancel orders, close positions).
+    Flatten,
+    /// Control: the kill switch — cancel, flatten and refuse new entries until resumed.
+    Kill,
+    /// Control: lift the kill switch.
+    Resume,
+}
+
+impl SignalAction {
+    /// The direction of an entry action (`Long`/`Short`), `None` for every other action.
+    #[must_use]
+    pub fn entry_direction(self) -> Option<Direction> {
+        match self {
+            SignalAction::Long => Some(Direction::Long),
+            SignalAction::Short => Some(Direction::Short),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a recorder-level control command rather than a trade.
+    #[must_use]
+    pub fn is_control(self) -> bool {
+        matches!(
+            self,
+            SignalAction::Flatten | SignalAction::Kill | SignalAction::Resume
+        )
+    }
+
+    /// Whether the action can only reduce exposure (closes pass every entry filter).
+    #[must_use]
+    pub fn is_exit(self) -> bool {
+        matches!(
+            self,
+            SignalAction::Close | SignalAction::CloseLong | SignalAction::CloseShort
+        )
+    }
+
+    /// Swaps long ↔ short and close_long ↔ close_short (`inverse_strategy`).
+    #[must_use]
+    pub fn inverted(self) -> Self {
+        match self {
+            SignalAction::Long => SignalAction::Short,
+            SignalAction::Short => SignalAction::Long,
+            SignalAction::CloseLong => SignalAction::CloseShort,
+            SignalAction::CloseShort => SignalAction::CloseLong,
+            other => other,
+        }
+    }
+
+    /// The wire name (`long`, `close_long`, …).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignalAction::Long => "long",
+            SignalAction::Short => "short",
+            SignalAction::Close => "close",
+            SignalAction::CloseLong => "close_long",
+            SignalAction::CloseShort => "close_short",
+            SignalAction::Cancel => "cancel",
+            SignalAction::Flatten => "flatten",
+            SignalAction::Kill => "kill",
+            SignalAction::Resume => "resume",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inversion_swaps_directions_and_is_an_involution() {
+        for a in [
+            SignalAction::Long,
+            SignalAction::Short,
+            SignalAction::Close,
+            SignalAction::CloseLong,
+            SignalAction::CloseShort,
+            SignalAction::Cancel,
+            SignalAction::Flatten,
+            SignalAction::Kill,
+            SignalAction::Resume,
+        ] {
+            assert_eq!(a.inverted().inverted(), a);
+            assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
+        }
+        assert_eq!(SignalAction::Long.inverted(), SignalAction::Short);
+        assert_eq!(SignalAction::CloseLong.inverted(), SignalAction::CloseShort);
+        assert_eq!(SignalAction::Close.inverted(), SignalAction::Close);
+    }
+}

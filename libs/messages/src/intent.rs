@@ -1,0 +1,103 @@
+//! One trader's share of one signal, as the fan-out queues it on ORDERS
+//! (`jt.orders.<sub-account>`: one subject per sub-account, executed serially per
+//! sub-account across every executor replica).
+
+use chrono::{DateTime, Utc};
+use jt_alerts::{ExitLevel, StopOverride};
+use jt_bus::{Message, SubjectError, Subjects};
+use jt_domain::{Settings, SignalAction};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// What one trader must do because of one signal, with everything the execution needs: the
+/// resolved settings travel with the intent (and are stored with it), so a settings change
+/// after the signal never alters an intent already queued.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IntentMessage {
+    /// Derived from the signal and the trader ([`IntentMessage::id_for`]); the broker's client
+    /// order ids derive from it.
+    pub intent_id: Uuid,
+    /// The signal.
+    pub signal_id: Uuid,
+    /// The owner of recorder, trader and account.
+    pub owner_id: Uuid,
+    /// The recorder of the signal.
+    pub recorder_id: Uuid,
+    /// The trader; `None` for a control intent (kill switch, flatten) on a whole sub-account.
+    pub trader_id: Option<Uuid>,
+    /// The sub-account to trade (the serial-execution key).
+    pub sub_account_id: Uuid,
+    /// The broker login the sub-account belongs to.
+    pub broker_account_id: Uuid,
+    /// The action after this trader's `inverse_strategy`.
+    pub action: SignalAction,
+    /// The symbol to trade after this trader's `custom_ticker`; `None` for a control intent
+    /// that acts on the whole sub-account (flatten: every position, every working order).
+    pub symbol: Option<String>,
+    /// The alert's price, if any (reference for percent distances and per-alert price levels).
+    pub price: Option<Decimal>,
+    /// The alert's own time, if any (staleness).
+    pub alert_time: Option<DateTime<Utc>>,
+    /// When the ingest received the alert.
+    pub received_at: DateTime<Utc>,
+    /// Seconds to wait after receipt before executing.
+    pub delay_secs: u32,
+    /// This alert's staleness limit, replacing `stale_after_secs`.
+    pub max_lag_secs: Option<u32>,
+    /// Per-alert take-profit.
+    pub take_profit: Option<ExitLevel>,
+    /// Per-alert stop.
+    pub stop_loss: Option<StopOverride>,
+    /// The trader's resolved settings.
+    pub settings: Settings,
+}
+
+impl IntentMessage {
+    /// The intent id of `trader`'s share of `signal`: stable across redeliveries.
+    #[must_use]
+    pub fn id_for(signal: Uuid, trader: Uuid) -> Uuid {
+        crate::derived_id("intent", &[&signal.to_string(), &trader.to_string()])
+    }
+
+    /// The intent id of a control action caused by `signal` on one sub-account.
+    #[must_use]
+    pub fn control_id_for(signal: Uuid, sub_account: Uuid) -> Uuid {
+        crate::derived_id(
+            "control-intent",
+            &[&signal.to_string(), &sub_account.to_string()],
+        )
+    }
+
+    /// The store's idempotency key of the intent.
+    #[must_use]
+    pub fn idempotency_key(&self) -> String {
+        match self.trader_id {
+            Some(trader) => format!("signal:{}:trader:{trader}", self.signal_id),
+            None => format!("signal:{}:account:{}", self.signal_id, self.sub_account_id),
+        }
+    }
+
+    /// The client order id of the intent's main order: short (brokers cap it at 64
+    /// characters, and suffixes are added for the protective legs) and recognisable as ours
+    /// (`jt` prefix: copy trading never copies our own orders).
+    #[must_use]
+    pub fn client_order_id(&self) -> String {
+        client_order_id(self.intent_id)
+    }
+}
+
+/// The client order id for an intent: `jt` + the intent id's 32 hex digits.
+#[must_use]
+pub fn client_order_id(intent: Uuid) -> String {
+    format!("jt{}", intent.simple())
+}
+
+impl Message for IntentMessage {
+    const TYPE: &'static str = "order-intent";
+    const SCHEMA_VERSION: u32 = 1;
+
+    fn subject(&self, subjects: &Subjects) -> Result<String, SubjectError> {
+        subjects.order(&self.sub_account_id.to_string())
+    }
+}

@@ -1,0 +1,242 @@
+//! ProjectX Gateway's protocol surface (TopstepX and other prop firms; BROKERS.md §2): REST
+//! under `/api/` (all `POST`, paths matched case-insensitively, `GET /api/Status/ping`) and
+//! the SignalR hubs at `/hubs/user` and `/hubs/market`, served on the same port as the
+//! Tradovate surface and over the same exchange core.
+//!
+//! A login created with `"protocol": "projectx"` (admin API) is reachable here only, with an
+//! API key (`Auth/loginKey`) or its password (`Auth/loginApp`); a Tradovate login is refused
+//! here and a ProjectX login is refused by the Tradovate surface. Matching, positions, P&L and
+//! fills are the core's: this module only translates. Bracket entries (`stopLossBracket`,
+//! `takeProfitBracket` in ticks) run as a one-bracket core strategy, so their children appear
+//! when the entry fills, sized to the filled quantity, and are one-cancels-other.
+
+pub mod auth;
+pub mod enums;
+pub mod events;
+pub mod hubs;
+pub mod limits;
+pub mod models;
+pub mod rest;
+pub mod signalr;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body as HttpBody;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, Request};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use dashmap::DashMap;
+use rand::Rng;
+use rand::distr::Alphanumeric;
+
+use crate::Shared;
+use crate::core::catalog::Catalog;
+use crate::core::clock::now_us;
+use crate::core::model::{Id, Protocol};
+use crate::faults::Point;
+use crate::net::ConnHandle;
+
+use auth::Tokens;
+use limits::{Limiter, ProjectXLimits};
+use models::ContractIds;
+use rest::{After, Reply};
+
+/// Largest request body accepted.
+const MAX_BODY: usize = 1 << 20;
+
+/// ProjectX settings of the simulator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectXConfig {
+    /// Lifetime of session tokens (24 h, as ProjectX documents).
+    pub token_lifetime: Duration,
+    /// Request limits per token (200 / 60 s, bars 30 / 30 s).
+    pub limits: ProjectXLimits,
+    /// The hubs ping a connection silent this long from our side (SignalR's 15 s).
+    pub keep_alive: Duration,
+    /// A hub client that sends nothing this long is closed (SignalR's 30 s).
+    pub client_timeout: Duration,
+    /// The handshake must arrive within this (SignalR's 15 s).
+    pub handshake_timeout: Duration,
+}
+
+impl Default for ProjectXConfig {
+    fn default() -> Self {
+        ProjectXConfig {
+            token_lifetime: Duration::from_secs(24 * 3600),
+            limits: ProjectXLimits::default(),
+            keep_alive: Duration::from_secs(15),
+            client_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// The ProjectX surface's own state.
+#[derive(Debug)]
+pub struct ProjectX {
+    /// Session tokens.
+    pub tokens: Tokens,
+    /// Request limits.
+    pub limits: Limiter,
+    /// Contract ids (`CON.F.US.MNQ.Z26`).
+    pub ids: ContractIds,
+    /// API keys by user.
+    pub keys: DashMap<Id, String>,
+    /// Accounts whose "Auto OCO Brackets" setting is off: bracket fields are ignored, as a
+    /// community report says real servers do.
+    pub manual_brackets: DashMap<Id, ()>,
+}
+
+impl ProjectX {
+    /// The surface for `catalog` with `config`.
+    #[must_use]
+    pub fn new(catalog: &Catalog, config: &ProjectXConfig) -> Self {
+        ProjectX {
+            tokens: Tokens::new(config.token_lifetime),
+            limits: Limiter::new(config.limits.clone()),
+            ids: ContractIds::build(catalog),
+            keys: DashMap::new(),
+            manual_brackets: DashMap::new(),
+        }
+    }
+
+    /// Registers a ProjectX login's API key (`None`: a random one); returns it.
+    pub fn set_key(&self, user_id: Id, key: Option<String>) -> String {
+        let key = key.filter(|k| !k.trim().is_empty()).unwrap_or_else(|| {
+            rand::rng()
+                .sample_iter(&Alphanumeric)
+                .take(44)
+                .map(char::from)
+                .collect()
+        });
+        self.keys.insert(user_id, key.clone());
+        key
+    }
+}
+
+/// Whether a lower-case path belongs to this surface.
+#[must_use]
+pub fn owns(path: &str) -> bool {
+    path.starts_with("/api/") || path == "/api" || hubs::is_hub_path(path).is_some()
+}
+
+fn respond(reply: Reply) -> Response {
+    let (status, body, content_type) = match reply {
+        Reply::Json(s, v) => (s, v.to_string(), Some("application/json; charset=utf-8")),
+        Reply::Text(s, t) => (s, t, Some("text/plain; charset=utf-8")),
+        Reply::Empty(s) => (s, String::new(), None),
+    };
+    let mut r = Response::new(HttpBody::from(body));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Some(ct) = content_type {
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    }
+    if status == 401 {
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    if status == 405 {
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    }
+    r
+}
+
+fn bearer(req: &Request) -> Option<String> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let v = v.trim();
+            v.get(..7)
+                .filter(|p| p.eq_ignore_ascii_case("bearer "))
+                .map(|_| v[7..].trim().to_string())
+        })
+}
+
+/// Serves a request for `/api/…` or `/hubs/…`.
+pub(crate) async fn handle(sh: Arc<Shared>, conn: ConnHandle, req: Request) -> Response {
+    let received_us = now_us();
+    let path = req.uri().path().to_ascii_lowercase();
+    if let Some(kind) = hubs::is_hub_path(&path) {
+        return upgrade(sh, conn, req, kind).await;
+    }
+    let endpoint = path.strip_prefix("/api/").unwrap_or("").to_string();
+    let is_post = req.method() == Method::POST;
+    let is_ping = endpoint.trim_matches('/') == "status/ping";
+    let allowed = is_post || (is_ping && req.method() == Method::GET);
+    if !allowed {
+        return respond(Reply::Empty(405));
+    }
+    let token = bearer(&req);
+    let body = match axum::body::to_bytes(req.into_body(), MAX_BODY).await {
+        Ok(b) => b,
+        Err(e) => return respond(Reply::Text(400, format!("Unreadable body: {e}"))),
+    };
+    let body = String::from_utf8_lossy(&body);
+    let (reply, after) = rest::dispatch(
+        &sh,
+        &endpoint,
+        allowed,
+        token.as_deref(),
+        &body,
+        received_us,
+    )
+    .await;
+    match after {
+        After::Respond => respond(reply),
+        After::Drop => {
+            conn.kill();
+            respond(Reply::Empty(500))
+        }
+        After::Hang => {
+            tokio::select! {
+                () = tokio::time::sleep(sh.config.ambiguous_hang) => {}
+                () = sh.shutdown.cancelled() => {}
+            }
+            conn.kill();
+            respond(Reply::Empty(504))
+        }
+    }
+}
+
+async fn upgrade(sh: Arc<Shared>, conn: ConnHandle, req: Request, kind: hubs::HubKind) -> Response {
+    let query = req.uri().query().unwrap_or("").to_string();
+    let token = hubs::hub_token(&query, bearer(&req).as_deref());
+    let identity = match token.as_deref().map(|t| sh.px.tokens.validate(t)) {
+        Some(Ok(i)) => i,
+        _ => return respond(Reply::Empty(401)),
+    };
+    let serves = sh
+        .ex
+        .user(identity.user_id)
+        .is_some_and(|u| u.protocol == Protocol::ProjectX);
+    if !serves {
+        return respond(Reply::Empty(401));
+    }
+    let endpoint = match kind {
+        hubs::HubKind::User => "hubs/user",
+        hubs::HubKind::Market => "hubs/market",
+    };
+    let point = Point {
+        user_id: Some(identity.user_id),
+        account_id: None,
+        endpoint,
+    };
+    if let Err(reply) = rest::apply_faults(&sh, &point).await {
+        return respond(reply);
+    }
+    let (mut parts, _) = req.into_parts();
+    match WebSocketUpgrade::from_request_parts(&mut parts, &sh).await {
+        Ok(upgrade) => {
+            let ip = conn.remote.ip();
+            upgrade
+                .on_upgrade(move |socket| hubs::serve(sh, socket, ip, kind, identity))
+                .into_response()
+        }
+        Err(rejection) => rejection.into_response(),
+    }
+}

@@ -1,0 +1,675 @@
+//! Order intents (with their guarded state machine) and execution attempts.
+
+use chrono::{DateTime, Utc};
+use jt_domain::{Settings, Side};
+use rust_decimal::Decimal;
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use serde::Serialize;
+
+use super::{ReadScope, at, from_json, now, required_text, to_json, to_u32};
+use crate::Store;
+use crate::decimal::DbDecimal;
+use crate::entity::{
+    ExecutionOutcome, IntentKind, IntentSource, IntentStatus, StoredSide, executions, order_intents,
+};
+use crate::error::{StoreError, StoreResult};
+use crate::ids::{ExecutionId, IntentId, SignalId, SubAccountId, TraderId, UserId};
+
+/// An intent to record.
+#[derive(Debug, Clone)]
+pub struct NewIntent {
+    /// Id made by the executor; the broker's client order id derives from it.
+    pub id: IntentId,
+    /// Owner of the account.
+    pub owner: UserId,
+    /// The sub-account to act on.
+    pub sub_account: SubAccountId,
+    /// The trader it is for (signal intents).
+    pub trader: Option<TraderId>,
+    /// The signal that caused it.
+    pub signal: Option<SignalId>,
+    /// What caused it.
+    pub source: IntentSource,
+    /// Unique key: the same key is the same intent (e.g. `"{signal}:{trader}"`), so a
+    /// redelivered signal never creates a second intent.
+    pub idempotency_key: String,
+    /// What it does.
+    pub kind: IntentKind,
+    /// Symbol as traded (after `custom_ticker`).
+    pub symbol: String,
+    /// Broker contract, when resolved.
+    pub contract: Option<String>,
+    /// Side of the main order.
+    pub side: Option<Side>,
+    /// Quantity of the main order, in contracts.
+    pub quantity: u32,
+    /// The resolved settings it was decided with.
+    pub settings: Settings,
+    /// The order shapes to send (`jt_domain::order` types, serialized by the executor).
+    pub plan: serde_json::Value,
+    /// `Some(reason)` records the intent directly as `skipped` (a filter or rule said no).
+    pub skip_reason: Option<String>,
+}
+
+/// A recorded intent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Intent {
+    /// Id.
+    pub id: IntentId,
+    /// Owner.
+    pub owner: UserId,
+    /// Sub-account.
+    pub sub_account: SubAccountId,
+    /// Trader.
+    pub trader: Option<TraderId>,
+    /// Signal.
+    pub signal: Option<SignalId>,
+    /// Cause.
+    pub source: IntentSource,
+    /// Idempotency key.
+    pub idempotency_key: String,
+    /// What it does.
+    pub kind: IntentKind,
+    /// Symbol.
+    pub symbol: String,
+    /// Broker contract.
+    pub contract: Option<String>,
+    /// Side.
+    pub side: Option<Side>,
+    /// Quantity.
+    pub quantity: u32,
+    /// Contracts filled so far.
+    pub filled_quantity: u32,
+    /// Average fill price so far.
+    pub average_fill_price: Option<Decimal>,
+    /// Resolved settings.
+    pub settings: Settings,
+    /// Order shapes.
+    pub plan: serde_json::Value,
+    /// State.
+    pub status: IntentStatus,
+    /// Why it is in that state (skip reason, rejection, failure).
+    pub status_reason: Option<String>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// When it was sent to the broker.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// When it reached a terminal state.
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<order_intents::Model> for Intent {
+    type Error = StoreError;
+    fn try_from(m: order_intents::Model) -> StoreResult<Self> {
+        Ok(Self {
+            settings: from_json("intent settings", m.id, m.settings)?,
+            quantity: to_u32("intent", m.id, m.quantity)?,
+            filled_quantity: to_u32("intent", m.id, m.filled_quantity)?,
+            id: IntentId(m.id),
+            owner: UserId(m.user_id),
+            sub_account: SubAccountId(m.sub_account_id),
+            trader: m.trader_id.map(TraderId),
+            signal: m.signal_id.map(SignalId),
+            source: m.source,
+            idempotency_key: m.idempotency_key,
+            kind: m.kind,
+            symbol: m.symbol,
+            contract: m.contract,
+            side: m.side.map(Side::from),
+            average_fill_price: m.average_fill_price.map(|d| d.0),
+            plan: m.plan,
+            status: m.status,
+            status_reason: m.status_reason,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+            sent_at: m.sent_at,
+            completed_at: m.completed_at,
+        })
+    }
+}
+
+/// The result of [`Intents::create`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Created {
+    /// Recorded now.
+    New(Intent),
+    /// An intent with this idempotency key already exists: do not act twice; continue from
+    /// its state.
+    Existing(Intent),
+}
+
+impl Created {
+    /// The intent, new or existing.
+    #[must_use]
+    pub fn intent(&self) -> &Intent {
+        match self {
+            Created::New(i) | Created::Existing(i) => i,
+        }
+    }
+}
+
+/// A state change, with what the broker reported.
+#[derive(Debug, Clone, Default)]
+pub struct IntentUpdate {
+    /// Why (rejection text, failure reason).
+    pub reason: Option<String>,
+    /// Contracts filled so far, if known.
+    pub filled_quantity: Option<u32>,
+    /// Average fill price so far, if known.
+    pub average_fill_price: Option<Decimal>,
+    /// What the executor decided, written with the move to `sent` (or `skipped`): the intent
+    /// is recorded as `pending` before the broker's position is read, and the decision that
+    /// reading leads to is stored before any order is sent, so a restarted executor resumes
+    /// the same plan instead of deciding again.
+    pub decided: Option<Decided>,
+}
+
+/// The executor's decision for an intent (see [`IntentUpdate::decided`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decided {
+    /// What it does.
+    pub kind: IntentKind,
+    /// The broker contract.
+    pub contract: Option<String>,
+    /// Side of the main order.
+    pub side: Option<Side>,
+    /// Quantity of the main order.
+    pub quantity: u32,
+    /// The plan (`jt_domain` types, serialized by the executor).
+    pub plan: serde_json::Value,
+}
+
+/// The result of [`Intents::transition`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transitioned {
+    /// The state changed.
+    Applied(Intent),
+    /// The intent was already in the requested state (a replayed event): nothing changed.
+    AlreadyThere(Intent),
+}
+
+impl Transitioned {
+    /// The intent after the call.
+    #[must_use]
+    pub fn intent(&self) -> &Intent {
+        match self {
+            Transitioned::Applied(i) | Transitioned::AlreadyThere(i) => i,
+        }
+    }
+}
+
+/// What a trader did recently: the input of cooldown, add-delay and per-session limits.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TraderActivity {
+    /// Signal intents sent to the broker since the session start.
+    pub executed_since: u32,
+    /// Creation time of the last signal intent that went to the broker.
+    pub last_executed_at: Option<DateTime<Utc>>,
+    /// Creation time of the last DCA add that went to the broker.
+    pub last_add_at: Option<DateTime<Utc>>,
+}
+
+/// An execution attempt to record.
+#[derive(Debug, Clone)]
+pub struct NewExecution {
+    /// Id.
+    pub id: ExecutionId,
+    /// Owner.
+    pub owner: UserId,
+    /// The intent.
+    pub intent: IntentId,
+    /// Attempt number, from 1; recording the same attempt twice is harmless.
+    pub attempt: u32,
+    /// When the broker call started.
+    pub started_at: DateTime<Utc>,
+    /// When the answer came.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Outcome.
+    pub outcome: ExecutionOutcome,
+    /// Broker order ids produced.
+    pub broker_order_ids: Vec<String>,
+    /// Fill price, if filled.
+    pub fill_price: Option<Decimal>,
+    /// Contracts filled.
+    pub filled_quantity: Option<u32>,
+    /// Error category (`rate_limited`, `rejected`, `timeout`…).
+    pub error_kind: Option<String>,
+    /// Error text.
+    pub failure_reason: Option<String>,
+}
+
+/// A recorded execution attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Execution {
+    /// Id.
+    pub id: ExecutionId,
+    /// Intent.
+    pub intent: IntentId,
+    /// Attempt number.
+    pub attempt: u32,
+    /// Start.
+    pub started_at: DateTime<Utc>,
+    /// End.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Broker round-trip latency.
+    pub latency_ms: Option<i64>,
+    /// Outcome.
+    pub outcome: ExecutionOutcome,
+    /// Broker order ids.
+    pub broker_order_ids: Vec<String>,
+    /// Fill price.
+    pub fill_price: Option<Decimal>,
+    /// Contracts filled.
+    pub filled_quantity: Option<u32>,
+    /// Error category.
+    pub error_kind: Option<String>,
+    /// Error text.
+    pub failure_reason: Option<String>,
+}
+
+impl TryFrom<executions::Model> for Execution {
+    type Error = StoreError;
+    fn try_from(m: executions::Model) -> StoreResult<Self> {
+        Ok(Self {
+            broker_order_ids: from_json("execution", m.id, m.broker_order_ids)?,
+            attempt: to_u32("execution", m.id, m.attempt)?,
+            filled_quantity: m
+                .filled_quantity
+                .map(|q| to_u32("execution", m.id, q))
+                .transpose()?,
+            id: ExecutionId(m.id),
+            intent: IntentId(m.intent_id),
+            started_at: m.started_at,
+            finished_at: m.finished_at,
+            latency_ms: m.latency_ms,
+            outcome: m.outcome,
+            fill_price: m.fill_price.map(|d| d.0),
+            error_kind: m.error_kind,
+            failure_reason: m.failure_reason,
+        })
+    }
+}
+
+/// Intent states that count as "went to the broker".
+const EXECUTED: [IntentStatus; 4] = [
+    IntentStatus::Sent,
+    IntentStatus::Unknown,
+    IntentStatus::Accepted,
+    IntentStatus::Filled,
+];
+
+/// Order intents and their executions.
+#[derive(Debug, Clone, Copy)]
+pub struct Intents<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl Intents<'_> {
+    /// Records an intent, once per idempotency key. A second call with the same key returns
+    /// the existing intent unchanged, whatever its state.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when the sub-account is not the owner's;
+    /// [`StoreError::Conflict`] when the key belongs to another owner.
+    pub async fn create(&self, new: NewIntent) -> StoreResult<Created> {
+        let key = required_text("idempotency_key", &new.idempotency_key)?;
+        let t = now();
+        let (status, reason, completed_at) = match &new.skip_reason {
+            Some(r) => (IntentStatus::Skipped, Some(r.clone()), Some(t)),
+            None => (IntentStatus::Pending, None, None),
+        };
+        let model = order_intents::Model {
+            id: new.id.0,
+            user_id: new.owner.0,
+            sub_account_id: new.sub_account.0,
+            trader_id: new.trader.map(|x| x.0),
+            signal_id: new.signal.map(|x| x.0),
+            source: new.source,
+            idempotency_key: key.clone(),
+            kind: new.kind,
+            symbol: required_text("symbol", &new.symbol)?,
+            contract: new.contract,
+            side: new.side.map(Into::into),
+            quantity: i64::from(new.quantity),
+            filled_quantity: 0,
+            average_fill_price: None,
+            settings: to_json("settings", &new.settings)?,
+            plan: new.plan,
+            status,
+            status_reason: reason,
+            created_at: t,
+            updated_at: t,
+            sent_at: None,
+            completed_at,
+        };
+        let n = order_intents::Entity::insert(model.clone().into_active_model())
+            .on_conflict(
+                OnConflict::column(order_intents::Column::IdempotencyKey)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("intent", e))?;
+        if n == 1 {
+            return Ok(Created::New(model.try_into()?));
+        }
+        let existing = order_intents::Entity::find()
+            .filter(order_intents::Column::IdempotencyKey.eq(key.clone()))
+            .one(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("intent", e))?
+            .ok_or_else(|| StoreError::not_found("intent", &key))?;
+        if existing.user_id != new.owner.0 {
+            return Err(StoreError::Conflict {
+                entity: "intent",
+                detail: "idempotency key in use".to_string(),
+            });
+        }
+        Ok(Created::Existing(existing.try_into()?))
+    }
+
+    /// Moves an intent to `to`, only from a state that may precede it (see
+    /// [`IntentStatus::successors`]); the check and the change are one guarded `UPDATE`, so
+    /// concurrent writers cannot both win. Requesting the state the intent is already in is
+    /// a no-op ([`Transitioned::AlreadyThere`]), so replayed events are harmless.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidTransition`] (e.g. a filled intent back to pending);
+    /// [`StoreError::NotFound`].
+    pub async fn transition(
+        &self,
+        owner: UserId,
+        id: IntentId,
+        to: IntentStatus,
+        u: IntentUpdate,
+    ) -> StoreResult<Transitioned> {
+        let t = now();
+        let from = to.predecessors();
+        if !from.is_empty() {
+            let mut q = order_intents::Entity::update_many()
+                .col_expr(order_intents::Column::Status, Expr::value(to))
+                .col_expr(order_intents::Column::UpdatedAt, Expr::value(t));
+            if let Some(r) = &u.reason {
+                q = q.col_expr(
+                    order_intents::Column::StatusReason,
+                    Expr::value(Some(r.clone())),
+                );
+            }
+            if to == IntentStatus::Sent {
+                q = q.col_expr(order_intents::Column::SentAt, Expr::value(Some(t)));
+            }
+            if to.is_terminal() {
+                q = q.col_expr(order_intents::Column::CompletedAt, Expr::value(Some(t)));
+            }
+            if let Some(f) = u.filled_quantity {
+                q = q.col_expr(
+                    order_intents::Column::FilledQuantity,
+                    Expr::value(i64::from(f)),
+                );
+            }
+            if let Some(p) = u.average_fill_price {
+                q = q.col_expr(
+                    order_intents::Column::AverageFillPrice,
+                    Expr::value(Some(DbDecimal(p))),
+                );
+            }
+            if let Some(d) = &u.decided {
+                q = q
+                    .col_expr(order_intents::Column::Kind, Expr::value(d.kind))
+                    .col_expr(
+                        order_intents::Column::Contract,
+                        Expr::value(d.contract.clone()),
+                    )
+                    .col_expr(
+                        order_intents::Column::Side,
+                        Expr::value(d.side.map(StoredSide::from)),
+                    )
+                    .col_expr(
+                        order_intents::Column::Quantity,
+                        Expr::value(i64::from(d.quantity)),
+                    )
+                    .col_expr(order_intents::Column::Plan, Expr::value(d.plan.clone()));
+            }
+            let r = q
+                .filter(order_intents::Column::Id.eq(id.0))
+                .filter(order_intents::Column::UserId.eq(owner.0))
+                .filter(order_intents::Column::Status.is_in(from))
+                .exec(self.store.db())
+                .await
+                .map_err(|e| StoreError::db("intent", e))?;
+            if r.rows_affected == 1 {
+                return Ok(Transitioned::Applied(self.get(owner, id).await?));
+            }
+        }
+        let current = self.get(owner, id).await?;
+        if current.status == to {
+            return Ok(Transitioned::AlreadyThere(current));
+        }
+        Err(StoreError::InvalidTransition {
+            intent: id,
+            from: current.status,
+            to,
+        })
+    }
+
+    /// Records fill progress without changing the state (partial fills while accepted).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`].
+    pub async fn record_fill_progress(
+        &self,
+        owner: UserId,
+        id: IntentId,
+        filled_quantity: u32,
+        average_fill_price: Decimal,
+    ) -> StoreResult<()> {
+        let q = order_intents::Entity::update_many()
+            .col_expr(
+                order_intents::Column::FilledQuantity,
+                Expr::value(i64::from(filled_quantity)),
+            )
+            .col_expr(
+                order_intents::Column::AverageFillPrice,
+                Expr::value(Some(DbDecimal(average_fill_price))),
+            )
+            .col_expr(order_intents::Column::UpdatedAt, Expr::value(now()));
+        super::update_owned(self.store, q, id, owner).await
+    }
+
+    /// One intent.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`].
+    pub async fn get(&self, scope: impl ReadScope, id: IntentId) -> StoreResult<Intent> {
+        order_intents::Entity::find_by_id(id.0)
+            .filter(order_intents::Column::UserId.eq(scope.owner().0))
+            .one(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("intent", e))?
+            .ok_or_else(|| StoreError::not_found("intent", id))?
+            .try_into()
+    }
+
+    /// The latest intents of a sub-account, newest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn for_sub_account(
+        &self,
+        scope: impl ReadScope,
+        sub_account: SubAccountId,
+        limit: u64,
+    ) -> StoreResult<Vec<Intent>> {
+        self.list(
+            order_intents::Entity::find()
+                .filter(order_intents::Column::UserId.eq(scope.owner().0))
+                .filter(order_intents::Column::SubAccountId.eq(sub_account.0))
+                .order_by_desc(order_intents::Column::CreatedAt)
+                .limit(limit),
+        )
+        .await
+    }
+
+    /// The intents one signal produced.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn for_signal(
+        &self,
+        scope: impl ReadScope,
+        signal: SignalId,
+    ) -> StoreResult<Vec<Intent>> {
+        self.list(
+            order_intents::Entity::find()
+                .filter(order_intents::Column::UserId.eq(scope.owner().0))
+                .filter(order_intents::Column::SignalId.eq(signal.0))
+                .order_by_asc(order_intents::Column::CreatedAt),
+        )
+        .await
+    }
+
+    /// Intents of a sub-account that are not finished: in particular `unknown` ones, which
+    /// block further orders on that account and contract until reconciled.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn unfinished(
+        &self,
+        owner: UserId,
+        sub_account: SubAccountId,
+    ) -> StoreResult<Vec<Intent>> {
+        self.list(
+            order_intents::Entity::find()
+                .filter(order_intents::Column::UserId.eq(owner.0))
+                .filter(order_intents::Column::SubAccountId.eq(sub_account.0))
+                .filter(order_intents::Column::Status.is_in([
+                    IntentStatus::Pending,
+                    IntentStatus::Sent,
+                    IntentStatus::Unknown,
+                    IntentStatus::Accepted,
+                ]))
+                .order_by_asc(order_intents::Column::CreatedAt),
+        )
+        .await
+    }
+
+    /// What a trader did since `since` (the session start): for cooldown, add delay and
+    /// max signals per session.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn trader_activity(
+        &self,
+        owner: UserId,
+        trader: TraderId,
+        since: DateTime<Utc>,
+    ) -> StoreResult<TraderActivity> {
+        let base = || {
+            order_intents::Entity::find()
+                .filter(order_intents::Column::UserId.eq(owner.0))
+                .filter(order_intents::Column::TraderId.eq(trader.0))
+                .filter(order_intents::Column::Source.eq(IntentSource::Signal))
+                .filter(order_intents::Column::Status.is_in(EXECUTED))
+        };
+        let executed_since = base()
+            .filter(order_intents::Column::CreatedAt.gte(at(since)))
+            .count(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("intent", e))?;
+        let last = base()
+            .order_by_desc(order_intents::Column::CreatedAt)
+            .one(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("intent", e))?;
+        let last_add = base()
+            .filter(order_intents::Column::Kind.eq(IntentKind::Add))
+            .order_by_desc(order_intents::Column::CreatedAt)
+            .one(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("intent", e))?;
+        Ok(TraderActivity {
+            executed_since: u32::try_from(executed_since).unwrap_or(u32::MAX),
+            last_executed_at: last.map(|m| m.created_at),
+            last_add_at: last_add.map(|m| m.created_at),
+        })
+    }
+
+    /// Records one execution attempt (once per intent and attempt number).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when the intent is not the owner's.
+    pub async fn record_execution(&self, e: NewExecution) -> StoreResult<()> {
+        self.get(e.owner, e.intent).await?;
+        let started = at(e.started_at);
+        let finished = e.finished_at.map(at);
+        let model = executions::Model {
+            id: e.id.0,
+            user_id: e.owner.0,
+            intent_id: e.intent.0,
+            attempt: i64::from(e.attempt),
+            started_at: started,
+            finished_at: finished,
+            latency_ms: finished.map(|f| (f - started).num_milliseconds()),
+            outcome: e.outcome,
+            broker_order_ids: to_json("broker_order_ids", &e.broker_order_ids)?,
+            fill_price: e.fill_price.map(DbDecimal),
+            filled_quantity: e.filled_quantity.map(i64::from),
+            error_kind: e.error_kind,
+            failure_reason: e.failure_reason,
+        };
+        executions::Entity::insert(model.into_active_model())
+            .on_conflict(
+                OnConflict::columns([executions::Column::IntentId, executions::Column::Attempt])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("execution", e))?;
+        Ok(())
+    }
+
+    /// The execution attempts of an intent, in order.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn executions(
+        &self,
+        scope: impl ReadScope,
+        intent: IntentId,
+    ) -> StoreResult<Vec<Execution>> {
+        executions::Entity::find()
+            .filter(executions::Column::UserId.eq(scope.owner().0))
+            .filter(executions::Column::IntentId.eq(intent.0))
+            .order_by_asc(executions::Column::Attempt)
+            .all(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("execution", e))?
+            .into_iter()
+            .map(Execution::try_from)
+            .collect()
+    }
+
+    async fn list(&self, q: sea_orm::Select<order_intents::Entity>) -> StoreResult<Vec<Intent>> {
+        q.all(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("intent", e))?
+            .into_iter()
+            .map(Intent::try_from)
+            .collect()
+    }
+}
+
+impl Store {
+    /// Order intents and execution attempts.
+    #[must_use]
+    pub fn intents(&self) -> Intents<'_> {
+        Intents { store: self }
+    }
+}

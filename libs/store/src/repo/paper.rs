@@ -1,0 +1,448 @@
+//! The recorder's paper record (DOMAIN.md §6). The paper engine (domain logic) computes the
+//! positions and trades; the store saves them whole and idempotently (by id).
+
+use chrono::{DateTime, Utc};
+use jt_domain::Direction;
+use rust_decimal::Decimal;
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{ReadScope, at, from_json, now, required_text, to_json, to_u32};
+use crate::Store;
+use crate::decimal::DbDecimal;
+use crate::entity::{ExitReason, PaperStatus, paper_positions, paper_trades};
+use crate::error::{StoreError, StoreResult};
+use crate::ids::{PaperPositionId, PaperTradeId, RecorderId, SignalId, UserId};
+
+/// One fill that built a paper position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaperEntry {
+    /// Fill price.
+    pub price: Decimal,
+    /// Contracts.
+    pub qty: u32,
+    /// Time.
+    pub time: DateTime<Utc>,
+}
+
+/// A recorder's aggregated paper position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PaperPosition {
+    /// Id.
+    pub id: PaperPositionId,
+    /// Owner.
+    pub owner: UserId,
+    /// Recorder.
+    pub recorder: RecorderId,
+    /// Symbol.
+    pub symbol: String,
+    /// Direction.
+    pub direction: Direction,
+    /// Contracts open.
+    pub quantity: u32,
+    /// Weighted average entry (exact, not on tick: 2 @ 21400 + 1 @ 21500 = 21433.33…).
+    pub average_entry: Decimal,
+    /// The fills that built it.
+    pub entries: Vec<PaperEntry>,
+    /// Last market price seen.
+    pub current_price: Option<Decimal>,
+    /// Current unrealized P&L in dollars.
+    pub unrealized_pnl: Decimal,
+    /// Worst unrealized P&L seen.
+    pub worst_unrealized_pnl: Decimal,
+    /// Best unrealized P&L seen.
+    pub best_unrealized_pnl: Decimal,
+    /// Realized P&L in dollars.
+    pub realized_pnl: Decimal,
+    /// Exit price once closed.
+    pub exit_price: Option<Decimal>,
+    /// Open or closed.
+    pub status: PaperStatus,
+    /// Opened.
+    pub opened_at: DateTime<Utc>,
+    /// Closed.
+    pub closed_at: Option<DateTime<Utc>>,
+    /// The last signal applied to it: a redelivered signal finds itself here and is not
+    /// applied twice ([`Paper::signal_applied`]).
+    pub last_signal: Option<SignalId>,
+    /// The paper engine's whole position (`jt_domain::paper::PaperPosition` as JSON: lots with
+    /// their excursions, targets, stop), so the engine resumes exactly; the columns above are
+    /// its summary for reading.
+    pub engine_state: Option<serde_json::Value>,
+}
+
+/// A recorder's paper trade.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PaperTrade {
+    /// Id.
+    pub id: PaperTradeId,
+    /// Owner.
+    pub owner: UserId,
+    /// Recorder.
+    pub recorder: RecorderId,
+    /// The position it belongs to.
+    pub position: Option<PaperPositionId>,
+    /// The signal that opened it.
+    pub signal: Option<SignalId>,
+    /// Symbol.
+    pub symbol: String,
+    /// Direction.
+    pub direction: Direction,
+    /// Contracts.
+    pub quantity: u32,
+    /// Entry price.
+    pub entry_price: Decimal,
+    /// Entry time.
+    pub entry_time: DateTime<Utc>,
+    /// Exit price.
+    pub exit_price: Option<Decimal>,
+    /// Exit time.
+    pub exit_time: Option<DateTime<Utc>>,
+    /// Why it closed.
+    pub exit_reason: Option<ExitReason>,
+    /// Take-profit price.
+    pub tp_price: Option<Decimal>,
+    /// Stop price.
+    pub sl_price: Option<Decimal>,
+    /// Maximum favourable excursion, in points.
+    pub max_favorable_excursion: Decimal,
+    /// Maximum adverse excursion, in points.
+    pub max_adverse_excursion: Decimal,
+    /// Realized P&L in dollars.
+    pub realized_pnl: Option<Decimal>,
+    /// Realized P&L in ticks.
+    pub realized_ticks: Option<Decimal>,
+    /// Commission in dollars.
+    pub commission: Decimal,
+    /// Open or closed.
+    pub status: PaperStatus,
+}
+
+fn position_row(p: &PaperPosition) -> StoreResult<paper_positions::Model> {
+    Ok(paper_positions::Model {
+        id: p.id.0,
+        user_id: p.owner.0,
+        recorder_id: p.recorder.0,
+        symbol: required_text("symbol", &p.symbol)?,
+        direction: p.direction.into(),
+        quantity: i64::from(p.quantity),
+        average_entry: DbDecimal(p.average_entry),
+        entries: to_json("entries", &p.entries)?,
+        current_price: p.current_price.map(DbDecimal),
+        unrealized_pnl: DbDecimal(p.unrealized_pnl),
+        worst_unrealized_pnl: DbDecimal(p.worst_unrealized_pnl),
+        best_unrealized_pnl: DbDecimal(p.best_unrealized_pnl),
+        realized_pnl: DbDecimal(p.realized_pnl),
+        exit_price: p.exit_price.map(DbDecimal),
+        status: p.status,
+        opened_at: at(p.opened_at),
+        closed_at: p.closed_at.map(at),
+        updated_at: now(),
+        last_signal_id: p.last_signal.map(|s| s.0),
+        engine_state: p.engine_state.clone(),
+    })
+}
+
+impl TryFrom<paper_positions::Model> for PaperPosition {
+    type Error = StoreError;
+    fn try_from(m: paper_positions::Model) -> StoreResult<Self> {
+        Ok(Self {
+            entries: from_json("paper position", m.id, m.entries)?,
+            quantity: to_u32("paper position", m.id, m.quantity)?,
+            id: PaperPositionId(m.id),
+            owner: UserId(m.user_id),
+            recorder: RecorderId(m.recorder_id),
+            symbol: m.symbol,
+            direction: m.direction.into(),
+            average_entry: m.average_entry.0,
+            current_price: m.current_price.map(|d| d.0),
+            unrealized_pnl: m.unrealized_pnl.0,
+            worst_unrealized_pnl: m.worst_unrealized_pnl.0,
+            best_unrealized_pnl: m.best_unrealized_pnl.0,
+            realized_pnl: m.realized_pnl.0,
+            exit_price: m.exit_price.map(|d| d.0),
+            status: m.status,
+            opened_at: m.opened_at,
+            closed_at: m.closed_at,
+            last_signal: m.last_signal_id.map(SignalId),
+            engine_state: m.engine_state,
+        })
+    }
+}
+
+fn trade_row(t: &PaperTrade) -> StoreResult<paper_trades::Model> {
+    let stamp = now();
+    Ok(paper_trades::Model {
+        id: t.id.0,
+        user_id: t.owner.0,
+        recorder_id: t.recorder.0,
+        paper_position_id: t.position.map(|p| p.0),
+        signal_id: t.signal.map(|s| s.0),
+        symbol: required_text("symbol", &t.symbol)?,
+        direction: t.direction.into(),
+        quantity: i64::from(t.quantity),
+        entry_price: DbDecimal(t.entry_price),
+        entry_time: at(t.entry_time),
+        exit_price: t.exit_price.map(DbDecimal),
+        exit_time: t.exit_time.map(at),
+        exit_reason: t.exit_reason,
+        tp_price: t.tp_price.map(DbDecimal),
+        sl_price: t.sl_price.map(DbDecimal),
+        max_favorable_excursion: DbDecimal(t.max_favorable_excursion),
+        max_adverse_excursion: DbDecimal(t.max_adverse_excursion),
+        realized_pnl: t.realized_pnl.map(DbDecimal),
+        realized_ticks: t.realized_ticks.map(DbDecimal),
+        commission: DbDecimal(t.commission),
+        status: t.status,
+        created_at: stamp,
+        updated_at: stamp,
+    })
+}
+
+impl TryFrom<paper_trades::Model> for PaperTrade {
+    type Error = StoreError;
+    fn try_from(m: paper_trades::Model) -> StoreResult<Self> {
+        Ok(Self {
+            quantity: to_u32("paper trade", m.id, m.quantity)?,
+            id: PaperTradeId(m.id),
+            owner: UserId(m.user_id),
+            recorder: RecorderId(m.recorder_id),
+            position: m.paper_position_id.map(PaperPositionId),
+            signal: m.signal_id.map(SignalId),
+            symbol: m.symbol,
+            direction: m.direction.into(),
+            entry_price: m.entry_price.0,
+            entry_time: m.entry_time,
+            exit_price: m.exit_price.map(|d| d.0),
+            exit_time: m.exit_time,
+            exit_reason: m.exit_reason,
+            tp_price: m.tp_price.map(|d| d.0),
+            sl_price: m.sl_price.map(|d| d.0),
+            max_favorable_excursion: m.max_favorable_excursion.0,
+            max_adverse_excursion: m.max_adverse_excursion.0,
+            realized_pnl: m.realized_pnl.map(|d| d.0),
+            realized_ticks: m.realized_ticks.map(|d| d.0),
+            commission: m.commission.0,
+            status: m.status,
+        })
+    }
+}
+
+/// The owner guard of an upsert by id: the stored row must have the writer's owner.
+fn same_owner(table: impl sea_orm::sea_query::IntoIden) -> Expr {
+    Expr::col((table, Alias::new("user_id")))
+        .eq(Expr::col((Alias::new("excluded"), Alias::new("user_id"))))
+}
+
+/// Paper positions and trades.
+#[derive(Debug, Clone, Copy)]
+pub struct Paper<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl Paper<'_> {
+    /// Saves a position whole (insert or replace by id). At most one open position per
+    /// recorder and symbol exists (a unique partial index).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for a recorder that is not the owner's;
+    /// [`StoreError::Conflict`] for a second open position on the same symbol.
+    pub async fn save_position(&self, owner: UserId, p: &PaperPosition) -> StoreResult<()> {
+        if p.owner != owner {
+            return Err(StoreError::not_found("paper position", p.id));
+        }
+        use paper_positions::Column as C;
+        let mut oc = OnConflict::column(C::Id);
+        oc.update_columns([
+            C::Symbol,
+            C::Direction,
+            C::Quantity,
+            C::AverageEntry,
+            C::Entries,
+            C::CurrentPrice,
+            C::UnrealizedPnl,
+            C::WorstUnrealizedPnl,
+            C::BestUnrealizedPnl,
+            C::RealizedPnl,
+            C::ExitPrice,
+            C::Status,
+            C::ClosedAt,
+            C::UpdatedAt,
+            C::LastSignalId,
+            C::EngineState,
+        ])
+        .action_and_where(same_owner(paper_positions::Entity));
+        let n = paper_positions::Entity::insert(position_row(p)?.into_active_model())
+            .on_conflict(oc)
+            .exec_without_returning(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("paper position", e))?;
+        if n == 0 {
+            return Err(StoreError::not_found("paper position", p.id));
+        }
+        Ok(())
+    }
+
+    /// Saves a trade whole (insert or replace by id).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for a recorder that is not the owner's.
+    pub async fn save_trade(&self, owner: UserId, t: &PaperTrade) -> StoreResult<()> {
+        if t.owner != owner {
+            return Err(StoreError::not_found("paper trade", t.id));
+        }
+        use paper_trades::Column as C;
+        let mut oc = OnConflict::column(C::Id);
+        oc.update_columns([
+            C::PaperPositionId,
+            C::Quantity,
+            C::ExitPrice,
+            C::ExitTime,
+            C::ExitReason,
+            C::TpPrice,
+            C::SlPrice,
+            C::MaxFavorableExcursion,
+            C::MaxAdverseExcursion,
+            C::RealizedPnl,
+            C::RealizedTicks,
+            C::Commission,
+            C::Status,
+            C::UpdatedAt,
+        ])
+        .action_and_where(same_owner(paper_trades::Entity));
+        let n = paper_trades::Entity::insert(trade_row(t)?.into_active_model())
+            .on_conflict(oc)
+            .exec_without_returning(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("paper trade", e))?;
+        if n == 0 {
+            return Err(StoreError::not_found("paper trade", t.id));
+        }
+        Ok(())
+    }
+
+    /// The open position of a recorder on a symbol.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn open_position(
+        &self,
+        scope: impl ReadScope,
+        recorder: RecorderId,
+        symbol: &str,
+    ) -> StoreResult<Option<PaperPosition>> {
+        paper_positions::Entity::find()
+            .filter(paper_positions::Column::UserId.eq(scope.owner().0))
+            .filter(paper_positions::Column::RecorderId.eq(recorder.0))
+            .filter(paper_positions::Column::Symbol.eq(symbol))
+            .filter(paper_positions::Column::Status.eq(PaperStatus::Open))
+            .one(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("paper position", e))?
+            .map(PaperPosition::try_from)
+            .transpose()
+    }
+
+    /// Whether `signal` was already applied to one of the recorder's paper positions (it is the
+    /// position's `last_signal`): the fan-out's guard against applying a redelivered signal
+    /// twice.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn signal_applied(
+        &self,
+        scope: impl ReadScope,
+        recorder: RecorderId,
+        signal: SignalId,
+    ) -> StoreResult<bool> {
+        Ok(paper_positions::Entity::find()
+            .filter(paper_positions::Column::UserId.eq(scope.owner().0))
+            .filter(paper_positions::Column::RecorderId.eq(recorder.0))
+            .filter(paper_positions::Column::LastSignalId.eq(signal.0))
+            .count(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("paper position", e))?
+            > 0)
+    }
+
+    /// The recorder's positions, newest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn positions(
+        &self,
+        scope: impl ReadScope,
+        recorder: RecorderId,
+        limit: u64,
+    ) -> StoreResult<Vec<PaperPosition>> {
+        paper_positions::Entity::find()
+            .filter(paper_positions::Column::UserId.eq(scope.owner().0))
+            .filter(paper_positions::Column::RecorderId.eq(recorder.0))
+            .order_by_desc(paper_positions::Column::OpenedAt)
+            .limit(limit)
+            .all(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("paper position", e))?
+            .into_iter()
+            .map(PaperPosition::try_from)
+            .collect()
+    }
+
+    /// The recorder's open trades on a symbol (the paper engine closes them on TP/SL hits).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn open_trades(
+        &self,
+        scope: impl ReadScope,
+        recorder: RecorderId,
+        symbol: &str,
+    ) -> StoreResult<Vec<PaperTrade>> {
+        paper_trades::Entity::find()
+            .filter(paper_trades::Column::UserId.eq(scope.owner().0))
+            .filter(paper_trades::Column::RecorderId.eq(recorder.0))
+            .filter(paper_trades::Column::Symbol.eq(symbol))
+            .filter(paper_trades::Column::Status.eq(PaperStatus::Open))
+            .order_by_asc(paper_trades::Column::EntryTime)
+            .all(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("paper trade", e))?
+            .into_iter()
+            .map(PaperTrade::try_from)
+            .collect()
+    }
+
+    /// The recorder's trades, newest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn trades(
+        &self,
+        scope: impl ReadScope,
+        recorder: RecorderId,
+        limit: u64,
+    ) -> StoreResult<Vec<PaperTrade>> {
+        paper_trades::Entity::find()
+            .filter(paper_trades::Column::UserId.eq(scope.owner().0))
+            .filter(paper_trades::Column::RecorderId.eq(recorder.0))
+            .order_by_desc(paper_trades::Column::EntryTime)
+            .limit(limit)
+            .all(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("paper trade", e))?
+            .into_iter()
+            .map(PaperTrade::try_from)
+            .collect()
+    }
+}
+
+impl Store {
+    /// The recorders' paper record.
+    #[must_use]
+    pub fn paper(&self) -> Paper<'_> {
+        Paper { store: self }
+    }
+}

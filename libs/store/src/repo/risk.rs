@@ -1,0 +1,421 @@
+//! Risk breaches per account and trading day, and kill switches (global, per user, per
+//! account).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::admin::{Admin, AuditRecord, write_audit};
+use super::{ReadScope, at, now};
+use crate::Store;
+use crate::decimal::DbDecimal;
+use crate::entity::{BreachKind, KillScope, kill_switches, risk_breaches};
+use crate::error::{StoreError, StoreResult};
+use crate::ids::{BreachId, SubAccountId, UserId};
+
+/// A breach to record.
+#[derive(Debug, Clone)]
+pub struct NewBreach {
+    /// The account.
+    pub sub_account: SubAccountId,
+    /// The trading day (starting 17:00 America/Chicago).
+    pub trading_day: NaiveDate,
+    /// Which limit.
+    pub kind: BreachKind,
+    /// The limit, in dollars.
+    pub loss_limit: Decimal,
+    /// Realized P&L since the session start.
+    pub realized_pnl: Decimal,
+    /// Open P&L at the breach.
+    pub unrealized_pnl: Decimal,
+    /// When it was detected.
+    pub breached_at: DateTime<Utc>,
+    /// Details.
+    pub details: Option<String>,
+}
+
+/// A recorded breach.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Breach {
+    /// Id.
+    pub id: BreachId,
+    /// The account.
+    pub sub_account: SubAccountId,
+    /// Trading day.
+    pub trading_day: NaiveDate,
+    /// Which limit.
+    pub kind: BreachKind,
+    /// The limit.
+    pub loss_limit: Decimal,
+    /// Realized P&L.
+    pub realized_pnl: Decimal,
+    /// Open P&L.
+    pub unrealized_pnl: Decimal,
+    /// Detected at.
+    pub breached_at: DateTime<Utc>,
+    /// When the account was flattened.
+    pub flattened_at: Option<DateTime<Utc>>,
+    /// Details.
+    pub details: Option<String>,
+}
+
+impl From<risk_breaches::Model> for Breach {
+    fn from(m: risk_breaches::Model) -> Self {
+        Self {
+            id: BreachId(m.id),
+            sub_account: SubAccountId(m.sub_account_id),
+            trading_day: m.trading_day,
+            kind: m.kind,
+            loss_limit: m.loss_limit.0,
+            realized_pnl: m.realized_pnl.0,
+            unrealized_pnl: m.unrealized_pnl.0,
+            breached_at: m.breached_at,
+            flattened_at: m.flattened_at,
+            details: m.details,
+        }
+    }
+}
+
+/// Whether a breach was new.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BreachRecorded {
+    /// First breach of this kind on this account and day: flatten and alert.
+    New(Breach),
+    /// Already breached this session: do not flatten again.
+    AlreadyBreached(Breach),
+}
+
+/// The kill switches that apply to one account.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct KillState {
+    /// Platform-wide switch (admin).
+    pub global: Option<KillSwitch>,
+    /// The owner's switch.
+    pub user: Option<KillSwitch>,
+    /// The account's switch.
+    pub account: Option<KillSwitch>,
+}
+
+impl KillState {
+    /// Whether new entries are refused.
+    #[must_use]
+    pub fn engaged(&self) -> bool {
+        [&self.global, &self.user, &self.account]
+            .into_iter()
+            .flatten()
+            .any(|k| k.engaged)
+    }
+}
+
+/// One kill switch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KillSwitch {
+    /// Reach.
+    pub scope: KillScope,
+    /// Engaged (refuse entries) or released.
+    pub engaged: bool,
+    /// Why.
+    pub reason: Option<String>,
+    /// Who changed it last (detached if deleted).
+    pub changed_by: Option<UserId>,
+    /// When.
+    pub changed_at: DateTime<Utc>,
+}
+
+impl From<kill_switches::Model> for KillSwitch {
+    fn from(m: kill_switches::Model) -> Self {
+        Self {
+            scope: m.scope,
+            engaged: m.engaged,
+            reason: m.reason,
+            changed_by: m.changed_by.map(UserId),
+            changed_at: m.changed_at,
+        }
+    }
+}
+
+fn scope_key(scope: KillScope, user: Option<UserId>, account: Option<SubAccountId>) -> String {
+    match (scope, user, account) {
+        (KillScope::Account, _, Some(a)) => format!("account:{a}"),
+        (KillScope::User, Some(u), _) => format!("user:{u}"),
+        _ => "global".to_string(),
+    }
+}
+
+/// Risk breaches and kill switches.
+#[derive(Debug, Clone, Copy)]
+pub struct Risk<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl Risk<'_> {
+    /// Records a breach once per account, trading day and kind.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an account that is not the owner's.
+    pub async fn record_breach(&self, owner: UserId, b: NewBreach) -> StoreResult<BreachRecorded> {
+        let m = risk_breaches::Model {
+            id: Uuid::now_v7(),
+            user_id: owner.0,
+            sub_account_id: b.sub_account.0,
+            trading_day: b.trading_day,
+            kind: b.kind,
+            loss_limit: DbDecimal(b.loss_limit),
+            realized_pnl: DbDecimal(b.realized_pnl),
+            unrealized_pnl: DbDecimal(b.unrealized_pnl),
+            breached_at: at(b.breached_at),
+            flattened_at: None,
+            details: b.details,
+        };
+        let n = risk_breaches::Entity::insert(m.clone().into_active_model())
+            .on_conflict(
+                OnConflict::columns([
+                    risk_breaches::Column::SubAccountId,
+                    risk_breaches::Column::TradingDay,
+                    risk_breaches::Column::Kind,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("risk breach", e))?;
+        if n == 1 {
+            return Ok(BreachRecorded::New(m.into()));
+        }
+        let existing = self
+            .breach(owner, b.sub_account, b.trading_day, b.kind)
+            .await?
+            .ok_or_else(|| StoreError::not_found("risk breach", b.sub_account))?;
+        Ok(BreachRecorded::AlreadyBreached(existing))
+    }
+
+    /// Records that the breached account was flattened.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`].
+    pub async fn mark_flattened(
+        &self,
+        owner: UserId,
+        id: BreachId,
+        at_time: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let q = risk_breaches::Entity::update_many().col_expr(
+            risk_breaches::Column::FlattenedAt,
+            Expr::value(Some(at(at_time))),
+        );
+        super::update_owned(self.store, q, id, owner).await
+    }
+
+    /// The breach of one kind on an account and day, if any.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn breach(
+        &self,
+        scope: impl ReadScope,
+        sub_account: SubAccountId,
+        day: NaiveDate,
+        kind: BreachKind,
+    ) -> StoreResult<Option<Breach>> {
+        Ok(risk_breaches::Entity::find()
+            .filter(risk_breaches::Column::UserId.eq(scope.owner().0))
+            .filter(risk_breaches::Column::SubAccountId.eq(sub_account.0))
+            .filter(risk_breaches::Column::TradingDay.eq(day))
+            .filter(risk_breaches::Column::Kind.eq(kind))
+            .one(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("risk breach", e))?
+            .map(Breach::from))
+    }
+
+    /// The owner's breaches on a trading day.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn breaches_on(
+        &self,
+        scope: impl ReadScope,
+        day: NaiveDate,
+    ) -> StoreResult<Vec<Breach>> {
+        Ok(risk_breaches::Entity::find()
+            .filter(risk_breaches::Column::UserId.eq(scope.owner().0))
+            .filter(risk_breaches::Column::TradingDay.eq(day))
+            .order_by_asc(risk_breaches::Column::BreachedAt)
+            .all(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("risk breach", e))?
+            .into_iter()
+            .map(Breach::from)
+            .collect())
+    }
+
+    /// Engages or releases the owner's own kill switch (every account of theirs).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn set_user_kill(
+        &self,
+        owner: UserId,
+        engaged: bool,
+        reason: Option<&str>,
+    ) -> StoreResult<()> {
+        self.set_switch(KillScope::User, Some(owner), None, engaged, reason, owner)
+            .await
+    }
+
+    /// Engages or releases the kill switch of one of the owner's sub-accounts.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for a sub-account that is not the owner's.
+    pub async fn set_account_kill(
+        &self,
+        owner: UserId,
+        sub_account: SubAccountId,
+        engaged: bool,
+        reason: Option<&str>,
+    ) -> StoreResult<()> {
+        self.store
+            .accounts()
+            .sub_account(owner, sub_account)
+            .await?;
+        self.set_switch(
+            KillScope::Account,
+            None,
+            Some(sub_account),
+            engaged,
+            reason,
+            owner,
+        )
+        .await
+    }
+
+    /// The switches that apply to an account of the owner: global, the owner's, the account's.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for a sub-account that is not the owner's.
+    pub async fn kill_state(
+        &self,
+        scope: impl ReadScope,
+        sub_account: SubAccountId,
+    ) -> StoreResult<KillState> {
+        self.store
+            .accounts()
+            .sub_account(scope, sub_account)
+            .await?;
+        let keys = [
+            scope_key(KillScope::Global, None, None),
+            scope_key(KillScope::User, Some(scope.owner()), None),
+            scope_key(KillScope::Account, None, Some(sub_account)),
+        ];
+        let rows = kill_switches::Entity::find()
+            .filter(kill_switches::Column::ScopeKey.is_in(keys))
+            .all(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("kill switch", e))?;
+        let mut state = KillState::default();
+        for r in rows {
+            let k = KillSwitch::from(r);
+            match k.scope {
+                KillScope::Global => state.global = Some(k),
+                KillScope::User => state.user = Some(k),
+                KillScope::Account => state.account = Some(k),
+            }
+        }
+        Ok(state)
+    }
+
+    async fn set_switch(
+        &self,
+        scope: KillScope,
+        user: Option<UserId>,
+        account: Option<SubAccountId>,
+        engaged: bool,
+        reason: Option<&str>,
+        by: UserId,
+    ) -> StoreResult<()> {
+        set_switch(self.store.db(), scope, user, account, engaged, reason, by).await
+    }
+}
+
+async fn set_switch<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    scope: KillScope,
+    user: Option<UserId>,
+    account: Option<SubAccountId>,
+    engaged: bool,
+    reason: Option<&str>,
+    by: UserId,
+) -> StoreResult<()> {
+    use kill_switches::Column as C;
+    let m = kill_switches::Model {
+        id: Uuid::now_v7(),
+        scope_key: scope_key(scope, user, account),
+        scope,
+        user_id: user.map(|u| u.0),
+        sub_account_id: account.map(|a| a.0),
+        engaged,
+        reason: reason.map(str::to_string),
+        changed_by: Some(by.0),
+        changed_at: now(),
+    };
+    kill_switches::Entity::insert(m.into_active_model())
+        .on_conflict(
+            OnConflict::column(C::ScopeKey)
+                .update_columns([C::Engaged, C::Reason, C::ChangedBy, C::ChangedAt])
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await
+        .map_err(|e| StoreError::db("kill switch", e))?;
+    Ok(())
+}
+
+impl Admin<'_> {
+    /// Engages or releases the platform-wide kill switch. Audited.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn set_global_kill(&self, engaged: bool, reason: Option<&str>) -> StoreResult<()> {
+        use sea_orm::TransactionTrait;
+        let txn = self.store.db().begin().await.map_err(StoreError::from)?;
+        set_switch(
+            &txn,
+            KillScope::Global,
+            None,
+            None,
+            engaged,
+            reason,
+            self.scope.admin(),
+        )
+        .await?;
+        write_audit(
+            &txn,
+            self.scope,
+            AuditRecord {
+                action: if engaged {
+                    "kill.global.engage"
+                } else {
+                    "kill.global.release"
+                },
+                target_type: "platform",
+                target_id: None,
+                target_user: None,
+                details: serde_json::json!({ "reason": reason }),
+            },
+        )
+        .await?;
+        txn.commit().await.map_err(StoreError::from)
+    }
+}
+
+impl Store {
+    /// Risk breaches and kill switches.
+    #[must_use]
+    pub fn risk(&self) -> Risk<'_> {
+        Risk { store: self }
+    }
+}

@@ -1,0 +1,116 @@
+//! The explicitly named platform-wide path: reads across all owners that daemons need
+//! (token refresh, reconciliation, housekeeping). Every record returned carries its owner,
+//! and follow-up calls go through the owner-scoped repositories.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use super::accounts::BrokerAccount;
+use super::at;
+use super::webhooks::WebhookLogEntry;
+use crate::Store;
+use crate::entity::{broker_accounts, webhook_log};
+use crate::error::{StoreError, StoreResult};
+
+/// Platform-wide reads for daemons (not for anything a user's request reaches).
+#[derive(Debug, Clone, Copy)]
+pub struct System<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl System<'_> {
+    /// Every enabled account with stored credentials: the reconciler's and connection
+    /// manager's work list.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn active_accounts(&self) -> StoreResult<Vec<BrokerAccount>> {
+        Ok(broker_accounts::Entity::find()
+            .filter(broker_accounts::Column::Enabled.eq(true))
+            .filter(broker_accounts::Column::CredentialsEnc.is_not_null())
+            .order_by_asc(broker_accounts::Column::CreatedAt)
+            .all(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("broker account", e))?
+            .into_iter()
+            .map(BrokerAccount::from)
+            .collect())
+    }
+
+    /// Enabled accounts whose access token expires before `before` (token refresh: renew
+    /// tokens expiring within 30 minutes). Accounts already marked for re-authentication are
+    /// left out: retrying them cannot succeed.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn tokens_expiring_before(
+        &self,
+        before: DateTime<Utc>,
+    ) -> StoreResult<Vec<BrokerAccount>> {
+        Ok(broker_accounts::Entity::find()
+            .filter(broker_accounts::Column::Enabled.eq(true))
+            .filter(broker_accounts::Column::NeedsReauth.eq(false))
+            .filter(broker_accounts::Column::TokenExpiresAt.lt(at(before)))
+            .order_by_asc(broker_accounts::Column::TokenExpiresAt)
+            .all(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("broker account", e))?
+            .into_iter()
+            .map(BrokerAccount::from)
+            .collect())
+    }
+
+    /// Accounts that need re-authentication (for the metric and operators' view).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn accounts_needing_reauth(&self) -> StoreResult<Vec<BrokerAccount>> {
+        Ok(broker_accounts::Entity::find()
+            .filter(broker_accounts::Column::NeedsReauth.eq(true))
+            .all(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("broker account", e))?
+            .into_iter()
+            .map(BrokerAccount::from)
+            .collect())
+    }
+
+    /// The latest webhook log rows of the whole platform, newest first, including requests
+    /// whose token was unknown (they belong to no owner): the operators' view of webhook
+    /// activity and success rate.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn recent_webhook_log(&self, limit: u64) -> StoreResult<Vec<WebhookLogEntry>> {
+        Ok(webhook_log::Entity::find()
+            .order_by_desc(webhook_log::Column::ReceivedAt)
+            .limit(limit)
+            .all(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("webhook log", e))?
+            .into_iter()
+            .map(WebhookLogEntry::from)
+            .collect())
+    }
+
+    /// Deletes webhook log rows received before `before` (retention); returns how many.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn prune_webhook_log(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        Ok(webhook_log::Entity::delete_many()
+            .filter(webhook_log::Column::ReceivedAt.lt(at(before)))
+            .exec(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("webhook log", e))?
+            .rows_affected)
+    }
+}
+
+impl Store {
+    /// Platform-wide reads for daemons; see [`System`].
+    #[must_use]
+    pub fn system(&self) -> System<'_> {
+        System { store: self }
+    }
+}

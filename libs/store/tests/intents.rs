@@ -1,0 +1,439 @@
+//! Order intents: unique idempotency key, guarded state machine, idempotent executions and
+//! the trader activity the executor's filters read.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use chrono::{Duration, Utc};
+use common::TestStore;
+use jt_domain::{Settings, SettingsOverrides, Side};
+use jt_store::repo::accounts::SubAccount;
+use jt_store::repo::auth::User;
+use jt_store::repo::intents::{
+    Created, Decided, IntentUpdate, NewExecution, NewIntent, Transitioned,
+};
+use jt_store::repo::traders::NewTrader;
+use jt_store::{
+    ExecutionId, ExecutionOutcome, IntentId, IntentKind, IntentSource, IntentStatus, StoreError,
+    TraderId,
+};
+use rust_decimal_macros::dec;
+
+fn intent(
+    owner: &User,
+    sub: &SubAccount,
+    trader: Option<TraderId>,
+    key: &str,
+    kind: IntentKind,
+) -> NewIntent {
+    NewIntent {
+        id: IntentId::new(),
+        owner: owner.id,
+        sub_account: sub.id,
+        trader,
+        signal: None,
+        source: IntentSource::Signal,
+        idempotency_key: key.to_string(),
+        kind,
+        symbol: "MNQ".into(),
+        contract: Some("MNQZ6".into()),
+        side: Some(Side::Buy),
+        quantity: 3,
+        settings: Settings::default(),
+        plan: serde_json::json!({"bracket": {"qty": 3}}),
+        skip_reason: None,
+    }
+}
+
+async fn idempotency_key_is_unique(t: &TestStore) {
+    let owner = t.user("idem@example.com").await;
+    let (_, sub) = t.account(&owner, "idem").await;
+    let first = t
+        .intents()
+        .create(intent(
+            &owner,
+            &sub,
+            None,
+            "sig-1:trader-1",
+            IntentKind::Entry,
+        ))
+        .await
+        .unwrap();
+    let Created::New(first) = first else {
+        panic!("first create is new")
+    };
+    // A redelivered signal makes a new intent id with the same key: the first one is returned.
+    let again = t
+        .intents()
+        .create(intent(
+            &owner,
+            &sub,
+            None,
+            "sig-1:trader-1",
+            IntentKind::Entry,
+        ))
+        .await
+        .unwrap();
+    match again {
+        Created::Existing(i) => assert_eq!(i.id, first.id),
+        Created::New(_) => panic!("a second intent was created for the same key"),
+    }
+    assert_eq!(
+        t.intents()
+            .for_sub_account(owner.id, sub.id, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // Another owner cannot take over the key.
+    let other = t.user("idem2@example.com").await;
+    let (_, other_sub) = t.account(&other, "idem2").await;
+    let err = t
+        .intents()
+        .create(intent(
+            &other,
+            &other_sub,
+            None,
+            "sig-1:trader-1",
+            IntentKind::Entry,
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+}
+
+async fn transitions_are_guarded(t: &TestStore) {
+    use IntentStatus::*;
+    let owner = t.user("fsm@example.com").await;
+    let (_, sub) = t.account(&owner, "fsm").await;
+    let id = t
+        .intents()
+        .create(intent(&owner, &sub, None, "fsm-1", IntentKind::Entry))
+        .await
+        .unwrap()
+        .intent()
+        .id;
+    let step = |to, u| async move { t.intents().transition(owner.id, id, to, u).await };
+
+    assert!(matches!(
+        step(Accepted, IntentUpdate::default()).await,
+        Err(StoreError::InvalidTransition {
+            from: Pending,
+            to: Accepted,
+            ..
+        })
+    ));
+    let sent = step(Sent, IntentUpdate::default()).await.unwrap();
+    assert!(
+        matches!(sent, Transitioned::Applied(ref i) if i.status == Sent && i.sent_at.is_some())
+    );
+    // The same event again: no change, no error.
+    assert!(matches!(
+        step(Sent, IntentUpdate::default()).await.unwrap(),
+        Transitioned::AlreadyThere(_)
+    ));
+    step(
+        Unknown,
+        IntentUpdate {
+            reason: Some("timeout after send".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        t.intents()
+            .unfinished(owner.id, sub.id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    step(Accepted, IntentUpdate::default()).await.unwrap();
+    let filled = step(
+        Filled,
+        IntentUpdate {
+            filled_quantity: Some(3),
+            average_fill_price: Some(dec!(21433.333333333)),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let i = filled.intent();
+    assert_eq!(
+        (i.status, i.filled_quantity, i.average_fill_price),
+        (Filled, 3, Some(dec!(21433.333333333)))
+    );
+    assert!(i.completed_at.is_some());
+    assert_eq!(i.status_reason.as_deref(), Some("timeout after send"));
+
+    // A filled intent never goes back, nor anywhere else.
+    for to in [
+        Pending, Sent, Accepted, Rejected, Failed, Cancelled, Skipped, Unknown,
+    ] {
+        match step(to, IntentUpdate::default()).await {
+            Err(StoreError::InvalidTransition {
+                from: Filled,
+                to: got,
+                ..
+            }) => assert_eq!(got, to),
+            other => panic!("filled → {to}: {other:?}"),
+        }
+    }
+    assert_eq!(t.intents().get(owner.id, id).await.unwrap().status, Filled);
+    assert!(
+        t.intents()
+            .unfinished(owner.id, sub.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Another owner cannot move it.
+    let other = t.user("fsm2@example.com").await;
+    assert!(matches!(
+        t.intents()
+            .transition(other.id, id, Failed, IntentUpdate::default())
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+/// Every pair of states: the store allows exactly the moves of `IntentStatus::successors`.
+async fn transition_table_is_enforced(t: &TestStore) {
+    let owner = t.user("table@example.com").await;
+    let (_, sub) = t.account(&owner, "table").await;
+    // Paths from pending to every state.
+    let path = |s: IntentStatus| -> Vec<IntentStatus> {
+        use IntentStatus::*;
+        match s {
+            Pending => vec![],
+            Sent | Skipped => vec![s],
+            Failed => vec![Failed],
+            Unknown | Accepted | Rejected => vec![Sent, s],
+            Filled => vec![Sent, Filled],
+            Cancelled => vec![Sent, Accepted, Cancelled],
+        }
+    };
+    let mut n = 0;
+    for from in IntentStatus::ALL {
+        for to in IntentStatus::ALL {
+            n += 1;
+            let id = t
+                .intents()
+                .create(intent(
+                    &owner,
+                    &sub,
+                    None,
+                    &format!("tbl-{n}"),
+                    IntentKind::Close,
+                ))
+                .await
+                .unwrap()
+                .intent()
+                .id;
+            for s in path(*from) {
+                t.intents()
+                    .transition(owner.id, id, s, IntentUpdate::default())
+                    .await
+                    .unwrap();
+            }
+            let r = t
+                .intents()
+                .transition(owner.id, id, *to, IntentUpdate::default())
+                .await;
+            let allowed = from.successors().contains(to);
+            match r {
+                Ok(Transitioned::Applied(_)) => assert!(allowed, "{from} → {to} was allowed"),
+                Ok(Transitioned::AlreadyThere(_)) => assert_eq!(from, to),
+                Err(StoreError::InvalidTransition { .. }) => {
+                    assert!(!allowed && from != to, "{from} → {to} was refused")
+                }
+                Err(e) => panic!("{from} → {to}: {e}"),
+            }
+        }
+    }
+}
+
+async fn skipped_intents_record_their_reason(t: &TestStore) {
+    let owner = t.user("skip@example.com").await;
+    let (_, sub) = t.account(&owner, "skip").await;
+    let mut new = intent(&owner, &sub, None, "skip-1", IntentKind::Entry);
+    new.skip_reason = Some("time_filter: outside 09:30–16:00 America/New_York".into());
+    let i = t.intents().create(new).await.unwrap();
+    let i = i.intent();
+    assert_eq!(i.status, IntentStatus::Skipped);
+    assert!(
+        i.status_reason
+            .as_deref()
+            .unwrap()
+            .starts_with("time_filter")
+    );
+    assert!(i.completed_at.is_some());
+}
+
+async fn executions_are_recorded_once_per_attempt(t: &TestStore) {
+    let owner = t.user("exec@example.com").await;
+    let (_, sub) = t.account(&owner, "exec").await;
+    let id = t
+        .intents()
+        .create(intent(&owner, &sub, None, "exec-1", IntentKind::Entry))
+        .await
+        .unwrap()
+        .intent()
+        .id;
+    let start = Utc::now();
+    let exec = |attempt| NewExecution {
+        id: ExecutionId::new(),
+        owner: owner.id,
+        intent: id,
+        attempt,
+        started_at: start,
+        finished_at: Some(start + Duration::milliseconds(87)),
+        outcome: if attempt == 1 {
+            ExecutionOutcome::Failed
+        } else {
+            ExecutionOutcome::Filled
+        },
+        broker_order_ids: vec!["1001".into(), "1002".into()],
+        fill_price: (attempt == 2).then_some(dec!(21400.25)),
+        filled_quantity: (attempt == 2).then_some(3),
+        error_kind: (attempt == 1).then(|| "rate_limited".to_string()),
+        failure_reason: (attempt == 1).then(|| "p-ticket, wait 2 s".to_string()),
+    };
+    t.intents().record_execution(exec(1)).await.unwrap();
+    t.intents().record_execution(exec(1)).await.unwrap();
+    t.intents().record_execution(exec(2)).await.unwrap();
+    let execs = t.intents().executions(owner.id, id).await.unwrap();
+    assert_eq!(execs.len(), 2);
+    assert_eq!(execs[0].latency_ms, Some(87));
+    assert_eq!(execs[0].error_kind.as_deref(), Some("rate_limited"));
+    assert_eq!(
+        execs[1].broker_order_ids,
+        vec!["1001".to_string(), "1002".to_string()]
+    );
+    assert_eq!(execs[1].fill_price, Some(dec!(21400.25)));
+    let other = t.user("exec2@example.com").await;
+    let mut foreign = exec(3);
+    foreign.owner = other.id;
+    assert!(matches!(
+        t.intents().record_execution(foreign).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+async fn trader_activity_counts_executed_signals(t: &TestStore) {
+    let owner = t.user("act@example.com").await;
+    let (_, sub) = t.account(&owner, "act").await;
+    let (recorder, _) = t.recorder(&owner, "act").await;
+    let trader = t
+        .traders()
+        .create(
+            owner.id,
+            NewTrader {
+                recorder: recorder.id,
+                sub_account: sub.id,
+                enabled: true,
+                overrides: SettingsOverrides::default(),
+            },
+        )
+        .await
+        .unwrap();
+    let session_start = Utc::now() - Duration::minutes(1);
+    let mut ids = Vec::new();
+    for (k, kind) in [IntentKind::Entry, IntentKind::Add, IntentKind::Add]
+        .into_iter()
+        .enumerate()
+    {
+        let id = t
+            .intents()
+            .create(intent(
+                &owner,
+                &sub,
+                Some(trader.id),
+                &format!("act-{k}"),
+                kind,
+            ))
+            .await
+            .unwrap()
+            .intent()
+            .id;
+        t.intents()
+            .transition(owner.id, id, IntentStatus::Sent, IntentUpdate::default())
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    // A skipped one does not count.
+    let mut skipped = intent(&owner, &sub, Some(trader.id), "act-skip", IntentKind::Entry);
+    skipped.skip_reason = Some("cooldown".into());
+    t.intents().create(skipped).await.unwrap();
+
+    let a = t
+        .intents()
+        .trader_activity(owner.id, trader.id, session_start)
+        .await
+        .unwrap();
+    assert_eq!(a.executed_since, 3);
+    let last = t.intents().get(owner.id, ids[2]).await.unwrap().created_at;
+    assert_eq!(a.last_executed_at, Some(last));
+    assert_eq!(a.last_add_at, Some(last));
+    let later = t
+        .intents()
+        .trader_activity(owner.id, trader.id, Utc::now() + Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(later.executed_since, 0);
+}
+
+async fn the_decision_is_stored_with_the_move_to_sent(t: &TestStore) {
+    let owner = t.user("decided@example.com").await;
+    let (_, sub) = t.account(&owner, "decided").await;
+    let mut new = intent(&owner, &sub, None, "sig-d:trader-d", IntentKind::Entry);
+    new.contract = None;
+    new.side = None;
+    new.quantity = 0;
+    new.plan = serde_json::Value::Null;
+    let id = new.id;
+    t.intents().create(new).await.unwrap();
+    let plan = serde_json::json!({"kind": "add", "size": {"qty": 2}});
+    let sent = t
+        .intents()
+        .transition(
+            owner.id,
+            id,
+            IntentStatus::Sent,
+            IntentUpdate {
+                decided: Some(Decided {
+                    kind: IntentKind::Add,
+                    contract: Some("MNQZ6".into()),
+                    side: Some(Side::Sell),
+                    quantity: 2,
+                    plan: plan.clone(),
+                }),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let i = sent.intent();
+    assert_eq!(i.status, IntentStatus::Sent);
+    assert_eq!(
+        (i.kind, i.contract.as_deref(), i.side, i.quantity, &i.plan),
+        (IntentKind::Add, Some("MNQZ6"), Some(Side::Sell), 2, &plan)
+    );
+    assert!(i.sent_at.is_some());
+}
+
+on_both_engines!(
+    the_decision_is_stored_with_the_move_to_sent,
+    idempotency_key_is_unique,
+    transitions_are_guarded,
+    transition_table_is_enforced,
+    skipped_intents_record_their_reason,
+    executions_are_recorded_once_per_attempt,
+    trader_activity_counts_executed_signals,
+);

@@ -1,0 +1,532 @@
+//! Paper record, copy trading, risk breaches, kill switches, notifications, plans and
+//! subscriptions.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use chrono::{Duration, NaiveDate, Utc};
+use common::TestStore;
+use jt_domain::{Direction, Side};
+use jt_store::repo::copy::{ContractMapping, CopyRecorded, CopyUpdate, FollowerSettings, NewCopy};
+use jt_store::repo::notifications::NewChannel;
+use jt_store::repo::paper::{PaperEntry, PaperPosition};
+use jt_store::repo::plans::{PlanSpec, ProviderSubscription};
+use jt_store::repo::risk::{BreachRecorded, NewBreach};
+use jt_store::*;
+use rust_decimal_macros::dec;
+
+async fn paper_positions_keep_exact_averages_and_one_open_per_symbol(t: &TestStore) {
+    let owner = t.user("paper@example.com").await;
+    let (recorder, _) = t.recorder(&owner, "paper").await;
+    let now = Utc::now();
+    let mut p = PaperPosition {
+        id: PaperPositionId::new(),
+        owner: owner.id,
+        recorder: recorder.id,
+        symbol: "MNQ".into(),
+        direction: Direction::Long,
+        quantity: 3,
+        average_entry: dec!(21433.333333333333333333333),
+        entries: vec![
+            PaperEntry {
+                price: dec!(21400),
+                qty: 2,
+                time: now,
+            },
+            PaperEntry {
+                price: dec!(21500),
+                qty: 1,
+                time: now,
+            },
+        ],
+        current_price: Some(dec!(21420.25)),
+        unrealized_pnl: dec!(-78.5),
+        worst_unrealized_pnl: dec!(-120.75),
+        best_unrealized_pnl: dec!(30.5),
+        realized_pnl: dec!(0),
+        exit_price: None,
+        status: PaperStatus::Open,
+        opened_at: now,
+        closed_at: None,
+        last_signal: None,
+        engine_state: None,
+    };
+    t.paper().save_position(owner.id, &p).await.unwrap();
+    let back = t
+        .paper()
+        .open_position(owner.id, recorder.id, "MNQ")
+        .await
+        .unwrap()
+        .unwrap();
+    let mut expected = p.clone();
+    expected.opened_at = back.opened_at; // stored at microsecond precision
+    expected.entries = back.entries.clone();
+    assert_eq!(back, expected);
+    assert_eq!(back.average_entry, dec!(21433.333333333333333333333));
+
+    // A second open position on the same symbol is refused by the database.
+    let twin = PaperPosition {
+        id: PaperPositionId::new(),
+        ..p.clone()
+    };
+    assert!(matches!(
+        t.paper().save_position(owner.id, &twin).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    // Closing it and saving again (by id) updates in place, with the signal that closed it.
+    let closing = SignalId::new();
+    assert!(
+        !t.paper()
+            .signal_applied(owner.id, recorder.id, closing)
+            .await
+            .unwrap()
+    );
+    p.status = PaperStatus::Closed;
+    p.exit_price = Some(dec!(21440.5));
+    p.closed_at = Some(now);
+    p.last_signal = Some(closing);
+    t.paper().save_position(owner.id, &p).await.unwrap();
+    assert!(
+        t.paper()
+            .signal_applied(owner.id, recorder.id, closing)
+            .await
+            .unwrap(),
+        "a redelivered signal is recognised"
+    );
+    assert!(
+        t.paper()
+            .open_position(owner.id, recorder.id, "MNQ")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        t.paper()
+            .positions(owner.id, recorder.id, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // Another owner cannot overwrite it by id.
+    let other = t.user("paper2@example.com").await;
+    let stolen = PaperPosition {
+        owner: other.id,
+        ..p.clone()
+    };
+    assert!(t.paper().save_position(other.id, &stolen).await.is_err());
+    assert_eq!(
+        t.paper()
+            .positions(owner.id, recorder.id, 10)
+            .await
+            .unwrap()[0]
+            .owner,
+        owner.id
+    );
+}
+
+async fn copies_are_recorded_once_per_leader_fill(t: &TestStore) {
+    let owner = t.user("copy@example.com").await;
+    let (_, lead_sub) = t.account(&owner, "leader").await;
+    let (_, follow_sub) = t.account(&owner, "follower").await;
+    let leader = t
+        .copying()
+        .create_leader(owner.id, lead_sub.id, Some("main"), true)
+        .await
+        .unwrap();
+    assert!(matches!(
+        t.copying()
+            .add_follower(
+                owner.id,
+                leader.id,
+                lead_sub.id,
+                FollowerSettings::default()
+            )
+            .await,
+        Err(StoreError::Invalid { .. })
+    ));
+    let follower = t
+        .copying()
+        .add_follower(
+            owner.id,
+            leader.id,
+            follow_sub.id,
+            FollowerSettings {
+                multiplier: dec!(0.5),
+                max_position_size: Some(4),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        t.copying()
+            .leader_of(owner.id, lead_sub.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        leader.id
+    );
+    t.copying()
+        .set_mappings(
+            owner.id,
+            follower.id,
+            &[
+                ContractMapping {
+                    source_root: "nq".into(),
+                    target_root: "mnq".into(),
+                    quantity_ratio: dec!(10),
+                },
+                ContractMapping {
+                    source_root: "ES".into(),
+                    target_root: "MES".into(),
+                    quantity_ratio: dec!(10),
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    let maps = t.copying().mappings(owner.id, follower.id).await.unwrap();
+    assert_eq!(maps.len(), 2);
+    assert_eq!(
+        (maps[1].source_root.as_str(), maps[1].target_root.as_str()),
+        ("NQ", "MNQ")
+    );
+
+    let copy = |id| NewCopy {
+        id,
+        leader: leader.id,
+        follower: follower.id,
+        trigger: CopyTrigger::Auto,
+        leader_fill_id: Some("fill-77".into()),
+        leader_order_id: Some("o-1".into()),
+        leader_symbol: "NQZ6".into(),
+        follower_symbol: "MNQZ6".into(),
+        leader_side: Some(Side::Buy),
+        follower_side: Some(Side::Buy),
+        leader_quantity: 1,
+        follower_quantity: 5,
+        leader_price: Some(dec!(21400.25)),
+        status: CopyStatus::Pending,
+        error: None,
+    };
+    let id = CopyLogId::new();
+    assert_eq!(
+        t.copying().record_copy(owner.id, copy(id)).await.unwrap(),
+        CopyRecorded::New
+    );
+    assert_eq!(
+        t.copying()
+            .record_copy(owner.id, copy(CopyLogId::new()))
+            .await
+            .unwrap(),
+        CopyRecorded::AlreadyCopied
+    );
+    t.copying()
+        .update_copy(
+            owner.id,
+            id,
+            CopyUpdate {
+                status: Some(CopyStatus::Filled),
+                follower_price: Some(dec!(21400.5)),
+                latency_ms: Some(42),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let log = t.copying().copy_log(owner.id, 10).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        (log[0].status, log[0].latency_ms, log[0].follower_quantity),
+        (CopyStatus::Filled, Some(42), 5)
+    );
+
+    t.copying()
+        .set_lockout(owner.id, follower.id, Some("daily loss limit"))
+        .await
+        .unwrap();
+    let f = &t.copying().followers(owner.id, leader.id).await.unwrap()[0];
+    assert!(f.locked_out && f.lockout_reason.as_deref() == Some("daily loss limit"));
+    assert_eq!(f.multiplier, dec!(0.5));
+}
+
+async fn breaches_are_recorded_once_per_day(t: &TestStore) {
+    let owner = t.user("risk@example.com").await;
+    let (_, sub) = t.account(&owner, "risk").await;
+    let day = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let breach = |d| NewBreach {
+        sub_account: sub.id,
+        trading_day: d,
+        kind: BreachKind::MaxDailyLoss,
+        loss_limit: dec!(500),
+        realized_pnl: dec!(-400.25),
+        unrealized_pnl: dec!(-100),
+        breached_at: Utc::now(),
+        details: None,
+    };
+    let BreachRecorded::New(first) = t.risk().record_breach(owner.id, breach(day)).await.unwrap()
+    else {
+        panic!("new")
+    };
+    assert!(
+        matches!(t.risk().record_breach(owner.id, breach(day)).await.unwrap(), BreachRecorded::AlreadyBreached(b) if b.id == first.id)
+    );
+    assert!(matches!(
+        t.risk()
+            .record_breach(owner.id, breach(day.succ_opt().unwrap()))
+            .await
+            .unwrap(),
+        BreachRecorded::New(_)
+    ));
+    t.risk()
+        .mark_flattened(owner.id, first.id, Utc::now())
+        .await
+        .unwrap();
+    let b = t
+        .risk()
+        .breach(owner.id, sub.id, day, BreachKind::MaxDailyLoss)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(b.flattened_at.is_some());
+    assert_eq!(b.realized_pnl, dec!(-400.25));
+}
+
+async fn kill_switches_apply_by_scope(t: &TestStore) {
+    let admin = t.admin_user("ks-admin@example.com").await;
+    let owner = t.user("ks@example.com").await;
+    let other = t.user("ks2@example.com").await;
+    let (_, sub) = t.account(&owner, "ks").await;
+    let (_, other_sub) = t.account(&other, "ks2").await;
+    assert!(
+        !t.risk()
+            .kill_state(owner.id, sub.id)
+            .await
+            .unwrap()
+            .engaged()
+    );
+
+    t.risk()
+        .set_account_kill(owner.id, sub.id, true, Some("manual"))
+        .await
+        .unwrap();
+    assert!(
+        t.risk()
+            .kill_state(owner.id, sub.id)
+            .await
+            .unwrap()
+            .engaged()
+    );
+    assert!(
+        !t.risk()
+            .kill_state(other.id, other_sub.id)
+            .await
+            .unwrap()
+            .engaged()
+    );
+    assert!(matches!(
+        t.risk()
+            .set_account_kill(other.id, sub.id, false, None)
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        t.risk().kill_state(other.id, sub.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    t.risk()
+        .set_account_kill(owner.id, sub.id, false, None)
+        .await
+        .unwrap();
+
+    t.risk()
+        .set_user_kill(owner.id, true, Some("kill alert"))
+        .await
+        .unwrap();
+    let s = t.risk().kill_state(owner.id, sub.id).await.unwrap();
+    assert!(s.engaged() && s.user.as_ref().unwrap().reason.as_deref() == Some("kill alert"));
+    t.risk().set_user_kill(owner.id, false, None).await.unwrap();
+    assert!(
+        !t.risk()
+            .kill_state(owner.id, sub.id)
+            .await
+            .unwrap()
+            .engaged()
+    );
+
+    let scope = t.admin_scope(admin.id).await.unwrap();
+    t.admin(&scope)
+        .set_global_kill(true, Some("exchange halt"))
+        .await
+        .unwrap();
+    assert!(
+        t.risk()
+            .kill_state(other.id, other_sub.id)
+            .await
+            .unwrap()
+            .engaged()
+    );
+    assert!(
+        t.admin(&scope)
+            .audit_log(5)
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| e.action == "kill.global.engage")
+    );
+}
+
+async fn notifications_are_queued_once_per_channel_and_event(t: &TestStore) {
+    let owner = t.user("notify@example.com").await;
+    let ch = t
+        .notifications()
+        .create_channel(
+            owner.id,
+            NewChannel {
+                kind: ChannelKind::Webhook,
+                label: "ops".into(),
+                target: Secret::new("https://example.com/h"),
+                events: vec!["needs_reauth".into()],
+            },
+        )
+        .await
+        .unwrap();
+    let payload = serde_json::json!({"account": "DEMO1"});
+    assert_eq!(
+        t.notifications()
+            .enqueue(owner.id, "needs_reauth", "acct-1:day", &payload)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        t.notifications()
+            .enqueue(owner.id, "needs_reauth", "acct-1:day", &payload)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        t.notifications()
+            .enqueue(owner.id, "max_loss", "x", &payload)
+            .await
+            .unwrap(),
+        0,
+        "not subscribed"
+    );
+    let due = t.system().due_deliveries(Utc::now(), 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].channel, due[0].owner), (ch.id, owner.id));
+    t.notifications()
+        .record_attempt(
+            owner.id,
+            due[0].id,
+            Err(("503 from target", Some(Utc::now() + Duration::minutes(5)))),
+        )
+        .await
+        .unwrap();
+    assert!(
+        t.system()
+            .due_deliveries(Utc::now(), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let later = t
+        .system()
+        .due_deliveries(Utc::now() + Duration::minutes(6), 10)
+        .await
+        .unwrap();
+    assert_eq!(later[0].attempts, 1);
+    t.notifications()
+        .record_attempt(owner.id, later[0].id, Ok(()))
+        .await
+        .unwrap();
+    assert!(
+        t.system()
+            .due_deliveries(Utc::now() + Duration::hours(1), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn subscriptions_follow_the_provider_in_order(t: &TestStore) {
+    let admin = t.admin_user("plans-admin@example.com").await;
+    let scope = t.admin_scope(admin.id).await.unwrap();
+    let plan = t
+        .admin(&scope)
+        .upsert_plan(PlanSpec {
+            code: "basic".into(),
+            name: "Basic".into(),
+            max_broker_accounts: Some(2),
+            max_recorders: Some(3),
+            max_followers: None,
+            features: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(plan.max_broker_accounts, Some(2));
+    let user = t.user("sub@example.com").await;
+    let t0 = Utc::now();
+    let event = |status, at| ProviderSubscription {
+        user: user.id,
+        plan_code: "basic".into(),
+        provider: "whop".into(),
+        provider_subscription_id: "mem_123".into(),
+        status,
+        current_period_end: None,
+        provider_updated_at: at,
+    };
+    assert!(
+        t.plans()
+            .apply_subscription(event(SubscriptionStatus::Active, t0))
+            .await
+            .unwrap()
+    );
+    assert!(
+        t.plans()
+            .apply_subscription(event(
+                SubscriptionStatus::Canceled,
+                t0 + Duration::seconds(5)
+            ))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !t.plans()
+            .apply_subscription(event(SubscriptionStatus::Active, t0 + Duration::seconds(1)))
+            .await
+            .unwrap(),
+        "an older event is ignored"
+    );
+    assert!(
+        t.plans()
+            .current_subscription(user.id)
+            .await
+            .unwrap()
+            .is_none(),
+        "canceled"
+    );
+    assert!(matches!(
+        t.plans()
+            .apply_subscription(ProviderSubscription {
+                plan_code: "gold".into(),
+                ..event(SubscriptionStatus::Active, t0)
+            })
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+on_both_engines!(
+    paper_positions_keep_exact_averages_and_one_open_per_symbol,
+    copies_are_recorded_once_per_leader_fill,
+    breaches_are_recorded_once_per_day,
+    kill_switches_apply_by_scope,
+    notifications_are_queued_once_per_channel_and_event,
+    subscriptions_follow_the_provider_in_order,
+);

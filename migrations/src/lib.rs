@@ -1,0 +1,88 @@
+//! The database schema as sea-orm migrations: the only place the schema changes.
+//!
+//! One file per migration, named `mYYYYMMDD_NNNNNN_name.rs` (sea-orm-migration names a
+//! migration after its file). Every migration has a working `down`, and both engines run the
+//! same migrations: PostgreSQL in production and the integration tests, SQLite on one machine.
+//! Where the engines differ (exact decimals, partial indexes) the difference is decided once in
+//! [`columns`] and explained in `docs/store.md`.
+//!
+//! This crate must not hold data access code: entities and repositories live in `jt-store`.
+//! A migration that has shipped is never edited; a change is a new migration.
+
+use sea_orm_migration::prelude::*;
+pub use sea_orm_migration::{MigrationStatus, MigratorTrait};
+
+pub mod columns;
+mod m20261121_000001_users_and_auth;
+mod m20261121_000002_broker_accounts;
+mod m20261121_000003_recorders_and_traders;
+mod m20261121_000004_signals_and_intents;
+mod m20261121_000005_broker_state;
+mod m20261121_000006_paper_record;
+mod m20261121_000007_copy_trading;
+mod m20261121_000008_risk_and_operations;
+mod m20261122_000001_paper_last_signal;
+mod m20261122_000002_broker_session_sharing;
+
+/// Every migration of the schema, oldest first.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261121_000001_users_and_auth::Migration),
+            Box::new(m20261121_000002_broker_accounts::Migration),
+            Box::new(m20261121_000003_recorders_and_traders::Migration),
+            Box::new(m20261121_000004_signals_and_intents::Migration),
+            Box::new(m20261121_000005_broker_state::Migration),
+            Box::new(m20261121_000006_paper_record::Migration),
+            Box::new(m20261121_000007_copy_trading::Migration),
+            Box::new(m20261121_000008_risk_and_operations::Migration),
+            Box::new(m20261122_000001_paper_last_signal::Migration),
+            Box::new(m20261122_000002_broker_session_sharing::Migration),
+        ]
+    }
+}
+
+/// Every table the migrations create, in creation order (dropping goes the other way). Kept
+/// here so tests can check that `up` creates exactly these and `down` removes them all.
+pub const TABLES: &[&str] = &[
+    // 000001
+    "users",
+    "login_sessions",
+    "api_tokens",
+    "password_reset_tokens",
+    "plans",
+    "subscriptions",
+    // 000002
+    "broker_accounts",
+    "sub_accounts",
+    // 000003
+    "recorders",
+    "traders",
+    // 000004
+    "webhook_log",
+    "signals",
+    "order_intents",
+    "executions",
+    // 000005
+    "broker_orders",
+    "fills",
+    "broker_positions",
+    // 000006
+    "paper_positions",
+    "paper_trades",
+    // 000007
+    "leaders",
+    "followers",
+    "contract_mappings",
+    "copy_log",
+    // 000008
+    "risk_breaches",
+    "kill_switches",
+    "audit_log",
+    "notification_channels",
+    "notification_deliveries",
+];

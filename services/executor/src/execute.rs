@@ -1,0 +1,1250 @@
+//! The execution: one order intent (ORDERS) → broker calls, serial per sub-account across every
+//! replica (DOMAIN.md §5, §7).
+//!
+//! The intent's life in the store is the recovery log:
+//!
+//! 1. `pending` — recorded on first delivery (idempotency key: signal + trader). Staleness,
+//!    delay, account state, kill switch and filters are checked; the broker's real position is
+//!    read; the domain decides; the concrete orders (client order ids derived from the intent
+//!    id) are built.
+//! 2. `sent` — the decision and its orders are stored *before* the first broker call.
+//! 3. `accepted` / `filled` / `rejected` / `failed` / `skipped` — the outcome, with an execution
+//!    row per attempt and an EXECUTIONS message; only then is the message acknowledged.
+//!
+//! A redelivered intent in `sent` or `unknown` (crash, lost answer) is *resumed*, never decided
+//! again: the main order is looked up by its client order id first; if the broker has it, the
+//! steps before it are not repeated (a flip's close is never sent again after its new entry);
+//! if not, the steps run again, each of them safe to repeat. An ambiguous outcome moves the
+//! intent to `unknown` and hands the message back: the serial consumer runs nothing else for
+//! that sub-account until it is resolved.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use jt_brokers::{AccountId, Broker, BrokerError, Contract, ExitOrders};
+use jt_bus::{Bus, Envelope, Incoming, MessageId, Outcome};
+use jt_domain::bracket::{self, EntryOrder, StopOrder};
+use jt_domain::decision::{BrokerPosition, Decision, DecisionInput, IntentPlan, PlanStep};
+use jt_domain::filters::FilterState;
+use jt_domain::order::{OrderKind, OrderRequest, StopKind};
+use jt_domain::{Direction, Instrument, SignalAction, instrument, session};
+use jt_messages::{ExecutionMessage, ExecutionStatus, IntentMessage};
+use jt_store::repo::accounts::{BrokerAccount, SubAccount};
+use jt_store::repo::intents::{Decided, Intent, IntentUpdate, NewExecution, NewIntent};
+use jt_store::{
+    BreachKind, ExecutionId, ExecutionOutcome, IntentId, IntentKind, IntentSource, IntentStatus,
+    SignalId, SignalOutcome, Store, StoreError, SubAccountId, TraderId, UserId,
+};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use tracing::{error, info, warn};
+
+use crate::brokers::BrokerRegistry;
+use crate::fanout::{kind_of, stale_at};
+use crate::metrics as m;
+use crate::overrides;
+
+/// Timings of the execution.
+#[derive(Debug, Clone)]
+pub struct ExecuteConfig {
+    /// Waits between reads of a fill price the broker has not reported yet (DOMAIN.md §5.5:
+    /// 0.5 s, 1 s, 1.5 s).
+    pub fill_price_waits: Vec<Duration>,
+    /// How long a close may take to show as flat before a flip's new entry is sent.
+    pub flat_wait: Duration,
+    /// When an ambiguous outcome is looked at again.
+    pub unknown_retry: Duration,
+}
+
+impl Default for ExecuteConfig {
+    fn default() -> Self {
+        Self {
+            fill_price_waits: vec![
+                Duration::from_millis(500),
+                Duration::from_millis(1000),
+                Duration::from_millis(1500),
+            ],
+            flat_wait: Duration::from_secs(3),
+            unknown_retry: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What is stored with an intent when it is sent: the plan and the exact orders.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredPlan {
+    plan: IntentPlan,
+    contract: Contract,
+    /// The entry of an entry, fresh entry or flip.
+    entry: Option<EntryOrder>,
+    /// The market order of a DCA add.
+    add: Option<OrderRequest>,
+    /// The settings the orders were built with (after the alert's own exits).
+    settings: jt_domain::Settings,
+}
+
+/// The end of one attempt.
+enum Finish {
+    /// A final state: record it, publish it, acknowledge.
+    Done {
+        status: IntentStatus,
+        summary: String,
+        orders: Vec<String>,
+        fill: Option<Decimal>,
+    },
+    /// Try again later; the intent keeps its state.
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+        unknown: bool,
+    },
+}
+
+impl Finish {
+    fn failed(summary: impl Into<String>) -> Self {
+        Finish::Done {
+            status: IntentStatus::Failed,
+            summary: summary.into(),
+            orders: Vec::new(),
+            fill: None,
+        }
+    }
+    fn skipped(summary: impl Into<String>) -> Self {
+        Finish::Done {
+            status: IntentStatus::Skipped,
+            summary: summary.into(),
+            orders: Vec::new(),
+            fill: None,
+        }
+    }
+    fn retry(reason: impl Into<String>) -> Self {
+        Finish::Retry {
+            reason: reason.into(),
+            after: None,
+            unknown: false,
+        }
+    }
+}
+
+/// The execution handler; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Execute {
+    store: Store,
+    bus: Bus,
+    brokers: Arc<BrokerRegistry>,
+    config: ExecuteConfig,
+}
+
+/// Everything one attempt works with.
+struct Ctx<'a> {
+    msg: &'a IntentMessage,
+    store: &'a Store,
+    broker_account: jt_store::BrokerAccountId,
+    owner: UserId,
+    intent_id: IntentId,
+    account: AccountId,
+    broker: Arc<dyn Broker>,
+    lock_lost: &'a tokio_util::sync::CancellationToken,
+    orders: Vec<String>,
+}
+
+impl Execute {
+    /// An execution over `store`, `bus` and `brokers`.
+    #[must_use]
+    pub fn new(
+        store: Store,
+        bus: Bus,
+        brokers: Arc<BrokerRegistry>,
+        config: ExecuteConfig,
+    ) -> Self {
+        Self {
+            store,
+            bus,
+            brokers,
+            config,
+        }
+    }
+
+    /// Handles one message of the `execute` consumer.
+    pub async fn handle(&self, message: Incoming<IntentMessage>) -> Outcome {
+        let started = Instant::now();
+        let msg = &message.envelope.payload;
+        let span = tracing::info_span!(
+            "execute",
+            intent = %msg.intent_id,
+            signal = %msg.signal_id,
+            sub_account = %msg.sub_account_id,
+            action = msg.action.as_str(),
+            attempt = message.attempt,
+        );
+        jt_runtime::telemetry::extract_context(&span, &message.envelope.trace.to_pairs());
+        let _entered = span.enter();
+        let attempt_started = Utc::now();
+        let finish = match self.attempt(msg, &message.lock_lost).await {
+            Ok(f) => f,
+            Err(e) if e.is_transient() => Finish::retry(format!("store: {e}")),
+            Err(e) => Finish::failed(format!("store: {e}")),
+        };
+        match finish {
+            Finish::Done {
+                status,
+                summary,
+                orders,
+                fill,
+            } => {
+                if let Err(e) = self
+                    .conclude(
+                        msg,
+                        message.attempt,
+                        attempt_started,
+                        status,
+                        &summary,
+                        orders,
+                        fill,
+                    )
+                    .await
+                {
+                    warn!(error = %e, "outcome not recorded yet; retrying");
+                    return Outcome::retry(format!("recording the outcome: {e}"));
+                }
+                m::intent_done(status.as_str(), started.elapsed());
+                info!(status = status.as_str(), %summary, "intent done");
+                Outcome::Ack
+            }
+            Finish::Retry {
+                reason,
+                after,
+                unknown,
+            } => {
+                let _ = self
+                    .record_attempt(
+                        msg,
+                        message.attempt,
+                        attempt_started,
+                        if unknown {
+                            ExecutionOutcome::Unknown
+                        } else {
+                            ExecutionOutcome::Failed
+                        },
+                        &[],
+                        None,
+                        Some(&reason),
+                    )
+                    .await;
+                if message.is_last_attempt() {
+                    error!(%reason, "intent gives up after its last attempt; it goes to dead letter");
+                    if !unknown {
+                        let _ = self
+                            .conclude(
+                                msg,
+                                message.attempt,
+                                attempt_started,
+                                IntentStatus::Failed,
+                                &format!("gave up after {} attempts: {reason}", message.attempt),
+                                Vec::new(),
+                                None,
+                            )
+                            .await;
+                    }
+                } else {
+                    warn!(%reason, "intent will be retried");
+                }
+                match after {
+                    Some(d) => Outcome::retry_after(reason, d),
+                    None => Outcome::retry(reason),
+                }
+            }
+        }
+    }
+
+    /// One attempt; `Err` only for store errors around it.
+    async fn attempt(
+        &self,
+        msg: &IntentMessage,
+        lock_lost: &tokio_util::sync::CancellationToken,
+    ) -> Result<Finish, StoreError> {
+        let owner = UserId(msg.owner_id);
+        let intent = self.record_pending(msg).await?;
+        if intent.status.is_terminal() || intent.status == IntentStatus::Accepted {
+            // Already concluded by an earlier delivery: say so again (idempotent) and stop.
+            return Ok(Finish::Done {
+                status: intent.status,
+                summary: intent
+                    .status_reason
+                    .clone()
+                    .unwrap_or_else(|| "already done".into()),
+                orders: Vec::new(),
+                fill: intent.average_fill_price,
+            });
+        }
+        let (sub, account) = match self
+            .store
+            .accounts()
+            .sub_account_with_account(owner, SubAccountId(msg.sub_account_id))
+            .await
+        {
+            Ok(x) => x,
+            Err(StoreError::NotFound { .. }) => {
+                return Ok(Finish::failed("the sub-account no longer exists"));
+            }
+            Err(e) => return Err(e),
+        };
+        let resuming = matches!(intent.status, IntentStatus::Sent | IntentStatus::Unknown);
+
+        if !resuming {
+            let now = Utc::now();
+            let not_before = msg.received_at + chrono::Duration::seconds(i64::from(msg.delay_secs));
+            if now < not_before {
+                let wait = (not_before - now).to_std().unwrap_or_default();
+                return Ok(Finish::Retry {
+                    reason: format!("delayed by the alert for {wait:?}"),
+                    after: Some(wait),
+                    unknown: false,
+                });
+            }
+            if let Some(age) = stale_at(msg, now) {
+                let _ = self
+                    .store
+                    .signals()
+                    .set_outcome(
+                        owner,
+                        SignalId(msg.signal_id),
+                        SignalOutcome::Stale,
+                        Some("stale at execution"),
+                        Some(age * 1000),
+                    )
+                    .await;
+                return Ok(Finish::skipped(format!(
+                    "stale: the alert was {age} s old when it was about to execute (limit {} s)",
+                    msg.max_lag_secs.unwrap_or(msg.settings.stale_after_secs)
+                )));
+            }
+            if let Some(reason) = account_unusable(&account, now) {
+                return Ok(Finish::failed(reason));
+            }
+        }
+
+        let broker = match self.brokers.broker(&account).await {
+            Ok(b) => b,
+            Err(e) if e.is_transient() => return Ok(Finish::retry(e.to_string())),
+            Err(e) => return Ok(Finish::failed(e.to_string())),
+        };
+        let mut ctx = Ctx {
+            msg,
+            store: &self.store,
+            broker_account: account.id,
+            owner,
+            intent_id: intent.id,
+            account: AccountId(sub.broker_sub_account_id.clone()),
+            broker,
+            lock_lost,
+            orders: Vec::new(),
+        };
+
+        if msg.action == SignalAction::Flatten {
+            return self.flatten(&mut ctx, &intent).await;
+        }
+
+        let finish = if resuming {
+            match serde_json::from_value::<StoredPlan>(intent.plan.clone()) {
+                Ok(plan) => self.run(&mut ctx, &plan, true).await,
+                Err(e) => Finish::failed(format!(
+                    "the stored plan cannot be read ({e}); reconcile by hand"
+                )),
+            }
+        } else {
+            match self.decide(&mut ctx, &sub, &account).await {
+                Ok(Choice::Skip(reason)) => Finish::skipped(reason),
+                Ok(Choice::Plan(plan)) => {
+                    self.mark_sent(&ctx, &plan).await?;
+                    self.run(&mut ctx, &plan, false).await
+                }
+                Err(f) => f,
+            }
+        };
+        if let Finish::Retry {
+            unknown: true,
+            ref reason,
+            ..
+        } = finish
+        {
+            let _ = self
+                .store
+                .intents()
+                .transition(
+                    owner,
+                    intent.id,
+                    IntentStatus::Unknown,
+                    IntentUpdate {
+                        reason: Some(reason.clone()),
+                        ..Default::default()
+                    },
+                )
+                .await;
+        }
+        Ok(finish)
+    }
+
+    /// Records the intent as pending (or finds it from an earlier delivery).
+    async fn record_pending(&self, msg: &IntentMessage) -> Result<Intent, StoreError> {
+        let created = self
+            .store
+            .intents()
+            .create(NewIntent {
+                id: IntentId(msg.intent_id),
+                owner: UserId(msg.owner_id),
+                sub_account: SubAccountId(msg.sub_account_id),
+                trader: msg.trader_id.map(TraderId),
+                signal: Some(SignalId(msg.signal_id)),
+                source: if msg.trader_id.is_some() {
+                    IntentSource::Signal
+                } else {
+                    IntentSource::Control
+                },
+                idempotency_key: msg.idempotency_key(),
+                kind: kind_of(msg.action),
+                symbol: msg.symbol.clone().unwrap_or_else(|| "*".into()),
+                contract: None,
+                side: None,
+                quantity: 0,
+                settings: msg.settings.clone(),
+                plan: serde_json::Value::Null,
+                skip_reason: None,
+            })
+            .await?;
+        Ok(created.intent().clone())
+    }
+
+    /// Reads the broker and decides; `Err` carries a finish for refusals and broker errors.
+    async fn decide(
+        &self,
+        ctx: &mut Ctx<'_>,
+        sub: &SubAccount,
+        account: &BrokerAccount,
+    ) -> Result<Choice, Finish> {
+        let msg = ctx.msg;
+        let symbol = msg.symbol.clone().unwrap_or_default();
+        let instrument =
+            instrument::resolve_ticker(&symbol).map_err(|e| Finish::failed(format!("{e}")))?;
+        let contract = call(
+            ctx,
+            ctx.broker
+                .resolve_contract(&broker_symbol(&symbol, instrument))
+                .await,
+        )?;
+        let position = call(ctx, ctx.broker.position(&ctx.account, &contract.id).await)?;
+        let position = BrokerPosition {
+            net_qty: position.as_ref().map_or(0, |p| p.net_qty),
+            average_price: position.as_ref().and_then(|p| p.avg_price),
+        };
+        let decided_at = msg.received_at + chrono::Duration::seconds(i64::from(msg.delay_secs));
+        let filters = self
+            .filter_state(ctx.owner, msg, sub.id, decided_at)
+            .await
+            .map_err(|e| {
+                if e.is_transient() {
+                    Finish::retry(format!("store: {e}"))
+                } else {
+                    Finish::failed(format!("store: {e}"))
+                }
+            })?;
+        // The alert's own exits replace the trader's for this signal (entries only).
+        let settings = match msg.action.entry_direction() {
+            Some(direction) => overrides::apply(
+                &msg.settings,
+                direction,
+                msg.price,
+                msg.take_profit.as_ref(),
+                msg.stop_loss.as_ref(),
+            )
+            .map_err(|e| Finish::failed(format!("{e}")))?,
+            None => msg.settings.clone(),
+        };
+        let decision = jt_domain::decision::decide(&DecisionInput {
+            action: msg.action,
+            position,
+            settings: &settings,
+            filters,
+            now: decided_at,
+        })
+        .map_err(|e| Finish::failed(format!("{e}")))?;
+        let plan = match decision {
+            Decision::Skip { reason } => {
+                return Ok(Choice::Skip(format!("{} ({})", reason, reason.rule())));
+            }
+            Decision::Execute { plan } => plan,
+        };
+        let client_order_id = msg.client_order_id();
+        let reference = msg.price.or(position.average_price);
+        let mut entry = None;
+        let mut add = None;
+        for step in plan.steps() {
+            match step {
+                PlanStep::PlaceEntry { side, qty } => {
+                    let built = bracket::build_entry(
+                        &settings,
+                        instrument,
+                        side.opens(),
+                        qty,
+                        reference,
+                        client_order_id.clone(),
+                    )
+                    .map_err(|e| Finish::failed(format!("{e}")))?;
+                    if let Err(reason) =
+                        bracket::check_required_protection(&built, account.require_brackets)
+                    {
+                        return Ok(Choice::Skip(format!("{reason} ({})", reason.rule())));
+                    }
+                    if let EntryOrder::Bracket(b) = &built {
+                        let missing = ctx.broker.capabilities().missing_for(b);
+                        if !missing.is_empty() {
+                            // Refused, never sent without the protection the trader asked for.
+                            return Err(Finish::failed(format!(
+                                "the broker cannot place this bracket as configured (missing: {missing:?})"
+                            )));
+                        }
+                    }
+                    entry = Some(built);
+                }
+                PlanStep::MarketAdd { side, qty } => {
+                    add = Some(OrderRequest {
+                        client_order_id: client_order_id.clone(),
+                        side,
+                        qty,
+                        kind: OrderKind::Market,
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(Choice::Plan(Box::new(StoredPlan {
+            plan,
+            contract,
+            entry,
+            add,
+            settings,
+        })))
+    }
+
+    async fn filter_state(
+        &self,
+        owner: UserId,
+        msg: &IntentMessage,
+        sub: SubAccountId,
+        now: DateTime<Utc>,
+    ) -> Result<FilterState, StoreError> {
+        let day = session::trading_day(now);
+        let activity = match msg.trader_id {
+            Some(t) => Some(
+                self.store
+                    .intents()
+                    .trader_activity(owner, TraderId(t), session::session_start(day))
+                    .await?,
+            ),
+            None => None,
+        };
+        let kill = self.store.risk().kill_state(owner, sub).await?.engaged();
+        let breached = self
+            .store
+            .risk()
+            .breach(owner, sub, day, BreachKind::MaxDailyLoss)
+            .await?
+            .is_some();
+        Ok(FilterState {
+            last_signal_at: activity.as_ref().and_then(|a| a.last_executed_at),
+            signals_this_session: activity.as_ref().map_or(0, |a| a.executed_since),
+            last_add_at: activity.as_ref().and_then(|a| a.last_add_at),
+            daily_loss_breached: breached,
+            kill_switch: kill,
+        })
+    }
+
+    async fn mark_sent(&self, ctx: &Ctx<'_>, plan: &StoredPlan) -> Result<(), StoreError> {
+        let (kind, side, quantity) = describe(&plan.plan);
+        // Serialising plain data types cannot fail; `Null` would only lose the resume data.
+        let stored = serde_json::to_value(plan).unwrap_or(serde_json::Value::Null);
+        self.store
+            .intents()
+            .transition(
+                ctx.owner,
+                ctx.intent_id,
+                IntentStatus::Sent,
+                IntentUpdate {
+                    decided: Some(Decided {
+                        kind,
+                        contract: Some(plan.contract.name.clone()),
+                        side,
+                        quantity,
+                        plan: stored,
+                    }),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Runs the plan's steps. `resuming`: an earlier attempt may have done some of them.
+    async fn run(&self, ctx: &mut Ctx<'_>, plan: &StoredPlan, resuming: bool) -> Finish {
+        let main = ctx.msg.client_order_id();
+        let steps = plan.plan.steps();
+        // On resume, the main order found at the broker means every step before it was done:
+        // never close again after a flip's new entry exists.
+        let mut main_done = false;
+        if resuming && (plan.entry.is_some() || plan.add.is_some()) {
+            match call(ctx, ctx.broker.find_order(&ctx.account, &main).await) {
+                Ok(Some(found)) => {
+                    ctx.orders.push(found.id.0.clone());
+                    main_done = true;
+                }
+                Ok(None) => {}
+                Err(f) => return f,
+            }
+        }
+        let mut fill = None;
+        let mut done: Vec<&'static str> = Vec::new();
+        for step in steps {
+            if ctx.lock_lost.is_cancelled() {
+                return Finish::retry(
+                    "the account's execution lock was lost; another replica may run it",
+                );
+            }
+            let is_main = matches!(
+                step,
+                PlanStep::PlaceEntry { .. } | PlanStep::MarketAdd { .. }
+            );
+            if main_done && !matches!(step, PlanStep::ReplaceProtection { .. }) {
+                continue;
+            }
+            let result = match step {
+                PlanStep::CancelWorkingOrders => self.cancel_working(ctx, &plan.contract).await,
+                PlanStep::ClosePosition { .. } => {
+                    self.close(ctx, &plan.contract, plan.entry.is_some()).await
+                }
+                PlanStep::PlaceEntry { .. } => match &plan.entry {
+                    Some(entry) => self.place_entry(ctx, &plan.contract, entry).await,
+                    None => Err(Finish::failed("the plan has no entry order")),
+                },
+                PlanStep::MarketAdd { .. } => match &plan.add {
+                    Some(order) => self.place(ctx, &plan.contract, order).await,
+                    None => Err(Finish::failed("the plan has no add order")),
+                },
+                PlanStep::ReplaceProtection { .. } => {
+                    match self.replace_protection(ctx, plan).await {
+                        Ok(avg) => {
+                            fill = avg;
+                            Ok(())
+                        }
+                        Err(f) => Err(f),
+                    }
+                }
+            };
+            if let Err(finish) = result {
+                return with_progress(finish, &done);
+            }
+            done.push(step_name(step));
+            if is_main {
+                m::alert_to_order(
+                    (Utc::now() - ctx.msg.received_at)
+                        .to_std()
+                        .unwrap_or_default(),
+                );
+            }
+        }
+        Finish::Done {
+            status: if fill.is_some() {
+                IntentStatus::Filled
+            } else {
+                IntentStatus::Accepted
+            },
+            summary: summary_of(&plan.plan),
+            orders: std::mem::take(&mut ctx.orders),
+            fill,
+        }
+    }
+
+    async fn cancel_working(&self, ctx: &mut Ctx<'_>, contract: &Contract) -> Result<(), Finish> {
+        let working = call(ctx, ctx.broker.working_orders(&ctx.account).await)?;
+        for order in working
+            .iter()
+            .filter(|o| o.contract.as_ref() == Some(&contract.id) && o.status.is_open())
+        {
+            match ctx.broker.cancel_order(&ctx.account, &order.id).await {
+                // Already filled or cancelled: nothing left to cancel.
+                Ok(()) | Err(BrokerError::Rejected { .. }) => {}
+                Err(e) => return Err(broker_finish(ctx, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the position; when an entry follows (flip), waits until the broker shows flat so
+    /// the entry opens the new direction instead of netting against the old one.
+    async fn close(
+        &self,
+        ctx: &mut Ctx<'_>,
+        contract: &Contract,
+        entry_follows: bool,
+    ) -> Result<(), Finish> {
+        let outcome = call(ctx, ctx.broker.close_position(&ctx.account, contract).await)?;
+        if let Some(id) = outcome.order_id {
+            ctx.orders.push(id.0);
+        }
+        if !entry_follows {
+            return Ok(());
+        }
+        let deadline = Instant::now() + self.config.flat_wait;
+        loop {
+            let p = call(ctx, ctx.broker.position(&ctx.account, &contract.id).await)?;
+            if p.is_none_or(|p| p.net_qty == 0) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(Finish::retry(
+                    "the close has not shown as flat yet; the new entry waits",
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn place_entry(
+        &self,
+        ctx: &mut Ctx<'_>,
+        contract: &Contract,
+        entry: &EntryOrder,
+    ) -> Result<(), Finish> {
+        match entry {
+            EntryOrder::Bracket(b) => {
+                let ack = call(
+                    ctx,
+                    ctx.broker.place_bracket(&ctx.account, contract, b).await,
+                )?;
+                if let Some(id) = ack.entry_order_id.map(|o| o.0).or(ack.bracket_id) {
+                    ctx.orders.push(id);
+                }
+                Ok(())
+            }
+            EntryOrder::Market(o) => self.place(ctx, contract, o).await,
+        }
+    }
+
+    async fn place(
+        &self,
+        ctx: &mut Ctx<'_>,
+        contract: &Contract,
+        order: &OrderRequest,
+    ) -> Result<(), Finish> {
+        let ack = call(
+            ctx,
+            ctx.broker.place_order(&ctx.account, contract, order).await,
+        )?;
+        ctx.orders.push(ack.order_id.0);
+        Ok(())
+    }
+
+    /// After a DCA add: the new average from the broker, every working take-profit (and stop,
+    /// when the trader has one) cancelled, one of each placed for the whole position. Returns
+    /// the average. A stop is never computed from an unknown fill price.
+    async fn replace_protection(
+        &self,
+        ctx: &mut Ctx<'_>,
+        plan: &StoredPlan,
+    ) -> Result<Option<Decimal>, Finish> {
+        let IntentPlan::Add { direction, .. } = plan.plan else {
+            return Err(Finish::failed("protection replacement outside a DCA add"));
+        };
+        let instrument: &Instrument =
+            instrument::by_root(&plan.contract.root).map_err(|e| Finish::failed(e.to_string()))?;
+        let mut waits = self.config.fill_price_waits.iter();
+        let (qty, average) = loop {
+            let p = call(
+                ctx,
+                ctx.broker.position(&ctx.account, &plan.contract.id).await,
+            )?;
+            if let Some(p) = p.filter(|p| Direction::of_net(p.net_qty) == Some(direction))
+                && let Some(avg) = p.avg_price.filter(|a| *a > Decimal::ZERO)
+            {
+                break (
+                    u32::try_from(p.net_qty.unsigned_abs()).unwrap_or(u32::MAX),
+                    avg,
+                );
+            }
+            match waits.next() {
+                Some(w) => tokio::time::sleep(*w).await,
+                None => {
+                    m::unprotected();
+                    error!(
+                        "POSITION UNPROTECTED: the add's fill price is unknown; no take-profit or stop was placed"
+                    );
+                    return Err(Finish::failed(
+                        "position unprotected: the broker did not report the position's average price after the add; \
+                         no take-profit or stop was placed — protect it by hand",
+                    ));
+                }
+            }
+        };
+        let main = ctx.msg.client_order_id();
+        let protection = bracket::dca_protection(
+            &plan.settings,
+            instrument,
+            direction,
+            qty,
+            Some(average),
+            &main,
+        )
+        .map_err(|e| Finish::failed(format!("{e}")))?;
+        let which = if protection.stop.is_some() {
+            ExitOrders::All
+        } else {
+            ExitOrders::TakeProfits
+        };
+        if protection.take_profit.is_some() || protection.stop.is_some() {
+            let report = call(
+                ctx,
+                ctx.broker
+                    .cancel_exit_orders(&ctx.account, &plan.contract, direction, which)
+                    .await,
+            )?;
+            if !report.failures.is_empty() {
+                warn!(failures = ?report.failures, "some exit orders could not be cancelled");
+            }
+        }
+        if let Some(tp) = &protection.take_profit {
+            self.place_once(ctx, &plan.contract, tp).await?;
+        }
+        if let Some(stop) = &protection.stop {
+            self.place_stop_once(ctx, &plan.contract, stop).await?;
+        }
+        Ok(Some(average))
+    }
+
+    /// Places `order` unless an order with its client id already exists (a resumed attempt).
+    async fn place_once(
+        &self,
+        ctx: &mut Ctx<'_>,
+        contract: &Contract,
+        order: &OrderRequest,
+    ) -> Result<(), Finish> {
+        if let Some(found) = call(
+            ctx,
+            ctx.broker
+                .find_order(&ctx.account, &order.client_order_id)
+                .await,
+        )? {
+            ctx.orders.push(found.id.0);
+            return Ok(());
+        }
+        self.place(ctx, contract, order).await
+    }
+
+    async fn place_stop_once(
+        &self,
+        ctx: &mut Ctx<'_>,
+        contract: &Contract,
+        stop: &StopOrder,
+    ) -> Result<(), Finish> {
+        if let Some(found) = call(
+            ctx,
+            ctx.broker
+                .find_order(&ctx.account, &stop.client_order_id)
+                .await,
+        )? {
+            ctx.orders.push(found.id.0);
+            return Ok(());
+        }
+        match ctx.broker.place_stop(&ctx.account, contract, stop).await {
+            Ok(ack) => {
+                ctx.orders.push(ack.order_id.0);
+                Ok(())
+            }
+            Err(BrokerError::Unsupported { feature }) if !matches!(stop.kind, StopKind::Fixed) => {
+                // The broker cannot trail after a trigger on a standalone order: a fixed stop at
+                // the same distance protects the position; the trailing part is reported.
+                warn!(
+                    ?feature,
+                    "trailing stop placed as a fixed stop at the same distance"
+                );
+                let fixed = StopOrder {
+                    kind: StopKind::Fixed,
+                    ..stop.clone()
+                };
+                let ack = call(
+                    ctx,
+                    ctx.broker.place_stop(&ctx.account, contract, &fixed).await,
+                )?;
+                ctx.orders.push(ack.order_id.0);
+                Ok(())
+            }
+            Err(e) => Err(broker_finish(ctx, e)),
+        }
+    }
+
+    async fn flatten(&self, ctx: &mut Ctx<'_>, intent: &Intent) -> Result<Finish, StoreError> {
+        if intent.status == IntentStatus::Pending {
+            self.store
+                .intents()
+                .transition(
+                    ctx.owner,
+                    ctx.intent_id,
+                    IntentStatus::Sent,
+                    IntentUpdate {
+                        decided: Some(Decided {
+                            kind: IntentKind::Flatten,
+                            contract: None,
+                            side: None,
+                            quantity: 0,
+                            plan: serde_json::json!({"kind": "flatten_account"}),
+                        }),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+        }
+        // Flattening is safe to repeat: it cancels what is working and closes what is open.
+        Ok(match ctx.broker.flatten_account(&ctx.account).await {
+            Ok(report) if report.failures.is_empty() => Finish::Done {
+                status: IntentStatus::Accepted,
+                summary: "account flattened: working orders cancelled, positions closed".into(),
+                orders: Vec::new(),
+                fill: None,
+            },
+            Ok(report) => Finish::retry(format!("flatten incomplete: {:?}", report.failures)),
+            Err(e) => broker_finish(ctx, e),
+        })
+    }
+
+    /// Records the final state, the execution row and the EXECUTIONS message.
+    #[allow(clippy::too_many_arguments)]
+    async fn conclude(
+        &self,
+        msg: &IntentMessage,
+        attempt: u32,
+        started: DateTime<Utc>,
+        status: IntentStatus,
+        summary: &str,
+        orders: Vec<String>,
+        fill: Option<Decimal>,
+    ) -> Result<(), String> {
+        let owner = UserId(msg.owner_id);
+        let intents = self.store.intents();
+        let current = intents
+            .get(owner, IntentId(msg.intent_id))
+            .await
+            .map_err(|e| e.to_string())?;
+        // A refusal before anything was sent (a read refused) is a failure, not a rejection.
+        let status = if status == IntentStatus::Rejected && current.status == IntentStatus::Pending
+        {
+            IntentStatus::Failed
+        } else {
+            status
+        };
+        if current.status != status {
+            // `skipped` and `failed` may come straight from `pending`; the others follow `sent`.
+            intents
+                .transition(
+                    owner,
+                    IntentId(msg.intent_id),
+                    status,
+                    IntentUpdate {
+                        reason: Some(summary.to_string()),
+                        average_fill_price: fill,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let outcome = match status {
+            IntentStatus::Filled => ExecutionOutcome::Filled,
+            IntentStatus::Accepted => ExecutionOutcome::Accepted,
+            IntentStatus::Rejected => ExecutionOutcome::Rejected,
+            _ => ExecutionOutcome::Failed,
+        };
+        if status != IntentStatus::Skipped {
+            self.record_attempt(
+                msg,
+                attempt,
+                started,
+                outcome,
+                &orders,
+                fill,
+                (!matches!(status, IntentStatus::Filled | IntentStatus::Accepted))
+                    .then_some(summary),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        }
+        let report = ExecutionMessage {
+            intent_id: msg.intent_id,
+            signal_id: Some(msg.signal_id),
+            owner_id: msg.owner_id,
+            trader_id: msg.trader_id,
+            sub_account_id: msg.sub_account_id,
+            status: match status {
+                IntentStatus::Filled | IntentStatus::Accepted => ExecutionStatus::Done,
+                IntentStatus::Skipped => ExecutionStatus::Skipped,
+                IntentStatus::Rejected => ExecutionStatus::Rejected,
+                _ => ExecutionStatus::Failed,
+            },
+            summary: summary.to_string(),
+            symbol: msg.symbol.clone().unwrap_or_else(|| "*".into()),
+            broker_order_ids: orders,
+            fill_price: fill,
+            latency_ms: (Utc::now() - msg.received_at).num_milliseconds(),
+            at: Utc::now(),
+        };
+        let id = MessageId::new(report.message_id()).map_err(|e| e.to_string())?;
+        self.bus
+            .publish(&Envelope::new(id, report))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn record_attempt(
+        &self,
+        msg: &IntentMessage,
+        attempt: u32,
+        started: DateTime<Utc>,
+        outcome: ExecutionOutcome,
+        orders: &[String],
+        fill: Option<Decimal>,
+        failure: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.store
+            .intents()
+            .record_execution(NewExecution {
+                id: ExecutionId(jt_messages::derived_id(
+                    "execution",
+                    &[&msg.intent_id.to_string(), &attempt.to_string()],
+                )),
+                owner: UserId(msg.owner_id),
+                intent: IntentId(msg.intent_id),
+                attempt,
+                started_at: started,
+                finished_at: Some(Utc::now()),
+                outcome,
+                broker_order_ids: orders.to_vec(),
+                fill_price: fill,
+                filled_quantity: None,
+                error_kind: failure.map(|_| outcome.as_str().to_string()),
+                failure_reason: failure.map(str::to_string),
+            })
+            .await
+    }
+}
+
+fn step_name(step: PlanStep) -> &'static str {
+    match step {
+        PlanStep::CancelWorkingOrders => "working orders cancelled",
+        PlanStep::ClosePosition { .. } => "position closed",
+        PlanStep::PlaceEntry { .. } => "entry placed",
+        PlanStep::MarketAdd { .. } => "add placed",
+        PlanStep::ReplaceProtection { .. } => "protection replaced",
+    }
+}
+
+/// Says which steps were done before a final failure (a flip whose entry was rejected has
+/// closed the old position: the trader must know).
+fn with_progress(finish: Finish, done: &[&str]) -> Finish {
+    match finish {
+        Finish::Done {
+            status,
+            summary,
+            orders,
+            fill,
+        } if !done.is_empty() => Finish::Done {
+            status,
+            summary: format!("{summary} (already done: {})", done.join(", ")),
+            orders,
+            fill,
+        },
+        other => other,
+    }
+}
+
+/// What the decision came to before anything is sent.
+enum Choice {
+    Skip(String),
+    Plan(Box<StoredPlan>),
+}
+
+/// Why an account cannot be used now, if it cannot.
+fn account_unusable(account: &BrokerAccount, now: DateTime<Utc>) -> Option<String> {
+    if !account.enabled {
+        return Some("the broker account is disabled".into());
+    }
+    if account.needs_reauth {
+        return Some(format!(
+            "the broker account needs re-authentication ({}): enter its credentials again",
+            account.reauth_reason.as_deref().unwrap_or("login refused")
+        ));
+    }
+    if let Some(until) = account.locked_until
+        && until > now
+    {
+        return Some(format!(
+            "the broker login is locked out until {until} (captcha demanded)"
+        ));
+    }
+    None
+}
+
+/// The symbol to resolve at the broker: the root for a continuous ticker (`MNQ1!` → front
+/// month), the contract itself for a dated one (`MNQZ5`).
+fn broker_symbol(symbol: &str, instrument: &Instrument) -> String {
+    let s = symbol.trim().to_ascii_uppercase();
+    let s = s.rsplit(':').next().unwrap_or(&s).to_string();
+    if s.ends_with('!') || s == instrument.root {
+        instrument.root.to_string()
+    } else {
+        s
+    }
+}
+
+fn describe(plan: &IntentPlan) -> (IntentKind, Option<jt_domain::Side>, u32) {
+    match plan {
+        IntentPlan::Entry { direction, size }
+        | IntentPlan::FreshEntry {
+            direction, size, ..
+        } => (IntentKind::Entry, Some(direction.entry_side()), size.qty),
+        IntentPlan::Add {
+            direction, size, ..
+        } => (IntentKind::Add, Some(direction.entry_side()), size.qty),
+        IntentPlan::Flip {
+            direction, size, ..
+        } => (IntentKind::Flip, Some(direction.entry_side()), size.qty),
+        IntentPlan::Close { direction, qty, .. } => {
+            (IntentKind::Close, Some(direction.exit_side()), *qty)
+        }
+        IntentPlan::CancelOrders => (IntentKind::Cancel, None, 0),
+    }
+}
+
+fn summary_of(plan: &IntentPlan) -> String {
+    match plan {
+        IntentPlan::Entry { direction, size } => format!("entry {direction} {}", size.qty),
+        IntentPlan::FreshEntry {
+            direction,
+            size,
+            existing,
+        } => {
+            format!(
+                "fresh entry {direction} {} (DCA off; {existing} already open)",
+                size.qty
+            )
+        }
+        IntentPlan::Add {
+            direction, size, ..
+        } => format!("DCA add {direction} {}, take-profit replaced", size.qty),
+        IntentPlan::Flip {
+            from,
+            close_qty,
+            direction,
+            size,
+        } => {
+            format!(
+                "flip: closed {from} {close_qty}, entry {direction} {}",
+                size.qty
+            )
+        }
+        IntentPlan::Close {
+            direction,
+            qty,
+            entry_refused,
+        } => match entry_refused {
+            Some(r) => format!("closed {direction} {qty}; the new entry was refused: {r}"),
+            None => format!("closed {direction} {qty}"),
+        },
+        IntentPlan::CancelOrders => "working orders cancelled".into(),
+    }
+}
+
+/// The longest broker throttle an intent waits out before failing.
+const MAX_THROTTLE_WAIT: Duration = Duration::from_secs(30);
+
+/// Maps a broker result; errors become the attempt's finish.
+fn call<T>(ctx: &Ctx<'_>, r: Result<T, BrokerError>) -> Result<T, Finish> {
+    r.map_err(|e| broker_finish(ctx, e))
+}
+
+/// What a broker error means for the intent (the table in `jt_brokers::error`). Errors about
+/// the login itself are also written on the broker account, where the API and the metrics
+/// show them (needs re-authentication, locked out, last error).
+fn broker_finish(ctx: &Ctx<'_>, e: BrokerError) -> Finish {
+    m::broker_error(e.kind().as_str());
+    let (store, owner, account, text) = (
+        ctx.store.clone(),
+        ctx.owner,
+        ctx.broker_account,
+        e.to_string(),
+    );
+    let account_update = match &e {
+        BrokerError::NeedsReauth { reason } => {
+            let reason = reason.clone();
+            Some(tokio::spawn(async move {
+                store
+                    .accounts()
+                    .mark_needs_reauth(owner, account, &reason)
+                    .await
+            }))
+        }
+        BrokerError::LockedOut { until } => {
+            let until = *until;
+            Some(tokio::spawn(async move {
+                store
+                    .accounts()
+                    .lock_until(owner, account, until, &text)
+                    .await
+            }))
+        }
+        BrokerError::AuthExpired { .. } | BrokerError::Transport { .. } => {
+            Some(tokio::spawn(async move {
+                store.accounts().record_error(owner, account, &text).await
+            }))
+        }
+        _ => None,
+    };
+    drop(account_update); // best effort: the intent's own outcome carries the reason
+
+    match e {
+        BrokerError::UnknownOutcome { .. } => Finish::Retry {
+            reason: e.to_string(),
+            after: Some(Duration::from_secs(2)),
+            unknown: true,
+        },
+        // A short throttle is waited out; a long one (an hourly budget spent, a penalty of
+        // minutes) fails the intent now: by then the alert would be stale, and parking it
+        // would hold every later intent of the account behind it.
+        BrokerError::RateLimited { .. } | BrokerError::Penalty { .. }
+            if e.retry_after().is_some_and(|d| d > MAX_THROTTLE_WAIT) =>
+        {
+            Finish::failed(format!(
+                "{e}; not executed: the broker's limit lasts too long for this alert"
+            ))
+        }
+        BrokerError::RateLimited { .. } | BrokerError::Penalty { .. } => Finish::Retry {
+            after: e.retry_after(),
+            reason: e.to_string(),
+            unknown: false,
+        },
+        BrokerError::AuthExpired { .. } | BrokerError::Transport { .. } => {
+            Finish::retry(e.to_string())
+        }
+        BrokerError::Rejected { .. } => Finish::Done {
+            status: IntentStatus::Rejected,
+            summary: e.to_string(),
+            orders: Vec::new(),
+            fill: None,
+        },
+        BrokerError::NeedsReauth { .. }
+        | BrokerError::LockedOut { .. }
+        | BrokerError::UnknownContract { .. }
+        | BrokerError::UnknownAccount { .. }
+        | BrokerError::InvalidRequest { .. }
+        | BrokerError::Unsupported { .. } => Finish::failed(e.to_string()),
+    }
+}

@@ -1,0 +1,305 @@
+//! Webhook token → recorder, cached so the hot path rarely touches the database and keeps
+//! answering while the database is down.
+//!
+//! Each token's answer (its recorder, or "unknown") is kept for [`DirectoryConfig::fresh_for`]
+//! (2 s by default: a rotated or deleted token stops working within seconds). After that the
+//! next request looks it up again; when that look-up fails (database down or slow) the last known
+//! answer is served for up to [`DirectoryConfig::serve_stale_for`], so a recorder that was seen
+//! recently keeps receiving alerts through a database outage. A token never seen while the
+//! database is down cannot be resolved: the request gets 503, never a guess.
+//!
+//! Memory is bounded: at most [`DirectoryConfig::max_entries`] tokens are cached; unknown tokens
+//! (probes, typos) are evicted first.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jt_store::Store;
+use jt_store::repo::webhooks::WebhookTarget;
+use parking_lot::RwLock;
+use tokio::time::Instant;
+
+/// Where tokens are resolved (the store in production; a fake in unit tests).
+#[async_trait]
+pub trait TargetSource: Send + Sync + 'static {
+    /// The recorder of `token`, `None` when unknown; `Err` when the source cannot answer.
+    async fn resolve(&self, token: &str) -> Result<Option<WebhookTarget>, String>;
+}
+
+#[async_trait]
+impl TargetSource for Store {
+    async fn resolve(&self, token: &str) -> Result<Option<WebhookTarget>, String> {
+        self.webhooks()
+            .resolve(token)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Cache settings.
+#[derive(Debug, Clone)]
+pub struct DirectoryConfig {
+    /// How long an answer is used without asking the source again.
+    pub fresh_for: Duration,
+    /// How long an old answer is still served when the source cannot answer.
+    pub serve_stale_for: Duration,
+    /// Most tokens kept.
+    pub max_entries: usize,
+    /// How long one look-up may take before it counts as failed (the hot path must answer
+    /// TradingView within 3 s, whatever the database does).
+    pub lookup_timeout: Duration,
+}
+
+impl Default for DirectoryConfig {
+    fn default() -> Self {
+        Self {
+            fresh_for: Duration::from_secs(2),
+            serve_stale_for: Duration::from_secs(3600),
+            max_entries: 100_000,
+            lookup_timeout: Duration::from_millis(800),
+        }
+    }
+}
+
+/// The result of resolving a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// The token's recorder.
+    Known(WebhookTarget),
+    /// No recorder has this token.
+    Unknown,
+    /// The source cannot answer and nothing is cached: try again later.
+    Unavailable(String),
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    target: Option<WebhookTarget>,
+    fetched: Instant,
+}
+
+/// The cached token directory; cheap to clone.
+#[derive(Clone)]
+pub struct Directory {
+    source: Arc<dyn TargetSource>,
+    config: DirectoryConfig,
+    entries: Arc<RwLock<HashMap<String, Entry>>>,
+}
+
+impl std::fmt::Debug for Directory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Directory")
+            .field("config", &self.config)
+            .field("entries", &self.entries.read().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Directory {
+    /// A directory over `source`.
+    pub fn new(source: Arc<dyn TargetSource>, config: DirectoryConfig) -> Self {
+        Self {
+            source,
+            config,
+            entries: Arc::new(RwLock::new(HashMap::new())),
+        }
+    }
+
+    /// Resolves `token`: from the cache when fresh, else from the source, else (source down)
+    /// from a stale cache entry.
+    pub async fn resolve(&self, token: &str) -> Resolution {
+        let cached = self.entries.read().get(token).cloned();
+        if let Some(entry) = &cached
+            && entry.fetched.elapsed() < self.config.fresh_for
+        {
+            return to_resolution(entry.target.clone());
+        }
+        let looked_up = match tokio::time::timeout(
+            self.config.lookup_timeout,
+            self.source.resolve(token),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(format!(
+                "token look-up took longer than {:?}",
+                self.config.lookup_timeout
+            )),
+        };
+        match looked_up {
+            Ok(target) => {
+                self.insert(token, target.clone());
+                to_resolution(target)
+            }
+            Err(reason) => match cached {
+                Some(entry) if entry.fetched.elapsed() < self.config.serve_stale_for => {
+                    metrics::counter!("jt_ingest_directory_stale_total").increment(1);
+                    tracing::warn!(%reason, "token look-up failed; serving the cached recorder");
+                    to_resolution(entry.target)
+                }
+                _ => Resolution::Unavailable(reason),
+            },
+        }
+    }
+
+    fn insert(&self, token: &str, target: Option<WebhookTarget>) {
+        let mut entries = self.entries.write();
+        if entries.len() >= self.config.max_entries && !entries.contains_key(token) {
+            evict(&mut entries, self.config.max_entries);
+        }
+        entries.insert(
+            token.to_string(),
+            Entry {
+                target,
+                fetched: Instant::now(),
+            },
+        );
+    }
+
+    /// Tokens currently cached (for metrics and tests).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries.read().len()
+    }
+
+    /// Whether nothing is cached.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn to_resolution(target: Option<WebhookTarget>) -> Resolution {
+    match target {
+        Some(t) => Resolution::Known(t),
+        None => Resolution::Unknown,
+    }
+}
+
+/// Makes room for one entry: drops unknown tokens first, then the oldest known ones, down to
+/// 90 % of the bound so eviction runs rarely.
+fn evict(entries: &mut HashMap<String, Entry>, max: usize) {
+    let target = max.saturating_mul(9) / 10;
+    entries.retain(|_, e| e.target.is_some());
+    if entries.len() > target {
+        let mut by_age: Vec<(String, Instant)> = entries
+            .iter()
+            .map(|(k, e)| (k.clone(), e.fetched))
+            .collect();
+        by_age.sort_by_key(|(_, at)| *at);
+        let excess = entries.len() - target;
+        for (k, _) in by_age.into_iter().take(excess) {
+            entries.remove(&k);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jt_store::{RecorderId, UserId};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    struct Fake {
+        calls: AtomicUsize,
+        down: AtomicBool,
+    }
+
+    fn target() -> WebhookTarget {
+        WebhookTarget {
+            recorder: RecorderId::new(),
+            owner: UserId::new(),
+            name: "r".into(),
+            symbol: None,
+            custom_ticker: None,
+        }
+    }
+
+    #[async_trait]
+    impl TargetSource for Fake {
+        async fn resolve(&self, token: &str) -> Result<Option<WebhookTarget>, String> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            if self.down.load(Ordering::SeqCst) {
+                return Err("database down".into());
+            }
+            Ok((token == "good").then(target))
+        }
+    }
+
+    fn fake() -> Arc<Fake> {
+        Arc::new(Fake {
+            calls: AtomicUsize::new(0),
+            down: AtomicBool::new(false),
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fresh_answers_come_from_the_cache() {
+        let src = fake();
+        let dir = Directory::new(src.clone(), DirectoryConfig::default());
+        assert!(matches!(dir.resolve("good").await, Resolution::Known(_)));
+        assert!(matches!(dir.resolve("good").await, Resolution::Known(_)));
+        assert_eq!(dir.resolve("bad").await, Resolution::Unknown);
+        assert_eq!(src.calls.load(Ordering::SeqCst), 2);
+        // After `fresh_for` the source is asked again: a deleted token stops within seconds.
+        tokio::time::advance(Duration::from_secs(3)).await;
+        assert!(matches!(dir.resolve("good").await, Resolution::Known(_)));
+        assert_eq!(src.calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_known_recorder_is_served_while_the_database_is_down() {
+        let src = fake();
+        let dir = Directory::new(src.clone(), DirectoryConfig::default());
+        assert!(matches!(dir.resolve("good").await, Resolution::Known(_)));
+        src.down.store(true, Ordering::SeqCst);
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert!(matches!(dir.resolve("good").await, Resolution::Known(_)));
+        // Never seen: cannot be resolved, and is not guessed.
+        assert!(matches!(
+            dir.resolve("other").await,
+            Resolution::Unavailable(_)
+        ));
+        // Stale beyond the limit: unavailable, not served forever.
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        assert!(matches!(
+            dir.resolve("good").await,
+            Resolution::Unavailable(_)
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_lookup_is_cut_off() {
+        struct Hang;
+        #[async_trait]
+        impl TargetSource for Hang {
+            async fn resolve(&self, _: &str) -> Result<Option<WebhookTarget>, String> {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                Ok(None)
+            }
+        }
+        let dir = Directory::new(Arc::new(Hang), DirectoryConfig::default());
+        assert!(matches!(dir.resolve("x").await, Resolution::Unavailable(_)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_cache_is_bounded_and_drops_unknown_tokens_first() {
+        let src = fake();
+        let config = DirectoryConfig {
+            max_entries: 10,
+            ..DirectoryConfig::default()
+        };
+        let dir = Directory::new(src, config);
+        dir.resolve("good").await;
+        for i in 0..50 {
+            dir.resolve(&format!("probe-{i}")).await;
+        }
+        assert!(dir.len() <= 10);
+        assert!(
+            dir.entries.read().contains_key("good"),
+            "known recorder kept"
+        );
+    }
+}

@@ -1,0 +1,83 @@
+//! `jt alert parse`: test an alert template the way the webhook reads it.
+//!
+//! The body comes on stdin; the parsed signal goes to stdout as one JSON object (exit 0), or
+//! the webhook's refusal goes to stderr as `{"status": <HTTP status>, "error": "<message>"}`
+//! (exit 2).
+
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use jt_alerts::{AlertContext, AlertError, parse_alert};
+
+/// Options of `jt alert`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: AlertCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum AlertCommand {
+    /// Parse an alert body from stdin and print the signal the webhook would queue.
+    ///
+    /// Exit 0 with the signal as JSON on stdout, or exit 2 with
+    /// {"status": <HTTP status>, "error": "<message>"} on stderr for a body the webhook would
+    /// refuse.
+    Parse(ParseArgs),
+}
+
+/// Options of `jt alert parse`: the recorder settings that change how a body is read.
+#[derive(Debug, clap::Args)]
+struct ParseArgs {
+    /// The recorder's symbol, used when the alert has no ticker.
+    #[arg(long, value_name = "SYMBOL")]
+    recorder_symbol: Option<String>,
+    /// The recorder's custom_ticker, traded instead of the alert's ticker.
+    #[arg(long, value_name = "SYMBOL")]
+    custom_ticker: Option<String>,
+    /// The recorder's inverse_strategy: swap buy ↔ sell and long ↔ short.
+    #[arg(long)]
+    inverse: bool,
+}
+
+/// The exit code for a body the webhook would refuse.
+const REFUSED: u8 = 2;
+
+/// Runs `jt alert …`.
+///
+/// # Errors
+/// Reading stdin or writing the output failed.
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    match &args.command {
+        AlertCommand::Parse(parse) => run_parse(parse),
+    }
+}
+
+fn run_parse(args: &ParseArgs) -> anyhow::Result<ExitCode> {
+    let mut body = Vec::new();
+    std::io::stdin()
+        .lock()
+        .read_to_end(&mut body)
+        .context("reading the alert body from stdin")?;
+    let ctx = AlertContext {
+        recorder_symbol: args.recorder_symbol.as_deref(),
+        custom_ticker: args.custom_ticker.as_deref(),
+        inverse: args.inverse,
+    };
+    match parse_alert(&body, &ctx) {
+        Ok(signal) => {
+            let json = serde_json::to_string(&signal).context("writing the signal as JSON")?;
+            writeln!(std::io::stdout().lock(), "{json}").context("writing to stdout")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            refuse(&error)?;
+            Ok(ExitCode::from(REFUSED))
+        }
+    }
+}
+
+fn refuse(error: &AlertError) -> anyhow::Result<()> {
+    writeln!(std::io::stderr().lock(), "{}", error.response_json()).context("writing to stderr")
+}

@@ -1,0 +1,348 @@
+//! `jt dev` (what `make run` starts): the whole platform in one process on embedded defaults —
+//! SQLite under `./data`, the in-process bus, the built-in exchange simulator as the broker —
+//! with a demo user, recorder, three simulator accounts and traders created on first start.
+//!
+//! `DATABASE_URL` and `NATS_URL` switch it to PostgreSQL and JetStream. Webhooks (and health and
+//! metrics) listen on `JT_HTTP_ADDR` (default 127.0.0.1:8080), the simulator on `JT_SIM_ADDR`
+//! (default 127.0.0.1:8081). Ctrl-C stops everything cleanly. The embedded bus keeps nothing
+//! across restarts; the database does, and a second start reuses the demo records.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use jt_domain::Settings;
+use jt_domain::settings::{PriceUnits, StopType, TpTarget, TrimUnits};
+use jt_runtime::config::{ProcessEnv, or_default};
+use jt_runtime::health::Health;
+use jt_runtime::telemetry::LogFormat;
+use jt_sim::admin::NewUser as SimUser;
+use jt_sim::feed::{PriceFeed, PriceSource};
+use jt_sim::{Sim, SimConfig};
+use jt_store::repo::accounts::{BrokerCredentials, BrokerSubAccount, NewBrokerAccount};
+use jt_store::repo::auth::NewUser;
+use jt_store::repo::recorders::NewRecorder;
+use jt_store::repo::traders::NewTrader;
+use jt_store::{Broker, Environment, RecorderId, Role, Secret, Store, UserId};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::serve::{self, KeySource};
+
+/// Options of `jt dev`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Directory of the SQLite database, the development secret key and the demo's ids.
+    #[arg(long, default_value = "./data")]
+    data: PathBuf,
+}
+
+const SIM_LOGIN: &str = "demo";
+// The simulator's login lives only in this process: a fixed development password is fine.
+const SIM_PASSWORD: &str = "demo-password";
+const SIM_ACCOUNTS: [&str; 3] = ["DEMO1", "DEMO2", "DEMO3"];
+const MULTIPLIERS: [&str; 3] = ["1", "2", "0.5"];
+
+/// What the first start created, kept in `<data>/demo.json` for the next start.
+#[derive(Debug, Serialize, Deserialize)]
+struct Demo {
+    user: UserId,
+    recorder: RecorderId,
+    broker_account: jt_store::BrokerAccountId,
+}
+
+/// Runs the platform until Ctrl-C.
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let _telemetry = serve::telemetry("jt-dev", LogFormat::Pretty)?;
+    let http: SocketAddr = or_default(
+        &ProcessEnv,
+        "JT_HTTP_ADDR",
+        SocketAddr::from(([127, 0, 0, 1], 8080)),
+    )?;
+    let sim_addr: SocketAddr = or_default(
+        &ProcessEnv,
+        "JT_SIM_ADDR",
+        SocketAddr::from(([127, 0, 0, 1], 8081)),
+    )?;
+    std::fs::create_dir_all(&args.data)
+        .with_context(|| format!("creating the data directory {}", args.data.display()))?;
+    serve::runtime()?.block_on(run_async(args.data.clone(), http, sim_addr))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_async(data: PathBuf, http: SocketAddr, sim_addr: SocketAddr) -> anyhow::Result<()> {
+    jt_runtime::metrics::install()?;
+    let shutdown = jt_runtime::shutdown::on_signal();
+
+    let sim = Sim::start(SimConfig {
+        listen: sim_addr,
+        prices: price_walks(),
+        ..SimConfig::default()
+    })
+    .await
+    .with_context(|| format!("starting the simulator on JT_SIM_ADDR={sim_addr}"))?;
+    let created = sim
+        .admin()
+        .create_user(&SimUser {
+            name: SIM_LOGIN.into(),
+            password: SIM_PASSWORD.into(),
+            accounts: SIM_ACCOUNTS.iter().map(|s| (*s).to_string()).collect(),
+            balance: Some(Decimal::from(50_000)),
+            ..SimUser::default()
+        })
+        .map_err(|e| anyhow::anyhow!("creating the simulator's demo login: {e}"))?;
+
+    let default_db = format!("sqlite://{}", data.join("jt.db").display());
+    let store_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| default_db.clone());
+    let store = serve::store(
+        KeySource::DevFile(data.join("secret.key")),
+        true,
+        Some(&default_db),
+    )
+    .await?;
+    let bus = serve::bus().await?;
+    let demo = demo(&store, &data, &created).await?;
+    let token = store
+        .recorders()
+        .webhook_token(demo.user, demo.recorder)
+        .await?;
+
+    let health = Health::new();
+    jt_ingest::register_health(&health, &store, &bus).await;
+    let ingest = jt_ingest::Ingest::start(&jt_ingest::IngestConfig::default(), &store, bus.clone());
+    let app = ingest
+        .router()
+        .merge(jt_runtime::health::router(health.clone()));
+    let listener = tokio::net::TcpListener::bind(http)
+        .await
+        .with_context(|| format!("binding JT_HTTP_ADDR={http}"))?;
+    let server = {
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+        })
+    };
+    let executor = {
+        let config = jt_executor::ExecutorConfig {
+            sim_url: Some(sim.base_url()),
+            listen: None,
+            ..jt_executor::ExecutorConfig::default()
+        };
+        let (store, bus, health, stop) =
+            (store.clone(), bus.clone(), health.clone(), shutdown.clone());
+        tokio::spawn(async move { jt_executor::run(config, store, bus, health, stop).await })
+    };
+
+    let url = format!("http://{http}/webhook/{}", token.expose());
+    println!();
+    println!("jt dev is running (Ctrl-C to stop)");
+    println!("  webhook URL   {url}");
+    println!(
+        "  simulator     {} (Tradovate REST {}/v1, admin {}/sim/)",
+        sim.addr(),
+        sim.base_url(),
+        sim.base_url()
+    );
+    println!("  health        http://{http}/healthz  http://{http}/readyz  http://{http}/metrics");
+    println!(
+        "  store         {}",
+        jt_store::config::redact_url(&store_url)
+    );
+    println!(
+        "  bus           {}",
+        if std::env::var_os("NATS_URL").is_some() {
+            "NATS_URL (JetStream)"
+        } else {
+            "embedded (nothing kept across restarts)"
+        }
+    );
+    println!(
+        "  demo          recorder \"Demo MNQ\" → traders on {} at multipliers {}",
+        SIM_ACCOUNTS.join(", "),
+        MULTIPLIERS.join(", ")
+    );
+    println!();
+    println!("Send an alert:");
+    println!(
+        "  curl -s -X POST '{url}' -H 'content-type: text/plain' \\\n    -d '{{\"action\":\"buy\",\"ticker\":\"MNQ1!\",\"contracts\":1,\"position\":\"long\"}}'"
+    );
+    println!(
+        "Then see the orders: curl -s '{}/sim/orders' | head -c 2000",
+        sim.base_url()
+    );
+    println!();
+
+    shutdown.cancelled().await;
+    println!("stopping…");
+    let _ = tokio::time::timeout(jt_runtime::shutdown::DRAIN_DEADLINE, async {
+        let _ = server.await;
+        ingest.stop().await;
+        let _ = executor.await;
+    })
+    .await;
+    sim.shutdown().await;
+    store.close().await.ok();
+    Ok(())
+}
+
+/// Moving prices, so that take-profits and stops of the demo can fill.
+fn price_walks() -> Vec<PriceFeed> {
+    jt_domain::instrument::instruments()
+        .iter()
+        .enumerate()
+        .map(|(i, inst)| PriceFeed {
+            symbol: inst.root.to_string(),
+            source: PriceSource::RandomWalk {
+                seed: 7 + i as u64,
+                interval: Duration::from_millis(500),
+                max_step_ticks: 2,
+            },
+        })
+        .collect()
+}
+
+/// The demo records: reused when `<data>/demo.json` names records that still exist, created
+/// otherwise. The simulator's accounts are new in every process; their ids are synced into
+/// the broker account's sub-accounts.
+async fn demo(
+    store: &Store,
+    data: &Path,
+    sim: &jt_sim::admin::CreatedUser,
+) -> anyhow::Result<Demo> {
+    let path = data.join("demo.json");
+    let listed: Vec<BrokerSubAccount> = sim
+        .accounts
+        .iter()
+        .map(|a| BrokerSubAccount {
+            broker_sub_account_id: a.id.to_string(),
+            name: a.name.clone(),
+        })
+        .collect();
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && let Ok(demo) = serde_json::from_str::<Demo>(&text)
+        && store
+            .recorders()
+            .get(demo.user, demo.recorder)
+            .await
+            .is_ok()
+    {
+        store
+            .accounts()
+            .sync_sub_accounts(demo.user, demo.broker_account, &listed)
+            .await?;
+        return Ok(demo);
+    }
+
+    let user = store
+        .users()
+        .register(NewUser {
+            email: format!("demo+{}@jt.local", uuid_suffix()),
+            display_name: Some("Demo".into()),
+            password: Secret::new(format!("demo-{}", uuid_suffix())),
+            role: Role::User,
+            approved: true,
+        })
+        .await
+        .context("creating the demo user")?;
+    let account = store
+        .accounts()
+        .create(
+            user.id,
+            NewBrokerAccount {
+                label: "Simulator".into(),
+                broker: Broker::Sim,
+                environment: Environment::Demo,
+                username: Some(SIM_LOGIN.into()),
+                credentials: BrokerCredentials {
+                    password: Some(Secret::new(SIM_PASSWORD)),
+                    app_id: Some("jt".into()),
+                    app_version: Some(env!("CARGO_PKG_VERSION").into()),
+                    ..BrokerCredentials::default()
+                },
+                require_brackets: false,
+            },
+        )
+        .await?;
+    let subs = store
+        .accounts()
+        .sync_sub_accounts(user.id, account.id, &listed)
+        .await?;
+    let settings = Settings {
+        initial_position_size: 2,
+        tp_targets: vec![
+            TpTarget {
+                value: Decimal::from(20),
+                trim: Decimal::ONE,
+            },
+            TpTarget {
+                value: Decimal::from(40),
+                trim: Decimal::ONE,
+            },
+        ],
+        tp_units: PriceUnits::Ticks,
+        trim_units: TrimUnits::Contracts,
+        sl_enabled: true,
+        sl_amount: Decimal::from(30),
+        sl_units: PriceUnits::Ticks,
+        sl_type: StopType::Trailing,
+        trail_trigger: Decimal::from(10),
+        trail_freq: Decimal::from(2),
+        ..Settings::default()
+    };
+    let (recorder, _token) = store
+        .recorders()
+        .create(
+            user.id,
+            NewRecorder {
+                name: "Demo MNQ".into(),
+                symbol: Some("MNQ1!".into()),
+                settings,
+                commission_per_contract: Decimal::new(62, 2),
+            },
+        )
+        .await?;
+    for name in SIM_ACCOUNTS {
+        let sub = subs
+            .iter()
+            .find(|s| s.name == name)
+            .with_context(|| format!("simulator account {name} missing"))?;
+        let multiplier: Decimal = MULTIPLIERS
+            [SIM_ACCOUNTS.iter().position(|n| *n == name).unwrap_or(0)]
+        .parse()
+        .context("multiplier literal")?;
+        store
+            .traders()
+            .create(
+                user.id,
+                NewTrader {
+                    recorder: recorder.id,
+                    sub_account: sub.id,
+                    enabled: true,
+                    overrides: jt_domain::SettingsOverrides {
+                        multiplier: Some(multiplier),
+                        ..Default::default()
+                    },
+                },
+            )
+            .await?;
+    }
+    let demo = Demo {
+        user: user.id,
+        recorder: recorder.id,
+        broker_account: account.id,
+    };
+    std::fs::write(&path, serde_json::to_string_pretty(&demo)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(demo)
+}
+
+fn uuid_suffix() -> String {
+    jt_store::UserId::new().to_string()[..8].to_string()
+}

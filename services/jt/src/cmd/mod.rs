@@ -1,0 +1,11 @@
+//! One module per `jt` subcommand.
+
+pub mod alert;
+pub mod db;
+pub mod dev;
+pub mod executor;
+pub mod ingest;
+pub mod instruments;
+mod serve;
+pub mod sim;
+pub mod tradovate;

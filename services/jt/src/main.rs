@@ -1,0 +1,54 @@
+//! `jt`: the platform's one binary. Each subcommand lives in its own module under `cmd/`.
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// Just Trades: TradingView alerts to broker orders, on every linked account.
+#[derive(Debug, Parser)]
+#[command(name = "jt", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the instrument table (tick size, tick value, exchange, micro/mini partner).
+    Instruments(cmd::instruments::Args),
+    /// Alert tools: `jt alert parse` reads an alert body the way the webhook does.
+    Alert(cmd::alert::Args),
+    /// Tradovate tools: `jt tradovate decode` reads captured WebSocket frames.
+    Tradovate(cmd::tradovate::Args),
+    /// Run the exchange simulator (Tradovate REST + WebSockets, admin API under /sim/).
+    Sim(cmd::sim::Args),
+    /// Database schema: `jt db migrate`, `jt db status`, `jt db reset --yes` (development).
+    Db(cmd::db::Args),
+    /// The whole platform in one process on embedded defaults (what `make run` starts).
+    Dev(cmd::dev::Args),
+    /// Run the webhook ingest service.
+    Ingest(cmd::ingest::Args),
+    /// Run the executor service (fan-out and execution).
+    Executor(cmd::executor::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Instruments(args) => cmd::instruments::run(&args),
+        Command::Alert(args) => cmd::alert::run(&args),
+        Command::Tradovate(args) => cmd::tradovate::run(&args),
+        Command::Sim(args) => cmd::sim::run(&args),
+        Command::Db(args) => cmd::db::run(&args),
+        Command::Dev(args) => cmd::dev::run(&args),
+        Command::Ingest(args) => cmd::ingest::run(&args),
+        Command::Executor(args) => cmd::executor::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

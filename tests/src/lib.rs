@@ -1,0 +1,547 @@
+//! The end-to-end harness: the whole platform on real infrastructure for black-box tests —
+//! PostgreSQL (a fresh database on `DATABASE_URL`, or a private server), JetStream at
+//! `NATS_URL` (an isolated namespace per test), the exchange simulator, the ingest on a real
+//! TCP port reached over HTTP, and the executor either in this process or as a separate `jt
+//! executor` process that a test can kill and restart.
+//!
+//! Tests assert on what the simulator received (its admin API), on the store and on HTTP
+//! answers — never on internals. A test needing a server fails loudly when its variable is
+//! unset (`make test` sets both).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test harness: failures must be loud
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jt_bus::{Bus, BusConfig, Definitions, Namespace};
+use jt_domain::{Settings, SettingsOverrides};
+use jt_ingest::{Ingest, IngestConfig, RateLimit};
+use jt_runtime::health::Health;
+use jt_sim::admin::{CreatedUser, NewUser as SimUser, OrderRecord};
+use jt_sim::{Sim, SimConfig};
+use jt_store::repo::accounts::{BrokerCredentials, BrokerSubAccount, NewBrokerAccount, SubAccount};
+use jt_store::repo::auth::NewUser;
+use jt_store::repo::intents::Intent;
+use jt_store::repo::recorders::NewRecorder;
+use jt_store::repo::traders::NewTrader;
+use jt_store::{
+    Broker, BrokerAccountId, Environment, IntentStatus, RecorderId, Role, Secret, SecretKey, Store,
+    StoreConfig, UserId,
+};
+use rust_decimal::Decimal;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use jt_sim::admin;
+
+/// The simulator login of every platform.
+pub const SIM_LOGIN: &str = "e2e";
+const SIM_PASSWORD: &str = "e2e-password";
+
+/// Where the database comes from.
+pub enum Database {
+    /// A fresh database on the harness's server (`DATABASE_URL`).
+    Shared,
+    /// A database on a private server the test can stop ([`jt_testkit::PgServer`]).
+    Private(jt_testkit::PgServer),
+}
+
+/// How the executor runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecutorMode {
+    /// A task of this process.
+    InProcess,
+    /// A `jt executor` child process ([`Platform::kill_executor`], [`Platform::start_executor`]).
+    Process,
+}
+
+/// Options of [`Platform::start`].
+pub struct Options {
+    /// Simulator accounts (and sub-accounts) to create.
+    pub accounts: usize,
+    /// Broker logins the accounts are spread over (Tradovate's request budget is per login:
+    /// about 5,000 an hour).
+    pub logins: usize,
+    /// The executor.
+    pub executor: ExecutorMode,
+    /// The database.
+    pub database: Database,
+    /// The ingest's per-recorder rate limit.
+    pub rate_limit: RateLimit,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            accounts: 1,
+            logins: 1,
+            executor: ExecutorMode::InProcess,
+            database: Database::Shared,
+            rate_limit: RateLimit {
+                per_second: 1000.try_into().unwrap(),
+                burst: 1000.try_into().unwrap(),
+            },
+        }
+    }
+}
+
+enum DbGuard {
+    Shared(#[allow(dead_code)] jt_testkit::TestDatabase),
+    Private(jt_testkit::PgServer),
+}
+
+/// A running platform.
+pub struct Platform {
+    /// The simulator.
+    pub sim: Sim,
+    /// The store (the test's database).
+    pub store: Store,
+    /// The bus (the test's namespace).
+    pub bus: Bus,
+    /// The demo user.
+    pub user: UserId,
+    /// The broker accounts (one per simulator login), in login order.
+    pub broker_accounts: Vec<BrokerAccountId>,
+    /// Sub-accounts, in creation order (names `ACC1`, `ACC2`, …).
+    pub subs: Vec<SubAccount>,
+    /// The ingest's base URL (`http://127.0.0.1:PORT`).
+    pub ingest_url: String,
+    http: reqwest::Client,
+    namespace_tag: String,
+    db_url: String,
+    key: SecretKey,
+    shutdown: CancellationToken,
+    ingest: Option<(Ingest, JoinHandle<()>)>,
+    executor_task: Option<(CancellationToken, JoinHandle<()>)>,
+    executor_child: Option<ChildGuard>,
+    mode: ExecutorMode,
+    db: Option<DbGuard>,
+    /// The simulator logins as created.
+    pub sim_users: Vec<CreatedUser>,
+}
+
+impl Platform {
+    /// Starts everything and creates the user, the simulator login and its sub-accounts.
+    pub async fn start(options: Options) -> Platform {
+        jt_runtime::tls::install_crypto_provider();
+        let _ = jt_runtime::metrics::install();
+        let (db, db_url) = match options.database {
+            Database::Shared => {
+                let d = jt_testkit::TestDatabase::create().await;
+                let url = d.url().to_string();
+                (DbGuard::Shared(d), url)
+            }
+            Database::Private(server) => {
+                let url = server.url();
+                (DbGuard::Private(server), url)
+            }
+        };
+        let key = SecretKey::generate();
+        let mut config = StoreConfig::new(db_url.clone()).with_secret_key(key.clone());
+        config.max_connections = 10;
+        config.acquire_timeout = Duration::from_secs(2);
+        let store = Store::connect(&config).await.expect("store connects");
+        store.migrate().await.expect("migrations apply");
+
+        let namespace_tag: String = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        let bus = Bus::connect(BusConfig {
+            nats_url: Some(jt_testkit::nats::nats_url()),
+            namespace: Namespace::isolated(&namespace_tag).unwrap(),
+            ..BusConfig::default()
+        })
+        .await
+        .expect("bus connects");
+        bus.provision(&Definitions::new(bus.namespace()).topology())
+            .await
+            .expect("provision");
+
+        let sim = Sim::start(SimConfig::default())
+            .await
+            .expect("simulator starts");
+        for root in ["MNQ", "MES", "NQ", "ES", "GC", "CL"] {
+            let price: Decimal = match root {
+                "GC" => "2400.0".parse().unwrap(),
+                "CL" => "75.00".parse().unwrap(),
+                "MES" | "ES" => "6000.00".parse().unwrap(),
+                _ => "21000.00".parse().unwrap(),
+            };
+            sim.admin().set_price(root, price).unwrap();
+        }
+        let names: Vec<String> = (1..=options.accounts).map(|i| format!("ACC{i}")).collect();
+        let logins = options.logins.clamp(1, options.accounts.max(1));
+        let mut sim_users = Vec::new();
+        for (l, chunk) in names
+            .chunks(names.len().div_ceil(logins).max(1))
+            .enumerate()
+        {
+            let login = if l == 0 {
+                SIM_LOGIN.to_string()
+            } else {
+                format!("{SIM_LOGIN}-{l}")
+            };
+            sim_users.push(
+                sim.admin()
+                    .create_user(&SimUser {
+                        name: login,
+                        password: SIM_PASSWORD.into(),
+                        accounts: chunk.to_vec(),
+                        balance: Some(Decimal::from(1_000_000)),
+                        ..SimUser::default()
+                    })
+                    .unwrap(),
+            );
+        }
+
+        let user = store
+            .users()
+            .register(NewUser {
+                email: format!("{namespace_tag}@e2e.test"),
+                display_name: None,
+                password: Secret::new("correct horse battery"),
+                role: Role::User,
+                approved: true,
+            })
+            .await
+            .unwrap();
+        let mut broker_accounts = Vec::new();
+        let mut subs = Vec::new();
+        for sim_user in &sim_users {
+            let account = store
+                .accounts()
+                .create(
+                    user.id,
+                    NewBrokerAccount {
+                        label: format!("simulator {}", sim_user.name),
+                        broker: Broker::Sim,
+                        environment: Environment::Demo,
+                        username: Some(sim_user.name.clone()),
+                        credentials: BrokerCredentials {
+                            password: Some(Secret::new(SIM_PASSWORD)),
+                            ..BrokerCredentials::default()
+                        },
+                        require_brackets: false,
+                    },
+                )
+                .await
+                .unwrap();
+            let listed: Vec<BrokerSubAccount> = sim_user
+                .accounts
+                .iter()
+                .map(|a| BrokerSubAccount {
+                    broker_sub_account_id: a.id.to_string(),
+                    name: a.name.clone(),
+                })
+                .collect();
+            subs.extend(
+                store
+                    .accounts()
+                    .sync_sub_accounts(user.id, account.id, &listed)
+                    .await
+                    .unwrap(),
+            );
+            broker_accounts.push(account.id);
+        }
+        subs.sort_by_key(|s| names.iter().position(|n| *n == s.name));
+
+        let shutdown = CancellationToken::new();
+        let ingest_config = IngestConfig {
+            rate_limit: options.rate_limit,
+            ..IngestConfig::default()
+        };
+        let ingest = Ingest::start(&ingest_config, &store, bus.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = ingest.router();
+        let stop = shutdown.clone();
+        let server = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+            .unwrap();
+        });
+
+        let mut platform = Platform {
+            sim,
+            store,
+            bus,
+            user: user.id,
+            broker_accounts,
+            subs,
+            ingest_url: format!("http://{addr}"),
+            http: reqwest::Client::new(),
+            namespace_tag,
+            db_url,
+            key,
+            shutdown,
+            ingest: Some((ingest, server)),
+            executor_task: None,
+            executor_child: None,
+            mode: options.executor,
+            db: Some(db),
+            sim_users,
+        };
+        platform.start_executor();
+        platform
+    }
+
+    /// Starts the executor (again).
+    pub fn start_executor(&mut self) {
+        match self.mode {
+            ExecutorMode::InProcess => {
+                let stop = CancellationToken::new();
+                let config = jt_executor::ExecutorConfig {
+                    sim_url: Some(self.sim.base_url()),
+                    listen: None,
+                    ..jt_executor::ExecutorConfig::default()
+                };
+                let (store, bus, token) = (self.store.clone(), self.bus.clone(), stop.clone());
+                let task = tokio::spawn(async move {
+                    jt_executor::run(config, store, bus, Health::new(), token)
+                        .await
+                        .unwrap();
+                });
+                self.executor_task = Some((stop, task));
+            }
+            ExecutorMode::Process => {
+                let port = std::net::TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+                    .port();
+                let child = Command::new(jt_binary())
+                    .arg("executor")
+                    .env("NATS_URL", jt_testkit::nats::nats_url())
+                    .env("DATABASE_URL", &self.db_url)
+                    .env("JT_SECRET_KEY", self.key.to_hex())
+                    .env("JT_SIM_URL", self.sim.base_url())
+                    .env("JT_BUS_NAMESPACE", &self.namespace_tag)
+                    .env("JT_HTTP_ADDR", format!("127.0.0.1:{port}"))
+                    .env(
+                        "RUST_LOG",
+                        std::env::var("JT_E2E_CHILD_LOG").unwrap_or_else(|_| "warn".into()),
+                    )
+                    // Services log to stdout; shown only when asked for (JT_E2E_CHILD_LOG).
+                    .stdout(if std::env::var_os("JT_E2E_CHILD_LOG").is_some() {
+                        Stdio::inherit()
+                    } else {
+                        Stdio::null()
+                    })
+                    .stderr(Stdio::inherit())
+                    .spawn()
+                    .expect("jt executor starts");
+                self.executor_child = Some(ChildGuard(child));
+            }
+        }
+    }
+
+    /// Kills the executor without warning (SIGKILL for a process, abort for a task).
+    pub async fn kill_executor(&mut self) {
+        if let Some(mut child) = self.executor_child.take() {
+            child.0.kill().unwrap();
+            child.0.wait().unwrap();
+        }
+        if let Some((_, task)) = self.executor_task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    /// A recorder with `settings` and one trader per `(sub-account index, overrides)`.
+    /// Returns the recorder and its webhook token.
+    pub async fn recorder(
+        &self,
+        settings: Settings,
+        traders: &[(usize, SettingsOverrides)],
+    ) -> (RecorderId, String) {
+        let (recorder, token) = self
+            .store
+            .recorders()
+            .create(
+                self.user,
+                NewRecorder {
+                    name: format!("recorder {}", uuid::Uuid::new_v4().simple()),
+                    symbol: None,
+                    settings,
+                    commission_per_contract: Decimal::ZERO,
+                },
+            )
+            .await
+            .unwrap();
+        for (index, overrides) in traders {
+            self.store
+                .traders()
+                .create(
+                    self.user,
+                    NewTrader {
+                        recorder: recorder.id,
+                        sub_account: self.subs[*index].id,
+                        enabled: true,
+                        overrides: overrides.clone(),
+                    },
+                )
+                .await
+                .unwrap();
+        }
+        (recorder.id, token.expose().to_string())
+    }
+
+    /// Posts an alert body to the webhook; returns the HTTP status and JSON answer.
+    pub async fn alert(&self, token: &str, body: &str) -> (u16, serde_json::Value) {
+        let res = self
+            .http
+            .post(format!("{}/webhook/{token}", self.ingest_url))
+            .header("content-type", "text/plain")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("webhook request");
+        let status = res.status().as_u16();
+        let json = res.json().await.unwrap_or(serde_json::Value::Null);
+        (status, json)
+    }
+
+    /// Posts an alert and asserts it was queued.
+    pub async fn queued(&self, token: &str, body: &str) -> uuid::Uuid {
+        let (status, answer) = self.alert(token, body).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["status"], "queued", "{answer}");
+        answer["signal_id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Every order the simulator received for sub-account `index`.
+    pub fn orders(&self, index: usize) -> Vec<OrderRecord> {
+        let mut orders = self
+            .sim
+            .admin()
+            .orders(Some(&self.subs[index].name))
+            .unwrap();
+        orders.sort_by_key(|o| (o.received_us, o.id));
+        orders
+    }
+
+    /// Waits until `done(orders)` holds for sub-account `index` (or panics after `timeout`).
+    pub async fn wait_orders(
+        &self,
+        index: usize,
+        timeout: Duration,
+        done: impl Fn(&[OrderRecord]) -> bool,
+    ) -> Vec<OrderRecord> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let orders = self.orders(index);
+            if done(&orders) {
+                return orders;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for orders on {}: {:#?}",
+                self.subs[index].name,
+                orders
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The intents caused by `signal`, once every one of them reached a final state.
+    pub async fn settled_intents(
+        &self,
+        signal: uuid::Uuid,
+        expected: usize,
+        timeout: Duration,
+    ) -> Vec<Intent> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let intents = self
+                .store
+                .intents()
+                .for_signal(self.user, jt_store::SignalId(signal))
+                .await
+                .unwrap();
+            let settled = intents
+                .iter()
+                .filter(|i| i.status.is_terminal() || i.status == IntentStatus::Accepted)
+                .count();
+            if intents.len() >= expected && settled == intents.len() {
+                return intents;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {expected} settled intents of signal {signal}: {intents:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Sets the simulator's price of a root's front month.
+    pub fn price(&self, root: &str, price: &str) {
+        self.sim
+            .admin()
+            .set_price(root, price.parse().unwrap())
+            .unwrap();
+    }
+
+    /// The private database server, when the platform has one.
+    pub fn db_server(&self) -> Option<&jt_testkit::PgServer> {
+        match &self.db {
+            Some(DbGuard::Private(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Stops everything.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some((ingest, server)) = self.ingest.take() {
+            let _ = server.await;
+            ingest.stop().await;
+        }
+        if let Some((stop, task)) = self.executor_task.take() {
+            stop.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(25), task).await;
+        }
+        self.kill_executor().await;
+        self.sim.shutdown().await;
+        let _ = self
+            .bus
+            .teardown(&Definitions::new(self.bus.namespace()).topology())
+            .await;
+    }
+}
+
+/// A child process killed when dropped (a failing test never leaves an executor behind).
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The `jt` binary of this build (beside the test executable's `deps/` directory).
+///
+/// # Panics
+/// When it has not been built (`cargo test --workspace` builds it; alone: `cargo build -p jt`).
+#[must_use]
+pub fn jt_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
+    let jt = dir.join("jt");
+    assert!(
+        jt.exists(),
+        "the jt binary is not built at {}: run `cargo build -p jt` (make test builds it)",
+        jt.display()
+    );
+    jt
+}
+
+/// An alert body.
+#[must_use]
+pub fn alert(action: &str, position: &str, extra: &str) -> String {
+    format!(r#"{{"action":"{action}","ticker":"MNQ1!","position":"{position}"{extra}}}"#)
+}
