@@ -1,7 +1,7 @@
 //! NATS for tests: the harness's server at `NATS_URL`, or a private `nats-server` a test
 //! starts, stops, kills and restarts itself (failure tests).
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -47,9 +47,11 @@ pub fn nats_server_binary() -> PathBuf {
     binary
 }
 
-/// A private nats-server with JetStream and its own store directory, on a free loopback port.
-/// The port and the store survive [`NatsServer::restart`]; dropping it kills the server and
-/// deletes the store.
+/// A private nats-server with JetStream and its own store directory, on a loopback port the
+/// server chose itself (so two tests never end up on one server: a port picked by the test and
+/// released before the server binds it can be handed out twice, and the loser's "is it
+/// listening?" check would pass against the other test's server). The port and the store
+/// survive [`NatsServer::restart`]; dropping it kills the server and deletes the store.
 #[derive(Debug)]
 pub struct NatsServer {
     binary: PathBuf,
@@ -78,7 +80,7 @@ impl NatsServer {
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", store.display()));
         let mut server = Self {
             binary: nats_server_binary(),
-            port: free_port(),
+            port: 0,
             store,
             child: None,
         };
@@ -89,21 +91,27 @@ impl NatsServer {
     fn launch(&mut self) {
         let log = std::fs::File::create(self.store.join("server.log"))
             .unwrap_or_else(|e| panic!("cannot create the server log: {e}"));
+        // First start: the server picks a free port (-1) and reports it in a ports file.
+        // Restarts: the same port again, so clients reconnect to the URL they know.
+        let port = if self.port == 0 {
+            "-1".to_string()
+        } else {
+            self.port.to_string()
+        };
         let child = Command::new(&self.binary)
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
+            .args(["-a", "127.0.0.1", "-p", &port, "-js", "-sd"])
             .arg(self.store.join("jetstream"))
+            .arg("--ports_file_dir")
+            .arg(&self.store)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.binary.display()));
+        let ports_file = self.store.join(format!("nats-server_{}.ports", child.id()));
         self.child = Some(child);
+        if self.port == 0 {
+            self.port = self.wait_for_port(&ports_file);
+        }
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
@@ -120,6 +128,41 @@ impl NatsServer {
             assert!(
                 Instant::now() < deadline,
                 "nats-server did not listen on {addr} within 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Reads the port the server chose from its ports file
+    /// (`{"nats":["nats://127.0.0.1:<port>"],…}`).
+    fn wait_for_port(&mut self, ports_file: &Path) -> u16 {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let port = std::fs::read_to_string(ports_file).ok().and_then(|text| {
+                let at = text.find("nats://127.0.0.1:")? + "nats://127.0.0.1:".len();
+                let digits: String = text[at..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                digits.parse::<u16>().ok()
+            });
+            if let Some(port) = port {
+                return port;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "nats-server exited with {status} at start; see {}",
+                    self.log_path().display()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nats-server wrote no ports file ({}) within 20 s",
+                ports_file.display()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -175,8 +218,26 @@ impl NatsServer {
 
     /// Freezes the server (SIGSTOP): connections stay open, nothing is answered — a stalled
     /// disk or a long pause, as seen by clients.
+    ///
+    /// Returns once every thread of the server is stopped: a thread inside a system call (an
+    /// `fsync` on a busy disk) only stops when the call returns, and until then it may still
+    /// answer a request sent "after" the pause.
+    ///
+    /// # Panics
+    /// When the server is not stopped within 10 s.
     pub fn pause(&mut self) {
         self.signal("-STOP");
+        let Some(pid) = self.child.as_ref().map(Child::id) else {
+            return;
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !all_threads_stopped(pid) {
+            assert!(
+                Instant::now() < deadline,
+                "nats-server {pid} did not stop within 10 s of SIGSTOP"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Thaws a paused server (SIGCONT): it then processes everything sent meanwhile.
@@ -202,18 +263,27 @@ impl NatsServer {
     }
 }
 
+/// Whether every thread of process `pid` is in the stopped state (`T` in `/proc/…/stat`).
+/// Where `/proc` cannot be read (not Linux) the signal is trusted.
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return true;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+            // `pid (comm) S …`: the state follows the last `)`.
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next())
+                .is_some_and(|state| state == 'T' || state == 't')
+        })
+    })
+}
+
 impl Drop for NatsServer {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.store);
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free loopback port: {e}"))
 }
 
 #[cfg(test)]
