@@ -1,0 +1,236 @@
+//! Control alerts and account safeguards end to end (issue 8, DOMAIN.md §2, §5, §7): flatten,
+//! the kill switch and resume, `require_brackets` and `simulation_mode` — asserted on what the
+//! simulator received and on the intents' recorded reasons.
+//!
+//! Needs `NATS_URL` (JetStream 2.10+) and `DATABASE_URL` (PostgreSQL): `make test` sets both.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use jt_domain::settings::{PriceUnits, TpTarget, TrimUnits};
+use jt_domain::{Settings, SettingsOverrides};
+use jt_e2e::admin::OrderRecord;
+use jt_e2e::{Options, Platform, alert};
+use jt_store::IntentStatus;
+use jt_store::repo::accounts::AccountUpdate;
+use rust_decimal_macros::dec;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn trader(index: usize) -> (usize, SettingsOverrides) {
+    (index, SettingsOverrides::default())
+}
+
+/// A bracketed entry: one take-profit 40 ticks away and a stop 20 ticks away.
+fn bracketed() -> Settings {
+    Settings {
+        initial_position_size: 2,
+        tp_targets: vec![TpTarget {
+            value: dec!(40),
+            trim: dec!(0),
+        }],
+        tp_units: PriceUnits::Ticks,
+        trim_units: TrimUnits::Contracts,
+        sl_enabled: true,
+        sl_amount: dec!(20),
+        ..Settings::default()
+    }
+}
+
+fn is_working(o: &OrderRecord) -> bool {
+    matches!(
+        format!("{:?}", o.status).as_str(),
+        "Working" | "Suspended" | "PendingNew"
+    )
+}
+
+fn net_position(p: &Platform, index: usize) -> i64 {
+    p.sim
+        .admin()
+        .positions(Some(&p.subs[index].name))
+        .unwrap()
+        .iter()
+        .map(|x| x.net_pos)
+        .sum()
+}
+
+/// Waits until sub-account `index` is flat with no working order.
+async fn wait_flat(p: &Platform, index: usize) -> Vec<OrderRecord> {
+    let orders = p
+        .wait_orders(index, WAIT, |o| {
+            !o.iter().any(is_working) && net_position(p, index) == 0
+        })
+        .await;
+    assert_eq!(net_position(p, index), 0);
+    orders
+}
+
+#[tokio::test]
+async fn a_flatten_alert_cancels_the_exits_and_closes_every_traders_position() {
+    let p = Platform::start(Options {
+        accounts: 2,
+        ..Options::default()
+    })
+    .await;
+    let (_, token) = p.recorder(bracketed(), &[trader(0), trader(1)]).await;
+    let s = p.queued(&token, &alert("buy", "long", "")).await;
+    let intents = p.settled_intents(s, 2, WAIT).await;
+    assert!(
+        intents.iter().all(|i| i.status != IntentStatus::Failed),
+        "{intents:#?}"
+    );
+    for i in 0..2 {
+        p.wait_orders(i, WAIT, |o| o.iter().filter(|o| is_working(o)).count() == 2)
+            .await;
+        assert_eq!(net_position(&p, i), 2, "entered on account {i}");
+    }
+
+    let s = p.queued(&token, r#"{"command":"flatten"}"#).await;
+    let intents = p.settled_intents(s, 2, WAIT).await;
+    assert!(
+        intents.iter().all(|i| i.status != IntentStatus::Failed),
+        "{intents:#?}"
+    );
+    for i in 0..2 {
+        let orders = wait_flat(&p, i).await;
+        // The take-profit and the stop were cancelled, not left to fire on a flat account.
+        assert!(
+            orders
+                .iter()
+                .filter(|o| o.order_type == "Limit" || o.order_type.contains("Stop"))
+                .all(|o| format!("{:?}", o.status) == "Canceled"),
+            "{orders:#?}"
+        );
+    }
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn a_kill_alert_flattens_and_refuses_entries_until_resumed() {
+    let p = Platform::start(Options::default()).await;
+    let (_, token) = p.recorder(bracketed(), &[trader(0)]).await;
+    let s = p
+        .queued(&token, &alert("buy", "long", r#","comment":"entry 1""#))
+        .await;
+    p.settled_intents(s, 1, WAIT).await;
+    p.wait_orders(0, WAIT, |o| o.iter().filter(|o| is_working(o)).count() == 2)
+        .await;
+
+    let s = p.queued(&token, r#"{"command":"kill"}"#).await;
+    p.settled_intents(s, 1, WAIT).await;
+    wait_flat(&p, 0).await;
+    let after_kill = p.orders(0).len();
+
+    // While the switch is engaged an entry is recorded as skipped, with the reason, and
+    // nothing reaches the broker. (Each entry's comment differs: an identical body within
+    // seconds is a duplicate delivery.)
+    let s = p
+        .queued(&token, &alert("buy", "long", r#","comment":"entry 2""#))
+        .await;
+    let intents = p.settled_intents(s, 1, WAIT).await;
+    assert_eq!(intents[0].status, IntentStatus::Skipped, "{intents:#?}");
+    let reason = intents[0].status_reason.clone().unwrap();
+    assert!(reason.contains("kill switch"), "{reason}");
+    assert_eq!(p.orders(0).len(), after_kill, "nothing sent while killed");
+
+    // Resume places nothing: it lifts the switch (recorded on the signal).
+    p.queued(&token, r#"{"command":"resume"}"#).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while p
+        .store
+        .risk()
+        .kill_state(p.user, p.subs[0].id)
+        .await
+        .unwrap()
+        .engaged()
+    {
+        assert!(std::time::Instant::now() < deadline, "resume not applied");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let s = p
+        .queued(&token, &alert("buy", "long", r#","comment":"entry 3""#))
+        .await;
+    let intents = p.settled_intents(s, 1, WAIT).await;
+    assert_eq!(
+        intents[0].status,
+        IntentStatus::Accepted,
+        "{:?}",
+        intents[0].status_reason
+    );
+    p.wait_orders(0, WAIT, |o| o.len() > after_kill).await;
+    assert_eq!(net_position(&p, 0), 2, "entered again after resume");
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn a_require_brackets_account_refuses_an_entry_without_stop_and_target() {
+    let p = Platform::start(Options::default()).await;
+    p.store
+        .accounts()
+        .update(
+            p.user,
+            p.broker_accounts[0],
+            AccountUpdate {
+                require_brackets: Some(true),
+                ..AccountUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    // Default settings: a plain market entry, neither stop nor take-profit.
+    let (_, naked) = p.recorder(Settings::default(), &[trader(0)]).await;
+    let s = p.queued(&naked, &alert("buy", "long", "")).await;
+    let intents = p.settled_intents(s, 1, WAIT).await;
+    assert_eq!(intents[0].status, IntentStatus::Skipped, "{intents:#?}");
+    let reason = intents[0].status_reason.clone().unwrap();
+    assert!(
+        reason.contains("requires a stop and a take-profit"),
+        "{reason}"
+    );
+    assert!(p.orders(0).is_empty(), "nothing sent: {:#?}", p.orders(0));
+
+    // The same account takes a bracketed entry.
+    let (_, protected) = p.recorder(bracketed(), &[trader(0)]).await;
+    let s = p.queued(&protected, &alert("buy", "long", "")).await;
+    let intents = p.settled_intents(s, 1, WAIT).await;
+    assert_eq!(
+        intents[0].status,
+        IntentStatus::Accepted,
+        "{:?}",
+        intents[0].status_reason
+    );
+    p.wait_orders(0, WAIT, |o| o.len() >= 3).await;
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn a_simulation_mode_recorder_keeps_its_paper_record_and_never_reaches_the_broker() {
+    let p = Platform::start(Options::default()).await;
+    let settings = Settings {
+        simulation_mode: true,
+        ..bracketed()
+    };
+    let (recorder, token) = p.recorder(settings, &[trader(0)]).await;
+    let s = p
+        .queued(&token, &alert("buy", "long", r#","price":21000.25"#))
+        .await;
+    let intents = p.settled_intents(s, 1, WAIT).await;
+    assert_eq!(intents[0].status, IntentStatus::Skipped, "{intents:#?}");
+    let reason = intents[0].status_reason.clone().unwrap();
+    assert!(reason.contains("simulation mode"), "{reason}");
+
+    let paper = p
+        .store
+        .paper()
+        .positions(p.user, recorder, 10)
+        .await
+        .unwrap();
+    assert_eq!(paper.len(), 1, "the paper record has the entry: {paper:#?}");
+    assert_eq!(paper[0].quantity, 2);
+    assert_eq!(paper[0].average_entry, dec!(21000.25));
+    // Give a wrongly queued intent time to reach the simulator, then check nothing did.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(p.orders(0).is_empty(), "sent: {:#?}", p.orders(0));
+    p.stop().await;
+}
