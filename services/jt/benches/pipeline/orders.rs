@@ -132,15 +132,18 @@ pub async fn run(
     let mut conn = Connection::open(ingest).await?;
     let mut ingest_latency = histogram()?;
     let mut sent: Vec<Sent> = Vec::with_capacity(alerts);
+    // Distinct bodies across runs on one recorder (the warm-up uses the same recorder): an
+    // identical body within the duplicate window would be answered "duplicate".
+    let run = Uuid::new_v4().simple().to_string();
     let start = Instant::now();
     for i in 0..alerts {
         let kind = if i % 2 == 0 { Kind::Entry } else { Kind::Close };
         let body = match kind {
             Kind::Entry => format!(
-                r#"{{"action":"buy","ticker":"MNQ1!","contracts":1,"price":{price},"position":"long","comment":"bench {i}"}}"#
+                r#"{{"action":"buy","ticker":"MNQ1!","contracts":1,"price":{price},"position":"long","comment":"bench {run} {i}"}}"#
             ),
             Kind::Close => {
-                format!(r#"{{"action":"close","ticker":"MNQ1!","comment":"bench {i}"}}"#)
+                format!(r#"{{"action":"close","ticker":"MNQ1!","comment":"bench {run} {i}"}}"#)
             }
         };
         tokio::time::sleep_until((start + spacing * u32::try_from(i)?).into()).await;
