@@ -11,7 +11,7 @@ use std::time::Duration;
 use jt_domain::settings::{PriceUnits, TpTarget, TrimUnits};
 use jt_domain::{Settings, SettingsOverrides};
 use jt_e2e::admin::OrderRecord;
-use jt_e2e::{Options, Platform, alert};
+use jt_e2e::{Options, Platform, alert, assert_status, is_working};
 use jt_store::IntentStatus;
 use jt_store::repo::accounts::AccountUpdate;
 use rust_decimal_macros::dec;
@@ -38,31 +38,14 @@ fn bracketed() -> Settings {
     }
 }
 
-fn is_working(o: &OrderRecord) -> bool {
-    matches!(
-        format!("{:?}", o.status).as_str(),
-        "Working" | "Suspended" | "PendingNew"
-    )
-}
-
-fn net_position(p: &Platform, index: usize) -> i64 {
-    p.sim
-        .admin()
-        .positions(Some(&p.subs[index].name))
-        .unwrap()
-        .iter()
-        .map(|x| x.net_pos)
-        .sum()
-}
-
 /// Waits until sub-account `index` is flat with no working order.
 async fn wait_flat(p: &Platform, index: usize) -> Vec<OrderRecord> {
     let orders = p
         .wait_orders(index, WAIT, |o| {
-            !o.iter().any(is_working) && net_position(p, index) == 0
+            !o.iter().any(is_working) && p.net_position(index) == 0
         })
         .await;
-    assert_eq!(net_position(p, index), 0);
+    assert_eq!(p.net_position(index), 0);
     orders
 }
 
@@ -83,7 +66,7 @@ async fn a_flatten_alert_cancels_the_exits_and_closes_every_traders_position() {
     for i in 0..2 {
         p.wait_orders(i, WAIT, |o| o.iter().filter(|o| is_working(o)).count() == 2)
             .await;
-        assert_eq!(net_position(&p, i), 2, "entered on account {i}");
+        assert_eq!(p.net_position(i), 2, "entered on account {i}");
     }
 
     let s = p.queued(&token, r#"{"command":"flatten"}"#).await;
@@ -95,12 +78,16 @@ async fn a_flatten_alert_cancels_the_exits_and_closes_every_traders_position() {
     for i in 0..2 {
         let orders = wait_flat(&p, i).await;
         // The take-profit and the stop were cancelled, not left to fire on a flat account.
+        let exits: Vec<&OrderRecord> = orders
+            .iter()
+            .filter(|o| o.order_type == "Limit" || o.order_type.contains("Stop"))
+            .collect();
+        assert_eq!(exits.len(), 2, "the take-profit and the stop: {orders:#?}");
         assert!(
-            orders
+            exits
                 .iter()
-                .filter(|o| o.order_type == "Limit" || o.order_type.contains("Stop"))
                 .all(|o| format!("{:?}", o.status) == "Canceled"),
-            "{orders:#?}"
+            "{exits:#?}"
         );
     }
     p.stop().await;
@@ -129,7 +116,7 @@ async fn a_kill_alert_flattens_and_refuses_entries_until_resumed() {
         .queued(&token, &alert("buy", "long", r#","comment":"entry 2""#))
         .await;
     let intents = p.settled_intents(s, 1, WAIT).await;
-    assert_eq!(intents[0].status, IntentStatus::Skipped, "{intents:#?}");
+    assert_status(&intents[0], IntentStatus::Skipped);
     let reason = intents[0].status_reason.clone().unwrap();
     assert!(reason.contains("kill switch"), "{reason}");
     assert_eq!(p.orders(0).len(), after_kill, "nothing sent while killed");
@@ -152,14 +139,9 @@ async fn a_kill_alert_flattens_and_refuses_entries_until_resumed() {
         .queued(&token, &alert("buy", "long", r#","comment":"entry 3""#))
         .await;
     let intents = p.settled_intents(s, 1, WAIT).await;
-    assert_eq!(
-        intents[0].status,
-        IntentStatus::Accepted,
-        "{:?}",
-        intents[0].status_reason
-    );
+    assert_status(&intents[0], IntentStatus::Accepted);
     p.wait_orders(0, WAIT, |o| o.len() > after_kill).await;
-    assert_eq!(net_position(&p, 0), 2, "entered again after resume");
+    assert_eq!(p.net_position(0), 2, "entered again after resume");
     p.stop().await;
 }
 
@@ -182,7 +164,7 @@ async fn a_require_brackets_account_refuses_an_entry_without_stop_and_target() {
     let (_, naked) = p.recorder(Settings::default(), &[trader(0)]).await;
     let s = p.queued(&naked, &alert("buy", "long", "")).await;
     let intents = p.settled_intents(s, 1, WAIT).await;
-    assert_eq!(intents[0].status, IntentStatus::Skipped, "{intents:#?}");
+    assert_status(&intents[0], IntentStatus::Skipped);
     let reason = intents[0].status_reason.clone().unwrap();
     assert!(
         reason.contains("requires a stop and a take-profit"),
@@ -194,12 +176,7 @@ async fn a_require_brackets_account_refuses_an_entry_without_stop_and_target() {
     let (_, protected) = p.recorder(bracketed(), &[trader(0)]).await;
     let s = p.queued(&protected, &alert("buy", "long", "")).await;
     let intents = p.settled_intents(s, 1, WAIT).await;
-    assert_eq!(
-        intents[0].status,
-        IntentStatus::Accepted,
-        "{:?}",
-        intents[0].status_reason
-    );
+    assert_status(&intents[0], IntentStatus::Accepted);
     p.wait_orders(0, WAIT, |o| o.len() >= 3).await;
     p.stop().await;
 }
@@ -216,7 +193,7 @@ async fn a_simulation_mode_recorder_keeps_its_paper_record_and_never_reaches_the
         .queued(&token, &alert("buy", "long", r#","price":21000.25"#))
         .await;
     let intents = p.settled_intents(s, 1, WAIT).await;
-    assert_eq!(intents[0].status, IntentStatus::Skipped, "{intents:#?}");
+    assert_status(&intents[0], IntentStatus::Skipped);
     let reason = intents[0].status_reason.clone().unwrap();
     assert!(reason.contains("simulation mode"), "{reason}");
 

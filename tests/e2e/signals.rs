@@ -10,7 +10,7 @@ use std::time::Duration;
 use jt_domain::settings::{ClockTime, PriceUnits, StopType, TimeWindow, TpTarget, TrimUnits};
 use jt_domain::{Settings, SettingsOverrides};
 use jt_e2e::admin::OrderRecord;
-use jt_e2e::{Options, Platform, alert};
+use jt_e2e::{Options, Platform, alert, assert_status, is_working};
 use jt_store::IntentStatus;
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
@@ -26,13 +26,6 @@ fn of_type<'a>(orders: &'a [OrderRecord], kind: &str, action: &str) -> Vec<&'a O
         .iter()
         .filter(|o| o.order_type == kind && o.action == action)
         .collect()
-}
-
-fn is_open(o: &OrderRecord) -> bool {
-    matches!(
-        format!("{:?}", o.status).as_str(),
-        "Working" | "Suspended" | "PendingNew"
-    )
 }
 
 fn tp(value: i64, trim: i64) -> TpTarget {
@@ -72,12 +65,7 @@ async fn an_entry_places_one_bracket_with_three_take_profit_legs_and_a_trailing_
         .queued(&token, &alert("buy", "long", r#","contracts":3"#))
         .await;
     let intents = p.settled_intents(signal, 1, WAIT).await;
-    assert_eq!(
-        intents[0].status,
-        IntentStatus::Accepted,
-        "{:?}",
-        intents[0].status_reason
-    );
+    assert_status(&intents[0], IntentStatus::Accepted);
 
     let orders = p.wait_orders(0, WAIT, |o| o.len() >= 7).await;
     let entries = of_type(&orders, "Market", "Buy");
@@ -171,12 +159,12 @@ async fn a_dca_add_cancels_the_take_profits_and_places_one_at_the_tick_rounded_a
     );
     let tps = of_type(&orders, "Limit", "Sell");
     assert!(
-        !is_open(tps[0]),
+        !is_working(tps[0]),
         "the first take-profit was cancelled, not modified: {:?}",
         tps[0]
     );
     assert_eq!(tps[0].qty, 2);
-    assert!(is_open(tps[1]));
+    assert!(is_working(tps[1]));
     assert_eq!(
         (tps[1].price, tps[1].qty),
         (Some(dec!(21005.25)), 3),
@@ -216,7 +204,7 @@ async fn with_dca_off_a_same_direction_signal_places_a_fresh_full_bracket() {
     assert!(
         of_type(&orders, "Limit", "Sell")
             .iter()
-            .all(|o| o.qty == 1 && is_open(o)),
+            .all(|o| o.qty == 1 && is_working(o)),
         "each entry has its own bracket"
     );
     p.stop().await;
@@ -237,12 +225,7 @@ async fn an_opposite_signal_with_dca_off_flips_cancel_close_then_enter() {
     p.settled_intents(long, 1, WAIT).await;
     let short = p.queued(&token, &alert("sell", "short", "")).await;
     let intents = p.settled_intents(short, 1, WAIT).await;
-    assert_eq!(
-        intents[0].status,
-        IntentStatus::Accepted,
-        "{:?}",
-        intents[0].status_reason
-    );
+    assert_status(&intents[0], IntentStatus::Accepted);
 
     let orders = p
         .wait_orders(0, WAIT, |o| of_type(o, "Market", "Sell").len() == 2)
@@ -258,7 +241,7 @@ async fn an_opposite_signal_with_dca_off_flips_cancel_close_then_enter() {
         .iter()
         .filter(|o| o.action == "Sell" && o.order_type != "Market")
         .collect();
-    assert!(long_exits.iter().all(|o| !is_open(o)), "{long_exits:#?}");
+    assert!(long_exits.iter().all(|o| !is_working(o)), "{long_exits:#?}");
     let short_exits: Vec<&OrderRecord> = orders
         .iter()
         .filter(|o| o.action == "Buy" && o.order_type != "Market")
@@ -268,8 +251,7 @@ async fn an_opposite_signal_with_dca_off_flips_cancel_close_then_enter() {
         2,
         "the short's take-profit and stop: {orders:#?}"
     );
-    let position = p.sim.admin().positions(Some(&p.subs[0].name)).unwrap();
-    assert_eq!(position.iter().map(|x| x.net_pos).sum::<i64>(), -2);
+    assert_eq!(p.net_position(0), -2);
     p.stop().await;
 }
 
@@ -295,18 +277,10 @@ async fn a_close_cancels_the_working_orders_and_closes_the_position() {
     assert!(
         of_type(&orders, "Limit", "Sell")
             .iter()
-            .all(|o| !is_open(o)),
+            .all(|o| !is_working(o)),
         "{orders:#?}"
     );
-    let net: i64 = p
-        .sim
-        .admin()
-        .positions(Some(&p.subs[0].name))
-        .unwrap()
-        .iter()
-        .map(|x| x.net_pos)
-        .sum();
-    assert_eq!(net, 0);
+    assert_eq!(p.net_position(0), 0);
     p.stop().await;
 }
 
@@ -561,12 +535,7 @@ async fn an_ambiguous_broker_outcome_leaves_exactly_one_order() {
     p.sim.admin().add_fault(fault).unwrap();
     let s = p.queued(&token, &alert("buy", "long", "")).await;
     let intents = p.settled_intents(s, 1, Duration::from_secs(40)).await;
-    assert_eq!(
-        intents[0].status,
-        IntentStatus::Accepted,
-        "{:?}",
-        intents[0].status_reason
-    );
+    assert_status(&intents[0], IntentStatus::Accepted);
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
         of_type(&p.orders(0), "Market", "Buy").len(),

@@ -477,6 +477,17 @@ impl Platform {
         }
     }
 
+    /// The simulator's net position of sub-account `index`, over every contract.
+    pub fn net_position(&self, index: usize) -> i64 {
+        self.sim
+            .admin()
+            .positions(Some(&self.subs[index].name))
+            .unwrap()
+            .iter()
+            .map(|x| x.net_pos)
+            .sum()
+    }
+
     /// Sets the simulator's price of a root's front month.
     pub fn price(&self, root: &str, price: &str) {
         self.sim
@@ -538,6 +549,27 @@ pub fn jt_binary() -> PathBuf {
         jt.display()
     );
     jt
+}
+
+/// Whether the simulator still works `order` (not filled, cancelled or rejected).
+#[must_use]
+pub fn is_working(order: &OrderRecord) -> bool {
+    matches!(
+        format!("{:?}", order.status).as_str(),
+        "Working" | "Suspended" | "PendingNew"
+    )
+}
+
+/// Asserts the intent ended in `expected`, showing its recorded reason when it did not.
+///
+/// # Panics
+/// When the status differs.
+pub fn assert_status(intent: &Intent, expected: IntentStatus) {
+    assert_eq!(
+        intent.status, expected,
+        "intent {:?}: {:?}",
+        intent.id, intent.status_reason
+    );
 }
 
 /// An alert body.

@@ -115,16 +115,7 @@ impl NatsServer {
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                panic!(
-                    "nats-server exited with {status} at start; see {}",
-                    self.log_path().display()
-                );
-            }
+            self.assert_still_running();
             assert!(
                 Instant::now() < deadline,
                 "nats-server did not listen on {addr} within 20 s"
@@ -133,32 +124,35 @@ impl NatsServer {
         }
     }
 
+    /// Panics, pointing at the log, when the server has exited while starting.
+    fn assert_still_running(&mut self) {
+        if let Some(status) = self
+            .child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+        {
+            panic!(
+                "nats-server exited with {status} at start; see {}",
+                self.log_path().display()
+            );
+        }
+    }
+
     /// Reads the port the server chose from its ports file
-    /// (`{"nats":["nats://127.0.0.1:<port>"],…}`).
+    /// (`{"nats":["nats://127.0.0.1:<port>"],…}`). The file is not written atomically, so a
+    /// port counts only once its closing quote has been read.
     fn wait_for_port(&mut self, ports_file: &Path) -> u16 {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let port = std::fs::read_to_string(ports_file).ok().and_then(|text| {
                 let at = text.find("nats://127.0.0.1:")? + "nats://127.0.0.1:".len();
-                let digits: String = text[at..]
-                    .chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect();
+                let (digits, _) = text[at..].split_once('"')?;
                 digits.parse::<u16>().ok()
             });
             if let Some(port) = port {
                 return port;
             }
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                panic!(
-                    "nats-server exited with {status} at start; see {}",
-                    self.log_path().display()
-                );
-            }
+            self.assert_still_running();
             assert!(
                 Instant::now() < deadline,
                 "nats-server wrote no ports file ({}) within 20 s",
