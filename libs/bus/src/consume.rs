@@ -507,6 +507,12 @@ impl Gate {
     /// Counts an attempt of the message at `sequence` (under its lock, so no race).
     async fn count_attempt(&self, sequence: u64) -> Result<u32, String> {
         let key = format!("{}.{}.{sequence}", self.stream, self.durable);
+        // Most messages run once: a create is one round trip where get + put are two.
+        match self.attempts.create(&key, Bytes::from_static(b"1")).await {
+            Ok(_) => return Ok(1),
+            Err(crate::error::KvError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e.to_string()),
+        }
         let before = match self.attempts.get(&key).await.map_err(|e| e.to_string())? {
             Some(entry) => std::str::from_utf8(&entry.value)
                 .ok()

@@ -38,6 +38,7 @@ use jt_store::{
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use tracing::Instrument as _;
 use tracing::{error, info, warn};
 
 use crate::brokers::BrokerRegistry;
@@ -179,7 +180,15 @@ impl Execute {
             attempt = message.attempt,
         );
         jt_runtime::telemetry::extract_context(&span, &message.envelope.trace.to_pairs());
-        let _entered = span.enter();
+        // `instrument`, not `enter`: a guard held across `.await` would leave the span entered
+        // on whichever thread polls next, mislabelling other tasks' logs.
+        self.handle_in_span(&message, started)
+            .instrument(span)
+            .await
+    }
+
+    async fn handle_in_span(&self, message: &Incoming<IntentMessage>, started: Instant) -> Outcome {
+        let msg = &message.envelope.payload;
         let attempt_started = Utc::now();
         let finish = match self.attempt(msg, &message.lock_lost).await {
             Ok(f) => f,
@@ -265,7 +274,13 @@ impl Execute {
         lock_lost: &tokio_util::sync::CancellationToken,
     ) -> Result<Finish, StoreError> {
         let owner = UserId(msg.owner_id);
-        let intent = self.record_pending(msg).await?;
+        // Independent: the intent's row and the account it goes to, read at once.
+        let accounts = self.store.accounts();
+        let (intent, target) = tokio::join!(
+            self.record_pending(msg),
+            accounts.sub_account_with_account(owner, SubAccountId(msg.sub_account_id)),
+        );
+        let intent = intent?;
         if intent.status.is_terminal() || intent.status == IntentStatus::Accepted {
             // Already concluded by an earlier delivery: say so again (idempotent) and stop.
             return Ok(Finish::Done {
@@ -278,12 +293,7 @@ impl Execute {
                 fill: intent.average_fill_price,
             });
         }
-        let (sub, account) = match self
-            .store
-            .accounts()
-            .sub_account_with_account(owner, SubAccountId(msg.sub_account_id))
-            .await
-        {
+        let (sub, account) = match target {
             Ok(x) => x,
             Err(StoreError::NotFound { .. }) => {
                 return Ok(Finish::failed("the sub-account no longer exists"));
@@ -433,22 +443,24 @@ impl Execute {
                 .resolve_contract(&broker_symbol(&symbol, instrument))
                 .await,
         )?;
-        let position = call(ctx, ctx.broker.position(&ctx.account, &contract.id).await)?;
+        let decided_at = msg.received_at + chrono::Duration::seconds(i64::from(msg.delay_secs));
+        // The broker's position and the store's filter state do not depend on each other.
+        let (position, filters) = tokio::join!(
+            ctx.broker.position(&ctx.account, &contract.id),
+            self.filter_state(ctx.owner, msg, sub, decided_at),
+        );
+        let position = call(ctx, position)?;
         let position = BrokerPosition {
             net_qty: position.as_ref().map_or(0, |p| p.net_qty),
             average_price: position.as_ref().and_then(|p| p.avg_price),
         };
-        let decided_at = msg.received_at + chrono::Duration::seconds(i64::from(msg.delay_secs));
-        let filters = self
-            .filter_state(ctx.owner, msg, sub.id, decided_at)
-            .await
-            .map_err(|e| {
-                if e.is_transient() {
-                    Finish::retry(format!("store: {e}"))
-                } else {
-                    Finish::failed(format!("store: {e}"))
-                }
-            })?;
+        let filters = filters.map_err(|e| {
+            if e.is_transient() {
+                Finish::retry(format!("store: {e}"))
+            } else {
+                Finish::failed(format!("store: {e}"))
+            }
+        })?;
         // The alert's own exits replace the trader's for this signal (entries only).
         let settings = match msg.action.entry_direction() {
             Some(direction) => overrides::apply(
@@ -531,26 +543,30 @@ impl Execute {
         &self,
         owner: UserId,
         msg: &IntentMessage,
-        sub: SubAccountId,
+        sub: &SubAccount,
         now: DateTime<Utc>,
     ) -> Result<FilterState, StoreError> {
         let day = session::trading_day(now);
-        let activity = match msg.trader_id {
-            Some(t) => Some(
-                self.store
+        let activity = async {
+            match msg.trader_id {
+                Some(t) => self
+                    .store
                     .intents()
                     .trader_activity(owner, TraderId(t), session::session_start(day))
-                    .await?,
-            ),
-            None => None,
+                    .await
+                    .map(Some),
+                None => Ok(None),
+            }
         };
-        let kill = self.store.risk().kill_state(owner, sub).await?.engaged();
-        let breached = self
-            .store
-            .risk()
-            .breach(owner, sub, day, BreachKind::MaxDailyLoss)
-            .await?
-            .is_some();
+        // Three independent reads on the way to the broker: at once.
+        let risk = self.store.risk();
+        let (activity, kill, breach) = tokio::try_join!(
+            activity,
+            risk.kill_state_of(sub),
+            risk.breach(owner, sub.id, day, BreachKind::MaxDailyLoss),
+        )?;
+        let kill = kill.engaged();
+        let breached = breach.is_some();
         Ok(FilterState {
             last_signal_at: activity.as_ref().and_then(|a| a.last_executed_at),
             signals_this_session: activity.as_ref().map_or(0, |a| a.executed_since),
@@ -940,29 +956,36 @@ impl Execute {
         } else {
             status
         };
-        if current.status != status {
-            // `skipped` and `failed` may come straight from `pending`; the others follow `sent`.
-            intents
-                .transition(
-                    owner,
-                    IntentId(msg.intent_id),
-                    status,
-                    IntentUpdate {
-                        reason: Some(summary.to_string()),
-                        average_fill_price: fill,
-                        ..Default::default()
-                    },
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-        }
+        // The intent's final state and the attempt's row are independent writes: at once.
+        let settle = async {
+            if current.status != status {
+                // `skipped` and `failed` may come straight from `pending`; the others follow
+                // `sent`.
+                intents
+                    .transition(
+                        owner,
+                        IntentId(msg.intent_id),
+                        status,
+                        IntentUpdate {
+                            reason: Some(summary.to_string()),
+                            average_fill_price: fill,
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+            }
+            Ok::<(), StoreError>(())
+        };
         let outcome = match status {
             IntentStatus::Filled => ExecutionOutcome::Filled,
             IntentStatus::Accepted => ExecutionOutcome::Accepted,
             IntentStatus::Rejected => ExecutionOutcome::Rejected,
             _ => ExecutionOutcome::Failed,
         };
-        if status != IntentStatus::Skipped {
+        let attempt_row = async {
+            if status == IntentStatus::Skipped {
+                return Ok(());
+            }
             self.record_attempt(
                 msg,
                 attempt,
@@ -974,8 +997,8 @@ impl Execute {
                     .then_some(summary),
             )
             .await
-            .map_err(|e| e.to_string())?;
-        }
+        };
+        tokio::try_join!(settle, attempt_row).map_err(|e| e.to_string())?;
         let report = ExecutionMessage {
             intent_id: msg.intent_id,
             signal_id: Some(msg.signal_id),

@@ -14,6 +14,7 @@
 //! execution, which sees the broker's real position: entry vs add vs flip, filters, sizing.
 
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use jt_alerts::{Freshness, check_freshness};
 use jt_bus::{Bus, Envelope, Incoming, MessageId, Outcome, PublishError};
 use jt_domain::paper::{self, PaperContext};
@@ -29,10 +30,13 @@ use jt_store::{
 };
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 use uuid::Uuid;
 
 use crate::metrics as m;
+
+/// Intents one fan-out publishes (or records as skipped) at once.
+const PUBLISHES_AT_ONCE: usize = 64;
 
 /// Why a fan-out did not finish.
 #[derive(Debug, thiserror::Error)]
@@ -79,8 +83,10 @@ impl Fanout {
             action = envelope.payload.signal.action.as_str(),
         );
         jt_runtime::telemetry::extract_context(&span, &envelope.trace.to_pairs());
+        // `instrument`, not `enter`: a guard held across `.await` would leave the span entered
+        // on whichever thread polls next, mislabelling other tasks' logs.
+        let result = self.fan_out(&envelope).instrument(span.clone()).await;
         let _entered = span.enter();
-        let result = self.fan_out(&envelope).await;
         m::fanout_done(result.is_ok(), started.elapsed());
         match result {
             Ok(intents) => {
@@ -183,13 +189,31 @@ impl Fanout {
             return self.flatten_accounts(envelope, Some(subs)).await;
         }
 
+        // Every trader's intent goes to its own account's subject, so their publishes need no
+        // order among themselves (per-account order comes from signals being fanned out one
+        // at a time per recorder). One after another, 500 acknowledged publishes alone took
+        // longer than the whole alert-to-order target; a bounded number run at once.
+        let each: Vec<_> = targets
+            .iter()
+            .map(|target| self.one_trader(envelope, target))
+            .collect();
+        let mut outcomes = futures_util::stream::iter(each).buffer_unordered(PUBLISHES_AT_ONCE);
         let mut published = 0;
-        for target in &targets {
-            if self.one_trader(envelope, target).await? {
-                published += 1;
+        let mut first_error = None;
+        while let Some(outcome) = outcomes.next().await {
+            match outcome {
+                Ok(true) => published += 1,
+                Ok(false) => {}
+                // Let the others finish (their work is idempotent), then retry the signal.
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        Ok(published)
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(published),
+        }
     }
 
     /// Queues (or records as skipped) one trader's intent; `true` when queued.

@@ -436,15 +436,16 @@ impl Intents<'_> {
                     )
                     .col_expr(order_intents::Column::Plan, Expr::value(d.plan.clone()));
             }
-            let r = q
+            // `RETURNING` (PostgreSQL, SQLite ≥ 3.35): the changed row in the same round trip.
+            let changed = q
                 .filter(order_intents::Column::Id.eq(id.0))
                 .filter(order_intents::Column::UserId.eq(owner.0))
                 .filter(order_intents::Column::Status.is_in(from))
-                .exec(self.store.db())
+                .exec_with_returning(self.store.db())
                 .await
                 .map_err(|e| StoreError::db("intent", e))?;
-            if r.rows_affected == 1 {
-                return Ok(Transitioned::Applied(self.get(owner, id).await?));
+            if let Some(row) = changed.into_iter().next() {
+                return Ok(Transitioned::Applied(row.try_into()?));
             }
         }
         let current = self.get(owner, id).await?;
@@ -570,33 +571,36 @@ impl Intents<'_> {
         trader: TraderId,
         since: DateTime<Utc>,
     ) -> StoreResult<TraderActivity> {
+        // Only the times are read: whole rows would decode every intent's settings and plan
+        // (JSON), which was a visible share of the executor's CPU under load.
         let base = || {
             order_intents::Entity::find()
+                .select_only()
                 .filter(order_intents::Column::UserId.eq(owner.0))
                 .filter(order_intents::Column::TraderId.eq(trader.0))
                 .filter(order_intents::Column::Source.eq(IntentSource::Signal))
                 .filter(order_intents::Column::Status.is_in(EXECUTED))
         };
-        let executed_since = base()
-            .filter(order_intents::Column::CreatedAt.gte(at(since)))
-            .count(self.store.db())
-            .await
-            .map_err(|e| StoreError::db("intent", e))?;
-        let last = base()
-            .order_by_desc(order_intents::Column::CreatedAt)
-            .one(self.store.db())
-            .await
-            .map_err(|e| StoreError::db("intent", e))?;
-        let last_add = base()
-            .filter(order_intents::Column::Kind.eq(IntentKind::Add))
-            .order_by_desc(order_intents::Column::CreatedAt)
-            .one(self.store.db())
-            .await
-            .map_err(|e| StoreError::db("intent", e))?;
+        let latest = |q: sea_orm::Select<order_intents::Entity>| {
+            q.column(order_intents::Column::CreatedAt)
+                .order_by_desc(order_intents::Column::CreatedAt)
+                .into_tuple::<DateTime<Utc>>()
+                .one(self.store.db())
+        };
+        // Three independent reads, at once (they sit on the execution's path to the broker).
+        let (executed_since, last, last_add) = tokio::try_join!(
+            base()
+                .column(order_intents::Column::Id)
+                .filter(order_intents::Column::CreatedAt.gte(at(since)))
+                .count(self.store.db()),
+            latest(base()),
+            latest(base().filter(order_intents::Column::Kind.eq(IntentKind::Add))),
+        )
+        .map_err(|e| StoreError::db("intent", e))?;
         Ok(TraderActivity {
             executed_since: u32::try_from(executed_since).unwrap_or(u32::MAX),
-            last_executed_at: last.map(|m| m.created_at),
-            last_add_at: last_add.map(|m| m.created_at),
+            last_executed_at: last,
+            last_add_at: last_add,
         })
     }
 

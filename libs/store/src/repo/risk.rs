@@ -8,6 +8,7 @@ use sea_orm::{ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::accounts::SubAccount;
 use super::admin::{Admin, AuditRecord, write_audit};
 use super::{ReadScope, at, now};
 use crate::Store;
@@ -302,14 +303,24 @@ impl Risk<'_> {
         scope: impl ReadScope,
         sub_account: SubAccountId,
     ) -> StoreResult<KillState> {
-        self.store
+        let sub = self
+            .store
             .accounts()
             .sub_account(scope, sub_account)
             .await?;
+        self.kill_state_of(&sub).await
+    }
+
+    /// [`Self::kill_state`] for a sub-account already read under its owner's scope (one query
+    /// fewer on the execution's path).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn kill_state_of(&self, sub: &SubAccount) -> StoreResult<KillState> {
         let keys = [
             scope_key(KillScope::Global, None, None),
-            scope_key(KillScope::User, Some(scope.owner()), None),
-            scope_key(KillScope::Account, None, Some(sub_account)),
+            scope_key(KillScope::User, Some(sub.owner), None),
+            scope_key(KillScope::Account, None, Some(sub.id)),
         ];
         let rows = kill_switches::Entity::find()
             .filter(kill_switches::Column::ScopeKey.is_in(keys))
