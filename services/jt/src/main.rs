@@ -4,12 +4,6 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 
-/// mimalloc instead of glibc's allocator: under load the executor spent about a fifth of its
-/// CPU in glibc's `malloc`/`free` (chunk consolidation across tokio's worker threads); see
-/// "Signal pipeline" in docs/benchmarks.md.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Just Trades: TradingView alerts to broker orders, on every linked account.
 #[derive(Debug, Parser)]
 #[command(name = "jt", version, about)]
