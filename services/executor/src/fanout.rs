@@ -107,29 +107,32 @@ impl Fanout {
         let signal_id = SignalId(msg.signal_id);
         let signal = &msg.signal;
 
-        self.store
-            .signals()
-            .record(NewSignal {
-                id: signal_id,
-                owner,
-                recorder: recorder_id,
-                received_at: msg.received_at,
-                alert_time: signal.time,
-                action: signal.action,
-                ticker: signal.ticker.clone(),
-                quantity: signal.quantity,
-                price: signal.price,
-                market_position: signal.position.map(position_name),
-                prev_market_position: signal.prev_position.map(position_name),
-                payload: serde_json::to_value(signal)
-                    .map_err(|e| FanoutError::Retry(format!("signal payload: {e}")))?,
-                outcome: SignalOutcome::Accepted,
-                outcome_reason: None,
-                age_ms: Some((Utc::now() - msg.received_at).num_milliseconds()),
-            })
-            .await?;
-
-        let recorder = match self.store.recorders().get(owner, recorder_id).await {
+        let new_signal = NewSignal {
+            id: signal_id,
+            owner,
+            recorder: recorder_id,
+            received_at: msg.received_at,
+            alert_time: signal.time,
+            action: signal.action,
+            ticker: signal.ticker.clone(),
+            quantity: signal.quantity,
+            price: signal.price,
+            market_position: signal.position.map(position_name),
+            prev_market_position: signal.prev_position.map(position_name),
+            payload: serde_json::to_value(signal)
+                .map_err(|e| FanoutError::Retry(format!("signal payload: {e}")))?,
+            outcome: SignalOutcome::Accepted,
+            outcome_reason: None,
+            age_ms: Some((Utc::now() - msg.received_at).num_milliseconds()),
+        };
+        // Independent: the signal's row and the recorder it belongs to.
+        let (signals, recorders) = (self.store.signals(), self.store.recorders());
+        let (recorded, recorder) = tokio::join!(
+            signals.record(new_signal),
+            recorders.get(owner, recorder_id)
+        );
+        recorded?;
+        let recorder = match recorder {
             Ok(r) => r,
             Err(StoreError::NotFound { .. }) => {
                 // Deleted since the webhook arrived: nothing left to act for.
@@ -169,11 +172,7 @@ impl Fanout {
                 .await?;
         }
 
-        let targets = self
-            .store
-            .traders()
-            .execution_targets(owner, recorder_id)
-            .await?;
+        let targets = self.store.traders().execution_targets_of(&recorder).await?;
         if targets.is_empty() {
             self.outcome(
                 owner,

@@ -236,6 +236,19 @@ impl Traders<'_> {
         recorder: RecorderId,
     ) -> StoreResult<Vec<ExecutionTarget>> {
         let recorder = Recorders { store: self.store }.get(owner, recorder).await?;
+        self.execution_targets_of(&recorder).await
+    }
+
+    /// [`Self::execution_targets`] of a recorder already read under its owner's scope (the
+    /// fan-out has it: one query fewer per signal).
+    ///
+    /// # Errors
+    /// As [`Self::execution_targets`], without the unknown-recorder case.
+    pub async fn execution_targets_of(
+        &self,
+        recorder: &Recorder,
+    ) -> StoreResult<Vec<ExecutionTarget>> {
+        let owner = recorder.owner;
         let traders: Vec<Trader> = traders::Entity::find()
             .filter(traders::Column::UserId.eq(owner.0))
             .filter(traders::Column::RecorderId.eq(recorder.id.0))
