@@ -6,7 +6,7 @@
 mod common;
 
 use chrono::{Duration, Utc};
-use common::TestStore;
+use common::{Engine, TestStore};
 use jt_domain::{Settings, SettingsOverrides, Side};
 use jt_store::repo::accounts::SubAccount;
 use jt_store::repo::auth::User;
@@ -19,6 +19,7 @@ use jt_store::{
     TraderId,
 };
 use rust_decimal_macros::dec;
+use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, TransactionTrait};
 
 fn intent(
     owner: &User,
@@ -387,6 +388,125 @@ async fn trader_activity_counts_executed_signals(t: &TestStore) {
         .await
         .unwrap();
     assert_eq!(later.executed_since, 0);
+
+    // A later entry: the last executed moves to it, the last add stays on the add.
+    let entry = t
+        .intents()
+        .create(intent(
+            &owner,
+            &sub,
+            Some(trader.id),
+            "act-3",
+            IntentKind::Entry,
+        ))
+        .await
+        .unwrap()
+        .intent()
+        .id;
+    t.intents()
+        .transition(owner.id, entry, IntentStatus::Sent, IntentUpdate::default())
+        .await
+        .unwrap();
+    let after_entry = t
+        .intents()
+        .trader_activity(owner.id, trader.id, session_start)
+        .await
+        .unwrap();
+    let entry_at = t.intents().get(owner.id, entry).await.unwrap().created_at;
+    assert_eq!(after_entry.executed_since, 4);
+    assert_eq!(after_entry.last_executed_at, Some(entry_at));
+    assert_eq!(after_entry.last_add_at, Some(last));
+}
+
+/// The trader-activity reads run before every order. With only `(user_id, created_at)` and
+/// `(trader_id, created_at)`, PostgreSQL's generic plan intersected both and read every intent
+/// of the owner (migration `m20261122_000003`). The statement below has the shape of
+/// `Intents::trader_activity`'s "last executed" read, prepared and planned generically as sqlx
+/// does after a few executions, over an owner with many intents of another trader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trader_activity_reads_one_traders_rows_on_postgres() {
+    let t = TestStore::new(Engine::Postgres).await;
+    let owner = t.user("plan@example.com").await;
+    let (recorder, _) = t.recorder(&owner, "plan").await;
+    let mut traders = Vec::new();
+    let mut subs = Vec::new();
+    for name in ["plan-a", "plan-b"] {
+        let (_, sub) = t.account(&owner, name).await;
+        let trader = t
+            .traders()
+            .create(
+                owner.id,
+                NewTrader {
+                    recorder: recorder.id,
+                    sub_account: sub.id,
+                    enabled: true,
+                    overrides: SettingsOverrides::default(),
+                },
+            )
+            .await
+            .unwrap();
+        traders.push(trader.id);
+        subs.push(sub);
+    }
+    let busy = t
+        .intents()
+        .create(intent(
+            &owner,
+            &subs[0],
+            Some(traders[0]),
+            "plan-0",
+            IntentKind::Entry,
+        ))
+        .await
+        .unwrap()
+        .intent()
+        .id;
+    // 5,000 more intents of the owner's other trader, copied from that row.
+    t.raw_strings(&format!(
+        "WITH copied AS (INSERT INTO order_intents \
+           SELECT gen_random_uuid(), user_id, sub_account_id, trader_id, signal_id, source, \
+                  'plan-copy-' || n, kind, symbol, contract, side, quantity, filled_quantity, \
+                  average_fill_price, settings, plan, 'accepted', status_reason, \
+                  created_at - n * interval '1 second', updated_at, sent_at, completed_at \
+           FROM order_intents, generate_series(1, 5000) AS n WHERE id = '{}' RETURNING 1) \
+         SELECT COUNT(*)::text FROM copied",
+        busy.0
+    ))
+    .await;
+    // One connection for the session settings and the prepared statement: a transaction.
+    let txn = t.connection().begin().await.unwrap();
+    txn.execute_unprepared(
+        "SET LOCAL plan_cache_mode = force_generic_plan; \
+         PREPARE last_executed(uuid, uuid, text, text, text, text, text) AS \
+           SELECT created_at FROM order_intents \
+           WHERE user_id = $1 AND trader_id = $2 AND source = $3 \
+             AND status IN ($4, $5, $6, $7) ORDER BY created_at DESC LIMIT 1",
+    )
+    .await
+    .unwrap();
+    let plan = txn
+        .query_all_raw(Statement::from_string(
+            DatabaseBackend::Postgres,
+            format!(
+                "EXPLAIN EXECUTE last_executed('{}', '{}', 'signal', 'sent', 'unknown', \
+                 'accepted', 'filled')",
+                owner.id.0, traders[1].0
+            ),
+        ))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.try_get_by_index::<String>(0).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    txn.execute_unprepared("DEALLOCATE last_executed")
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+    assert!(
+        plan.contains("ix_order_intents_trader_user_time") && !plan.contains("BitmapAnd"),
+        "the trader-activity read does not use the (trader_id, user_id, created_at) index:\n{plan}"
+    );
 }
 
 async fn the_decision_is_stored_with_the_move_to_sent(t: &TestStore) {
