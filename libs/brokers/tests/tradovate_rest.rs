@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use jt_brokers::tradovate::LoginRegistry;
-use jt_brokers::{Broker, BrokerError, OrderStatus, OrderType, SessionOutcome};
+use jt_brokers::{AccountId, Broker, BrokerError, OrderStatus, OrderType, SessionOutcome};
 use jt_domain::bracket::StopOrder;
 use jt_domain::instrument::by_root;
 use jt_domain::order::{
@@ -128,7 +128,7 @@ async fn an_empty_position_list_with_a_401_is_auth_expired_never_flat() {
         &sim,
         FaultKind::Positions401,
         Some("erin"),
-        Some("position/list"),
+        Some("position/deps"),
         Some(1),
     );
     let err = b.positions(&account(&u)).await.unwrap_err();
@@ -622,7 +622,7 @@ async fn throttling_429_and_423_back_off_then_recover() {
         &sim,
         FaultKind::TooManyRequests,
         Some("olga"),
-        Some("position/list"),
+        Some("position/deps"),
         Some(1),
     );
     let err = b.positions(&acct).await.unwrap_err();
@@ -639,7 +639,7 @@ async fn throttling_429_and_423_back_off_then_recover() {
         &sim,
         FaultKind::Locked,
         Some("olga"),
-        Some("position/list"),
+        Some("position/deps"),
         Some(1),
     );
     assert!(matches!(
@@ -785,4 +785,52 @@ async fn rejections_are_typed_and_off_tick_prices_never_leave() {
     ));
     // An order id of another login's account cannot be canceled through this one.
     assert!(b.cancel_order(&acct, &"123456789".into()).await.is_err());
+}
+
+#[tokio::test]
+async fn reads_of_one_account_never_carry_another_account_of_the_login() {
+    let sim = sim().await;
+    let u = user(&sim, "lena", &["LENA1", "LENA2"]);
+    price(&sim, "MNQ", dec!(21000));
+    let b = broker(config(&sim, "lena"));
+    let first = AccountId::from(u.accounts[0].id);
+    let second = AccountId::from(u.accounts[1].id);
+    let c = b.resolve_contract("MNQ").await.unwrap();
+    let bracket = |cid: &str, qty| BracketOrder {
+        client_order_id: cid.into(),
+        side: Side::Buy,
+        qty,
+        entry: OrderKind::Market,
+        take_profits: vec![leg(qty, dec!(10))],
+        stop: Some(StopSpec {
+            distance: dec!(10),
+            kind: StopKind::Fixed,
+        }),
+        break_even: None,
+    };
+    b.place_bracket(&first, &c, &bracket("jt-l1", 2))
+        .await
+        .unwrap();
+    // Only the first account trades: the second is flat with nothing working.
+    assert!(b.working_orders(&second).await.unwrap().is_empty());
+    assert!(b.position(&second, &c.id).await.unwrap().is_none());
+    assert!(b.positions(&second).await.unwrap().is_empty());
+    assert!(b.fills(&second).await.unwrap().is_empty());
+    // The first sees its own: a long 2, a target and a stop, and its entry's fill.
+    assert_eq!(b.position(&first, &c.id).await.unwrap().unwrap().net_qty, 2);
+    let working = b.working_orders(&first).await.unwrap();
+    assert_eq!(working.len(), 2, "{working:#?}");
+    let fills = b.fills(&first).await.unwrap();
+    assert_eq!(fills.iter().map(|f| f.qty).sum::<u32>(), 2, "{fills:#?}");
+    // Then the second trades too: each still sees only its own.
+    b.place_bracket(&second, &c, &bracket("jt-l2", 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.position(&second, &c.id).await.unwrap().unwrap().net_qty,
+        1
+    );
+    assert_eq!(b.position(&first, &c.id).await.unwrap().unwrap().net_qty, 2);
+    assert_eq!(b.working_orders(&second).await.unwrap().len(), 2);
+    assert_eq!(b.working_orders(&first).await.unwrap().len(), 2);
 }

@@ -126,7 +126,9 @@ async fn transitions_are_guarded(t: &TestStore) {
             ..
         })
     ));
+    assert_eq!(t.intents().status(owner.id, id).await.unwrap(), Pending);
     let sent = step(Sent, IntentUpdate::default()).await.unwrap();
+    assert_eq!(t.intents().status(owner.id, id).await.unwrap(), Sent);
     assert!(
         matches!(sent, Transitioned::Applied(ref i) if i.status == Sent && i.sent_at.is_some())
     );
@@ -185,6 +187,8 @@ async fn transitions_are_guarded(t: &TestStore) {
         }
     }
     assert_eq!(t.intents().get(owner.id, id).await.unwrap().status, Filled);
+    // The narrow state read (the executor's conclude) agrees with the whole row.
+    assert_eq!(t.intents().status(owner.id, id).await.unwrap(), Filled);
     assert!(
         t.intents()
             .unfinished(owner.id, sub.id)
@@ -193,8 +197,12 @@ async fn transitions_are_guarded(t: &TestStore) {
             .is_empty()
     );
 
-    // Another owner cannot move it.
+    // Another owner cannot move it, nor read its state.
     let other = t.user("fsm2@example.com").await;
+    assert!(matches!(
+        t.intents().status(other.id, id).await,
+        Err(StoreError::NotFound { .. })
+    ));
     assert!(matches!(
         t.intents()
             .transition(other.id, id, Failed, IntentUpdate::default())

@@ -946,19 +946,18 @@ impl Execute {
         let owner = UserId(msg.owner_id);
         let intents = self.store.intents();
         let current = intents
-            .get(owner, IntentId(msg.intent_id))
+            .status(owner, IntentId(msg.intent_id))
             .await
             .map_err(|e| e.to_string())?;
         // A refusal before anything was sent (a read refused) is a failure, not a rejection.
-        let status = if status == IntentStatus::Rejected && current.status == IntentStatus::Pending
-        {
+        let status = if status == IntentStatus::Rejected && current == IntentStatus::Pending {
             IntentStatus::Failed
         } else {
             status
         };
         // The intent's final state and the attempt's row are independent writes: at once.
         let settle = async {
-            if current.status != status {
+            if current != status {
                 // `skipped` and `failed` may come straight from `pending`; the others follow
                 // `sent`.
                 intents

@@ -497,6 +497,23 @@ impl Intents<'_> {
             .try_into()
     }
 
+    /// One intent's state only (no JSON decoded): what the executor's hot path needs when it
+    /// concludes an attempt.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when there is no such intent of the owner's.
+    pub async fn status(&self, scope: impl ReadScope, id: IntentId) -> StoreResult<IntentStatus> {
+        order_intents::Entity::find_by_id(id.0)
+            .select_only()
+            .column(order_intents::Column::Status)
+            .filter(order_intents::Column::UserId.eq(scope.owner().0))
+            .into_tuple::<IntentStatus>()
+            .one(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("intent", e))?
+            .ok_or_else(|| StoreError::not_found("intent", id))
+    }
+
     /// The latest intents of a sub-account, newest first.
     ///
     /// # Errors
@@ -609,7 +626,8 @@ impl Intents<'_> {
     /// # Errors
     /// [`StoreError::NotFound`] when the intent is not the owner's.
     pub async fn record_execution(&self, e: NewExecution) -> StoreResult<()> {
-        self.get(e.owner, e.intent).await?;
+        // Ownership only: the state read avoids decoding the intent's JSON.
+        self.status(e.owner, e.intent).await?;
         let started = at(e.started_at);
         let finished = e.finished_at.map(at);
         let model = executions::Model {

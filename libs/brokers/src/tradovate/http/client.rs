@@ -652,10 +652,11 @@ impl TradovateHttpClient {
         let id = account_number(account)?;
         let raw = &self.raw;
         let list = self
-            .read("position/list", |token, ticket| async move {
-                raw.position_list(&token, ticket.as_deref()).await
+            .read("position/deps", |token, ticket| async move {
+                raw.position_deps(&token, id, ticket.as_deref()).await
             })
             .await?;
+        // `deps` is already one account's; the filter keeps a server's stray row out.
         let mine: Vec<wire::Position> = list.into_iter().filter(|p| p.account_id == id).collect();
         let names = self
             .contract_names(mine.iter().map(|p| p.contract_id))
@@ -716,8 +717,8 @@ impl TradovateHttpClient {
         let id = account_number(account)?;
         let raw = &self.raw;
         let list = self
-            .read("order/list", |token, ticket| async move {
-                raw.order_list(&token, ticket.as_deref()).await
+            .read("order/deps", |token, ticket| async move {
+                raw.order_deps(&token, id, ticket.as_deref()).await
             })
             .await?;
         let open: Vec<wire::Order> = list
@@ -827,10 +828,10 @@ impl TradovateHttpClient {
         if fills.is_empty() {
             return Ok(Vec::new());
         }
-        // Fills carry no account: join through the orders.
+        // Fills carry no account: join through the account's orders.
         let orders = self
-            .read("order/list", |token, ticket| async move {
-                raw.order_list(&token, ticket.as_deref()).await
+            .read("order/deps", |token, ticket| async move {
+                raw.order_deps(&token, id, ticket.as_deref()).await
             })
             .await?;
         let owner: HashMap<i64, i64> = orders.iter().map(|o| (o.id, o.account_id)).collect();

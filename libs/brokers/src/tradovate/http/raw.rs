@@ -487,30 +487,34 @@ impl TradovateRawHttpClient {
         self.call(req, Some(token), ticket).await
     }
 
-    /// `GET position/list` (every account of the login).
+    /// `GET position/deps?masterid=` (one account's positions; `position/list` would carry
+    /// every account of the login).
     ///
     /// # Errors
     /// See [`RawError`].
-    pub async fn position_list(
+    pub async fn position_deps(
         &self,
         token: &str,
+        account_id: i64,
         ticket: Option<&str>,
     ) -> Result<Vec<Position>, RawError> {
-        self.call(Self::get("position/list", Vec::new()), Some(token), ticket)
-            .await
+        let req = Self::get("position/deps", vec![("masterid", account_id.to_string())]);
+        self.call(req, Some(token), ticket).await
     }
 
-    /// `GET order/list` (every account of the login).
+    /// `GET order/deps?masterid=` (one account's orders of the session; `order/list` would
+    /// carry every account of the login, so its size would grow with the login's accounts).
     ///
     /// # Errors
     /// See [`RawError`].
-    pub async fn order_list(
+    pub async fn order_deps(
         &self,
         token: &str,
+        account_id: i64,
         ticket: Option<&str>,
     ) -> Result<Vec<Order>, RawError> {
-        self.call(Self::get("order/list", Vec::new()), Some(token), ticket)
-            .await
+        let req = Self::get("order/deps", vec![("masterid", account_id.to_string())]);
+        self.call(req, Some(token), ticket).await
     }
 
     /// `GET order/item?id=`.
