@@ -11,7 +11,7 @@ use jt_domain::{Settings, SettingsOverrides, Side};
 use jt_store::repo::accounts::SubAccount;
 use jt_store::repo::auth::User;
 use jt_store::repo::intents::{
-    Created, Decided, IntentUpdate, NewExecution, NewIntent, Transitioned,
+    Advanced, Created, Decided, IntentUpdate, NewExecution, NewIntent, Transitioned,
 };
 use jt_store::repo::traders::NewTrader;
 use jt_store::{
@@ -556,6 +556,111 @@ async fn the_decision_is_stored_with_the_move_to_sent(t: &TestStore) {
     assert!(i.sent_at.is_some());
 }
 
+/// `advance` is `transition` without the row: same guard, same no-op on a replay, same errors,
+/// and the decision it carries is stored.
+async fn advance_moves_like_transition_without_the_row(t: &TestStore) {
+    use IntentStatus::*;
+    let owner = t.user("adv@example.com").await;
+    let (_, sub) = t.account(&owner, "adv").await;
+    let id = t
+        .intents()
+        .create(intent(&owner, &sub, None, "adv-1", IntentKind::Entry))
+        .await
+        .unwrap()
+        .intent()
+        .id;
+    assert!(matches!(
+        t.intents()
+            .advance(owner.id, id, Accepted, IntentUpdate::default())
+            .await,
+        Err(StoreError::InvalidTransition {
+            from: Pending,
+            to: Accepted,
+            ..
+        })
+    ));
+    let plan = serde_json::json!({"kind": "entry", "qty": 4});
+    let decided = IntentUpdate {
+        decided: Some(Decided {
+            kind: IntentKind::Flip,
+            contract: Some("MNQZ6".into()),
+            side: Some(Side::Sell),
+            quantity: 4,
+            plan: plan.clone(),
+        }),
+        ..Default::default()
+    };
+    assert_eq!(
+        t.intents()
+            .advance(owner.id, id, Sent, decided.clone())
+            .await
+            .unwrap(),
+        Advanced::Applied
+    );
+    assert_eq!(
+        t.intents()
+            .advance(owner.id, id, Sent, decided)
+            .await
+            .unwrap(),
+        Advanced::AlreadyThere
+    );
+    let i = t.intents().get(owner.id, id).await.unwrap();
+    assert_eq!(
+        (i.status, i.kind, i.side, i.quantity, &i.plan),
+        (Sent, IntentKind::Flip, Some(Side::Sell), 4, &plan)
+    );
+    assert!(i.sent_at.is_some());
+    // Nothing moves back to pending: refused, the row unchanged.
+    assert!(matches!(
+        t.intents()
+            .advance(owner.id, id, Pending, IntentUpdate::default())
+            .await,
+        Err(StoreError::InvalidTransition {
+            from: Sent,
+            to: Pending,
+            ..
+        })
+    ));
+    assert_eq!(t.intents().status(owner.id, id).await.unwrap(), Sent);
+    t.intents()
+        .advance(owner.id, id, Accepted, IntentUpdate::default())
+        .await
+        .unwrap();
+    t.intents()
+        .advance(
+            owner.id,
+            id,
+            Filled,
+            IntentUpdate {
+                reason: Some("filled at once".into()),
+                average_fill_price: Some(dec!(21000.25)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let i = t.intents().get(owner.id, id).await.unwrap();
+    assert_eq!(
+        (i.status, i.average_fill_price, i.status_reason.as_deref()),
+        (Filled, Some(dec!(21000.25)), Some("filled at once"))
+    );
+    assert!(i.completed_at.is_some());
+    // Another owner's intent is not found, never moved.
+    let other = t.user("adv2@example.com").await;
+    assert!(matches!(
+        t.intents()
+            .advance(other.id, id, Cancelled, IntentUpdate::default())
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        t.intents()
+            .advance(owner.id, IntentId::new(), Failed, IntentUpdate::default())
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
 on_both_engines!(
     the_decision_is_stored_with_the_move_to_sent,
     idempotency_key_is_unique,
@@ -564,4 +669,5 @@ on_both_engines!(
     skipped_intents_record_their_reason,
     executions_are_recorded_once_per_attempt,
     trader_activity_counts_executed_signals,
+    advance_moves_like_transition_without_the_row,
 );

@@ -382,7 +382,7 @@ impl Execute {
             let _ = self
                 .store
                 .intents()
-                .transition(
+                .advance(
                     owner,
                     intent.id,
                     IntentStatus::Unknown,
@@ -582,7 +582,7 @@ impl Execute {
         let stored = serde_json::to_value(plan).unwrap_or(serde_json::Value::Null);
         self.store
             .intents()
-            .transition(
+            .advance(
                 ctx.owner,
                 ctx.intent_id,
                 IntentStatus::Sent,
@@ -901,7 +901,7 @@ impl Execute {
         if intent.status == IntentStatus::Pending {
             self.store
                 .intents()
-                .transition(
+                .advance(
                     ctx.owner,
                     ctx.intent_id,
                     IntentStatus::Sent,
@@ -961,7 +961,7 @@ impl Execute {
                 // `skipped` and `failed` may come straight from `pending`; the others follow
                 // `sent`.
                 intents
-                    .transition(
+                    .advance(
                         owner,
                         IntentId(msg.intent_id),
                         status,
