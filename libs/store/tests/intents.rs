@@ -332,6 +332,15 @@ async fn executions_are_recorded_once_per_attempt(t: &TestStore) {
         t.intents().record_execution(foreign).await,
         Err(StoreError::NotFound { .. })
     ));
+    // Refused means nothing stored under the intent either.
+    assert_eq!(t.intents().executions(owner.id, id).await.unwrap().len(), 2);
+    // An intent that does not exist at all: the same refusal.
+    let mut orphan = exec(4);
+    orphan.intent = IntentId::new();
+    assert!(matches!(
+        t.intents().record_execution(orphan).await,
+        Err(StoreError::NotFound { .. })
+    ));
 }
 
 async fn trader_activity_counts_executed_signals(t: &TestStore) {

@@ -3,9 +3,10 @@
 use chrono::{DateTime, Utc};
 use jt_domain::{Settings, Side};
 use rust_decimal::Decimal;
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
-    ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, Iterable,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::Serialize;
 
@@ -683,14 +684,13 @@ impl Intents<'_> {
     /// # Errors
     /// [`StoreError::NotFound`] when the intent is not the owner's.
     pub async fn record_execution(&self, e: NewExecution) -> StoreResult<()> {
-        // Ownership only: the state read avoids decoding the intent's JSON.
-        self.status(e.owner, e.intent).await?;
         let started = at(e.started_at);
         let finished = e.finished_at.map(at);
+        let (owner, intent) = (e.owner, e.intent);
         let model = executions::Model {
             id: e.id.0,
-            user_id: e.owner.0,
-            intent_id: e.intent.0,
+            user_id: owner.0,
+            intent_id: intent.0,
             attempt: i64::from(e.attempt),
             started_at: started,
             finished_at: finished,
@@ -702,15 +702,50 @@ impl Intents<'_> {
             error_kind: e.error_kind,
             failure_reason: e.failure_reason,
         };
-        executions::Entity::insert(model.into_active_model())
+        // One statement on the executor's hot path: `INSERT … SELECT <row> FROM order_intents
+        // WHERE id = … AND user_id = …` inserts only for the owner's intent, so the ownership
+        // check costs no read of its own.
+        let row = model.into_active_model();
+        let columns: Vec<executions::Column> = executions::Column::iter().collect();
+        let mut select = Query::select();
+        for c in &columns {
+            let value = row
+                .get(*c)
+                .into_value()
+                .ok_or_else(|| StoreError::Invalid {
+                    what: "execution",
+                    reason: format!("no value for column {c:?}"),
+                })?;
+            select.expr(Expr::val(value));
+        }
+        select
+            .from(order_intents::Entity)
+            .and_where(order_intents::Column::Id.eq(intent.0))
+            .and_where(order_intents::Column::UserId.eq(owner.0));
+        let mut insert = Query::insert();
+        insert
+            .into_table(executions::Entity)
+            .columns(columns)
+            .select_from(select)
+            .map_err(|e| StoreError::Invalid {
+                what: "execution",
+                reason: e.to_string(),
+            })?
             .on_conflict(
                 OnConflict::columns([executions::Column::IntentId, executions::Column::Attempt])
                     .do_nothing()
                     .to_owned(),
-            )
-            .exec_without_returning(self.store.db())
+            );
+        let done = self
+            .store
+            .db()
+            .execute(&insert)
             .await
             .map_err(|e| StoreError::db("execution", e))?;
+        if done.rows_affected() == 0 {
+            // Either recorded before (the same attempt again: fine) or not the owner's intent.
+            self.status(owner, intent).await?;
+        }
         Ok(())
     }
 
