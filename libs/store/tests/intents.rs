@@ -11,7 +11,7 @@ use jt_domain::{Settings, SettingsOverrides, Side};
 use jt_store::repo::accounts::SubAccount;
 use jt_store::repo::auth::User;
 use jt_store::repo::intents::{
-    Advanced, Created, Decided, IntentUpdate, NewExecution, NewIntent, Transitioned,
+    Advanced, Created, Decided, IntentUpdate, NewExecution, NewIntent, TraderActivity, Transitioned,
 };
 use jt_store::repo::traders::NewTrader;
 use jt_store::{
@@ -361,6 +361,14 @@ async fn trader_activity_counts_executed_signals(t: &TestStore) {
         .await
         .unwrap();
     let session_start = Utc::now() - Duration::minutes(1);
+    // Nothing yet: no count and no times (each read answers NULL, not an error).
+    assert_eq!(
+        t.intents()
+            .trader_activity(owner.id, trader.id, session_start)
+            .await
+            .unwrap(),
+        TraderActivity::default()
+    );
     let mut ids = Vec::new();
     for (k, kind) in [IntentKind::Entry, IntentKind::Add, IntentKind::Add]
         .into_iter()

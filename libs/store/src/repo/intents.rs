@@ -3,10 +3,10 @@
 use chrono::{DateTime, Utc};
 use jt_domain::{Settings, Side};
 use rust_decimal::Decimal;
-use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::sea_query::{Expr, Func, OnConflict, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, Iterable,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 use serde::Serialize;
 
@@ -659,19 +659,42 @@ impl Intents<'_> {
         let latest = |q: sea_orm::Select<order_intents::Entity>| {
             q.column(order_intents::Column::CreatedAt)
                 .order_by_desc(order_intents::Column::CreatedAt)
-                .into_tuple::<DateTime<Utc>>()
-                .one(self.store.db())
+                .limit(1)
         };
-        // Three independent reads, at once (they sit on the execution's path to the broker).
-        let (executed_since, last, last_add) = tokio::try_join!(
-            base()
-                .column(order_intents::Column::Id)
-                .filter(order_intents::Column::CreatedAt.gte(at(since)))
-                .count(self.store.db()),
-            latest(base()),
-            latest(base().filter(order_intents::Column::Kind.eq(IntentKind::Add))),
-        )
-        .map_err(|e| StoreError::db("intent", e))?;
+        let scalar = |q: sea_orm::Select<order_intents::Entity>| {
+            Expr::SubQuery(None, Box::new(q.into_query().into()))
+        };
+        // Three reads on the execution's path to the broker, as three scalar subqueries of one
+        // statement: one round trip, and each keeps its own plan (a backward scan of the
+        // trader's index for the two latest times).
+        let mut statement = Query::select();
+        statement
+            .expr_as(
+                scalar(
+                    base()
+                        .expr(Func::count(Expr::col(order_intents::Column::Id)))
+                        .filter(order_intents::Column::CreatedAt.gte(at(since))),
+                ),
+                "executed_since",
+            )
+            .expr_as(scalar(latest(base())), "last_executed")
+            .expr_as(
+                scalar(latest(
+                    base().filter(order_intents::Column::Kind.eq(IntentKind::Add)),
+                )),
+                "last_add",
+            );
+        let row = self
+            .store
+            .db()
+            .query_one(&statement)
+            .await
+            .map_err(|e| StoreError::db("intent", e))?
+            .ok_or_else(|| StoreError::not_found("trader activity", trader))?;
+        let read = |e: sea_orm::DbErr| StoreError::db("intent", e);
+        let executed_since: i64 = row.try_get("", "executed_since").map_err(read)?;
+        let last: Option<DateTime<Utc>> = row.try_get("", "last_executed").map_err(read)?;
+        let last_add: Option<DateTime<Utc>> = row.try_get("", "last_add").map_err(read)?;
         Ok(TraderActivity {
             executed_since: u32::try_from(executed_since).unwrap_or(u32::MAX),
             last_executed_at: last,
