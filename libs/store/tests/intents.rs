@@ -7,13 +7,12 @@ mod common;
 
 use chrono::{Duration, Utc};
 use common::{Engine, TestStore};
-use jt_domain::{Settings, SettingsOverrides, Side};
+use jt_domain::{Settings, Side};
 use jt_store::repo::accounts::SubAccount;
 use jt_store::repo::auth::User;
 use jt_store::repo::intents::{
     Advanced, Created, Decided, IntentUpdate, NewExecution, NewIntent, TraderActivity, Transitioned,
 };
-use jt_store::repo::traders::NewTrader;
 use jt_store::{
     ExecutionId, ExecutionOutcome, IntentId, IntentKind, IntentSource, IntentStatus, StoreError,
     TraderId,
@@ -347,19 +346,7 @@ async fn trader_activity_counts_executed_signals(t: &TestStore) {
     let owner = t.user("act@example.com").await;
     let (_, sub) = t.account(&owner, "act").await;
     let (recorder, _) = t.recorder(&owner, "act").await;
-    let trader = t
-        .traders()
-        .create(
-            owner.id,
-            NewTrader {
-                recorder: recorder.id,
-                sub_account: sub.id,
-                enabled: true,
-                overrides: SettingsOverrides::default(),
-            },
-        )
-        .await
-        .unwrap();
+    let trader = t.trader(owner.id, recorder.id, sub.id).await;
     let session_start = Utc::now() - Duration::minutes(1);
     // Nothing yet: no count and no times (each read answers NULL, not an error).
     assert_eq!(
@@ -457,19 +444,7 @@ async fn trader_activity_reads_one_traders_rows_on_postgres() {
     let mut subs = Vec::new();
     for name in ["plan-a", "plan-b"] {
         let (_, sub) = t.account(&owner, name).await;
-        let trader = t
-            .traders()
-            .create(
-                owner.id,
-                NewTrader {
-                    recorder: recorder.id,
-                    sub_account: sub.id,
-                    enabled: true,
-                    overrides: SettingsOverrides::default(),
-                },
-            )
-            .await
-            .unwrap();
+        let trader = t.trader(owner.id, recorder.id, sub.id).await;
         traders.push(trader.id);
         subs.push(sub);
     }

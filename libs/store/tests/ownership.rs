@@ -25,19 +25,7 @@ async fn user_a_cannot_touch_user_b_records(t: &TestStore) {
     let b = t.user("b@example.com").await;
     let (b_account, b_sub) = t.account(&b, "bee").await;
     let (b_recorder, _) = t.recorder(&b, "b-strategy").await;
-    let b_trader = t
-        .traders()
-        .create(
-            b.id,
-            NewTrader {
-                recorder: b_recorder.id,
-                sub_account: b_sub.id,
-                enabled: true,
-                overrides: SettingsOverrides::default(),
-            },
-        )
-        .await
-        .unwrap();
+    let b_trader = t.trader(b.id, b_recorder.id, b_sub.id).await;
 
     // Reads.
     not_found(t.recorders().get(a.id, b_recorder.id).await);

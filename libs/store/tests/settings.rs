@@ -269,19 +269,7 @@ async fn unset_overrides_inherit_and_targets_resolve(t: &TestStore) {
         )
         .await
         .unwrap();
-    let b = t
-        .traders()
-        .create(
-            owner.id,
-            NewTrader {
-                recorder: recorder.id,
-                sub_account: sub_b.id,
-                enabled: true,
-                overrides: SettingsOverrides::default(),
-            },
-        )
-        .await
-        .unwrap();
+    let b = t.trader(owner.id, recorder.id, sub_b.id).await;
     t.traders()
         .create(
             owner.id,

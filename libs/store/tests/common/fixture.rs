@@ -3,7 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::{Duration, NaiveDate, Utc};
-use jt_domain::{Direction, Settings, SettingsOverrides, Side, SignalAction};
+use jt_domain::{Direction, Settings, Side, SignalAction};
 use jt_store::repo::accounts::BrokerSubAccount;
 use jt_store::repo::admin::AdminScope;
 use jt_store::repo::auth::User;
@@ -15,7 +15,6 @@ use jt_store::repo::paper::{PaperEntry, PaperPosition, PaperTrade};
 use jt_store::repo::plans::{PlanSpec, ProviderSubscription};
 use jt_store::repo::risk::NewBreach;
 use jt_store::repo::signals::NewSignal;
-use jt_store::repo::traders::NewTrader;
 use jt_store::repo::webhooks::NewWebhookLog;
 use jt_store::*;
 use rust_decimal_macros::dec;
@@ -108,19 +107,7 @@ pub async fn populate(t: &TestStore, owner: &User, admin: &AdminScope, tag: &str
         .unwrap();
 
     let (recorder, _) = t.recorder(owner, tag).await;
-    let trader = t
-        .traders()
-        .create(
-            o,
-            NewTrader {
-                recorder: recorder.id,
-                sub_account: sub.id,
-                enabled: true,
-                overrides: SettingsOverrides::default(),
-            },
-        )
-        .await
-        .unwrap();
+    let trader = t.trader(o, recorder.id, sub.id).await;
 
     let signal = SignalId::new();
     t.webhooks()

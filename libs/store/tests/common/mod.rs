@@ -8,11 +8,15 @@ pub mod fixture;
 
 use std::ops::Deref;
 
-use jt_domain::Settings;
+use jt_domain::{Settings, SettingsOverrides};
 use jt_store::repo::accounts::{BrokerCredentials, BrokerSubAccount, NewBrokerAccount, SubAccount};
 use jt_store::repo::auth::{NewUser, User};
 use jt_store::repo::recorders::{NewRecorder, Recorder};
-use jt_store::{Broker, BrokerAccountId, Environment, Role, Secret, SecretKey, Store, StoreConfig};
+use jt_store::repo::traders::{NewTrader, Trader};
+use jt_store::{
+    Broker, BrokerAccountId, Environment, RecorderId, Role, Secret, SecretKey, Store, StoreConfig,
+    SubAccountId, UserId,
+};
 use jt_testkit::{TempSqlite, TestDatabase};
 use rust_decimal::Decimal;
 use sea_orm::{ConnectionTrait, Statement};
@@ -182,6 +186,22 @@ impl TestStore {
             .await
             .expect("sub-accounts");
         (acc.id, subs.into_iter().next().expect("one sub-account"))
+    }
+
+    /// An enabled trader on `sub` following `recorder`, with no overrides.
+    pub async fn trader(&self, owner: UserId, recorder: RecorderId, sub: SubAccountId) -> Trader {
+        self.traders()
+            .create(
+                owner,
+                NewTrader {
+                    recorder,
+                    sub_account: sub,
+                    enabled: true,
+                    overrides: SettingsOverrides::default(),
+                },
+            )
+            .await
+            .expect("trader")
     }
 
     /// A recorder with default settings.
