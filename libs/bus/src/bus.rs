@@ -6,9 +6,9 @@ use crate::envelope::{Envelope, EnvelopeError, Message, RawMessage};
 use crate::error::{BusError, KvError, PublishError};
 use crate::jetstream::{JetStreamBus, JetStreamOptions};
 use crate::kv::KvBucket;
-use crate::raw::{ConsumerLag, PublishReceipt, StoredMessage, StreamStats};
+use crate::raw::{ConsumerLag, HeadRead, PublishReceipt, StoredMessage, StreamShape, StreamStats};
 use crate::subject::{Namespace, Subjects};
-use crate::topology::{ConsumerDef, KvDef, Retention, StreamDef, Topology};
+use crate::topology::{ConsumerDef, KvDef, StreamDef, Topology};
 
 /// Which backend a [`Bus`] runs on.
 #[derive(Debug, Clone)]
@@ -240,10 +240,24 @@ impl Bus {
         }
     }
 
-    pub(crate) async fn stream_retention(&self, stream: &str) -> Result<Retention, BusError> {
+    pub(crate) async fn stream_shape(&self, stream: &str) -> Result<StreamShape, BusError> {
         match &self.backend {
-            Backend::JetStream(js) => js.stream_retention(stream).await,
-            Backend::Embedded(e) => e.stream_retention(stream),
+            Backend::JetStream(js) => js.stream_shape(stream).await,
+            Backend::Embedded(e) => e.stream_shape(stream),
+        }
+    }
+
+    /// The sequence of the oldest message on `subject` (a literal subject) still in `stream`,
+    /// read as `read` says; the embedded bus has one copy and ignores it.
+    pub(crate) async fn head_sequence(
+        &self,
+        stream: &str,
+        subject: &str,
+        read: HeadRead,
+    ) -> Result<Option<u64>, BusError> {
+        match &self.backend {
+            Backend::JetStream(js) => js.head_sequence(stream, subject, read).await,
+            Backend::Embedded(e) => e.head_sequence(stream, subject),
         }
     }
 

@@ -39,6 +39,7 @@ use crate::envelope::{Envelope, Message, RawMessage};
 use crate::error::BusError;
 use crate::jetstream::from_header_map;
 use crate::kv::{KvBucket, Lease, valid_key};
+use crate::raw::HeadRead;
 use crate::subject::Subjects;
 use crate::topology::{ConsumerDef, Retention};
 
@@ -327,6 +328,11 @@ struct Gate {
     owner: String,
     stream: String,
     durable: String,
+    /// How the first look reads the oldest message of a key: the cheapest read the stream
+    /// allows, even one that may lag on a replicated stream (it only decides whether to try).
+    first_read: HeadRead,
+    /// How the look under the lock reads it: a read that is always current.
+    locked_read: HeadRead,
     /// Wake-ups on release, by key (hashed into a fixed set: a release wakes the waiters of its
     /// own key, not every waiter of every key).
     released: Vec<Notify>,
@@ -419,11 +425,35 @@ impl Gate {
         self.bell(key).notify_waiters();
     }
 
+    /// The sequence of the oldest message of `subject`: with `first_read`, and again with
+    /// `locked_read` when a lagging replica could have answered that the message is gone.
+    async fn oldest(
+        &self,
+        bus: &Bus,
+        subject: &str,
+        sequence: u64,
+    ) -> Result<Option<u64>, BusError> {
+        let first = bus
+            .head_sequence(&self.stream, subject, self.first_read)
+            .await?;
+        // A follower may not hold this message yet (or hold only newer ones): only the
+        // leader can say it is gone. "Someone older is first" is safe to act on either way:
+        // it only makes this message wait.
+        match first {
+            Some(head) if head <= sequence => Ok(first),
+            _ if self.first_read != self.locked_read => {
+                bus.head_sequence(&self.stream, subject, self.locked_read)
+                    .await
+            }
+            _ => Ok(first),
+        }
+    }
+
     async fn look(&self, bus: &Bus, key: &str, subject: &str, sequence: u64) -> Look {
         // Order first (a cheap read): only the oldest message of the key may take the lock.
-        match bus.next_message(&self.stream, subject, 1).await {
-            Ok(Some(first)) if first.sequence < sequence => return Look::Busy { head: false },
-            Ok(Some(first)) if first.sequence == sequence => {}
+        match self.oldest(bus, subject, sequence).await {
+            Ok(Some(head)) if head < sequence => return Look::Busy { head: false },
+            Ok(Some(head)) if head == sequence => {}
             Ok(_) => return Look::Gone,
             Err(e) => {
                 warn!(%subject, error = %e, "cannot read the stream to keep per-key order");
@@ -438,11 +468,14 @@ impl Gate {
                 return Look::Busy { head: true };
             }
         };
-        // Under the lock, check again: another delivery of this message (redelivered to
-        // another replica) may have settled it meanwhile.
-        match bus.next_message(&self.stream, subject, 1).await {
-            Ok(Some(first)) if first.sequence == sequence => Look::Run(lease),
-            Ok(Some(first)) if first.sequence < sequence => {
+        // Under the lock, check again, with a current read: another delivery of this message
+        // (redelivered to another replica) may have settled it meanwhile.
+        match bus
+            .head_sequence(&self.stream, subject, self.locked_read)
+            .await
+        {
+            Ok(Some(head)) if head == sequence => Look::Run(lease),
+            Ok(Some(head)) if head < sequence => {
                 self.release(lease).await;
                 Look::Busy { head: false }
             }
@@ -600,7 +633,8 @@ impl Bus {
         let gate = match &consumer.serial {
             None => None,
             Some(serial) => {
-                if self.stream_retention(&consumer.stream).await? != Retention::WorkQueue {
+                let shape = self.stream_shape(&consumer.stream).await?;
+                if shape.retention != Retention::WorkQueue {
                     return Err(BusError::InvalidDefinition(format!(
                         "serial consumer {} needs work-queue stream {}",
                         consumer.durable, consumer.stream
@@ -620,6 +654,16 @@ impl Bus {
                     owner: options.owner.clone(),
                     stream: consumer.stream.clone(),
                     durable: consumer.durable.clone(),
+                    first_read: if shape.direct_get {
+                        HeadRead::AnyReplica
+                    } else {
+                        HeadRead::Leader
+                    },
+                    locked_read: if shape.direct_get && shape.single_copy {
+                        HeadRead::AnyReplica
+                    } else {
+                        HeadRead::Leader
+                    },
                     released: (0..WAKE_BUCKETS).map(|_| Notify::new()).collect(),
                     waiting: Mutex::new(Waiting::default()),
                     max_waiters: (options.max_in_flight / 2).max(1),

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use crate::envelope::RawMessage;
 use crate::error::{BusError, KvError, PublishError};
 use crate::kv::valid_key;
-use crate::raw::{ConsumerLag, KvEntry, PublishReceipt, StoredMessage, StreamStats};
+use crate::raw::{ConsumerLag, KvEntry, PublishReceipt, StoredMessage, StreamShape, StreamStats};
 use crate::subject::subject_matches;
 use crate::topology::{ConsumerDef, Discard, KvDef, Retention, StreamDef};
 
@@ -325,12 +325,31 @@ impl EmbeddedBus {
         self.inner.state.lock().buckets.remove(name);
     }
 
-    pub(crate) fn stream_retention(&self, name: &str) -> Result<Retention, BusError> {
+    pub(crate) fn stream_shape(&self, name: &str) -> Result<StreamShape, BusError> {
         let st = self.inner.state.lock();
         st.streams
             .get(name)
-            .map(|s| s.def.retention)
+            .map(|s| StreamShape {
+                retention: s.def.retention,
+                direct_get: false,
+                single_copy: true,
+            })
             .ok_or_else(|| BusError::NotFound(format!("stream {name}")))
+    }
+
+    /// The sequence of the oldest message on `subject` (a literal subject) in `stream`.
+    pub(crate) fn head_sequence(
+        &self,
+        stream: &str,
+        subject: &str,
+    ) -> Result<Option<u64>, BusError> {
+        let mut st = self.inner.state.lock();
+        Ok(st
+            .stream(stream)?
+            .messages
+            .iter()
+            .find(|(_, m)| m.message.subject == subject)
+            .map(|(seq, _)| *seq))
     }
 
     pub(crate) fn publish(&self, message: &RawMessage) -> Result<PublishReceipt, PublishError> {

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use crate::envelope::{Headers, RawMessage};
 use crate::error::{BusError, KvError, PublishError};
 use crate::kv::KvBucket;
-use crate::raw::{ConsumerLag, PublishReceipt, StoredMessage, StreamStats};
+use crate::raw::{ConsumerLag, HeadRead, PublishReceipt, StoredMessage, StreamShape, StreamStats};
 use crate::topology::{ConsumerDef, Discard, KvDef, Retention, StreamDef, Topology};
 
 /// How the JetStream backend talks to the server.
@@ -182,10 +182,15 @@ impl JetStreamBus {
         })
     }
 
-    pub(crate) async fn stream_retention(&self, name: &str) -> Result<Retention, BusError> {
-        Ok(match self.stream_info(name).await?.config.retention {
-            stream::RetentionPolicy::WorkQueue => Retention::WorkQueue,
-            _ => Retention::Limits,
+    pub(crate) async fn stream_shape(&self, name: &str) -> Result<StreamShape, BusError> {
+        let config = self.stream_info(name).await?.config;
+        Ok(StreamShape {
+            retention: match config.retention {
+                stream::RetentionPolicy::WorkQueue => Retention::WorkQueue,
+                _ => Retention::Limits,
+            },
+            direct_get: config.allow_direct,
+            single_copy: config.num_replicas <= 1,
         })
     }
 
@@ -226,6 +231,29 @@ impl JetStreamBus {
             })),
             Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
             Err(e) => Err(BusError::unavailable("read message", e)),
+        }
+    }
+
+    /// The sequence of the oldest message on `subject` (a literal subject) in `stream`.
+    pub(crate) async fn head_sequence(
+        &self,
+        stream: &str,
+        subject: &str,
+        read: HeadRead,
+    ) -> Result<Option<u64>, BusError> {
+        match read {
+            HeadRead::Leader => Ok(self
+                .next_for_subject(stream, subject, 1)
+                .await?
+                .map(|m| m.sequence)),
+            HeadRead::AnyReplica => {
+                let handle = self.stream(stream).await?;
+                match handle.direct_get_first_for_subject(subject).await {
+                    Ok(m) => Ok(Some(m.sequence)),
+                    Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(BusError::unavailable("direct get", e)),
+                }
+            }
         }
     }
 
@@ -443,6 +471,9 @@ pub fn stream_config(def: &StreamDef) -> stream::Config {
         duplicate_window: def.duplicate_window,
         num_replicas: def.replicas,
         storage: stream::StorageType::File,
+        // Single-message reads (the serial gate's "oldest message of this key") without the
+        // JSON and base64 wrapping of `STREAM.MSG.GET`, answered by any replica.
+        allow_direct: true,
         ..Default::default()
     }
 }

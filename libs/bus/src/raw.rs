@@ -4,6 +4,7 @@
 use bytes::Bytes;
 
 use crate::envelope::RawMessage;
+use crate::topology::Retention;
 
 /// What the stream said about a publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,4 +74,26 @@ pub struct KvEntry {
     pub value: Bytes,
     /// Its revision (pass it to conditional updates and deletes).
     pub revision: u64,
+}
+
+/// What the consume loop needs to know of a stream before serving a consumer on it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StreamShape {
+    pub(crate) retention: Retention,
+    /// Single messages can be read with JetStream's direct get (`allow_direct`).
+    pub(crate) direct_get: bool,
+    /// The stream has one copy, so every read sees the latest state.
+    pub(crate) single_copy: bool,
+}
+
+/// How `Bus::head_sequence` reads a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HeadRead {
+    /// Through the stream's leader (`STREAM.MSG.GET`): always current, but the answer is the
+    /// whole message, JSON-wrapped and base64-encoded.
+    Leader,
+    /// JetStream's direct get: the message as it is, from any replica. On a replicated
+    /// stream a follower may lag the leader (miss a message just stored, still hold one just
+    /// removed).
+    AnyReplica,
 }
