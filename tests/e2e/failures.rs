@@ -1,6 +1,7 @@
 //! Failures end to end (issue 8): an executor killed mid-burst and restarted executes every
 //! intent exactly once; the ingest keeps answering while the database is down and the signal
-//! is executed once it is back.
+//! is executed once it is back; a fan-out that cannot record one trader's intent retries the
+//! signal without sending the other traders' orders twice.
 //!
 //! Needs `NATS_URL` and `DATABASE_URL` (`make test` sets both) and the `jt` binary of this
 //! build (built by `cargo test --workspace`).
@@ -12,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use jt_domain::{Settings, SettingsOverrides};
 use jt_e2e::{Database, ExecutorMode, Options, Platform, alert};
+use jt_store::IntentStatus;
+use sea_orm::{ConnectionTrait, Statement};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_executor_killed_mid_burst_and_restarted_executes_every_intent_exactly_once() {
@@ -131,5 +134,112 @@ async fn the_ingest_answers_within_three_seconds_while_the_database_is_down() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fan_out_failing_for_one_trader_retries_the_signal_and_sends_no_order_twice() {
+    let p = Platform::start(Options {
+        accounts: 3,
+        ..Options::default()
+    })
+    .await;
+    // Traders 0 and 1 trade; trader 2 is in simulation mode, so the fan-out itself records
+    // its intent (as skipped) — the write the database is about to refuse.
+    let simulated = SettingsOverrides {
+        simulation_mode: Some(true),
+        ..SettingsOverrides::default()
+    };
+    let (_, token) = p
+        .recorder(
+            Settings::default(),
+            &[
+                (0, SettingsOverrides::default()),
+                (1, SettingsOverrides::default()),
+                (2, simulated),
+            ],
+        )
+        .await;
+    let db = p.store.connection();
+    let sql = |s: &str| Statement::from_string(db.get_database_backend(), s.to_owned());
+    // Refuse every skipped intent, counting refusals in a sequence (a sequence is not rolled
+    // back with the refused insert).
+    db.execute_unprepared(
+        "CREATE SEQUENCE e2e_refusals;
+         CREATE FUNCTION e2e_refuse_skips() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF NEW.status = 'skipped' THEN
+             PERFORM nextval('e2e_refusals');
+             RAISE EXCEPTION 'refused by the test';
+           END IF;
+           RETURN NEW;
+         END $$;
+         CREATE TRIGGER e2e_refuse_skips BEFORE INSERT ON order_intents
+           FOR EACH ROW EXECUTE FUNCTION e2e_refuse_skips();",
+    )
+    .await
+    .unwrap();
+    let refusals = || async {
+        let row = db
+            .query_one_raw(sql(
+                "SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS n FROM e2e_refusals",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get::<i64>("", "n").unwrap()
+    };
+
+    let signal = p
+        .queued(&token, &alert("buy", "long", r#","comment":"partial""#))
+        .await;
+    // The other traders' orders go out although the fan-out as a whole failed...
+    for i in [0, 1] {
+        p.wait_orders(i, Duration::from_secs(20), |o| o.len() == 1)
+            .await;
+    }
+    // ...and the signal is tried again (the bus's first back-off is 1 s).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while refusals().await < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the failed fan-out was not retried ({} refusals)",
+            refusals().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        p.orders(2).len(),
+        0,
+        "a simulated trader never reaches the broker"
+    );
+
+    // The database takes the write again: the next attempt records the skipped intent.
+    db.execute_unprepared("DROP TRIGGER e2e_refuse_skips ON order_intents")
+        .await
+        .unwrap();
+    let intents = p.settled_intents(signal, 3, Duration::from_secs(60)).await;
+    let skipped: Vec<_> = intents
+        .iter()
+        .filter(|i| i.status == IntentStatus::Skipped)
+        .collect();
+    assert_eq!(skipped.len(), 1, "{intents:#?}");
+    assert!(
+        skipped[0]
+            .status_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("simulation mode")),
+        "{intents:#?}"
+    );
+    // Every retry published the trading intents again (same ids): none became a second order.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for i in [0, 1] {
+        assert_eq!(
+            p.orders(i).len(),
+            1,
+            "account {i}: one order for one signal"
+        );
+    }
+    assert_eq!(p.orders(2).len(), 0);
     p.stop().await;
 }
