@@ -556,3 +556,49 @@ impl NanosZero for chrono::NaiveTime {
         chrono::NaiveTime::from_hms_opt(self.hour(), self.minute(), 0).unwrap()
     }
 }
+
+#[tokio::test]
+async fn a_refusal_before_sending_fails_the_intent_and_a_refused_order_rejects_it() {
+    let p = Platform::start(Options::default()).await;
+    let (_, token) = p.recorder(Settings::default(), &one("1")).await;
+    let refuse = |endpoint: &str| {
+        let fault: jt_sim::faults::FaultSpec = serde_json::from_value(serde_json::json!({
+            "kind": "error", "status": 400, "endpoint": endpoint, "count": 1
+        }))
+        .unwrap();
+        p.sim.admin().add_fault(fault).unwrap();
+    };
+
+    // The broker refuses to say the position: nothing was sent, so the intent failed.
+    refuse("position/deps");
+    let s = p
+        .queued(
+            &token,
+            &alert("buy", "long", r#","comment":"read refused""#),
+        )
+        .await;
+    let intents = p.settled_intents(s, 1, WAIT).await;
+    assert_status(&intents[0], IntentStatus::Failed);
+    assert!(p.orders(0).is_empty(), "{:#?}", p.orders(0));
+
+    // The broker refuses the order itself: it was sent, and rejected.
+    refuse("order/place*");
+    let s = p
+        .queued(
+            &token,
+            &alert("buy", "long", r#","comment":"order refused""#),
+        )
+        .await;
+    let intents = p.settled_intents(s, 1, WAIT).await;
+    assert_status(&intents[0], IntentStatus::Rejected);
+    assert!(
+        intents[0]
+            .status_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("400")),
+        "{:?}",
+        intents[0].status_reason
+    );
+    assert!(p.orders(0).is_empty(), "{:#?}", p.orders(0));
+    p.stop().await;
+}

@@ -190,10 +190,20 @@ impl Execute {
     async fn handle_in_span(&self, message: &Incoming<IntentMessage>, started: Instant) -> Outcome {
         let msg = &message.envelope.payload;
         let attempt_started = Utc::now();
-        let finish = match self.attempt(msg, &message.lock_lost).await {
+        // The intent's state as this attempt left it, when it knows (under the account's lock
+        // no one else moves it): `conclude` then need not read it back.
+        let mut state = None;
+        let finish = match self.attempt(msg, &message.lock_lost, &mut state).await {
             Ok(f) => f,
-            Err(e) if e.is_transient() => Finish::retry(format!("store: {e}")),
-            Err(e) => Finish::failed(format!("store: {e}")),
+            Err(e) => {
+                // A write may have landed without its answer: read the state when concluding.
+                state = None;
+                if e.is_transient() {
+                    Finish::retry(format!("store: {e}"))
+                } else {
+                    Finish::failed(format!("store: {e}"))
+                }
+            }
         };
         match finish {
             Finish::Done {
@@ -208,6 +218,7 @@ impl Execute {
                         message.attempt,
                         attempt_started,
                         status,
+                        state,
                         &summary,
                         orders,
                         fill,
@@ -250,6 +261,7 @@ impl Execute {
                                 message.attempt,
                                 attempt_started,
                                 IntentStatus::Failed,
+                                state,
                                 &format!("gave up after {} attempts: {reason}", message.attempt),
                                 Vec::new(),
                                 None,
@@ -267,11 +279,13 @@ impl Execute {
         }
     }
 
-    /// One attempt; `Err` only for store errors around it.
+    /// One attempt; `Err` only for store errors around it. `state` follows the intent's state
+    /// in the store as far as this attempt knows it (`None`: not known).
     async fn attempt(
         &self,
         msg: &IntentMessage,
         lock_lost: &tokio_util::sync::CancellationToken,
+        state: &mut Option<IntentStatus>,
     ) -> Result<Finish, StoreError> {
         let owner = UserId(msg.owner_id);
         // Independent: the intent's row and the account it goes to, read at once.
@@ -281,6 +295,7 @@ impl Execute {
             accounts.sub_account_with_account(owner, SubAccountId(msg.sub_account_id)),
         );
         let intent = intent?;
+        *state = Some(intent.status);
         if intent.status.is_terminal() || intent.status == IntentStatus::Accepted {
             // Already concluded by an earlier delivery: say so again (idempotent) and stop.
             return Ok(Finish::Done {
@@ -353,7 +368,7 @@ impl Execute {
         };
 
         if msg.action == SignalAction::Flatten {
-            return self.flatten(&mut ctx, &intent).await;
+            return self.flatten(&mut ctx, &intent, state).await;
         }
 
         let finish = if resuming {
@@ -368,6 +383,7 @@ impl Execute {
                 Ok(Choice::Skip(reason)) => Finish::skipped(reason),
                 Ok(Choice::Plan(plan)) => {
                     self.mark_sent(&ctx, &plan).await?;
+                    *state = Some(IntentStatus::Sent);
                     self.run(&mut ctx, &plan, false).await
                 }
                 Err(f) => f,
@@ -379,7 +395,7 @@ impl Execute {
             ..
         } = finish
         {
-            let _ = self
+            let marked = self
                 .store
                 .intents()
                 .advance(
@@ -392,6 +408,7 @@ impl Execute {
                     },
                 )
                 .await;
+            *state = marked.ok().map(|_| IntentStatus::Unknown);
         }
         Ok(finish)
     }
@@ -897,7 +914,12 @@ impl Execute {
         }
     }
 
-    async fn flatten(&self, ctx: &mut Ctx<'_>, intent: &Intent) -> Result<Finish, StoreError> {
+    async fn flatten(
+        &self,
+        ctx: &mut Ctx<'_>,
+        intent: &Intent,
+        state: &mut Option<IntentStatus>,
+    ) -> Result<Finish, StoreError> {
         if intent.status == IntentStatus::Pending {
             self.store
                 .intents()
@@ -917,6 +939,7 @@ impl Execute {
                     },
                 )
                 .await?;
+            *state = Some(IntentStatus::Sent);
         }
         // Flattening is safe to repeat: it cancels what is working and closes what is open.
         Ok(match ctx.broker.flatten_account(&ctx.account).await {
@@ -939,16 +962,20 @@ impl Execute {
         attempt: u32,
         started: DateTime<Utc>,
         status: IntentStatus,
+        known: Option<IntentStatus>,
         summary: &str,
         orders: Vec<String>,
         fill: Option<Decimal>,
     ) -> Result<(), String> {
         let owner = UserId(msg.owner_id);
         let intents = self.store.intents();
-        let current = intents
-            .status(owner, IntentId(msg.intent_id))
-            .await
-            .map_err(|e| e.to_string())?;
+        let current = match known {
+            Some(state) => state,
+            None => intents
+                .status(owner, IntentId(msg.intent_id))
+                .await
+                .map_err(|e| e.to_string())?,
+        };
         // A refusal before anything was sent (a read refused) is a failure, not a rejection.
         let status = if status == IntentStatus::Rejected && current == IntentStatus::Pending {
             IntentStatus::Failed
