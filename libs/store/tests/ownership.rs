@@ -32,6 +32,20 @@ async fn user_a_cannot_touch_user_b_records(t: &TestStore) {
     not_found(t.traders().get(a.id, b_trader.id).await);
     not_found(t.accounts().get(a.id, b_account).await);
     not_found(t.accounts().sub_account(a.id, b_sub.id).await);
+    not_found(t.accounts().sub_account_with_account(a.id, b_sub.id).await);
+    // The owner reads the pair (one joined statement); an id that does not exist is not found.
+    let (sub, account) = t
+        .accounts()
+        .sub_account_with_account(b.id, b_sub.id)
+        .await
+        .unwrap();
+    assert_eq!((sub.id, sub.broker_account), (b_sub.id, b_account));
+    assert_eq!((account.id, account.owner), (b_account, b.id));
+    not_found(
+        t.accounts()
+            .sub_account_with_account(b.id, jt_store::SubAccountId(uuid::Uuid::new_v4()))
+            .await,
+    );
     not_found(t.accounts().credentials(a.id, b_account).await);
     not_found(t.accounts().access_token(a.id, b_account).await);
     not_found(t.recorders().webhook_token(a.id, b_recorder.id).await);

@@ -5,7 +5,10 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder};
+use sea_orm::{
+    ColumnTrait, EntityTrait, IntoActiveModel, JoinType, QueryFilter, QueryOrder, QuerySelect,
+    RelationDef,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -692,9 +695,25 @@ impl Accounts<'_> {
         scope: impl ReadScope,
         id: SubAccountId,
     ) -> StoreResult<(SubAccount, BrokerAccount)> {
-        let sub = self.sub_account(scope, id).await?;
-        let account = self.get(scope, sub.broker_account).await?;
-        Ok((sub, account))
+        // One statement (the execution reads this for every intent): the sub-account joined
+        // to its account, both under the owner's scope.
+        let owner = scope.owner().0;
+        let to_account: RelationDef = sub_accounts::Entity::belongs_to(broker_accounts::Entity)
+            .from(sub_accounts::Column::BrokerAccountId)
+            .to(broker_accounts::Column::Id)
+            .into();
+        let found = sub_accounts::Entity::find_by_id(id.0)
+            .filter(sub_accounts::Column::UserId.eq(owner))
+            .join(JoinType::InnerJoin, to_account)
+            .filter(broker_accounts::Column::UserId.eq(owner))
+            .select_also(broker_accounts::Entity)
+            .one(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("sub-account", e))?;
+        match found {
+            Some((sub, Some(account))) => Ok((SubAccount::from(sub), BrokerAccount::from(account))),
+            _ => Err(StoreError::not_found("sub-account", id)),
+        }
     }
 
     async fn model(
