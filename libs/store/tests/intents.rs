@@ -76,7 +76,8 @@ async fn idempotency_key_is_unique(t: &TestStore) {
         .await
         .unwrap();
     match again {
-        Created::Existing(i) => assert_eq!(i.id, first.id),
+        // What `create` returned for the new intent is exactly what was stored.
+        Created::Existing(i) => assert_eq!(i, first),
         Created::New(_) => panic!("a second intent was created for the same key"),
     }
     assert_eq!(

@@ -397,6 +397,7 @@ impl Intents<'_> {
             Some(r) => (IntentStatus::Skipped, Some(r.clone()), Some(t)),
             None => (IntentStatus::Pending, None, None),
         };
+        let symbol = required_text("symbol", &new.symbol)?;
         let model = order_intents::Model {
             id: new.id.0,
             user_id: new.owner.0,
@@ -406,22 +407,22 @@ impl Intents<'_> {
             source: new.source,
             idempotency_key: key.clone(),
             kind: new.kind,
-            symbol: required_text("symbol", &new.symbol)?,
-            contract: new.contract,
+            symbol: symbol.clone(),
+            contract: new.contract.clone(),
             side: new.side.map(Into::into),
             quantity: i64::from(new.quantity),
             filled_quantity: 0,
             average_fill_price: None,
             settings: to_json("settings", &new.settings)?,
-            plan: new.plan,
+            plan: new.plan.clone(),
             status,
-            status_reason: reason,
+            status_reason: reason.clone(),
             created_at: t,
             updated_at: t,
             sent_at: None,
             completed_at,
         };
-        let n = order_intents::Entity::insert(model.clone().into_active_model())
+        let n = order_intents::Entity::insert(model.into_active_model())
             .on_conflict(
                 OnConflict::column(order_intents::Column::IdempotencyKey)
                     .do_nothing()
@@ -431,7 +432,32 @@ impl Intents<'_> {
             .await
             .map_err(|e| StoreError::db("intent", e))?;
         if n == 1 {
-            return Ok(Created::New(model.try_into()?));
+            // What was just written, from the caller's own values: the settings are not
+            // decoded back from the JSON they were encoded to.
+            return Ok(Created::New(Intent {
+                id: new.id,
+                owner: new.owner,
+                sub_account: new.sub_account,
+                trader: new.trader,
+                signal: new.signal,
+                source: new.source,
+                idempotency_key: key,
+                kind: new.kind,
+                symbol,
+                contract: new.contract,
+                side: new.side,
+                quantity: new.quantity,
+                filled_quantity: 0,
+                average_fill_price: None,
+                settings: new.settings,
+                plan: new.plan,
+                status,
+                status_reason: reason,
+                created_at: t,
+                updated_at: t,
+                sent_at: None,
+                completed_at,
+            }));
         }
         let existing = order_intents::Entity::find()
             .filter(order_intents::Column::IdempotencyKey.eq(key.clone()))
