@@ -22,11 +22,13 @@
 //!
 //! `JT_BENCH_KEEP_DB=1` keeps the database for inspection. `JT_BENCH_BROKER_LATENCY_MS`
 //! (default 0) adds the simulator's `latency` fault to every
-//! broker request. Peak RSS (`VmHWM`) of every service is read after each scenario.
+//! broker request. Peak RSS (`VmHWM`) of every service is read after each scenario, and the
+//! orders scenario reports CPU per alert by process (the services, nats-server, postgres).
 //!
 //! `scripts/test-services -- cargo bench -p jt --bench pipeline` (part of `make bench`).
 //! Results, with the machine and versions, go to `docs/benchmarks.md` by hand.
 
+mod cpu;
 mod http;
 mod load;
 mod orders;
@@ -581,9 +583,24 @@ async fn orders_scenarios(
         "last p99",
         "last max",
     ]);
+    let mut cpu_table = Table::new(&[
+        "T",
+        "executor",
+        "postgres",
+        "nats-server",
+        "sim",
+        "ingest",
+        "all",
+        "all ÷ cores",
+    ]);
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let mut matched = Vec::new();
     for (traders, recorder) in config.traders.iter().zip(&recorders) {
         let spacing = config.spacing(*traders);
+        let cpu_before = {
+            let [sim, ingest, executor] = &*services;
+            cpu::CpuTimes::read(&[&**sim, &**ingest, &**executor])
+        };
         let r = orders::run(
             ingest,
             sim,
@@ -597,6 +614,21 @@ async fn orders_scenarios(
         for s in services.iter_mut() {
             s.check_alive()?;
         }
+        let used = {
+            let [sim, ingest, executor] = &*services;
+            cpu::CpuTimes::read(&[&**sim, &**ingest, &**executor]).since(&cpu_before)
+        };
+        let per_alert = |secs: f64| format!("{:.1} ms", secs * 1000.0 / r.alerts.max(1) as f64);
+        cpu_table.row(vec![
+            r.traders.to_string(),
+            per_alert(used.of("executor")),
+            per_alert(used.of("postgres")),
+            per_alert(used.of("nats-server")),
+            per_alert(used.of("sim")),
+            per_alert(used.of("ingest")),
+            per_alert(used.total()),
+            per_alert(used.total() / cores as f64),
+        ]);
         let first = orders::OrdersResult::all(&r.first)?;
         let last = orders::OrdersResult::all(&r.last)?;
         table.row(vec![
@@ -639,6 +671,10 @@ async fn orders_scenarios(
         config.broker_latency_ms
     ));
     entries.print("The same, by alert kind");
+    cpu_table.print(&format!(
+        "CPU per alert by process, over each T's alerts ({cores} cores; `all ÷ cores` is the \
+         shortest time the machine can do one alert's work in)"
+    ));
     for (t, by_id, by_sequence, by_window) in matched {
         println!(
             "  T={t}: orders matched to alerts by client order id {by_id}, by order sequence \
