@@ -86,8 +86,7 @@ async fn run_two_replicas(f: &Fixture, numbers: std::ops::Range<u32>) -> HashMap
         s.cancel();
         t.await.unwrap();
     }
-    let seen = seen.lock().clone();
-    seen
+    seen.lock().clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
