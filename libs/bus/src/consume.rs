@@ -39,7 +39,7 @@ use crate::envelope::{Envelope, Message, RawMessage};
 use crate::error::BusError;
 use crate::jetstream::from_header_map;
 use crate::kv::{KvBucket, Lease, valid_key};
-use crate::raw::HeadRead;
+use crate::raw::{HeadRead, StreamShape};
 use crate::subject::Subjects;
 use crate::topology::{ConsumerDef, Retention};
 
@@ -367,6 +367,17 @@ enum Look {
     Gone,
 }
 
+/// How the serial gate reads a key's oldest message on a stream of this shape: (before the
+/// lock, under the lock). Direct get wherever the stream allows it, except under the lock on a
+/// replicated stream, where only the leader's answer is current.
+fn head_reads(shape: StreamShape) -> (HeadRead, HeadRead) {
+    match (shape.direct_get, shape.single_copy) {
+        (false, _) => (HeadRead::Leader, HeadRead::Leader),
+        (true, false) => (HeadRead::AnyReplica, HeadRead::Leader),
+        (true, true) => (HeadRead::AnyReplica, HeadRead::AnyReplica),
+    }
+}
+
 /// A place in the local waiting room, freed on drop.
 struct WaitSlot<'a> {
     gate: &'a Gate,
@@ -654,16 +665,8 @@ impl Bus {
                     owner: options.owner.clone(),
                     stream: consumer.stream.clone(),
                     durable: consumer.durable.clone(),
-                    first_read: if shape.direct_get {
-                        HeadRead::AnyReplica
-                    } else {
-                        HeadRead::Leader
-                    },
-                    locked_read: if shape.direct_get && shape.single_copy {
-                        HeadRead::AnyReplica
-                    } else {
-                        HeadRead::Leader
-                    },
+                    first_read: head_reads(shape).0,
+                    locked_read: head_reads(shape).1,
                     released: (0..WAKE_BUCKETS).map(|_| Notify::new()).collect(),
                     waiting: Mutex::new(Waiting::default()),
                     max_waiters: (options.max_in_flight / 2).max(1),
@@ -927,5 +930,30 @@ async fn dead_letter<H>(worker: &Worker<H>, delivery: &Delivery, attempts: u32, 
             warn!(error = %e, %reason, "cannot publish the dead letter; retrying later");
             delivery.nak(Some(Duration::from_secs(5))).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(direct_get: bool, single_copy: bool) -> StreamShape {
+        StreamShape {
+            retention: Retention::WorkQueue,
+            direct_get,
+            single_copy,
+        }
+    }
+
+    #[test]
+    fn the_gate_trusts_a_direct_get_under_the_lock_only_on_a_single_copy() {
+        use HeadRead::{AnyReplica, Leader};
+        // One replica: every read is current, both checks are direct gets.
+        assert_eq!(head_reads(shape(true, true)), (AnyReplica, AnyReplica));
+        // Replicated: a follower may lag; the check that decides runs through the leader.
+        assert_eq!(head_reads(shape(true, false)), (AnyReplica, Leader));
+        // No direct get on the stream (an older build created it): the leader, always.
+        assert_eq!(head_reads(shape(false, true)), (Leader, Leader));
+        assert_eq!(head_reads(shape(false, false)), (Leader, Leader));
     }
 }

@@ -277,6 +277,20 @@ fn guarded_update(
     )
 }
 
+/// After a guarded move changed nothing: `Ok` when the intent `id` is already in `to` (a
+/// replayed move), else the invalid transition from `current`.
+fn already_there(id: IntentId, current: IntentStatus, to: IntentStatus) -> StoreResult<()> {
+    if current == to {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidTransition {
+            intent: id,
+            from: current,
+            to,
+        })
+    }
+}
+
 /// What a trader did recently: the input of cooldown, add-delay and per-session limits.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TraderActivity {
@@ -500,14 +514,8 @@ impl Intents<'_> {
             }
         }
         let current = self.get(owner, id).await?;
-        if current.status == to {
-            return Ok(Transitioned::AlreadyThere(current));
-        }
-        Err(StoreError::InvalidTransition {
-            intent: id,
-            from: current.status,
-            to,
-        })
+        already_there(id, current.status, to)?;
+        Ok(Transitioned::AlreadyThere(current))
     }
 
     /// [`Intents::transition`] for a caller that does not need the row back: the same
@@ -532,15 +540,8 @@ impl Intents<'_> {
                 return Ok(Advanced::Applied);
             }
         }
-        let current = self.status(owner, id).await?;
-        if current == to {
-            return Ok(Advanced::AlreadyThere);
-        }
-        Err(StoreError::InvalidTransition {
-            intent: id,
-            from: current,
-            to,
-        })
+        already_there(id, self.status(owner, id).await?, to)?;
+        Ok(Advanced::AlreadyThere)
     }
 
     /// Records fill progress without changing the state (partial fills while accepted).
