@@ -24,6 +24,7 @@ mod m20261121_000008_risk_and_operations;
 mod m20261122_000001_paper_last_signal;
 mod m20261122_000002_broker_session_sharing;
 mod m20261122_000003_trader_activity_index;
+mod m20261122_000004_intent_fillfactor;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug, Clone, Copy, Default)]
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_paper_last_signal::Migration),
             Box::new(m20261122_000002_broker_session_sharing::Migration),
             Box::new(m20261122_000003_trader_activity_index::Migration),
+            Box::new(m20261122_000004_intent_fillfactor::Migration),
         ]
     }
 }

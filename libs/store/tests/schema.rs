@@ -51,6 +51,16 @@ async fn migrations_apply_up_and_down(engine: Engine) {
     expected.push("seaql_migrations".to_string());
     expected.sort();
     assert_eq!(table_names(&t).await, expected);
+    if engine == Engine::Postgres {
+        // Half-filled pages keep the intent's state moves HOT (m20261122_000004).
+        let options = t
+            .raw_strings(
+                "SELECT coalesce(reloptions::text, '') FROM pg_class \
+                 WHERE relname = 'order_intents' AND relkind = 'r'",
+            )
+            .await;
+        assert_eq!(options, vec!["{fillfactor=50}".to_string()]);
+    }
     assert!(
         t.migration_status()
             .await
