@@ -654,6 +654,203 @@ async fn advance_moves_like_transition_without_the_row(t: &TestStore) {
     ));
 }
 
+/// `settle` is `advance` and `record_execution` in one write: both take effect, replays are
+/// harmless, a refused move still records the attempt, and another owner's intent is untouched.
+async fn settle_moves_and_records_the_attempt(t: &TestStore) {
+    use IntentStatus::*;
+    let owner = t.user("settle@example.com").await;
+    let (_, sub) = t.account(&owner, "settle").await;
+    let new_intent = |key: &str| intent(&owner, &sub, None, key, IntentKind::Entry);
+    let id = t
+        .intents()
+        .create(new_intent("settle-1"))
+        .await
+        .unwrap()
+        .intent()
+        .id;
+    t.intents()
+        .advance(owner.id, id, Sent, IntentUpdate::default())
+        .await
+        .unwrap();
+    let start = Utc::now();
+    let exec = |intent, attempt, outcome| NewExecution {
+        id: ExecutionId::new(),
+        owner: owner.id,
+        intent,
+        attempt,
+        started_at: start,
+        finished_at: Some(start + Duration::milliseconds(42)),
+        outcome,
+        broker_order_ids: vec!["7001".into()],
+        fill_price: Some(dec!(21400.25)),
+        filled_quantity: None,
+        error_kind: None,
+        failure_reason: None,
+    };
+    let filled = || {
+        Some((
+            Filled,
+            IntentUpdate {
+                reason: Some("filled".into()),
+                average_fill_price: Some(dec!(21400.25)),
+                ..Default::default()
+            },
+        ))
+    };
+    t.intents()
+        .settle(
+            owner.id,
+            id,
+            filled(),
+            Some(exec(id, 1, ExecutionOutcome::Filled)),
+        )
+        .await
+        .unwrap();
+    let i = t.intents().get(owner.id, id).await.unwrap();
+    assert_eq!(
+        (i.status, i.average_fill_price, i.status_reason.as_deref()),
+        (Filled, Some(dec!(21400.25)), Some("filled"))
+    );
+    assert!(i.completed_at.is_some());
+    let execs = t.intents().executions(owner.id, id).await.unwrap();
+    assert_eq!(execs.len(), 1);
+    assert_eq!(
+        (execs[0].attempt, execs[0].outcome, execs[0].latency_ms),
+        (1, ExecutionOutcome::Filled, Some(42))
+    );
+    // The same end again (a redelivery): already there, the attempt already recorded.
+    t.intents()
+        .settle(
+            owner.id,
+            id,
+            filled(),
+            Some(exec(id, 1, ExecutionOutcome::Filled)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(t.intents().executions(owner.id, id).await.unwrap().len(), 1);
+    // A move the state refuses: the error says so, and the attempt is still recorded.
+    assert!(matches!(
+        t.intents()
+            .settle(
+                owner.id,
+                id,
+                Some((Accepted, IntentUpdate::default())),
+                Some(exec(id, 2, ExecutionOutcome::Failed)),
+            )
+            .await,
+        Err(StoreError::InvalidTransition {
+            from: Filled,
+            to: Accepted,
+            ..
+        })
+    ));
+    assert_eq!(t.intents().executions(owner.id, id).await.unwrap().len(), 2);
+    assert_eq!(t.intents().status(owner.id, id).await.unwrap(), Filled);
+
+    // Each write alone.
+    let skipped = t
+        .intents()
+        .create(new_intent("settle-2"))
+        .await
+        .unwrap()
+        .intent()
+        .id;
+    t.intents()
+        .settle(
+            owner.id,
+            skipped,
+            Some((
+                Skipped,
+                IntentUpdate {
+                    reason: Some("cooldown".into()),
+                    ..Default::default()
+                },
+            )),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        t.intents().status(owner.id, skipped).await.unwrap(),
+        Skipped
+    );
+    assert!(
+        t.intents()
+            .executions(owner.id, skipped)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    t.intents()
+        .settle(
+            owner.id,
+            skipped,
+            None,
+            Some(exec(skipped, 1, ExecutionOutcome::Failed)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        t.intents()
+            .executions(owner.id, skipped)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Another owner's intent: not found, neither moved nor recorded.
+    let other = t.user("settle2@example.com").await;
+    let pending = t
+        .intents()
+        .create(new_intent("settle-3"))
+        .await
+        .unwrap()
+        .intent()
+        .id;
+    let mut foreign = exec(pending, 1, ExecutionOutcome::Failed);
+    foreign.owner = other.id;
+    assert!(matches!(
+        t.intents()
+            .settle(
+                other.id,
+                pending,
+                Some((Failed, IntentUpdate::default())),
+                Some(foreign),
+            )
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(
+        t.intents().status(owner.id, pending).await.unwrap(),
+        Pending
+    );
+    assert!(
+        t.intents()
+            .executions(owner.id, pending)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // An execution row of another intent is refused before anything is written.
+    assert!(matches!(
+        t.intents()
+            .settle(
+                owner.id,
+                pending,
+                Some((Failed, IntentUpdate::default())),
+                Some(exec(id, 3, ExecutionOutcome::Failed)),
+            )
+            .await,
+        Err(StoreError::Invalid { .. })
+    ));
+    assert_eq!(
+        t.intents().status(owner.id, pending).await.unwrap(),
+        Pending
+    );
+}
+
 on_both_engines!(
     the_decision_is_stored_with_the_move_to_sent,
     idempotency_key_is_unique,
@@ -663,4 +860,5 @@ on_both_engines!(
     executions_are_recorded_once_per_attempt,
     trader_activity_counts_executed_signals,
     advance_moves_like_transition_without_the_row,
+    settle_moves_and_records_the_attempt,
 );

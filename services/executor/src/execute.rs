@@ -982,37 +982,22 @@ impl Execute {
         } else {
             status
         };
-        // The intent's final state and the attempt's row are independent writes: at once.
-        let settle = async {
-            if current != status {
-                // `skipped` and `failed` may come straight from `pending`; the others follow
-                // `sent`.
-                intents
-                    .advance(
-                        owner,
-                        IntentId(msg.intent_id),
-                        status,
-                        IntentUpdate {
-                            reason: Some(summary.to_string()),
-                            average_fill_price: fill,
-                            ..Default::default()
-                        },
-                    )
-                    .await?;
-            }
-            Ok::<(), StoreError>(())
-        };
         let outcome = match status {
             IntentStatus::Filled => ExecutionOutcome::Filled,
             IntentStatus::Accepted => ExecutionOutcome::Accepted,
             IntentStatus::Rejected => ExecutionOutcome::Rejected,
             _ => ExecutionOutcome::Failed,
         };
-        let attempt_row = async {
-            if status == IntentStatus::Skipped {
-                return Ok(());
-            }
-            self.record_attempt(
+        // The intent's final state and the attempt's row: one write (one statement on
+        // PostgreSQL). `skipped` and `failed` may come straight from `pending`; the others
+        // follow `sent`. A skip sent nothing, so it has no attempt row.
+        let update = IntentUpdate {
+            reason: Some(summary.to_string()),
+            average_fill_price: fill,
+            ..Default::default()
+        };
+        let execution = (status != IntentStatus::Skipped).then(|| {
+            execution_row(
                 msg,
                 attempt,
                 started,
@@ -1022,9 +1007,16 @@ impl Execute {
                 (!matches!(status, IntentStatus::Filled | IntentStatus::Accepted))
                     .then_some(summary),
             )
+        });
+        intents
+            .settle(
+                owner,
+                IntentId(msg.intent_id),
+                (current != status).then_some((status, update)),
+                execution,
+            )
             .await
-        };
-        tokio::try_join!(settle, attempt_row).map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?;
         let report = ExecutionMessage {
             intent_id: msg.intent_id,
             signal_id: Some(msg.signal_id),
@@ -1065,24 +1057,39 @@ impl Execute {
     ) -> Result<(), StoreError> {
         self.store
             .intents()
-            .record_execution(NewExecution {
-                id: ExecutionId(jt_messages::derived_id(
-                    "execution",
-                    &[&msg.intent_id.to_string(), &attempt.to_string()],
-                )),
-                owner: UserId(msg.owner_id),
-                intent: IntentId(msg.intent_id),
-                attempt,
-                started_at: started,
-                finished_at: Some(Utc::now()),
-                outcome,
-                broker_order_ids: orders.to_vec(),
-                fill_price: fill,
-                filled_quantity: None,
-                error_kind: failure.map(|_| outcome.as_str().to_string()),
-                failure_reason: failure.map(str::to_string),
-            })
+            .record_execution(execution_row(
+                msg, attempt, started, outcome, orders, fill, failure,
+            ))
             .await
+    }
+}
+
+/// The row of one execution attempt, finished now; its id derives from intent and attempt.
+fn execution_row(
+    msg: &IntentMessage,
+    attempt: u32,
+    started: DateTime<Utc>,
+    outcome: ExecutionOutcome,
+    orders: &[String],
+    fill: Option<Decimal>,
+    failure: Option<&str>,
+) -> NewExecution {
+    NewExecution {
+        id: ExecutionId(jt_messages::derived_id(
+            "execution",
+            &[&msg.intent_id.to_string(), &attempt.to_string()],
+        )),
+        owner: UserId(msg.owner_id),
+        intent: IntentId(msg.intent_id),
+        attempt,
+        started_at: started,
+        finished_at: Some(Utc::now()),
+        outcome,
+        broker_order_ids: orders.to_vec(),
+        fill_price: fill,
+        filled_quantity: None,
+        error_kind: failure.map(|_| outcome.as_str().to_string()),
+        failure_reason: failure.map(str::to_string),
     }
 }
 

@@ -3,10 +3,13 @@
 use chrono::{DateTime, Utc};
 use jt_domain::{Settings, Side};
 use rust_decimal::Decimal;
-use sea_orm::sea_query::{Expr, Func, OnConflict, Query};
+use sea_orm::sea_query::{
+    Alias, Asterisk, CommonTableExpression, Expr, Func, InsertStatement, OnConflict, Query,
+    SubQueryStatement, WithClause,
+};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, Iterable,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel,
+    Iterable, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 use serde::Serialize;
 
@@ -383,6 +386,62 @@ impl TryFrom<executions::Model> for Execution {
     }
 }
 
+/// The `INSERT` of one execution row: `INSERT … SELECT <row> FROM order_intents WHERE id = …
+/// AND user_id = …` inserts only for the owner's intent, so the ownership check costs no read of
+/// its own; a repeated (intent, attempt) inserts nothing.
+fn execution_insert(e: NewExecution) -> StoreResult<InsertStatement> {
+    let started = at(e.started_at);
+    let finished = e.finished_at.map(at);
+    let (owner, intent) = (e.owner, e.intent);
+    let model = executions::Model {
+        id: e.id.0,
+        user_id: owner.0,
+        intent_id: intent.0,
+        attempt: i64::from(e.attempt),
+        started_at: started,
+        finished_at: finished,
+        latency_ms: finished.map(|f| (f - started).num_milliseconds()),
+        outcome: e.outcome,
+        broker_order_ids: to_json("broker_order_ids", &e.broker_order_ids)?,
+        fill_price: e.fill_price.map(DbDecimal),
+        filled_quantity: e.filled_quantity.map(i64::from),
+        error_kind: e.error_kind,
+        failure_reason: e.failure_reason,
+    };
+    let row = model.into_active_model();
+    let columns: Vec<executions::Column> = executions::Column::iter().collect();
+    let mut select = Query::select();
+    for c in &columns {
+        let value = row
+            .get(*c)
+            .into_value()
+            .ok_or_else(|| StoreError::Invalid {
+                what: "execution",
+                reason: format!("no value for column {c:?}"),
+            })?;
+        select.expr(Expr::val(value));
+    }
+    select
+        .from(order_intents::Entity)
+        .and_where(order_intents::Column::Id.eq(intent.0))
+        .and_where(order_intents::Column::UserId.eq(owner.0));
+    let mut insert = Query::insert();
+    insert
+        .into_table(executions::Entity)
+        .columns(columns)
+        .select_from(select)
+        .map_err(|e| StoreError::Invalid {
+            what: "execution",
+            reason: e.to_string(),
+        })?
+        .on_conflict(
+            OnConflict::columns([executions::Column::IntentId, executions::Column::Attempt])
+                .do_nothing()
+                .to_owned(),
+        );
+    Ok(insert)
+}
+
 /// Intent states that count as "went to the broker".
 const EXECUTED: [IntentStatus; 4] = [
     IntentStatus::Sent,
@@ -734,58 +793,8 @@ impl Intents<'_> {
     /// # Errors
     /// [`StoreError::NotFound`] when the intent is not the owner's.
     pub async fn record_execution(&self, e: NewExecution) -> StoreResult<()> {
-        let started = at(e.started_at);
-        let finished = e.finished_at.map(at);
         let (owner, intent) = (e.owner, e.intent);
-        let model = executions::Model {
-            id: e.id.0,
-            user_id: owner.0,
-            intent_id: intent.0,
-            attempt: i64::from(e.attempt),
-            started_at: started,
-            finished_at: finished,
-            latency_ms: finished.map(|f| (f - started).num_milliseconds()),
-            outcome: e.outcome,
-            broker_order_ids: to_json("broker_order_ids", &e.broker_order_ids)?,
-            fill_price: e.fill_price.map(DbDecimal),
-            filled_quantity: e.filled_quantity.map(i64::from),
-            error_kind: e.error_kind,
-            failure_reason: e.failure_reason,
-        };
-        // One statement on the executor's hot path: `INSERT … SELECT <row> FROM order_intents
-        // WHERE id = … AND user_id = …` inserts only for the owner's intent, so the ownership
-        // check costs no read of its own.
-        let row = model.into_active_model();
-        let columns: Vec<executions::Column> = executions::Column::iter().collect();
-        let mut select = Query::select();
-        for c in &columns {
-            let value = row
-                .get(*c)
-                .into_value()
-                .ok_or_else(|| StoreError::Invalid {
-                    what: "execution",
-                    reason: format!("no value for column {c:?}"),
-                })?;
-            select.expr(Expr::val(value));
-        }
-        select
-            .from(order_intents::Entity)
-            .and_where(order_intents::Column::Id.eq(intent.0))
-            .and_where(order_intents::Column::UserId.eq(owner.0));
-        let mut insert = Query::insert();
-        insert
-            .into_table(executions::Entity)
-            .columns(columns)
-            .select_from(select)
-            .map_err(|e| StoreError::Invalid {
-                what: "execution",
-                reason: e.to_string(),
-            })?
-            .on_conflict(
-                OnConflict::columns([executions::Column::IntentId, executions::Column::Attempt])
-                    .do_nothing()
-                    .to_owned(),
-            );
+        let insert = execution_insert(e)?;
         let done = self
             .store
             .db()
@@ -795,6 +804,124 @@ impl Intents<'_> {
         if done.rows_affected() == 0 {
             // Either recorded before (the same attempt again: fine) or not the owner's intent.
             self.status(owner, intent).await?;
+        }
+        Ok(())
+    }
+
+    /// The end of an attempt: moves the owner's intent to `to` (when given, as
+    /// [`Intents::advance`]) and records the attempt's row (when given, as
+    /// [`Intents::record_execution`]). Both writes are attempted whatever the other does: the
+    /// attempt happened even when its move is refused. On PostgreSQL they are one statement (two
+    /// data-modifying CTEs): the executor ends every intent this way, and a statement fewer per
+    /// intent is a visible share of the database's work under load. SQLite has no
+    /// data-modifying CTEs and runs the two writes one after the other.
+    ///
+    /// # Errors
+    /// As [`Intents::advance`] and [`Intents::record_execution`]; `execution` must be for the
+    /// same owner and intent.
+    pub async fn settle(
+        &self,
+        owner: UserId,
+        id: IntentId,
+        to: Option<(IntentStatus, IntentUpdate)>,
+        execution: Option<NewExecution>,
+    ) -> StoreResult<()> {
+        if let Some(e) = &execution
+            && (e.owner != owner || e.intent != id)
+        {
+            return Err(StoreError::Invalid {
+                what: "execution",
+                reason: "settles another intent".into(),
+            });
+        }
+        if to.is_none() && execution.is_none() {
+            return Ok(());
+        }
+        if self.store.db().get_database_backend() != DbBackend::Postgres {
+            // Both writes are attempted, as in the one statement below.
+            let recorded = match execution {
+                Some(e) => self.record_execution(e).await,
+                None => Ok(()),
+            };
+            let moved = match to {
+                Some((to, u)) => self.advance(owner, id, to, u).await.map(|_| ()),
+                None => Ok(()),
+            };
+            return moved.and(recorded);
+        }
+        let moved = to
+            .as_ref()
+            .and_then(|(to, u)| guarded_update(owner, id, *to, u))
+            .map(|q| {
+                let mut q = q.into_query();
+                q.returning_col(order_intents::Column::Id);
+                q
+            });
+        let wants_record = execution.is_some();
+        let recorded = match execution {
+            Some(e) => {
+                let mut q = execution_insert(e)?;
+                q.returning_col(executions::Column::Id);
+                Some(q)
+            }
+            None => None,
+        };
+        // `SELECT (SELECT count(*) FROM moved) AS moved, (…recorded) AS recorded`: a CTE
+        // that changes data runs whether or not the main query reads it; the counts say
+        // which writes took effect.
+        let mut with = WithClause::new();
+        let mut counts = Query::select();
+        for (name, q) in [
+            ("moved", moved.map(SubQueryStatement::from)),
+            ("recorded", recorded.map(SubQueryStatement::from)),
+        ] {
+            match q {
+                Some(q) => {
+                    with.cte(
+                        CommonTableExpression::new()
+                            .query(q)
+                            .table_name(Alias::new(name))
+                            .to_owned(),
+                    );
+                    counts.expr_as(
+                        Expr::SubQuery(
+                            None,
+                            Box::new(
+                                Query::select()
+                                    .expr(Func::count(Expr::col(Asterisk)))
+                                    .from(Alias::new(name))
+                                    .to_owned()
+                                    .into(),
+                            ),
+                        ),
+                        Alias::new(name),
+                    );
+                }
+                None => {
+                    counts.expr_as(Expr::val(0i64), Alias::new(name));
+                }
+            }
+        }
+        let statement = with.query(counts);
+        let row = self
+            .store
+            .db()
+            .query_one(&statement)
+            .await
+            .map_err(|e| StoreError::db("intent", e))?
+            .ok_or_else(|| StoreError::not_found("intent", id))?;
+        let read = |e: sea_orm::DbErr| StoreError::db("intent", e);
+        let moved: i64 = row.try_get("", "moved").map_err(read)?;
+        let recorded: i64 = row.try_get("", "recorded").map_err(read)?;
+        let move_missed = moved == 0 && to.is_some();
+        let record_missed = recorded == 0 && wants_record;
+        // Nothing moved: already there, or a move the state does not allow. Nothing recorded:
+        // the same attempt again (fine), or not the owner's intent. One read answers both.
+        if move_missed || record_missed {
+            let current = self.status(owner, id).await?;
+            if let Some((to, _)) = to.filter(|_| move_missed) {
+                already_there(id, current, to)?;
+            }
         }
         Ok(())
     }
