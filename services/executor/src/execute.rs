@@ -238,7 +238,9 @@ impl Execute {
                 unknown,
             } => {
                 let _ = self
-                    .record_attempt(
+                    .store
+                    .intents()
+                    .record_execution(execution_row(
                         msg,
                         message.attempt,
                         attempt_started,
@@ -250,7 +252,7 @@ impl Execute {
                         &[],
                         None,
                         Some(&reason),
-                    )
+                    ))
                     .await;
                 if message.is_last_attempt() {
                     error!(%reason, "intent gives up after its last attempt; it goes to dead letter");
@@ -1042,25 +1044,6 @@ impl Execute {
             .await
             .map_err(|e| e.to_string())?;
         Ok(())
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn record_attempt(
-        &self,
-        msg: &IntentMessage,
-        attempt: u32,
-        started: DateTime<Utc>,
-        outcome: ExecutionOutcome,
-        orders: &[String],
-        fill: Option<Decimal>,
-        failure: Option<&str>,
-    ) -> Result<(), StoreError> {
-        self.store
-            .intents()
-            .record_execution(execution_row(
-                msg, attempt, started, outcome, orders, fill, failure,
-            ))
-            .await
     }
 }
 
