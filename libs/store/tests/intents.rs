@@ -747,6 +747,18 @@ async fn settle_moves_and_records_the_attempt(t: &TestStore) {
     ));
     assert_eq!(t.intents().executions(owner.id, id).await.unwrap().len(), 2);
     assert_eq!(t.intents().status(owner.id, id).await.unwrap(), Filled);
+    // A move no state may precede (back to `pending`), alone: refused as such, not a
+    // database error.
+    assert!(matches!(
+        t.intents()
+            .settle(owner.id, id, Some((Pending, IntentUpdate::default())), None)
+            .await,
+        Err(StoreError::InvalidTransition {
+            from: Filled,
+            to: Pending,
+            ..
+        })
+    ));
 
     // Each write alone.
     let skipped = t

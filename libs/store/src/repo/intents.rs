@@ -5,7 +5,7 @@ use jt_domain::{Settings, Side};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::{
     Alias, Asterisk, CommonTableExpression, Expr, Func, InsertStatement, OnConflict, Query,
-    SubQueryStatement, WithClause,
+    SubQueryStatement, UpdateStatement, WithClause,
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel,
@@ -866,53 +866,11 @@ impl Intents<'_> {
             }
             None => None,
         };
-        // `SELECT (SELECT count(*) FROM moved) AS moved, (…recorded) AS recorded`: a CTE
-        // that changes data runs whether or not the main query reads it; the counts say
-        // which writes took effect.
-        let mut with = WithClause::new();
-        let mut counts = Query::select();
-        for (name, q) in [
-            ("moved", moved.map(SubQueryStatement::from)),
-            ("recorded", recorded.map(SubQueryStatement::from)),
-        ] {
-            match q {
-                Some(q) => {
-                    with.cte(
-                        CommonTableExpression::new()
-                            .query(q)
-                            .table_name(Alias::new(name))
-                            .to_owned(),
-                    );
-                    counts.expr_as(
-                        Expr::SubQuery(
-                            None,
-                            Box::new(
-                                Query::select()
-                                    .expr(Func::count(Expr::col(Asterisk)))
-                                    .from(Alias::new(name))
-                                    .to_owned()
-                                    .into(),
-                            ),
-                        ),
-                        Alias::new(name),
-                    );
-                }
-                None => {
-                    counts.expr_as(Expr::val(0i64), Alias::new(name));
-                }
-            }
-        }
-        let statement = with.query(counts);
-        let row = self
-            .store
-            .db()
-            .query_one(&statement)
-            .await
-            .map_err(|e| StoreError::db("intent", e))?
-            .ok_or_else(|| StoreError::not_found("intent", id))?;
-        let read = |e: sea_orm::DbErr| StoreError::db("intent", e);
-        let moved: i64 = row.try_get("", "moved").map_err(read)?;
-        let recorded: i64 = row.try_get("", "recorded").map_err(read)?;
+        let (moved, recorded) = match (moved, recorded) {
+            // A move nothing may precede (to `pending`) and no row: nothing to write.
+            (None, None) => (0, 0),
+            (moved, recorded) => self.settle_statement(id, moved, recorded).await?,
+        };
         let move_missed = moved == 0 && to.is_some();
         let record_missed = recorded == 0 && wants_record;
         // Nothing moved: already there, or a move the state does not allow. Nothing recorded:
@@ -924,6 +882,58 @@ impl Intents<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Runs `settle`'s writes (at least one) as one statement and returns how many rows
+    /// each changed: `SELECT (SELECT count(*) FROM moved) AS moved, (…) AS recorded`. A CTE
+    /// that changes data runs whether or not the main query reads it.
+    async fn settle_statement(
+        &self,
+        id: IntentId,
+        moved: Option<UpdateStatement>,
+        recorded: Option<InsertStatement>,
+    ) -> StoreResult<(i64, i64)> {
+        let mut with = WithClause::new();
+        let mut counts = Query::select();
+        for (name, q) in [
+            ("moved", moved.map(SubQueryStatement::from)),
+            ("recorded", recorded.map(SubQueryStatement::from)),
+        ] {
+            let count = match q {
+                Some(q) => {
+                    with.cte(
+                        CommonTableExpression::new()
+                            .query(q)
+                            .table_name(Alias::new(name))
+                            .to_owned(),
+                    );
+                    Expr::SubQuery(
+                        None,
+                        Box::new(
+                            Query::select()
+                                .expr(Func::count(Expr::col(Asterisk)))
+                                .from(Alias::new(name))
+                                .to_owned()
+                                .into(),
+                        ),
+                    )
+                }
+                None => Expr::val(0i64),
+            };
+            counts.expr_as(count, Alias::new(name));
+        }
+        let row = self
+            .store
+            .db()
+            .query_one(&with.query(counts))
+            .await
+            .map_err(|e| StoreError::db("intent", e))?
+            .ok_or_else(|| StoreError::not_found("intent", id))?;
+        let read = |e: sea_orm::DbErr| StoreError::db("intent", e);
+        Ok((
+            row.try_get("", "moved").map_err(read)?,
+            row.try_get("", "recorded").map_err(read)?,
+        ))
     }
 
     /// The execution attempts of an intent, in order.
