@@ -77,6 +77,11 @@ impl PgServer {
     /// When the binaries are missing or the server does not start.
     #[must_use]
     pub fn start() -> Self {
+        Self::start_with(free_port)
+    }
+
+    /// [`PgServer::start`] on ports from `next_port`, a new one each time a start fails.
+    fn start_with(mut next_port: impl FnMut() -> u16) -> Self {
         let bindir = find_bindir();
         let base =
             std::env::temp_dir().join(format!("jt-pgserver-{}", uuid::Uuid::new_v4().simple()));
@@ -86,10 +91,10 @@ impl PgServer {
         if as_nobody {
             let _ = Command::new("chmod").arg("777").arg(&base).status();
         }
-        let server = Self {
+        let mut server = Self {
             bindir,
             base,
-            port: free_port(),
+            port: next_port(),
             as_nobody,
         };
         let status = server
@@ -107,7 +112,14 @@ impl PgServer {
             .status()
             .unwrap_or_else(|e| panic!("running initdb: {e}"));
         assert!(status.success(), "initdb failed");
-        server.launch();
+        // The port was free when chosen, but another process (a test's server, or an outgoing
+        // connection's ephemeral port) may take it before the server binds it: a new port then.
+        let mut tries = 0;
+        while let Err(e) = server.launch() {
+            tries += 1;
+            assert!(tries < 5, "{e}");
+            server.port = next_port();
+        }
         server
     }
 
@@ -128,7 +140,8 @@ impl PgServer {
         c
     }
 
-    fn launch(&self) {
+    /// Starts the server on its port; `Err` says why it did not start.
+    fn launch(&self) -> Result<(), String> {
         let options = format!(
             "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=off \
              -c synchronous_commit=off -c max_connections=200",
@@ -145,20 +158,21 @@ impl PgServer {
             .stdout(Stdio::null())
             .status()
             .unwrap_or_else(|e| panic!("running pg_ctl start: {e}"));
-        assert!(
-            status.success(),
-            "PostgreSQL did not start (see {}/server.log)",
-            self.base.display()
-        );
+        if !status.success() {
+            return Err(format!(
+                "PostgreSQL did not start on port {} (see {}/server.log)",
+                self.port,
+                self.base.display()
+            ));
+        }
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "PostgreSQL is not listening on {}",
-                self.port
-            );
+            if Instant::now() >= deadline {
+                return Err(format!("PostgreSQL is not listening on {}", self.port));
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
+        Ok(())
     }
 
     /// The URL of the `postgres` database.
@@ -178,9 +192,17 @@ impl PgServer {
             .status();
     }
 
-    /// Starts the stopped server again on the same port with the same data.
+    /// Starts the stopped server again on the same port (its clients know the URL) with the
+    /// same data, retrying for a while if something holds the port meanwhile.
+    ///
+    /// # Panics
+    /// When it has not started within about 30 s.
     pub fn restart(&self) {
-        self.launch();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while let Err(e) = self.launch() {
+            assert!(Instant::now() < deadline, "{e}");
+            std::thread::sleep(Duration::from_millis(500));
+        }
     }
 }
 
@@ -188,5 +210,38 @@ impl Drop for PgServer {
     fn drop(&mut self) {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.base);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// A port taken between choosing it and starting the server costs a retry on another
+    /// port, not the test run.
+    #[test]
+    fn a_port_taken_before_the_server_binds_it_is_replaced() {
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let busy = taken.local_addr().unwrap().port();
+        let mut offered = Vec::new();
+        let server = PgServer::start_with(|| {
+            let port = if offered.is_empty() {
+                busy
+            } else {
+                free_port()
+            };
+            offered.push(port);
+            port
+        });
+        assert_eq!(offered[0], busy);
+        assert!(offered.len() >= 2, "another port was tried: {offered:?}");
+        assert_ne!(server.port, busy);
+        assert!(TcpStream::connect(("127.0.0.1", server.port)).is_ok());
+        // Stopped and started again on its own port.
+        server.stop();
+        server.restart();
+        assert!(TcpStream::connect(("127.0.0.1", server.port)).is_ok());
     }
 }
