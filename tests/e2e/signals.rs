@@ -602,3 +602,68 @@ async fn a_refusal_before_sending_fails_the_intent_and_a_refused_order_rejects_i
     assert!(p.orders(0).is_empty(), "{:#?}", p.orders(0));
     p.stop().await;
 }
+
+/// Which broker calls one intent makes once the session and the contract are known: the
+/// position of its own account, the order itself, nothing login-wide.
+#[tokio::test]
+async fn an_entry_and_a_close_make_only_their_own_broker_calls() {
+    let p = Platform::start(Options::default()).await;
+    let settings = Settings {
+        initial_position_size: 1,
+        tp_targets: vec![tp(10, 1)],
+        tp_units: PriceUnits::Ticks,
+        trim_units: TrimUnits::Contracts,
+        sl_enabled: true,
+        sl_amount: dec!(20),
+        ..Settings::default()
+    };
+    let (_, token) = p.recorder(settings, &one("1")).await;
+    // A first entry and its close log in and resolve the contract.
+    for (action, position) in [("buy", "long"), ("sell", "flat")] {
+        let s = p
+            .queued(&token, &alert(action, position, r#","comment":"warm-up""#))
+            .await;
+        p.settled_intents(s, 1, WAIT).await;
+    }
+    let calls = |p: &Platform| p.sim.admin().request_counts();
+    p.sim.admin().reset_request_counts();
+    let s = p
+        .queued(&token, &alert("buy", "long", r#","comment":"entry""#))
+        .await;
+    p.settled_intents(s, 1, WAIT).await;
+    let entry = calls(&p);
+    p.sim.admin().reset_request_counts();
+    let s = p
+        .queued(&token, &alert("sell", "flat", r#","comment":"close""#))
+        .await;
+    p.settled_intents(s, 1, WAIT).await;
+    let close = calls(&p);
+    let expected = |pairs: &[(&str, u64)]| -> std::collections::BTreeMap<String, u64> {
+        pairs
+            .iter()
+            .map(|(e, n)| (format!("tradovate:{e}"), *n))
+            .collect()
+    };
+    // The entry: its account's position, then the bracket as one order strategy.
+    assert_eq!(
+        entry,
+        expected(&[
+            ("position/deps", 1),
+            ("orderstrategy/startorderstrategy", 1)
+        ])
+    );
+    // The close: the position (before, and flat after), the account's working orders with
+    // their versions, each bracket leg cancelled and read back, one liquidation. Nothing reads
+    // the whole login (`order/list`, `orderstrategy/list`, `position/list`).
+    assert_eq!(
+        close,
+        expected(&[
+            ("position/deps", 2),
+            ("order/deps", 1),
+            ("orderversion/ldeps", 1),
+            ("order/cancelorder", 2),
+            ("order/item", 2),
+            ("order/liquidateposition", 1),
+        ])
+    );
+}

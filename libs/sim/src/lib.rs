@@ -33,6 +33,7 @@ pub mod faults;
 pub mod feed;
 mod net;
 pub mod projectx;
+mod requests;
 pub mod tradovate;
 
 use std::net::SocketAddr;
@@ -142,6 +143,7 @@ pub(crate) struct Shared {
     pub(crate) px: ProjectX,
     pub(crate) config: SimConfig,
     pub(crate) shutdown: CancellationToken,
+    pub(crate) requests: requests::RequestCounts,
 }
 
 /// A running simulator.
@@ -210,6 +212,7 @@ impl Sim {
             oauth_codes: DashMap::new(),
             config: config.clone(),
             shutdown: CancellationToken::new(),
+            requests: requests::RequestCounts::default(),
         });
         let admin = Admin { sh: sh.clone() };
         for u in &config.users {

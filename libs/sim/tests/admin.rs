@@ -185,3 +185,45 @@ async fn prices_paths_walks_and_fault_removal() {
     assert!(admin.get("faults").await.as_array().unwrap().is_empty());
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn broker_requests_are_counted_by_protocol_and_endpoint() {
+    let sim = common::sim().await;
+    let admin = AdminHttp::new(&sim);
+    admin
+        .post("users", json!({"name": "cal", "password": "pw"}))
+        .await;
+    let rest = Rest::login(&sim, "cal").await;
+    let counts = admin.get("requests").await;
+    assert_eq!(counts["tradovate:auth/accesstokenrequest"], 1, "{counts}");
+
+    admin.delete("requests").await;
+    assert_eq!(admin.get("requests").await, json!({}));
+    rest.get("account/list").await;
+    rest.get("account/list").await;
+    // Refused requests count too: a bad order, and ProjectX without a token.
+    let r = rest.post_raw("order/placeorder", &json!({})).await;
+    // The simulator answers a body without its fields as Tradovate does: `violations`.
+    let refused: Value = r.json().await.unwrap();
+    assert!(refused["violations"].is_array(), "{refused}");
+    let r = common::http()
+        .post(format!("{}/Order/search", sim.projectx_api_url()))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        admin.get("requests").await,
+        json!({
+            "tradovate:account/list": 2,
+            "tradovate:order/placeorder": 1,
+            "projectx:order/search": 1,
+        })
+    );
+    // The same counts in process.
+    assert_eq!(
+        sim.admin().request_counts().get("tradovate:account/list"),
+        Some(&2)
+    );
+}

@@ -825,6 +825,18 @@ impl Admin {
         self.sh.sockets.list()
     }
 
+    /// The broker API requests received so far, keyed `"<protocol>:<endpoint>"`
+    /// (`"tradovate:order/placeorder"`), endpoints lower case.
+    #[must_use]
+    pub fn request_counts(&self) -> std::collections::BTreeMap<String, u64> {
+        self.sh.requests.snapshot()
+    }
+
+    /// Counts requests from zero again.
+    pub fn reset_request_counts(&self) {
+        self.sh.requests.reset();
+    }
+
     /// Mints a one-time OAuth code for `auth/oauthtoken`.
     ///
     /// # Errors
@@ -1126,6 +1138,15 @@ async fn get_sockets(State(sh): State<Arc<Shared>>) -> ApiResult {
     Ok(Json(admin(&sh).sockets()).into_response())
 }
 
+async fn get_requests(State(sh): State<Arc<Shared>>) -> ApiResult {
+    Ok(Json(admin(&sh).request_counts()).into_response())
+}
+
+async fn delete_requests(State(sh): State<Arc<Shared>>) -> ApiResult {
+    admin(&sh).reset_request_counts();
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 async fn post_oauth_code(State(sh): State<Arc<Shared>>, body: String) -> ApiResult {
     let v: Value = parse(&body)?;
     let user = crate::tradovate::wire::Fields(&v)
@@ -1167,5 +1188,6 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/replay", post(post_replay))
         .route("/tokens", post(post_tokens))
         .route("/sockets", get(get_sockets))
+        .route("/requests", get(get_requests).delete(delete_requests))
         .route("/oauth/codes", post(post_oauth_code))
 }

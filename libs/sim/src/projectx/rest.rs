@@ -116,6 +116,7 @@ pub(crate) async fn dispatch(
     received_us: i64,
 ) -> (Reply, After) {
     let ep = endpoint.trim_matches('/');
+    sh.requests.count("projectx", ep);
     if ep == "status/ping" {
         return (Reply::Text(200, "pong".into()), After::Respond);
     }

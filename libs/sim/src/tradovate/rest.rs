@@ -223,6 +223,7 @@ pub(crate) async fn dispatch(
 ) -> Outcome {
     let ep = endpoint.trim().trim_matches('/').to_ascii_lowercase();
     let ep = ep.strip_prefix("v1/").unwrap_or(&ep).to_string();
+    sh.requests.count("tradovate", &ep);
     let q = Query(parse_query(query));
     let body_value: Value = if body.trim().is_empty() {
         Value::Object(serde_json::Map::new())
