@@ -652,9 +652,10 @@ async fn an_entry_and_a_close_make_only_their_own_broker_calls() {
             ("orderstrategy/startorderstrategy", 1)
         ])
     );
-    // The close: the position (before, and flat after), the account's working orders with
-    // their versions, each bracket leg cancelled and read back, one liquidation. Nothing reads
-    // the whole login (`order/list`, `orderstrategy/list`, `position/list`).
+    // The close: the position (read to decide, and again by the close itself), the account's
+    // working orders with their versions, each bracket leg cancelled (no read of whose it is:
+    // they come from the account's own list), one liquidation. Nothing reads the whole login
+    // (`order/list`, `orderstrategy/list`, `position/list`).
     assert_eq!(
         close,
         expected(&[
@@ -662,7 +663,6 @@ async fn an_entry_and_a_close_make_only_their_own_broker_calls() {
             ("order/deps", 1),
             ("orderversion/ldeps", 1),
             ("order/cancelorder", 2),
-            ("order/item", 2),
             ("order/liquidateposition", 1),
         ])
     );

@@ -44,9 +44,8 @@ impl ExitOrders {
                     | OrderType::TrailingStopLimit
             )
         );
-        order.contract.as_ref() == Some(contract)
+        order.is_working_on(contract)
             && order.side == exit
-            && order.status.is_open()
             && match self {
                 Self::TakeProfits => take_profit,
                 Self::Stops => stop,
@@ -242,20 +241,34 @@ pub trait Broker: Send + Sync + fmt::Debug {
         which: ExitOrders,
     ) -> Result<CancelReport, BrokerError> {
         let working = self.working_orders(account).await?;
-        let mut report = CancelReport::default();
-        for order in working
-            .iter()
-            .filter(|o| which.matches(o, &contract.id, direction))
-        {
-            match self.cancel_order(account, &order.id).await {
-                Ok(()) => report.canceled.push(order.id.clone()),
-                Err(error) => report.failures.push(ItemFailure {
-                    target: format!("cancel {}", order.id),
-                    error,
-                }),
-            }
-        }
-        Ok(report)
+        Ok(cancel_each(
+            self,
+            account,
+            working
+                .iter()
+                .filter(|o| which.matches(o, &contract.id, direction)),
+        )
+        .await)
+    }
+
+    /// Cancels every working order of the account on `contract`, whatever its side and kind
+    /// (a close or a flip starts from none). Failures are listed, not fatal; an order that
+    /// filled or went away meanwhile is a [`BrokerError::Rejected`] failure.
+    ///
+    /// # Errors
+    /// The errors of listing the working orders.
+    async fn cancel_working_orders(
+        &self,
+        account: &AccountId,
+        contract: &Contract,
+    ) -> Result<CancelReport, BrokerError> {
+        let working = self.working_orders(account).await?;
+        Ok(cancel_each(
+            self,
+            account,
+            working.iter().filter(|o| o.is_working_on(&contract.id)),
+        )
+        .await)
     }
 
     /// [`Broker::cancel_exit_orders`] for the take-profits only.
@@ -271,4 +284,23 @@ pub trait Broker: Send + Sync + fmt::Debug {
         self.cancel_exit_orders(account, contract, direction, ExitOrders::TakeProfits)
             .await
     }
+}
+
+/// Cancels `orders` one by one with [`Broker::cancel_order`], listing what failed.
+async fn cancel_each<'a, B: Broker + ?Sized>(
+    broker: &B,
+    account: &AccountId,
+    orders: impl Iterator<Item = &'a OrderReport> + Send,
+) -> CancelReport {
+    let mut report = CancelReport::default();
+    for order in orders {
+        match broker.cancel_order(account, &order.id).await {
+            Ok(()) => report.canceled.push(order.id.clone()),
+            Err(error) => report.failures.push(ItemFailure {
+                target: format!("cancel {}", order.id),
+                error,
+            }),
+        }
+    }
+    report
 }

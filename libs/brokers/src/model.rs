@@ -284,6 +284,14 @@ pub struct OrderReport {
     pub timestamp: Option<DateTime<Utc>>,
 }
 
+impl OrderReport {
+    /// Whether it is still working on `contract`.
+    #[must_use]
+    pub fn is_working_on(&self, contract: &ContractId) -> bool {
+        self.contract.as_ref() == Some(contract) && self.status.is_open()
+    }
+}
+
 /// One fill (execution) at the broker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FillReport {

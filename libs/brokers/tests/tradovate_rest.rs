@@ -534,6 +534,73 @@ async fn flatten_closes_every_position_and_cancels_every_order() {
 }
 
 #[tokio::test]
+async fn cancelling_a_contracts_working_orders_leaves_other_contracts_and_reads_no_order_twice() {
+    let sim = sim().await;
+    let u = user(&sim, "mona", &["MONA1"]);
+    price(&sim, "MNQ", dec!(21000));
+    price(&sim, "ES", dec!(6000));
+    let b = broker(config(&sim, "mona"));
+    let acct = account(&u);
+    let mnq_c = b.resolve_contract("MNQ").await.unwrap();
+    let es_c = b.resolve_contract("ES").await.unwrap();
+    // On MNQ: a bracket's take-profit and stop, and a resting buy limit (both sides).
+    b.place_bracket(
+        &acct,
+        &mnq_c,
+        &BracketOrder {
+            client_order_id: "jt-m1".into(),
+            side: Side::Buy,
+            qty: 1,
+            entry: OrderKind::Market,
+            take_profits: vec![leg(1, dec!(10))],
+            stop: Some(StopSpec {
+                distance: dec!(15),
+                kind: StopKind::Fixed,
+            }),
+            break_even: None,
+        },
+    )
+    .await
+    .unwrap();
+    let limit = |cid: &str, p: Price| OrderRequest {
+        client_order_id: cid.into(),
+        side: Side::Buy,
+        qty: 1,
+        kind: OrderKind::Limit { price: p },
+    };
+    b.place_order(&acct, &mnq_c, &limit("jt-m2", mnq(dec!(20900))))
+        .await
+        .unwrap();
+    // On ES: a resting limit that must stay.
+    b.place_order(
+        &acct,
+        &es_c,
+        &limit("jt-m3", Price::on_tick(by_root("ES").unwrap(), dec!(5900))),
+    )
+    .await
+    .unwrap();
+    assert_eq!(b.working_orders(&acct).await.unwrap().len(), 4);
+
+    sim.admin().reset_request_counts();
+    let report = b.cancel_working_orders(&acct, &mnq_c).await.unwrap();
+    // One list of the account's orders, then the cancels: the orders came from that list,
+    // so none is read again to check whose it is.
+    let calls = sim.admin().request_counts();
+    assert_eq!(calls.get("tradovate:order/deps"), Some(&1), "{calls:#?}");
+    assert_eq!(
+        calls.get("tradovate:order/cancelorder"),
+        Some(&3),
+        "{calls:#?}"
+    );
+    assert_eq!(calls.get("tradovate:order/item"), None, "{calls:#?}");
+    assert!(report.failures.is_empty(), "{report:?}");
+    assert_eq!(report.canceled.len(), 3, "{report:?}");
+    let left = b.working_orders(&acct).await.unwrap();
+    assert_eq!(left.len(), 1, "{left:#?}");
+    assert_eq!(left[0].contract.as_ref(), Some(&es_c.id));
+}
+
+#[tokio::test]
 async fn a_penalty_ticket_is_waited_out_and_the_order_resent_once() {
     let sim = sim().await;
     let u = user(&sim, "mia", &["MIA1"]);

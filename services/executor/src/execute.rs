@@ -700,18 +700,21 @@ impl Execute {
     }
 
     async fn cancel_working(&self, ctx: &mut Ctx<'_>, contract: &Contract) -> Result<(), Finish> {
-        let working = call(ctx, ctx.broker.working_orders(&ctx.account).await)?;
-        for order in working
-            .iter()
-            .filter(|o| o.contract.as_ref() == Some(&contract.id) && o.status.is_open())
+        let report = call(
+            ctx,
+            ctx.broker
+                .cancel_working_orders(&ctx.account, contract)
+                .await,
+        )?;
+        // Already filled or cancelled (a refusal): nothing left to cancel.
+        match report
+            .failures
+            .into_iter()
+            .find(|f| !matches!(f.error, BrokerError::Rejected { .. }))
         {
-            match ctx.broker.cancel_order(&ctx.account, &order.id).await {
-                // Already filled or cancelled: nothing left to cancel.
-                Ok(()) | Err(BrokerError::Rejected { .. }) => {}
-                Err(e) => return Err(broker_finish(ctx, e)),
-            }
+            Some(failure) => Err(broker_finish(ctx, failure.error)),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Closes the position; when an entry follows (flip), waits until the broker shows flat so

@@ -362,4 +362,15 @@ impl Broker for TradovateBroker {
             .cancel_exit_orders(account, contract, direction, which)
             .await
     }
+
+    async fn cancel_working_orders(
+        &self,
+        account: &AccountId,
+        contract: &Contract,
+    ) -> Result<CancelReport, BrokerError> {
+        self.login
+            .http
+            .cancel_working_orders(account, contract)
+            .await
+    }
 }

@@ -1270,12 +1270,34 @@ impl TradovateHttpClient {
         direction: jt_domain::types::Direction,
         which: ExitOrders,
     ) -> Result<CancelReport, BrokerError> {
+        self.cancel_listed(account, |o| which.matches(o, &contract.id, direction))
+            .await
+    }
+
+    /// Cancels every working order of a contract (see
+    /// [`crate::Broker::cancel_working_orders`]); no ownership look-up per order.
+    ///
+    /// # Errors
+    /// The errors of listing the working orders.
+    pub async fn cancel_working_orders(
+        &self,
+        account: &AccountId,
+        contract: &Contract,
+    ) -> Result<CancelReport, BrokerError> {
+        self.cancel_listed(account, |o| o.is_working_on(&contract.id))
+            .await
+    }
+
+    /// Cancels the account's working orders that `pick` selects. They come from the account's
+    /// own `order/deps`, so the per-order ownership read of [`Self::cancel_order`] is skipped.
+    async fn cancel_listed(
+        &self,
+        account: &AccountId,
+        pick: impl Fn(&OrderReport) -> bool,
+    ) -> Result<CancelReport, BrokerError> {
         let working = self.working_orders(account).await?;
         let mut report = CancelReport::default();
-        for o in working
-            .iter()
-            .filter(|o| which.matches(o, &contract.id, direction))
-        {
+        for o in working.iter().filter(|o| pick(o)) {
             let Ok(oid) = o.id.as_str().parse::<i64>() else {
                 continue;
             };
@@ -1354,20 +1376,9 @@ impl TradovateHttpClient {
             let order_id = self.liquidate(account, acct.id, cid).await?;
             return Ok(CloseOutcome { order_id });
         }
-        let working = self.working_orders(account).await?;
-        let mut failures = Vec::new();
-        for o in working
-            .iter()
-            .filter(|o| o.contract.as_ref() == Some(&contract.id))
-        {
-            if let Ok(oid) = o.id.as_str().parse::<i64>()
-                && let Err(e) = self.cancel_verified(oid).await
-            {
-                failures.push(e);
-            }
-        }
-        match failures.into_iter().next() {
-            Some(e) => Err(e),
+        let report = self.cancel_working_orders(account, contract).await?;
+        match report.failures.into_iter().next() {
+            Some(failure) => Err(failure.error),
             None => Ok(CloseOutcome { order_id: None }),
         }
     }
