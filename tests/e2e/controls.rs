@@ -211,3 +211,34 @@ async fn a_simulation_mode_recorder_keeps_its_paper_record_and_never_reaches_the
     assert!(p.orders(0).is_empty(), "sent: {:#?}", p.orders(0));
     p.stop().await;
 }
+
+#[tokio::test]
+async fn a_same_direction_add_grows_the_one_open_paper_position() {
+    let p = Platform::start(Options::default()).await;
+    let settings = Settings {
+        simulation_mode: true,
+        dca_enabled: true,
+        ..bracketed()
+    };
+    let (recorder, token) = p.recorder(settings, &[trader(0)]).await;
+    let first = p
+        .queued(&token, &alert("buy", "long", r#","price":21000.25"#))
+        .await;
+    p.settled_intents(first, 1, WAIT).await;
+    let second = p
+        .queued(&token, &alert("buy", "long", r#","price":21010.25"#))
+        .await;
+    p.settled_intents(second, 1, WAIT).await;
+
+    let paper = p
+        .store
+        .paper()
+        .positions(p.user, recorder, 10)
+        .await
+        .unwrap();
+    assert_eq!(paper.len(), 1, "one position, added to: {paper:#?}");
+    assert_eq!(paper[0].quantity, 4);
+    assert_eq!(paper[0].entries.len(), 2);
+    assert_eq!(paper[0].average_entry, dec!(21005.25));
+    p.stop().await;
+}

@@ -13,7 +13,7 @@
 //! never sent), and the control alerts (kill switch, resume, flatten). What it leaves to the
 //! execution, which sees the broker's real position: entry vs add vs flip, filters, sizing.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use futures_util::StreamExt;
 use jt_alerts::{Freshness, check_freshness};
 use jt_bus::{Bus, Envelope, Incoming, MessageId, Outcome, PublishError};
@@ -429,13 +429,17 @@ impl Fanout {
             .filter(|q| *q > 0)
             .unwrap_or(settings.initial_position_size);
         let price = Price::on_tick(instrument, raw_price);
+        // The store keeps times to the microsecond: the engine works at that precision too, so
+        // the position read back next time is the one computed now (`continues` compares the
+        // stored `opened_at` with the engine's).
+        let at = msg.received_at.trunc_subsecs(6);
         let closed = match paper::apply_signal(
             &mut position,
             &ctx,
             msg.signal.action,
             qty,
             price,
-            msg.received_at,
+            at,
         ) {
             Ok(c) => c,
             Err(e) => {
@@ -461,10 +465,12 @@ impl Fanout {
                 .await?;
         }
         let old_id = stored.as_ref().map(|p| p.id);
-        let continues = position
-            .as_ref()
-            .zip(stored.as_ref())
-            .is_some_and(|(p, s)| p.direction == s.direction && p.opened_at == s.opened_at);
+        // Compared at the store's precision: rows written before the engine worked in whole
+        // microseconds carry nanoseconds in their engine state only.
+        let continues = position.as_ref().zip(stored.as_ref()).is_some_and(|(p, s)| {
+            p.direction == s.direction
+                && p.opened_at.trunc_subsecs(6) == s.opened_at.trunc_subsecs(6)
+        });
         if let Some(old) = &stored
             && !continues
         {
@@ -472,7 +478,7 @@ impl Fanout {
             closed_row.status = PaperStatus::Closed;
             closed_row.quantity = 0;
             closed_row.exit_price = Some(price.value());
-            closed_row.closed_at = Some(msg.received_at);
+            closed_row.closed_at = Some(at);
             closed_row.realized_pnl =
                 old.realized_pnl + closed.iter().map(|t| t.net_pnl).sum::<Decimal>();
             closed_row.last_signal = Some(signal_id);
