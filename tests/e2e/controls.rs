@@ -8,12 +8,15 @@
 
 use std::time::Duration;
 
+use jt_bus::{Envelope, MessageId};
+use jt_domain::Direction;
 use jt_domain::settings::{PriceUnits, TpTarget, TrimUnits};
 use jt_domain::{Settings, SettingsOverrides};
 use jt_e2e::admin::OrderRecord;
 use jt_e2e::{Options, Platform, alert, assert_status, is_working};
-use jt_store::IntentStatus;
+use jt_messages::SignalMessage;
 use jt_store::repo::accounts::AccountUpdate;
+use jt_store::{IntentStatus, PaperStatus, SignalId};
 use rust_decimal_macros::dec;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -213,7 +216,7 @@ async fn a_simulation_mode_recorder_keeps_its_paper_record_and_never_reaches_the
 }
 
 #[tokio::test]
-async fn a_same_direction_add_grows_the_one_open_paper_position() {
+async fn the_paper_record_adds_flips_and_never_applies_a_redelivered_signal_twice() {
     let p = Platform::start(Options::default()).await;
     let settings = Settings {
         simulation_mode: true,
@@ -221,6 +224,13 @@ async fn a_same_direction_add_grows_the_one_open_paper_position() {
         ..bracketed()
     };
     let (recorder, token) = p.recorder(settings, &[trader(0)]).await;
+    let positions = || async {
+        p.store
+            .paper()
+            .positions(p.user, recorder, 10)
+            .await
+            .unwrap()
+    };
     let first = p
         .queued(&token, &alert("buy", "long", r#","price":21000.25"#))
         .await;
@@ -230,15 +240,59 @@ async fn a_same_direction_add_grows_the_one_open_paper_position() {
         .await;
     p.settled_intents(second, 1, WAIT).await;
 
-    let paper = p
-        .store
-        .paper()
-        .positions(p.user, recorder, 10)
-        .await
-        .unwrap();
+    let paper = positions().await;
     assert_eq!(paper.len(), 1, "one position, added to: {paper:#?}");
     assert_eq!(paper[0].quantity, 4);
     assert_eq!(paper[0].entries.len(), 2);
     assert_eq!(paper[0].average_entry, dec!(21005.25));
+
+    // The add delivered again (as after a crash before its ack), under another message id so
+    // that JetStream's de-duplication does not hide it from the fan-out.
+    let stored = p
+        .store
+        .signals()
+        .get(p.user, SignalId(second))
+        .await
+        .unwrap();
+    let again = SignalMessage {
+        signal_id: second,
+        recorder_id: recorder.0,
+        owner_id: p.user.0,
+        received_at: stored.received_at,
+        signal: serde_json::from_value::<jt_alerts::Signal>(stored.payload).unwrap(),
+    };
+    p.bus
+        .publish(&Envelope::new(
+            MessageId::new("redelivered-add").unwrap(),
+            again,
+        ))
+        .await
+        .unwrap();
+    // Then a flip: the fan-out handles the recorder's signals in order, so once the flip is
+    // settled the redelivery was handled before it.
+    let flip = p
+        .queued(&token, &alert("sell", "short", r#","price":21020.25"#))
+        .await;
+    p.settled_intents(flip, 1, WAIT).await;
+
+    let paper = positions().await;
+    assert_eq!(
+        paper.len(),
+        2,
+        "the long closed, a short opened: {paper:#?}"
+    );
+    let (short, long) = (&paper[0], &paper[1]);
+    assert_eq!(
+        (long.status, long.entries.len(), long.exit_price),
+        (PaperStatus::Closed, 2, Some(dec!(21020.25))),
+        "the redelivered add was not applied again"
+    );
+    assert_eq!(long.last_signal, Some(SignalId(flip)));
+    assert_eq!(
+        (short.status, short.direction, short.quantity),
+        (PaperStatus::Open, Direction::Short, 2)
+    );
+    assert_eq!(short.average_entry, dec!(21020.25));
+    assert_eq!(short.last_signal, Some(SignalId(flip)));
     p.stop().await;
 }

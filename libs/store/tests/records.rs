@@ -76,23 +76,23 @@ async fn paper_positions_keep_exact_averages_and_one_open_per_symbol(t: &TestSto
     ));
     // Closing it and saving again (by id) updates in place, with the signal that closed it.
     let closing = SignalId::new();
-    assert!(
-        !t.paper()
-            .signal_applied(owner.id, recorder.id, closing)
+    let latest_signal = || async {
+        t.paper()
+            .latest_position(owner.id, recorder.id, "MNQ")
             .await
             .unwrap()
-    );
+            .and_then(|l| l.last_signal)
+    };
+    assert_eq!(latest_signal().await, None);
     p.status = PaperStatus::Closed;
     p.exit_price = Some(dec!(21440.5));
     p.closed_at = Some(now);
     p.last_signal = Some(closing);
     t.paper().save_position(owner.id, &p).await.unwrap();
-    assert!(
-        t.paper()
-            .signal_applied(owner.id, recorder.id, closing)
-            .await
-            .unwrap(),
-        "a redelivered signal is recognised"
+    assert_eq!(
+        latest_signal().await,
+        Some(closing),
+        "a redelivered signal is recognised on the closed position"
     );
     assert!(
         t.paper()
@@ -109,6 +109,80 @@ async fn paper_positions_keep_exact_averages_and_one_open_per_symbol(t: &TestSto
             .len(),
         1
     );
+
+    // A flip: the open position closes and its successor opens in one write, the close first
+    // (the unique index would refuse the open before it); the latest is the new one.
+    p.status = PaperStatus::Open;
+    p.exit_price = None;
+    p.closed_at = None;
+    t.paper().save_position(owner.id, &p).await.unwrap();
+    let flip = SignalId::new();
+    let mut closed = p.clone();
+    closed.status = PaperStatus::Closed;
+    closed.closed_at = Some(now + Duration::seconds(1));
+    closed.last_signal = Some(flip);
+    let successor = PaperPosition {
+        id: PaperPositionId::new(),
+        direction: Direction::Short,
+        opened_at: now + Duration::seconds(1),
+        last_signal: Some(flip),
+        ..p.clone()
+    };
+    t.paper()
+        .save_positions(owner.id, &[&closed, &successor])
+        .await
+        .unwrap();
+    let latest = t
+        .paper()
+        .latest_position(owner.id, recorder.id, "MNQ")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (latest.id, latest.status, latest.last_signal),
+        (successor.id, PaperStatus::Open, Some(flip))
+    );
+    assert_eq!(
+        t.paper()
+            .positions(owner.id, recorder.id, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.id, r.status))
+            .collect::<Vec<_>>(),
+        vec![
+            (successor.id, PaperStatus::Open),
+            (p.id, PaperStatus::Closed)
+        ]
+    );
+    // Two open positions in one write are refused whole.
+    let twins = [
+        PaperPosition {
+            id: PaperPositionId::new(),
+            symbol: "ES".into(),
+            ..successor.clone()
+        },
+        PaperPosition {
+            id: PaperPositionId::new(),
+            symbol: "ES".into(),
+            ..successor.clone()
+        },
+    ];
+    assert!(matches!(
+        t.paper()
+            .save_positions(owner.id, &[&twins[0], &twins[1]])
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert!(
+        t.paper()
+            .latest_position(owner.id, recorder.id, "ES")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    p = closed;
+
     // Another owner cannot overwrite it by id.
     let other = t.user("paper2@example.com").await;
     let stolen = PaperPosition {

@@ -399,12 +399,19 @@ impl Fanout {
             return Ok(());
         };
         let paper = self.store.paper();
-        if paper.signal_applied(owner, recorder, signal_id).await? {
+        // One read: the symbol's latest position is the open one (if any) and carries the last
+        // signal applied to this symbol, so a redelivered signal finds itself there.
+        let latest = paper
+            .latest_position(owner, recorder, instrument.root)
+            .await?;
+        if latest
+            .as_ref()
+            .is_some_and(|l| l.last_signal == Some(signal_id))
+        {
             return Ok(());
         }
-        let stored = paper
-            .open_position(owner, recorder, instrument.root)
-            .await?;
+        let latest_opened = latest.as_ref().map(|l| l.opened_at);
+        let stored = latest.filter(|l| l.status == PaperStatus::Open);
         let mut position = match &stored {
             Some(p) => match p.engine_state.clone().map(serde_json::from_value) {
                 Some(Ok(state)) => Some(state),
@@ -432,26 +439,27 @@ impl Fanout {
         // The store keeps times to the microsecond: the engine works at that precision too, so
         // the position read back next time is the one computed now (`continues` compares the
         // stored `opened_at` with the engine's).
-        let at = msg.received_at.trunc_subsecs(6);
-        let closed = match paper::apply_signal(
-            &mut position,
-            &ctx,
-            msg.signal.action,
-            qty,
-            price,
-            at,
-        ) {
-            Ok(c) => c,
-            Err(e) => {
-                // A paper-record problem never blocks live trading; it is counted and logged.
-                m::paper_skipped("engine_refused");
-                warn!(error = %e, "paper record refused the signal");
-                return Ok(());
-            }
-        };
+        let mut at = msg.received_at.trunc_subsecs(6);
+        // A new position must open after the symbol's latest one (that is how the next signal
+        // finds it): ingest replicas' clocks may disagree by a little.
+        if let Some(l) = &latest_opened
+            && at <= *l
+        {
+            at = *l + chrono::Duration::microseconds(1);
+        }
+        let closed =
+            match paper::apply_signal(&mut position, &ctx, msg.signal.action, qty, price, at) {
+                Ok(c) => c,
+                Err(e) => {
+                    // A paper-record problem never blocks live trading; it is counted and logged.
+                    m::paper_skipped("engine_refused");
+                    warn!(error = %e, "paper record refused the signal");
+                    return Ok(());
+                }
+            };
 
         // Trades first (ids derived from the signal: a retry rewrites the same rows), the
-        // positions last: the position's `last_signal` marks the signal as applied.
+        // positions last, in one write: their `last_signal` marks the signal as applied.
         for (i, trade) in closed.iter().enumerate() {
             let id = PaperTradeId(jt_messages::derived_id(
                 "paper-trade",
@@ -467,10 +475,14 @@ impl Fanout {
         let old_id = stored.as_ref().map(|p| p.id);
         // Compared at the store's precision: rows written before the engine worked in whole
         // microseconds carry nanoseconds in their engine state only.
-        let continues = position.as_ref().zip(stored.as_ref()).is_some_and(|(p, s)| {
-            p.direction == s.direction
-                && p.opened_at.trunc_subsecs(6) == s.opened_at.trunc_subsecs(6)
-        });
+        let continues = position
+            .as_ref()
+            .zip(stored.as_ref())
+            .is_some_and(|(p, s)| {
+                p.direction == s.direction
+                    && p.opened_at.trunc_subsecs(6) == s.opened_at.trunc_subsecs(6)
+            });
+        let mut rows = Vec::with_capacity(2);
         if let Some(old) = &stored
             && !continues
         {
@@ -482,7 +494,7 @@ impl Fanout {
             closed_row.realized_pnl =
                 old.realized_pnl + closed.iter().map(|t| t.net_pnl).sum::<Decimal>();
             closed_row.last_signal = Some(signal_id);
-            paper.save_position(owner, &closed_row).await?;
+            rows.push(closed_row);
         }
         if let Some(p) = &position {
             let id = if continues {
@@ -498,8 +510,11 @@ impl Fanout {
                 stored.as_ref().filter(|_| continues),
                 signal_id,
             )?;
-            paper.save_position(owner, &row).await?;
+            rows.push(row);
         }
+        paper
+            .save_positions(owner, &rows.iter().collect::<Vec<_>>())
+            .await?;
         Ok(())
     }
 }

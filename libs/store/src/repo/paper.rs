@@ -5,9 +5,7 @@ use chrono::{DateTime, Utc};
 use jt_domain::Direction;
 use rust_decimal::Decimal;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict};
-use sea_orm::{
-    ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
 
 use super::{ReadScope, at, from_json, now, required_text, to_json, to_u32};
@@ -66,7 +64,7 @@ pub struct PaperPosition {
     /// Closed.
     pub closed_at: Option<DateTime<Utc>>,
     /// The last signal applied to it: a redelivered signal finds itself here and is not
-    /// applied twice ([`Paper::signal_applied`]).
+    /// applied twice ([`Paper::latest_position`]).
     pub last_signal: Option<SignalId>,
     /// The paper engine's whole position (`jt_domain::paper::PaperPosition` as JSON: lots with
     /// their excursions, targets, stop), so the engine resumes exactly; the columns above are
@@ -251,7 +249,28 @@ impl Paper<'_> {
     /// [`StoreError::NotFound`] for a recorder that is not the owner's;
     /// [`StoreError::Conflict`] for a second open position on the same symbol.
     pub async fn save_position(&self, owner: UserId, p: &PaperPosition) -> StoreResult<()> {
-        if p.owner != owner {
+        self.save_positions(owner, &[p]).await
+    }
+
+    /// Saves positions whole, in order, in one statement: closing a position and opening its
+    /// successor (a flip) is one write, so no crash can leave the closed one marked with the
+    /// signal (see [`Paper::latest_position`]) and its successor missing. Rows are written in
+    /// the order given: the close before the open that the unique index would otherwise
+    /// refuse.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for a recorder, or a stored row, that is not the owner's (the
+    /// other rows are written); [`StoreError::Conflict`] for a second open position on the
+    /// same symbol (nothing is written).
+    pub async fn save_positions(
+        &self,
+        owner: UserId,
+        positions: &[&PaperPosition],
+    ) -> StoreResult<()> {
+        let Some(first) = positions.first() else {
+            return Ok(());
+        };
+        if let Some(p) = positions.iter().find(|p| p.owner != owner) {
             return Err(StoreError::not_found("paper position", p.id));
         }
         use paper_positions::Column as C;
@@ -275,13 +294,17 @@ impl Paper<'_> {
             C::EngineState,
         ])
         .action_and_where(same_owner(paper_positions::Entity));
-        let n = paper_positions::Entity::insert(position_row(p)?.into_active_model())
+        let rows = positions
+            .iter()
+            .map(|p| position_row(p).map(IntoActiveModel::into_active_model))
+            .collect::<StoreResult<Vec<_>>>()?;
+        let n = paper_positions::Entity::insert_many(rows)
             .on_conflict(oc)
             .exec_without_returning(self.store.db())
             .await
             .map_err(|e| StoreError::db("paper position", e))?;
-        if n == 0 {
-            return Err(StoreError::not_found("paper position", p.id));
+        if n < positions.len() as u64 {
+            return Err(StoreError::not_found("paper position", first.id));
         }
         Ok(())
     }
@@ -346,26 +369,33 @@ impl Paper<'_> {
             .transpose()
     }
 
-    /// Whether `signal` was already applied to one of the recorder's paper positions (it is the
-    /// position's `last_signal`): the fan-out's guard against applying a redelivered signal
-    /// twice.
+    /// The recorder's most recently opened position on a symbol: the open one when there is
+    /// one (a position opens only after its predecessor closed, later), else the last closed.
+    ///
+    /// It carries the last signal that changed this symbol's record (`last_signal`): the
+    /// fan-out handles a recorder's signals one at a time and in order, so a redelivered
+    /// signal that was applied finds itself here, and one that was not finds an older one.
+    /// One index-backed read, however long the recorder's history.
     ///
     /// # Errors
     /// Database errors.
-    pub async fn signal_applied(
+    pub async fn latest_position(
         &self,
         scope: impl ReadScope,
         recorder: RecorderId,
-        signal: SignalId,
-    ) -> StoreResult<bool> {
-        Ok(paper_positions::Entity::find()
+        symbol: &str,
+    ) -> StoreResult<Option<PaperPosition>> {
+        paper_positions::Entity::find()
             .filter(paper_positions::Column::UserId.eq(scope.owner().0))
             .filter(paper_positions::Column::RecorderId.eq(recorder.0))
-            .filter(paper_positions::Column::LastSignalId.eq(signal.0))
-            .count(self.store.db())
+            .filter(paper_positions::Column::Symbol.eq(symbol))
+            .order_by_desc(paper_positions::Column::OpenedAt)
+            .limit(1)
+            .one(self.store.db())
             .await
             .map_err(|e| StoreError::db("paper position", e))?
-            > 0)
+            .map(PaperPosition::try_from)
+            .transpose()
     }
 
     /// The recorder's positions, newest first.
