@@ -16,7 +16,7 @@ use jt_e2e::admin::OrderRecord;
 use jt_e2e::{Options, Platform, alert, assert_status, is_working};
 use jt_messages::SignalMessage;
 use jt_store::repo::accounts::AccountUpdate;
-use jt_store::{IntentStatus, PaperStatus, SignalId};
+use jt_store::{IntentStatus, PaperStatus, SignalId, SignalOutcome};
 use rust_decimal_macros::dec;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -125,7 +125,7 @@ async fn a_kill_alert_flattens_and_refuses_entries_until_resumed() {
     assert_eq!(p.orders(0).len(), after_kill, "nothing sent while killed");
 
     // Resume places nothing: it lifts the switch (recorded on the signal).
-    p.queued(&token, r#"{"command":"resume"}"#).await;
+    let resume = p.queued(&token, r#"{"command":"resume"}"#).await;
     let deadline = std::time::Instant::now() + WAIT;
     while p
         .store
@@ -145,6 +145,66 @@ async fn a_kill_alert_flattens_and_refuses_entries_until_resumed() {
     assert_status(&intents[0], IntentStatus::Accepted);
     p.wait_orders(0, WAIT, |o| o.len() > after_kill).await;
     assert_eq!(p.net_position(0), 2, "entered again after resume");
+    let row = p
+        .store
+        .signals()
+        .get(p.user, SignalId(resume))
+        .await
+        .unwrap();
+    assert_eq!(
+        (row.outcome, row.outcome_reason.as_deref()),
+        (SignalOutcome::Accepted, Some("kill switch lifted"))
+    );
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn a_signal_for_a_recorder_without_enabled_traders_is_recorded_as_filtered() {
+    let p = Platform::start(Options::default()).await;
+    let (recorder, token) = p.recorder(bracketed(), &[]).await;
+    let s = p
+        .queued(&token, &alert("buy", "long", r#","price":21000.25"#))
+        .await;
+    let deadline = std::time::Instant::now() + WAIT;
+    let row = loop {
+        match p.store.signals().get(p.user, SignalId(s)).await {
+            Ok(row) => break row,
+            Err(_) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "signal never recorded"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    assert_eq!(
+        (row.outcome, row.outcome_reason.as_deref()),
+        (
+            SignalOutcome::Filtered,
+            Some("no enabled trader is linked to this recorder")
+        )
+    );
+    // The paper record still follows the strategy.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let paper = p
+            .store
+            .paper()
+            .positions(p.user, recorder, 10)
+            .await
+            .unwrap();
+        if let [position] = paper.as_slice() {
+            assert_eq!((position.quantity, position.status), (2, PaperStatus::Open));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no paper position: {paper:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(p.orders(0).is_empty());
     p.stop().await;
 }
 

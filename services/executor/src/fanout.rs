@@ -104,38 +104,13 @@ impl Fanout {
         let msg = &envelope.payload;
         let owner = UserId(msg.owner_id);
         let recorder_id = RecorderId(msg.recorder_id);
-        let signal_id = SignalId(msg.signal_id);
         let signal = &msg.signal;
 
-        let new_signal = NewSignal {
-            id: signal_id,
-            owner,
-            recorder: recorder_id,
-            received_at: msg.received_at,
-            alert_time: signal.time,
-            action: signal.action,
-            ticker: signal.ticker.clone(),
-            quantity: signal.quantity,
-            price: signal.price,
-            market_position: signal.position.map(position_name),
-            prev_market_position: signal.prev_position.map(position_name),
-            payload: serde_json::to_value(signal)
-                .map_err(|e| FanoutError::Retry(format!("signal payload: {e}")))?,
-            outcome: SignalOutcome::Accepted,
-            outcome_reason: None,
-            age_ms: Some((Utc::now() - msg.received_at).num_milliseconds()),
-        };
-        // Independent: the signal's row and the recorder it belongs to.
-        let (signals, recorders) = (self.store.signals(), self.store.recorders());
-        let (recorded, recorder) = tokio::join!(
-            signals.record(new_signal),
-            recorders.get(owner, recorder_id)
-        );
-        recorded?;
-        let recorder = match recorder {
+        let recorder = match self.store.recorders().get(owner, recorder_id).await {
             Ok(r) => r,
             Err(StoreError::NotFound { .. }) => {
-                // Deleted since the webhook arrived: nothing left to act for.
+                // Deleted since the webhook arrived: nothing left to act for (and no recorder
+                // for the signal's row to belong to).
                 warn!("recorder no longer exists; signal dropped");
                 return Ok(0);
             }
@@ -144,6 +119,7 @@ impl Fanout {
 
         match signal.action {
             SignalAction::Kill => {
+                self.record(msg, SignalOutcome::Accepted, None).await?;
                 self.store
                     .risk()
                     .set_user_kill(owner, true, Some("kill alert"))
@@ -151,39 +127,57 @@ impl Fanout {
                 return self.flatten_accounts(envelope, None).await;
             }
             SignalAction::Resume => {
+                self.record(msg, SignalOutcome::Accepted, Some("kill switch lifted"))
+                    .await?;
                 self.store
                     .risk()
                     .set_user_kill(owner, false, Some("resume alert"))
                     .await?;
-                self.outcome(
-                    owner,
-                    signal_id,
-                    SignalOutcome::Accepted,
-                    "kill switch lifted",
-                )
-                .await?;
                 return Ok(0);
             }
             _ => {}
         }
 
-        if recorder.settings.recording_enabled {
-            self.paper(msg, &recorder.settings, recorder.commission_per_contract)
-                .await?;
-        }
-
+        // The signal's row is written once, with its outcome: the traders are read first.
         let targets = self.store.traders().execution_targets_of(&recorder).await?;
         if targets.is_empty() {
-            self.outcome(
-                owner,
-                signal_id,
+            self.record(
+                msg,
                 SignalOutcome::Filtered,
-                "no enabled trader is linked to this recorder",
+                Some("no enabled trader is linked to this recorder"),
             )
             .await?;
+        } else {
+            self.record(msg, SignalOutcome::Accepted, None).await?;
+        }
+
+        // The paper record is not on the way to the broker: it is written beside the intents'
+        // publishes (after the signal's row, which its trades refer to). The message is
+        // acknowledged only when both are done.
+        let paper = async {
+            if recorder.settings.recording_enabled {
+                self.paper(msg, &recorder.settings, recorder.commission_per_contract)
+                    .await
+            } else {
+                Ok(())
+            }
+        };
+        let (paper, intents) = tokio::join!(paper, self.intents(envelope, &targets));
+        paper?;
+        intents
+    }
+
+    /// Queues one intent per target (a flatten alert: one flatten per target's sub-account);
+    /// the number queued.
+    async fn intents(
+        &self,
+        envelope: &Envelope<SignalMessage>,
+        targets: &[ExecutionTarget],
+    ) -> Result<usize, FanoutError> {
+        if targets.is_empty() {
             return Ok(0);
         }
-        if signal.action == SignalAction::Flatten {
+        if envelope.payload.signal.action == SignalAction::Flatten {
             let subs: Vec<SubAccountId> = targets.iter().map(|t| t.sub_account.id).collect();
             return self.flatten_accounts(envelope, Some(subs)).await;
         }
@@ -213,6 +207,36 @@ impl Fanout {
             Some(e) => Err(e),
             None => Ok(published),
         }
+    }
+
+    /// Records the signal's row, with its outcome (once: a redelivery keeps the first).
+    async fn record(
+        &self,
+        msg: &SignalMessage,
+        outcome: SignalOutcome,
+        reason: Option<&str>,
+    ) -> Result<(), FanoutError> {
+        let signal = &msg.signal;
+        let row = NewSignal {
+            id: SignalId(msg.signal_id),
+            owner: UserId(msg.owner_id),
+            recorder: RecorderId(msg.recorder_id),
+            received_at: msg.received_at,
+            alert_time: signal.time,
+            action: signal.action,
+            ticker: signal.ticker.clone(),
+            quantity: signal.quantity,
+            price: signal.price,
+            market_position: signal.position.map(position_name),
+            prev_market_position: signal.prev_position.map(position_name),
+            payload: serde_json::to_value(signal)
+                .map_err(|e| FanoutError::Retry(format!("signal payload: {e}")))?,
+            outcome,
+            outcome_reason: reason.map(str::to_owned),
+            age_ms: Some((Utc::now() - msg.received_at).num_milliseconds()),
+        };
+        self.store.signals().record(row).await?;
+        Ok(())
     }
 
     /// Queues (or records as skipped) one trader's intent; `true` when queued.
@@ -364,20 +388,6 @@ impl Fanout {
             self.bus.publish(&out).await?;
         }
         Ok(subs.len())
-    }
-
-    async fn outcome(
-        &self,
-        owner: UserId,
-        signal: SignalId,
-        outcome: SignalOutcome,
-        reason: &str,
-    ) -> Result<(), FanoutError> {
-        self.store
-            .signals()
-            .set_outcome(owner, signal, outcome, Some(reason), None)
-            .await?;
-        Ok(())
     }
 
     /// Applies the signal to the recorder's paper record (DOMAIN.md §6), once.
