@@ -548,29 +548,73 @@ impl Gate {
         }
     }
 
-    /// Counts an attempt of the message at `sequence` (under its lock, so no race).
-    async fn count_attempt(&self, sequence: u64) -> Result<u32, String> {
-        let key = format!("{}.{}.{sequence}", self.stream, self.durable);
-        // Most messages run once: a create is one round trip where get + put are two.
-        match self.attempts.create(&key, Bytes::from_static(b"1")).await {
-            Ok(_) => return Ok(1),
-            Err(crate::error::KvError::AlreadyExists { .. }) => {}
-            Err(e) => return Err(e.to_string()),
+    /// The number of this attempt of the message at `sequence`, on its `delivered`-th
+    /// delivery (under its lock): the deliveries so far, less those handed back without
+    /// running the handler ([`Gate::count_hand_back`]). A first delivery is the first attempt
+    /// and reads nothing, so most messages cost no counter at all.
+    async fn attempt(&self, sequence: u64, delivered: u32) -> Result<u32, String> {
+        if delivered <= 1 {
+            return Ok(1);
         }
-        let before = match self.attempts.get(&key).await.map_err(|e| e.to_string())? {
-            Some(entry) => std::str::from_utf8(&entry.value)
-                .ok()
-                .and_then(|v| v.parse::<u32>().ok())
-                .unwrap_or(0),
+        let handed_back = match self
+            .attempts
+            .get(&self.hand_back_key(sequence))
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Some(entry) => parse_count(&entry.value),
             None => 0,
         };
-        let now = before.saturating_add(1);
-        self.attempts
-            .put(&key, Bytes::from(now.to_string()))
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(now)
+        Ok(delivered.saturating_sub(handed_back).max(1))
     }
+
+    /// Records that this delivery of the message at `sequence` goes back to the server without
+    /// running the handler, so that it is not counted as an attempt. Best effort: when the
+    /// counter cannot be written, the hand-back counts as an attempt (never the reverse).
+    async fn count_hand_back(&self, sequence: u64) {
+        let key = self.hand_back_key(sequence);
+        // Deliveries of one message follow each other, but a conditional write keeps a racing
+        // one (a redelivery after `ack_wait`) from being lost.
+        for _ in 0..3 {
+            let written = match self.attempts.get(&key).await {
+                Ok(None) => self.attempts.create(&key, Bytes::from_static(b"1")).await,
+                Ok(Some(entry)) => {
+                    let next = parse_count(&entry.value).saturating_add(1);
+                    self.attempts
+                        .update(&key, Bytes::from(next.to_string()), entry.revision)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            match written {
+                Ok(_) => return,
+                Err(
+                    crate::error::KvError::AlreadyExists { .. }
+                    | crate::error::KvError::WrongRevision { .. },
+                ) => {}
+                Err(e) => {
+                    warn!(sequence, error = %e, "cannot record a hand-back; it will count as an attempt");
+                    return;
+                }
+            }
+        }
+        warn!(
+            sequence,
+            "hand-back counter kept changing; it will count as an attempt"
+        );
+    }
+
+    fn hand_back_key(&self, sequence: u64) -> String {
+        format!("{}.{}.{sequence}.back", self.stream, self.durable)
+    }
+}
+
+/// A counter's value; an unreadable one counts as zero.
+fn parse_count(value: &[u8]) -> u32 {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(0)
 }
 
 // ---- the loop ----
@@ -802,6 +846,7 @@ where
         {
             Entry::Run(l) => lease = Some(l),
             Entry::Defer => {
+                gate.count_hand_back(sequence).await;
                 // A short, constant delay: a key's backlog must keep flowing (a growing delay
                 // would stall the key once its oldest message is among the handed-back ones).
                 // The spread (by sequence) keeps returns from arriving as one herd.
@@ -825,10 +870,11 @@ where
     }
 
     let attempt = match (&worker.gate, &lease) {
-        (Some(gate), Some(_)) => match gate.count_attempt(sequence).await {
+        (Some(gate), Some(_)) => match gate.attempt(sequence, delivery.delivered()).await {
             Ok(n) => n,
             Err(e) => {
                 warn!(error = %e, "cannot count the attempt; retrying later");
+                gate.count_hand_back(sequence).await;
                 finish(worker, lease).await;
                 delivery.nak(Some(Duration::from_secs(1))).await;
                 return;

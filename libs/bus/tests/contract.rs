@@ -60,6 +60,7 @@ both_backends!(
     leases_exclude_renew_release_and_expire,
     a_handler_panic_is_a_failed_attempt_not_a_crash,
     a_lost_lease_is_reported_to_the_work_it_protects,
+    messages_handed_back_while_their_key_is_busy_are_not_charged_an_attempt,
 );
 
 mod cases {
@@ -545,6 +546,57 @@ mod cases {
                 s.max_running
             );
         }
+        f.teardown().await;
+    }
+
+    pub async fn messages_handed_back_while_their_key_is_busy_are_not_charged_an_attempt(bus: Bus) {
+        // One account, a slow handler and a small replica: the head message waits, the others
+        // go back to the server again and again (far more deliveries than `max_deliver`, 3)
+        // and still each runs once, as its first attempt, in order.
+        let f = Fixture::new(bus, |_| {}).await;
+        for n in 0..6 {
+            f.bus.publish(&order("acct-busy", n)).await.unwrap();
+        }
+        let seen = shared(Vec::<(u32, u32)>::new());
+        let s = seen.clone();
+        let (task, stop) = spawn_consumer(
+            &f.bus,
+            &f.defs.execute,
+            options(4),
+            move |m: Incoming<TestOrder>| {
+                s.lock().push((m.envelope.payload.n, m.attempt));
+                async {
+                    tokio::time::sleep(Duration::from_millis(150)).await;
+                    Outcome::Ack
+                }
+            },
+        );
+        assert!(
+            eventually(Duration::from_secs(30), || seen.lock().len() >= 6).await,
+            "only {:?}",
+            seen.lock()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop.cancel();
+        task.await.unwrap();
+        assert_eq!(
+            *seen.lock(),
+            (0..6).map(|n| (n, 1)).collect::<Vec<_>>(),
+            "each once, first attempt, in order"
+        );
+        let letters = f
+            .bus
+            .dead_letters(&f.defs.dead_letters, &DeadLetterQuery::default())
+            .await
+            .unwrap();
+        assert!(letters.is_empty(), "{letters:?}");
+        // The hand-backs were recorded (the test went through them).
+        let counters = f.bus.kv(&f.defs.attempts).await.unwrap();
+        let keys = counters.keys().await.unwrap();
+        assert!(
+            keys.iter().any(|k| k.ends_with(".back")),
+            "no hand-back recorded: {keys:?}"
+        );
         f.teardown().await;
     }
 
