@@ -6,8 +6,8 @@ mod common;
 
 use chrono::{Duration, Utc};
 use common::TestStore;
-use jt_store::repo::webhooks::{LOGGED_BODY_BYTES, NewWebhookLog};
-use jt_store::{RecorderId, WebhookLogId};
+use jt_store::repo::webhooks::{LOGGED_BODY_BYTES, NewWebhookLog, RESOLVE_MANY_MAX};
+use jt_store::{RecorderId, StoreError, WebhookLogId};
 
 fn entry(recorder: Option<RecorderId>, body: &str, status: u16) -> NewWebhookLog {
     NewWebhookLog {
@@ -66,6 +66,35 @@ async fn webhook_tokens_resolve_to_their_recorder(t: &TestStore) {
             .unwrap(),
         fresh
     );
+
+    // In bulk (the ingest's revalidation): each token with its answer, in the order asked;
+    // the rotated one is unknown.
+    let (other, other_token) = t.recorder(&owner, "other").await;
+    let asked = vec![
+        fresh.expose().to_string(),
+        token.expose().to_string(),
+        other_token.expose().to_string(),
+        "nope".to_string(),
+    ];
+    let answers = t.webhooks().resolve_many(&asked).await.unwrap();
+    assert_eq!(
+        answers
+            .iter()
+            .map(|(token, target)| (token.clone(), target.as_ref().map(|t| t.recorder)))
+            .collect::<Vec<_>>(),
+        vec![
+            (asked[0].clone(), Some(recorder.id)),
+            (asked[1].clone(), None),
+            (asked[2].clone(), Some(other.id)),
+            (asked[3].clone(), None),
+        ]
+    );
+    assert!(t.webhooks().resolve_many(&[]).await.unwrap().is_empty());
+    let too_many = vec!["x".to_string(); RESOLVE_MANY_MAX + 1];
+    assert!(matches!(
+        t.webhooks().resolve_many(&too_many).await,
+        Err(StoreError::Invalid { .. })
+    ));
 }
 
 async fn webhook_log_is_written_in_batches(t: &TestStore) {

@@ -8,16 +8,23 @@
 //! recently keeps receiving alerts through a database outage. A token never seen while the
 //! database is down cannot be resolved: the request gets 503, never a guess.
 //!
+//! Freshness costs one statement per [`RESOLVE_MANY_MAX`] tokens, not one per token:
+//! [`Directory::revalidate`] (run every [`DirectoryConfig::revalidate_every`] by the ingest)
+//! looks up, in bulk, every token used within [`DirectoryConfig::keep_warm_for`], so the hot
+//! path finds them fresh and asks the database only for tokens it has not seen (or when
+//! revalidation fails: then the per-token look-up and the stale answers above apply).
+//!
 //! Memory is bounded: at most [`DirectoryConfig::max_entries`] tokens are cached; unknown tokens
 //! (probes, typos) are evicted first.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use jt_store::Store;
-use jt_store::repo::webhooks::WebhookTarget;
+use jt_store::repo::webhooks::{RESOLVE_MANY_MAX, WebhookTarget};
 use parking_lot::RwLock;
 use tokio::time::Instant;
 
@@ -26,6 +33,18 @@ use tokio::time::Instant;
 pub trait TargetSource: Send + Sync + 'static {
     /// The recorder of `token`, `None` when unknown; `Err` when the source cannot answer.
     async fn resolve(&self, token: &str) -> Result<Option<WebhookTarget>, String>;
+
+    /// [`Self::resolve`] for up to [`RESOLVE_MANY_MAX`] tokens at once: each with its answer.
+    async fn resolve_many(
+        &self,
+        tokens: &[String],
+    ) -> Result<Vec<(String, Option<WebhookTarget>)>, String> {
+        let mut answers = Vec::with_capacity(tokens.len());
+        for token in tokens {
+            answers.push((token.clone(), self.resolve(token).await?));
+        }
+        Ok(answers)
+    }
 }
 
 #[async_trait]
@@ -33,6 +52,16 @@ impl TargetSource for Store {
     async fn resolve(&self, token: &str) -> Result<Option<WebhookTarget>, String> {
         self.webhooks()
             .resolve(token)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn resolve_many(
+        &self,
+        tokens: &[String],
+    ) -> Result<Vec<(String, Option<WebhookTarget>)>, String> {
+        self.webhooks()
+            .resolve_many(tokens)
             .await
             .map_err(|e| e.to_string())
     }
@@ -50,6 +79,11 @@ pub struct DirectoryConfig {
     /// How long one look-up may take before it counts as failed (the hot path must answer
     /// TradingView within 3 s, whatever the database does).
     pub lookup_timeout: Duration,
+    /// How often the ingest revalidates its warm tokens in bulk (below `fresh_for`, so they
+    /// never go stale while the database answers).
+    pub revalidate_every: Duration,
+    /// Tokens used within this long are revalidated; idler ones are left to expire.
+    pub keep_warm_for: Duration,
 }
 
 impl Default for DirectoryConfig {
@@ -59,6 +93,8 @@ impl Default for DirectoryConfig {
             serve_stale_for: Duration::from_secs(3600),
             max_entries: 100_000,
             lookup_timeout: Duration::from_millis(800),
+            revalidate_every: Duration::from_secs(1),
+            keep_warm_for: Duration::from_secs(600),
         }
     }
 }
@@ -78,6 +114,9 @@ pub enum Resolution {
 struct Entry {
     target: Option<WebhookTarget>,
     fetched: Instant,
+    /// When a request last asked for it, in ms since the directory's `epoch` (shared by the
+    /// clones, so the hot path marks it under the read lock).
+    used: Arc<AtomicU64>,
 }
 
 /// The cached token directory; cheap to clone.
@@ -86,6 +125,7 @@ pub struct Directory {
     source: Arc<dyn TargetSource>,
     config: DirectoryConfig,
     entries: Arc<RwLock<HashMap<String, Entry>>>,
+    epoch: Instant,
 }
 
 impl std::fmt::Debug for Directory {
@@ -104,13 +144,63 @@ impl Directory {
             source,
             config,
             entries: Arc::new(RwLock::new(HashMap::new())),
+            epoch: Instant::now(),
         }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Looks up, in bulk, every cached token used within `keep_warm_for` and stores the
+    /// answers (a deleted recorder or rotated token becomes unknown). Returns how many were
+    /// refreshed.
+    ///
+    /// # Errors
+    /// The source's error (or a timeout): nothing is changed, the entries age as they would
+    /// without revalidation.
+    pub async fn revalidate(&self) -> Result<usize, String> {
+        let now = self.now_ms();
+        let warm_ms = u64::try_from(self.config.keep_warm_for.as_millis()).unwrap_or(u64::MAX);
+        let warm: Vec<String> = self
+            .entries
+            .read()
+            .iter()
+            .filter(|(_, e)| now.saturating_sub(e.used.load(Ordering::Relaxed)) <= warm_ms)
+            .map(|(token, _)| token.clone())
+            .collect();
+        let mut refreshed = 0;
+        for chunk in warm.chunks(RESOLVE_MANY_MAX) {
+            // An answer is as fresh as the question.
+            let asked = Instant::now();
+            let answers =
+                tokio::time::timeout(self.config.lookup_timeout, self.source.resolve_many(chunk))
+                    .await
+                    .map_err(|_| {
+                        format!(
+                            "bulk token look-up took longer than {:?}",
+                            self.config.lookup_timeout
+                        )
+                    })??;
+            let mut entries = self.entries.write();
+            for (token, target) in answers {
+                if let Some(entry) = entries.get_mut(&token) {
+                    entry.target = target;
+                    entry.fetched = asked;
+                    refreshed += 1;
+                }
+            }
+        }
+        Ok(refreshed)
     }
 
     /// Resolves `token`: from the cache when fresh, else from the source, else (source down)
     /// from a stale cache entry.
     pub async fn resolve(&self, token: &str) -> Resolution {
-        let cached = self.entries.read().get(token).cloned();
+        let cached = self.entries.read().get(token).map(|entry| {
+            entry.used.store(self.now_ms(), Ordering::Relaxed);
+            entry.clone()
+        });
         if let Some(entry) = &cached
             && entry.fetched.elapsed() < self.config.fresh_for
         {
@@ -154,6 +244,7 @@ impl Directory {
             Entry {
                 target,
                 fetched: Instant::now(),
+                used: Arc::new(AtomicU64::new(self.now_ms())),
             },
         );
     }
@@ -200,11 +291,22 @@ fn evict(entries: &mut HashMap<String, Entry>, max: usize) {
 mod tests {
     use super::*;
     use jt_store::{RecorderId, UserId};
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
 
     struct Fake {
         calls: AtomicUsize,
+        bulk_calls: AtomicUsize,
         down: AtomicBool,
+        deleted: AtomicBool,
+    }
+
+    impl Fake {
+        fn answer(&self, token: &str) -> Result<Option<WebhookTarget>, String> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err("database down".into());
+            }
+            Ok((token == "good" && !self.deleted.load(Ordering::SeqCst)).then(target))
+        }
     }
 
     fn target() -> WebhookTarget {
@@ -221,18 +323,76 @@ mod tests {
     impl TargetSource for Fake {
         async fn resolve(&self, token: &str) -> Result<Option<WebhookTarget>, String> {
             self.calls.fetch_add(1, Ordering::SeqCst);
-            if self.down.load(Ordering::SeqCst) {
-                return Err("database down".into());
-            }
-            Ok((token == "good").then(target))
+            self.answer(token)
+        }
+
+        async fn resolve_many(
+            &self,
+            tokens: &[String],
+        ) -> Result<Vec<(String, Option<WebhookTarget>)>, String> {
+            self.bulk_calls.fetch_add(1, Ordering::SeqCst);
+            tokens
+                .iter()
+                .map(|t| Ok((t.clone(), self.answer(t)?)))
+                .collect()
         }
     }
 
     fn fake() -> Arc<Fake> {
         Arc::new(Fake {
             calls: AtomicUsize::new(0),
+            bulk_calls: AtomicUsize::new(0),
             down: AtomicBool::new(false),
+            deleted: AtomicBool::new(false),
         })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn warm_tokens_are_revalidated_in_bulk_and_the_hot_path_stays_off_the_source() {
+        let src = fake();
+        let dir = Directory::new(src.clone(), DirectoryConfig::default());
+        assert!(matches!(dir.resolve("good").await, Resolution::Known(_)));
+        assert_eq!(dir.resolve("bad").await, Resolution::Unknown);
+        for _ in 0..5 {
+            tokio::time::advance(Duration::from_secs(1)).await;
+            assert_eq!(dir.revalidate().await, Ok(2));
+            assert!(matches!(dir.resolve("good").await, Resolution::Known(_)));
+            assert_eq!(dir.resolve("bad").await, Resolution::Unknown);
+        }
+        assert_eq!(
+            src.calls.load(Ordering::SeqCst),
+            2,
+            "only the first look-ups"
+        );
+        assert_eq!(src.bulk_calls.load(Ordering::SeqCst), 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deleted_token_is_unknown_after_the_next_revalidation() {
+        let src = fake();
+        let dir = Directory::new(src.clone(), DirectoryConfig::default());
+        assert!(matches!(dir.resolve("good").await, Resolution::Known(_)));
+        src.deleted.store(true, Ordering::SeqCst);
+        assert_eq!(dir.revalidate().await, Ok(1));
+        assert_eq!(dir.resolve("good").await, Resolution::Unknown);
+        assert_eq!(src.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_tokens_are_left_to_expire_and_a_failed_revalidation_changes_nothing() {
+        let src = fake();
+        let config = DirectoryConfig::default();
+        let dir = Directory::new(src.clone(), config.clone());
+        assert!(matches!(dir.resolve("good").await, Resolution::Known(_)));
+        src.down.store(true, Ordering::SeqCst);
+        assert!(dir.revalidate().await.is_err());
+        // Still served (stale) while the database is down.
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert!(matches!(dir.resolve("good").await, Resolution::Known(_)));
+        src.down.store(false, Ordering::SeqCst);
+        tokio::time::advance(config.keep_warm_for + Duration::from_secs(1)).await;
+        assert_eq!(dir.revalidate().await, Ok(0), "idle: not revalidated");
+        assert_eq!(src.bulk_calls.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test(start_paused = true)]

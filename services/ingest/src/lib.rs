@@ -107,6 +107,28 @@ impl Ingest {
                 }
             }
         });
+        let directory = state.directory.clone();
+        let every = config.directory.revalidate_every;
+        let stop = background.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut failing = false;
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    _ = tick.tick() => match directory.revalidate().await {
+                        Ok(_) => failing = false,
+                        // Logged once per outage: the hot path's own look-ups say the rest.
+                        Err(reason) if !failing => {
+                            failing = true;
+                            tracing::warn!(%reason, "webhook tokens could not be revalidated");
+                        }
+                        Err(_) => {}
+                    },
+                }
+            }
+        });
         Self {
             state,
             log_task,

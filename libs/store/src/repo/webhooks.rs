@@ -1,6 +1,8 @@
 //! The ingest's side of the store: resolving a webhook token to its recorder, and the raw
 //! webhook log, written in batches off the hot path.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect};
@@ -140,22 +142,53 @@ impl Webhooks<'_> {
     /// # Errors
     /// Database errors only.
     pub async fn resolve(&self, token: &str) -> StoreResult<Option<WebhookTarget>> {
-        let Some(m) = recorders::Entity::find()
+        recorders::Entity::find()
             .filter(recorders::Column::WebhookTokenHash.eq(token_hash(token)))
             .one(self.store.db())
             .await
             .map_err(|e| StoreError::db("recorder", e))?
-        else {
-            return Ok(None);
-        };
-        let settings: jt_domain::Settings = from_json("recorder settings", m.id, m.settings)?;
-        Ok(Some(WebhookTarget {
-            recorder: RecorderId(m.id),
-            owner: UserId(m.user_id),
-            name: m.name,
-            symbol: m.symbol,
-            custom_ticker: settings.custom_ticker,
-        }))
+            .map(webhook_target)
+            .transpose()
+    }
+
+    /// [`Self::resolve`] for many tokens in one statement (the ingest's cache revalidates the
+    /// tokens it serves this way): each token with its recorder, or `None` when no recorder has
+    /// it (deleted, or its token rotated). At most [`RESOLVE_MANY_MAX`] tokens per call.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for more tokens than that; database errors.
+    pub async fn resolve_many(
+        &self,
+        tokens: &[String],
+    ) -> StoreResult<Vec<(String, Option<WebhookTarget>)>> {
+        if tokens.len() > RESOLVE_MANY_MAX {
+            return Err(StoreError::invalid(
+                "tokens",
+                format!(
+                    "at most {RESOLVE_MANY_MAX} per look-up, not {}",
+                    tokens.len()
+                ),
+            ));
+        }
+        if tokens.is_empty() {
+            return Ok(Vec::new());
+        }
+        let hashes: Vec<Vec<u8>> = tokens.iter().map(|t| token_hash(t)).collect();
+        let mut found: HashMap<Vec<u8>, WebhookTarget> = HashMap::with_capacity(tokens.len());
+        for m in recorders::Entity::find()
+            .filter(recorders::Column::WebhookTokenHash.is_in(hashes.iter().cloned()))
+            .all(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("recorder", e))?
+        {
+            let hash = m.webhook_token_hash.clone();
+            found.insert(hash, webhook_target(m)?);
+        }
+        Ok(tokens
+            .iter()
+            .zip(hashes)
+            .map(|(token, hash)| (token.clone(), found.get(&hash).cloned()))
+            .collect())
     }
 
     /// Writes a batch of log rows in few statements; returns how many were new. Rows already
@@ -239,6 +272,21 @@ impl Webhooks<'_> {
             .map(WebhookLogEntry::from)
             .collect())
     }
+}
+
+/// The most tokens one [`Webhooks::resolve_many`] takes (one statement's bind parameters stay
+/// far below both engines' limits).
+pub const RESOLVE_MANY_MAX: usize = 500;
+
+fn webhook_target(m: recorders::Model) -> StoreResult<WebhookTarget> {
+    let settings: jt_domain::Settings = from_json("recorder settings", m.id, m.settings)?;
+    Ok(WebhookTarget {
+        recorder: RecorderId(m.id),
+        owner: UserId(m.user_id),
+        name: m.name,
+        symbol: m.symbol,
+        custom_ticker: settings.custom_ticker,
+    })
 }
 
 impl Store {
