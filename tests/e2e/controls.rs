@@ -356,3 +356,31 @@ async fn the_paper_record_adds_flips_and_never_applies_a_redelivered_signal_twic
     assert_eq!(short.last_signal, Some(SignalId(flip)));
     p.stop().await;
 }
+
+#[tokio::test]
+async fn a_signal_whose_recorder_was_deleted_meanwhile_is_dropped_not_retried() {
+    let mut p = Platform::start(Options::default()).await;
+    let (recorder, token) = p.recorder(bracketed(), &[trader(0)]).await;
+    // Queued while no executor runs, then the recorder goes before the fan-out sees it.
+    p.kill_executor().await;
+    let s = p.queued(&token, &alert("buy", "long", "")).await;
+    p.store.recorders().delete(p.user, recorder).await.unwrap();
+    p.start_executor();
+
+    let signals = jt_bus::Definitions::new(p.bus.namespace()).signals.name;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while p.bus.stream_stats(&signals).await.unwrap().messages > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the signal is still queued: retried instead of dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        p.store.signals().get(p.user, SignalId(s)).await.is_err(),
+        "no row: its recorder is gone"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(p.orders(0).is_empty(), "sent: {:#?}", p.orders(0));
+    p.stop().await;
+}

@@ -155,6 +155,13 @@ async fn paper_positions_keep_exact_averages_and_one_open_per_symbol(t: &TestSto
             (p.id, PaperStatus::Closed)
         ]
     );
+    // One position twice in one write is refused before anything is written.
+    assert!(matches!(
+        t.paper()
+            .save_positions(owner.id, &[&successor, &successor])
+            .await,
+        Err(StoreError::Invalid { .. })
+    ));
     // Two open positions in one write are refused whole.
     let twins = [
         PaperPosition {

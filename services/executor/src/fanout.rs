@@ -446,17 +446,7 @@ impl Fanout {
             .filter(|q| *q > 0)
             .unwrap_or(settings.initial_position_size);
         let price = Price::on_tick(instrument, raw_price);
-        // The store keeps times to the microsecond: the engine works at that precision too, so
-        // the position read back next time is the one computed now (`continues` compares the
-        // stored `opened_at` with the engine's).
-        let mut at = msg.received_at.trunc_subsecs(6);
-        // A new position must open after the symbol's latest one (that is how the next signal
-        // finds it): ingest replicas' clocks may disagree by a little.
-        if let Some(l) = &latest_opened
-            && at <= *l
-        {
-            at = *l + chrono::Duration::microseconds(1);
-        }
+        let at = paper_time(msg.received_at, latest_opened);
         let closed =
             match paper::apply_signal(&mut position, &ctx, msg.signal.action, qty, price, at) {
                 Ok(c) => c,
@@ -536,6 +526,19 @@ fn position_name(p: jt_alerts::MarketPosition) -> String {
         jt_alerts::MarketPosition::Flat => "flat",
     }
     .to_string()
+}
+
+/// The time the paper engine applies a signal at. The store keeps times to the microsecond,
+/// so the engine works at that precision too: the position read back next time is the one
+/// computed now (`continues` compares the stored `opened_at` with the engine's). And a new
+/// position must open after the symbol's latest one (`opened_at` orders them, which is how the
+/// next signal finds it): ingest replicas' clocks may disagree by a little.
+fn paper_time(received_at: DateTime<Utc>, latest_opened: Option<DateTime<Utc>>) -> DateTime<Utc> {
+    let at = received_at.trunc_subsecs(6);
+    match latest_opened {
+        Some(latest) if at <= latest => latest.trunc_subsecs(6) + chrono::Duration::microseconds(1),
+        _ => at,
+    }
 }
 
 fn paper_position_id(signal: Uuid) -> Uuid {
@@ -651,5 +654,27 @@ pub(crate) fn stale_at(intent: &IntentMessage, now: DateTime<Utc>) -> Option<i64
     ) {
         Freshness::Stale { age, .. } => Some(age.num_seconds()),
         Freshness::Fresh { .. } | Freshness::Untimed => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(micros: i64, nanos_extra: i64) -> DateTime<Utc> {
+        Utc.timestamp_micros(1_795_000_000_000_000 + micros)
+            .unwrap()
+            + chrono::Duration::nanoseconds(nanos_extra)
+    }
+
+    #[test]
+    fn paper_times_are_whole_microseconds_and_after_the_latest_position() {
+        // Nanoseconds dropped: what the store keeps.
+        assert_eq!(paper_time(t(10, 688), None), t(10, 0));
+        assert_eq!(paper_time(t(10, 688), Some(t(5, 0))), t(10, 0));
+        // A replica whose clock is behind: just after the latest position, never before it.
+        assert_eq!(paper_time(t(10, 0), Some(t(10, 0))), t(11, 0));
+        assert_eq!(paper_time(t(3, 999), Some(t(10, 0))), t(11, 0));
     }
 }

@@ -13,11 +13,11 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use jt_bus::{Bus, BusConfig, Definitions, Envelope, Namespace, RawMessage};
 use jt_domain::Settings;
-use jt_ingest::{Ingest, IngestConfig, LogWriterConfig, RateLimit};
+use jt_ingest::{DirectoryConfig, Ingest, IngestConfig, LogWriterConfig, RateLimit};
 use jt_messages::SignalMessage;
 use jt_store::repo::auth::NewUser;
 use jt_store::repo::recorders::NewRecorder;
-use jt_store::{RecorderId, Role, Secret, SecretKey, Store, StoreConfig};
+use jt_store::{RecorderId, Role, Secret, SecretKey, Store, StoreConfig, UserId};
 use jt_testkit::{TempSqlite, TestDatabase};
 use rust_decimal::Decimal;
 use tower::ServiceExt;
@@ -35,6 +35,7 @@ struct Harness {
     router: Router,
     token: String,
     recorder: RecorderId,
+    owner: UserId,
     _db: DbGuard,
 }
 
@@ -45,6 +46,10 @@ enum Pair {
 }
 
 async fn harness(pair: Pair, rate: RateLimit) -> Harness {
+    harness_with(pair, rate, DirectoryConfig::default()).await
+}
+
+async fn harness_with(pair: Pair, rate: RateLimit, directory: DirectoryConfig) -> Harness {
     jt_runtime::tls::install_crypto_provider();
     let (guard, url) = match pair {
         Pair::SqliteEmbedded => {
@@ -102,6 +107,7 @@ async fn harness(pair: Pair, rate: RateLimit) -> Harness {
         .unwrap();
     let config = IngestConfig {
         rate_limit: rate,
+        directory,
         log: LogWriterConfig {
             flush_every: Duration::from_millis(20),
             ..LogWriterConfig::default()
@@ -118,6 +124,7 @@ async fn harness(pair: Pair, rate: RateLimit) -> Harness {
         router,
         token: token.expose().to_string(),
         recorder: recorder.id,
+        owner: user.id,
         _db: guard,
     }
 }
@@ -197,6 +204,7 @@ on_both!(
     an_unknown_token_is_404_without_a_hint,
     too_many_alerts_for_one_webhook_are_429,
     every_request_is_logged,
+    a_rotated_token_stops_at_the_next_revalidation,
 );
 
 async fn an_alert_is_queued_and_answered_with_its_signal_id(pair: Pair) {
@@ -329,4 +337,47 @@ async fn every_request_is_logged(pair: Pair) {
     );
     let codes: Vec<u16> = logged.iter().map(|(c, _)| *c).collect();
     assert_eq!(codes, vec![200, 200, 400, 404]);
+}
+
+async fn a_rotated_token_stops_at_the_next_revalidation(pair: Pair) {
+    // Answers never go stale by age here: only the ingest's bulk revalidation can notice.
+    let h = harness_with(
+        pair,
+        RateLimit::default(),
+        DirectoryConfig {
+            fresh_for: Duration::from_secs(3600),
+            revalidate_every: Duration::from_millis(100),
+            ..DirectoryConfig::default()
+        },
+    )
+    .await;
+    assert_eq!(h.hook(ENTRY).await.0, StatusCode::OK);
+    let fresh = h
+        .store
+        .recorders()
+        .rotate_webhook_token(h.owner, h.recorder)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, _) = h
+            .hook(r#"{"action":"sell","ticker":"MNQ1!","position":"flat"}"#)
+            .await;
+        if status == StatusCode::NOT_FOUND {
+            break;
+        }
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old token still works"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, _) = h
+        .post(
+            fresh.expose(),
+            r#"{"action":"buy","ticker":"MNQ1!","comment":"new URL"}"#.to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "the new URL works at once");
 }

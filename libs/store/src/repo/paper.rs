@@ -261,7 +261,8 @@ impl Paper<'_> {
     /// # Errors
     /// [`StoreError::NotFound`] for a recorder, or a stored row, that is not the owner's (the
     /// other rows are written); [`StoreError::Conflict`] for a second open position on the
-    /// same symbol (nothing is written).
+    /// same symbol (nothing is written); [`StoreError::Invalid`] for one position given twice
+    /// (nothing is written: one statement cannot write a row twice).
     pub async fn save_positions(
         &self,
         owner: UserId,
@@ -272,6 +273,16 @@ impl Paper<'_> {
         };
         if let Some(p) = positions.iter().find(|p| p.owner != owner) {
             return Err(StoreError::not_found("paper position", p.id));
+        }
+        if let Some((i, p)) = positions
+            .iter()
+            .enumerate()
+            .find(|(i, p)| positions[..*i].iter().any(|q| q.id == p.id))
+        {
+            return Err(StoreError::invalid(
+                "positions",
+                format!("position {} is given twice (at {i})", p.id),
+            ));
         }
         use paper_positions::Column as C;
         let mut oc = OnConflict::column(C::Id);
