@@ -442,6 +442,95 @@ fn multibracket_legs_exit_in_turn_and_the_last_exit_cancels_the_rest() {
 }
 
 #[test]
+fn a_fill_that_leaves_the_account_flat_ends_the_exits_of_filled_entries() {
+    let b = bench();
+    let live = |b: &Bench| {
+        b.ex.read(b.account, |_, st| st.live_ids.len()).unwrap()
+    };
+    let strategy_status = |b: &Bench, sid: Id| {
+        b.ex.read(b.account, |_, st| st.strategies.get(&sid).unwrap().entity.status)
+            .unwrap()
+    };
+    // A multibracket strategy closed by an order of its own: the exits go with the position.
+    let s =
+        b.ex.start_strategy(
+            &Ctx::default(),
+            b.account,
+            b.mnq,
+            strategy(Action::Buy, 2, vec![bracket(2, dec!(10), dec!(-10))]),
+            "{}".into(),
+            None,
+            None,
+            true,
+        )
+        .unwrap();
+    assert_eq!(b.net(), 2);
+    assert_eq!(live(&b), 2, "target and stop work");
+    let close = b.place(&order(Action::Sell, 2, OrderType::Market, None, None));
+    assert_eq!(b.status(close), OrdStatus::Filled);
+    assert_eq!(b.net(), 0);
+    assert_eq!(live(&b), 0, "{:?}", strategy_orders(&b, s.id));
+    assert!(
+        strategy_orders(&b, s.id)
+            .iter()
+            .filter(|o| o.1 != OrderType::Market)
+            .all(|o| o.2 == OrdStatus::Canceled)
+    );
+    assert_eq!(strategy_status(&b, s.id), StrategyStatus::ExecutionFinished);
+    // An OSO closed the same way, in two lots: its brackets shrink with the first, go with
+    // the second.
+    let entry = order(Action::Sell, 2, OrderType::Market, None, None);
+    let tp = order(Action::Buy, 0, OrderType::Limit, Some(dec!(20990)), None);
+    let sl = order(Action::Buy, 0, OrderType::Stop, None, Some(dec!(21010)));
+    let (e, ids) =
+        b.ex.place_oso(&Ctx::default(), b.account, b.mnq, &entry, &[tp, sl])
+            .unwrap();
+    assert_eq!(b.status(e), OrdStatus::Filled);
+    b.place(&order(Action::Buy, 1, OrderType::Market, None, None));
+    assert_eq!(b.net(), -1);
+    assert_eq!(b.status(ids[1]), OrdStatus::Working, "still short one");
+    b.place(&order(Action::Buy, 1, OrderType::Market, None, None));
+    assert_eq!(b.net(), 0);
+    assert_eq!(b.status(ids[0]), OrdStatus::Canceled);
+    assert_eq!(b.status(ids[1]), OrdStatus::Canceled);
+    // The old stop's price trades: nothing fills, the account stays flat.
+    let fills = b.fills().len();
+    b.price(dec!(21020));
+    b.price(dec!(20980));
+    assert_eq!((b.net(), b.fills().len()), (0, fills));
+
+    // Orders not tied to a filled entry stay: a breakout OCO placed flat, an OSO whose entry
+    // has not filled, through a round trip of other orders.
+    b.price(dec!(21000));
+    let (up, down) =
+        b.ex.place_oco(
+            &Ctx::default(),
+            b.account,
+            b.mnq,
+            &order(Action::Buy, 1, OrderType::Stop, None, Some(dec!(21050))),
+            &order(Action::Sell, 1, OrderType::Stop, None, Some(dec!(20950))),
+        )
+        .unwrap();
+    let entry = order(Action::Buy, 1, OrderType::Limit, Some(dec!(20900)), None);
+    let tp = order(Action::Sell, 0, OrderType::Limit, Some(dec!(20950)), None);
+    let (e, ids) =
+        b.ex.place_oso(&Ctx::default(), b.account, b.mnq, &entry, &[tp])
+            .unwrap();
+    b.place(&order(Action::Buy, 1, OrderType::Market, None, None));
+    b.place(&order(Action::Sell, 1, OrderType::Market, None, None));
+    assert_eq!(b.net(), 0);
+    assert_eq!(
+        [b.status(up), b.status(down), b.status(e), b.status(ids[0])],
+        [
+            OrdStatus::Working,
+            OrdStatus::Working,
+            OrdStatus::Working,
+            OrdStatus::Suspended
+        ]
+    );
+}
+
+#[test]
 fn auto_trail_and_break_even_move_the_stop() {
     let b = bench();
     let mut trail = bracket(1, dec!(50), dec!(-10));
@@ -655,12 +744,49 @@ fn liquidation_cancels_working_orders_and_flattens() {
     assert_eq!(b.status(tp), OrdStatus::Canceled);
     assert_eq!(b.status(close), OrdStatus::Filled);
     assert_eq!(b.net(), 0);
-    // Flat: nothing to close.
+    // Flat: nothing to close, but working orders of the contract are still cancelled (the
+    // documented request is "cancel orders … and close that position").
+    let resting = b.place(&order(
+        Action::Buy,
+        1,
+        OrderType::Limit,
+        Some(dec!(20000)),
+        None,
+    ));
     assert_eq!(
         b.ex.liquidate(&Ctx::default(), b.account, b.mnq_id, false)
             .unwrap(),
         None
     );
+    assert_eq!(b.status(resting), OrdStatus::Canceled);
+    // A running strategy is stopped and every one of its orders cancelled.
+    let s =
+        b.ex.start_strategy(
+            &Ctx::default(),
+            b.account,
+            b.mnq,
+            strategy(Action::Buy, 1, vec![bracket(1, dec!(10), dec!(-10))]),
+            "{}".into(),
+            None,
+            None,
+            true,
+        )
+        .unwrap();
+    b.ex.liquidate(&Ctx::default(), b.account, b.mnq_id, false)
+        .unwrap()
+        .unwrap();
+    assert_eq!(b.net(), 0);
+    assert!(
+        strategy_orders(&b, s.id)
+            .iter()
+            .all(|o| matches!(o.2, OrdStatus::Filled | OrdStatus::Canceled))
+    );
+    let status =
+        b.ex.read(b.account, |_, st| {
+            st.strategies.get(&s.id).unwrap().entity.status
+        })
+        .unwrap();
+    assert_eq!(status, StrategyStatus::StoppedByUser);
 }
 
 #[test]

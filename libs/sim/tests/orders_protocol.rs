@@ -305,6 +305,77 @@ async fn order_strategies_over_the_socket_and_rest() {
     s.sim.shutdown().await;
 }
 
+/// Any fill that leaves the account flat ends the exits of an OSO or a strategy whose entry
+/// filled, whichever order made it flat: a stop left working would open a position.
+#[tokio::test]
+async fn brackets_and_strategies_end_when_another_order_makes_the_account_flat() {
+    let s = setup("flat").await;
+    let sell = |qty: u32| {
+        json!({"accountSpec": "flat-1", "accountId": s.account_id, "action": "Sell",
+            "symbol": s.symbol, "orderQty": qty, "orderType": "Market", "isAutomated": true})
+    };
+    let working = || async {
+        s.orders()
+            .await
+            .into_iter()
+            .filter(|o| matches!(o["status"].as_str(), Some("Working" | "Suspended")))
+            .collect::<Vec<_>>()
+    };
+    let net = || async {
+        s.rest
+            .get(&format!("position/deps?masterid={}", s.account_id))
+            .await[0]["netPos"]
+            .as_i64()
+            .unwrap()
+    };
+    // An OSO (buy 2, stop 20990, target 21010) closed by a separate market order.
+    let r = s
+        .rest
+        .post(
+            "order/placeoso",
+            fixture_json("placeoso_market_two_brackets.json", &s.vars()),
+        )
+        .await;
+    let (stop, target) = (r["oso1Id"].as_i64().unwrap(), r["oso2Id"].as_i64().unwrap());
+    assert_eq!(s.status(stop).await, "Working");
+    s.rest.post("order/placeorder", sell(2)).await;
+    assert_eq!(net().await, 0);
+    assert_eq!(s.status(stop).await, "Canceled");
+    assert_eq!(s.status(target).await, "Canceled");
+    assert!(working().await.is_empty(), "{:#?}", working().await);
+    // The old stop's price trades: still flat.
+    for p in [20980, 21020, 21000] {
+        s.admin
+            .post("prices", json!({"symbol": s.symbol, "price": p}))
+            .await;
+    }
+    assert_eq!(net().await, 0);
+
+    // A multibracket strategy (buy 15 in three brackets) closed the same way.
+    let r = s
+        .rest
+        .post(
+            "orderstrategy/startorderstrategy",
+            fixture_json("startorderstrategy_multibracket.json", &s.vars()),
+        )
+        .await;
+    let sid = r["orderStrategy"]["id"].as_i64().unwrap();
+    assert_eq!(net().await, 15);
+    assert_eq!(working().await.len(), 6, "three targets, three stops");
+    s.rest.post("order/placeorder", sell(15)).await;
+    assert_eq!(net().await, 0);
+    assert!(working().await.is_empty(), "{:#?}", working().await);
+    let strategy = s.rest.get(&format!("orderStrategy/item?id={sid}")).await;
+    assert_eq!(strategy["status"], "ExecutionFinished");
+    for p in [20980, 21000] {
+        s.admin
+            .post("prices", json!({"symbol": s.symbol, "price": p}))
+            .await;
+    }
+    assert_eq!(net().await, 0);
+    s.sim.shutdown().await;
+}
+
 #[tokio::test]
 async fn liquidation_snapshot_and_entity_queries() {
     let s = setup("liq").await;

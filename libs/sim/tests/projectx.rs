@@ -875,6 +875,87 @@ async fn brackets_follow_the_fill_in_both_tick_conventions_and_are_one_cancels_o
     assert_eq!(px.positions(a).await[0]["size"], 1);
 }
 
+/// `Position/closeContract` (or any opposite fill) that makes the account flat ends the
+/// bracket: its children are cancelled, so the old stop can never open a short.
+#[tokio::test]
+async fn a_bracket_ends_when_close_contract_makes_the_account_flat() {
+    let sim = sim().await;
+    let (key, accounts) = px_user(&sim, "pxf", &["PXF1"]).await;
+    let a = accounts[0];
+    let px = Px::login(&sim, "pxf", &key).await;
+    let mnq = px.contract("MNQ").await;
+    let cid = mnq["id"].as_str().unwrap().to_string();
+    price(&sim, &mnq, dec!(21000));
+    let mut hub = Hub::connect(&sim.projectx_user_hub_url(), &px.token).await;
+    for (m, args) in [
+        ("SubscribeOrders", vec![json!(a)]),
+        ("SubscribePositions", vec![json!(a)]),
+    ] {
+        assert!(hub.invoke(m, args).await.get("error").is_none());
+    }
+    // Long 3 with a stop 10 ticks below (20997.5) and a target 20 ticks above.
+    px.place(fixture(
+        "order_place_bracket.json",
+        &[
+            ("ACCOUNT_ID", a.to_string()),
+            ("CONTRACT_ID", cid.clone()),
+            ("TAG", "jt-f1".into()),
+        ],
+    ))
+    .await;
+    let children: Vec<i64> = px
+        .open_orders(a)
+        .await
+        .iter()
+        .map(|o| o["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(children.len(), 2);
+    let _ = hub.events(Duration::from_millis(300)).await;
+    px.ok(
+        "Position/closeContract",
+        json!({"accountId": a, "contractId": cid}),
+    )
+    .await;
+    assert!(px.positions(a).await.is_empty());
+    assert!(px.open_orders(a).await.is_empty(), "{:#?}", px.open_orders(a).await);
+    // On the hub: the flat position, then both children cancelled (status 3).
+    let mut events = hub
+        .events_until(|m| m["target"] == "GatewayUserPosition")
+        .await;
+    events.extend(hub.events(Duration::from_millis(300)).await);
+    let s = summary(&events);
+    let flat = s.iter().position(|e| e == "position 0").expect("a flat position");
+    let cancelled: Vec<&String> = s[flat..]
+        .iter()
+        .filter(|e| e.ends_with("status 3"))
+        .collect();
+    assert_eq!(cancelled.len(), 2, "{s:#?}");
+    for id in &children {
+        assert!(
+            cancelled.iter().any(|e| e.starts_with(&format!("order {id} "))),
+            "{s:#?}"
+        );
+    }
+    // The price goes through the old stop: no fill, still flat, nothing working.
+    price(&sim, &mnq, dec!(20990));
+    price(&sim, &mnq, dec!(20980));
+    assert!(px.positions(a).await.is_empty());
+    assert!(px.open_orders(a).await.is_empty());
+    let orders = px
+        .ok(
+            "Order/search",
+            json!({"accountId": a, "startTimestamp": "2000-01-01T00:00:00Z"}),
+        )
+        .await;
+    let filled = orders["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["status"] == 2)
+        .count();
+    assert_eq!(filled, 2, "the entry and the close only: {orders}");
+}
+
 #[tokio::test]
 async fn user_hub_sends_the_captured_event_order() {
     let sim = sim().await;

@@ -917,6 +917,7 @@ impl Op<'_> {
 
         // Linked orders.
         self.after_fill_links(order_id);
+        self.cancel_exits_when_flat(contract_id);
     }
 
     fn apply_to_position(
@@ -1086,6 +1087,61 @@ impl Op<'_> {
                 Role::Target(_) | Role::Stop(_) => {}
             }
             self.strategy_check_done(sid);
+        }
+    }
+
+    /// Once a fill leaves the account flat in a contract, the exits that protected the
+    /// position there have nothing left to protect, whichever order made it flat (a close, a
+    /// manual opposite order, another strategy's exit): every active strategy of the contract
+    /// whose entry has filled finishes with its working exits cancelled, and so do the brackets
+    /// of an OSO whose entry has filled. Left working, such a stop would open a position nobody
+    /// asked for once the price reaches it. An entry still working (partly filled) keeps its
+    /// exits: more of it may fill. Standalone orders, OCO pairs included, are not tied to a
+    /// position and stay.
+    fn cancel_exits_when_flat(&mut self, contract_id: Id) {
+        if self.net_pos(contract_id) != 0 {
+            return;
+        }
+        // Only live orders can belong to a strategy that is still active or to a bracket
+        // still working, so the live set (small) is enough to find them.
+        let mut sids: Vec<Id> = Vec::new();
+        let mut brackets: Vec<Id> = Vec::new();
+        for id in &self.st.live_ids {
+            let Some(o) = self.st.orders.get(id) else {
+                continue;
+            };
+            if o.order.contract_id != contract_id {
+                continue;
+            }
+            match o.strategy {
+                Some((sid, _)) => {
+                    if !sids.contains(&sid) {
+                        sids.push(sid);
+                    }
+                }
+                None => {
+                    let active = o.live.as_ref().is_some_and(|l| l.active);
+                    let entry_done = o
+                        .order
+                        .parent_id
+                        .and_then(|p| self.st.orders.get(&p))
+                        .is_some_and(|p| !p.is_live() && p.cum_qty > 0);
+                    if active && entry_done {
+                        brackets.push(*id);
+                    }
+                }
+            }
+        }
+        for sid in sids {
+            self.strategy_check_done(sid);
+        }
+        for id in brackets {
+            self.cancel_live(
+                id,
+                None,
+                Some("position closed".into()),
+                OrdStatus::Canceled,
+            );
         }
     }
 
