@@ -47,6 +47,23 @@ async fn sim() -> Sim {
     .await
 }
 
+/// A simulator without request limits whose contracts are listed as on `date`.
+async fn sim_on(date: chrono::NaiveDate) -> Sim {
+    start_sim(SimConfig {
+        projectx: SimProjectX {
+            limits: ProjectXLimits {
+                requests: None,
+                bars_requests: None,
+                ..ProjectXLimits::default()
+            },
+            ..SimProjectX::default()
+        },
+        catalog_date: Some(date),
+        ..SimConfig::default()
+    })
+    .await
+}
+
 /// A ProjectX login on the simulator; returns its account ids.
 fn px_user(sim: &Sim, name: &str, accounts: &[&str]) -> Vec<AccountId> {
     sim.admin()
@@ -261,6 +278,41 @@ async fn login_reuse_validate_renewal_expiry_and_refused_keys() {
         matches!(&err, BrokerError::NeedsReauth { reason } if reason.contains("ApiSubscriptionNotFound")),
         "{err:?}"
     );
+}
+
+/// The Gateway's search lists the active month only: a root resolves to it on either side of
+/// a roll (and a year boundary), another month is found by its id.
+#[tokio::test]
+async fn contracts_resolve_to_the_active_month_and_other_months_by_id_across_a_roll() {
+    for (date, front, other, other_id) in [
+        ((2026, 11, 21), "MNQZ6", "MNQH7", "CON.F.US.MNQ.H27"),
+        ((2026, 12, 11), "MNQH7", "MNQM7", "CON.F.US.MNQ.M27"),
+    ] {
+        let sim = sim_on(chrono::NaiveDate::from_ymd_opt(date.0, date.1, date.2).unwrap()).await;
+        px_user(&sim, "pxr", &["PXR1"]);
+        let b = broker(config(&sim, "pxr"));
+        for symbol in ["MNQ1!", "MNQ", "CME_MINI:MNQ1!"] {
+            let c = b.resolve_contract(symbol).await.unwrap();
+            assert_eq!(c.name, front, "{symbol} on {date:?}");
+        }
+        sim.admin().reset_request_counts();
+        let c = b.resolve_contract(other).await.unwrap();
+        assert_eq!((c.name.as_str(), c.id.as_str()), (other, other_id));
+        let calls = sim.admin().request_counts();
+        assert_eq!(
+            calls.get("projectx:contract/searchbyid"),
+            Some(&1),
+            "{calls:?}"
+        );
+        // The month is usable: its tick size comes from the model the look-up cached.
+        assert_eq!(b.http().tick_size(&c.id).await.unwrap(), dec!(0.25));
+        // A month the exchange does not list (expired here) is unknown, not another month.
+        assert!(matches!(
+            b.resolve_contract("MNQU6").await,
+            Err(BrokerError::UnknownContract { .. })
+        ));
+        sim.shutdown().await;
+    }
 }
 
 #[tokio::test]

@@ -108,6 +108,9 @@ pub struct SimConfig {
     pub users: Vec<admin::NewUser>,
     /// The ProjectX surface: token lifetime, request limits, hub timings.
     pub projectx: ProjectXConfig,
+    /// The trading day the listed contracts (front and next month) are computed for; `None`:
+    /// today's. Tests stand on either side of a roll with it; nothing else changes with it.
+    pub catalog_date: Option<chrono::NaiveDate>,
 }
 
 impl Default for SimConfig {
@@ -127,6 +130,7 @@ impl Default for SimConfig {
             prices: Vec::new(),
             users: Vec::new(),
             projectx: ProjectXConfig::default(),
+            catalog_date: None,
         }
     }
 }
@@ -198,7 +202,9 @@ impl Sim {
             addr: config.listen,
             source,
         })?;
-        let today = core::clock::trade_date_of(core::clock::now_us());
+        let today = config
+            .catalog_date
+            .unwrap_or_else(|| core::clock::trade_date_of(core::clock::now_us()));
         let ex = Arc::new(Exchange::new(today, config.matching, config.session_mode));
         let px = ProjectX::new(&ex.catalog, &config.projectx);
         let sh = Arc::new(Shared {

@@ -444,12 +444,12 @@ fn multibracket_legs_exit_in_turn_and_the_last_exit_cancels_the_rest() {
 #[test]
 fn a_fill_that_leaves_the_account_flat_ends_the_exits_of_filled_entries() {
     let b = bench();
-    let live = |b: &Bench| {
-        b.ex.read(b.account, |_, st| st.live_ids.len()).unwrap()
-    };
+    let live = |b: &Bench| b.ex.read(b.account, |_, st| st.live_ids.len()).unwrap();
     let strategy_status = |b: &Bench, sid: Id| {
-        b.ex.read(b.account, |_, st| st.strategies.get(&sid).unwrap().entity.status)
-            .unwrap()
+        b.ex.read(b.account, |_, st| {
+            st.strategies.get(&sid).unwrap().entity.status
+        })
+        .unwrap()
     };
     // A multibracket strategy closed by an order of its own: the exits go with the position.
     let s =

@@ -569,6 +569,89 @@ async fn contracts_and_bars() {
     assert_eq!(px.post("History/retrieveBars", no_n).await["errorCode"], 3);
 }
 
+/// `Contract/search` lists the active contract of each product only, as the Gateway's
+/// documented search answers; another month is reached by its id.
+#[tokio::test]
+async fn contract_search_lists_active_contracts_only_other_months_by_id() {
+    // 2026-11-21: December is the front, March 2027 the next (across a year boundary, where a
+    // client taking the first result alphabetically would pick MNQH7).
+    let at = |y, m, d| async move {
+        Sim::start(SimConfig {
+            catalog_date: chrono::NaiveDate::from_ymd_opt(y, m, d),
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap()
+    };
+    let sim = at(2026, 11, 21).await;
+    let (key, _) = px_user(&sim, "pxs", &["PXS1"]).await;
+    let px = Px::login(&sim, "pxs", &key).await;
+    let search = |text: &'static str| {
+        let px = &px;
+        async move {
+            px.ok(
+                "Contract/search",
+                json!({"searchText": text, "live": false}),
+            )
+            .await["contracts"]
+                .as_array()
+                .unwrap()
+                .clone()
+        }
+    };
+    let mnq = search("MNQ").await;
+    assert_eq!(mnq.len(), 1, "{mnq:#?}");
+    assert_eq!(
+        (
+            mnq[0]["name"].clone(),
+            mnq[0]["id"].clone(),
+            mnq[0]["activeContract"].clone()
+        ),
+        (json!("MNQZ6"), json!("CON.F.US.MNQ.Z26"), json!(true))
+    );
+    // "NQ" finds the front of every product it names (NQ, MNQ), never a back month.
+    let nq = search("NQ").await;
+    let names: Vec<&str> = nq.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert!(
+        names.contains(&"NQZ6") && names.contains(&"MNQZ6"),
+        "{names:?}"
+    );
+    assert!(nq.iter().all(|c| c["activeContract"] == true), "{nq:#?}");
+    let all = search("").await;
+    assert_eq!(all.len(), 20, "at most 20 results");
+    assert!(all.iter().all(|c| c["activeContract"] == true));
+    assert!(
+        search("MNQH7").await.is_empty(),
+        "a back month is not searched"
+    );
+    // The next month by id: there, not active.
+    let next = px
+        .ok(
+            "Contract/searchById",
+            json!({"contractId": "CON.F.US.MNQ.H27"}),
+        )
+        .await;
+    assert_eq!(
+        (
+            next["contract"]["name"].clone(),
+            next["contract"]["activeContract"].clone()
+        ),
+        (json!("MNQH7"), json!(false))
+    );
+    // After the roll (eight days before the third Friday), March is the one listed.
+    let rolled = at(2026, 12, 11).await;
+    let (key, _) = px_user(&rolled, "pxs", &["PXS1"]).await;
+    let px = Px::login(&rolled, "pxs", &key).await;
+    let mnq = px
+        .ok(
+            "Contract/search",
+            json!({"searchText": "MNQ", "live": false}),
+        )
+        .await;
+    assert_eq!(mnq["contracts"].as_array().unwrap().len(), 1);
+    assert_eq!(mnq["contracts"][0]["id"], "CON.F.US.MNQ.H27");
+}
+
 #[tokio::test]
 async fn orders_positions_trades_and_their_errors() {
     let sim = sim().await;
@@ -917,14 +1000,21 @@ async fn a_bracket_ends_when_close_contract_makes_the_account_flat() {
     )
     .await;
     assert!(px.positions(a).await.is_empty());
-    assert!(px.open_orders(a).await.is_empty(), "{:#?}", px.open_orders(a).await);
+    assert!(
+        px.open_orders(a).await.is_empty(),
+        "{:#?}",
+        px.open_orders(a).await
+    );
     // On the hub: the flat position, then both children cancelled (status 3).
     let mut events = hub
         .events_until(|m| m["target"] == "GatewayUserPosition")
         .await;
     events.extend(hub.events(Duration::from_millis(300)).await);
     let s = summary(&events);
-    let flat = s.iter().position(|e| e == "position 0").expect("a flat position");
+    let flat = s
+        .iter()
+        .position(|e| e == "position 0")
+        .expect("a flat position");
     let cancelled: Vec<&String> = s[flat..]
         .iter()
         .filter(|e| e.ends_with("status 3"))
@@ -932,7 +1022,9 @@ async fn a_bracket_ends_when_close_contract_makes_the_account_flat() {
     assert_eq!(cancelled.len(), 2, "{s:#?}");
     for id in &children {
         assert!(
-            cancelled.iter().any(|e| e.starts_with(&format!("order {id} "))),
+            cancelled
+                .iter()
+                .any(|e| e.starts_with(&format!("order {id} "))),
             "{s:#?}"
         );
     }

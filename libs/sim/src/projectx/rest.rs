@@ -436,9 +436,12 @@ fn contract_search(sh: &Shared, b: Body<'_>) -> Result<Reply, BadField> {
         .to_ascii_uppercase();
     let text = text.trim();
     let cat = &sh.ex.catalog;
+    // Only the active contract of each product, as the Gateway's documented search answers;
+    // other months are reached by id (`Contract/searchById`).
     let contracts: Vec<Value> = cat
         .contracts
         .iter()
+        .filter(|c| c.is_front)
         .filter(|c| {
             let p = cat.product_of(c);
             text.is_empty()

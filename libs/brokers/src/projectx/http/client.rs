@@ -120,6 +120,20 @@ fn month_of(name: &str, root: &str) -> Option<(char, char)> {
     Some((month, *year.last()?))
 }
 
+/// The id of another month of the product whose contract id is `active`
+/// (`CON.F.US.MNQ.Z26` → `CON.F.US.MNQ.H27` for `('H', '7')`): the year is the first one ending
+/// in the requested digit that is not before the active contract's year.
+fn sibling_id(active: &str, (month, digit): (char, char)) -> Option<String> {
+    let (prefix, code) = active.rsplit_once('.')?;
+    let yy: u32 = code.get(1..).filter(|y| y.len() == 2)?.parse().ok()?;
+    let d = digit.to_digit(10)?;
+    let mut year = yy - yy % 10 + d;
+    if year < yy {
+        year += 10;
+    }
+    Some(format!("{prefix}.{month}{:02}", year % 100))
+}
+
 /// The ProjectX order type, prices and feature a plain order needs.
 fn order_terms(kind: OrderKind) -> Result<(i32, Option<Decimal>, Option<Decimal>), BrokerError> {
     match kind {
@@ -496,13 +510,31 @@ impl ProjectXHttpClient {
             .into_iter()
             .filter(|c| month_of(&c.name, instrument.root).is_some())
             .collect();
-        let found = match month {
+        let listed = match month {
             Some(m) => candidates
-                .into_iter()
+                .iter()
                 .find(|c| month_of(&c.name, instrument.root) == Some(m)),
-            None => candidates.into_iter().find(|c| c.active_contract),
+            None => candidates.iter().find(|c| c.active_contract),
         }
-        .ok_or_else(unknown)?;
+        .cloned();
+        let found = match (listed, month) {
+            (Some(c), _) => c,
+            // The Gateway's search lists the active month of each product only: another month
+            // is looked up by its id, built from the active one's.
+            (None, Some(m)) => {
+                let id = candidates
+                    .iter()
+                    .find(|c| c.active_contract)
+                    .and_then(|active| sibling_id(&active.id, m))
+                    .ok_or_else(unknown)?;
+                match self.contract_model(&ContractId::from(id.as_str())).await {
+                    Ok(c) if month_of(&c.name, instrument.root) == Some(m) => c,
+                    Ok(_) | Err(BrokerError::UnknownContract { .. }) => return Err(unknown()),
+                    Err(e) => return Err(e),
+                }
+            }
+            (None, None) => return Err(unknown()),
+        };
         let contract = Contract {
             id: ContractId::from(found.id.as_str()),
             name: found.name.clone(),
@@ -1385,6 +1417,21 @@ mod tests {
     #[case("ENQH25", "NQ", None)]
     fn contract_months(#[case] name: &str, #[case] root: &str, #[case] want: Option<(char, char)>) {
         assert_eq!(month_of(name, root), want);
+    }
+
+    #[rstest]
+    #[case("CON.F.US.MNQ.Z26", ('H', '7'), Some("CON.F.US.MNQ.H27"))]
+    #[case("CON.F.US.MNQ.Z26", ('M', '6'), Some("CON.F.US.MNQ.M26"))]
+    #[case("CON.F.US.EP.Z29", ('H', '0'), Some("CON.F.US.EP.H30"))]
+    #[case("CON.F.US.ENQ.H99", ('Z', '0'), Some("CON.F.US.ENQ.Z00"))]
+    #[case("CON.F.US.MNQ.Z26", ('H', 'x'), None)]
+    #[case("MNQZ6", ('H', '7'), None)]
+    fn other_months_are_named_after_the_active_id(
+        #[case] active: &str,
+        #[case] month: (char, char),
+        #[case] want: Option<&str>,
+    ) {
+        assert_eq!(sibling_id(active, month).as_deref(), want);
     }
 
     #[test]
