@@ -195,10 +195,12 @@ struct Hub {
 
 impl Hub {
     async fn connect(url: &str, token: &str) -> Hub {
-        let (mut stream, _) =
-            tokio_tungstenite::connect_async(format!("{url}?access_token={token}"))
-                .await
-                .unwrap();
+        Hub::open(&format!("{url}?access_token={token}")).await
+    }
+
+    /// Connects to `url` as given (query included) and completes the handshake.
+    async fn open(url: &str) -> Hub {
+        let (mut stream, _) = tokio_tungstenite::connect_async(url).await.unwrap();
         stream
             .send(Message::Text(
                 format!("{{\"protocol\":\"json\",\"version\":1}}{RS}").into(),
@@ -1240,6 +1242,202 @@ async fn hub_handshake_auth_keep_alive_and_timeouts() {
     );
 }
 
+/// `POST {hub}/negotiate` as ASP.NET Core answers it (dotnet/aspnetcore
+/// `TransportProtocols.md`), then the upgrade with `id=`; the token is checked as for the
+/// upgrade; connecting without negotiation keeps working.
+#[tokio::test]
+async fn hubs_negotiate_then_upgrade_with_the_connection_token() {
+    let sim = sim_with(ProjectXConfig {
+        negotiate_timeout: Duration::from_secs(1),
+        ..ProjectXConfig::default()
+    })
+    .await;
+    let (key, accounts) = px_user(&sim, "pxn", &["PXN1"]).await;
+    let px = Px::login(&sim, "pxn", &key).await;
+    let http = http();
+    let base = sim.base_url();
+    let negotiate = |hub: &'static str, query: &'static str, token: Option<&str>| {
+        let mut r = http.post(format!("{base}/hubs/{hub}/negotiate{query}"));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    for (hub, ws_url) in [
+        ("user", sim.projectx_user_hub_url()),
+        ("market", sim.projectx_market_hub_url()),
+    ] {
+        // Version 1: a connection id and a separate, secret connection token.
+        let r = negotiate(hub, "?negotiateVersion=1", Some(&px.token))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "application/json");
+        let text = r.text().await.unwrap();
+        assert!(
+            text.starts_with(r#"{"negotiateVersion":1,"connectionId":""#),
+            "ASP.NET's field order: {text}"
+        );
+        let v: Value = serde_json::from_str(&text).unwrap();
+        let (id, token) = (
+            v["connectionId"].as_str().unwrap(),
+            v["connectionToken"].as_str().unwrap(),
+        );
+        assert_eq!((id.len(), token.len()), (22, 22), "{v}");
+        assert_ne!(id, token);
+        assert_eq!(
+            v["availableTransports"],
+            json!([{"transport": "WebSockets", "transferFormats": ["Text", "Binary"]}])
+        );
+        // The upgrade names the connection by its token; the hub then works as usual.
+        let url = format!("{ws_url}?id={token}&access_token={}", px.token);
+        let mut h = Hub::open(&url).await;
+        let (method, arg) = if hub == "user" {
+            ("SubscribeOrders", json!(accounts[0]))
+        } else {
+            (
+                "SubscribeContractQuotes",
+                px.contract("MNQ").await["id"].clone(),
+            )
+        };
+        let c = h.invoke(method, vec![arg]).await;
+        assert!(c.get("error").is_none(), "{c}");
+        // A second socket on the same connection: 409; after it closed, the id is gone.
+        let err = tokio_tungstenite::connect_async(&url).await.unwrap_err();
+        assert!(err.to_string().contains("409"), "{err}");
+        drop(h);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let err = loop {
+            let err = tokio_tungstenite::connect_async(&url).await.unwrap_err();
+            if !err.to_string().contains("409") || Instant::now() > deadline {
+                break err;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(err.to_string().contains("404"), "{err}");
+        // The public connection id does not connect (version 1 uses the token).
+        let err =
+            tokio_tungstenite::connect_async(format!("{ws_url}?id={id}&access_token={}", px.token))
+                .await
+                .unwrap_err();
+        assert!(err.to_string().contains("404"), "{err}");
+
+        // Version 0 (no version asked): no token, the connection id is the `id`.
+        let v: Value = negotiate(hub, "", Some(&px.token))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["negotiateVersion"], 0);
+        assert!(v.get("connectionToken").is_none(), "{v}");
+        Hub::open(&format!(
+            "{ws_url}?id={}&access_token={}",
+            v["connectionId"].as_str().unwrap(),
+            px.token
+        ))
+        .await;
+        // A later version is answered with 1; the token may ride in the query, as in
+        // ProjectX's hub URL.
+        let v: Value = http
+            .post(format!(
+                "{base}/hubs/{hub}/negotiate?access_token={}&negotiateVersion=5",
+                px.token
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["negotiateVersion"], 1);
+    }
+    // The token is checked exactly as the upgrade checks it: none or a bad one → 401.
+    for token in [None, Some("not-a-token")] {
+        let r = negotiate("user", "?negotiateVersion=1", token)
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{token:?}");
+        assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    }
+    let r = http
+        .post(format!("{base}/hubs/market/negotiate?access_token=x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // A good id with a bad token is refused at the upgrade too.
+    let v: Value = negotiate("user", "?negotiateVersion=1", Some(&px.token))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let err = tokio_tungstenite::connect_async(format!(
+        "{}?id={}&access_token=x",
+        sim.projectx_user_hub_url(),
+        v["connectionToken"].as_str().unwrap()
+    ))
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("401"), "{err}");
+    // Not POST: 405. A version that is not an integer, or negative: an `error` answer.
+    let r = http
+        .get(format!("{base}/hubs/user/negotiate?negotiateVersion=1"))
+        .bearer_auth(&px.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    for (q, error) in [
+        (
+            "?negotiateVersion=one",
+            "The client requested a non-integer protocol version.",
+        ),
+        (
+            "?negotiateVersion=-1",
+            "The client requested version '-1', but the server does not support this version.",
+        ),
+    ] {
+        let r = negotiate("user", q, Some(&px.token)).await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.json::<Value>().await.unwrap(), json!({ "error": error }));
+    }
+    // An unknown id, or one negotiated too long ago: 404.
+    let err = tokio_tungstenite::connect_async(format!(
+        "{}?id=nope&access_token={}",
+        sim.projectx_user_hub_url(),
+        px.token
+    ))
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("404"), "{err}");
+    let v: Value = negotiate("user", "?negotiateVersion=1", Some(&px.token))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let err = tokio_tungstenite::connect_async(format!(
+        "{}?id={}&access_token={}",
+        sim.projectx_user_hub_url(),
+        v["connectionToken"].as_str().unwrap(),
+        px.token
+    ))
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("404"), "{err}");
+    // Without negotiation (ProjectX's example: skipNegotiation) the hub still connects.
+    Hub::connect(&sim.projectx_user_hub_url(), &px.token).await;
+    let calls = sim.admin().request_counts();
+    assert!(
+        calls.get("projectx:hubs/user/negotiate") >= Some(&7)
+            && calls.get("projectx:hubs/market/negotiate") >= Some(&3),
+        "{calls:?}"
+    );
+}
+
 #[tokio::test]
 async fn market_hub_quotes_trades_and_depth() {
     let sim = sim().await;
@@ -1462,6 +1660,14 @@ async fn rate_limits_and_faults() {
     .await
     .unwrap_err();
     assert!(err.to_string().contains("503"), "{err}");
+    // Its negotiation fails the same way.
+    let r = http()
+        .post(format!("{}/hubs/user/negotiate", sim.base_url()))
+        .bearer_auth(&px.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
     // A shutdown sends a close message that allows reconnecting.
     sim.admin().clear_faults();
     let mut hub = Hub::connect(&sim.projectx_user_hub_url(), &px.token).await;

@@ -1,9 +1,10 @@
 //! The two ProjectX hubs over WebSocket: the user hub (`/hubs/user`: accounts, orders,
 //! positions, trades) and the market hub (`/hubs/market`: quotes, trades, depth).
 //!
-//! Clients connect straight to the WebSocket with `?access_token=<token>` (no `/negotiate`,
-//! as ProjectX's own example does with `skipNegotiation`); an `Authorization: Bearer` header is
-//! read too. A missing or refused token answers HTTP 401 before the upgrade. After the
+//! Clients connect straight to the WebSocket with `?access_token=<token>` (as ProjectX's own
+//! example does with `skipNegotiation`), or negotiate first (`POST {hub}/negotiate`, see
+//! [`super::negotiate`]) and connect with the `id` it gave; an `Authorization: Bearer` header
+//! is read too. A missing or refused token answers HTTP 401 before the upgrade. After the
 //! handshake the server pings every `keep_alive` (15 s), closes a client silent for
 //! `client_timeout` (30 s) with a close message, and a client that does not complete the
 //! handshake within `handshake_timeout` (15 s). The token is checked at connect only: an open
@@ -692,24 +693,66 @@ impl Conn {
     }
 }
 
-/// The token of a hub request: `?access_token=` (what clients without negotiation send) or an
-/// `Authorization: Bearer` header.
+/// The token of a hub request: `?access_token=` (what browser clients and ProjectX's example
+/// send) or an `Authorization: Bearer` header.
 #[must_use]
-pub fn hub_token(query: &str, header: Option<&str>) -> Option<String> {
-    crate::tradovate::rest::parse_query(query)
-        .into_iter()
+pub fn hub_token(query: &[(String, String)], header: Option<&str>) -> Option<String> {
+    query
+        .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("access_token"))
-        .map(|(_, v)| v)
+        .map(|(_, v)| v.clone())
         .filter(|v| !v.is_empty())
         .or_else(|| header.map(str::to_string))
 }
 
-/// The hub a lower-case request path names, if any.
+/// What a request to a hub path asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HubRequest {
+    /// `{hub}/negotiate`.
+    Negotiate,
+    /// `{hub}` itself: the WebSocket upgrade.
+    Connect,
+}
+
+/// The hub a lower-case request path names, and whether it is the negotiation, if any.
 #[must_use]
-pub fn is_hub_path(path: &str) -> Option<HubKind> {
-    match path.trim_end_matches('/') {
-        "/hubs/user" => Some(HubKind::User),
-        "/hubs/market" => Some(HubKind::Market),
-        _ => None,
+pub fn hub_route(path: &str) -> Option<(HubKind, HubRequest)> {
+    let path = path.trim_end_matches('/');
+    let (path, request) = match path.strip_suffix("/negotiate") {
+        Some(hub) => (hub, HubRequest::Negotiate),
+        None => (path, HubRequest::Connect),
+    };
+    let kind = match path {
+        "/hubs/user" => HubKind::User,
+        "/hubs/market" => HubKind::Market,
+        _ => return None,
+    };
+    Some((kind, request))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hub_paths_route_to_the_upgrade_or_the_negotiation() {
+        assert_eq!(
+            hub_route("/hubs/user"),
+            Some((HubKind::User, HubRequest::Connect))
+        );
+        assert_eq!(
+            hub_route("/hubs/market/"),
+            Some((HubKind::Market, HubRequest::Connect))
+        );
+        assert_eq!(
+            hub_route("/hubs/user/negotiate"),
+            Some((HubKind::User, HubRequest::Negotiate))
+        );
+        assert_eq!(
+            hub_route("/hubs/market/negotiate/"),
+            Some((HubKind::Market, HubRequest::Negotiate))
+        );
+        assert_eq!(hub_route("/hubs/negotiate"), None);
+        assert_eq!(hub_route("/hubs/user/other"), None);
     }
 }

@@ -16,6 +16,7 @@ pub mod events;
 pub mod hubs;
 pub mod limits;
 pub mod models;
+pub mod negotiate;
 pub mod rest;
 pub mod signalr;
 
@@ -38,9 +39,10 @@ use crate::core::model::{Id, Protocol};
 use crate::faults::Point;
 use crate::net::ConnHandle;
 
-use auth::Tokens;
+use auth::{Identity, Tokens};
 use limits::{Limiter, ProjectXLimits};
 use models::ContractIds;
+use negotiate::{Negotiations, Refused};
 use rest::{After, Reply};
 
 /// Largest request body accepted.
@@ -59,6 +61,9 @@ pub struct ProjectXConfig {
     pub client_timeout: Duration,
     /// The handshake must arrive within this (SignalR's 15 s).
     pub handshake_timeout: Duration,
+    /// A negotiated connection not connected within this is forgotten (ASP.NET's disconnect
+    /// timeout, 15 s).
+    pub negotiate_timeout: Duration,
 }
 
 impl Default for ProjectXConfig {
@@ -69,6 +74,7 @@ impl Default for ProjectXConfig {
             keep_alive: Duration::from_secs(15),
             client_timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(15),
+            negotiate_timeout: Duration::from_secs(15),
         }
     }
 }
@@ -87,6 +93,8 @@ pub struct ProjectX {
     /// Accounts whose "Auto OCO Brackets" setting is off: bracket fields are ignored, as a
     /// community report says real servers do.
     pub manual_brackets: DashMap<Id, ()>,
+    /// Hub connections negotiated and not yet (or still) connected.
+    pub negotiations: Negotiations,
 }
 
 impl ProjectX {
@@ -99,6 +107,7 @@ impl ProjectX {
             ids: ContractIds::build(catalog),
             keys: DashMap::new(),
             manual_brackets: DashMap::new(),
+            negotiations: Negotiations::new(config.negotiate_timeout),
         }
     }
 
@@ -119,7 +128,7 @@ impl ProjectX {
 /// Whether a lower-case path belongs to this surface.
 #[must_use]
 pub fn owns(path: &str) -> bool {
-    path.starts_with("/api/") || path == "/api" || hubs::is_hub_path(path).is_some()
+    path.starts_with("/api/") || path == "/api" || hubs::hub_route(path).is_some()
 }
 
 fn respond(reply: Reply) -> Response {
@@ -161,8 +170,10 @@ fn bearer(req: &Request) -> Option<String> {
 pub(crate) async fn handle(sh: Arc<Shared>, conn: ConnHandle, req: Request) -> Response {
     let received_us = now_us();
     let path = req.uri().path().to_ascii_lowercase();
-    if let Some(kind) = hubs::is_hub_path(&path) {
-        return upgrade(sh, conn, req, kind).await;
+    match hubs::hub_route(&path) {
+        Some((kind, hubs::HubRequest::Negotiate)) => return negotiate(sh, req, kind).await,
+        Some((kind, hubs::HubRequest::Connect)) => return upgrade(sh, conn, req, kind).await,
+        None => {}
     }
     let endpoint = path.strip_prefix("/api/").unwrap_or("").to_string();
     let is_post = req.method() == Method::POST;
@@ -203,40 +214,106 @@ pub(crate) async fn handle(sh: Arc<Shared>, conn: ConnHandle, req: Request) -> R
     }
 }
 
-async fn upgrade(sh: Arc<Shared>, conn: ConnHandle, req: Request, kind: hubs::HubKind) -> Response {
-    let query = req.uri().query().unwrap_or("").to_string();
-    let token = hubs::hub_token(&query, bearer(&req).as_deref());
+/// The fault endpoint of a hub (its negotiation and its upgrade alike: either failing makes
+/// the hub unreachable).
+fn hub_endpoint(kind: hubs::HubKind) -> &'static str {
+    match kind {
+        hubs::HubKind::User => "hubs/user",
+        hubs::HubKind::Market => "hubs/market",
+    }
+}
+
+/// The caller of a hub request (negotiation or upgrade, checked the same way): a valid token of
+/// a ProjectX login in `?access_token=` or a bearer header, else 401; then the hub's faults.
+async fn hub_caller(
+    sh: &Arc<Shared>,
+    bearer: Option<String>,
+    query: &[(String, String)],
+    kind: hubs::HubKind,
+) -> Result<Identity, Response> {
+    let token = hubs::hub_token(query, bearer.as_deref());
     let identity = match token.as_deref().map(|t| sh.px.tokens.validate(t)) {
         Some(Ok(i)) => i,
-        _ => return respond(Reply::Empty(401)),
+        _ => return Err(respond(Reply::Empty(401))),
     };
     let serves = sh
         .ex
         .user(identity.user_id)
         .is_some_and(|u| u.protocol == Protocol::ProjectX);
     if !serves {
-        return respond(Reply::Empty(401));
+        return Err(respond(Reply::Empty(401)));
     }
-    let endpoint = match kind {
-        hubs::HubKind::User => "hubs/user",
-        hubs::HubKind::Market => "hubs/market",
-    };
     let point = Point {
         user_id: Some(identity.user_id),
         account_id: None,
-        endpoint,
+        endpoint: hub_endpoint(kind),
     };
-    if let Err(reply) = rest::apply_faults(&sh, &point).await {
-        return respond(reply);
+    if let Err(reply) = rest::apply_faults(sh, &point).await {
+        return Err(respond(reply));
     }
-    let (mut parts, _) = req.into_parts();
-    match WebSocketUpgrade::from_request_parts(&mut parts, &sh).await {
-        Ok(upgrade) => {
-            let ip = conn.remote.ip();
-            upgrade
-                .on_upgrade(move |socket| hubs::serve(sh, socket, ip, kind, identity))
-                .into_response()
+    Ok(identity)
+}
+
+/// `POST /hubs/{user,market}/negotiate` (see [`negotiate`]).
+async fn negotiate(sh: Arc<Shared>, req: Request, kind: hubs::HubKind) -> Response {
+    sh.requests
+        .count("projectx", &format!("{}/negotiate", hub_endpoint(kind)));
+    let query = crate::tradovate::rest::parse_query(req.uri().query().unwrap_or(""));
+    let is_post = req.method() == Method::POST;
+    if let Err(refused) = hub_caller(&sh, bearer(&req), &query, kind).await {
+        return refused;
+    }
+    if !is_post {
+        return respond(Reply::Text(405, String::new()));
+    }
+    let body = match negotiate::version(&query) {
+        Ok(version) => {
+            let (id, token) = sh.px.negotiations.create(kind, version);
+            negotiate::answer(version, &id, &token)
         }
-        Err(rejection) => rejection.into_response(),
-    }
+        Err(error) => negotiate::refusal(&error),
+    };
+    let mut r = Response::new(HttpBody::from(body));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// The WebSocket upgrade of a hub: straight (no `id`) or with the `id` a negotiation gave.
+async fn upgrade(sh: Arc<Shared>, conn: ConnHandle, req: Request, kind: hubs::HubKind) -> Response {
+    sh.requests.count("projectx", hub_endpoint(kind));
+    let query = crate::tradovate::rest::parse_query(req.uri().query().unwrap_or(""));
+    let identity = match hub_caller(&sh, bearer(&req), &query, kind).await {
+        Ok(i) => i,
+        Err(refused) => return refused,
+    };
+    let (mut parts, _) = req.into_parts();
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &sh).await {
+        Ok(u) => u,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let negotiated = query
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("id"))
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty());
+    let claim = match negotiated.map(|id| sh.px.negotiations.claim(id, kind)) {
+        None => None,
+        Some(Ok(claim)) => Some(claim),
+        Some(Err(Refused::NotFound)) => {
+            return respond(Reply::Text(404, "No Connection with that ID".into()));
+        }
+        Some(Err(Refused::Conflict)) => return respond(Reply::Text(409, String::new())),
+    };
+    let ip = conn.remote.ip();
+    upgrade
+        .on_upgrade(move |socket| async move {
+            hubs::serve(sh, socket, ip, kind, identity).await;
+            // The negotiated connection ends with its socket (or with the upgrade, when the
+            // client went away before it completed and this never ran).
+            drop(claim);
+        })
+        .into_response()
 }
