@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use common::{collect, eventually, fault, next_event, price, start_sim};
 use jt_brokers::projectx::config::{BracketConfig, HttpConfig, HubConfig, RateLimitConfig};
+use jt_brokers::projectx::hub::client::EndReason;
 use jt_brokers::projectx::{Credentials, Firm, LoginRegistry, ProjectXBroker, ProjectXConfig};
 use jt_brokers::{
     AccountId, Broker, BrokerError, BrokerEvent, ConnectionState, Contract, EventOrigin,
@@ -907,6 +908,100 @@ async fn a_dropped_hub_reconnects_and_subscribes_again() {
     .await
     .expect("a live fill after the reconnect");
     assert_eq!(fill.origin, EventOrigin::Live);
+}
+
+/// The user hub connects straight to the WebSocket (ProjectX's example) or negotiates first
+/// (`hub.negotiate`, what SignalR clients do by default), and reconnects either way — also
+/// after its token was refused, at the negotiation or at the upgrade.
+#[tokio::test]
+async fn the_user_hub_connects_with_and_without_negotiation() {
+    for negotiate in [false, true] {
+        let sim = sim().await;
+        let a = px_user(&sim, "pxn", &["PXN1"])[0].clone();
+        let mut c = config(&sim, "pxn");
+        c.hub.negotiate = negotiate;
+        let b = broker(c);
+        let contract = b.resolve_contract("MNQ1!").await.unwrap();
+        price(&sim, &contract.name, dec!(21000));
+        sim.admin().reset_request_counts();
+        let mut events = b.subscribe(std::slice::from_ref(&a)).await.unwrap();
+        let connected =
+            |e: &BrokerEvent| matches!(e, BrokerEvent::Connection(ConnectionState::Connected));
+        assert!(
+            next_event(&mut events, Duration::from_secs(5), connected)
+                .await
+                .is_some(),
+            "negotiate: {negotiate}"
+        );
+        let calls = sim.admin().request_counts();
+        assert_eq!(calls.get("projectx:hubs/user"), Some(&1), "{calls:?}");
+        assert_eq!(
+            calls.get("projectx:hubs/user/negotiate"),
+            negotiate.then_some(&1),
+            "{calls:?}"
+        );
+        b.place_order(&a, &contract, &market("jt-n1", Side::Buy, 1))
+            .await
+            .unwrap();
+        let fill = next_event(&mut events, Duration::from_secs(5), |e| {
+            matches!(e, BrokerEvent::Fill(_))
+        })
+        .await
+        .expect("a fill");
+        assert_eq!(fill.origin, EventOrigin::Live, "negotiate: {negotiate}");
+        // The socket drops and the next connection is refused with 401 (at its first request:
+        // the negotiation, or the upgrade): the hub logs in again and connects.
+        fault(
+            &sim,
+            FaultKind::Error {
+                status: 401,
+                rate: 1.0,
+            },
+            Some("pxn"),
+            Some("hubs/user"),
+            Some(1),
+        );
+        fault(&sim, FaultKind::DropSocket, Some("pxn"), None, None);
+        assert!(
+            next_event(&mut events, Duration::from_secs(10), connected)
+                .await
+                .is_some(),
+            "negotiate: {negotiate}"
+        );
+        let stats = b.hub().unwrap().stats();
+        assert!(
+            stats.ends.contains(&EndReason::ConnectFailed),
+            "a refused connection first: {stats:?}"
+        );
+        let calls = sim.admin().request_counts();
+        assert_eq!(
+            calls.get("projectx:auth/loginkey"),
+            Some(&1),
+            "the 401 logged in again: {calls:?}"
+        );
+        let negotiations = calls
+            .get("projectx:hubs/user/negotiate")
+            .copied()
+            .unwrap_or(0);
+        if negotiate {
+            assert!(negotiations >= 3, "{calls:?}");
+        } else {
+            assert_eq!(negotiations, 0, "{calls:?}");
+        }
+        b.place_order(&a, &contract, &market("jt-n2", Side::Sell, 1))
+            .await
+            .unwrap();
+        let fill = next_event(
+            &mut events,
+            Duration::from_secs(5),
+            |e| matches!(e, BrokerEvent::Fill(f) if f.client_order_id.as_deref() == Some("jt-n2")),
+        )
+        .await
+        .expect("a fill after the reconnect");
+        assert_eq!(fill.origin, EventOrigin::Live, "negotiate: {negotiate}");
+        b.hub().unwrap().shutdown().await;
+        sim.shutdown().await;
+    }
 }
 
 #[tokio::test]

@@ -131,6 +131,10 @@ pub struct HubConfig {
     pub subscriber_capacity: usize,
     /// Keep every exit order of a position within its size (see `docs/brokers.md`).
     pub exit_guard: bool,
+    /// Negotiate each connection first (`POST {hub}/negotiate?negotiateVersion=1`, then the
+    /// upgrade with its `id`), as SignalR clients do by default; off: straight to the
+    /// WebSocket, as ProjectX's own example does (`skipNegotiation`), one request fewer.
+    pub negotiate: bool,
 }
 
 impl Default for HubConfig {
@@ -148,6 +152,7 @@ impl Default for HubConfig {
             poll_interval: Duration::from_secs(5),
             subscriber_capacity: 4_096,
             exit_guard: true,
+            negotiate: false,
         }
     }
 }

@@ -2,7 +2,8 @@
 //! backed by REST polling while it is down.
 //!
 //! - connects straight to the WebSocket with `?access_token=` (no negotiation, as ProjectX's
-//!   own example does), sends the handshake and waits for `{}`;
+//!   own example does) or, with `negotiate`, negotiates first and connects with the `id` it
+//!   gave ([`super::negotiate`]); sends the handshake and waits for `{}`;
 //! - subscribes `SubscribeAccounts` and, per account, `SubscribeOrders`, `SubscribePositions`
 //!   and `SubscribeTrades`, each awaited by its completion — again after every reconnect (the
 //!   server forgets subscriptions); an account added later is subscribed on the live
@@ -41,6 +42,7 @@ use super::codec::{self, ServerMessage};
 use super::guard;
 use super::handler::{Dispatcher, Polled, Shrunk};
 use super::messages::{self, GatewayEvent};
+use super::negotiate;
 
 /// Why a connection ended (a bounded metric label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -362,11 +364,26 @@ async fn run(
         () = cancel.cancelled() => return,
         () = tokio::time::sleep(stagger) => {}
     }
+    // One HTTP client for every negotiation of this hub (none when it does not negotiate).
+    let negotiator = if config.negotiate {
+        match reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .build()
+        {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::error!(error = %e, "ProjectX hub: no HTTP client to negotiate with");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let mut attempt: u32 = 0;
     loop {
         shared.set_state(ConnectionState::Connecting);
         let Some((reason, detail, healthy_for)) =
-            connect_and_serve(&http, &url, &config, &shared, &cancel).await
+            connect_and_serve(&http, &url, &config, negotiator.as_ref(), &shared, &cancel).await
         else {
             break;
         };
@@ -440,6 +457,7 @@ async fn connect_and_serve(
     http: &Arc<ProjectXHttpClient>,
     url: &Url,
     config: &HubConfig,
+    negotiator: Option<&reqwest::Client>,
     shared: &Arc<Shared>,
     cancel: &CancellationToken,
 ) -> Option<(EndReason, String, Duration)> {
@@ -447,12 +465,18 @@ async fn connect_and_serve(
         Ok(t) => t,
         Err(e) => return Some((EndReason::NoToken, e.to_string(), Duration::ZERO)),
     };
-    let mut target = url.clone();
-    target
-        .query_pairs_mut()
-        .append_pair("access_token", &token.access);
     metrics::counter!("jt_broker_ws_connect_attempts_total", "broker" => "projectx").increment(1);
     let connected = tokio::time::timeout(config.connect_timeout, async {
+        let mut target = url.clone();
+        if config.negotiate {
+            let client = negotiator.ok_or("no HTTP client to negotiate with")?;
+            let id =
+                negotiate::negotiate(client, url, &token.access, config.connect_timeout).await?;
+            target.query_pairs_mut().append_pair("id", &id);
+        }
+        target
+            .query_pairs_mut()
+            .append_pair("access_token", &token.access);
         let (mut ws, _) = tokio_tungstenite::connect_async(target.as_str())
             .await
             .map_err(|e| format!("connect: {e}"))?;
