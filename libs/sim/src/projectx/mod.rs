@@ -1,7 +1,8 @@
 //! ProjectX Gateway's protocol surface (TopstepX and other prop firms; BROKERS.md §2): REST
 //! under `/api/` (all `POST`, paths matched case-insensitively, `GET /api/Status/ping`) and
-//! the SignalR hubs at `/hubs/user` and `/hubs/market`, served on the same port as the
-//! Tradovate surface and over the same exchange core.
+//! the SignalR hubs at `/hubs/user` and `/hubs/market` (reached straight or after
+//! `…/negotiate`), served on the same port as the Tradovate surface and over the same exchange
+//! core.
 //!
 //! A login created with `"protocol": "projectx"` (admin API) is reachable here only, with an
 //! API key (`Auth/loginKey`) or its password (`Auth/loginApp`); a Tradovate login is refused
@@ -171,7 +172,7 @@ pub(crate) async fn handle(sh: Arc<Shared>, conn: ConnHandle, req: Request) -> R
     let received_us = now_us();
     let path = req.uri().path().to_ascii_lowercase();
     match hubs::hub_route(&path) {
-        Some((kind, hubs::HubRequest::Negotiate)) => return negotiate(sh, req, kind).await,
+        Some((kind, hubs::HubRequest::Negotiate)) => return negotiation(sh, req, kind).await,
         Some((kind, hubs::HubRequest::Connect)) => return upgrade(sh, conn, req, kind).await,
         None => {}
     }
@@ -254,8 +255,8 @@ async fn hub_caller(
     Ok(identity)
 }
 
-/// `POST /hubs/{user,market}/negotiate` (see [`negotiate`]).
-async fn negotiate(sh: Arc<Shared>, req: Request, kind: hubs::HubKind) -> Response {
+/// `POST /hubs/{user,market}/negotiate`, answered as ASP.NET Core does (module `negotiate`).
+async fn negotiation(sh: Arc<Shared>, req: Request, kind: hubs::HubKind) -> Response {
     sh.requests
         .count("projectx", &format!("{}/negotiate", hub_endpoint(kind)));
     let query = crate::tradovate::rest::parse_query(req.uri().query().unwrap_or(""));
