@@ -10,7 +10,7 @@
 //! - Money is exact on both engines ([`decimal::DbDecimal`]); secrets are sealed with
 //!   AES-256-GCM under `JT_SECRET_KEY` ([`secret`]); passwords are Argon2id hashes; tokens are
 //!   stored as SHA-256 hashes ([`auth`]).
-//! - [`StoreSessions`] is `jt_brokers::SessionStore` for a broker account: the processes of one
+//! - [`StoreSessions`] is `jt_broker::SessionStore` for a broker account: the processes of one
 //!   broker login share its session (tokens, the renewal/login claim) through the account row.
 //!
 //! This crate must not hold trading rules (they are in `jt-domain`), must not read the

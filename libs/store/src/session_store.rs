@@ -1,4 +1,4 @@
-//! [`jt_brokers::SessionStore`] for broker accounts: the processes that use one broker login
+//! [`jt_broker::SessionStore`] for broker accounts: the processes that use one broker login
 //! (executor replicas, the connection manager, daemons) share its session through the
 //! account's row — sealed tokens with their times, the renewal/login claim, the
 //! "needs re-authentication" mark and the captcha lock-out (`docs/brokers.md`, "Sessions
@@ -9,7 +9,7 @@
 //!
 //! ```no_run
 //! # async fn wire(store: jt_store::Store, account: jt_store::repo::accounts::BrokerAccount,
-//! #     config: jt_brokers::tradovate::TradovateConfig) {
+//! #     config: jt_tradovate::TradovateConfig) {
 //! let config = config.with_session_store(jt_store::StoreSessions::for_account(&store, &account));
 //! # }
 //! ```
@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use jt_brokers::{ClaimAttempt, ClaimHolder, SessionStore, SessionStoreError, StoredSession};
+use jt_broker::{ClaimAttempt, ClaimHolder, SessionStore, SessionStoreError, StoredSession};
 
 use crate::Store;
 use crate::error::StoreError;

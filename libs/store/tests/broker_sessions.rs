@@ -11,16 +11,16 @@ use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use common::TestStore;
-use jt_brokers::session_store::{Acquired, claim_or_adopt};
-use jt_brokers::tradovate::{
-    Brand, Credentials, Environment as TvEnvironment, LoginRegistry, TradovateBroker,
-    TradovateConfig,
-};
-use jt_brokers::{Broker, ClaimAttempt, ClaimConfig, ClaimHolder, SessionOutcome, StoredSession};
+use jt_broker::session_store::{Acquired, claim_or_adopt};
+use jt_broker::{Broker, ClaimAttempt, ClaimConfig, ClaimHolder, SessionOutcome, StoredSession};
 use jt_store::repo::accounts::BrokerCredentials;
 use jt_store::repo::auth::User;
 use jt_store::repo::broker_sessions::{BrokerSession, SessionSaved};
 use jt_store::{BrokerAccountId, Secret, StoreError, StoreSessions};
+use jt_tradovate::{
+    Brand, Credentials, Environment as TvEnvironment, LoginRegistry, TradovateBroker,
+    TradovateConfig,
+};
 
 fn session(token: &str, obtained_at: DateTime<Utc>) -> BrokerSession {
     BrokerSession {
@@ -387,7 +387,7 @@ async fn three_tradovate_processes_on_one_account_log_in_once(t: &TestStore) {
             TradovateBroker::with(
                 config,
                 &LoginRegistry::isolated(),
-                jt_brokers::tradovate::websocket::gate::ConnectGate::process_wide(),
+                jt_tradovate::websocket::gate::ConnectGate::process_wide(),
             )
             .unwrap()
         })

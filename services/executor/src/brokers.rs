@@ -11,13 +11,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use jt_brokers::projectx::{Credentials as PxCredentials, Firm, ProjectXBroker, ProjectXConfig};
-use jt_brokers::tradovate::{
-    Brand, Credentials, Environment as TvEnvironment, TradovateBroker, TradovateConfig,
-};
-use jt_brokers::{AccountId, Broker};
+use jt_broker::{AccountId, Broker};
+use jt_projectx::{Credentials as PxCredentials, Firm, ProjectXBroker, ProjectXConfig};
 use jt_store::repo::accounts::BrokerAccount;
 use jt_store::{Broker as BrokerName, BrokerAccountId, Environment, Store, StoreError};
+use jt_tradovate::{
+    Brand, Credentials, Environment as TvEnvironment, TradovateBroker, TradovateConfig,
+};
 use parking_lot::Mutex;
 
 /// Why no broker could be built for an account.

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use jt_brokers::{AccountId, Broker, BrokerError, Contract, ExitOrders};
+use jt_broker::{AccountId, Broker, BrokerError, Contract, ExitOrders};
 use jt_bus::{Bus, Envelope, Incoming, MessageId, Outcome};
 use jt_domain::bracket::{self, EntryOrder, StopOrder};
 use jt_domain::decision::{BrokerPosition, Decision, DecisionInput, IntentPlan, PlanStep};
@@ -1213,7 +1213,7 @@ fn call<T>(ctx: &Ctx<'_>, r: Result<T, BrokerError>) -> Result<T, Finish> {
     r.map_err(|e| broker_finish(ctx, e))
 }
 
-/// What a broker error means for the intent (the table in `jt_brokers::error`). Errors about
+/// What a broker error means for the intent (the table in `jt_broker::error`). Errors about
 /// the login itself are also written on the broker account, where the API and the metrics
 /// show them (needs re-authentication, locked out, last error).
 fn broker_finish(ctx: &Ctx<'_>, e: BrokerError) -> Finish {

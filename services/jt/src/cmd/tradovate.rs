@@ -12,7 +12,7 @@ use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use jt_brokers::tradovate::websocket::messages::decode_line;
+use jt_tradovate::websocket::messages::decode_line;
 
 /// Options of `jt tradovate`.
 #[derive(Debug, clap::Args)]

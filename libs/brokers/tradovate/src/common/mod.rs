@@ -1,0 +1,5 @@
+//! Shared by the REST and WebSocket sides: wire entities, enum strings, exact numbers.
+
+pub mod entities;
+pub mod enums;
+pub mod exact;

@@ -1,0 +1,1475 @@
+//! The Tradovate domain client: speaks the broker-neutral types over the raw client, and owns
+//! the call policy — rate limits, tokens, penalties, retries of reads, and the rule that an
+//! order is never re-sent blindly (an ambiguous write is looked up by client order id).
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{NaiveDate, Utc};
+use jt_domain::bracket::StopOrder;
+use jt_domain::instrument::{Instrument, by_root, resolve_ticker};
+use jt_domain::order::{BracketOrder, OrderKind, OrderRequest};
+use parking_lot::Mutex;
+
+use crate::common::entities::{self as wire};
+use crate::config::TradovateConfig;
+use crate::websocket::parse;
+use jt_broker::broker::ExitOrders;
+use jt_broker::error::BrokerError;
+use jt_broker::model::{
+    AccountId, AccountInfo, AccountPnl, BracketAck, BrokerKind, CancelReport, CloseOutcome,
+    Contract, ContractId, FillReport, FlattenReport, ItemFailure, OrderAck, OrderId, OrderReport,
+    PositionReport,
+};
+
+use super::limits::LoginLimits;
+use super::models::{
+    self, CancelOrder, CashBalanceSnapshotRequest, FailureProbe, LiquidatePosition, Target,
+};
+use super::raw::{CallClass, RawError, TradovateRawHttpClient};
+use super::session::{AfterUnauthorized, Session};
+
+/// How a policed call ended when it did not succeed.
+#[derive(Debug)]
+enum CallError {
+    /// A definite error.
+    Broker(BrokerError),
+    /// A write may have been executed: look it up before answering.
+    Ambiguous(String),
+    /// HTTP 404.
+    NotFound(String),
+}
+
+impl From<BrokerError> for CallError {
+    fn from(e: BrokerError) -> Self {
+        Self::Broker(e)
+    }
+}
+
+impl CallError {
+    fn into_broker(self, what: &str) -> BrokerError {
+        match self {
+            Self::Broker(e) => e,
+            Self::Ambiguous(d) => BrokerError::transport(format!("{what}: {d}")),
+            Self::NotFound(d) => BrokerError::Rejected {
+                reason: format!("{what}: not found ({d})"),
+                code: Some("NotFound".into()),
+            },
+        }
+    }
+}
+
+fn is_auth_text(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    [
+        "access is denied",
+        "access denied",
+        "expired access token",
+        "unauthorized",
+        "invalid token",
+    ]
+    .iter()
+    .any(|p| t.contains(p))
+}
+
+/// The rejection a `PlaceOrderResult`/`CommandResult` reports, if any.
+fn command_failure(reason: Option<&String>, text: Option<&String>) -> Option<BrokerError> {
+    FailureProbe {
+        failure_reason: reason.cloned(),
+        failure_text: text.cloned(),
+        ..FailureProbe::default()
+    }
+    .failure()
+    .map(|(reason, code)| BrokerError::Rejected { reason, code })
+}
+
+#[derive(Debug, Default)]
+struct Caches {
+    /// (trading day, normalised symbol) → contract.
+    contracts: HashMap<(NaiveDate, String), Contract>,
+    /// contract id → name.
+    contract_names: HashMap<i64, String>,
+    /// account id → account.
+    accounts: HashMap<i64, wire::Account>,
+}
+
+/// The Tradovate client of one login.
+#[derive(Debug)]
+pub struct TradovateHttpClient {
+    kind: BrokerKind,
+    raw: TradovateRawHttpClient,
+    session: Arc<Session>,
+    limits: Arc<LoginLimits>,
+    config: TradovateConfig,
+    caches: Mutex<Caches>,
+    /// Client order ids whose outcome was left unknown: looked up before any new attempt.
+    uncertain: Mutex<HashSet<String>>,
+    /// Penalty tickets handed back to callers, sent with the next call of the same endpoint.
+    tickets: Mutex<HashMap<&'static str, String>>,
+}
+
+fn account_number(account: &AccountId) -> Result<i64, BrokerError> {
+    account
+        .as_str()
+        .trim()
+        .parse()
+        .map_err(|_| BrokerError::UnknownAccount {
+            account: account.to_string(),
+        })
+}
+
+fn contract_number(contract: &ContractId) -> Result<i64, BrokerError> {
+    contract
+        .as_str()
+        .trim()
+        .parse()
+        .map_err(|_| BrokerError::UnknownContract {
+            symbol: contract.to_string(),
+        })
+}
+
+const MONTH_CODES: &str = "FGHJKMNQUVXZ";
+
+/// The Tradovate name of `symbol` (`MNQZ2025` → `MNQZ5`), or `None` when it is a bare root.
+fn contract_name_of(symbol: &str, instrument: &Instrument) -> Option<String> {
+    let mut t = symbol.trim().to_ascii_uppercase();
+    if let Some(p) = t.rfind(':') {
+        t = t[p + 1..].to_string();
+    }
+    if t.ends_with('!') {
+        return None;
+    }
+    let rest = t.strip_prefix(instrument.root)?;
+    let mut chars = rest.chars();
+    let month = chars.next()?;
+    let year: String = chars.collect();
+    if !MONTH_CODES.contains(month) || year.is_empty() {
+        return None;
+    }
+    let last = year.chars().last()?;
+    Some(format!("{}{month}{last}", instrument.root))
+}
+
+/// Whether `name` is `root` + month code + 1–2 digit year (excludes options and spreads).
+fn is_outright(name: &str, root: &str) -> bool {
+    let Some(rest) = name.strip_prefix(root) else {
+        return false;
+    };
+    let mut chars = rest.chars();
+    matches!(chars.next(), Some(m) if MONTH_CODES.contains(m)) && {
+        let year: Vec<char> = chars.collect();
+        (1..=2).contains(&year.len()) && year.iter().all(char::is_ascii_digit)
+    }
+}
+
+impl TradovateHttpClient {
+    /// A client over `raw`, sharing `session` and `limits` with every user of the login.
+    #[must_use]
+    pub fn new(
+        kind: BrokerKind,
+        raw: TradovateRawHttpClient,
+        session: Arc<Session>,
+        limits: Arc<LoginLimits>,
+        config: TradovateConfig,
+    ) -> Self {
+        Self {
+            kind,
+            raw,
+            session,
+            limits,
+            config,
+            caches: Mutex::new(Caches::default()),
+            uncertain: Mutex::new(HashSet::new()),
+            tickets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The session of this login.
+    #[must_use]
+    pub fn session(&self) -> &Arc<Session> {
+        &self.session
+    }
+
+    /// The limits of this login.
+    #[must_use]
+    pub fn limits(&self) -> &Arc<LoginLimits> {
+        &self.limits
+    }
+
+    /// The raw client.
+    #[must_use]
+    pub fn raw(&self) -> &TradovateRawHttpClient {
+        &self.raw
+    }
+
+    /// Runs one call under the policy. `call` gets the token and the penalty ticket to send.
+    async fn run<T, F, Fut>(
+        &self,
+        class: CallClass,
+        op: &'static str,
+        mut call: F,
+    ) -> Result<T, CallError>
+    where
+        F: FnMut(String, Option<String>) -> Fut,
+        Fut: Future<Output = Result<T, RawError>>,
+    {
+        let cfg = &self.config;
+        // A ticket handed back with `Penalty` goes out with the next call of the endpoint.
+        let mut ticket: Option<String> = self.tickets.lock().remove(op);
+        let mut penalty_rounds = 0u32;
+        let mut retries = 0u32;
+        let mut auth_retried = false;
+        loop {
+            self.limits.admit().await?;
+            let token = self.session.token().await?;
+            let started = Instant::now();
+            let result = call(token.access.clone(), ticket.clone()).await;
+            let outcome = match &result {
+                Ok(_) => "ok",
+                Err(RawError::Penalty { .. }) => "penalty",
+                Err(RawError::Status { status, .. }) if *status == 401 => "unauthorized",
+                Err(RawError::Status { status, .. }) if *status == 429 || *status == 423 => {
+                    "rate_limited"
+                }
+                Err(RawError::Status { status, .. }) if *status >= 500 => "server_error",
+                Err(RawError::Status { .. }) => "client_error",
+                Err(RawError::NotSent(_)) => "not_sent",
+                Err(RawError::NoAnswer(_)) => "no_answer",
+                Err(RawError::Decode { .. }) => "undecodable",
+            };
+            metrics::counter!("jt_broker_requests_total", "broker" => self.kind.as_str(), "class" => class.as_str(), "outcome" => outcome)
+                .increment(1);
+            metrics::histogram!("jt_broker_request_duration_seconds", "broker" => self.kind.as_str(), "class" => class.as_str())
+                .record(started.elapsed().as_secs_f64());
+            let err = match result {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            tracing::debug!(op, error = %err, "broker call failed");
+            match err {
+                RawError::Penalty { captcha: true, .. } => {
+                    return Err(BrokerError::LockedOut {
+                        until: self.limits.lock_out(),
+                    }
+                    .into());
+                }
+                RawError::Penalty {
+                    ticket: t, wait, ..
+                } => {
+                    penalty_rounds += 1;
+                    metrics::counter!("jt_broker_penalties_total", "broker" => self.kind.as_str())
+                        .increment(1);
+                    let limits = self.limits.config();
+                    if penalty_rounds > limits.max_penalty_rounds
+                        || wait > limits.max_inline_penalty_wait
+                    {
+                        let t = t.unwrap_or_default();
+                        if !t.is_empty() {
+                            self.tickets.lock().insert(op, t.clone());
+                        }
+                        return Err(BrokerError::Penalty { ticket: t, wait }.into());
+                    }
+                    tracing::info!(
+                        op,
+                        wait_ms = wait.as_millis() as u64,
+                        "penalty ticket: waiting, then resending with it"
+                    );
+                    tokio::time::sleep(wait).await;
+                    ticket = t;
+                }
+                RawError::Status {
+                    status: 401, body, ..
+                } => {
+                    if auth_retried {
+                        return Err(BrokerError::AuthExpired { detail: body }.into());
+                    }
+                    auth_retried = true;
+                    match self.session.after_unauthorized(&token).await? {
+                        // A read refused with 401 is never "empty": the caller re-authenticates.
+                        AfterUnauthorized::SessionAlive if class != CallClass::Write => {
+                            return Err(BrokerError::AuthExpired {
+                                detail: format!(
+                                    "{op} refused with 401 ({body}) although the session answers"
+                                ),
+                            }
+                            .into());
+                        }
+                        // A write refused with 401 while the session lives is about the order
+                        // (Tradovate answers 401 to cancelling a filled order).
+                        AfterUnauthorized::SessionAlive => {
+                            return Err(BrokerError::Rejected {
+                                reason: format!("unauthorized for {op}: {body}"),
+                                code: Some("Unauthorized".into()),
+                            }
+                            .into());
+                        }
+                        AfterUnauthorized::Replaced => {}
+                    }
+                }
+                RawError::Status {
+                    status: 429,
+                    retry_after,
+                    ..
+                } => {
+                    let wait =
+                        retry_after.unwrap_or(self.limits.config().too_many_requests_backoff);
+                    self.limits.cool_down(wait);
+                    return Err(BrokerError::RateLimited { retry_after: wait }.into());
+                }
+                RawError::Status { status: 423, .. } => {
+                    let wait = self.limits.config().locked_warning_backoff;
+                    self.limits.cool_down(wait);
+                    return Err(BrokerError::RateLimited { retry_after: wait }.into());
+                }
+                RawError::Status {
+                    status: 404, body, ..
+                } => return Err(CallError::NotFound(body)),
+                RawError::Status { status, body, .. } if status >= 500 => {
+                    let detail = format!("HTTP {status}: {body}");
+                    if class == CallClass::Write {
+                        return Err(CallError::Ambiguous(detail));
+                    }
+                    if retries >= cfg.http.read_retries {
+                        return Err(BrokerError::transport(detail).into());
+                    }
+                    retries += 1;
+                    tokio::time::sleep(cfg.http.read_retry_backoff * 2u32.pow(retries - 1)).await;
+                }
+                RawError::Status { status, body, .. } => {
+                    return Err(BrokerError::Rejected {
+                        reason: format!("HTTP {status}: {body}"),
+                        code: Some(format!("Http{status}")),
+                    }
+                    .into());
+                }
+                RawError::NoAnswer(detail) => {
+                    if class == CallClass::Write {
+                        return Err(CallError::Ambiguous(detail));
+                    }
+                    if retries >= cfg.http.read_retries {
+                        return Err(BrokerError::transport(detail).into());
+                    }
+                    retries += 1;
+                    tokio::time::sleep(cfg.http.read_retry_backoff * 2u32.pow(retries - 1)).await;
+                }
+                RawError::NotSent(detail) => {
+                    // Nothing reached the broker: any call may be retried.
+                    if retries >= cfg.http.read_retries {
+                        return Err(BrokerError::transport(detail).into());
+                    }
+                    retries += 1;
+                    tokio::time::sleep(cfg.http.read_retry_backoff * 2u32.pow(retries - 1)).await;
+                }
+                RawError::Decode { detail, body } => {
+                    let probe: FailureProbe = serde_json::from_str(&body).unwrap_or_default();
+                    match probe.failure() {
+                        Some((text, _)) if is_auth_text(&text) && !auth_retried => {
+                            auth_retried = true;
+                            match self.session.after_unauthorized(&token).await? {
+                                AfterUnauthorized::SessionAlive => {
+                                    return Err(BrokerError::Rejected {
+                                        reason: text,
+                                        code: Some("Unauthorized".into()),
+                                    }
+                                    .into());
+                                }
+                                AfterUnauthorized::Replaced => {}
+                            }
+                        }
+                        Some((text, _)) if is_auth_text(&text) => {
+                            return Err(BrokerError::AuthExpired { detail: text }.into());
+                        }
+                        Some((text, code)) => {
+                            return Err(BrokerError::Rejected { reason: text, code }.into());
+                        }
+                        None if class == CallClass::Write => {
+                            return Err(CallError::Ambiguous(format!(
+                                "answer not understood ({detail}): {body}"
+                            )));
+                        }
+                        None => {
+                            return Err(BrokerError::transport(format!(
+                                "answer not understood ({detail}): {body}"
+                            ))
+                            .into());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn read<T, F, Fut>(&self, op: &'static str, call: F) -> Result<T, BrokerError>
+    where
+        F: FnMut(String, Option<String>) -> Fut,
+        Fut: Future<Output = Result<T, RawError>>,
+    {
+        self.run(CallClass::Read, op, call)
+            .await
+            .map_err(|e| e.into_broker(op))
+    }
+
+    /// Runs a write: `Ok(Ok(answer))`, `Ok(Err(detail))` when the outcome is ambiguous (the
+    /// caller looks it up), `Err` for a definite failure.
+    async fn write<T, F, Fut>(
+        &self,
+        op: &'static str,
+        call: F,
+    ) -> Result<Result<T, String>, BrokerError>
+    where
+        F: FnMut(String, Option<String>) -> Fut,
+        Fut: Future<Output = Result<T, RawError>>,
+    {
+        match self.run(CallClass::Write, op, call).await {
+            Ok(v) => Ok(Ok(v)),
+            Err(CallError::Ambiguous(detail)) => Ok(Err(detail)),
+            Err(e) => Err(e.into_broker(op)),
+        }
+    }
+
+    /// `order/item`, `None` when the broker does not know the order.
+    async fn order_item(&self, order_id: i64) -> Result<Option<wire::Order>, BrokerError> {
+        let raw = &self.raw;
+        match self
+            .run(CallClass::Read, "order/item", |token, ticket| async move {
+                raw.order_item(&token, order_id, ticket.as_deref()).await
+            })
+            .await
+        {
+            Ok(o) => Ok(Some(o)),
+            Err(CallError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e.into_broker("order/item")),
+        }
+    }
+
+    // ---- accounts ----------------------------------------------------------------------
+
+    /// Every account of the login (refreshes the account cache).
+    ///
+    /// # Errors
+    /// Read errors.
+    pub async fn accounts(&self) -> Result<Vec<AccountInfo>, BrokerError> {
+        let raw = &self.raw;
+        let list = self
+            .read("account/list", |token, ticket| async move {
+                raw.account_list(&token, ticket.as_deref()).await
+            })
+            .await?;
+        let mut caches = self.caches.lock();
+        caches.accounts = list.iter().map(|a| (a.id, a.clone())).collect();
+        Ok(list
+            .into_iter()
+            .map(|a| AccountInfo {
+                id: AccountId::from(a.id),
+                name: a.name,
+                active: a.active,
+            })
+            .collect())
+    }
+
+    /// The wire account for `account`, refreshing the cache once when unknown.
+    ///
+    /// # Errors
+    /// `UnknownAccount` when the login does not reach it.
+    pub async fn account(&self, account: &AccountId) -> Result<wire::Account, BrokerError> {
+        let id = account_number(account)?;
+        if let Some(a) = self.caches.lock().accounts.get(&id) {
+            return Ok(a.clone());
+        }
+        self.accounts().await?;
+        self.caches
+            .lock()
+            .accounts
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| BrokerError::UnknownAccount {
+                account: account.to_string(),
+            })
+    }
+
+    // ---- contracts ---------------------------------------------------------------------
+
+    /// Resolves a root (front month) or a contract name, cached per trading day.
+    ///
+    /// # Errors
+    /// `UnknownContract`, read errors.
+    pub async fn resolve_contract(&self, symbol: &str) -> Result<Contract, BrokerError> {
+        let instrument = resolve_ticker(symbol).map_err(|_| BrokerError::UnknownContract {
+            symbol: symbol.to_string(),
+        })?;
+        let name = contract_name_of(symbol, instrument);
+        let day = jt_broker::clock::trading_day(Utc::now());
+        let key = (
+            day,
+            name.clone().unwrap_or_else(|| instrument.root.to_string()),
+        );
+        if let Some(c) = self.caches.lock().contracts.get(&key) {
+            return Ok(c.clone());
+        }
+        let found = match &name {
+            Some(n) => self.find_contract(n).await?,
+            None => self.front_month(instrument.root).await?,
+        };
+        let contract = Contract {
+            id: ContractId::from(found.id),
+            name: found.name.clone(),
+            root: instrument.root.to_string(),
+        };
+        let mut caches = self.caches.lock();
+        caches.contract_names.insert(found.id, found.name);
+        caches.contracts.retain(|(d, _), _| *d == day);
+        caches.contracts.insert(key, contract.clone());
+        Ok(contract)
+    }
+
+    async fn find_contract(&self, name: &str) -> Result<wire::Contract, BrokerError> {
+        let raw = &self.raw;
+        match self
+            .run(CallClass::Read, "contract/find", |token, ticket| async move {
+                raw.contract_find(&token, name, ticket.as_deref()).await
+            })
+            .await
+        {
+            Ok(c) => Ok(c),
+            Err(CallError::NotFound(_)) => Err(BrokerError::UnknownContract {
+                symbol: name.to_string(),
+            }),
+            Err(CallError::Broker(BrokerError::Rejected { .. })) => {
+                Err(BrokerError::UnknownContract {
+                    symbol: name.to_string(),
+                })
+            }
+            Err(e) => Err(e.into_broker("contract/find")),
+        }
+    }
+
+    /// The front-month contract of `root`: the outright contracts `contract/suggest` offers,
+    /// the one whose maturity is flagged `isFront`, else the nearest unexpired one.
+    async fn front_month(&self, root: &str) -> Result<wire::Contract, BrokerError> {
+        let raw = &self.raw;
+        let suggested = self
+            .read("contract/suggest", |token, ticket| async move {
+                raw.contract_suggest(&token, root, 50, ticket.as_deref())
+                    .await
+            })
+            .await?;
+        let candidates: Vec<wire::Contract> = suggested
+            .into_iter()
+            .filter(|c| is_outright(&c.name, root))
+            .collect();
+        if candidates.is_empty() {
+            return Err(BrokerError::UnknownContract {
+                symbol: root.to_string(),
+            });
+        }
+        let ids: Vec<i64> = candidates
+            .iter()
+            .filter_map(|c| c.contract_maturity_id)
+            .collect();
+        let maturities = if ids.is_empty() {
+            Vec::new()
+        } else {
+            let ids = &ids;
+            self.read("contractMaturity/items", |token, ticket| async move {
+                raw.contract_maturity_items(&token, ids, ticket.as_deref())
+                    .await
+            })
+            .await?
+        };
+        let by_id: HashMap<i64, &wire::ContractMaturity> =
+            maturities.iter().map(|m| (m.id, m)).collect();
+        let maturity_of = |c: &wire::Contract| c.contract_maturity_id.and_then(|id| by_id.get(&id));
+        if let Some(front) = candidates
+            .iter()
+            .find(|c| maturity_of(c).is_some_and(|m| m.is_front))
+        {
+            return Ok(front.clone());
+        }
+        let now = Utc::now();
+        candidates
+            .iter()
+            .filter_map(|c| {
+                let m = maturity_of(c)?;
+                let exp = m.expiration_date?;
+                (exp > now).then_some((exp, c))
+            })
+            .min_by_key(|(exp, _)| *exp)
+            .map(|(_, c)| c.clone())
+            .ok_or_else(|| BrokerError::UnknownContract {
+                symbol: format!(
+                    "{root} (no front month among {} contracts)",
+                    candidates.len()
+                ),
+            })
+    }
+
+    /// Names of contract ids, from the cache or `contract/item`.
+    async fn contract_names(&self, ids: impl IntoIterator<Item = i64>) -> HashMap<i64, String> {
+        let wanted: HashSet<i64> = ids.into_iter().collect();
+        let missing: Vec<i64> = {
+            let c = self.caches.lock();
+            wanted
+                .iter()
+                .filter(|id| !c.contract_names.contains_key(id))
+                .copied()
+                .collect()
+        };
+        let raw = &self.raw;
+        for id in missing {
+            let got = self
+                .read("contract/item", |token, ticket| async move {
+                    raw.contract_item(&token, id, ticket.as_deref()).await
+                })
+                .await;
+            match got {
+                Ok(c) => {
+                    self.caches.lock().contract_names.insert(c.id, c.name);
+                }
+                Err(e) => tracing::warn!(contract = id, error = %e, "contract name unknown"),
+            }
+        }
+        let c = self.caches.lock();
+        wanted
+            .into_iter()
+            .filter_map(|id| c.contract_names.get(&id).map(|n| (id, n.clone())))
+            .collect()
+    }
+
+    /// Remembers contract names seen elsewhere (the socket's sync snapshot).
+    pub fn learn_contract_names(&self, names: impl IntoIterator<Item = (i64, String)>) {
+        self.caches.lock().contract_names.extend(names);
+    }
+
+    // ---- reads -------------------------------------------------------------------------
+
+    /// The account's positions.
+    ///
+    /// # Errors
+    /// Read errors; `UnknownAccount`.
+    pub async fn positions(&self, account: &AccountId) -> Result<Vec<PositionReport>, BrokerError> {
+        let id = account_number(account)?;
+        let raw = &self.raw;
+        let list = self
+            .read("position/deps", |token, ticket| async move {
+                raw.position_deps(&token, id, ticket.as_deref()).await
+            })
+            .await?;
+        // `deps` is already one account's; the filter keeps a server's stray row out.
+        let mine: Vec<wire::Position> = list.into_iter().filter(|p| p.account_id == id).collect();
+        let names = self
+            .contract_names(mine.iter().map(|p| p.contract_id))
+            .await;
+        Ok(mine
+            .iter()
+            .map(|p| parse::position(p, names.get(&p.contract_id).cloned()))
+            .collect())
+    }
+
+    async fn orders_with_versions(
+        &self,
+        orders: Vec<wire::Order>,
+    ) -> Result<Vec<OrderReport>, BrokerError> {
+        let ids: Vec<i64> = orders.iter().map(|o| o.id).collect();
+        let versions = if ids.is_empty() {
+            Vec::new()
+        } else {
+            let raw = &self.raw;
+            let ids = &ids;
+            self.read("orderVersion/ldeps", |token, ticket| async move {
+                raw.order_version_ldeps(&token, ids, ticket.as_deref())
+                    .await
+            })
+            .await?
+        };
+        let mut latest: HashMap<i64, &wire::OrderVersion> = HashMap::new();
+        for v in &versions {
+            let e = latest.entry(v.order_id).or_insert(v);
+            if v.id > e.id {
+                *e = v;
+            }
+        }
+        let names = self
+            .contract_names(orders.iter().filter_map(|o| o.contract_id))
+            .await;
+        Ok(orders
+            .iter()
+            .filter_map(|o| {
+                parse::order(
+                    o,
+                    latest.get(&o.id).copied(),
+                    o.contract_id.and_then(|c| names.get(&c).cloned()),
+                    None,
+                )
+            })
+            .collect())
+    }
+
+    /// The account's working orders.
+    ///
+    /// # Errors
+    /// Read errors; `UnknownAccount`.
+    pub async fn working_orders(
+        &self,
+        account: &AccountId,
+    ) -> Result<Vec<OrderReport>, BrokerError> {
+        let id = account_number(account)?;
+        let raw = &self.raw;
+        let list = self
+            .read("order/deps", |token, ticket| async move {
+                raw.order_deps(&token, id, ticket.as_deref()).await
+            })
+            .await?;
+        let open: Vec<wire::Order> = list
+            .into_iter()
+            .filter(|o| {
+                o.account_id == id && crate::common::enums::order_status(&o.ord_status).is_open()
+            })
+            .collect();
+        self.orders_with_versions(open).await
+    }
+
+    /// The order placed with `client_order_id` on `account`; for a bracket, its entry (the
+    /// strategy's first order).
+    ///
+    /// # Errors
+    /// Read errors; `UnknownAccount`.
+    pub async fn find_order(
+        &self,
+        account: &AccountId,
+        client_order_id: &str,
+    ) -> Result<Option<OrderReport>, BrokerError> {
+        let id = account_number(account)?;
+        let raw = &self.raw;
+        let commands = self
+            .read("command/list", |token, ticket| async move {
+                raw.command_list(&token, ticket.as_deref()).await
+            })
+            .await?;
+        let order_id = commands
+            .iter()
+            .filter(|c| c.cl_ord_id.as_deref() == Some(client_order_id))
+            .filter(|c| c.command_type.as_deref().is_none_or(|t| t == "New"))
+            .map(|c| c.order_id)
+            .min();
+        let order_id = match order_id {
+            Some(o) => Some(o),
+            None => match self.find_strategy(id, client_order_id).await? {
+                Some(strategy) => self.strategy_entry(strategy.id).await?,
+                None => None,
+            },
+        };
+        let Some(order_id) = order_id else {
+            return Ok(None);
+        };
+        let Some(order) = self.order_item(order_id).await? else {
+            return Ok(None);
+        };
+        if order.account_id != id {
+            // The id belongs to another account of the login: never act on it for this one.
+            return Ok(None);
+        }
+        let mut reports = self.orders_with_versions(vec![order]).await?;
+        Ok(reports.pop().map(|mut r| {
+            r.client_order_id = Some(client_order_id.to_string());
+            r
+        }))
+    }
+
+    async fn find_strategy(
+        &self,
+        account_id: i64,
+        uuid: &str,
+    ) -> Result<Option<wire::OrderStrategy>, BrokerError> {
+        let raw = &self.raw;
+        let list = self
+            .read("orderStrategy/list", |token, ticket| async move {
+                raw.order_strategy_list(&token, ticket.as_deref()).await
+            })
+            .await?;
+        Ok(list.into_iter().find(|s| {
+            s.uuid.as_deref() == Some(uuid) && s.account_id.is_none_or(|a| a == account_id)
+        }))
+    }
+
+    async fn strategy_entry(&self, strategy_id: i64) -> Result<Option<i64>, BrokerError> {
+        let raw = &self.raw;
+        let links = self
+            .read("orderStrategyLink/deps", |token, ticket| async move {
+                raw.order_strategy_link_deps(&token, strategy_id, ticket.as_deref())
+                    .await
+            })
+            .await?;
+        Ok(links
+            .iter()
+            .find(|l| {
+                l.label
+                    .as_deref()
+                    .is_some_and(|x| x.eq_ignore_ascii_case("entry"))
+            })
+            .or_else(|| links.iter().min_by_key(|l| l.order_id))
+            .map(|l| l.order_id))
+    }
+
+    /// The account's fills of the current trading day.
+    ///
+    /// # Errors
+    /// Read errors; `UnknownAccount`.
+    pub async fn fills(&self, account: &AccountId) -> Result<Vec<FillReport>, BrokerError> {
+        let id = account_number(account)?;
+        let raw = &self.raw;
+        let fills = self
+            .read("fill/list", |token, ticket| async move {
+                raw.fill_list(&token, ticket.as_deref()).await
+            })
+            .await?;
+        if fills.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Fills carry no account: join through the account's orders.
+        let orders = self
+            .read("order/deps", |token, ticket| async move {
+                raw.order_deps(&token, id, ticket.as_deref()).await
+            })
+            .await?;
+        let owner: HashMap<i64, i64> = orders.iter().map(|o| (o.id, o.account_id)).collect();
+        let today = jt_broker::clock::trading_day(Utc::now());
+        let mine: Vec<&wire::Fill> = fills
+            .iter()
+            .filter(|f| owner.get(&f.order_id) == Some(&id) && f.active)
+            .filter(|f| {
+                // A broker's trade date may run ahead of ours on holidays, never behind.
+                f.trade_date
+                    .and_then(wire::TradeDate::to_date)
+                    .unwrap_or_else(|| jt_broker::clock::trading_day(f.timestamp))
+                    >= today
+            })
+            .collect();
+        let names = self
+            .contract_names(mine.iter().map(|f| f.contract_id))
+            .await;
+        Ok(mine
+            .into_iter()
+            .filter_map(|f| {
+                parse::fill(
+                    f,
+                    AccountId::from(id),
+                    names.get(&f.contract_id).cloned(),
+                    None,
+                )
+            })
+            .collect())
+    }
+
+    /// The account's realized and open P&L (`cashBalance/getcashbalancesnapshot`).
+    ///
+    /// # Errors
+    /// Read errors; `Transport` when the snapshot lacks the P&L figures (a missing figure is
+    /// never read as zero: max-loss decisions depend on it).
+    pub async fn account_pnl(&self, account: &AccountId) -> Result<AccountPnl, BrokerError> {
+        let id = account_number(account)?;
+        let raw = &self.raw;
+        let body = CashBalanceSnapshotRequest { account_id: id };
+        let body = &body;
+        let snap = self
+            .read(
+                "cashBalance/getcashbalancesnapshot",
+                |token, ticket| async move {
+                    raw.cash_balance_snapshot(&token, body, ticket.as_deref())
+                        .await
+                },
+            )
+            .await?;
+        if let Some(text) = snap.error_text.as_deref().filter(|t| !t.trim().is_empty()) {
+            return Err(if is_auth_text(text) {
+                BrokerError::AuthExpired {
+                    detail: text.to_string(),
+                }
+            } else {
+                BrokerError::Rejected {
+                    reason: text.to_string(),
+                    code: None,
+                }
+            });
+        }
+        let (Some(realized), Some(open)) = (snap.realized_pnl, snap.open_pnl) else {
+            return Err(BrokerError::transport(
+                "cash balance snapshot without realizedPnL/openPnL",
+            ));
+        };
+        Ok(AccountPnl {
+            account: account.clone(),
+            realized,
+            open,
+            net_liq: snap.net_liq,
+            cash: snap.total_cash_value,
+            as_of: Utc::now(),
+        })
+    }
+
+    // ---- writes ------------------------------------------------------------------------
+
+    async fn target(
+        &self,
+        account: &AccountId,
+        contract: &Contract,
+    ) -> Result<(wire::Account, &'static Instrument), BrokerError> {
+        let acct = self.account(account).await?;
+        let instrument = by_root(&contract.root).map_err(|_| BrokerError::UnknownContract {
+            symbol: contract.name.clone(),
+        })?;
+        Ok((acct, instrument))
+    }
+
+    /// Before sending `client_order_id` again: when an earlier attempt with it ended unknown,
+    /// look it up first (never send it twice). `Some` when it exists.
+    async fn check_uncertain<T, F, Fut>(
+        &self,
+        client_order_id: &str,
+        operation: &str,
+        lookup: F,
+    ) -> Result<Option<T>, BrokerError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>, BrokerError>>,
+    {
+        if !self.uncertain.lock().contains(client_order_id) {
+            return Ok(None);
+        }
+        match lookup().await {
+            Ok(found) => {
+                self.uncertain.lock().remove(client_order_id);
+                Ok(found)
+            }
+            Err(e) => Err(BrokerError::UnknownOutcome {
+                operation: operation.to_string(),
+                client_order_id: Some(client_order_id.to_string()),
+                detail: format!("an earlier attempt is unresolved and the look-up failed: {e}"),
+            }),
+        }
+    }
+
+    /// After an ambiguous write: looks `client_order_id` up a few times (it may appear late).
+    /// Found → it; otherwise `UnknownOutcome`, and the id is remembered as uncertain.
+    async fn unknown_after<T, F, Fut>(
+        &self,
+        client_order_id: &str,
+        operation: &str,
+        detail: String,
+        lookup: F,
+    ) -> Result<T, BrokerError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Option<T>, BrokerError>>,
+    {
+        tracing::warn!(operation, client_order_id, %detail, "ambiguous outcome; looking it up");
+        metrics::counter!("jt_broker_ambiguous_writes_total", "broker" => self.kind.as_str())
+            .increment(1);
+        let mut last_err = None;
+        for _ in 0..self.config.http.lookup_attempts.max(1) {
+            tokio::time::sleep(self.config.http.lookup_interval).await;
+            match lookup().await {
+                Ok(Some(found)) => return Ok(found),
+                Ok(None) => last_err = None,
+                Err(e) => last_err = Some(e),
+            }
+        }
+        self.uncertain.lock().insert(client_order_id.to_string());
+        Err(BrokerError::UnknownOutcome {
+            operation: operation.to_string(),
+            client_order_id: Some(client_order_id.to_string()),
+            detail: match last_err {
+                Some(e) => format!("{detail}; look-up failed: {e}"),
+                None => format!(
+                    "{detail}; nothing with this client order id after {} look-ups",
+                    self.config.http.lookup_attempts
+                ),
+            },
+        })
+    }
+
+    /// Places one order.
+    ///
+    /// # Errors
+    /// See [`jt_broker::Broker::place_order`].
+    pub async fn place_order(
+        &self,
+        account: &AccountId,
+        contract: &Contract,
+        order: &OrderRequest,
+    ) -> Result<OrderAck, BrokerError> {
+        let (acct, instrument) = self.target(account, contract).await?;
+        for p in match order.kind {
+            OrderKind::Market => vec![],
+            OrderKind::Limit { price } => vec![price],
+            OrderKind::Stop { stop } => vec![stop],
+            OrderKind::StopLimit { stop, price } => vec![stop, price],
+        } {
+            if !instrument.is_on_tick(p.value()) {
+                return Err(BrokerError::invalid(format!(
+                    "price {p} is not on the {} tick of {}",
+                    instrument.tick_size, instrument.root
+                )));
+            }
+        }
+        let body = models::place_order(
+            Target {
+                account_id: acct.id,
+                account_spec: &acct.name,
+                symbol: &contract.name,
+            },
+            order,
+        )?;
+        self.submit(account, &body, "place_order").await
+    }
+
+    /// Places a standalone protective stop (fixed, or trailing from the start).
+    ///
+    /// # Errors
+    /// See [`jt_broker::Broker::place_stop`].
+    pub async fn place_stop(
+        &self,
+        account: &AccountId,
+        contract: &Contract,
+        stop: &StopOrder,
+    ) -> Result<OrderAck, BrokerError> {
+        let (acct, instrument) = self.target(account, contract).await?;
+        if !instrument.is_on_tick(stop.stop.value()) {
+            return Err(BrokerError::invalid(format!(
+                "stop {} is not on the {} tick of {}",
+                stop.stop, instrument.tick_size, instrument.root
+            )));
+        }
+        let body = models::place_stop(
+            Target {
+                account_id: acct.id,
+                account_spec: &acct.name,
+                symbol: &contract.name,
+            },
+            instrument,
+            stop,
+        )?;
+        self.submit(account, &body, "place_stop").await
+    }
+
+    /// Sends a placeorder body; an ambiguous outcome is looked up by its client order id.
+    async fn submit(
+        &self,
+        account: &AccountId,
+        body: &models::PlaceOrder,
+        operation: &'static str,
+    ) -> Result<OrderAck, BrokerError> {
+        let cid = &body.cl_ord_id;
+        if let Some(found) = self
+            .check_uncertain(cid, operation, || self.find_order(account, cid))
+            .await?
+        {
+            return Ok(OrderAck {
+                order_id: found.id,
+                client_order_id: cid.clone(),
+                recovered: true,
+            });
+        }
+        let raw = &self.raw;
+        let detail = match self
+            .write("order/placeorder", |token, ticket| async move {
+                raw.place_order(&token, body, ticket.as_deref()).await
+            })
+            .await?
+        {
+            Ok(r) => {
+                if let Some(e) = command_failure(r.failure_reason.as_ref(), r.failure_text.as_ref())
+                {
+                    return Err(e);
+                }
+                match r.order_id {
+                    Some(id) => {
+                        return Ok(OrderAck {
+                            order_id: OrderId::from(id),
+                            client_order_id: cid.clone(),
+                            recovered: false,
+                        });
+                    }
+                    None => "placeorder answered without an orderId or a failure".to_string(),
+                }
+            }
+            Err(detail) => detail,
+        };
+        let found = self
+            .unknown_after(cid, operation, detail, || self.find_order(account, cid))
+            .await?;
+        Ok(OrderAck {
+            order_id: found.id,
+            client_order_id: cid.clone(),
+            recovered: true,
+        })
+    }
+
+    /// Places a multibracket order strategy.
+    ///
+    /// # Errors
+    /// See [`jt_broker::Broker::place_bracket`].
+    pub async fn place_bracket(
+        &self,
+        account: &AccountId,
+        contract: &Contract,
+        bracket: &BracketOrder,
+    ) -> Result<BracketAck, BrokerError> {
+        let (acct, instrument) = self.target(account, contract).await?;
+        let body = models::start_order_strategy(
+            Target {
+                account_id: acct.id,
+                account_spec: &acct.name,
+                symbol: &contract.name,
+            },
+            instrument,
+            bracket,
+        )?;
+        let cid = &bracket.client_order_id;
+        let recovered = |s: wire::OrderStrategy| BracketAck {
+            client_order_id: cid.clone(),
+            bracket_id: Some(s.id.to_string()),
+            entry_order_id: None,
+            recovered: true,
+        };
+        if let Some(s) = self
+            .check_uncertain(cid, "place_bracket", || self.find_strategy(acct.id, cid))
+            .await?
+        {
+            return Ok(recovered(s));
+        }
+        let raw = &self.raw;
+        let body = &body;
+        let result = self
+            .write(
+                "orderStrategy/startorderstrategy",
+                |token, ticket| async move {
+                    raw.start_order_strategy(&token, body, ticket.as_deref())
+                        .await
+                },
+            )
+            .await?;
+        let detail = match result {
+            Ok(resp) => {
+                if let Some(text) = resp.error_text.as_deref().filter(|t| !t.trim().is_empty()) {
+                    return Err(BrokerError::Rejected {
+                        reason: text.to_string(),
+                        code: None,
+                    });
+                }
+                match resp.order_strategy {
+                    Some(s)
+                        if matches!(
+                            s.status.as_deref(),
+                            Some("ExecutionFailed" | "NotEnoughLiquidity" | "StoppedByUser")
+                        ) =>
+                    {
+                        return Err(BrokerError::Rejected {
+                            reason: s
+                                .failure_message
+                                .clone()
+                                .unwrap_or_else(|| s.status.clone().unwrap_or_default()),
+                            code: s.status.clone(),
+                        });
+                    }
+                    Some(s) => {
+                        return Ok(BracketAck {
+                            client_order_id: cid.clone(),
+                            bracket_id: Some(s.id.to_string()),
+                            entry_order_id: None,
+                            recovered: false,
+                        });
+                    }
+                    None => {
+                        "startorderstrategy answered without a strategy or an error".to_string()
+                    }
+                }
+            }
+            Err(detail) => detail,
+        };
+        let found = self
+            .unknown_after(cid, "place_bracket", detail, || {
+                self.find_strategy(acct.id, cid)
+            })
+            .await?;
+        Ok(recovered(found))
+    }
+
+    /// Cancels `order_id` after checking that it belongs to `account`.
+    ///
+    /// # Errors
+    /// See [`jt_broker::Broker::cancel_order`].
+    pub async fn cancel_order(
+        &self,
+        account: &AccountId,
+        order_id: &OrderId,
+    ) -> Result<(), BrokerError> {
+        let id = account_number(account)?;
+        let oid: i64 = order_id.as_str().parse().map_err(|_| {
+            BrokerError::invalid(format!("order id {order_id} is not a Tradovate id"))
+        })?;
+        match self.order_item(oid).await? {
+            None => Err(BrokerError::invalid(format!(
+                "no order {order_id} at the broker"
+            ))),
+            Some(order) if order.account_id != id => Err(BrokerError::invalid(format!(
+                "order {order_id} belongs to another account"
+            ))),
+            Some(_) => self.cancel_verified(oid).await,
+        }
+    }
+
+    async fn cancel_verified(&self, oid: i64) -> Result<(), BrokerError> {
+        let raw = &self.raw;
+        let body = CancelOrder {
+            order_id: oid,
+            is_automated: true,
+        };
+        let body = &body;
+        let detail = match self
+            .write("order/cancelorder", |token, ticket| async move {
+                raw.cancel_order(&token, body, ticket.as_deref()).await
+            })
+            .await?
+        {
+            Ok(r) => {
+                return match command_failure(r.failure_reason.as_ref(), r.failure_text.as_ref()) {
+                    Some(e) => Err(e),
+                    None => Ok(()),
+                };
+            }
+            Err(detail) => detail,
+        };
+        // Whether a cancel happened is read from the order's status.
+        tokio::time::sleep(self.config.http.lookup_interval).await;
+        let status = self
+            .order_item(oid)
+            .await
+            .map(|o| o.map(|o| crate::common::enums::order_status(&o.ord_status)));
+        match status {
+            Ok(Some(s)) if !s.is_open() => Ok(()),
+            other => Err(BrokerError::UnknownOutcome {
+                operation: "cancel_order".into(),
+                client_order_id: None,
+                detail: format!("{detail}; order {oid} afterwards: {other:?}"),
+            }),
+        }
+    }
+
+    /// Cancels the working exit orders of a contract (orders already known to be the
+    /// account's: no ownership look-up per order).
+    ///
+    /// # Errors
+    /// The errors of listing the working orders.
+    pub async fn cancel_exit_orders(
+        &self,
+        account: &AccountId,
+        contract: &Contract,
+        direction: jt_domain::types::Direction,
+        which: ExitOrders,
+    ) -> Result<CancelReport, BrokerError> {
+        self.cancel_listed(account, |o| which.matches(o, &contract.id, direction))
+            .await
+    }
+
+    /// Cancels every working order of a contract (see
+    /// [`jt_broker::Broker::cancel_working_orders`]); no ownership look-up per order.
+    ///
+    /// # Errors
+    /// The errors of listing the working orders.
+    pub async fn cancel_working_orders(
+        &self,
+        account: &AccountId,
+        contract: &Contract,
+    ) -> Result<CancelReport, BrokerError> {
+        self.cancel_listed(account, |o| o.is_working_on(&contract.id))
+            .await
+    }
+
+    /// Cancels the account's working orders that `pick` selects. They come from the account's
+    /// own `order/deps`, so the per-order ownership read of [`Self::cancel_order`] is skipped.
+    async fn cancel_listed(
+        &self,
+        account: &AccountId,
+        pick: impl Fn(&OrderReport) -> bool,
+    ) -> Result<CancelReport, BrokerError> {
+        let working = self.working_orders(account).await?;
+        let mut report = CancelReport::default();
+        for o in working.iter().filter(|o| pick(o)) {
+            let Ok(oid) = o.id.as_str().parse::<i64>() else {
+                continue;
+            };
+            match self.cancel_verified(oid).await {
+                Ok(()) => report.canceled.push(o.id.clone()),
+                Err(error) => report.failures.push(ItemFailure {
+                    target: format!("cancel {}", o.id),
+                    error,
+                }),
+            }
+        }
+        Ok(report)
+    }
+
+    async fn liquidate(
+        &self,
+        account: &AccountId,
+        account_id: i64,
+        contract_id: i64,
+    ) -> Result<Option<OrderId>, BrokerError> {
+        let raw = &self.raw;
+        let body = LiquidatePosition {
+            account_id,
+            contract_id,
+            admin: false,
+        };
+        let body = &body;
+        let detail = match self
+            .write("order/liquidateposition", |token, ticket| async move {
+                raw.liquidate_position(&token, body, ticket.as_deref())
+                    .await
+            })
+            .await?
+        {
+            Ok(r) => {
+                return match command_failure(r.failure_reason.as_ref(), r.failure_text.as_ref()) {
+                    Some(e) => Err(e),
+                    None => Ok(r.order_id.map(OrderId::from)),
+                };
+            }
+            Err(detail) => detail,
+        };
+        // A close is settled by the position: flat means it happened.
+        tokio::time::sleep(self.config.http.lookup_interval).await;
+        let cid = ContractId::from(contract_id);
+        match self.positions(account).await {
+            Ok(ps) if ps.iter().all(|p| p.contract != cid || p.net_qty == 0) => Ok(None),
+            other => Err(BrokerError::UnknownOutcome {
+                operation: "close_position".into(),
+                client_order_id: None,
+                detail: format!(
+                    "{detail}; position afterwards: {:?}",
+                    other.map(|ps| ps.into_iter().find(|p| p.contract == cid))
+                ),
+            }),
+        }
+    }
+
+    /// Closes the position on `contract` (liquidateposition: cancels its working orders and
+    /// sends the closing market order); when flat, cancels the contract's working orders.
+    ///
+    /// # Errors
+    /// See [`jt_broker::Broker::close_position`].
+    pub async fn close_position(
+        &self,
+        account: &AccountId,
+        contract: &Contract,
+    ) -> Result<CloseOutcome, BrokerError> {
+        let acct = self.account(account).await?;
+        let cid = contract_number(&contract.id)?;
+        let positions = self.positions(account).await?;
+        let open = positions
+            .iter()
+            .any(|p| p.contract == contract.id && p.net_qty != 0);
+        if open {
+            let order_id = self.liquidate(account, acct.id, cid).await?;
+            return Ok(CloseOutcome { order_id });
+        }
+        let report = self.cancel_working_orders(account, contract).await?;
+        match report.failures.into_iter().next() {
+            Some(failure) => Err(failure.error),
+            None => Ok(CloseOutcome { order_id: None }),
+        }
+    }
+
+    /// Flattens the account.
+    ///
+    /// # Errors
+    /// See [`jt_broker::Broker::flatten_account`].
+    pub async fn flatten_account(&self, account: &AccountId) -> Result<FlattenReport, BrokerError> {
+        let acct = self.account(account).await?;
+        let positions = self.positions(account).await?;
+        let mut report = FlattenReport {
+            account: account.clone(),
+            canceled: Vec::new(),
+            closed: Vec::new(),
+            failures: Vec::new(),
+        };
+        for p in positions.iter().filter(|p| p.net_qty != 0) {
+            let Ok(cid) = contract_number(&p.contract) else {
+                continue;
+            };
+            match self.liquidate(account, acct.id, cid).await {
+                Ok(order) => report.closed.push((p.contract.clone(), order)),
+                Err(error) => report.failures.push(ItemFailure {
+                    target: format!(
+                        "close {}",
+                        p.symbol.as_deref().unwrap_or(p.contract.as_str())
+                    ),
+                    error,
+                }),
+            }
+        }
+        // What liquidation did not cancel (other contracts, or not yet): cancel it now.
+        let working = self.working_orders(account).await?;
+        for o in &working {
+            let Ok(oid) = o.id.as_str().parse::<i64>() else {
+                continue;
+            };
+            match self.cancel_verified(oid).await {
+                Ok(()) => report.canceled.push(o.id.clone()),
+                Err(BrokerError::Rejected { .. }) if self.order_closed(oid).await => {}
+                Err(error) => report.failures.push(ItemFailure {
+                    target: format!("cancel {}", o.id),
+                    error,
+                }),
+            }
+        }
+        Ok(report)
+    }
+
+    async fn order_closed(&self, oid: i64) -> bool {
+        self.order_item(oid).await.is_ok_and(|o| {
+            o.is_some_and(|o| !crate::common::enums::order_status(&o.ord_status).is_open())
+        })
+    }
+
+    /// Looks up the account and contract of an order (fills carry neither account nor, on
+    /// some servers, contract names).
+    ///
+    /// # Errors
+    /// Read errors.
+    pub async fn order_owner(&self, order_id: i64) -> Result<Option<wire::Order>, BrokerError> {
+        self.order_item(order_id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case("MNQ", None)]
+    #[case("MNQ1!", None)]
+    #[case("CME_MINI:MNQ1!", None)]
+    #[case("MNQZ2025", Some("MNQZ5"))]
+    #[case("MNQZ25", Some("MNQZ5"))]
+    #[case("mnqz5", Some("MNQZ5"))]
+    #[case("GCJ6", Some("GCJ6"))]
+    fn symbols_map_to_tradovate_names(#[case] symbol: &str, #[case] want: Option<&str>) {
+        let i = resolve_ticker(symbol).unwrap();
+        assert_eq!(contract_name_of(symbol, i).as_deref(), want);
+    }
+
+    #[rstest]
+    #[case("MNQZ5", "MNQ", true)]
+    #[case("MNQZ25", "MNQ", true)]
+    #[case("NQZ5", "MNQ", false)]
+    #[case("MNQZ5-MNQH6", "MNQ", false)]
+    #[case("MNQZ5 C21000", "MNQ", false)]
+    #[case("MNQ", "MNQ", false)]
+    fn outright_contracts_are_recognised(#[case] name: &str, #[case] root: &str, #[case] ok: bool) {
+        assert_eq!(is_outright(name, root), ok);
+    }
+}
