@@ -6,8 +6,9 @@
 //! It is the broker of `make run`, of the integration tests and of the benchmarks. Layout:
 //! [`core`] is the exchange (accounts, matching, positions, P&L) and knows no wire format;
 //! [`tradovate`] and [`projectx`] are the protocol surfaces over that one core (a login, and so
-//! its accounts, is served through one of them); [`admin`] and [`faults`] are the simulator's
-//! own controls.
+//! its accounts, is served through one of them) and share the venue-neutral [`wire`] readers
+//! and the [`sockets`] registry — a surface never imports another surface; [`admin`] and
+//! [`faults`] are the simulator's own controls.
 //!
 //! It must not be used as a model of anything but a broker's observable behaviour: fills are
 //! simulated against a single price per contract, there is no order book depth.
@@ -34,7 +35,9 @@ pub mod feed;
 mod net;
 pub mod projectx;
 mod requests;
+pub mod sockets;
 pub mod tradovate;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -52,9 +55,9 @@ use crate::core::{Exchange, MatchingSettings, SessionMode};
 use crate::faults::Faults;
 use crate::feed::{Feeds, PriceFeed};
 use crate::projectx::{ProjectX, ProjectXConfig};
+use crate::sockets::Sockets;
 use crate::tradovate::auth::Auth;
 use crate::tradovate::limits::{Limits, LimitsConfig};
-use crate::tradovate::ws::Sockets;
 
 pub use admin::Admin;
 

@@ -25,18 +25,18 @@ use crate::core::{AdminError, MatchingSettings, SessionMode};
 use crate::faults::{FaultKind, FaultSpec, Rule};
 use crate::feed::PriceSource;
 use crate::projectx::limits::ProjectXLimits;
+use crate::sockets::{Control, SocketInfo};
 use crate::tradovate::limits::LimitsConfig;
-use crate::tradovate::ws::{Control, SocketInfo};
 
 fn dec_num<S: Serializer>(d: &Decimal, s: S) -> Result<S::Ok, S::Error> {
-    crate::tradovate::wire::num(*d).serialize(s)
+    crate::wire::num(*d).serialize(s)
 }
 
 fn de_opt_dec<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
     let v = Option::<Value>::deserialize(d)?;
     match v {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => crate::tradovate::wire::dec(&v)
+        Some(v) => crate::wire::dec(&v)
             .map(Some)
             .ok_or_else(|| serde::de::Error::custom(format!("not a number: {v}"))),
     }
@@ -44,7 +44,7 @@ fn de_opt_dec<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Decimal>,
 
 fn opt_dec_num<S: Serializer>(d: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
     match d {
-        Some(d) => crate::tradovate::wire::num(*d).serialize(s),
+        Some(d) => crate::wire::num(*d).serialize(s),
         None => s.serialize_none(),
     }
 }
@@ -356,7 +356,7 @@ impl Admin {
     /// Name taken or invalid.
     pub fn create_user(&self, spec: &NewUser) -> Result<CreatedUser, AdminError> {
         let balance = spec.balance.unwrap_or(Decimal::from(50_000));
-        let cid = spec.cid.as_ref().and_then(crate::tradovate::wire::text);
+        let cid = spec.cid.as_ref().and_then(crate::wire::text);
         for (i, a) in spec.accounts.iter().enumerate() {
             let repeated = spec.accounts[..i].iter().any(|b| b.eq_ignore_ascii_case(a));
             if repeated || self.sh.ex.account_by_name(a).is_some() {
@@ -918,7 +918,7 @@ async fn get_users(State(sh): State<Arc<Shared>>) -> ApiResult {
 
 async fn post_accounts(State(sh): State<Arc<Shared>>, body: String) -> ApiResult {
     let v: Value = parse(&body)?;
-    let f = crate::tradovate::wire::Fields(&v);
+    let f = crate::wire::Fields(&v);
     let user = f.text("user").ok_or_else(|| bad("user is required"))?;
     let balance = f.dec("balance").unwrap_or(Decimal::from(50_000));
     let a = admin(&sh).add_account(&user, f.text("name").as_deref(), balance)?;
@@ -931,7 +931,7 @@ async fn get_accounts(State(sh): State<Arc<Shared>>, Query(q): Query<AccountQuer
 
 async fn post_balances(State(sh): State<Arc<Shared>>, body: String) -> ApiResult {
     let v: Value = parse(&body)?;
-    let f = crate::tradovate::wire::Fields(&v);
+    let f = crate::wire::Fields(&v);
     let account = f
         .text("account")
         .ok_or_else(|| bad("account is required"))?;
@@ -940,13 +940,10 @@ async fn post_balances(State(sh): State<Arc<Shared>>, body: String) -> ApiResult
         .or_else(|| f.dec("balance"))
         .ok_or_else(|| bad("amount is required"))?;
     admin(&sh).set_balance(&account, amount)?;
-    Ok(
-        Json(json!({"account": account, "amount": crate::tradovate::wire::num(amount)}))
-            .into_response(),
-    )
+    Ok(Json(json!({"account": account, "amount": crate::wire::num(amount)})).into_response())
 }
 
-fn millis(f: &crate::tradovate::wire::Fields<'_>, k: &str, default: u64) -> Duration {
+fn millis(f: &crate::wire::Fields<'_>, k: &str, default: u64) -> Duration {
     Duration::from_millis(
         f.int(k)
             .and_then(|v| u64::try_from(v).ok())
@@ -956,19 +953,19 @@ fn millis(f: &crate::tradovate::wire::Fields<'_>, k: &str, default: u64) -> Dura
 
 async fn post_prices(State(sh): State<Arc<Shared>>, body: String) -> ApiResult {
     let v: Value = parse(&body)?;
-    let f = crate::tradovate::wire::Fields(&v);
+    let f = crate::wire::Fields(&v);
     let symbol = f.text("symbol").ok_or_else(|| bad("symbol is required"))?;
     let a = admin(&sh);
     if let Some(price) = f.dec("price") {
         let set = a.set_price(&symbol, price)?;
         let out: Vec<Value> = set
             .into_iter()
-            .map(|(c, p)| json!({"contract": c, "price": crate::tradovate::wire::num(p)}))
+            .map(|(c, p)| json!({"contract": c, "price": crate::wire::num(p)}))
             .collect();
         return Ok(Json(out).into_response());
     }
     let source = if let Some(w) = f.value("walk") {
-        let w = crate::tradovate::wire::Fields(w);
+        let w = crate::wire::Fields(w);
         PriceSource::RandomWalk {
             seed: w
                 .int("seed")
@@ -981,7 +978,7 @@ async fn post_prices(State(sh): State<Arc<Shared>>, body: String) -> ApiResult {
                 .unwrap_or(2),
         }
     } else if let Some(Value::Array(path)) = f.value("path") {
-        let prices: Option<Vec<Decimal>> = path.iter().map(crate::tradovate::wire::dec).collect();
+        let prices: Option<Vec<Decimal>> = path.iter().map(crate::wire::dec).collect();
         PriceSource::Path {
             prices: prices.ok_or_else(|| bad("path must hold prices"))?,
             interval: millis(&f, "intervalMs", 1000),
@@ -1064,7 +1061,7 @@ fn matching_json(m: MatchingSettings) -> Value {
     json!({
         "partialFillQty": m.partial_fill_qty,
         "slippageTicks": m.slippage_ticks,
-        "commissionPerContract": crate::tradovate::wire::num(m.commission_per_contract),
+        "commissionPerContract": crate::wire::num(m.commission_per_contract),
     })
 }
 
@@ -1089,14 +1086,14 @@ async fn get_limits(State(sh): State<Arc<Shared>>) -> ApiResult {
 
 async fn post_replay(State(sh): State<Arc<Shared>>, body: String) -> ApiResult {
     let v: Value = parse(&body)?;
-    let account = crate::tradovate::wire::Fields(&v).text("account");
+    let account = crate::wire::Fields(&v).text("account");
     let n = admin(&sh).replay(account.as_deref())?;
     Ok(Json(json!({"replayed": n})).into_response())
 }
 
 async fn post_tokens(State(sh): State<Arc<Shared>>, body: String) -> ApiResult {
     let v: Value = parse(&body)?;
-    let f = crate::tradovate::wire::Fields(&v);
+    let f = crate::wire::Fields(&v);
     let secs = f
         .int("lifetimeSecs")
         .and_then(|s| u64::try_from(s).ok())
@@ -1125,7 +1122,7 @@ async fn get_projectx_limits(State(sh): State<Arc<Shared>>) -> ApiResult {
 
 async fn post_projectx_brackets(State(sh): State<Arc<Shared>>, body: String) -> ApiResult {
     let v: Value = parse(&body)?;
-    let f = crate::tradovate::wire::Fields(&v);
+    let f = crate::wire::Fields(&v);
     let account = f
         .text("account")
         .ok_or_else(|| bad("account is required"))?;
@@ -1149,7 +1146,7 @@ async fn delete_requests(State(sh): State<Arc<Shared>>) -> ApiResult {
 
 async fn post_oauth_code(State(sh): State<Arc<Shared>>, body: String) -> ApiResult {
     let v: Value = parse(&body)?;
-    let user = crate::tradovate::wire::Fields(&v)
+    let user = crate::wire::Fields(&v)
         .text("user")
         .ok_or_else(|| bad("user is required"))?;
     let code = admin(&sh).oauth_code(&user)?;

@@ -30,8 +30,8 @@ use crate::core::EventSink;
 use crate::core::clock::now_us;
 use crate::core::market::{MarketSink, MarketUpdate};
 use crate::core::model::{Change, Id};
-use crate::tradovate::wire::num;
-use crate::tradovate::ws::{Control, SocketInfo, SocketKind};
+use crate::sockets::{Control, SocketInfo, SocketKind};
+use crate::wire::num;
 
 use super::auth::Identity;
 use super::enums::{dom_type, trade_log_type};
@@ -362,8 +362,8 @@ impl Conn {
         let v = args
             .first()
             .ok_or_else(|| format!("'{target}' needs the account id"))?;
-        let id = crate::tradovate::wire::int(v)
-            .ok_or_else(|| format!("'{target}': {v} is not an account id"))?;
+        let id =
+            crate::wire::int(v).ok_or_else(|| format!("'{target}': {v} is not an account id"))?;
         let owned = self
             .sh
             .ex

@@ -259,7 +259,7 @@ async fn hub_caller(
 async fn negotiation(sh: Arc<Shared>, req: Request, kind: hubs::HubKind) -> Response {
     sh.requests
         .count("projectx", &format!("{}/negotiate", hub_endpoint(kind)));
-    let query = crate::tradovate::rest::parse_query(req.uri().query().unwrap_or(""));
+    let query = crate::wire::parse_query(req.uri().query().unwrap_or(""));
     let is_post = req.method() == Method::POST;
     if let Err(refused) = hub_caller(&sh, bearer(&req), &query, kind).await {
         return refused;
@@ -285,7 +285,7 @@ async fn negotiation(sh: Arc<Shared>, req: Request, kind: hubs::HubKind) -> Resp
 /// The WebSocket upgrade of a hub: straight (no `id`) or with the `id` a negotiation gave.
 async fn upgrade(sh: Arc<Shared>, conn: ConnHandle, req: Request, kind: hubs::HubKind) -> Response {
     sh.requests.count("projectx", hub_endpoint(kind));
-    let query = crate::tradovate::rest::parse_query(req.uri().query().unwrap_or(""));
+    let query = crate::wire::parse_query(req.uri().query().unwrap_or(""));
     let identity = match hub_caller(&sh, bearer(&req), &query, kind).await {
         Ok(i) => i,
         Err(refused) => return refused,

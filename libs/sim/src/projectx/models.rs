@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 use crate::core::account::OrderRec;
 use crate::core::catalog::{Catalog, Contract};
 use crate::core::model::{Action, Id, OrdStatus, OrderType};
-use crate::tradovate::wire::{boolean, dec, int, num, text};
+use crate::wire::{boolean, dec, int, num, text};
 
 use super::enums;
 

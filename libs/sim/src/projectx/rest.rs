@@ -562,8 +562,8 @@ fn retrieve_bars(sh: &Shared, b: Body<'_>) -> Result<Reply, BadField> {
         .rev()
         .take(usize::try_from(limit).unwrap_or(usize::MAX))
         .map(|(t, o, h, l, c, v)| {
-            json!({"t": ts(*t), "o": crate::tradovate::wire::num(*o), "h": crate::tradovate::wire::num(*h),
-                "l": crate::tradovate::wire::num(*l), "c": crate::tradovate::wire::num(*c), "v": v})
+            json!({"t": ts(*t), "o": crate::wire::num(*o), "h": crate::wire::num(*h),
+                "l": crate::wire::num(*l), "c": crate::wire::num(*c), "v": v})
         })
         .collect();
     Ok(ok(json!({ "bars": out })))

@@ -49,8 +49,8 @@ pub(crate) async fn handle(
     let query = req.uri().query().unwrap_or("").to_string();
     let (mut parts, body) = req.into_parts();
     let socket = match path.trim_end_matches('/') {
-        "/v1/websocket" => Some(ws::SocketKind::User),
-        "/md/v1/websocket" | "/md/websocket" => Some(ws::SocketKind::Md),
+        "/v1/websocket" => Some(crate::sockets::SocketKind::User),
+        "/md/v1/websocket" | "/md/websocket" => Some(crate::sockets::SocketKind::Md),
         _ => None,
     };
     if let Some(kind) = socket {

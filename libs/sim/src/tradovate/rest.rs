@@ -25,7 +25,7 @@ use crate::faults::{AmbiguousMode, FaultKind, Point};
 use super::auth::{AuthError, Identity, Issued};
 use super::entities::{self, Kind};
 use super::limits::Verdict;
-use super::wire::{Fields, Obj, num};
+use crate::wire::{Fields, Obj, num, parse_query};
 
 /// Who sends a request.
 #[derive(Debug, Clone)]
@@ -160,42 +160,6 @@ fn failure(r: &Rejection) -> Reply {
 
 fn failure_of(reason: FailureReason, text: impl Into<String>) -> Reply {
     failure(&Rejection::new(reason, text))
-}
-
-/// Parses `a=1&b=x%2Cy`.
-#[must_use]
-pub fn parse_query(q: &str) -> Vec<(String, String)> {
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-                match u8::from_str_radix(hex, 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 struct Query(Vec<(String, String)>);
@@ -1123,7 +1087,7 @@ pub fn sync_scope(user: &User, body: &Value) -> (Vec<Id>, Option<BTreeSet<String
     let list = |k: &str| -> Vec<Id> {
         f.value(k)
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(super::wire::int).collect())
+            .map(|a| a.iter().filter_map(crate::wire::int).collect())
             .unwrap_or_default()
     };
     let accounts = list("accounts");
@@ -1189,15 +1153,6 @@ pub(crate) fn sync_snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn query_strings_decode() {
-        let q = parse_query("ids=840972%2C840944&name=MNQ+Z6&t=");
-        assert_eq!(q[0], ("ids".into(), "840972,840944".into()));
-        assert_eq!(q[1], ("name".into(), "MNQ Z6".into()));
-        assert_eq!(q[2], ("t".into(), String::new()));
-        assert_eq!(percent_decode("100%"), "100%");
-    }
 
     #[test]
     fn params_parse_with_auto_trail_and_break_even() {
