@@ -387,7 +387,7 @@ async fn three_tradovate_processes_on_one_account_log_in_once(t: &TestStore) {
             TradovateBroker::with(
                 config,
                 &LoginRegistry::isolated(),
-                jt_tradovate::websocket::gate::ConnectGate::process_wide(),
+                jt_net::gate::ConnectGate::process_wide(),
             )
             .unwrap()
         })

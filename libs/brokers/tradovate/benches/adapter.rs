@@ -14,8 +14,8 @@ use hdrhistogram::Histogram;
 use jt_broker::{AccountId, Broker, BrokerKind};
 use jt_domain::order::{OrderKind, OrderRequest};
 use jt_domain::types::Side;
+use jt_net::gate::ConnectGate;
 use jt_tradovate::websocket::codec::{ServerFrame, WsMessage, decode_server_frame};
-use jt_tradovate::websocket::gate::ConnectGate;
 use jt_tradovate::websocket::handler::Dispatcher;
 use jt_tradovate::websocket::messages::decode_props;
 use jt_tradovate::{

@@ -30,7 +30,7 @@ use super::http::limits::LoginLimits;
 use super::http::raw::{HostPools, TradovateRawHttpClient};
 use super::http::session::Session;
 use super::websocket::client::{SocketSetup, TradovateSocket};
-use super::websocket::gate::ConnectGate;
+use jt_net::gate::ConnectGate;
 
 /// What Tradovate's multibracket order strategy can carry (BROKERS.md §1.5).
 pub const TRADOVATE_CAPABILITIES: Capabilities = Capabilities {

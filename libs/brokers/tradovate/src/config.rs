@@ -169,24 +169,6 @@ impl Default for SessionConfig {
     }
 }
 
-/// The process-wide connect gate (DOMAIN §8).
-#[derive(Debug, Clone)]
-pub struct GateConfig {
-    /// Connection attempts in flight at once.
-    pub max_in_flight: usize,
-    /// Minimum time between the starts of two attempts.
-    pub spacing: Duration,
-}
-
-impl Default for GateConfig {
-    fn default() -> Self {
-        Self {
-            max_in_flight: 2,
-            spacing: Duration::from_secs(3),
-        }
-    }
-}
-
 /// WebSocket rules (DOMAIN §8).
 #[derive(Clone)]
 pub struct WsConfig {

@@ -15,9 +15,9 @@ use jt_domain::order::{OrderKind, OrderRequest};
 use jt_domain::types::Side;
 use jt_sim::SimConfig;
 use jt_sim::faults::FaultKind;
-use jt_tradovate::config::GateConfig;
+
+use jt_net::gate::{ConnectGate, GateConfig};
 use jt_tradovate::websocket::client::EndReason;
-use jt_tradovate::websocket::gate::ConnectGate;
 use jt_tradovate::{LoginRegistry, TradovateBroker, TradovateConfig};
 use rust_decimal_macros::dec;
 

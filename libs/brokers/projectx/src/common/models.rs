@@ -8,7 +8,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer};
 
-use jt_tradovate::common::exact;
+use jt_net::exact;
 
 /// Reads a ProjectX timestamp (`2026-05-06T13:36:03.4962794+00:00`; without an offset, UTC).
 #[must_use]

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::common::models::{
     Bar, ContractModel, HalfTrade, OrderModel, PositionModel, TradingAccount,
 };
-use jt_tradovate::common::exact;
+use jt_net::exact;
 
 /// The envelope every response carries: checked explicitly, never for truthiness.
 pub trait Envelope {

@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::exact;
+use jt_net::exact;
 
 /// `{year, month, day}` as Tradovate spells a trading date.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

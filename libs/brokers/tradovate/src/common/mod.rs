@@ -2,4 +2,3 @@
 
 pub mod entities;
 pub mod enums;
-pub mod exact;

@@ -10,9 +10,10 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::common::entities::{OrderStrategy, TradeDate};
-use crate::common::{enums, exact};
+use crate::common::enums;
 use crate::config::Credentials;
 use jt_broker::error::BrokerError;
+use jt_net::exact;
 
 /// `POST auth/accesstokenrequest`.
 #[derive(Debug, Clone, Serialize)]

@@ -16,8 +16,8 @@ use crate::common::entities::{
     Account, Command, Contract, ContractMaturity, Fill, Order, OrderStrategy, OrderStrategyLink,
     OrderVersion, Position, Product,
 };
-use crate::common::exact::parse_number_text;
 use crate::config::HttpConfig;
+use jt_net::exact::parse_number_text;
 
 use super::models::{
     AccessTokenRequest, AccessTokenResponse, CancelOrder, CashBalanceSnapshot,

@@ -38,9 +38,9 @@ use jt_broker::events::{
 use jt_broker::model::{AccountId, BrokerKind};
 
 use super::codec::{self, ServerFrame, WsMessage};
-use super::gate::ConnectGate;
 use super::handler::Dispatcher;
 use super::messages::{self, Shutdown};
+use jt_net::gate::ConnectGate;
 
 /// Why a connection ended (a bounded metric label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

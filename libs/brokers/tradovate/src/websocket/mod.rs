@@ -3,7 +3,6 @@
 
 pub mod client;
 pub mod codec;
-pub mod gate;
 pub mod handler;
 pub mod messages;
 pub mod parse;

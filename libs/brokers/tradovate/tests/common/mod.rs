@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jt_broker::{AccountId, BrokerEvent, EventEnvelope, EventSubscription};
+use jt_net::gate::{ConnectGate, GateConfig};
 use jt_sim::admin::{CreatedUser, NewUser};
 use jt_sim::faults::{FaultKind, FaultSpec};
 use jt_sim::{Sim, SimConfig};
-use jt_tradovate::config::{GateConfig, HttpConfig, RateLimitConfig, WsConfig};
-use jt_tradovate::websocket::gate::ConnectGate;
+use jt_tradovate::config::{HttpConfig, RateLimitConfig, WsConfig};
 use jt_tradovate::{
     Brand, Credentials, Environment, LoginRegistry, TradovateBroker, TradovateConfig,
 };

@@ -10,7 +10,23 @@ use parking_lot::Mutex;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use crate::config::GateConfig;
+/// The process-wide connect gate (DOMAIN §8).
+#[derive(Debug, Clone)]
+pub struct GateConfig {
+    /// Connection attempts in flight at once.
+    pub max_in_flight: usize,
+    /// Minimum time between the starts of two attempts.
+    pub spacing: Duration,
+}
+
+impl Default for GateConfig {
+    fn default() -> Self {
+        Self {
+            max_in_flight: 2,
+            spacing: Duration::from_secs(3),
+        }
+    }
+}
 
 /// Limits concurrent connection attempts across every socket that shares it.
 #[derive(Debug)]

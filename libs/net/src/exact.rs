@@ -1,4 +1,4 @@
-//! Exact JSON numbers: Tradovate sends and expects prices and money as JSON numbers. They are
+//! Exact JSON numbers: venues send and expect prices and money as JSON numbers. They are
 //! read from the number's own text into a [`Decimal`] and written back as number text, never
 //! through `f64` (serde_json's `raw_value`). Wire structs using these helpers must be decoded
 //! straight from JSON text, not through `serde_json::Value` or untagged enums.
