@@ -1,8 +1,26 @@
-//! The venue-neutral network layer of the broker adapters: exact JSON decimals and the fleet's
-//! connect gate.
+//! The venue-neutral network layer under every broker adapter, so that each venue crate holds
+//! only what is its own (endpoints, wire models, how it words its errors):
 //!
-//! What this crate must not do: know a venue's endpoints, wire models or error texts, or
-//! anything about orders and trading.
+//! - [`policy`]: the one call policy — limits admitted, tokens, retries of reads, 401 handled
+//!   once, throttling and penalty tickets, and ambiguous writes settled by look-up, never by a
+//!   blind re-send ([`policy::Uncertain`]) — with hooks where a venue reads its own answers;
+//! - [`limits`]: per-login request budgets (paced lanes, a budget window, cool-downs,
+//!   captcha lock-outs);
+//! - [`http`]: one connection pool per host, call classes and timeouts, the raw request and how
+//!   far it got ([`http::RawError`]);
+//! - [`exact`]: prices and money as exact JSON number text, never through `f64`;
+//! - [`socket`]: an event socket's life — stagger, connect through the fleet's [`gate`],
+//!   reconnect with back-off — and the [`socket::Feed`] subscribers read;
+//! - [`registry`]: the shared [`registry::Plumbing`] (pools and gate) and a venue's live
+//!   [`registry::Logins`], constructible and passed in, with process-wide defaults.
+//!
+//! What this crate must not do: know a venue's endpoints, wire models or error texts (venues
+//! hook those in), know orders or decide anything about trading, or depend on a venue crate.
 
 pub mod exact;
 pub mod gate;
+pub mod http;
+pub mod limits;
+pub mod policy;
+pub mod registry;
+pub mod socket;

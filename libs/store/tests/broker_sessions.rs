@@ -384,12 +384,7 @@ async fn three_tradovate_processes_on_one_account_log_in_once(t: &TestStore) {
                 poll_interval: Duration::from_millis(20),
                 max_wait: Duration::from_secs(6),
             };
-            TradovateBroker::with(
-                config,
-                &LoginRegistry::isolated(),
-                jt_net::gate::ConnectGate::process_wide(),
-            )
-            .unwrap()
+            TradovateBroker::with(config, &LoginRegistry::isolated()).unwrap()
         })
         .collect();
     let (a, b, c) = tokio::join!(brokers[0].login(), brokers[1].login(), brokers[2].login());

@@ -5,13 +5,11 @@
 //! point at it: the budget of 200 requests per 60 s is per token, so every account and caller
 //! of the login spends the same one.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use jt_domain::bracket::StopOrder;
 use jt_domain::order::{BracketOrder, OrderRequest};
-use parking_lot::Mutex;
 
 use jt_broker::broker::Broker;
 use jt_broker::capabilities::Capabilities;
@@ -21,12 +19,13 @@ use jt_broker::model::{
     AccountId, AccountInfo, AccountPnl, BracketAck, BrokerKind, CallBudget, CloseOutcome, Contract,
     FillReport, FlattenReport, OrderAck, OrderId, OrderReport, PositionReport, SessionInfo,
 };
-use jt_tradovate::http::raw::HostPools;
+use jt_net::gate::ConnectGate;
+use jt_net::registry::{Logins, Plumbing};
 
 use super::brackets;
 use super::config::ProjectXConfig;
 use super::http::client::ProjectXHttpClient;
-use super::http::limits::LoginLimits;
+use super::http::limits::login_limits;
 use super::http::raw::ProjectXRawHttpClient;
 use super::http::session::Session;
 use super::hub::client::ProjectXHub;
@@ -66,92 +65,89 @@ pub const NATIVE_TAKE_PROFIT_LEGS: usize = 1;
 struct Login {
     config: ProjectXConfig,
     http: Arc<ProjectXHttpClient>,
+    gate: Arc<ConnectGate>,
     hub: OnceLock<ProjectXHub>,
 }
 
-/// The ProjectX logins of a process, keyed by REST host and user name.
-#[derive(Default)]
+/// The ProjectX logins of a process, keyed by REST host and user name, over the plumbing
+/// (connection pools, connect gate) they share.
 pub struct LoginRegistry {
-    logins: Mutex<HashMap<(String, String), Weak<Login>>>,
-    pools: Arc<HostPools>,
+    logins: Logins<Login>,
+    plumbing: Plumbing,
 }
 
 impl std::fmt::Debug for LoginRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoginRegistry")
-            .field("logins", &self.logins.lock().len())
+            .field("logins", &self.logins)
             .finish()
     }
 }
 
 impl LoginRegistry {
-    /// The process-wide registry.
+    /// A registry whose logins use `plumbing`.
+    #[must_use]
+    pub fn new(plumbing: Plumbing) -> Arc<Self> {
+        Arc::new(Self {
+            logins: Logins::default(),
+            plumbing,
+        })
+    }
+
+    /// The process-wide registry (process-wide pools and gate).
     #[must_use]
     pub fn shared() -> Arc<Self> {
         static REGISTRY: OnceLock<Arc<LoginRegistry>> = OnceLock::new();
-        Arc::clone(REGISTRY.get_or_init(|| {
-            Arc::new(Self {
-                logins: Mutex::new(HashMap::new()),
-                pools: HostPools::shared(),
-            })
-        }))
+        Arc::clone(REGISTRY.get_or_init(|| Self::new(Plumbing::process_wide())))
     }
 
-    /// A private registry (tests that must not share logins).
+    /// A private registry over the process-wide plumbing (tests that must not share logins).
     #[must_use]
     pub fn isolated() -> Arc<Self> {
-        Arc::new(Self {
-            logins: Mutex::new(HashMap::new()),
-            pools: HostPools::shared(),
-        })
+        Self::new(Plumbing::process_wide())
     }
 
     /// The call budget of every live login (for a status page; never a metric label).
     #[must_use]
     pub fn budgets(&self) -> Vec<(String, CallBudget)> {
         self.logins
-            .lock()
-            .iter()
-            .filter_map(|((host, user), w)| {
-                w.upgrade()
-                    .map(|l| (format!("{user}@{host}"), l.http.limits().budget()))
-            })
+            .live()
+            .into_iter()
+            .map(|(name, l)| (name, l.http.limits().budget()))
             .collect()
     }
 
     fn login(&self, config: ProjectXConfig) -> Result<Arc<Login>, BrokerError> {
-        let key = (
-            config.api_url.as_str().to_string(),
-            config.credentials.user_name.clone(),
-        );
-        let mut logins = self.logins.lock();
-        if let Some(l) = logins.get(&key).and_then(Weak::upgrade) {
-            return Ok(l);
-        }
-        logins.retain(|_, w| w.strong_count() > 0);
-        let raw =
-            ProjectXRawHttpClient::new(config.api_url.clone(), config.http.clone(), &self.pools)
-                .map_err(BrokerError::transport)?;
-        let limits = Arc::new(LoginLimits::new(config.limits.clone()));
-        let session = Arc::new(Session::new(
-            raw.clone(),
-            config.credentials.clone(),
-            config.session.clone(),
-            Arc::clone(&limits),
-        ));
-        let http = Arc::new(ProjectXHttpClient::new(
-            raw,
-            session,
-            limits,
-            config.clone(),
-        ));
-        let login = Arc::new(Login {
-            config,
-            http,
-            hub: OnceLock::new(),
-        });
-        logins.insert(key, Arc::downgrade(&login));
-        Ok(login)
+        let host = config.api_url.as_str().to_string();
+        let user = config.credentials.user_name.clone();
+        self.logins.get_or_make(&host, &user, || {
+            let raw = ProjectXRawHttpClient::new(
+                config.api_url.clone(),
+                config.http.clone(),
+                &self.plumbing.pools,
+            )
+            .map_err(BrokerError::transport)?;
+            let limits = Arc::new(login_limits(&config.limits));
+            let session = Arc::new(Session::new(
+                raw.clone(),
+                config.credentials.clone(),
+                config.session.clone(),
+                Arc::clone(&limits),
+                config.limits.clone(),
+            ));
+            let http = Arc::new(ProjectXHttpClient::new(
+                raw,
+                session,
+                limits,
+                config.clone(),
+            ));
+            Ok(Login {
+                config,
+                http,
+                gate: Arc::clone(&self.plumbing.gate),
+                hub: OnceLock::new(),
+            })
+        })
     }
 }
 
@@ -172,7 +168,7 @@ impl std::fmt::Debug for ProjectXBroker {
 
 impl ProjectXBroker {
     /// The broker of `config`'s login, sharing it with every other value for the same login
-    /// in this process.
+    /// in this process (the process-wide registry, pools and connect gate).
     ///
     /// # Errors
     /// `Transport` when the HTTP client cannot be built.
@@ -180,7 +176,7 @@ impl ProjectXBroker {
         Self::with(config, &LoginRegistry::shared())
     }
 
-    /// The broker of `config`'s login in `registry`.
+    /// The broker of `config`'s login in `registry` (its pools and connect gate).
     ///
     /// # Errors
     /// `Transport` when the HTTP client cannot be built.
@@ -214,6 +210,7 @@ impl ProjectXBroker {
                 Arc::clone(&self.login.http),
                 self.login.config.user_hub_url.clone(),
                 self.login.config.hub.clone(),
+                Arc::clone(&self.login.gate),
             )
         })
     }
@@ -333,8 +330,6 @@ impl Broker for ProjectXBroker {
             ids.push(self.login.http.account(a).await?.id);
         }
         let hub = self.hub_or_start();
-        let subscription = hub.subscribe(Some(accounts.iter().cloned().collect::<HashSet<_>>()));
-        hub.add_accounts(ids);
-        Ok(subscription)
+        Ok(hub.feed().serve(accounts, ids))
     }
 }

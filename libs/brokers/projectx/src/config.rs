@@ -5,10 +5,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use jt_net::socket::Reconnect;
 use url::Url;
 
 use jt_broker::session_store::{ClaimConfig, SessionStore};
-pub use jt_tradovate::config::HttpConfig;
+pub use jt_net::http::HttpConfig;
 
 /// A ProjectX firm's public hosts (each prop firm runs its own gateway).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -114,16 +115,9 @@ pub struct HubConfig {
     pub connect_timeout: Duration,
     /// Each subscription invocation completed within this.
     pub invoke_timeout: Duration,
-    /// First reconnect delay.
-    pub backoff_initial: Duration,
-    /// Longest reconnect delay.
-    pub backoff_max: Duration,
-    /// Up to this fraction of the delay is added at random.
-    pub backoff_jitter: f64,
-    /// A connection that stayed up this long resets the back-off.
-    pub backoff_reset_after: Duration,
-    /// Random delay 0..this before the first connection (DOMAIN §8: 0–30 s).
-    pub initial_stagger_max: Duration,
+    /// Reconnect back-off and the initial stagger (DOMAIN §8: 1, 2, 4 … 60 s plus up to
+    /// 10 %; 0–30 s before the first connection).
+    pub reconnect: Reconnect,
     /// While the hub is down, positions, open orders, trades and balances are polled this
     /// often (DOMAIN §9: 5 s).
     pub poll_interval: Duration,
@@ -144,11 +138,7 @@ impl Default for HubConfig {
             server_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(15),
             invoke_timeout: Duration::from_secs(10),
-            backoff_initial: Duration::from_secs(1),
-            backoff_max: Duration::from_secs(60),
-            backoff_jitter: 0.10,
-            backoff_reset_after: Duration::from_secs(60),
-            initial_stagger_max: Duration::from_secs(30),
+            reconnect: Reconnect::default(),
             poll_interval: Duration::from_secs(5),
             subscriber_capacity: 4_096,
             exit_guard: true,

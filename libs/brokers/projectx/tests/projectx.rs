@@ -20,6 +20,9 @@ use jt_domain::bracket::StopOrder;
 use jt_domain::instrument::by_root;
 use jt_domain::order::{BracketOrder, OrderKind, OrderRequest, StopKind, StopSpec, TakeProfitLeg};
 use jt_domain::types::{Direction, Price, Side};
+use jt_net::gate::GateConfig;
+use jt_net::registry::Plumbing;
+use jt_net::socket::Reconnect;
 use jt_projectx::config::{BracketConfig, HttpConfig, HubConfig, RateLimitConfig};
 use jt_projectx::hub::client::EndReason;
 use jt_projectx::{Credentials, Firm, LoginRegistry, ProjectXBroker, ProjectXConfig};
@@ -83,6 +86,14 @@ fn px_user(sim: &Sim, name: &str, accounts: &[&str]) -> Vec<AccountId> {
         .collect()
 }
 
+/// A registry of its own whose hubs connect through a test-sized gate (2 in flight, 5 ms apart).
+fn registry() -> Arc<LoginRegistry> {
+    LoginRegistry::new(Plumbing::new(&GateConfig {
+        max_in_flight: 2,
+        spacing: Duration::from_millis(5),
+    }))
+}
+
 fn config(sim: &Sim, name: &str) -> ProjectXConfig {
     let mut c = ProjectXConfig::new(
         Firm::TopstepX,
@@ -108,9 +119,12 @@ fn config(sim: &Sim, name: &str) -> ProjectXConfig {
         ..RateLimitConfig::default()
     };
     c.hub = HubConfig {
-        initial_stagger_max: Duration::ZERO,
-        backoff_initial: Duration::from_millis(50),
-        backoff_max: Duration::from_millis(400),
+        reconnect: Reconnect {
+            initial_stagger_max: Duration::ZERO,
+            initial: Duration::from_millis(50),
+            max: Duration::from_millis(400),
+            ..Reconnect::default()
+        },
         poll_interval: Duration::from_millis(200),
         ..HubConfig::default()
     };
@@ -123,7 +137,7 @@ fn config(sim: &Sim, name: &str) -> ProjectXConfig {
 }
 
 fn broker(c: ProjectXConfig) -> ProjectXBroker {
-    ProjectXBroker::with(c, &LoginRegistry::isolated()).expect("the adapter builds")
+    ProjectXBroker::with(c, &registry()).expect("the adapter builds")
 }
 
 fn mnq(p: Decimal) -> Price {
@@ -212,7 +226,7 @@ async fn net(b: &ProjectXBroker, a: &AccountId, c: &Contract) -> i64 {
 async fn login_reuse_validate_renewal_expiry_and_refused_keys() {
     let sim = sim().await;
     let a = px_user(&sim, "pxa", &["PXA1"])[0].clone();
-    let registry = LoginRegistry::isolated();
+    let registry = registry();
     let b = ProjectXBroker::with(config(&sim, "pxa"), &registry).unwrap();
     let first = b.login().await.unwrap();
     assert_eq!(first.outcome, SessionOutcome::LoggedIn);
@@ -725,7 +739,7 @@ async fn a_429_backs_off_and_the_budget_is_shared_per_token() {
     tokio::time::sleep(Duration::from_millis(350)).await;
     assert!(b.positions(&a).await.is_ok());
     // The adapter's own budget, shared by two values of one login, stays below the server's.
-    let registry = LoginRegistry::isolated();
+    let registry = registry();
     let mut cfg = config(&sim, "pxr");
     cfg.limits = RateLimitConfig {
         requests: 10,

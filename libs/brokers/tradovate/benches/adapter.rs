@@ -14,7 +14,6 @@ use hdrhistogram::Histogram;
 use jt_broker::{AccountId, Broker, BrokerKind};
 use jt_domain::order::{OrderKind, OrderRequest};
 use jt_domain::types::Side;
-use jt_net::gate::ConnectGate;
 use jt_tradovate::websocket::codec::{ServerFrame, WsMessage, decode_server_frame};
 use jt_tradovate::websocket::handler::Dispatcher;
 use jt_tradovate::websocket::messages::decode_props;
@@ -103,12 +102,7 @@ async fn bench_orders() {
     config.limits.per_second = 1_000_000;
     config.limits.burst = 1_000_000;
     config.limits.per_hour = 1_000_000;
-    let broker = TradovateBroker::with(
-        config,
-        &LoginRegistry::isolated(),
-        ConnectGate::process_wide(),
-    )
-    .unwrap();
+    let broker = TradovateBroker::with(config, &LoginRegistry::isolated()).unwrap();
     let account = AccountId::from(user.accounts[0].id);
     let contract = broker.resolve_contract("MNQ").await.unwrap();
     let mut hist = Histogram::<u64>::new(3).unwrap();

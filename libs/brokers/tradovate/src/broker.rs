@@ -5,14 +5,12 @@
 //! `TradovateBroker` values point at it: a second value never logs in a second time (the
 //! two-session limit) and never opens a second socket.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use jt_domain::bracket::StopOrder;
 use jt_domain::order::{BracketOrder, OrderRequest};
 use jt_domain::types::Direction;
-use parking_lot::Mutex;
 
 use jt_broker::broker::{Broker, ExitOrders};
 use jt_broker::capabilities::Capabilities;
@@ -26,11 +24,12 @@ use jt_broker::model::{
 
 use super::config::TradovateConfig;
 use super::http::client::TradovateHttpClient;
-use super::http::limits::LoginLimits;
-use super::http::raw::{HostPools, TradovateRawHttpClient};
+use super::http::limits::login_limits;
+use super::http::raw::TradovateRawHttpClient;
 use super::http::session::Session;
 use super::websocket::client::{SocketSetup, TradovateSocket};
 use jt_net::gate::ConnectGate;
+use jt_net::registry::{Logins, Plumbing};
 
 /// What Tradovate's multibracket order strategy can carry (BROKERS.md §1.5).
 pub const TRADOVATE_CAPABILITIES: Capabilities = Capabilities {
@@ -61,99 +60,90 @@ struct Login {
     socket: OnceLock<TradovateSocket>,
 }
 
-/// The logins of a process, keyed by REST host and user name.
-#[derive(Default)]
+/// The Tradovate logins of a process, keyed by REST host and user name, over the plumbing
+/// (connection pools, connect gate) they share.
 pub struct LoginRegistry {
-    logins: Mutex<HashMap<(String, String), Weak<Login>>>,
-    pools: Arc<HostPools>,
+    logins: Logins<Login>,
+    plumbing: Plumbing,
 }
 
 impl std::fmt::Debug for LoginRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoginRegistry")
-            .field("logins", &self.logins.lock().len())
+            .field("logins", &self.logins)
             .finish()
     }
 }
 
 impl LoginRegistry {
-    /// The process-wide registry.
+    /// A registry whose logins use `plumbing`.
+    #[must_use]
+    pub fn new(plumbing: Plumbing) -> Arc<Self> {
+        Arc::new(Self {
+            logins: Logins::default(),
+            plumbing,
+        })
+    }
+
+    /// The process-wide registry (process-wide pools and gate).
     #[must_use]
     pub fn shared() -> Arc<Self> {
         static REGISTRY: OnceLock<Arc<LoginRegistry>> = OnceLock::new();
-        Arc::clone(REGISTRY.get_or_init(|| {
-            Arc::new(Self {
-                logins: Mutex::new(HashMap::new()),
-                pools: HostPools::shared(),
-            })
-        }))
+        Arc::clone(REGISTRY.get_or_init(|| Self::new(Plumbing::process_wide())))
     }
 
-    /// A private registry (tests that must not share logins).
+    /// A private registry over the process-wide plumbing (tests that must not share logins).
     #[must_use]
     pub fn isolated() -> Arc<Self> {
-        Arc::new(Self {
-            logins: Mutex::new(HashMap::new()),
-            pools: HostPools::shared(),
-        })
+        Self::new(Plumbing::process_wide())
     }
 
     /// The call budget of every live login (for a status page; never a metric label).
     #[must_use]
     pub fn budgets(&self) -> Vec<(String, CallBudget)> {
         self.logins
-            .lock()
-            .iter()
-            .filter_map(|((host, user), w)| {
-                w.upgrade()
-                    .map(|l| (format!("{user}@{host}"), l.http.limits().budget()))
-            })
+            .live()
+            .into_iter()
+            .map(|(name, l)| (name, l.http.limits().budget()))
             .collect()
     }
 
-    fn login(
-        &self,
-        config: TradovateConfig,
-        gate: Arc<ConnectGate>,
-    ) -> Result<Arc<Login>, BrokerError> {
-        let key = (
-            config.rest_url.as_str().to_string(),
-            config.credentials.name.clone(),
-        );
-        let mut logins = self.logins.lock();
-        if let Some(l) = logins.get(&key).and_then(Weak::upgrade) {
-            return Ok(l);
-        }
-        logins.retain(|_, w| w.strong_count() > 0);
-        let kind = config.brand.kind();
-        let raw =
-            TradovateRawHttpClient::new(config.rest_url.clone(), config.http.clone(), &self.pools)
-                .map_err(BrokerError::transport)?;
-        let limits = Arc::new(LoginLimits::new(kind, config.limits.clone()));
-        let session = Arc::new(Session::new(
-            kind,
-            raw.clone(),
-            config.credentials.clone(),
-            config.session.clone(),
-            Arc::clone(&limits),
-            config.session_store.clone(),
-        ));
-        let http = Arc::new(TradovateHttpClient::new(
-            kind,
-            raw,
-            session,
-            limits,
-            config.clone(),
-        ));
-        let login = Arc::new(Login {
-            kind,
-            config,
-            http,
-            gate,
-            socket: OnceLock::new(),
-        });
-        logins.insert(key, Arc::downgrade(&login));
-        Ok(login)
+    fn login(&self, config: TradovateConfig) -> Result<Arc<Login>, BrokerError> {
+        let host = config.rest_url.as_str().to_string();
+        let user = config.credentials.name.clone();
+        self.logins.get_or_make(&host, &user, || {
+            let kind = config.brand.kind();
+            let raw = TradovateRawHttpClient::new(
+                config.rest_url.clone(),
+                config.http.clone(),
+                &self.plumbing.pools,
+            )
+            .map_err(BrokerError::transport)?;
+            let limits = Arc::new(login_limits(kind, &config.limits));
+            let session = Arc::new(Session::new(
+                kind,
+                raw.clone(),
+                config.credentials.clone(),
+                config.session.clone(),
+                Arc::clone(&limits),
+                config.limits.clone(),
+                config.session_store.clone(),
+            ));
+            let http = Arc::new(TradovateHttpClient::new(
+                kind,
+                raw,
+                session,
+                limits,
+                config.clone(),
+            ));
+            Ok(Login {
+                kind,
+                config,
+                http,
+                gate: Arc::clone(&self.plumbing.gate),
+                socket: OnceLock::new(),
+            })
+        })
     }
 }
 
@@ -175,29 +165,21 @@ impl std::fmt::Debug for TradovateBroker {
 
 impl TradovateBroker {
     /// The broker of `config`'s login, sharing it with every other value for the same login in
-    /// this process, and the process-wide connect gate.
+    /// this process (the process-wide registry, pools and connect gate).
     ///
     /// # Errors
     /// `Transport` when the HTTP client cannot be built.
     pub fn new(config: TradovateConfig) -> Result<Self, BrokerError> {
-        Self::with(
-            config,
-            &LoginRegistry::shared(),
-            ConnectGate::process_wide(),
-        )
+        Self::with(config, &LoginRegistry::shared())
     }
 
-    /// The broker of `config`'s login in `registry`, with `gate` for its socket.
+    /// The broker of `config`'s login in `registry` (its pools and connect gate).
     ///
     /// # Errors
     /// `Transport` when the HTTP client cannot be built.
-    pub fn with(
-        config: TradovateConfig,
-        registry: &LoginRegistry,
-        gate: Arc<ConnectGate>,
-    ) -> Result<Self, BrokerError> {
+    pub fn with(config: TradovateConfig, registry: &LoginRegistry) -> Result<Self, BrokerError> {
         Ok(Self {
-            login: registry.login(config, gate)?,
+            login: registry.login(config)?,
         })
     }
 
@@ -336,9 +318,7 @@ impl Broker for TradovateBroker {
             ids.push(self.login.http.account(a).await?.id);
         }
         let socket = self.socket_or_start();
-        let subscription = socket.subscribe(Some(accounts.iter().cloned().collect::<HashSet<_>>()));
-        socket.add_accounts(ids);
-        Ok(subscription)
+        Ok(socket.feed().serve(accounts, ids))
     }
 
     async fn place_stop(

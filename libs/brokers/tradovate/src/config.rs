@@ -5,7 +5,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use jt_net::socket::Reconnect;
 use url::Url;
+
+pub use jt_net::http::HttpConfig;
 
 use jt_broker::clock::{MarketHours, default_market_hours};
 use jt_broker::model::BrokerKind;
@@ -70,45 +73,6 @@ impl fmt::Debug for Credentials {
             .field("cid", &self.cid)
             .field("sec", &self.sec.as_ref().map(|_| "<redacted>"))
             .finish()
-    }
-}
-
-/// Timeouts per call class, retries and the ambiguous-outcome look-up.
-#[derive(Debug, Clone)]
-pub struct HttpConfig {
-    /// TCP/TLS connect timeout.
-    pub connect_timeout: Duration,
-    /// Whole-call timeout of token requests and renewals.
-    pub auth_timeout: Duration,
-    /// Whole-call timeout of reads.
-    pub read_timeout: Duration,
-    /// Whole-call timeout of orders, cancels and closes.
-    pub write_timeout: Duration,
-    /// Extra attempts of a read after a transport error or 5xx.
-    pub read_retries: u32,
-    /// Delay before the first read retry (doubles each time).
-    pub read_retry_backoff: Duration,
-    /// Look-ups by client order id after an ambiguous write.
-    pub lookup_attempts: u32,
-    /// Delay before each of those look-ups (the order may appear late).
-    pub lookup_interval: Duration,
-    /// Idle pooled connections kept per host.
-    pub pool_max_idle_per_host: usize,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        Self {
-            connect_timeout: Duration::from_secs(5),
-            auth_timeout: Duration::from_secs(15),
-            read_timeout: Duration::from_secs(10),
-            write_timeout: Duration::from_secs(10),
-            read_retries: 2,
-            read_retry_backoff: Duration::from_millis(250),
-            lookup_attempts: 3,
-            lookup_interval: Duration::from_millis(500),
-            pool_max_idle_per_host: 32,
-        }
     }
 }
 
@@ -180,20 +144,12 @@ pub struct WsConfig {
     pub subscription_window: Duration,
     /// Consecutive data-less windows while the market is open before reconnecting.
     pub dead_subscription_windows: u32,
-    /// First reconnect delay.
-    pub backoff_initial: Duration,
-    /// Longest reconnect delay.
-    pub backoff_max: Duration,
-    /// Up to this fraction of the delay is added at random.
-    pub backoff_jitter: f64,
-    /// A connection that stayed up this long resets the back-off.
-    pub backoff_reset_after: Duration,
+    /// Reconnect back-off and the initial stagger.
+    pub reconnect: Reconnect,
     /// Close and reopen before the socket's token is this old.
     pub max_token_age: Duration,
     /// Renew first when the token would leave the socket less than this to live.
     pub min_socket_life: Duration,
-    /// Random delay 0..this before the first connection of a client.
-    pub initial_stagger_max: Duration,
     /// Connect, wait for `o`, within this.
     pub connect_timeout: Duration,
     /// Authorization answered within this.
@@ -220,10 +176,8 @@ impl fmt::Debug for WsConfig {
             .field("server_silence_timeout", &self.server_silence_timeout)
             .field("subscription_window", &self.subscription_window)
             .field("dead_subscription_windows", &self.dead_subscription_windows)
-            .field("backoff_initial", &self.backoff_initial)
-            .field("backoff_max", &self.backoff_max)
+            .field("reconnect", &self.reconnect)
             .field("max_token_age", &self.max_token_age)
-            .field("initial_stagger_max", &self.initial_stagger_max)
             .finish_non_exhaustive()
     }
 }
@@ -235,13 +189,9 @@ impl Default for WsConfig {
             server_silence_timeout: Duration::from_secs(10),
             subscription_window: Duration::from_secs(30),
             dead_subscription_windows: 10,
-            backoff_initial: Duration::from_secs(1),
-            backoff_max: Duration::from_secs(60),
-            backoff_jitter: 0.10,
-            backoff_reset_after: Duration::from_secs(60),
+            reconnect: Reconnect::default(),
             max_token_age: Duration::from_secs(70 * 60),
             min_socket_life: Duration::from_secs(5 * 60),
-            initial_stagger_max: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(15),
             auth_timeout: Duration::from_secs(10),
             sync_timeout: Duration::from_secs(30),

@@ -17,7 +17,6 @@ use jt_domain::order::{
 };
 use jt_domain::types::{Direction, Price, Side};
 use jt_sim::faults::{AmbiguousMode, FaultKind};
-use jt_tradovate::LoginRegistry;
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 
@@ -42,13 +41,13 @@ fn leg(qty: u32, distance: Decimal) -> TakeProfitLeg {
 async fn login_is_reused_while_the_session_lives_and_renewal_never_creates_a_session() {
     let sim = sim().await;
     user(&sim, "alice", &["ALICE1"]);
-    let registry = LoginRegistry::isolated();
-    let a = jt_tradovate::TradovateBroker::with(config(&sim, "alice"), &registry, gate()).unwrap();
+    let registry = registry();
+    let a = jt_tradovate::TradovateBroker::with(config(&sim, "alice"), &registry).unwrap();
     let first = a.login().await.unwrap();
     assert_eq!(first.outcome, SessionOutcome::LoggedIn);
     assert!(first.expires_at > first.obtained_at + chrono::Duration::minutes(80));
     // A second value for the same login in the process shares the session.
-    let b = jt_tradovate::TradovateBroker::with(config(&sim, "alice"), &registry, gate()).unwrap();
+    let b = jt_tradovate::TradovateBroker::with(config(&sim, "alice"), &registry).unwrap();
     assert_eq!(b.login().await.unwrap().outcome, SessionOutcome::Reused);
     let renewed = b.renew().await.unwrap();
     assert_eq!(renewed.outcome, SessionOutcome::Renewed);

@@ -26,7 +26,7 @@ use jt_domain::order::{OrderKind, OrderRequest};
 use jt_domain::types::Side;
 use jt_sim::faults::FaultKind;
 use jt_sim::{Sim, SimConfig};
-use jt_tradovate::{LoginRegistry, TradovateBroker, TradovateConfig};
+use jt_tradovate::{TradovateBroker, TradovateConfig};
 use parking_lot::Mutex;
 use rust_decimal_macros::dec;
 
@@ -148,12 +148,8 @@ fn processes(
     (0..n)
         .map(|_| {
             let store: Arc<dyn SessionStore> = store.clone();
-            TradovateBroker::with(
-                config.clone().with_session_store(store),
-                &LoginRegistry::isolated(),
-                gate(),
-            )
-            .expect("the adapter builds")
+            TradovateBroker::with(config.clone().with_session_store(store), &registry())
+                .expect("the adapter builds")
         })
         .collect()
 }
@@ -502,8 +498,7 @@ async fn without_its_store_a_process_never_logs_in_blind() {
     let proxy = CountingProxy::start(&sim).await;
     let b = TradovateBroker::with(
         shared_config(&sim, &proxy, "hal").with_session_store(Arc::new(Unreachable)),
-        &LoginRegistry::isolated(),
-        gate(),
+        &registry(),
     )
     .unwrap();
     let err = b.login().await.unwrap_err();

@@ -17,6 +17,7 @@ use jt_sim::SimConfig;
 use jt_sim::faults::FaultKind;
 
 use jt_net::gate::{ConnectGate, GateConfig};
+use jt_net::registry::Plumbing;
 use jt_tradovate::websocket::client::EndReason;
 use jt_tradovate::{LoginRegistry, TradovateBroker, TradovateConfig};
 use rust_decimal_macros::dec;
@@ -215,7 +216,7 @@ async fn a_frozen_socket_is_declared_dead_after_the_silence_timeout() {
     assert!(
         eventually(Duration::from_secs(6), || async {
             b.socket().unwrap().stats().synced_connections >= 2
-                && b.socket().unwrap().state() == ConnectionState::Connected
+                && b.socket().unwrap().feed().state() == ConnectionState::Connected
         })
         .await,
         "{:?}",
@@ -267,7 +268,10 @@ async fn a_silent_subscription_is_left_alone_while_the_market_is_closed() {
     // Ten windows of silence, three times the threshold.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(ends(&b).is_empty(), "{:?}", ends(&b));
-    assert_eq!(b.socket().unwrap().state(), ConnectionState::Connected);
+    assert_eq!(
+        b.socket().unwrap().feed().state(),
+        ConnectionState::Connected
+    );
 }
 
 #[tokio::test]
@@ -414,14 +418,13 @@ async fn two_hundred_logins_connecting_at_once_never_have_more_than_two_attempts
         max_in_flight: 2,
         spacing: Duration::from_millis(5),
     });
-    let registry = LoginRegistry::isolated();
+    let registry = LoginRegistry::new(Plumbing::process_wide().with_gate(Arc::clone(&gate)));
     let mut brokers = Vec::new();
     let mut subs = Vec::new();
     for n in 0..200 {
         let name = format!("u{n:03}");
         let u = user(&sim, &name, &[&format!("ACC{n:03}")]);
-        let b =
-            TradovateBroker::with(ws_config(&sim, &name), &registry, Arc::clone(&gate)).unwrap();
+        let b = TradovateBroker::with(ws_config(&sim, &name), &registry).unwrap();
         brokers.push((b, account(&u)));
     }
     // Every login subscribes at the same moment.
@@ -438,7 +441,7 @@ async fn two_hundred_logins_connecting_at_once_never_have_more_than_two_attempts
         eventually(Duration::from_secs(60), || async {
             brokers.iter().all(|(b, _)| {
                 b.socket()
-                    .is_some_and(|s| s.state() == ConnectionState::Connected)
+                    .is_some_and(|s| s.feed().state() == ConnectionState::Connected)
             })
         })
         .await,

@@ -3,7 +3,7 @@
 //! explicitly, and the rule that an order is never re-sent blindly (an ambiguous write is
 //! looked up by its `customTag`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,6 +13,9 @@ use jt_domain::bracket::StopOrder;
 use jt_domain::instrument::{Instrument, resolve_ticker};
 use jt_domain::order::{OrderKind, OrderRequest, StopKind};
 use jt_domain::types::{Direction, Side};
+use jt_net::http::{CallClass, RawError};
+use jt_net::limits::LoginLimits;
+use jt_net::policy::{Call, CallError, CallPolicy, PolicyConfig, Uncertain};
 use parking_lot::Mutex;
 use rust_decimal::Decimal;
 
@@ -25,43 +28,18 @@ use jt_broker::model::{
     AccountId, AccountInfo, AccountPnl, CloseOutcome, Contract, ContractId, FillId, FillReport,
     FlattenReport, ItemFailure, OrderAck, OrderId, OrderReport, PositionReport,
 };
-use jt_tradovate::http::raw::CallClass;
 
-use super::limits::{Bucket, LoginLimits};
+use super::limits::Bucket;
 use super::models::{
     AccountRequest, AccountSearchRequest, CancelOrderRequest, CloseContractRequest,
     ContractByIdRequest, ContractSearchRequest, Envelope, ModifyOrderRequest, PlaceOrderRequest,
     RetrieveBarsRequest, TimeRangeRequest,
 };
-use super::raw::{ProjectXRawHttpClient, RawError};
+use super::raw::ProjectXRawHttpClient;
 use super::session::Session;
 
 /// How far back `find_order` looks for a `customTag`.
 const LOOKUP_DAYS: i64 = 7;
-
-/// How a policed call ended when it did not succeed.
-#[derive(Debug)]
-enum CallError {
-    /// A definite error.
-    Broker(BrokerError),
-    /// A write may have been executed: look it up before answering.
-    Ambiguous(String),
-}
-
-impl From<BrokerError> for CallError {
-    fn from(e: BrokerError) -> Self {
-        Self::Broker(e)
-    }
-}
-
-impl CallError {
-    fn into_broker(self, what: &str) -> BrokerError {
-        match self {
-            Self::Broker(e) => e,
-            Self::Ambiguous(d) => BrokerError::transport(format!("{what}: {d}")),
-        }
-    }
-}
 
 /// The error of an envelope that is not a success.
 fn envelope_error<T: Envelope>(endpoint: Endpoint, r: &T) -> Option<BrokerError> {
@@ -205,11 +183,11 @@ struct Caches {
 pub struct ProjectXHttpClient {
     raw: ProjectXRawHttpClient,
     session: Arc<Session>,
-    limits: Arc<LoginLimits>,
+    policy: CallPolicy,
     config: ProjectXConfig,
     caches: Mutex<Caches>,
     /// (account, customTag) whose outcome was left unknown: looked up before a new attempt.
-    uncertain: Mutex<HashSet<(i64, String)>>,
+    uncertain: Uncertain<(i64, String)>,
 }
 
 impl ProjectXHttpClient {
@@ -221,13 +199,24 @@ impl ProjectXHttpClient {
         limits: Arc<LoginLimits>,
         config: ProjectXConfig,
     ) -> Self {
+        // ProjectX sends no penalty tickets and no 423s; its failures are envelopes, read by
+        // the callers below.
+        let policy = CallPolicy::new(
+            PolicyConfig::new(
+                "projectx",
+                &config.http,
+                config.limits.too_many_requests_backoff,
+            ),
+            limits,
+            None,
+        );
         Self {
             raw,
             session,
-            limits,
+            policy,
+            uncertain: Uncertain::new("projectx", &config.http),
             config,
             caches: Mutex::new(Caches::default()),
-            uncertain: Mutex::new(HashSet::new()),
         }
     }
 
@@ -240,7 +229,7 @@ impl ProjectXHttpClient {
     /// The limits of this login.
     #[must_use]
     pub fn limits(&self) -> &Arc<LoginLimits> {
-        &self.limits
+        self.policy.limits()
     }
 
     /// The configuration.
@@ -249,7 +238,7 @@ impl ProjectXHttpClient {
         &self.config
     }
 
-    /// Runs one call under the policy; `call` gets the token.
+    /// Runs one call under the policy; `call` gets the token (ProjectX has no tickets).
     async fn run<T, F, Fut>(
         &self,
         bucket: Bucket,
@@ -261,97 +250,14 @@ impl ProjectXHttpClient {
         F: FnMut(String) -> Fut,
         Fut: Future<Output = Result<T, RawError>>,
     {
-        let http = &self.config.http;
-        let mut retries = 0u32;
-        let mut auth_retried = false;
-        loop {
-            self.limits.admit(bucket).await?;
-            let token = self.session.token().await?;
-            let started = Instant::now();
-            let result = call(token.access.clone()).await;
-            let outcome = match &result {
-                Ok(_) => "ok",
-                Err(RawError::Status { status: 401, .. }) => "unauthorized",
-                Err(RawError::Status { status: 429, .. }) => "rate_limited",
-                Err(RawError::Status { status, .. }) if *status >= 500 => "server_error",
-                Err(RawError::Status { .. }) => "client_error",
-                Err(RawError::NotSent(_)) => "not_sent",
-                Err(RawError::NoAnswer(_)) => "no_answer",
-                Err(RawError::Decode { .. }) => "undecodable",
-            };
-            metrics::counter!("jt_broker_requests_total", "broker" => "projectx", "class" => class.as_str(), "outcome" => outcome)
-                .increment(1);
-            metrics::histogram!("jt_broker_request_duration_seconds", "broker" => "projectx", "class" => class.as_str())
-                .record(started.elapsed().as_secs_f64());
-            let err = match result {
-                Ok(v) => return Ok(v),
-                Err(e) => e,
-            };
-            tracing::debug!(op, error = %err, "ProjectX call failed");
-            let retry_read = |retries: &mut u32, detail: String| -> Result<(), CallError> {
-                if *retries >= http.read_retries {
-                    return Err(BrokerError::transport(format!("{op}: {detail}")).into());
-                }
-                *retries += 1;
-                Ok(())
-            };
-            match err {
-                RawError::Status {
-                    status: 401, body, ..
-                } => {
-                    // A 401 is never "no data": re-authenticate once, then say so.
-                    if auth_retried {
-                        return Err(BrokerError::AuthExpired {
-                            detail: format!("{op} refused with 401 after a fresh login {body}"),
-                        }
-                        .into());
-                    }
-                    auth_retried = true;
-                    self.session.after_unauthorized(&token).await?;
-                    continue;
-                }
-                RawError::Status {
-                    status: 429,
-                    retry_after,
-                    ..
-                } => {
-                    let wait =
-                        retry_after.unwrap_or(self.limits.config().too_many_requests_backoff);
-                    self.limits.cool_down(wait);
-                    return Err(BrokerError::RateLimited { retry_after: wait }.into());
-                }
-                RawError::Status { status, body, .. } if status >= 500 => {
-                    let detail = format!("HTTP {status}: {body}");
-                    if class == CallClass::Write {
-                        return Err(CallError::Ambiguous(detail));
-                    }
-                    retry_read(&mut retries, detail)?;
-                }
-                RawError::Status { status, body, .. } => {
-                    // 400 (our body does not fit the model), 404, 405: nothing was executed.
-                    return Err(BrokerError::Rejected {
-                        reason: format!("{op}: HTTP {status}: {body}"),
-                        code: Some(format!("Http{status}")),
-                    }
-                    .into());
-                }
-                RawError::NoAnswer(detail) => {
-                    if class == CallClass::Write {
-                        return Err(CallError::Ambiguous(detail));
-                    }
-                    retry_read(&mut retries, detail)?;
-                }
-                RawError::NotSent(detail) => retry_read(&mut retries, detail)?,
-                RawError::Decode { detail, body } => {
-                    let detail = format!("answer not understood ({detail}): {body}");
-                    if class == CallClass::Write {
-                        return Err(CallError::Ambiguous(detail));
-                    }
-                    return Err(BrokerError::transport(format!("{op}: {detail}")).into());
-                }
-            }
-            tokio::time::sleep(http.read_retry_backoff * 2u32.pow(retries.saturating_sub(1))).await;
-        }
+        let spec = Call {
+            op,
+            class,
+            lane: bucket.into(),
+        };
+        self.policy
+            .run(&*self.session, spec, |token, _| call(token))
+            .await
     }
 
     /// A read whose envelope must be a success.
@@ -1030,25 +936,12 @@ impl ProjectXHttpClient {
             client_order_id: tag.clone(),
             recovered,
         };
-        if self.uncertain.lock().contains(&key) {
-            match self.find_order_model(account, tag).await {
-                Ok(Some(found)) => {
-                    self.uncertain.lock().remove(&key);
-                    return Ok(ack(found.id, true));
-                }
-                Ok(None) => {
-                    self.uncertain.lock().remove(&key);
-                }
-                Err(e) => {
-                    return Err(BrokerError::UnknownOutcome {
-                        operation: operation.into(),
-                        client_order_id: Some(tag.clone()),
-                        detail: format!(
-                            "an earlier attempt is unresolved and the look-up failed: {e}"
-                        ),
-                    });
-                }
-            }
+        if let Some(found) = self
+            .uncertain
+            .check(&key, operation, tag, || self.find_order_model(account, tag))
+            .await?
+        {
+            return Ok(ack(found.id, true));
         }
         let raw = &self.raw;
         let detail = match self
@@ -1089,31 +982,15 @@ impl ProjectXHttpClient {
                 });
             }
             Err(CallError::Ambiguous(d)) => d,
-            Err(CallError::Broker(e)) => return Err(e),
+            Err(e) => return Err(e.into_broker("Order/place")),
         };
-        tracing::warn!(operation, custom_tag = %tag, %detail, "ambiguous outcome; looking the order up by its customTag");
-        metrics::counter!("jt_broker_ambiguous_writes_total", "broker" => "projectx").increment(1);
-        let mut last_err = None;
-        for _ in 0..self.config.http.lookup_attempts.max(1) {
-            tokio::time::sleep(self.config.http.lookup_interval).await;
-            match self.find_order_model(account, tag).await {
-                Ok(Some(found)) => return Ok(ack(found.id, true)),
-                Ok(None) => last_err = None,
-                Err(e) => last_err = Some(e),
-            }
-        }
-        self.uncertain.lock().insert(key);
-        Err(BrokerError::UnknownOutcome {
-            operation: operation.into(),
-            client_order_id: Some(tag.clone()),
-            detail: match last_err {
-                Some(e) => format!("{detail}; look-up failed: {e}"),
-                None => format!(
-                    "{detail}; no order with this customTag after {} look-ups",
-                    self.config.http.lookup_attempts
-                ),
-            },
-        })
+        let found = self
+            .uncertain
+            .settle(key, operation, tag, detail, || {
+                self.find_order_model(account, tag)
+            })
+            .await?;
+        Ok(ack(found.id, true))
     }
 
     /// Sends a write whose answer is only the envelope: `Ok(None)` when it succeeded,
@@ -1137,7 +1014,7 @@ impl ProjectXHttpClient {
             ))),
             Ok(r) => envelope_error(endpoint, &r).map_or(Ok(None), Err),
             Err(CallError::Ambiguous(d)) => Ok(Some(d)),
-            Err(CallError::Broker(e)) => Err(e),
+            Err(e) => Err(e.into_broker(op)),
         }
     }
 

@@ -1,17 +1,14 @@
 //! The raw ProjectX REST client: one method per endpoint, named after it, returning the
-//! decoded body or a [`RawError`] saying exactly how far the request got. No retries, no
-//! envelope checks, no policy: [`super::client::ProjectXHttpClient`] decides what each outcome
-//! means.
+//! decoded body or a [`RawError`] saying exactly how far the request got (the HTTP plumbing is
+//! [`jt_net::http`]'s). No retries, no envelope checks, no policy:
+//! [`super::client::ProjectXHttpClient`] decides what each outcome means.
 
-use std::time::Duration;
-
-use reqwest::StatusCode;
+use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use crate::config::HttpConfig;
-use jt_tradovate::http::raw::{CallClass, HostPools};
+use jt_net::http::{CallClass, HostPools, HttpConfig, RawError, RestClient, decode};
 
 use super::models::{
     AccountRequest, AccountSearchRequest, AccountsResponse, BarsResponse, CancelOrderRequest,
@@ -21,57 +18,10 @@ use super::models::{
     TimeRangeRequest, TradesResponse, ValidateResponse,
 };
 
-/// How far a request got, when it did not produce a decodable 2xx body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RawError {
-    /// Never delivered (connection refused, DNS, TLS): nothing happened.
-    NotSent(String),
-    /// Delivered (or maybe) and no complete answer came back (timeout, reset, truncated
-    /// body): a write may have been executed.
-    NoAnswer(String),
-    /// A non-2xx status.
-    Status {
-        /// HTTP status.
-        status: u16,
-        /// Body (may be empty: 401 and 429 carry none).
-        body: String,
-        /// `Retry-After` in seconds, when sent.
-        retry_after: Option<Duration>,
-    },
-    /// A 2xx whose body is not the endpoint's model.
-    Decode {
-        /// What did not fit.
-        detail: String,
-        /// The body (first 512 bytes).
-        body: String,
-    },
-}
-
-impl std::fmt::Display for RawError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::NotSent(d) => write!(f, "not sent: {d}"),
-            Self::NoAnswer(d) => write!(f, "no answer: {d}"),
-            Self::Status { status, body, .. } => write!(f, "HTTP {status}: {body}"),
-            Self::Decode { detail, body } => write!(f, "undecodable answer ({detail}): {body}"),
-        }
-    }
-}
-
-fn snippet(body: &str) -> String {
-    let mut end = body.len().min(512);
-    while !body.is_char_boundary(end) {
-        end -= 1;
-    }
-    body[..end].to_string()
-}
-
 /// The raw client of one REST base (`…/api`).
 #[derive(Debug, Clone)]
 pub struct ProjectXRawHttpClient {
-    http: reqwest::Client,
-    base: Url,
-    config: HttpConfig,
+    rest: RestClient,
 }
 
 impl ProjectXRawHttpClient {
@@ -80,16 +30,9 @@ impl ProjectXRawHttpClient {
     /// # Errors
     /// When the HTTP client cannot be built.
     pub fn new(base: Url, config: HttpConfig, pools: &HostPools) -> Result<Self, String> {
-        let http = pools.client_for(&base, &config)?;
-        Ok(Self { http, base, config })
-    }
-
-    fn timeout(&self, class: CallClass) -> Duration {
-        match class {
-            CallClass::Auth => self.config.auth_timeout,
-            CallClass::Read => self.config.read_timeout,
-            CallClass::Write => self.config.write_timeout,
-        }
+        Ok(Self {
+            rest: RestClient::new(base, config, pools)?,
+        })
     }
 
     async fn post<B: Serialize, T: DeserializeOwned>(
@@ -99,48 +42,14 @@ impl ProjectXRawHttpClient {
         token: Option<&str>,
         class: CallClass,
     ) -> Result<T, RawError> {
-        let url = format!("{}/{path}", self.base.as_str().trim_end_matches('/'));
         let body = serde_json::to_string(body)
             .map_err(|e| RawError::NotSent(format!("body does not serialise: {e}")))?;
-        let mut builder = self
-            .http
-            .post(url)
-            .timeout(self.timeout(class))
-            .header(reqwest::header::ACCEPT, "application/json")
+        let request = self
+            .rest
+            .request(Method::POST, path, &[], class, token)?
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
-        if let Some(token) = token {
-            builder = builder.bearer_auth(token);
-        }
-        let response = builder.send().await.map_err(|e| {
-            if e.is_connect() || e.is_builder() {
-                RawError::NotSent(e.to_string())
-            } else {
-                RawError::NoAnswer(e.to_string())
-            }
-        })?;
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let text = response
-            .text()
-            .await
-            .map_err(|e| RawError::NoAnswer(format!("HTTP {status}, body lost: {e}")))?;
-        if status != StatusCode::OK && !status.is_success() {
-            return Err(RawError::Status {
-                status: status.as_u16(),
-                body: snippet(&text),
-                retry_after,
-            });
-        }
-        serde_json::from_str(&text).map_err(|e| RawError::Decode {
-            detail: e.to_string(),
-            body: snippet(&text),
-        })
+        decode(&RestClient::send(request).await?.into_body()?)
     }
 
     /// `POST Auth/loginKey`.

@@ -18,20 +18,24 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, TimeZone, Utc};
+use jt_net::http::RawError;
+use jt_net::limits::LoginLimits;
+use jt_net::policy::{AfterUnauthorized, Authority};
 use parking_lot::RwLock;
 
 use crate::common::enums::{Endpoint, error_name};
-use crate::config::{Credentials, SessionConfig};
+use crate::config::{Credentials, RateLimitConfig, SessionConfig};
 use jt_broker::error::BrokerError;
 use jt_broker::model::{SessionInfo, SessionOutcome};
 use jt_broker::session_store::{Acquired, ClaimHolder, StoredSession, claim_or_adopt};
 
-use super::limits::{Bucket, LoginLimits};
+use super::limits::Bucket;
 use super::models::{Envelope, LoginKeyRequest};
-use super::raw::{ProjectXRawHttpClient, RawError};
+use super::raw::ProjectXRawHttpClient;
 
 /// A usable token.
 #[derive(Clone, PartialEq, Eq)]
@@ -96,6 +100,8 @@ pub struct Session {
     credentials: Credentials,
     config: SessionConfig,
     limits: Arc<LoginLimits>,
+    /// Back-offs of the token requests.
+    rate: RateLimitConfig,
     current: RwLock<Option<Token>>,
     auth: tokio::sync::Mutex<()>,
     generation: AtomicU64,
@@ -124,12 +130,14 @@ impl Session {
         credentials: Credentials,
         config: SessionConfig,
         limits: Arc<LoginLimits>,
+        rate: RateLimitConfig,
     ) -> Self {
         Self {
             raw,
             credentials,
             config,
             limits,
+            rate,
             current: RwLock::new(None),
             auth: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
@@ -365,7 +373,7 @@ impl Session {
                 retry_after,
                 ..
             }) => {
-                let wait = retry_after.unwrap_or(self.limits.config().too_many_requests_backoff);
+                let wait = retry_after.unwrap_or(self.rate.too_many_requests_backoff);
                 self.limits.cool_down(wait);
                 record("renew", "rate_limited");
                 Err(RenewFailure::Transient(BrokerError::RateLimited {
@@ -428,7 +436,7 @@ impl Session {
                 retry_after,
                 ..
             }) => {
-                let wait = retry_after.unwrap_or(self.limits.config().too_many_requests_backoff);
+                let wait = retry_after.unwrap_or(self.rate.too_many_requests_backoff);
                 self.limits.cool_down(wait);
                 record("login", "rate_limited");
                 Err(BrokerError::RateLimited { retry_after: wait })
@@ -452,6 +460,26 @@ impl Session {
                     .unwrap_or_default()
             })
             .unwrap_or_default()
+    }
+}
+
+/// ProjectX caps no sessions per user: a refused token is always replaced by a new login, so
+/// the call is retried once with it.
+#[async_trait]
+impl Authority for Session {
+    type Token = Token;
+
+    async fn token(&self) -> Result<Token, BrokerError> {
+        Session::token(self).await
+    }
+
+    fn bearer(token: &Token) -> &str {
+        &token.access
+    }
+
+    async fn after_unauthorized(&self, token: &Token) -> Result<AfterUnauthorized, BrokerError> {
+        Session::after_unauthorized(self, token).await?;
+        Ok(AfterUnauthorized::Replaced)
     }
 }
 

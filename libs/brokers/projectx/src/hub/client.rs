@@ -16,14 +16,19 @@
 //!   delivers what changed; the [`Dispatcher`] keeps hub and poll from repeating each other;
 //! - positions that shrink go to the exit guard.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use futures_util::{SinkExt, StreamExt};
+use jt_broker::error::BrokerError;
+use jt_broker::events::{ConnectionState, EventEnvelope, EventHub};
+use jt_broker::model::AccountId;
+use jt_net::gate::ConnectGate;
+use jt_net::socket::{self, Connection, Ended, Feed, Ws};
 use parking_lot::Mutex;
-use rand::Rng;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
@@ -32,11 +37,6 @@ use url::Url;
 
 use crate::config::HubConfig;
 use crate::http::client::ProjectXHttpClient;
-use jt_broker::error::BrokerError;
-use jt_broker::events::{
-    BrokerEvent, ConnectionState, EventEnvelope, EventHub, EventOrigin, EventSubscription,
-};
-use jt_broker::model::AccountId;
 
 use super::codec::{self, ServerMessage};
 use super::guard;
@@ -59,10 +59,8 @@ pub enum EndReason {
     NoToken,
 }
 
-impl EndReason {
-    /// A stable label.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
+impl socket::EndReason for EndReason {
+    fn as_str(self) -> &'static str {
         match self {
             Self::ConnectFailed => "connect_failed",
             Self::SubscribeFailed => "subscribe_failed",
@@ -87,10 +85,7 @@ pub struct HubStats {
 }
 
 struct Shared {
-    hub: Arc<EventHub>,
-    wanted: Mutex<BTreeSet<i64>>,
-    accounts_changed: Notify,
-    state: Mutex<ConnectionState>,
+    feed: Feed<i64>,
     stats: Mutex<HubStats>,
     dispatcher: Mutex<Dispatcher>,
     guard: Option<mpsc::UnboundedSender<Shrunk>>,
@@ -111,17 +106,9 @@ fn fingerprint(open: &[crate::common::models::OrderModel]) -> OpenSet {
 }
 
 impl Shared {
-    fn set_state(&self, state: ConnectionState) {
-        *self.state.lock() = state.clone();
-        self.hub.publish(Arc::new(EventEnvelope::now(
-            EventOrigin::Adapter,
-            BrokerEvent::Connection(state),
-        )));
-    }
-
     fn deliver(&self, events: Vec<EventEnvelope>, shrunk: Vec<Shrunk>) {
         for e in events {
-            self.hub.publish(Arc::new(e));
+            self.feed.publish(e);
         }
         if let Some(g) = &self.guard {
             for s in shrunk {
@@ -142,8 +129,7 @@ pub struct ProjectXHub {
 impl std::fmt::Debug for ProjectXHub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProjectXHub")
-            .field("state", &*self.shared.state.lock())
-            .field("wanted", &*self.shared.wanted.lock())
+            .field("feed", &self.shared.feed)
             .finish_non_exhaustive()
     }
 }
@@ -154,27 +140,16 @@ impl Drop for ProjectXHub {
     }
 }
 
-/// Reconnect delay after `attempt` consecutive failures: 1, 2, 4 … max, plus up to `jitter`.
-#[must_use]
-pub fn backoff(config: &HubConfig, attempt: u32) -> Duration {
-    let base = config
-        .backoff_initial
-        .saturating_mul(2u32.saturating_pow(attempt.min(30)))
-        .min(config.backoff_max);
-    let jitter = if config.backoff_jitter > 0.0 {
-        base.mul_f64(rand::rng().random_range(0.0..=config.backoff_jitter))
-    } else {
-        Duration::ZERO
-    };
-    base + jitter
-}
-
 impl ProjectXHub {
     /// Starts the hub task for `http`'s login (it connects once accounts are added) and, when
     /// configured, the exit guard.
     #[must_use]
-    pub fn start(http: Arc<ProjectXHttpClient>, url: Url, config: HubConfig) -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+    pub fn start(
+        http: Arc<ProjectXHttpClient>,
+        url: Url,
+        config: HubConfig,
+        gate: Arc<ConnectGate>,
+    ) -> Self {
         let hub = Arc::new(EventHub::new(config.subscriber_capacity));
         let cancel = CancellationToken::new();
         let mut tasks = Vec::new();
@@ -191,10 +166,7 @@ impl ProjectXHub {
             None
         };
         let shared = Arc::new(Shared {
-            hub,
-            wanted: Mutex::new(BTreeSet::new()),
-            accounts_changed: Notify::new(),
-            state: Mutex::new(ConnectionState::Connecting),
+            feed: Feed::new(hub),
             stats: Mutex::new(HubStats::default()),
             dispatcher: Mutex::new(Dispatcher::new()),
             guard: guard_tx,
@@ -204,6 +176,7 @@ impl ProjectXHub {
             http,
             url,
             config,
+            gate,
             Arc::clone(&shared),
             cancel.clone(),
         )));
@@ -214,26 +187,10 @@ impl ProjectXHub {
         }
     }
 
-    /// Adds accounts to serve (subscribed on the live connection, or at the next one).
-    pub fn add_accounts(&self, accounts: impl IntoIterator<Item = i64>) {
-        let mut wanted = self.shared.wanted.lock();
-        let before = wanted.len();
-        wanted.extend(accounts);
-        if wanted.len() != before {
-            self.shared.accounts_changed.notify_one();
-        }
-    }
-
-    /// Subscribes to events of `accounts` (all when `None`).
+    /// The accounts served, the connection state and the subscribers' hub.
     #[must_use]
-    pub fn subscribe(&self, accounts: Option<HashSet<AccountId>>) -> EventSubscription {
-        self.shared.hub.subscribe(accounts)
-    }
-
-    /// The connection state now.
-    #[must_use]
-    pub fn state(&self) -> ConnectionState {
-        self.shared.state.lock().clone()
+    pub fn feed(&self) -> &Feed<i64> {
+        &self.shared.feed
     }
 
     /// What the hub has done.
@@ -254,7 +211,7 @@ impl ProjectXHub {
 
 /// One REST poll of every served account; returns whether every read succeeded.
 async fn poll_once(http: &ProjectXHttpClient, shared: &Shared) -> bool {
-    let accounts: Vec<i64> = shared.wanted.lock().iter().copied().collect();
+    let accounts: Vec<i64> = shared.feed.wanted().into_iter().collect();
     let balances = match http.balances().await {
         Ok(b) => b,
         Err(e) => {
@@ -303,12 +260,9 @@ async fn poll_once(http: &ProjectXHttpClient, shared: &Shared) -> bool {
                 // Read everything again next time.
                 shared.open_sets.lock().remove(&id);
                 tracing::warn!(account = id, error = %e, "ProjectX poll failed");
-                shared.hub.publish(Arc::new(EventEnvelope::now(
-                    EventOrigin::Adapter,
-                    BrokerEvent::Resync {
-                        reason: format!("the REST poll of account {id} failed: {e}"),
-                    },
-                )));
+                shared
+                    .feed
+                    .resync(format!("the REST poll of account {id} failed: {e}"));
             }
         }
     }
@@ -340,31 +294,44 @@ async fn poll_while_down(
     }
 }
 
+/// One login's hub connection, as [`socket::keep_alive`] drives it; while it is down, REST
+/// polls stand in for it.
+struct HubConnection {
+    http: Arc<ProjectXHttpClient>,
+    url: Url,
+    config: HubConfig,
+    gate: Arc<ConnectGate>,
+    /// One HTTP client for every negotiation of this hub (none when it does not negotiate).
+    negotiator: Option<reqwest::Client>,
+    shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl Connection for HubConnection {
+    type Reason = EndReason;
+
+    async fn serve(&mut self, cancel: &CancellationToken) -> Option<Ended<EndReason>> {
+        connect_and_serve(self, cancel).await
+    }
+
+    fn ended(&mut self, ended: &Ended<EndReason>) {
+        self.shared.stats.lock().ends.push(ended.reason);
+    }
+
+    /// Polls REST every `poll_interval` while the hub is down.
+    async fn wait(&mut self, delay: Duration, cancel: &CancellationToken) -> bool {
+        poll_while_down(&self.http, &self.shared, &self.config, delay, cancel).await
+    }
+}
+
 async fn run(
     http: Arc<ProjectXHttpClient>,
     url: Url,
     config: HubConfig,
+    gate: Arc<ConnectGate>,
     shared: Arc<Shared>,
     cancel: CancellationToken,
 ) {
-    while shared.wanted.lock().is_empty() {
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            () = shared.accounts_changed.notified() => {}
-        }
-    }
-    let stagger = if config.initial_stagger_max.is_zero() {
-        Duration::ZERO
-    } else {
-        config
-            .initial_stagger_max
-            .mul_f64(rand::rng().random_range(0.0..1.0))
-    };
-    tokio::select! {
-        () = cancel.cancelled() => return,
-        () = tokio::time::sleep(stagger) => {}
-    }
-    // One HTTP client for every negotiation of this hub (none when it does not negotiate).
     let negotiator = if config.negotiate {
         match reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
@@ -379,39 +346,17 @@ async fn run(
     } else {
         None
     };
-    let mut attempt: u32 = 0;
-    loop {
-        shared.set_state(ConnectionState::Connecting);
-        let Some((reason, detail, healthy_for)) =
-            connect_and_serve(&http, &url, &config, negotiator.as_ref(), &shared, &cancel).await
-        else {
-            break;
-        };
-        shared.stats.lock().ends.push(reason);
-        metrics::counter!("jt_broker_ws_disconnects_total", "broker" => "projectx", "reason" => reason.as_str())
-            .increment(1);
-        if healthy_for >= config.backoff_reset_after {
-            attempt = 0;
-        }
-        let delay = backoff(&config, attempt);
-        attempt = attempt.saturating_add(1);
-        tracing::warn!(reason = reason.as_str(), %detail, retry_in_ms = delay.as_millis() as u64, "ProjectX hub ended; polling REST until it is back");
-        shared.set_state(ConnectionState::Reconnecting {
-            reason: format!("{}: {detail}", reason.as_str()),
-            attempt,
-            retry_in_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-        });
-        if !poll_while_down(&http, &shared, &config, delay, &cancel).await {
-            break;
-        }
-    }
-    shared.set_state(ConnectionState::Stopped {
-        reason: "shut down".into(),
-    });
+    let reconnect = config.reconnect.clone();
+    let mut conn = HubConnection {
+        http,
+        url,
+        config,
+        gate,
+        negotiator,
+        shared: Arc::clone(&shared),
+    };
+    socket::keep_alive("projectx", &shared.feed, &reconnect, &mut conn, &cancel).await;
 }
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 struct Conn {
     ws: Ws,
@@ -454,22 +399,33 @@ fn account_subscriptions(account: i64) -> [(&'static str, serde_json::Value); 3]
 /// One connection from token to end; `None` when cancelled.
 #[allow(clippy::too_many_lines)] // one state machine, easier to follow in one place
 async fn connect_and_serve(
-    http: &Arc<ProjectXHttpClient>,
-    url: &Url,
-    config: &HubConfig,
-    negotiator: Option<&reqwest::Client>,
-    shared: &Arc<Shared>,
+    conn: &HubConnection,
     cancel: &CancellationToken,
-) -> Option<(EndReason, String, Duration)> {
+) -> Option<Ended<EndReason>> {
+    let HubConnection {
+        http,
+        url,
+        config,
+        gate,
+        negotiator,
+        shared,
+    } = conn;
     let token = match http.session().token().await {
         Ok(t) => t,
-        Err(e) => return Some((EndReason::NoToken, e.to_string(), Duration::ZERO)),
+        Err(e) => return Some(Ended::new(EndReason::NoToken, e.to_string())),
+    };
+    // Connect and handshake inside the fleet's gate, as every venue's sockets do.
+    let pass = tokio::select! {
+        () = cancel.cancelled() => return None,
+        pass = gate.enter() => pass,
     };
     metrics::counter!("jt_broker_ws_connect_attempts_total", "broker" => "projectx").increment(1);
     let connected = tokio::time::timeout(config.connect_timeout, async {
         let mut target = url.clone();
         if config.negotiate {
-            let client = negotiator.ok_or("no HTTP client to negotiate with")?;
+            let client = negotiator
+                .as_ref()
+                .ok_or("no HTTP client to negotiate with")?;
             let id =
                 negotiate::negotiate(client, url, &token.access, config.connect_timeout).await?;
             target.query_pairs_mut().append_pair("id", &id);
@@ -477,9 +433,7 @@ async fn connect_and_serve(
         target
             .query_pairs_mut()
             .append_pair("access_token", &token.access);
-        let (mut ws, _) = tokio_tungstenite::connect_async(target.as_str())
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
+        let mut ws = socket::connect(target.as_str()).await?;
         ws.send(Message::Text(codec::handshake().into()))
             .await
             .map_err(|e| format!("handshake: {e}"))?;
@@ -504,21 +458,21 @@ async fn connect_and_serve(
         }
     })
     .await;
+    drop(pass);
     let ws = match connected {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => {
             if e.contains("401")
                 && let Err(err) = http.session().after_unauthorized(&token).await
             {
-                return Some((EndReason::NoToken, err.to_string(), Duration::ZERO));
+                return Some(Ended::new(EndReason::NoToken, err.to_string()));
             }
-            return Some((EndReason::ConnectFailed, e, Duration::ZERO));
+            return Some(Ended::new(EndReason::ConnectFailed, e));
         }
         Err(_) => {
-            return Some((
+            return Some(Ended::new(
                 EndReason::ConnectFailed,
-                "no handshake answer in time".into(),
-                Duration::ZERO,
+                "no handshake answer in time",
             ));
         }
     };
@@ -531,7 +485,7 @@ async fn connect_and_serve(
         last_recv: now,
     };
     // Subscribe everything wanted; the subscriptions are confirmed by their completions.
-    let mut served: BTreeSet<i64> = shared.wanted.lock().clone();
+    let mut served: BTreeSet<i64> = shared.feed.wanted();
     let mut calls: Vec<(&'static str, Vec<serde_json::Value>)> =
         vec![("SubscribeAccounts", vec![])];
     for a in &served {
@@ -543,7 +497,7 @@ async fn connect_and_serve(
     }
     for (t, args) in &calls {
         if let Err(e) = c.invoke(t, args).await {
-            return Some((EndReason::SubscribeFailed, e, Duration::ZERO));
+            return Some(Ended::new(EndReason::SubscribeFailed, e));
         }
     }
     shared.stats.lock().subscribe_calls += calls.len() as u64;
@@ -561,12 +515,12 @@ async fn connect_and_serve(
                 let _ = c.ws.close(None).await;
                 return None;
             }
-            () = shared.accounts_changed.notified() => {
-                let wanted = shared.wanted.lock().clone();
+            () = shared.feed.accounts_changed() => {
+                let wanted = shared.feed.wanted();
                 for a in wanted.difference(&served).copied().collect::<Vec<_>>() {
                     for (t, v) in account_subscriptions(a) {
                         if let Err(e) = c.invoke(t, &[v]).await {
-                            return Some((EndReason::SubscribeFailed, e, healthy(synced_at)));
+                            return Some(Ended::new(EndReason::SubscribeFailed, e).after(healthy(synced_at)));
                         }
                         shared.stats.lock().subscribe_calls += 1;
                     }
@@ -578,11 +532,11 @@ async fn connect_and_serve(
                     Some(Ok(Message::Text(t))) => t.as_str().to_string(),
                     Some(Ok(Message::Binary(b))) => String::from_utf8_lossy(&b).into_owned(),
                     Some(Ok(Message::Close(f))) => {
-                        return Some((EndReason::ClosedByServer, format!("close frame {f:?}"), healthy(synced_at)));
+                        return Some(Ended::new(EndReason::ClosedByServer, format!("close frame {f:?}")).after(healthy(synced_at)));
                     }
                     Some(Ok(_)) => { c.last_recv = Instant::now(); continue; }
-                    Some(Err(e)) => return Some((EndReason::ClosedByServer, e.to_string(), healthy(synced_at))),
-                    None => return Some((EndReason::ClosedByServer, "end of stream".into(), healthy(synced_at))),
+                    Some(Err(e)) => return Some(Ended::new(EndReason::ClosedByServer, e.to_string()).after(healthy(synced_at))),
+                    None => return Some(Ended::new(EndReason::ClosedByServer, "end of stream").after(healthy(synced_at))),
                 };
                 c.last_recv = Instant::now();
                 for record in codec::records(&text) {
@@ -597,7 +551,7 @@ async fn connect_and_serve(
                         ServerMessage::Invocation { target, arguments } => {
                             match messages::decode(&target, &arguments) {
                                 Ok(Some(GatewayEvent::Logout)) => {
-                                    return Some((EndReason::ClosedByServer, "GatewayLogout".into(), healthy(synced_at)));
+                                    return Some(Ended::new(EndReason::ClosedByServer, "GatewayLogout").after(healthy(synced_at)));
                                 }
                                 Ok(Some(event)) => {
                                     let mut shrunk = Vec::new();
@@ -607,25 +561,25 @@ async fn connect_and_serve(
                                 Ok(None) => tracing::debug!(%target, "hub event not used"),
                                 Err(e) => {
                                     tracing::warn!(error = %e, "hub event did not decode");
-                                    shared.hub.publish(Arc::new(EventEnvelope::now(EventOrigin::Adapter, BrokerEvent::Resync { reason: format!("an event did not decode: {e}") })));
+                                    shared.feed.resync(format!("an event did not decode: {e}"));
                                 }
                             }
                         }
                         ServerMessage::Completion { invocation_id, error } => {
                             let method = c.pending.remove(&invocation_id);
                             if let Some(e) = error {
-                                return Some((EndReason::SubscribeFailed, format!("{} refused: {e}", method.unwrap_or("?")), healthy(synced_at)));
+                                return Some(Ended::new(EndReason::SubscribeFailed, format!("{} refused: {e}", method.unwrap_or("?"))).after(healthy(synced_at)));
                             }
                             if synced_at.is_none() && c.pending.is_empty() {
                                 // Cover what happened while we were away, then say so.
                                 poll_once(http, shared).await;
                                 synced_at = Some(Instant::now());
                                 shared.stats.lock().connections += 1;
-                                shared.set_state(ConnectionState::Connected);
+                                shared.feed.set_state(ConnectionState::Connected);
                             }
                         }
                         ServerMessage::Close { error, allow_reconnect } => {
-                            return Some((EndReason::ClosedByServer, format!("close message: {} (reconnect allowed: {allow_reconnect})", error.unwrap_or_default()), healthy(synced_at)));
+                            return Some(Ended::new(EndReason::ClosedByServer, format!("close message: {} (reconnect allowed: {allow_reconnect})", error.unwrap_or_default())).after(healthy(synced_at)));
                         }
                         ServerMessage::Ping | ServerMessage::Other(_) | ServerMessage::Handshake { .. } => {}
                     }
@@ -634,15 +588,15 @@ async fn connect_and_serve(
             _ = tick.tick() => {
                 let now = Instant::now();
                 if now.duration_since(c.last_recv) >= config.server_timeout {
-                    return Some((EndReason::ServerSilent, format!("nothing from the hub for {:?}", config.server_timeout), healthy(synced_at)));
+                    return Some(Ended::new(EndReason::ServerSilent, format!("nothing from the hub for {:?}", config.server_timeout)).after(healthy(synced_at)));
                 }
                 if synced_at.is_none() && now >= subscribe_deadline {
-                    return Some((EndReason::SubscribeFailed, "subscriptions unanswered".into(), Duration::ZERO));
+                    return Some(Ended::new(EndReason::SubscribeFailed, "subscriptions unanswered"));
                 }
                 if now.duration_since(c.last_send) >= config.keep_alive
                     && let Err(e) = c.send(codec::ping()).await
                 {
-                    return Some((EndReason::ClosedByServer, format!("ping: {e}"), healthy(synced_at)));
+                    return Some(Ended::new(EndReason::ClosedByServer, format!("ping: {e}")).after(healthy(synced_at)));
                 }
             }
         }
@@ -657,7 +611,7 @@ mod tests {
     fn backoff_doubles_to_the_cap_with_bounded_jitter() {
         let cfg = HubConfig::default();
         for (attempt, base) in [(0, 1), (1, 2), (2, 4), (5, 32), (6, 60), (20, 60)] {
-            let d = backoff(&cfg, attempt);
+            let d = cfg.reconnect.delay(attempt);
             let base = Duration::from_secs(base);
             assert!(
                 d >= base && d <= base.mul_f64(1.1),

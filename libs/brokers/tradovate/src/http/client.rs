@@ -5,12 +5,14 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
 
 use chrono::{NaiveDate, Utc};
 use jt_domain::bracket::StopOrder;
 use jt_domain::instrument::{Instrument, by_root, resolve_ticker};
 use jt_domain::order::{BracketOrder, OrderKind, OrderRequest};
+use jt_net::http::RawError;
+use jt_net::limits::LoginLimits;
+use jt_net::policy::{Call, CallError, CallPolicy, PolicyConfig, Refusal, Uncertain};
 use parking_lot::Mutex;
 
 use crate::common::entities::{self as wire};
@@ -24,42 +26,11 @@ use jt_broker::model::{
     PositionReport,
 };
 
-use super::limits::LoginLimits;
 use super::models::{
     self, CancelOrder, CashBalanceSnapshotRequest, FailureProbe, LiquidatePosition, Target,
 };
-use super::raw::{CallClass, RawError, TradovateRawHttpClient};
-use super::session::{AfterUnauthorized, Session};
-
-/// How a policed call ended when it did not succeed.
-#[derive(Debug)]
-enum CallError {
-    /// A definite error.
-    Broker(BrokerError),
-    /// A write may have been executed: look it up before answering.
-    Ambiguous(String),
-    /// HTTP 404.
-    NotFound(String),
-}
-
-impl From<BrokerError> for CallError {
-    fn from(e: BrokerError) -> Self {
-        Self::Broker(e)
-    }
-}
-
-impl CallError {
-    fn into_broker(self, what: &str) -> BrokerError {
-        match self {
-            Self::Broker(e) => e,
-            Self::Ambiguous(d) => BrokerError::transport(format!("{what}: {d}")),
-            Self::NotFound(d) => BrokerError::Rejected {
-                reason: format!("{what}: not found ({d})"),
-                code: Some("NotFound".into()),
-            },
-        }
-    }
-}
+use super::raw::TradovateRawHttpClient;
+use super::session::Session;
 
 fn is_auth_text(text: &str) -> bool {
     let t = text.to_ascii_lowercase();
@@ -85,6 +56,20 @@ fn command_failure(reason: Option<&String>, text: Option<&String>) -> Option<Bro
     .map(|(reason, code)| BrokerError::Rejected { reason, code })
 }
 
+/// What a 2xx body that is not the endpoint's answer says: Tradovate answers many refusals
+/// as a 200 with `errorText`/`failureReason` (the call policy's [`BodyReader`] hook).
+///
+/// [`BodyReader`]: jt_net::policy::BodyReader
+fn read_failure(body: &str) -> Option<Refusal> {
+    let probe: FailureProbe = serde_json::from_str(body).unwrap_or_default();
+    let (text, code) = probe.failure()?;
+    Some(if is_auth_text(&text) {
+        Refusal::Unauthorized(text)
+    } else {
+        Refusal::Rejected { reason: text, code }
+    })
+}
+
 #[derive(Debug, Default)]
 struct Caches {
     /// (trading day, normalised symbol) → contract.
@@ -98,16 +83,13 @@ struct Caches {
 /// The Tradovate client of one login.
 #[derive(Debug)]
 pub struct TradovateHttpClient {
-    kind: BrokerKind,
     raw: TradovateRawHttpClient,
     session: Arc<Session>,
-    limits: Arc<LoginLimits>,
+    policy: CallPolicy,
     config: TradovateConfig,
     caches: Mutex<Caches>,
     /// Client order ids whose outcome was left unknown: looked up before any new attempt.
-    uncertain: Mutex<HashSet<String>>,
-    /// Penalty tickets handed back to callers, sent with the next call of the same endpoint.
-    tickets: Mutex<HashMap<&'static str, String>>,
+    uncertain: Uncertain<String>,
 }
 
 fn account_number(account: &AccountId) -> Result<i64, BrokerError> {
@@ -174,15 +156,27 @@ impl TradovateHttpClient {
         limits: Arc<LoginLimits>,
         config: TradovateConfig,
     ) -> Self {
+        let policy = CallPolicy::new(
+            PolicyConfig {
+                locked_warning_backoff: Some(config.limits.locked_warning_backoff),
+                max_inline_penalty_wait: config.limits.max_inline_penalty_wait,
+                max_penalty_rounds: config.limits.max_penalty_rounds,
+                ..PolicyConfig::new(
+                    kind.as_str(),
+                    &config.http,
+                    config.limits.too_many_requests_backoff,
+                )
+            },
+            limits,
+            Some(read_failure),
+        );
         Self {
-            kind,
             raw,
             session,
-            limits,
+            policy,
+            uncertain: Uncertain::new(kind.as_str(), &config.http),
             config,
             caches: Mutex::new(Caches::default()),
-            uncertain: Mutex::new(HashSet::new()),
-            tickets: Mutex::new(HashMap::new()),
         }
     }
 
@@ -195,7 +189,7 @@ impl TradovateHttpClient {
     /// The limits of this login.
     #[must_use]
     pub fn limits(&self) -> &Arc<LoginLimits> {
-        &self.limits
+        self.policy.limits()
     }
 
     /// The raw client.
@@ -204,211 +198,12 @@ impl TradovateHttpClient {
         &self.raw
     }
 
-    /// Runs one call under the policy. `call` gets the token and the penalty ticket to send.
-    async fn run<T, F, Fut>(
-        &self,
-        class: CallClass,
-        op: &'static str,
-        mut call: F,
-    ) -> Result<T, CallError>
-    where
-        F: FnMut(String, Option<String>) -> Fut,
-        Fut: Future<Output = Result<T, RawError>>,
-    {
-        let cfg = &self.config;
-        // A ticket handed back with `Penalty` goes out with the next call of the endpoint.
-        let mut ticket: Option<String> = self.tickets.lock().remove(op);
-        let mut penalty_rounds = 0u32;
-        let mut retries = 0u32;
-        let mut auth_retried = false;
-        loop {
-            self.limits.admit().await?;
-            let token = self.session.token().await?;
-            let started = Instant::now();
-            let result = call(token.access.clone(), ticket.clone()).await;
-            let outcome = match &result {
-                Ok(_) => "ok",
-                Err(RawError::Penalty { .. }) => "penalty",
-                Err(RawError::Status { status, .. }) if *status == 401 => "unauthorized",
-                Err(RawError::Status { status, .. }) if *status == 429 || *status == 423 => {
-                    "rate_limited"
-                }
-                Err(RawError::Status { status, .. }) if *status >= 500 => "server_error",
-                Err(RawError::Status { .. }) => "client_error",
-                Err(RawError::NotSent(_)) => "not_sent",
-                Err(RawError::NoAnswer(_)) => "no_answer",
-                Err(RawError::Decode { .. }) => "undecodable",
-            };
-            metrics::counter!("jt_broker_requests_total", "broker" => self.kind.as_str(), "class" => class.as_str(), "outcome" => outcome)
-                .increment(1);
-            metrics::histogram!("jt_broker_request_duration_seconds", "broker" => self.kind.as_str(), "class" => class.as_str())
-                .record(started.elapsed().as_secs_f64());
-            let err = match result {
-                Ok(v) => return Ok(v),
-                Err(e) => e,
-            };
-            tracing::debug!(op, error = %err, "broker call failed");
-            match err {
-                RawError::Penalty { captcha: true, .. } => {
-                    return Err(BrokerError::LockedOut {
-                        until: self.limits.lock_out(),
-                    }
-                    .into());
-                }
-                RawError::Penalty {
-                    ticket: t, wait, ..
-                } => {
-                    penalty_rounds += 1;
-                    metrics::counter!("jt_broker_penalties_total", "broker" => self.kind.as_str())
-                        .increment(1);
-                    let limits = self.limits.config();
-                    if penalty_rounds > limits.max_penalty_rounds
-                        || wait > limits.max_inline_penalty_wait
-                    {
-                        let t = t.unwrap_or_default();
-                        if !t.is_empty() {
-                            self.tickets.lock().insert(op, t.clone());
-                        }
-                        return Err(BrokerError::Penalty { ticket: t, wait }.into());
-                    }
-                    tracing::info!(
-                        op,
-                        wait_ms = wait.as_millis() as u64,
-                        "penalty ticket: waiting, then resending with it"
-                    );
-                    tokio::time::sleep(wait).await;
-                    ticket = t;
-                }
-                RawError::Status {
-                    status: 401, body, ..
-                } => {
-                    if auth_retried {
-                        return Err(BrokerError::AuthExpired { detail: body }.into());
-                    }
-                    auth_retried = true;
-                    match self.session.after_unauthorized(&token).await? {
-                        // A read refused with 401 is never "empty": the caller re-authenticates.
-                        AfterUnauthorized::SessionAlive if class != CallClass::Write => {
-                            return Err(BrokerError::AuthExpired {
-                                detail: format!(
-                                    "{op} refused with 401 ({body}) although the session answers"
-                                ),
-                            }
-                            .into());
-                        }
-                        // A write refused with 401 while the session lives is about the order
-                        // (Tradovate answers 401 to cancelling a filled order).
-                        AfterUnauthorized::SessionAlive => {
-                            return Err(BrokerError::Rejected {
-                                reason: format!("unauthorized for {op}: {body}"),
-                                code: Some("Unauthorized".into()),
-                            }
-                            .into());
-                        }
-                        AfterUnauthorized::Replaced => {}
-                    }
-                }
-                RawError::Status {
-                    status: 429,
-                    retry_after,
-                    ..
-                } => {
-                    let wait =
-                        retry_after.unwrap_or(self.limits.config().too_many_requests_backoff);
-                    self.limits.cool_down(wait);
-                    return Err(BrokerError::RateLimited { retry_after: wait }.into());
-                }
-                RawError::Status { status: 423, .. } => {
-                    let wait = self.limits.config().locked_warning_backoff;
-                    self.limits.cool_down(wait);
-                    return Err(BrokerError::RateLimited { retry_after: wait }.into());
-                }
-                RawError::Status {
-                    status: 404, body, ..
-                } => return Err(CallError::NotFound(body)),
-                RawError::Status { status, body, .. } if status >= 500 => {
-                    let detail = format!("HTTP {status}: {body}");
-                    if class == CallClass::Write {
-                        return Err(CallError::Ambiguous(detail));
-                    }
-                    if retries >= cfg.http.read_retries {
-                        return Err(BrokerError::transport(detail).into());
-                    }
-                    retries += 1;
-                    tokio::time::sleep(cfg.http.read_retry_backoff * 2u32.pow(retries - 1)).await;
-                }
-                RawError::Status { status, body, .. } => {
-                    return Err(BrokerError::Rejected {
-                        reason: format!("HTTP {status}: {body}"),
-                        code: Some(format!("Http{status}")),
-                    }
-                    .into());
-                }
-                RawError::NoAnswer(detail) => {
-                    if class == CallClass::Write {
-                        return Err(CallError::Ambiguous(detail));
-                    }
-                    if retries >= cfg.http.read_retries {
-                        return Err(BrokerError::transport(detail).into());
-                    }
-                    retries += 1;
-                    tokio::time::sleep(cfg.http.read_retry_backoff * 2u32.pow(retries - 1)).await;
-                }
-                RawError::NotSent(detail) => {
-                    // Nothing reached the broker: any call may be retried.
-                    if retries >= cfg.http.read_retries {
-                        return Err(BrokerError::transport(detail).into());
-                    }
-                    retries += 1;
-                    tokio::time::sleep(cfg.http.read_retry_backoff * 2u32.pow(retries - 1)).await;
-                }
-                RawError::Decode { detail, body } => {
-                    let probe: FailureProbe = serde_json::from_str(&body).unwrap_or_default();
-                    match probe.failure() {
-                        Some((text, _)) if is_auth_text(&text) && !auth_retried => {
-                            auth_retried = true;
-                            match self.session.after_unauthorized(&token).await? {
-                                AfterUnauthorized::SessionAlive => {
-                                    return Err(BrokerError::Rejected {
-                                        reason: text,
-                                        code: Some("Unauthorized".into()),
-                                    }
-                                    .into());
-                                }
-                                AfterUnauthorized::Replaced => {}
-                            }
-                        }
-                        Some((text, _)) if is_auth_text(&text) => {
-                            return Err(BrokerError::AuthExpired { detail: text }.into());
-                        }
-                        Some((text, code)) => {
-                            return Err(BrokerError::Rejected { reason: text, code }.into());
-                        }
-                        None if class == CallClass::Write => {
-                            return Err(CallError::Ambiguous(format!(
-                                "answer not understood ({detail}): {body}"
-                            )));
-                        }
-                        None => {
-                            return Err(BrokerError::transport(format!(
-                                "answer not understood ({detail}): {body}"
-                            ))
-                            .into());
-                        }
-                    }
-                }
-            }
-        }
-    }
-
     async fn read<T, F, Fut>(&self, op: &'static str, call: F) -> Result<T, BrokerError>
     where
         F: FnMut(String, Option<String>) -> Fut,
         Fut: Future<Output = Result<T, RawError>>,
     {
-        self.run(CallClass::Read, op, call)
-            .await
-            .map_err(|e| e.into_broker(op))
+        self.policy.read(&*self.session, Call::read(op), call).await
     }
 
     /// Runs a write: `Ok(Ok(answer))`, `Ok(Err(detail))` when the outcome is ambiguous (the
@@ -422,18 +217,17 @@ impl TradovateHttpClient {
         F: FnMut(String, Option<String>) -> Fut,
         Fut: Future<Output = Result<T, RawError>>,
     {
-        match self.run(CallClass::Write, op, call).await {
-            Ok(v) => Ok(Ok(v)),
-            Err(CallError::Ambiguous(detail)) => Ok(Err(detail)),
-            Err(e) => Err(e.into_broker(op)),
-        }
+        self.policy
+            .write(&*self.session, Call::write(op), call)
+            .await
     }
 
     /// `order/item`, `None` when the broker does not know the order.
     async fn order_item(&self, order_id: i64) -> Result<Option<wire::Order>, BrokerError> {
         let raw = &self.raw;
         match self
-            .run(CallClass::Read, "order/item", |token, ticket| async move {
+            .policy
+            .run(&*self.session, Call::read("order/item"), |token, ticket| async move {
                 raw.order_item(&token, order_id, ticket.as_deref()).await
             })
             .await
@@ -527,7 +321,8 @@ impl TradovateHttpClient {
     async fn find_contract(&self, name: &str) -> Result<wire::Contract, BrokerError> {
         let raw = &self.raw;
         match self
-            .run(CallClass::Read, "contract/find", |token, ticket| async move {
+            .policy
+            .run(&*self.session, Call::read("contract/find"), |token, ticket| async move {
                 raw.contract_find(&token, name, ticket.as_deref()).await
             })
             .await
@@ -922,73 +717,6 @@ impl TradovateHttpClient {
         Ok((acct, instrument))
     }
 
-    /// Before sending `client_order_id` again: when an earlier attempt with it ended unknown,
-    /// look it up first (never send it twice). `Some` when it exists.
-    async fn check_uncertain<T, F, Fut>(
-        &self,
-        client_order_id: &str,
-        operation: &str,
-        lookup: F,
-    ) -> Result<Option<T>, BrokerError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Option<T>, BrokerError>>,
-    {
-        if !self.uncertain.lock().contains(client_order_id) {
-            return Ok(None);
-        }
-        match lookup().await {
-            Ok(found) => {
-                self.uncertain.lock().remove(client_order_id);
-                Ok(found)
-            }
-            Err(e) => Err(BrokerError::UnknownOutcome {
-                operation: operation.to_string(),
-                client_order_id: Some(client_order_id.to_string()),
-                detail: format!("an earlier attempt is unresolved and the look-up failed: {e}"),
-            }),
-        }
-    }
-
-    /// After an ambiguous write: looks `client_order_id` up a few times (it may appear late).
-    /// Found → it; otherwise `UnknownOutcome`, and the id is remembered as uncertain.
-    async fn unknown_after<T, F, Fut>(
-        &self,
-        client_order_id: &str,
-        operation: &str,
-        detail: String,
-        lookup: F,
-    ) -> Result<T, BrokerError>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<Option<T>, BrokerError>>,
-    {
-        tracing::warn!(operation, client_order_id, %detail, "ambiguous outcome; looking it up");
-        metrics::counter!("jt_broker_ambiguous_writes_total", "broker" => self.kind.as_str())
-            .increment(1);
-        let mut last_err = None;
-        for _ in 0..self.config.http.lookup_attempts.max(1) {
-            tokio::time::sleep(self.config.http.lookup_interval).await;
-            match lookup().await {
-                Ok(Some(found)) => return Ok(found),
-                Ok(None) => last_err = None,
-                Err(e) => last_err = Some(e),
-            }
-        }
-        self.uncertain.lock().insert(client_order_id.to_string());
-        Err(BrokerError::UnknownOutcome {
-            operation: operation.to_string(),
-            client_order_id: Some(client_order_id.to_string()),
-            detail: match last_err {
-                Some(e) => format!("{detail}; look-up failed: {e}"),
-                None => format!(
-                    "{detail}; nothing with this client order id after {} look-ups",
-                    self.config.http.lookup_attempts
-                ),
-            },
-        })
-    }
-
     /// Places one order.
     ///
     /// # Errors
@@ -1062,7 +790,8 @@ impl TradovateHttpClient {
     ) -> Result<OrderAck, BrokerError> {
         let cid = &body.cl_ord_id;
         if let Some(found) = self
-            .check_uncertain(cid, operation, || self.find_order(account, cid))
+            .uncertain
+            .check(cid, operation, cid, || self.find_order(account, cid))
             .await?
         {
             return Ok(OrderAck {
@@ -1097,7 +826,10 @@ impl TradovateHttpClient {
             Err(detail) => detail,
         };
         let found = self
-            .unknown_after(cid, operation, detail, || self.find_order(account, cid))
+            .uncertain
+            .settle(cid.clone(), operation, cid, detail, || {
+                self.find_order(account, cid)
+            })
             .await?;
         Ok(OrderAck {
             order_id: found.id,
@@ -1134,7 +866,10 @@ impl TradovateHttpClient {
             recovered: true,
         };
         if let Some(s) = self
-            .check_uncertain(cid, "place_bracket", || self.find_strategy(acct.id, cid))
+            .uncertain
+            .check(cid, "place_bracket", cid, || {
+                self.find_strategy(acct.id, cid)
+            })
             .await?
         {
             return Ok(recovered(s));
@@ -1189,7 +924,8 @@ impl TradovateHttpClient {
             Err(detail) => detail,
         };
         let found = self
-            .unknown_after(cid, "place_bracket", detail, || {
+            .uncertain
+            .settle(cid.clone(), "place_bracket", cid, detail, || {
                 self.find_strategy(acct.id, cid)
             })
             .await?;

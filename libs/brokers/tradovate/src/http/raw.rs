@@ -2,22 +2,20 @@
 //! bodies or a [`RawError`] that says exactly how far the request got. No retries, no policy:
 //! [`super::client::TradovateHttpClient`] decides what each outcome means.
 
-use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use parking_lot::Mutex;
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use url::Url;
+
+use jt_net::exact::parse_number_text;
+use jt_net::http::{CallClass, HostPools, HttpConfig, RawError, RestClient, decode};
 
 use crate::common::entities::{
     Account, Command, Contract, ContractMaturity, Fill, Order, OrderStrategy, OrderStrategyLink,
     OrderVersion, Position, Product,
 };
-use crate::config::HttpConfig;
-use jt_net::exact::parse_number_text;
 
 use super::models::{
     AccessTokenRequest, AccessTokenResponse, CancelOrder, CashBalanceSnapshot,
@@ -25,130 +23,10 @@ use super::models::{
     PlaceOrder, PlaceOrderResult, StartOrderStrategy,
 };
 
-/// How far a request got, when it did not produce a usable 2xx body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RawError {
-    /// The request was never delivered (connection refused, DNS, TLS): nothing happened.
-    NotSent(String),
-    /// The request was (or may have been) delivered and no complete answer came back
-    /// (timeout, reset, truncated body): it may have been executed.
-    NoAnswer(String),
-    /// A non-2xx status.
-    Status {
-        /// HTTP status.
-        status: u16,
-        /// Body text (may be empty: 429s carry none).
-        body: String,
-        /// `Retry-After`, when given in seconds.
-        retry_after: Option<Duration>,
-    },
-    /// A 200 carrying a penalty ticket instead of an answer: the request was not executed.
-    Penalty {
-        /// `p-ticket`, when given.
-        ticket: Option<String>,
-        /// `p-time` in seconds.
-        wait: Duration,
-        /// `p-captcha: true`: a person must solve a captcha; a bot waits about an hour.
-        captcha: bool,
-    },
-    /// A 2xx whose body is not what the endpoint returns.
-    Decode {
-        /// What did not fit.
-        detail: String,
-        /// The body (first 512 bytes).
-        body: String,
-    },
-}
-
-impl std::fmt::Display for RawError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::NotSent(d) => write!(f, "not sent: {d}"),
-            Self::NoAnswer(d) => write!(f, "no answer: {d}"),
-            Self::Status { status, body, .. } => write!(f, "HTTP {status}: {body}"),
-            Self::Penalty { wait, captcha, .. } => {
-                write!(
-                    f,
-                    "penalty ticket, wait {} s, captcha {captcha}",
-                    wait.as_secs()
-                )
-            }
-            Self::Decode { detail, body } => write!(f, "undecodable answer ({detail}): {body}"),
-        }
-    }
-}
-
-/// Which timeout a call gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CallClass {
-    /// Token request and renewal.
-    Auth,
-    /// Anything that only reads.
-    Read,
-    /// Orders, cancels, closes: anything that moves money.
-    Write,
-}
-
-impl CallClass {
-    /// A bounded label.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Auth => "auth",
-            Self::Read => "read",
-            Self::Write => "write",
-        }
-    }
-}
-
-/// One `reqwest::Client` (one connection pool) per host, shared by every login on that host.
-#[derive(Debug, Default)]
-pub struct HostPools {
-    clients: Mutex<HashMap<String, reqwest::Client>>,
-}
-
-impl HostPools {
-    /// The process-wide pools.
-    #[must_use]
-    pub fn shared() -> Arc<Self> {
-        static POOLS: OnceLock<Arc<HostPools>> = OnceLock::new();
-        Arc::clone(POOLS.get_or_init(|| Arc::new(Self::default())))
-    }
-
-    /// The client for `url`'s host, built on first use.
-    ///
-    /// # Errors
-    /// When reqwest cannot build a client (no TLS provider).
-    pub fn client_for(&self, url: &Url, config: &HttpConfig) -> Result<reqwest::Client, String> {
-        // reqwest is built without a bundled crypto provider: install ring once per process.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let key = format!(
-            "{}://{}:{}",
-            url.scheme(),
-            url.host_str().unwrap_or_default(),
-            url.port_or_known_default().unwrap_or_default()
-        );
-        let mut clients = self.clients.lock();
-        if let Some(c) = clients.get(&key) {
-            return Ok(c.clone());
-        }
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .pool_max_idle_per_host(config.pool_max_idle_per_host)
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client for {key}: {e}"))?;
-        clients.insert(key, client.clone());
-        Ok(client)
-    }
-}
-
 /// The raw client of one REST base (`…/v1`).
 #[derive(Debug, Clone)]
 pub struct TradovateRawHttpClient {
-    http: reqwest::Client,
-    base: Url,
-    config: HttpConfig,
+    rest: RestClient,
 }
 
 /// A request before sending: the policy layer may resend it with a penalty ticket.
@@ -211,30 +89,15 @@ fn penalty_in(body: &str) -> Option<RawError> {
     })
 }
 
-fn snippet(body: &str) -> String {
-    let mut end = body.len().min(512);
-    while !body.is_char_boundary(end) {
-        end -= 1;
-    }
-    body[..end].to_string()
-}
-
 impl TradovateRawHttpClient {
     /// A raw client for `base` (ending in `/v1`) using the shared pool of its host.
     ///
     /// # Errors
     /// When the HTTP client cannot be built.
     pub fn new(base: Url, config: HttpConfig, pools: &HostPools) -> Result<Self, String> {
-        let http = pools.client_for(&base, &config)?;
-        Ok(Self { http, base, config })
-    }
-
-    fn timeout(&self, class: CallClass) -> Duration {
-        match class {
-            CallClass::Auth => self.config.auth_timeout,
-            CallClass::Read => self.config.read_timeout,
-            CallClass::Write => self.config.write_timeout,
-        }
+        Ok(Self {
+            rest: RestClient::new(base, config, pools)?,
+        })
     }
 
     async fn send(
@@ -243,23 +106,9 @@ impl TradovateRawHttpClient {
         token: Option<&str>,
         ticket: Option<&str>,
     ) -> Result<String, RawError> {
-        let mut url = Url::parse(&format!(
-            "{}/{}",
-            self.base.as_str().trim_end_matches('/'),
-            req.path
-        ))
-        .map_err(|e| RawError::NotSent(format!("bad URL for {}: {e}", req.path)))?;
-        if !req.query.is_empty() {
-            url.query_pairs_mut().extend_pairs(req.query.iter());
-        }
-        let mut builder = self
-            .http
-            .request(req.method.clone(), url)
-            .timeout(self.timeout(req.class))
-            .header(reqwest::header::ACCEPT, "application/json");
-        if let Some(token) = token {
-            builder = builder.bearer_auth(token);
-        }
+        let mut builder =
+            self.rest
+                .request(req.method.clone(), req.path, &req.query, req.class, token)?;
         let body = match (ticket, req.body.as_deref()) {
             (Some(t), b) => Some(with_ticket(b, t)),
             (None, Some(b)) => Some(b.to_string()),
@@ -270,37 +119,14 @@ impl TradovateRawHttpClient {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body);
         }
-        let response = builder.send().await.map_err(|e| {
-            if e.is_connect() || e.is_builder() {
-                RawError::NotSent(e.to_string())
-            } else {
-                RawError::NoAnswer(e.to_string())
-            }
-        })?;
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let text = response
-            .text()
-            .await
-            .map_err(|e| RawError::NoAnswer(format!("HTTP {status}, body lost: {e}")))?;
-        if status == StatusCode::OK
-            && let Some(p) = penalty_in(&text)
+        let answer = RestClient::send(builder).await?;
+        // A penalty ticket comes as a 200: the request was not executed.
+        if answer.status == 200
+            && let Some(p) = penalty_in(&answer.body)
         {
             return Err(p);
         }
-        if !status.is_success() {
-            return Err(RawError::Status {
-                status: status.as_u16(),
-                body: snippet(&text),
-                retry_after,
-            });
-        }
-        Ok(text)
+        answer.into_body()
     }
 
     async fn call<T: DeserializeOwned>(
@@ -680,14 +506,6 @@ fn join(ids: &[i64]) -> String {
     ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
 }
 
-/// Decodes a 2xx body. A failure object where a list was expected is never an empty list.
-fn decode<T: DeserializeOwned>(text: &str) -> Result<T, RawError> {
-    serde_json::from_str(text).map_err(|e| RawError::Decode {
-        detail: e.to_string(),
-        body: snippet(text),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -724,13 +542,5 @@ mod tests {
             other => panic!("{other:?}"),
         });
         assert_eq!(got, want.map(|(t, w, c)| (t.to_string(), w, c)));
-    }
-
-    #[test]
-    fn an_error_object_is_not_an_empty_list() {
-        let r: Result<Vec<Position>, _> = decode(r#"{"errorText":"Access is denied"}"#);
-        assert!(matches!(r, Err(RawError::Decode { .. })));
-        let r: Result<Vec<Position>, _> = decode("[]");
-        assert_eq!(r.unwrap(), vec![]);
     }
 }

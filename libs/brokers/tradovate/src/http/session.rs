@@ -17,19 +17,22 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use jt_net::http::RawError;
+use jt_net::limits::{Lane, LoginLimits};
+use jt_net::policy::{AfterUnauthorized, Authority};
 use parking_lot::RwLock;
 
-use crate::config::{Credentials, SessionConfig};
+use crate::config::{Credentials, RateLimitConfig, SessionConfig};
 use jt_broker::error::BrokerError;
 use jt_broker::model::{BrokerKind, SessionInfo, SessionOutcome};
 use jt_broker::session_store::{
     AcquireError, Acquired, ClaimHolder, SessionStore, StoredSession, claim_or_adopt,
 };
 
-use super::limits::LoginLimits;
 use super::models::{AccessTokenRequest, AccessTokenResponse};
-use super::raw::{RawError, TradovateRawHttpClient};
+use super::raw::TradovateRawHttpClient;
 
 /// A usable access token.
 #[derive(Clone, PartialEq, Eq)]
@@ -91,15 +94,6 @@ enum RenewFailure {
     Transient(BrokerError),
 }
 
-/// What the broker thinks of a token that was just refused with 401.
-#[derive(Debug)]
-pub enum AfterUnauthorized {
-    /// The token still works: the 401 was about the request, not the session.
-    SessionAlive,
-    /// A new token is in place (someone else renewed, or we logged in again): retry once.
-    Replaced,
-}
-
 /// The session of one login, shared by every account, call and socket of it.
 pub struct Session {
     kind: BrokerKind,
@@ -107,6 +101,8 @@ pub struct Session {
     credentials: Credentials,
     config: SessionConfig,
     limits: Arc<LoginLimits>,
+    /// Back-offs and penalty patience of the token requests.
+    rate: RateLimitConfig,
     /// Where the processes of this login share the session (`None`: this process alone).
     store: Option<Arc<dyn SessionStore>>,
     /// This session's name in the store's claims.
@@ -189,6 +185,7 @@ impl Session {
         credentials: Credentials,
         config: SessionConfig,
         limits: Arc<LoginLimits>,
+        rate: RateLimitConfig,
         store: Option<Arc<dyn SessionStore>>,
     ) -> Self {
         Self {
@@ -197,6 +194,7 @@ impl Session {
             credentials,
             config,
             limits,
+            rate,
             store,
             holder: ClaimHolder::new(),
             quiet_until: parking_lot::Mutex::new(None),
@@ -529,7 +527,7 @@ impl Session {
             }
         }
         if token.is_live(Utc::now()) {
-            self.limits.admit().await?;
+            self.limits.admit(Lane::MAIN).await?;
             match self.raw.auth_me(&token.access).await {
                 Ok(_) => return Ok(AfterUnauthorized::SessionAlive),
                 Err(RawError::Status { status: 401, .. }) => {}
@@ -663,7 +661,10 @@ impl Session {
     }
 
     async fn renew_once(&self, token: &Token) -> Result<Token, RenewFailure> {
-        self.limits.admit().await.map_err(RenewFailure::Transient)?;
+        self.limits
+            .admit(Lane::MAIN)
+            .await
+            .map_err(RenewFailure::Transient)?;
         let result = self.raw.renew_access_token(&token.access).await;
         let failure = match result {
             Ok(resp) => match self.accept(resp) {
@@ -690,7 +691,7 @@ impl Session {
                 retry_after,
                 ..
             }) => {
-                let wait = retry_after.unwrap_or(self.limits.config().too_many_requests_backoff);
+                let wait = retry_after.unwrap_or(self.rate.too_many_requests_backoff);
                 self.limits.cool_down(wait);
                 record(self.kind, "renew", "rate_limited");
                 return Err(RenewFailure::Transient(BrokerError::RateLimited {
@@ -707,7 +708,7 @@ impl Session {
         // The broker answered without a usable token. Whether the session still lives decides
         // whether a login is allowed: ask it.
         record(self.kind, "renew", "refused");
-        if self.limits.admit().await.is_ok() {
+        if self.limits.admit(Lane::MAIN).await.is_ok() {
             match self.raw.auth_me(&token.access).await {
                 Ok(_) => {
                     return Err(RenewFailure::Transient(BrokerError::transport(format!(
@@ -731,7 +732,7 @@ impl Session {
         let mut ticket: Option<String> = self.login_ticket.lock().take();
         let mut rounds = 0;
         loop {
-            self.limits.admit().await?;
+            self.limits.admit(Lane::MAIN).await?;
             let result = self
                 .raw
                 .access_token_request(&body, ticket.as_deref())
@@ -762,7 +763,7 @@ impl Session {
                     rounds += 1;
                     metrics::counter!("jt_broker_penalties_total", "broker" => self.kind.as_str())
                         .increment(1);
-                    let cfg = self.limits.config();
+                    let cfg = &self.rate;
                     if rounds > cfg.max_penalty_rounds || wait > cfg.max_inline_penalty_wait {
                         record(self.kind, "login", "penalty");
                         let t = t.unwrap_or_default();
@@ -789,8 +790,7 @@ impl Session {
                     retry_after,
                     ..
                 }) => {
-                    let wait =
-                        retry_after.unwrap_or(self.limits.config().too_many_requests_backoff);
+                    let wait = retry_after.unwrap_or(self.rate.too_many_requests_backoff);
                     self.limits.cool_down(wait);
                     record(self.kind, "login", "rate_limited");
                     return Err(BrokerError::RateLimited { retry_after: wait });
@@ -801,6 +801,23 @@ impl Session {
                 }
             }
         }
+    }
+}
+
+#[async_trait]
+impl Authority for Session {
+    type Token = Token;
+
+    async fn token(&self) -> Result<Token, BrokerError> {
+        Session::token(self).await
+    }
+
+    fn bearer(token: &Token) -> &str {
+        &token.access
+    }
+
+    async fn after_unauthorized(&self, token: &Token) -> Result<AfterUnauthorized, BrokerError> {
+        Session::after_unauthorized(self, token).await
     }
 }
 

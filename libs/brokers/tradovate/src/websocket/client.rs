@@ -1,4 +1,6 @@
-//! The user-data WebSocket of one login, implementing every rule of DOMAIN §8:
+//! The user-data WebSocket of one login, implementing every rule of DOMAIN §8 — the life of
+//! the socket (stagger, gate, back-off) is [`jt_net::socket`]'s, shared with every venue; this
+//! module is the Tradovate connection itself:
 //!
 //! - connection attempts pass a process-wide [`ConnectGate`] (2 in flight, 3 s apart) after an
 //!   initial random stagger (0–30 s);
@@ -13,15 +15,19 @@
 //! - each message is parsed once and handed to every subscriber through the [`EventHub`];
 //! - replayed fills are filtered by fill id and connection start ([`Dispatcher`]).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::Utc;
 use futures_util::{SinkExt, StreamExt};
+use jt_broker::error::BrokerError;
+use jt_broker::events::{ConnectionState, EventHub};
+use jt_broker::model::BrokerKind;
+use jt_net::gate::ConnectGate;
+use jt_net::socket::{self, Connection, Ended, Feed, Ws};
 use parking_lot::Mutex;
-use rand::Rng;
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
@@ -31,16 +37,10 @@ use url::Url;
 use crate::config::WsConfig;
 use crate::http::client::TradovateHttpClient;
 use crate::http::session::Token;
-use jt_broker::error::BrokerError;
-use jt_broker::events::{
-    BrokerEvent, ConnectionState, EventEnvelope, EventHub, EventOrigin, EventSubscription,
-};
-use jt_broker::model::{AccountId, BrokerKind};
 
 use super::codec::{self, ServerFrame, WsMessage};
 use super::handler::Dispatcher;
 use super::messages::{self, Shutdown};
-use jt_net::gate::ConnectGate;
 
 /// Why a connection ended (a bounded metric label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -92,28 +92,13 @@ impl EndReason {
     }
 }
 
-/// How one connection ended.
-#[derive(Debug)]
-struct Ended {
-    reason: EndReason,
-    detail: String,
-    /// How long it was synchronised (0 when it never was).
-    healthy_for: Duration,
-    /// Stop for good (the login needs re-authentication).
-    fatal: bool,
-    /// Do not try before this (captcha lock-out).
-    not_before: Option<Instant>,
-}
+impl socket::EndReason for EndReason {
+    fn as_str(self) -> &'static str {
+        EndReason::as_str(self)
+    }
 
-impl Ended {
-    fn new(reason: EndReason, detail: impl Into<String>) -> Self {
-        Self {
-            reason,
-            detail: detail.into(),
-            healthy_for: Duration::ZERO,
-            fatal: false,
-            not_before: None,
-        }
+    fn is_planned(self) -> bool {
+        EndReason::is_planned(self)
     }
 }
 
@@ -129,22 +114,9 @@ pub struct SocketStats {
 }
 
 struct Shared {
-    hub: EventHub,
-    wanted: Mutex<BTreeSet<i64>>,
+    feed: Feed<i64>,
     served: Mutex<BTreeSet<i64>>,
-    accounts_changed: Notify,
-    state: Mutex<ConnectionState>,
     stats: Mutex<SocketStats>,
-}
-
-impl Shared {
-    fn set_state(&self, state: ConnectionState) {
-        *self.state.lock() = state.clone();
-        self.hub.publish(Arc::new(EventEnvelope::now(
-            EventOrigin::Adapter,
-            BrokerEvent::Connection(state),
-        )));
-    }
 }
 
 /// The socket of one login; cheap to share, stops when [`TradovateSocket::shutdown`] is called
@@ -158,7 +130,7 @@ pub struct TradovateSocket {
 impl std::fmt::Debug for TradovateSocket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TradovateSocket")
-            .field("state", &*self.shared.state.lock())
+            .field("state", &self.shared.feed.state())
             .field("served", &*self.shared.served.lock())
             .finish_non_exhaustive()
     }
@@ -187,13 +159,9 @@ impl TradovateSocket {
     /// Starts the socket task for `http`'s login. It connects once accounts are added.
     #[must_use]
     pub fn start(http: Arc<TradovateHttpClient>, setup: SocketSetup) -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let shared = Arc::new(Shared {
-            hub: EventHub::new(setup.config.subscriber_capacity),
-            wanted: Mutex::new(BTreeSet::new()),
+            feed: Feed::new(Arc::new(EventHub::new(setup.config.subscriber_capacity))),
             served: Mutex::new(BTreeSet::new()),
-            accounts_changed: Notify::new(),
-            state: Mutex::new(ConnectionState::Connecting),
             stats: Mutex::new(SocketStats::default()),
         });
         let cancel = CancellationToken::new();
@@ -205,26 +173,10 @@ impl TradovateSocket {
         }
     }
 
-    /// Adds accounts to serve; new ones trigger a planned reconnect (debounced).
-    pub fn add_accounts(&self, accounts: impl IntoIterator<Item = i64>) {
-        let mut wanted = self.shared.wanted.lock();
-        let before = wanted.len();
-        wanted.extend(accounts);
-        if wanted.len() != before {
-            self.shared.accounts_changed.notify_one();
-        }
-    }
-
-    /// Subscribes to events of `accounts` (all when `None`).
+    /// The accounts served, the connection state and the subscribers' hub.
     #[must_use]
-    pub fn subscribe(&self, accounts: Option<HashSet<AccountId>>) -> EventSubscription {
-        self.shared.hub.subscribe(accounts)
-    }
-
-    /// The connection state now.
-    #[must_use]
-    pub fn state(&self) -> ConnectionState {
-        self.shared.state.lock().clone()
+    pub fn feed(&self) -> &Feed<i64> {
+        &self.shared.feed
     }
 
     /// Accounts covered by the live connection's sync request.
@@ -249,19 +201,33 @@ impl TradovateSocket {
     }
 }
 
-/// Reconnect delay after `attempt` consecutive failures: 1, 2, 4 … max, plus up to `jitter`.
-#[must_use]
-pub fn backoff(config: &WsConfig, attempt: u32) -> Duration {
-    let base = config
-        .backoff_initial
-        .saturating_mul(2u32.saturating_pow(attempt.min(30)))
-        .min(config.backoff_max);
-    let jitter = if config.backoff_jitter > 0.0 {
-        base.mul_f64(rand::rng().random_range(0.0..=config.backoff_jitter))
-    } else {
-        Duration::ZERO
-    };
-    base + jitter
+/// One login's connection, as [`socket::keep_alive`] drives it.
+struct Conn {
+    http: Arc<TradovateHttpClient>,
+    setup: SocketSetup,
+    shared: Arc<Shared>,
+    dispatcher: Dispatcher,
+}
+
+#[async_trait]
+impl Connection for Conn {
+    type Reason = EndReason;
+
+    async fn serve(&mut self, cancel: &CancellationToken) -> Option<Ended<EndReason>> {
+        connect_and_serve(
+            &self.http,
+            &self.setup,
+            &self.shared,
+            &mut self.dispatcher,
+            cancel,
+        )
+        .await
+    }
+
+    fn ended(&mut self, ended: &Ended<EndReason>) {
+        self.shared.served.lock().clear();
+        self.shared.stats.lock().ends.push(ended.reason);
+    }
 }
 
 async fn run(
@@ -270,88 +236,18 @@ async fn run(
     shared: Arc<Shared>,
     cancel: CancellationToken,
 ) {
-    let cfg = &setup.config;
-    let mut dispatcher = Dispatcher::new(setup.kind, cfg.replay_skew);
-    // Wait for something to serve.
-    while shared.wanted.lock().is_empty() {
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            () = shared.accounts_changed.notified() => {}
-        }
-    }
-    let stagger = if cfg.initial_stagger_max.is_zero() {
-        Duration::ZERO
-    } else {
-        cfg.initial_stagger_max
-            .mul_f64(rand::rng().random_range(0.0..1.0))
+    let kind = setup.kind;
+    let reconnect = setup.config.reconnect.clone();
+    let mut conn = Conn {
+        dispatcher: Dispatcher::new(kind, setup.config.replay_skew),
+        http,
+        setup,
+        shared: Arc::clone(&shared),
     };
-    tokio::select! {
-        () = cancel.cancelled() => return,
-        () = tokio::time::sleep(stagger) => {}
-    }
-    let mut attempt: u32 = 0;
-    loop {
-        if cancel.is_cancelled() {
-            break;
-        }
-        shared.set_state(ConnectionState::Connecting);
-        let ended = connect_and_serve(&http, &setup, &shared, &mut dispatcher, &cancel).await;
-        shared.served.lock().clear();
-        let Some(ended) = ended else {
-            break; // cancelled
-        };
-        shared.stats.lock().ends.push(ended.reason);
-        metrics::counter!("jt_broker_ws_disconnects_total", "broker" => setup.kind.as_str(), "reason" => ended.reason.as_str())
-            .increment(1);
-        if ended.fatal {
-            tracing::error!(reason = ended.reason.as_str(), detail = %ended.detail, "broker socket stopped");
-            shared.set_state(ConnectionState::Stopped {
-                reason: ended.detail,
-            });
-            return;
-        }
-        let delay = if ended.reason.is_planned() {
-            attempt = 0;
-            Duration::ZERO
-        } else {
-            if ended.healthy_for >= cfg.backoff_reset_after {
-                attempt = 0;
-            }
-            let d = backoff(cfg, attempt);
-            attempt = attempt.saturating_add(1);
-            d
-        };
-        let delay = match ended.not_before {
-            Some(t) => delay.max(t.saturating_duration_since(Instant::now())),
-            None => delay,
-        };
-        tracing::warn!(
-            reason = ended.reason.as_str(),
-            detail = %ended.detail,
-            retry_in_ms = delay.as_millis() as u64,
-            "broker socket ended; reconnecting"
-        );
-        shared.set_state(ConnectionState::Reconnecting {
-            reason: format!("{}: {}", ended.reason.as_str(), ended.detail),
-            attempt: if ended.reason.is_planned() {
-                0
-            } else {
-                attempt
-            },
-            retry_in_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-        });
-        tokio::select! {
-            () = cancel.cancelled() => break,
-            () = tokio::time::sleep(delay) => {}
-        }
-    }
-    shared.set_state(ConnectionState::Stopped {
-        reason: "shut down".into(),
-    });
+    socket::keep_alive(kind.as_str(), &shared.feed, &reconnect, &mut conn, &cancel).await;
+    // A cancelled connection leaves nothing served either.
+    shared.served.lock().clear();
 }
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Reads the next text frame, skipping pings and binary frames.
 async fn next_text(ws: &mut Ws) -> Result<String, String> {
@@ -368,7 +264,7 @@ async fn next_text(ws: &mut Ws) -> Result<String, String> {
     }
 }
 
-fn token_error(e: BrokerError) -> Ended {
+fn token_error(e: BrokerError) -> Ended<EndReason> {
     match e {
         BrokerError::NeedsReauth { reason } => Ended {
             fatal: true,
@@ -403,7 +299,7 @@ async fn connect_and_serve(
     shared: &Arc<Shared>,
     dispatcher: &mut Dispatcher,
     cancel: &CancellationToken,
-) -> Option<Ended> {
+) -> Option<Ended<EndReason>> {
     let cfg = &setup.config;
     let token: Token = match http
         .session()
@@ -413,7 +309,7 @@ async fn connect_and_serve(
         Ok(t) => t,
         Err(e) => return Some(token_error(e)),
     };
-    let accounts: BTreeSet<i64> = shared.wanted.lock().clone();
+    let accounts: BTreeSet<i64> = shared.feed.wanted();
 
     // --- connect and authorize, inside the gate ---------------------------------------------
     let pass = tokio::select! {
@@ -423,9 +319,7 @@ async fn connect_and_serve(
     metrics::counter!("jt_broker_ws_connect_attempts_total", "broker" => setup.kind.as_str())
         .increment(1);
     let connected = tokio::time::timeout(cfg.connect_timeout, async {
-        let (mut ws, _) = tokio_tungstenite::connect_async(setup.url.as_str())
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
+        let mut ws = socket::connect(setup.url.as_str()).await?;
         loop {
             let text = next_text(&mut ws).await?;
             match codec::decode_server_frame(&text) {
@@ -533,8 +427,8 @@ async fn connect_and_serve(
                 let _ = ws.close(None).await;
                 return None;
             }
-            () = shared.accounts_changed.notified() => {
-                let wanted = shared.wanted.lock().clone();
+            () = shared.feed.accounts_changed() => {
+                let wanted = shared.feed.wanted();
                 if !wanted.is_subset(&accounts) && accounts_pending_since.is_none() {
                     accounts_pending_since = Some(Instant::now());
                 }
@@ -588,9 +482,9 @@ async fn connect_and_serve(
                                     synced_at = Some(Instant::now());
                                     *shared.served.lock() = accounts.clone();
                                     shared.stats.lock().synced_connections += 1;
-                                    shared.set_state(ConnectionState::Connected);
+                                    shared.feed.set_state(ConnectionState::Connected);
                                     for e in dispatcher.on_sync(&snap) {
-                                        shared.hub.publish(Arc::new(e));
+                                        shared.feed.publish(e);
                                     }
                                     data_in_window = true;
                                 }
@@ -602,7 +496,7 @@ async fn connect_and_serve(
                                             Ok(props) => {
                                                 let (events, unattributed) = dispatcher.on_props(&props);
                                                 for e in events {
-                                                    shared.hub.publish(Arc::new(e));
+                                                    shared.feed.publish(e);
                                                 }
                                                 for fill in unattributed {
                                                     attribute(http, dispatcher, shared, &fill).await;
@@ -610,7 +504,7 @@ async fn connect_and_serve(
                                             }
                                             Err(e) => {
                                                 tracing::warn!(error = %e, "props event did not decode");
-                                                shared.hub.publish(Arc::new(EventEnvelope::now(EventOrigin::Adapter, BrokerEvent::Resync { reason: format!("an event did not decode: {e}") })));
+                                                shared.feed.resync(format!("an event did not decode: {e}"));
                                             }
                                         }
                                     }
@@ -682,20 +576,15 @@ async fn attribute(
             let account = order.account_id;
             dispatcher.learn_order(order);
             if let Some(e) = dispatcher.on_fill(fill, account) {
-                shared.hub.publish(Arc::new(e));
+                shared.feed.publish(e);
             }
         }
         other => {
             tracing::error!(fill = fill.id, order = fill.order_id, result = ?other.map(|r| r.map(|o| o.map(|o| o.id))), "fill of an unknown order could not be attributed");
-            shared.hub.publish(Arc::new(EventEnvelope::now(
-                EventOrigin::Adapter,
-                BrokerEvent::Resync {
-                    reason: format!(
-                        "fill {} of order {} could not be attributed to an account",
-                        fill.id, fill.order_id
-                    ),
-                },
-            )));
+            shared.feed.resync(format!(
+                "fill {} of order {} could not be attributed to an account",
+                fill.id, fill.order_id
+            ));
         }
     }
 }
@@ -709,7 +598,7 @@ mod tests {
         let cfg = WsConfig::default();
         for (attempt, base) in [(0, 1), (1, 2), (2, 4), (3, 8), (5, 32), (6, 60), (20, 60)] {
             for _ in 0..50 {
-                let d = backoff(&cfg, attempt);
+                let d = cfg.reconnect.delay(attempt);
                 let base = Duration::from_secs(base);
                 assert!(
                     d >= base && d <= base.mul_f64(1.1),

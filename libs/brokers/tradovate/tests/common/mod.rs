@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use jt_broker::{AccountId, BrokerEvent, EventEnvelope, EventSubscription};
 use jt_net::gate::{ConnectGate, GateConfig};
+use jt_net::registry::Plumbing;
+use jt_net::socket::Reconnect;
 use jt_sim::admin::{CreatedUser, NewUser};
 use jt_sim::faults::{FaultKind, FaultSpec};
 use jt_sim::{Sim, SimConfig};
@@ -100,9 +102,12 @@ pub fn config(sim: &Sim, name: &str) -> TradovateConfig {
         ..RateLimitConfig::default()
     };
     c.ws = WsConfig {
-        initial_stagger_max: Duration::ZERO,
-        backoff_initial: Duration::from_millis(50),
-        backoff_max: Duration::from_millis(400),
+        reconnect: Reconnect {
+            initial_stagger_max: Duration::ZERO,
+            initial: Duration::from_millis(50),
+            max: Duration::from_millis(400),
+            ..Reconnect::default()
+        },
         account_add_debounce: Duration::from_millis(100),
         market_hours: Arc::new(|_| true),
         ..WsConfig::default()
@@ -118,9 +123,14 @@ pub fn gate() -> Arc<ConnectGate> {
     })
 }
 
+/// A registry of its own over a test-sized gate (no sharing with other tests).
+pub fn registry() -> Arc<LoginRegistry> {
+    LoginRegistry::new(Plumbing::process_wide().with_gate(gate()))
+}
+
 /// A broker in its own registry (no sharing with other tests).
 pub fn broker(config: TradovateConfig) -> TradovateBroker {
-    TradovateBroker::with(config, &LoginRegistry::isolated(), gate()).expect("the adapter builds")
+    TradovateBroker::with(config, &registry()).expect("the adapter builds")
 }
 
 /// The first account of a created user.
