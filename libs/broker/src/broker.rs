@@ -1,4 +1,6 @@
-//! The one trait every service uses to reach any broker.
+//! The two traits of a broker login: [`Broker`], the commands (orders and reads) every service
+//! uses, and [`BrokerEvents`], the login's event stream, which only the connection manager
+//! holds (every other service reads events from the bus, not from a broker).
 
 use std::fmt;
 
@@ -11,9 +13,9 @@ use crate::capabilities::Capabilities;
 use crate::error::BrokerError;
 use crate::events::EventSubscription;
 use crate::model::{
-    AccountId, AccountInfo, AccountPnl, BracketAck, CallBudget, CancelReport, CloseOutcome,
-    Contract, ContractId, FillReport, FlattenReport, ItemFailure, OrderAck, OrderId, OrderReport,
-    OrderType, PositionReport, SessionInfo,
+    AccountId, AccountInfo, AccountPnl, AccountSnapshot, BracketAck, CallBudget, CancelReport,
+    CloseOutcome, Contract, ContractId, FillReport, FlattenReport, ItemFailure, OrderAck, OrderId,
+    OrderReport, OrderType, PositionReport, SessionInfo,
 };
 
 /// Which exit orders of a position a batch cancel touches.
@@ -54,8 +56,9 @@ impl ExitOrders {
     }
 }
 
-/// One broker login (one set of credentials, one access token, all the accounts it reaches),
-/// used as `Arc<dyn Broker>`.
+/// The commands of one broker login (one set of credentials, one access token, all the
+/// accounts it reaches), used as `Arc<dyn Broker>` by the executor, risk, copier, API and
+/// reconciler. Its events are [`BrokerEvents`].
 ///
 /// Every call is for one account of that login and never touches another. Calls that move
 /// money are never re-sent blindly: an ambiguous outcome is looked up by client order id, and
@@ -137,6 +140,14 @@ pub trait Broker: Send + Sync + fmt::Debug {
     /// Any [`BrokerError`] of a read.
     async fn account_pnl(&self, account: &AccountId) -> Result<AccountPnl, BrokerError>;
 
+    /// The account's positions and working orders (with cash and P&L where the venue reads
+    /// them cheaply), in as few calls as the venue allows: what a reconciler compares with its
+    /// records.
+    ///
+    /// # Errors
+    /// Any [`BrokerError`] of the position or order reads.
+    async fn snapshot(&self, account: &AccountId) -> Result<AccountSnapshot, BrokerError>;
+
     /// Places one market, limit, stop or stop-limit order.
     ///
     /// # Errors
@@ -202,13 +213,6 @@ pub trait Broker: Send + Sync + fmt::Debug {
     /// # Errors
     /// The errors of the initial reads.
     async fn flatten_account(&self, account: &AccountId) -> Result<FlattenReport, BrokerError>;
-
-    /// Subscribes to the events of `accounts` (connection events reach every subscriber).
-    /// Accounts not yet served by the live connection are added after a planned reconnect.
-    ///
-    /// # Errors
-    /// [`BrokerError::Unsupported`] when the broker has no event stream; `UnknownAccount`.
-    async fn subscribe(&self, accounts: &[AccountId]) -> Result<EventSubscription, BrokerError>;
 
     /// The account's position on one contract (`None` when flat or absent).
     ///
@@ -284,6 +288,20 @@ pub trait Broker: Send + Sync + fmt::Debug {
         self.cancel_exit_orders(account, contract, direction, ExitOrders::TakeProfits)
             .await
     }
+}
+
+/// The event stream of one broker login: fills, positions, orders, cash balances and the state
+/// of the connection carrying them. Only the connection manager holds it (DOMAIN §8: one
+/// socket per token, shared); every other service reads broker events from the bus.
+#[async_trait]
+pub trait BrokerEvents: Send + Sync + fmt::Debug {
+    /// Subscribes to the events of `accounts` (connection events reach every subscriber).
+    /// Accounts not yet served by the live connection are added (by a planned reconnect where
+    /// the venue needs one).
+    ///
+    /// # Errors
+    /// [`BrokerError::Unsupported`] when the broker has no event stream; `UnknownAccount`.
+    async fn subscribe(&self, accounts: &[AccountId]) -> Result<EventSubscription, BrokerError>;
 }
 
 /// Cancels `orders` one by one with [`Broker::cancel_order`], listing what failed.

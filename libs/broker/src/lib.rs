@@ -1,8 +1,9 @@
-//! The one trait every service uses to reach a broker ([`Broker`], used as `Arc<dyn Broker>`),
-//! its broker-neutral types, typed errors and event stream, and the session-store trait the
-//! processes of one login share a session through. The venue adapters (`jt-tradovate`,
-//! `jt-projectx`) implement these traits; the store and the messages depend on this crate
-//! alone.
+//! The command trait every service uses to reach a broker ([`Broker`], used as
+//! `Arc<dyn Broker>`), the event-stream trait only the connection manager holds
+//! ([`BrokerEvents`]), their broker-neutral types and typed errors, and the session-store
+//! trait the processes of one login share a session through. The venue adapters
+//! (`jt-tradovate`, `jt-projectx`) implement these traits over `jt-net`; the store and the
+//! messages depend on this crate alone.
 //!
 //! What this crate must not do: speak HTTP or open sockets (no reqwest, no tungstenite: that is
 //! `jt-net` and the venues), know any venue's wire format, decide trading (quantities,
@@ -42,17 +43,17 @@ pub mod events;
 pub mod model;
 pub mod session_store;
 
-pub use broker::{Broker, ExitOrders};
+pub use broker::{Broker, BrokerEvents, ExitOrders};
 pub use capabilities::{Capabilities, Feature};
 pub use error::{BrokerError, BrokerErrorKind};
 pub use events::{
     BrokerEvent, ConnectionState, EventEnvelope, EventHub, EventOrigin, EventSubscription,
 };
 pub use model::{
-    AccountId, AccountInfo, AccountPnl, BracketAck, BrokerKind, CallBudget, CancelReport,
-    CashBalanceReport, CloseOutcome, Contract, ContractId, FillId, FillReport, FlattenReport,
-    ItemFailure, OrderAck, OrderId, OrderReport, OrderStatus, OrderType, PositionReport,
-    SessionInfo, SessionOutcome,
+    AccountId, AccountInfo, AccountPnl, AccountSnapshot, BracketAck, BrokerKind, CallBudget,
+    CancelReport, CashBalanceReport, CloseOutcome, Contract, ContractId, FillId, FillReport,
+    FlattenReport, ItemFailure, OrderAck, OrderId, OrderReport, OrderStatus, OrderType,
+    PositionReport, SessionInfo, SessionOutcome,
 };
 pub use session_store::{
     ClaimAttempt, ClaimConfig, ClaimHolder, MemorySessionStore, SessionStore, SessionStoreError,

@@ -351,6 +351,45 @@ pub struct AccountPnl {
     pub as_of: DateTime<Utc>,
 }
 
+/// An account as the broker has it now — what a reconciler compares with its records — read
+/// in as few calls as the venue allows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountSnapshot {
+    /// Account.
+    pub account: AccountId,
+    /// Its positions (flat ones may be included with `net_qty == 0`).
+    pub positions: Vec<PositionReport>,
+    /// Its working (open) orders.
+    pub working_orders: Vec<OrderReport>,
+    /// Cash and P&L, where the venue reads them for one more call (Tradovate's cash balance
+    /// snapshot): `None` when the venue does not read them with a snapshot (ask
+    /// `Broker::account_pnl`), `Some(Err)` when that read failed — the positions and orders
+    /// still stand, and a failed figure is never shown as zero.
+    pub pnl: Option<Result<AccountPnl, BrokerError>>,
+    /// When the reads started (a change after this may be missing).
+    pub as_of: DateTime<Utc>,
+}
+
+impl AccountSnapshot {
+    /// The open position on `contract`, if any.
+    #[must_use]
+    pub fn position(&self, contract: &ContractId) -> Option<&PositionReport> {
+        self.positions
+            .iter()
+            .find(|p| &p.contract == contract && p.net_qty != 0)
+    }
+
+    /// The working orders on `contract`.
+    pub fn working_on<'a>(
+        &'a self,
+        contract: &'a ContractId,
+    ) -> impl Iterator<Item = &'a OrderReport> + 'a {
+        self.working_orders
+            .iter()
+            .filter(move |o| o.is_working_on(contract))
+    }
+}
+
 /// A placed order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderAck {

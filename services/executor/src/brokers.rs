@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use jt_broker::{AccountId, Broker};
+use jt_broker::{AccountId, Broker, BrokerEvents};
 use jt_projectx::{Credentials as PxCredentials, Firm, ProjectXBroker, ProjectXConfig};
 use jt_store::repo::accounts::BrokerAccount;
 use jt_store::{Broker as BrokerName, BrokerAccountId, Environment, Store, StoreError};
@@ -229,9 +229,8 @@ impl BrokerRegistry {
             config = config.with_base_url(base).map_err(RegistryError::Adapter)?;
         }
         config.session.store = Some(jt_store::StoreSessions::for_account(&self.store, account));
-        let broker: Arc<dyn Broker> = Arc::new(
-            ProjectXBroker::new(config).map_err(|e| RegistryError::Adapter(e.to_string()))?,
-        );
+        let projectx =
+            ProjectXBroker::new(config).map_err(|e| RegistryError::Adapter(e.to_string()))?;
         let subs = self
             .store
             .accounts()
@@ -242,7 +241,7 @@ impl BrokerRegistry {
             .into_iter()
             .map(|s| AccountId(s.broker_sub_account_id))
             .collect();
-        let events = match broker.subscribe(&ids).await {
+        let events = match projectx.subscribe(&ids).await {
             Ok(mut subscription) => Some(tokio::spawn(async move {
                 // The guard acts inside the adapter; this task only keeps the stream open.
                 while subscription.recv().await.is_some() {}
@@ -255,6 +254,6 @@ impl BrokerRegistry {
                 None
             }
         };
-        Ok((broker, events))
+        Ok((Arc::new(projectx), events))
     }
 }

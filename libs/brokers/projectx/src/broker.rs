@@ -8,16 +8,18 @@
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
+use chrono::Utc;
 use jt_domain::bracket::StopOrder;
 use jt_domain::order::{BracketOrder, OrderRequest};
 
-use jt_broker::broker::Broker;
+use jt_broker::broker::{Broker, BrokerEvents};
 use jt_broker::capabilities::Capabilities;
 use jt_broker::error::BrokerError;
 use jt_broker::events::EventSubscription;
 use jt_broker::model::{
-    AccountId, AccountInfo, AccountPnl, BracketAck, BrokerKind, CallBudget, CloseOutcome, Contract,
-    FillReport, FlattenReport, OrderAck, OrderId, OrderReport, PositionReport, SessionInfo,
+    AccountId, AccountInfo, AccountPnl, AccountSnapshot, BracketAck, BrokerKind, CallBudget,
+    CloseOutcome, Contract, FillReport, FlattenReport, OrderAck, OrderId, OrderReport,
+    PositionReport, SessionInfo,
 };
 use jt_net::gate::ConnectGate;
 use jt_net::registry::{Logins, Plumbing};
@@ -192,7 +194,7 @@ impl ProjectXBroker {
         &self.login.http
     }
 
-    /// The user hub, once [`Broker::subscribe`] started it.
+    /// The user hub, once [`BrokerEvents::subscribe`] started it.
     #[must_use]
     pub fn hub(&self) -> Option<&ProjectXHub> {
         self.login.hub.get()
@@ -270,6 +272,23 @@ impl Broker for ProjectXBroker {
         self.login.http.account_pnl(account).await
     }
 
+    /// Open positions and open orders (`Position/searchOpen`, `Order/searchOpen`), read at
+    /// once: two calls. P&L is not read (ProjectX computes none: trades, bars and balances would
+    /// cost several more calls of the per-token budget): ask [`Broker::account_pnl`].
+    async fn snapshot(&self, account: &AccountId) -> Result<AccountSnapshot, BrokerError> {
+        let as_of = Utc::now();
+        let http = &self.login.http;
+        let (positions, working_orders) =
+            tokio::join!(http.positions(account), http.working_orders(account));
+        Ok(AccountSnapshot {
+            account: account.clone(),
+            positions: positions?,
+            working_orders: working_orders?,
+            pnl: None,
+            as_of,
+        })
+    }
+
     async fn place_order(
         &self,
         account: &AccountId,
@@ -323,13 +342,17 @@ impl Broker for ProjectXBroker {
     async fn flatten_account(&self, account: &AccountId) -> Result<FlattenReport, BrokerError> {
         self.login.http.flatten_account(account).await
     }
+}
 
+/// The login's events come from its user hub (with REST polling while it is down), started on
+/// the first subscription and shared by every subscriber of the login.
+#[async_trait]
+impl BrokerEvents for ProjectXBroker {
     async fn subscribe(&self, accounts: &[AccountId]) -> Result<EventSubscription, BrokerError> {
         let mut ids = Vec::with_capacity(accounts.len());
         for a in accounts {
             ids.push(self.login.http.account(a).await?.id);
         }
-        let hub = self.hub_or_start();
-        Ok(hub.feed().serve(accounts, ids))
+        Ok(self.hub_or_start().feed().serve(accounts, ids))
     }
 }

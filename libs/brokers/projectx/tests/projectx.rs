@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use common::{collect, eventually, fault, next_event, price, start_sim};
 use jt_broker::{
-    AccountId, Broker, BrokerError, BrokerEvent, ConnectionState, Contract, EventOrigin,
-    OrderStatus, OrderType, SessionOutcome,
+    AccountId, Broker, BrokerError, BrokerEvent, BrokerEvents, ConnectionState, Contract,
+    EventOrigin, OrderStatus, OrderType, SessionOutcome,
 };
 use jt_domain::bracket::StopOrder;
 use jt_domain::instrument::by_root;
@@ -1214,4 +1214,52 @@ async fn account_pnl_is_the_days_realized_and_the_open_at_the_last_price() {
     // A read that fails is an error, never zero.
     fault(&sim, FaultKind::Positions401, Some("pxl"), None, None);
     assert!(b.account_pnl(&a).await.is_err());
+}
+
+#[tokio::test]
+async fn a_snapshot_reads_positions_and_open_orders_in_two_calls() {
+    let (sim, b, a, c) = setup("pxs").await;
+    b.place_bracket(
+        &a,
+        &c,
+        &bracket(
+            "jt-s1",
+            Side::Sell,
+            3,
+            vec![leg(3, dec!(10))],
+            stop(dec!(8)),
+        ),
+    )
+    .await
+    .unwrap();
+    sim.admin().reset_request_counts();
+    let snap = b.snapshot(&a).await.unwrap();
+    let calls = sim.admin().request_counts();
+    assert_eq!(calls.values().sum::<u64>(), 2, "{calls:#?}");
+    assert_eq!(
+        calls.get("projectx:position/searchopen"),
+        Some(&1),
+        "{calls:#?}"
+    );
+    assert_eq!(
+        calls.get("projectx:order/searchopen"),
+        Some(&1),
+        "{calls:#?}"
+    );
+    assert_eq!(snap.account, a);
+    assert_eq!(snap.position(&c.id).map(|p| p.net_qty), Some(-3));
+    let mut working: Vec<_> = snap
+        .working_on(&c.id)
+        .map(|o| (o.order_type, o.side, o.qty))
+        .collect();
+    working.sort_by_key(|o| format!("{o:?}"));
+    assert_eq!(
+        working,
+        vec![
+            (Some(OrderType::Limit), Side::Buy, Some(3)),
+            (Some(OrderType::Stop), Side::Buy, Some(3)),
+        ]
+    );
+    // P&L costs trades, bars and balances at ProjectX: not read with a snapshot.
+    assert_eq!(snap.pnl, None);
 }

@@ -8,18 +8,19 @@
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
+use chrono::Utc;
 use jt_domain::bracket::StopOrder;
 use jt_domain::order::{BracketOrder, OrderRequest};
 use jt_domain::types::Direction;
 
-use jt_broker::broker::{Broker, ExitOrders};
+use jt_broker::broker::{Broker, BrokerEvents, ExitOrders};
 use jt_broker::capabilities::Capabilities;
 use jt_broker::error::BrokerError;
 use jt_broker::events::EventSubscription;
 use jt_broker::model::{
-    AccountId, AccountInfo, AccountPnl, BracketAck, BrokerKind, CallBudget, CancelReport,
-    CloseOutcome, Contract, FillReport, FlattenReport, OrderAck, OrderId, OrderReport,
-    PositionReport, SessionInfo,
+    AccountId, AccountInfo, AccountPnl, AccountSnapshot, BracketAck, BrokerKind, CallBudget,
+    CancelReport, CloseOutcome, Contract, FillReport, FlattenReport, OrderAck, OrderId,
+    OrderReport, PositionReport, SessionInfo,
 };
 
 use super::config::TradovateConfig;
@@ -189,7 +190,7 @@ impl TradovateBroker {
         &self.login.http
     }
 
-    /// The socket, once [`Broker::subscribe`] started it.
+    /// The socket, once [`BrokerEvents::subscribe`] started it.
     #[must_use]
     pub fn socket(&self) -> Option<&TradovateSocket> {
         self.login.socket.get()
@@ -264,6 +265,25 @@ impl Broker for TradovateBroker {
         self.login.http.account_pnl(account).await
     }
 
+    /// Positions (`position/deps`), working orders (`order/deps`, `orderVersion/ldeps`) and the
+    /// cash balance snapshot, read at once: three or four calls.
+    async fn snapshot(&self, account: &AccountId) -> Result<AccountSnapshot, BrokerError> {
+        let as_of = Utc::now();
+        let http = &self.login.http;
+        let (positions, working_orders, pnl) = tokio::join!(
+            http.positions(account),
+            http.working_orders(account),
+            http.account_pnl(account)
+        );
+        Ok(AccountSnapshot {
+            account: account.clone(),
+            positions: positions?,
+            working_orders: working_orders?,
+            pnl: Some(pnl),
+            as_of,
+        })
+    }
+
     async fn place_order(
         &self,
         account: &AccountId,
@@ -312,15 +332,6 @@ impl Broker for TradovateBroker {
         self.login.http.flatten_account(account).await
     }
 
-    async fn subscribe(&self, accounts: &[AccountId]) -> Result<EventSubscription, BrokerError> {
-        let mut ids = Vec::with_capacity(accounts.len());
-        for a in accounts {
-            ids.push(self.login.http.account(a).await?.id);
-        }
-        let socket = self.socket_or_start();
-        Ok(socket.feed().serve(accounts, ids))
-    }
-
     async fn place_stop(
         &self,
         account: &AccountId,
@@ -352,5 +363,18 @@ impl Broker for TradovateBroker {
             .http
             .cancel_working_orders(account, contract)
             .await
+    }
+}
+
+/// The login's events come from its WebSocket, started on the first subscription and shared by
+/// every subscriber of the login.
+#[async_trait]
+impl BrokerEvents for TradovateBroker {
+    async fn subscribe(&self, accounts: &[AccountId]) -> Result<EventSubscription, BrokerError> {
+        let mut ids = Vec::with_capacity(accounts.len());
+        for a in accounts {
+            ids.push(self.login.http.account(a).await?.id);
+        }
+        Ok(self.socket_or_start().feed().serve(accounts, ids))
     }
 }

@@ -898,3 +898,65 @@ async fn reads_of_one_account_never_carry_another_account_of_the_login() {
     assert_eq!(b.working_orders(&second).await.unwrap().len(), 2);
     assert_eq!(b.working_orders(&first).await.unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn a_snapshot_reads_positions_working_orders_and_cash_in_four_calls() {
+    let sim = sim().await;
+    let u = user(&sim, "sara", &["SARA1", "SARA2"]);
+    price(&sim, "MNQ", dec!(21000));
+    let b = broker(config(&sim, "sara"));
+    let acct = account(&u);
+    let other = AccountId::from(u.accounts[1].id);
+    let c = b.resolve_contract("MNQ").await.unwrap();
+    b.place_bracket(
+        &acct,
+        &c,
+        &BracketOrder {
+            client_order_id: "jt-s1".into(),
+            side: Side::Buy,
+            qty: 2,
+            entry: OrderKind::Market,
+            take_profits: vec![leg(2, dec!(10))],
+            stop: Some(StopSpec {
+                distance: dec!(15),
+                kind: StopKind::Fixed,
+            }),
+            break_even: None,
+        },
+    )
+    .await
+    .unwrap();
+    sim.admin().reset_request_counts();
+    let snap = b.snapshot(&acct).await.unwrap();
+    // position/deps, order/deps, orderVersion/ldeps and the cash balance snapshot: nothing
+    // per order, nothing per position (the contract's name is known from resolving it).
+    let calls = sim.admin().request_counts();
+    assert_eq!(calls.values().sum::<u64>(), 4, "{calls:#?}");
+    for endpoint in [
+        "position/deps",
+        "order/deps",
+        "orderversion/ldeps",
+        "cashbalance/getcashbalancesnapshot",
+    ] {
+        assert_eq!(
+            calls.get(&format!("tradovate:{endpoint}")),
+            Some(&1),
+            "{calls:#?}"
+        );
+    }
+    assert_eq!(snap.account, acct);
+    assert_eq!(snap.position(&c.id).map(|p| p.net_qty), Some(2));
+    let working: Vec<_> = snap.working_on(&c.id).collect();
+    assert_eq!(working.len(), 2, "a target and a stop: {working:#?}");
+    assert!(
+        working
+            .iter()
+            .all(|o| o.side == Side::Sell && o.qty == Some(2))
+    );
+    let pnl = snap.pnl.clone().expect("read with the snapshot").unwrap();
+    assert_eq!(pnl.account, acct);
+    assert!(pnl.cash.is_some(), "{pnl:?}");
+    // Another account of the login is its own snapshot: flat, nothing working.
+    let empty = b.snapshot(&other).await.unwrap();
+    assert!(empty.position(&c.id).is_none() && empty.working_orders.is_empty());
+}

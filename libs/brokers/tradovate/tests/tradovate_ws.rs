@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use jt_broker::{Broker, BrokerEvent, ConnectionState, EventOrigin};
+use jt_broker::{Broker, BrokerEvent, BrokerEvents, ConnectionState, EventOrigin};
 use jt_domain::order::{OrderKind, OrderRequest};
 use jt_domain::types::Side;
 use jt_sim::SimConfig;
