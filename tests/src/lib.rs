@@ -27,8 +27,8 @@ use jt_store::repo::intents::Intent;
 use jt_store::repo::recorders::NewRecorder;
 use jt_store::repo::traders::NewTrader;
 use jt_store::{
-    Broker, BrokerAccountId, Environment, IntentStatus, RecorderId, Role, Secret, SecretKey, Store,
-    StoreConfig, UserId,
+    BrokerAccountId, BrokerKind, Environment, IntentStatus, RecorderId, Role, Secret, SecretKey,
+    Store, StoreConfig, UserId,
 };
 use rust_decimal::Decimal;
 use tokio::task::JoinHandle;
@@ -214,7 +214,7 @@ impl Platform {
                     user.id,
                     NewBrokerAccount {
                         label: format!("simulator {}", sim_user.name),
-                        broker: Broker::Sim,
+                        broker: BrokerKind::Sim,
                         environment: Environment::Demo,
                         username: Some(sim_user.name.clone()),
                         credentials: BrokerCredentials {

@@ -71,24 +71,49 @@ text_id!(
     FillId
 );
 
-/// The broker family behind an adapter (a bounded metric label).
+/// The kind of broker behind an account or an adapter — one name for the idea everywhere: the
+/// store keeps it in `broker_accounts.broker` as the text of [`BrokerKind::as_str`] (with the
+/// `sea-orm` feature it is that column's type), adapters report it, metrics label by it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[cfg_attr(
+    feature = "sea-orm",
+    derive(sea_orm::EnumIter, sea_orm::DeriveActiveEnum),
+    sea_orm(rs_type = "String", db_type = "Text")
+)]
 pub enum BrokerKind {
     /// Tradovate.
+    #[serde(rename = "tradovate")]
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "tradovate"))]
     Tradovate,
     /// NinjaTrader brokerage (the Tradovate backend with its own hosts).
+    #[serde(rename = "ninjatrader")]
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "ninjatrader"))]
     NinjaTrader,
     /// ProjectX Gateway (TopstepX and other prop firms).
+    #[serde(rename = "projectx")]
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "projectx"))]
     ProjectX,
     /// Webull.
+    #[serde(rename = "webull")]
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "webull"))]
     Webull,
     /// The built-in simulator.
+    #[serde(rename = "sim")]
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "sim"))]
     Sim,
 }
 
 impl BrokerKind {
-    /// A stable lower-case name.
+    /// Every kind.
+    pub const ALL: &'static [BrokerKind] = &[
+        Self::Tradovate,
+        Self::NinjaTrader,
+        Self::ProjectX,
+        Self::Webull,
+        Self::Sim,
+    ];
+
+    /// The stable lower-case name (stored, serialized, a metric label).
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -104,6 +129,18 @@ impl BrokerKind {
 impl fmt::Display for BrokerKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for BrokerKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("{s:?} is not a broker kind"))
     }
 }
 
@@ -459,4 +496,21 @@ pub struct CancelReport {
     pub canceled: Vec<OrderId>,
     /// What failed.
     pub failures: Vec<ItemFailure>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broker_kind_reads_back_from_its_name_and_serializes_as_stored() {
+        for kind in BrokerKind::ALL {
+            assert_eq!(kind.as_str().parse::<BrokerKind>(), Ok(*kind));
+            assert_eq!(
+                serde_json::to_value(kind).unwrap(),
+                serde_json::Value::String(kind.as_str().into())
+            );
+        }
+        assert!("ninja_trader".parse::<BrokerKind>().is_err());
+    }
 }

@@ -80,7 +80,7 @@ async fn run(engine: &str, url: &str) {
             owner.id,
             NewBrokerAccount {
                 label: "bench".into(),
-                broker: Broker::Sim,
+                broker: BrokerKind::Sim,
                 environment: Environment::Demo,
                 username: None,
                 credentials: BrokerCredentials::default(),

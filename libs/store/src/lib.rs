@@ -30,12 +30,14 @@ mod store;
 
 pub use config::{Backend, StoreConfig, StoreConfigError};
 pub use entity::{
-    BreachKind, Broker, BrokerOrderStatus, BrokerOrderType, ChannelKind, CopyStatus, CopyTrigger,
+    BreachKind, BrokerOrderStatus, BrokerOrderType, ChannelKind, CopyStatus, CopyTrigger,
     DeliveryStatus, Environment, ExecutionOutcome, ExitReason, IntentKind, IntentSource,
     IntentStatus, KillScope, OrderRole, PaperStatus, Role, SignalOutcome, SubscriptionStatus,
 };
 pub use error::{StoreError, StoreResult};
 pub use ids::*;
+/// The kind of broker of an account, stored as its name: `jt_broker`'s one enum for the idea.
+pub use jt_broker::BrokerKind;
 pub use repo::admin::AdminScope;
 pub use repo::{AdminView, ReadScope};
 pub use secret::{Secret, SecretError, SecretKey, SecretKeyError};

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use jt_broker::{AccountId, Broker, BrokerEvents};
 use jt_projectx::{Credentials as PxCredentials, Firm, ProjectXBroker, ProjectXConfig};
 use jt_store::repo::accounts::BrokerAccount;
-use jt_store::{Broker as BrokerName, BrokerAccountId, Environment, Store, StoreError};
+use jt_store::{BrokerAccountId, BrokerKind, Environment, Store, StoreError};
 use jt_tradovate::{
     Brand, Credentials, Environment as TvEnvironment, TradovateBroker, TradovateConfig,
 };
@@ -135,13 +135,13 @@ impl BrokerRegistry {
         &self,
         account: &BrokerAccount,
     ) -> Result<(Arc<dyn Broker>, Option<tokio::task::JoinHandle<()>>), RegistryError> {
-        if account.broker == BrokerName::ProjectX {
+        if account.broker == BrokerKind::ProjectX {
             return self.build_projectx(account).await;
         }
         let (brand, base_url) = match account.broker {
-            BrokerName::Tradovate => (Brand::Tradovate, None),
-            BrokerName::NinjaTrader => (Brand::NinjaTrader, None),
-            BrokerName::Sim => (
+            BrokerKind::Tradovate => (Brand::Tradovate, None),
+            BrokerKind::NinjaTrader => (Brand::NinjaTrader, None),
+            BrokerKind::Sim => (
                 Brand::Tradovate,
                 Some(self.sim_url.clone().ok_or(RegistryError::NoSimulator)?),
             ),

@@ -1,6 +1,8 @@
 //! Table `broker_accounts`: a broker account: one set of broker credentials (encrypted) and its health.
 
-use super::enums::{Broker, Environment};
+use jt_broker::BrokerKind;
+
+use super::enums::Environment;
 use sea_orm::entity::prelude::*;
 
 /// A broker account: one set of broker credentials (encrypted) and its health.
@@ -16,7 +18,7 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub label: String,
     /// Column `broker`.
-    pub broker: Broker,
+    pub broker: BrokerKind,
     /// Column `environment`.
     pub environment: Environment,
     /// Column `username`.
@@ -75,3 +77,22 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_broker_kind_is_stored_as_its_name_as_before() {
+        // The migration's CHECK constraint lists exactly these strings.
+        let stored: Vec<String> = BrokerKind::ALL.iter().map(|k| k.to_value()).collect();
+        assert_eq!(
+            stored,
+            ["tradovate", "ninjatrader", "projectx", "webull", "sim"]
+        );
+        for kind in BrokerKind::ALL {
+            assert_eq!(BrokerKind::try_from_value(&kind.to_value()), Ok(*kind));
+        }
+        assert!(BrokerKind::try_from_value(&"ninja_trader".to_string()).is_err());
+    }
+}

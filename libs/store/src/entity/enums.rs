@@ -55,22 +55,6 @@ text_enum! {
 }
 
 text_enum! {
-    /// The broker behind a broker account.
-    Broker {
-        /// Tradovate.
-        Tradovate = "tradovate",
-        /// NinjaTrader (Tradovate's backend).
-        NinjaTrader = "ninjatrader",
-        /// ProjectX (TopstepX and other prop firms).
-        ProjectX = "projectx",
-        /// Webull.
-        Webull = "webull",
-        /// The built-in simulator.
-        Sim = "sim",
-    }
-}
-
-text_enum! {
     /// A broker environment.
     Environment {
         /// Demo / paper money at the broker.

@@ -14,7 +14,9 @@ use uuid::Uuid;
 
 use super::{ReadScope, at, now, optional_text, required_text};
 use crate::Store;
-use crate::entity::{Broker, Environment, broker_accounts, sub_accounts};
+use jt_broker::BrokerKind;
+
+use crate::entity::{Environment, broker_accounts, sub_accounts};
 use crate::error::{StoreError, StoreResult};
 use crate::ids::{BrokerAccountId, SubAccountId, UserId};
 use crate::secret::{Secret, SecretError, aad};
@@ -106,7 +108,7 @@ pub struct NewBrokerAccount {
     /// The user's name for it.
     pub label: String,
     /// The broker.
-    pub broker: Broker,
+    pub broker: BrokerKind,
     /// Demo or live.
     pub environment: Environment,
     /// Login name (not secret).
@@ -127,7 +129,7 @@ pub struct BrokerAccount {
     /// The user's name for it.
     pub label: String,
     /// The broker.
-    pub broker: Broker,
+    pub broker: BrokerKind,
     /// Demo or live.
     pub environment: Environment,
     /// Login name.

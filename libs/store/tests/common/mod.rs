@@ -14,8 +14,8 @@ use jt_store::repo::auth::{NewUser, User};
 use jt_store::repo::recorders::{NewRecorder, Recorder};
 use jt_store::repo::traders::{NewTrader, Trader};
 use jt_store::{
-    Broker, BrokerAccountId, Environment, RecorderId, Role, Secret, SecretKey, Store, StoreConfig,
-    SubAccountId, UserId,
+    BrokerAccountId, BrokerKind, Environment, RecorderId, Role, Secret, SecretKey, Store,
+    StoreConfig, SubAccountId, UserId,
 };
 use jt_testkit::{TempSqlite, TestDatabase};
 use rust_decimal::Decimal;
@@ -161,7 +161,7 @@ impl TestStore {
                 owner.id,
                 NewBrokerAccount {
                     label: format!("{name} login"),
-                    broker: Broker::Tradovate,
+                    broker: BrokerKind::Tradovate,
                     environment: Environment::Demo,
                     username: Some(format!("{name}-user")),
                     credentials: BrokerCredentials {

@@ -12,7 +12,7 @@ use jt_store::repo::accounts::{BrokerCredentials, BrokerSubAccount, NewBrokerAcc
 use jt_store::repo::auth::NewUser;
 use jt_store::repo::recorders::NewRecorder;
 use jt_store::repo::traders::NewTrader;
-use jt_store::{Broker, Environment, Role, Secret, Store, SubAccountId, TraderId, UserId};
+use jt_store::{BrokerKind, Environment, Role, Secret, Store, SubAccountId, TraderId, UserId};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use tokio::task::JoinSet;
@@ -118,7 +118,7 @@ async fn one_login(
             owner,
             NewBrokerAccount {
                 label: format!("Simulator {username}"),
-                broker: Broker::Sim,
+                broker: BrokerKind::Sim,
                 environment: Environment::Demo,
                 username: Some(username.clone()),
                 credentials: BrokerCredentials {

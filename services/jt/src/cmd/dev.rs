@@ -25,7 +25,7 @@ use jt_store::repo::accounts::{BrokerCredentials, BrokerSubAccount, NewBrokerAcc
 use jt_store::repo::auth::NewUser;
 use jt_store::repo::recorders::NewRecorder;
 use jt_store::repo::traders::NewTrader;
-use jt_store::{Broker, Environment, RecorderId, Role, Secret, Store, UserId};
+use jt_store::{BrokerKind, Environment, RecorderId, Role, Secret, Store, UserId};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -257,7 +257,7 @@ async fn demo(
             user.id,
             NewBrokerAccount {
                 label: "Simulator".into(),
-                broker: Broker::Sim,
+                broker: BrokerKind::Sim,
                 environment: Environment::Demo,
                 username: Some(SIM_LOGIN.into()),
                 credentials: BrokerCredentials {
