@@ -9,7 +9,9 @@ use dashmap::DashMap;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-use crate::core::model::Id;
+use crate::core::EventSink;
+use crate::core::market::{MarketSink, MarketUpdate};
+use crate::core::model::{Change, Id};
 
 /// Which socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -160,5 +162,55 @@ impl Sockets {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+}
+
+/// An account's changes queued for one socket, in a bounded queue the exchange fills with
+/// `try_send`: a client too slow to drain it is closed with `overflow_code` (it resynchronizes
+/// on reconnect), so it can never hold up matching.
+pub(crate) struct AccountSink {
+    pub(crate) id: u64,
+    pub(crate) tx: mpsc::Sender<(Id, Arc<[Change]>)>,
+    pub(crate) control: mpsc::UnboundedSender<Control>,
+    /// The close code of the overflow close (each protocol has its own).
+    pub(crate) overflow_code: u16,
+}
+
+impl EventSink for AccountSink {
+    fn offer(&self, account_id: Id, batch: &Arc<[Change]>) -> bool {
+        match self.tx.try_send((account_id, batch.clone())) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                let _ = self.control.send(Control::Close {
+                    code: self.overflow_code,
+                    reason: "Event queue overflow: the client does not read fast enough".into(),
+                    shutdown: None,
+                });
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+    fn sink_id(&self) -> u64 {
+        self.id
+    }
+}
+
+/// Market updates queued for one socket: a full queue skips an update (the next supersedes it).
+pub(crate) struct QuoteSink {
+    pub(crate) id: u64,
+    pub(crate) tx: mpsc::Sender<Arc<MarketUpdate>>,
+}
+
+impl MarketSink for QuoteSink {
+    fn offer(&self, update: &Arc<MarketUpdate>) -> bool {
+        match self.tx.try_send(update.clone()) {
+            // A full queue skips this update: the next one supersedes it.
+            Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => true,
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+    fn sink_id(&self) -> u64 {
+        self.id
     }
 }

@@ -28,9 +28,9 @@ use tokio::sync::mpsc;
 use crate::Shared;
 use crate::core::EventSink;
 use crate::core::clock::now_us;
-use crate::core::market::{MarketSink, MarketUpdate};
+use crate::core::market::MarketUpdate;
 use crate::core::model::{Change, Id};
-use crate::sockets::{Control, SocketInfo, SocketKind};
+use crate::sockets::{AccountSink, Control, QuoteSink, SocketInfo, SocketKind};
 use crate::wire::num;
 
 use super::auth::Identity;
@@ -46,50 +46,6 @@ pub enum HubKind {
     User,
     /// `/hubs/market`.
     Market,
-}
-
-struct HubSink {
-    id: u64,
-    tx: mpsc::Sender<(Id, Arc<[Change]>)>,
-    overflow: mpsc::UnboundedSender<Control>,
-}
-
-impl EventSink for HubSink {
-    fn offer(&self, account_id: Id, batch: &Arc<[Change]>) -> bool {
-        match self.tx.try_send((account_id, batch.clone())) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                let _ = self.overflow.send(Control::Close {
-                    code: 1011,
-                    reason: "Event queue overflow: the client does not read fast enough".into(),
-                    shutdown: None,
-                });
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
-    }
-    fn sink_id(&self) -> u64 {
-        self.id
-    }
-}
-
-struct QuoteSink {
-    id: u64,
-    tx: mpsc::Sender<Arc<MarketUpdate>>,
-}
-
-impl MarketSink for QuoteSink {
-    fn offer(&self, update: &Arc<MarketUpdate>) -> bool {
-        match self.tx.try_send(update.clone()) {
-            // A full queue skips this update: the next one supersedes it.
-            Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => true,
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
-    }
-    fn sink_id(&self) -> u64 {
-        self.id
-    }
 }
 
 /// What a user hub connection is subscribed to.
@@ -134,7 +90,7 @@ struct Conn {
     kind: HubKind,
     identity: Identity,
     info: Arc<parking_lot::Mutex<SocketInfo>>,
-    sink: Arc<HubSink>,
+    sink: Arc<AccountSink>,
     quote_sink: Arc<QuoteSink>,
     user: UserSubs,
     mirrors: HashMap<Id, Mirror>,
@@ -180,10 +136,11 @@ pub(crate) async fn serve(
         kind,
         identity,
         info,
-        sink: Arc::new(HubSink {
+        sink: Arc::new(AccountSink {
             id: sink_id,
             tx: ev_tx,
-            overflow: overflow_tx,
+            control: overflow_tx,
+            overflow_code: 1011,
         }),
         quote_sink: Arc::new(QuoteSink {
             id: sink_id,

@@ -25,63 +25,15 @@ use tokio::sync::mpsc;
 use crate::Shared;
 use crate::core::EventSink;
 use crate::core::clock::{iso, now_us, trade_date_of};
-use crate::core::market::{MarketSink, MarketUpdate};
+use crate::core::market::MarketUpdate;
 use crate::core::model::{Change, ChangeKind, Entity, Id};
 
 use super::auth::Identity;
 use super::entities::Kind;
 use super::rest::{self, After, Body, Caller};
 use super::wire;
-use crate::sockets::{Control, Entry, SocketInfo, SocketKind};
+use crate::sockets::{AccountSink, Control, Entry, QuoteSink, SocketInfo, SocketKind};
 use crate::wire::{Fields, num};
-
-enum Out {
-    Events(Id, Arc<[Change]>),
-}
-
-struct UserSink {
-    id: u64,
-    tx: mpsc::Sender<Out>,
-    control: mpsc::UnboundedSender<Control>,
-}
-
-impl EventSink for UserSink {
-    fn offer(&self, account_id: Id, batch: &Arc<[Change]>) -> bool {
-        match self.tx.try_send(Out::Events(account_id, batch.clone())) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                let _ = self.control.send(Control::Close {
-                    code: 3000,
-                    reason: "Event queue overflow: the client does not read fast enough".into(),
-                    shutdown: None,
-                });
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
-    }
-    fn sink_id(&self) -> u64 {
-        self.id
-    }
-}
-
-struct MdSink {
-    id: u64,
-    tx: mpsc::Sender<Arc<MarketUpdate>>,
-}
-
-impl MarketSink for MdSink {
-    fn offer(&self, update: &Arc<MarketUpdate>) -> bool {
-        match self.tx.try_send(update.clone()) {
-            // A full queue skips this update: the next quote supersedes it.
-            Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => true,
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
-    }
-    fn sink_id(&self) -> u64 {
-        self.id
-    }
-}
 
 struct Chart {
     historical_id: i64,
@@ -114,8 +66,8 @@ struct Session {
     ip: IpAddr,
     info: Arc<Mutex<SocketInfo>>,
     identity: Option<Identity>,
-    sink: Arc<UserSink>,
-    md_sink: Arc<MdSink>,
+    sink: Arc<AccountSink>,
+    md_sink: Arc<QuoteSink>,
     entity_types: Option<BTreeSet<String>>,
     synced: bool,
     accounts: Vec<Id>,
@@ -135,7 +87,7 @@ enum Flow {
 /// Serves one socket until it closes.
 pub(crate) async fn serve(sh: Arc<Shared>, ws: WebSocket, ip: IpAddr, kind: SocketKind) {
     let id = sh.sockets.next.fetch_add(1, Ordering::Relaxed) + 1;
-    let (ev_tx, mut ev_rx) = mpsc::channel::<Out>(sh.config.event_queue.max(16));
+    let (ev_tx, mut ev_rx) = mpsc::channel::<(Id, Arc<[Change]>)>(sh.config.event_queue.max(16));
     let (md_tx, mut md_rx) = mpsc::channel::<Arc<MarketUpdate>>(1024);
     let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel::<Control>();
     let info = Arc::new(Mutex::new(SocketInfo {
@@ -162,12 +114,13 @@ pub(crate) async fn serve(sh: Arc<Shared>, ws: WebSocket, ip: IpAddr, kind: Sock
         ip,
         info,
         identity: None,
-        sink: Arc::new(UserSink {
+        sink: Arc::new(AccountSink {
             id: sink_id,
             tx: ev_tx,
             control: ctl_tx,
+            overflow_code: 3000,
         }),
-        md_sink: Arc::new(MdSink {
+        md_sink: Arc::new(QuoteSink {
             id: sink_id,
             tx: md_tx,
         }),
@@ -500,8 +453,7 @@ impl Session {
             .is_none_or(|t| t.contains(entity) || t.contains(array))
     }
 
-    async fn on_events(&mut self, tx: &mut Tx, out: Out) -> Flow {
-        let Out::Events(account_id, batch) = out;
+    async fn on_events(&mut self, tx: &mut Tx, (account_id, batch): (Id, Arc<[Change]>)) -> Flow {
         if let Some(identity) = self.identity
             && self.sh.faults.suppressed(identity.user_id, account_id)
         {
