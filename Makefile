@@ -13,9 +13,11 @@ run: ## Run the whole platform on embedded defaults (SQLite, in-process bus, sim
 test: ## Run every test; starts NATS 2.15 and PostgreSQL itself when NATS_URL/DATABASE_URL are unset
 	scripts/test-services -- $(CARGO) test --workspace --no-fail-fast
 
-lint: ## Formatting check and clippy with warnings as errors
+lint: ## Formatting check, clippy with warnings as errors, and the crate layers (scripts/check-layers)
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	scripts/check-layers --self-test
+	scripts/check-layers
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
