@@ -10,7 +10,7 @@
 //!   (`InvalidSession`, `SessionNotFound`, `ExpiredToken`, HTTP 401) logs in again;
 //! - a call refused with 401 logs in again once (ProjectX caps no sessions per user, so a
 //!   fresh login cannot evict anyone) and retries;
-//! - with a [`SessionStore`], the processes of the login share one token: a live stored token
+//! - with a [`jt_broker::SessionStore`], the processes of the login share one token: a live stored token
 //!   is adopted instead of logging in, renewals and logins are claimed, and every new token is
 //!   saved.
 

@@ -403,7 +403,7 @@ pub struct BracketLeg {
     pub break_even: Option<BreakEvenParams>,
 }
 
-/// `autoTrail` of a leg: unsigned point distances (community-documented field, [L] in
+/// `autoTrail` of a leg: unsigned point distances (community-documented field, \[L\] in
 /// BROKERS.md §1.5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
