@@ -4,8 +4,8 @@
 //! "needs re-authentication" mark and the captcha lock-out (`docs/brokers.md`, "Sessions
 //! across processes").
 //!
-//! Layering: `jt-store` depends on `jt-brokers` for the trait; `jt-brokers` never depends on
-//! `jt-store` (it knows only the trait), so there is no cycle.
+//! Layering: `jt-store` depends on the light `jt-broker` for the trait (never on a venue);
+//! `jt-broker` never depends on `jt-store` (it knows only the trait), so there is no cycle.
 //!
 //! ```no_run
 //! # async fn wire(store: jt_store::Store, account: jt_store::repo::accounts::BrokerAccount,

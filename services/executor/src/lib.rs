@@ -9,9 +9,10 @@
 //!   position, the domain's decision, the broker calls, and the outcome in the store and on
 //!   EXECUTIONS — acknowledged only once recorded.
 //!
-//! The trading rules are `jt-domain`'s; the broker wire protocols are `jt-brokers`'; this crate
-//! sequences them and makes every step safe to repeat. It must not hold a rule of its own
-//! beyond that sequencing, nor acknowledge a message before its effect is durable.
+//! The trading rules are `jt-domain`'s; the broker wire protocols are the venue crates'
+//! (`jt-tradovate`, `jt-projectx`, behind `jt-broker`'s traits); this crate sequences them and
+//! makes every step safe to repeat. It must not hold a rule of its own beyond that sequencing,
+//! nor acknowledge a message before its effect is durable.
 
 pub mod brokers;
 pub mod execute;

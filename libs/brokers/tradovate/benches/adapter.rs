@@ -1,7 +1,7 @@
 //! Cost of the adapter's hot paths: decoding a socket frame and turning it into events (once
 //! per message, for every subscriber of a login), and an order's REST round trip through the
 //! whole call policy against the simulator on loopback. Run with `make bench` (or
-//! `cargo bench -p jt-brokers`).
+//! `cargo bench -p jt-tradovate`).
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a benchmark stops loudly on set-up failure
 
