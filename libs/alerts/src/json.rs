@@ -108,6 +108,21 @@ impl<'a> RawObject<'a> {
         Ok(None)
     }
 
+    /// Every present, non-null field of this object, in the order sent, named by its path.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = Field<'a>> + '_ {
+        self.fields
+            .iter()
+            .filter(|(_, raw)| raw.get() != "null")
+            .map(|(key, raw)| Field {
+                path: if self.path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{}.{key}", self.path)
+                },
+                raw,
+            })
+    }
+
     fn lookup(&self, dotted: &str, prefix: String) -> Result<Option<Field<'a>>, AlertError> {
         let (head, rest) = match dotted.split_once('.') {
             Some((head, rest)) => (head, Some(rest)),
@@ -149,6 +164,30 @@ impl<'a> Field<'a> {
     /// The raw JSON type of the value.
     pub(crate) fn json_type(&self) -> &'static str {
         json_type(self.raw)
+    }
+
+    /// The last segment of the field's path (its own name, as sent).
+    pub(crate) fn name(&self) -> &str {
+        self.path.rsplit('.').next().unwrap_or(&self.path)
+    }
+
+    /// Whether the value says "not set": `false`, `0`, `""`, `"0"`, `"false"`, `"no"`,
+    /// `"none"`, `"off"`, `[]` or `{}` (templates of the peers send their unused fields so).
+    pub(crate) fn is_unset(&self) -> bool {
+        let text = self.raw.get().trim();
+        match self.json_type() {
+            "boolean" => text == "false",
+            "number" => parse_decimal(text).is_some_and(|d| d.is_zero()),
+            "string" => serde_json::from_str::<String>(text).is_ok_and(|s| {
+                let s = s.trim().to_ascii_lowercase();
+                s.is_empty()
+                    || matches!(s.as_str(), "false" | "no" | "none" | "off")
+                    || parse_decimal(&s).is_some_and(|d| d.is_zero())
+            }),
+            "array" => text.trim_start_matches('[').trim_end_matches(']').trim().is_empty(),
+            "object" => text.trim_start_matches('{').trim_end_matches('}').trim().is_empty(),
+            _ => true,
+        }
     }
 
     /// The string content when the value is a JSON string, checked for placeholders.
