@@ -184,8 +184,16 @@ impl<'a> Field<'a> {
                     || matches!(s.as_str(), "false" | "no" | "none" | "off")
                     || parse_decimal(&s).is_some_and(|d| d.is_zero())
             }),
-            "array" => text.trim_start_matches('[').trim_end_matches(']').trim().is_empty(),
-            "object" => text.trim_start_matches('{').trim_end_matches('}').trim().is_empty(),
+            "array" => text
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .trim()
+                .is_empty(),
+            "object" => text
+                .trim_start_matches('{')
+                .trim_end_matches('}')
+                .trim()
+                .is_empty(),
             _ => true,
         }
     }

@@ -64,10 +64,8 @@ const PREV_POSITION_FIELDS: &[&str] = &[
 const POSITION_SIZE_FIELDS: &[&str] = &["position_size"];
 const PREV_POSITION_SIZE_FIELDS: &[&str] = &["prev_position_size"];
 /// Absolute (`{{strategy.market_position_size}}`), signed by the market position.
-const MARKET_POSITION_SIZE_FIELDS: &[&str] = &[
-    "market_position_size",
-    "strategy_info.market_position_size",
-];
+const MARKET_POSITION_SIZE_FIELDS: &[&str] =
+    &["market_position_size", "strategy_info.market_position_size"];
 const PREV_MARKET_POSITION_SIZE_FIELDS: &[&str] = &[
     "prev_market_position_size",
     "strategy_info.prev_market_position_size",
@@ -237,8 +235,7 @@ fn trade_signal(object: &RawObject<'_>, ctx: &AlertContext<'_>) -> Result<Signal
     let take_profit = risk::take_profit(object)?;
     let (stop_loss, trail) = risk::stop_and_trail(object)?;
     let alert_risk = risk::alert_risk(object, trail)?;
-    let entry_order =
-        risk::entry_order(object, verb.as_ref().map(|(_, field)| field.as_str()))?;
+    let entry_order = risk::entry_order(object, verb.as_ref().map(|(_, field)| field.as_str()))?;
     if entry_order.is_some() && action.entry_direction().is_none() {
         let field = object
             .first(risk::ORDER_TYPE_FIELDS)?

@@ -528,7 +528,13 @@ mod tests {
 
     #[test]
     fn a_partial_exit_without_sizes_asks_for_them() {
-        let e = run(Some(Verb::Sell), None, Some(Held::Long(None)), Some(dec!(1))).unwrap_err();
+        let e = run(
+            Some(Verb::Sell),
+            None,
+            Some(Held::Long(None)),
+            Some(dec!(1)),
+        )
+        .unwrap_err();
         assert_eq!(e.kind(), "partial_exit");
         assert!(e.to_string().contains("position_size"), "{e}");
     }
@@ -537,10 +543,24 @@ mod tests {
     fn the_fields_of_one_moment_must_agree() {
         use MarketPosition::*;
         assert_eq!(
-            held(Some(Long), Some((dec!(2), "position_size")), None, "position").unwrap(),
+            held(
+                Some(Long),
+                Some((dec!(2), "position_size")),
+                None,
+                "position"
+            )
+            .unwrap(),
             Some(l(2))
         );
-        assert!(held(Some(Short), Some((dec!(2), "position_size")), None, "position").is_err());
+        assert!(
+            held(
+                Some(Short),
+                Some((dec!(2), "position_size")),
+                None,
+                "position"
+            )
+            .is_err()
+        );
         assert!(held(Some(Flat), None, Some((dec!(1), "x")), "position").is_err());
         assert_eq!(
             held(Some(Short), None, Some((dec!(3), "x")), "position").unwrap(),

@@ -15,8 +15,8 @@ use crate::error::AlertError;
 use crate::json::{Field, RawObject};
 use crate::position::normalize_word;
 use crate::signal::{
-    AlertRisk, BreakEvenOverride, EntryKind, EntryOrderSpec, ExitLevel, RiskSizing,
-    StopOverride, TrailOverride,
+    AlertRisk, BreakEvenOverride, EntryKind, EntryOrderSpec, ExitLevel, RiskSizing, StopOverride,
+    TrailOverride,
 };
 
 /// Take-profit in the trader's units (a number) or an object (`{"ticks": 20}`, TradersPost's
@@ -45,8 +45,12 @@ pub(crate) const TRAIL_TRIGGER_FIELDS: &[&str] = &["trail_trigger"];
 /// Trailing step in ticks.
 pub(crate) const TRAIL_FREQ_FIELDS: &[&str] = &["trail_freq", "trail_frequency"];
 /// Break-even trigger in ticks.
-pub(crate) const BREAKEVEN_FIELDS: &[&str] =
-    &["breakeven", "break_even", "breakeven_ticks", "break_even_ticks"];
+pub(crate) const BREAKEVEN_FIELDS: &[&str] = &[
+    "breakeven",
+    "break_even",
+    "breakeven_ticks",
+    "break_even_ticks",
+];
 /// Break-even offset in ticks.
 pub(crate) const BREAKEVEN_OFFSET_FIELDS: &[&str] =
     &["breakeven_offset", "break_even_offset", "breakevenOffset"];
@@ -165,19 +169,21 @@ fn named<T>(
 }
 
 fn dollars(field: &Field<'_>) -> Result<Option<ExitLevel>, AlertError> {
-    Ok(positive(field, "dollars per contract, 0 or more, such as 50")?
-        .map(|amount| ExitLevel::Dollars { amount }))
+    Ok(
+        positive(field, "dollars per contract, 0 or more, such as 50")?
+            .map(|amount| ExitLevel::Dollars { amount }),
+    )
 }
 
 fn percent(field: &Field<'_>) -> Result<Option<ExitLevel>, AlertError> {
-    Ok(
-        positive(field, "a percentage of the entry price, 0 or more, such as 0.5")?.map(
-            |value| ExitLevel::Distance {
-                value,
-                units: Some(PriceUnits::Percent),
-            },
-        ),
-    )
+    Ok(positive(
+        field,
+        "a percentage of the entry price, 0 or more, such as 0.5",
+    )?
+    .map(|value| ExitLevel::Distance {
+        value,
+        units: Some(PriceUnits::Percent),
+    }))
 }
 
 fn tick_level(field: &Field<'_>) -> Result<Option<ExitLevel>, AlertError> {
@@ -227,10 +233,8 @@ pub(crate) fn stop_and_trail(
             Ok(tick_level(f)?.map(|level| (level, Some(StopType::Trailing))))
         })?,
     ];
-    let stop = one_of("stop", candidates)?.map(|(_, (level, stop_type))| StopOverride {
-        level,
-        stop_type,
-    });
+    let stop = one_of("stop", candidates)?
+        .map(|(_, (level, stop_type))| StopOverride { level, stop_type });
     let trail_on = optional(object, TRAIL_FIELDS, |f| {
         if f.is_unset() {
             return Ok(false);
@@ -440,15 +444,25 @@ fn looks_like_risk(name: &str) -> bool {
         .filter(char::is_ascii_alphanumeric)
         .collect::<String>()
         .to_ascii_lowercase();
-    if ["takeprofit", "stoploss", "profittarget", "trail", "breakeven", "risk"]
-        .iter()
-        .any(|w| squashed.contains(w))
+    if [
+        "takeprofit",
+        "stoploss",
+        "profittarget",
+        "trail",
+        "breakeven",
+        "risk",
+    ]
+    .iter()
+    .any(|w| squashed.contains(w))
     {
         return true;
     }
-    words(name)
-        .iter()
-        .any(|w| matches!(w.as_str(), "tp" | "sl" | "stop" | "target" | "profit" | "loss"))
+    words(name).iter().any(|w| {
+        matches!(
+            w.as_str(),
+            "tp" | "sl" | "stop" | "target" | "profit" | "loss"
+        )
+    })
 }
 
 /// `takeProfit2` → `take`, `profit`, `2`; `update_sl` → `update`, `sl`.

@@ -3,8 +3,7 @@
 //! each body becomes, and what is refused with a 422 a person can act on.
 
 use jt_alerts::{
-    AlertContext, AlertError, EntryKind, ExitLevel, PositionChange, RiskSizing, Signal,
-    parse_alert,
+    AlertContext, AlertError, EntryKind, ExitLevel, PositionChange, RiskSizing, Signal, parse_alert,
 };
 use jt_domain::order::TimeInForce;
 use jt_domain::settings::{PriceUnits, StopType};
@@ -38,17 +37,83 @@ fn refused(body: &str) -> AlertError {
 #[case::signal_instrument_last_qty(r#"{"signal":"Sell","instrument":"MES1!","last":5011.50,"qty":3}"#, SignalAction::Short, "MES", Some(dec!(3)), Some(dec!(5011.50)))]
 #[case::order_action(r#"{"order_action":"sell","ticker":"MNQ1!","contracts":2}"#, SignalAction::Short, "MNQ", Some(dec!(2)), None)]
 #[case::direction(r#"{"direction":"long","ticker":"NQ1!","size":1}"#, SignalAction::Long, "NQ", Some(dec!(1)), None)]
-#[case::order_type_holding_the_action(r#"{"order_type":"buy","ticker":"MNQ1!"}"#, SignalAction::Long, "MNQ", None, None)]
-#[case::type_holding_the_action(r#"{"type":"SELL","ticker":"MNQ1!"}"#, SignalAction::Short, "MNQ", None, None)]
-#[case::first_non_empty_action(r#"{"action":"","side":"sell","ticker":"MNQ1!"}"#, SignalAction::Short, "MNQ", None, None)]
-#[case::market_position_flat_closes(r#"{"market_position":"flat","ticker":"MNQ1!"}"#, SignalAction::Close, "MNQ", None, None)]
-#[case::position_size_zero_closes(r#"{"ticker":"MNQ1!","position_size":0}"#, SignalAction::Close, "MNQ", None, None)]
-#[case::sizes_alone_enter(r#"{"ticker":"MNQ1!","position_size":-2,"prev_position_size":0}"#, SignalAction::Short, "MNQ", None, None)]
-#[case::sizes_alone_exit_the_long(r#"{"ticker":"MNQ1!","position_size":0,"prev_position_size":3}"#, SignalAction::CloseLong, "MNQ", None, None)]
-#[case::sell_2_to_1_is_a_partial_exit(r#"{"action":"sell","ticker":"MNQ1!","position_size":1,"prev_position_size":2}"#, SignalAction::ReduceLong, "MNQ", None, None)]
-#[case::buy_back_part_of_a_short(r#"{"action":"buy","ticker":"MNQ1!","position_size":-1,"prev_position_size":-3}"#, SignalAction::ReduceShort, "MNQ", None, None)]
-#[case::flip_by_sizes(r#"{"action":"sell","ticker":"MNQ1!","position_size":-1,"prev_position_size":2}"#, SignalAction::Short, "MNQ", None, None)]
-#[case::add_by_sizes(r#"{"action":"buy","ticker":"MNQ1!","position_size":3,"prev_position_size":1}"#, SignalAction::Long, "MNQ", None, None)]
+#[case::order_type_holding_the_action(
+    r#"{"order_type":"buy","ticker":"MNQ1!"}"#,
+    SignalAction::Long,
+    "MNQ",
+    None,
+    None
+)]
+#[case::type_holding_the_action(
+    r#"{"type":"SELL","ticker":"MNQ1!"}"#,
+    SignalAction::Short,
+    "MNQ",
+    None,
+    None
+)]
+#[case::first_non_empty_action(
+    r#"{"action":"","side":"sell","ticker":"MNQ1!"}"#,
+    SignalAction::Short,
+    "MNQ",
+    None,
+    None
+)]
+#[case::market_position_flat_closes(
+    r#"{"market_position":"flat","ticker":"MNQ1!"}"#,
+    SignalAction::Close,
+    "MNQ",
+    None,
+    None
+)]
+#[case::position_size_zero_closes(
+    r#"{"ticker":"MNQ1!","position_size":0}"#,
+    SignalAction::Close,
+    "MNQ",
+    None,
+    None
+)]
+#[case::sizes_alone_enter(
+    r#"{"ticker":"MNQ1!","position_size":-2,"prev_position_size":0}"#,
+    SignalAction::Short,
+    "MNQ",
+    None,
+    None
+)]
+#[case::sizes_alone_exit_the_long(
+    r#"{"ticker":"MNQ1!","position_size":0,"prev_position_size":3}"#,
+    SignalAction::CloseLong,
+    "MNQ",
+    None,
+    None
+)]
+#[case::sell_2_to_1_is_a_partial_exit(
+    r#"{"action":"sell","ticker":"MNQ1!","position_size":1,"prev_position_size":2}"#,
+    SignalAction::ReduceLong,
+    "MNQ",
+    None,
+    None
+)]
+#[case::buy_back_part_of_a_short(
+    r#"{"action":"buy","ticker":"MNQ1!","position_size":-1,"prev_position_size":-3}"#,
+    SignalAction::ReduceShort,
+    "MNQ",
+    None,
+    None
+)]
+#[case::flip_by_sizes(
+    r#"{"action":"sell","ticker":"MNQ1!","position_size":-1,"prev_position_size":2}"#,
+    SignalAction::Short,
+    "MNQ",
+    None,
+    None
+)]
+#[case::add_by_sizes(
+    r#"{"action":"buy","ticker":"MNQ1!","position_size":3,"prev_position_size":1}"#,
+    SignalAction::Long,
+    "MNQ",
+    None,
+    None
+)]
 #[case::three_commas_sizes(r#"{"action":"sell","tv_instrument":"GC1!","strategy_info":{"market_position":"long","market_position_size":"1","prev_market_position":"long","prev_market_position_size":"4"}}"#, SignalAction::ReduceLong, "GC", None, None)]
 #[case::tradingview_market_position_size(r#"{"action":"sell","ticker":"MNQ1!","market_position":"long","market_position_size":3,"contracts":1}"#, SignalAction::ReduceLong, "MNQ", Some(dec!(1)), None)]
 fn each_dialect_gives_the_signal(
@@ -74,7 +139,11 @@ fn the_fraction_of_a_partial_exit_follows_the_sizes() {
     let s = ok(
         r#"{"action":"sell","ticker":"MNQ1!","market_position":"long","market_position_size":3,"contracts":1}"#,
     );
-    assert_eq!(s.exit_fraction, Some(dec!(0.25)), "3 left after selling 1 of 4");
+    assert_eq!(
+        s.exit_fraction,
+        Some(dec!(0.25)),
+        "3 left after selling 1 of 4"
+    );
     assert_eq!(s.prev_position_size, Some(dec!(4)));
 }
 
@@ -192,9 +261,7 @@ fn trail_trigger_freq_breakeven_and_sizing_are_carried() {
     );
     assert_eq!(
         s.risk.sizing,
-        Some(RiskSizing::Dollars {
-            amount: dec!(250)
-        })
+        Some(RiskSizing::Dollars { amount: dec!(250) })
     );
     assert_eq!(s.risk.same_direction_ignore, Some(false));
     assert!(
@@ -209,13 +276,14 @@ fn trail_trigger_freq_breakeven_and_sizing_are_carried() {
     assert_eq!(s.risk.break_even.unwrap().offset_ticks, Some(dec!(3)));
     // risk / risk_amount.
     let s = ok(r#"{"action":"buy","ticker":"MNQ1!","risk":1}"#);
-    assert_eq!(s.risk.sizing, Some(RiskSizing::Percent { percent: dec!(1) }));
+    assert_eq!(
+        s.risk.sizing,
+        Some(RiskSizing::Percent { percent: dec!(1) })
+    );
     let s = ok(r#"{"action":"buy","ticker":"MNQ1!","risk_amount":"100"}"#);
     assert_eq!(
         s.risk.sizing,
-        Some(RiskSizing::Dollars {
-            amount: dec!(100)
-        })
+        Some(RiskSizing::Dollars { amount: dec!(100) })
     );
 }
 
@@ -255,18 +323,33 @@ fn resting_entries_are_placed_as_asked(
 #[rstest]
 #[case::limit_without_price(r#""action":"buy","orderType":"limit""#, "limitPrice")]
 #[case::stop_without_price(r#""action":"buy","orderType":"stop","limitPrice":1"#, "stopPrice")]
-#[case::market_with_a_price(r#""action":"buy","orderType":"market","limitPrice":21000"#, "limitPrice")]
+#[case::market_with_a_price(
+    r#""action":"buy","orderType":"market","limitPrice":21000"#,
+    "limitPrice"
+)]
 #[case::unknown_order_type(r#""action":"buy","orderType":"iceberg""#, "orderType")]
-#[case::ioc(r#""action":"buy","orderType":"limit","limitPrice":1,"timeInForce":"ioc""#, "timeInForce")]
-#[case::limit_exit(r#""action":"close","orderType":"limit","limitPrice":21000"#, "orderType")]
+#[case::ioc(
+    r#""action":"buy","orderType":"limit","limitPrice":1,"timeInForce":"ioc""#,
+    "timeInForce"
+)]
+#[case::limit_exit(
+    r#""action":"close","orderType":"limit","limitPrice":21000"#,
+    "orderType"
+)]
 #[case::two_take_profits(r#""action":"buy","tp":20,"dollar_tp":50"#, "tp, dollar_tp")]
 #[case::two_stops(r#""action":"buy","sl":20,"percentage_sl":1"#, "sl, percentage_sl")]
-#[case::two_risk_sizes(r#""action":"buy","risk_dollars":100,"risk_percentage":1"#, "risk_dollars, risk_percentage")]
+#[case::two_risk_sizes(
+    r#""action":"buy","risk_dollars":100,"risk_percentage":1"#,
+    "risk_dollars, risk_percentage"
+)]
 #[case::risk_over_100_percent(r#""action":"buy","risk_percentage":150"#, "risk_percentage")]
 #[case::trail_is_a_switch(r#""action":"buy","trail":25"#, "trail")]
 #[case::fractional_ticks(r#""action":"buy","trail_trigger":2.5"#, "trail_trigger")]
 #[case::breakeven_needs_ticks(r#""action":"buy","breakeven":true"#, "breakeven")]
-#[case::unknown_key_inside_a_take_profit(r#""action":"buy","takeProfit":{"ticks":20,"trail":1}"#, "takeProfit.trail")]
+#[case::unknown_key_inside_a_take_profit(
+    r#""action":"buy","takeProfit":{"ticks":20,"trail":1}"#,
+    "takeProfit.trail"
+)]
 fn unusable_instructions_are_refused_naming_the_field(#[case] fields: &str, #[case] field: &str) {
     let e = refused(&format!(r#"{{"ticker":"MNQ1!",{fields}}}"#));
     match &e {
@@ -294,7 +377,9 @@ fn an_unknown_risk_field_is_refused_never_dropped(
     assert!(text.contains(&format!("`{name}`")), "{text}");
     assert!(text.contains(advice), "{text}");
     // The same field unset is ignored, like any unknown field.
-    ok(&format!(r#"{{"action":"buy","ticker":"MNQ1!","{name}":0}}"#));
+    ok(&format!(
+        r#"{{"action":"buy","ticker":"MNQ1!","{name}":0}}"#
+    ));
 }
 
 #[test]

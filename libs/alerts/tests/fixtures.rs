@@ -188,7 +188,10 @@ fn position_sizes_make_a_partial_exit_with_the_fraction_sold() {
     let signal = parse("tradingview_strategy_partial_exit.json").unwrap();
     assert_eq!(signal.prev_position_size, Some(dec!(3)));
     assert_eq!(signal.exit_fraction, Some(dec!(1) / dec!(3)));
-    assert_eq!(signal.describe_intent(), "partial exit of 33.33% of the long");
+    assert_eq!(
+        signal.describe_intent(),
+        "partial exit of 33.33% of the long"
+    );
 }
 
 #[test]
@@ -210,9 +213,7 @@ fn the_replaced_platforms_risk_fields_are_read_not_dropped() {
     );
     assert_eq!(
         signal.risk.sizing,
-        Some(RiskSizing::Percent {
-            percent: dec!(1.5)
-        })
+        Some(RiskSizing::Percent { percent: dec!(1.5) })
     );
     assert_eq!(signal.risk.same_direction_ignore, Some(true));
 }

@@ -305,9 +305,7 @@ impl IntentPlan {
             | IntentPlan::Flip {
                 direction, size, ..
             } => Some((*direction, size.qty)),
-            IntentPlan::Reduce { .. } | IntentPlan::Close { .. } | IntentPlan::CancelOrders => {
-                None
-            }
+            IntentPlan::Reduce { .. } | IntentPlan::Close { .. } | IntentPlan::CancelOrders => None,
         }
     }
 }

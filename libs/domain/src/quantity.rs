@@ -100,7 +100,9 @@ pub enum RiskSizingError {
     )]
     NoStop,
     /// The risk or the stop is not positive, or the arithmetic overflowed.
-    #[error("risk sizing cannot use a risk of ${risk} with a stop risking ${per_contract} per contract")]
+    #[error(
+        "risk sizing cannot use a risk of ${risk} with a stop risking ${per_contract} per contract"
+    )]
     Invalid {
         /// Dollars at risk.
         risk: Decimal,
@@ -550,6 +552,9 @@ mod tests {
         assert!(risk_sized(dec!(-1), dec!(10), mnq).is_err());
         let es = crate::instrument::by_root("ES").unwrap();
         // 8 ticks × $12.50 = $100 a contract.
-        assert_eq!(risk_sized(dec!(1000), dec!(2), es).unwrap(), (10, dec!(100)));
+        assert_eq!(
+            risk_sized(dec!(1000), dec!(2), es).unwrap(),
+            (10, dec!(100))
+        );
     }
 }

@@ -135,7 +135,10 @@ mod tests {
         assert_eq!(SignalAction::Long.inverted(), SignalAction::Short);
         assert_eq!(SignalAction::CloseLong.inverted(), SignalAction::CloseShort);
         assert_eq!(SignalAction::Close.inverted(), SignalAction::Close);
-        assert_eq!(SignalAction::ReduceLong.inverted(), SignalAction::ReduceShort);
+        assert_eq!(
+            SignalAction::ReduceLong.inverted(),
+            SignalAction::ReduceShort
+        );
         assert!(SignalAction::ReduceShort.is_exit());
         assert_eq!(
             SignalAction::ReduceShort.reduced_direction(),

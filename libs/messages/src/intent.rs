@@ -3,7 +3,7 @@
 //! sub-account across every executor replica).
 
 use chrono::{DateTime, Utc};
-use jt_alerts::{ExitLevel, StopOverride};
+use jt_alerts::{AlertRisk, EntryOrderSpec, ExitLevel, StopOverride};
 use jt_bus::{Message, SubjectError, Subjects};
 use jt_domain::{Settings, SignalAction};
 use rust_decimal::Decimal;
@@ -51,6 +51,16 @@ pub struct IntentMessage {
     pub stop_loss: Option<StopOverride>,
     /// The trader's resolved settings.
     pub settings: Settings,
+    /// For a partial exit (`reduce_long` / `reduce_short`): the fraction of its position the
+    /// strategy sold; each trader reduces its own position by the same fraction.
+    #[serde(default)]
+    pub exit_fraction: Option<Decimal>,
+    /// The alert's resting entry (limit, stop, stop-limit); `None` = market.
+    #[serde(default)]
+    pub entry_order: Option<EntryOrderSpec>,
+    /// The alert's trailing, break-even, sizing and `same_direction_ignore` instructions.
+    #[serde(default)]
+    pub risk: AlertRisk,
 }
 
 impl IntentMessage {

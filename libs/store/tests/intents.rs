@@ -474,7 +474,13 @@ async fn the_latest_resting_entry_is_found_until_a_later_intent_follows(t: &Test
     let resting = sent("rest-2", true).await;
     assert_eq!(activity().await.resting_entry, Some(resting));
     // A skipped intent does not cancel it: the resting entry is still the latest executed.
-    let mut skipped = intent(&owner, &sub, Some(trader.id), "rest-skip", IntentKind::Entry);
+    let mut skipped = intent(
+        &owner,
+        &sub,
+        Some(trader.id),
+        "rest-skip",
+        IntentKind::Entry,
+    );
     skipped.skip_reason = Some("cooldown".into());
     t.intents().create(skipped).await.unwrap();
     assert_eq!(activity().await.resting_entry, Some(resting));

@@ -186,7 +186,10 @@ fn the_derived_intent_and_every_override_are_shown() {
         &[],
         r#"{"action":"buy","ticker":"MNQ1!","orderType":"limit","limitPrice":21000,"dollar_sl":30,"trail":1,"trail_trigger":8,"breakeven_offset":2,"risk_dollars":200,"same_direction_ignore":true}"#,
     );
-    assert_eq!(signal["intent"], "long: entry, add or flip, decided per trader from the broker's position");
+    assert_eq!(
+        signal["intent"],
+        "long: entry, add or flip, decided per trader from the broker's position"
+    );
     let overrides: Vec<&str> = signal["overrides"]
         .as_array()
         .expect("a list of overrides")
@@ -213,5 +216,8 @@ fn a_contradiction_exits_2_with_status_422_and_says_why() {
     );
     assert_eq!(error["status"], 422);
     let text = error["error"].as_str().unwrap();
-    assert!(text.contains("the alert says buy but its position fields say partial exit"), "{text}");
+    assert!(
+        text.contains("the alert says buy but its position fields say partial exit"),
+        "{text}"
+    );
 }

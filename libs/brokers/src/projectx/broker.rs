@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use jt_domain::bracket::StopOrder;
 use jt_domain::order::{BracketOrder, OrderRequest};
 use jt_domain::types::Contracts;
-use rust_decimal::Decimal;
 use parking_lot::Mutex;
+use rust_decimal::Decimal;
 
 use crate::broker::Broker;
 use crate::capabilities::Capabilities;

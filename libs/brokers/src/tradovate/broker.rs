@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use jt_domain::bracket::{EntryOrder, StopOrder};
 use jt_domain::order::{BracketOrder, OrderRequest, TimeInForce};
 use jt_domain::types::{Contracts, Direction};
-use rust_decimal::Decimal;
 use parking_lot::Mutex;
+use rust_decimal::Decimal;
 
 use crate::broker::{Broker, ExitOrders};
 use crate::capabilities::Capabilities;

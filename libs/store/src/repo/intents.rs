@@ -808,9 +808,9 @@ impl Intents<'_> {
         let executed_since: i64 = row.try_get("", "executed_since").map_err(read)?;
         let last: Option<DateTime<Utc>> = row.try_get("", "last_executed").map_err(read)?;
         let last_add: Option<DateTime<Utc>> = row.try_get("", "last_add").map_err(read)?;
-        let last_resting: Option<DateTime<Utc>> =
-            row.try_get("", "last_resting").map_err(read)?;
-        let last_resting_id: Option<sea_orm::prelude::Uuid> = row.try_get("", "last_resting_id").map_err(read)?;
+        let last_resting: Option<DateTime<Utc>> = row.try_get("", "last_resting").map_err(read)?;
+        let last_resting_id: Option<sea_orm::prelude::Uuid> =
+            row.try_get("", "last_resting_id").map_err(read)?;
         // Only the latest intent's resting entry can still be working: every later one
         // cancelled it first.
         let resting_entry = match (last_resting, last, last_resting_id) {

@@ -70,20 +70,18 @@ fn run_parse(args: &ParseArgs) -> anyhow::Result<ExitCode> {
     match parse_alert(&body, &ctx) {
         Ok(signal) => {
             // The signal as queued, plus what it asks in words: the derived intent and every
-            // per-alert override, so a template can be checked before it trades.
-            let mut value =
-                serde_json::to_value(&signal).context("writing the signal as JSON")?;
-            if let serde_json::Value::Object(map) = &mut value {
-                map.insert(
-                    "intent".into(),
-                    serde_json::Value::String(signal.describe_intent()),
-                );
-                map.insert(
-                    "overrides".into(),
-                    serde_json::Value::from(signal.describe_overrides()),
-                );
+            // per-alert override, so a template can be checked before it trades. Appended to
+            // the signal's own text: a `Value` round trip would print its exact decimals
+            // through `f64`.
+            let mut json = serde_json::to_string(&signal).context("writing the signal as JSON")?;
+            let intent = serde_json::to_string(&signal.describe_intent())
+                .context("writing the intent as JSON")?;
+            let overrides = serde_json::to_string(&signal.describe_overrides())
+                .context("writing the overrides as JSON")?;
+            if json.ends_with('}') {
+                json.pop();
+                json.push_str(&format!(r#","intent":{intent},"overrides":{overrides}}}"#));
             }
-            let json = serde_json::to_string(&value).context("writing the signal as JSON")?;
             writeln!(std::io::stdout().lock(), "{json}").context("writing to stdout")?;
             Ok(ExitCode::SUCCESS)
         }

@@ -1336,13 +1336,7 @@ impl TradovateHttpClient {
         // Whether the change happened is read from the account's working orders.
         tokio::time::sleep(self.config.http.lookup_interval).await;
         match self.working_orders(account).await {
-            Ok(open)
-                if open
-                    .iter()
-                    .any(|o| o.id == order.id && o.qty == Some(qty)) =>
-            {
-                Ok(())
-            }
+            Ok(open) if open.iter().any(|o| o.id == order.id && o.qty == Some(qty)) => Ok(()),
             other => Err(BrokerError::UnknownOutcome {
                 operation: "modify_order".into(),
                 client_order_id: None,

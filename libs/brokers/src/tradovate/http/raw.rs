@@ -22,8 +22,7 @@ use crate::tradovate::config::HttpConfig;
 use super::models::{
     AccessTokenRequest, AccessTokenResponse, CancelOrder, CashBalanceSnapshot,
     CashBalanceSnapshotRequest, CommandResult, LiquidatePosition, ModifyOrder,
-    OrderStrategyStatusResponse,
-    PlaceOrder, PlaceOrderResult, StartOrderStrategy,
+    OrderStrategyStatusResponse, PlaceOrder, PlaceOrderResult, StartOrderStrategy,
 };
 
 /// How far a request got, when it did not produce a usable 2xx body.
