@@ -78,8 +78,11 @@ pub enum ExitLevel {
 
 /// How the strategy's position changed, as the alert's position fields tell it (its sizes
 /// `position_size` / `prev_position_size`, or the market positions before and after).
+///
+/// Externally tagged in JSON (`{"partial_exit": {…}}`): an internally tagged enum buffers its
+/// content, and the exact decimal reader cannot read from that buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum PositionChange {
     /// From flat into a position.
     Entry {
@@ -557,6 +560,64 @@ mod tests {
         assert!(json.contains(r#""action":"long""#), "{json}");
         let back: Signal = serde_json::from_str(&json).unwrap();
         assert_eq!(back, signal);
+    }
+
+    #[test]
+    fn every_new_field_round_trips_through_json_exactly() {
+        let signal = Signal {
+            action: SignalAction::ReduceLong,
+            change: Some(PositionChange::PartialExit {
+                direction: Direction::Long,
+                fraction: dec!(0.3333),
+            }),
+            exit_fraction: Some(dec!(0.3333)),
+            position_size: Some(dec!(2)),
+            prev_position_size: Some(dec!(3)),
+            take_profit: Some(ExitLevel::Dollars {
+                amount: dec!(50.50),
+            }),
+            entry_order: Some(EntryOrderSpec {
+                kind: EntryKind::StopLimit,
+                limit_price: Some(dec!(21001.25)),
+                stop_price: Some(dec!(21000.00)),
+                time_in_force: TimeInForce::Gtc,
+            }),
+            risk: AlertRisk {
+                trail: Some(TrailOverride {
+                    trigger_ticks: Some(dec!(8)),
+                    step_ticks: None,
+                }),
+                break_even: Some(BreakEvenOverride {
+                    trigger_ticks: Some(dec!(12)),
+                    offset_ticks: Some(dec!(2)),
+                }),
+                sizing: Some(RiskSizing::Percent {
+                    percent: dec!(1.50),
+                }),
+                same_direction_ignore: Some(true),
+            },
+            ..sample()
+        };
+        let json = serde_json::to_string(&signal).unwrap();
+        assert!(json.contains(r#""fraction":0.3333"#), "{json}");
+        assert!(json.contains(r#""percent":1.50"#), "{json}");
+        let back: Signal = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, signal);
+        // A signal queued before these fields existed still reads.
+        let mut old: serde_json::Value = serde_json::from_str(&json).unwrap();
+        for key in [
+            "change",
+            "exit_fraction",
+            "position_size",
+            "prev_position_size",
+            "entry_order",
+            "risk",
+        ] {
+            old.as_object_mut().unwrap().remove(key);
+        }
+        let back: Signal = serde_json::from_str(&old.to_string()).unwrap();
+        assert_eq!(back.risk, AlertRisk::default());
+        assert_eq!(back.change, None);
     }
 
     #[test]
