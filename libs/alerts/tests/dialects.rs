@@ -2,6 +2,9 @@
 //! peers' (TradersPost, PickMyTrade, 3Commas) and TradingView's position placeholders — what
 //! each body becomes, and what is refused with a 422 a person can act on.
 
+// A test binary: a failed `expect` is a failed test, with its message.
+#![allow(clippy::expect_used)]
+
 use jt_alerts::{
     AlertContext, AlertError, EntryKind, ExitLevel, PositionChange, RiskSizing, Signal, parse_alert,
 };
