@@ -74,6 +74,45 @@ const TIME_FIELDS: &[&str] = &["time", "timenow", "timestamp", "date"];
 const COMMENT_FIELDS: &[&str] = &["comment"];
 const DELAY_FIELDS: &[&str] = &["delay"];
 const MAX_LAG_FIELDS: &[&str] = &["max_lag"];
+/// Every field a trade alert is read from (the unknown-field rule skips them at once).
+const KNOWN_FIELDS: &[&[&str]] = &[
+    ACTION_FIELDS,
+    ACTION_IF_WORD_FIELDS,
+    TICKER_FIELDS,
+    QUANTITY_FIELDS,
+    PRICE_FIELDS,
+    POSITION_FIELDS,
+    PREV_POSITION_FIELDS,
+    POSITION_SIZE_FIELDS,
+    PREV_POSITION_SIZE_FIELDS,
+    MARKET_POSITION_SIZE_FIELDS,
+    PREV_MARKET_POSITION_SIZE_FIELDS,
+    TIME_FIELDS,
+    COMMENT_FIELDS,
+    DELAY_FIELDS,
+    MAX_LAG_FIELDS,
+    risk::TAKE_PROFIT_FIELDS,
+    risk::TP_TICKS_FIELDS,
+    risk::DOLLAR_TP_FIELDS,
+    risk::PERCENT_TP_FIELDS,
+    risk::STOP_LOSS_FIELDS,
+    risk::SL_TICKS_FIELDS,
+    risk::DOLLAR_SL_FIELDS,
+    risk::PERCENT_SL_FIELDS,
+    risk::TRAIL_STOP_FIELDS,
+    risk::TRAIL_FIELDS,
+    risk::TRAIL_TRIGGER_FIELDS,
+    risk::TRAIL_FREQ_FIELDS,
+    risk::BREAKEVEN_FIELDS,
+    risk::BREAKEVEN_OFFSET_FIELDS,
+    risk::RISK_DOLLARS_FIELDS,
+    risk::RISK_PERCENT_FIELDS,
+    risk::SAME_DIRECTION_IGNORE_FIELDS,
+    risk::ORDER_TYPE_FIELDS,
+    risk::LIMIT_PRICE_FIELDS,
+    risk::STOP_PRICE_FIELDS,
+    risk::TIME_IN_FORCE_FIELDS,
+];
 
 /// Parses a webhook body into a [`Signal`].
 ///
@@ -248,7 +287,7 @@ fn trade_signal(object: &RawObject<'_>, ctx: &AlertContext<'_>) -> Result<Signal
                 .into(),
         });
     }
-    risk::refuse_unknown_risk_fields(object, risk::RISK_FIELD_LISTS)?;
+    risk::refuse_unknown_risk_fields(object, KNOWN_FIELDS)?;
 
     Ok(Signal {
         action,

@@ -12,7 +12,7 @@ use jt_domain::settings::{PriceUnits, StopType};
 use rust_decimal::Decimal;
 
 use crate::error::AlertError;
-use crate::json::{Field, RawObject};
+use crate::json::{Field, RawObject, raw_is_unset};
 use crate::position::normalize_word;
 use crate::signal::{
     AlertRisk, BreakEvenOverride, EntryKind, EntryOrderSpec, ExitLevel, RiskSizing, StopOverride,
@@ -69,31 +69,6 @@ pub(crate) const STOP_PRICE_FIELDS: &[&str] = &["stopPrice", "stop_price"];
 /// A resting entry's time in force.
 pub(crate) const TIME_IN_FORCE_FIELDS: &[&str] = &["timeInForce", "time_in_force", "tif"];
 
-/// Every risk-instruction field this module reads (for the unknown-field rule).
-pub(crate) const RISK_FIELD_LISTS: &[&[&str]] = &[
-    TAKE_PROFIT_FIELDS,
-    TP_TICKS_FIELDS,
-    DOLLAR_TP_FIELDS,
-    PERCENT_TP_FIELDS,
-    STOP_LOSS_FIELDS,
-    SL_TICKS_FIELDS,
-    DOLLAR_SL_FIELDS,
-    PERCENT_SL_FIELDS,
-    TRAIL_STOP_FIELDS,
-    TRAIL_FIELDS,
-    TRAIL_TRIGGER_FIELDS,
-    TRAIL_FREQ_FIELDS,
-    BREAKEVEN_FIELDS,
-    BREAKEVEN_OFFSET_FIELDS,
-    RISK_DOLLARS_FIELDS,
-    RISK_PERCENT_FIELDS,
-    SAME_DIRECTION_IGNORE_FIELDS,
-    ORDER_TYPE_FIELDS,
-    LIMIT_PRICE_FIELDS,
-    STOP_PRICE_FIELDS,
-    TIME_IN_FORCE_FIELDS,
-];
-
 /// Reads the first present synonym of `names` with `read`.
 fn optional<T>(
     object: &RawObject<'_>,
@@ -139,12 +114,9 @@ pub(crate) fn switch(field: &Field<'_>) -> Result<bool, AlertError> {
 /// The first of `candidates` that is set, refusing two at once.
 fn one_of<T>(
     what: &str,
-    candidates: Vec<(String, Option<T>)>,
+    candidates: Vec<Option<(String, T)>>,
 ) -> Result<Option<(String, T)>, AlertError> {
-    let mut set: Vec<(String, T)> = candidates
-        .into_iter()
-        .filter_map(|(name, v)| v.map(|v| (name, v)))
-        .collect();
+    let mut set: Vec<(String, T)> = candidates.into_iter().flatten().collect();
     if set.len() > 1 {
         let names: Vec<&str> = set.iter().map(|(n, _)| n.as_str()).collect();
         return Err(AlertError::InvalidField {
@@ -156,15 +128,15 @@ fn one_of<T>(
     Ok(set.pop())
 }
 
-/// A field read as `read` when present, with its path.
+/// A field read as `read` when present and set, with its path.
 fn named<T>(
     object: &RawObject<'_>,
     names: &[&str],
     read: impl FnOnce(&Field<'_>) -> Result<Option<T>, AlertError>,
-) -> Result<(String, Option<T>), AlertError> {
+) -> Result<Option<(String, T)>, AlertError> {
     match object.first(names)? {
-        Some(f) => Ok((f.path.clone(), read(&f)?)),
-        None => Ok((names[0].to_string(), None)),
+        Some(f) => Ok(read(&f)?.map(|v| (f.path.clone(), v))),
+        None => Ok(None),
     }
 }
 
@@ -437,59 +409,77 @@ pub(crate) fn entry_order(
 
 /// Whether a field's name says it is a risk instruction: take-profit, stop, trailing,
 /// break-even, profit target or sizing, in any spelling (`takeProfit2`, `update_sl`,
-/// `trailing_stop`, `max_loss`).
+/// `trailing_stop`, `max_loss`). No allocation: every unknown field of a body is asked.
 fn looks_like_risk(name: &str) -> bool {
-    let squashed: String = name
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .collect::<String>()
-        .to_ascii_lowercase();
+    // The name's letters and digits, lower case (names are short; a longer one is cut).
+    let mut squashed = [0u8; 64];
+    let mut n = 0;
+    for b in name.bytes().filter(u8::is_ascii_alphanumeric) {
+        if n == squashed.len() {
+            break;
+        }
+        squashed[n] = b.to_ascii_lowercase();
+        n += 1;
+    }
+    let squashed = &squashed[..n];
+    let contains = |w: &[u8]| squashed.windows(w.len()).any(|x| x == w);
     if [
-        "takeprofit",
-        "stoploss",
-        "profittarget",
-        "trail",
-        "breakeven",
-        "risk",
+        &b"takeprofit"[..],
+        b"stoploss",
+        b"profittarget",
+        b"trail",
+        b"breakeven",
+        b"risk",
     ]
     .iter()
-    .any(|w| squashed.contains(w))
+    .any(|w| contains(w))
     {
         return true;
     }
-    words(name).iter().any(|w| {
-        matches!(
-            w.as_str(),
-            "tp" | "sl" | "stop" | "target" | "profit" | "loss"
-        )
-    })
+    let mut risky = false;
+    for_each_word(name, |w| {
+        risky |= ["tp", "sl", "stop", "target", "profit", "loss"]
+            .iter()
+            .any(|r| w.eq_ignore_ascii_case(r));
+    });
+    risky
 }
 
-/// `takeProfit2` → `take`, `profit`, `2`; `update_sl` → `update`, `sl`.
+/// Calls `f` with each word of a field name: `takeProfit2` → `take`, `Profit`, `2`;
+/// `update_sl` → `update`, `sl` (separators, case changes and digit runs split words).
+fn for_each_word(name: &str, mut f: impl FnMut(&str)) {
+    let bytes = name.as_bytes();
+    let mut start = None;
+    for (i, &c) in bytes.iter().enumerate() {
+        if !c.is_ascii_alphanumeric() {
+            if let Some(s) = start.take() {
+                f(&name[s..i]);
+            }
+            continue;
+        }
+        if let Some(s) = start
+            && i > 0
+        {
+            let p = bytes[i - 1];
+            if (c.is_ascii_uppercase() && p.is_ascii_lowercase())
+                || (c.is_ascii_digit() != p.is_ascii_digit())
+            {
+                f(&name[s..i]);
+                start = Some(i);
+            }
+        } else if start.is_none() {
+            start = Some(i);
+        }
+    }
+    if let Some(s) = start {
+        f(&name[s..]);
+    }
+}
+
+/// The words of a field name, lower case (for the advice).
 fn words(name: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let mut current = String::new();
-    let mut last: Option<char> = None;
-    for c in name.chars() {
-        let boundary = match last {
-            None => false,
-            Some(p) => {
-                !c.is_ascii_alphanumeric()
-                    || (c.is_ascii_uppercase() && p.is_ascii_lowercase())
-                    || (c.is_ascii_digit() != p.is_ascii_digit() && p.is_ascii_alphanumeric())
-            }
-        };
-        if boundary && !current.is_empty() {
-            out.push(std::mem::take(&mut current));
-        }
-        if c.is_ascii_alphanumeric() {
-            current.push(c.to_ascii_lowercase());
-        }
-        last = Some(c);
-    }
-    if !current.is_empty() {
-        out.push(current);
-    }
+    for_each_word(name, |w| out.push(w.to_ascii_lowercase()));
     out
 }
 
@@ -527,21 +517,22 @@ pub(crate) fn refuse_unknown_risk_fields(
     object: &RawObject<'_>,
     known: &[&[&str]],
 ) -> Result<(), AlertError> {
-    for field in object.entries() {
-        let name = field.name();
-        let is_known = known.iter().any(|list| {
-            list.iter().any(|k| {
-                k.split('.')
-                    .next()
-                    .is_some_and(|head| head.eq_ignore_ascii_case(name))
+    // Cheapest test first: most fields of a peer's template are unset or not risk-looking.
+    let refused = object.find_field(|name, raw| {
+        !raw_is_unset(raw)
+            && looks_like_risk(name)
+            && !known.iter().any(|list| {
+                list.iter().any(|k| {
+                    k.split('.')
+                        .next()
+                        .is_some_and(|head| head.eq_ignore_ascii_case(name))
+                })
             })
-        });
-        if is_known || !looks_like_risk(name) || field.is_unset() {
-            continue;
-        }
+    });
+    if let Some(field) = refused {
         return Err(AlertError::UnsupportedRiskField {
             field: field.path.clone(),
-            advice: advice(name),
+            advice: advice(field.name()),
         });
     }
     Ok(())
