@@ -654,7 +654,12 @@ impl Execute {
                          reports a balance of {balance}"
                     )));
                 }
-                balance * percent / Decimal::ONE_HUNDRED
+                balance
+                    .checked_mul(percent)
+                    .map(|d| d / Decimal::ONE_HUNDRED)
+                    .ok_or_else(|| {
+                        Finish::failed("the balance × risk percentage is out of range")
+                    })?
             }
         };
         let risk = dollars
