@@ -19,10 +19,15 @@ mod freshness;
 mod json;
 mod number;
 mod parse;
+mod position;
+mod risk;
 mod signal;
 
 pub use dedup::{DUPLICATE_INTERVAL_MS, DedupKey};
 pub use error::AlertError;
 pub use freshness::{DEFAULT_STALE_AFTER_SECS, Freshness, check_freshness};
 pub use parse::{AlertContext, MAX_BODY_BYTES, MAX_DELAY_SECS, MAX_LAG_LIMIT_SECS, parse_alert};
-pub use signal::{ExitLevel, MarketPosition, Signal, StopOverride};
+pub use signal::{
+    AlertRisk, BreakEvenOverride, EntryKind, EntryOrderSpec, ExitLevel, MarketPosition,
+    PositionChange, RiskSizing, Signal, StopOverride, TrailOverride,
+};

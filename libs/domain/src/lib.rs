@@ -30,7 +30,7 @@ pub mod types;
 
 pub use bracket::{BracketBuildError, DcaProtection, EntryOrder, StopOrder};
 pub use copy::{CopyAction, FollowerSizing};
-pub use decision::{BrokerPosition, Decision, DecisionInput, IntentPlan, PlanStep};
+pub use decision::{AlertSize, BrokerPosition, Decision, DecisionInput, IntentPlan, PlanStep};
 pub use filters::FilterState;
 pub use instrument::{Instrument, InstrumentError};
 pub use order::{BracketOrder, OrderKind, OrderRequest};

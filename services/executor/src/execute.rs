@@ -22,13 +22,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use jt_alerts::{EntryKind, EntryOrderSpec, RiskSizing};
 use jt_brokers::{AccountId, Broker, BrokerError, Contract, ExitOrders};
 use jt_bus::{Bus, Envelope, Incoming, MessageId, Outcome};
 use jt_domain::bracket::{self, EntryOrder, StopOrder};
-use jt_domain::decision::{BrokerPosition, Decision, DecisionInput, IntentPlan, PlanStep};
+use jt_domain::decision::{
+    AlertSize, BrokerPosition, Decision, DecisionInput, IntentPlan, PlanStep,
+};
 use jt_domain::filters::FilterState;
-use jt_domain::order::{OrderKind, OrderRequest, StopKind};
-use jt_domain::{Direction, Instrument, SignalAction, instrument, session};
+use jt_domain::order::{OrderKind, OrderRequest, StopKind, TimeInForce};
+use jt_domain::{Direction, Instrument, Price, SignalAction, instrument, quantity, session};
 use jt_messages::{ExecutionMessage, ExecutionStatus, IntentMessage};
 use jt_store::repo::accounts::{BrokerAccount, SubAccount};
 use jt_store::repo::intents::{Decided, Intent, IntentUpdate, NewExecution, NewIntent};
@@ -45,6 +48,7 @@ use crate::brokers::BrokerRegistry;
 use crate::fanout::{kind_of, stale_at};
 use crate::metrics as m;
 use crate::overrides;
+use crate::protection;
 
 /// Timings of the execution.
 #[derive(Debug, Clone)]
@@ -83,6 +87,16 @@ struct StoredPlan {
     add: Option<OrderRequest>,
     /// The settings the orders were built with (after the alert's own exits).
     settings: jt_domain::Settings,
+    /// The market order of a partial exit.
+    #[serde(default)]
+    reduce: Option<OrderRequest>,
+    /// A resting entry's time in force (`None`: the entry is a market order).
+    #[serde(default)]
+    time_in_force: Option<TimeInForce>,
+    /// The client order id of the trader's previous resting entry, cancelled first when it
+    /// still works (the next signal on the contract replaces it).
+    #[serde(default)]
+    cancel_resting: Option<String>,
 }
 
 /// The end of one attempt.
@@ -480,17 +494,28 @@ impl Execute {
                 Finish::failed(format!("store: {e}"))
             }
         })?;
-        // The alert's own exits replace the trader's for this signal (entries only).
+        let (filters, resting) = filters;
+        let reference = msg.price.or(position.average_price);
+        // The alert's own risk instructions replace the trader's for this signal (entries only).
         let settings = match msg.action.entry_direction() {
-            Some(direction) => overrides::apply(
+            Some(direction) => overrides::apply_all(
                 &msg.settings,
                 direction,
+                Some(instrument),
                 msg.price,
                 msg.take_profit.as_ref(),
                 msg.stop_loss.as_ref(),
+                &msg.risk,
             )
             .map_err(|e| Finish::failed(format!("{e}")))?,
             None => msg.settings.clone(),
+        };
+        let alert_size = match (msg.action.entry_direction(), msg.risk.sizing) {
+            (Some(_), Some(sizing)) => Some(
+                self.risk_size(ctx, &settings, instrument, reference, sizing)
+                    .await?,
+            ),
+            _ => None,
         };
         let decision = jt_domain::decision::decide(&DecisionInput {
             action: msg.action,
@@ -498,6 +523,8 @@ impl Execute {
             settings: &settings,
             filters,
             now: decided_at,
+            exit_fraction: msg.exit_fraction,
+            alert_size,
         })
         .map_err(|e| Finish::failed(format!("{e}")))?;
         let plan = match decision {
@@ -507,13 +534,15 @@ impl Execute {
             Decision::Execute { plan } => plan,
         };
         let client_order_id = msg.client_order_id();
-        let reference = msg.price.or(position.average_price);
         let mut entry = None;
         let mut add = None;
-        for step in plan.steps() {
+        let mut reduce = None;
+        let mut time_in_force = None;
+        let steps = plan.steps();
+        for &step in &steps {
             match step {
                 PlanStep::PlaceEntry { side, qty } => {
-                    let built = bracket::build_entry(
+                    let mut built = bracket::build_entry(
                         &settings,
                         instrument,
                         side.opens(),
@@ -522,6 +551,25 @@ impl Execute {
                         client_order_id.clone(),
                     )
                     .map_err(|e| Finish::failed(format!("{e}")))?;
+                    if let Some(spec) = &msg.entry_order {
+                        let kind = resting_kind(spec, instrument, msg.settings.inverse_strategy)
+                            .map_err(Finish::failed)?;
+                        match &mut built {
+                            EntryOrder::Bracket(b) => b.entry = kind,
+                            EntryOrder::Market(o) => o.kind = kind,
+                        }
+                        if spec.time_in_force == TimeInForce::Day
+                            && !ctx.broker.capabilities().day_orders
+                        {
+                            return Err(Finish::failed(
+                                "the broker cannot expire a resting entry at the end of the \
+                                 trading day: send timeInForce gtc (it then works until the \
+                                 next signal) or a market entry"
+                                    .to_string(),
+                            ));
+                        }
+                        time_in_force = Some(spec.time_in_force);
+                    }
                     if let Err(reason) =
                         bracket::check_required_protection(&built, account.require_brackets)
                     {
@@ -539,7 +587,24 @@ impl Execute {
                     entry = Some(built);
                 }
                 PlanStep::MarketAdd { side, qty } => {
+                    if msg.entry_order.is_some() {
+                        // Never converted to market: refused with the reason.
+                        return Err(Finish::failed(
+                            "the alert asks for a limit or stop order, but this signal is a DCA \
+                             add, which is always a market order: send the add as a market \
+                             order, or turn DCA off for a resting fresh entry"
+                                .to_string(),
+                        ));
+                    }
                     add = Some(OrderRequest {
+                        client_order_id: client_order_id.clone(),
+                        side,
+                        qty,
+                        kind: OrderKind::Market,
+                    });
+                }
+                PlanStep::ReducePosition { side, qty } => {
+                    reduce = Some(OrderRequest {
                         client_order_id: client_order_id.clone(),
                         side,
                         qty,
@@ -549,13 +614,64 @@ impl Execute {
                 _ => {}
             }
         }
+        // The previous resting entry is cancelled first, unless the plan cancels every working
+        // order of the contract anyway.
+        let cancel_resting = resting
+            .filter(|_| !steps.contains(&PlanStep::CancelWorkingOrders))
+            .map(|id| jt_messages::client_order_id(id.0));
         Ok(Choice::Plan(Box::new(StoredPlan {
             plan,
             contract,
             entry,
             add,
             settings,
+            reduce,
+            time_in_force,
+            cancel_resting,
         })))
+    }
+
+    /// The entry size of an alert that sizes by risk: its dollars (or its percentage of the
+    /// balance the broker reports) × the multiplier, over what one contract loses at the stop.
+    async fn risk_size(
+        &self,
+        ctx: &Ctx<'_>,
+        settings: &jt_domain::Settings,
+        instrument: &Instrument,
+        reference: Option<Decimal>,
+        sizing: RiskSizing,
+    ) -> Result<AlertSize, Finish> {
+        let stop = bracket::stop_distance(settings, instrument, reference)
+            .map_err(|e| Finish::failed(format!("{e}")))?
+            .unwrap_or(Decimal::ZERO);
+        let dollars = match sizing {
+            RiskSizing::Dollars { amount } => amount,
+            RiskSizing::Percent { percent } => {
+                let balance = call(ctx, ctx.broker.balance(&ctx.account).await)?;
+                if balance <= Decimal::ZERO {
+                    return Err(Finish::failed(format!(
+                        "the alert risks {percent}% of the account's balance, and the broker \
+                         reports a balance of {balance}"
+                    )));
+                }
+                balance
+                    .checked_mul(percent)
+                    .map(|d| d / Decimal::ONE_HUNDRED)
+                    .ok_or_else(|| {
+                        Finish::failed("the balance × risk percentage is out of range")
+                    })?
+            }
+        };
+        let risk = dollars
+            .checked_mul(settings.multiplier)
+            .ok_or_else(|| Finish::failed("the risk × multiplier is out of range"))?;
+        let (qty, per_contract) = quantity::risk_sized(risk, stop, instrument)
+            .map_err(|e| Finish::failed(e.to_string()))?;
+        Ok(AlertSize {
+            qty,
+            risk: risk.round_dp(2).normalize(),
+            per_contract,
+        })
     }
 
     async fn filter_state(
@@ -564,7 +680,7 @@ impl Execute {
         msg: &IntentMessage,
         sub: &SubAccount,
         now: DateTime<Utc>,
-    ) -> Result<FilterState, StoreError> {
+    ) -> Result<(FilterState, Option<IntentId>), StoreError> {
         let day = session::trading_day(now);
         let activity = async {
             match msg.trader_id {
@@ -586,13 +702,16 @@ impl Execute {
         )?;
         let kill = kill.engaged();
         let breached = breach.is_some();
-        Ok(FilterState {
-            last_signal_at: activity.as_ref().and_then(|a| a.last_executed_at),
-            signals_this_session: activity.as_ref().map_or(0, |a| a.executed_since),
-            last_add_at: activity.as_ref().and_then(|a| a.last_add_at),
-            daily_loss_breached: breached,
-            kill_switch: kill,
-        })
+        Ok((
+            FilterState {
+                last_signal_at: activity.as_ref().and_then(|a| a.last_executed_at),
+                signals_this_session: activity.as_ref().map_or(0, |a| a.executed_since),
+                last_add_at: activity.as_ref().and_then(|a| a.last_add_at),
+                daily_loss_breached: breached,
+                kill_switch: kill,
+            },
+            activity.and_then(|a| a.resting_entry),
+        ))
     }
 
     async fn mark_sent(&self, ctx: &Ctx<'_>, plan: &StoredPlan) -> Result<(), StoreError> {
@@ -612,6 +731,7 @@ impl Execute {
                         side,
                         quantity,
                         plan: stored,
+                        resting_entry: plan.time_in_force.is_some() && plan.entry.is_some(),
                     }),
                     ..Default::default()
                 },
@@ -627,7 +747,7 @@ impl Execute {
         // On resume, the main order found at the broker means every step before it was done:
         // never close again after a flip's new entry exists.
         let mut main_done = false;
-        if resuming && (plan.entry.is_some() || plan.add.is_some()) {
+        if resuming && (plan.entry.is_some() || plan.add.is_some() || plan.reduce.is_some()) {
             match call(ctx, ctx.broker.find_order(&ctx.account, &main).await) {
                 Ok(Some(found)) => {
                     ctx.orders.push(found.id.0.clone());
@@ -639,6 +759,12 @@ impl Execute {
         }
         let mut fill = None;
         let mut done: Vec<&'static str> = Vec::new();
+        if !main_done && let Some(previous) = &plan.cancel_resting {
+            if let Err(finish) = self.cancel_resting(ctx, previous).await {
+                return finish;
+            }
+            done.push("the previous resting entry cancelled");
+        }
         for step in steps {
             if ctx.lock_lost.is_cancelled() {
                 return Finish::retry(
@@ -647,7 +773,9 @@ impl Execute {
             }
             let is_main = matches!(
                 step,
-                PlanStep::PlaceEntry { .. } | PlanStep::MarketAdd { .. }
+                PlanStep::PlaceEntry { .. }
+                    | PlanStep::MarketAdd { .. }
+                    | PlanStep::ReducePosition { .. }
             );
             if main_done && !matches!(step, PlanStep::ReplaceProtection { .. }) {
                 continue;
@@ -657,9 +785,41 @@ impl Execute {
                 PlanStep::ClosePosition { .. } => {
                     self.close(ctx, &plan.contract, plan.entry.is_some()).await
                 }
-                PlanStep::PlaceEntry { .. } => match &plan.entry {
-                    Some(entry) => self.place_entry(ctx, &plan.contract, entry).await,
-                    None => Err(Finish::failed("the plan has no entry order")),
+                PlanStep::PlaceEntry { .. } => match (&plan.entry, plan.time_in_force) {
+                    (Some(entry), None) => self.place_entry(ctx, &plan.contract, entry).await,
+                    (Some(entry), Some(tif)) => {
+                        self.place_resting(ctx, &plan.contract, entry, tif).await
+                    }
+                    (None, _) => Err(Finish::failed("the plan has no entry order")),
+                },
+                PlanStep::ResizeProtection { position_qty } => match plan.plan {
+                    IntentPlan::Reduce { direction, .. } => {
+                        self.resize_protection(ctx, &plan.contract, direction, position_qty)
+                            .await
+                    }
+                    _ => Err(Finish::failed("protection resized outside a partial exit")),
+                },
+                PlanStep::ReducePosition { .. } => match &plan.reduce {
+                    Some(order) => match self.place(ctx, &plan.contract, order).await {
+                        Err(Finish::Done {
+                            status,
+                            summary,
+                            orders,
+                            fill,
+                        }) => {
+                            // Refused: the protection was already resized; it covers the
+                            // position the broker still holds again.
+                            let restored = self.restore_protection(ctx, plan).await;
+                            Err(Finish::Done {
+                                status,
+                                summary: format!("{summary}; {restored}"),
+                                orders,
+                                fill,
+                            })
+                        }
+                        other => other,
+                    },
+                    None => Err(Finish::failed("the plan has no reduce order")),
                 },
                 PlanStep::MarketAdd { .. } => match &plan.add {
                     Some(order) => self.place(ctx, &plan.contract, order).await,
@@ -687,15 +847,137 @@ impl Execute {
                 );
             }
         }
+        let mut summary = summary_of(&plan.plan);
+        if let (Some(tif), Some(entry)) = (plan.time_in_force, &plan.entry) {
+            summary.push_str(&format!(
+                "; the entry rests as a {} until {}",
+                resting_words(entry),
+                match tif {
+                    TimeInForce::Day => "it fills, the end of the trading day or the next signal",
+                    TimeInForce::Gtc => "it fills or the next signal",
+                }
+            ));
+        }
+        if plan.cancel_resting.is_some() && !main_done {
+            summary.push_str("; the previous resting entry was cancelled first");
+        }
         Finish::Done {
             status: if fill.is_some() {
                 IntentStatus::Filled
             } else {
                 IntentStatus::Accepted
             },
-            summary: summary_of(&plan.plan),
+            summary,
             orders: std::mem::take(&mut ctx.orders),
             fill,
+        }
+    }
+
+    /// Cancels the trader's previous resting entry when it still works (its bracket's legs,
+    /// suspended until a fill, go with it). Already filled, cancelled or expired: nothing to do.
+    async fn cancel_resting(&self, ctx: &mut Ctx<'_>, client_order_id: &str) -> Result<(), Finish> {
+        let Some(order) = call(
+            ctx,
+            ctx.broker.find_order(&ctx.account, client_order_id).await,
+        )?
+        else {
+            return Ok(());
+        };
+        if !order.status.is_open() {
+            return Ok(());
+        }
+        match ctx.broker.cancel_order(&ctx.account, &order.id).await {
+            Ok(()) | Err(BrokerError::Rejected { .. }) => Ok(()),
+            Err(e) => Err(broker_finish(ctx, e)),
+        }
+    }
+
+    /// Places a resting entry (limit, stop, stop-limit) with its time in force; its protection,
+    /// when it has any, attaches at the broker when it fills.
+    async fn place_resting(
+        &self,
+        ctx: &mut Ctx<'_>,
+        contract: &Contract,
+        entry: &EntryOrder,
+        time_in_force: TimeInForce,
+    ) -> Result<(), Finish> {
+        let ack = call(
+            ctx,
+            ctx.broker
+                .place_resting_entry(&ctx.account, contract, entry, time_in_force)
+                .await,
+        )?;
+        if let Some(id) = ack.entry_order_id.map(|o| o.0).or(ack.bracket_id) {
+            ctx.orders.push(id);
+        }
+        Ok(())
+    }
+
+    /// A partial exit's first step: the position's working exit orders resized to what will
+    /// remain (take-profit legs trimmed from the farthest, stops to the remaining quantity),
+    /// with the broker's own calls (modify the quantity, or cancel at 0). Safe to repeat.
+    async fn resize_protection(
+        &self,
+        ctx: &mut Ctx<'_>,
+        contract: &Contract,
+        direction: Direction,
+        target: u32,
+    ) -> Result<(), Finish> {
+        let working = call(ctx, ctx.broker.working_orders(&ctx.account).await)?;
+        for change in protection::resize_plan(&working, &contract.id, direction, target) {
+            let result = if change.to == 0 {
+                ctx.broker
+                    .cancel_order(&ctx.account, &change.order.id)
+                    .await
+            } else {
+                ctx.broker
+                    .modify_order_qty(&ctx.account, &change.order, change.total())
+                    .await
+            };
+            match result {
+                Ok(()) => {}
+                // Gone meanwhile (filled, or cancelled with its partner): nothing left to trim.
+                Err(BrokerError::Rejected { .. }) if change.to < change.from => {
+                    warn!(order = %change.order.id, "exit order already gone while resizing");
+                }
+                Err(e) => return Err(broker_finish(ctx, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// After a refused reduction: the stops cover the position the broker still holds again
+    /// (the take-profits stay trimmed). Returns what happened, for the intent's summary.
+    async fn restore_protection(&self, ctx: &mut Ctx<'_>, plan: &StoredPlan) -> String {
+        let IntentPlan::Reduce { direction, .. } = plan.plan else {
+            return String::new();
+        };
+        let held = match ctx.broker.position(&ctx.account, &plan.contract.id).await {
+            Ok(p) => p.map_or(0, |p| u32::try_from(p.net_qty.unsigned_abs()).unwrap_or(0)),
+            Err(e) => {
+                m::unprotected();
+                return format!(
+                    "POSITION MAY BE UNDER-PROTECTED: its stop was resized for the partial \
+                     exit and the position could not be read back ({e}); check it by hand"
+                );
+            }
+        };
+        match self
+            .resize_protection(ctx, &plan.contract, direction, held)
+            .await
+        {
+            Ok(()) => format!("the stop covers the {held} contracts still held again"),
+            Err(_) => {
+                m::unprotected();
+                error!(
+                    "POSITION UNDER-PROTECTED: the stop could not be restored after a refused partial exit"
+                );
+                format!(
+                    "POSITION UNDER-PROTECTED: the stop was resized for the partial exit and \
+                     could not be restored to the {held} contracts still held; protect them by \
+                     hand"
+                )
+            }
         }
     }
 
@@ -939,6 +1221,7 @@ impl Execute {
                             side: None,
                             quantity: 0,
                             plan: serde_json::json!({"kind": "flatten_account"}),
+                            resting_entry: false,
                         }),
                         ..Default::default()
                     },
@@ -1086,6 +1369,8 @@ fn step_name(step: PlanStep) -> &'static str {
         PlanStep::PlaceEntry { .. } => "entry placed",
         PlanStep::MarketAdd { .. } => "add placed",
         PlanStep::ReplaceProtection { .. } => "protection replaced",
+        PlanStep::ResizeProtection { .. } => "protection resized",
+        PlanStep::ReducePosition { .. } => "position reduced",
     }
 }
 
@@ -1162,6 +1447,9 @@ fn describe(plan: &IntentPlan) -> (IntentKind, Option<jt_domain::Side>, u32) {
         IntentPlan::Close { direction, qty, .. } => {
             (IntentKind::Close, Some(direction.exit_side()), *qty)
         }
+        IntentPlan::Reduce { direction, qty, .. } => {
+            (IntentKind::Reduce, Some(direction.exit_side()), *qty)
+        }
         IntentPlan::CancelOrders => (IntentKind::Cancel, None, 0),
     }
 }
@@ -1201,7 +1489,69 @@ fn summary_of(plan: &IntentPlan) -> String {
             Some(r) => format!("closed {direction} {qty}; the new entry was refused: {r}"),
             None => format!("closed {direction} {qty}"),
         },
+        IntentPlan::Reduce {
+            direction,
+            qty,
+            remaining,
+            fraction,
+        } => format!(
+            "partial exit of the {direction}: {qty} off ({}% sold by the strategy), {remaining} \
+             remain; protection resized to {remaining}",
+            (fraction * Decimal::ONE_HUNDRED).round_dp(2).normalize()
+        ),
         IntentPlan::CancelOrders => "working orders cancelled".into(),
+    }
+}
+
+/// The order kind of an alert's resting entry, prices rounded to tick. For an
+/// `inverse_strategy` trader the mirror of the order: a limit becomes a stop at the same price
+/// and a stop a limit, so the mirrored entry triggers when the original would fill (a
+/// stop-limit has no mirror and is refused).
+fn resting_kind(
+    spec: &EntryOrderSpec,
+    instrument: &Instrument,
+    inverse: bool,
+) -> Result<OrderKind, String> {
+    let tick = |p: Option<Decimal>| p.map(|p| Price::on_tick(instrument, p));
+    let missing = || "the resting entry has no price".to_string();
+    Ok(match (spec.kind, inverse) {
+        (EntryKind::Limit, false) => OrderKind::Limit {
+            price: tick(spec.limit_price).ok_or_else(missing)?,
+        },
+        (EntryKind::Stop, false) => OrderKind::Stop {
+            stop: tick(spec.stop_price).ok_or_else(missing)?,
+        },
+        (EntryKind::StopLimit, false) => OrderKind::StopLimit {
+            stop: tick(spec.stop_price).ok_or_else(missing)?,
+            price: tick(spec.limit_price).ok_or_else(missing)?,
+        },
+        (EntryKind::Limit, true) => OrderKind::Stop {
+            stop: tick(spec.limit_price).ok_or_else(missing)?,
+        },
+        (EntryKind::Stop, true) => OrderKind::Limit {
+            price: tick(spec.stop_price).ok_or_else(missing)?,
+        },
+        (EntryKind::StopLimit, true) => {
+            return Err(
+                "a stop-limit entry has no mirror for an inverse_strategy trader: send \
+                        a limit or stop entry, or turn inverse_strategy off"
+                    .into(),
+            );
+        }
+    })
+}
+
+/// `limit at 21000`, `stop at 21010`, `stop-limit 21010/21012`.
+fn resting_words(entry: &EntryOrder) -> String {
+    let kind = match entry {
+        EntryOrder::Bracket(b) => b.entry,
+        EntryOrder::Market(o) => o.kind,
+    };
+    match kind {
+        OrderKind::Market => "market order".into(),
+        OrderKind::Limit { price } => format!("limit at {price}"),
+        OrderKind::Stop { stop } => format!("stop at {stop}"),
+        OrderKind::StopLimit { stop, price } => format!("stop-limit {stop}/{price}"),
     }
 }
 

@@ -275,6 +275,9 @@ impl Fanout {
             take_profit: msg.signal.take_profit,
             stop_loss: msg.signal.stop_loss,
             settings: settings.clone(),
+            exit_fraction: msg.signal.exit_fraction,
+            entry_order: msg.signal.entry_order,
+            risk: msg.signal.risk,
         };
 
         // Reasons to record the intent without queuing it.
@@ -378,6 +381,9 @@ impl Fanout {
                 take_profit: None,
                 stop_loss: None,
                 settings: jt_domain::Settings::default(),
+                exit_fraction: None,
+                entry_order: None,
+                risk: jt_alerts::AlertRisk::default(),
             };
             let out = Envelope::new(
                 MessageId::new(intent.intent_id.simple().to_string())
@@ -423,7 +429,11 @@ impl Fanout {
         let latest_opened = latest.as_ref().map(|l| l.opened_at);
         let stored = latest.filter(|l| l.status == PaperStatus::Open);
         let mut position = match &stored {
-            Some(p) => match p.engine_state.clone().map(serde_json::from_value) {
+            Some(p) => match p
+                .engine_state
+                .clone()
+                .map(serde_json::from_value::<paper::PaperPosition>)
+            {
                 Some(Ok(state)) => Some(state),
                 _ => {
                     warn!("paper position has no readable engine state; starting afresh");
@@ -437,14 +447,21 @@ impl Fanout {
             settings,
             commission_per_contract: commission,
         };
-        // The alert's whole-contract quantity, else the recorder's entry size.
-        let qty = msg
-            .signal
-            .quantity
-            .filter(|q| q.fract().is_zero())
-            .and_then(|q| q.to_u32())
-            .filter(|q| *q > 0)
-            .unwrap_or(settings.initial_position_size);
+        // The alert's whole-contract quantity, else the recorder's entry size; for a partial
+        // exit, the same fraction of the paper position as the strategy sold.
+        let qty = match (msg.signal.action.reduced_direction(), &position) {
+            (Some(_), Some(p)) => jt_domain::quantity::reduce_by_fraction(
+                p.qty(),
+                msg.signal.exit_fraction.unwrap_or(Decimal::ONE),
+            ),
+            _ => msg
+                .signal
+                .quantity
+                .filter(|q| q.fract().is_zero())
+                .and_then(|q| q.to_u32())
+                .filter(|q| *q > 0)
+                .unwrap_or(settings.initial_position_size),
+        };
         let price = Price::on_tick(instrument, raw_price);
         let at = paper_time(msg.received_at, latest_opened);
         let closed =
@@ -636,6 +653,7 @@ pub(crate) fn kind_of(action: SignalAction) -> IntentKind {
         SignalAction::Close | SignalAction::CloseLong | SignalAction::CloseShort => {
             IntentKind::Close
         }
+        SignalAction::ReduceLong | SignalAction::ReduceShort => IntentKind::Reduce,
         SignalAction::Cancel => IntentKind::Cancel,
         SignalAction::Flatten | SignalAction::Kill => IntentKind::Flatten,
         SignalAction::Resume => IntentKind::Cancel,

@@ -18,6 +18,7 @@ pub mod execute;
 pub mod fanout;
 mod metrics;
 pub mod overrides;
+pub mod protection;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -11,7 +11,9 @@ use std::sync::{Arc, OnceLock, Weak};
 use async_trait::async_trait;
 use jt_domain::bracket::StopOrder;
 use jt_domain::order::{BracketOrder, OrderRequest};
+use jt_domain::types::Contracts;
 use parking_lot::Mutex;
+use rust_decimal::Decimal;
 
 use crate::broker::Broker;
 use crate::capabilities::Capabilities;
@@ -57,6 +59,8 @@ pub const PROJECTX_CAPABILITIES: Capabilities = Capabilities {
     // distance: refused rather than guessed.
     standalone_trailing_stop: false,
     standalone_trailing_trigger: false,
+    // PlaceOrderRequest has no time in force: a resting order works until cancelled.
+    day_orders: false,
 };
 
 /// Take-profit legs ProjectX carries natively in one bracket (the rest are separate orders).
@@ -271,6 +275,28 @@ impl Broker for ProjectXBroker {
 
     async fn account_pnl(&self, account: &AccountId) -> Result<AccountPnl, BrokerError> {
         self.login.http.account_pnl(account).await
+    }
+
+    async fn balance(&self, account: &AccountId) -> Result<Decimal, BrokerError> {
+        self.login.http.balance(account).await
+    }
+
+    async fn modify_order_qty(
+        &self,
+        account: &AccountId,
+        order: &OrderReport,
+        qty: Contracts,
+    ) -> Result<(), BrokerError> {
+        if &order.account != account {
+            return Err(BrokerError::invalid(format!(
+                "order {} belongs to another account",
+                order.id
+            )));
+        }
+        let id: i64 = order.id.as_str().parse().map_err(|_| {
+            BrokerError::invalid(format!("order id {} is not a ProjectX id", order.id))
+        })?;
+        self.login.http.modify_size(account, id, qty).await
     }
 
     async fn place_order(

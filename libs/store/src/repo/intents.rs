@@ -186,6 +186,9 @@ pub struct Decided {
     pub quantity: u32,
     /// The plan (`jt_domain` types, serialized by the executor).
     pub plan: serde_json::Value,
+    /// The plan places a resting (limit, stop) entry: the trader's next signal on the
+    /// contract cancels it first ([`TraderActivity::resting_entry`]).
+    pub resting_entry: bool,
 }
 
 /// The result of [`Intents::transition`].
@@ -271,7 +274,11 @@ fn guarded_update(
                 order_intents::Column::Quantity,
                 Expr::value(i64::from(d.quantity)),
             )
-            .col_expr(order_intents::Column::Plan, Expr::value(d.plan.clone()));
+            .col_expr(order_intents::Column::Plan, Expr::value(d.plan.clone()))
+            .col_expr(
+                order_intents::Column::RestingEntry,
+                Expr::value(d.resting_entry),
+            );
     }
     Some(
         q.filter(order_intents::Column::Id.eq(id.0))
@@ -303,6 +310,9 @@ pub struct TraderActivity {
     pub last_executed_at: Option<DateTime<Utc>>,
     /// Creation time of the last DCA add that went to the broker.
     pub last_add_at: Option<DateTime<Utc>>,
+    /// The trader's last intent that went to the broker, when it placed a resting entry
+    /// (limit, stop) that may still be working: the next signal cancels it first.
+    pub resting_entry: Option<IntentId>,
 }
 
 /// An execution attempt to record.
@@ -494,6 +504,7 @@ impl Intents<'_> {
             updated_at: t,
             sent_at: None,
             completed_at,
+            resting_entry: false,
         };
         let n = order_intents::Entity::insert(model.into_active_model())
             .on_conflict(
@@ -769,6 +780,22 @@ impl Intents<'_> {
                     base().filter(order_intents::Column::Kind.eq(IntentKind::Add)),
                 )),
                 "last_add",
+            )
+            .expr_as(
+                scalar(latest(
+                    base().filter(order_intents::Column::RestingEntry.eq(true)),
+                )),
+                "last_resting",
+            )
+            .expr_as(
+                scalar(
+                    base()
+                        .filter(order_intents::Column::RestingEntry.eq(true))
+                        .column(order_intents::Column::Id)
+                        .order_by_desc(order_intents::Column::CreatedAt)
+                        .limit(1),
+                ),
+                "last_resting_id",
             );
         let row = self
             .store
@@ -781,10 +808,20 @@ impl Intents<'_> {
         let executed_since: i64 = row.try_get("", "executed_since").map_err(read)?;
         let last: Option<DateTime<Utc>> = row.try_get("", "last_executed").map_err(read)?;
         let last_add: Option<DateTime<Utc>> = row.try_get("", "last_add").map_err(read)?;
+        let last_resting: Option<DateTime<Utc>> = row.try_get("", "last_resting").map_err(read)?;
+        let last_resting_id: Option<sea_orm::prelude::Uuid> =
+            row.try_get("", "last_resting_id").map_err(read)?;
+        // Only the latest intent's resting entry can still be working: every later one
+        // cancelled it first.
+        let resting_entry = match (last_resting, last, last_resting_id) {
+            (Some(r), Some(l), Some(id)) if r == l => Some(IntentId(id)),
+            _ => None,
+        };
         Ok(TraderActivity {
             executed_since: u32::try_from(executed_since).unwrap_or(u32::MAX),
             last_executed_at: last,
             last_add_at: last_add,
+            resting_entry,
         })
     }
 

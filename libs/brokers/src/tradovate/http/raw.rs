@@ -21,8 +21,8 @@ use crate::tradovate::config::HttpConfig;
 
 use super::models::{
     AccessTokenRequest, AccessTokenResponse, CancelOrder, CashBalanceSnapshot,
-    CashBalanceSnapshotRequest, CommandResult, LiquidatePosition, OrderStrategyStatusResponse,
-    PlaceOrder, PlaceOrderResult, StartOrderStrategy,
+    CashBalanceSnapshotRequest, CommandResult, LiquidatePosition, ModifyOrder,
+    OrderStrategyStatusResponse, PlaceOrder, PlaceOrderResult, StartOrderStrategy,
 };
 
 /// How far a request got, when it did not produce a usable 2xx body.
@@ -644,6 +644,20 @@ impl TradovateRawHttpClient {
         ticket: Option<&str>,
     ) -> Result<CommandResult, RawError> {
         let req = Self::post("order/cancelorder", body, CallClass::Write)?;
+        self.call(req, Some(token), ticket).await
+    }
+
+    /// `POST order/modifyorder`.
+    ///
+    /// # Errors
+    /// See [`RawError`].
+    pub async fn modify_order(
+        &self,
+        token: &str,
+        body: &ModifyOrder,
+        ticket: Option<&str>,
+    ) -> Result<CommandResult, RawError> {
+        let req = Self::post("order/modifyorder", body, CallClass::Write)?;
         self.call(req, Some(token), ticket).await
     }
 
