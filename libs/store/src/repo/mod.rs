@@ -80,8 +80,12 @@ pub(crate) fn at(t: DateTime<Utc>) -> DateTime<Utc> {
     t.trunc_subsecs(6)
 }
 
+/// A value as stored JSON, with NUL removed from its strings (PostgreSQL's `jsonb` refuses it:
+/// see [`crate::text`]).
 pub(crate) fn to_json<T: Serialize>(what: &'static str, v: &T) -> StoreResult<serde_json::Value> {
-    serde_json::to_value(v).map_err(|e| StoreError::invalid(what, e.to_string()))
+    serde_json::to_value(v)
+        .map(crate::text::strip_nul_json_owned)
+        .map_err(|e| StoreError::invalid(what, e.to_string()))
 }
 
 pub(crate) fn from_json<T: DeserializeOwned>(
@@ -98,6 +102,7 @@ pub(crate) fn to_u32(entity: &'static str, id: impl ToString, v: i64) -> StoreRe
 
 /// Trims a required text input, refusing an empty one.
 pub(crate) fn required_text(what: &'static str, v: &str) -> StoreResult<String> {
+    let v = crate::text::strip_nul(v);
     let t = v.trim();
     if t.is_empty() {
         return Err(StoreError::invalid(what, "must not be empty"));
@@ -107,7 +112,9 @@ pub(crate) fn required_text(what: &'static str, v: &str) -> StoreResult<String> 
 
 /// Trims an optional text input; blank means none.
 pub(crate) fn optional_text(v: Option<&str>) -> Option<String> {
-    v.map(str::trim)
+    v.map(crate::text::strip_nul)
+        .as_deref()
+        .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(str::to_string)
 }
