@@ -65,7 +65,11 @@ fn run_parse(args: &ParseArgs) -> anyhow::Result<ExitCode> {
         custom_ticker: args.custom_ticker.as_deref(),
         inverse: args.inverse,
     };
-    match parse_alert(&body, &ctx) {
+    // A `time` far in the future is refused against this machine's clock, as the webhook
+    // refuses it against the ingest's.
+    let parsed = parse_alert(&body, &ctx)
+        .and_then(|s| jt_alerts::check_alert_time(s.time, chrono::Utc::now()).map(|()| s));
+    match parsed {
         Ok(signal) => {
             let json = serde_json::to_string(&signal).context("writing the signal as JSON")?;
             writeln!(std::io::stdout().lock(), "{json}").context("writing to stdout")?;
