@@ -330,7 +330,7 @@ impl Execute {
                     unknown: false,
                 });
             }
-            if let Some(age) = stale_at(msg, now) {
+            if let Some(stale) = stale_at(msg, now) {
                 let _ = self
                     .store
                     .signals()
@@ -339,13 +339,13 @@ impl Execute {
                         SignalId(msg.signal_id),
                         SignalOutcome::Stale,
                         Some("stale at execution"),
-                        Some(age * 1000),
+                        Some(stale.age_secs * 1000),
                     )
                     .await;
-                return Ok(Finish::skipped(format!(
-                    "stale: the alert was {age} s old when it was about to execute (limit {} s)",
-                    msg.max_lag_secs.unwrap_or(msg.settings.stale_after_secs)
-                )));
+                m::gave_up("stale");
+                return Ok(Finish::skipped(
+                    stale.reason("when it was about to execute"),
+                ));
             }
             if let Some(reason) = account_unusable(&account, now) {
                 return Ok(Finish::failed(reason));

@@ -43,3 +43,8 @@ pub fn broker_error(kind: &'static str) {
 pub fn unprotected() {
     metrics::counter!("jt_executor_unprotected_positions_total").increment(1);
 }
+
+/// An intent given up without being sent, by why (`stale`, `throttled_stale`): bounded labels.
+pub fn gave_up(reason: &'static str) {
+    metrics::counter!("jt_executor_gave_up_total", "reason" => reason).increment(1);
+}
