@@ -51,7 +51,10 @@ async fn a_webhook_log_row_with_nul_is_written_with_the_nul_escaped(t: &TestStor
         poison.reason.as_deref(),
         Some("control character  at line 1")
     );
-    assert!(logged.iter().any(|r| r.body == "next"), "the batch is whole");
+    assert!(
+        logged.iter().any(|r| r.body == "next"),
+        "the batch is whole"
+    );
 }
 
 async fn a_signal_and_its_intent_with_nul_in_their_texts_are_recorded(t: &TestStore) {

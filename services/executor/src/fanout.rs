@@ -737,7 +737,10 @@ mod tests {
         assert!(stale.reason("x").contains("since its receipt"), "{stale:?}");
         // With a time, the age runs from it.
         let timed = intent(SignalAction::Short, Some(t(-20_000_000, 0)));
-        assert_eq!(stale_at(&timed, t(11_000_000, 0)).map(|s| s.age_secs), Some(31));
+        assert_eq!(
+            stale_at(&timed, t(11_000_000, 0)).map(|s| s.age_secs),
+            Some(31)
+        );
     }
 
     #[test]

@@ -194,6 +194,21 @@ impl Webhooks<'_> {
             .collect())
     }
 
+    /// The SHA-256 of every recorder's webhook token (what [`crate::auth::token_hash`] gives):
+    /// the ingest keeps them to tell a recorder's token from a probe without a look-up.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn token_hashes(&self) -> StoreResult<Vec<Vec<u8>>> {
+        recorders::Entity::find()
+            .select_only()
+            .column(recorders::Column::WebhookTokenHash)
+            .into_tuple::<Vec<u8>>()
+            .all(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("recorder", e))
+    }
+
     /// Writes a batch of log rows in few statements; returns how many were new. Rows already
     /// written (same id) are skipped, so a retried batch is harmless. A row whose recorder was
     /// deleted meanwhile is kept without its recorder rather than failing the batch.
