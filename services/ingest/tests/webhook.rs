@@ -248,6 +248,7 @@ on_both!(
     a_stalled_body_is_cut_off_with_408,
     x_forwarded_for_is_believed_only_from_a_trusted_proxy,
     a_recorder_over_its_rate_is_told_when_to_retry,
+    webhook_log_rows_past_their_retention_are_deleted,
 );
 
 async fn an_alert_is_queued_and_answered_with_its_signal_id(pair: Pair) {
@@ -679,4 +680,32 @@ async fn a_recorder_over_its_rate_is_told_when_to_retry(pair: Pair) {
     let (status, headers, answer) = h.send(req(1)).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{answer}");
     assert_eq!(headers["retry-after"], "1");
+}
+
+async fn webhook_log_rows_past_their_retention_are_deleted(pair: Pair) {
+    let mut h = harness_cfg(pair, |c| {
+        c.log_retention = Duration::from_secs(86_400);
+        c.prune_every = Duration::from_millis(100);
+    })
+    .await;
+    let row = |days: i64, body: &str| jt_store::repo::webhooks::NewWebhookLog {
+        id: jt_store::WebhookLogId::new(),
+        received_at: chrono::Utc::now() - chrono::Duration::days(days),
+        recorder: None,
+        source_ip: None,
+        body: body.into(),
+        status_code: 200,
+        result: "queued".into(),
+        reason: None,
+        signal: None,
+    };
+    h.store
+        .webhooks()
+        .log_batch(&[row(2, "two days old"), row(0, "today")])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let rows = h.logged().await;
+    let bodies: Vec<&str> = rows.iter().map(|r| r.body.as_str()).collect();
+    assert_eq!(bodies, vec!["today"]);
 }
