@@ -42,7 +42,8 @@ impl Bus {
     /// JetStream when `config.nats_url` is set, the embedded bus otherwise.
     ///
     /// # Errors
-    /// [`BusError::Connect`] when NATS cannot be reached.
+    /// [`BusError::Connect`] when NATS cannot be reached, [`BusError::UnsupportedServer`] when
+    /// it is older than [`crate::jetstream::MIN_SERVER_VERSION`].
     pub async fn connect(config: BusConfig) -> Result<Self, BusError> {
         match &config.nats_url {
             Some(url) => Self::jetstream(url, config.namespace, config.jetstream).await,
@@ -53,7 +54,8 @@ impl Bus {
     /// A bus on NATS JetStream at `url`.
     ///
     /// # Errors
-    /// [`BusError::Connect`] when NATS cannot be reached.
+    /// [`BusError::Connect`] when NATS cannot be reached, [`BusError::UnsupportedServer`] when
+    /// it is older than [`crate::jetstream::MIN_SERVER_VERSION`].
     pub async fn jetstream(
         url: &str,
         namespace: Namespace,
@@ -82,6 +84,18 @@ impl Bus {
         Self {
             namespace,
             backend: self.backend.clone(),
+        }
+    }
+
+    /// What this bus runs on, for the start-up log: the JetStream server's version, or that
+    /// it is the in-process bus.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match &self.backend {
+            Backend::JetStream(js) => format!("NATS JetStream {}", js.server_version()),
+            Backend::Embedded(_) => {
+                "the embedded in-process bus (nothing survives the process)".to_owned()
+            }
         }
     }
 

@@ -75,12 +75,18 @@ async fn sqlite_files_are_readable_by_their_owner_only() {
     assert_eq!(mode(&db), 0o600, "{db}");
     assert_eq!(mode(&format!("{db}-wal")), 0o600);
     let dir = std::path::Path::new(&db).parent().unwrap();
-    assert_eq!(mode(dir.to_str().unwrap()), 0o700, "a new directory is private");
+    assert_eq!(
+        mode(dir.to_str().unwrap()),
+        0o700,
+        "a new directory is private"
+    );
 
     // A database made world-readable before is tightened at the next start.
     drop(t.store.clone());
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let again = Store::connect(&StoreConfig::new(t.url.clone())).await.unwrap();
+    let again = Store::connect(&StoreConfig::new(t.url.clone()))
+        .await
+        .unwrap();
     assert_eq!(mode(&db), 0o600);
     again.close().await.unwrap();
 }

@@ -102,7 +102,7 @@ async fn run_async(data: PathBuf, http: SocketAddr, sim_addr: SocketAddr) -> any
         Some(&default_db),
     )
     .await?;
-    let bus = serve::bus().await?;
+    let bus = serve::bus(serve::Embedded::Allowed).await?;
     let demo = demo(&store, &data, &created).await?;
     let token = store
         .recorders()
