@@ -391,6 +391,49 @@ impl Bus {
         Ok(receipt)
     }
 
+    /// Puts a dead letter's message back where it came from now, for an operator who fixed the
+    /// cause: as [`Bus::requeue_dead_letter`], and when the stream still remembers the original
+    /// id (inside its de-duplication window) under a retry id derived from it and the dead
+    /// letter (`<id>:retry:<sequence>`), so retrying the same dead letter twice still stores
+    /// it once. Handlers are idempotent on their payload's own ids, not on the message id.
+    /// Returns the message id it went back under.
+    ///
+    /// # Errors
+    /// As [`Bus::requeue_dead_letter`].
+    pub async fn retry_dead_letter(
+        &self,
+        dead_letters: &StreamDef,
+        sequence: u64,
+    ) -> Result<String, BusError> {
+        let dl = self
+            .dead_letter(dead_letters, sequence)
+            .await?
+            .ok_or_else(|| BusError::NotFound(format!("dead letter {sequence}")))?;
+        let original = dl.original.message_id().unwrap_or_default().to_owned();
+        let receipt = self
+            .publish_raw(&dl.original)
+            .await
+            .map_err(|e| BusError::unavailable("retry dead letter", e))?;
+        let id = if receipt.duplicate {
+            let mut again = dl.original.clone();
+            let mut id = format!("{original}:retry:{sequence}");
+            if id.len() > crate::envelope::MessageId::MAX_LEN {
+                id = format!("retry:{}:{sequence}", dead_letters.name);
+            }
+            again
+                .headers
+                .insert(crate::envelope::HEADER_MESSAGE_ID, id.as_str());
+            self.publish_raw(&again)
+                .await
+                .map_err(|e| BusError::unavailable("retry dead letter", e))?;
+            id
+        } else {
+            original
+        };
+        self.delete_message(&dead_letters.name, sequence).await?;
+        Ok(id)
+    }
+
     /// Deletes one message from a stream (an operator discarding a dead letter).
     ///
     /// # Errors

@@ -81,7 +81,9 @@ struct StoredPlan {
     entry: Option<EntryOrder>,
     /// The market order of a DCA add.
     add: Option<OrderRequest>,
-    /// The settings the orders were built with (after the alert's own exits).
+    /// The settings the orders were built with (after the alert's own exits); read
+    /// tolerantly (a plan written by a newer executor resumes here).
+    #[serde(deserialize_with = "jt_domain::tolerant::deserialize")]
     settings: jt_domain::Settings,
 }
 

@@ -13,7 +13,7 @@ use sea_orm::{
 };
 use serde::Serialize;
 
-use super::{ReadScope, at, from_json, now, required_text, to_json, to_u32};
+use super::{ReadScope, at, from_json, from_json_tolerant, now, required_text, to_json, to_u32};
 use crate::Store;
 use crate::decimal::DbDecimal;
 use crate::entity::{
@@ -112,7 +112,7 @@ impl TryFrom<order_intents::Model> for Intent {
     type Error = StoreError;
     fn try_from(m: order_intents::Model) -> StoreResult<Self> {
         Ok(Self {
-            settings: from_json("intent settings", m.id, m.settings)?,
+            settings: from_json_tolerant("intent settings", m.id, m.settings)?,
             quantity: to_u32("intent", m.id, m.quantity)?,
             filled_quantity: to_u32("intent", m.id, m.filled_quantity)?,
             id: IntentId(m.id),

@@ -96,6 +96,16 @@ pub(crate) fn from_json<T: DeserializeOwned>(
     serde_json::from_value(v).map_err(|e| StoreError::corrupt(entity, id, e))
 }
 
+/// [`from_json`] for values another build may have written with fields this one does not
+/// know yet (settings, overrides): those fields are dropped ([`jt_domain::tolerant`]).
+pub(crate) fn from_json_tolerant<T: DeserializeOwned>(
+    entity: &'static str,
+    id: impl ToString,
+    v: serde_json::Value,
+) -> StoreResult<T> {
+    jt_domain::tolerant::from_value(v).map_err(|e| StoreError::corrupt(entity, id, e))
+}
+
 pub(crate) fn to_u32(entity: &'static str, id: impl ToString, v: i64) -> StoreResult<u32> {
     u32::try_from(v).map_err(|_| StoreError::corrupt(entity, id, format!("count {v} out of range")))
 }
