@@ -70,6 +70,9 @@ pub struct Options {
     pub database: Database,
     /// The ingest's per-recorder rate limit.
     pub rate_limit: RateLimit,
+    /// How long a broker login backs off after a 429 without `Retry-After` (the executor's
+    /// `JT_BROKER_429_BACKOFF_SECS`; `None`: the adapter's minute).
+    pub broker_429_backoff: Option<Duration>,
 }
 
 impl Default for Options {
@@ -83,6 +86,7 @@ impl Default for Options {
                 per_second: 1000.try_into().unwrap(),
                 burst: 1000.try_into().unwrap(),
             },
+            broker_429_backoff: None,
         }
     }
 }
@@ -117,6 +121,7 @@ pub struct Platform {
     executor_task: Option<(CancellationToken, JoinHandle<()>)>,
     executor_child: Option<ChildGuard>,
     mode: ExecutorMode,
+    broker_429_backoff: Option<Duration>,
     db: Option<DbGuard>,
     /// The simulator logins as created.
     pub sim_users: Vec<CreatedUser>,
@@ -282,6 +287,7 @@ impl Platform {
             executor_task: None,
             executor_child: None,
             mode: options.executor,
+            broker_429_backoff: options.broker_429_backoff,
             db: Some(db),
             sim_users,
         };
@@ -297,6 +303,7 @@ impl Platform {
                 let config = jt_executor::ExecutorConfig {
                     sim_url: Some(self.sim.base_url()),
                     listen: None,
+                    too_many_requests_backoff: self.broker_429_backoff,
                     ..jt_executor::ExecutorConfig::default()
                 };
                 let (store, bus, token) = (self.store.clone(), self.bus.clone(), stop.clone());
@@ -320,6 +327,12 @@ impl Platform {
                     .env("JT_SECRET_KEY", self.key.to_hex())
                     .env("JT_SIM_URL", self.sim.base_url())
                     .env("JT_BUS_NAMESPACE", &self.namespace_tag)
+                    .env(
+                        "JT_BROKER_429_BACKOFF_SECS",
+                        self.broker_429_backoff
+                            .map(|d| d.as_secs().to_string())
+                            .unwrap_or_default(),
+                    )
                     .env("JT_HTTP_ADDR", format!("127.0.0.1:{port}"))
                     .env(
                         "RUST_LOG",

@@ -651,15 +651,21 @@ pub(crate) struct Stale {
 }
 
 impl Stale {
-    /// The reason recorded on the intent.
-    pub(crate) fn reason(&self, when: &str) -> String {
-        let from = match self.from {
+    /// What the age is measured from, in words.
+    pub(crate) fn since(&self) -> &'static str {
+        match self.from {
             AgeFrom::AlertTime => "its time",
             AgeFrom::Receipt => "its receipt at the webhook",
-        };
+        }
+    }
+
+    /// The reason recorded on the intent.
+    pub(crate) fn reason(&self, when: &str) -> String {
         format!(
-            "stale: the alert was {} s old (since {from}) {when}, over its limit of {} s",
-            self.age_secs, self.limit_secs
+            "stale: the alert was {} s old (since {}) {when}, over its limit of {} s",
+            self.age_secs,
+            self.since(),
+            self.limit_secs
         )
     }
 }
