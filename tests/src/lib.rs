@@ -295,6 +295,50 @@ impl Platform {
         platform
     }
 
+    /// Starts a `jt ingest` process on this platform's database and bus (beside the
+    /// in-process ingest at [`Platform::ingest_url`]), with `env` added, and waits until it
+    /// answers.
+    pub async fn spawn_ingest(&self, env: &[(&str, &str)]) -> IngestProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut command = Command::new(jt_binary());
+        command
+            .arg("ingest")
+            .env("NATS_URL", jt_testkit::nats::nats_url())
+            .env("DATABASE_URL", &self.db_url)
+            .env("JT_BUS_NAMESPACE", &self.namespace_tag)
+            .env("JT_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env(
+                "RUST_LOG",
+                std::env::var("JT_E2E_CHILD_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(if std::env::var_os("JT_E2E_CHILD_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let child = ChildGuard(command.spawn().expect("jt ingest starts"));
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = self.http.get(format!("{url}/healthz")).send().await
+                && r.status().is_success()
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "jt ingest did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        IngestProcess { child, url }
+    }
+
     /// Starts the executor (again).
     pub fn start_executor(&mut self) {
         match self.mode {
@@ -534,6 +578,58 @@ impl Platform {
             .bus
             .teardown(&Definitions::new(self.bus.namespace()).topology())
             .await;
+    }
+}
+
+/// A `jt ingest` child process of a [`Platform`] ([`Platform::spawn_ingest`]).
+pub struct IngestProcess {
+    child: ChildGuard,
+    /// Its base URL (`http://127.0.0.1:PORT`).
+    pub url: String,
+}
+
+impl IngestProcess {
+    /// The process id.
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
+    /// Its resident memory in KiB (Linux `/proc/<pid>/status`, `VmRSS`).
+    #[must_use]
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("/proc/<pid>/status (Linux)");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .0
+            .try_wait()
+            .map(|s| s.is_none())
+            .unwrap_or(false)
+    }
+
+    /// Stops it with SIGTERM (as Kubernetes does) and waits for it to exit; returns whether
+    /// it exited successfully.
+    pub fn terminate(mut self) -> bool {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.0.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
     }
 }
 

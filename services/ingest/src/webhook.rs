@@ -371,6 +371,8 @@ async fn process(
     body: Body,
     received_at: DateTime<Utc>,
 ) -> (Answer, Option<jt_store::RecorderId>, Bytes) {
+    // The token is resolved already: every row below belongs to the recorder when it is known.
+    let recorder = target.as_ref().ok().map(|t| t.recorder);
     // The body first, so that even a refused request is logged with what was sent. Bodies up
     // to READ_LIMIT are read whole so the parser can say how large they are; beyond that the
     // connection is not worth more memory, and a body that trickles in is cut off.
@@ -387,7 +389,7 @@ async fn process(
                      bytes: send only the fields the alert needs"
                 ),
             );
-            return (answer, None, Bytes::new());
+            return (answer, recorder, Bytes::new());
         }
         Ok(Err(err)) => {
             let answer = Answer::refuse(
@@ -395,7 +397,7 @@ async fn process(
                 "unreadable_body",
                 format!("the request body could not be read: {err}"),
             );
-            return (answer, None, Bytes::new());
+            return (answer, recorder, Bytes::new());
         }
         Err(_) => {
             let answer = Answer::refuse(
@@ -406,7 +408,7 @@ async fn process(
                     state.body_timeout.as_secs_f32()
                 ),
             );
-            return (answer, None, Bytes::new());
+            return (answer, recorder, Bytes::new());
         }
     };
 
@@ -423,7 +425,6 @@ async fn process(
             return (answer, None, raw);
         }
     };
-    let recorder = Some(target.recorder);
 
     if let Err(not_until) = state.limiter.check_key(&target.recorder.0) {
         let wait = not_until.wait_time_from(DefaultClock::default().now());
