@@ -179,6 +179,20 @@ pub enum AlertError {
         /// The field name.
         field: String,
     },
+    /// The alert's `time` is further ahead of the platform's clock than clock drift explains.
+    #[error(
+        "the alert's time {time} is {ahead_secs} s ahead of the platform's clock (at most \
+         {tolerance_secs} s is accepted): send TradingView's {{{{timenow}}}} or a UTC time such as \
+         2026-01-05T14:30:00Z, and check the sender's clock and time zone"
+    )]
+    FutureTime {
+        /// The time as read (UTC).
+        time: String,
+        /// How far ahead of the ingest's clock it is, in seconds.
+        ahead_secs: i64,
+        /// The tolerance ([`crate::MAX_CLOCK_AHEAD_SECS`]).
+        tolerance_secs: u32,
+    },
 }
 
 impl AlertError {
@@ -203,7 +217,8 @@ impl AlertError {
             | AlertError::MissingTicker
             | AlertError::UnknownInstrument { .. }
             | AlertError::InvalidField { .. }
-            | AlertError::DuplicateField { .. } => 422,
+            | AlertError::DuplicateField { .. }
+            | AlertError::FutureTime { .. } => 422,
         }
     }
 
@@ -228,6 +243,7 @@ impl AlertError {
             AlertError::UnknownInstrument { .. } => "unknown_instrument",
             AlertError::InvalidField { .. } => "invalid_field",
             AlertError::DuplicateField { .. } => "duplicate_field",
+            AlertError::FutureTime { .. } => "future_time",
         }
     }
 

@@ -334,12 +334,18 @@ pub struct Signal {
 }
 
 impl Signal {
-    /// Whether the signal is stale at `now` (DOMAIN.md §2): see [`check_freshness`]. Call it
-    /// again right before executing, not only at receipt.
+    /// Whether the signal, received at `received_at`, is stale at `now` (DOMAIN.md §2): see
+    /// [`check_freshness`]. Call it again right before executing, not only at receipt.
     #[must_use]
-    pub fn freshness(&self, stale_after_secs: u32, now: DateTime<Utc>) -> Freshness {
+    pub fn freshness(
+        &self,
+        stale_after_secs: u32,
+        received_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Freshness {
         check_freshness(
             self.time,
+            received_at,
             self.delay_secs,
             self.max_lag_secs,
             stale_after_secs,

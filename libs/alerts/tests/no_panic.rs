@@ -19,7 +19,8 @@ fn check(body: &[u8], ctx: &AlertContext<'_>) -> Result<(), TestCaseError> {
             let now: DateTime<Utc> = DateTime::from_timestamp(1_767_623_400, 0).unwrap_or_default();
             let key = signal.dedup_key("token", body, now);
             prop_assert!(!key.msg_id().is_empty());
-            let _ = signal.freshness(30, now);
+            let _ = signal.freshness(30, now, now);
+            let _ = jt_alerts::check_alert_time(signal.time, now);
         }
         Err(e) => {
             prop_assert!(matches!(e.http_status(), 400 | 413 | 422), "{:?}", e);

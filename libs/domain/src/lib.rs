@@ -26,6 +26,7 @@ pub mod session;
 pub mod settings;
 pub mod signal;
 pub mod skip;
+pub mod tolerant;
 pub mod types;
 
 pub use bracket::{BracketBuildError, DcaProtection, EntryOrder, StopOrder};

@@ -49,7 +49,9 @@ pub struct IntentMessage {
     pub take_profit: Option<ExitLevel>,
     /// Per-alert stop.
     pub stop_loss: Option<StopOverride>,
-    /// The trader's resolved settings.
+    /// The trader's resolved settings. Read tolerantly: a setting a newer executor added is
+    /// dropped, not a reason to refuse the intent (`jt_domain::tolerant`).
+    #[serde(deserialize_with = "jt_domain::tolerant::deserialize")]
     pub settings: Settings,
     /// For a partial exit (`reduce_long` / `reduce_short`): the fraction of its position the
     /// strategy sold; each trader reduces its own position by the same fraction.
@@ -166,5 +168,40 @@ mod tests {
         }
         let back = IntentMessage::decode(1, old.to_string().as_bytes()).unwrap();
         assert_eq!(back.entry_order, None);
+    }
+
+    #[test]
+    fn an_intent_with_a_setting_this_build_does_not_know_is_read_not_refused() {
+        // Written by a newer executor during a rolling deploy: one more setting.
+        let intent = IntentMessage {
+            intent_id: Uuid::nil(),
+            signal_id: Uuid::nil(),
+            owner_id: Uuid::nil(),
+            recorder_id: Uuid::nil(),
+            trader_id: None,
+            sub_account_id: Uuid::nil(),
+            broker_account_id: Uuid::nil(),
+            action: SignalAction::Long,
+            symbol: Some("MNQ1!".into()),
+            price: None,
+            alert_time: None,
+            received_at: DateTime::from_timestamp(1_767_623_400, 0).unwrap_or_default(),
+            delay_secs: 0,
+            max_lag_secs: None,
+            take_profit: None,
+            stop_loss: None,
+            settings: Settings {
+                initial_position_size: 4,
+                ..Settings::default()
+            },
+            exit_fraction: None,
+            entry_order: None,
+            risk: AlertRisk::default(),
+        };
+        let mut json = serde_json::to_value(&intent).unwrap_or_default();
+        json["settings"]["a_setting_added_later"] = serde_json::json!(1.5);
+        json["a_field_added_later"] = serde_json::json!("x");
+        let read: IntentMessage = serde_json::from_value(json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read, intent);
     }
 }

@@ -924,6 +924,7 @@ async fn settle_moves_and_records_the_attempt(t: &TestStore) {
 }
 
 on_both_engines!(
+    an_intent_written_by_a_newer_build_is_read_without_its_unknown_settings,
     the_decision_is_stored_with_the_move_to_sent,
     idempotency_key_is_unique,
     transitions_are_guarded,
@@ -935,3 +936,25 @@ on_both_engines!(
     advance_moves_like_transition_without_the_row,
     settle_moves_and_records_the_attempt,
 );
+
+/// A rolling deploy: a newer executor recorded the intent with a setting this build does not
+/// know; this build resumes it (its settings are read tolerantly, unlike a recorder's).
+async fn an_intent_written_by_a_newer_build_is_read_without_its_unknown_settings(t: &TestStore) {
+    let owner = t.user("newer@example.com").await;
+    let (_, sub) = t.account(&owner, "newer").await;
+    let new = intent(&owner, &sub, None, "newer:1", IntentKind::Entry);
+    let id = new.id;
+    t.intents().create(new).await.unwrap();
+    let db = t.connection();
+    let json_set = match t.engine {
+        Engine::Postgres => {
+            "UPDATE order_intents SET settings = jsonb_set(settings, '{added_later}', 'true')"
+        }
+        Engine::Sqlite => {
+            "UPDATE order_intents SET settings = json_set(settings, '$.added_later', json('true'))"
+        }
+    };
+    db.execute_unprepared(json_set).await.unwrap();
+    let read = t.intents().get(owner.id, id).await.unwrap();
+    assert_eq!(read.settings, Settings::default());
+}

@@ -45,10 +45,11 @@ use tracing::Instrument as _;
 use tracing::{error, info, warn};
 
 use crate::brokers::BrokerRegistry;
-use crate::fanout::{kind_of, stale_at};
+use crate::fanout::{ages, kind_of, stale_at};
 use crate::metrics as m;
 use crate::overrides;
 use crate::protection;
+use crate::throttle::Throttles;
 
 /// Timings of the execution.
 #[derive(Debug, Clone)]
@@ -85,7 +86,9 @@ struct StoredPlan {
     entry: Option<EntryOrder>,
     /// The market order of a DCA add.
     add: Option<OrderRequest>,
-    /// The settings the orders were built with (after the alert's own exits).
+    /// The settings the orders were built with (after the alert's own exits); read
+    /// tolerantly (a plan written by a newer executor resumes here).
+    #[serde(deserialize_with = "jt_domain::tolerant::deserialize")]
     settings: jt_domain::Settings,
     /// The market order of a partial exit.
     #[serde(default)]
@@ -114,6 +117,12 @@ enum Finish {
         after: Option<Duration>,
         unknown: bool,
     },
+    /// Not attempted: come back after `after` (a broker's limit on the login, the alert's own
+    /// delay). Not an attempt: the message may wait any number of times.
+    Wait { reason: String, after: Duration },
+    /// The broker refused to take calls on the login for `wait` (rate limit, penalty,
+    /// lock-out): the attempt decides whether the intent waits or gives up.
+    Throttled { reason: String, wait: Duration },
 }
 
 impl Finish {
@@ -149,6 +158,7 @@ pub struct Execute {
     bus: Bus,
     brokers: Arc<BrokerRegistry>,
     config: ExecuteConfig,
+    throttles: Arc<Throttles>,
 }
 
 /// Everything one attempt works with.
@@ -178,6 +188,7 @@ impl Execute {
             bus,
             brokers,
             config,
+            throttles: Arc::new(Throttles::new()),
         }
     }
 
@@ -242,10 +253,17 @@ impl Execute {
                     warn!(error = %e, "outcome not recorded yet; retrying");
                     return Outcome::retry(format!("recording the outcome: {e}"));
                 }
+                self.throttles.done(msg.broker_account_id, msg.intent_id);
                 m::intent_done(status.as_str(), started.elapsed());
                 info!(status = status.as_str(), %summary, "intent done");
                 Outcome::Ack
             }
+            Finish::Wait { reason, after } => {
+                info!(%reason, wait_ms = after.as_millis() as u64, "intent waits its turn");
+                Outcome::wait(reason, after)
+            }
+            // Turned into a wait or a final state by `attempt`; never reaches here.
+            Finish::Throttled { reason, wait } => Outcome::wait(reason, wait),
             Finish::Retry {
                 reason,
                 after,
@@ -338,13 +356,12 @@ impl Execute {
             let not_before = msg.received_at + chrono::Duration::seconds(i64::from(msg.delay_secs));
             if now < not_before {
                 let wait = (not_before - now).to_std().unwrap_or_default();
-                return Ok(Finish::Retry {
+                return Ok(Finish::Wait {
                     reason: format!("delayed by the alert for {wait:?}"),
-                    after: Some(wait),
-                    unknown: false,
+                    after: wait,
                 });
             }
-            if let Some(age) = stale_at(msg, now) {
+            if let Some(stale) = stale_at(msg, now) {
                 let _ = self
                     .store
                     .signals()
@@ -353,17 +370,47 @@ impl Execute {
                         SignalId(msg.signal_id),
                         SignalOutcome::Stale,
                         Some("stale at execution"),
-                        Some(age * 1000),
+                        Some(stale.age_secs * 1000),
                     )
                     .await;
-                return Ok(Finish::skipped(format!(
-                    "stale: the alert was {age} s old when it was about to execute (limit {} s)",
-                    msg.max_lag_secs.unwrap_or(msg.settings.stale_after_secs)
-                )));
+                m::gave_up("stale");
+                return Ok(Finish::skipped(
+                    stale.reason("when it was about to execute"),
+                ));
+            }
+            // A login locked out (captcha) is a wait like any other for an exit.
+            if let Some(until) = account.locked_until.filter(|u| *u > now)
+                && !ages(msg.action)
+                && account.enabled
+                && !account.needs_reauth
+            {
+                let wait = (until - now).to_std().unwrap_or_default();
+                return Ok(self.after_throttle(
+                    msg,
+                    state,
+                    false,
+                    format!("the broker login is locked out until {until} (captcha demanded)"),
+                    wait,
+                ));
             }
             if let Some(reason) = account_unusable(&account, now) {
                 return Ok(Finish::failed(reason));
             }
+        }
+
+        // The login is throttled (a limit met by this or another intent), or an exit of the
+        // login is waiting: exits go first.
+        if let Some(wait) =
+            self.throttles
+                .wait_for(msg.broker_account_id, msg.intent_id, !ages(msg.action))
+        {
+            return Ok(self.after_throttle(
+                msg,
+                state,
+                resuming,
+                "the broker's limit on this login".to_string(),
+                wait,
+            ));
         }
 
         let broker = match self.brokers.broker(&account).await {
@@ -384,7 +431,8 @@ impl Execute {
         };
 
         if msg.action == SignalAction::Flatten {
-            return self.flatten(&mut ctx, &intent, state).await;
+            let finish = self.flatten(&mut ctx, &intent, state).await?;
+            return Ok(self.settle_throttle(msg, state, resuming, finish));
         }
 
         let finish = if resuming {
@@ -405,6 +453,7 @@ impl Execute {
                 Err(f) => f,
             }
         };
+        let finish = self.settle_throttle(msg, state, resuming, finish);
         if let Finish::Retry {
             unknown: true,
             ref reason,
@@ -427,6 +476,82 @@ impl Execute {
             *state = marked.ok().map(|_| IntentStatus::Unknown);
         }
         Ok(finish)
+    }
+
+    /// A [`Finish::Throttled`] from the broker: the login's wait is noted (so the login's
+    /// other intents wait without calling, exits first) and the intent waits or gives up.
+    fn settle_throttle(
+        &self,
+        msg: &IntentMessage,
+        state: &mut Option<IntentStatus>,
+        resuming: bool,
+        finish: Finish,
+    ) -> Finish {
+        match finish {
+            Finish::Throttled { reason, wait } => {
+                m::broker_throttled();
+                self.throttles.throttled(
+                    msg.broker_account_id,
+                    msg.intent_id,
+                    !ages(msg.action),
+                    wait,
+                );
+                self.after_throttle(msg, state, resuming, reason, wait)
+            }
+            other => other,
+        }
+    }
+
+    /// Whether an intent that must wait `wait` for its login waits or gives up (see
+    /// [`crate::throttle`]): exits always wait; an entry gives up only when the wait would make
+    /// it stale and nothing of it can have reached the broker yet (`resuming`: an earlier
+    /// attempt sent it, or may have).
+    fn after_throttle(
+        &self,
+        msg: &IntentMessage,
+        state: &mut Option<IntentStatus>,
+        resuming: bool,
+        reason: String,
+        wait: Duration,
+    ) -> Finish {
+        // One hand-back waits at most this long, then looks again (a lock-out of an hour is
+        // waited in steps; a lifted one is noticed).
+        const MAX_WAIT_STEP: Duration = Duration::from_secs(300);
+        let exit = !ages(msg.action);
+        if let Some(stale) = gives_up(msg, resuming, wait, Utc::now()) {
+            self.throttles.done(msg.broker_account_id, msg.intent_id);
+            m::gave_up("throttled_stale");
+            warn!(%reason, wait_s = wait.as_secs(), "entry given up: it would be stale when the broker takes calls again");
+            let summary = format!(
+                "not sent: {reason} lasts {} s more, and by then the alert would be {} s old \
+                 (since {}), over its limit of {} s",
+                wait.as_secs().max(1),
+                stale.age_secs,
+                stale.since(),
+                stale.limit_secs
+            );
+            // Nothing was sent: a skip from `pending`, a failure once marked `sent`.
+            let status = if *state == Some(IntentStatus::Sent) {
+                IntentStatus::Failed
+            } else {
+                IntentStatus::Skipped
+            };
+            return Finish::Done {
+                status,
+                summary: format!("stale: {summary}"),
+                orders: Vec::new(),
+                fill: None,
+            };
+        }
+        m::throttle_wait(exit);
+        Finish::Wait {
+            reason: format!(
+                "{reason}: waiting {} s for its turn{}",
+                wait.as_secs(),
+                if exit { " (exits first)" } else { "" }
+            ),
+            after: wait.clamp(Duration::from_millis(100), MAX_WAIT_STEP),
+        }
     }
 
     /// Records the intent as pending (or finds it from an earlier delivery).
@@ -1378,6 +1503,10 @@ fn step_name(step: PlanStep) -> &'static str {
 /// closed the old position: the trader must know).
 fn with_progress(finish: Finish, done: &[&str]) -> Finish {
     match finish {
+        Finish::Throttled { reason, wait } if !done.is_empty() => Finish::Throttled {
+            reason: format!("{reason} (already done: {})", done.join(", ")),
+            wait,
+        },
         Finish::Done {
             status,
             summary,
@@ -1391,6 +1520,22 @@ fn with_progress(finish: Finish, done: &[&str]) -> Finish {
         },
         other => other,
     }
+}
+
+/// Whether an intent that must wait `wait` (from `now`) for its login gives up instead, and
+/// why: only an entry that nothing of can be at the broker yet (not `resuming`) and that the
+/// wait would make stale. Exits never give up for a wait, however long.
+fn gives_up(
+    msg: &IntentMessage,
+    resuming: bool,
+    wait: Duration,
+    now: DateTime<Utc>,
+) -> Option<crate::fanout::Stale> {
+    if !ages(msg.action) || resuming {
+        return None;
+    }
+    let at = now + chrono::Duration::from_std(wait).unwrap_or(chrono::TimeDelta::MAX);
+    stale_at(msg, at)
 }
 
 /// What the decision came to before anything is sent.
@@ -1555,9 +1700,6 @@ fn resting_words(entry: &EntryOrder) -> String {
     }
 }
 
-/// The longest broker throttle an intent waits out before failing.
-const MAX_THROTTLE_WAIT: Duration = Duration::from_secs(30);
-
 /// Maps a broker result; errors become the attempt's finish.
 fn call<T>(ctx: &Ctx<'_>, r: Result<T, BrokerError>) -> Result<T, Finish> {
     r.map_err(|e| broker_finish(ctx, e))
@@ -1608,20 +1750,15 @@ fn broker_finish(ctx: &Ctx<'_>, e: BrokerError) -> Finish {
             after: Some(Duration::from_secs(2)),
             unknown: true,
         },
-        // A short throttle is waited out; a long one (an hourly budget spent, a penalty of
-        // minutes) fails the intent now: by then the alert would be stale, and parking it
-        // would hold every later intent of the account behind it.
-        BrokerError::RateLimited { .. } | BrokerError::Penalty { .. }
-            if e.retry_after().is_some_and(|d| d > MAX_THROTTLE_WAIT) =>
-        {
-            Finish::failed(format!(
-                "{e}; not executed: the broker's limit lasts too long for this alert"
-            ))
-        }
-        BrokerError::RateLimited { .. } | BrokerError::Penalty { .. } => Finish::Retry {
-            after: e.retry_after(),
+        // The login may not call for a while: the attempt decides who waits (exits always;
+        // entries while they stay fresh) and who gives up (`Execute::after_throttle`).
+        BrokerError::RateLimited { .. } | BrokerError::Penalty { .. } => Finish::Throttled {
+            wait: e.retry_after().unwrap_or(Duration::from_secs(1)),
             reason: e.to_string(),
-            unknown: false,
+        },
+        BrokerError::LockedOut { .. } if !ages(ctx.msg.action) => Finish::Throttled {
+            wait: e.retry_after().unwrap_or(Duration::from_secs(60)),
+            reason: e.to_string(),
         },
         BrokerError::AuthExpired { .. } | BrokerError::Transport { .. } => {
             Finish::retry(e.to_string())
@@ -1638,5 +1775,72 @@ fn broker_finish(ctx: &Ctx<'_>, e: BrokerError) -> Finish {
         | BrokerError::UnknownAccount { .. }
         | BrokerError::InvalidRequest { .. }
         | BrokerError::Unsupported { .. } => Finish::failed(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn intent(action: SignalAction, max_lag_secs: Option<u32>) -> IntentMessage {
+        IntentMessage {
+            intent_id: Uuid::nil(),
+            signal_id: Uuid::nil(),
+            owner_id: Uuid::nil(),
+            recorder_id: Uuid::nil(),
+            trader_id: None,
+            sub_account_id: Uuid::nil(),
+            broker_account_id: Uuid::nil(),
+            action,
+            symbol: Some("MNQ1!".into()),
+            price: None,
+            alert_time: None,
+            received_at: DateTime::from_timestamp(1_767_623_400, 0).unwrap(),
+            delay_secs: 0,
+            max_lag_secs,
+            take_profit: None,
+            stop_loss: None,
+            settings: jt_domain::Settings::default(),
+            exit_fraction: None,
+            entry_order: None,
+            risk: jt_alerts::AlertRisk::default(),
+        }
+    }
+
+    #[test]
+    fn an_exit_never_gives_up_for_a_broker_wait_however_long() {
+        let now = DateTime::from_timestamp(1_767_623_402, 0).unwrap();
+        for action in [
+            SignalAction::Close,
+            SignalAction::CloseLong,
+            SignalAction::CloseShort,
+            SignalAction::Flatten,
+            SignalAction::Kill,
+            SignalAction::Cancel,
+        ] {
+            for wait in [60, 600, 3600] {
+                assert!(
+                    gives_up(&intent(action, None), false, Duration::from_secs(wait), now)
+                        .is_none(),
+                    "{action:?} after {wait} s"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_entry_gives_up_only_when_the_wait_would_make_it_stale() {
+        let now = DateTime::from_timestamp(1_767_623_402, 0).unwrap();
+        let entry = intent(SignalAction::Long, None);
+        // Received 2 s ago, limit 30 s: a 20 s wait leaves it fresh, a 60 s one does not.
+        assert!(gives_up(&entry, false, Duration::from_secs(20), now).is_none());
+        let stale = gives_up(&entry, false, Duration::from_secs(60), now).unwrap();
+        assert_eq!((stale.age_secs, stale.limit_secs), (62, 30));
+        // Its own max_lag decides.
+        let patient = intent(SignalAction::Short, Some(300));
+        assert!(gives_up(&patient, false, Duration::from_secs(60), now).is_none());
+        // An entry an earlier attempt may have sent waits, to be looked up.
+        assert!(gives_up(&entry, true, Duration::from_secs(3600), now).is_none());
     }
 }

@@ -221,3 +221,16 @@ fn a_contradiction_exits_2_with_status_422_and_says_why() {
         "{text}"
     );
 }
+
+#[test]
+fn a_time_far_in_the_future_exits_2_with_status_422() {
+    let error = refused(
+        &[],
+        br#"{"action":"buy","ticker":"MNQ1!","time":"9999-12-31T23:59:59Z"}"#,
+    );
+    assert_eq!(error["status"], 422);
+    assert!(
+        error["error"].as_str().unwrap().contains("ahead"),
+        "{error}"
+    );
+}

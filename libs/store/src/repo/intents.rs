@@ -13,7 +13,7 @@ use sea_orm::{
 };
 use serde::Serialize;
 
-use super::{ReadScope, at, from_json, now, required_text, to_json, to_u32};
+use super::{ReadScope, at, from_json, from_json_tolerant, now, required_text, to_json, to_u32};
 use crate::Store;
 use crate::decimal::DbDecimal;
 use crate::entity::{
@@ -21,6 +21,7 @@ use crate::entity::{
 };
 use crate::error::{StoreError, StoreResult};
 use crate::ids::{ExecutionId, IntentId, SignalId, SubAccountId, TraderId, UserId};
+use crate::text::{strip_nul, strip_nul_json_owned, strip_nul_opt};
 
 /// An intent to record.
 #[derive(Debug, Clone)]
@@ -111,7 +112,7 @@ impl TryFrom<order_intents::Model> for Intent {
     type Error = StoreError;
     fn try_from(m: order_intents::Model) -> StoreResult<Self> {
         Ok(Self {
-            settings: from_json("intent settings", m.id, m.settings)?,
+            settings: from_json_tolerant("intent settings", m.id, m.settings)?,
             quantity: to_u32("intent", m.id, m.quantity)?,
             filled_quantity: to_u32("intent", m.id, m.filled_quantity)?,
             id: IntentId(m.id),
@@ -238,7 +239,7 @@ fn guarded_update(
     if let Some(r) = &u.reason {
         q = q.col_expr(
             order_intents::Column::StatusReason,
-            Expr::value(Some(r.clone())),
+            Expr::value(Some(strip_nul(r).into_owned())),
         );
     }
     if to == IntentStatus::Sent {
@@ -274,7 +275,10 @@ fn guarded_update(
                 order_intents::Column::Quantity,
                 Expr::value(i64::from(d.quantity)),
             )
-            .col_expr(order_intents::Column::Plan, Expr::value(d.plan.clone()))
+            .col_expr(
+                order_intents::Column::Plan,
+                Expr::value(strip_nul_json_owned(d.plan.clone())),
+            )
             .col_expr(
                 order_intents::Column::RestingEntry,
                 Expr::value(d.resting_entry),
@@ -415,8 +419,9 @@ fn execution_insert(e: NewExecution) -> StoreResult<InsertStatement> {
         broker_order_ids: to_json("broker_order_ids", &e.broker_order_ids)?,
         fill_price: e.fill_price.map(DbDecimal),
         filled_quantity: e.filled_quantity.map(i64::from),
-        error_kind: e.error_kind,
-        failure_reason: e.failure_reason,
+        // Broker error texts are outside input too: see `crate::text`.
+        error_kind: strip_nul_opt(e.error_kind),
+        failure_reason: strip_nul_opt(e.failure_reason),
     };
     let row = model.into_active_model();
     let columns: Vec<executions::Column> = executions::Column::iter().collect();
@@ -477,7 +482,11 @@ impl Intents<'_> {
         let key = required_text("idempotency_key", &new.idempotency_key)?;
         let t = now();
         let (status, reason, completed_at) = match &new.skip_reason {
-            Some(r) => (IntentStatus::Skipped, Some(r.clone()), Some(t)),
+            Some(r) => (
+                IntentStatus::Skipped,
+                Some(strip_nul(r).into_owned()),
+                Some(t),
+            ),
             None => (IntentStatus::Pending, None, None),
         };
         let symbol = required_text("symbol", &new.symbol)?;
@@ -491,13 +500,13 @@ impl Intents<'_> {
             idempotency_key: key.clone(),
             kind: new.kind,
             symbol: symbol.clone(),
-            contract: new.contract.clone(),
+            contract: strip_nul_opt(new.contract.clone()),
             side: new.side.map(Into::into),
             quantity: i64::from(new.quantity),
             filled_quantity: 0,
             average_fill_price: None,
             settings: to_json("settings", &new.settings)?,
-            plan: new.plan.clone(),
+            plan: strip_nul_json_owned(new.plan.clone()),
             status,
             status_reason: reason.clone(),
             created_at: t,

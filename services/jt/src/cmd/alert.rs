@@ -67,7 +67,11 @@ fn run_parse(args: &ParseArgs) -> anyhow::Result<ExitCode> {
         custom_ticker: args.custom_ticker.as_deref(),
         inverse: args.inverse,
     };
-    match parse_alert(&body, &ctx) {
+    // A `time` far in the future is refused against this machine's clock, as the webhook
+    // refuses it against the ingest's.
+    let parsed = parse_alert(&body, &ctx)
+        .and_then(|s| jt_alerts::check_alert_time(s.time, chrono::Utc::now()).map(|()| s));
+    match parsed {
         Ok(signal) => {
             // The signal as queued, plus what it asks in words: the derived intent and every
             // per-alert override, so a template can be checked before it trades. Appended to
