@@ -34,10 +34,16 @@ async fn an_executor_killed_mid_burst_and_restarted_executes_every_intent_exactl
         .collect();
     // DCA off and no protection: every signal is a fresh market entry on every account.
     let (_, token) = p.recorder(Settings::default(), &traders).await;
+    // Each alert may wait an hour (`max_lag`): the subject here is exactly-once through a
+    // crash, and an alert without `time` that waits longer than its limit is stale (issue 16).
     for n in 0..SIGNALS {
         p.queued(
             &token,
-            &alert("buy", "long", &format!(r#","comment":"burst {n}""#)),
+            &alert(
+                "buy",
+                "long",
+                &format!(r#","comment":"burst {n}","max_lag":3600"#),
+            ),
         )
         .await;
     }
@@ -108,10 +114,16 @@ async fn the_ingest_answers_within_three_seconds_while_the_database_is_down() {
 
     p.db_server().unwrap().stop();
     let started = Instant::now();
+    // It may wait for the database longer than the default 30 s staleness (the fan-out's
+    // retries back off to 30 s): its `max_lag` says it is still wanted then.
     let (status, answer) = p
         .alert(
             &token,
-            &alert("buy", "long", r#","comment":"during the outage""#),
+            &alert(
+                "buy",
+                "long",
+                r#","comment":"during the outage","max_lag":300"#,
+            ),
         )
         .await;
     let took = started.elapsed();

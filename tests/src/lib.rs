@@ -70,6 +70,9 @@ pub struct Options {
     pub database: Database,
     /// The ingest's per-recorder rate limit.
     pub rate_limit: RateLimit,
+    /// How long a broker login backs off after a 429 without `Retry-After` (the executor's
+    /// `JT_BROKER_429_BACKOFF_SECS`; `None`: the adapter's minute).
+    pub broker_429_backoff: Option<Duration>,
 }
 
 impl Default for Options {
@@ -83,6 +86,7 @@ impl Default for Options {
                 per_second: 1000.try_into().unwrap(),
                 burst: 1000.try_into().unwrap(),
             },
+            broker_429_backoff: None,
         }
     }
 }
@@ -117,6 +121,7 @@ pub struct Platform {
     executor_task: Option<(CancellationToken, JoinHandle<()>)>,
     executor_child: Option<ChildGuard>,
     mode: ExecutorMode,
+    broker_429_backoff: Option<Duration>,
     db: Option<DbGuard>,
     /// The simulator logins as created.
     pub sim_users: Vec<CreatedUser>,
@@ -282,11 +287,56 @@ impl Platform {
             executor_task: None,
             executor_child: None,
             mode: options.executor,
+            broker_429_backoff: options.broker_429_backoff,
             db: Some(db),
             sim_users,
         };
         platform.start_executor();
         platform
+    }
+
+    /// Starts a `jt ingest` process on this platform's database and bus (beside the
+    /// in-process ingest at [`Platform::ingest_url`]), with `env` added, and waits until it
+    /// answers.
+    pub async fn spawn_ingest(&self, env: &[(&str, &str)]) -> IngestProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut command = Command::new(jt_binary());
+        command
+            .arg("ingest")
+            .env("NATS_URL", jt_testkit::nats::nats_url())
+            .env("DATABASE_URL", &self.db_url)
+            .env("JT_BUS_NAMESPACE", &self.namespace_tag)
+            .env("JT_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env(
+                "RUST_LOG",
+                std::env::var("JT_E2E_CHILD_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(if std::env::var_os("JT_E2E_CHILD_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let child = ChildGuard(command.spawn().expect("jt ingest starts"));
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = self.http.get(format!("{url}/healthz")).send().await
+                && r.status().is_success()
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "jt ingest did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        IngestProcess { child, url }
     }
 
     /// Starts the executor (again).
@@ -297,6 +347,7 @@ impl Platform {
                 let config = jt_executor::ExecutorConfig {
                     sim_url: Some(self.sim.base_url()),
                     listen: None,
+                    too_many_requests_backoff: self.broker_429_backoff,
                     ..jt_executor::ExecutorConfig::default()
                 };
                 let (store, bus, token) = (self.store.clone(), self.bus.clone(), stop.clone());
@@ -320,6 +371,12 @@ impl Platform {
                     .env("JT_SECRET_KEY", self.key.to_hex())
                     .env("JT_SIM_URL", self.sim.base_url())
                     .env("JT_BUS_NAMESPACE", &self.namespace_tag)
+                    .env(
+                        "JT_BROKER_429_BACKOFF_SECS",
+                        self.broker_429_backoff
+                            .map(|d| d.as_secs().to_string())
+                            .unwrap_or_default(),
+                    )
                     .env("JT_HTTP_ADDR", format!("127.0.0.1:{port}"))
                     .env(
                         "RUST_LOG",
@@ -521,6 +578,58 @@ impl Platform {
             .bus
             .teardown(&Definitions::new(self.bus.namespace()).topology())
             .await;
+    }
+}
+
+/// A `jt ingest` child process of a [`Platform`] ([`Platform::spawn_ingest`]).
+pub struct IngestProcess {
+    child: ChildGuard,
+    /// Its base URL (`http://127.0.0.1:PORT`).
+    pub url: String,
+}
+
+impl IngestProcess {
+    /// The process id.
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
+    /// Its resident memory in KiB (Linux `/proc/<pid>/status`, `VmRSS`).
+    #[must_use]
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("/proc/<pid>/status (Linux)");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .0
+            .try_wait()
+            .map(|s| s.is_none())
+            .unwrap_or(false)
+    }
+
+    /// Stops it with SIGTERM (as Kubernetes does) and waits for it to exit; returns whether
+    /// it exited successfully.
+    pub fn terminate(mut self) -> bool {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.0.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
     }
 }
 

@@ -57,6 +57,9 @@ fn main() {
         "traderspost_entry_with_exits.json",
         "three_commas_strategy.json",
         "pickmytrade_strategy.json",
+        "replaced_platform_risk.json",
+        "tradingview_strategy_partial_exit.json",
+        "traderspost_limit_entry.json",
     ] {
         let body = fixture(name);
         measure(&format!("parse_alert {name}"), || {

@@ -68,7 +68,8 @@ pub enum AlertError {
     /// Neither `action` nor `data` (nor `command`) is present.
     #[error(
         "the alert has no action: add \"action\": \"{{{{strategy.order.action}}}}\" (or buy, \
-         sell, close), or send a control alert such as {{\"command\": \"flatten\"}}"
+         sell, close), or the strategy's position (\"market_position\", \"position_size\"), or \
+         send a control alert such as {{\"command\": \"flatten\"}}"
     )]
     MissingAction,
     /// The action is not one of the accepted words.
@@ -102,17 +103,41 @@ pub enum AlertError {
         /// The value as sent (shortened when long).
         value: String,
     },
-    /// A buy that leaves the strategy short, or a sell that leaves it long: a partial exit.
+    /// A buy that leaves the strategy short, or a sell that leaves it long — a partial exit —
+    /// without the position sizes that say how much of the position was sold.
     #[error(
-        "the alert says {action} while the strategy stays {position}: that is a partial exit, \
-         which jt does not mirror. Scale out with take-profit legs (tp_targets), or send the \
-         full exit (position \"flat\", or action \"close\")"
+        "the alert says {action} while the strategy stays {position}: a partial exit. jt reduces \
+         each trader by the fraction of its position the strategy sold, and needs the sizes for \
+         it: add \"position_size\": {{{{strategy.position_size}}}} (with \"contracts\": \
+         {{{{strategy.order.contracts}}}}, or \"prev_position_size\"), or send the full exit \
+         (action \"close\")"
     )]
     PartialExit {
         /// `buy` or `sell`.
         action: &'static str,
         /// `long` or `short`.
         position: &'static str,
+    },
+    /// The action contradicts the position fields (or the position fields contradict each
+    /// other): executing either reading could trade the wrong way.
+    #[error(
+        "{detail}. Send the strategy's own placeholders unchanged — \"action\": \
+         \"{{{{strategy.order.action}}}}\", \"position_size\": {{{{strategy.position_size}}}}, \
+         \"market_position\": \"{{{{strategy.market_position}}}}\" — or leave the position fields \
+         out"
+    )]
+    PositionContradiction {
+        /// What contradicts what, with the values sent.
+        detail: String,
+    },
+    /// A field whose name says it is a risk instruction (take-profit, stop, trailing,
+    /// break-even, sizing) that jt does not carry out: refused rather than dropped.
+    #[error("field `{field}` looks like a risk instruction jt does not carry out: {advice}")]
+    UnsupportedRiskField {
+        /// The field as sent.
+        field: String,
+        /// What to write instead.
+        advice: String,
     },
     /// TradersPost's `add` without a direction to add to.
     #[error(
@@ -154,6 +179,20 @@ pub enum AlertError {
         /// The field name.
         field: String,
     },
+    /// The alert's `time` is further ahead of the platform's clock than clock drift explains.
+    #[error(
+        "the alert's time {time} is {ahead_secs} s ahead of the platform's clock (at most \
+         {tolerance_secs} s is accepted): send TradingView's {{{{timenow}}}} or a UTC time such as \
+         2026-01-05T14:30:00Z, and check the sender's clock and time zone"
+    )]
+    FutureTime {
+        /// The time as read (UTC).
+        time: String,
+        /// How far ahead of the ingest's clock it is, in seconds.
+        ahead_secs: i64,
+        /// The tolerance ([`crate::MAX_CLOCK_AHEAD_SECS`]).
+        tolerance_secs: u32,
+    },
 }
 
 impl AlertError {
@@ -172,11 +211,14 @@ impl AlertError {
             | AlertError::UnknownCommand { .. }
             | AlertError::UnknownPosition { .. }
             | AlertError::PartialExit { .. }
+            | AlertError::PositionContradiction { .. }
+            | AlertError::UnsupportedRiskField { .. }
             | AlertError::AddWithoutDirection
             | AlertError::MissingTicker
             | AlertError::UnknownInstrument { .. }
             | AlertError::InvalidField { .. }
-            | AlertError::DuplicateField { .. } => 422,
+            | AlertError::DuplicateField { .. }
+            | AlertError::FutureTime { .. } => 422,
         }
     }
 
@@ -194,11 +236,14 @@ impl AlertError {
             AlertError::UnknownCommand { .. } => "unknown_command",
             AlertError::UnknownPosition { .. } => "unknown_position",
             AlertError::PartialExit { .. } => "partial_exit",
+            AlertError::PositionContradiction { .. } => "position_contradiction",
+            AlertError::UnsupportedRiskField { .. } => "unsupported_risk_field",
             AlertError::AddWithoutDirection => "add_without_direction",
             AlertError::MissingTicker => "missing_ticker",
             AlertError::UnknownInstrument { .. } => "unknown_instrument",
             AlertError::InvalidField { .. } => "invalid_field",
             AlertError::DuplicateField { .. } => "duplicate_field",
+            AlertError::FutureTime { .. } => "future_time",
         }
     }
 
@@ -240,6 +285,8 @@ mod tests {
     #[case(AlertError::UnknownCommand { value: "stop".into() }, 422)]
     #[case(AlertError::UnknownPosition { field: "position".into(), value: "x".into() }, 422)]
     #[case(AlertError::PartialExit { action: "sell", position: "long" }, 422)]
+    #[case(AlertError::PositionContradiction { detail: "x".into() }, 422)]
+    #[case(AlertError::UnsupportedRiskField { field: "update_tp".into(), advice: "y".into() }, 422)]
     #[case(AlertError::AddWithoutDirection, 422)]
     #[case(AlertError::MissingTicker, 422)]
     #[case(AlertError::UnknownInstrument { ticker: "AAPL".into() }, 422)]

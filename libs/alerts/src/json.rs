@@ -74,24 +74,19 @@ impl<'a> RawObject<'a> {
         serde_json::from_str(json)
     }
 
-    /// The field named `name` (matched without regard to ASCII case), `None` when absent or
-    /// `null`.
-    ///
-    /// # Errors
-    /// [`AlertError::DuplicateField`] when the name appears more than once.
-    fn get(&self, name: &str, path: String) -> Result<Option<Field<'a>>, AlertError> {
+    /// The raw value of the field named `name` (matched without regard to ASCII case); `Err`
+    /// when the name appears more than once. No allocation: most names looked up are absent.
+    fn find(&self, name: &str) -> Result<Option<&'a RawValue>, ()> {
         let mut found = None;
         for (key, raw) in &self.fields {
             if key.eq_ignore_ascii_case(name) {
                 if found.is_some() {
-                    return Err(AlertError::DuplicateField { field: path });
+                    return Err(());
                 }
                 found = Some(*raw);
             }
         }
-        Ok(found
-            .filter(|raw| raw.get() != "null")
-            .map(|raw| Field { path, raw }))
+        Ok(found)
     }
 
     /// The first of `names` that is present and not `null`; a name may be a dotted path into
@@ -101,34 +96,128 @@ impl<'a> RawObject<'a> {
     /// [`AlertError::DuplicateField`].
     pub(crate) fn first(&self, names: &[&str]) -> Result<Option<Field<'a>>, AlertError> {
         for name in names {
-            if let Some(field) = self.lookup(name, self.path.clone())? {
+            if let Some(field) = self.lookup(name, &self.path)? {
                 return Ok(Some(field));
             }
         }
         Ok(None)
     }
 
-    fn lookup(&self, dotted: &str, prefix: String) -> Result<Option<Field<'a>>, AlertError> {
+    /// Every present, non-null field of this object, in the order sent, named by its path.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = Field<'a>> + '_ {
+        self.fields
+            .iter()
+            .filter(|(_, raw)| raw.get() != "null")
+            .map(|(key, raw)| Field {
+                path: join(&self.path, key),
+                raw,
+            })
+    }
+
+    /// The first present, non-null field whose name and value `pick` selects; only that one is
+    /// given a path (scanning every field of a body allocates nothing).
+    pub(crate) fn find_field(
+        &self,
+        mut pick: impl FnMut(&str, &RawValue) -> bool,
+    ) -> Option<Field<'a>> {
+        self.fields
+            .iter()
+            .find(|(key, raw)| raw.get() != "null" && pick(key, raw))
+            .map(|(key, raw)| Field {
+                path: join(&self.path, key),
+                raw,
+            })
+    }
+
+    fn lookup(&self, dotted: &str, prefix: &str) -> Result<Option<Field<'a>>, AlertError> {
         let (head, rest) = match dotted.split_once('.') {
             Some((head, rest)) => (head, Some(rest)),
             None => (dotted, None),
         };
-        let path = if prefix.is_empty() {
-            head.to_string()
-        } else {
-            format!("{prefix}.{head}")
+        let raw = match self.find(head) {
+            Err(()) => {
+                return Err(AlertError::DuplicateField {
+                    field: join(prefix, head),
+                });
+            }
+            Ok(None) => return Ok(None),
+            Ok(Some(raw)) if raw.get() == "null" => return Ok(None),
+            Ok(Some(raw)) => raw,
         };
-        let Some(field) = self.get(head, path)? else {
-            return Ok(None);
+        let field = Field {
+            path: join(prefix, head),
+            raw,
         };
         match rest {
             None => Ok(Some(field)),
             // A parent that is not an object is some other platform's field of the same
             // name (`"order": "market"`): the nested synonym is simply absent.
             Some(_) if field.json_type() != "object" => Ok(None),
-            Some(rest) => field.object()?.lookup(rest, field.path),
+            Some(rest) => {
+                let nested = field.object()?;
+                nested.lookup(rest, &field.path)
+            }
         }
     }
+}
+
+/// `prefix.name`, or `name` at the top level.
+fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+/// Whether a raw value says "not set": `false`, `0`, `""`, `"0"`, `"false"`, `"no"`, `"none"`,
+/// `"off"`, `[]` or `{}` (templates of the peers send their unused fields so). Allocates only for
+/// a string with escapes or an exponent: most bodies carry many such fields.
+pub(crate) fn raw_is_unset(raw: &RawValue) -> bool {
+    let text = raw.get().trim();
+    match json_type(raw) {
+        "boolean" => text == "false",
+        "number" => is_zero_text(text),
+        "string" => {
+            let inner = &text[1..text.len().saturating_sub(1).max(1)];
+            if inner.contains('\\') {
+                return serde_json::from_str::<String>(text)
+                    .is_ok_and(|s| unset_word(s.trim()) || is_zero_text(s.trim()));
+            }
+            let inner = inner.trim();
+            unset_word(inner) || is_zero_text(inner)
+        }
+        "array" => text
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .trim()
+            .is_empty(),
+        "object" => text
+            .trim_start_matches('{')
+            .trim_end_matches('}')
+            .trim()
+            .is_empty(),
+        _ => true,
+    }
+}
+
+fn unset_word(s: &str) -> bool {
+    s.is_empty()
+        || ["false", "no", "none", "off"]
+            .iter()
+            .any(|w| s.eq_ignore_ascii_case(w))
+}
+
+/// Whether number text is zero (`0`, `0.0`, `-0`, `0e5`).
+fn is_zero_text(t: &str) -> bool {
+    if t.contains(['e', 'E']) {
+        return parse_decimal(t).is_some_and(|d| d.is_zero());
+    }
+    let digits = t.trim_start_matches(['+', '-']);
+    !digits.is_empty()
+        && digits.bytes().any(|b| b == b'0')
+        && digits.bytes().all(|b| b == b'0' || b == b'.')
+        && digits.bytes().filter(|b| *b == b'.').count() <= 1
 }
 
 /// One present, non-null field of an alert, with its path for error messages.
@@ -149,6 +238,17 @@ impl<'a> Field<'a> {
     /// The raw JSON type of the value.
     pub(crate) fn json_type(&self) -> &'static str {
         json_type(self.raw)
+    }
+
+    /// The last segment of the field's path (its own name, as sent).
+    pub(crate) fn name(&self) -> &str {
+        self.path.rsplit('.').next().unwrap_or(&self.path)
+    }
+
+    /// Whether the value says "not set": `false`, `0`, `""`, `"0"`, `"false"`, `"no"`,
+    /// `"none"`, `"off"`, `[]` or `{}` (templates of the peers send their unused fields so).
+    pub(crate) fn is_unset(&self) -> bool {
+        raw_is_unset(self.raw)
     }
 
     /// The string content when the value is a JSON string, checked for placeholders.
@@ -401,5 +501,31 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[rstest]
+    #[case("false", true)]
+    #[case("true", false)]
+    #[case("0", true)]
+    #[case("0.00", true)]
+    #[case("-0", true)]
+    #[case("0e3", true)]
+    #[case("0.5", false)]
+    #[case("10", false)]
+    #[case(r#""""#, true)]
+    #[case(r#"" 0 ""#, true)]
+    #[case(r#""False""#, true)]
+    #[case(r#""off""#, true)]
+    #[case(r#""n\u006fne""#, true)]
+    #[case(r#""0.0""#, true)]
+    #[case(r#""yes""#, false)]
+    #[case(r#""20""#, false)]
+    #[case("[]", true)]
+    #[case("[0]", false)]
+    #[case("{ }", true)]
+    #[case(r#"{"a":1}"#, false)]
+    fn unset_values_are_recognised_without_reading_them(#[case] raw: &str, #[case] unset: bool) {
+        let raw: Box<RawValue> = serde_json::from_str(raw).unwrap();
+        assert_eq!(raw_is_unset(&raw), unset, "{}", raw.get());
     }
 }

@@ -2,7 +2,6 @@
 //! documented for operators in `docs/alerts.md`; keep the two in step.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use jt_domain::settings::{PriceUnits, StopType};
 use jt_domain::signal::SignalAction;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
@@ -10,7 +9,9 @@ use serde_json::value::RawValue;
 
 use crate::error::{AlertError, excerpt};
 use crate::json::{Field, RawObject, json_type, placeholder_in_text};
-use crate::signal::{ExitLevel, MarketPosition, Signal, StopOverride, resolve_symbol};
+use crate::position::{self, Reported, Verb, normalize_word};
+use crate::risk;
+use crate::signal::{MarketPosition, PositionChange, Signal, resolve_symbol};
 
 /// The largest body accepted (64 KiB); larger bodies are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -33,10 +34,21 @@ pub struct AlertContext<'a> {
 }
 
 const COMMAND_FIELDS: &[&str] = &["command"];
-const ACTION_FIELDS: &[&str] = &["action", "data"];
-const TICKER_FIELDS: &[&str] = &["ticker", "symbol", "tv_instrument"];
-const QUANTITY_FIELDS: &[&str] = &["contracts", "quantity", "qty", "order.amount"];
-const PRICE_FIELDS: &[&str] = &["price", "signalPrice", "trigger_price"];
+/// The action: the first of these that is not empty.
+const ACTION_FIELDS: &[&str] = &[
+    "action",
+    "order_action",
+    "side",
+    "signal",
+    "direction",
+    "data",
+];
+/// Read as the action only when their value is an action word (else `order_type` is the
+/// entry's order type).
+const ACTION_IF_WORD_FIELDS: &[&str] = &["order_type", "type"];
+const TICKER_FIELDS: &[&str] = &["ticker", "symbol", "instrument", "tv_instrument"];
+const QUANTITY_FIELDS: &[&str] = &["contracts", "quantity", "qty", "size", "order.amount"];
+const PRICE_FIELDS: &[&str] = &["price", "close", "last", "signalPrice", "trigger_price"];
 const POSITION_FIELDS: &[&str] = &[
     "position",
     "market_position",
@@ -48,12 +60,59 @@ const PREV_POSITION_FIELDS: &[&str] = &[
     "prev_market_position",
     "strategy_info.prev_market_position",
 ];
+/// Signed (TradingView's `{{strategy.position_size}}`: > 0 long, < 0 short).
+const POSITION_SIZE_FIELDS: &[&str] = &["position_size"];
+const PREV_POSITION_SIZE_FIELDS: &[&str] = &["prev_position_size"];
+/// Absolute (`{{strategy.market_position_size}}`), signed by the market position.
+const MARKET_POSITION_SIZE_FIELDS: &[&str] =
+    &["market_position_size", "strategy_info.market_position_size"];
+const PREV_MARKET_POSITION_SIZE_FIELDS: &[&str] = &[
+    "prev_market_position_size",
+    "strategy_info.prev_market_position_size",
+];
 const TIME_FIELDS: &[&str] = &["time", "timenow", "timestamp", "date"];
 const COMMENT_FIELDS: &[&str] = &["comment"];
 const DELAY_FIELDS: &[&str] = &["delay"];
 const MAX_LAG_FIELDS: &[&str] = &["max_lag"];
-const TAKE_PROFIT_FIELDS: &[&str] = &["tp", "take_profit", "takeProfit"];
-const STOP_LOSS_FIELDS: &[&str] = &["sl", "stop_loss", "stopLoss"];
+/// Every field a trade alert is read from (the unknown-field rule skips them at once).
+const KNOWN_FIELDS: &[&[&str]] = &[
+    ACTION_FIELDS,
+    ACTION_IF_WORD_FIELDS,
+    TICKER_FIELDS,
+    QUANTITY_FIELDS,
+    PRICE_FIELDS,
+    POSITION_FIELDS,
+    PREV_POSITION_FIELDS,
+    POSITION_SIZE_FIELDS,
+    PREV_POSITION_SIZE_FIELDS,
+    MARKET_POSITION_SIZE_FIELDS,
+    PREV_MARKET_POSITION_SIZE_FIELDS,
+    TIME_FIELDS,
+    COMMENT_FIELDS,
+    DELAY_FIELDS,
+    MAX_LAG_FIELDS,
+    risk::TAKE_PROFIT_FIELDS,
+    risk::TP_TICKS_FIELDS,
+    risk::DOLLAR_TP_FIELDS,
+    risk::PERCENT_TP_FIELDS,
+    risk::STOP_LOSS_FIELDS,
+    risk::SL_TICKS_FIELDS,
+    risk::DOLLAR_SL_FIELDS,
+    risk::PERCENT_SL_FIELDS,
+    risk::TRAIL_STOP_FIELDS,
+    risk::TRAIL_FIELDS,
+    risk::TRAIL_TRIGGER_FIELDS,
+    risk::TRAIL_FREQ_FIELDS,
+    risk::BREAKEVEN_FIELDS,
+    risk::BREAKEVEN_OFFSET_FIELDS,
+    risk::RISK_DOLLARS_FIELDS,
+    risk::RISK_PERCENT_FIELDS,
+    risk::SAME_DIRECTION_IGNORE_FIELDS,
+    risk::ORDER_TYPE_FIELDS,
+    risk::LIMIT_PRICE_FIELDS,
+    risk::STOP_PRICE_FIELDS,
+    risk::TIME_IN_FORCE_FIELDS,
+];
 
 /// Parses a webhook body into a [`Signal`].
 ///
@@ -145,23 +204,60 @@ fn control_signal(object: &RawObject<'_>, command: &Field<'_>) -> Result<Signal,
         take_profit: None,
         stop_loss: None,
         inverted: false,
+        position_size: None,
+        prev_position_size: None,
+        change: None,
+        exit_fraction: None,
+        entry_order: None,
+        risk: crate::signal::AlertRisk::default(),
     })
 }
 
 fn trade_signal(object: &RawObject<'_>, ctx: &AlertContext<'_>) -> Result<Signal, AlertError> {
-    let action_field = object
-        .first(ACTION_FIELDS)?
-        .ok_or(AlertError::MissingAction)?;
-    let word = action_field.text()?;
-    let verb = Verb::from_word(&word).ok_or_else(|| AlertError::UnknownAction {
-        field: action_field.path.clone(),
-        value: excerpt(&word),
+    let verb = read_verb(object)?;
+    let position_field = object.first(POSITION_FIELDS)?;
+    let position = position_field.as_ref().map(parse_position).transpose()?;
+    let prev_field = object.first(PREV_POSITION_FIELDS)?;
+    let prev_position = prev_field.as_ref().map(parse_position).transpose()?;
+    let after = position::held(
+        position,
+        sized(object, POSITION_SIZE_FIELDS, parse_signed_size)?
+            .as_ref()
+            .map(|(d, p)| (*d, p.as_str())),
+        sized(object, MARKET_POSITION_SIZE_FIELDS, parse_quantity)?
+            .as_ref()
+            .map(|(d, p)| (*d, p.as_str())),
+        position_field
+            .as_ref()
+            .map_or("market_position", |f| f.path.as_str()),
+    )?;
+    let before = position::held(
+        prev_position,
+        sized(object, PREV_POSITION_SIZE_FIELDS, parse_signed_size)?
+            .as_ref()
+            .map(|(d, p)| (*d, p.as_str())),
+        sized(object, PREV_MARKET_POSITION_SIZE_FIELDS, parse_quantity)?
+            .as_ref()
+            .map(|(d, p)| (*d, p.as_str())),
+        prev_field
+            .as_ref()
+            .map_or("prev_market_position", |f| f.path.as_str()),
+    )?;
+    let quantity = optional(object, QUANTITY_FIELDS, parse_quantity)?;
+    let interpreted = position::interpret(&Reported {
+        verb: verb.as_ref().map(|(v, _)| *v),
+        after,
+        before,
+        contracts: quantity,
     })?;
-    let position = optional(object, POSITION_FIELDS, parse_position)?;
-    let prev_position = optional(object, PREV_POSITION_FIELDS, parse_position)?;
-    let mut action = verb.interpret(position)?;
+    let mut action = interpreted.action;
+    let mut change = interpreted.change;
+    let (mut size_after, mut size_before) = (interpreted.size_after, interpreted.size_before);
     if ctx.inverse {
         action = action.inverted();
+        change = change.map(PositionChange::inverted);
+        size_after = size_after.map(|s| -s);
+        size_before = size_before.map(|s| -s);
     }
     let invert = |p: MarketPosition| if ctx.inverse { p.inverted() } else { p };
 
@@ -175,12 +271,30 @@ fn trade_signal(object: &RawObject<'_>, ctx: &AlertContext<'_>) -> Result<Signal
         .to_string();
     let instrument = resolve_symbol(&symbol)?;
 
+    let take_profit = risk::take_profit(object)?;
+    let (stop_loss, trail) = risk::stop_and_trail(object)?;
+    let alert_risk = risk::alert_risk(object, trail)?;
+    let entry_order = risk::entry_order(object, verb.as_ref().map(|(_, field)| field.as_str()))?;
+    if entry_order.is_some() && action.entry_direction().is_none() {
+        let field = object
+            .first(risk::ORDER_TYPE_FIELDS)?
+            .map_or_else(|| "orderType".to_string(), |f| f.path.clone());
+        return Err(AlertError::InvalidField {
+            field,
+            value: format!("a resting order on a {} alert", action.as_str()),
+            expected: "jt sends exits at market; a limit or stop order type applies to entries \
+                       only: leave the order type out of exit alerts"
+                .into(),
+        });
+    }
+    risk::refuse_unknown_risk_fields(object, KNOWN_FIELDS)?;
+
     Ok(Signal {
         action,
         ticker,
         symbol: Some(symbol),
         instrument: Some(instrument),
-        quantity: optional(object, QUANTITY_FIELDS, parse_quantity)?,
+        quantity,
         price: optional(object, PRICE_FIELDS, parse_price)?,
         time: optional(object, TIME_FIELDS, parse_time)?,
         position: position.map(invert),
@@ -188,16 +302,65 @@ fn trade_signal(object: &RawObject<'_>, ctx: &AlertContext<'_>) -> Result<Signal
         comment: optional(object, COMMENT_FIELDS, |f| f.text())?,
         delay_secs: optional(object, DELAY_FIELDS, parse_delay)?.unwrap_or(0),
         max_lag_secs: optional(object, MAX_LAG_FIELDS, parse_max_lag)?,
-        take_profit: optional(object, TAKE_PROFIT_FIELDS, |f| {
-            parse_exit(f, Exit::TakeProfit)
-        })?
-        .flatten()
-        .map(|(level, _)| level),
-        stop_loss: optional(object, STOP_LOSS_FIELDS, |f| parse_exit(f, Exit::StopLoss))?
-            .flatten()
-            .map(|(level, stop_type)| StopOverride { level, stop_type }),
+        take_profit,
+        stop_loss,
         inverted: ctx.inverse,
+        position_size: size_after,
+        prev_position_size: size_before,
+        change,
+        exit_fraction: interpreted.fraction,
+        entry_order,
+        risk: alert_risk,
     })
+}
+
+/// The action word: the first non-empty field of [`ACTION_FIELDS`], else an action word in
+/// `order_type`/`type`; with the field it came from.
+fn read_verb(object: &RawObject<'_>) -> Result<Option<(Verb, String)>, AlertError> {
+    for name in ACTION_FIELDS {
+        let Some(field) = object.first(&[name])? else {
+            continue;
+        };
+        let word = field.text()?;
+        if word.trim().is_empty() {
+            continue;
+        }
+        return match Verb::from_word(&word) {
+            Some(verb) => Ok(Some((verb, field.path))),
+            None => Err(AlertError::UnknownAction {
+                field: field.path.clone(),
+                value: excerpt(&word),
+            }),
+        };
+    }
+    for name in ACTION_IF_WORD_FIELDS {
+        if let Some(field) = object.first(&[name])?
+            && let Ok(word) = field.text()
+            && let Some(verb) = Verb::from_word(&word)
+        {
+            return Ok(Some((verb, field.path)));
+        }
+    }
+    Ok(None)
+}
+
+/// A size field read with `read`, with its path.
+fn sized(
+    object: &RawObject<'_>,
+    names: &[&str],
+    read: fn(&Field<'_>) -> Result<Decimal, AlertError>,
+) -> Result<Option<(Decimal, String)>, AlertError> {
+    object
+        .first(names)?
+        .map(|f| Ok((read(&f)?, f.path.clone())))
+        .transpose()
+}
+
+fn parse_signed_size(field: &Field<'_>) -> Result<Decimal, AlertError> {
+    field.decimal(
+        "the strategy's signed position size, such as 2, -1 or 0 (TradingView's \
+         {{strategy.position_size}})",
+    )
 }
 
 fn non_empty(s: Option<&str>) -> Option<&str> {
@@ -211,68 +374,6 @@ fn optional<T>(
     read: impl FnOnce(&Field<'_>) -> Result<T, AlertError>,
 ) -> Result<Option<T>, AlertError> {
     object.first(names)?.map(|f| read(&f)).transpose()
-}
-
-/// Lower case, trimmed, spaces and dashes as underscores: `Close Long` → `close_long`.
-fn normalize_word(word: &str) -> String {
-    word.trim().to_ascii_lowercase().replace([' ', '-'], "_")
-}
-
-/// What the alert's action word asks, before the position field is taken into account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verb {
-    Buy,
-    Sell,
-    Close,
-    CloseLong,
-    CloseShort,
-    Cancel,
-    Add,
-}
-
-impl Verb {
-    fn from_word(word: &str) -> Option<Self> {
-        Some(match normalize_word(word).as_str() {
-            "buy" | "long" | "enter_long" => Verb::Buy,
-            "sell" | "short" | "enter_short" => Verb::Sell,
-            "close" | "exit" | "flatten" => Verb::Close,
-            "close_long" | "exit_long" => Verb::CloseLong,
-            "close_short" | "exit_short" => Verb::CloseShort,
-            "cancel" => Verb::Cancel,
-            "add" => Verb::Add,
-            _ => return None,
-        })
-    }
-
-    /// The position → action mapping of DOMAIN.md §2 (before `inverse_strategy`).
-    fn interpret(self, position: Option<MarketPosition>) -> Result<SignalAction, AlertError> {
-        use MarketPosition::{Flat, Long, Short};
-        Ok(match (self, position) {
-            (Verb::Buy, None | Some(Long)) => SignalAction::Long,
-            (Verb::Sell, None | Some(Short)) => SignalAction::Short,
-            (Verb::Buy, Some(Flat)) => SignalAction::CloseShort,
-            (Verb::Sell, Some(Flat)) => SignalAction::CloseLong,
-            (Verb::Buy, Some(Short)) => {
-                return Err(AlertError::PartialExit {
-                    action: "buy",
-                    position: "short",
-                });
-            }
-            (Verb::Sell, Some(Long)) => {
-                return Err(AlertError::PartialExit {
-                    action: "sell",
-                    position: "long",
-                });
-            }
-            (Verb::Close, _) => SignalAction::Close,
-            (Verb::CloseLong, _) => SignalAction::CloseLong,
-            (Verb::CloseShort, _) => SignalAction::CloseShort,
-            (Verb::Cancel, _) => SignalAction::Cancel,
-            (Verb::Add, Some(Long)) => SignalAction::Long,
-            (Verb::Add, Some(Short)) => SignalAction::Short,
-            (Verb::Add, None | Some(Flat)) => return Err(AlertError::AddWithoutDirection),
-        })
-    }
 }
 
 fn parse_position(field: &Field<'_>) -> Result<MarketPosition, AlertError> {
@@ -370,145 +471,6 @@ fn parse_time(field: &Field<'_>) -> Result<DateTime<Utc>, AlertError> {
         }
     }
     Err(invalid())
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Exit {
-    TakeProfit,
-    StopLoss,
-}
-
-/// A per-alert take-profit or stop: a number (a distance in the trader's units) or an object
-/// (ours: `ticks`/`points`/`percent`/`price`/`value`+`units`; TradersPost's: `limitPrice`,
-/// `stopPrice`, `amount`, `percent`, `trailAmount`, `trailPercent`, `type`). A value of 0
-/// means "not set": the trader's settings apply (PickMyTrade templates send `"tp": 0`).
-fn parse_exit(
-    field: &Field<'_>,
-    exit: Exit,
-) -> Result<Option<(ExitLevel, Option<StopType>)>, AlertError> {
-    if field.json_type() != "object" {
-        let value = field.decimal(
-            "a distance of 0 or more in your configured units, or an object such as \
-             {\"ticks\": 20}",
-        )?;
-        return Ok(non_negative(field, value)?
-            .map(|value| (ExitLevel::Distance { value, units: None }, None::<StopType>)));
-    }
-    let object = field.object()?;
-    let stop_type = match exit {
-        Exit::StopLoss => object
-            .first(&["type"])?
-            .map(|f| parse_stop_type(&f))
-            .transpose()?,
-        Exit::TakeProfit => None,
-    };
-    if exit == Exit::TakeProfit
-        && let Some(pnl) = object.first(&["pnlAmount"])?
-    {
-        return Err(pnl.error(
-            "not supported: give the take-profit as ticks, points (amount), percent or price",
-        ));
-    }
-    let units = object
-        .first(&["units", "unit"])?
-        .map(|f| parse_units(&f))
-        .transpose()?;
-    let mut table = vec![
-        ("ticks", Level::Distance(Some(PriceUnits::Ticks)), false),
-        ("points", Level::Distance(Some(PriceUnits::Points)), false),
-        ("amount", Level::Distance(Some(PriceUnits::Points)), false),
-        ("percent", Level::Distance(Some(PriceUnits::Percent)), false),
-        ("value", Level::Distance(units), false),
-        ("price", Level::Price, false),
-    ];
-    match exit {
-        Exit::TakeProfit => table.push(("limitPrice", Level::Price, false)),
-        Exit::StopLoss => table.extend([
-            ("stopPrice", Level::Price, false),
-            (
-                "trailAmount",
-                Level::Distance(Some(PriceUnits::Points)),
-                true,
-            ),
-            (
-                "trailPercent",
-                Level::Distance(Some(PriceUnits::Percent)),
-                true,
-            ),
-        ]),
-    }
-    let mut given = Vec::new();
-    for (name, level, trailing) in table {
-        if let Some(f) = object.first(&[name])? {
-            given.push((f, level, trailing));
-        }
-    }
-    let what = match exit {
-        Exit::TakeProfit => "take-profit",
-        Exit::StopLoss => "stop",
-    };
-    if given.len() > 1 {
-        let names: Vec<_> = given.iter().map(|(f, _, _)| f.path.as_str()).collect();
-        return Err(field.error(format!(
-            "the {what} gives {}: give exactly one",
-            names.join(" and ")
-        )));
-    }
-    let Some((level_field, level, trailing)) = given.pop() else {
-        return Err(field.error(format!(
-            "the {what} needs one of ticks, points, amount, percent, value (with units) or price"
-        )));
-    };
-    let value = level_field.decimal("a number of 0 or more, such as 20 or \"20\"")?;
-    let Some(value) = non_negative(&level_field, value)? else {
-        return Ok(None);
-    };
-    let level = match level {
-        Level::Distance(units) => ExitLevel::Distance { value, units },
-        Level::Price => ExitLevel::Price { price: value },
-    };
-    let stop_type = if trailing {
-        Some(StopType::Trailing)
-    } else {
-        stop_type
-    };
-    Ok(Some((level, stop_type)))
-}
-
-/// The kind of value an exit field gives.
-#[derive(Debug, Clone, Copy)]
-enum Level {
-    Distance(Option<PriceUnits>),
-    Price,
-}
-
-/// `Some(value)` for a positive value, `None` for 0 ("not set"), an error when negative.
-fn non_negative(field: &Field<'_>, value: Decimal) -> Result<Option<Decimal>, AlertError> {
-    if value.is_zero() {
-        Ok(None)
-    } else if value.is_sign_negative() {
-        Err(field.error("a number of 0 or more (0 = use the trader's settings)"))
-    } else {
-        Ok(Some(value))
-    }
-}
-
-fn parse_units(field: &Field<'_>) -> Result<PriceUnits, AlertError> {
-    match normalize_word(&field.text()?).as_str() {
-        "ticks" | "tick" => Ok(PriceUnits::Ticks),
-        "points" | "point" => Ok(PriceUnits::Points),
-        "percent" | "%" => Ok(PriceUnits::Percent),
-        _ => Err(field.error("ticks, points or percent")),
-    }
-}
-
-fn parse_stop_type(field: &Field<'_>) -> Result<StopType, AlertError> {
-    match normalize_word(&field.text()?).as_str() {
-        // A stop-limit is placed as a plain stop: a stop that may not fill is no protection.
-        "stop" | "fixed" | "stop_limit" => Ok(StopType::Fixed),
-        "trailing" | "trailing_stop" | "trail" => Ok(StopType::Trailing),
-        _ => Err(field.error("stop, fixed, stop_limit, trailing or trailing_stop")),
-    }
 }
 
 #[cfg(test)]

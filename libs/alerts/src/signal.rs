@@ -2,8 +2,10 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use jt_domain::instrument::{Instrument, resolve_ticker};
+use jt_domain::order::TimeInForce;
 use jt_domain::settings::{PriceUnits, StopType};
 use jt_domain::signal::SignalAction;
+use jt_domain::types::Direction;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +66,200 @@ pub enum ExitLevel {
         #[serde(with = "crate::number::decimal")]
         price: Decimal,
     },
+    /// Dollars per contract (`dollar_tp`, `dollar_sl`): a distance of `amount ÷ tick value`
+    /// ticks of the traded instrument, rounded down to whole ticks (at least one) by the
+    /// executor — a dollar stop never risks more than the dollars given.
+    Dollars {
+        /// Dollars per contract.
+        #[serde(with = "crate::number::decimal")]
+        amount: Decimal,
+    },
+}
+
+/// How the strategy's position changed, as the alert's position fields tell it (its sizes
+/// `position_size` / `prev_position_size`, or the market positions before and after).
+///
+/// Externally tagged in JSON (`{"partial_exit": {…}}`): an internally tagged enum buffers its
+/// content, and the exact decimal reader cannot read from that buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PositionChange {
+    /// From flat into a position.
+    Entry {
+        /// The new position's direction.
+        direction: Direction,
+    },
+    /// A larger position in the same direction.
+    Add {
+        /// The position's direction.
+        direction: Direction,
+    },
+    /// A smaller position in the same direction.
+    PartialExit {
+        /// The position's direction.
+        direction: Direction,
+        /// The fraction of its position the strategy sold (0 < fraction < 1).
+        #[serde(with = "crate::number::decimal")]
+        fraction: Decimal,
+    },
+    /// From a position to flat.
+    FullExit {
+        /// The closed position's direction.
+        direction: Direction,
+    },
+    /// From one direction to the other.
+    Flip {
+        /// The closed position's direction.
+        from: Direction,
+        /// The new position's direction.
+        to: Direction,
+    },
+}
+
+impl PositionChange {
+    /// The same change seen from the other side (`inverse_strategy`).
+    #[must_use]
+    pub fn inverted(self) -> Self {
+        match self {
+            PositionChange::Entry { direction } => PositionChange::Entry {
+                direction: direction.opposite(),
+            },
+            PositionChange::Add { direction } => PositionChange::Add {
+                direction: direction.opposite(),
+            },
+            PositionChange::PartialExit {
+                direction,
+                fraction,
+            } => PositionChange::PartialExit {
+                direction: direction.opposite(),
+                fraction,
+            },
+            PositionChange::FullExit { direction } => PositionChange::FullExit {
+                direction: direction.opposite(),
+            },
+            PositionChange::Flip { from, to } => PositionChange::Flip {
+                from: from.opposite(),
+                to: to.opposite(),
+            },
+        }
+    }
+
+    /// In words: `entry long`, `add long`, `partial exit of 50% of the long`, `full exit of the
+    /// long`, `flip long → short`.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match self {
+            PositionChange::Entry { direction } => format!("entry {direction}"),
+            PositionChange::Add { direction } => format!("add {direction}"),
+            PositionChange::PartialExit {
+                direction,
+                fraction,
+            } => format!(
+                "partial exit of {}% of the {direction}",
+                (fraction * Decimal::ONE_HUNDRED).round_dp(2).normalize()
+            ),
+            PositionChange::FullExit { direction } => format!("full exit of the {direction}"),
+            PositionChange::Flip { from, to } => format!("flip {from} → {to}"),
+        }
+    }
+}
+
+/// The kind of a non-market entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    /// A limit order at `limit_price`.
+    Limit,
+    /// A stop (market) order triggered at `stop_price`.
+    Stop,
+    /// A stop-limit order: triggered at `stop_price`, then a limit at `limit_price`.
+    StopLimit,
+}
+
+/// A resting entry the alert asks for (`orderType`/`order_type` limit, stop or stop-limit):
+/// placed as such, with its protection attached when it fills, never converted to market.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryOrderSpec {
+    /// Limit, stop or stop-limit.
+    pub kind: EntryKind,
+    /// The limit price (limit, stop-limit), as sent (rounded to tick by the executor).
+    #[serde(default, with = "crate::number::optional_decimal")]
+    pub limit_price: Option<Decimal>,
+    /// The trigger price (stop, stop-limit), as sent (rounded to tick by the executor).
+    #[serde(default, with = "crate::number::optional_decimal")]
+    pub stop_price: Option<Decimal>,
+    /// How long it works when it does not fill (default: the trading day).
+    #[serde(default)]
+    pub time_in_force: TimeInForce,
+}
+
+/// A trailing stop asked by the alert (`trail`, `trail_stop`, `trail_trigger`, `trail_freq`):
+/// the stop (the alert's or the trader's distance) trails.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrailOverride {
+    /// Ticks of profit before trailing starts (`trail_trigger`); `None` = the trader's.
+    #[serde(default, with = "crate::number::optional_decimal")]
+    pub trigger_ticks: Option<Decimal>,
+    /// Trailing step in ticks (`trail_freq`); `None` = the trader's.
+    #[serde(default, with = "crate::number::optional_decimal")]
+    pub step_ticks: Option<Decimal>,
+}
+
+/// A break-even move asked by the alert (`breakeven`, `breakeven_offset`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakEvenOverride {
+    /// Ticks of profit that move the stop (`breakeven`); `None` = the trader's.
+    #[serde(default, with = "crate::number::optional_decimal")]
+    pub trigger_ticks: Option<Decimal>,
+    /// Ticks beyond the entry where the stop goes (`breakeven_offset`); `None` = the trader's.
+    #[serde(default, with = "crate::number::optional_decimal")]
+    pub offset_ticks: Option<Decimal>,
+}
+
+/// An entry sized by risk: quantity = risk ÷ (stop ticks × tick value), rounded down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RiskSizing {
+    /// Dollars at risk (`risk_dollars`, `risk_amount`).
+    Dollars {
+        /// The dollars.
+        #[serde(with = "crate::number::decimal")]
+        amount: Decimal,
+    },
+    /// A percentage of the account's balance as the broker reports it (`risk_percentage`,
+    /// `risk`).
+    Percent {
+        /// The percentage (2 = 2 %).
+        #[serde(with = "crate::number::decimal")]
+        percent: Decimal,
+    },
+}
+
+/// The alert's risk instructions beside its take-profit and stop (`Signal::take_profit`,
+/// `Signal::stop_loss`). Each one the alert sets is honoured for this signal, or the intent is
+/// refused with the reason — never dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertRisk {
+    /// Make the stop trailing.
+    #[serde(default)]
+    pub trail: Option<TrailOverride>,
+    /// Move the stop to break-even.
+    #[serde(default)]
+    pub break_even: Option<BreakEvenOverride>,
+    /// Size the entry by risk.
+    #[serde(default)]
+    pub sizing: Option<RiskSizing>,
+    /// `same_direction_ignore` for this signal.
+    #[serde(default)]
+    pub same_direction_ignore: Option<bool>,
+}
+
+impl AlertRisk {
+    /// Whether the alert sets none of these.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        *self == AlertRisk::default()
+    }
 }
 
 /// A per-alert stop: where, and optionally which kind.
@@ -116,15 +312,40 @@ pub struct Signal {
     pub stop_loss: Option<StopOverride>,
     /// Whether `inverse_strategy` swapped the alert's direction.
     pub inverted: bool,
+    /// The strategy's signed position size after the order (`position_size`, or
+    /// `market_position_size` signed by `position`), after `inverse_strategy`.
+    #[serde(default, with = "crate::number::optional_decimal")]
+    pub position_size: Option<Decimal>,
+    /// The strategy's signed position size before the order (`prev_position_size`, …).
+    #[serde(default, with = "crate::number::optional_decimal")]
+    pub prev_position_size: Option<Decimal>,
+    /// How the strategy's position changed, when the alert's position fields tell it.
+    #[serde(default)]
+    pub change: Option<PositionChange>,
+    /// For `reduce_long` / `reduce_short`: the fraction of its position the strategy sold.
+    #[serde(default, with = "crate::number::optional_decimal")]
+    pub exit_fraction: Option<Decimal>,
+    /// A resting entry (limit, stop, stop-limit); `None` = market.
+    #[serde(default)]
+    pub entry_order: Option<EntryOrderSpec>,
+    /// Trailing, break-even, sizing and `same_direction_ignore` for this signal.
+    #[serde(default)]
+    pub risk: AlertRisk,
 }
 
 impl Signal {
-    /// Whether the signal is stale at `now` (DOMAIN.md §2): see [`check_freshness`]. Call it
-    /// again right before executing, not only at receipt.
+    /// Whether the signal, received at `received_at`, is stale at `now` (DOMAIN.md §2): see
+    /// [`check_freshness`]. Call it again right before executing, not only at receipt.
     #[must_use]
-    pub fn freshness(&self, stale_after_secs: u32, now: DateTime<Utc>) -> Freshness {
+    pub fn freshness(
+        &self,
+        stale_after_secs: u32,
+        received_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Freshness {
         check_freshness(
             self.time,
+            received_at,
             self.delay_secs,
             self.max_lag_secs,
             stale_after_secs,
@@ -137,6 +358,128 @@ impl Signal {
     #[must_use]
     pub fn dedup_key(&self, token: &str, body: &[u8], received_at: DateTime<Utc>) -> DedupKey {
         DedupKey::new(token, body, self.time.is_some(), received_at)
+    }
+
+    /// What the signal asks, in words: the derived change when the alert's position fields
+    /// tell it (`partial exit of 50% of the long`), else the action and how the executor reads
+    /// it against each trader's broker position.
+    #[must_use]
+    pub fn describe_intent(&self) -> String {
+        if let Some(change) = &self.change {
+            return change.describe();
+        }
+        match self.action {
+            SignalAction::Long | SignalAction::Short => format!(
+                "{}: entry, add or flip, decided per trader from the broker's position",
+                self.action.as_str()
+            ),
+            SignalAction::Close => "full exit of whatever is open".into(),
+            SignalAction::CloseLong => "full exit of the long".into(),
+            SignalAction::CloseShort => "full exit of the short".into(),
+            SignalAction::ReduceLong | SignalAction::ReduceShort => format!(
+                "partial exit of {}% of the {}",
+                (self.exit_fraction.unwrap_or_default() * Decimal::ONE_HUNDRED)
+                    .round_dp(2)
+                    .normalize(),
+                if self.action == SignalAction::ReduceLong {
+                    "long"
+                } else {
+                    "short"
+                }
+            ),
+            SignalAction::Cancel => "cancel working orders, keep the position".into(),
+            SignalAction::Flatten => "flatten every trader of the recorder".into(),
+            SignalAction::Kill => "kill switch: flatten and refuse entries until resumed".into(),
+            SignalAction::Resume => "lift the kill switch".into(),
+        }
+    }
+
+    /// Every per-alert override the signal carries, in words (`stop: 40 ticks, trailing after 8
+    /// ticks`): what `jt alert parse` shows so a template can be checked before it trades.
+    #[must_use]
+    pub fn describe_overrides(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let level = |l: &ExitLevel| match *l {
+            ExitLevel::Distance { value, units } => match units {
+                Some(PriceUnits::Ticks) => format!("{value} ticks"),
+                Some(PriceUnits::Points) => format!("{value} points"),
+                Some(PriceUnits::Percent) => format!("{value}% of the entry price"),
+                None => format!("{value} in the trader's units"),
+            },
+            ExitLevel::Price { price } => format!("at {price}"),
+            ExitLevel::Dollars { amount } => format!("${amount} per contract"),
+        };
+        if let Some(tp) = &self.take_profit {
+            out.push(format!("take-profit: {} (replaces tp_targets)", level(tp)));
+        }
+        if let Some(sl) = &self.stop_loss {
+            let kind = match sl.stop_type {
+                Some(StopType::Trailing) => ", trailing",
+                Some(StopType::Fixed) => ", fixed",
+                None => "",
+            };
+            out.push(format!("stop: {}{kind}", level(&sl.level)));
+        }
+        if let Some(t) = &self.risk.trail {
+            let mut text = "trailing stop".to_string();
+            if let Some(trigger) = t.trigger_ticks {
+                text.push_str(&format!(", starts after {trigger} ticks of profit"));
+            }
+            if let Some(step) = t.step_ticks {
+                text.push_str(&format!(", moves in steps of {step} ticks"));
+            }
+            out.push(text);
+        }
+        if let Some(be) = &self.risk.break_even {
+            let trigger = be
+                .trigger_ticks
+                .map_or("the trader's trigger".to_string(), |t| format!("{t} ticks"));
+            let offset = be
+                .offset_ticks
+                .map_or("the trader's offset".to_string(), |o| format!("{o} ticks"));
+            out.push(format!(
+                "break-even: stop to entry + {offset} after {trigger} of profit"
+            ));
+        }
+        match self.risk.sizing {
+            Some(RiskSizing::Dollars { amount }) => out.push(format!(
+                "size: risk ${amount} ÷ (stop ticks × tick value), rounded down"
+            )),
+            Some(RiskSizing::Percent { percent }) => out.push(format!(
+                "size: risk {percent}% of the account's balance ÷ (stop ticks × tick value), \
+                 rounded down"
+            )),
+            None => {}
+        }
+        if let Some(ignore) = self.risk.same_direction_ignore {
+            out.push(format!("same_direction_ignore: {ignore}"));
+        }
+        if let Some(o) = &self.entry_order {
+            let price = |p: Option<Decimal>| p.map_or_else(String::new, |p| p.to_string());
+            let what = match o.kind {
+                EntryKind::Limit => format!("limit entry at {}", price(o.limit_price)),
+                EntryKind::Stop => format!("stop entry at {}", price(o.stop_price)),
+                EntryKind::StopLimit => format!(
+                    "stop-limit entry: stop {}, limit {}",
+                    price(o.stop_price),
+                    price(o.limit_price)
+                ),
+            };
+            out.push(format!(
+                "{what}, working until {}",
+                match o.time_in_force {
+                    TimeInForce::Day => "the end of the trading day or the next signal",
+                    TimeInForce::Gtc => "the next signal (good till cancelled)",
+                }
+            ));
+        }
+        if self.delay_secs > 0 {
+            out.push(format!("delay: {} s", self.delay_secs));
+        }
+        if let Some(lag) = self.max_lag_secs {
+            out.push(format!("max_lag: {lag} s (replaces stale_after_secs)"));
+        }
+        out
     }
 
     /// How long to wait before executing.
@@ -201,6 +544,14 @@ mod tests {
                 stop_type: Some(StopType::Trailing),
             }),
             inverted: false,
+            position_size: Some(dec!(2)),
+            prev_position_size: Some(dec!(0)),
+            change: Some(PositionChange::Entry {
+                direction: Direction::Long,
+            }),
+            exit_fraction: None,
+            entry_order: None,
+            risk: AlertRisk::default(),
         }
     }
 
@@ -215,6 +566,64 @@ mod tests {
         assert!(json.contains(r#""action":"long""#), "{json}");
         let back: Signal = serde_json::from_str(&json).unwrap();
         assert_eq!(back, signal);
+    }
+
+    #[test]
+    fn every_new_field_round_trips_through_json_exactly() {
+        let signal = Signal {
+            action: SignalAction::ReduceLong,
+            change: Some(PositionChange::PartialExit {
+                direction: Direction::Long,
+                fraction: dec!(0.3333),
+            }),
+            exit_fraction: Some(dec!(0.3333)),
+            position_size: Some(dec!(2)),
+            prev_position_size: Some(dec!(3)),
+            take_profit: Some(ExitLevel::Dollars {
+                amount: dec!(50.50),
+            }),
+            entry_order: Some(EntryOrderSpec {
+                kind: EntryKind::StopLimit,
+                limit_price: Some(dec!(21001.25)),
+                stop_price: Some(dec!(21000.00)),
+                time_in_force: TimeInForce::Gtc,
+            }),
+            risk: AlertRisk {
+                trail: Some(TrailOverride {
+                    trigger_ticks: Some(dec!(8)),
+                    step_ticks: None,
+                }),
+                break_even: Some(BreakEvenOverride {
+                    trigger_ticks: Some(dec!(12)),
+                    offset_ticks: Some(dec!(2)),
+                }),
+                sizing: Some(RiskSizing::Percent {
+                    percent: dec!(1.50),
+                }),
+                same_direction_ignore: Some(true),
+            },
+            ..sample()
+        };
+        let json = serde_json::to_string(&signal).unwrap();
+        assert!(json.contains(r#""fraction":0.3333"#), "{json}");
+        assert!(json.contains(r#""percent":1.50"#), "{json}");
+        let back: Signal = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, signal);
+        // A signal queued before these fields existed still reads.
+        let mut old: serde_json::Value = serde_json::from_str(&json).unwrap();
+        for key in [
+            "change",
+            "exit_fraction",
+            "position_size",
+            "prev_position_size",
+            "entry_order",
+            "risk",
+        ] {
+            old.as_object_mut().unwrap().remove(key);
+        }
+        let back: Signal = serde_json::from_str(&old.to_string()).unwrap();
+        assert_eq!(back.risk, AlertRisk::default());
+        assert_eq!(back.change, None);
     }
 
     #[test]

@@ -19,7 +19,8 @@ fn check(body: &[u8], ctx: &AlertContext<'_>) -> Result<(), TestCaseError> {
             let now: DateTime<Utc> = DateTime::from_timestamp(1_767_623_400, 0).unwrap_or_default();
             let key = signal.dedup_key("token", body, now);
             prop_assert!(!key.msg_id().is_empty());
-            let _ = signal.freshness(30, now);
+            let _ = signal.freshness(30, now, now);
+            let _ = jt_alerts::check_alert_time(signal.time, now);
         }
         Err(e) => {
             prop_assert!(matches!(e.http_status(), 400 | 413 | 422), "{:?}", e);
@@ -88,6 +89,41 @@ const KEYS: &[&str] = &[
     "market_position",
     "prev_market_position",
     "unknown",
+    "order_action",
+    "side",
+    "signal",
+    "direction",
+    "instrument",
+    "size",
+    "close",
+    "last",
+    "order_type",
+    "orderType",
+    "limit_price",
+    "stop_price",
+    "timeInForce",
+    "position_size",
+    "prev_position_size",
+    "market_position_size",
+    "prev_market_position_size",
+    "dollar_tp",
+    "dollar_sl",
+    "percentage_tp",
+    "sl_percent",
+    "tp_ticks",
+    "trail",
+    "trail_stop",
+    "trail_trigger",
+    "trail_freq",
+    "breakeven",
+    "breakeven_offset",
+    "risk",
+    "risk_dollars",
+    "risk_percentage",
+    "same_direction_ignore",
+    "dollars",
+    "takeProfit2",
+    "update_tp",
 ];
 
 const SCALARS: &[&str] = &[
@@ -108,6 +144,14 @@ const SCALARS: &[&str] = &[
     "\"{{strategy.order.action}}\"",
     "\"{{\"",
     "\"trailing\"",
+    "\"limit\"",
+    "\"stop_limit\"",
+    "\"MKT\"",
+    "\"gtc\"",
+    "true",
+    "false",
+    "-2",
+    "0.5",
     "\"ticks\"",
     "\"2026-01-05T14:30:00Z\"",
     "\"2026-02-30T10:00:00\"",

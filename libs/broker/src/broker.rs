@@ -5,11 +5,12 @@
 use std::fmt;
 
 use async_trait::async_trait;
-use jt_domain::bracket::StopOrder;
-use jt_domain::order::{BracketOrder, OrderRequest};
-use jt_domain::types::{Direction, Side};
+use jt_domain::bracket::{EntryOrder, StopOrder};
+use jt_domain::order::{BracketOrder, OrderRequest, TimeInForce};
+use jt_domain::types::{Contracts, Direction, Side};
+use rust_decimal::Decimal;
 
-use crate::capabilities::Capabilities;
+use crate::capabilities::{Capabilities, Feature};
 use crate::error::BrokerError;
 use crate::events::EventSubscription;
 use crate::model::{
@@ -147,6 +148,61 @@ pub trait Broker: Send + Sync + fmt::Debug {
     /// # Errors
     /// Any [`BrokerError`] of the position or order reads.
     async fn snapshot(&self, account: &AccountId) -> Result<AccountSnapshot, BrokerError>;
+
+    /// The account's cash balance as the broker reports it (Tradovate's `totalCashValue`,
+    /// ProjectX's `balance`): what an alert's `risk_percentage` is a percentage of.
+    ///
+    /// # Errors
+    /// Any [`BrokerError`] of a read; `Transport` when the broker's answer has no balance
+    /// (never read as zero).
+    async fn balance(&self, account: &AccountId) -> Result<Decimal, BrokerError>;
+
+    /// Changes the quantity of one working order of the account, keeping its type and prices
+    /// (a partial exit trims a take-profit and shrinks a stop to what remains). `order` comes
+    /// from [`Broker::working_orders`] of the same account.
+    ///
+    /// # Errors
+    /// `Rejected` (no longer working, refused), `UnknownOutcome`, `InvalidRequest` for another
+    /// account's order, and the errors of any call.
+    async fn modify_order_qty(
+        &self,
+        account: &AccountId,
+        order: &OrderReport,
+        qty: Contracts,
+    ) -> Result<(), BrokerError>;
+
+    /// Places a resting entry — limit, stop or stop-limit, plain or with its protection
+    /// attached when it fills — that works until `time_in_force` ends (or is cancelled). An
+    /// adapter without [`Feature::DayOrders`] refuses a `Day` entry with `Unsupported` instead
+    /// of leaving it working past its day.
+    ///
+    /// # Errors
+    /// As [`Broker::place_order`] and [`Broker::place_bracket`].
+    async fn place_resting_entry(
+        &self,
+        account: &AccountId,
+        contract: &Contract,
+        entry: &EntryOrder,
+        time_in_force: TimeInForce,
+    ) -> Result<BracketAck, BrokerError> {
+        if time_in_force == TimeInForce::Day && !self.capabilities().day_orders {
+            return Err(BrokerError::Unsupported {
+                feature: Feature::DayOrders,
+            });
+        }
+        match entry {
+            EntryOrder::Bracket(b) => self.place_bracket(account, contract, b).await,
+            EntryOrder::Market(o) => {
+                let ack = self.place_order(account, contract, o).await?;
+                Ok(BracketAck {
+                    client_order_id: ack.client_order_id,
+                    bracket_id: None,
+                    entry_order_id: Some(ack.order_id),
+                    recovered: ack.recovered,
+                })
+            }
+        }
+    }
 
     /// Places one market, limit, stop or stop-limit order.
     ///

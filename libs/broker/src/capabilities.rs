@@ -36,6 +36,8 @@ pub enum Feature {
     StandaloneTrailingStop,
     /// A standalone trailing stop that starts after a profit trigger.
     StandaloneTrailingTrigger,
+    /// A resting entry that the broker cancels at the end of the trading day (`Day`).
+    DayOrders,
 }
 
 impl fmt::Display for Feature {
@@ -56,6 +58,7 @@ impl fmt::Display for Feature {
             Self::StandaloneTrailingTrigger => {
                 "standalone trailing stop that starts after a profit trigger"
             }
+            Self::DayOrders => "resting order that expires at the end of the trading day",
         })
     }
 }
@@ -91,6 +94,8 @@ pub struct Capabilities {
     pub standalone_trailing_stop: bool,
     /// [`Feature::StandaloneTrailingTrigger`].
     pub standalone_trailing_trigger: bool,
+    /// [`Feature::DayOrders`].
+    pub day_orders: bool,
 }
 
 impl Capabilities {
@@ -111,6 +116,7 @@ impl Capabilities {
             Feature::NativeClosePosition => self.native_close_position,
             Feature::StandaloneTrailingStop => self.standalone_trailing_stop,
             Feature::StandaloneTrailingTrigger => self.standalone_trailing_trigger,
+            Feature::DayOrders => self.day_orders,
         }
     }
 
@@ -235,6 +241,7 @@ mod tests {
             native_close_position: true,
             standalone_trailing_stop: true,
             standalone_trailing_trigger: false,
+            day_orders: true,
         };
         assert_eq!(
             caps.missing_for(&b),

@@ -315,6 +315,10 @@ pub struct OrderReport {
     pub avg_fill_price: Option<Decimal>,
     /// The broker's strategy/bracket this order belongs to, when any.
     pub parent: Option<String>,
+    /// The other order of its one-cancels-other pair, when the broker reports one (a bracket's
+    /// take-profit and its stop): a fill of one reduces the other.
+    #[serde(default)]
+    pub linked: Option<OrderId>,
     /// The broker's text for a rejection, when any.
     pub reject_reason: Option<String>,
     /// When the broker created it.

@@ -42,7 +42,8 @@ impl Bus {
     /// JetStream when `config.nats_url` is set, the embedded bus otherwise.
     ///
     /// # Errors
-    /// [`BusError::Connect`] when NATS cannot be reached.
+    /// [`BusError::Connect`] when NATS cannot be reached, [`BusError::UnsupportedServer`] when
+    /// it is older than [`crate::jetstream::MIN_SERVER_VERSION`].
     pub async fn connect(config: BusConfig) -> Result<Self, BusError> {
         match &config.nats_url {
             Some(url) => Self::jetstream(url, config.namespace, config.jetstream).await,
@@ -53,7 +54,8 @@ impl Bus {
     /// A bus on NATS JetStream at `url`.
     ///
     /// # Errors
-    /// [`BusError::Connect`] when NATS cannot be reached.
+    /// [`BusError::Connect`] when NATS cannot be reached, [`BusError::UnsupportedServer`] when
+    /// it is older than [`crate::jetstream::MIN_SERVER_VERSION`].
     pub async fn jetstream(
         url: &str,
         namespace: Namespace,
@@ -82,6 +84,18 @@ impl Bus {
         Self {
             namespace,
             backend: self.backend.clone(),
+        }
+    }
+
+    /// What this bus runs on, for the start-up log: the JetStream server's version, or that
+    /// it is the in-process bus.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match &self.backend {
+            Backend::JetStream(js) => format!("NATS JetStream {}", js.server_version()),
+            Backend::Embedded(_) => {
+                "the embedded in-process bus (nothing survives the process)".to_owned()
+            }
         }
     }
 
@@ -375,6 +389,49 @@ impl Bus {
             self.delete_message(&dead_letters.name, sequence).await?;
         }
         Ok(receipt)
+    }
+
+    /// Puts a dead letter's message back where it came from now, for an operator who fixed the
+    /// cause: as [`Bus::requeue_dead_letter`], and when the stream still remembers the original
+    /// id (inside its de-duplication window) under a retry id derived from it and the dead
+    /// letter (`<id>:retry:<sequence>`), so retrying the same dead letter twice still stores
+    /// it once. Handlers are idempotent on their payload's own ids, not on the message id.
+    /// Returns the message id it went back under.
+    ///
+    /// # Errors
+    /// As [`Bus::requeue_dead_letter`].
+    pub async fn retry_dead_letter(
+        &self,
+        dead_letters: &StreamDef,
+        sequence: u64,
+    ) -> Result<String, BusError> {
+        let dl = self
+            .dead_letter(dead_letters, sequence)
+            .await?
+            .ok_or_else(|| BusError::NotFound(format!("dead letter {sequence}")))?;
+        let original = dl.original.message_id().unwrap_or_default().to_owned();
+        let receipt = self
+            .publish_raw(&dl.original)
+            .await
+            .map_err(|e| BusError::unavailable("retry dead letter", e))?;
+        let id = if receipt.duplicate {
+            let mut again = dl.original.clone();
+            let mut id = format!("{original}:retry:{sequence}");
+            if id.len() > crate::envelope::MessageId::MAX_LEN {
+                id = format!("retry:{}:{sequence}", dead_letters.name);
+            }
+            again
+                .headers
+                .insert(crate::envelope::HEADER_MESSAGE_ID, id.as_str());
+            self.publish_raw(&again)
+                .await
+                .map_err(|e| BusError::unavailable("retry dead letter", e))?;
+            id
+        } else {
+            original
+        };
+        self.delete_message(&dead_letters.name, sequence).await?;
+        Ok(id)
     }
 
     /// Deletes one message from a stream (an operator discarding a dead letter).

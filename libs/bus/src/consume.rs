@@ -10,8 +10,11 @@
 //!   one); after `max_deliver` attempts the message goes to dead letter.
 //! - [`Outcome::Reject`]: poison; dead letter now.
 //!
-//! A message that does not decode (unknown type or schema version, bad JSON) goes to dead
-//! letter with the reason; the consumer keeps running. A message whose attempt count is already
+//! A message that does not decode (unknown type or schema version, bad JSON) is retried like a
+//! failure — during a rolling deploy another replica may read it — and goes to dead letter with
+//! the reason after its last attempt; the consumer keeps running. Every dead letter is counted
+//! (`jt_bus_dead_letters_total`) and logged as an error. [`Outcome::Wait`] hands a message back
+//! without counting an attempt (a serial consumer's message waiting for a broker's limit). A message whose attempt count is already
 //! past `max_deliver` when it arrives (the last attempt crashed or hung) goes to dead letter
 //! without running the handler again.
 //!
@@ -30,7 +33,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, info_span, warn};
+use tracing::{Instrument, debug, error, info_span, warn};
 
 use crate::bus::{Backend, Bus};
 use crate::dead_letter::{self, Origin};
@@ -125,6 +128,17 @@ pub enum Outcome {
         /// Why, kept with the dead letter.
         reason: String,
     },
+    /// Not attempted: the handler must wait for something outside it (a broker's rate limit)
+    /// before it can try. The message comes back after `after` and, on a serial consumer, the
+    /// wait does not count as an attempt, so a message may wait any number of times without
+    /// going to dead letter (it stays its key's head: later messages of the key wait behind
+    /// it). On other consumers it counts as an attempt.
+    Wait {
+        /// Why, for logs.
+        reason: String,
+        /// How long to wait.
+        after: Duration,
+    },
 }
 
 impl Outcome {
@@ -148,6 +162,14 @@ impl Outcome {
     pub fn reject(reason: impl Into<String>) -> Self {
         Self::Reject {
             reason: reason.into(),
+        }
+    }
+
+    /// [`Outcome::Wait`].
+    pub fn wait(reason: impl Into<String>, after: Duration) -> Self {
+        Self::Wait {
+            reason: reason.into(),
+            after,
         }
     }
 }
@@ -893,10 +915,23 @@ where
         return;
     }
 
+    // A message this build cannot read may come from a newer one (a rolling deploy): it is
+    // retried like any failure — another replica may read it — and dead-lettered only after
+    // its last attempt, with the reason. (Payloads ignore fields they do not know.)
     let envelope = match Envelope::<M>::decode(raw) {
         Ok(envelope) => envelope,
         Err(e) => {
-            dead_letter(worker, delivery, attempt, &format!("undecodable: {e}")).await;
+            let reason = format!("undecodable: {e}");
+            metrics::counter!("jt_bus_undecodable_total", "stream" => def.stream.clone(), "consumer" => def.durable.clone())
+                .increment(1);
+            if attempt >= def.max_deliver {
+                let reason = format!("gave up after {attempt} attempts: {reason}");
+                dead_letter(worker, delivery, attempt, &reason).await;
+            } else {
+                let delay = def.backoff_after(attempt);
+                warn!(%reason, attempt, ?delay, "message cannot be read by this build; retrying (another replica may read it)");
+                delivery.nak(Some(delay)).await;
+            }
             finish(worker, lease).await;
             return;
         }
@@ -942,6 +977,13 @@ where
             }
         }
         Outcome::Reject { reason } => dead_letter(worker, delivery, attempt, &reason).await,
+        Outcome::Wait { reason, after } => {
+            if let Some(gate) = &worker.gate {
+                gate.count_hand_back(sequence).await;
+            }
+            debug!(%reason, ?after, attempt, "waiting; not an attempt");
+            delivery.nak(Some(after)).await;
+        }
     }
     finish(worker, lease).await;
 }
@@ -967,7 +1009,18 @@ async fn dead_letter<H>(worker: &Worker<H>, delivery: &Delivery, attempts: u32, 
     let letter = dead_letter::build(&def.dead_letter_subject, delivery.raw(), &origin);
     match worker.bus.publish_raw(&letter).await {
         Ok(_) => {
-            warn!(%reason, attempts, "message dead-lettered");
+            // Never silent: operators list and retry them with `jt dead-letters`.
+            metrics::counter!("jt_bus_dead_letters_total", "stream" => def.stream.clone(), "consumer" => def.durable.clone())
+                .increment(1);
+            error!(
+                %reason,
+                attempts,
+                stream = %def.stream,
+                consumer = %def.durable,
+                sequence = delivery.sequence(),
+                message_id = delivery.raw().message_id().unwrap_or_default(),
+                "message dead-lettered: it was not handled; list and retry with `jt dead-letters`"
+            );
             if let Err(e) = delivery.ack().await {
                 warn!(error = %e, "ack after dead-lettering not confirmed; a redelivery stores the same dead letter once");
             }

@@ -95,6 +95,20 @@ pub enum BusError {
         /// What went wrong.
         reason: String,
     },
+    /// The NATS server is older than the features the bus relies on (key-value buckets, several
+    /// filter subjects per consumer, direct gets): upgrade it.
+    #[error(
+        "the NATS server at {url} is version {found}; the bus needs {needed} or newer (key-value \
+         buckets, consumers with several filter subjects, direct gets): upgrade the server"
+    )]
+    UnsupportedServer {
+        /// The URL (without credentials).
+        url: String,
+        /// The version the server reported.
+        found: String,
+        /// The oldest version that works.
+        needed: &'static str,
+    },
     /// The definitions are inconsistent: a bug in the code that built them.
     #[error("invalid definitions: {0}")]
     InvalidDefinition(String),

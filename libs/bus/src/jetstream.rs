@@ -42,6 +42,33 @@ impl Default for JetStreamOptions {
     }
 }
 
+/// The oldest NATS server the bus works with: 2.10 brought consumers with several filter
+/// subjects (2.9 ignores them silently) and the account-info fields async-nats needs for
+/// key-value buckets (on 2.9 `create_key_value` fails with an unreadable reply).
+pub const MIN_SERVER_VERSION: &str = "2.10.0";
+
+/// `Err(MIN_SERVER_VERSION)` when `found` (the server's `INFO` version, e.g. `2.9.10` or
+/// `2.11.0-beta.2`) is older than [`MIN_SERVER_VERSION`] or cannot be read.
+///
+/// # Errors
+/// The version needed.
+pub fn check_server_version(found: &str) -> Result<(), &'static str> {
+    let parse = |v: &str| -> Option<(u64, u64, u64)> {
+        let core = v.trim().trim_start_matches('v');
+        let core = core.split(['-', '+']).next()?;
+        let mut parts = core.split('.').map(|p| p.parse::<u64>().ok());
+        Some((
+            parts.next()??,
+            parts.next()??,
+            parts.next().flatten().unwrap_or(0),
+        ))
+    };
+    match (parse(found), parse(MIN_SERVER_VERSION)) {
+        (Some(f), Some(min)) if f >= min => Ok(()),
+        _ => Err(MIN_SERVER_VERSION),
+    }
+}
+
 /// A connection to NATS with JetStream. Clones share the connection.
 #[derive(Clone)]
 pub struct JetStreamBus {
@@ -93,6 +120,14 @@ impl JetStreamBus {
                 url: strip_credentials(url),
                 reason: e.to_string(),
             })?;
+        let found = client.server_info().version;
+        if let Err(needed) = check_server_version(&found) {
+            return Err(BusError::UnsupportedServer {
+                url: strip_credentials(url),
+                found,
+                needed,
+            });
+        }
         let js = jetstream::ContextBuilder::new()
             .timeout(options.request_timeout)
             .build(client.clone());
@@ -103,6 +138,12 @@ impl JetStreamBus {
                 options,
             }),
         })
+    }
+
+    /// The version the server reported when this connection was made.
+    #[must_use]
+    pub fn server_version(&self) -> String {
+        self.inner.client.server_info().version
     }
 
     /// The underlying client (for health checks: `connection_state()`).
@@ -567,6 +608,23 @@ pub fn describe(topology: &Topology) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn servers_older_than_2_10_are_refused_with_the_version_needed() {
+        for ok in [
+            "2.10.0",
+            "2.10.29",
+            "2.11.0-beta.2",
+            "2.15.1",
+            "3.0.0",
+            "v2.12.1",
+        ] {
+            assert_eq!(check_server_version(ok), Ok(()), "{ok}");
+        }
+        for old in ["2.9.10", "2.9.25", "2.2.0", "1.4.1", "", "garbage", "2"] {
+            assert_eq!(check_server_version(old), Err("2.10.0"), "{old}");
+        }
+    }
 
     #[test]
     fn credentials_never_reach_error_messages() {

@@ -15,9 +15,10 @@ use bytes::Bytes;
 use common::*;
 use jt_bus::envelope::{HEADER_SCHEMA_VERSION, HEADER_TYPE};
 use jt_bus::{
-    Bus, DeadLetterQuery, Envelope, Incoming, KvError, MessageId, Outcome, PublishError,
-    RawMessage, TraceContext,
+    Bus, DeadLetterQuery, Envelope, Incoming, KvError, Message, MessageId, Outcome, PublishError,
+    RawMessage, SubjectError, Subjects, TraceContext,
 };
+use serde::{Deserialize, Serialize};
 
 macro_rules! contract {
     ($backend:ident: $($case:ident),* $(,)?) => {
@@ -61,6 +62,8 @@ both_backends!(
     a_handler_panic_is_a_failed_attempt_not_a_crash,
     a_lost_lease_is_reported_to_the_work_it_protects,
     messages_handed_back_while_their_key_is_busy_are_not_charged_an_attempt,
+    a_message_only_a_newer_build_reads_waits_for_it_instead_of_dead_letter,
+    a_waiting_message_is_never_charged_an_attempt_and_holds_its_key,
 );
 
 mod cases {
@@ -380,10 +383,12 @@ mod cases {
         f.bus.publish(&signal("r", 5)).await.unwrap(); // fine
         let handled = shared(Vec::<u32>::new());
         let h = handled.clone();
+        // Room for the key's later messages to wait while an unreadable one is retried (with
+        // one slot, each would hold it for `gate_wait`).
         let (task, stop) = spawn_consumer(
             &f.bus,
             &f.defs.fanout,
-            options(1),
+            options(4),
             move |m: Incoming<TestSignal>| {
                 let h = h.clone();
                 async move {
@@ -416,6 +421,13 @@ mod cases {
             "{}",
             reasons[0]
         );
+        // Retried first (another replica might read them), then dead-lettered.
+        for r in &reasons[..3] {
+            assert!(
+                r.starts_with("gave up after 3 attempts: undecodable"),
+                "{r}"
+            );
+        }
         assert!(
             reasons[1].contains("payload does not decode"),
             "{}",
@@ -597,6 +609,142 @@ mod cases {
             keys.iter().any(|k| k.ends_with(".back")),
             "no hand-back recorded: {keys:?}"
         );
+        f.teardown().await;
+    }
+
+    pub async fn a_message_only_a_newer_build_reads_waits_for_it_instead_of_dead_letter(bus: Bus) {
+        /// The same message type, one schema version later (a newer build during a rolling
+        /// deploy), with a field the older build does not know.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        struct TestSignalV2 {
+            recorder: String,
+            n: u32,
+            added_later: bool,
+        }
+        impl Message for TestSignalV2 {
+            const TYPE: &'static str = "test-signal";
+            const SCHEMA_VERSION: u32 = 2;
+            fn subject(&self, subjects: &Subjects) -> Result<String, SubjectError> {
+                subjects.signal(&self.recorder)
+            }
+        }
+        let f = Fixture::new(bus, |d| d.fanout.max_deliver = 1000).await;
+        let newer = Envelope::new(
+            MessageId::new("v2-signal-1").unwrap(),
+            TestSignalV2 {
+                recorder: "r".into(),
+                n: 1,
+                added_later: true,
+            },
+        );
+        f.bus.publish(&newer).await.unwrap();
+        // An old replica sees it first: it cannot read it, hands it back, keeps running.
+        let (task, stop) = spawn_consumer(
+            &f.bus,
+            &f.defs.fanout,
+            options(1),
+            move |_m: Incoming<TestSignal>| async { Outcome::Ack },
+        );
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        stop.cancel();
+        task.await.unwrap();
+        // A new replica reads it.
+        let handled = shared(Vec::<bool>::new());
+        let h = handled.clone();
+        let (task, stop) = spawn_consumer(
+            &f.bus,
+            &f.defs.fanout,
+            options(1),
+            move |m: Incoming<TestSignalV2>| {
+                h.lock().push(m.envelope.payload.added_later);
+                async { Outcome::Ack }
+            },
+        );
+        assert!(eventually(Duration::from_secs(10), || !handled.lock().is_empty()).await);
+        stop.cancel();
+        task.await.unwrap();
+        let letters = f
+            .bus
+            .dead_letters(&f.defs.dead_letters, &DeadLetterQuery::default())
+            .await
+            .unwrap();
+        assert!(letters.is_empty(), "{letters:?}");
+        // And a field an older payload type does not know is ignored, not a failure.
+        let mut extra = signal("r2", 7).encode(&f.bus.subjects()).unwrap();
+        extra.payload = Bytes::from_static(br#"{"recorder":"r2","n":7,"added_later":true}"#);
+        f.bus.publish_raw(&extra).await.unwrap();
+        let seen = shared(Vec::<u32>::new());
+        let s = seen.clone();
+        let (task, stop) = spawn_consumer(
+            &f.bus,
+            &f.defs.fanout,
+            options(1),
+            move |m: Incoming<TestSignal>| {
+                s.lock().push(m.envelope.payload.n);
+                async { Outcome::Ack }
+            },
+        );
+        assert!(eventually(Duration::from_secs(10), || seen.lock().contains(&7)).await);
+        stop.cancel();
+        task.await.unwrap();
+        f.teardown().await;
+    }
+
+    pub async fn a_waiting_message_is_never_charged_an_attempt_and_holds_its_key(bus: Bus) {
+        // Far more waits than `max_deliver` (3): still never dead-lettered, still attempt 1,
+        // and the account's next message runs only after it.
+        let f = Fixture::new(bus, |_| {}).await;
+        f.bus.publish(&order("acct-wait", 0)).await.unwrap();
+        f.bus.publish(&order("acct-wait", 1)).await.unwrap();
+        let seen = shared(Vec::<(u32, u32)>::new());
+        let waits = Arc::new(AtomicU32::new(0));
+        let (s, w) = (seen.clone(), waits.clone());
+        let (task, stop) = spawn_consumer(
+            &f.bus,
+            &f.defs.execute,
+            options(4),
+            move |m: Incoming<TestOrder>| {
+                let n = m.envelope.payload.n;
+                s.lock().push((n, m.attempt));
+                let waited = if n == 0 {
+                    w.fetch_add(1, Ordering::SeqCst)
+                } else {
+                    u32::MAX
+                };
+                async move {
+                    if waited < 8 {
+                        Outcome::wait("broker rate limit", Duration::from_millis(30))
+                    } else {
+                        Outcome::Ack
+                    }
+                }
+            },
+        );
+        assert!(
+            eventually(Duration::from_secs(30), || seen
+                .lock()
+                .iter()
+                .any(|(n, _)| *n == 1))
+            .await,
+            "{:?}",
+            seen.lock()
+        );
+        stop.cancel();
+        task.await.unwrap();
+        let seen = seen.lock().clone();
+        assert_eq!(seen.len(), 10, "{seen:?}");
+        assert!(seen[..9].iter().all(|&(n, a)| n == 0 && a == 1), "{seen:?}");
+        assert_eq!(
+            seen[9],
+            (1, 1),
+            "the next message ran after the waiting one"
+        );
+        let letters = f
+            .bus
+            .dead_letters(&f.defs.dead_letters, &DeadLetterQuery::default())
+            .await
+            .unwrap();
+        assert!(letters.is_empty(), "{letters:?}");
         f.teardown().await;
     }
 

@@ -90,6 +90,8 @@ fn main() {
             settings: &settings,
             filters: FilterState::default(),
             now: start,
+            exit_fraction: None,
+            alert_size: None,
         };
         let _ = black_box(decide(black_box(&input)));
     });

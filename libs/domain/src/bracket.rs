@@ -183,6 +183,19 @@ fn stop_spec(
     }))
 }
 
+/// The stop's distance in points from the entry the settings would place, `None` when the stop
+/// is off (what a risk-sized entry divides its risk by).
+///
+/// # Errors
+/// As [`build_bracket`] for the stop.
+pub fn stop_distance(
+    settings: &Settings,
+    instrument: &Instrument,
+    reference_price: Option<Decimal>,
+) -> Result<Option<Decimal>, BracketBuildError> {
+    Ok(stop_spec(settings, instrument, reference_price)?.map(|s| s.distance))
+}
+
 fn break_even(
     settings: &Settings,
     instrument: &Instrument,

@@ -12,6 +12,7 @@
 //! | any | close / flatten / kill | – | [`IntentPlan::Close`]: cancel working orders, close ([`IntentPlan::CancelOrders`] when flat) |
 //! | long | close_long | – | [`IntentPlan::Close`]; short → skipped; flat → [`IntentPlan::CancelOrders`] (close_short mirrors it) |
 //! | any | cancel | – | [`IntentPlan::CancelOrders`] |
+//! | long | reduce_long (fraction f) | – | [`IntentPlan::Reduce`]: resize the protection to what remains, then sell `size × f` (half away from zero, ≥ 1, never past flat; all of it → [`IntentPlan::Close`]); flat or short → skipped (reduce_short mirrors it) |
 //!
 //! `same_direction_ignore` skips same-direction signals while in a position. Entry filters
 //! ([`crate::filters::check_entry`]) refuse only new exposure: a flip whose entry is refused
@@ -21,7 +22,8 @@
 //! and an entry never exceeds `max_contracts_per_trade`.
 //!
 //! The signal's own quantity (`contracts` in the alert) does not size trader orders: sizes come
-//! from the settings. Plans are plain data (serde) so the executor stores them with the intent.
+//! from the settings, or from the alert's risk instruction ([`AlertSize`], computed by the
+//! executor from the stop and the account's balance). Plans are plain data (serde) so the executor stores them with the intent.
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -78,6 +80,25 @@ pub struct DecisionInput<'a> {
     pub filters: FilterState,
     /// The instant the signal is being executed.
     pub now: DateTime<Utc>,
+    /// For a partial exit (`reduce_long` / `reduce_short`): the fraction of its position the
+    /// strategy sold (0 < fraction < 1). Each trader's position is reduced by the same
+    /// fraction of its own size ([`quantity::reduce_by_fraction`]).
+    pub exit_fraction: Option<Decimal>,
+    /// An entry size the alert decided (risk sizing, already scaled by the multiplier),
+    /// replacing `initial_position_size` / `add_position_size × multiplier`; the caps still
+    /// apply. A quantity of 0 refuses the entry (the exit half of a flip still runs).
+    pub alert_size: Option<AlertSize>,
+}
+
+/// An entry sized by the alert's risk instruction (`risk_dollars`, `risk_percentage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertSize {
+    /// Contracts: the risk (× multiplier) ÷ what one contract loses at the stop, rounded down.
+    pub qty: Contracts,
+    /// Dollars the alert allows this trader to risk (after the multiplier).
+    pub risk: Decimal,
+    /// Dollars one contract loses at the stop.
+    pub per_contract: Decimal,
 }
 
 /// One broker step of a plan, in order. The executor performs them one after another and
@@ -109,6 +130,20 @@ pub enum PlanStep {
         /// Entry side.
         side: Side,
         /// Contracts added.
+        qty: Contracts,
+    },
+    /// A partial exit, first step: resize the position's protection to what will remain —
+    /// take-profit legs trimmed from the farthest, stops to the remaining quantity — so no exit
+    /// order can take the position past flat once it is smaller.
+    ResizeProtection {
+        /// Contracts that remain after the reduction.
+        position_qty: Contracts,
+    },
+    /// A partial exit, second step: a market order on the exit side for `qty` contracts.
+    ReducePosition {
+        /// The exit side.
+        side: Side,
+        /// Contracts taken off.
         qty: Contracts,
     },
     /// After the add fills: cancel every working take-profit and stop of the contract, read
@@ -161,6 +196,18 @@ pub enum IntentPlan {
         direction: Direction,
         /// The new entry's quantity.
         size: SizedEntry,
+    },
+    /// A partial exit: the position reduced by the strategy's fraction, its protection resized
+    /// to what remains.
+    Reduce {
+        /// The direction of the position being reduced.
+        direction: Direction,
+        /// Contracts taken off.
+        qty: Contracts,
+        /// Contracts that remain (≥ 1: a reduction to flat is a [`IntentPlan::Close`]).
+        remaining: Contracts,
+        /// The fraction the strategy sold.
+        fraction: Decimal,
     },
     /// Cancel working orders of the contract and close the position.
     Close {
@@ -218,6 +265,20 @@ impl IntentPlan {
                     qty: size.qty,
                 },
             ],
+            IntentPlan::Reduce {
+                direction,
+                qty,
+                remaining,
+                ..
+            } => vec![
+                PlanStep::ResizeProtection {
+                    position_qty: *remaining,
+                },
+                PlanStep::ReducePosition {
+                    side: direction.exit_side(),
+                    qty: *qty,
+                },
+            ],
             IntentPlan::Close { direction, qty, .. } => vec![
                 PlanStep::CancelWorkingOrders,
                 PlanStep::ClosePosition {
@@ -244,7 +305,7 @@ impl IntentPlan {
             | IntentPlan::Flip {
                 direction, size, ..
             } => Some((*direction, size.qty)),
-            IntentPlan::Close { .. } | IntentPlan::CancelOrders => None,
+            IntentPlan::Reduce { .. } | IntentPlan::Close { .. } | IntentPlan::CancelOrders => None,
         }
     }
 }
@@ -303,13 +364,57 @@ fn close_side(action: SignalAction, wanted: Direction, position: BrokerPosition)
     }
 }
 
-/// Sizes an entry of `size_setting × multiplier` on top of `open` contracts.
+/// A partial exit of `direction`'s position by `fraction` (see [`quantity::reduce_by_fraction`]):
+/// a reduction, or a close when the rounding takes the whole position.
+fn reduce(
+    action: SignalAction,
+    direction: Direction,
+    fraction: Option<Decimal>,
+    position: BrokerPosition,
+) -> Decision {
+    match position.direction() {
+        None => Decision::Skip {
+            reason: SkipReason::NothingToReduce { action },
+        },
+        Some(d) if d != direction => Decision::Skip {
+            reason: SkipReason::NothingToClose {
+                action,
+                position: d,
+            },
+        },
+        Some(_) => {
+            let size = position.size();
+            let fraction = fraction.unwrap_or(Decimal::ONE);
+            let qty = quantity::reduce_by_fraction(size, fraction);
+            if qty >= size {
+                return Decision::Execute {
+                    plan: close_all(position),
+                };
+            }
+            Decision::Execute {
+                plan: IntentPlan::Reduce {
+                    direction,
+                    qty,
+                    remaining: size - qty,
+                    fraction,
+                },
+            }
+        }
+    }
+}
+
+/// Sizes an entry of `size_setting × multiplier` (or the alert's own size) on top of `open`
+/// contracts.
 fn size_entry(
     settings: &Settings,
     size_setting: Contracts,
     open: Contracts,
+    alert_size: Option<AlertSize>,
 ) -> Result<SizedEntry, QuantityError> {
-    let requested = quantity::scale_by_multiplier(size_setting, settings.multiplier)?;
+    let requested = match alert_size {
+        Some(a) => a.qty,
+        None => quantity::scale_by_multiplier(size_setting, settings.multiplier)?,
+    };
     Ok(quantity::cap_entry(
         requested,
         open,
@@ -338,6 +443,8 @@ pub fn decide(input: &DecisionInput<'_>) -> Result<Decision, QuantityError> {
         settings,
         filters: state,
         now,
+        exit_fraction,
+        alert_size,
     } = *input;
     let wanted = match action {
         SignalAction::Cancel => return execute(IntentPlan::CancelOrders),
@@ -346,18 +453,33 @@ pub fn decide(input: &DecisionInput<'_>) -> Result<Decision, QuantityError> {
         }
         SignalAction::CloseLong => return Ok(close_side(action, Direction::Long, position)),
         SignalAction::CloseShort => return Ok(close_side(action, Direction::Short, position)),
+        SignalAction::ReduceLong => {
+            return Ok(reduce(action, Direction::Long, exit_fraction, position));
+        }
+        SignalAction::ReduceShort => {
+            return Ok(reduce(action, Direction::Short, exit_fraction, position));
+        }
         SignalAction::Resume => return skip(SkipReason::ControlCommand { action }),
         SignalAction::Long => Direction::Long,
         SignalAction::Short => Direction::Short,
     };
-    let refused = filters::check_entry(settings, wanted, &state, now).err();
+    let refused = filters::check_entry(settings, wanted, &state, now)
+        .err()
+        .or_else(|| {
+            alert_size
+                .filter(|a| a.qty == 0)
+                .map(|a| SkipReason::RiskBelowOneContract {
+                    risk: a.risk,
+                    per_contract: a.per_contract,
+                })
+        });
     let open = position.size();
     match position.direction() {
         None => {
             if let Some(reason) = refused {
                 return skip(reason);
             }
-            let size = size_entry(settings, settings.initial_position_size, 0)?;
+            let size = size_entry(settings, settings.initial_position_size, 0, alert_size)?;
             if size.qty == 0 {
                 return skip(at_cap(settings, 0));
             }
@@ -385,7 +507,7 @@ pub fn decide(input: &DecisionInput<'_>) -> Result<Decision, QuantityError> {
             } else {
                 settings.initial_position_size
             };
-            let size = size_entry(settings, size_setting, open)?;
+            let size = size_entry(settings, size_setting, open, alert_size)?;
             if size.qty == 0 {
                 return skip(at_cap(settings, open));
             }
@@ -419,7 +541,7 @@ pub fn decide(input: &DecisionInput<'_>) -> Result<Decision, QuantityError> {
                 });
             }
             // After the close the position is flat, so the cap applies to the entry alone.
-            let size = size_entry(settings, settings.initial_position_size, 0)?;
+            let size = size_entry(settings, settings.initial_position_size, 0, alert_size)?;
             execute(IntentPlan::Flip {
                 from: held,
                 close_qty: open,
@@ -462,6 +584,8 @@ mod tests {
             settings,
             filters: FilterState::default(),
             now: now(),
+            exit_fraction: None,
+            alert_size: None,
         })
         .unwrap()
     }
@@ -803,6 +927,8 @@ mod tests {
                 ..FilterState::default()
             },
             now: now(),
+            exit_fraction: None,
+            alert_size: None,
         };
         assert_eq!(
             reason(decide(&input(1500)).unwrap()),
@@ -902,6 +1028,8 @@ mod tests {
                     settings: &base(),
                     filters: state,
                     now: now(),
+                    exit_fraction: None,
+                    alert_size: None,
                 })
                 .unwrap()
             };
@@ -931,9 +1059,190 @@ mod tests {
                 settings: &s,
                 filters: FilterState::default(),
                 now: now(),
+                exit_fraction: None,
+                alert_size: None,
             })
             .is_err()
         );
+    }
+
+    fn decide_full(
+        action: SignalAction,
+        position: BrokerPosition,
+        settings: &Settings,
+        exit_fraction: Option<Decimal>,
+        alert_size: Option<AlertSize>,
+    ) -> Decision {
+        decide(&DecisionInput {
+            action,
+            position,
+            settings,
+            filters: FilterState::default(),
+            now: now(),
+            exit_fraction,
+            alert_size,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_partial_exit_reduces_each_position_by_the_strategys_fraction() {
+        let s = base();
+        // The strategy sold half of its long: 4 → 2 here, resize first, then sell.
+        let p = plan(decide_full(
+            SignalAction::ReduceLong,
+            pos(4),
+            &s,
+            Some(dec!(0.5)),
+            None,
+        ));
+        assert_eq!(
+            p,
+            IntentPlan::Reduce {
+                direction: Direction::Long,
+                qty: 2,
+                remaining: 2,
+                fraction: dec!(0.5)
+            }
+        );
+        assert_eq!(
+            p.steps(),
+            vec![
+                PlanStep::ResizeProtection { position_qty: 2 },
+                PlanStep::ReducePosition {
+                    side: Side::Sell,
+                    qty: 2
+                }
+            ]
+        );
+        assert_eq!(p.new_exposure(), None);
+        // A short: buy back a third of 6.
+        let p = plan(decide_full(
+            SignalAction::ReduceShort,
+            pos(-6),
+            &s,
+            Some(dec!(0.3333333333)),
+            None,
+        ));
+        assert!(matches!(
+            p,
+            IntentPlan::Reduce {
+                direction: Direction::Short,
+                qty: 2,
+                remaining: 4,
+                ..
+            }
+        ));
+        // One contract and half of it sold: the rounding takes it all, a close, never a flip.
+        let p = plan(decide_full(
+            SignalAction::ReduceLong,
+            pos(1),
+            &s,
+            Some(dec!(0.5)),
+            None,
+        ));
+        assert_eq!(
+            p,
+            IntentPlan::Close {
+                direction: Direction::Long,
+                qty: 1,
+                entry_refused: None
+            }
+        );
+    }
+
+    #[test]
+    fn a_partial_exit_on_a_flat_or_opposite_account_is_skipped() {
+        let s = base();
+        assert_eq!(
+            reason(decide_full(
+                SignalAction::ReduceLong,
+                BrokerPosition::FLAT,
+                &s,
+                Some(dec!(0.5)),
+                None
+            )),
+            SkipReason::NothingToReduce {
+                action: SignalAction::ReduceLong
+            }
+        );
+        assert_eq!(
+            reason(decide_full(
+                SignalAction::ReduceLong,
+                pos(-3),
+                &s,
+                Some(dec!(0.5)),
+                None
+            )),
+            SkipReason::NothingToClose {
+                action: SignalAction::ReduceLong,
+                position: Direction::Short
+            }
+        );
+        // Exits pass the entry filters.
+        assert!(matches!(
+            plan(decide_full(
+                SignalAction::ReduceLong,
+                pos(4),
+                &windowed(),
+                Some(dec!(0.25)),
+                None
+            )),
+            IntentPlan::Reduce { qty: 1, .. }
+        ));
+    }
+
+    #[test]
+    fn an_alert_sized_entry_replaces_the_configured_size_and_is_still_capped() {
+        let size = |qty| AlertSize {
+            qty,
+            risk: dec!(100),
+            per_contract: dec!(20),
+        };
+        let s = Settings {
+            max_contracts_per_trade: 4,
+            ..base()
+        };
+        let p = plan(decide_full(
+            SignalAction::Long,
+            BrokerPosition::FLAT,
+            &s,
+            None,
+            Some(size(3)),
+        ));
+        assert_eq!(p.new_exposure(), Some((Direction::Long, 3)));
+        let p = plan(decide_full(
+            SignalAction::Long,
+            BrokerPosition::FLAT,
+            &s,
+            None,
+            Some(size(9)),
+        ));
+        assert_eq!(p.new_exposure(), Some((Direction::Long, 4)), "capped");
+        // Not one contract fits: the entry is refused, the exit half of a flip still runs.
+        assert!(matches!(
+            reason(decide_full(
+                SignalAction::Long,
+                BrokerPosition::FLAT,
+                &s,
+                None,
+                Some(size(0))
+            )),
+            SkipReason::RiskBelowOneContract { .. }
+        ));
+        assert!(matches!(
+            plan(decide_full(
+                SignalAction::Long,
+                pos(-2),
+                &s,
+                None,
+                Some(size(0))
+            )),
+            IntentPlan::Close {
+                entry_refused: Some(SkipReason::RiskBelowOneContract { .. }),
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -26,11 +26,12 @@ pub mod session;
 pub mod settings;
 pub mod signal;
 pub mod skip;
+pub mod tolerant;
 pub mod types;
 
 pub use bracket::{BracketBuildError, DcaProtection, EntryOrder, StopOrder};
 pub use copy::{CopyAction, FollowerSizing};
-pub use decision::{BrokerPosition, Decision, DecisionInput, IntentPlan, PlanStep};
+pub use decision::{AlertSize, BrokerPosition, Decision, DecisionInput, IntentPlan, PlanStep};
 pub use filters::FilterState;
 pub use instrument::{Instrument, InstrumentError};
 pub use order::{BracketOrder, OrderKind, OrderRequest};

@@ -37,6 +37,38 @@ pub enum OrderKind {
     },
 }
 
+/// How long a resting entry (limit, stop or stop-limit) works at the broker when it has not
+/// filled. Whatever the time in force, the trader's next signal on the contract cancels a resting
+/// entry first (`docs/alerts.md`, "Order types").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeInForce {
+    /// Until the end of the trading day (the CME session end, 16:00 Chicago time): the default.
+    #[default]
+    Day,
+    /// Until cancelled (by the next signal, or by hand).
+    Gtc,
+}
+
+impl TimeInForce {
+    /// The wire word (`day`, `gtc`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimeInForce::Day => "day",
+            TimeInForce::Gtc => "gtc",
+        }
+    }
+}
+
+impl OrderKind {
+    /// Whether the order rests until a price is reached (anything but market).
+    #[must_use]
+    pub fn is_resting(&self) -> bool {
+        !matches!(self, OrderKind::Market)
+    }
+}
+
 /// One plain order: a market/limit/stop order, a DCA add, a close, a single replacement TP.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderRequest {

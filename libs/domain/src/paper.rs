@@ -509,8 +509,8 @@ fn close_all(
 }
 
 /// Applies a signal filled at `price` (the alert's price, else the last trade) for `qty`
-/// contracts (the signal's quantity, else the recorder's `initial_position_size`; ignored for
-/// closes), and returns the trades it closed. `cancel` and `resume` change nothing.
+/// contracts (the signal's quantity, else the recorder's `initial_position_size`; for a partial
+/// exit the contracts taken off; ignored for closes), and returns the trades it closed. `cancel` and `resume` change nothing.
 ///
 /// # Errors
 /// [`PaperError`] for a price off tick or out of range, a position of another instrument, an
@@ -545,6 +545,9 @@ pub fn apply_signal(
             }
             return Ok(Vec::new());
         }
+        SignalAction::ReduceLong | SignalAction::ReduceShort => {
+            return Ok(reduce(position, ctx, action, qty, price, at));
+        }
         SignalAction::Cancel | SignalAction::Resume => return Ok(Vec::new()),
     };
     match position {
@@ -563,6 +566,47 @@ pub fn apply_signal(
             Ok(closed)
         }
     }
+}
+
+/// A partial exit of `qty` contracts (oldest lots first) at `price`, as the live traders do it:
+/// the targets are trimmed from the farthest so they never exceed what remains; all of it (or
+/// more) closes the position. Nothing happens on a flat or opposite position.
+fn reduce(
+    position: &mut Option<PaperPosition>,
+    ctx: &PaperContext<'_>,
+    action: SignalAction,
+    qty: Contracts,
+    price: Price,
+    at: DateTime<Utc>,
+) -> Vec<ClosedTrade> {
+    let side = action.reduced_direction();
+    let Some(p) = position.as_mut().filter(|p| Some(p.direction) == side) else {
+        return Vec::new();
+    };
+    if qty >= p.qty() {
+        return take_and_close(position, ctx, price, at);
+    }
+    p.observe(ctx.instrument, price);
+    let closed = close_qty(p, ctx, qty, price, at, ExitReason::Signal);
+    let mut excess = p
+        .targets
+        .iter()
+        .map(|t| t.qty)
+        .sum::<Contracts>()
+        .saturating_sub(p.qty());
+    // Nearest first: trim from the back.
+    while excess > 0 {
+        let Some(last) = p.targets.last_mut() else {
+            break;
+        };
+        let cut = last.qty.min(excess);
+        last.qty -= cut;
+        excess -= cut;
+        if last.qty == 0 {
+            p.targets.pop();
+        }
+    }
+    closed
 }
 
 fn take_and_close(
@@ -858,6 +902,37 @@ mod tests {
         signal(&mut p, &s, SignalAction::Short, 1, dec!(21000), 0);
         let closed = tick(&mut p, &s, dec!(21010), 1);
         assert_eq!(closed[0].exit_reason, ExitReason::StopLoss);
+    }
+
+    #[test]
+    fn a_partial_exit_closes_the_oldest_lots_and_trims_the_farthest_target() {
+        let s = Settings {
+            tp_targets: vec![target(dec!(20), dec!(2)), target(dec!(40), dec!(2))],
+            ..Settings::default()
+        };
+        let mut p = None;
+        signal(&mut p, &s, SignalAction::Long, 4, dec!(21000), 0);
+        let closed = signal(&mut p, &s, SignalAction::ReduceLong, 3, dec!(21004), 1);
+        assert_eq!(closed.iter().map(|c| c.qty).sum::<Contracts>(), 3);
+        assert_eq!(closed[0].exit_reason, ExitReason::Signal);
+        let open = open_position(&p);
+        assert_eq!(open.qty(), 1);
+        assert_eq!(
+            open.targets,
+            vec![PaperTarget {
+                price: px(dec!(21005)),
+                qty: 1
+            }],
+            "the farthest target went first"
+        );
+        // The wrong side, or flat, changes nothing.
+        assert!(signal(&mut p, &s, SignalAction::ReduceShort, 1, dec!(21004), 2).is_empty());
+        assert_eq!(open_position(&p).qty(), 1);
+        // All of it closes the position.
+        let closed = signal(&mut p, &s, SignalAction::ReduceLong, 5, dec!(21004), 3);
+        assert_eq!(closed.len(), 1);
+        assert_eq!(p, None);
+        assert!(signal(&mut p, &s, SignalAction::ReduceLong, 1, dec!(21004), 4).is_empty());
     }
 
     #[test]

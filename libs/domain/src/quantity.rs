@@ -75,6 +75,75 @@ pub fn scale_by_multiplier(
     scale_decimal(Decimal::from(quantity), multiplier)
 }
 
+/// The contracts a partial exit takes off a position of `size` when the strategy sold
+/// `fraction` of its own (0 < fraction < 1): `size × fraction` rounded half away from zero, at
+/// least 1 contract, never more than `size` (never past flat). 0 for an empty position or a
+/// fraction that is not positive.
+#[must_use]
+pub fn reduce_by_fraction(size: Contracts, fraction: Decimal) -> Contracts {
+    if size == 0 || fraction <= Decimal::ZERO {
+        return 0;
+    }
+    let raw = Decimal::from(size)
+        .checked_mul(fraction.min(Decimal::ONE))
+        .unwrap_or_else(|| Decimal::from(size));
+    whole_contracts(raw).map_or(size, |q| q.min(size))
+}
+
+/// Why a risk-sized quantity could not be computed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum RiskSizingError {
+    /// Risk sizing needs the stop's distance.
+    #[error(
+        "the alert sizes the entry by risk, but no stop is set: add a stop (sl, dollar_sl or \
+         percentage_sl) to the alert, or enable the trader's stop"
+    )]
+    NoStop,
+    /// The risk or the stop is not positive, or the arithmetic overflowed.
+    #[error(
+        "risk sizing cannot use a risk of ${risk} with a stop risking ${per_contract} per contract"
+    )]
+    Invalid {
+        /// Dollars at risk.
+        risk: Decimal,
+        /// Dollars lost per contract at the stop.
+        per_contract: Decimal,
+    },
+}
+
+/// The quantity an entry risking `risk_dollars` may have when its stop is `stop_points` away:
+/// `risk ÷ (stop ticks × tick value)`, rounded **down** to whole contracts — a risk-sized entry
+/// never risks more than asked (0 when one contract already risks more; the caller skips it).
+///
+/// # Errors
+/// [`RiskSizingError`] for a stop of 0 or a non-positive risk.
+pub fn risk_sized(
+    risk_dollars: Decimal,
+    stop_points: Decimal,
+    instrument: &crate::instrument::Instrument,
+) -> Result<(Contracts, Decimal), RiskSizingError> {
+    if stop_points <= Decimal::ZERO {
+        return Err(RiskSizingError::NoStop);
+    }
+    let per_contract = stop_points
+        .checked_div(instrument.tick_size)
+        .and_then(|ticks| ticks.checked_mul(instrument.tick_value))
+        .unwrap_or(Decimal::MAX);
+    if risk_dollars <= Decimal::ZERO || per_contract <= Decimal::ZERO {
+        return Err(RiskSizingError::Invalid {
+            risk: risk_dollars,
+            per_contract,
+        });
+    }
+    let qty = risk_dollars
+        .checked_div(per_contract)
+        .unwrap_or(Decimal::ZERO)
+        .floor()
+        .to_u32()
+        .unwrap_or(Contracts::MAX);
+    Ok((qty, per_contract.normalize()))
+}
+
 /// A cap that reduced an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "limit", rename_all = "snake_case")]
@@ -449,5 +518,43 @@ mod tests {
             if max > 0 { prop_assert!(s.qty == 0 || open + s.qty <= max); }
             prop_assert_eq!(s.limited_by.is_none(), s.qty == requested);
         }
+    }
+
+    #[test]
+    fn a_partial_exit_takes_the_same_fraction_of_each_position_never_past_flat() {
+        // The strategy sold half: 4 → 2, 8 → 4, 2 → 1.
+        assert_eq!(reduce_by_fraction(4, dec!(0.5)), 2);
+        assert_eq!(reduce_by_fraction(8, dec!(0.5)), 4);
+        assert_eq!(reduce_by_fraction(2, dec!(0.5)), 1);
+        // Half away from zero, at least one contract.
+        assert_eq!(reduce_by_fraction(3, dec!(0.5)), 2);
+        assert_eq!(reduce_by_fraction(1, dec!(0.5)), 1);
+        assert_eq!(reduce_by_fraction(10, dec!(0.01)), 1);
+        // Never more than the position.
+        assert_eq!(reduce_by_fraction(3, dec!(0.9)), 3);
+        assert_eq!(reduce_by_fraction(3, dec!(2)), 3);
+        assert_eq!(reduce_by_fraction(0, dec!(0.5)), 0);
+        assert_eq!(reduce_by_fraction(5, dec!(0)), 0);
+    }
+
+    #[test]
+    fn a_risk_sized_entry_never_risks_more_than_asked() {
+        let mnq = crate::instrument::by_root("MNQ").unwrap();
+        // 40 ticks × $0.50 = $20 a contract; $100 buys 5 contracts.
+        assert_eq!(risk_sized(dec!(100), dec!(10), mnq).unwrap(), (5, dec!(20)));
+        // $110 still buys 5 (rounded down), $19 buys none.
+        assert_eq!(risk_sized(dec!(110), dec!(10), mnq).unwrap().0, 5);
+        assert_eq!(risk_sized(dec!(19), dec!(10), mnq).unwrap().0, 0);
+        assert_eq!(
+            risk_sized(dec!(100), dec!(0), mnq),
+            Err(RiskSizingError::NoStop)
+        );
+        assert!(risk_sized(dec!(-1), dec!(10), mnq).is_err());
+        let es = crate::instrument::by_root("ES").unwrap();
+        // 8 ticks × $12.50 = $100 a contract.
+        assert_eq!(
+            risk_sized(dec!(1000), dec!(2), es).unwrap(),
+            (10, dec!(100))
+        );
     }
 }

@@ -19,6 +19,11 @@ pub enum SignalAction {
     CloseLong,
     /// Close a short position (a buy with position flat); nothing if long or flat.
     CloseShort,
+    /// Reduce a long position by the fraction the signal carries (a partial exit: the strategy
+    /// sold part of its long); never past flat.
+    ReduceLong,
+    /// Reduce a short position by the fraction the signal carries; never past flat.
+    ReduceShort,
     /// Cancel working orders on the symbol without touching the position.
     Cancel,
     /// Control: flatten every trader of the recorder (cancel orders, close positions).
@@ -54,8 +59,22 @@ impl SignalAction {
     pub fn is_exit(self) -> bool {
         matches!(
             self,
-            SignalAction::Close | SignalAction::CloseLong | SignalAction::CloseShort
+            SignalAction::Close
+                | SignalAction::CloseLong
+                | SignalAction::CloseShort
+                | SignalAction::ReduceLong
+                | SignalAction::ReduceShort
         )
+    }
+
+    /// The direction of the position a partial exit reduces, `None` for every other action.
+    #[must_use]
+    pub fn reduced_direction(self) -> Option<Direction> {
+        match self {
+            SignalAction::ReduceLong => Some(Direction::Long),
+            SignalAction::ReduceShort => Some(Direction::Short),
+            _ => None,
+        }
     }
 
     /// Swaps long ↔ short and close_long ↔ close_short (`inverse_strategy`).
@@ -66,6 +85,8 @@ impl SignalAction {
             SignalAction::Short => SignalAction::Long,
             SignalAction::CloseLong => SignalAction::CloseShort,
             SignalAction::CloseShort => SignalAction::CloseLong,
+            SignalAction::ReduceLong => SignalAction::ReduceShort,
+            SignalAction::ReduceShort => SignalAction::ReduceLong,
             other => other,
         }
     }
@@ -79,6 +100,8 @@ impl SignalAction {
             SignalAction::Close => "close",
             SignalAction::CloseLong => "close_long",
             SignalAction::CloseShort => "close_short",
+            SignalAction::ReduceLong => "reduce_long",
+            SignalAction::ReduceShort => "reduce_short",
             SignalAction::Cancel => "cancel",
             SignalAction::Flatten => "flatten",
             SignalAction::Kill => "kill",
@@ -99,6 +122,8 @@ mod tests {
             SignalAction::Close,
             SignalAction::CloseLong,
             SignalAction::CloseShort,
+            SignalAction::ReduceLong,
+            SignalAction::ReduceShort,
             SignalAction::Cancel,
             SignalAction::Flatten,
             SignalAction::Kill,
@@ -110,5 +135,15 @@ mod tests {
         assert_eq!(SignalAction::Long.inverted(), SignalAction::Short);
         assert_eq!(SignalAction::CloseLong.inverted(), SignalAction::CloseShort);
         assert_eq!(SignalAction::Close.inverted(), SignalAction::Close);
+        assert_eq!(
+            SignalAction::ReduceLong.inverted(),
+            SignalAction::ReduceShort
+        );
+        assert!(SignalAction::ReduceShort.is_exit());
+        assert_eq!(
+            SignalAction::ReduceShort.reduced_direction(),
+            Some(Direction::Short)
+        );
+        assert_eq!(SignalAction::ReduceLong.entry_direction(), None);
     }
 }

@@ -108,6 +108,18 @@ pub enum SkipReason {
         /// The action received.
         action: SignalAction,
     },
+    /// A partial exit (`reduce_long` / `reduce_short`) while the account is flat.
+    NothingToReduce {
+        /// The action received.
+        action: SignalAction,
+    },
+    /// The alert sizes the entry by risk, and one contract at its stop already risks more.
+    RiskBelowOneContract {
+        /// Dollars the alert allows this trader to risk (after the multiplier).
+        risk: Decimal,
+        /// Dollars one contract loses at the stop.
+        per_contract: Decimal,
+    },
 }
 
 impl SkipReason {
@@ -129,6 +141,8 @@ impl SkipReason {
             SkipReason::MaxContractsReached { .. } => "max_contracts",
             SkipReason::ProtectionRequired { .. } => "require_brackets",
             SkipReason::ControlCommand { .. } => "control_command",
+            SkipReason::NothingToReduce { .. } => "reduce_side",
+            SkipReason::RiskBelowOneContract { .. } => "risk_sizing",
         }
     }
 }
@@ -253,6 +267,16 @@ impl fmt::Display for SkipReason {
                 "{} is a control command: it places no order for a trader",
                 action.as_str()
             ),
+            SkipReason::NothingToReduce { action } => write!(
+                f,
+                "{} received but the account is flat: nothing to reduce",
+                action.as_str()
+            ),
+            SkipReason::RiskBelowOneContract { risk, per_contract } => write!(
+                f,
+                "the alert risks ${risk}, and one contract at its stop risks ${per_contract}: \
+                 not even one contract fits (risk sizing never rounds up)"
+            ),
         }
     }
 }
@@ -318,6 +342,13 @@ mod tests {
             },
             SkipReason::ControlCommand {
                 action: SignalAction::Resume,
+            },
+            SkipReason::NothingToReduce {
+                action: SignalAction::ReduceLong,
+            },
+            SkipReason::RiskBelowOneContract {
+                risk: Decimal::new(19, 0),
+                per_contract: Decimal::new(20, 0),
             },
         ];
         let mut rules = std::collections::HashSet::new();

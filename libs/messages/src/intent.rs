@@ -3,7 +3,7 @@
 //! sub-account across every executor replica).
 
 use chrono::{DateTime, Utc};
-use jt_alerts::{ExitLevel, StopOverride};
+use jt_alerts::{AlertRisk, EntryOrderSpec, ExitLevel, StopOverride};
 use jt_bus::{Message, SubjectError, Subjects};
 use jt_domain::{Settings, SignalAction};
 use rust_decimal::Decimal;
@@ -49,8 +49,20 @@ pub struct IntentMessage {
     pub take_profit: Option<ExitLevel>,
     /// Per-alert stop.
     pub stop_loss: Option<StopOverride>,
-    /// The trader's resolved settings.
+    /// The trader's resolved settings. Read tolerantly: a setting a newer executor added is
+    /// dropped, not a reason to refuse the intent (`jt_domain::tolerant`).
+    #[serde(deserialize_with = "jt_domain::tolerant::deserialize")]
     pub settings: Settings,
+    /// For a partial exit (`reduce_long` / `reduce_short`): the fraction of its position the
+    /// strategy sold; each trader reduces its own position by the same fraction.
+    #[serde(default)]
+    pub exit_fraction: Option<Decimal>,
+    /// The alert's resting entry (limit, stop, stop-limit); `None` = market.
+    #[serde(default)]
+    pub entry_order: Option<EntryOrderSpec>,
+    /// The alert's trailing, break-even, sizing and `same_direction_ignore` instructions.
+    #[serde(default)]
+    pub risk: AlertRisk,
 }
 
 impl IntentMessage {
@@ -99,5 +111,97 @@ impl Message for IntentMessage {
 
     fn subject(&self, subjects: &Subjects) -> Result<String, SubjectError> {
         subjects.order(&self.sub_account_id.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jt_alerts::{AlertContext, parse_alert};
+
+    #[test]
+    fn an_intent_carries_the_alerts_partial_exit_order_type_and_risk_exactly() {
+        let signal = parse_alert(
+            br#"{"action":"buy","ticker":"MNQ1!","orderType":"limit","limitPrice":21000.25,
+                 "dollar_sl":30,"trail":1,"trail_trigger":8,"risk_percentage":1.5}"#,
+            &AlertContext::default(),
+        )
+        .unwrap();
+        let partial = parse_alert(
+            br#"{"action":"sell","ticker":"MNQ1!","position_size":1,"prev_position_size":3}"#,
+            &AlertContext::default(),
+        )
+        .unwrap();
+        let intent = IntentMessage {
+            intent_id: Uuid::now_v7(),
+            signal_id: Uuid::now_v7(),
+            owner_id: Uuid::now_v7(),
+            recorder_id: Uuid::now_v7(),
+            trader_id: Some(Uuid::now_v7()),
+            sub_account_id: Uuid::now_v7(),
+            broker_account_id: Uuid::now_v7(),
+            action: partial.action,
+            symbol: Some("MNQ1!".into()),
+            price: None,
+            alert_time: None,
+            received_at: Utc::now(),
+            delay_secs: 0,
+            max_lag_secs: None,
+            take_profit: None,
+            stop_loss: signal.stop_loss,
+            settings: Settings::default(),
+            exit_fraction: partial.exit_fraction,
+            entry_order: signal.entry_order,
+            risk: signal.risk,
+        };
+        let json = serde_json::to_vec(&intent).unwrap();
+        let back = IntentMessage::decode(1, &json).unwrap();
+        assert_eq!(back, intent);
+        assert_eq!(
+            back.exit_fraction.map(|f| f.round_dp(4).to_string()),
+            Some("0.6667".into())
+        );
+        // An intent queued before these fields existed still reads.
+        let mut old: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        for key in ["exit_fraction", "entry_order", "risk"] {
+            old.as_object_mut().unwrap().remove(key);
+        }
+        let back = IntentMessage::decode(1, old.to_string().as_bytes()).unwrap();
+        assert_eq!(back.entry_order, None);
+    }
+
+    #[test]
+    fn an_intent_with_a_setting_this_build_does_not_know_is_read_not_refused() {
+        // Written by a newer executor during a rolling deploy: one more setting.
+        let intent = IntentMessage {
+            intent_id: Uuid::nil(),
+            signal_id: Uuid::nil(),
+            owner_id: Uuid::nil(),
+            recorder_id: Uuid::nil(),
+            trader_id: None,
+            sub_account_id: Uuid::nil(),
+            broker_account_id: Uuid::nil(),
+            action: SignalAction::Long,
+            symbol: Some("MNQ1!".into()),
+            price: None,
+            alert_time: None,
+            received_at: DateTime::from_timestamp(1_767_623_400, 0).unwrap_or_default(),
+            delay_secs: 0,
+            max_lag_secs: None,
+            take_profit: None,
+            stop_loss: None,
+            settings: Settings {
+                initial_position_size: 4,
+                ..Settings::default()
+            },
+            exit_fraction: None,
+            entry_order: None,
+            risk: AlertRisk::default(),
+        };
+        let mut json = serde_json::to_value(&intent).unwrap_or_default();
+        json["settings"]["a_setting_added_later"] = serde_json::json!(1.5);
+        json["a_field_added_later"] = serde_json::json!("x");
+        let read: IntentMessage = serde_json::from_value(json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read, intent);
     }
 }

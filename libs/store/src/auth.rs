@@ -24,6 +24,18 @@ pub fn random_token() -> Secret {
     Secret::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// The length of a [`random_token`]: 43 URL-safe base64 characters.
+pub const TOKEN_CHARS: usize = 43;
+
+/// Whether `s` can be a token made by [`random_token`] (43 characters of URL-safe base64). The
+/// webhook refuses anything else before any look-up: no database work for a probe.
+#[must_use]
+pub fn is_token_shaped(s: &str) -> bool {
+    s.len() == TOKEN_CHARS
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// The SHA-256 of a token, as stored and looked up.
 #[must_use]
 pub fn token_hash(token: &str) -> Vec<u8> {
@@ -63,6 +75,20 @@ pub fn verify_password(password: &str, stored: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_random_token_is_token_shaped_and_probes_are_not() {
+        for _ in 0..200 {
+            assert!(is_token_shaped(random_token().expose()));
+        }
+        let good = random_token().expose().to_string();
+        assert!(!is_token_shaped(&good[1..]), "too short");
+        assert!(!is_token_shaped(&format!("{good}A")), "too long");
+        assert!(!is_token_shaped(&format!("{}=", &good[1..])), "padding");
+        assert!(!is_token_shaped(&format!("{}é", &good[2..])), "not ASCII");
+        assert!(!is_token_shaped(&"x".repeat(60_000)));
+        assert!(!is_token_shaped("not-a-token"));
+    }
 
     #[test]
     fn passwords_verify_only_with_the_right_password() {

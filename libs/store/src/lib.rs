@@ -10,6 +10,8 @@
 //! - Money is exact on both engines ([`decimal::DbDecimal`]); secrets are sealed with
 //!   AES-256-GCM under `JT_SECRET_KEY` ([`secret`]); passwords are Argon2id hashes; tokens are
 //!   stored as SHA-256 hashes ([`auth`]).
+//! - Text from outside (bodies, comments, reasons) is made storable on both engines before it is
+//!   written: PostgreSQL refuses NUL ([`text`]).
 //! - [`StoreSessions`] is `jt_broker::SessionStore` for a broker account: the processes of one
 //!   broker login share its session (tokens, the renewal/login claim) through the account row.
 //!
@@ -27,6 +29,7 @@ pub mod repo;
 pub mod secret;
 pub mod session_store;
 mod store;
+pub mod text;
 
 pub use config::{Backend, StoreConfig, StoreConfigError};
 pub use entity::{

@@ -230,6 +230,11 @@ fn connect_options(config: &StoreConfig, backend: Backend) -> ConnectOptions {
 }
 
 /// Creates the directory of a SQLite file URL (`sqlite://./data/jt.db` → `./data`).
+/// Prepares a SQLite database file: its directory is created (owner-only when it is new), and
+/// the file and its WAL companions are readable by the owner only (0600): they hold the
+/// platform's records, sealed credentials and webhook token hashes. SQLite gives the `-wal`
+/// and `-shm` files the database file's permissions, so a new database is created here, empty
+/// and private, before SQLite opens it.
 fn create_sqlite_dir(url: &str) -> StoreResult<()> {
     let path = url
         .trim_start_matches("sqlite://")
@@ -238,10 +243,11 @@ fn create_sqlite_dir(url: &str) -> StoreResult<()> {
     if path.is_empty() || path.starts_with(":memory:") {
         return Ok(());
     }
-    if let Some(dir) = std::path::Path::new(path).parent()
+    let path = std::path::Path::new(path);
+    if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
     {
-        std::fs::create_dir_all(dir).map_err(|e| {
+        create_private_dir(dir).map_err(|e| {
             StoreError::invalid(
                 "DATABASE_URL",
                 format!(
@@ -251,5 +257,59 @@ fn create_sqlite_dir(url: &str) -> StoreResult<()> {
             )
         })?;
     }
+    make_private(path).map_err(|e| {
+        StoreError::invalid(
+            "DATABASE_URL",
+            format!(
+                "cannot make the SQLite file {} private: {e}",
+                path.display()
+            ),
+        )
+    })
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+#[cfg(unix)]
+fn make_private(db: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(db)
+    {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    // An existing database (created before this rule, or copied in): tightened in place.
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        let file = std::path::Path::new(&name);
+        if let Ok(meta) = std::fs::metadata(file)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn make_private(_db: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }

@@ -62,3 +62,31 @@ async fn pool_recovers_after_connections_are_cut() {
     assert!(recovered, "the pool reconnected");
     t.ping().await.unwrap();
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_files_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = TestStore::new(Engine::Sqlite).await;
+    // A write, so that the WAL exists too.
+    t.user("private@example.com").await;
+    let db = t.url.trim_start_matches("sqlite://").to_string();
+    let mode = |p: &str| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&db), 0o600, "{db}");
+    assert_eq!(mode(&format!("{db}-wal")), 0o600);
+    let dir = std::path::Path::new(&db).parent().unwrap();
+    assert_eq!(
+        mode(dir.to_str().unwrap()),
+        0o700,
+        "a new directory is private"
+    );
+
+    // A database made world-readable before is tightened at the next start.
+    drop(t.store.clone());
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let again = Store::connect(&StoreConfig::new(t.url.clone()))
+        .await
+        .unwrap();
+    assert_eq!(mode(&db), 0o600);
+    again.close().await.unwrap();
+}

@@ -35,6 +35,10 @@ async fn webhook_tokens_resolve_to_their_recorder(t: &TestStore) {
     assert_eq!((target.recorder, target.owner), (recorder.id, owner.id));
     assert_eq!(target.symbol.as_deref(), Some("MNQ1!"));
     assert!(t.webhooks().resolve("nope").await.unwrap().is_none());
+    assert_eq!(
+        t.webhooks().token_hashes().await.unwrap(),
+        vec![jt_store::auth::token_hash(token.expose())]
+    );
     assert!(t.webhooks().resolve("").await.unwrap().is_none());
 
     let fresh = t

@@ -431,6 +431,64 @@ async fn trader_activity_counts_executed_signals(t: &TestStore) {
     assert_eq!(after_entry.last_add_at, Some(last));
 }
 
+async fn the_latest_resting_entry_is_found_until_a_later_intent_follows(t: &TestStore) {
+    let owner = t.user("rest@example.com").await;
+    let (_, sub) = t.account(&owner, "rest").await;
+    let (recorder, _) = t.recorder(&owner, "rest").await;
+    let trader = t.trader(owner.id, recorder.id, sub.id).await;
+    let since = Utc::now() - Duration::minutes(1);
+    let sent = |key: &'static str, resting: bool| {
+        let new = intent(&owner, &sub, Some(trader.id), key, IntentKind::Entry);
+        async move {
+            let id = t.intents().create(new).await.unwrap().intent().id;
+            t.intents()
+                .advance(
+                    owner.id,
+                    id,
+                    IntentStatus::Sent,
+                    IntentUpdate {
+                        decided: Some(Decided {
+                            kind: IntentKind::Entry,
+                            contract: Some("MNQZ6".into()),
+                            side: Some(Side::Buy),
+                            quantity: 1,
+                            plan: serde_json::json!({}),
+                            resting_entry: resting,
+                        }),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            id
+        }
+    };
+    let activity = || async {
+        t.intents()
+            .trader_activity(owner.id, trader.id, since)
+            .await
+            .unwrap()
+    };
+    sent("rest-1", false).await;
+    assert_eq!(activity().await.resting_entry, None);
+    let resting = sent("rest-2", true).await;
+    assert_eq!(activity().await.resting_entry, Some(resting));
+    // A skipped intent does not cancel it: the resting entry is still the latest executed.
+    let mut skipped = intent(
+        &owner,
+        &sub,
+        Some(trader.id),
+        "rest-skip",
+        IntentKind::Entry,
+    );
+    skipped.skip_reason = Some("cooldown".into());
+    t.intents().create(skipped).await.unwrap();
+    assert_eq!(activity().await.resting_entry, Some(resting));
+    // The next executed intent cancelled it first: nothing is resting any more.
+    sent("rest-3", false).await;
+    assert_eq!(activity().await.resting_entry, None);
+}
+
 /// The trader-activity reads run before every order. With only `(user_id, created_at)` and
 /// `(trader_id, created_at)`, PostgreSQL's generic plan intersected both and read every intent
 /// of the owner (migration `m20261122_000003`). The statement below has the shape of
@@ -534,6 +592,7 @@ async fn the_decision_is_stored_with_the_move_to_sent(t: &TestStore) {
                     side: Some(Side::Sell),
                     quantity: 2,
                     plan: plan.clone(),
+                    resting_entry: false,
                 }),
                 ..Default::default()
             },
@@ -580,6 +639,7 @@ async fn advance_moves_like_transition_without_the_row(t: &TestStore) {
             side: Some(Side::Sell),
             quantity: 4,
             plan: plan.clone(),
+            resting_entry: false,
         }),
         ..Default::default()
     };
@@ -864,6 +924,7 @@ async fn settle_moves_and_records_the_attempt(t: &TestStore) {
 }
 
 on_both_engines!(
+    an_intent_written_by_a_newer_build_is_read_without_its_unknown_settings,
     the_decision_is_stored_with_the_move_to_sent,
     idempotency_key_is_unique,
     transitions_are_guarded,
@@ -871,6 +932,29 @@ on_both_engines!(
     skipped_intents_record_their_reason,
     executions_are_recorded_once_per_attempt,
     trader_activity_counts_executed_signals,
+    the_latest_resting_entry_is_found_until_a_later_intent_follows,
     advance_moves_like_transition_without_the_row,
     settle_moves_and_records_the_attempt,
 );
+
+/// A rolling deploy: a newer executor recorded the intent with a setting this build does not
+/// know; this build resumes it (its settings are read tolerantly, unlike a recorder's).
+async fn an_intent_written_by_a_newer_build_is_read_without_its_unknown_settings(t: &TestStore) {
+    let owner = t.user("newer@example.com").await;
+    let (_, sub) = t.account(&owner, "newer").await;
+    let new = intent(&owner, &sub, None, "newer:1", IntentKind::Entry);
+    let id = new.id;
+    t.intents().create(new).await.unwrap();
+    let db = t.connection();
+    let json_set = match t.engine {
+        Engine::Postgres => {
+            "UPDATE order_intents SET settings = jsonb_set(settings, '{added_later}', 'true')"
+        }
+        Engine::Sqlite => {
+            "UPDATE order_intents SET settings = json_set(settings, '$.added_later', json('true'))"
+        }
+    };
+    db.execute_unprepared(json_set).await.unwrap();
+    let read = t.intents().get(owner.id, id).await.unwrap();
+    assert_eq!(read.settings, Settings::default());
+}

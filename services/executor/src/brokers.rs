@@ -73,6 +73,9 @@ pub struct BrokerRegistry {
     sim_url: Option<String>,
     /// Base address for ProjectX accounts instead of the firms' hosts (the simulator).
     projectx_url: Option<String>,
+    /// How long a login backs off after an HTTP 429 without `Retry-After` (`None`: each
+    /// adapter's default).
+    too_many_requests_backoff: Option<std::time::Duration>,
     cache: Mutex<HashMap<BrokerAccountId, Cached>>,
 }
 
@@ -94,8 +97,17 @@ impl BrokerRegistry {
             store,
             sim_url,
             projectx_url: None,
+            too_many_requests_backoff: None,
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Sets how long a login backs off after an HTTP 429 that names no wait (`None`: the
+    /// adapters' defaults, a minute for Tradovate).
+    #[must_use]
+    pub fn with_too_many_requests_backoff(mut self, wait: Option<std::time::Duration>) -> Self {
+        self.too_many_requests_backoff = wait;
+        self
     }
 
     /// Reaches ProjectX accounts at `base` (the simulator's ProjectX surface) instead of the
@@ -184,6 +196,9 @@ impl BrokerRegistry {
         // sessions per user; a third login revokes the oldest).
         let mut config = TradovateConfig::new(brand, environment, credentials)
             .with_session_store(jt_store::StoreSessions::for_account(&self.store, account));
+        if let Some(wait) = self.too_many_requests_backoff {
+            config.limits.too_many_requests_backoff = wait;
+        }
         if let Some(base) = base_url {
             config = config
                 .with_base_url(&base)
@@ -225,6 +240,9 @@ impl BrokerRegistry {
             _ => Firm::Demo,
         };
         let mut config = ProjectXConfig::new(firm, credentials);
+        if let Some(wait) = self.too_many_requests_backoff {
+            config.limits.too_many_requests_backoff = wait;
+        }
         if let Some(base) = &self.projectx_url {
             config = config.with_base_url(base).map_err(RegistryError::Adapter)?;
         }

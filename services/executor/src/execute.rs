@@ -22,13 +22,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use jt_alerts::{EntryKind, EntryOrderSpec, RiskSizing};
 use jt_broker::{AccountId, Broker, BrokerError, Contract, ExitOrders};
 use jt_bus::{Bus, Envelope, Incoming, MessageId, Outcome};
 use jt_domain::bracket::{self, EntryOrder, StopOrder};
-use jt_domain::decision::{BrokerPosition, Decision, DecisionInput, IntentPlan, PlanStep};
+use jt_domain::decision::{
+    AlertSize, BrokerPosition, Decision, DecisionInput, IntentPlan, PlanStep,
+};
 use jt_domain::filters::FilterState;
-use jt_domain::order::{OrderKind, OrderRequest, StopKind};
-use jt_domain::{Direction, Instrument, SignalAction, instrument, session};
+use jt_domain::order::{OrderKind, OrderRequest, StopKind, TimeInForce};
+use jt_domain::{Direction, Instrument, Price, SignalAction, instrument, quantity, session};
 use jt_messages::{ExecutionMessage, ExecutionStatus, IntentMessage};
 use jt_store::repo::accounts::{BrokerAccount, SubAccount};
 use jt_store::repo::intents::{Decided, Intent, IntentUpdate, NewExecution, NewIntent};
@@ -42,9 +45,11 @@ use tracing::Instrument as _;
 use tracing::{error, info, warn};
 
 use crate::brokers::BrokerRegistry;
-use crate::fanout::{kind_of, stale_at};
+use crate::fanout::{ages, kind_of, stale_at};
 use crate::metrics as m;
 use crate::overrides;
+use crate::protection;
+use crate::throttle::Throttles;
 
 /// Timings of the execution.
 #[derive(Debug, Clone)]
@@ -81,8 +86,20 @@ struct StoredPlan {
     entry: Option<EntryOrder>,
     /// The market order of a DCA add.
     add: Option<OrderRequest>,
-    /// The settings the orders were built with (after the alert's own exits).
+    /// The settings the orders were built with (after the alert's own exits); read
+    /// tolerantly (a plan written by a newer executor resumes here).
+    #[serde(deserialize_with = "jt_domain::tolerant::deserialize")]
     settings: jt_domain::Settings,
+    /// The market order of a partial exit.
+    #[serde(default)]
+    reduce: Option<OrderRequest>,
+    /// A resting entry's time in force (`None`: the entry is a market order).
+    #[serde(default)]
+    time_in_force: Option<TimeInForce>,
+    /// The client order id of the trader's previous resting entry, cancelled first when it
+    /// still works (the next signal on the contract replaces it).
+    #[serde(default)]
+    cancel_resting: Option<String>,
 }
 
 /// The end of one attempt.
@@ -100,6 +117,12 @@ enum Finish {
         after: Option<Duration>,
         unknown: bool,
     },
+    /// Not attempted: come back after `after` (a broker's limit on the login, the alert's own
+    /// delay). Not an attempt: the message may wait any number of times.
+    Wait { reason: String, after: Duration },
+    /// The broker refused to take calls on the login for `wait` (rate limit, penalty,
+    /// lock-out): the attempt decides whether the intent waits or gives up.
+    Throttled { reason: String, wait: Duration },
 }
 
 impl Finish {
@@ -135,6 +158,7 @@ pub struct Execute {
     bus: Bus,
     brokers: Arc<BrokerRegistry>,
     config: ExecuteConfig,
+    throttles: Arc<Throttles>,
 }
 
 /// Everything one attempt works with.
@@ -164,6 +188,7 @@ impl Execute {
             bus,
             brokers,
             config,
+            throttles: Arc::new(Throttles::new()),
         }
     }
 
@@ -228,10 +253,17 @@ impl Execute {
                     warn!(error = %e, "outcome not recorded yet; retrying");
                     return Outcome::retry(format!("recording the outcome: {e}"));
                 }
+                self.throttles.done(msg.broker_account_id, msg.intent_id);
                 m::intent_done(status.as_str(), started.elapsed());
                 info!(status = status.as_str(), %summary, "intent done");
                 Outcome::Ack
             }
+            Finish::Wait { reason, after } => {
+                info!(%reason, wait_ms = after.as_millis() as u64, "intent waits its turn");
+                Outcome::wait(reason, after)
+            }
+            // Turned into a wait or a final state by `attempt`; never reaches here.
+            Finish::Throttled { reason, wait } => Outcome::wait(reason, wait),
             Finish::Retry {
                 reason,
                 after,
@@ -324,13 +356,12 @@ impl Execute {
             let not_before = msg.received_at + chrono::Duration::seconds(i64::from(msg.delay_secs));
             if now < not_before {
                 let wait = (not_before - now).to_std().unwrap_or_default();
-                return Ok(Finish::Retry {
+                return Ok(Finish::Wait {
                     reason: format!("delayed by the alert for {wait:?}"),
-                    after: Some(wait),
-                    unknown: false,
+                    after: wait,
                 });
             }
-            if let Some(age) = stale_at(msg, now) {
+            if let Some(stale) = stale_at(msg, now) {
                 let _ = self
                     .store
                     .signals()
@@ -339,17 +370,47 @@ impl Execute {
                         SignalId(msg.signal_id),
                         SignalOutcome::Stale,
                         Some("stale at execution"),
-                        Some(age * 1000),
+                        Some(stale.age_secs * 1000),
                     )
                     .await;
-                return Ok(Finish::skipped(format!(
-                    "stale: the alert was {age} s old when it was about to execute (limit {} s)",
-                    msg.max_lag_secs.unwrap_or(msg.settings.stale_after_secs)
-                )));
+                m::gave_up("stale");
+                return Ok(Finish::skipped(
+                    stale.reason("when it was about to execute"),
+                ));
+            }
+            // A login locked out (captcha) is a wait like any other for an exit.
+            if let Some(until) = account.locked_until.filter(|u| *u > now)
+                && !ages(msg.action)
+                && account.enabled
+                && !account.needs_reauth
+            {
+                let wait = (until - now).to_std().unwrap_or_default();
+                return Ok(self.after_throttle(
+                    msg,
+                    state,
+                    false,
+                    format!("the broker login is locked out until {until} (captcha demanded)"),
+                    wait,
+                ));
             }
             if let Some(reason) = account_unusable(&account, now) {
                 return Ok(Finish::failed(reason));
             }
+        }
+
+        // The login is throttled (a limit met by this or another intent), or an exit of the
+        // login is waiting: exits go first.
+        if let Some(wait) =
+            self.throttles
+                .wait_for(msg.broker_account_id, msg.intent_id, !ages(msg.action))
+        {
+            return Ok(self.after_throttle(
+                msg,
+                state,
+                resuming,
+                "the broker's limit on this login".to_string(),
+                wait,
+            ));
         }
 
         let broker = match self.brokers.broker(&account).await {
@@ -370,7 +431,8 @@ impl Execute {
         };
 
         if msg.action == SignalAction::Flatten {
-            return self.flatten(&mut ctx, &intent, state).await;
+            let finish = self.flatten(&mut ctx, &intent, state).await?;
+            return Ok(self.settle_throttle(msg, state, resuming, finish));
         }
 
         let finish = if resuming {
@@ -391,6 +453,7 @@ impl Execute {
                 Err(f) => f,
             }
         };
+        let finish = self.settle_throttle(msg, state, resuming, finish);
         if let Finish::Retry {
             unknown: true,
             ref reason,
@@ -413,6 +476,82 @@ impl Execute {
             *state = marked.ok().map(|_| IntentStatus::Unknown);
         }
         Ok(finish)
+    }
+
+    /// A [`Finish::Throttled`] from the broker: the login's wait is noted (so the login's
+    /// other intents wait without calling, exits first) and the intent waits or gives up.
+    fn settle_throttle(
+        &self,
+        msg: &IntentMessage,
+        state: &mut Option<IntentStatus>,
+        resuming: bool,
+        finish: Finish,
+    ) -> Finish {
+        match finish {
+            Finish::Throttled { reason, wait } => {
+                m::broker_throttled();
+                self.throttles.throttled(
+                    msg.broker_account_id,
+                    msg.intent_id,
+                    !ages(msg.action),
+                    wait,
+                );
+                self.after_throttle(msg, state, resuming, reason, wait)
+            }
+            other => other,
+        }
+    }
+
+    /// Whether an intent that must wait `wait` for its login waits or gives up (see
+    /// [`crate::throttle`]): exits always wait; an entry gives up only when the wait would make
+    /// it stale and nothing of it can have reached the broker yet (`resuming`: an earlier
+    /// attempt sent it, or may have).
+    fn after_throttle(
+        &self,
+        msg: &IntentMessage,
+        state: &mut Option<IntentStatus>,
+        resuming: bool,
+        reason: String,
+        wait: Duration,
+    ) -> Finish {
+        // One hand-back waits at most this long, then looks again (a lock-out of an hour is
+        // waited in steps; a lifted one is noticed).
+        const MAX_WAIT_STEP: Duration = Duration::from_secs(300);
+        let exit = !ages(msg.action);
+        if let Some(stale) = gives_up(msg, resuming, wait, Utc::now()) {
+            self.throttles.done(msg.broker_account_id, msg.intent_id);
+            m::gave_up("throttled_stale");
+            warn!(%reason, wait_s = wait.as_secs(), "entry given up: it would be stale when the broker takes calls again");
+            let summary = format!(
+                "not sent: {reason} lasts {} s more, and by then the alert would be {} s old \
+                 (since {}), over its limit of {} s",
+                wait.as_secs().max(1),
+                stale.age_secs,
+                stale.since(),
+                stale.limit_secs
+            );
+            // Nothing was sent: a skip from `pending`, a failure once marked `sent`.
+            let status = if *state == Some(IntentStatus::Sent) {
+                IntentStatus::Failed
+            } else {
+                IntentStatus::Skipped
+            };
+            return Finish::Done {
+                status,
+                summary: format!("stale: {summary}"),
+                orders: Vec::new(),
+                fill: None,
+            };
+        }
+        m::throttle_wait(exit);
+        Finish::Wait {
+            reason: format!(
+                "{reason}: waiting {} s for its turn{}",
+                wait.as_secs(),
+                if exit { " (exits first)" } else { "" }
+            ),
+            after: wait.clamp(Duration::from_millis(100), MAX_WAIT_STEP),
+        }
     }
 
     /// Records the intent as pending (or finds it from an earlier delivery).
@@ -480,17 +619,28 @@ impl Execute {
                 Finish::failed(format!("store: {e}"))
             }
         })?;
-        // The alert's own exits replace the trader's for this signal (entries only).
+        let (filters, resting) = filters;
+        let reference = msg.price.or(position.average_price);
+        // The alert's own risk instructions replace the trader's for this signal (entries only).
         let settings = match msg.action.entry_direction() {
-            Some(direction) => overrides::apply(
+            Some(direction) => overrides::apply_all(
                 &msg.settings,
                 direction,
+                Some(instrument),
                 msg.price,
                 msg.take_profit.as_ref(),
                 msg.stop_loss.as_ref(),
+                &msg.risk,
             )
             .map_err(|e| Finish::failed(format!("{e}")))?,
             None => msg.settings.clone(),
+        };
+        let alert_size = match (msg.action.entry_direction(), msg.risk.sizing) {
+            (Some(_), Some(sizing)) => Some(
+                self.risk_size(ctx, &settings, instrument, reference, sizing)
+                    .await?,
+            ),
+            _ => None,
         };
         let decision = jt_domain::decision::decide(&DecisionInput {
             action: msg.action,
@@ -498,6 +648,8 @@ impl Execute {
             settings: &settings,
             filters,
             now: decided_at,
+            exit_fraction: msg.exit_fraction,
+            alert_size,
         })
         .map_err(|e| Finish::failed(format!("{e}")))?;
         let plan = match decision {
@@ -507,13 +659,15 @@ impl Execute {
             Decision::Execute { plan } => plan,
         };
         let client_order_id = msg.client_order_id();
-        let reference = msg.price.or(position.average_price);
         let mut entry = None;
         let mut add = None;
-        for step in plan.steps() {
+        let mut reduce = None;
+        let mut time_in_force = None;
+        let steps = plan.steps();
+        for &step in &steps {
             match step {
                 PlanStep::PlaceEntry { side, qty } => {
-                    let built = bracket::build_entry(
+                    let mut built = bracket::build_entry(
                         &settings,
                         instrument,
                         side.opens(),
@@ -522,6 +676,25 @@ impl Execute {
                         client_order_id.clone(),
                     )
                     .map_err(|e| Finish::failed(format!("{e}")))?;
+                    if let Some(spec) = &msg.entry_order {
+                        let kind = resting_kind(spec, instrument, msg.settings.inverse_strategy)
+                            .map_err(Finish::failed)?;
+                        match &mut built {
+                            EntryOrder::Bracket(b) => b.entry = kind,
+                            EntryOrder::Market(o) => o.kind = kind,
+                        }
+                        if spec.time_in_force == TimeInForce::Day
+                            && !ctx.broker.capabilities().day_orders
+                        {
+                            return Err(Finish::failed(
+                                "the broker cannot expire a resting entry at the end of the \
+                                 trading day: send timeInForce gtc (it then works until the \
+                                 next signal) or a market entry"
+                                    .to_string(),
+                            ));
+                        }
+                        time_in_force = Some(spec.time_in_force);
+                    }
                     if let Err(reason) =
                         bracket::check_required_protection(&built, account.require_brackets)
                     {
@@ -539,7 +712,24 @@ impl Execute {
                     entry = Some(built);
                 }
                 PlanStep::MarketAdd { side, qty } => {
+                    if msg.entry_order.is_some() {
+                        // Never converted to market: refused with the reason.
+                        return Err(Finish::failed(
+                            "the alert asks for a limit or stop order, but this signal is a DCA \
+                             add, which is always a market order: send the add as a market \
+                             order, or turn DCA off for a resting fresh entry"
+                                .to_string(),
+                        ));
+                    }
                     add = Some(OrderRequest {
+                        client_order_id: client_order_id.clone(),
+                        side,
+                        qty,
+                        kind: OrderKind::Market,
+                    });
+                }
+                PlanStep::ReducePosition { side, qty } => {
+                    reduce = Some(OrderRequest {
                         client_order_id: client_order_id.clone(),
                         side,
                         qty,
@@ -549,13 +739,64 @@ impl Execute {
                 _ => {}
             }
         }
+        // The previous resting entry is cancelled first, unless the plan cancels every working
+        // order of the contract anyway.
+        let cancel_resting = resting
+            .filter(|_| !steps.contains(&PlanStep::CancelWorkingOrders))
+            .map(|id| jt_messages::client_order_id(id.0));
         Ok(Choice::Plan(Box::new(StoredPlan {
             plan,
             contract,
             entry,
             add,
             settings,
+            reduce,
+            time_in_force,
+            cancel_resting,
         })))
+    }
+
+    /// The entry size of an alert that sizes by risk: its dollars (or its percentage of the
+    /// balance the broker reports) × the multiplier, over what one contract loses at the stop.
+    async fn risk_size(
+        &self,
+        ctx: &Ctx<'_>,
+        settings: &jt_domain::Settings,
+        instrument: &Instrument,
+        reference: Option<Decimal>,
+        sizing: RiskSizing,
+    ) -> Result<AlertSize, Finish> {
+        let stop = bracket::stop_distance(settings, instrument, reference)
+            .map_err(|e| Finish::failed(format!("{e}")))?
+            .unwrap_or(Decimal::ZERO);
+        let dollars = match sizing {
+            RiskSizing::Dollars { amount } => amount,
+            RiskSizing::Percent { percent } => {
+                let balance = call(ctx, ctx.broker.balance(&ctx.account).await)?;
+                if balance <= Decimal::ZERO {
+                    return Err(Finish::failed(format!(
+                        "the alert risks {percent}% of the account's balance, and the broker \
+                         reports a balance of {balance}"
+                    )));
+                }
+                balance
+                    .checked_mul(percent)
+                    .map(|d| d / Decimal::ONE_HUNDRED)
+                    .ok_or_else(|| {
+                        Finish::failed("the balance × risk percentage is out of range")
+                    })?
+            }
+        };
+        let risk = dollars
+            .checked_mul(settings.multiplier)
+            .ok_or_else(|| Finish::failed("the risk × multiplier is out of range"))?;
+        let (qty, per_contract) = quantity::risk_sized(risk, stop, instrument)
+            .map_err(|e| Finish::failed(e.to_string()))?;
+        Ok(AlertSize {
+            qty,
+            risk: risk.round_dp(2).normalize(),
+            per_contract,
+        })
     }
 
     async fn filter_state(
@@ -564,7 +805,7 @@ impl Execute {
         msg: &IntentMessage,
         sub: &SubAccount,
         now: DateTime<Utc>,
-    ) -> Result<FilterState, StoreError> {
+    ) -> Result<(FilterState, Option<IntentId>), StoreError> {
         let day = session::trading_day(now);
         let activity = async {
             match msg.trader_id {
@@ -586,13 +827,16 @@ impl Execute {
         )?;
         let kill = kill.engaged();
         let breached = breach.is_some();
-        Ok(FilterState {
-            last_signal_at: activity.as_ref().and_then(|a| a.last_executed_at),
-            signals_this_session: activity.as_ref().map_or(0, |a| a.executed_since),
-            last_add_at: activity.as_ref().and_then(|a| a.last_add_at),
-            daily_loss_breached: breached,
-            kill_switch: kill,
-        })
+        Ok((
+            FilterState {
+                last_signal_at: activity.as_ref().and_then(|a| a.last_executed_at),
+                signals_this_session: activity.as_ref().map_or(0, |a| a.executed_since),
+                last_add_at: activity.as_ref().and_then(|a| a.last_add_at),
+                daily_loss_breached: breached,
+                kill_switch: kill,
+            },
+            activity.and_then(|a| a.resting_entry),
+        ))
     }
 
     async fn mark_sent(&self, ctx: &Ctx<'_>, plan: &StoredPlan) -> Result<(), StoreError> {
@@ -612,6 +856,7 @@ impl Execute {
                         side,
                         quantity,
                         plan: stored,
+                        resting_entry: plan.time_in_force.is_some() && plan.entry.is_some(),
                     }),
                     ..Default::default()
                 },
@@ -627,7 +872,7 @@ impl Execute {
         // On resume, the main order found at the broker means every step before it was done:
         // never close again after a flip's new entry exists.
         let mut main_done = false;
-        if resuming && (plan.entry.is_some() || plan.add.is_some()) {
+        if resuming && (plan.entry.is_some() || plan.add.is_some() || plan.reduce.is_some()) {
             match call(ctx, ctx.broker.find_order(&ctx.account, &main).await) {
                 Ok(Some(found)) => {
                     ctx.orders.push(found.id.0.clone());
@@ -639,6 +884,12 @@ impl Execute {
         }
         let mut fill = None;
         let mut done: Vec<&'static str> = Vec::new();
+        if !main_done && let Some(previous) = &plan.cancel_resting {
+            if let Err(finish) = self.cancel_resting(ctx, previous).await {
+                return finish;
+            }
+            done.push("the previous resting entry cancelled");
+        }
         for step in steps {
             if ctx.lock_lost.is_cancelled() {
                 return Finish::retry(
@@ -647,7 +898,9 @@ impl Execute {
             }
             let is_main = matches!(
                 step,
-                PlanStep::PlaceEntry { .. } | PlanStep::MarketAdd { .. }
+                PlanStep::PlaceEntry { .. }
+                    | PlanStep::MarketAdd { .. }
+                    | PlanStep::ReducePosition { .. }
             );
             if main_done && !matches!(step, PlanStep::ReplaceProtection { .. }) {
                 continue;
@@ -657,9 +910,41 @@ impl Execute {
                 PlanStep::ClosePosition { .. } => {
                     self.close(ctx, &plan.contract, plan.entry.is_some()).await
                 }
-                PlanStep::PlaceEntry { .. } => match &plan.entry {
-                    Some(entry) => self.place_entry(ctx, &plan.contract, entry).await,
-                    None => Err(Finish::failed("the plan has no entry order")),
+                PlanStep::PlaceEntry { .. } => match (&plan.entry, plan.time_in_force) {
+                    (Some(entry), None) => self.place_entry(ctx, &plan.contract, entry).await,
+                    (Some(entry), Some(tif)) => {
+                        self.place_resting(ctx, &plan.contract, entry, tif).await
+                    }
+                    (None, _) => Err(Finish::failed("the plan has no entry order")),
+                },
+                PlanStep::ResizeProtection { position_qty } => match plan.plan {
+                    IntentPlan::Reduce { direction, .. } => {
+                        self.resize_protection(ctx, &plan.contract, direction, position_qty)
+                            .await
+                    }
+                    _ => Err(Finish::failed("protection resized outside a partial exit")),
+                },
+                PlanStep::ReducePosition { .. } => match &plan.reduce {
+                    Some(order) => match self.place(ctx, &plan.contract, order).await {
+                        Err(Finish::Done {
+                            status,
+                            summary,
+                            orders,
+                            fill,
+                        }) => {
+                            // Refused: the protection was already resized; it covers the
+                            // position the broker still holds again.
+                            let restored = self.restore_protection(ctx, plan).await;
+                            Err(Finish::Done {
+                                status,
+                                summary: format!("{summary}; {restored}"),
+                                orders,
+                                fill,
+                            })
+                        }
+                        other => other,
+                    },
+                    None => Err(Finish::failed("the plan has no reduce order")),
                 },
                 PlanStep::MarketAdd { .. } => match &plan.add {
                     Some(order) => self.place(ctx, &plan.contract, order).await,
@@ -687,15 +972,137 @@ impl Execute {
                 );
             }
         }
+        let mut summary = summary_of(&plan.plan);
+        if let (Some(tif), Some(entry)) = (plan.time_in_force, &plan.entry) {
+            summary.push_str(&format!(
+                "; the entry rests as a {} until {}",
+                resting_words(entry),
+                match tif {
+                    TimeInForce::Day => "it fills, the end of the trading day or the next signal",
+                    TimeInForce::Gtc => "it fills or the next signal",
+                }
+            ));
+        }
+        if plan.cancel_resting.is_some() && !main_done {
+            summary.push_str("; the previous resting entry was cancelled first");
+        }
         Finish::Done {
             status: if fill.is_some() {
                 IntentStatus::Filled
             } else {
                 IntentStatus::Accepted
             },
-            summary: summary_of(&plan.plan),
+            summary,
             orders: std::mem::take(&mut ctx.orders),
             fill,
+        }
+    }
+
+    /// Cancels the trader's previous resting entry when it still works (its bracket's legs,
+    /// suspended until a fill, go with it). Already filled, cancelled or expired: nothing to do.
+    async fn cancel_resting(&self, ctx: &mut Ctx<'_>, client_order_id: &str) -> Result<(), Finish> {
+        let Some(order) = call(
+            ctx,
+            ctx.broker.find_order(&ctx.account, client_order_id).await,
+        )?
+        else {
+            return Ok(());
+        };
+        if !order.status.is_open() {
+            return Ok(());
+        }
+        match ctx.broker.cancel_order(&ctx.account, &order.id).await {
+            Ok(()) | Err(BrokerError::Rejected { .. }) => Ok(()),
+            Err(e) => Err(broker_finish(ctx, e)),
+        }
+    }
+
+    /// Places a resting entry (limit, stop, stop-limit) with its time in force; its protection,
+    /// when it has any, attaches at the broker when it fills.
+    async fn place_resting(
+        &self,
+        ctx: &mut Ctx<'_>,
+        contract: &Contract,
+        entry: &EntryOrder,
+        time_in_force: TimeInForce,
+    ) -> Result<(), Finish> {
+        let ack = call(
+            ctx,
+            ctx.broker
+                .place_resting_entry(&ctx.account, contract, entry, time_in_force)
+                .await,
+        )?;
+        if let Some(id) = ack.entry_order_id.map(|o| o.0).or(ack.bracket_id) {
+            ctx.orders.push(id);
+        }
+        Ok(())
+    }
+
+    /// A partial exit's first step: the position's working exit orders resized to what will
+    /// remain (take-profit legs trimmed from the farthest, stops to the remaining quantity),
+    /// with the broker's own calls (modify the quantity, or cancel at 0). Safe to repeat.
+    async fn resize_protection(
+        &self,
+        ctx: &mut Ctx<'_>,
+        contract: &Contract,
+        direction: Direction,
+        target: u32,
+    ) -> Result<(), Finish> {
+        let working = call(ctx, ctx.broker.working_orders(&ctx.account).await)?;
+        for change in protection::resize_plan(&working, &contract.id, direction, target) {
+            let result = if change.to == 0 {
+                ctx.broker
+                    .cancel_order(&ctx.account, &change.order.id)
+                    .await
+            } else {
+                ctx.broker
+                    .modify_order_qty(&ctx.account, &change.order, change.total())
+                    .await
+            };
+            match result {
+                Ok(()) => {}
+                // Gone meanwhile (filled, or cancelled with its partner): nothing left to trim.
+                Err(BrokerError::Rejected { .. }) if change.to < change.from => {
+                    warn!(order = %change.order.id, "exit order already gone while resizing");
+                }
+                Err(e) => return Err(broker_finish(ctx, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// After a refused reduction: the stops cover the position the broker still holds again
+    /// (the take-profits stay trimmed). Returns what happened, for the intent's summary.
+    async fn restore_protection(&self, ctx: &mut Ctx<'_>, plan: &StoredPlan) -> String {
+        let IntentPlan::Reduce { direction, .. } = plan.plan else {
+            return String::new();
+        };
+        let held = match ctx.broker.position(&ctx.account, &plan.contract.id).await {
+            Ok(p) => p.map_or(0, |p| u32::try_from(p.net_qty.unsigned_abs()).unwrap_or(0)),
+            Err(e) => {
+                m::unprotected();
+                return format!(
+                    "POSITION MAY BE UNDER-PROTECTED: its stop was resized for the partial \
+                     exit and the position could not be read back ({e}); check it by hand"
+                );
+            }
+        };
+        match self
+            .resize_protection(ctx, &plan.contract, direction, held)
+            .await
+        {
+            Ok(()) => format!("the stop covers the {held} contracts still held again"),
+            Err(_) => {
+                m::unprotected();
+                error!(
+                    "POSITION UNDER-PROTECTED: the stop could not be restored after a refused partial exit"
+                );
+                format!(
+                    "POSITION UNDER-PROTECTED: the stop was resized for the partial exit and \
+                     could not be restored to the {held} contracts still held; protect them by \
+                     hand"
+                )
+            }
         }
     }
 
@@ -939,6 +1346,7 @@ impl Execute {
                             side: None,
                             quantity: 0,
                             plan: serde_json::json!({"kind": "flatten_account"}),
+                            resting_entry: false,
                         }),
                         ..Default::default()
                     },
@@ -1086,6 +1494,8 @@ fn step_name(step: PlanStep) -> &'static str {
         PlanStep::PlaceEntry { .. } => "entry placed",
         PlanStep::MarketAdd { .. } => "add placed",
         PlanStep::ReplaceProtection { .. } => "protection replaced",
+        PlanStep::ResizeProtection { .. } => "protection resized",
+        PlanStep::ReducePosition { .. } => "position reduced",
     }
 }
 
@@ -1093,6 +1503,10 @@ fn step_name(step: PlanStep) -> &'static str {
 /// closed the old position: the trader must know).
 fn with_progress(finish: Finish, done: &[&str]) -> Finish {
     match finish {
+        Finish::Throttled { reason, wait } if !done.is_empty() => Finish::Throttled {
+            reason: format!("{reason} (already done: {})", done.join(", ")),
+            wait,
+        },
         Finish::Done {
             status,
             summary,
@@ -1106,6 +1520,22 @@ fn with_progress(finish: Finish, done: &[&str]) -> Finish {
         },
         other => other,
     }
+}
+
+/// Whether an intent that must wait `wait` (from `now`) for its login gives up instead, and
+/// why: only an entry that nothing of can be at the broker yet (not `resuming`) and that the
+/// wait would make stale. Exits never give up for a wait, however long.
+fn gives_up(
+    msg: &IntentMessage,
+    resuming: bool,
+    wait: Duration,
+    now: DateTime<Utc>,
+) -> Option<crate::fanout::Stale> {
+    if !ages(msg.action) || resuming {
+        return None;
+    }
+    let at = now + chrono::Duration::from_std(wait).unwrap_or(chrono::TimeDelta::MAX);
+    stale_at(msg, at)
 }
 
 /// What the decision came to before anything is sent.
@@ -1162,6 +1592,9 @@ fn describe(plan: &IntentPlan) -> (IntentKind, Option<jt_domain::Side>, u32) {
         IntentPlan::Close { direction, qty, .. } => {
             (IntentKind::Close, Some(direction.exit_side()), *qty)
         }
+        IntentPlan::Reduce { direction, qty, .. } => {
+            (IntentKind::Reduce, Some(direction.exit_side()), *qty)
+        }
         IntentPlan::CancelOrders => (IntentKind::Cancel, None, 0),
     }
 }
@@ -1201,12 +1634,71 @@ fn summary_of(plan: &IntentPlan) -> String {
             Some(r) => format!("closed {direction} {qty}; the new entry was refused: {r}"),
             None => format!("closed {direction} {qty}"),
         },
+        IntentPlan::Reduce {
+            direction,
+            qty,
+            remaining,
+            fraction,
+        } => format!(
+            "partial exit of the {direction}: {qty} off ({}% sold by the strategy), {remaining} \
+             remain; protection resized to {remaining}",
+            (fraction * Decimal::ONE_HUNDRED).round_dp(2).normalize()
+        ),
         IntentPlan::CancelOrders => "working orders cancelled".into(),
     }
 }
 
-/// The longest broker throttle an intent waits out before failing.
-const MAX_THROTTLE_WAIT: Duration = Duration::from_secs(30);
+/// The order kind of an alert's resting entry, prices rounded to tick. For an
+/// `inverse_strategy` trader the mirror of the order: a limit becomes a stop at the same price
+/// and a stop a limit, so the mirrored entry triggers when the original would fill (a
+/// stop-limit has no mirror and is refused).
+fn resting_kind(
+    spec: &EntryOrderSpec,
+    instrument: &Instrument,
+    inverse: bool,
+) -> Result<OrderKind, String> {
+    let tick = |p: Option<Decimal>| p.map(|p| Price::on_tick(instrument, p));
+    let missing = || "the resting entry has no price".to_string();
+    Ok(match (spec.kind, inverse) {
+        (EntryKind::Limit, false) => OrderKind::Limit {
+            price: tick(spec.limit_price).ok_or_else(missing)?,
+        },
+        (EntryKind::Stop, false) => OrderKind::Stop {
+            stop: tick(spec.stop_price).ok_or_else(missing)?,
+        },
+        (EntryKind::StopLimit, false) => OrderKind::StopLimit {
+            stop: tick(spec.stop_price).ok_or_else(missing)?,
+            price: tick(spec.limit_price).ok_or_else(missing)?,
+        },
+        (EntryKind::Limit, true) => OrderKind::Stop {
+            stop: tick(spec.limit_price).ok_or_else(missing)?,
+        },
+        (EntryKind::Stop, true) => OrderKind::Limit {
+            price: tick(spec.stop_price).ok_or_else(missing)?,
+        },
+        (EntryKind::StopLimit, true) => {
+            return Err(
+                "a stop-limit entry has no mirror for an inverse_strategy trader: send \
+                        a limit or stop entry, or turn inverse_strategy off"
+                    .into(),
+            );
+        }
+    })
+}
+
+/// `limit at 21000`, `stop at 21010`, `stop-limit 21010/21012`.
+fn resting_words(entry: &EntryOrder) -> String {
+    let kind = match entry {
+        EntryOrder::Bracket(b) => b.entry,
+        EntryOrder::Market(o) => o.kind,
+    };
+    match kind {
+        OrderKind::Market => "market order".into(),
+        OrderKind::Limit { price } => format!("limit at {price}"),
+        OrderKind::Stop { stop } => format!("stop at {stop}"),
+        OrderKind::StopLimit { stop, price } => format!("stop-limit {stop}/{price}"),
+    }
+}
 
 /// Maps a broker result; errors become the attempt's finish.
 fn call<T>(ctx: &Ctx<'_>, r: Result<T, BrokerError>) -> Result<T, Finish> {
@@ -1258,20 +1750,15 @@ fn broker_finish(ctx: &Ctx<'_>, e: BrokerError) -> Finish {
             after: Some(Duration::from_secs(2)),
             unknown: true,
         },
-        // A short throttle is waited out; a long one (an hourly budget spent, a penalty of
-        // minutes) fails the intent now: by then the alert would be stale, and parking it
-        // would hold every later intent of the account behind it.
-        BrokerError::RateLimited { .. } | BrokerError::Penalty { .. }
-            if e.retry_after().is_some_and(|d| d > MAX_THROTTLE_WAIT) =>
-        {
-            Finish::failed(format!(
-                "{e}; not executed: the broker's limit lasts too long for this alert"
-            ))
-        }
-        BrokerError::RateLimited { .. } | BrokerError::Penalty { .. } => Finish::Retry {
-            after: e.retry_after(),
+        // The login may not call for a while: the attempt decides who waits (exits always;
+        // entries while they stay fresh) and who gives up (`Execute::after_throttle`).
+        BrokerError::RateLimited { .. } | BrokerError::Penalty { .. } => Finish::Throttled {
+            wait: e.retry_after().unwrap_or(Duration::from_secs(1)),
             reason: e.to_string(),
-            unknown: false,
+        },
+        BrokerError::LockedOut { .. } if !ages(ctx.msg.action) => Finish::Throttled {
+            wait: e.retry_after().unwrap_or(Duration::from_secs(60)),
+            reason: e.to_string(),
         },
         BrokerError::AuthExpired { .. } | BrokerError::Transport { .. } => {
             Finish::retry(e.to_string())
@@ -1288,5 +1775,72 @@ fn broker_finish(ctx: &Ctx<'_>, e: BrokerError) -> Finish {
         | BrokerError::UnknownAccount { .. }
         | BrokerError::InvalidRequest { .. }
         | BrokerError::Unsupported { .. } => Finish::failed(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn intent(action: SignalAction, max_lag_secs: Option<u32>) -> IntentMessage {
+        IntentMessage {
+            intent_id: Uuid::nil(),
+            signal_id: Uuid::nil(),
+            owner_id: Uuid::nil(),
+            recorder_id: Uuid::nil(),
+            trader_id: None,
+            sub_account_id: Uuid::nil(),
+            broker_account_id: Uuid::nil(),
+            action,
+            symbol: Some("MNQ1!".into()),
+            price: None,
+            alert_time: None,
+            received_at: DateTime::from_timestamp(1_767_623_400, 0).unwrap(),
+            delay_secs: 0,
+            max_lag_secs,
+            take_profit: None,
+            stop_loss: None,
+            settings: jt_domain::Settings::default(),
+            exit_fraction: None,
+            entry_order: None,
+            risk: jt_alerts::AlertRisk::default(),
+        }
+    }
+
+    #[test]
+    fn an_exit_never_gives_up_for_a_broker_wait_however_long() {
+        let now = DateTime::from_timestamp(1_767_623_402, 0).unwrap();
+        for action in [
+            SignalAction::Close,
+            SignalAction::CloseLong,
+            SignalAction::CloseShort,
+            SignalAction::Flatten,
+            SignalAction::Kill,
+            SignalAction::Cancel,
+        ] {
+            for wait in [60, 600, 3600] {
+                assert!(
+                    gives_up(&intent(action, None), false, Duration::from_secs(wait), now)
+                        .is_none(),
+                    "{action:?} after {wait} s"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_entry_gives_up_only_when_the_wait_would_make_it_stale() {
+        let now = DateTime::from_timestamp(1_767_623_402, 0).unwrap();
+        let entry = intent(SignalAction::Long, None);
+        // Received 2 s ago, limit 30 s: a 20 s wait leaves it fresh, a 60 s one does not.
+        assert!(gives_up(&entry, false, Duration::from_secs(20), now).is_none());
+        let stale = gives_up(&entry, false, Duration::from_secs(60), now).unwrap();
+        assert_eq!((stale.age_secs, stale.limit_secs), (62, 30));
+        // Its own max_lag decides.
+        let patient = intent(SignalAction::Short, Some(300));
+        assert!(gives_up(&patient, false, Duration::from_secs(60), now).is_none());
+        // An entry an earlier attempt may have sent waits, to be looked up.
+        assert!(gives_up(&entry, true, Duration::from_secs(3600), now).is_none());
     }
 }

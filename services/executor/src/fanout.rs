@@ -15,7 +15,7 @@
 
 use chrono::{DateTime, SubsecRound, Utc};
 use futures_util::StreamExt;
-use jt_alerts::{Freshness, check_freshness};
+use jt_alerts::{AgeFrom, Freshness, check_freshness};
 use jt_bus::{Bus, Envelope, Incoming, MessageId, Outcome, PublishError};
 use jt_domain::paper::{self, PaperContext};
 use jt_domain::{Price, SignalAction, instrument};
@@ -275,6 +275,9 @@ impl Fanout {
             take_profit: msg.signal.take_profit,
             stop_loss: msg.signal.stop_loss,
             settings: settings.clone(),
+            exit_fraction: msg.signal.exit_fraction,
+            entry_order: msg.signal.entry_order,
+            risk: msg.signal.risk,
         };
 
         // Reasons to record the intent without queuing it.
@@ -285,13 +288,10 @@ impl Fanout {
                 "unknown instrument {symbol:?} (custom_ticker or alert ticker)"
             ))
         } else {
-            match stale_at(&intent, Utc::now()) {
-                Some(age) => Some(format!(
-                    "stale: the alert is {age} s old, over its limit of {} s",
-                    intent.max_lag_secs.unwrap_or(settings.stale_after_secs)
-                )),
-                None => None,
-            }
+            stale_at(&intent, Utc::now()).map(|stale| {
+                m::gave_up("stale");
+                stale.reason("at fan-out")
+            })
         };
         if let Some(reason) = skip {
             self.record_skip(&intent, target, &reason).await?;
@@ -378,6 +378,9 @@ impl Fanout {
                 take_profit: None,
                 stop_loss: None,
                 settings: jt_domain::Settings::default(),
+                exit_fraction: None,
+                entry_order: None,
+                risk: jt_alerts::AlertRisk::default(),
             };
             let out = Envelope::new(
                 MessageId::new(intent.intent_id.simple().to_string())
@@ -423,7 +426,11 @@ impl Fanout {
         let latest_opened = latest.as_ref().map(|l| l.opened_at);
         let stored = latest.filter(|l| l.status == PaperStatus::Open);
         let mut position = match &stored {
-            Some(p) => match p.engine_state.clone().map(serde_json::from_value) {
+            Some(p) => match p
+                .engine_state
+                .clone()
+                .map(serde_json::from_value::<paper::PaperPosition>)
+            {
                 Some(Ok(state)) => Some(state),
                 _ => {
                     warn!("paper position has no readable engine state; starting afresh");
@@ -437,14 +444,21 @@ impl Fanout {
             settings,
             commission_per_contract: commission,
         };
-        // The alert's whole-contract quantity, else the recorder's entry size.
-        let qty = msg
-            .signal
-            .quantity
-            .filter(|q| q.fract().is_zero())
-            .and_then(|q| q.to_u32())
-            .filter(|q| *q > 0)
-            .unwrap_or(settings.initial_position_size);
+        // The alert's whole-contract quantity, else the recorder's entry size; for a partial
+        // exit, the same fraction of the paper position as the strategy sold.
+        let qty = match (msg.signal.action.reduced_direction(), &position) {
+            (Some(_), Some(p)) => jt_domain::quantity::reduce_by_fraction(
+                p.qty(),
+                msg.signal.exit_fraction.unwrap_or(Decimal::ONE),
+            ),
+            _ => msg
+                .signal
+                .quantity
+                .filter(|q| q.fract().is_zero())
+                .and_then(|q| q.to_u32())
+                .filter(|q| *q > 0)
+                .unwrap_or(settings.initial_position_size),
+        };
         let price = Price::on_tick(instrument, raw_price);
         let at = paper_time(msg.received_at, latest_opened);
         let closed =
@@ -636,24 +650,71 @@ pub(crate) fn kind_of(action: SignalAction) -> IntentKind {
         SignalAction::Close | SignalAction::CloseLong | SignalAction::CloseShort => {
             IntentKind::Close
         }
+        SignalAction::ReduceLong | SignalAction::ReduceShort => IntentKind::Reduce,
         SignalAction::Cancel => IntentKind::Cancel,
         SignalAction::Flatten | SignalAction::Kill => IntentKind::Flatten,
         SignalAction::Resume => IntentKind::Cancel,
     }
 }
 
-/// The age in seconds of a signal that is stale at `now` for this intent, `None` when fresh
-/// (or when it carries no `time`).
-pub(crate) fn stale_at(intent: &IntentMessage, now: DateTime<Utc>) -> Option<i64> {
+/// Why an intent is stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stale {
+    /// How old the alert is, in whole seconds.
+    pub age_secs: i64,
+    /// Its limit (with its `delay`), in seconds.
+    pub limit_secs: i64,
+    /// What the age is measured from.
+    pub from: AgeFrom,
+}
+
+impl Stale {
+    /// What the age is measured from, in words.
+    pub(crate) fn since(&self) -> &'static str {
+        match self.from {
+            AgeFrom::AlertTime => "its time",
+            AgeFrom::Receipt => "its receipt at the webhook",
+        }
+    }
+
+    /// The reason recorded on the intent.
+    pub(crate) fn reason(&self, when: &str) -> String {
+        format!(
+            "stale: the alert was {} s old (since {}) {when}, over its limit of {} s",
+            self.age_secs,
+            self.since(),
+            self.limit_secs
+        )
+    }
+}
+
+/// Whether staleness applies to `action`: to entries only. An exit (close, flatten, a kill's
+/// flatten, cancel) is never given up for being late: leaving a position the strategy has left
+/// late is better than staying in it (docs/pipeline.md).
+pub(crate) fn ages(action: SignalAction) -> bool {
+    action.entry_direction().is_some()
+}
+
+/// The staleness of this intent at `now`, `None` when fresh (or an exit). The age runs from
+/// the alert's `time`, or from its receipt at the webhook when it has none.
+pub(crate) fn stale_at(intent: &IntentMessage, now: DateTime<Utc>) -> Option<Stale> {
+    if !ages(intent.action) {
+        return None;
+    }
     match check_freshness(
         intent.alert_time,
+        intent.received_at,
         intent.delay_secs,
         intent.max_lag_secs,
         intent.settings.stale_after_secs,
         now,
     ) {
-        Freshness::Stale { age, .. } => Some(age.num_seconds()),
-        Freshness::Fresh { .. } | Freshness::Untimed => None,
+        Freshness::Stale { age, allowed, from } => Some(Stale {
+            age_secs: age.num_seconds(),
+            limit_secs: allowed.num_seconds(),
+            from,
+        }),
+        Freshness::Fresh { .. } => None,
     }
 }
 
@@ -666,6 +727,65 @@ mod tests {
         Utc.timestamp_micros(1_795_000_000_000_000 + micros)
             .unwrap()
             + chrono::Duration::nanoseconds(nanos_extra)
+    }
+
+    fn intent(action: SignalAction, alert_time: Option<DateTime<Utc>>) -> IntentMessage {
+        IntentMessage {
+            intent_id: Uuid::nil(),
+            signal_id: Uuid::nil(),
+            owner_id: Uuid::nil(),
+            recorder_id: Uuid::nil(),
+            trader_id: None,
+            sub_account_id: Uuid::nil(),
+            broker_account_id: Uuid::nil(),
+            action,
+            symbol: Some("MNQ1!".into()),
+            price: None,
+            alert_time,
+            received_at: t(0, 0),
+            delay_secs: 0,
+            max_lag_secs: None,
+            take_profit: None,
+            stop_loss: None,
+            settings: jt_domain::Settings::default(),
+            exit_fraction: None,
+            entry_order: None,
+            risk: jt_alerts::AlertRisk::default(),
+        }
+    }
+
+    #[test]
+    fn an_entry_without_time_is_stale_once_it_waited_longer_than_its_limit() {
+        let entry = intent(SignalAction::Long, None);
+        assert_eq!(stale_at(&entry, t(30_000_000, 0)), None, "at the limit");
+        let stale = stale_at(&entry, t(145_000_000, 0)).expect("stale after 145 s");
+        assert_eq!((stale.age_secs, stale.limit_secs), (145, 30));
+        assert_eq!(stale.from, AgeFrom::Receipt);
+        assert!(stale.reason("x").contains("since its receipt"), "{stale:?}");
+        // With a time, the age runs from it.
+        let timed = intent(SignalAction::Short, Some(t(-20_000_000, 0)));
+        assert_eq!(
+            stale_at(&timed, t(11_000_000, 0)).map(|s| s.age_secs),
+            Some(31)
+        );
+    }
+
+    #[test]
+    fn exits_are_never_stale() {
+        for action in [
+            SignalAction::Close,
+            SignalAction::CloseLong,
+            SignalAction::CloseShort,
+            SignalAction::Cancel,
+            SignalAction::Flatten,
+            SignalAction::Kill,
+        ] {
+            assert_eq!(
+                stale_at(&intent(action, Some(t(-600_000_000, 0))), t(600_000_000, 0)),
+                None,
+                "{action:?}"
+            );
+        }
     }
 
     #[test]

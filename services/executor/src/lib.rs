@@ -19,6 +19,8 @@ pub mod execute;
 pub mod fanout;
 mod metrics;
 pub mod overrides;
+pub mod protection;
+pub mod throttle;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -54,6 +56,9 @@ pub struct ExecutorConfig {
     /// Where `run` serves `/healthz`, `/readyz` and `/metrics` (`JT_HTTP_ADDR`); `None` when
     /// another service of the process serves them (`jt dev`).
     pub listen: Option<SocketAddr>,
+    /// How long a broker login backs off after an HTTP 429 that names no wait
+    /// (`JT_BROKER_429_BACKOFF_SECS`; unset: the adapter's default, 60 s for Tradovate).
+    pub too_many_requests_backoff: Option<std::time::Duration>,
 }
 
 impl Default for ExecutorConfig {
@@ -66,6 +71,7 @@ impl Default for ExecutorConfig {
             owner: ConsumeOptions::default().owner,
             execute: ExecuteConfig::default(),
             listen: None,
+            too_many_requests_backoff: None,
         }
     }
 }
@@ -83,6 +89,8 @@ impl ExecutorConfig {
             fanout_in_flight: or_default(env, "JT_FANOUT_IN_FLIGHT", d.fanout_in_flight)?,
             execute_in_flight: or_default(env, "JT_EXECUTE_IN_FLIGHT", d.execute_in_flight)?,
             owner: optional(env, "HOSTNAME")?.unwrap_or(d.owner),
+            too_many_requests_backoff: optional::<u64>(env, "JT_BROKER_429_BACKOFF_SECS")?
+                .map(std::time::Duration::from_secs),
             listen: Some(or_default(
                 env,
                 "JT_HTTP_ADDR",
@@ -128,7 +136,8 @@ pub async fn run(
     let defs = Definitions::new(bus.namespace());
     let brokers = Arc::new(
         BrokerRegistry::new(store.clone(), config.sim_url.clone())
-            .with_projectx_url(config.projectx_url.clone()),
+            .with_projectx_url(config.projectx_url.clone())
+            .with_too_many_requests_backoff(config.too_many_requests_backoff),
     );
     let fanout = Fanout::new(store.clone(), bus.clone());
     let execute = Execute::new(store.clone(), bus.clone(), brokers, config.execute.clone());

@@ -43,3 +43,19 @@ pub fn broker_error(kind: &'static str) {
 pub fn unprotected() {
     metrics::counter!("jt_executor_unprotected_positions_total").increment(1);
 }
+
+/// An intent given up without being sent, by why (`stale`, `throttled_stale`): bounded labels.
+pub fn gave_up(reason: &'static str) {
+    metrics::counter!("jt_executor_gave_up_total", "reason" => reason).increment(1);
+}
+
+/// A broker refused calls on a login for a while (rate limit, penalty, lock-out).
+pub fn broker_throttled() {
+    metrics::counter!("jt_executor_broker_throttled_total").increment(1);
+}
+
+/// An intent handed back to wait for its login (`exit`: exits always wait).
+pub fn throttle_wait(exit: bool) {
+    metrics::counter!("jt_executor_throttle_waits_total", "kind" => if exit { "exit" } else { "entry" })
+        .increment(1);
+}

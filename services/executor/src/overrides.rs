@@ -1,13 +1,17 @@
-//! Per-alert exits: an alert's own `tp`/`sl` (DOMAIN.md §2) replaces the trader's take-profit
-//! targets or stop distance for that one signal.
+//! Per-alert risk instructions: an alert's own take-profit and stop (`tp`/`sl` and every other
+//! dialect's, DOMAIN.md §2), trailing, break-even and `same_direction_ignore` replace the
+//! trader's settings for that one signal.
 //!
 //! A distance keeps its units (or the trader's); an absolute price becomes a distance in points
 //! from the alert's price, and must lie on the profitable side (take-profit) or the protective
-//! side (stop) of it. An override that cannot be honoured refuses the intent with the reason:
-//! a protective level the trader asked for is never silently dropped or moved.
+//! side (stop) of it; dollars per contract become whole ticks of the traded instrument (`amount
+//! ÷ tick value`, rounded down, at least one). An override that cannot be honoured refuses the
+//! intent with the reason: a protective level the trader asked for is never silently dropped
+//! or moved.
 
-use jt_alerts::{ExitLevel, StopOverride};
-use jt_domain::settings::{PriceUnits, TpTarget};
+use jt_alerts::{AlertRisk, ExitLevel, StopOverride};
+use jt_domain::Instrument;
+use jt_domain::settings::{PriceUnits, StopType, TpTarget};
 use jt_domain::{Direction, Settings};
 use rust_decimal::Decimal;
 
@@ -40,6 +44,24 @@ pub enum OverrideError {
         /// `take-profit` or `stop`.
         which: &'static str,
     },
+    /// A level in dollars needs the traded instrument's tick value.
+    #[error("the alert's {which} is in dollars, but the traded instrument is not known")]
+    DollarsWithoutInstrument {
+        /// `take-profit` or `stop`.
+        which: &'static str,
+    },
+    /// A trailing instruction without any stop distance to trail by.
+    #[error(
+        "the alert asks for a trailing stop, but no stop distance is set: add sl (or dollar_sl, \
+         percentage_sl, trail_stop) to the alert, or enable the trader's stop"
+    )]
+    TrailWithoutStop,
+    /// A break-even offset without a trigger.
+    #[error(
+        "the alert gives breakeven_offset but no break-even trigger, and the trader has none: \
+         add breakeven (ticks of profit that move the stop)"
+    )]
+    BreakEvenWithoutTrigger,
 }
 
 /// The trader's settings with the alert's exits applied for an entry in `direction`.
@@ -53,7 +75,45 @@ pub fn apply(
     take_profit: Option<&ExitLevel>,
     stop: Option<&StopOverride>,
 ) -> Result<Settings, OverrideError> {
+    apply_all(
+        settings,
+        direction,
+        None,
+        reference,
+        take_profit,
+        stop,
+        &AlertRisk::default(),
+    )
+}
+
+/// [`apply`] with the instrument (dollar levels become its ticks) and the alert's trailing,
+/// break-even and `same_direction_ignore` instructions.
+///
+/// # Errors
+/// [`OverrideError`] when an override cannot be honoured.
+pub fn apply_all(
+    settings: &Settings,
+    direction: Direction,
+    instrument: Option<&Instrument>,
+    reference: Option<Decimal>,
+    take_profit: Option<&ExitLevel>,
+    stop: Option<&StopOverride>,
+    risk: &AlertRisk,
+) -> Result<Settings, OverrideError> {
     let mut s = settings.clone();
+    let dollars = |level: &ExitLevel| match (*level, instrument) {
+        (ExitLevel::Dollars { amount }, Some(i)) => ExitLevel::Distance {
+            value: dollar_ticks(amount, i),
+            units: Some(PriceUnits::Ticks),
+        },
+        _ => *level,
+    };
+    let take_profit = take_profit.map(dollars);
+    let stop = stop.map(|s| StopOverride {
+        level: dollars(&s.level),
+        stop_type: s.stop_type,
+    });
+    let (take_profit, stop) = (take_profit.as_ref(), stop.as_ref());
     if let Some(level) = take_profit {
         let (value, units) = distance("take-profit", level, direction, reference, true)?;
         s.tp_targets = vec![TpTarget {
@@ -71,7 +131,46 @@ pub fn apply(
             s.sl_type = kind;
         }
     }
+    if let Some(trail) = &risk.trail {
+        if !s.sl_enabled || s.sl_amount.is_zero() {
+            return Err(OverrideError::TrailWithoutStop);
+        }
+        s.sl_type = StopType::Trailing;
+        if let Some(trigger) = trail.trigger_ticks {
+            s.trail_trigger = trigger;
+        }
+        if let Some(step) = trail.step_ticks {
+            s.trail_freq = step;
+        }
+    }
+    if let Some(be) = &risk.break_even {
+        match be.trigger_ticks {
+            Some(trigger) => s.break_even_ticks = trigger,
+            None if !s.break_even_enabled || s.break_even_ticks.is_zero() => {
+                return Err(OverrideError::BreakEvenWithoutTrigger);
+            }
+            None => {}
+        }
+        s.break_even_enabled = true;
+        if let Some(offset) = be.offset_ticks {
+            s.break_even_offset = offset;
+        }
+    }
+    if let Some(ignore) = risk.same_direction_ignore {
+        s.same_direction_ignore = ignore;
+    }
     Ok(s)
+}
+
+/// Dollars per contract as whole ticks of `instrument`: `amount ÷ tick value`, rounded down
+/// (never more at stake than the dollars given), at least one tick.
+#[must_use]
+pub fn dollar_ticks(amount: Decimal, instrument: &Instrument) -> Decimal {
+    amount
+        .checked_div(instrument.tick_value)
+        .unwrap_or(Decimal::ZERO)
+        .floor()
+        .max(Decimal::ONE)
 }
 
 /// The override as a positive distance and its units (`None` = the trader's units).
@@ -108,6 +207,8 @@ fn distance(
             }
             Ok((signed.abs(), Some(PriceUnits::Points)))
         }
+        // Converted to ticks by `apply_all` when the instrument is known.
+        ExitLevel::Dollars { .. } => Err(OverrideError::DollarsWithoutInstrument { which }),
     }
 }
 
@@ -224,6 +325,91 @@ mod tests {
                 Some(&sl)
             )
             .is_err()
+        );
+    }
+
+    #[test]
+    fn dollars_become_whole_ticks_of_the_instrument_rounded_down() {
+        let mnq = jt_domain::instrument::by_root("MNQ").unwrap();
+        let es = jt_domain::instrument::by_root("ES").unwrap();
+        // MNQ: $0.50 a tick. ES: $12.50 a tick.
+        assert_eq!(dollar_ticks(dec!(30), mnq), dec!(60));
+        assert_eq!(dollar_ticks(dec!(30.25), mnq), dec!(60));
+        assert_eq!(dollar_ticks(dec!(100), es), dec!(8));
+        assert_eq!(
+            dollar_ticks(dec!(110), es),
+            dec!(8),
+            "never more than asked"
+        );
+        assert_eq!(dollar_ticks(dec!(5), es), dec!(1), "at least one tick");
+        let sl = StopOverride {
+            level: ExitLevel::Dollars { amount: dec!(30) },
+            stop_type: None,
+        };
+        let r = apply_all(
+            &Settings::default(),
+            Direction::Long,
+            Some(mnq),
+            None,
+            Some(&ExitLevel::Dollars { amount: dec!(50) }),
+            Some(&sl),
+            &AlertRisk::default(),
+        )
+        .unwrap();
+        assert_eq!((r.sl_amount, r.sl_units), (dec!(60), PriceUnits::Ticks));
+        assert!(r.sl_enabled);
+        assert_eq!(r.tp_targets[0].value, dec!(100));
+        assert_eq!(r.tp_units, PriceUnits::Ticks);
+    }
+
+    #[test]
+    fn trail_break_even_and_same_direction_ignore_replace_the_traders() {
+        let trader = Settings {
+            sl_enabled: true,
+            sl_amount: dec!(40),
+            ..Settings::default()
+        };
+        let risk = AlertRisk {
+            trail: Some(jt_alerts::TrailOverride {
+                trigger_ticks: Some(dec!(8)),
+                step_ticks: None,
+            }),
+            break_even: Some(jt_alerts::BreakEvenOverride {
+                trigger_ticks: Some(dec!(12)),
+                offset_ticks: Some(dec!(2)),
+            }),
+            sizing: None,
+            same_direction_ignore: Some(true),
+        };
+        let r = apply_all(&trader, Direction::Long, None, None, None, None, &risk).unwrap();
+        assert_eq!(r.sl_type, StopType::Trailing);
+        assert_eq!((r.trail_trigger, r.trail_freq), (dec!(8), dec!(0)));
+        assert!(r.break_even_enabled);
+        assert_eq!(
+            (r.break_even_ticks, r.break_even_offset),
+            (dec!(12), dec!(2))
+        );
+        assert!(r.same_direction_ignore);
+        // A trail without any stop, or an offset without a trigger, is refused.
+        let bare = Settings::default();
+        let trail_only = AlertRisk {
+            trail: Some(jt_alerts::TrailOverride::default()),
+            ..AlertRisk::default()
+        };
+        assert_eq!(
+            apply_all(&bare, Direction::Long, None, None, None, None, &trail_only),
+            Err(OverrideError::TrailWithoutStop)
+        );
+        let offset_only = AlertRisk {
+            break_even: Some(jt_alerts::BreakEvenOverride {
+                trigger_ticks: None,
+                offset_ticks: Some(dec!(1)),
+            }),
+            ..AlertRisk::default()
+        };
+        assert_eq!(
+            apply_all(&bare, Direction::Long, None, None, None, None, &offset_only),
+            Err(OverrideError::BreakEvenWithoutTrigger)
         );
     }
 

@@ -14,16 +14,22 @@
 //! path finds them fresh and asks the database only for tokens it has not seen (or when
 //! revalidation fails: then the per-token look-up and the stale answers above apply).
 //!
+//! An unknown token's answer is kept for [`DirectoryConfig::unknown_fresh_for`] (a minute) and
+//! never revalidated: tokens are random 256-bit values, so a token that was unknown stays
+//! unknown, and probes must not cost a revalidation each (the webhook also refuses ill-shaped
+//! tokens before they reach the directory, and limits unknown tokens per address).
+//!
 //! Memory is bounded: at most [`DirectoryConfig::max_entries`] tokens are cached; unknown tokens
 //! (probes, typos) are evicted first.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use jt_store::Store;
+use jt_store::auth::token_hash;
 use jt_store::repo::webhooks::{RESOLVE_MANY_MAX, WebhookTarget};
 use parking_lot::RwLock;
 use tokio::time::Instant;
@@ -33,6 +39,12 @@ use tokio::time::Instant;
 pub trait TargetSource: Send + Sync + 'static {
     /// The recorder of `token`, `None` when unknown; `Err` when the source cannot answer.
     async fn resolve(&self, token: &str) -> Result<Option<WebhookTarget>, String>;
+
+    /// The hash ([`jt_store::auth::token_hash`]) of every recorder's token; a source that
+    /// cannot list them answers an empty list (nothing is then known without a look-up).
+    async fn token_hashes(&self) -> Result<Vec<Vec<u8>>, String> {
+        Ok(Vec::new())
+    }
 
     /// [`Self::resolve`] for up to [`RESOLVE_MANY_MAX`] tokens at once: each with its answer.
     async fn resolve_many(
@@ -65,6 +77,13 @@ impl TargetSource for Store {
             .await
             .map_err(|e| e.to_string())
     }
+
+    async fn token_hashes(&self) -> Result<Vec<Vec<u8>>, String> {
+        self.webhooks()
+            .token_hashes()
+            .await
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// Cache settings.
@@ -84,6 +103,8 @@ pub struct DirectoryConfig {
     pub revalidate_every: Duration,
     /// Tokens used within this long are revalidated; idler ones are left to expire.
     pub keep_warm_for: Duration,
+    /// How long an "unknown token" answer is used (never revalidated).
+    pub unknown_fresh_for: Duration,
 }
 
 impl Default for DirectoryConfig {
@@ -95,6 +116,7 @@ impl Default for DirectoryConfig {
             lookup_timeout: Duration::from_millis(800),
             revalidate_every: Duration::from_secs(1),
             keep_warm_for: Duration::from_secs(600),
+            unknown_fresh_for: Duration::from_secs(60),
         }
     }
 }
@@ -125,6 +147,8 @@ pub struct Directory {
     source: Arc<dyn TargetSource>,
     config: DirectoryConfig,
     entries: Arc<RwLock<HashMap<String, Entry>>>,
+    /// Every recorder's token hash as of the last [`Directory::refresh_known`].
+    known: Arc<RwLock<HashSet<Vec<u8>>>>,
     epoch: Instant,
 }
 
@@ -144,6 +168,7 @@ impl Directory {
             source,
             config,
             entries: Arc::new(RwLock::new(HashMap::new())),
+            known: Arc::new(RwLock::new(HashSet::new())),
             epoch: Instant::now(),
         }
     }
@@ -152,9 +177,9 @@ impl Directory {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Looks up, in bulk, every cached token used within `keep_warm_for` and stores the
-    /// answers (a deleted recorder or rotated token becomes unknown). Returns how many were
-    /// refreshed.
+    /// Looks up, in bulk, every cached recorder's token used within `keep_warm_for` and stores
+    /// the answers (a deleted recorder or rotated token becomes unknown). Unknown tokens are
+    /// not revalidated (see the module documentation). Returns how many were refreshed.
     ///
     /// # Errors
     /// The source's error (or a timeout): nothing is changed, the entries age as they would
@@ -166,7 +191,9 @@ impl Directory {
             .entries
             .read()
             .iter()
-            .filter(|(_, e)| now.saturating_sub(e.used.load(Ordering::Relaxed)) <= warm_ms)
+            .filter(|(_, e)| {
+                e.target.is_some() && now.saturating_sub(e.used.load(Ordering::Relaxed)) <= warm_ms
+            })
             .map(|(token, _)| token.clone())
             .collect();
         let mut refreshed = 0;
@@ -202,7 +229,7 @@ impl Directory {
             entry.clone()
         });
         if let Some(entry) = &cached
-            && entry.fetched.elapsed() < self.config.fresh_for
+            && entry.fetched.elapsed() < self.fresh_for(entry)
         {
             return to_resolution(entry.target.clone());
         }
@@ -232,6 +259,38 @@ impl Directory {
                 _ => Resolution::Unavailable(reason),
             },
         }
+    }
+
+    fn fresh_for(&self, entry: &Entry) -> Duration {
+        if entry.target.is_some() {
+            self.config.fresh_for
+        } else {
+            self.config.unknown_fresh_for
+        }
+    }
+
+    /// Whether `token` is a recorder's as far as memory tells: cached as one (fresh or not), or
+    /// among the hashes of [`Directory::refresh_known`]. Such a request is never refused for its
+    /// address's unknown-token budget.
+    #[must_use]
+    pub fn is_known(&self, token: &str) -> bool {
+        self.entries
+            .read()
+            .get(token)
+            .is_some_and(|e| e.target.is_some())
+            || self.known.read().contains(&token_hash(token))
+    }
+
+    /// Reloads the hash of every recorder's token (the ingest runs it every minute); returns
+    /// how many. A recorder created since is not known this way until the next reload.
+    ///
+    /// # Errors
+    /// The source's error; the previous set is kept.
+    pub async fn refresh_known(&self) -> Result<usize, String> {
+        let hashes = self.source.token_hashes().await?;
+        let n = hashes.len();
+        *self.known.write() = hashes.into_iter().collect();
+        Ok(n)
     }
 
     fn insert(&self, token: &str, target: Option<WebhookTarget>) {
@@ -326,6 +385,10 @@ mod tests {
             self.answer(token)
         }
 
+        async fn token_hashes(&self) -> Result<Vec<Vec<u8>>, String> {
+            Ok(vec![token_hash("good")])
+        }
+
         async fn resolve_many(
             &self,
             tokens: &[String],
@@ -355,7 +418,8 @@ mod tests {
         assert_eq!(dir.resolve("bad").await, Resolution::Unknown);
         for _ in 0..5 {
             tokio::time::advance(Duration::from_secs(1)).await;
-            assert_eq!(dir.revalidate().await, Ok(2));
+            // The recorder's token only: an unknown answer is kept, not revalidated.
+            assert_eq!(dir.revalidate().await, Ok(1));
             assert!(matches!(dir.resolve("good").await, Resolution::Known(_)));
             assert_eq!(dir.resolve("bad").await, Resolution::Unknown);
         }
@@ -407,6 +471,50 @@ mod tests {
         tokio::time::advance(Duration::from_secs(3)).await;
         assert!(matches!(dir.resolve("good").await, Resolution::Known(_)));
         assert_eq!(src.calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unknown_answers_are_kept_a_minute_and_never_revalidated() {
+        let src = fake();
+        let dir = Directory::new(src.clone(), DirectoryConfig::default());
+        for i in 0..100 {
+            assert_eq!(
+                dir.resolve(&format!("probe-{i}")).await,
+                Resolution::Unknown
+            );
+        }
+        assert!(!dir.is_known("probe-1"));
+        for _ in 0..30 {
+            tokio::time::advance(Duration::from_secs(1)).await;
+            assert_eq!(dir.revalidate().await, Ok(0));
+            assert_eq!(dir.resolve("probe-7").await, Resolution::Unknown);
+        }
+        assert_eq!(
+            src.calls.load(Ordering::SeqCst),
+            100,
+            "one look-up per probe"
+        );
+        assert_eq!(src.bulk_calls.load(Ordering::SeqCst), 0, "no revalidation");
+        tokio::time::advance(Duration::from_secs(31)).await;
+        assert_eq!(dir.resolve("probe-7").await, Resolution::Unknown);
+        assert_eq!(
+            src.calls.load(Ordering::SeqCst),
+            101,
+            "asked again after a minute"
+        );
+        assert!(matches!(dir.resolve("good").await, Resolution::Known(_)));
+        assert!(dir.is_known("good"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_recorder_token_never_used_is_known_from_the_hashes() {
+        let src = fake();
+        let dir = Directory::new(src.clone(), DirectoryConfig::default());
+        assert!(!dir.is_known("good"));
+        assert_eq!(dir.refresh_known().await, Ok(1));
+        assert!(dir.is_known("good"));
+        assert!(!dir.is_known("bad"));
+        assert_eq!(src.calls.load(Ordering::SeqCst), 0, "no look-up");
     }
 
     #[tokio::test(start_paused = true)]

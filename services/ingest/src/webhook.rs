@@ -1,34 +1,45 @@
 //! `POST /webhook/{token}`: the hot path.
 //!
-//! Token → recorder (cached), per-recorder rate limit, body limit, parse, de-duplicate, publish
-//! to SIGNALS and answer only after the stream acknowledged the signal. Every request — accepted,
-//! duplicate or refused — is handed to the raw webhook log without waiting for it. Every refusal
-//! is a 4xx (or 503 when the bus cannot take the signal) with a JSON body a person can act on:
-//! `{"status": <code>, "error": "<message>"}`; never a 500 for any body.
+//! Token shape, token → recorder (cached), per-recorder rate limit, body limit and read
+//! timeout, parse, de-duplicate, publish to SIGNALS and answer only after the stream
+//! acknowledged the signal. Every request for a recorder — accepted, duplicate or refused — is
+//! handed to the raw webhook log without waiting for it; requests without a known token are
+//! limited per address and logged in aggregate ([`crate::strangers`]). Every refusal is a 4xx
+//! (or 503 when the bus cannot take the signal) with a JSON body a person can act on:
+//! `{"status": <code>, "error": "<message>"}`, and `Retry-After` on a 429; never a 500 for any
+//! body.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use jt_alerts::{AlertContext, AlertError, DedupKey, MAX_BODY_BYTES, parse_alert};
+use jt_alerts::{
+    AlertContext, AlertError, DedupKey, MAX_BODY_BYTES, check_alert_time, parse_alert,
+};
 use jt_bus::{Bus, Envelope, MessageId, PublishError};
 use jt_messages::{SignalGuard, SignalMessage};
-use jt_store::repo::webhooks::{NewWebhookLog, WebhookTarget};
+use jt_store::auth::is_token_shaped;
+use jt_store::repo::webhooks::{LOGGED_BODY_BYTES, NewWebhookLog, WebhookTarget};
+use jt_store::text::strip_nul_opt;
 use jt_store::{SignalId, WebhookLogId};
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::client::TrustedProxies;
 use crate::directory::{Directory, Resolution};
 use crate::log_writer::WebhookLog;
 use crate::metrics as m;
+use crate::strangers::{Kind, Strangers};
 
 /// The most the handler reads of a body (the parser refuses anything over
 /// [`MAX_BODY_BYTES`] with its size).
@@ -62,6 +73,9 @@ pub struct WebhookState {
     pub(crate) log: WebhookLog,
     pub(crate) limiter: Arc<DefaultKeyedRateLimiter<Uuid>>,
     pub(crate) limit: RateLimit,
+    pub(crate) strangers: Arc<Strangers>,
+    pub(crate) proxies: Arc<TrustedProxies>,
+    pub(crate) body_timeout: Duration,
 }
 
 impl std::fmt::Debug for WebhookState {
@@ -72,10 +86,44 @@ impl std::fmt::Debug for WebhookState {
     }
 }
 
+/// How the handler treats requests beyond the recorder's own limit.
+#[derive(Debug, Clone)]
+pub struct Guards {
+    /// Requests without a known token per address.
+    pub unknown_limit: RateLimit,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: TrustedProxies,
+    /// The longest a request body may take to arrive.
+    pub body_timeout: Duration,
+}
+
+impl Default for Guards {
+    fn default() -> Self {
+        Self {
+            // Generous for people (typos, a deleted recorder whose alerts still fire through
+            // TradingView's few addresses), small for a flood of probes.
+            unknown_limit: RateLimit {
+                per_second: NonZeroU32::new(20).unwrap_or(NonZeroU32::MIN),
+                burst: NonZeroU32::new(100).unwrap_or(NonZeroU32::MIN),
+            },
+            trusted_proxies: TrustedProxies::default(),
+            // TradingView gives up after about 3 s; a body still trickling in after 10 s is
+            // not an alert worth a connection.
+            body_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 impl WebhookState {
     /// Builds the state.
     #[must_use]
-    pub fn new(directory: Directory, bus: Bus, log: WebhookLog, limit: RateLimit) -> Self {
+    pub fn new(
+        directory: Directory,
+        bus: Bus,
+        log: WebhookLog,
+        limit: RateLimit,
+        guards: &Guards,
+    ) -> Self {
         let quota = Quota::per_second(limit.per_second).allow_burst(limit.burst);
         Self {
             directory,
@@ -83,13 +131,24 @@ impl WebhookState {
             log,
             limiter: Arc::new(DefaultKeyedRateLimiter::keyed(quota)),
             limit,
+            strangers: Strangers::new(guards.unknown_limit),
+            proxies: Arc::new(guards.trusted_proxies.clone()),
+            body_timeout: guards.body_timeout,
         }
     }
 
-    /// Forgets rate-limit state of recorders idle for a while (bounded memory).
+    /// Forgets rate-limit state of recorders and addresses idle for a while (bounded memory).
     pub fn prune_rate_limits(&self) {
         self.limiter.retain_recent();
         self.limiter.shrink_to_fit();
+        self.strangers.prune();
+    }
+
+    /// Hands the aggregated rows of requests without a known token to the webhook log.
+    pub fn log_strangers(&self) {
+        for row in self.strangers.drain() {
+            self.log.record(row);
+        }
     }
 }
 
@@ -100,6 +159,7 @@ struct Answer {
     result: &'static str,
     reason: Option<String>,
     signal: Option<Uuid>,
+    retry_after: Option<Duration>,
 }
 
 impl Answer {
@@ -111,6 +171,7 @@ impl Answer {
             result,
             reason: Some(message),
             signal: None,
+            retry_after: None,
         }
     }
 
@@ -122,53 +183,204 @@ impl Answer {
             result: err.kind(),
             reason: Some(err.to_string()),
             signal: None,
+            retry_after: None,
         }
     }
+
+    fn after(mut self, wait: Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
+    }
+
+    fn into_response(self) -> Response {
+        let mut response = (self.status, axum::Json(self.body)).into_response();
+        if let Some(wait) = self.retry_after {
+            // Whole seconds, rounded up: a client retrying earlier is refused again.
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        response
+    }
+}
+
+/// The request's peer (known when the server was started with connect info, as `run` does).
+fn peer_of(parts: &axum::http::request::Parts) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(a)| a.ip())
 }
 
 /// `POST /webhook/{token}`.
 pub async fn handle(
     State(state): State<WebhookState>,
-    Path(token): Path<String>,
+    token: Result<Path<String>, PathRejection>,
     request: Request,
 ) -> Response {
     let started = Instant::now();
     let received_at = Utc::now();
     let (parts, body) = request.into_parts();
-    // The peer is known when the server was started with connect info (it always is in `run`).
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(a)| *a);
-    let source = source_address(&parts.headers, peer);
-    let (answer, recorder, raw) = process(&state, &token, body, received_at).await;
+    let source = state.proxies.client(&parts.headers, peer_of(&parts));
+    // A token that cannot be ours (or a path that is not text) costs nothing more.
+    let token = match token {
+        Ok(Path(t)) if is_token_shaped(&t) => t,
+        _ => return stranger(&state, source, Kind::InvalidToken, received_at, started),
+    };
+    // An address over its unknown-token budget gets no look-up for a token the cache does not
+    // know as a recorder's.
+    if let Some(wait) = state.strangers.blocked(source)
+        && !state.directory.is_known(&token)
+    {
+        return throttled(
+            &state,
+            source,
+            Kind::UnknownToken,
+            wait,
+            received_at,
+            started,
+        );
+    }
+    let target = match state.directory.resolve(&token).await {
+        Resolution::Known(t) => Ok(t),
+        Resolution::Unknown => {
+            return match state.strangers.charge(source) {
+                Ok(()) => stranger(&state, source, Kind::UnknownToken, received_at, started),
+                Err(wait) => throttled(
+                    &state,
+                    source,
+                    Kind::UnknownToken,
+                    wait,
+                    received_at,
+                    started,
+                ),
+            };
+        }
+        Resolution::Unavailable(reason) => Err(reason),
+    };
+    let (answer, recorder, raw) = process(&state, &token, target, body, received_at).await;
     m::answered(answer.result, answer.status.as_u16(), started.elapsed());
+    // Only what the log keeps is converted: a 1 MiB body is not copied to be cut.
+    let kept = &raw[..raw.len().min(LOGGED_BODY_BYTES + 4)];
     state.log.record(NewWebhookLog {
         id: WebhookLogId::new(),
         received_at,
         recorder,
-        source_ip: source,
-        body: String::from_utf8_lossy(&raw).into_owned(),
+        source_ip: source.map(|ip| ip.to_string()),
+        body: String::from_utf8_lossy(kept).into_owned(),
         status_code: answer.status.as_u16(),
         result: answer.result.to_string(),
         reason: answer.reason.clone(),
         signal: answer.signal.map(SignalId),
     });
-    (answer.status, axum::Json(answer.body)).into_response()
+    answer.into_response()
+}
+
+/// Any other method on a webhook URL: 405 in JSON, counted with the address's requests without
+/// a known token.
+pub async fn wrong_method(State(state): State<WebhookState>, request: Request) -> Response {
+    let started = Instant::now();
+    let received_at = Utc::now();
+    let (parts, _) = request.into_parts();
+    let source = state.proxies.client(&parts.headers, peer_of(&parts));
+    let answer = Answer::refuse(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "wrong_method",
+        format!(
+            "{} is not accepted here: TradingView alerts are sent with POST",
+            parts.method
+        ),
+    );
+    state
+        .strangers
+        .note(source, Kind::WrongMethod, 405, b"", received_at);
+    m::answered(answer.result, 405, started.elapsed());
+    let mut response = answer.into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    response
+}
+
+/// Any path that is no webhook: 404 in JSON, counted with the address's requests without a
+/// known token.
+pub async fn no_such_path(State(state): State<WebhookState>, request: Request) -> Response {
+    let started = Instant::now();
+    let received_at = Utc::now();
+    let (parts, _) = request.into_parts();
+    let source = state.proxies.client(&parts.headers, peer_of(&parts));
+    let answer = Answer::refuse(
+        StatusCode::NOT_FOUND,
+        "no_such_path",
+        "no such endpoint: alerts are sent with POST to /webhook/<your webhook token>",
+    );
+    state
+        .strangers
+        .note(source, Kind::NoSuchPath, 404, b"", received_at);
+    m::answered(answer.result, 404, started.elapsed());
+    answer.into_response()
+}
+
+/// The answer to a request without a known token: the same 404 whether or not the token ever
+/// existed, counted for the aggregate row instead of one log row each.
+fn stranger(
+    state: &WebhookState,
+    source: Option<IpAddr>,
+    kind: Kind,
+    received_at: DateTime<Utc>,
+    started: Instant,
+) -> Response {
+    state.strangers.note(source, kind, 404, b"", received_at);
+    m::answered(kind.as_str(), 404, started.elapsed());
+    Answer::refuse(
+        StatusCode::NOT_FOUND,
+        "unknown_token",
+        "unknown webhook token",
+    )
+    .into_response()
+}
+
+fn throttled(
+    state: &WebhookState,
+    source: Option<IpAddr>,
+    kind: Kind,
+    wait: Duration,
+    received_at: DateTime<Utc>,
+    started: Instant,
+) -> Response {
+    state.strangers.note(source, kind, 429, b"", received_at);
+    m::answered("unknown_token_throttled", 429, started.elapsed());
+    Answer::refuse(
+        StatusCode::TOO_MANY_REQUESTS,
+        "unknown_token_throttled",
+        format!(
+            "too many requests with unknown webhook tokens from this address (at most {} per \
+             second): check the webhook URL, and retry after the Retry-After seconds",
+            state.strangers.limit().per_second
+        ),
+    )
+    .after(wait)
+    .into_response()
 }
 
 async fn process(
     state: &WebhookState,
     token: &str,
+    target: Result<WebhookTarget, String>,
     body: Body,
     received_at: DateTime<Utc>,
 ) -> (Answer, Option<jt_store::RecorderId>, Bytes) {
+    // The token is resolved already: every row below belongs to the recorder when it is known.
+    let recorder = target.as_ref().ok().map(|t| t.recorder);
     // The body first, so that even a refused request is logged with what was sent. Bodies up
     // to READ_LIMIT are read whole so the parser can say how large they are; beyond that the
-    // connection is not worth more memory.
-    let raw = match Limited::new(body, READ_LIMIT).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
+    // connection is not worth more memory, and a body that trickles in is cut off.
+    let read =
+        tokio::time::timeout(state.body_timeout, Limited::new(body, READ_LIMIT).collect()).await;
+    let raw = match read {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => {
             let answer = Answer::refuse(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",
@@ -177,30 +389,32 @@ async fn process(
                      bytes: send only the fields the alert needs"
                 ),
             );
-            return (answer, None, Bytes::new());
+            return (answer, recorder, Bytes::new());
         }
-        Err(err) => {
+        Ok(Err(err)) => {
             let answer = Answer::refuse(
                 StatusCode::BAD_REQUEST,
                 "unreadable_body",
                 format!("the request body could not be read: {err}"),
             );
-            return (answer, None, Bytes::new());
+            return (answer, recorder, Bytes::new());
+        }
+        Err(_) => {
+            let answer = Answer::refuse(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!(
+                    "the request body did not arrive within {} s; the alert was not executed",
+                    state.body_timeout.as_secs_f32()
+                ),
+            );
+            return (answer, recorder, Bytes::new());
         }
     };
 
-    let target = match state.directory.resolve(token).await {
-        Resolution::Known(t) => t,
-        Resolution::Unknown => {
-            // Same answer whether or not the token ever existed.
-            let answer = Answer::refuse(
-                StatusCode::NOT_FOUND,
-                "unknown_token",
-                "unknown webhook token",
-            );
-            return (answer, None, raw);
-        }
-        Resolution::Unavailable(reason) => {
+    let target = match target {
+        Ok(t) => t,
+        Err(reason) => {
             tracing::error!(%reason, "webhook token could not be resolved");
             let answer = Answer::refuse(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -211,9 +425,9 @@ async fn process(
             return (answer, None, raw);
         }
     };
-    let recorder = Some(target.recorder);
 
-    if state.limiter.check_key(&target.recorder.0).is_err() {
+    if let Err(not_until) = state.limiter.check_key(&target.recorder.0) {
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
         let answer = Answer::refuse(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
@@ -222,7 +436,8 @@ async fn process(
                  alert was not executed",
                 state.limit.per_second, state.limit.burst
             ),
-        );
+        )
+        .after(wait);
         return (answer, recorder, raw);
     }
 
@@ -234,8 +449,10 @@ async fn process(
         custom_ticker: target.custom_ticker.as_deref(),
         inverse: false,
     };
-    let signal = match parse_alert(&raw, &ctx) {
-        Ok(s) => s,
+    let signal = match parse_alert(&raw, &ctx)
+        .and_then(|s| check_alert_time(s.time, received_at).map(|()| s))
+    {
+        Ok(s) => storable(s),
         Err(err) => return (Answer::alert_error(&err), recorder, raw),
     };
 
@@ -248,6 +465,7 @@ async fn process(
             result: "queued",
             reason: None,
             signal: Some(signal_id),
+            retry_after: None,
         },
         Ok(Queued::Duplicate) => Answer {
             status: StatusCode::OK,
@@ -255,6 +473,7 @@ async fn process(
             result: "duplicate",
             reason: Some("the same alert arrived less than a second earlier".into()),
             signal: None,
+            retry_after: None,
         },
         Err(err) => {
             tracing::error!(%err, recorder = %target.recorder, "signal could not be queued");
@@ -266,6 +485,15 @@ async fn process(
         }
     };
     (answer, recorder, raw)
+}
+
+/// The signal without NUL characters in its texts (a JSON `\u0000` in a comment or ticker):
+/// they mean nothing to a trade, and PostgreSQL refuses them wherever the signal is recorded.
+fn storable(mut signal: jt_alerts::Signal) -> jt_alerts::Signal {
+    signal.comment = strip_nul_opt(signal.comment);
+    signal.ticker = strip_nul_opt(signal.ticker);
+    signal.symbol = strip_nul_opt(signal.symbol);
+    signal
 }
 
 enum Queued {
@@ -315,15 +543,4 @@ async fn queue(
     } else {
         Queued::New
     })
-}
-
-/// The client's address: the first `X-Forwarded-For` hop when behind a proxy, else the peer.
-fn source_address(headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<String> {
-    headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .or_else(|| peer.map(|p| p.ip().to_string()))
 }

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
+use futures_util::StreamExt as _;
 use http_body_util::BodyExt;
 use jt_bus::{Bus, BusConfig, Definitions, Envelope, Namespace, RawMessage};
 use jt_domain::Settings;
@@ -17,6 +19,7 @@ use jt_ingest::{DirectoryConfig, Ingest, IngestConfig, LogWriterConfig, RateLimi
 use jt_messages::SignalMessage;
 use jt_store::repo::auth::NewUser;
 use jt_store::repo::recorders::NewRecorder;
+use jt_store::repo::webhooks::WebhookLogEntry;
 use jt_store::{RecorderId, Role, Secret, SecretKey, Store, StoreConfig, UserId};
 use jt_testkit::{TempSqlite, TestDatabase};
 use rust_decimal::Decimal;
@@ -50,6 +53,14 @@ async fn harness(pair: Pair, rate: RateLimit) -> Harness {
 }
 
 async fn harness_with(pair: Pair, rate: RateLimit, directory: DirectoryConfig) -> Harness {
+    harness_cfg(pair, move |c| {
+        c.rate_limit = rate;
+        c.directory = directory;
+    })
+    .await
+}
+
+async fn harness_cfg(pair: Pair, adjust: impl FnOnce(&mut IngestConfig)) -> Harness {
     jt_runtime::tls::install_crypto_provider();
     let (guard, url) = match pair {
         Pair::SqliteEmbedded => {
@@ -105,15 +116,14 @@ async fn harness_with(pair: Pair, rate: RateLimit, directory: DirectoryConfig) -
         )
         .await
         .unwrap();
-    let config = IngestConfig {
-        rate_limit: rate,
-        directory,
+    let mut config = IngestConfig {
         log: LogWriterConfig {
             flush_every: Duration::from_millis(20),
             ..LogWriterConfig::default()
         },
         ..IngestConfig::default()
     };
+    adjust(&mut config);
     let ingest = Ingest::start(&config, &store, bus.clone());
     let router = ingest.router();
     Harness {
@@ -131,22 +141,39 @@ async fn harness_with(pair: Pair, rate: RateLimit, directory: DirectoryConfig) -
 
 impl Harness {
     async fn post(&self, token: &str, body: impl Into<Body>) -> (StatusCode, serde_json::Value) {
-        let res = self
-            .router
-            .clone()
-            .oneshot(
+        let (status, _, json) = self
+            .send(
                 Request::post(format!("/webhook/{token}"))
                     .header("content-type", "text/plain")
                     .body(body.into())
                     .unwrap(),
             )
-            .await
-            .unwrap();
+            .await;
+        (status, json)
+    }
+
+    /// Sends a request as if from `peer`; returns the status, headers and JSON answer.
+    async fn send_from(
+        &self,
+        peer: &str,
+        mut request: Request<Body>,
+    ) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
+        let addr: std::net::SocketAddr = format!("{peer}:40000").parse().unwrap();
+        request.extensions_mut().insert(ConnectInfo(addr));
+        self.send(request).await
+    }
+
+    async fn send(
+        &self,
+        request: Request<Body>,
+    ) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
+        let res = self.router.clone().oneshot(request).await.unwrap();
         let status = res.status();
+        let headers = res.headers().clone();
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
         let json = serde_json::from_slice(&bytes)
             .unwrap_or_else(|e| panic!("answer is not JSON ({e}): {bytes:?}"));
-        (status, json)
+        (status, headers, json)
     }
 
     async fn hook(&self, body: &str) -> (StatusCode, serde_json::Value) {
@@ -171,14 +198,21 @@ impl Harness {
 
     /// Stops the log writer (flushing it) and returns the logged results, oldest first.
     async fn logged_results(&mut self) -> Vec<(u16, String)> {
+        self.logged()
+            .await
+            .into_iter()
+            .map(|r| (r.status_code, r.result))
+            .collect()
+    }
+
+    /// Stops the log writer (flushing it) and returns the logged rows, oldest first.
+    async fn logged(&mut self) -> Vec<WebhookLogEntry> {
         if let Some(ingest) = self.ingest.take() {
             ingest.stop().await;
         }
-        let mut rows = self.store.system().recent_webhook_log(100).await.unwrap();
+        let mut rows = self.store.system().recent_webhook_log(1000).await.unwrap();
         rows.sort_by_key(|r| r.received_at);
-        rows.into_iter()
-            .map(|r| (r.status_code, r.result))
-            .collect()
+        rows
     }
 }
 
@@ -205,6 +239,16 @@ on_both!(
     too_many_alerts_for_one_webhook_are_429,
     every_request_is_logged,
     a_rotated_token_stops_at_the_next_revalidation,
+    a_nul_byte_never_stops_the_webhook_log,
+    a_nul_escape_in_a_comment_is_queued_without_it,
+    a_time_far_in_the_future_is_refused_with_422,
+    tokens_that_cannot_be_ours_cost_no_lookup_and_are_logged_in_aggregate,
+    unknown_tokens_are_throttled_per_address_with_retry_after,
+    every_refusal_is_json_whatever_the_method_or_path,
+    a_stalled_body_is_cut_off_with_408,
+    x_forwarded_for_is_believed_only_from_a_trusted_proxy,
+    a_recorder_over_its_rate_is_told_when_to_retry,
+    webhook_log_rows_past_their_retention_are_deleted,
 );
 
 async fn an_alert_is_queued_and_answered_with_its_signal_id(pair: Pair) {
@@ -380,4 +424,288 @@ async fn a_rotated_token_stops_at_the_next_revalidation(pair: Pair) {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "the new URL works at once");
+}
+
+async fn a_nul_byte_never_stops_the_webhook_log(pair: Pair) {
+    // Issue 16: PostgreSQL refused the batch holding this row, the writer retried it forever and
+    // nothing after it was ever logged.
+    let mut h = harness(pair, RateLimit::default()).await;
+    let (status, _) = h.hook("{\"action\":\"buy\u{0}\"}").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for i in 0..3 {
+        let body = format!(r#"{{"action":"buy","ticker":"MNQ1!","comment":"after {i}"}}"#);
+        assert_eq!(h.hook(&body).await.0, StatusCode::OK);
+    }
+    let rows = h.logged().await;
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert_eq!(rows[0].body, "{\"action\":\"buy\\u0000\"}");
+    assert_eq!(rows[0].result, "invalid_json");
+    assert!(rows[1..].iter().all(|r| r.result == "queued"));
+}
+
+async fn a_nul_escape_in_a_comment_is_queued_without_it(pair: Pair) {
+    let mut h = harness(pair, RateLimit::default()).await;
+    let body = r#"{"action":"sell","ticker":"MNQ1!","position":"short","comment":"a\u0000b"}"#;
+    let (status, answer) = h.hook(body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let signals = h.signals().await;
+    assert_eq!(signals[0].payload.signal.comment.as_deref(), Some("ab"));
+    let rows = h.logged().await;
+    assert_eq!(rows[0].body, body, "the raw body is logged as sent");
+}
+
+async fn a_time_far_in_the_future_is_refused_with_422(pair: Pair) {
+    let h = harness(pair, RateLimit::default()).await;
+    let (status, answer) = h
+        .hook(r#"{"action":"buy","ticker":"MNQ1!","time":"9999-12-31T23:59:59Z"}"#)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("ahead of the platform's clock"),
+        "{answer}"
+    );
+    // A few seconds of clock drift is accepted.
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(3)).to_rfc3339();
+    let (status, answer) = h
+        .hook(&format!(
+            r#"{{"action":"buy","ticker":"MNQ1!","time":"{soon}"}}"#
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(h.signals().await.len(), 1);
+}
+
+async fn tokens_that_cannot_be_ours_cost_no_lookup_and_are_logged_in_aggregate(pair: Pair) {
+    let mut h = harness(pair, RateLimit::default()).await;
+    let long = "A".repeat(60_000);
+    for token in [
+        "x",
+        "not-a-token",
+        long.as_str(),
+        &format!("{}=", &h.token[1..]),
+    ] {
+        for _ in 0..5 {
+            let (status, _, answer) = h
+                .send_from(
+                    "198.51.100.7",
+                    Request::post(format!("/webhook/{token}"))
+                        .body(Body::from(ENTRY))
+                        .unwrap(),
+                )
+                .await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+            assert_eq!(answer["error"], "unknown webhook token");
+        }
+    }
+    // A known recorder keeps working from the same address.
+    assert_eq!(h.hook(ENTRY).await.0, StatusCode::OK);
+    let rows = h.logged().await;
+    assert_eq!(rows.len(), 2, "one aggregate row and the alert: {rows:?}");
+    let agg = rows.iter().find(|r| r.result == "unknown_token").unwrap();
+    assert_eq!(agg.source_ip.as_deref(), Some("198.51.100.7"));
+    assert!(
+        agg.reason.as_deref().unwrap().starts_with("20 request(s)"),
+        "{:?}",
+        agg.reason
+    );
+}
+
+async fn unknown_tokens_are_throttled_per_address_with_retry_after(pair: Pair) {
+    let mut h = harness_cfg(pair, |c| {
+        c.guards.unknown_limit = RateLimit {
+            per_second: 1.try_into().unwrap(),
+            burst: 3.try_into().unwrap(),
+        };
+    })
+    .await;
+    // The recorders' token hashes load at start (the known token below was never used).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let unknown = |i: usize| format!("{:A<43}", format!("unknown{i}"));
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let (status, headers, _) = h
+            .send_from(
+                "203.0.113.50",
+                Request::post(format!("/webhook/{}", unknown(i)))
+                    .body(Body::from(ENTRY))
+                    .unwrap(),
+            )
+            .await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let after: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!((1..=2).contains(&after), "{after}");
+        }
+        statuses.push(status.as_u16());
+    }
+    assert_eq!(statuses, vec![404, 404, 404, 429, 429, 429]);
+    // Another address has its own budget; a known token is never throttled for it.
+    let (status, _, _) = h
+        .send_from(
+            "203.0.113.51",
+            Request::post(format!("/webhook/{}", unknown(9)))
+                .body(Body::from(ENTRY))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, answer) = h
+        .send_from(
+            "203.0.113.50",
+            Request::post(format!("/webhook/{}", h.token))
+                .body(Body::from(ENTRY))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let rows = h.logged().await;
+    let throttled = rows
+        .iter()
+        .find(|r| r.source_ip.as_deref() == Some("203.0.113.50") && r.result == "unknown_token")
+        .unwrap();
+    assert!(
+        throttled
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("3 answered 429"),
+        "{:?}",
+        throttled.reason
+    );
+}
+
+async fn every_refusal_is_json_whatever_the_method_or_path(pair: Pair) {
+    let mut h = harness(pair, RateLimit::default()).await;
+    let cases = [
+        (Request::get(format!("/webhook/{}", h.token)), 405u16),
+        (Request::put("/webhook/abc"), 405),
+        (Request::post("/webhook/%FF%FE"), 404),
+        (Request::post("/webhook"), 404),
+        (Request::post("/somewhere/else"), 404),
+    ];
+    for (builder, want) in cases {
+        let (status, _, answer) = h
+            .send_from("192.0.2.1", builder.body(Body::from("{}")).unwrap())
+            .await;
+        assert_eq!(status.as_u16(), want, "{answer}");
+        assert_eq!(answer["status"], want);
+        assert!(answer["error"].as_str().is_some_and(|e| !e.is_empty()));
+    }
+    let rows = h.logged().await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let reason = rows[0].reason.as_deref().unwrap();
+    assert!(reason.starts_with("5 request(s)"), "{reason}");
+    assert!(reason.contains("wrong_method 2"), "{reason}");
+}
+
+async fn a_stalled_body_is_cut_off_with_408(pair: Pair) {
+    let mut h = harness_cfg(pair, |c| {
+        c.guards.body_timeout = Duration::from_millis(300);
+    })
+    .await;
+    // Headers, a few bytes, then nothing.
+    let trickle = futures_util::stream::once(async {
+        Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"{\"action\":"))
+    })
+    .chain(futures_util::stream::pending());
+    let started = std::time::Instant::now();
+    let (status, _, answer) = h
+        .send(
+            Request::post(format!("/webhook/{}", h.token))
+                .body(Body::from_stream(trickle))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let rows = h.logged().await;
+    assert_eq!(rows[0].result, "body_timeout");
+}
+
+async fn x_forwarded_for_is_believed_only_from_a_trusted_proxy(pair: Pair) {
+    let mut h = harness_cfg(pair, |c| {
+        c.guards.trusted_proxies = "10.0.0.0/8".parse().unwrap();
+    })
+    .await;
+    let req = |comment: &str| {
+        Request::post(format!("/webhook/{}", h.token))
+            .header("x-forwarded-for", "6.6.6.6, 52.89.214.238")
+            .body(Body::from(format!(
+                r#"{{"action":"buy","ticker":"MNQ1!","comment":"{comment}"}}"#
+            )))
+            .unwrap()
+    };
+    assert_eq!(
+        h.send_from("10.0.0.2", req("via proxy")).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        h.send_from("203.0.113.9", req("direct")).await.0,
+        StatusCode::OK
+    );
+    let rows = h.logged().await;
+    let ip = |needle: &str| {
+        rows.iter()
+            .find(|r| r.body.contains(needle))
+            .and_then(|r| r.source_ip.clone())
+    };
+    assert_eq!(ip("via proxy").as_deref(), Some("52.89.214.238"));
+    assert_eq!(
+        ip("direct").as_deref(),
+        Some("203.0.113.9"),
+        "forged header ignored"
+    );
+}
+
+async fn a_recorder_over_its_rate_is_told_when_to_retry(pair: Pair) {
+    let h = harness(
+        pair,
+        RateLimit {
+            per_second: 1.try_into().unwrap(),
+            burst: 1.try_into().unwrap(),
+        },
+    )
+    .await;
+    let req = |i: usize| {
+        Request::post(format!("/webhook/{}", h.token))
+            .body(Body::from(format!(
+                r#"{{"action":"buy","ticker":"MNQ1!","comment":"{i}"}}"#
+            )))
+            .unwrap()
+    };
+    assert_eq!(h.send(req(0)).await.0, StatusCode::OK);
+    let (status, headers, answer) = h.send(req(1)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{answer}");
+    assert_eq!(headers["retry-after"], "1");
+}
+
+async fn webhook_log_rows_past_their_retention_are_deleted(pair: Pair) {
+    let mut h = harness_cfg(pair, |c| {
+        c.log_retention = Duration::from_secs(86_400);
+        c.prune_every = Duration::from_millis(100);
+    })
+    .await;
+    let row = |days: i64, body: &str| jt_store::repo::webhooks::NewWebhookLog {
+        id: jt_store::WebhookLogId::new(),
+        received_at: chrono::Utc::now() - chrono::Duration::days(days),
+        recorder: None,
+        source_ip: None,
+        body: body.into(),
+        status_code: 200,
+        result: "queued".into(),
+        reason: None,
+        signal: None,
+    };
+    h.store
+        .webhooks()
+        .log_batch(&[row(2, "two days old"), row(0, "today")])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let rows = h.logged().await;
+    let bodies: Vec<&str> = rows.iter().map(|r| r.body.as_str()).collect();
+    assert_eq!(bodies, vec!["today"]);
 }

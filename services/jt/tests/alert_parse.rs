@@ -172,3 +172,65 @@ fn unknown_root_exits_2_naming_the_ticker() {
     assert_eq!(error["status"], 422);
     assert!(error["error"].as_str().unwrap().contains("AAPL"), "{error}");
 }
+
+#[test]
+fn the_derived_intent_and_every_override_are_shown() {
+    let signal = accepted(
+        &[],
+        r#"{"action":"sell","ticker":"MNQ1!","position_size":1,"prev_position_size":2}"#,
+    );
+    assert_eq!(signal["action"], "reduce_long");
+    assert_eq!(signal["intent"], "partial exit of 50% of the long");
+    assert_eq!(signal["exit_fraction"].to_string(), "0.5");
+    let signal = accepted(
+        &[],
+        r#"{"action":"buy","ticker":"MNQ1!","orderType":"limit","limitPrice":21000,"dollar_sl":30,"trail":1,"trail_trigger":8,"breakeven_offset":2,"risk_dollars":200,"same_direction_ignore":true}"#,
+    );
+    assert_eq!(
+        signal["intent"],
+        "long: entry, add or flip, decided per trader from the broker's position"
+    );
+    let overrides: Vec<&str> = signal["overrides"]
+        .as_array()
+        .expect("a list of overrides")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for want in [
+        "stop: $30 per contract, trailing",
+        "trailing stop, starts after 8 ticks of profit",
+        "break-even: stop to entry + 2 ticks after the trader's trigger of profit",
+        "size: risk $200 ÷ (stop ticks × tick value), rounded down",
+        "same_direction_ignore: true",
+        "limit entry at 21000, working until the end of the trading day or the next signal",
+    ] {
+        assert!(overrides.contains(&want), "{want:?} not in {overrides:?}");
+    }
+}
+
+#[test]
+fn a_contradiction_exits_2_with_status_422_and_says_why() {
+    let error = refused(
+        &[],
+        br#"{"action":"buy","ticker":"MNQ1!","position_size":1,"prev_position_size":2}"#,
+    );
+    assert_eq!(error["status"], 422);
+    let text = error["error"].as_str().unwrap();
+    assert!(
+        text.contains("the alert says buy but its position fields say partial exit"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_time_far_in_the_future_exits_2_with_status_422() {
+    let error = refused(
+        &[],
+        br#"{"action":"buy","ticker":"MNQ1!","time":"9999-12-31T23:59:59Z"}"#,
+    );
+    assert_eq!(error["status"], 422);
+    assert!(
+        error["error"].as_str().unwrap().contains("ahead"),
+        "{error}"
+    );
+}

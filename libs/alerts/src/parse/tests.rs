@@ -7,6 +7,7 @@ use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 
 use super::*;
+use crate::signal::{ExitLevel, StopOverride};
 
 fn parse(body: &str) -> Result<Signal, AlertError> {
     parse_alert(body.as_bytes(), &AlertContext::default())
@@ -88,9 +89,20 @@ fn action_synonyms_are_accepted_in_any_case(#[case] word: &str, #[case] want: Si
     assert_eq!(action_of(&body), want);
 }
 
+#[test]
+fn an_empty_action_is_skipped_for_the_next_synonym_and_alone_is_missing() {
+    // The replaced platform reads the first non-empty of its action fields.
+    assert_eq!(
+        action_of(r#"{"action": "", "side": "SELL", "ticker": "MNQ1!"}"#),
+        SignalAction::Short
+    );
+    let e = refused(r#"{"action": "", "ticker": "MNQ1!"}"#);
+    assert_eq!(e, AlertError::MissingAction);
+    assert_eq!(e.http_status(), 422);
+}
+
 #[rstest]
 #[case("hold")]
-#[case("")]
 #[case("buy_to_cover")]
 #[case("123")]
 fn unknown_action_is_refused_with_422(#[case] word: &str) {

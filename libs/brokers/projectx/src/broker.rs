@@ -11,6 +11,8 @@ use async_trait::async_trait;
 use chrono::Utc;
 use jt_domain::bracket::StopOrder;
 use jt_domain::order::{BracketOrder, OrderRequest};
+use jt_domain::types::Contracts;
+use rust_decimal::Decimal;
 
 use jt_broker::broker::{Broker, BrokerEvents};
 use jt_broker::capabilities::Capabilities;
@@ -58,6 +60,8 @@ pub const PROJECTX_CAPABILITIES: Capabilities = Capabilities {
     // distance: refused rather than guessed.
     standalone_trailing_stop: false,
     standalone_trailing_trigger: false,
+    // PlaceOrderRequest has no time in force: a resting order works until cancelled.
+    day_orders: false,
 };
 
 /// Take-profit legs ProjectX carries natively in one bracket (the rest are separate orders).
@@ -287,6 +291,28 @@ impl Broker for ProjectXBroker {
             pnl: None,
             as_of,
         })
+    }
+
+    async fn balance(&self, account: &AccountId) -> Result<Decimal, BrokerError> {
+        self.login.http.balance(account).await
+    }
+
+    async fn modify_order_qty(
+        &self,
+        account: &AccountId,
+        order: &OrderReport,
+        qty: Contracts,
+    ) -> Result<(), BrokerError> {
+        if &order.account != account {
+            return Err(BrokerError::invalid(format!(
+                "order {} belongs to another account",
+                order.id
+            )));
+        }
+        let id: i64 = order.id.as_str().parse().map_err(|_| {
+            BrokerError::invalid(format!("order id {} is not a ProjectX id", order.id))
+        })?;
+        self.login.http.modify_size(account, id, qty).await
     }
 
     async fn place_order(

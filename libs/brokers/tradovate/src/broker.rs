@@ -9,9 +9,10 @@ use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use chrono::Utc;
-use jt_domain::bracket::StopOrder;
-use jt_domain::order::{BracketOrder, OrderRequest};
-use jt_domain::types::Direction;
+use jt_domain::bracket::{EntryOrder, StopOrder};
+use jt_domain::order::{BracketOrder, OrderRequest, TimeInForce};
+use jt_domain::types::{Contracts, Direction};
+use rust_decimal::Decimal;
 
 use jt_broker::broker::{Broker, BrokerEvents, ExitOrders};
 use jt_broker::capabilities::Capabilities;
@@ -50,6 +51,8 @@ pub const TRADOVATE_CAPABILITIES: Capabilities = Capabilities {
     // inside an order strategy.
     standalone_trailing_stop: true,
     standalone_trailing_trigger: false,
+    // `timeInForce: Day` on the order (or the strategy's entry version).
+    day_orders: true,
 };
 
 /// Everything of one login, shared.
@@ -282,6 +285,65 @@ impl Broker for TradovateBroker {
             pnl: Some(pnl),
             as_of,
         })
+    }
+
+    async fn balance(&self, account: &AccountId) -> Result<Decimal, BrokerError> {
+        self.login
+            .http
+            .account_pnl(account)
+            .await?
+            .cash
+            .ok_or_else(|| BrokerError::transport("cash balance snapshot without totalCashValue"))
+    }
+
+    async fn modify_order_qty(
+        &self,
+        account: &AccountId,
+        order: &OrderReport,
+        qty: Contracts,
+    ) -> Result<(), BrokerError> {
+        self.login.http.modify_order_qty(account, order, qty).await
+    }
+
+    async fn place_resting_entry(
+        &self,
+        account: &AccountId,
+        contract: &Contract,
+        entry: &EntryOrder,
+        time_in_force: TimeInForce,
+    ) -> Result<BracketAck, BrokerError> {
+        let tif = Some(match time_in_force {
+            TimeInForce::Day => "Day",
+            TimeInForce::Gtc => "GTC",
+        });
+        match entry {
+            EntryOrder::Bracket(bracket) => {
+                if let Some(feature) = TRADOVATE_CAPABILITIES
+                    .missing_for(bracket)
+                    .into_iter()
+                    .next()
+                {
+                    return Err(BrokerError::Unsupported { feature });
+                }
+                self.login
+                    .http
+                    .place_bracket_with_tif(account, contract, bracket, tif)
+                    .await
+            }
+            EntryOrder::Market(order) => {
+                let ack = self
+                    .login
+                    .http
+                    .place_order_with_tif(account, contract, order, tif)
+                    .await?;
+                Ok(BracketAck {
+                    client_order_id: ack.client_order_id,
+                    bracket_id: None,
+                    entry_order_id: Some(ack.order_id),
+                    recovered: ack.recovered,
+                })
+            }
+        }
     }
 
     async fn place_order(

@@ -747,6 +747,19 @@ impl Admin {
             .count())
     }
 
+    /// Ends the trading day now for an account (or every account): working `Day` orders expire,
+    /// as Tradovate expires them at the session end. Returns how many expired.
+    ///
+    /// # Errors
+    /// Unknown account.
+    pub fn end_trading_day(&self, account: Option<&str>) -> Result<usize, AdminError> {
+        Ok(self
+            .accounts_for(account)?
+            .into_iter()
+            .map(|a| self.sh.ex.end_trading_day(a))
+            .sum())
+    }
+
     /// Expires every token of a user now.
     ///
     /// # Errors
@@ -1091,6 +1104,13 @@ async fn post_replay(State(sh): State<Arc<Shared>>, body: String) -> ApiResult {
     Ok(Json(json!({"replayed": n})).into_response())
 }
 
+async fn post_session_end(State(sh): State<Arc<Shared>>, body: String) -> ApiResult {
+    let v: Value = parse(&body)?;
+    let account = crate::wire::Fields(&v).text("account");
+    let n = admin(&sh).end_trading_day(account.as_deref())?;
+    Ok(Json(json!({"expired": n})).into_response())
+}
+
 async fn post_tokens(State(sh): State<Arc<Shared>>, body: String) -> ApiResult {
     let v: Value = parse(&body)?;
     let f = crate::wire::Fields(&v);
@@ -1183,6 +1203,7 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         )
         .route("/projectx/brackets", post(post_projectx_brackets))
         .route("/replay", post(post_replay))
+        .route("/session-end", post(post_session_end))
         .route("/tokens", post(post_tokens))
         .route("/sockets", get(get_sockets))
         .route("/requests", get(get_requests).delete(delete_requests))

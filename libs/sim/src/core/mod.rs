@@ -967,6 +967,15 @@ impl Exchange {
         true
     }
 
+    /// The end of the trading day for one account: its working `Day` orders expire. Returns
+    /// how many did.
+    pub fn end_trading_day(&self, account_id: Id) -> usize {
+        let Some(cell) = self.account(account_id) else {
+            return 0;
+        };
+        self.run(&cell, &Ctx::default(), |op| op.expire_day_orders())
+    }
+
     /// Cash, P&L and margin of an account at current prices.
     #[must_use]
     pub fn cash_snapshot(&self, account_id: Id) -> Option<CashSnapshot> {

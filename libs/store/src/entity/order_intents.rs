@@ -65,6 +65,8 @@ pub struct Model {
     /// Column `completed_at`.
     #[sea_orm(nullable)]
     pub completed_at: Option<DateTimeUtc>,
+    /// Column `resting_entry`: the intent placed a resting (limit, stop) entry.
+    pub resting_entry: bool,
 }
 
 /// No relations are declared: repositories join explicitly, by owner.

@@ -13,7 +13,7 @@ use sea_orm::{
 };
 use serde::Serialize;
 
-use super::{ReadScope, at, from_json, now, required_text, to_json, to_u32};
+use super::{ReadScope, at, from_json, from_json_tolerant, now, required_text, to_json, to_u32};
 use crate::Store;
 use crate::decimal::DbDecimal;
 use crate::entity::{
@@ -21,6 +21,7 @@ use crate::entity::{
 };
 use crate::error::{StoreError, StoreResult};
 use crate::ids::{ExecutionId, IntentId, SignalId, SubAccountId, TraderId, UserId};
+use crate::text::{strip_nul, strip_nul_json_owned, strip_nul_opt};
 
 /// An intent to record.
 #[derive(Debug, Clone)]
@@ -111,7 +112,7 @@ impl TryFrom<order_intents::Model> for Intent {
     type Error = StoreError;
     fn try_from(m: order_intents::Model) -> StoreResult<Self> {
         Ok(Self {
-            settings: from_json("intent settings", m.id, m.settings)?,
+            settings: from_json_tolerant("intent settings", m.id, m.settings)?,
             quantity: to_u32("intent", m.id, m.quantity)?,
             filled_quantity: to_u32("intent", m.id, m.filled_quantity)?,
             id: IntentId(m.id),
@@ -186,6 +187,9 @@ pub struct Decided {
     pub quantity: u32,
     /// The plan (`jt_domain` types, serialized by the executor).
     pub plan: serde_json::Value,
+    /// The plan places a resting (limit, stop) entry: the trader's next signal on the
+    /// contract cancels it first ([`TraderActivity::resting_entry`]).
+    pub resting_entry: bool,
 }
 
 /// The result of [`Intents::transition`].
@@ -235,7 +239,7 @@ fn guarded_update(
     if let Some(r) = &u.reason {
         q = q.col_expr(
             order_intents::Column::StatusReason,
-            Expr::value(Some(r.clone())),
+            Expr::value(Some(strip_nul(r).into_owned())),
         );
     }
     if to == IntentStatus::Sent {
@@ -271,7 +275,14 @@ fn guarded_update(
                 order_intents::Column::Quantity,
                 Expr::value(i64::from(d.quantity)),
             )
-            .col_expr(order_intents::Column::Plan, Expr::value(d.plan.clone()));
+            .col_expr(
+                order_intents::Column::Plan,
+                Expr::value(strip_nul_json_owned(d.plan.clone())),
+            )
+            .col_expr(
+                order_intents::Column::RestingEntry,
+                Expr::value(d.resting_entry),
+            );
     }
     Some(
         q.filter(order_intents::Column::Id.eq(id.0))
@@ -303,6 +314,9 @@ pub struct TraderActivity {
     pub last_executed_at: Option<DateTime<Utc>>,
     /// Creation time of the last DCA add that went to the broker.
     pub last_add_at: Option<DateTime<Utc>>,
+    /// The trader's last intent that went to the broker, when it placed a resting entry
+    /// (limit, stop) that may still be working: the next signal cancels it first.
+    pub resting_entry: Option<IntentId>,
 }
 
 /// An execution attempt to record.
@@ -405,8 +419,9 @@ fn execution_insert(e: NewExecution) -> StoreResult<InsertStatement> {
         broker_order_ids: to_json("broker_order_ids", &e.broker_order_ids)?,
         fill_price: e.fill_price.map(DbDecimal),
         filled_quantity: e.filled_quantity.map(i64::from),
-        error_kind: e.error_kind,
-        failure_reason: e.failure_reason,
+        // Broker error texts are outside input too: see `crate::text`.
+        error_kind: strip_nul_opt(e.error_kind),
+        failure_reason: strip_nul_opt(e.failure_reason),
     };
     let row = model.into_active_model();
     let columns: Vec<executions::Column> = executions::Column::iter().collect();
@@ -467,7 +482,11 @@ impl Intents<'_> {
         let key = required_text("idempotency_key", &new.idempotency_key)?;
         let t = now();
         let (status, reason, completed_at) = match &new.skip_reason {
-            Some(r) => (IntentStatus::Skipped, Some(r.clone()), Some(t)),
+            Some(r) => (
+                IntentStatus::Skipped,
+                Some(strip_nul(r).into_owned()),
+                Some(t),
+            ),
             None => (IntentStatus::Pending, None, None),
         };
         let symbol = required_text("symbol", &new.symbol)?;
@@ -481,19 +500,20 @@ impl Intents<'_> {
             idempotency_key: key.clone(),
             kind: new.kind,
             symbol: symbol.clone(),
-            contract: new.contract.clone(),
+            contract: strip_nul_opt(new.contract.clone()),
             side: new.side.map(Into::into),
             quantity: i64::from(new.quantity),
             filled_quantity: 0,
             average_fill_price: None,
             settings: to_json("settings", &new.settings)?,
-            plan: new.plan.clone(),
+            plan: strip_nul_json_owned(new.plan.clone()),
             status,
             status_reason: reason.clone(),
             created_at: t,
             updated_at: t,
             sent_at: None,
             completed_at,
+            resting_entry: false,
         };
         let n = order_intents::Entity::insert(model.into_active_model())
             .on_conflict(
@@ -769,6 +789,22 @@ impl Intents<'_> {
                     base().filter(order_intents::Column::Kind.eq(IntentKind::Add)),
                 )),
                 "last_add",
+            )
+            .expr_as(
+                scalar(latest(
+                    base().filter(order_intents::Column::RestingEntry.eq(true)),
+                )),
+                "last_resting",
+            )
+            .expr_as(
+                scalar(
+                    base()
+                        .filter(order_intents::Column::RestingEntry.eq(true))
+                        .column(order_intents::Column::Id)
+                        .order_by_desc(order_intents::Column::CreatedAt)
+                        .limit(1),
+                ),
+                "last_resting_id",
             );
         let row = self
             .store
@@ -781,10 +817,20 @@ impl Intents<'_> {
         let executed_since: i64 = row.try_get("", "executed_since").map_err(read)?;
         let last: Option<DateTime<Utc>> = row.try_get("", "last_executed").map_err(read)?;
         let last_add: Option<DateTime<Utc>> = row.try_get("", "last_add").map_err(read)?;
+        let last_resting: Option<DateTime<Utc>> = row.try_get("", "last_resting").map_err(read)?;
+        let last_resting_id: Option<sea_orm::prelude::Uuid> =
+            row.try_get("", "last_resting_id").map_err(read)?;
+        // Only the latest intent's resting entry can still be working: every later one
+        // cancelled it first.
+        let resting_entry = match (last_resting, last, last_resting_id) {
+            (Some(r), Some(l), Some(id)) if r == l => Some(IntentId(id)),
+            _ => None,
+        };
         Ok(TraderActivity {
             executed_since: u32::try_from(executed_since).unwrap_or(u32::MAX),
             last_executed_at: last,
             last_add_at: last_add,
+            resting_entry,
         })
     }
 

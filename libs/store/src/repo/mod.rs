@@ -80,8 +80,12 @@ pub(crate) fn at(t: DateTime<Utc>) -> DateTime<Utc> {
     t.trunc_subsecs(6)
 }
 
+/// A value as stored JSON, with NUL removed from its strings (PostgreSQL's `jsonb` refuses it:
+/// see [`crate::text`]).
 pub(crate) fn to_json<T: Serialize>(what: &'static str, v: &T) -> StoreResult<serde_json::Value> {
-    serde_json::to_value(v).map_err(|e| StoreError::invalid(what, e.to_string()))
+    serde_json::to_value(v)
+        .map(crate::text::strip_nul_json_owned)
+        .map_err(|e| StoreError::invalid(what, e.to_string()))
 }
 
 pub(crate) fn from_json<T: DeserializeOwned>(
@@ -92,12 +96,23 @@ pub(crate) fn from_json<T: DeserializeOwned>(
     serde_json::from_value(v).map_err(|e| StoreError::corrupt(entity, id, e))
 }
 
+/// [`from_json`] for values another build may have written with fields this one does not
+/// know yet (settings, overrides): those fields are dropped ([`jt_domain::tolerant`]).
+pub(crate) fn from_json_tolerant<T: DeserializeOwned>(
+    entity: &'static str,
+    id: impl ToString,
+    v: serde_json::Value,
+) -> StoreResult<T> {
+    jt_domain::tolerant::from_value(v).map_err(|e| StoreError::corrupt(entity, id, e))
+}
+
 pub(crate) fn to_u32(entity: &'static str, id: impl ToString, v: i64) -> StoreResult<u32> {
     u32::try_from(v).map_err(|_| StoreError::corrupt(entity, id, format!("count {v} out of range")))
 }
 
 /// Trims a required text input, refusing an empty one.
 pub(crate) fn required_text(what: &'static str, v: &str) -> StoreResult<String> {
+    let v = crate::text::strip_nul(v);
     let t = v.trim();
     if t.is_empty() {
         return Err(StoreError::invalid(what, "must not be empty"));
@@ -107,7 +122,9 @@ pub(crate) fn required_text(what: &'static str, v: &str) -> StoreResult<String> 
 
 /// Trims an optional text input; blank means none.
 pub(crate) fn optional_text(v: Option<&str>) -> Option<String> {
-    v.map(str::trim)
+    v.map(crate::text::strip_nul)
+        .as_deref()
+        .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(str::to_string)
 }

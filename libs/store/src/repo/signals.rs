@@ -13,6 +13,7 @@ use crate::decimal::DbDecimal;
 use crate::entity::{SignalOutcome, signals};
 use crate::error::{StoreError, StoreResult};
 use crate::ids::{RecorderId, SignalId, UserId};
+use crate::text::{strip_nul, strip_nul_json_owned, strip_nul_opt};
 
 /// A signal to record.
 #[derive(Debug, Clone)]
@@ -151,14 +152,15 @@ impl Signals<'_> {
             received_at: at(s.received_at),
             alert_time: s.alert_time.map(at),
             action: action_text(s.action)?,
-            ticker: s.ticker,
+            // Alert text (ticker, comment in the payload…) may carry NUL: see `crate::text`.
+            ticker: strip_nul_opt(s.ticker),
             quantity: s.quantity.map(DbDecimal),
             price: s.price.map(DbDecimal),
-            market_position: s.market_position,
-            prev_market_position: s.prev_market_position,
-            payload: s.payload,
+            market_position: strip_nul_opt(s.market_position),
+            prev_market_position: strip_nul_opt(s.prev_market_position),
+            payload: strip_nul_json_owned(s.payload),
             outcome: s.outcome,
-            outcome_reason: s.outcome_reason,
+            outcome_reason: strip_nul_opt(s.outcome_reason),
             age_ms: s.age_ms,
             updated_at: now(),
         };
@@ -194,7 +196,7 @@ impl Signals<'_> {
             .col_expr(signals::Column::Outcome, Expr::value(outcome))
             .col_expr(
                 signals::Column::OutcomeReason,
-                Expr::value(reason.map(str::to_string)),
+                Expr::value(reason.map(|r| strip_nul(r).into_owned())),
             )
             .col_expr(signals::Column::AgeMs, Expr::value(age_ms))
             .col_expr(signals::Column::UpdatedAt, Expr::value(now()));

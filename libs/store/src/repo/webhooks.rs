@@ -14,6 +14,7 @@ use crate::auth::token_hash;
 use crate::entity::{recorders, webhook_log};
 use crate::error::{StoreError, StoreResult, is_foreign_key_violation};
 use crate::ids::{RecorderId, SignalId, UserId, WebhookLogId};
+use crate::text::{escape_nul, strip_nul};
 
 /// How much of a body the log keeps (DOMAIN.md §2).
 pub const LOGGED_BODY_BYTES: usize = 8 * 1024;
@@ -113,18 +114,20 @@ fn truncate_body(body: &str) -> (String, bool) {
     (body[..end].to_string(), true)
 }
 
+/// The stored row: the body cut to [`LOGGED_BODY_BYTES`] and its NUL characters escaped, NUL
+/// removed from the other texts (PostgreSQL refuses NUL: one such row would fail its batch).
 fn row(e: &NewWebhookLog) -> webhook_log::Model {
     let (body, body_truncated) = truncate_body(&e.body);
     webhook_log::Model {
         id: e.id.0,
         received_at: at(e.received_at),
         recorder_id: e.recorder.map(|r| r.0),
-        source_ip: e.source_ip.clone(),
-        body,
+        source_ip: e.source_ip.as_deref().map(|s| strip_nul(s).into_owned()),
+        body: escape_nul(&body).into_owned(),
         body_truncated,
         status_code: i64::from(e.status_code),
-        result: e.result.clone(),
-        reason: e.reason.clone(),
+        result: strip_nul(&e.result).into_owned(),
+        reason: e.reason.as_deref().map(|s| strip_nul(s).into_owned()),
         signal_id: e.signal.map(|s| s.0),
     }
 }
@@ -189,6 +192,21 @@ impl Webhooks<'_> {
             .zip(hashes)
             .map(|(token, hash)| (token.clone(), found.get(&hash).cloned()))
             .collect())
+    }
+
+    /// The SHA-256 of every recorder's webhook token (what [`crate::auth::token_hash`] gives):
+    /// the ingest keeps them to tell a recorder's token from a probe without a look-up.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn token_hashes(&self) -> StoreResult<Vec<Vec<u8>>> {
+        recorders::Entity::find()
+            .select_only()
+            .column(recorders::Column::WebhookTokenHash)
+            .into_tuple::<Vec<u8>>()
+            .all(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("recorder", e))
     }
 
     /// Writes a batch of log rows in few statements; returns how many were new. Rows already

@@ -1,6 +1,8 @@
 //! `jt alert parse`: test an alert template the way the webhook reads it.
 //!
-//! The body comes on stdin; the parsed signal goes to stdout as one JSON object (exit 0), or
+//! The body comes on stdin; the parsed signal goes to stdout as one JSON object (exit 0) with
+//! two more keys — `intent` (entry, add, partial exit of N %, full exit, flip, in words) and
+//! `overrides` (every per-alert override, in words) — or
 //! the webhook's refusal goes to stderr as `{"status": <HTTP status>, "error": "<message>"}`
 //! (exit 2).
 
@@ -65,9 +67,25 @@ fn run_parse(args: &ParseArgs) -> anyhow::Result<ExitCode> {
         custom_ticker: args.custom_ticker.as_deref(),
         inverse: args.inverse,
     };
-    match parse_alert(&body, &ctx) {
+    // A `time` far in the future is refused against this machine's clock, as the webhook
+    // refuses it against the ingest's.
+    let parsed = parse_alert(&body, &ctx)
+        .and_then(|s| jt_alerts::check_alert_time(s.time, chrono::Utc::now()).map(|()| s));
+    match parsed {
         Ok(signal) => {
-            let json = serde_json::to_string(&signal).context("writing the signal as JSON")?;
+            // The signal as queued, plus what it asks in words: the derived intent and every
+            // per-alert override, so a template can be checked before it trades. Appended to
+            // the signal's own text: a `Value` round trip would print its exact decimals
+            // through `f64`.
+            let mut json = serde_json::to_string(&signal).context("writing the signal as JSON")?;
+            let intent = serde_json::to_string(&signal.describe_intent())
+                .context("writing the intent as JSON")?;
+            let overrides = serde_json::to_string(&signal.describe_overrides())
+                .context("writing the overrides as JSON")?;
+            if json.ends_with('}') {
+                json.pop();
+                json.push_str(&format!(r#","intent":{intent},"overrides":{overrides}}}"#));
+            }
             writeln!(std::io::stdout().lock(), "{json}").context("writing to stdout")?;
             Ok(ExitCode::SUCCESS)
         }

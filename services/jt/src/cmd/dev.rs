@@ -102,7 +102,7 @@ async fn run_async(data: PathBuf, http: SocketAddr, sim_addr: SocketAddr) -> any
         Some(&default_db),
     )
     .await?;
-    let bus = serve::bus().await?;
+    let bus = serve::bus(serve::Embedded::Allowed).await?;
     let demo = demo(&store, &data, &created).await?;
     let token = store
         .recorders()
@@ -112,6 +112,7 @@ async fn run_async(data: PathBuf, http: SocketAddr, sim_addr: SocketAddr) -> any
     let health = Health::new();
     jt_ingest::register_health(&health, &store, &bus).await;
     let ingest = jt_ingest::Ingest::start(&jt_ingest::IngestConfig::default(), &store, bus.clone());
+    ingest.register_health(&health).await;
     let app = ingest
         .router()
         .merge(jt_runtime::health::router(health.clone()));

@@ -15,12 +15,13 @@ pub struct Args {}
 /// Runs the ingest until SIGINT/SIGTERM.
 pub fn run(_args: &Args) -> anyhow::Result<ExitCode> {
     let _telemetry = serve::telemetry("jt-ingest", LogFormat::Json)?;
+    serve::require_service_env("ingest", &ProcessEnv)?;
     let config = jt_ingest::IngestConfig::from_env(&ProcessEnv)?;
     serve::runtime()?.block_on(async move {
         jt_runtime::metrics::install()?;
         // The ingest opens no secret: webhook tokens are looked up by their hash.
         let store = serve::store(KeySource::None, false, None).await?;
-        let bus = serve::bus().await?;
+        let bus = serve::bus(serve::Embedded::Refused).await?;
         let shutdown = jt_runtime::shutdown::on_signal();
         jt_ingest::run(config, store, bus, Health::new(), shutdown).await
     })?;

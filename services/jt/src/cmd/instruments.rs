@@ -1,5 +1,6 @@
 //! `jt instruments`: the instrument table, as a text table or JSON.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use jt_domain::instrument::instruments;
@@ -12,18 +13,33 @@ pub struct Args {
     json: bool,
 }
 
-/// Prints the table.
+/// Prints the table. A reader that stops early (`jt instruments | head`) ends the command
+/// quietly, as with any Unix tool.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    match print(args) {
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(ExitCode::SUCCESS)
+        }
+        other => other,
+    }
+}
+
+fn print(args: &Args) -> anyhow::Result<ExitCode> {
     let mut rows: Vec<_> = instruments().iter().collect();
     rows.sort_by_key(|i| i.root);
+    let mut out = std::io::stdout().lock();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    writeln!(
+        out,
         "{:<5} {:<28} {:<6} {:>11} {:>9} {:>10}  partner",
         "root", "name", "exch", "tick size", "tick $", "point $"
-    );
+    )?;
     for i in rows {
         let partner = i
             .partner
@@ -36,7 +52,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 )
             })
             .unwrap_or_default();
-        println!(
+        writeln!(
+            out,
             "{:<5} {:<28} {:<6} {:>11} {:>9} {:>10}  {}",
             i.root,
             i.name,
@@ -45,7 +62,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             i.tick_value,
             i.point_value().normalize(),
             partner
-        );
+        )?;
     }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }

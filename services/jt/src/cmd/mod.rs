@@ -2,6 +2,7 @@
 
 pub mod alert;
 pub mod db;
+pub mod dead_letters;
 pub mod dev;
 pub mod executor;
 pub mod ingest;

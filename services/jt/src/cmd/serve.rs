@@ -36,8 +36,39 @@ pub enum KeySource {
     None,
 }
 
-/// Connects the store of `DATABASE_URL` (when unset: `default_url`, else
-/// `sqlite://./data/jt.db`).
+/// Refuses to start a service without the variables it needs, naming every missing one at
+/// once. Only `jt dev` runs on embedded defaults (SQLite under `./data`, the in-process bus): a
+/// service that fell back to them would report ready and answer 200 to alerts that no other
+/// process ever sees.
+///
+/// # Errors
+/// Which variables are missing, what each is for, and that `jt dev` is the command without them.
+pub fn require_service_env(command: &str, env: &impl Env) -> anyhow::Result<()> {
+    let missing: Vec<String> = [
+        (
+            "DATABASE_URL",
+            "the platform's database, e.g. postgres://jt:password@db:5432/jt",
+        ),
+        (
+            "NATS_URL",
+            "the NATS JetStream server (2.10 or newer), e.g. nats://nats:4222",
+        ),
+    ]
+    .into_iter()
+    .filter(|(name, _)| env.get(name).is_none())
+    .map(|(name, what)| format!("{name} is not set ({what})"))
+    .collect();
+    anyhow::ensure!(
+        missing.is_empty(),
+        "`jt {command}` cannot start: {}. Only `jt dev` runs without them, on SQLite under \
+         ./data and an in-process bus that no other process can reach",
+        missing.join("; ")
+    );
+    Ok(())
+}
+
+/// Connects the store of `DATABASE_URL` (when unset: `default_url` — `jt dev` only; services
+/// check [`require_service_env`] first) and logs which one is in use.
 ///
 /// `migrate`: apply pending migrations (one machine); otherwise refuse to start on a schema
 /// that is behind, naming the command that fixes it.
@@ -46,6 +77,9 @@ pub async fn store(
     migrate: bool,
     default_url: Option<&str>,
 ) -> anyhow::Result<Store> {
+    if default_url.is_none() {
+        require_var("DATABASE_URL")?;
+    }
     let mut config = StoreConfig::from_lookup(|n| match (ProcessEnv.get(n), n, default_url) {
         (None, "DATABASE_URL", Some(default)) => Some(default.to_string()),
         (value, _, _) => value,
@@ -66,6 +100,11 @@ pub async fn store(
     let store = Store::connect(&config)
         .await
         .with_context(|| format!("connecting to DATABASE_URL={}", config.redacted_url()))?;
+    tracing::info!(
+        database = %config.redacted_url(),
+        engine = ?store.backend(),
+        "store in use"
+    );
     if migrate {
         store.migrate().await.context("applying migrations")?;
     } else {
@@ -87,10 +126,31 @@ pub async fn store(
     Ok(store)
 }
 
-/// The bus: JetStream at `NATS_URL`, or the embedded bus when it is unset; provisioned
-/// (idempotent, every start). `JT_BUS_NAMESPACE` puts every stream, consumer and bucket under
-/// its own prefix (a second platform on one NATS server; tests).
-pub async fn bus() -> anyhow::Result<Bus> {
+fn require_var(name: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        ProcessEnv.get(name).is_some(),
+        "{name} is not set: only `jt dev` runs without it"
+    );
+    Ok(())
+}
+
+/// Whether a command may run on the embedded bus when `NATS_URL` is unset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Embedded {
+    /// `jt dev`: yes.
+    Allowed,
+    /// Services: no, `NATS_URL` is required.
+    Refused,
+}
+
+/// The bus: JetStream at `NATS_URL` (a server older than 2.10 is refused with its version),
+/// or — `jt dev` only — the embedded bus when it is unset; provisioned (idempotent, every
+/// start) and logged. `JT_BUS_NAMESPACE` puts every stream, consumer and bucket under its own
+/// prefix (a second platform on one NATS server; tests).
+pub async fn bus(embedded: Embedded) -> anyhow::Result<Bus> {
+    if embedded == Embedded::Refused {
+        require_var("NATS_URL")?;
+    }
     let nats_url: Option<String> = optional(&ProcessEnv, "NATS_URL")?;
     let namespace = match optional::<String>(&ProcessEnv, "JT_BUS_NAMESPACE")? {
         Some(tag) => Namespace::isolated(&tag)
@@ -108,5 +168,53 @@ pub async fn bus() -> anyhow::Result<Bus> {
     bus.provision(&Definitions::new(bus.namespace()).topology())
         .await
         .context("provisioning streams, consumers and buckets")?;
+    tracing::info!(
+        bus = %bus.describe(),
+        url = %jt_store::config::redact_url(&described),
+        namespace = %bus.namespace().root(),
+        "bus in use"
+    );
     Ok(bus)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_service_without_its_bus_or_database_names_what_is_missing() {
+        let err = require_service_env("ingest", &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("DATABASE_URL is not set") && err.contains("NATS_URL is not set"),
+            "{err}"
+        );
+        assert!(err.contains("jt dev"), "{err}");
+        let err = require_service_env("executor", &env(&[("DATABASE_URL", "postgres://x/y")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("NATS_URL") && !err.contains("DATABASE_URL"),
+            "{err}"
+        );
+        assert!(
+            require_service_env(
+                "ingest",
+                &env(&[
+                    ("DATABASE_URL", "postgres://x/y"),
+                    ("NATS_URL", "nats://n:4222")
+                ])
+            )
+            .is_ok()
+        );
+    }
 }

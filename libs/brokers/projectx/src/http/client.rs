@@ -161,6 +161,7 @@ pub fn order_report(o: &OrderModel, symbol: Option<String>) -> Option<OrderRepor
         filled_qty: u32::try_from(o.fill_volume).ok(),
         avg_fill_price: o.filled_price,
         parent: None,
+        linked: None,
         reject_reason: None,
         timestamp: o.creation_timestamp,
     })
@@ -832,6 +833,23 @@ impl ProjectXHttpClient {
             cash: Some(balance),
             as_of: Utc::now(),
         })
+    }
+
+    /// The account's balance (`Account/search`, read fresh: it moves with every fill).
+    ///
+    /// # Errors
+    /// Read errors; `UnknownAccount` when the login does not reach the account.
+    pub async fn balance(&self, account: &AccountId) -> Result<Decimal, BrokerError> {
+        let id = account_number(account)?;
+        Ok(self
+            .balances()
+            .await?
+            .into_iter()
+            .find(|x| x.id == id)
+            .ok_or_else(|| BrokerError::UnknownAccount {
+                account: account.to_string(),
+            })?
+            .balance)
     }
 
     // ---- writes ------------------------------------------------------------------------

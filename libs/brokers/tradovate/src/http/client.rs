@@ -727,6 +727,23 @@ impl TradovateHttpClient {
         contract: &Contract,
         order: &OrderRequest,
     ) -> Result<OrderAck, BrokerError> {
+        self.place_order_with_tif(account, contract, order, None)
+            .await
+    }
+
+    /// [`Self::place_order`] with the order's time in force (`Day`: a resting entry that the
+    /// broker cancels at the end of the trading day); `None` keeps the default (`GTC` for
+    /// resting orders).
+    ///
+    /// # Errors
+    /// See [`crate::Broker::place_order`].
+    pub async fn place_order_with_tif(
+        &self,
+        account: &AccountId,
+        contract: &Contract,
+        order: &OrderRequest,
+        time_in_force: Option<&'static str>,
+    ) -> Result<OrderAck, BrokerError> {
         let (acct, instrument) = self.target(account, contract).await?;
         for p in match order.kind {
             OrderKind::Market => vec![],
@@ -741,7 +758,7 @@ impl TradovateHttpClient {
                 )));
             }
         }
-        let body = models::place_order(
+        let mut body = models::place_order(
             Target {
                 account_id: acct.id,
                 account_spec: &acct.name,
@@ -749,6 +766,11 @@ impl TradovateHttpClient {
             },
             order,
         )?;
+        if let Some(tif) = time_in_force
+            && !matches!(order.kind, OrderKind::Market)
+        {
+            body.time_in_force = Some(tif);
+        }
         self.submit(account, &body, "place_order").await
     }
 
@@ -848,8 +870,24 @@ impl TradovateHttpClient {
         contract: &Contract,
         bracket: &BracketOrder,
     ) -> Result<BracketAck, BrokerError> {
+        self.place_bracket_with_tif(account, contract, bracket, None)
+            .await
+    }
+
+    /// [`Self::place_bracket`] whose entry carries `time_in_force` (a resting entry that
+    /// expires; its protection attaches when it fills).
+    ///
+    /// # Errors
+    /// See [`crate::Broker::place_bracket`].
+    pub async fn place_bracket_with_tif(
+        &self,
+        account: &AccountId,
+        contract: &Contract,
+        bracket: &BracketOrder,
+        time_in_force: Option<&'static str>,
+    ) -> Result<BracketAck, BrokerError> {
         let (acct, instrument) = self.target(account, contract).await?;
-        let body = models::start_order_strategy(
+        let body = models::start_order_strategy_with_tif(
             Target {
                 account_id: acct.id,
                 account_spec: &acct.name,
@@ -857,6 +895,7 @@ impl TradovateHttpClient {
             },
             instrument,
             bracket,
+            time_in_force.filter(|_| !matches!(bracket.entry, OrderKind::Market)),
         )?;
         let cid = &bracket.client_order_id;
         let recovered = |s: wire::OrderStrategy| BracketAck {
@@ -989,6 +1028,57 @@ impl TradovateHttpClient {
                 operation: "cancel_order".into(),
                 client_order_id: None,
                 detail: format!("{detail}; order {oid} afterwards: {other:?}"),
+            }),
+        }
+    }
+
+    /// Changes the quantity of a working order of the account (`order/modifyorder`); its type
+    /// and prices are sent unchanged. `order` comes from the account's own working orders.
+    ///
+    /// # Errors
+    /// `InvalidRequest` for another account's order; `Rejected` for a refused command;
+    /// `UnknownOutcome` when the answer was lost and the order does not show the new quantity.
+    pub async fn modify_order_qty(
+        &self,
+        account: &AccountId,
+        order: &OrderReport,
+        qty: u32,
+    ) -> Result<(), BrokerError> {
+        if &order.account != account {
+            return Err(BrokerError::invalid(format!(
+                "order {} belongs to another account",
+                order.id
+            )));
+        }
+        let body = models::modify_order_qty(order, qty)?;
+        let oid = body.order_id;
+        let raw = &self.raw;
+        let body = &body;
+        let detail = match self
+            .write("order/modifyorder", |token, ticket| async move {
+                raw.modify_order(&token, body, ticket.as_deref()).await
+            })
+            .await?
+        {
+            Ok(r) => {
+                return match command_failure(r.failure_reason.as_ref(), r.failure_text.as_ref()) {
+                    Some(e) => Err(e),
+                    None => Ok(()),
+                };
+            }
+            Err(detail) => detail,
+        };
+        // Whether the change happened is read from the account's working orders.
+        tokio::time::sleep(self.config.http.lookup_interval).await;
+        match self.working_orders(account).await {
+            Ok(open) if open.iter().any(|o| o.id == order.id && o.qty == Some(qty)) => Ok(()),
+            other => Err(BrokerError::UnknownOutcome {
+                operation: "modify_order".into(),
+                client_order_id: None,
+                detail: format!(
+                    "{detail}; order {oid} afterwards: {:?}",
+                    other.map(|o| o.into_iter().find(|x| x.id == order.id).map(|x| x.qty))
+                ),
             }),
         }
     }

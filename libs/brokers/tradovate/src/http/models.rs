@@ -245,6 +245,64 @@ pub struct CancelOrder {
     pub is_automated: bool,
 }
 
+/// `POST order/modifyorder` (`orderQty` and `orderType` are required even when only the
+/// quantity changes; the prices are sent as they are, so they do not move).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModifyOrder {
+    /// Order to change.
+    pub order_id: i64,
+    /// New total quantity.
+    pub order_qty: u32,
+    /// The order's type, unchanged.
+    pub order_type: &'static str,
+    /// The limit price, unchanged.
+    #[serde(with = "exact::option", skip_serializing_if = "Option::is_none")]
+    pub price: Option<Decimal>,
+    /// The stop price, unchanged (never sent for a trailing stop: only its quantity may
+    /// change, `TrailingStopNonOrderQtyModify`).
+    #[serde(with = "exact::option", skip_serializing_if = "Option::is_none")]
+    pub stop_price: Option<Decimal>,
+    /// Always `true`.
+    pub is_automated: bool,
+}
+
+/// The modifyorder body that changes `order`'s quantity to `qty` and nothing else.
+///
+/// # Errors
+/// `InvalidRequest` for a zero quantity, a foreign id, or an order type that cannot be named.
+pub fn modify_order_qty(
+    order: &jt_broker::model::OrderReport,
+    qty: u32,
+) -> Result<ModifyOrder, BrokerError> {
+    use jt_broker::model::OrderType as T;
+    let order_id: i64 = order.id.as_str().parse().map_err(|_| {
+        BrokerError::invalid(format!("order id {} is not a Tradovate id", order.id))
+    })?;
+    let (order_type, price, stop_price) = match order.order_type {
+        Some(T::Market) => ("Market", None, None),
+        Some(T::Limit) => ("Limit", order.price, None),
+        Some(T::Stop) => ("Stop", None, order.stop_price),
+        Some(T::StopLimit) => ("StopLimit", order.price, order.stop_price),
+        Some(T::TrailingStop) => ("TrailingStop", None, None),
+        Some(T::TrailingStopLimit) => ("TrailingStopLimit", None, None),
+        Some(T::Other) | None => {
+            return Err(BrokerError::invalid(format!(
+                "order {} has no type the modify call can name",
+                order.id
+            )));
+        }
+    };
+    Ok(ModifyOrder {
+        order_id,
+        order_qty: checked_qty(qty)?,
+        order_type,
+        price,
+        stop_price,
+        is_automated: true,
+    })
+}
+
 /// `CommandResult`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -561,6 +619,20 @@ pub fn start_order_strategy(
     instrument: &Instrument,
     bracket: &BracketOrder,
 ) -> Result<StartOrderStrategy, BrokerError> {
+    start_order_strategy_with_tif(target, instrument, bracket, None)
+}
+
+/// [`start_order_strategy`] whose entry carries `time_in_force` (`Day`, `GTC`): a resting
+/// entry that expires.
+///
+/// # Errors
+/// As [`start_order_strategy`].
+pub fn start_order_strategy_with_tif(
+    target: Target<'_>,
+    instrument: &Instrument,
+    bracket: &BracketOrder,
+    time_in_force: Option<&'static str>,
+) -> Result<StartOrderStrategy, BrokerError> {
     if bracket.client_order_id.trim().is_empty() {
         return Err(BrokerError::invalid("client order id is empty"));
     }
@@ -569,7 +641,8 @@ pub fn start_order_strategy(
             "a bracket without take-profit or stop is a plain order; use place_order",
         ));
     }
-    let params = bracket_params(instrument, bracket)?;
+    let mut params = bracket_params(instrument, bracket)?;
+    params.entry_version.time_in_force = time_in_force.map(str::to_string);
     let params = serde_json::to_string(&params)
         .map_err(|e| BrokerError::invalid(format!("bracket params do not serialise: {e}")))?;
     Ok(StartOrderStrategy {

@@ -19,8 +19,8 @@ use crate::common::entities::{
 
 use super::models::{
     AccessTokenRequest, AccessTokenResponse, CancelOrder, CashBalanceSnapshot,
-    CashBalanceSnapshotRequest, CommandResult, LiquidatePosition, OrderStrategyStatusResponse,
-    PlaceOrder, PlaceOrderResult, StartOrderStrategy,
+    CashBalanceSnapshotRequest, CommandResult, LiquidatePosition, ModifyOrder,
+    OrderStrategyStatusResponse, PlaceOrder, PlaceOrderResult, StartOrderStrategy,
 };
 
 /// The raw client of one REST base (`…/v1`).
@@ -470,6 +470,20 @@ impl TradovateRawHttpClient {
         ticket: Option<&str>,
     ) -> Result<CommandResult, RawError> {
         let req = Self::post("order/cancelorder", body, CallClass::Write)?;
+        self.call(req, Some(token), ticket).await
+    }
+
+    /// `POST order/modifyorder`.
+    ///
+    /// # Errors
+    /// See [`RawError`].
+    pub async fn modify_order(
+        &self,
+        token: &str,
+        body: &ModifyOrder,
+        ticket: Option<&str>,
+    ) -> Result<CommandResult, RawError> {
+        let req = Self::post("order/modifyorder", body, CallClass::Write)?;
         self.call(req, Some(token), ticket).await
     }
 

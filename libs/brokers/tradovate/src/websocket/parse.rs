@@ -52,6 +52,7 @@ pub fn order(
         filled_qty: None,
         avg_fill_price: None,
         parent: o.parent_id.map(|p| p.to_string()),
+        linked: o.linked_id.map(OrderId::from),
         reject_reason: None,
         timestamp: o.timestamp,
     })

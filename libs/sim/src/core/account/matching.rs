@@ -51,6 +51,32 @@ impl Op<'_> {
         }
     }
 
+    /// The end of the trading day: every working `Day` order expires (execution report
+    /// `Expired`, its suspended brackets canceled with it). Returns how many expired.
+    pub fn expire_day_orders(&mut self) -> usize {
+        let ids: Vec<Id> = self
+            .st
+            .live_ids
+            .iter()
+            .filter(|id| {
+                self.st.orders.get(id).is_some_and(|o| {
+                    o.live.as_ref().is_some_and(|l| l.active)
+                        && o.version.time_in_force == Some(TimeInForce::Day)
+                })
+            })
+            .copied()
+            .collect();
+        for &id in &ids {
+            self.cancel_live(
+                id,
+                None,
+                Some("Day order expired at the end of the trading day".into()),
+                OrdStatus::Expired,
+            );
+        }
+        ids.len()
+    }
+
     /// Cancels what is left of IOC and FOK orders once they have had their chance.
     pub(super) fn expire_immediate(&mut self, contract_id: Id) {
         let ids: Vec<Id> = self
