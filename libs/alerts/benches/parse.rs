@@ -70,7 +70,12 @@ fn main() {
     let signal = parse_alert(&body, &ctx).unwrap();
     let now: DateTime<Utc> = DateTime::from_timestamp(1_767_623_400, 0).unwrap();
     measure("dedup_key (no time: msg id + guard id)", || {
-        black_box(signal.dedup_key(black_box("tok_3f9a0c"), black_box(&body), now));
+        black_box(jt_alerts::DedupKey::for_signal(
+            &signal,
+            black_box("tok_3f9a0c"),
+            black_box(&body),
+            now,
+        ));
     });
     let refused = fixture("tradingview_indicator_not_on_strategy.json");
     measure("parse_alert refused (placeholder, invalid JSON)", || {

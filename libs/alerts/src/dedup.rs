@@ -64,6 +64,18 @@ impl DedupKey {
         }
     }
 
+    /// The key of a parsed `signal`'s delivery: `body` as received for `token` at
+    /// `received_at`.
+    #[must_use]
+    pub fn for_signal(
+        signal: &crate::Signal,
+        token: &str,
+        body: &[u8],
+        received_at: DateTime<Utc>,
+    ) -> Self {
+        Self::new(token, body, signal.time.is_some(), received_at)
+    }
+
     /// The `Nats-Msg-Id` of the signal message.
     #[must_use]
     pub fn msg_id(&self) -> &str {

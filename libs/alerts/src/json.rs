@@ -9,6 +9,7 @@ use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::error::{AlertError, excerpt};
+pub(crate) use jt_domain::exact::parse_decimal;
 
 /// A JSON object whose values are kept as raw JSON text, in the order sent.
 pub(crate) struct RawObject<'a> {
@@ -344,101 +345,10 @@ pub(crate) fn placeholder_in_text(text: &str) -> Option<(String, String)> {
     Some((field, excerpt(placeholder)))
 }
 
-/// Parses a decimal number exactly: optional sign, digits with at most one point, optional
-/// exponent (`1.5e2`), surrounding spaces allowed. No thousands separators, no `NaN`, no
-/// underscores; more precision than a `Decimal` holds is refused, never rounded.
-pub(crate) fn parse_decimal(text: &str) -> Option<Decimal> {
-    const MAX_EXPONENT: i32 = 28;
-    let t = text.trim();
-    let t = t.strip_prefix('+').unwrap_or(t);
-    let (mantissa, exponent) = match t.find(['e', 'E']) {
-        Some(i) => (&t[..i], Some(&t[i + 1..])),
-        None => (t, None),
-    };
-    let (negative, digits) = match mantissa.strip_prefix('-') {
-        Some(d) => (true, d),
-        None => (false, mantissa),
-    };
-    let (int_part, frac_part) = digits.split_once('.').unwrap_or((digits, ""));
-    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if (int_part.is_empty() && frac_part.is_empty())
-        || !all_digits(int_part)
-        || !all_digits(frac_part)
-    {
-        return None;
-    }
-    let int_part = if int_part.is_empty() { "0" } else { int_part };
-    let normalized = if frac_part.is_empty() {
-        format!("{}{int_part}", if negative { "-" } else { "" })
-    } else {
-        format!("{}{int_part}.{frac_part}", if negative { "-" } else { "" })
-    };
-    let mut value = Decimal::from_str_exact(&normalized).ok()?;
-    if let Some(exponent) = exponent {
-        let exponent: i32 = exponent.parse().ok()?;
-        if exponent.abs() > MAX_EXPONENT {
-            return None;
-        }
-        if exponent >= 0 {
-            let factor =
-                Decimal::try_from_i128_with_scale(10_i128.pow(exponent.unsigned_abs()), 0).ok()?;
-            value = value.checked_mul(factor)?;
-        } else {
-            let scale = value.scale() + exponent.unsigned_abs();
-            if scale > 28 {
-                return None;
-            }
-            value.set_scale(scale).ok()?;
-        }
-    }
-    Some(value)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use rstest::rstest;
-    use rust_decimal_macros::dec;
-
-    #[rstest]
-    #[case("2", Some(dec!(2)))]
-    #[case(" 2 ", Some(dec!(2)))]
-    #[case("+2", Some(dec!(2)))]
-    #[case("-1.5", Some(dec!(-1.5)))]
-    #[case("21433.25", Some(dec!(21433.25)))]
-    #[case("0.1", Some(dec!(0.1)))]
-    #[case(".5", Some(dec!(0.5)))]
-    #[case("5.", Some(dec!(5)))]
-    #[case("1e2", Some(dec!(100)))]
-    #[case("1.5E-3", Some(dec!(0.0015)))]
-    #[case("2.5e+1", Some(dec!(25)))]
-    #[case("123456789012345678901234567.8", Some(dec!(123456789012345678901234567.8)))]
-    #[case("", None)]
-    #[case(".", None)]
-    #[case("-", None)]
-    #[case("1,000", None)]
-    #[case("1_000", None)]
-    #[case("NaN", None)]
-    #[case("inf", None)]
-    #[case("0x10", None)]
-    #[case("1e", None)]
-    #[case("1e999999999999", None)]
-    #[case("1e-40", None)]
-    #[case("1e29", None)]
-    #[case("99999999999999999999999999999999", None)]
-    #[case("1.2.3", None)]
-    fn decimals_are_parsed_exactly_or_refused(#[case] text: &str, #[case] want: Option<Decimal>) {
-        assert_eq!(parse_decimal(text), want);
-    }
-
-    #[test]
-    fn decimal_keeps_every_digit_a_float_would_lose() {
-        // 0.1 + 0.2 style: the digits sent are the digits kept.
-        assert_eq!(
-            parse_decimal("21433.333333333333333").map(|d| d.to_string()),
-            Some("21433.333333333333333".to_string())
-        );
-    }
 
     #[rstest]
     #[case("{{ticker}}", Some("{{ticker}}"))]

@@ -17,7 +17,7 @@ fn check(body: &[u8], ctx: &AlertContext<'_>) -> Result<(), TestCaseError> {
             prop_assert_eq!(&back, &signal);
             prop_assert_eq!(signal.instrument.is_none(), signal.action.is_control());
             let now: DateTime<Utc> = DateTime::from_timestamp(1_767_623_400, 0).unwrap_or_default();
-            let key = signal.dedup_key("token", body, now);
+            let key = jt_alerts::DedupKey::for_signal(&signal, "token", body, now);
             prop_assert!(!key.msg_id().is_empty());
             let _ = signal.freshness(30, now, now);
             let _ = jt_alerts::check_alert_time(signal.time, now);

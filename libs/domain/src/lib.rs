@@ -10,15 +10,21 @@
 //! (which runs [`filters::check_entry`]) → for each [`decision::PlanStep`],
 //! [`bracket::build_entry`] or [`bracket::dca_protection`] (built on [`quantity`] and
 //! [`prices`]). [`session`] labels trading days and market hours, [`copy`] sizes followers,
-//! [`paper`] keeps the recorder's paper record. Decisions taken where the design is silent are
-//! in `docs/domain.md`.
+//! [`paper`] keeps the recorder's paper record. A parsed alert and its per-alert instructions
+//! are [`alert`] (parsed by `jt-alerts`), applied to a trader's settings by [`overrides`];
+//! [`freshness`] says when an alert is too old to execute. Decisions taken where the design is
+//! silent are in `docs/domain.md`.
 
+pub mod alert;
 pub mod bracket;
 pub mod copy;
 pub mod decision;
+pub mod exact;
 pub mod filters;
+pub mod freshness;
 pub mod instrument;
 pub mod order;
+pub mod overrides;
 pub mod paper;
 pub mod prices;
 pub mod quantity;
@@ -29,12 +35,18 @@ pub mod skip;
 pub mod tolerant;
 pub mod types;
 
+pub use alert::{
+    AlertRisk, EntryKind, EntryOrderSpec, ExitLevel, MarketPosition, PositionChange, RiskSizing,
+    Signal, StopOverride,
+};
 pub use bracket::{BracketBuildError, DcaProtection, EntryOrder, StopOrder};
 pub use copy::{CopyAction, FollowerSizing};
 pub use decision::{AlertSize, BrokerPosition, Decision, DecisionInput, IntentPlan, PlanStep};
 pub use filters::FilterState;
+pub use freshness::{AgeFrom, Freshness};
 pub use instrument::{Instrument, InstrumentError};
 pub use order::{BracketOrder, OrderKind, OrderRequest};
+pub use overrides::OverrideError;
 pub use paper::{ClosedTrade, PaperContext, PaperError, PaperPosition};
 pub use prices::PriceError;
 pub use quantity::{QuantityError, SizedEntry};

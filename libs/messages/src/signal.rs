@@ -20,7 +20,7 @@ pub struct SignalMessage {
     pub received_at: DateTime<Utc>,
     /// The parsed alert (parsed without `inverse_strategy` and `custom_ticker`: those are
     /// per-trader settings applied by the fan-out).
-    pub signal: jt_alerts::Signal,
+    pub signal: jt_domain::Signal,
 }
 
 impl SignalMessage {
@@ -42,7 +42,7 @@ impl Message for SignalMessage {
 
 /// The ingest's de-duplication guard for an alert without `time`: stored only for its message
 /// id on the short-lived guard stream (`jt.guards.<recorder>`), never consumed. See
-/// `jt_alerts::dedup` for why a second id is needed.
+/// `jt_alerts::DedupKey` for why a second id is needed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignalGuard {
     /// The recorder.

@@ -10,7 +10,7 @@ use common::TestStore;
 use jt_domain::{Direction, Side};
 use jt_store::repo::copy::{ContractMapping, CopyRecorded, CopyUpdate, FollowerSettings, NewCopy};
 use jt_store::repo::notifications::NewChannel;
-use jt_store::repo::paper::{PaperEntry, PaperPosition};
+use jt_store::repo::paper::{PaperApplied, PaperEntry, PaperPosition};
 use jt_store::repo::plans::{PlanSpec, ProviderSubscription};
 use jt_store::repo::risk::{BreachRecorded, NewBreach};
 use jt_store::*;
@@ -603,8 +603,100 @@ async fn subscriptions_follow_the_provider_in_order(t: &TestStore) {
     ));
 }
 
+/// A signal's paper effect as the fan-out writes it: the engine's result (`jt_domain::paper`)
+/// handed to `Paper::apply`, which maps it to rows — once, however often it is applied.
+async fn a_signals_paper_effect_is_applied_through_domain_types_once(t: &TestStore) {
+    use jt_domain::paper::{self as engine, PaperContext};
+    use jt_domain::{Price, Settings, SignalAction, instrument};
+
+    let owner = t.user("apply@example.com").await;
+    let (recorder, _) = t.recorder(&owner, "apply").await;
+    let mnq = instrument::by_root("MNQ").unwrap();
+    let settings = Settings::default();
+    let ctx = PaperContext {
+        instrument: mnq,
+        settings: &settings,
+        commission_per_contract: dec!(0),
+    };
+    let paper = t.paper();
+    let t0 = Utc::now();
+    let (owner, recorder) = (owner.id, recorder.id);
+    // One signal: start, the engine, apply.
+    let signal = |action: SignalAction, qty: u32, price: rust_decimal::Decimal, secs: i64| {
+        let paper = paper;
+        let ctx = &ctx;
+        async move {
+            let id = SignalId::new();
+            let start = paper.start(owner, recorder, "MNQ").await.unwrap();
+            assert!(!start.applied(id));
+            let mut position = start.engine();
+            let price = Price::on_tick(mnq, price);
+            let at = start.time_for(t0 + Duration::seconds(secs));
+            let closed = engine::apply_signal(&mut position, ctx, action, qty, price, at).unwrap();
+            let applied = PaperApplied {
+                owner,
+                recorder,
+                signal: id,
+                start: &start,
+                position: position.as_ref(),
+                closed: &closed,
+                price,
+                at,
+            };
+            paper.apply(applied).await.unwrap();
+            // A retry of the same write changes nothing (ids derive from the signal).
+            paper.apply(applied).await.unwrap();
+            let after = paper.start(owner, recorder, "MNQ").await.unwrap();
+            assert!(after.applied(id), "a redelivery finds the signal applied");
+            (id, closed)
+        }
+    };
+    signal(SignalAction::Long, 2, dec!(21400), 0).await;
+    let first = paper
+        .open_position(owner, recorder, "MNQ")
+        .await
+        .unwrap()
+        .unwrap();
+    signal(SignalAction::Long, 1, dec!(21500), 1).await;
+    let added = paper
+        .open_position(owner, recorder, "MNQ")
+        .await
+        .unwrap()
+        .unwrap();
+    // The same position, added to: 2 @ 21400 + 1 @ 21500.
+    assert_eq!(added.id, first.id);
+    assert_eq!(added.quantity, 3);
+    assert_eq!(added.average_entry.round_dp(2), dec!(21433.33));
+    assert_eq!(added.entries.len(), 2);
+    // A flip: the long closes with its trades, a short opens in the same write.
+    let (_, closed) = signal(SignalAction::Short, 1, dec!(21450), 2).await;
+    assert!(!closed.is_empty());
+    let short = paper
+        .open_position(owner, recorder, "MNQ")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((short.direction, short.quantity), (Direction::Short, 1));
+    assert_ne!(short.id, first.id);
+    let old = paper
+        .positions(owner, recorder, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.id == first.id)
+        .unwrap();
+    assert_eq!(old.status, PaperStatus::Closed);
+    assert_eq!(old.exit_price, Some(dec!(21450)));
+    let net: rust_decimal::Decimal = closed.iter().map(|c| c.net_pnl).sum();
+    assert_eq!(old.realized_pnl, net);
+    let trades = paper.trades(owner, recorder, 10).await.unwrap();
+    assert_eq!(trades.len(), closed.len(), "written once, not per apply");
+    assert!(trades.iter().all(|t| t.position == Some(first.id)));
+}
+
 on_both_engines!(
     paper_positions_keep_exact_averages_and_one_open_per_symbol,
+    a_signals_paper_effect_is_applied_through_domain_types_once,
     copies_are_recorded_once_per_leader_fill,
     breaches_are_recorded_once_per_day,
     kill_switches_apply_by_scope,

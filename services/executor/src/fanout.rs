@@ -13,27 +13,23 @@
 //! never sent), and the control alerts (kill switch, resume, flatten). What it leaves to the
 //! execution, which sees the broker's real position: entry vs add vs flip, filters, sizing.
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
-use jt_alerts::{AgeFrom, Freshness, check_freshness};
 use jt_bus::{Bus, Envelope, Incoming, MessageId, Outcome, PublishError};
+use jt_domain::freshness::{AgeFrom, Freshness, check_freshness};
 use jt_domain::paper::{self, PaperContext};
 use jt_domain::{Price, SignalAction, instrument};
-use jt_messages::{IntentMessage, SignalMessage};
-use jt_store::repo::intents::NewIntent;
-use jt_store::repo::paper::{PaperEntry, PaperPosition as StoredPaperPosition, PaperTrade};
+use jt_messages::{ControlCause, ControlIntent, IntentMessage, SignalIntent, SignalMessage};
+use jt_store::repo::paper::PaperApplied;
 use jt_store::repo::signals::NewSignal;
 use jt_store::repo::traders::ExecutionTarget;
-use jt_store::{
-    IntentKind, IntentSource, PaperPositionId, PaperStatus, PaperTradeId, RecorderId, SignalId,
-    SignalOutcome, Store, StoreError, SubAccountId, TraderId, UserId,
-};
+use jt_store::{RecorderId, SignalId, SignalOutcome, Store, StoreError, SubAccountId, UserId};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use tracing::{Instrument, info, warn};
-use uuid::Uuid;
 
 use crate::metrics as m;
+use crate::record::new_intent;
 
 /// Intents one fan-out publishes (or records as skipped) at once.
 const PUBLISHES_AT_ONCE: usize = 64;
@@ -257,28 +253,29 @@ impl Fanout {
             .clone()
             .or_else(|| msg.signal.symbol.clone())
             .unwrap_or_default();
-        let intent = IntentMessage {
-            intent_id: IntentMessage::id_for(msg.signal_id, target.trader.id.0),
-            signal_id: msg.signal_id,
-            owner_id: msg.owner_id,
-            recorder_id: msg.recorder_id,
-            trader_id: Some(target.trader.id.0),
-            sub_account_id: target.sub_account.id.0,
-            broker_account_id: target.account.id.0,
-            action,
-            symbol: Some(symbol.clone()),
-            price: msg.signal.price,
-            alert_time: msg.signal.time,
-            received_at: msg.received_at,
-            delay_secs: msg.signal.delay_secs,
-            max_lag_secs: msg.signal.max_lag_secs,
-            take_profit: msg.signal.take_profit,
-            stop_loss: msg.signal.stop_loss,
-            settings: settings.clone(),
-            exit_fraction: msg.signal.exit_fraction,
-            entry_order: msg.signal.entry_order,
-            risk: msg.signal.risk,
-        };
+        let intent = IntentMessage::signal(
+            UserId(msg.owner_id),
+            target.sub_account.id,
+            target.account.id,
+            msg.received_at,
+            SignalIntent {
+                signal_id: SignalId(msg.signal_id),
+                recorder_id: RecorderId(msg.recorder_id),
+                trader_id: target.trader.id,
+                action,
+                symbol: symbol.clone(),
+                price: msg.signal.price,
+                alert_time: msg.signal.time,
+                delay_secs: msg.signal.delay_secs,
+                max_lag_secs: msg.signal.max_lag_secs,
+                take_profit: msg.signal.take_profit,
+                stop_loss: msg.signal.stop_loss,
+                exit_fraction: msg.signal.exit_fraction,
+                entry_order: msg.signal.entry_order,
+                risk: msg.signal.risk,
+                settings: settings.clone(),
+            },
+        );
 
         // Reasons to record the intent without queuing it.
         let skip = if settings.simulation_mode {
@@ -294,47 +291,21 @@ impl Fanout {
             })
         };
         if let Some(reason) = skip {
-            self.record_skip(&intent, target, &reason).await?;
+            self.store
+                .intents()
+                .create(new_intent(&intent, Some(reason)))
+                .await?;
             m::intent_skipped_at_fanout();
             return Ok(false);
         }
         let envelope_out = Envelope::new(
-            MessageId::new(intent.intent_id.simple().to_string())
+            MessageId::new(intent.message_id())
                 .map_err(|e| FanoutError::Retry(format!("message id: {e}")))?,
             intent,
         )
         .caused_by(envelope);
         self.bus.publish(&envelope_out).await?;
         Ok(true)
-    }
-
-    async fn record_skip(
-        &self,
-        intent: &IntentMessage,
-        target: &ExecutionTarget,
-        reason: &str,
-    ) -> Result<(), FanoutError> {
-        self.store
-            .intents()
-            .create(NewIntent {
-                id: jt_store::IntentId(intent.intent_id),
-                owner: UserId(intent.owner_id),
-                sub_account: target.sub_account.id,
-                trader: Some(TraderId(target.trader.id.0)),
-                signal: Some(SignalId(intent.signal_id)),
-                source: IntentSource::Signal,
-                idempotency_key: intent.idempotency_key(),
-                kind: kind_of(intent.action),
-                symbol: intent.symbol.clone().unwrap_or_default(),
-                contract: None,
-                side: None,
-                quantity: 0,
-                settings: intent.settings.clone(),
-                plan: serde_json::Value::Null,
-                skip_reason: Some(reason.to_string()),
-            })
-            .await?;
-        Ok(())
     }
 
     /// Kill switch or flatten alert: one flatten intent per sub-account (every sub-account of
@@ -360,30 +331,19 @@ impl Fanout {
             }
         }
         for (account, sub) in &subs {
-            let intent = IntentMessage {
-                intent_id: IntentMessage::control_id_for(msg.signal_id, sub.0),
-                signal_id: msg.signal_id,
-                owner_id: msg.owner_id,
-                recorder_id: msg.recorder_id,
-                trader_id: None,
-                sub_account_id: sub.0,
-                broker_account_id: account.0,
-                action: SignalAction::Flatten,
-                symbol: None,
-                price: None,
-                alert_time: None,
-                received_at: msg.received_at,
-                delay_secs: 0,
-                max_lag_secs: None,
-                take_profit: None,
-                stop_loss: None,
-                settings: jt_domain::Settings::default(),
-                exit_fraction: None,
-                entry_order: None,
-                risk: jt_alerts::AlertRisk::default(),
-            };
+            let intent = IntentMessage::control(
+                owner,
+                *sub,
+                *account,
+                msg.received_at,
+                ControlIntent::flatten_account(ControlCause::Signal {
+                    signal_id: SignalId(msg.signal_id),
+                    recorder_id: RecorderId(msg.recorder_id),
+                    command: msg.signal.action,
+                }),
+            );
             let out = Envelope::new(
-                MessageId::new(intent.intent_id.simple().to_string())
+                MessageId::new(intent.message_id())
                     .map_err(|e| FanoutError::Retry(format!("message id: {e}")))?,
                 intent,
             )
@@ -414,31 +374,11 @@ impl Fanout {
         let paper = self.store.paper();
         // One read: the symbol's latest position is the open one (if any) and carries the last
         // signal applied to this symbol, so a redelivered signal finds itself there.
-        let latest = paper
-            .latest_position(owner, recorder, instrument.root)
-            .await?;
-        if latest
-            .as_ref()
-            .is_some_and(|l| l.last_signal == Some(signal_id))
-        {
+        let start = paper.start(owner, recorder, instrument.root).await?;
+        if start.applied(signal_id) {
             return Ok(());
         }
-        let latest_opened = latest.as_ref().map(|l| l.opened_at);
-        let stored = latest.filter(|l| l.status == PaperStatus::Open);
-        let mut position = match &stored {
-            Some(p) => match p
-                .engine_state
-                .clone()
-                .map(serde_json::from_value::<paper::PaperPosition>)
-            {
-                Some(Ok(state)) => Some(state),
-                _ => {
-                    warn!("paper position has no readable engine state; starting afresh");
-                    None
-                }
-            },
-            None => None,
-        };
+        let mut position = start.engine();
         let ctx = PaperContext {
             instrument,
             settings,
@@ -460,7 +400,7 @@ impl Fanout {
                 .unwrap_or(settings.initial_position_size),
         };
         let price = Price::on_tick(instrument, raw_price);
-        let at = paper_time(msg.received_at, latest_opened);
+        let at = start.time_for(msg.received_at);
         let closed =
             match paper::apply_signal(&mut position, &ctx, msg.signal.action, qty, price, at) {
                 Ok(c) => c,
@@ -471,190 +411,24 @@ impl Fanout {
                     return Ok(());
                 }
             };
-
-        // Trades first (ids derived from the signal: a retry rewrites the same rows), the
-        // positions last, in one write: their `last_signal` marks the signal as applied.
-        for (i, trade) in closed.iter().enumerate() {
-            let id = PaperTradeId(jt_messages::derived_id(
-                "paper-trade",
-                &[&msg.signal_id.to_string(), &i.to_string()],
-            ));
-            paper
-                .save_trade(
-                    owner,
-                    &closed_trade_row(id, owner, recorder, stored.as_ref(), trade),
-                )
-                .await?;
-        }
-        let old_id = stored.as_ref().map(|p| p.id);
-        // Compared at the store's precision: rows written before the engine worked in whole
-        // microseconds carry nanoseconds in their engine state only.
-        let continues = position
-            .as_ref()
-            .zip(stored.as_ref())
-            .is_some_and(|(p, s)| {
-                p.direction == s.direction
-                    && p.opened_at.trunc_subsecs(6) == s.opened_at.trunc_subsecs(6)
-            });
-        let mut rows = Vec::with_capacity(2);
-        if let Some(old) = &stored
-            && !continues
-        {
-            let mut closed_row = old.clone();
-            closed_row.status = PaperStatus::Closed;
-            closed_row.quantity = 0;
-            closed_row.exit_price = Some(price.value());
-            closed_row.closed_at = Some(at);
-            closed_row.realized_pnl =
-                old.realized_pnl + closed.iter().map(|t| t.net_pnl).sum::<Decimal>();
-            closed_row.last_signal = Some(signal_id);
-            rows.push(closed_row);
-        }
-        if let Some(p) = &position {
-            let id = if continues {
-                old_id.unwrap_or_else(|| PaperPositionId(paper_position_id(msg.signal_id)))
-            } else {
-                PaperPositionId(paper_position_id(msg.signal_id))
-            };
-            let row = open_row(
-                id,
+        paper
+            .apply(PaperApplied {
                 owner,
                 recorder,
-                p,
-                stored.as_ref().filter(|_| continues),
-                signal_id,
-            )?;
-            rows.push(row);
-        }
-        paper
-            .save_positions(owner, &rows.iter().collect::<Vec<_>>())
+                signal: signal_id,
+                start: &start,
+                position: position.as_ref(),
+                closed: &closed,
+                price,
+                at,
+            })
             .await?;
         Ok(())
     }
 }
 
-fn position_name(p: jt_alerts::MarketPosition) -> String {
-    match p {
-        jt_alerts::MarketPosition::Long => "long",
-        jt_alerts::MarketPosition::Short => "short",
-        jt_alerts::MarketPosition::Flat => "flat",
-    }
-    .to_string()
-}
-
-/// The time the paper engine applies a signal at. The store keeps times to the microsecond,
-/// so the engine works at that precision too: the position read back next time is the one
-/// computed now (`continues` compares the stored `opened_at` with the engine's). And a new
-/// position must open after the symbol's latest one (`opened_at` orders them, which is how the
-/// next signal finds it): ingest replicas' clocks may disagree by a little.
-fn paper_time(received_at: DateTime<Utc>, latest_opened: Option<DateTime<Utc>>) -> DateTime<Utc> {
-    let at = received_at.trunc_subsecs(6);
-    match latest_opened {
-        Some(latest) if at <= latest => latest.trunc_subsecs(6) + chrono::Duration::microseconds(1),
-        _ => at,
-    }
-}
-
-fn paper_position_id(signal: Uuid) -> Uuid {
-    jt_messages::derived_id("paper-position", &[&signal.to_string()])
-}
-
-fn open_row(
-    id: PaperPositionId,
-    owner: UserId,
-    recorder: RecorderId,
-    p: &paper::PaperPosition,
-    previous: Option<&StoredPaperPosition>,
-    signal: SignalId,
-) -> Result<StoredPaperPosition, FanoutError> {
-    Ok(StoredPaperPosition {
-        id,
-        owner,
-        recorder,
-        symbol: p.root.clone(),
-        direction: p.direction,
-        quantity: p.qty(),
-        average_entry: p.average_entry(),
-        entries: p
-            .lots
-            .iter()
-            .map(|l| PaperEntry {
-                price: l.entry_price.value(),
-                qty: l.qty,
-                time: l.opened_at,
-            })
-            .collect(),
-        current_price: previous.and_then(|s| s.current_price),
-        unrealized_pnl: p.unrealized.current,
-        worst_unrealized_pnl: p.unrealized.worst,
-        best_unrealized_pnl: p.unrealized.best,
-        realized_pnl: previous.map_or(Decimal::ZERO, |s| s.realized_pnl),
-        exit_price: None,
-        status: PaperStatus::Open,
-        opened_at: p.opened_at,
-        closed_at: None,
-        last_signal: Some(signal),
-        engine_state: Some(
-            serde_json::to_value(p).map_err(|e| FanoutError::Retry(format!("paper state: {e}")))?,
-        ),
-    })
-}
-
-fn closed_trade_row(
-    id: PaperTradeId,
-    owner: UserId,
-    recorder: RecorderId,
-    position: Option<&StoredPaperPosition>,
-    t: &paper::ClosedTrade,
-) -> PaperTrade {
-    PaperTrade {
-        id,
-        owner,
-        recorder,
-        position: position.map(|p| p.id),
-        signal: None,
-        symbol: t.root.clone(),
-        direction: t.direction,
-        quantity: t.qty,
-        entry_price: t.entry_price.value(),
-        entry_time: t.opened_at,
-        exit_price: Some(t.exit_price.value()),
-        exit_time: Some(t.closed_at),
-        exit_reason: Some(stored_exit_reason(t.exit_reason)),
-        tp_price: None,
-        sl_price: None,
-        max_favorable_excursion: t.mfe_points,
-        max_adverse_excursion: t.mae_points,
-        realized_pnl: Some(t.net_pnl),
-        realized_ticks: Some(t.ticks),
-        commission: t.commission,
-        status: PaperStatus::Closed,
-    }
-}
-
-fn stored_exit_reason(r: paper::ExitReason) -> jt_store::ExitReason {
-    use jt_store::ExitReason as S;
-    match r {
-        paper::ExitReason::TakeProfit => S::TakeProfit,
-        paper::ExitReason::StopLoss => S::StopLoss,
-        paper::ExitReason::Signal => S::Signal,
-        paper::ExitReason::Flip => S::Flip,
-    }
-}
-
-/// The intent kind recorded for an action before the broker's position is known (the
-/// execution records the real one with its decision).
-pub(crate) fn kind_of(action: SignalAction) -> IntentKind {
-    match action {
-        SignalAction::Long | SignalAction::Short => IntentKind::Entry,
-        SignalAction::Close | SignalAction::CloseLong | SignalAction::CloseShort => {
-            IntentKind::Close
-        }
-        SignalAction::ReduceLong | SignalAction::ReduceShort => IntentKind::Reduce,
-        SignalAction::Cancel => IntentKind::Cancel,
-        SignalAction::Flatten | SignalAction::Kill => IntentKind::Flatten,
-        SignalAction::Resume => IntentKind::Cancel,
-    }
+fn position_name(p: jt_domain::MarketPosition) -> String {
+    p.as_str().to_string()
 }
 
 /// Why an intent is stale.
@@ -688,25 +462,19 @@ impl Stale {
     }
 }
 
-/// Whether staleness applies to `action`: to entries only. An exit (close, flatten, a kill's
-/// flatten, cancel) is never given up for being late: leaving a position the strategy has left
-/// late is better than staying in it (docs/pipeline.md).
-pub(crate) fn ages(action: SignalAction) -> bool {
-    action.entry_direction().is_some()
-}
-
-/// The staleness of this intent at `now`, `None` when fresh (or an exit). The age runs from
-/// the alert's `time`, or from its receipt at the webhook when it has none.
+/// The staleness of this intent at `now`, `None` when fresh (or never stale: exits,
+/// controls, repairs). Only what may add exposure ages (`IntentMessage::staleness`): leaving
+/// a position the strategy has left late is better than staying in it (docs/pipeline.md). A
+/// signal's age runs from the alert's `time`, or from its receipt at the webhook when it has
+/// none; other sources' from their receipt.
 pub(crate) fn stale_at(intent: &IntentMessage, now: DateTime<Utc>) -> Option<Stale> {
-    if !ages(intent.action) {
-        return None;
-    }
+    let rule = intent.staleness()?;
     match check_freshness(
-        intent.alert_time,
+        rule.alert_time,
         intent.received_at,
-        intent.delay_secs,
-        intent.max_lag_secs,
-        intent.settings.stale_after_secs,
+        rule.delay_secs,
+        Some(rule.limit_secs),
+        rule.limit_secs,
         now,
     ) {
         Freshness::Stale { age, allowed, from } => Some(Stale {
@@ -722,6 +490,7 @@ pub(crate) fn stale_at(intent: &IntentMessage, now: DateTime<Utc>) -> Option<Sta
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use uuid::Uuid;
 
     fn t(micros: i64, nanos_extra: i64) -> DateTime<Utc> {
         Utc.timestamp_micros(1_795_000_000_000_000 + micros)
@@ -730,27 +499,31 @@ mod tests {
     }
 
     fn intent(action: SignalAction, alert_time: Option<DateTime<Utc>>) -> IntentMessage {
+        use jt_store::{BrokerAccountId, IntentId, TraderId};
         IntentMessage {
-            intent_id: Uuid::nil(),
-            signal_id: Uuid::nil(),
-            owner_id: Uuid::nil(),
-            recorder_id: Uuid::nil(),
-            trader_id: None,
-            sub_account_id: Uuid::nil(),
-            broker_account_id: Uuid::nil(),
-            action,
-            symbol: Some("MNQ1!".into()),
-            price: None,
-            alert_time,
+            intent_id: IntentId(Uuid::nil()),
+            owner_id: UserId(Uuid::nil()),
+            sub_account_id: SubAccountId(Uuid::nil()),
+            broker_account_id: BrokerAccountId(Uuid::nil()),
+            created_at: t(0, 0),
             received_at: t(0, 0),
-            delay_secs: 0,
-            max_lag_secs: None,
-            take_profit: None,
-            stop_loss: None,
-            settings: jt_domain::Settings::default(),
-            exit_fraction: None,
-            entry_order: None,
-            risk: jt_alerts::AlertRisk::default(),
+            action: jt_messages::IntentAction::Signal(SignalIntent {
+                signal_id: SignalId(Uuid::nil()),
+                recorder_id: RecorderId(Uuid::nil()),
+                trader_id: TraderId(Uuid::nil()),
+                action,
+                symbol: "MNQ1!".into(),
+                price: None,
+                alert_time,
+                delay_secs: 0,
+                max_lag_secs: None,
+                take_profit: None,
+                stop_loss: None,
+                exit_fraction: None,
+                entry_order: None,
+                risk: jt_domain::AlertRisk::default(),
+                settings: jt_domain::Settings::default(),
+            }),
         }
     }
 
@@ -786,15 +559,5 @@ mod tests {
                 "{action:?}"
             );
         }
-    }
-
-    #[test]
-    fn paper_times_are_whole_microseconds_and_after_the_latest_position() {
-        // Nanoseconds dropped: what the store keeps.
-        assert_eq!(paper_time(t(10, 688), None), t(10, 0));
-        assert_eq!(paper_time(t(10, 688), Some(t(5, 0))), t(10, 0));
-        // A replica whose clock is behind: just after the latest position, never before it.
-        assert_eq!(paper_time(t(10, 0), Some(t(10, 0))), t(11, 0));
-        assert_eq!(paper_time(t(3, 999), Some(t(10, 0))), t(11, 0));
     }
 }

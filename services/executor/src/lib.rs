@@ -5,21 +5,23 @@
 //!
 //! - [`fanout`] (SIGNALS, serial per recorder): the signal's paper record and one order intent
 //!   per enabled trader, with the trader's resolved settings, on ORDERS.
-//! - [`execute`] (ORDERS, serial per sub-account): staleness, filters, the broker's real
-//!   position, the domain's decision, the broker calls, and the outcome in the store and on
-//!   EXECUTIONS — acknowledged only once recorded.
+//! - [`execute`] (ORDERS, serial per sub-account): intents from every source (signal, copy,
+//!   manual, control, repair) through one lifecycle — staleness, throttling, the source's
+//!   decision against the broker's real position, the broker calls, and the outcome in the
+//!   store and on EXECUTIONS — acknowledged only once recorded.
 //!
-//! The trading rules are `jt-domain`'s; the broker wire protocols are the venue crates'
-//! (`jt-tradovate`, `jt-projectx`, behind `jt-broker`'s traits); this crate sequences them and
-//! makes every step safe to repeat. It must not hold a rule of its own beyond that sequencing,
-//! nor acknowledge a message before its effect is durable.
+//! The trading rules are `jt-domain`'s; the order choreography (sequences of broker calls,
+//! resumable) is `jt-trading`'s; the broker wire protocols are the venue crates' (`jt-tradovate`,
+//! `jt-projectx`, behind `jt-broker`'s traits). This crate decides what each source's intent
+//! comes to and keeps the intent's life in the store. It must not hold a trading rule of its
+//! own, nor acknowledge a message before its effect is durable.
 
 pub mod brokers;
 pub mod execute;
 pub mod fanout;
 mod metrics;
-pub mod overrides;
-pub mod protection;
+mod plan;
+mod record;
 pub mod throttle;
 
 use std::net::SocketAddr;

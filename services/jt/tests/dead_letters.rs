@@ -27,28 +27,18 @@ fn jt(tag: &str, args: &[&str]) -> Output {
 }
 
 fn intent() -> IntentMessage {
-    IntentMessage {
-        intent_id: Uuid::now_v7(),
-        signal_id: Uuid::now_v7(),
-        owner_id: Uuid::now_v7(),
-        recorder_id: Uuid::now_v7(),
-        trader_id: None,
-        sub_account_id: Uuid::now_v7(),
-        broker_account_id: Uuid::now_v7(),
-        action: jt_domain::SignalAction::Flatten,
-        symbol: None,
-        price: None,
-        alert_time: None,
-        received_at: chrono::Utc::now(),
-        delay_secs: 0,
-        max_lag_secs: None,
-        take_profit: None,
-        stop_loss: None,
-        settings: jt_domain::Settings::default(),
-        exit_fraction: None,
-        entry_order: None,
-        risk: jt_alerts::AlertRisk::default(),
-    }
+    // A flatten an operator asked for through the API (any source goes the same way).
+    IntentMessage::control(
+        jt_store::UserId(Uuid::now_v7()),
+        jt_store::SubAccountId(Uuid::now_v7()),
+        jt_store::BrokerAccountId(Uuid::now_v7()),
+        chrono::Utc::now(),
+        jt_messages::ControlIntent::flatten_account(jt_messages::ControlCause::api(
+            Uuid::now_v7(),
+            jt_store::UserId(Uuid::now_v7()),
+            None,
+        )),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -65,7 +55,7 @@ async fn a_dead_letter_is_listed_with_its_reason_and_retried_onto_its_stream() {
     let defs = Definitions::new(bus.namespace());
     bus.provision(&defs.topology()).await.unwrap();
     let message = intent();
-    let id = message.intent_id.simple().to_string();
+    let id = message.message_id();
     bus.publish(&Envelope::new(
         MessageId::new(id.clone()).unwrap(),
         message.clone(),

@@ -1,8 +1,14 @@
-//! The recorder's paper record (DOMAIN.md §6). The paper engine (domain logic) computes the
-//! positions and trades; the store saves them whole and idempotently (by id).
+//! The recorder's paper record (DOMAIN.md §6). The paper engine (`jt_domain::paper`) computes
+//! the positions and trades; the store saves them whole and idempotently (by id).
+//!
+//! A signal's effect goes through two calls: [`Paper::start`] reads where the symbol's record
+//! stands (the engine's position to continue from, whether this signal was applied already, the
+//! instant to apply it at), and [`Paper::apply`] writes what the engine made of it — the trades
+//! it closed and the position rows — mapping the engine's types to rows here, once.
 
-use chrono::{DateTime, Utc};
-use jt_domain::Direction;
+use chrono::{DateTime, SubsecRound, Utc};
+use jt_domain::paper::{self as engine};
+use jt_domain::{Direction, Price};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict};
 use sea_orm::{ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect};
@@ -14,6 +20,186 @@ use crate::decimal::DbDecimal;
 use crate::entity::{ExitReason, PaperStatus, paper_positions, paper_trades};
 use crate::error::{StoreError, StoreResult};
 use crate::ids::{PaperPositionId, PaperTradeId, RecorderId, SignalId, UserId};
+
+/// Where a recorder's paper record of one symbol stands before a signal is applied
+/// ([`Paper::start`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaperStart {
+    /// The symbol's latest position: the open one, or the last closed.
+    latest: Option<PaperPosition>,
+}
+
+impl PaperStart {
+    /// Whether `signal` was applied already (a redelivery finds itself here: the fan-out
+    /// handles a recorder's signals one at a time and in order).
+    #[must_use]
+    pub fn applied(&self, signal: SignalId) -> bool {
+        self.latest
+            .as_ref()
+            .is_some_and(|l| l.last_signal == Some(signal))
+    }
+
+    /// The open position's row, if any.
+    #[must_use]
+    pub fn open(&self) -> Option<&PaperPosition> {
+        self.latest
+            .as_ref()
+            .filter(|l| l.status == PaperStatus::Open)
+    }
+
+    /// The engine's position to continue from: the open row's engine state. An open row whose
+    /// state cannot be read starts afresh (logged): the paper record never blocks trading.
+    #[must_use]
+    pub fn engine(&self) -> Option<engine::PaperPosition> {
+        let open = self.open()?;
+        match open
+            .engine_state
+            .clone()
+            .map(serde_json::from_value::<engine::PaperPosition>)
+        {
+            Some(Ok(state)) => Some(state),
+            _ => {
+                tracing::warn!(
+                    position = %open.id,
+                    "paper position has no readable engine state; starting afresh"
+                );
+                None
+            }
+        }
+    }
+
+    /// The instant to apply a signal received at `received_at` at. The store keeps times to
+    /// the microsecond, so the engine works at that precision too: the position read back next
+    /// time is the one computed now. And a new position must open after the symbol's latest one
+    /// (`opened_at` orders them, which is how the next signal finds it): ingest replicas'
+    /// clocks may disagree by a little.
+    #[must_use]
+    pub fn time_for(&self, received_at: DateTime<Utc>) -> DateTime<Utc> {
+        paper_time(received_at, self.latest.as_ref().map(|l| l.opened_at))
+    }
+}
+
+fn paper_time(received_at: DateTime<Utc>, latest_opened: Option<DateTime<Utc>>) -> DateTime<Utc> {
+    let at = received_at.trunc_subsecs(6);
+    match latest_opened {
+        Some(latest) if at <= latest => latest.trunc_subsecs(6) + chrono::Duration::microseconds(1),
+        _ => at,
+    }
+}
+
+/// What the paper engine made of one signal ([`Paper::apply`]).
+#[derive(Debug, Clone, Copy)]
+pub struct PaperApplied<'a> {
+    /// The owner.
+    pub owner: UserId,
+    /// The recorder.
+    pub recorder: RecorderId,
+    /// The signal applied.
+    pub signal: SignalId,
+    /// Where the record stood ([`Paper::start`]).
+    pub start: &'a PaperStart,
+    /// The engine's position after the signal (`None`: flat).
+    pub position: Option<&'a engine::PaperPosition>,
+    /// The trades the signal closed.
+    pub closed: &'a [engine::ClosedTrade],
+    /// The signal's price on tick (a closed position's exit price).
+    pub price: Price,
+    /// The instant it was applied at ([`PaperStart::time_for`]).
+    pub at: DateTime<Utc>,
+}
+
+/// The id of the position a signal opens (stable: a retried signal rewrites the same row).
+fn paper_position_id(signal: SignalId) -> PaperPositionId {
+    PaperPositionId(jt_ids::derived_id("paper-position", &[&signal.to_string()]))
+}
+
+/// The id of the `index`th trade a signal closes.
+fn paper_trade_id(signal: SignalId, index: usize) -> PaperTradeId {
+    PaperTradeId(jt_ids::derived_id(
+        "paper-trade",
+        &[&signal.to_string(), &index.to_string()],
+    ))
+}
+
+fn open_row(
+    id: PaperPositionId,
+    owner: UserId,
+    recorder: RecorderId,
+    p: &engine::PaperPosition,
+    previous: Option<&PaperPosition>,
+    signal: SignalId,
+) -> StoreResult<PaperPosition> {
+    Ok(PaperPosition {
+        id,
+        owner,
+        recorder,
+        symbol: p.root.clone(),
+        direction: p.direction,
+        quantity: p.qty(),
+        average_entry: p.average_entry(),
+        entries: p
+            .lots
+            .iter()
+            .map(|l| PaperEntry {
+                price: l.entry_price.value(),
+                qty: l.qty,
+                time: l.opened_at,
+            })
+            .collect(),
+        current_price: previous.and_then(|s| s.current_price),
+        unrealized_pnl: p.unrealized.current,
+        worst_unrealized_pnl: p.unrealized.worst,
+        best_unrealized_pnl: p.unrealized.best,
+        realized_pnl: previous.map_or(Decimal::ZERO, |s| s.realized_pnl),
+        exit_price: None,
+        status: PaperStatus::Open,
+        opened_at: p.opened_at,
+        closed_at: None,
+        last_signal: Some(signal),
+        engine_state: Some(to_json("paper engine state", p)?),
+    })
+}
+
+fn closed_trade_row(
+    id: PaperTradeId,
+    owner: UserId,
+    recorder: RecorderId,
+    position: Option<&PaperPosition>,
+    t: &engine::ClosedTrade,
+) -> PaperTrade {
+    PaperTrade {
+        id,
+        owner,
+        recorder,
+        position: position.map(|p| p.id),
+        signal: None,
+        symbol: t.root.clone(),
+        direction: t.direction,
+        quantity: t.qty,
+        entry_price: t.entry_price.value(),
+        entry_time: t.opened_at,
+        exit_price: Some(t.exit_price.value()),
+        exit_time: Some(t.closed_at),
+        exit_reason: Some(stored_exit_reason(t.exit_reason)),
+        tp_price: None,
+        sl_price: None,
+        max_favorable_excursion: t.mfe_points,
+        max_adverse_excursion: t.mae_points,
+        realized_pnl: Some(t.net_pnl),
+        realized_ticks: Some(t.ticks),
+        commission: t.commission,
+        status: PaperStatus::Closed,
+    }
+}
+
+fn stored_exit_reason(r: engine::ExitReason) -> ExitReason {
+    match r {
+        engine::ExitReason::TakeProfit => ExitReason::TakeProfit,
+        engine::ExitReason::StopLoss => ExitReason::StopLoss,
+        engine::ExitReason::Signal => ExitReason::Signal,
+        engine::ExitReason::Flip => ExitReason::Flip,
+    }
+}
 
 /// One fill that built a paper position.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -242,6 +428,86 @@ pub struct Paper<'a> {
 }
 
 impl Paper<'_> {
+    /// Where the recorder's record of `symbol` (an instrument root) stands: one read, however
+    /// long the history ([`Paper::latest_position`]).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn start(
+        &self,
+        owner: UserId,
+        recorder: RecorderId,
+        symbol: &str,
+    ) -> StoreResult<PaperStart> {
+        Ok(PaperStart {
+            latest: self.latest_position(owner, recorder, symbol).await?,
+        })
+    }
+
+    /// Writes what the paper engine made of one signal: the trades it closed first (ids derived
+    /// from the signal: a retry rewrites the same rows), then the positions in one write — the
+    /// old one closed when the signal ended or flipped it, the new or continued one open — whose
+    /// `last_signal` marks the signal as applied. Safe to repeat.
+    ///
+    /// # Errors
+    /// As [`Paper::save_trade`] and [`Paper::save_positions`].
+    pub async fn apply(&self, applied: PaperApplied<'_>) -> StoreResult<()> {
+        let PaperApplied {
+            owner,
+            recorder,
+            signal,
+            start,
+            position,
+            closed,
+            price,
+            at,
+        } = applied;
+        let stored = start.open();
+        for (i, trade) in closed.iter().enumerate() {
+            self.save_trade(
+                owner,
+                &closed_trade_row(paper_trade_id(signal, i), owner, recorder, stored, trade),
+            )
+            .await?;
+        }
+        // Compared at the store's precision: rows written before the engine worked in whole
+        // microseconds carry nanoseconds in their engine state only.
+        let continues = position.zip(stored).is_some_and(|(p, s)| {
+            p.direction == s.direction
+                && p.opened_at.trunc_subsecs(6) == s.opened_at.trunc_subsecs(6)
+        });
+        let mut rows = Vec::with_capacity(2);
+        if let Some(old) = stored
+            && !continues
+        {
+            let mut closed_row = old.clone();
+            closed_row.status = PaperStatus::Closed;
+            closed_row.quantity = 0;
+            closed_row.exit_price = Some(price.value());
+            closed_row.closed_at = Some(at);
+            closed_row.realized_pnl =
+                old.realized_pnl + closed.iter().map(|t| t.net_pnl).sum::<Decimal>();
+            closed_row.last_signal = Some(signal);
+            rows.push(closed_row);
+        }
+        if let Some(p) = position {
+            let id = match stored {
+                Some(s) if continues => s.id,
+                _ => paper_position_id(signal),
+            };
+            rows.push(open_row(
+                id,
+                owner,
+                recorder,
+                p,
+                stored.filter(|_| continues),
+                signal,
+            )?);
+        }
+        self.save_positions(owner, &rows.iter().collect::<Vec<_>>())
+            .await
+    }
+
     /// Saves a position whole (insert or replace by id). At most one open position per
     /// recorder and symbol exists (a unique partial index).
     ///
@@ -485,5 +751,27 @@ impl Store {
     #[must_use]
     pub fn paper(&self) -> Paper<'_> {
         Paper { store: self }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(micros: i64, nanos_extra: i64) -> DateTime<Utc> {
+        Utc.timestamp_micros(1_795_000_000_000_000 + micros)
+            .unwrap()
+            + chrono::Duration::nanoseconds(nanos_extra)
+    }
+
+    #[test]
+    fn paper_times_are_whole_microseconds_and_after_the_latest_position() {
+        // Nanoseconds dropped: what the store keeps.
+        assert_eq!(paper_time(t(10, 688), None), t(10, 0));
+        assert_eq!(paper_time(t(10, 688), Some(t(5, 0))), t(10, 0));
+        // A replica whose clock is behind: just after the latest position, never before it.
+        assert_eq!(paper_time(t(10, 0), Some(t(10, 0))), t(11, 0));
+        assert_eq!(paper_time(t(3, 999), Some(t(10, 0))), t(11, 0));
     }
 }

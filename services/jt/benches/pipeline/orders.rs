@@ -174,8 +174,8 @@ pub async fn run(
     for (a, s) in sent.iter().enumerate() {
         if s.kind == Kind::Entry {
             for (t, (trader, _)) in recorder.traders.iter().enumerate() {
-                let intent = IntentMessage::id_for(s.signal, trader.0);
-                expected.insert(jt_messages::client_order_id(intent), (a, t));
+                let intent = IntentMessage::id_for(jt_store::SignalId(s.signal), *trader);
+                expected.insert(jt_messages::client_order_id(intent.0), (a, t));
             }
         }
     }

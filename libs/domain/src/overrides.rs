@@ -1,4 +1,6 @@
-//! Per-alert risk instructions: an alert's own take-profit and stop (`tp`/`sl` and every other
+//! Per-alert risk instructions (the pure rules; the executor applies them to each trader's
+//! settings for one signal, and a manual or copied trade's own levels go through the same
+//! rules): an alert's own take-profit and stop (`tp`/`sl` and every other
 //! dialect's, DOMAIN.md §2), trailing, break-even and `same_direction_ignore` replace the
 //! trader's settings for that one signal.
 //!
@@ -9,11 +11,12 @@
 //! intent with the reason: a protective level the trader asked for is never silently dropped
 //! or moved.
 
-use jt_alerts::{AlertRisk, ExitLevel, StopOverride};
-use jt_domain::Instrument;
-use jt_domain::settings::{PriceUnits, StopType, TpTarget};
-use jt_domain::{Direction, Settings};
 use rust_decimal::Decimal;
+
+use crate::alert::{AlertRisk, ExitLevel, StopOverride};
+use crate::instrument::Instrument;
+use crate::settings::{PriceUnits, Settings, StopType, TpTarget};
+use crate::types::Direction;
 
 /// Why an alert's exit override cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -215,7 +218,7 @@ fn distance(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jt_domain::settings::StopType;
+    use crate::settings::StopType;
     use rust_decimal_macros::dec;
 
     #[test]
@@ -330,8 +333,8 @@ mod tests {
 
     #[test]
     fn dollars_become_whole_ticks_of_the_instrument_rounded_down() {
-        let mnq = jt_domain::instrument::by_root("MNQ").unwrap();
-        let es = jt_domain::instrument::by_root("ES").unwrap();
+        let mnq = crate::instrument::by_root("MNQ").unwrap();
+        let es = crate::instrument::by_root("ES").unwrap();
         // MNQ: $0.50 a tick. ES: $12.50 a tick.
         assert_eq!(dollar_ticks(dec!(30), mnq), dec!(60));
         assert_eq!(dollar_ticks(dec!(30.25), mnq), dec!(60));
@@ -370,11 +373,11 @@ mod tests {
             ..Settings::default()
         };
         let risk = AlertRisk {
-            trail: Some(jt_alerts::TrailOverride {
+            trail: Some(crate::alert::TrailOverride {
                 trigger_ticks: Some(dec!(8)),
                 step_ticks: None,
             }),
-            break_even: Some(jt_alerts::BreakEvenOverride {
+            break_even: Some(crate::alert::BreakEvenOverride {
                 trigger_ticks: Some(dec!(12)),
                 offset_ticks: Some(dec!(2)),
             }),
@@ -393,7 +396,7 @@ mod tests {
         // A trail without any stop, or an offset without a trigger, is refused.
         let bare = Settings::default();
         let trail_only = AlertRisk {
-            trail: Some(jt_alerts::TrailOverride::default()),
+            trail: Some(crate::alert::TrailOverride::default()),
             ..AlertRisk::default()
         };
         assert_eq!(
@@ -401,7 +404,7 @@ mod tests {
             Err(OverrideError::TrailWithoutStop)
         );
         let offset_only = AlertRisk {
-            break_even: Some(jt_alerts::BreakEvenOverride {
+            break_even: Some(crate::alert::BreakEvenOverride {
                 trigger_ticks: None,
                 offset_ticks: Some(dec!(1)),
             }),

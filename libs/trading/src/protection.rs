@@ -1,6 +1,7 @@
-//! A partial exit's protection (issue 17): the position's working exit orders resized to what
-//! will remain, before the reduction is sent — take-profit legs trimmed from the farthest, the
-//! stops to the remaining quantity — so no exit order can take the smaller position past flat.
+//! A position's protection resized (issue 17): the position's working exit orders resized to
+//! what will remain, before a reduction is sent — take-profit legs trimmed from the farthest,
+//! the stops to the remaining quantity — so no exit order can take the smaller position past
+//! flat; and grown back, for the stops, to cover what the broker holds.
 //!
 //! Pure: from the account's working orders (read at the broker) to the changes to make. A
 //! take-profit and the stop it is one-cancels-other with (a Tradovate bracket leg) are trimmed
