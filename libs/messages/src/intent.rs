@@ -357,6 +357,82 @@ pub struct Staleness {
     pub limit_secs: u32,
 }
 
+impl ManualIntent {
+    /// A manual `trade` on `symbol` requested by `requested_by` under the API client's
+    /// `idempotency_key`, with the default staleness limit for an entry
+    /// ([`DEFAULT_MANUAL_MAX_LAG_SECS`]).
+    #[must_use]
+    pub fn new(
+        idempotency_key: impl Into<String>,
+        requested_by: UserId,
+        symbol: impl Into<String>,
+        trade: ManualTrade,
+    ) -> Self {
+        Self {
+            idempotency_key: idempotency_key.into(),
+            requested_by,
+            symbol: symbol.into(),
+            trade,
+            max_lag_secs: None,
+        }
+    }
+}
+
+impl ManualTrade {
+    /// A market entry of `qty` contracts without take-profit or stop.
+    #[must_use]
+    pub fn market_entry(direction: Direction, qty: Contracts) -> Self {
+        ManualTrade::Entry {
+            direction,
+            qty,
+            order: None,
+            reference_price: None,
+            take_profit: None,
+            stop_loss: None,
+        }
+    }
+
+    /// The same entry with a take-profit and/or a stop (one bracket where the broker has one).
+    /// A level given as a price is measured from `reference_price` for a market entry (set it
+    /// to the price the user saw), from its own price for a resting one.
+    #[must_use]
+    pub fn with_exits(
+        self,
+        take_profit: Option<ExitLevel>,
+        stop_loss: Option<StopOverride>,
+        reference_price: Option<Decimal>,
+    ) -> Self {
+        match self {
+            ManualTrade::Entry {
+                direction,
+                qty,
+                order,
+                ..
+            } => ManualTrade::Entry {
+                direction,
+                qty,
+                order,
+                reference_price,
+                take_profit,
+                stop_loss,
+            },
+            exit => exit,
+        }
+    }
+
+    /// Close the whole position at market (its working orders on the contract cancelled).
+    #[must_use]
+    pub fn exit_all() -> Self {
+        ManualTrade::Exit { qty: None }
+    }
+
+    /// Take `qty` contracts off the position at market (all of it when `qty` is as large).
+    #[must_use]
+    pub fn exit(qty: Contracts) -> Self {
+        ManualTrade::Exit { qty: Some(qty) }
+    }
+}
+
 impl ControlIntent {
     /// Flatten the whole sub-account: every working order cancelled, every position closed.
     #[must_use]
@@ -462,6 +538,25 @@ impl IntentMessage {
     /// A control on one sub-account (flatten, cancel, close one symbol). Its id follows its
     /// cause and the sub-account: a signal's control keeps the id it always had; an API request
     /// or a breach sent twice acts once.
+    ///
+    /// ```
+    /// use jt_ids::{BrokerAccountId, SubAccountId, UserId};
+    /// use jt_messages::{ControlCause, ControlIntent, IntentMessage};
+    ///
+    /// let (user, sub, login) = (UserId::new(), SubAccountId::new(), BrokerAccountId::new());
+    /// let request = uuid::Uuid::now_v7();
+    /// // The kill switch from the API: the store's switch engaged, then one flatten per account.
+    /// let flatten = IntentMessage::control(
+    ///     user,
+    ///     sub,
+    ///     login,
+    ///     chrono::Utc::now(),
+    ///     ControlIntent::flatten_account(ControlCause::api(request, user, Some("kill switch".into()))),
+    /// );
+    /// assert_eq!(flatten.symbol(), None);
+    /// let close = ControlIntent::close_symbol("MNQ1!", ControlCause::api(request, user, None));
+    /// # let _ = close;
+    /// ```
     #[must_use]
     pub fn control(
         owner: UserId,
@@ -496,6 +591,31 @@ impl IntentMessage {
     /// A manual trade on one sub-account, requested at `received_at`. The same
     /// `manual.idempotency_key` from the same owner for the same sub-account is the same
     /// intent (the same id, the same client order ids): a request sent twice trades once.
+    ///
+    /// ```
+    /// use jt_domain::Direction;
+    /// use jt_ids::{BrokerAccountId, SubAccountId, UserId};
+    /// use jt_messages::{IntentMessage, ManualIntent, ManualTrade};
+    ///
+    /// let (user, sub, login) = (UserId::new(), SubAccountId::new(), BrokerAccountId::new());
+    /// let buy = IntentMessage::manual(
+    ///     user,
+    ///     sub,
+    ///     login,
+    ///     chrono::Utc::now(),
+    ///     ManualIntent::new("req-42", user, "MNQ1!", ManualTrade::market_entry(Direction::Long, 2)),
+    /// );
+    /// // Published as `Envelope::new(MessageId::new(buy.message_id())?, buy)`: sent twice, it
+    /// // is one intent with one client order id.
+    /// let again = IntentMessage::manual(
+    ///     user,
+    ///     sub,
+    ///     login,
+    ///     chrono::Utc::now(),
+    ///     ManualIntent::new("req-42", user, "MNQ1!", ManualTrade::market_entry(Direction::Long, 2)),
+    /// );
+    /// assert_eq!(buy.client_order_id(), again.client_order_id());
+    /// ```
     #[must_use]
     pub fn manual(
         owner: UserId,

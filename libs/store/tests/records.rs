@@ -623,7 +623,6 @@ async fn a_signals_paper_effect_is_applied_through_domain_types_once(t: &TestSto
     let (owner, recorder) = (owner.id, recorder.id);
     // One signal: start, the engine, apply.
     let signal = |action: SignalAction, qty: u32, price: rust_decimal::Decimal, secs: i64| {
-        let paper = paper;
         let ctx = &ctx;
         async move {
             let id = SignalId::new();
