@@ -317,6 +317,16 @@ impl<'a> Desk<'a> {
         if let Some(found) = self.find(&stop.client_order_id).await? {
             return Ok((found.id.0, None));
         }
+        self.place_stop(contract, stop).await
+    }
+
+    /// Places a standalone stop, fixed at the same distance when the broker cannot trail it
+    /// after a trigger (see [`Desk::place_stop_once`]); no look-up first.
+    async fn place_stop(
+        &self,
+        contract: &Contract,
+        stop: &StopOrder,
+    ) -> Result<(String, Option<String>), StepError> {
         match self.broker.place_stop(self.account, contract, stop).await {
             Ok(ack) => Ok((ack.order_id.0, None)),
             Err(BrokerError::Unsupported { feature }) if !matches!(stop.kind, StopKind::Fixed) => {
@@ -373,8 +383,10 @@ impl<'a> Desk<'a> {
     /// After a DCA add: the new average from the broker (read again while it is unknown),
     /// every working take-profit (and stop, when the settings have one) of the position
     /// cancelled, one of each placed for the whole position (client order ids
-    /// `client_order_id` + `-tp` / `-sl`, placed once). A stop is never computed from an
-    /// unknown fill price.
+    /// `client_order_id` + `-tp` / `-sl`). A stop is never computed from an unknown fill price.
+    /// `resumed`: an earlier attempt may have placed the replacements — they are looked up by
+    /// their client order ids, kept (never cancelled with the old exits) and not placed again;
+    /// a first attempt cannot have any and makes no look-up.
     ///
     /// # Errors
     /// [`StepError::Unprotected`] when the average never comes (nothing was cancelled or
@@ -385,6 +397,7 @@ impl<'a> Desk<'a> {
         direction: Direction,
         settings: &Settings,
         client_order_id: &str,
+        resumed: bool,
     ) -> Result<Protected, StepError> {
         let instrument = instrument_of(contract)?;
         let Some((qty, average)) = self.average_of(contract, direction).await? else {
@@ -414,12 +427,14 @@ impl<'a> Desk<'a> {
         // Replacements an earlier attempt placed (a resumed intent) are kept, never cancelled
         // with the old exits and never placed twice.
         let mut ours = Vec::new();
-        if let Some(tp) = &protection.take_profit
+        if resumed
+            && let Some(tp) = &protection.take_profit
             && let Some(found) = self.find(&tp.client_order_id).await?
         {
             ours.push((tp.client_order_id.clone(), found));
         }
-        if let Some(stop) = &protection.stop
+        if resumed
+            && let Some(stop) = &protection.stop
             && let Some(found) = self.find(&stop.client_order_id).await?
         {
             ours.push((stop.client_order_id.clone(), found));
@@ -468,7 +483,7 @@ impl<'a> Desk<'a> {
             match found(&stop.client_order_id) {
                 Some(o) => out.orders.push(o.id.0.clone()),
                 None => {
-                    let (id, note) = self.place_stop_once(contract, stop).await?;
+                    let (id, note) = self.place_stop(contract, stop).await?;
                     out.orders.push(id);
                     out.notes.extend(note);
                 }

@@ -221,7 +221,7 @@ pub async fn run(
         if stop.is_cancelled() {
             return Err(fail(StepError::Interrupted, &out));
         }
-        if let Err(e) = perform(desk, choreography, step, &mut out).await {
+        if let Err(e) = perform(desk, choreography, step, resuming, &mut out).await {
             return Err(fail(e, &out));
         }
         out.done.push(step.done_name());
@@ -236,6 +236,7 @@ async fn perform(
     desk: &Desk<'_>,
     choreography: &Choreography,
     step: &Step,
+    resuming: bool,
     out: &mut Done,
 ) -> Result<(), StepError> {
     let contract = || {
@@ -289,7 +290,7 @@ async fn perform(
             client_order_id,
         } => {
             let p = desk
-                .replace_protection(contract()?, *direction, settings, client_order_id)
+                .replace_protection(contract()?, *direction, settings, client_order_id, resuming)
                 .await?;
             out.orders.extend(p.orders);
             out.notes.extend(p.notes);

@@ -336,8 +336,24 @@ async fn a_dca_add_replaces_the_protection_for_the_whole_position_once() {
         ],
         Some("jt-dca-2"),
     );
+    v.sim.admin().reset_request_counts();
     let done = run(&v.desk(), &add, false, &never()).await.unwrap();
     assert_eq!(done.done, vec!["add placed", "protection replaced"]);
+    // A first attempt cannot have placed replacements: no look-up by client order id
+    // (`command/list`), only the add, the average, the exits listed and cancelled, two places.
+    let calls: Vec<(String, u64)> = v.sim.admin().request_counts().into_iter().collect();
+    assert_eq!(
+        calls,
+        [
+            ("order/cancelorder", 2),
+            ("order/deps", 1),
+            ("order/placeorder", 3),
+            ("orderversion/ldeps", 1),
+            ("position/deps", 1),
+        ]
+        .map(|(e, n)| (format!("tradovate:{e}"), n))
+        .to_vec()
+    );
     // The average of 21000 and 20995; one target and one stop for the whole position.
     assert_eq!(done.fill, Some(dec!(20997.5)));
     assert_eq!(v.net().await, 2);
@@ -380,6 +396,7 @@ async fn a_position_whose_average_never_comes_is_reported_unprotected_not_guesse
                 ..Settings::default()
             },
             "jt-unprot",
+            false,
         )
         .await
         .unwrap_err();
@@ -429,7 +446,7 @@ async fn a_trailing_stop_the_broker_cannot_trail_after_a_trigger_is_placed_fixed
     };
     let p = v
         .desk()
-        .replace_protection(&v.contract, Direction::Long, &settings, "jt-trail-2")
+        .replace_protection(&v.contract, Direction::Long, &settings, "jt-trail-2", false)
         .await
         .unwrap();
     assert_eq!(p.notes.len(), 1, "{:?}", p.notes);
