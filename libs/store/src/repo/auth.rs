@@ -114,7 +114,7 @@ impl From<api_tokens::Model> for ApiToken {
     }
 }
 
-fn normalize_email(email: &str) -> StoreResult<String> {
+pub(crate) fn normalize_email(email: &str) -> StoreResult<String> {
     let e = email.trim().to_lowercase();
     let valid = e.len() <= 254
         && e.split_once('@')

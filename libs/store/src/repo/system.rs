@@ -7,9 +7,10 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::accounts::BrokerAccount;
 use super::at;
+use super::auth::{User, normalize_email};
 use super::webhooks::WebhookLogEntry;
 use crate::Store;
-use crate::entity::{broker_accounts, webhook_log};
+use crate::entity::{broker_accounts, users, webhook_log};
 use crate::error::{StoreError, StoreResult};
 
 /// Platform-wide reads for daemons (not for anything a user's request reaches).
@@ -19,6 +20,21 @@ pub struct System<'a> {
 }
 
 impl System<'_> {
+    /// The user registered with `email` (compared as stored: trimmed, lower case), for
+    /// operator commands (`jt api-token create --user …`) — never for a user's request.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for a malformed e-mail; database errors.
+    pub async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        let email = normalize_email(email)?;
+        Ok(users::Entity::find()
+            .filter(users::Column::Email.eq(email))
+            .one(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("user", e))?
+            .map(User::from))
+    }
+
     /// Every enabled account with stored credentials: the reconciler's and connection
     /// manager's work list.
     ///

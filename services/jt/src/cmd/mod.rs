@@ -1,5 +1,6 @@
 //! One module per `jt` subcommand.
 
+pub mod admin;
 pub mod alert;
 pub mod db;
 pub mod dead_letters;
