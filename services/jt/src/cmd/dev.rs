@@ -2,6 +2,10 @@
 //! SQLite under `./data`, the in-process bus, the built-in exchange simulator as the broker —
 //! with a demo user, recorder, three simulator accounts and traders created on first start.
 //!
+//! The REST API is served on the same listener (`/api/v1`); the demo user's login (its password
+//! generated once and kept in `<data>/demo.json`) is printed beside the webhook URL, and mail
+//! (password resets) is written as files under `<data>/mail`.
+//!
 //! `DATABASE_URL` and `NATS_URL` switch it to PostgreSQL and JetStream. Webhooks (and health and
 //! metrics) listen on `JT_HTTP_ADDR` (default 127.0.0.1:8080), the simulator on `JT_SIM_ADDR`
 //! (default 127.0.0.1:8081). Ctrl-C stops everything cleanly. The embedded bus keeps nothing
@@ -51,6 +55,10 @@ struct Demo {
     user: UserId,
     recorder: RecorderId,
     broker_account: jt_store::BrokerAccountId,
+    /// The demo user's password (generated once; a `demo.json` of an older build has none:
+    /// one is set then).
+    #[serde(default)]
+    password: Option<String>,
 }
 
 /// Runs the platform until Ctrl-C.
@@ -109,12 +117,29 @@ async fn run_async(data: PathBuf, http: SocketAddr, sim_addr: SocketAddr) -> any
         .webhook_token(demo.user, demo.recorder)
         .await?;
 
+    let demo_email = store.users().get(demo.user).await?.email;
+
     let health = Health::new();
     jt_ingest::register_health(&health, &store, &bus).await;
     let ingest = jt_ingest::Ingest::start(&jt_ingest::IngestConfig::default(), &store, bus.clone());
     ingest.register_health(&health).await;
+    let mail_dir = data.join("mail");
+    let api_config = jt_api::ApiConfig {
+        public_url: format!("http://{http}"),
+        mail_dir: Some(mail_dir.clone()),
+        sim_url: Some(sim.base_url()),
+        ..jt_api::ApiConfig::from_env(&ProcessEnv)?
+    };
+    let api = jt_api::ApiState::new(
+        api_config.clone(),
+        store.clone(),
+        bus.clone(),
+        jt_api::RegistryProbe::new(store.clone(), api_config.sim_url.clone(), None).shared(),
+        jt_api::mailer::from_config(&api_config)?,
+    );
     let app = ingest
         .router()
+        .merge(jt_api::router(api))
         .merge(jt_runtime::health::router(health.clone()));
     let listener = tokio::net::TcpListener::bind(http)
         .await
@@ -150,6 +175,15 @@ async fn run_async(data: PathBuf, http: SocketAddr, sim_addr: SocketAddr) -> any
         sim.addr(),
         sim.base_url(),
         sim.base_url()
+    );
+    println!("  API           http://{http}/api/v1  (OpenAPI: http://{http}/api/openapi.json)");
+    println!(
+        "  demo login    {demo_email} / {}  (POST /api/v1/auth/login)",
+        demo.password.as_deref().unwrap_or("?")
+    );
+    println!(
+        "  mail          {} (password-reset mails)",
+        mail_dir.display()
     );
     println!("  health        http://{http}/healthz  http://{http}/readyz  http://{http}/metrics");
     println!(
@@ -227,7 +261,7 @@ async fn demo(
         })
         .collect();
     if let Ok(text) = std::fs::read_to_string(&path)
-        && let Ok(demo) = serde_json::from_str::<Demo>(&text)
+        && let Ok(mut demo) = serde_json::from_str::<Demo>(&text)
         && store
             .recorders()
             .get(demo.user, demo.recorder)
@@ -238,15 +272,33 @@ async fn demo(
             .accounts()
             .sync_sub_accounts(demo.user, demo.broker_account, &listed)
             .await?;
+        if demo.password.is_none() {
+            // A demo of an older build: its password was never kept. Set one through the
+            // reset path (the only way to set a password without the current one).
+            let email = store.users().get(demo.user).await?.email;
+            let password = super::admin::generated_password();
+            let token = store
+                .users()
+                .start_password_reset(&email)
+                .await?
+                .context("the demo user has no e-mail")?;
+            store
+                .users()
+                .finish_password_reset(&token, &password)
+                .await?;
+            demo.password = Some(password.expose().to_string());
+            write_demo(&path, &demo)?;
+        }
         return Ok(demo);
     }
+    let password = super::admin::generated_password();
 
     let user = store
         .users()
         .register(NewUser {
             email: format!("demo+{}@jt.local", uuid_suffix()),
             display_name: Some("Demo".into()),
-            password: Secret::new(format!("demo-{}", uuid_suffix())),
+            password: password.clone(),
             role: Role::User,
             approved: true,
         })
@@ -338,10 +390,23 @@ async fn demo(
         user: user.id,
         recorder: recorder.id,
         broker_account: account.id,
+        password: Some(password.expose().to_string()),
     };
-    std::fs::write(&path, serde_json::to_string_pretty(&demo)?)
-        .with_context(|| format!("writing {}", path.display()))?;
+    write_demo(&path, &demo)?;
     Ok(demo)
+}
+
+/// Writes `demo.json`, readable by its owner only (it holds the demo user's password).
+fn write_demo(path: &Path, demo: &Demo) -> anyhow::Result<()> {
+    std::fs::write(path, serde_json::to_string_pretty(demo)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("restricting {}", path.display()))?;
+    }
+    Ok(())
 }
 
 fn uuid_suffix() -> String {

@@ -1,6 +1,8 @@
 //! One module per `jt` subcommand.
 
+pub mod admin;
 pub mod alert;
+pub mod api;
 pub mod db;
 pub mod dead_letters;
 pub mod dev;
