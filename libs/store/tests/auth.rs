@@ -240,18 +240,7 @@ async fn password_reset_is_single_use(t: &TestStore) {
     );
 }
 
-async fn users_are_found_by_email_in_any_case(t: &TestStore) {
-    let u = t.user("Finder@Example.com").await;
-    let found = t.users().by_email(" FINDER@example.COM ").await.unwrap();
-    assert_eq!(found.map(|f| f.id), Some(u.id));
-    assert_eq!(
-        t.users().by_email("nobody@example.com").await.unwrap(),
-        None
-    );
-}
-
 on_both_engines!(
-    users_are_found_by_email_in_any_case,
     passwords_are_hashed_and_checked,
     sessions_are_stored_hashed_and_expire,
     api_tokens_are_stored_hashed_and_revocable,

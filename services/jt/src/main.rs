@@ -34,10 +34,6 @@ enum Command {
     DeadLetters(cmd::dead_letters::Args),
     /// Run the REST API service (`/api/v1`, `/api/openapi.json`).
     Api(cmd::api::Args),
-    /// Operator commands: `jt admin create-user --email … [--admin]`.
-    Admin(cmd::admin::Args),
-    /// API tokens for scripts: `jt api-token create --user …`.
-    ApiToken(cmd::admin::TokenArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -53,8 +49,6 @@ fn main() -> std::process::ExitCode {
         Command::Executor(args) => cmd::executor::run(&args),
         Command::DeadLetters(args) => cmd::dead_letters::run(&args),
         Command::Api(args) => cmd::api::run(&args),
-        Command::Admin(args) => cmd::admin::run(&args),
-        Command::ApiToken(args) => cmd::admin::run_token(&args),
     };
     match result {
         Ok(code) => code,

@@ -211,20 +211,6 @@ impl Users<'_> {
             .ok_or_else(|| StoreError::not_found("user", id))
     }
 
-    /// The user with this e-mail (any case), for operator commands (`jt api-token create`).
-    /// Never behind an API route: it tells whether an address is registered.
-    ///
-    /// # Errors
-    /// Database errors only.
-    pub async fn by_email(&self, email: &str) -> StoreResult<Option<User>> {
-        Ok(users::Entity::find()
-            .filter(users::Column::Email.eq(email.trim().to_lowercase()))
-            .one(self.store.db())
-            .await
-            .map_err(|e| StoreError::db("user", e))?
-            .map(User::from))
-    }
-
     /// Checks an e-mail and password; `None` for an unknown e-mail or a wrong password (the
     /// two take the same time and are not told apart). Records the login time on success.
     /// Whether an unapproved user may log in is the caller's decision (`User::approved`).

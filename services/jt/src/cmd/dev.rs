@@ -276,7 +276,7 @@ async fn demo(
             // A demo of an older build: its password was never kept. Set one through the
             // reset path (the only way to set a password without the current one).
             let email = store.users().get(demo.user).await?.email;
-            let password = super::admin::generated_password();
+            let password = generated_password();
             let token = store
                 .users()
                 .start_password_reset(&email)
@@ -291,7 +291,7 @@ async fn demo(
         }
         return Ok(demo);
     }
-    let password = super::admin::generated_password();
+    let password = generated_password();
 
     let user = store
         .users()
@@ -407,6 +407,11 @@ fn write_demo(path: &Path, demo: &Demo) -> anyhow::Result<()> {
             .with_context(|| format!("restricting {}", path.display()))?;
     }
     Ok(())
+}
+
+/// A random password of 24 URL-safe characters (144 bits).
+fn generated_password() -> Secret {
+    Secret::new(jt_store::auth::random_token().expose()[..24].to_string())
 }
 
 fn uuid_suffix() -> String {

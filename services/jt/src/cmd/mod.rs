@@ -1,6 +1,5 @@
 //! One module per `jt` subcommand.
 
-pub mod admin;
 pub mod alert;
 pub mod api;
 pub mod db;
