@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jt_api::{ApiConfig, ApiState, FileMailer, RegistryProbe};
+use jt_api::{AccessProbe, ApiConfig, ApiState, FileMailer};
 use jt_e2e::admin::{NewUser as SimUser, OrderRecord};
 use jt_e2e::{Options, Platform, is_working};
 use jt_store::Role;
@@ -108,7 +108,9 @@ async fn serve_api(p: &Platform) -> String {
         mail_dir: Some(mail.clone()),
         ..ApiConfig::default()
     };
-    let probe = RegistryProbe::new(p.store.clone(), Some(p.sim.base_url()), None).shared();
+    let access = jt_connect::AccessConfig::default().with_sim_url(p.sim.base_url());
+    let brokers = Arc::new(jt_connect::BrokerAccess::new(p.store.clone(), access));
+    let probe = AccessProbe::new(brokers).shared();
     let state = ApiState::new(
         config,
         p.store.clone(),

@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use jt_bus::{Bus, BusConfig, Definitions, Namespace};
 use jt_domain::{Settings, SettingsOverrides};
 use jt_ingest::{Ingest, IngestConfig, RateLimit};
-use jt_runtime::health::Health;
 use jt_sim::admin::{CreatedUser, NewUser as SimUser, OrderRecord};
 use jt_sim::{Sim, SimConfig};
 use jt_store::repo::accounts::{BrokerCredentials, BrokerSubAccount, NewBrokerAccount, SubAccount};
@@ -344,15 +343,22 @@ impl Platform {
         match self.mode {
             ExecutorMode::InProcess => {
                 let stop = CancellationToken::new();
-                let config = jt_executor::ExecutorConfig {
-                    sim_url: Some(self.sim.base_url()),
-                    listen: None,
+                // A fresh context per start, as a restarted process would have: its own
+                // broker access (logins, pools, gate) over the same store and bus.
+                let access = jt_connect::AccessConfig {
                     too_many_requests_backoff: self.broker_429_backoff,
-                    ..jt_executor::ExecutorConfig::default()
-                };
-                let (store, bus, token) = (self.store.clone(), self.bus.clone(), stop.clone());
+                    ..jt_connect::AccessConfig::default()
+                }
+                .with_sim_url(self.sim.base_url());
+                let brokers =
+                    std::sync::Arc::new(jt_connect::BrokerAccess::new(self.store.clone(), access));
+                let ctx = jt_service::Context::new(self.store.clone(), self.bus.clone(), brokers)
+                    .with_shutdown(stop.clone());
                 let task = tokio::spawn(async move {
-                    jt_executor::run(config, store, bus, Health::new(), token)
+                    jt_executor::start(jt_executor::ExecutorConfig::default(), &ctx)
+                        .await
+                        .unwrap()
+                        .wait()
                         .await
                         .unwrap();
                 });

@@ -1,6 +1,5 @@
 //! The API's settings, from the environment with defaults.
 
-use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,8 +18,6 @@ pub struct LoginLimit {
 /// The API's settings.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
-    /// Where `run` listens (`JT_HTTP_ADDR`, default 127.0.0.1:8080).
-    pub listen: SocketAddr,
     /// The platform's public base URL, for webhook URLs and e-mailed links (`JT_PUBLIC_URL`,
     /// default `http://127.0.0.1:8080`). TradingView calls ports 80 and 443 only.
     pub public_url: String,
@@ -40,10 +37,6 @@ pub struct ApiConfig {
     pub login_per_source: LoginLimit,
     /// Largest accepted request body in bytes.
     pub max_body_bytes: usize,
-    /// The simulator's base URL for `sim` broker accounts (`JT_SIM_URL`).
-    pub sim_url: Option<String>,
-    /// Base address for ProjectX accounts instead of the firms' hosts (`JT_PROJECTX_URL`).
-    pub projectx_url: Option<String>,
 }
 
 #[allow(clippy::unwrap_used)] // non-zero literals
@@ -54,7 +47,6 @@ fn nz(v: u32) -> NonZeroU32 {
 impl Default for ApiConfig {
     fn default() -> Self {
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: "http://127.0.0.1:8080".into(),
             session_ttl: Duration::from_secs(7 * 24 * 3600),
             secure_cookies: false,
@@ -69,8 +61,6 @@ impl Default for ApiConfig {
                 burst: nz(20),
             },
             max_body_bytes: 256 * 1024,
-            sim_url: None,
-            projectx_url: None,
         }
     }
 }
@@ -93,7 +83,6 @@ impl ApiConfig {
         }
         let secure_default = public_url.starts_with("https://");
         Ok(Self {
-            listen: or_default(env, "JT_HTTP_ADDR", d.listen)?,
             secure_cookies: or_default(env, "JT_COOKIE_SECURE", secure_default)?,
             public_url,
             session_ttl: Duration::from_secs(
@@ -101,8 +90,6 @@ impl ApiConfig {
             ),
             mail_dir: optional::<PathBuf>(env, "JT_MAIL_DIR")?,
             mail_from: or_default(env, "JT_MAIL_FROM", d.mail_from.clone())?,
-            sim_url: optional(env, "JT_SIM_URL")?,
-            projectx_url: optional(env, "JT_PROJECTX_URL")?,
             ..d
         })
     }

@@ -21,21 +21,16 @@ pub mod probe;
 pub mod routes;
 pub mod state;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use axum::Router;
-use jt_bus::Bus;
-use jt_runtime::health::Health;
-use jt_store::Store;
-use tokio_util::sync::CancellationToken;
+use jt_service::{Context, Running};
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use config::ApiConfig;
 pub use mailer::{FileMailer, Mail, Mailer};
-pub use probe::{AccountProbe, ProbeError, RegistryProbe};
+pub use probe::{AccessProbe, AccountProbe, ProbeError};
 pub use state::ApiState;
 
 /// The OpenAPI document's frame (title, version, security schemes); the paths come from the
@@ -109,51 +104,29 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// Registers the API's readiness check: the store (every route needs it). The bus is needed
-/// by controls only; a bus outage answers those with 503 and leaves the rest usable.
-pub async fn register_health(health: &Health, store: &Store) {
-    let store = store.clone();
-    health
+/// Starts the API as a service of the common skeleton: its routes (`/api/v1/…`,
+/// `/api/openapi.json`) for the process's listener, over the context's store, bus and broker
+/// access. Readiness: the store is required (every route needs it); the bus is not — a bus
+/// outage answers controls with 503 and leaves the rest usable.
+///
+/// # Errors
+/// When the mailer cannot be set up.
+pub async fn start(config: ApiConfig, ctx: &Context) -> anyhow::Result<Running> {
+    let store = ctx.store.clone();
+    ctx.health
         .register("store", move || {
             let store = store.clone();
             async move { store.ping().await.map_err(|e| e.to_string()) }
         })
         .await;
-}
-
-/// Serves the API (with `/healthz`, `/readyz`, `/metrics`) on `config.listen` until `shutdown`
-/// is cancelled, then lets in-flight requests finish.
-///
-/// # Errors
-/// When the listener cannot bind, or the server fails.
-pub async fn run(
-    config: ApiConfig,
-    store: Store,
-    bus: Bus,
-    health: Health,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    register_health(&health, &store).await;
-    let listen = config.listen;
-    let probe = Arc::new(RegistryProbe::new(
-        store.clone(),
-        config.sim_url.clone(),
-        config.projectx_url.clone(),
-    ));
     let mailer = mailer::from_config(&config)?;
-    let state = ApiState::new(config, store, bus, probe, mailer);
-    let app = router(state)
-        .merge(jt_runtime::health::router(health))
-        .fallback(error::fallback);
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("binding JT_HTTP_ADDR={listen}"))?;
-    tracing::info!(addr = %listen, "API listening");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.cancelled_owned())
-    .await
-    .context("API HTTP server")
+    let probe = AccessProbe::new(ctx.brokers.clone()).shared();
+    let state = ApiState::new(config, ctx.store.clone(), ctx.bus.clone(), probe, mailer);
+    // No background work: the task ends with the process.
+    let stop = ctx.shutdown.clone();
+    let task = tokio::spawn(async move {
+        stop.cancelled().await;
+        Ok(())
+    });
+    Ok(Running::new("api", router(state), task))
 }

@@ -1,21 +1,23 @@
 //! The one broker call the API makes: "log in and list the sub-accounts" of a broker account
-//! (`POST /broker-accounts/{id}/test`). Behind [`AccountProbe`] so the implementation — today
-//! the executor's `BrokerRegistry`, later the broker access crate — changes in this file only.
+//! (`POST /broker-accounts/{id}/test`). Behind [`AccountProbe`] so handler tests use a fake
+//! login; the real one is the process's broker access (`jt-connect`), shared with every other
+//! service of the process (one session per broker login).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use jt_executor::BrokerRegistry;
-use jt_store::Store;
+use jt_connect::{AccessError, BrokerAccess};
 use jt_store::repo::accounts::{BrokerAccount, BrokerSubAccount};
 
 /// Why a login test failed, in the broker's words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProbeError {
-    /// The broker refused the credentials (or the login is locked out): the user must act.
+    /// The broker refused the credentials (or the login is locked out, or the account cannot
+    /// be set up as entered): the user must act.
     #[error("{0}")]
     Refused(String),
-    /// The broker could not be reached or answered with a transient error: try again later.
+    /// The broker (or the database) could not be reached or answered with a transient error:
+    /// try again later.
     #[error("{0}")]
     Unreachable(String),
 }
@@ -33,19 +35,17 @@ pub trait AccountProbe: Send + Sync {
     ) -> Result<Vec<BrokerSubAccount>, ProbeError>;
 }
 
-/// [`AccountProbe`] over the executor's broker registry (one cached broker per login).
-pub struct RegistryProbe {
-    registry: BrokerRegistry,
+/// [`AccountProbe`] over the process's broker access.
+#[derive(Debug, Clone)]
+pub struct AccessProbe {
+    access: Arc<BrokerAccess>,
 }
 
-impl RegistryProbe {
-    /// A probe building brokers from `store`'s sealed credentials; `sim` accounts reach the
-    /// simulator at `sim_url`, ProjectX accounts `projectx_url` when set.
+impl AccessProbe {
+    /// A probe over `access` (the service context's `brokers`).
     #[must_use]
-    pub fn new(store: Store, sim_url: Option<String>, projectx_url: Option<String>) -> Self {
-        Self {
-            registry: BrokerRegistry::new(store, sim_url).with_projectx_url(projectx_url),
-        }
+    pub fn new(access: Arc<BrokerAccess>) -> Self {
+        Self { access }
     }
 
     /// As a shared probe.
@@ -56,20 +56,12 @@ impl RegistryProbe {
 }
 
 #[async_trait]
-impl AccountProbe for RegistryProbe {
+impl AccountProbe for AccessProbe {
     async fn sub_accounts(
         &self,
         account: &BrokerAccount,
     ) -> Result<Vec<BrokerSubAccount>, ProbeError> {
-        let broker = self.registry.broker(account).await.map_err(|e| {
-            if e.is_transient() {
-                ProbeError::Unreachable(e.to_string())
-            } else {
-                ProbeError::Refused(e.to_string())
-            }
-        })?;
-        broker.login().await.map_err(classify)?;
-        let listed = broker.accounts().await.map_err(classify)?;
+        let listed = self.access.probe(account).await.map_err(classify)?;
         Ok(listed
             .into_iter()
             .filter(|a| a.active)
@@ -81,13 +73,20 @@ impl AccountProbe for RegistryProbe {
     }
 }
 
-fn classify(e: jt_broker::BrokerError) -> ProbeError {
+fn classify(e: AccessError) -> ProbeError {
     use jt_broker::BrokerError as B;
-    match e {
-        B::NeedsReauth { .. }
-        | B::AuthExpired { .. }
-        | B::LockedOut { .. }
-        | B::Rejected { .. } => ProbeError::Refused(e.to_string()),
-        other => ProbeError::Unreachable(other.to_string()),
+    match &e {
+        AccessError::Store(_) => ProbeError::Unreachable(e.to_string()),
+        AccessError::Broker(
+            B::NeedsReauth { .. }
+            | B::AuthExpired { .. }
+            | B::LockedOut { .. }
+            | B::Rejected { .. },
+        ) => ProbeError::Refused(e.to_string()),
+        AccessError::Broker(_) => ProbeError::Unreachable(e.to_string()),
+        AccessError::Unsupported { .. }
+        | AccessError::NoCredentials
+        | AccessError::NoSimulator
+        | AccessError::Adapter(_) => ProbeError::Refused(e.to_string()),
     }
 }

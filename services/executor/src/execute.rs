@@ -37,12 +37,12 @@ use rust_decimal::Decimal;
 use tracing::Instrument as _;
 use tracing::{error, info, warn};
 
-use crate::brokers::BrokerRegistry;
 use crate::fanout::stale_at;
 use crate::metrics as m;
 use crate::plan::{self, Choice, Inputs, Plan, Refusal, Stored};
 use crate::record::new_intent;
 use crate::throttle::Throttles;
+use jt_connect::BrokerAccess;
 
 /// Timings of the execution.
 #[derive(Debug, Clone)]
@@ -138,7 +138,7 @@ impl Finish {
 pub struct Execute {
     store: Store,
     bus: Bus,
-    brokers: Arc<BrokerRegistry>,
+    brokers: Arc<BrokerAccess>,
     timing: Arc<Timing>,
     throttles: Arc<Throttles>,
 }
@@ -157,12 +157,7 @@ struct Ctx<'a> {
 impl Execute {
     /// An execution over `store`, `bus` and `brokers`.
     #[must_use]
-    pub fn new(
-        store: Store,
-        bus: Bus,
-        brokers: Arc<BrokerRegistry>,
-        config: ExecuteConfig,
-    ) -> Self {
+    pub fn new(store: Store, bus: Bus, brokers: Arc<BrokerAccess>, config: ExecuteConfig) -> Self {
         Self {
             store,
             bus,
@@ -399,7 +394,7 @@ impl Execute {
             ));
         }
 
-        let broker = match self.brokers.broker(&account).await {
+        let broker = match self.brokers.for_account(&account).await {
             Ok(b) => b,
             Err(e) if e.is_transient() => return Ok(Finish::retry(e.to_string())),
             Err(e) => return Ok(Finish::failed(e.to_string())),

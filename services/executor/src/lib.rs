@@ -16,7 +16,6 @@
 //! comes to and keeps the intent's life in the store. It must not hold a trading rule of its
 //! own, nor acknowledge a message before its effect is durable.
 
-pub mod brokers;
 pub mod execute;
 pub mod fanout;
 mod metrics;
@@ -24,28 +23,18 @@ mod plan;
 mod record;
 pub mod throttle;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
-use anyhow::Context as _;
-use jt_bus::{Bus, ConsumeOptions, Definitions};
+use jt_bus::{ConsumeOptions, Definitions};
 use jt_runtime::config::{ConfigError, Env, optional, or_default};
-use jt_runtime::health::Health;
-use jt_store::Store;
-use tokio_util::sync::CancellationToken;
+use jt_runtime::health::Criticality;
+use jt_service::{Context, Running};
 
-pub use brokers::BrokerRegistry;
 pub use execute::{Execute, ExecuteConfig};
 pub use fanout::Fanout;
 
-/// The executor's settings.
+/// The executor's settings (where brokers are reached is broker access's:
+/// `jt_connect::AccessConfig`).
 #[derive(Debug, Clone)]
 pub struct ExecutorConfig {
-    /// Base address of the built-in simulator, for `sim` broker accounts (`JT_SIM_URL`).
-    pub sim_url: Option<String>,
-    /// Base address for ProjectX accounts instead of the firms' hosts (`JT_PROJECTX_URL`; the
-    /// simulator's ProjectX surface in tests).
-    pub projectx_url: Option<String>,
     /// Signals this replica fans out at once (`JT_FANOUT_IN_FLIGHT`).
     pub fanout_in_flight: usize,
     /// Intents this replica executes at once, for different sub-accounts
@@ -55,25 +44,15 @@ pub struct ExecutorConfig {
     pub owner: String,
     /// Execution timings.
     pub execute: ExecuteConfig,
-    /// Where `run` serves `/healthz`, `/readyz` and `/metrics` (`JT_HTTP_ADDR`); `None` when
-    /// another service of the process serves them (`jt dev`).
-    pub listen: Option<SocketAddr>,
-    /// How long a broker login backs off after an HTTP 429 that names no wait
-    /// (`JT_BROKER_429_BACKOFF_SECS`; unset: the adapter's default, 60 s for Tradovate).
-    pub too_many_requests_backoff: Option<std::time::Duration>,
 }
 
 impl Default for ExecutorConfig {
     fn default() -> Self {
         Self {
-            sim_url: None,
-            projectx_url: None,
             fanout_in_flight: 64,
             execute_in_flight: 256,
             owner: ConsumeOptions::default().owner,
             execute: ExecuteConfig::default(),
-            listen: None,
-            too_many_requests_backoff: None,
         }
     }
 }
@@ -86,74 +65,41 @@ impl ExecutorConfig {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
         let d = Self::default();
         Ok(Self {
-            sim_url: optional(env, "JT_SIM_URL")?,
-            projectx_url: optional(env, "JT_PROJECTX_URL")?,
             fanout_in_flight: or_default(env, "JT_FANOUT_IN_FLIGHT", d.fanout_in_flight)?,
             execute_in_flight: or_default(env, "JT_EXECUTE_IN_FLIGHT", d.execute_in_flight)?,
             owner: optional(env, "HOSTNAME")?.unwrap_or(d.owner),
-            too_many_requests_backoff: optional::<u64>(env, "JT_BROKER_429_BACKOFF_SECS")?
-                .map(std::time::Duration::from_secs),
-            listen: Some(or_default(
-                env,
-                "JT_HTTP_ADDR",
-                SocketAddr::from(([127, 0, 0, 1], 8080)),
-            )?),
             ..d
         })
     }
 }
 
-/// Registers the executor's readiness checks: both the bus and the store are required (an
-/// intent cannot be recorded without the store).
-pub async fn register_health(health: &Health, store: &Store, bus: &Bus) {
-    let bus = bus.clone();
-    health
-        .register("bus", move || {
-            let bus = bus.clone();
-            async move { bus.ping().await.map_err(|e| e.to_string()) }
-        })
-        .await;
-    let store = store.clone();
-    health
-        .register("store", move || {
-            let store = store.clone();
-            async move { store.ping().await.map_err(|e| e.to_string()) }
-        })
-        .await;
-}
-
-/// Runs the fan-out and execution consumers until `shutdown` is cancelled, then lets in-flight
-/// work finish (what does not finish in time comes back by redelivery).
+/// Starts the fan-out and execution consumers on `ctx`; they run until `ctx.shutdown`, then let
+/// in-flight work finish (what does not finish in time comes back by redelivery). Readiness
+/// needs both the bus and the store (an intent cannot be recorded without the store). The
+/// executor has no routes of its own.
 ///
 /// # Errors
-/// When a consumer cannot start (streams not provisioned) or the health listener cannot bind.
-pub async fn run(
-    config: ExecutorConfig,
-    store: Store,
-    bus: Bus,
-    health: Health,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    register_health(&health, &store, &bus).await;
-    let defs = Definitions::new(bus.namespace());
-    let brokers = Arc::new(
-        BrokerRegistry::new(store.clone(), config.sim_url.clone())
-            .with_projectx_url(config.projectx_url.clone())
-            .with_too_many_requests_backoff(config.too_many_requests_backoff),
+/// None today; the consumers' own start-up errors (streams not provisioned) end the task.
+pub async fn start(config: ExecutorConfig, ctx: &Context) -> anyhow::Result<Running> {
+    ctx.register_core_health(Criticality::Required).await;
+    let defs = Definitions::new(ctx.bus.namespace());
+    let fanout = Fanout::new(ctx.store.clone(), ctx.bus.clone());
+    let execute = Execute::new(
+        ctx.store.clone(),
+        ctx.bus.clone(),
+        ctx.brokers.clone(),
+        config.execute.clone(),
     );
-    let fanout = Fanout::new(store.clone(), bus.clone());
-    let execute = Execute::new(store.clone(), bus.clone(), brokers, config.execute.clone());
-
     let options = |in_flight: usize| ConsumeOptions {
         max_in_flight: in_flight,
         owner: config.owner.clone(),
         ..ConsumeOptions::default()
     };
     let fanout_task = {
-        let bus = bus.clone();
+        let bus = ctx.bus.clone();
         let def = defs.fanout.clone();
         let opts = options(config.fanout_in_flight);
-        let stop = shutdown.clone();
+        let stop = ctx.shutdown.clone();
         tokio::spawn(async move {
             bus.consume(&def, opts, stop, move |m| {
                 let f = fanout.clone();
@@ -163,10 +109,10 @@ pub async fn run(
         })
     };
     let execute_task = {
-        let bus = bus.clone();
+        let bus = ctx.bus.clone();
         let def = defs.execute.clone();
         let opts = options(config.execute_in_flight);
-        let stop = shutdown.clone();
+        let stop = ctx.shutdown.clone();
         tokio::spawn(async move {
             bus.consume(&def, opts, stop, move |m| {
                 let e = execute.clone();
@@ -175,36 +121,12 @@ pub async fn run(
             .await
         })
     };
-    let http = match config.listen {
-        Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding JT_HTTP_ADDR={addr}"))?;
-            tracing::info!(%addr, "executor health and metrics listening");
-            let app = jt_runtime::health::router(health);
-            let stop = shutdown.clone();
-            Some(tokio::spawn(async move {
-                axum_serve(listener, app, stop).await
-            }))
-        }
-        None => None,
-    };
-    let (f, e) = tokio::join!(fanout_task, execute_task);
-    f.context("fan-out task")?.context("fan-out consumer")?;
-    e.context("execute task")?.context("execute consumer")?;
-    if let Some(h) = http {
-        h.await.context("health server task")??;
-    }
-    Ok(())
-}
-
-async fn axum_serve(
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-    stop: CancellationToken,
-) -> anyhow::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await
-        .context("executor HTTP server")
+    let task = tokio::spawn(async move {
+        use anyhow::Context as _;
+        let (f, e) = tokio::join!(fanout_task, execute_task);
+        f.context("fan-out task")?.context("fan-out consumer")?;
+        e.context("execute task")?.context("execute consumer")?;
+        Ok(())
+    });
+    Ok(Running::new("executor", axum::Router::new(), task))
 }

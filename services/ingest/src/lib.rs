@@ -18,17 +18,16 @@ mod metrics;
 pub mod strangers;
 pub mod webhook;
 
-use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use axum::Router;
 use axum::routing::{any, post};
 use jt_bus::Bus;
 use jt_runtime::config::{ConfigError, Env, or_default};
 use jt_runtime::health::{Criticality, Health};
+use jt_service::{Context, Running};
 use jt_store::Store;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -41,8 +40,6 @@ pub use webhook::{Guards, RateLimit, WebhookState};
 /// The ingest's settings.
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
-    /// Where `run` listens (`JT_HTTP_ADDR`, default 127.0.0.1:8080).
-    pub listen: SocketAddr,
     /// Per-recorder rate limit (`JT_INGEST_RATE_PER_SEC`, `JT_INGEST_RATE_BURST`).
     pub rate_limit: RateLimit,
     /// Token cache.
@@ -63,7 +60,6 @@ pub struct IngestConfig {
 impl Default for IngestConfig {
     fn default() -> Self {
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             rate_limit: RateLimit::default(),
             directory: DirectoryConfig::default(),
             log: LogWriterConfig::default(),
@@ -103,7 +99,6 @@ impl IngestConfig {
             NonZeroU32::new(30).unwrap_or(NonZeroU32::MIN),
         )?;
         Ok(Self {
-            listen: or_default(env, "JT_HTTP_ADDR", d.listen)?,
             rate_limit: RateLimit { per_second, burst },
             guards: Guards {
                 unknown_limit,
@@ -290,53 +285,23 @@ async fn prune_webhook_log(store: &Store, retention: Duration) {
     }
 }
 
-/// Registers the ingest's readiness checks: the bus is required (no signal can be queued
-/// without it); the store is reported but not required (known recorders keep being served
-/// from the cache while the database is down).
-pub async fn register_health(health: &Health, store: &Store, bus: &Bus) {
-    let bus = bus.clone();
-    health
-        .register("bus", move || {
-            let bus = bus.clone();
-            async move { bus.ping().await.map_err(|e| e.to_string()) }
-        })
-        .await;
-    let store = store.clone();
-    health
-        .register_as("store", Criticality::Degraded, move || {
-            let store = store.clone();
-            async move { store.ping().await.map_err(|e| e.to_string()) }
-        })
-        .await;
-}
-
-/// Runs the ingest alone: `/webhook/{token}`, `/healthz`, `/readyz`, `/metrics` on
-/// `config.listen`, until `shutdown` is cancelled; then drains requests and flushes the log.
+/// Starts the ingest on `ctx`: its webhook routes, its log writer and timers. Readiness needs
+/// the bus; the store is only `Degraded` (known recorders keep being served from the cache while
+/// the database is down). The log writer closes once the listener has drained
+/// (`ctx.drained`), so every answered request is logged.
 ///
 /// # Errors
-/// When the listener cannot be bound or the server fails.
-pub async fn run(
-    config: IngestConfig,
-    store: Store,
-    bus: Bus,
-    health: Health,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    register_health(&health, &store, &bus).await;
-    let ingest = Ingest::start(&config, &store, bus);
-    ingest.register_health(&health).await;
-    let app = ingest.router().merge(jt_runtime::health::router(health));
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding JT_HTTP_ADDR={}", config.listen))?;
-    tracing::info!(addr = %config.listen, "ingest listening");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.cancelled_owned())
-    .await
-    .context("ingest HTTP server")?;
-    ingest.stop().await;
-    Ok(())
+/// None today (kept for the skeleton's uniform shape).
+pub async fn start(config: IngestConfig, ctx: &Context) -> anyhow::Result<Running> {
+    ctx.register_core_health(Criticality::Degraded).await;
+    let ingest = Ingest::start(&config, &ctx.store, ctx.bus.clone());
+    ingest.register_health(&ctx.health).await;
+    let routes = ingest.router();
+    let drained = ctx.drained.clone();
+    let task = tokio::spawn(async move {
+        drained.cancelled().await;
+        ingest.stop().await;
+        Ok(())
+    });
+    Ok(Running::new("ingest", routes, task))
 }

@@ -20,7 +20,6 @@ use anyhow::Context as _;
 use jt_domain::Settings;
 use jt_domain::settings::{PriceUnits, StopType, TpTarget, TrimUnits};
 use jt_runtime::config::{ProcessEnv, or_default};
-use jt_runtime::health::Health;
 use jt_runtime::telemetry::LogFormat;
 use jt_sim::admin::NewUser as SimUser;
 use jt_sim::feed::{PriceFeed, PriceSource};
@@ -119,51 +118,31 @@ async fn run_async(data: PathBuf, http: SocketAddr, sim_addr: SocketAddr) -> any
 
     let demo_email = store.users().get(demo.user).await?.email;
 
-    let health = Health::new();
-    jt_ingest::register_health(&health, &store, &bus).await;
-    let ingest = jt_ingest::Ingest::start(&jt_ingest::IngestConfig::default(), &store, bus.clone());
-    ingest.register_health(&health).await;
+    // Every service on one context (one broker access: one session per login) and one
+    // listener; the simulator stands in for the brokers.
+    let ctx = serve::context(
+        store.clone(),
+        bus,
+        jt_connect::AccessConfig::from_env(&ProcessEnv)?.with_sim_url(sim.base_url()),
+    )
+    .with_shutdown(shutdown.clone());
     let mail_dir = data.join("mail");
     let api_config = jt_api::ApiConfig {
         public_url: format!("http://{http}"),
         mail_dir: Some(mail_dir.clone()),
-        sim_url: Some(sim.base_url()),
         ..jt_api::ApiConfig::from_env(&ProcessEnv)?
     };
-    let api = jt_api::ApiState::new(
-        api_config.clone(),
-        store.clone(),
-        bus.clone(),
-        jt_api::RegistryProbe::new(store.clone(), api_config.sim_url.clone(), None).shared(),
-        jt_api::mailer::from_config(&api_config)?,
-    );
-    let app = ingest
-        .router()
-        .merge(jt_api::router(api))
-        .merge(jt_runtime::health::router(health.clone()));
+    let services = vec![
+        jt_ingest::start(jt_ingest::IngestConfig::from_env(&ProcessEnv)?, &ctx).await?,
+        jt_executor::start(jt_executor::ExecutorConfig::from_env(&ProcessEnv)?, &ctx).await?,
+        jt_api::start(api_config, &ctx).await?,
+    ];
     let listener = tokio::net::TcpListener::bind(http)
         .await
         .with_context(|| format!("binding JT_HTTP_ADDR={http}"))?;
-    let server = {
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-        })
-    };
-    let executor = {
-        let config = jt_executor::ExecutorConfig {
-            sim_url: Some(sim.base_url()),
-            listen: None,
-            ..jt_executor::ExecutorConfig::default()
-        };
-        let (store, bus, health, stop) =
-            (store.clone(), bus.clone(), health.clone(), shutdown.clone());
-        tokio::spawn(async move { jt_executor::run(config, store, bus, health, stop).await })
+    let platform = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move { jt_service::serve_on(&ctx, listener, services).await })
     };
 
     let url = format!("http://{http}/webhook/{}", token.expose());
@@ -216,12 +195,11 @@ async fn run_async(data: PathBuf, http: SocketAddr, sim_addr: SocketAddr) -> any
 
     shutdown.cancelled().await;
     println!("stopping…");
-    let _ = tokio::time::timeout(jt_runtime::shutdown::DRAIN_DEADLINE, async {
-        let _ = server.await;
-        ingest.stop().await;
-        let _ = executor.await;
-    })
-    .await;
+    match tokio::time::timeout(jt_runtime::shutdown::DRAIN_DEADLINE, platform).await {
+        Ok(Ok(Err(e))) => eprintln!("error while stopping: {e:#}"),
+        Ok(Err(e)) => eprintln!("error while stopping: {e}"),
+        Ok(Ok(Ok(()))) | Err(_) => {}
+    }
     sim.shutdown().await;
     store.close().await.ok();
     Ok(())

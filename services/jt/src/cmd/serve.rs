@@ -1,10 +1,19 @@
 //! Start-up plumbing shared by the service subcommands (`jt ingest`, `jt executor`, `jt dev`):
-//! the runtime, telemetry, the store and the bus from the environment.
+//! the runtime, telemetry, the store, the bus and broker access from the environment — the
+//! service skeleton's [`Context`] — and [`run_service`], which runs one service of the skeleton
+//! on its own.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use jt_bus::{Bus, BusConfig, Definitions, Namespace};
-use jt_runtime::config::{Env, ProcessEnv, optional};
+use jt_connect::{AccessConfig, BrokerAccess};
+use jt_runtime::config::{Env, ProcessEnv, optional, or_default};
 use jt_runtime::telemetry::{LogFormat, TelemetryConfig, TelemetryGuard};
+use jt_service::{Context, Running};
 use jt_store::{SecretKey, Store, StoreConfig};
 
 /// A multi-threaded Tokio runtime.
@@ -24,6 +33,44 @@ pub fn telemetry(service: &str, format: LogFormat) -> anyhow::Result<TelemetryGu
         default_filter: "info,sqlx=warn,sea_orm=warn,async_nats=warn".into(),
         otlp_endpoint: optional(&ProcessEnv, "OTEL_EXPORTER_OTLP_ENDPOINT")?,
     })
+}
+
+/// Runs the service `name` on its own until SIGINT/SIGTERM: JSON logs, the required
+/// environment (`DATABASE_URL`, `NATS_URL`; the secret key when `key` says so), the context,
+/// then `start` and the skeleton's listener on `JT_HTTP_ADDR` (default 127.0.0.1:8080) with
+/// `/healthz`, `/readyz` and `/metrics`. The schema must be current (`jt db migrate`).
+///
+/// # Errors
+/// A missing or malformed variable, an unreachable store or bus, or the service's failure.
+pub fn run_service<S, Fut>(name: &'static str, key: KeySource, start: S) -> anyhow::Result<ExitCode>
+where
+    S: FnOnce(Context) -> Fut,
+    Fut: Future<Output = anyhow::Result<Running>>,
+{
+    let _telemetry = telemetry(&format!("jt-{name}"), LogFormat::Json)?;
+    require_service_env(name, &ProcessEnv)?;
+    let listen: SocketAddr = or_default(
+        &ProcessEnv,
+        "JT_HTTP_ADDR",
+        SocketAddr::from(([127, 0, 0, 1], 8080)),
+    )?;
+    let access = AccessConfig::from_env(&ProcessEnv)?;
+    runtime()?.block_on(async move {
+        jt_runtime::metrics::install()?;
+        let store = store(key, false, None).await?;
+        let bus = bus(Embedded::Refused).await?;
+        let ctx = context(store, bus, access).with_shutdown(jt_runtime::shutdown::on_signal());
+        let running = start(ctx.clone()).await?;
+        jt_service::serve(&ctx, listen, vec![running]).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The skeleton's context over `store` and `bus`, with broker access configured by `access`
+/// (the caller sets its shutdown signal).
+pub fn context(store: Store, bus: Bus, access: AccessConfig) -> Context {
+    let brokers = Arc::new(BrokerAccess::new(store.clone(), access));
+    Context::new(store, bus, brokers)
 }
 
 /// Where the secret key comes from.

@@ -1,18 +1,32 @@
-//! The executor's brokers: one `Arc<dyn Broker>` per broker login, built from the account's
-//! stored (sealed) credentials and shared by every sub-account of that login, so all of them
-//! use one session and one rate-limit budget (DOMAIN.md §7).
+//! Broker access: turning a stored broker account into a ready `Arc<dyn Broker>` — credentials
+//! unsealed, the venue's adapter built, the login shared — for every service that talks to a
+//! broker (executor, API, risk, reconciler, copier).
 //!
-//! A broker is rebuilt when the account changes (new credentials, environment): the cache is
-//! keyed by the account's `updated_at`. Sessions are shared across processes through the store
-//! (`jt_store::StoreSessions`), so executor replicas never log each other out. The built-in simulator (`sim` accounts) is reached with
-//! the Tradovate adapter at the simulator's address; that is also how `jt dev` runs.
+//! One [`BrokerAccess`] per process, passed in (the service skeleton's context holds it): it
+//! owns the process's connection pools, connect gate and per-venue login registries, so every
+//! sub-account of one login uses one session and one rate-limit budget (DOMAIN.md §7), and two
+//! services of one process (`jt dev`) share them too. Sessions are shared across processes
+//! through the store (`jt_store::StoreSessions`), so replicas never log each other out.
+//!
+//! A broker is rebuilt when its account changes (new credentials, environment): the cache is
+//! keyed by the account's `updated_at`. Endpoint overrides — `JT_SIM_URL` for the built-in
+//! simulator (`sim` accounts, reached with the Tradovate adapter), `JT_PROJECTX_URL` for
+//! ProjectX — are this library's configuration ([`AccessConfig`]).
+//!
+//! What it must not do: hold a trading rule, keep a process-wide static, or own the brokers'
+//! event streams beyond what an adapter needs to stay correct (the connection manager owns
+//! those).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use jt_broker::{AccountId, Broker, BrokerEvents};
+use jt_broker::{AccountInfo, BrokerError};
+use jt_net::gate::GateConfig;
+use jt_net::registry::Plumbing;
 use jt_projectx::{Credentials as PxCredentials, Firm, ProjectXBroker, ProjectXConfig};
+use jt_runtime::config::{ConfigError, Env, optional};
 use jt_store::repo::accounts::BrokerAccount;
 use jt_store::{BrokerAccountId, BrokerKind, Environment, Store, StoreError};
 use jt_tradovate::{
@@ -22,7 +36,7 @@ use parking_lot::Mutex;
 
 /// Why no broker could be built for an account.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RegistryError {
+pub enum AccessError {
     /// The account's broker has no adapter in this build.
     #[error("{broker} accounts are not supported yet")]
     Unsupported {
@@ -41,13 +55,16 @@ pub enum RegistryError {
     /// The adapter could not be built.
     #[error("could not set up the broker client: {0}")]
     Adapter(String),
+    /// The broker refused or failed a call made to check the account (log-in, account list).
+    #[error("the broker answered: {0}")]
+    Broker(BrokerError),
 }
 
-impl RegistryError {
+impl AccessError {
     /// Whether retrying later can help (a store outage), as opposed to a configuration problem.
     #[must_use]
     pub fn is_transient(&self) -> bool {
-        matches!(self, RegistryError::Store(_))
+        matches!(self, AccessError::Store(_))
     }
 }
 
@@ -67,62 +84,107 @@ impl Drop for Cached {
     }
 }
 
-/// Builds and caches brokers per broker account.
-pub struct BrokerRegistry {
+/// Where broker access reaches the brokers, and how their logins behave.
+#[derive(Debug, Clone, Default)]
+pub struct AccessConfig {
+    /// Base address of the built-in simulator (`http://127.0.0.1:8081`), for `sim` accounts
+    /// (`JT_SIM_URL`).
+    pub sim_url: Option<String>,
+    /// Base address for ProjectX accounts instead of the firms' hosts (`JT_PROJECTX_URL`; the
+    /// simulator's ProjectX surface in tests).
+    pub projectx_url: Option<String>,
+    /// How long a login backs off after an HTTP 429 that names no wait
+    /// (`JT_BROKER_429_BACKOFF_SECS`; unset: each adapter's default, 60 s for Tradovate).
+    pub too_many_requests_backoff: Option<std::time::Duration>,
+    /// The process's connect gate: socket connection attempts in flight and their spacing.
+    pub gate: GateConfig,
+}
+
+impl AccessConfig {
+    /// Reads the settings from the environment, with defaults.
+    ///
+    /// # Errors
+    /// A variable that is set but malformed, named in the error.
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            sim_url: optional(env, "JT_SIM_URL")?,
+            projectx_url: optional(env, "JT_PROJECTX_URL")?,
+            too_many_requests_backoff: optional::<u64>(env, "JT_BROKER_429_BACKOFF_SECS")?
+                .map(std::time::Duration::from_secs),
+            gate: GateConfig::default(),
+        })
+    }
+
+    /// The simulator at `base` for `sim` accounts.
+    #[must_use]
+    pub fn with_sim_url(mut self, base: impl Into<String>) -> Self {
+        self.sim_url = Some(base.into());
+        self
+    }
+}
+
+/// Builds and caches brokers per broker account, over the process's own pools, connect gate
+/// and login registries (never process-wide statics).
+pub struct BrokerAccess {
     store: Store,
-    sim_url: Option<String>,
-    /// Base address for ProjectX accounts instead of the firms' hosts (the simulator).
-    projectx_url: Option<String>,
-    /// How long a login backs off after an HTTP 429 without `Retry-After` (`None`: each
-    /// adapter's default).
-    too_many_requests_backoff: Option<std::time::Duration>,
+    config: AccessConfig,
+    tradovate: Arc<jt_tradovate::LoginRegistry>,
+    projectx: Arc<jt_projectx::LoginRegistry>,
     cache: Mutex<HashMap<BrokerAccountId, Cached>>,
 }
 
-impl std::fmt::Debug for BrokerRegistry {
+impl std::fmt::Debug for BrokerAccess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BrokerRegistry")
-            .field("sim_url", &self.sim_url)
+        f.debug_struct("BrokerAccess")
+            .field("sim_url", &self.config.sim_url)
+            .field("projectx_url", &self.config.projectx_url)
             .field("brokers", &self.cache.lock().len())
             .finish_non_exhaustive()
     }
 }
 
-impl BrokerRegistry {
-    /// A registry reading credentials from `store`; `sim_url` is the simulator's base address
-    /// (`http://127.0.0.1:8081`) for `sim` accounts.
+impl BrokerAccess {
+    /// Broker access reading credentials from `store`, with pools, a connect gate and login
+    /// registries of its own (one per process: share the value, do not build a second).
     #[must_use]
-    pub fn new(store: Store, sim_url: Option<String>) -> Self {
+    pub fn new(store: Store, config: AccessConfig) -> Self {
+        let plumbing = Plumbing::new(&config.gate);
         Self {
             store,
-            sim_url,
-            projectx_url: None,
-            too_many_requests_backoff: None,
+            tradovate: jt_tradovate::LoginRegistry::new(plumbing.clone()),
+            projectx: jt_projectx::LoginRegistry::new(plumbing),
+            config,
             cache: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Sets how long a login backs off after an HTTP 429 that names no wait (`None`: the
-    /// adapters' defaults, a minute for Tradovate).
+    /// Its settings.
     #[must_use]
-    pub fn with_too_many_requests_backoff(mut self, wait: Option<std::time::Duration>) -> Self {
-        self.too_many_requests_backoff = wait;
-        self
+    pub fn config(&self) -> &AccessConfig {
+        &self.config
     }
 
-    /// Reaches ProjectX accounts at `base` (the simulator's ProjectX surface) instead of the
-    /// firms' hosts.
-    #[must_use]
-    pub fn with_projectx_url(mut self, base: Option<String>) -> Self {
-        self.projectx_url = base;
-        self
+    /// Logs in to `account`'s broker and lists the accounts (sub-accounts) the login sees:
+    /// what a user checks after entering credentials. Uses the cached broker when there is one,
+    /// so a check never opens a second session of a login in use.
+    ///
+    /// # Errors
+    /// [`AccessError`]; the broker's refusal (wrong password, locked out) as
+    /// [`AccessError::Broker`] with its reason.
+    pub async fn probe(&self, account: &BrokerAccount) -> Result<Vec<AccountInfo>, AccessError> {
+        let broker = self.for_account(account).await?;
+        broker.login().await.map_err(AccessError::Broker)?;
+        broker.accounts().await.map_err(AccessError::Broker)
     }
 
     /// The broker of `account`, built on first use and rebuilt when the account changed.
     ///
     /// # Errors
-    /// [`RegistryError`] when the account cannot be reached (see each variant).
-    pub async fn broker(&self, account: &BrokerAccount) -> Result<Arc<dyn Broker>, RegistryError> {
+    /// [`AccessError`] when the account cannot be reached (see each variant).
+    pub async fn for_account(
+        &self,
+        account: &BrokerAccount,
+    ) -> Result<Arc<dyn Broker>, AccessError> {
         if let Some(c) = self.cache.lock().get(&account.id)
             && c.updated_at == account.updated_at
         {
@@ -146,7 +208,7 @@ impl BrokerRegistry {
     async fn build(
         &self,
         account: &BrokerAccount,
-    ) -> Result<(Arc<dyn Broker>, Option<tokio::task::JoinHandle<()>>), RegistryError> {
+    ) -> Result<(Arc<dyn Broker>, Option<tokio::task::JoinHandle<()>>), AccessError> {
         if account.broker == BrokerKind::ProjectX {
             return self.build_projectx(account).await;
         }
@@ -155,16 +217,21 @@ impl BrokerRegistry {
             BrokerKind::NinjaTrader => (Brand::NinjaTrader, None),
             BrokerKind::Sim => (
                 Brand::Tradovate,
-                Some(self.sim_url.clone().ok_or(RegistryError::NoSimulator)?),
+                Some(
+                    self.config
+                        .sim_url
+                        .clone()
+                        .ok_or(AccessError::NoSimulator)?,
+                ),
             ),
             other => {
-                return Err(RegistryError::Unsupported {
+                return Err(AccessError::Unsupported {
                     broker: other.to_string(),
                 });
             }
         };
         if !account.has_credentials {
-            return Err(RegistryError::NoCredentials);
+            return Err(AccessError::NoCredentials);
         }
         let creds = self
             .store
@@ -172,15 +239,19 @@ impl BrokerRegistry {
             .credentials(account.owner, account.id)
             .await
             .map_err(|e| match e {
-                StoreError::NotFound { .. } => RegistryError::NoCredentials,
-                other => RegistryError::Store(other.to_string()),
+                StoreError::NotFound { .. } => AccessError::NoCredentials,
+                other => AccessError::Store(other.to_string()),
             })?;
+        // A login without a password is never attempted: each refused login counts towards the
+        // broker's lock-out.
+        let password = creds
+            .password
+            .map(|p| p.expose().to_string())
+            .filter(|p| !p.is_empty())
+            .ok_or(AccessError::NoCredentials)?;
         let credentials = Credentials {
             name: account.username.clone().unwrap_or_default(),
-            password: creds
-                .password
-                .map(|p| p.expose().to_string())
-                .unwrap_or_default(),
+            password,
             app_id: creds.app_id,
             app_version: creds.app_version,
             device_id: creds.device_id,
@@ -196,16 +267,14 @@ impl BrokerRegistry {
         // sessions per user; a third login revokes the oldest).
         let mut config = TradovateConfig::new(brand, environment, credentials)
             .with_session_store(jt_store::StoreSessions::for_account(&self.store, account));
-        if let Some(wait) = self.too_many_requests_backoff {
+        if let Some(wait) = self.config.too_many_requests_backoff {
             config.limits.too_many_requests_backoff = wait;
         }
         if let Some(base) = base_url {
-            config = config
-                .with_base_url(&base)
-                .map_err(RegistryError::Adapter)?;
+            config = config.with_base_url(&base).map_err(AccessError::Adapter)?;
         }
-        let broker =
-            TradovateBroker::new(config).map_err(|e| RegistryError::Adapter(e.to_string()))?;
+        let broker = TradovateBroker::with(config, &self.tradovate)
+            .map_err(|e| AccessError::Adapter(e.to_string()))?;
         Ok((Arc::new(broker), None))
     }
 
@@ -217,9 +286,9 @@ impl BrokerRegistry {
     async fn build_projectx(
         &self,
         account: &BrokerAccount,
-    ) -> Result<(Arc<dyn Broker>, Option<tokio::task::JoinHandle<()>>), RegistryError> {
+    ) -> Result<(Arc<dyn Broker>, Option<tokio::task::JoinHandle<()>>), AccessError> {
         if !account.has_credentials {
-            return Err(RegistryError::NoCredentials);
+            return Err(AccessError::NoCredentials);
         }
         let creds = self
             .store
@@ -227,10 +296,10 @@ impl BrokerRegistry {
             .credentials(account.owner, account.id)
             .await
             .map_err(|e| match e {
-                StoreError::NotFound { .. } => RegistryError::NoCredentials,
-                other => RegistryError::Store(other.to_string()),
+                StoreError::NotFound { .. } => AccessError::NoCredentials,
+                other => AccessError::Store(other.to_string()),
             })?;
-        let api_key = creds.api_key.ok_or(RegistryError::NoCredentials)?;
+        let api_key = creds.api_key.ok_or(AccessError::NoCredentials)?;
         let credentials = PxCredentials {
             user_name: account.username.clone().unwrap_or_default(),
             api_key: api_key.expose().to_string(),
@@ -240,21 +309,21 @@ impl BrokerRegistry {
             _ => Firm::Demo,
         };
         let mut config = ProjectXConfig::new(firm, credentials);
-        if let Some(wait) = self.too_many_requests_backoff {
+        if let Some(wait) = self.config.too_many_requests_backoff {
             config.limits.too_many_requests_backoff = wait;
         }
-        if let Some(base) = &self.projectx_url {
-            config = config.with_base_url(base).map_err(RegistryError::Adapter)?;
+        if let Some(base) = &self.config.projectx_url {
+            config = config.with_base_url(base).map_err(AccessError::Adapter)?;
         }
         config.session.store = Some(jt_store::StoreSessions::for_account(&self.store, account));
-        let projectx =
-            ProjectXBroker::new(config).map_err(|e| RegistryError::Adapter(e.to_string()))?;
+        let projectx = ProjectXBroker::with(config, &self.projectx)
+            .map_err(|e| AccessError::Adapter(e.to_string()))?;
         let subs = self
             .store
             .accounts()
             .sub_accounts(account.owner, account.id)
             .await
-            .map_err(|e| RegistryError::Store(e.to_string()))?;
+            .map_err(|e| AccessError::Store(e.to_string()))?;
         let ids: Vec<AccountId> = subs
             .into_iter()
             .map(|s| AccountId(s.broker_sub_account_id))
