@@ -188,23 +188,25 @@ impl FromRequestParts<ApiState> for Caller {
     }
 }
 
-/// The source address of a request (the TCP peer; `None` without connection info).
-#[must_use]
-pub fn source_ip(parts_extensions: &axum::http::Extensions) -> Option<IpAddr> {
-    parts_extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-}
-
-/// The source address, as an extractor.
+/// The source address of a request: the TCP peer, or behind a trusted proxy the address it
+/// vouches for (`JT_TRUSTED_PROXIES`); `None` without connection info.
 #[derive(Debug, Clone, Copy)]
 pub struct SourceIp(pub Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for SourceIp {
+impl FromRequestParts<ApiState> for SourceIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(SourceIp(source_ip(&parts.extensions)))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        Ok(SourceIp(
+            state.config.trusted_proxies.client(&parts.headers, peer),
+        ))
     }
 }
 

@@ -4,6 +4,7 @@ use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use jt_runtime::client::TrustedProxies;
 use jt_runtime::config::{ConfigError, Env, optional, or_default};
 
 /// A rate limit: `burst` at once, refilled at `per_minute`.
@@ -37,6 +38,10 @@ pub struct ApiConfig {
     pub login_per_source: LoginLimit,
     /// Largest accepted request body in bytes.
     pub max_body_bytes: usize,
+    /// Proxies whose `X-Forwarded-For` is believed for the source address of login limits
+    /// (`JT_TRUSTED_PROXIES`, as the ingest's); unset: the TCP peer. Behind an ingress this must
+    /// name it, or every login shares the ingress's address and its limit.
+    pub trusted_proxies: TrustedProxies,
 }
 
 #[allow(clippy::unwrap_used)] // non-zero literals
@@ -61,6 +66,7 @@ impl Default for ApiConfig {
                 burst: nz(20),
             },
             max_body_bytes: 256 * 1024,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -90,6 +96,7 @@ impl ApiConfig {
             ),
             mail_dir: optional::<PathBuf>(env, "JT_MAIL_DIR")?,
             mail_from: or_default(env, "JT_MAIL_FROM", d.mail_from.clone())?,
+            trusted_proxies: optional(env, "JT_TRUSTED_PROXIES")?.unwrap_or_default(),
             ..d
         })
     }

@@ -1058,3 +1058,40 @@ async fn the_openapi_document_is_served_and_is_3_1() {
         assert!(paths.contains_key(p), "{p} documented");
     }
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_logins_are_limited_per_forwarded_client() {
+    let mut config = jt_api::ApiConfig::default();
+    config.login_per_source.burst = 2.try_into().unwrap();
+    config.trusted_proxies = "10.0.0.0/8".parse().unwrap();
+    let api = TestApi::with_config(config).await;
+    let attempt = |client: &'static str, i: u32| {
+        let mut req = axum::http::Request::post("/api/v1/auth/login")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("x-forwarded-for", client)
+            .body(axum::body::Body::from(
+                json!({"email": format!("p{i}@example.com"), "password": "guess guess"})
+                    .to_string(),
+            ))
+            .unwrap();
+        let peer: std::net::SocketAddr = "10.0.0.1:40000".parse().unwrap();
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        req
+    };
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        statuses.push(api.send(attempt("203.0.113.7", i)).await.status);
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+    // Another client behind the same proxy has its own budget.
+    let r = api.send(attempt("198.51.100.9", 9)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
