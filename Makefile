@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help run test lint fmt bench sim clean-tools
+.PHONY: help run test lint fmt bench sim api-fuzz clean-tools
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ fmt: ## Format the code
 
 bench: ## Run every benchmark (release; `[[bench]] harness = false` targets); record results in docs/benchmarks.md
 	scripts/test-services -- $(CARGO) bench --workspace
+
+api-fuzz: ## The API's property-based test at length (Schemathesis, 200 examples per operation; make test runs 8)
+	JT_API_FUZZ_EXAMPLES=200 scripts/test-services --only postgres -- $(CARGO) test -p jt-api --test schema_fuzz -- --nocapture
 
 sim: ## Run the exchange simulator on its own (JT_SIM_ADDR, default 127.0.0.1:8081)
 	$(CARGO) run -p jt -- sim

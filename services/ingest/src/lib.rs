@@ -11,7 +11,8 @@
 //! receiving alerts while the database is down), answer 200 before the bus has the signal, or
 //! answer 500 to any body.
 
-pub mod client;
+/// The client's address behind trusted proxies (shared with the API: `jt_runtime::client`).
+pub use jt_runtime::client;
 pub mod directory;
 pub mod log_writer;
 mod metrics;

@@ -32,6 +32,8 @@ enum Command {
     Executor(cmd::executor::Args),
     /// Messages the services gave up on: `jt dead-letters list`, `jt dead-letters retry`.
     DeadLetters(cmd::dead_letters::Args),
+    /// Run the REST API service (`/api/v1`, `/api/openapi.json`).
+    Api(cmd::api::Args),
     /// Operator commands: `jt admin create-user --email … [--admin]` (bootstrap a fresh install).
     Admin(cmd::admin::AdminArgs),
     /// API tokens for scripts: `jt api-token create --user <email>` (printed once).
@@ -50,6 +52,7 @@ fn main() -> std::process::ExitCode {
         Command::Ingest(args) => cmd::ingest::run(&args),
         Command::Executor(args) => cmd::executor::run(&args),
         Command::DeadLetters(args) => cmd::dead_letters::run(&args),
+        Command::Api(args) => cmd::api::run(&args),
         Command::Admin(args) => cmd::admin::run_admin(&args),
         Command::ApiToken(args) => cmd::admin::run_token(&args),
     };

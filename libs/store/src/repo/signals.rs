@@ -241,6 +241,67 @@ impl Signals<'_> {
     }
 }
 
+/// Which signals a history page shows: all filters optional, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct SignalQuery {
+    /// Only this recorder's.
+    pub recorder: Option<RecorderId>,
+    /// Received at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Received before.
+    pub until: Option<DateTime<Utc>>,
+    /// Only with this outcome.
+    pub outcome: Option<SignalOutcome>,
+    /// Continue after this signal (the last of the previous page): its receipt time and id.
+    pub after: Option<(DateTime<Utc>, SignalId)>,
+    /// At most this many (1..=500).
+    pub limit: u64,
+}
+
+impl Signals<'_> {
+    /// One page of the owner's signals, newest first, ordered by (receipt time, id) so a
+    /// page boundary between two signals of the same instant loses neither (keyset
+    /// pagination: stable while new signals arrive).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn page(&self, scope: impl ReadScope, q: &SignalQuery) -> StoreResult<Vec<Signal>> {
+        use sea_orm::Condition;
+        let mut sel = signals::Entity::find().filter(signals::Column::UserId.eq(scope.owner().0));
+        if let Some(r) = q.recorder {
+            sel = sel.filter(signals::Column::RecorderId.eq(r.0));
+        }
+        if let Some(t) = q.since {
+            sel = sel.filter(signals::Column::ReceivedAt.gte(at(t)));
+        }
+        if let Some(t) = q.until {
+            sel = sel.filter(signals::Column::ReceivedAt.lt(at(t)));
+        }
+        if let Some(o) = q.outcome {
+            sel = sel.filter(signals::Column::Outcome.eq(o));
+        }
+        if let Some((t, id)) = q.after {
+            let t = at(t);
+            sel = sel.filter(
+                Condition::any().add(signals::Column::ReceivedAt.lt(t)).add(
+                    Condition::all()
+                        .add(signals::Column::ReceivedAt.eq(t))
+                        .add(signals::Column::Id.lt(id.0)),
+                ),
+            );
+        }
+        sel.order_by_desc(signals::Column::ReceivedAt)
+            .order_by_desc(signals::Column::Id)
+            .limit(q.limit.clamp(1, 500))
+            .all(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("signal", e))?
+            .into_iter()
+            .map(Signal::try_from)
+            .collect()
+    }
+}
+
 impl Store {
     /// Signals.
     #[must_use]

@@ -2,6 +2,10 @@
 //! SQLite under `./data`, the in-process bus, the built-in exchange simulator as the broker —
 //! with a demo user, recorder, three simulator accounts and traders created on first start.
 //!
+//! The REST API is served on the same listener (`/api/v1`); the demo user's login (its password
+//! generated once and kept in `<data>/demo.json`) is printed beside the webhook URL, and mail
+//! (password resets) is written as files under `<data>/mail`.
+//!
 //! `DATABASE_URL` and `NATS_URL` switch it to PostgreSQL and JetStream. Webhooks (and health and
 //! metrics) listen on `JT_HTTP_ADDR` (default 127.0.0.1:8080), the simulator on `JT_SIM_ADDR`
 //! (default 127.0.0.1:8081). Ctrl-C stops everything cleanly. The embedded bus keeps nothing
@@ -50,6 +54,10 @@ struct Demo {
     user: UserId,
     recorder: RecorderId,
     broker_account: jt_store::BrokerAccountId,
+    /// The demo user's password (generated once; a `demo.json` of an older build has none:
+    /// one is set then).
+    #[serde(default)]
+    password: Option<String>,
 }
 
 /// Runs the platform until Ctrl-C.
@@ -108,6 +116,8 @@ async fn run_async(data: PathBuf, http: SocketAddr, sim_addr: SocketAddr) -> any
         .webhook_token(demo.user, demo.recorder)
         .await?;
 
+    let demo_email = store.users().get(demo.user).await?.email;
+
     // Every service on one context (one broker access: one session per login) and one
     // listener; the simulator stands in for the brokers.
     let ctx = serve::context(
@@ -116,9 +126,16 @@ async fn run_async(data: PathBuf, http: SocketAddr, sim_addr: SocketAddr) -> any
         jt_connect::AccessConfig::from_env(&ProcessEnv)?.with_sim_url(sim.base_url()),
     )
     .with_shutdown(shutdown.clone());
+    let mail_dir = data.join("mail");
+    let api_config = jt_api::ApiConfig {
+        public_url: format!("http://{http}"),
+        mail_dir: Some(mail_dir.clone()),
+        ..jt_api::ApiConfig::from_env(&ProcessEnv)?
+    };
     let services = vec![
         jt_ingest::start(jt_ingest::IngestConfig::from_env(&ProcessEnv)?, &ctx).await?,
         jt_executor::start(jt_executor::ExecutorConfig::from_env(&ProcessEnv)?, &ctx).await?,
+        jt_api::start(api_config, &ctx).await?,
     ];
     let listener = tokio::net::TcpListener::bind(http)
         .await
@@ -137,6 +154,15 @@ async fn run_async(data: PathBuf, http: SocketAddr, sim_addr: SocketAddr) -> any
         sim.addr(),
         sim.base_url(),
         sim.base_url()
+    );
+    println!("  API           http://{http}/api/v1  (OpenAPI: http://{http}/api/openapi.json)");
+    println!(
+        "  demo login    {demo_email} / {}  (POST /api/v1/auth/login)",
+        demo.password.as_deref().unwrap_or("?")
+    );
+    println!(
+        "  mail          {} (password-reset mails)",
+        mail_dir.display()
     );
     println!("  health        http://{http}/healthz  http://{http}/readyz  http://{http}/metrics");
     println!(
@@ -213,7 +239,7 @@ async fn demo(
         })
         .collect();
     if let Ok(text) = std::fs::read_to_string(&path)
-        && let Ok(demo) = serde_json::from_str::<Demo>(&text)
+        && let Ok(mut demo) = serde_json::from_str::<Demo>(&text)
         && store
             .recorders()
             .get(demo.user, demo.recorder)
@@ -224,15 +250,33 @@ async fn demo(
             .accounts()
             .sync_sub_accounts(demo.user, demo.broker_account, &listed)
             .await?;
+        if demo.password.is_none() {
+            // A demo of an older build: its password was never kept. Set one through the
+            // reset path (the only way to set a password without the current one).
+            let email = store.users().get(demo.user).await?.email;
+            let password = generated_password();
+            let token = store
+                .users()
+                .start_password_reset(&email)
+                .await?
+                .context("the demo user has no e-mail")?;
+            store
+                .users()
+                .finish_password_reset(&token, &password)
+                .await?;
+            demo.password = Some(password.expose().to_string());
+            write_demo(&path, &demo)?;
+        }
         return Ok(demo);
     }
+    let password = generated_password();
 
     let user = store
         .users()
         .register(NewUser {
             email: format!("demo+{}@jt.local", uuid_suffix()),
             display_name: Some("Demo".into()),
-            password: Secret::new(format!("demo-{}", uuid_suffix())),
+            password: password.clone(),
             role: Role::User,
             approved: true,
         })
@@ -324,10 +368,28 @@ async fn demo(
         user: user.id,
         recorder: recorder.id,
         broker_account: account.id,
+        password: Some(password.expose().to_string()),
     };
-    std::fs::write(&path, serde_json::to_string_pretty(&demo)?)
-        .with_context(|| format!("writing {}", path.display()))?;
+    write_demo(&path, &demo)?;
     Ok(demo)
+}
+
+/// Writes `demo.json`, readable by its owner only (it holds the demo user's password).
+fn write_demo(path: &Path, demo: &Demo) -> anyhow::Result<()> {
+    std::fs::write(path, serde_json::to_string_pretty(demo)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("restricting {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// A random password of 24 URL-safe characters (144 bits).
+fn generated_password() -> Secret {
+    Secret::new(jt_store::auth::random_token().expose()[..24].to_string())
 }
 
 fn uuid_suffix() -> String {

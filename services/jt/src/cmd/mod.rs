@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod alert;
+pub mod api;
 pub mod db;
 pub mod dead_letters;
 pub mod dev;

@@ -1,4 +1,5 @@
-//! The client's address: what the webhook log records and what per-source limits key on.
+//! The client's address: what the webhook log records and what per-source limits (webhooks,
+//! API logins) key on.
 //!
 //! `X-Forwarded-For` is written by whoever sends the request, so it is believed only when the
 //! connection comes from a configured proxy (`JT_TRUSTED_PROXIES`: addresses or networks, e.g.

@@ -1,0 +1,140 @@
+//! History pages for the API: signals filtered by recorder, time and outcome, newest first,
+//! with keyset cursors that neither skip nor repeat a signal, scoped to the owner.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use chrono::{Duration, TimeZone, Utc};
+use jt_domain::SignalAction;
+use jt_store::repo::signals::{NewSignal, SignalQuery};
+use jt_store::{RecorderId, SignalId, SignalOutcome, UserId};
+
+use common::TestStore;
+
+async fn record(
+    t: &TestStore,
+    owner: UserId,
+    recorder: RecorderId,
+    at: chrono::DateTime<Utc>,
+    outcome: SignalOutcome,
+) -> SignalId {
+    let id = SignalId::new();
+    t.signals()
+        .record(NewSignal {
+            id,
+            owner,
+            recorder,
+            received_at: at,
+            alert_time: None,
+            action: SignalAction::Long,
+            ticker: Some("MNQ1!".into()),
+            quantity: None,
+            price: None,
+            market_position: None,
+            prev_market_position: None,
+            payload: serde_json::json!({}),
+            outcome,
+            outcome_reason: None,
+            age_ms: None,
+        })
+        .await
+        .unwrap();
+    id
+}
+
+async fn signal_pages_filter_and_continue_without_gaps(t: &TestStore) {
+    let owner = t.user("pages@example.com").await;
+    let other = t.user("other-pages@example.com").await;
+    let (r1, _) = t.recorder(&owner, "one").await;
+    let (r2, _) = t.recorder(&owner, "two").await;
+    let (foreign, _) = t.recorder(&other, "theirs").await;
+    let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 14, 0, 0).unwrap();
+    let mut mine = Vec::new();
+    // Five signals at one instant (a page boundary inside a tie), then five spread out.
+    for i in 0..10 {
+        let at = if i < 5 { t0 } else { t0 + Duration::seconds(i) };
+        let outcome = if i % 3 == 0 {
+            SignalOutcome::Filtered
+        } else {
+            SignalOutcome::Accepted
+        };
+        mine.push((at, record(t, owner.id, r1.id, at, outcome).await, outcome));
+    }
+    record(t, owner.id, r2.id, t0, SignalOutcome::Accepted).await;
+    record(t, other.id, foreign.id, t0, SignalOutcome::Accepted).await;
+
+    let mut seen = Vec::new();
+    let mut q = SignalQuery {
+        recorder: Some(r1.id),
+        limit: 3,
+        ..SignalQuery::default()
+    };
+    loop {
+        let page = t.signals().page(owner.id, &q).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 3);
+        let last = page.last().unwrap();
+        q.after = Some((last.received_at, last.id));
+        seen.extend(page.into_iter().map(|s| s.id));
+    }
+    let mut expected = mine.clone();
+    expected.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.0.cmp(&a.1.0)));
+    assert_eq!(
+        seen,
+        expected.iter().map(|e| e.1).collect::<Vec<_>>(),
+        "every signal once, newest first"
+    );
+
+    let filtered = t
+        .signals()
+        .page(
+            owner.id,
+            &SignalQuery {
+                outcome: Some(SignalOutcome::Filtered),
+                limit: 50,
+                ..SignalQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(filtered.len(), 4);
+    assert!(
+        filtered
+            .iter()
+            .all(|s| s.outcome == SignalOutcome::Filtered)
+    );
+
+    let window = t
+        .signals()
+        .page(
+            owner.id,
+            &SignalQuery {
+                since: Some(t0 + Duration::seconds(6)),
+                until: Some(t0 + Duration::seconds(9)),
+                limit: 50,
+                ..SignalQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(window.len(), 3, "since inclusive, until exclusive");
+
+    let all = t
+        .signals()
+        .page(
+            owner.id,
+            &SignalQuery {
+                limit: 500,
+                ..SignalQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 11, "both recorders, never the other user's");
+    assert!(all.iter().all(|s| s.owner == owner.id));
+}
+
+on_both_engines!(signal_pages_filter_and_continue_without_gaps);

@@ -1,0 +1,55 @@
+//! The routes under `/api/v1`, one module per resource. Each handler carries its OpenAPI
+//! description (`#[utoipa::path]`) and is registered through `utoipa_axum::routes!`, so a
+//! route cannot exist without appearing in the document — which is what the tenancy test
+//! walks.
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::ApiState;
+
+pub mod accounts;
+pub mod controls;
+pub mod history;
+pub mod recorders;
+pub mod session;
+pub mod traders;
+pub mod views;
+
+/// Every route of `/api/v1` with its documentation.
+pub fn api() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(session::login))
+        .routes(routes!(session::logout))
+        .routes(routes!(session::me))
+        .routes(routes!(session::password_reset))
+        .routes(routes!(session::password_reset_confirm))
+        .routes(routes!(session::create_token, session::list_tokens))
+        .routes(routes!(session::delete_token))
+        .routes(routes!(accounts::list, accounts::create))
+        .routes(routes!(accounts::get, accounts::update, accounts::delete))
+        .routes(routes!(accounts::set_credentials))
+        .routes(routes!(accounts::test))
+        .routes(routes!(accounts::sub_accounts))
+        .routes(routes!(accounts::all_sub_accounts))
+        .routes(routes!(recorders::list, recorders::create))
+        .routes(routes!(
+            recorders::get,
+            recorders::update,
+            recorders::delete
+        ))
+        .routes(routes!(recorders::rotate_token))
+        .routes(routes!(recorders::webhook))
+        .routes(routes!(traders::list, traders::create))
+        .routes(routes!(traders::get, traders::update, traders::delete))
+        .routes(routes!(history::signals))
+        .routes(routes!(history::signal))
+        .routes(routes!(history::intent))
+        .routes(routes!(history::executions))
+        .routes(routes!(history::paper))
+        .routes(routes!(controls::manual_order))
+        .routes(routes!(controls::flatten_one))
+        .routes(routes!(controls::flatten_all))
+        .routes(routes!(controls::kill_one))
+        .routes(routes!(controls::kill_all))
+}

@@ -1,0 +1,1097 @@
+//! Handler tests: the router with `oneshot` over a SQLite store and the embedded bus.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use axum::http::{Method, StatusCode, header};
+use jt_store::repo::accounts::BrokerSubAccount;
+use serde_json::json;
+
+use common::{Auth, TestApi};
+
+// ---- errors -------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn bad_input_gets_the_error_body_naming_the_field_never_a_500() {
+    let api = TestApi::new().await;
+    let s = api.login("errors@example.com").await;
+
+    // Malformed JSON.
+    let r = api
+        .send(
+            axum::http::Request::post("/api/v1/recorders")
+                .header(header::COOKIE, &s.cookie)
+                .header("x-csrf-token", &s.csrf)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(axum::body::Body::from("{\"name\": "))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.code(), Some("malformed"));
+
+    // No content type.
+    let r = api
+        .send(
+            axum::http::Request::post("/api/v1/recorders")
+                .header(header::COOKIE, &s.cookie)
+                .header("x-csrf-token", &s.csrf)
+                .body(axum::body::Body::from("{}"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    // A missing field, an unknown field, a wrong type, a setting out of range.
+    let r = api
+        .call(
+            Method::POST,
+            "/api/v1/recorders",
+            Auth::Cookie(&s),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("name"))
+    );
+    let r = api
+        .call(
+            Method::POST,
+            "/api/v1/recorders",
+            Auth::Cookie(&s),
+            Some(json!({"name": "x", "colour": "red"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("colour"))
+    );
+    let r = api
+        .call(
+            Method::POST,
+            "/api/v1/recorders",
+            Auth::Cookie(&s),
+            Some(json!({"name": "x", "settings": {"initial_position_size": "two"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        r.field(),
+        Some("settings.initial_position_size"),
+        "{}",
+        r.body
+    );
+    let r = api
+        .call(
+            Method::POST,
+            "/api/v1/recorders",
+            Auth::Cookie(&s),
+            Some(json!({"name": "x", "settings": {"sl_enabled": true}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.field(), Some("settings.sl_amount"), "{}", r.body);
+    let r = api
+        .call(
+            Method::POST,
+            "/api/v1/recorders",
+            Auth::Cookie(&s),
+            Some(json!({"name": "x", "settings": {"take_profit": 3}})),
+        )
+        .await;
+    assert_eq!(r.field(), Some("settings.take_profit"), "{}", r.body);
+
+    // Ids that are not ids, unknown routes, wrong methods.
+    let r = api
+        .call(
+            Method::GET,
+            "/api/v1/recorders/not-a-uuid",
+            Auth::Cookie(&s),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = api
+        .call(Method::GET, "/api/v1/nothing", Auth::Cookie(&s), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = api
+        .call(Method::PUT, "/api/v1/recorders", Auth::Cookie(&s), None)
+        .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.code(), Some("method_not_allowed"));
+
+    // A bad query.
+    let r = api
+        .call(
+            Method::GET,
+            "/api/v1/signals?limit=abc",
+            Auth::Cookie(&s),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.field(), Some("limit"), "{}", r.body);
+    let r = api
+        .call(
+            Method::GET,
+            "/api/v1/signals?cursor=zzz",
+            Auth::Cookie(&s),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::BAD_REQUEST, Some("cursor"))
+    );
+    let r = api
+        .call(
+            Method::GET,
+            "/api/v1/signals?outcome=great",
+            Auth::Cookie(&s),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::BAD_REQUEST, Some("outcome"))
+    );
+}
+
+// ---- auth ---------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn login_sets_an_httponly_cookie_and_cookie_writes_need_the_csrf_header() {
+    let api = TestApi::new().await;
+    let s = api.login("cookie@example.com").await;
+    let me = api
+        .call(Method::GET, "/api/v1/me", Auth::CookieNoCsrf(&s), None)
+        .await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.body["user"]["email"], "cookie@example.com");
+    assert_eq!(me.body["csrf_token"], s.csrf.as_str());
+    assert!(me.body["user"].get("password_hash").is_none());
+
+    let body = json!({"name": "script"});
+    let r = api
+        .call(
+            Method::POST,
+            "/api/v1/tokens",
+            Auth::CookieNoCsrf(&s),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, Some("csrf")));
+    let r = api
+        .call_with(
+            Method::POST,
+            "/api/v1/tokens",
+            Auth::CookieNoCsrf(&s),
+            Some(body.clone()),
+            &[("x-csrf-token", "forged")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = api
+        .call(Method::POST, "/api/v1/tokens", Auth::Cookie(&s), Some(body))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let token = r.body["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("jt_"));
+
+    // A bearer token writes without CSRF; the listing never shows the secret.
+    let r = api
+        .call(
+            Method::POST,
+            "/api/v1/tokens",
+            Auth::Bearer(&token),
+            Some(json!({"name": "second"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let list = api
+        .call(Method::GET, "/api/v1/tokens", Auth::Bearer(&token), None)
+        .await;
+    assert_eq!(list.body.as_array().unwrap().len(), 2);
+    assert!(!list.body.to_string().contains(&token[3..]));
+
+    // Delete the first token: it stops working.
+    let id = list.body[1]["id"].as_str().unwrap().to_string();
+    assert_eq!(list.body[1]["name"], "script");
+    let r = api
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/tokens/{id}"),
+            Auth::Cookie(&s),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = api
+        .call(Method::GET, "/api/v1/me", Auth::Bearer(&token), None)
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    // Logout ends the session.
+    let r = api
+        .call(Method::POST, "/api/v1/auth/logout", Auth::Cookie(&s), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert!(
+        r.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .any(|v| v.to_str().unwrap().contains("Max-Age=0"))
+    );
+    let r = api
+        .call(Method::GET, "/api/v1/me", Auth::CookieNoCsrf(&s), None)
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = api.call(Method::GET, "/api/v1/me", Auth::None, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = api
+        .call(Method::GET, "/api/v1/me", Auth::Bearer("jt_nothing"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_httponly_samesite_and_secure_behind_https() {
+    let api = TestApi::with_config(jt_api::ApiConfig {
+        secure_cookies: true,
+        ..jt_api::ApiConfig::default()
+    })
+    .await;
+    api.user("flags@example.com", "correct horse battery").await;
+    let r = api
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            Auth::None,
+            Some(json!({"email": "Flags@Example.com ", "password": "correct horse battery"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let cookies: Vec<&str> = r
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    let session = cookies
+        .iter()
+        .find(|c| c.starts_with("jt_session="))
+        .unwrap();
+    for flag in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/"] {
+        assert!(session.contains(flag), "{session}");
+    }
+    let csrf = cookies.iter().find(|c| c.starts_with("jt_csrf=")).unwrap();
+    assert!(!csrf.contains("HttpOnly"), "the page reads it: {csrf}");
+}
+
+#[tokio::test]
+async fn logins_are_refused_alike_and_rate_limited_per_address() {
+    let api = TestApi::new().await;
+    api.user("limit@example.com", "correct horse battery").await;
+    let wrong = api
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            Auth::None,
+            Some(json!({"email": "limit@example.com", "password": "wrong password"})),
+        )
+        .await;
+    let unknown = api
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            Auth::None,
+            Some(json!({"email": "nobody@example.com", "password": "wrong password"})),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        wrong.body, unknown.body,
+        "nothing tells an unknown address apart"
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let r = api
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                Auth::None,
+                Some(json!({"email": "limit@example.com", "password": "wrong password"})),
+            )
+            .await;
+        statuses.push(r.status);
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            assert!(r.headers.get(header::RETRY_AFTER).is_some());
+        }
+    }
+    assert_eq!(
+        statuses.last(),
+        Some(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    // Even the right password waits now; another address is not affected.
+    let r = api
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            Auth::None,
+            Some(json!({"email": "limit@example.com", "password": "correct horse battery"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    api.login("other-limit@example.com").await;
+}
+
+#[tokio::test]
+async fn logins_are_rate_limited_per_source_address() {
+    let mut config = jt_api::ApiConfig::default();
+    config.login_per_source.burst = 3.try_into().unwrap();
+    let api = TestApi::with_config(config).await;
+    let mut last = StatusCode::OK;
+    for i in 0..4 {
+        let r = api
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                Auth::None,
+                Some(json!({"email": format!("spray{i}@example.com"), "password": "guess guess"})),
+            )
+            .await;
+        last = r.status;
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn password_reset_answers_alike_mails_a_single_use_token_and_ends_sessions() {
+    let api = TestApi::new().await;
+    let s = api.login("reset@example.com").await;
+    for email in ["reset@example.com", "nobody@example.com"] {
+        let r = api
+            .call(
+                Method::POST,
+                "/api/v1/auth/password-reset",
+                Auth::None,
+                Some(json!({"email": email})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED);
+    }
+    let mails = api.mails();
+    assert_eq!(mails.len(), 1, "only the existing address gets mail");
+    assert!(mails[0].contains("To: reset@example.com"));
+    assert!(mails[0].contains("https://jt.example.com/reset-password?token="));
+    let token = mails[0]
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+
+    let r = api
+        .call(
+            Method::POST,
+            "/api/v1/auth/password-reset/confirm",
+            Auth::None,
+            Some(json!({"token": token, "password": "short"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("password"))
+    );
+    let r = api
+        .call(
+            Method::POST,
+            "/api/v1/auth/password-reset/confirm",
+            Auth::None,
+            Some(json!({"token": token, "password": "a brand new password"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let r = api
+        .call(
+            Method::POST,
+            "/api/v1/auth/password-reset/confirm",
+            Auth::None,
+            Some(json!({"token": token, "password": "another new password"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("token"))
+    );
+    let r = api
+        .call(Method::GET, "/api/v1/me", Auth::CookieNoCsrf(&s), None)
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNAUTHORIZED,
+        "sessions end with a reset"
+    );
+    let r = api
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            Auth::None,
+            Some(json!({"email": "reset@example.com", "password": "a brand new password"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+}
+
+// ---- broker accounts ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn broker_accounts_keep_credentials_sealed_and_the_test_stores_sub_accounts() {
+    let api = TestApi::new().await;
+    let s = api.login("accounts@example.com").await;
+    let r = api
+        .call(
+            Method::POST,
+            "/api/v1/broker-accounts",
+            Auth::Cookie(&s),
+            Some(
+                json!({"label": "Sim", "broker": "sim", "environment": "demo", "username": "demo",
+                        "credentials": {}}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("credentials.password")
+        )
+    );
+    let r = api
+        .call(
+            Method::POST,
+            "/api/v1/broker-accounts",
+            Auth::Cookie(&s),
+            Some(
+                json!({"label": "Sim", "broker": "mt5", "environment": "demo",
+                        "credentials": {}}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("broker"))
+    );
+    let r = api
+        .call(
+            Method::POST,
+            "/api/v1/broker-accounts",
+            Auth::Cookie(&s),
+            Some(
+                json!({"label": "Sim", "broker": "sim", "environment": "demo", "username": "demo",
+                        "credentials": {"password": "s3cret-sim-password"}}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert!(!r.body.to_string().contains("s3cret"));
+    assert_eq!(r.body["auth"]["status"], "ok");
+    assert_eq!(r.body["has_credentials"], true);
+    let id = r.body["id"].as_str().unwrap().to_string();
+
+    *api.probe.listed.lock() = vec![
+        BrokerSubAccount {
+            broker_sub_account_id: "1".into(),
+            name: "DEMO1".into(),
+        },
+        BrokerSubAccount {
+            broker_sub_account_id: "2".into(),
+            name: "DEMO2".into(),
+        },
+    ];
+    let r = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/broker-accounts/{id}/test"),
+            Auth::Cookie(&s),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["sub_accounts"].as_array().unwrap().len(), 2);
+    let listed = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/broker-accounts/{id}/sub-accounts"),
+            Auth::Cookie(&s),
+            None,
+        )
+        .await;
+    assert_eq!(listed.body.as_array().unwrap().len(), 2);
+    let all = api
+        .call(Method::GET, "/api/v1/sub-accounts", Auth::Cookie(&s), None)
+        .await;
+    assert_eq!(all.body, listed.body);
+
+    // A refused login: 422 with the broker's reason, recorded on the account.
+    *api.probe.refuse.lock() = Some("Incorrect username or password".into());
+    let r = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/broker-accounts/{id}/test"),
+            Auth::Cookie(&s),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("broker"))
+    );
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Incorrect username")
+    );
+    let a = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/broker-accounts/{id}"),
+            Auth::Cookie(&s),
+            None,
+        )
+        .await;
+    assert_eq!(
+        a.body["auth"]["last_error"],
+        "Incorrect username or password"
+    );
+
+    let r = api
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/broker-accounts/{id}"),
+            Auth::Cookie(&s),
+            Some(json!({"label": "Renamed", "require_brackets": true})),
+        )
+        .await;
+    assert_eq!(
+        (
+            r.body["label"].as_str(),
+            r.body["require_brackets"].as_bool()
+        ),
+        (Some("Renamed"), Some(true))
+    );
+    let r = api
+        .call(
+            Method::PUT,
+            &format!("/api/v1/broker-accounts/{id}/credentials"),
+            Auth::Cookie(&s),
+            Some(json!({"password": "another-one"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = api
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/broker-accounts/{id}"),
+            Auth::Cookie(&s),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = api
+        .call(Method::GET, "/api/v1/sub-accounts", Auth::Cookie(&s), None)
+        .await;
+    assert_eq!(r.body, json!([]));
+}
+
+// ---- recorders and traders ----------------------------------------------------------------
+
+async fn account_with_subs(api: &TestApi, s: &common::Session, n: usize) -> Vec<String> {
+    let r = api
+        .call(
+            Method::POST,
+            "/api/v1/broker-accounts",
+            Auth::Cookie(s),
+            Some(
+                json!({"label": "Sim", "broker": "sim", "environment": "demo", "username": "demo",
+                        "credentials": {"password": "pw"}}),
+            ),
+        )
+        .await;
+    let id = r.body["id"].as_str().unwrap().to_string();
+    *api.probe.listed.lock() = (1..=n)
+        .map(|i| BrokerSubAccount {
+            broker_sub_account_id: i.to_string(),
+            name: format!("ACC{i}"),
+        })
+        .collect();
+    let r = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/broker-accounts/{id}/test"),
+            Auth::Cookie(s),
+            None,
+        )
+        .await;
+    r.body["sub_accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn recorders_carry_every_setting_a_webhook_url_and_the_alert_message() {
+    let api = TestApi::new().await;
+    let s = api.login("recorders@example.com").await;
+    let r = api
+        .call(
+            Method::POST,
+            "/api/v1/recorders",
+            Auth::Cookie(&s),
+            Some(json!({"name": "MNQ", "symbol": "MNQ1!", "commission_per_contract": "0.62",
+                        "settings": {"tp_targets": [{"value": "20", "trim": "1"}, {"value": "40", "trim": "1"}],
+                                     "sl_enabled": true, "sl_amount": "30"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    for name in jt_domain::Settings::NAMES {
+        assert!(
+            r.body["settings"].get(*name).is_some(),
+            "setting {name} shown"
+        );
+    }
+    assert_eq!(r.body["settings"]["tp_targets"][1]["value"], "40");
+    assert_eq!(r.body["commission_per_contract"], "0.62");
+    let url = r.body["webhook_url"].as_str().unwrap().to_string();
+    assert!(url.starts_with("https://jt.example.com/webhook/"), "{url}");
+    let token = url.rsplit('/').next().unwrap().to_string();
+    assert!(jt_store::auth::is_token_shaped(&token));
+    let alert = r.body["alert_message"].as_str().unwrap();
+    assert!(alert.contains("{{strategy.order.action}}") && alert.contains("{{ticker}}"));
+    let id = r.body["id"].as_str().unwrap().to_string();
+
+    // PATCH one setting; the others stay; null is the default again.
+    let r = api
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/recorders/{id}"),
+            Auth::Cookie(&s),
+            Some(json!({"settings": {"dca_enabled": true, "sl_enabled": null}, "symbol": null})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["settings"]["dca_enabled"], true);
+    assert_eq!(r.body["settings"]["sl_enabled"], false);
+    assert_eq!(r.body["settings"]["sl_amount"], "30");
+    assert_eq!(r.body["symbol"], serde_json::Value::Null);
+
+    let rotated = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/recorders/{id}/rotate-token"),
+            Auth::Cookie(&s),
+            None,
+        )
+        .await;
+    let new_url = rotated.body["webhook_url"].as_str().unwrap();
+    assert_ne!(new_url, url);
+    let hook = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/recorders/{id}/webhook"),
+            Auth::Cookie(&s),
+            None,
+        )
+        .await;
+    assert_eq!(hook.body["webhook_url"], new_url);
+    assert!(
+        api.store
+            .webhooks()
+            .resolve(&token)
+            .await
+            .unwrap()
+            .is_none(),
+        "old token dead"
+    );
+
+    let r = api
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/recorders/{id}"),
+            Auth::Cookie(&s),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/recorders/{id}"),
+            Auth::Cookie(&s),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn traders_show_effective_values_and_a_null_patch_inherits_again() {
+    let api = TestApi::new().await;
+    let s = api.login("traders@example.com").await;
+    let subs = account_with_subs(&api, &s, 2).await;
+    let rec = api
+        .call(
+            Method::POST,
+            "/api/v1/recorders",
+            Auth::Cookie(&s),
+            Some(json!({"name": "R", "settings": {"initial_position_size": 2, "sl_enabled": true, "sl_amount": "30"}})),
+        )
+        .await;
+    let rid = rec.body["id"].as_str().unwrap().to_string();
+    let r = api
+        .call(
+            Method::POST,
+            "/api/v1/traders",
+            Auth::Cookie(&s),
+            Some(json!({"recorder_id": rid, "sub_account_id": subs[0], "settings": {"multiplier": "2", "sl_amount": "12"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let tid = r.body["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        r.body["settings"]["multiplier"],
+        json!({"value": "2", "inherited": false})
+    );
+    assert_eq!(
+        r.body["settings"]["sl_amount"],
+        json!({"value": "12", "inherited": false})
+    );
+    assert_eq!(
+        r.body["settings"]["initial_position_size"],
+        json!({"value": 2, "inherited": true})
+    );
+    assert_eq!(
+        r.body["settings"].as_object().unwrap().len(),
+        jt_domain::Settings::NAMES.len()
+    );
+
+    // Linking the same pair again is a conflict; an invalid override names the setting.
+    let r = api
+        .call(
+            Method::POST,
+            "/api/v1/traders",
+            Auth::Cookie(&s),
+            Some(json!({"recorder_id": rid, "sub_account_id": subs[0]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    let r = api
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/traders/{tid}"),
+            Auth::Cookie(&s),
+            Some(json!({"settings": {"multiplier": "0"}})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("settings.multiplier")
+        )
+    );
+
+    // null clears back to inherited; the recorder's later change shows through.
+    let r = api
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/traders/{tid}"),
+            Auth::Cookie(&s),
+            Some(json!({"settings": {"sl_amount": null, "max_contracts": 4}, "enabled": false})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.body["settings"]["sl_amount"],
+        json!({"value": "30", "inherited": true})
+    );
+    assert_eq!(
+        r.body["settings"]["max_contracts"],
+        json!({"value": 4, "inherited": false})
+    );
+    assert_eq!(r.body["settings"]["multiplier"]["inherited"], false);
+    assert_eq!(r.body["enabled"], false);
+    api.call(
+        Method::PATCH,
+        &format!("/api/v1/recorders/{rid}"),
+        Auth::Cookie(&s),
+        Some(json!({"settings": {"sl_amount": "40"}})),
+    )
+    .await;
+    let r = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/traders/{tid}"),
+            Auth::Cookie(&s),
+            None,
+        )
+        .await;
+    assert_eq!(
+        r.body["settings"]["sl_amount"],
+        json!({"value": "40", "inherited": true})
+    );
+    let list = api
+        .call(Method::GET, "/api/v1/traders", Auth::Cookie(&s), None)
+        .await;
+    assert_eq!(list.body.as_array().unwrap().len(), 1);
+    let r = api
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/traders/{tid}"),
+            Auth::Cookie(&s),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+}
+
+// ---- controls -----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_manual_trade_needs_an_idempotency_key_and_a_repeat_is_one_intent() {
+    let api = TestApi::new().await;
+    let s = api.login("manual@example.com").await;
+    let subs = account_with_subs(&api, &s, 1).await;
+    let uri = format!("/api/v1/sub-accounts/{}/orders", subs[0]);
+    let body = json!({"symbol": "MNQ1!", "action": "entry", "direction": "long", "qty": 2,
+                      "take_profit_ticks": "20", "stop_loss_ticks": "30"});
+    let r = api
+        .call(Method::POST, &uri, Auth::Cookie(&s), Some(body.clone()))
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::BAD_REQUEST, Some("idempotency-key"))
+    );
+    let first = api
+        .call_with(
+            Method::POST,
+            &uri,
+            Auth::Cookie(&s),
+            Some(body.clone()),
+            &[("idempotency-key", "k-1")],
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.body);
+    assert_eq!(first.body["duplicate"], false);
+    let again = api
+        .call_with(
+            Method::POST,
+            &uri,
+            Auth::Cookie(&s),
+            Some(body.clone()),
+            &[("idempotency-key", "k-1")],
+        )
+        .await;
+    assert_eq!(again.body["intent_ids"], first.body["intent_ids"]);
+    assert_eq!(again.body["duplicate"], true, "the bus drops the repeat");
+    let other = api
+        .call_with(
+            Method::POST,
+            &uri,
+            Auth::Cookie(&s),
+            Some(body),
+            &[("idempotency-key", "k-2")],
+        )
+        .await;
+    assert_ne!(other.body["intent_ids"], first.body["intent_ids"]);
+
+    let r = api
+        .call_with(
+            Method::POST,
+            &uri,
+            Auth::Cookie(&s),
+            Some(json!({"symbol": "MNQ1!", "action": "entry", "qty": 1})),
+            &[("idempotency-key", "k-3")],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("direction"))
+    );
+    let r = api
+        .call_with(
+            Method::POST,
+            &uri,
+            Auth::Cookie(&s),
+            Some(json!({"symbol": "MNQ1!", "action": "exit", "take_profit_ticks": "4"})),
+            &[("idempotency-key", "k-4")],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("take_profit_ticks"))
+    );
+    let r = api
+        .call_with(
+            Method::POST,
+            &uri,
+            Auth::Cookie(&s),
+            Some(
+                json!({"symbol": "MNQ1!", "action": "entry", "direction": "short", "qty": 1,
+                        "stop_loss_price": "21010"}),
+            ),
+            &[("idempotency-key", "k-5")],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("reference_price"))
+    );
+}
+
+#[tokio::test]
+async fn kill_switches_are_stored_and_flatten_every_sub_account() {
+    let api = TestApi::new().await;
+    let s = api.login("kill@example.com").await;
+    let subs = account_with_subs(&api, &s, 2).await;
+    let r = api
+        .call(
+            Method::PUT,
+            "/api/v1/kill",
+            Auth::Cookie(&s),
+            Some(json!({"engaged": true, "reason": "news"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["flatten"]["intent_ids"].as_array().unwrap().len(), 2);
+    let sub: jt_store::SubAccountId = serde_json::from_value(json!(subs[0])).unwrap();
+    let state = api.store.risk().kill_state(s.user, sub).await.unwrap();
+    assert!(state.engaged());
+    let r = api
+        .call(
+            Method::PUT,
+            "/api/v1/kill",
+            Auth::Cookie(&s),
+            Some(json!({"engaged": false})),
+        )
+        .await;
+    assert_eq!(r.body["flatten"]["intent_ids"], json!([]));
+    assert!(
+        !api.store
+            .risk()
+            .kill_state(s.user, sub)
+            .await
+            .unwrap()
+            .engaged()
+    );
+
+    let r = api
+        .call(
+            Method::PUT,
+            &format!("/api/v1/sub-accounts/{}/kill", subs[1]),
+            Auth::Cookie(&s),
+            Some(json!({"engaged": true})),
+        )
+        .await;
+    assert_eq!(r.body["flatten"]["intent_ids"].as_array().unwrap().len(), 1);
+    let sub1: jt_store::SubAccountId = serde_json::from_value(json!(subs[1])).unwrap();
+    assert!(
+        api.store
+            .risk()
+            .kill_state(s.user, sub1)
+            .await
+            .unwrap()
+            .engaged()
+    );
+    assert!(
+        !api.store
+            .risk()
+            .kill_state(s.user, sub)
+            .await
+            .unwrap()
+            .engaged()
+    );
+
+    let r = api
+        .call(
+            Method::POST,
+            "/api/v1/flatten",
+            Auth::Cookie(&s),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    assert_eq!(r.body["flatten"], serde_json::Value::Null);
+    assert_eq!(r.body["intent_ids"].as_array().unwrap().len(), 2);
+}
+
+// ---- openapi ------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_openapi_document_is_served_and_is_3_1() {
+    let api = TestApi::new().await;
+    let r = api
+        .call(Method::GET, "/api/openapi.json", Auth::None, None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body["openapi"].as_str().unwrap().starts_with("3.1"));
+    let paths = r.body["paths"].as_object().unwrap();
+    for p in [
+        "/api/v1/auth/login",
+        "/api/v1/me",
+        "/api/v1/tokens/{token_id}",
+        "/api/v1/broker-accounts/{account_id}/test",
+        "/api/v1/recorders/{recorder_id}/rotate-token",
+        "/api/v1/traders/{trader_id}",
+        "/api/v1/signals",
+        "/api/v1/sub-accounts/{sub_account_id}/orders",
+    ] {
+        assert!(paths.contains_key(p), "{p} documented");
+    }
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_logins_are_limited_per_forwarded_client() {
+    let mut config = jt_api::ApiConfig::default();
+    config.login_per_source.burst = 2.try_into().unwrap();
+    config.trusted_proxies = "10.0.0.0/8".parse().unwrap();
+    let api = TestApi::with_config(config).await;
+    let attempt = |client: &'static str, i: u32| {
+        let mut req = axum::http::Request::post("/api/v1/auth/login")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("x-forwarded-for", client)
+            .body(axum::body::Body::from(
+                json!({"email": format!("p{i}@example.com"), "password": "guess guess"})
+                    .to_string(),
+            ))
+            .unwrap();
+        let peer: std::net::SocketAddr = "10.0.0.1:40000".parse().unwrap();
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        req
+    };
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        statuses.push(api.send(attempt("203.0.113.7", i)).await.status);
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+    // Another client behind the same proxy has its own budget.
+    let r = api.send(attempt("198.51.100.9", 9)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
