@@ -26,6 +26,7 @@ mod m20261122_000002_broker_session_sharing;
 mod m20261122_000003_trader_activity_index;
 mod m20261122_000004_intent_fillfactor;
 mod m20261201_000001_intent_resting_entry;
+mod m20261206_000001_sub_account_enabled;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug, Clone, Copy, Default)]
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_trader_activity_index::Migration),
             Box::new(m20261122_000004_intent_fillfactor::Migration),
             Box::new(m20261201_000001_intent_resting_entry::Migration),
+            Box::new(m20261206_000001_sub_account_enabled::Migration),
         ]
     }
 }

@@ -424,4 +424,39 @@ async fn a_new_user_onboards_over_http_and_an_alert_reaches_both_traders() {
         "{refused}"
     );
     assert_eq!(net(&p, "ON1"), 0);
+
+    // Released, then ON1 switched off: its entries are skipped (the switch, not the kill).
+    let (s, _) = c
+        .call(
+            reqwest::Method::PUT,
+            "/kill",
+            Some(json!({"engaged": false})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, off) = c
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/sub-accounts/{on1}"),
+            Some(json!({"enabled": false})),
+            &[],
+        )
+        .await;
+    assert_eq!((s, off["enabled"].as_bool()), (200, Some(false)));
+    let (_, q) = c
+        .call(
+            reqwest::Method::POST,
+            &format!("/sub-accounts/{on1}/orders"),
+            Some(manual.clone()),
+            &[("idempotency-key", "while-disabled")],
+        )
+        .await;
+    let skipped = settled(&c, q["intent_ids"][0].as_str().unwrap()).await;
+    assert_eq!(skipped["decision"], "skipped", "{skipped}");
+    assert!(
+        skipped["reason"].as_str().unwrap().contains("disabled"),
+        "{skipped}"
+    );
+    assert_eq!(net(&p, "ON1"), 0);
 }

@@ -137,4 +137,46 @@ async fn signal_pages_filter_and_continue_without_gaps(t: &TestStore) {
     assert!(all.iter().all(|s| s.owner == owner.id));
 }
 
-on_both_engines!(signal_pages_filter_and_continue_without_gaps);
+/// The user's switch on a sub-account survives the account test's re-sync (which only keeps
+/// `active` in line with the broker).
+async fn a_sub_accounts_switch_survives_a_resync(t: &TestStore) {
+    let owner = t.user("switch@example.com").await;
+    let (account, sub) = t.account(&owner, "sw").await;
+    assert!(sub.enabled, "new sub-accounts are enabled");
+    let off = t
+        .accounts()
+        .set_sub_account_enabled(owner.id, sub.id, false)
+        .await
+        .unwrap();
+    assert!(!off.enabled);
+    let listed = vec![jt_store::repo::accounts::BrokerSubAccount {
+        broker_sub_account_id: sub.broker_sub_account_id.clone(),
+        name: "renamed".into(),
+    }];
+    let synced = t
+        .accounts()
+        .sync_sub_accounts(owner.id, account, &listed)
+        .await
+        .unwrap();
+    assert_eq!(
+        (synced[0].name.as_str(), synced[0].enabled),
+        ("renamed", false)
+    );
+    let (s, _) = t
+        .accounts()
+        .sub_account_with_account(owner.id, sub.id)
+        .await
+        .unwrap();
+    assert!(!s.enabled, "the executor's read sees the switch");
+    let on = t
+        .accounts()
+        .set_sub_account_enabled(owner.id, sub.id, true)
+        .await
+        .unwrap();
+    assert!(on.enabled);
+}
+
+on_both_engines!(
+    signal_pages_filter_and_continue_without_gaps,
+    a_sub_accounts_switch_survives_a_resync,
+);

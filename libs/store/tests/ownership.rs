@@ -132,6 +132,11 @@ async fn user_a_cannot_touch_user_b_records(t: &TestStore) {
     not_found(t.accounts().mark_needs_reauth(a.id, b_account, "x").await);
     not_found(t.accounts().delete(a.id, b_account).await);
     not_found(t.accounts().sync_sub_accounts(a.id, b_account, &[]).await);
+    not_found(
+        t.accounts()
+            .set_sub_account_enabled(a.id, b_sub.id, false)
+            .await,
+    );
 
     // A cannot link B's recorder or sub-account into a trader of their own.
     let (a_recorder, _) = t.recorder(&a, "a-strategy").await;

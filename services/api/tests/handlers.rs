@@ -538,6 +538,32 @@ async fn broker_accounts_keep_credentials_sealed_and_the_test_stores_sub_account
         .call(Method::GET, "/api/v1/sub-accounts", Auth::Cookie(&s), None)
         .await;
     assert_eq!(all.body, listed.body);
+    let first = listed.body[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(listed.body[0]["enabled"], true);
+    let r = api
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/sub-accounts/{first}"),
+            Auth::Cookie(&s),
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["enabled"].as_bool()),
+        (StatusCode::OK, Some(false))
+    );
+    let r = api
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/sub-accounts/{first}"),
+            Auth::Cookie(&s),
+            Some(json!({"enabled": "no"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("enabled"))
+    );
 
     // A refused login: 422 with the broker's reason, recorded on the account.
     *api.probe.refuse.lock() = Some("Incorrect username or password".into());

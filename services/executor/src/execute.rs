@@ -327,6 +327,11 @@ impl Execute {
             Err(e) => return Err(e),
         };
         let resuming = matches!(intent.status, IntentStatus::Sent | IntentStatus::Unknown);
+        if !sub.enabled && msg.may_add_exposure() && !resuming {
+            return Ok(Finish::skipped(
+                "the sub-account is disabled: no new entries (exits and flattens still go)",
+            ));
+        }
 
         if !resuming {
             let now = Utc::now();

@@ -21,6 +21,8 @@ pub struct Model {
     pub name: String,
     /// Column `active`.
     pub active: bool,
+    /// Column `enabled` (the user's switch; migration `m20261206_000001`).
+    pub enabled: bool,
     /// Column `created_at`.
     pub created_at: DateTimeUtc,
     /// Column `updated_at`.

@@ -222,6 +222,8 @@ pub struct SubAccount {
     pub name: String,
     /// Whether the broker still lists it.
     pub active: bool,
+    /// The user's switch: a disabled sub-account gets no new entries (exits still go).
+    pub enabled: bool,
     /// First seen.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -237,6 +239,7 @@ impl From<sub_accounts::Model> for SubAccount {
             broker_sub_account_id: m.broker_sub_account_id,
             name: m.name,
             active: m.active,
+            enabled: m.enabled,
             created_at: m.created_at,
             updated_at: m.updated_at,
         }
@@ -608,6 +611,7 @@ impl Accounts<'_> {
                 )?,
                 name: required_text("sub-account name", &s.name)?,
                 active: true,
+                enabled: true,
                 created_at: t,
                 updated_at: t,
             };
@@ -686,6 +690,30 @@ impl Accounts<'_> {
             .map_err(|e| StoreError::db("sub-account", e))?
             .map(SubAccount::from)
             .ok_or_else(|| StoreError::not_found("sub-account", id))
+    }
+
+    /// Turns one of the owner's sub-accounts on or off (new entries; exits always go).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when the owner has no such sub-account.
+    pub async fn set_sub_account_enabled(
+        &self,
+        owner: UserId,
+        id: SubAccountId,
+        enabled: bool,
+    ) -> StoreResult<SubAccount> {
+        let r = sub_accounts::Entity::update_many()
+            .col_expr(sub_accounts::Column::Enabled, Expr::value(enabled))
+            .col_expr(sub_accounts::Column::UpdatedAt, Expr::value(now()))
+            .filter(sub_accounts::Column::Id.eq(id.0))
+            .filter(sub_accounts::Column::UserId.eq(owner.0))
+            .exec(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("sub-account", e))?;
+        if r.rows_affected == 0 {
+            return Err(StoreError::not_found("sub-account", id));
+        }
+        self.sub_account(owner, id).await
     }
 
     /// A sub-account with the account it is reached through.

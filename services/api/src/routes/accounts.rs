@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use jt_store::repo::accounts::{AccountUpdate, BrokerCredentials, NewBrokerAccount};
-use jt_store::{BrokerAccountId, BrokerKind, Environment, Secret};
+use jt_store::{BrokerAccountId, BrokerKind, Environment, Secret, SubAccountId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -475,4 +475,40 @@ pub async fn all_sub_accounts(
         );
     }
     Ok(Json(out))
+}
+
+/// A sub-account's switch.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"enabled": false}))]
+pub struct SubAccountPatch {
+    /// `false`: no new entries on it (exits and flattens still go through).
+    pub enabled: bool,
+}
+
+/// Turns a sub-account on or off.
+#[utoipa::path(
+    patch,
+    path = "/sub-accounts/{sub_account_id}",
+    tag = "broker-accounts",
+    params(("sub_account_id" = uuid::Uuid, Path, description = "The sub-account")),
+    request_body = SubAccountPatch,
+    responses(
+        (status = 200, description = "The sub-account", body = SubAccountView),
+        (status = 404, description = "No such sub-account", body = ErrorBody),
+    ),
+    security(("session" = []), ("bearer" = []))
+)]
+pub async fn update_sub_account(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(sub_account_id): Path<SubAccountId>,
+    Json(req): Json<SubAccountPatch>,
+) -> ApiResult<Json<SubAccountView>> {
+    let s = state
+        .store
+        .accounts()
+        .set_sub_account_enabled(caller.owner(), sub_account_id, req.enabled)
+        .await?;
+    Ok(Json(s.into()))
 }

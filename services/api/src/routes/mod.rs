@@ -32,6 +32,7 @@ pub fn api() -> OpenApiRouter<ApiState> {
         .routes(routes!(accounts::test))
         .routes(routes!(accounts::sub_accounts))
         .routes(routes!(accounts::all_sub_accounts))
+        .routes(routes!(accounts::update_sub_account))
         .routes(routes!(recorders::list, recorders::create))
         .routes(routes!(
             recorders::get,

@@ -182,6 +182,9 @@ pub struct SubAccountView {
     pub name: String,
     /// Whether the broker still lists it.
     pub active: bool,
+    /// The user's switch: a disabled sub-account gets no new entries (exits and flattens
+    /// still go through).
+    pub enabled: bool,
     /// First seen.
     pub created_at: DateTime<Utc>,
 }
@@ -194,6 +197,7 @@ impl From<SubAccount> for SubAccountView {
             broker_sub_account_id: s.broker_sub_account_id,
             name: s.name,
             active: s.active,
+            enabled: s.enabled,
             created_at: s.created_at,
         }
     }
