@@ -1,11 +1,11 @@
 //! An exchange simulator that speaks brokers' wire protocols — Tradovate's (REST, the user
-//! WebSocket and the market-data WebSocket) and ProjectX Gateway's (REST and the SignalR
-//! hubs) — faithfully enough that a client written from the public documentation works
+//! WebSocket and the market-data WebSocket), ProjectX Gateway's (REST and the SignalR
+//! hubs) and Webull OpenAPI's (HMAC-signed REST, futures) — faithfully enough that a client written from the public documentation works
 //! against it unchanged, plus an admin and fault API under `/sim/`.
 //!
 //! It is the broker of `make run`, of the integration tests and of the benchmarks. Layout:
 //! [`core`] is the exchange (accounts, matching, positions, P&L) and knows no wire format;
-//! [`tradovate`] and [`projectx`] are the protocol surfaces over that one core (a login, and so
+//! [`tradovate`], [`projectx`] and [`webull`] are the protocol surfaces over that one core (a login, and so
 //! its accounts, is served through one of them) and share the venue-neutral [`wire`] readers
 //! and the [`sockets`] registry — a surface never imports another surface; [`admin`] and
 //! [`faults`] are the simulator's own controls.
@@ -37,6 +37,7 @@ pub mod projectx;
 mod requests;
 pub mod sockets;
 pub mod tradovate;
+pub mod webull;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -58,6 +59,7 @@ use crate::projectx::{ProjectX, ProjectXConfig};
 use crate::sockets::Sockets;
 use crate::tradovate::auth::Auth;
 use crate::tradovate::limits::{Limits, LimitsConfig};
+use crate::webull::{Webull, WebullConfig};
 
 pub use admin::Admin;
 
@@ -111,6 +113,8 @@ pub struct SimConfig {
     pub users: Vec<admin::NewUser>,
     /// The ProjectX surface: token lifetime, request limits, hub timings.
     pub projectx: ProjectXConfig,
+    /// The Webull surface: timestamp window, request limit.
+    pub webull: WebullConfig,
     /// The trading day the listed contracts (front and next month) are computed for; `None`:
     /// today's. Tests stand on either side of a roll with it; nothing else changes with it.
     pub catalog_date: Option<chrono::NaiveDate>,
@@ -133,6 +137,7 @@ impl Default for SimConfig {
             prices: Vec::new(),
             users: Vec::new(),
             projectx: ProjectXConfig::default(),
+            webull: WebullConfig::default(),
             catalog_date: None,
         }
     }
@@ -148,6 +153,7 @@ pub(crate) struct Shared {
     pub(crate) feeds: Feeds,
     pub(crate) oauth_codes: DashMap<String, Id>,
     pub(crate) px: ProjectX,
+    pub(crate) wb: Webull,
     pub(crate) config: SimConfig,
     pub(crate) shutdown: CancellationToken,
     pub(crate) requests: requests::RequestCounts,
@@ -181,8 +187,11 @@ async fn surface(
     ConnectInfo(conn): ConnectInfo<net::ConnHandle>,
     req: Request,
 ) -> Response {
-    if projectx::owns(&req.uri().path().to_ascii_lowercase()) {
+    let path = req.uri().path().to_ascii_lowercase();
+    if projectx::owns(&path) {
         projectx::handle(sh, conn, req).await
+    } else if webull::owns(&path) {
+        webull::handle(sh, conn, req).await
     } else {
         tradovate::handle(State(sh), ConnectInfo(conn), req).await
     }
@@ -213,6 +222,7 @@ impl Sim {
         let sh = Arc::new(Shared {
             ex,
             px,
+            wb: Webull::new(&config.webull),
             auth: Auth::new(config.token_lifetime, config.max_sessions_per_user),
             limits: Limits::new(config.limits.clone()),
             faults: Faults::new(),
@@ -285,6 +295,13 @@ impl Sim {
     #[must_use]
     pub fn projectx_market_hub_url(&self) -> String {
         format!("ws://{}/hubs/market", self.addr)
+    }
+
+    /// `http://127.0.0.1:PORT`: Webull OpenAPI (`/openapi/…`), signed with a Webull login's
+    /// app key and secret.
+    #[must_use]
+    pub fn webull_url(&self) -> String {
+        format!("http://{}", self.addr)
     }
 
     /// The typed admin handle.

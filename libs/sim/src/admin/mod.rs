@@ -66,9 +66,10 @@ pub struct NewUser {
     pub cid: Option<Value>,
     /// API secret required at login, if set.
     pub sec: Option<String>,
-    /// The protocol the login is served through (`"tradovate"` by default, or `"projectx"`).
+    /// The protocol the login is served through (`"tradovate"` by default, `"projectx"` or
+    /// `"webull"`; a Webull login's app secret is `sec`, else its password).
     pub protocol: Protocol,
-    /// ProjectX API key (`Auth/loginKey`); a random one when absent.
+    /// ProjectX API key (`Auth/loginKey`) or Webull app key; a random one when absent.
     pub api_key: Option<String>,
 }
 
@@ -92,7 +93,7 @@ pub struct CreatedUser {
     pub name: String,
     /// Its accounts.
     pub accounts: Vec<CreatedAccount>,
-    /// The API key of a ProjectX login.
+    /// The API key of a ProjectX login, the app key of a Webull login.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key: Option<String>,
 }
@@ -370,8 +371,11 @@ impl Admin {
             spec.sec.clone(),
             spec.protocol,
         )?;
-        let api_key = (spec.protocol == Protocol::ProjectX)
-            .then(|| self.sh.px.set_key(user.id, spec.api_key.clone()));
+        let api_key = match spec.protocol {
+            Protocol::ProjectX => Some(self.sh.px.set_key(user.id, spec.api_key.clone())),
+            Protocol::Webull => Some(self.sh.wb.set_key(user.id, spec.api_key.clone())),
+            Protocol::Tradovate => None,
+        };
         let mut accounts = Vec::new();
         if spec.accounts.is_empty() {
             let a = self.sh.ex.add_account(user.id, None, balance)?;
@@ -685,14 +689,20 @@ impl Admin {
                     },
                 ),
                 FaultKind::ExpireToken => match user_id {
-                    Some(u) => self.sh.auth.expire_user(u) + self.sh.px.tokens.expire_user(u),
+                    Some(u) => {
+                        self.sh.auth.expire_user(u)
+                            + self.sh.px.tokens.expire_user(u)
+                            + self.sh.wb.expire_user(u)
+                    }
                     None => self
                         .sh
                         .ex
                         .users()
                         .iter()
                         .map(|u| {
-                            self.sh.auth.expire_user(u.id) + self.sh.px.tokens.expire_user(u.id)
+                            self.sh.auth.expire_user(u.id)
+                                + self.sh.px.tokens.expire_user(u.id)
+                                + self.sh.wb.expire_user(u.id)
                         })
                         .sum(),
                 },
@@ -922,6 +932,8 @@ async fn get_users(State(sh): State<Arc<Shared>>) -> ApiResult {
             let sessions = match u.protocol {
                 Protocol::Tradovate => sh.auth.sessions_of(u.id),
                 Protocol::ProjectX => sh.px.tokens.sessions_of(u.id),
+                // Signed requests: no session.
+                Protocol::Webull => Vec::new(),
             };
             json!({"userId": u.id, "name": u.name, "protocol": u.protocol, "accounts": u.account_ids, "sessions": sessions})
         })
@@ -1121,11 +1133,18 @@ async fn post_tokens(State(sh): State<Arc<Shared>>, body: String) -> ApiResult {
     let protocol = match f.text("protocol").as_deref() {
         None | Some("tradovate") => Protocol::Tradovate,
         Some("projectx") => Protocol::ProjectX,
+        Some("webull") => {
+            return Err(bad(
+                "protocol webull: signed requests have no token (expire credentials with the expireToken fault)",
+            ));
+        }
         Some(other) => return Err(bad(format!("protocol {other}: tradovate or projectx"))),
     };
     match protocol {
         Protocol::Tradovate => admin(&sh).set_token_lifetime(Duration::from_secs(secs)),
-        Protocol::ProjectX => admin(&sh).set_projectx_token_lifetime(Duration::from_secs(secs)),
+        Protocol::ProjectX | Protocol::Webull => {
+            admin(&sh).set_projectx_token_lifetime(Duration::from_secs(secs));
+        }
     }
     Ok(Json(json!({"lifetimeSecs": secs, "protocol": protocol})).into_response())
 }

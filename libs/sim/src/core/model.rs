@@ -321,6 +321,9 @@ pub enum Protocol {
     /// ProjectX Gateway (`/api/…`, SignalR hubs at `/hubs/…`).
     #[serde(rename = "projectx")]
     ProjectX,
+    /// Webull OpenAPI (`/openapi/…`, HMAC-SHA1 signed with an app key and secret).
+    #[serde(rename = "webull")]
+    Webull,
 }
 
 /// A login.

@@ -1,0 +1,3 @@
+//! What every part of the adapter shares: the request signature.
+
+pub mod signing;
