@@ -119,6 +119,7 @@ async fn run_async(data: PathBuf, http: SocketAddr, sim_addr: SocketAddr) -> any
     let services = vec![
         jt_ingest::start(jt_ingest::IngestConfig::from_env(&ProcessEnv)?, &ctx).await?,
         jt_executor::start(jt_executor::ExecutorConfig::from_env(&ProcessEnv)?, &ctx).await?,
+        jt_connmgr::start(jt_connmgr::ConnmgrConfig::from_env(&ProcessEnv)?, &ctx).await?,
     ];
     let listener = tokio::net::TcpListener::bind(http)
         .await

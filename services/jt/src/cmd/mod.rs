@@ -1,6 +1,7 @@
 //! One module per `jt` subcommand.
 
 pub mod alert;
+pub mod connmgr;
 pub mod db;
 pub mod dead_letters;
 pub mod dev;
