@@ -264,7 +264,8 @@ pub struct Definitions {
     pub copier_executions: ConsumerDef,
     /// Command execution on COMMANDS, serial per account.
     pub commands_consumer: ConsumerDef,
-    /// Connection ownership leases, TTL 15 s.
+    /// Connection ownership leases, TTL 6 s (renewed every 2 s: a dead replica's logins are
+    /// free within 6 s).
     pub leases: KvDef,
     /// Per-account execution locks, TTL 15 s.
     pub locks: KvDef,
@@ -382,7 +383,7 @@ impl Definitions {
         };
         let leases = kv(
             buckets::LEASES,
-            Some(Duration::from_secs(15)),
+            Some(Duration::from_secs(6)),
             "connection ownership leases (connmgr)",
         );
         let locks = kv(

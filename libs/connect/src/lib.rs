@@ -13,16 +13,16 @@
 //! simulator (`sim` accounts, reached with the Tradovate adapter), `JT_PROJECTX_URL` for
 //! ProjectX — are this library's configuration ([`AccessConfig`]).
 //!
-//! What it must not do: hold a trading rule, keep a process-wide static, or own the brokers'
-//! event streams beyond what an adapter needs to stay correct (the connection manager owns
-//! those).
+//! What it must not do: hold a trading rule, keep a process-wide static, or open an event
+//! connection: [`BrokerAccess::events_for`] hands out the adapter's event side, and only the
+//! connection manager subscribes to it (which also keeps ProjectX's exit guard running).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use jt_broker::{AccountId, Broker, BrokerEvents};
 use jt_broker::{AccountInfo, BrokerError};
+use jt_broker::{Broker, BrokerEvents};
 use jt_net::gate::GateConfig;
 use jt_net::registry::Plumbing;
 use jt_projectx::{Credentials as PxCredentials, Firm, ProjectXBroker, ProjectXConfig};
@@ -71,18 +71,13 @@ impl AccessError {
 struct Cached {
     updated_at: DateTime<Utc>,
     broker: Arc<dyn Broker>,
-    /// For brokers whose multi-leg exits are kept consistent by their own event handler
-    /// (ProjectX's exit guard), the subscription that keeps it running; dropped with the entry.
-    _events: Option<tokio::task::JoinHandle<()>>,
+    /// The same adapter as its event stream: opened only when someone subscribes (the
+    /// connection manager).
+    events: Arc<dyn BrokerEvents>,
 }
 
-impl Drop for Cached {
-    fn drop(&mut self) {
-        if let Some(task) = &self._events {
-            task.abort();
-        }
-    }
-}
+/// A built adapter, as commands and as an event stream.
+type Built = (Arc<dyn Broker>, Arc<dyn BrokerEvents>);
 
 /// Where broker access reaches the brokers, and how their logins behave.
 #[derive(Debug, Clone, Default)]
@@ -96,6 +91,10 @@ pub struct AccessConfig {
     /// How long a login backs off after an HTTP 429 that names no wait
     /// (`JT_BROKER_429_BACKOFF_SECS`; unset: each adapter's default, 60 s for Tradovate).
     pub too_many_requests_backoff: Option<std::time::Duration>,
+    /// The longest random delay before a login's event connection first connects
+    /// (`JT_BROKER_START_STAGGER_SECS`; unset: each adapter's default, 30 s), so a fleet
+    /// starting at once does not connect at once. Tests set zero.
+    pub start_stagger: Option<std::time::Duration>,
     /// The process's connect gate: socket connection attempts in flight and their spacing.
     pub gate: GateConfig,
 }
@@ -111,8 +110,17 @@ impl AccessConfig {
             projectx_url: optional(env, "JT_PROJECTX_URL")?,
             too_many_requests_backoff: optional::<u64>(env, "JT_BROKER_429_BACKOFF_SECS")?
                 .map(std::time::Duration::from_secs),
+            start_stagger: optional::<u64>(env, "JT_BROKER_START_STAGGER_SECS")?
+                .map(std::time::Duration::from_secs),
             gate: GateConfig::default(),
         })
+    }
+
+    /// Event connections start within `max` (zero: at once).
+    #[must_use]
+    pub fn with_start_stagger(mut self, max: std::time::Duration) -> Self {
+        self.start_stagger = Some(max);
+        self
     }
 
     /// The simulator at `base` for `sim` accounts.
@@ -185,10 +193,27 @@ impl BrokerAccess {
         &self,
         account: &BrokerAccount,
     ) -> Result<Arc<dyn Broker>, AccessError> {
+        Ok(self.built(account).await?.0)
+    }
+
+    /// The event side of `account`'s broker (the same adapter and login as
+    /// [`BrokerAccess::for_account`]): the connection manager's only way to a login's events.
+    /// Nothing is opened until it subscribes.
+    ///
+    /// # Errors
+    /// As [`BrokerAccess::for_account`].
+    pub async fn events_for(
+        &self,
+        account: &BrokerAccount,
+    ) -> Result<Arc<dyn BrokerEvents>, AccessError> {
+        Ok(self.built(account).await?.1)
+    }
+
+    async fn built(&self, account: &BrokerAccount) -> Result<Built, AccessError> {
         if let Some(c) = self.cache.lock().get(&account.id)
             && c.updated_at == account.updated_at
         {
-            return Ok(Arc::clone(&c.broker));
+            return Ok((Arc::clone(&c.broker), Arc::clone(&c.events)));
         }
         // Forget the old broker first: a login is shared in this process only while a broker
         // of it lives, and a changed account must get a login with its new credentials.
@@ -199,16 +224,13 @@ impl BrokerAccess {
             Cached {
                 updated_at: account.updated_at,
                 broker: Arc::clone(&broker),
-                _events: events,
+                events: Arc::clone(&events),
             },
         );
-        Ok(broker)
+        Ok((broker, events))
     }
 
-    async fn build(
-        &self,
-        account: &BrokerAccount,
-    ) -> Result<(Arc<dyn Broker>, Option<tokio::task::JoinHandle<()>>), AccessError> {
+    async fn build(&self, account: &BrokerAccount) -> Result<Built, AccessError> {
         if account.broker == BrokerKind::ProjectX {
             return self.build_projectx(account).await;
         }
@@ -270,23 +292,24 @@ impl BrokerAccess {
         if let Some(wait) = self.config.too_many_requests_backoff {
             config.limits.too_many_requests_backoff = wait;
         }
+        if let Some(stagger) = self.config.start_stagger {
+            config.ws.reconnect.initial_stagger_max = stagger;
+        }
         if let Some(base) = base_url {
             config = config.with_base_url(&base).map_err(AccessError::Adapter)?;
         }
-        let broker = TradovateBroker::with(config, &self.tradovate)
-            .map_err(|e| AccessError::Adapter(e.to_string()))?;
-        Ok((Arc::new(broker), None))
+        let broker = Arc::new(
+            TradovateBroker::with(config, &self.tradovate)
+                .map_err(|e| AccessError::Adapter(e.to_string()))?,
+        );
+        Ok((broker.clone(), broker))
     }
 
     /// ProjectX: the entry carries one native take-profit and stop; the adapter places the
-    /// other legs itself, and its exit guard (which runs on the account's event stream) shrinks
-    /// the native stop as legs fill, so the stop can never reverse the position. The registry
-    /// therefore keeps an event subscription on the login's sub-accounts for as long as it
-    /// keeps the broker.
-    async fn build_projectx(
-        &self,
-        account: &BrokerAccount,
-    ) -> Result<(Arc<dyn Broker>, Option<tokio::task::JoinHandle<()>>), AccessError> {
+    /// other legs itself, and its exit guard (which runs on the login's user hub) shrinks the
+    /// native stop as legs fill, so the stop can never reverse the position. The hub runs where
+    /// the login's events are subscribed: in the connection manager, never here.
+    async fn build_projectx(&self, account: &BrokerAccount) -> Result<Built, AccessError> {
         if !account.has_credentials {
             return Err(AccessError::NoCredentials);
         }
@@ -312,35 +335,17 @@ impl BrokerAccess {
         if let Some(wait) = self.config.too_many_requests_backoff {
             config.limits.too_many_requests_backoff = wait;
         }
+        if let Some(stagger) = self.config.start_stagger {
+            config.hub.reconnect.initial_stagger_max = stagger;
+        }
         if let Some(base) = &self.config.projectx_url {
             config = config.with_base_url(base).map_err(AccessError::Adapter)?;
         }
         config.session.store = Some(jt_store::StoreSessions::for_account(&self.store, account));
-        let projectx = ProjectXBroker::with(config, &self.projectx)
-            .map_err(|e| AccessError::Adapter(e.to_string()))?;
-        let subs = self
-            .store
-            .accounts()
-            .sub_accounts(account.owner, account.id)
-            .await
-            .map_err(|e| AccessError::Store(e.to_string()))?;
-        let ids: Vec<AccountId> = subs
-            .into_iter()
-            .map(|s| AccountId(s.broker_sub_account_id))
-            .collect();
-        let events = match projectx.subscribe(&ids).await {
-            Ok(mut subscription) => Some(tokio::spawn(async move {
-                // The guard acts inside the adapter; this task only keeps the stream open.
-                while subscription.recv().await.is_some() {}
-            })),
-            Err(e) => {
-                tracing::error!(
-                    error = %e,
-                    "ProjectX event stream not started: extra take-profit legs cannot be guarded"
-                );
-                None
-            }
-        };
-        Ok((Arc::new(projectx), events))
+        let projectx = Arc::new(
+            ProjectXBroker::with(config, &self.projectx)
+                .map_err(|e| AccessError::Adapter(e.to_string()))?,
+        );
+        Ok((projectx.clone(), projectx))
     }
 }

@@ -1,6 +1,7 @@
 //! The payloads that travel between services on the bus: accepted signals (ingest → executor
 //! fan-out), order intents from every source — signal, copy, manual, control, repair — (→
-//! execution), and executions (execution → history, copier).
+//! execution), executions (execution → history, copier) and broker events (connection manager
+//! → positions, risk, copier).
 //!
 //! Each type implements [`jt_bus::Message`]: a stable type name, the schema version it writes
 //! and the subject it goes to. Ids that must survive redelivery are derived from content
@@ -11,10 +12,12 @@
 //! not depend on the alert parser (`jt-alerts`), a venue, HTTP or sockets: what it carries is
 //! the domain's and `jt-ids`' (`scripts/check-layers`).
 
+pub mod broker_event;
 pub mod execution;
 pub mod intent;
 pub mod signal;
 
+pub use broker_event::{BrokerEventMessage, ReportedEvent};
 pub use execution::{ExecutionMessage, ExecutionStatus};
 pub use intent::{
     ControlAction, ControlCause, ControlIntent, ControlScope, CopyIntent,

@@ -30,6 +30,8 @@ enum Command {
     Ingest(cmd::ingest::Args),
     /// Run the executor service (fan-out and execution).
     Executor(cmd::executor::Args),
+    /// Run the connection manager (broker event connections → BROKER_EVENTS).
+    Connmgr(cmd::connmgr::Args),
     /// Messages the services gave up on: `jt dead-letters list`, `jt dead-letters retry`.
     DeadLetters(cmd::dead_letters::Args),
     /// Run the REST API service (`/api/v1`, `/api/openapi.json`).
@@ -51,6 +53,7 @@ fn main() -> std::process::ExitCode {
         Command::Dev(args) => cmd::dev::run(&args),
         Command::Ingest(args) => cmd::ingest::run(&args),
         Command::Executor(args) => cmd::executor::run(&args),
+        Command::Connmgr(args) => cmd::connmgr::run(&args),
         Command::DeadLetters(args) => cmd::dead_letters::run(&args),
         Command::Api(args) => cmd::api::run(&args),
         Command::Admin(args) => cmd::admin::run_admin(&args),

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod alert;
 pub mod api;
+pub mod connmgr;
 pub mod db;
 pub mod dead_letters;
 pub mod dev;
