@@ -347,6 +347,16 @@ pub struct WebhookView {
     pub alert_message: String,
 }
 
+impl WebhookView {
+    /// The webhook of `token`: its public URL and the alert message to paste.
+    fn of(state: &ApiState, token: &jt_store::Secret) -> Self {
+        Self {
+            webhook_url: state.config.webhook_url(token.expose()),
+            alert_message: ALERT_MESSAGE.to_string(),
+        }
+    }
+}
+
 /// Replaces the webhook token: the old URL stops working at once.
 #[utoipa::path(
     post,
@@ -369,10 +379,7 @@ pub async fn rotate_token(
         .recorders()
         .rotate_webhook_token(caller.owner(), recorder_id)
         .await?;
-    Ok(Json(WebhookView {
-        webhook_url: state.config.webhook_url(token.expose()),
-        alert_message: ALERT_MESSAGE.to_string(),
-    }))
+    Ok(Json(WebhookView::of(&state, &token)))
 }
 
 /// The webhook URL and the ready-to-paste alert message.
@@ -397,8 +404,5 @@ pub async fn webhook(
         .recorders()
         .webhook_token(caller.owner(), recorder_id)
         .await?;
-    Ok(Json(WebhookView {
-        webhook_url: state.config.webhook_url(token.expose()),
-        alert_message: ALERT_MESSAGE.to_string(),
-    }))
+    Ok(Json(WebhookView::of(&state, &token)))
 }
