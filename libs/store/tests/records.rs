@@ -8,7 +8,9 @@ mod common;
 use chrono::{Duration, NaiveDate, Utc};
 use common::TestStore;
 use jt_domain::{Direction, Side};
-use jt_store::repo::copy::{ContractMapping, CopyRecorded, CopyUpdate, FollowerSettings, NewCopy};
+use jt_store::repo::copy::{
+    ContractMapping, CopyLogQuery, CopyRecorded, CopyUpdate, FollowerSettings, NewCopy,
+};
 use jt_store::repo::notifications::NewChannel;
 use jt_store::repo::paper::{PaperApplied, PaperEntry, PaperPosition};
 use jt_store::repo::plans::{PlanSpec, ProviderSubscription};
@@ -318,7 +320,17 @@ async fn copies_are_recorded_once_per_leader_fill(t: &TestStore) {
         )
         .await
         .unwrap();
-    let log = t.copying().copy_log(owner.id, 10).await.unwrap();
+    let log = t
+        .copying()
+        .copy_log(
+            owner.id,
+            &CopyLogQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(log.len(), 1);
     assert_eq!(
         (log[0].status, log[0].latency_ms, log[0].follower_quantity),

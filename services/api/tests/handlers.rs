@@ -892,6 +892,313 @@ async fn traders_show_effective_values_and_a_null_patch_inherits_again() {
 
 // ---- controls -----------------------------------------------------------------------------
 
+// ---- copy trading -------------------------------------------------------------------------
+
+#[tokio::test]
+async fn leaders_followers_and_mappings_are_kept_with_their_rules() {
+    let api = TestApi::new().await;
+    let s = api.login("copy@example.com").await;
+    let subs = account_with_subs(&api, &s, 4).await;
+    let (lead, f1, f2, f3) = (&subs[0], &subs[1], &subs[2], &subs[3]);
+    let call = |m: Method, path: String, body: Option<serde_json::Value>| {
+        let api = &api;
+        let s = &s;
+        async move { api.call(m, &path, Auth::Cookie(s), body).await }
+    };
+
+    let l = call(
+        Method::POST,
+        "/api/v1/leaders".into(),
+        Some(json!({"sub_account_id": lead, "label": "Main"})),
+    )
+    .await;
+    assert_eq!(l.status, StatusCode::CREATED, "{}", l.body);
+    assert_eq!(
+        (l.body["enabled"].clone(), l.body["auto_copy"].clone()),
+        (json!(true), json!(true))
+    );
+    let leader = l.body["id"].as_str().unwrap().to_string();
+    let again = call(
+        Method::POST,
+        "/api/v1/leaders".into(),
+        Some(json!({"sub_account_id": lead})),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    assert_eq!(again.field(), Some("sub_account_id"));
+
+    let followers = format!("/api/v1/leaders/{leader}/followers");
+    // The leader's own account cannot follow it.
+    let own = call(
+        Method::POST,
+        followers.clone(),
+        Some(json!({"sub_account_id": lead})),
+    )
+    .await;
+    assert_eq!(own.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", own.body);
+    for (body, field) in [
+        (
+            json!({"sub_account_id": f1, "multiplier": "0"}),
+            "multiplier",
+        ),
+        (
+            json!({"sub_account_id": f1, "multiplier": "-1"}),
+            "multiplier",
+        ),
+        (
+            json!({"sub_account_id": f1, "max_position_size": 0}),
+            "max_position_size",
+        ),
+        (
+            json!({"sub_account_id": f1, "daily_loss_limit": "0"}),
+            "daily_loss_limit",
+        ),
+        (json!({"multiplier": "2"}), "sub_account_id"),
+        (
+            json!({"sub_account_id": f1, "mappings": [{"source_root": "NQ", "target_root": "MNQ", "quantity_ratio": "0"}]}),
+            "mappings[0].quantity_ratio",
+        ),
+        (
+            json!({"sub_account_id": f1, "mappings": [
+                {"source_root": "NQ", "target_root": "MNQ", "quantity_ratio": "10"},
+                {"source_root": "nq", "target_root": "NQ", "quantity_ratio": "1"}]}),
+            "mappings[1].source_root",
+        ),
+        (
+            json!({"sub_account_id": f1, "mappings": [{"source_root": "", "target_root": "MNQ", "quantity_ratio": "1"}]}),
+            "mappings[0].source_root",
+        ),
+    ] {
+        let r = call(Method::POST, followers.clone(), Some(body.clone())).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            r.body
+        );
+        assert_eq!(r.field(), Some(field), "{body}: {}", r.body);
+    }
+    // Nothing of the refused requests was kept.
+    let none = call(Method::GET, followers.clone(), None).await;
+    assert_eq!(none.body, json!([]));
+
+    let a = call(
+        Method::POST,
+        followers.clone(),
+        Some(json!({"sub_account_id": f1, "multiplier": "2", "max_position_size": 6,
+                    "mappings": [{"source_root": "nq", "target_root": "mnq", "quantity_ratio": "10"}]})),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    assert_eq!(a.body["multiplier"], "2");
+    assert_eq!(a.body["max_position_size"], 6);
+    assert_eq!(
+        a.body["mappings"],
+        json!([{"source_root": "NQ", "target_root": "MNQ", "quantity_ratio": "10"}])
+    );
+    let b = call(
+        Method::POST,
+        followers.clone(),
+        Some(json!({"sub_account_id": f2, "multiplier": "0.5", "copy_sl": false})),
+    )
+    .await;
+    assert_eq!(b.status, StatusCode::CREATED, "{}", b.body);
+    assert_eq!(
+        (b.body["copy_tp"].clone(), b.body["copy_sl"].clone()),
+        (json!(true), json!(false))
+    );
+    let dup = call(
+        Method::POST,
+        followers.clone(),
+        Some(json!({"sub_account_id": f2})),
+    )
+    .await;
+    assert_eq!(dup.status, StatusCode::CONFLICT, "{}", dup.body);
+    let c = call(
+        Method::POST,
+        followers.clone(),
+        Some(json!({"sub_account_id": f3})),
+    )
+    .await;
+    assert_eq!(c.status, StatusCode::CREATED, "{}", c.body);
+    assert_eq!(c.body["multiplier"], "1");
+    assert_eq!(c.body["max_position_size"], json!(null));
+
+    // PATCH: absent fields keep their value, null clears, mappings replace the list.
+    let fa = a.body["id"].as_str().unwrap().to_string();
+    let p = call(
+        Method::PATCH,
+        format!("/api/v1/followers/{fa}"),
+        Some(json!({"max_position_size": null, "daily_loss_limit": "500", "mappings": []})),
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert_eq!(p.body["multiplier"], "2");
+    assert_eq!(p.body["max_position_size"], json!(null));
+    assert_eq!(p.body["daily_loss_limit"], "500");
+    assert_eq!(p.body["mappings"], json!([]));
+    let moved = call(
+        Method::PATCH,
+        format!("/api/v1/followers/{fa}"),
+        Some(json!({"sub_account_id": f3})),
+    )
+    .await;
+    assert_eq!(
+        moved.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        moved.body
+    );
+    assert_eq!(moved.field(), Some("sub_account_id"));
+    let listed = call(Method::GET, followers.clone(), None).await;
+    assert_eq!(listed.body.as_array().unwrap().len(), 3);
+
+    // The leader: automatic mode off, then removed with its followers.
+    let off = call(
+        Method::PATCH,
+        format!("/api/v1/leaders/{leader}"),
+        Some(json!({"auto_copy": false})),
+    )
+    .await;
+    assert_eq!(
+        (off.body["enabled"].clone(), off.body["auto_copy"].clone()),
+        (json!(true), json!(false))
+    );
+    let gone = call(Method::DELETE, format!("/api/v1/leaders/{leader}"), None).await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    let f = call(Method::GET, format!("/api/v1/followers/{fa}"), None).await;
+    assert_eq!(f.status, StatusCode::NOT_FOUND, "{}", f.body);
+    let l = call(Method::GET, "/api/v1/leaders".into(), None).await;
+    assert_eq!(l.body, json!([]));
+}
+
+#[tokio::test]
+async fn the_copy_log_pages_newest_first_and_filters() {
+    use jt_store::repo::copy::{FollowerSettings, NewCopy};
+    use jt_store::{CopyLogId, CopyStatus, CopyTrigger, SubAccountId};
+    let api = TestApi::new().await;
+    let s = api.login("copylog@example.com").await;
+    let subs = account_with_subs(&api, &s, 3).await;
+    let sub = |i: usize| -> SubAccountId { serde_json::from_value(json!(subs[i])).unwrap() };
+    let copying = api.store.copying();
+    let leader = copying
+        .create_leader(s.user, sub(0), None, true)
+        .await
+        .unwrap();
+    let f1 = copying
+        .add_follower(s.user, leader.id, sub(1), FollowerSettings::default())
+        .await
+        .unwrap();
+    let f2 = copying
+        .add_follower(s.user, leader.id, sub(2), FollowerSettings::default())
+        .await
+        .unwrap();
+    for i in 0..5u32 {
+        for (f, status) in [(&f1, CopyStatus::Filled), (&f2, CopyStatus::Skipped)] {
+            copying
+                .record_copy(
+                    s.user,
+                    NewCopy {
+                        id: CopyLogId(uuid::Uuid::now_v7()),
+                        leader: leader.id,
+                        follower: f.id,
+                        trigger: CopyTrigger::Auto,
+                        leader_fill_id: Some(format!("fill-{i}")),
+                        leader_order_id: None,
+                        leader_symbol: "NQZ6".into(),
+                        follower_symbol: "MNQZ6".into(),
+                        leader_side: None,
+                        follower_side: None,
+                        leader_quantity: 1,
+                        follower_quantity: 10,
+                        leader_price: None,
+                        status,
+                        error: None,
+                    },
+                )
+                .await
+                .unwrap();
+        }
+    }
+    // Pages of 3 over 10 rows: every row once, newest first.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let q = match &cursor {
+            Some(c) => format!("/api/v1/copy-log?limit=3&cursor={c}"),
+            None => "/api/v1/copy-log?limit=3".into(),
+        };
+        let r = api.call(Method::GET, &q, Auth::Cookie(&s), None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        for item in r.body["items"].as_array().unwrap() {
+            seen.push(
+                item["created_at"].as_str().unwrap().to_string() + item["id"].as_str().unwrap(),
+            );
+        }
+        match r.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 10);
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.reverse();
+    assert_eq!(seen, sorted, "newest first");
+    sorted.dedup();
+    assert_eq!(sorted.len(), 10, "no row twice");
+
+    let only = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/copy-log?follower_id={}&status=filled", f1.id.0),
+            Auth::Cookie(&s),
+            None,
+        )
+        .await;
+    let items = only.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 5);
+    assert!(
+        items
+            .iter()
+            .all(|i| i["status"] == "filled" && i["follower_quantity"] == 10)
+    );
+    let skipped = api
+        .call(
+            Method::GET,
+            "/api/v1/copy-log?status=skipped",
+            Auth::Cookie(&s),
+            None,
+        )
+        .await;
+    assert_eq!(skipped.body["items"].as_array().unwrap().len(), 5);
+    for (q, field) in [
+        ("status=lost", "status"),
+        ("limit=0", "limit"),
+        ("cursor=nope", "cursor"),
+    ] {
+        let r = api
+            .call(
+                Method::GET,
+                &format!("/api/v1/copy-log?{q}"),
+                Auth::Cookie(&s),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}: {}", r.body);
+        assert_eq!(r.field(), Some(field), "{q}");
+    }
+    let missing = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/copy-log?leader_id={}", uuid::Uuid::now_v7()),
+            Auth::Cookie(&s),
+            None,
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
 #[tokio::test]
 async fn a_manual_trade_needs_an_idempotency_key_and_a_repeat_is_one_intent() {
     let api = TestApi::new().await;

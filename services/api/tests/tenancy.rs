@@ -37,10 +37,16 @@ async fn fixtures(api: &TestApi, s: &common::Session) -> BTreeMap<&'static str, 
         )
         .await;
     let account = a.body["id"].as_str().unwrap().to_string();
-    *api.probe.listed.lock() = vec![BrokerSubAccount {
-        broker_sub_account_id: "1".into(),
-        name: "A1".into(),
-    }];
+    *api.probe.listed.lock() = vec![
+        BrokerSubAccount {
+            broker_sub_account_id: "1".into(),
+            name: "A1".into(),
+        },
+        BrokerSubAccount {
+            broker_sub_account_id: "2".into(),
+            name: "A2".into(),
+        },
+    ];
     let t = api
         .call(
             Method::POST,
@@ -53,6 +59,28 @@ async fn fixtures(api: &TestApi, s: &common::Session) -> BTreeMap<&'static str, 
         .as_str()
         .unwrap()
         .to_string();
+    let sub2 = t.body["sub_accounts"][1]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let l = api
+        .call(
+            Method::POST,
+            "/api/v1/leaders",
+            Auth::Cookie(s),
+            Some(json!({"sub_account_id": sub})),
+        )
+        .await;
+    let leader = l.body["id"].as_str().unwrap().to_string();
+    let fo = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/leaders/{leader}/followers"),
+            Auth::Cookie(s),
+            Some(json!({"sub_account_id": sub2})),
+        )
+        .await;
+    let follower = fo.body["id"].as_str().unwrap().to_string();
     let r = api
         .call(
             Method::POST,
@@ -131,6 +159,8 @@ async fn fixtures(api: &TestApi, s: &common::Session) -> BTreeMap<&'static str, 
     f.insert("token_id", token);
     f.insert("signal_id", signal.to_string());
     f.insert("intent_id", intent.to_string());
+    f.insert("leader_id", leader);
+    f.insert("follower_id", follower);
     f
 }
 

@@ -11,7 +11,7 @@ use sea_orm::{
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{ReadScope, now, optional_text, required_text, to_u32};
+use super::{ReadScope, at, now, optional_text, required_text, to_u32};
 use crate::Store;
 use crate::decimal::DbDecimal;
 use crate::entity::{CopyStatus, CopyTrigger, contract_mappings, copy_log, followers, leaders};
@@ -498,6 +498,20 @@ impl Copying<'_> {
             .collect()
     }
 
+    /// One follower.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`].
+    pub async fn follower(&self, scope: impl ReadScope, id: FollowerId) -> StoreResult<Follower> {
+        followers::Entity::find_by_id(id.0)
+            .filter(followers::Column::UserId.eq(scope.owner().0))
+            .one(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("follower", e))?
+            .ok_or_else(|| StoreError::not_found("follower", id))?
+            .try_into()
+    }
+
     /// Replaces a follower's settings.
     ///
     /// # Errors
@@ -750,19 +764,41 @@ impl Copying<'_> {
         super::update_owned(self.store, q, id, owner).await
     }
 
-    /// The owner's copy log, newest first.
+    /// One page of the owner's copy log, newest first, ordered by (time, id) so a page
+    /// boundary between two rows of the same instant loses neither (keyset pagination: stable
+    /// while new copies arrive).
     ///
     /// # Errors
     /// Database errors.
     pub async fn copy_log(
         &self,
         scope: impl ReadScope,
-        limit: u64,
+        q: &CopyLogQuery,
     ) -> StoreResult<Vec<CopyLogEntry>> {
-        copy_log::Entity::find()
-            .filter(copy_log::Column::UserId.eq(scope.owner().0))
-            .order_by_desc(copy_log::Column::CreatedAt)
-            .limit(limit)
+        use sea_orm::Condition;
+        let mut sel = copy_log::Entity::find().filter(copy_log::Column::UserId.eq(scope.owner().0));
+        if let Some(l) = q.leader {
+            sel = sel.filter(copy_log::Column::LeaderId.eq(l.0));
+        }
+        if let Some(f) = q.follower {
+            sel = sel.filter(copy_log::Column::FollowerId.eq(f.0));
+        }
+        if let Some(s) = q.status {
+            sel = sel.filter(copy_log::Column::Status.eq(s));
+        }
+        if let Some((t, id)) = q.after {
+            let t = at(t);
+            sel = sel.filter(
+                Condition::any().add(copy_log::Column::CreatedAt.lt(t)).add(
+                    Condition::all()
+                        .add(copy_log::Column::CreatedAt.eq(t))
+                        .add(copy_log::Column::Id.lt(id.0)),
+                ),
+            );
+        }
+        sel.order_by_desc(copy_log::Column::CreatedAt)
+            .order_by_desc(copy_log::Column::Id)
+            .limit(q.limit.clamp(1, 500))
             .all(self.store.db())
             .await
             .map_err(|e| StoreError::db("copy log", e))?
@@ -770,6 +806,21 @@ impl Copying<'_> {
             .map(CopyLogEntry::try_from)
             .collect()
     }
+}
+
+/// Which copy log rows a page shows: all filters optional, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct CopyLogQuery {
+    /// Only this leader's copies.
+    pub leader: Option<LeaderId>,
+    /// Only this follower's copies.
+    pub follower: Option<FollowerId>,
+    /// Only copies in this state.
+    pub status: Option<CopyStatus>,
+    /// Continue after this row (the last of the previous page): its time and id.
+    pub after: Option<(DateTime<Utc>, CopyLogId)>,
+    /// At most this many (1..=500).
+    pub limit: u64,
 }
 
 impl Store {

@@ -10,6 +10,7 @@ use crate::state::ApiState;
 
 pub mod accounts;
 pub mod controls;
+pub mod copy;
 pub mod history;
 pub mod recorders;
 pub mod session;
@@ -48,6 +49,19 @@ pub fn api() -> OpenApiRouter<ApiState> {
         .routes(routes!(history::intent))
         .routes(routes!(history::executions))
         .routes(routes!(history::paper))
+        .routes(routes!(copy::list_leaders, copy::create_leader))
+        .routes(routes!(
+            copy::get_leader,
+            copy::update_leader,
+            copy::delete_leader
+        ))
+        .routes(routes!(copy::list_followers, copy::add_follower))
+        .routes(routes!(
+            copy::get_follower,
+            copy::update_follower,
+            copy::delete_follower
+        ))
+        .routes(routes!(copy::copy_log))
         .routes(routes!(controls::manual_order))
         .routes(routes!(controls::flatten_one))
         .routes(routes!(controls::flatten_all))
