@@ -252,7 +252,7 @@ async fn admin_path_is_explicit_and_audited(t: &TestStore) {
     );
     assert_eq!(t.recorders().list(view).await.unwrap().len(), 1);
 
-    let log = adm.audit_log(10).await.unwrap();
+    let log = adm.audit_log(10, 0).await.unwrap();
     let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
     assert!(actions.contains(&"user.approve"), "{actions:?}");
     assert!(actions.contains(&"user.set_role"), "{actions:?}");

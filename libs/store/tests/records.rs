@@ -464,7 +464,7 @@ async fn kill_switches_apply_by_scope(t: &TestStore) {
     );
     assert!(
         t.admin(&scope)
-            .audit_log(5)
+            .audit_log(5, 0)
             .await
             .unwrap()
             .iter()

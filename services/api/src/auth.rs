@@ -24,6 +24,8 @@ pub const SESSION_COOKIE: &str = "jt_session";
 pub const CSRF_COOKIE: &str = "jt_csrf";
 /// The header a cookie-authenticated write must carry.
 pub const CSRF_HEADER: &str = "x-csrf-token";
+/// The header with which an admin reads the platform as another user (read-only, audited).
+pub const VIEW_AS_HEADER: &str = "x-view-as";
 
 /// How the caller authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,13 +49,17 @@ pub struct Caller {
     pub user: User,
     /// How they authenticated.
     pub via: Via,
+    /// The user an admin is viewing as (`X-View-As`): reads only, each one audited.
+    pub viewing: Option<UserId>,
 }
 
 impl Caller {
-    /// The owner of every record this request touches.
+    /// The owner of every record this request touches: the caller, or the user an admin is
+    /// viewing as (only ever on a read: a write with `X-View-As` is refused before any
+    /// handler runs).
     #[must_use]
     pub fn owner(&self) -> UserId {
-        self.user.id
+        self.viewing.unwrap_or(self.user.id)
     }
 
     /// The CSRF token of a session caller.
@@ -181,11 +187,57 @@ impl FromRequestParts<ApiState> for Caller {
                 "this account is waiting for an administrator's approval",
             ));
         }
+        let viewing = view_as(parts, state, &auth.user).await?;
         Ok(Caller {
             user: auth.user,
             via,
+            viewing,
         })
     }
+}
+
+/// `X-View-As: <user id>`: an admin reading the platform as that user. Refused for anyone
+/// else and for any write; the target must exist; every such request is written to the audit
+/// log (the store's `view_as`).
+async fn view_as(
+    parts: &Parts,
+    state: &ApiState,
+    caller: &User,
+) -> Result<Option<UserId>, ApiError> {
+    let Some(v) = parts.headers.get(VIEW_AS_HEADER) else {
+        return Ok(None);
+    };
+    let target = v
+        .to_str()
+        .ok()
+        .and_then(|t| t.trim().parse::<uuid::Uuid>().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                "x-view-as: must be the id of the user to view as",
+            )
+            .field(VIEW_AS_HEADER)
+        })?;
+    if is_write(&parts.method) {
+        return Err(ApiError::forbidden(
+            "viewing as another user is read-only: send the change without X-View-As",
+        )
+        .field(VIEW_AS_HEADER));
+    }
+    let scope = state
+        .store
+        .admin_scope(caller.id)
+        .await
+        .map_err(|e| match e {
+            jt_store::StoreError::NotAdmin(_) => {
+                ApiError::forbidden("only administrators can view as another user")
+                    .field(VIEW_AS_HEADER)
+            }
+            other => other.into(),
+        })?;
+    let view = state.store.admin(&scope).view_as(UserId(target)).await?;
+    Ok(Some(jt_store::ReadScope::owner(&view)))
 }
 
 /// The source address of a request: the TCP peer, or behind a trusted proxy the address it

@@ -892,6 +892,506 @@ async fn traders_show_effective_values_and_a_null_patch_inherits_again() {
 
 // ---- controls -----------------------------------------------------------------------------
 
+// ---- administration -----------------------------------------------------------------------
+
+#[tokio::test]
+async fn admins_manage_users_and_every_action_is_audited() {
+    let api = TestApi::new().await;
+    let admin = api.login_admin("root@example.com").await;
+    let user = api.login("plain@example.com").await;
+
+    // A non-admin is refused every admin route.
+    let r = api
+        .call(
+            Method::GET,
+            "/api/v1/admin/users",
+            Auth::Cookie(&user),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+
+    // Create: a generated password is shown once and works.
+    let c = api
+        .call(
+            Method::POST,
+            "/api/v1/admin/users",
+            Auth::Cookie(&admin),
+            Some(json!({"email": "New@Example.com", "display_name": "New"})),
+        )
+        .await;
+    assert_eq!(c.status, StatusCode::CREATED, "{}", c.body);
+    assert_eq!(c.body["user"]["email"], "new@example.com");
+    assert_eq!(c.body["user"]["approved"], true);
+    let password = c.body["password"].as_str().unwrap().to_string();
+    let new_id = c.body["user"]["id"].as_str().unwrap().to_string();
+    let login = api
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            Auth::None,
+            Some(json!({"email": "new@example.com", "password": password})),
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    for (body, status, field) in [
+        (
+            json!({"email": "new@example.com"}),
+            StatusCode::CONFLICT,
+            "email",
+        ),
+        (
+            json!({"email": "x@example.com", "role": "god"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "role",
+        ),
+        (
+            json!({"email": "not an address"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "email",
+        ),
+        (
+            json!({"email": "y@example.com", "password": "short"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "password",
+        ),
+    ] {
+        let r = api
+            .call(
+                Method::POST,
+                "/api/v1/admin/users",
+                Auth::Cookie(&admin),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(r.status, status, "{body}: {}", r.body);
+        assert_eq!(r.field(), Some(field), "{body}: {}", r.body);
+    }
+
+    // Disable: the user's token is refused from the next request on; re-enable restores it.
+    let token = api.token(user.user).await;
+    let off = api
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/admin/users/{}", user.user),
+            Auth::Cookie(&admin),
+            Some(json!({"approved": false})),
+        )
+        .await;
+    assert_eq!(off.status, StatusCode::OK, "{}", off.body);
+    assert_eq!(off.body["approved"], false);
+    let me = api
+        .call(Method::GET, "/api/v1/me", Auth::Bearer(&token), None)
+        .await;
+    assert_eq!(me.status, StatusCode::FORBIDDEN, "{}", me.body);
+    api.call(
+        Method::PATCH,
+        &format!("/api/v1/admin/users/{}", user.user),
+        Auth::Cookie(&admin),
+        Some(json!({"approved": true, "role": "admin"})),
+    )
+    .await;
+    let me = api
+        .call(Method::GET, "/api/v1/me", Auth::Bearer(&token), None)
+        .await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    assert_eq!(me.body["user"]["role"], "admin");
+    // An admin cannot lock themselves out.
+    for body in [json!({"approved": false}), json!({"role": "user"})] {
+        let r = api
+            .call(
+                Method::PATCH,
+                &format!("/api/v1/admin/users/{}", admin.user),
+                Auth::Cookie(&admin),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            r.body
+        );
+    }
+    let own = api
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/admin/users/{}", admin.user),
+            Auth::Cookie(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", own.body);
+
+    // Delete with everything the user owns.
+    let subs = account_with_subs(&api, &admin, 0).await;
+    assert!(subs.is_empty());
+    let gone = api
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/admin/users/{new_id}"),
+            Auth::Cookie(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    let missing = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/admin/users/{new_id}"),
+            Auth::Cookie(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    // The audit log names each action, newest first.
+    let log = api
+        .call(
+            Method::GET,
+            "/api/v1/admin/audit?limit=50",
+            Auth::Cookie(&admin),
+            None,
+        )
+        .await;
+    let actions: Vec<&str> = log
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions.first(), Some(&"user.delete"), "{actions:?}");
+    for a in [
+        "user.create",
+        "user.approve",
+        "user.set_role",
+        "user.delete",
+    ] {
+        assert!(actions.contains(&a), "{a} audited: {actions:?}");
+    }
+    assert!(
+        log.body
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["actor_email"] == "root@example.com")
+    );
+}
+
+#[tokio::test]
+async fn an_admin_views_as_a_user_read_only_and_audited() {
+    let api = TestApi::new().await;
+    let admin = api.login_admin("viewer@example.com").await;
+    let user = api.login("viewed@example.com").await;
+    let r = api
+        .call(
+            Method::POST,
+            "/api/v1/recorders",
+            Auth::Cookie(&user),
+            Some(json!({"name": "The user's"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let view = user.user.to_string();
+    let as_user = [("x-view-as", view.as_str())];
+    let seen = api
+        .call_with(
+            Method::GET,
+            "/api/v1/recorders",
+            Auth::Cookie(&admin),
+            None,
+            &as_user,
+        )
+        .await;
+    assert_eq!(seen.status, StatusCode::OK, "{}", seen.body);
+    assert_eq!(seen.body[0]["name"], "The user's");
+    let me = api
+        .call_with(
+            Method::GET,
+            "/api/v1/me",
+            Auth::Cookie(&admin),
+            None,
+            &as_user,
+        )
+        .await;
+    assert_eq!(me.body["viewing_as"], json!(view), "{}", me.body);
+    assert_eq!(me.body["user"]["email"], "viewer@example.com");
+    let own = api
+        .call(Method::GET, "/api/v1/recorders", Auth::Cookie(&admin), None)
+        .await;
+    assert_eq!(own.body, json!([]));
+    // Writes are refused while viewing as.
+    let w = api
+        .call_with(
+            Method::POST,
+            "/api/v1/recorders",
+            Auth::Cookie(&admin),
+            Some(json!({"name": "sneaky"})),
+            &as_user,
+        )
+        .await;
+    assert_eq!(w.status, StatusCode::FORBIDDEN, "{}", w.body);
+    assert_eq!(w.field(), Some("x-view-as"));
+    // A non-admin cannot view as anyone; a missing user is 404; a malformed id 400.
+    let admin_id = admin.user.to_string();
+    let n = api
+        .call_with(
+            Method::GET,
+            "/api/v1/recorders",
+            Auth::Cookie(&user),
+            None,
+            &[("x-view-as", admin_id.as_str())],
+        )
+        .await;
+    assert_eq!(n.status, StatusCode::FORBIDDEN, "{}", n.body);
+    let missing = uuid::Uuid::now_v7().to_string();
+    let m = api
+        .call_with(
+            Method::GET,
+            "/api/v1/recorders",
+            Auth::Cookie(&admin),
+            None,
+            &[("x-view-as", missing.as_str())],
+        )
+        .await;
+    assert_eq!(m.status, StatusCode::NOT_FOUND, "{}", m.body);
+    let bad = api
+        .call_with(
+            Method::GET,
+            "/api/v1/recorders",
+            Auth::Cookie(&admin),
+            None,
+            &[("x-view-as", "nobody")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    let log = api
+        .call(
+            Method::GET,
+            "/api/v1/admin/audit",
+            Auth::Cookie(&admin),
+            None,
+        )
+        .await;
+    let views: Vec<_> = log
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == "user.view_as")
+        .collect();
+    assert_eq!(views.len(), 2, "each read audited: {}", log.body);
+    assert_eq!(views[0]["target_user_id"], json!(view));
+}
+
+#[tokio::test]
+async fn the_global_kill_switch_flattens_every_users_accounts_and_is_audited() {
+    let api = TestApi::new().await;
+    let admin = api.login_admin("ops@example.com").await;
+    let a = api.login("a@example.com").await;
+    let b = api.login("b@example.com").await;
+    let sa = account_with_subs(&api, &a, 2).await;
+    let sb = account_with_subs(&api, &b, 1).await;
+    let user_try = api
+        .call(
+            Method::PUT,
+            "/api/v1/admin/kill",
+            Auth::Cookie(&a),
+            Some(json!({"engaged": true})),
+        )
+        .await;
+    assert_eq!(user_try.status, StatusCode::FORBIDDEN);
+    let k = api
+        .call(
+            Method::PUT,
+            "/api/v1/admin/kill",
+            Auth::Cookie(&admin),
+            Some(json!({"engaged": true, "reason": "exchange halt"})),
+        )
+        .await;
+    assert_eq!(k.status, StatusCode::OK, "{}", k.body);
+    assert_eq!(k.body["engaged"], true);
+    let queued = k.body["flatten"]["intent_ids"].as_array().unwrap();
+    assert_eq!(queued.len(), sa.len() + sb.len(), "{}", k.body);
+    // The switch is what the executor reads: every sub-account sees it engaged.
+    for sub in sa.iter().chain(&sb) {
+        let id: jt_store::SubAccountId = serde_json::from_value(json!(sub)).unwrap();
+        let owner = if sa.contains(sub) { a.user } else { b.user };
+        let (s, _) = api
+            .store
+            .accounts()
+            .sub_account_with_account(owner, id)
+            .await
+            .unwrap();
+        assert!(api.store.risk().kill_state_of(&s).await.unwrap().engaged());
+    }
+    let r = api
+        .call(
+            Method::PUT,
+            "/api/v1/admin/kill",
+            Auth::Cookie(&admin),
+            Some(json!({"engaged": false})),
+        )
+        .await;
+    assert_eq!(r.body["flatten"]["intent_ids"], json!([]));
+    let log = api
+        .call(
+            Method::GET,
+            "/api/v1/admin/audit",
+            Auth::Cookie(&admin),
+            None,
+        )
+        .await;
+    let actions: Vec<&str> = log
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &actions[..2],
+        &["kill.global.release", "kill.global.engage"]
+    );
+}
+
+#[tokio::test]
+async fn dead_letters_are_listed_and_retried_by_admins() {
+    use jt_bus::{ConsumeOptions, DeadLetterQuery, Definitions, Incoming, Outcome};
+    use jt_messages::IntentMessage;
+    let api = TestApi::new().await;
+    let admin = api.login_admin("dl@example.com").await;
+    let user = api.login("trader@example.com").await;
+    let empty = api
+        .call(
+            Method::GET,
+            "/api/v1/admin/dead-letters",
+            Auth::Cookie(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(empty.status, StatusCode::OK, "{}", empty.body);
+    assert_eq!(empty.body, json!([]));
+
+    // A manual trade whose intent the (stand-in) executor refuses: a real dead letter.
+    let subs = account_with_subs(&api, &user, 1).await;
+    let t = api
+        .call_with(
+            Method::POST,
+            &format!("/api/v1/sub-accounts/{}/orders", subs[0]),
+            Auth::Cookie(&user),
+            Some(json!({"symbol": "MNQ", "action": "entry", "direction": "long", "qty": 1})),
+            &[("idempotency-key", "dl-test")],
+        )
+        .await;
+    assert_eq!(t.status, StatusCode::ACCEPTED, "{}", t.body);
+    let defs = Definitions::new(api.bus.namespace());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let consumer = {
+        let (bus, def, stop) = (api.bus.clone(), defs.execute.clone(), stop.clone());
+        let options = ConsumeOptions {
+            max_in_flight: 1,
+            pull_expiry: std::time::Duration::from_millis(200),
+            ..ConsumeOptions::default()
+        };
+        tokio::spawn(async move {
+            bus.consume(&def, options, stop, |_m: Incoming<IntentMessage>| async {
+                Outcome::reject("test: the executor refused it")
+            })
+            .await
+        })
+    };
+    let mut listed = json!([]);
+    for _ in 0..100 {
+        listed = api
+            .call(
+                Method::GET,
+                "/api/v1/admin/dead-letters",
+                Auth::Cookie(&admin),
+                None,
+            )
+            .await
+            .body;
+        if listed.as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    stop.cancel();
+    consumer.await.unwrap().unwrap();
+    let letters = listed.as_array().unwrap();
+    assert_eq!(letters.len(), 1, "{listed}");
+    assert!(
+        letters[0]["stream"].as_str().unwrap().ends_with("ORDERS"),
+        "{listed}"
+    );
+    assert_eq!(letters[0]["reason"], "test: the executor refused it");
+    assert_eq!(letters[0]["body"]["intent_id"], t.body["intent_ids"][0]);
+    // Non-admins cannot see or retry them.
+    let seq = letters[0]["sequence"].as_u64().unwrap();
+    let u = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/admin/dead-letters/{seq}/retry"),
+            Auth::Cookie(&user),
+            None,
+        )
+        .await;
+    assert_eq!(u.status, StatusCode::FORBIDDEN);
+    let r = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/admin/dead-letters/{seq}/retry"),
+            Auth::Cookie(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        r.body["message_id"].as_str().unwrap().ends_with(":retry:1"),
+        "{}",
+        r.body
+    );
+    let after = api
+        .bus
+        .dead_letters(&defs.dead_letters, &DeadLetterQuery::default())
+        .await
+        .unwrap();
+    assert!(after.is_empty(), "retried letters are removed");
+    let again = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/admin/dead-letters/{seq}/retry"),
+            Auth::Cookie(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND, "{}", again.body);
+    let log = api
+        .call(
+            Method::GET,
+            "/api/v1/admin/audit",
+            Auth::Cookie(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(log.body[0]["action"], "dead_letter.retry");
+
+    for (q, field) in [("stream=a.b", "stream"), ("limit=0", "limit")] {
+        let r = api
+            .call(
+                Method::GET,
+                &format!("/api/v1/admin/dead-letters?{q}"),
+                Auth::Cookie(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}: {}", r.body);
+        assert_eq!(r.field(), Some(field));
+    }
+}
+
 // ---- copy trading -------------------------------------------------------------------------
 
 #[tokio::test]

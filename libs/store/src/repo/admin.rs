@@ -129,6 +129,44 @@ impl Admin<'_> {
             .collect())
     }
 
+    /// Creates a user (approved: an admin made it), audited in the same transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for a malformed e-mail or a short password;
+    /// [`StoreError::Conflict`] when the e-mail is taken.
+    pub async fn create_user(&self, new: super::auth::NewUser) -> StoreResult<User> {
+        let model = super::auth::user_row(new).await?;
+        let txn = self.store.db().begin().await.map_err(StoreError::from)?;
+        super::auth::insert_user(&txn, &model).await?;
+        write_audit(
+            &txn,
+            self.scope,
+            AuditRecord {
+                action: "user.create",
+                target_type: "user",
+                target_id: Some(model.id.to_string()),
+                target_user: Some(UserId(model.id)),
+                details: serde_json::json!({ "email": model.email, "role": model.role }),
+            },
+        )
+        .await?;
+        txn.commit().await.map_err(StoreError::from)?;
+        Ok(model.into())
+    }
+
+    /// One user.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`].
+    pub async fn user(&self, user: UserId) -> StoreResult<User> {
+        users::Entity::find_by_id(user.0)
+            .one(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("user", e))?
+            .map(User::from)
+            .ok_or_else(|| StoreError::not_found("user", user))
+    }
+
     /// Approves (or un-approves) a user.
     ///
     /// # Errors
@@ -232,14 +270,42 @@ impl Admin<'_> {
         })
     }
 
+    /// Audits an admin action that happens outside the store (a dead letter retried on the
+    /// bus), after it happened.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn record(
+        &self,
+        action: &str,
+        target_type: &str,
+        target_id: Option<String>,
+        details: serde_json::Value,
+    ) -> StoreResult<()> {
+        write_audit(
+            self.store.db(),
+            self.scope,
+            AuditRecord {
+                action,
+                target_type,
+                target_id,
+                target_user: None,
+                details,
+            },
+        )
+        .await
+    }
+
     /// The audit log, newest first.
     ///
     /// # Errors
     /// Database errors.
-    pub async fn audit_log(&self, limit: u64) -> StoreResult<Vec<AuditEntry>> {
+    pub async fn audit_log(&self, limit: u64, offset: u64) -> StoreResult<Vec<AuditEntry>> {
         Ok(audit_log::Entity::find()
             .order_by_desc(audit_log::Column::At)
+            .order_by_desc(audit_log::Column::Id)
             .limit(limit)
+            .offset(offset)
             .all(self.store.db())
             .await
             .map_err(|e| StoreError::db("audit log", e))?

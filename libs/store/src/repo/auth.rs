@@ -70,6 +70,44 @@ pub struct NewUser {
     pub approved: bool,
 }
 
+/// The row of a new user: e-mail normalised, password checked and hashed (Argon2id, off the
+/// async threads).
+pub(crate) async fn user_row(new: NewUser) -> StoreResult<users::Model> {
+    let email = normalize_email(&new.email)?;
+    check_password(&new.password)?;
+    let hash = hash_blocking(&new.password).await?;
+    let t = now();
+    Ok(users::Model {
+        id: Uuid::now_v7(),
+        email,
+        display_name: optional_text(new.display_name.as_deref()),
+        password_hash: hash,
+        role: new.role,
+        approved: new.approved,
+        created_at: t,
+        updated_at: t,
+        last_login_at: None,
+    })
+}
+
+/// Inserts a new user's row; a taken e-mail is a conflict that says so.
+pub(crate) async fn insert_user<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    model: &users::Model,
+) -> StoreResult<()> {
+    users::Entity::insert(model.clone().into_active_model())
+        .exec_without_returning(db)
+        .await
+        .map_err(|e| match StoreError::db("user", e) {
+            StoreError::Conflict { entity, .. } => StoreError::Conflict {
+                entity,
+                detail: "this e-mail is already registered".to_string(),
+            },
+            other => other,
+        })?;
+    Ok(())
+}
+
 /// The user behind a valid session or API token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authenticated {
@@ -169,31 +207,8 @@ impl Users<'_> {
     /// [`StoreError::Invalid`] for a malformed e-mail or a short password,
     /// [`StoreError::Conflict`] when the e-mail is taken.
     pub async fn register(&self, new: NewUser) -> StoreResult<User> {
-        let email = normalize_email(&new.email)?;
-        check_password(&new.password)?;
-        let hash = hash_blocking(&new.password).await?;
-        let t = now();
-        let model = users::Model {
-            id: Uuid::now_v7(),
-            email,
-            display_name: optional_text(new.display_name.as_deref()),
-            password_hash: hash,
-            role: new.role,
-            approved: new.approved,
-            created_at: t,
-            updated_at: t,
-            last_login_at: None,
-        };
-        users::Entity::insert(model.clone().into_active_model())
-            .exec_without_returning(self.store.db())
-            .await
-            .map_err(|e| match StoreError::db("user", e) {
-                StoreError::Conflict { entity, .. } => StoreError::Conflict {
-                    entity,
-                    detail: "this e-mail is already registered".to_string(),
-                },
-                other => other,
-            })?;
+        let model = user_row(new).await?;
+        insert_user(self.store.db(), &model).await?;
         Ok(model.into())
     }
 

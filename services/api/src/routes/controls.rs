@@ -10,8 +10,8 @@ use jt_domain::Direction;
 use jt_domain::alert::{ExitLevel, StopOverride};
 use jt_domain::settings::PriceUnits;
 use jt_messages::{ControlCause, ControlIntent, IntentMessage, ManualIntent, ManualTrade};
-use jt_store::SubAccountId;
 use jt_store::repo::accounts::{BrokerAccount, SubAccount};
+use jt_store::{SubAccountId, UserId};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -282,9 +282,11 @@ pub struct ControlRequest {
     pub reason: Option<String>,
 }
 
-async fn flatten(
+/// Publishes one flatten intent per sub-account, each owned by the sub-account's owner and
+/// naming who asked (`requested_by`: the user, or the admin of a global kill).
+pub(crate) async fn flatten(
     state: &ApiState,
-    caller: &Caller,
+    requested_by: UserId,
     subs: &[(SubAccount, BrokerAccount)],
     reason: Option<String>,
 ) -> ApiResult<Queued> {
@@ -293,13 +295,13 @@ async fn flatten(
     let mut duplicate = false;
     for (sub, account) in subs {
         let intent = IntentMessage::control(
-            caller.owner(),
+            sub.owner,
             sub.id,
             account.id,
             Utc::now(),
             ControlIntent::flatten_account(ControlCause::api(
                 request,
-                caller.owner(),
+                requested_by,
                 reason.clone(),
             )),
         );
@@ -352,7 +354,7 @@ pub async fn flatten_one(
         .accounts()
         .sub_account_with_account(caller.owner(), sub_account_id)
         .await?;
-    let q = flatten(&state, &caller, &[pair], req.reason).await?;
+    let q = flatten(&state, caller.owner(), &[pair], req.reason).await?;
     Ok((StatusCode::ACCEPTED, Json(q)))
 }
 
@@ -371,7 +373,7 @@ pub async fn flatten_all(
     Json(req): Json<ControlRequest>,
 ) -> ApiResult<(StatusCode, Json<Queued>)> {
     let subs = all_subs(&state, &caller).await?;
-    let q = flatten(&state, &caller, &subs, req.reason).await?;
+    let q = flatten(&state, caller.owner(), &subs, req.reason).await?;
     Ok((StatusCode::ACCEPTED, Json(q)))
 }
 
@@ -433,7 +435,7 @@ pub async fn kill_one(
     let flatten = if req.engaged {
         flatten(
             &state,
-            &caller,
+            caller.owner(),
             &[pair],
             req.reason.or(Some("kill switch".into())),
         )
@@ -473,7 +475,7 @@ pub async fn kill_all(
         let subs = all_subs(&state, &caller).await?;
         flatten(
             &state,
-            &caller,
+            caller.owner(),
             &subs,
             req.reason.or(Some("kill switch".into())),
         )

@@ -9,6 +9,7 @@ use utoipa_axum::routes;
 use crate::state::ApiState;
 
 pub mod accounts;
+pub mod admin;
 pub mod controls;
 pub mod copy;
 pub mod history;
@@ -67,4 +68,14 @@ pub fn api() -> OpenApiRouter<ApiState> {
         .routes(routes!(controls::flatten_all))
         .routes(routes!(controls::kill_one))
         .routes(routes!(controls::kill_all))
+        .routes(routes!(admin::list_users, admin::create_user))
+        .routes(routes!(
+            admin::get_user,
+            admin::update_user,
+            admin::delete_user
+        ))
+        .routes(routes!(admin::audit))
+        .routes(routes!(admin::kill_global))
+        .routes(routes!(admin::dead_letters))
+        .routes(routes!(admin::retry_dead_letter))
 }

@@ -45,6 +45,9 @@ pub struct MeAnswer {
     /// The CSRF token of the caller's session (absent for API tokens).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub csrf_token: Option<String>,
+    /// The user an admin is viewing as (`X-View-As`): every read answers as that user, and
+    /// nothing can be changed.
+    pub viewing_as: Option<uuid::Uuid>,
 }
 
 fn too_many(what: &str, wait: std::time::Duration) -> ApiError {
@@ -169,6 +172,7 @@ pub async fn logout(State(state): State<ApiState>, caller: Caller) -> ApiResult<
 pub async fn me(caller: Caller) -> Json<MeAnswer> {
     let csrf_token = caller.csrf_token();
     Json(MeAnswer {
+        viewing_as: caller.viewing.map(|u| u.0),
         user: caller.user.into(),
         csrf_token,
     })

@@ -124,13 +124,18 @@ impl TestApi {
 
     /// Registers an approved user with a password.
     pub async fn user(&self, email: &str, password: &str) -> UserId {
+        self.user_with_role(email, password, Role::User).await
+    }
+
+    /// Registers an approved user with a role.
+    pub async fn user_with_role(&self, email: &str, password: &str, role: Role) -> UserId {
         self.store
             .users()
             .register(NewUser {
                 email: email.into(),
                 display_name: None,
                 password: Secret::new(password),
-                role: Role::User,
+                role,
                 approved: true,
             })
             .await
@@ -140,7 +145,18 @@ impl TestApi {
 
     /// Registers and logs in a user.
     pub async fn login(&self, email: &str) -> Session {
-        let user = self.user(email, "correct horse battery").await;
+        self.login_with_role(email, Role::User).await
+    }
+
+    /// Registers and logs in an administrator.
+    pub async fn login_admin(&self, email: &str) -> Session {
+        self.login_with_role(email, Role::Admin).await
+    }
+
+    async fn login_with_role(&self, email: &str, role: Role) -> Session {
+        let user = self
+            .user_with_role(email, "correct horse battery", role)
+            .await;
         let a = self
             .call(
                 Method::POST,
