@@ -15,6 +15,7 @@
 pub mod broker_event;
 pub mod execution;
 pub mod intent;
+pub mod login_status;
 pub mod signal;
 
 pub use broker_event::{BrokerEventMessage, ReportedEvent};

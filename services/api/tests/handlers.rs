@@ -1392,6 +1392,165 @@ async fn dead_letters_are_listed_and_retried_by_admins() {
     }
 }
 
+// ---- status -------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn status_shows_each_login_its_connection_and_unprotected_positions() {
+    use jt_bus::Definitions;
+    use jt_domain::Side;
+    use jt_messages::login_status::{LinkState, LoginStatus, status_key};
+    use jt_store::repo::broker::{BrokerOrder, BrokerPosition};
+    use jt_store::{BrokerOrderStatus, BrokerOrderType, OrderRole, SubAccountId};
+    use rust_decimal_macros::dec;
+
+    let api = TestApi::new().await;
+    let s = api.login("status@example.com").await;
+    let subs = account_with_subs(&api, &s, 2).await;
+    let sub = |i: usize| -> SubAccountId { serde_json::from_value(json!(subs[i])).unwrap() };
+    let now = chrono::Utc::now();
+    let broker = api.store.broker();
+    // Sub-account 1: long 3 MNQ with a stop for 3 (ours) and a take-profit for 2 → protected.
+    // Sub-account 2: short 2 ES with only a hand-placed limit buy → unprotected. A flat NQ
+    // position is not shown.
+    for (sub, contract, qty) in [
+        (sub(0), "MNQZ6", 3),
+        (sub(1), "ESZ6", -2),
+        (sub(1), "NQZ6", 0),
+    ] {
+        broker
+            .upsert_position(
+                s.user,
+                BrokerPosition {
+                    sub_account: sub,
+                    contract: contract.into(),
+                    net_quantity: qty,
+                    average_price: Some(dec!(21000.25)),
+                    realized_pnl: None,
+                    broker_updated_at: now,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let order = |sub, id: &str, contract: &str, side, order_type, role, quantity| BrokerOrder {
+        sub_account: sub,
+        broker_order_id: id.into(),
+        client_order_id: None,
+        intent: None,
+        contract: contract.into(),
+        side,
+        order_type,
+        role,
+        quantity,
+        filled_quantity: 0,
+        limit_price: None,
+        stop_price: None,
+        average_fill_price: None,
+        status: BrokerOrderStatus::Working,
+        status_reason: None,
+        broker_updated_at: now,
+    };
+    for o in [
+        order(
+            sub(0),
+            "1",
+            "MNQZ6",
+            Side::Sell,
+            BrokerOrderType::Stop,
+            Some(OrderRole::Stop),
+            3,
+        ),
+        order(
+            sub(0),
+            "2",
+            "MNQZ6",
+            Side::Sell,
+            BrokerOrderType::Limit,
+            Some(OrderRole::TakeProfit),
+            2,
+        ),
+        order(
+            sub(1),
+            "3",
+            "ESZ6",
+            Side::Buy,
+            BrokerOrderType::Limit,
+            None,
+            2,
+        ),
+    ] {
+        broker.upsert_order(s.user, o).await.unwrap();
+    }
+
+    // No connection manager yet: the login is not held.
+    let r = api
+        .call(Method::GET, "/api/v1/status", Auth::Cookie(&s), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let login = &r.body[0];
+    assert_eq!(login["auth"]["status"], "ok");
+    assert_eq!(login["connection"]["state"], "not_held");
+    let a = &login["sub_accounts"][0];
+    assert_eq!(a["positions"].as_array().unwrap().len(), 1, "{a}");
+    let p = &a["positions"][0];
+    assert_eq!(
+        (
+            p["net_quantity"].clone(),
+            p["stop_quantity"].clone(),
+            p["take_profit_quantity"].clone()
+        ),
+        (json!(3), json!(3), json!(2))
+    );
+    assert_eq!(p["unprotected"], false);
+    assert_eq!(p["average_price"], "21000.25");
+    let b = &login["sub_accounts"][1];
+    assert_eq!(
+        b["positions"].as_array().unwrap().len(),
+        1,
+        "flat positions are left out: {b}"
+    );
+    assert_eq!(b["positions"][0]["unprotected"], true);
+    assert_eq!(b["positions"][0]["take_profit_quantity"], 2);
+
+    // The connection manager's record, as it writes it.
+    let account: jt_store::BrokerAccountId =
+        serde_json::from_value(login["account_id"].clone()).unwrap();
+    let defs = Definitions::new(api.bus.namespace());
+    let kv = api.bus.kv(&defs.leases).await.unwrap();
+    let status = LoginStatus {
+        broker_account_id: account,
+        owner: "connmgr-0".into(),
+        state: LinkState::Disconnected,
+        since: now,
+        last_event_at: Some(now),
+        reconnects: 2,
+        reason: Some("server silent for 10 s".into()),
+        accounts: 2,
+        published: 7,
+    };
+    kv.put(
+        &status_key(account),
+        serde_json::to_vec(&status).unwrap().into(),
+    )
+    .await
+    .unwrap();
+    let r = api
+        .call(Method::GET, "/api/v1/status", Auth::Cookie(&s), None)
+        .await;
+    let c = &r.body[0]["connection"];
+    assert_eq!(c["state"], "disconnected");
+    assert_eq!(c["reconnects"], 2);
+    assert_eq!(c["reason"], "server silent for 10 s");
+    assert_eq!(c["holder"], "connmgr-0");
+
+    // Another user sees none of it.
+    let other = api.login("other@example.com").await;
+    let r = api
+        .call(Method::GET, "/api/v1/status", Auth::Cookie(&other), None)
+        .await;
+    assert_eq!(r.body, json!([]));
+}
+
 // ---- copy trading -------------------------------------------------------------------------
 
 #[tokio::test]

@@ -15,6 +15,7 @@ pub mod copy;
 pub mod history;
 pub mod recorders;
 pub mod session;
+pub mod status;
 pub mod traders;
 pub mod views;
 
@@ -68,6 +69,7 @@ pub fn api() -> OpenApiRouter<ApiState> {
         .routes(routes!(controls::flatten_all))
         .routes(routes!(controls::kill_one))
         .routes(routes!(controls::kill_all))
+        .routes(routes!(status::status))
         .routes(routes!(admin::list_users, admin::create_user))
         .routes(routes!(
             admin::get_user,

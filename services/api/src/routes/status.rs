@@ -1,0 +1,226 @@
+//! Status: for each of the caller's broker logins, whether the platform can use it
+//! (authentication), whether its event connection is up (the connection manager's record in
+//! the lease bucket), and per sub-account the open positions with their protection — the
+//! page that answers "is every position protected?".
+//!
+//! Positions and working orders are the store's, kept by the positions service from the
+//! brokers' events and its reconciliation; a position is `unprotected` when no working stop
+//! on the closing side covers it.
+
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use jt_domain::Side;
+use jt_messages::login_status::{LinkState, read_status};
+use jt_store::repo::broker::{BrokerOrder, BrokerPosition};
+use jt_store::{BrokerOrderType, OrderRole};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::error::{ApiResult, Json};
+use crate::routes::views::{AuthStatus, BrokerAccountView, dec};
+use crate::state::ApiState;
+
+/// A login's event connection, as the connection manager last wrote it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConnectionView {
+    /// `connected`, `connecting`, `disconnected`; `not_held` when no connection manager holds
+    /// the login (none running, or the login is new and not yet picked up); `unknown` when the
+    /// record could not be read.
+    pub state: String,
+    /// Since when.
+    pub since: Option<DateTime<Utc>>,
+    /// The last broker event received.
+    pub last_event_at: Option<DateTime<Utc>>,
+    /// Connections lost or restarted since the current holder took the login.
+    pub reconnects: u64,
+    /// Why it is not connected (or last disconnected).
+    pub reason: Option<String>,
+    /// The connection manager replica holding it.
+    pub holder: Option<String>,
+}
+
+/// An open position and what protects it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PositionView {
+    /// The contract.
+    pub contract: String,
+    /// Signed quantity: positive long, negative short.
+    pub net_quantity: i64,
+    /// Average entry price.
+    pub average_price: Option<String>,
+    /// Contracts covered by working take-profit orders.
+    pub take_profit_quantity: u32,
+    /// Contracts covered by working stops.
+    pub stop_quantity: u32,
+    /// No working stop covers the whole position.
+    pub unprotected: bool,
+    /// When the broker last reported it.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A sub-account's state.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SubAccountStatus {
+    /// Id.
+    pub id: Uuid,
+    /// Its name at the broker.
+    pub name: String,
+    /// The user's switch.
+    pub enabled: bool,
+    /// Open positions (flat ones left out).
+    pub positions: Vec<PositionView>,
+    /// Working orders.
+    pub working_orders: usize,
+}
+
+/// One broker login's state.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LoginStatusView {
+    /// The broker account.
+    pub account_id: Uuid,
+    /// Its label.
+    pub label: String,
+    /// The broker.
+    pub broker: String,
+    /// Whether the platform trades on it.
+    pub enabled: bool,
+    /// Authentication (`needs_reauth` means the user must enter credentials again).
+    pub auth: AuthStatus,
+    /// The event connection.
+    pub connection: ConnectionView,
+    /// Its active sub-accounts.
+    pub sub_accounts: Vec<SubAccountStatus>,
+}
+
+/// The caller's logins, their connections and their open positions with protection.
+#[utoipa::path(
+    get,
+    path = "/status",
+    tag = "status",
+    responses((status = 200, description = "Status per login", body = Vec<LoginStatusView>)),
+    security(("session" = []), ("bearer" = []))
+)]
+pub async fn status(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<LoginStatusView>>> {
+    let accounts = state.store.accounts();
+    let broker = state.store.broker();
+    let mut out = Vec::new();
+    for a in accounts.list(caller.owner()).await? {
+        let connection = connection(&state, a.id).await;
+        let mut subs = Vec::new();
+        for s in accounts.sub_accounts(caller.owner(), a.id).await? {
+            if !s.active {
+                continue;
+            }
+            let orders = broker.open_orders(caller.owner(), s.id, None).await?;
+            let positions = broker
+                .positions(caller.owner(), s.id)
+                .await?
+                .into_iter()
+                .filter(|p| p.net_quantity != 0)
+                .map(|p| position(p, &orders))
+                .collect();
+            subs.push(SubAccountStatus {
+                id: s.id.0,
+                name: s.name,
+                enabled: s.enabled,
+                positions,
+                working_orders: orders.len(),
+            });
+        }
+        let view = BrokerAccountView::from(a);
+        out.push(LoginStatusView {
+            account_id: view.id,
+            label: view.label,
+            broker: view.broker,
+            enabled: view.enabled,
+            auth: view.auth,
+            connection,
+            sub_accounts: subs,
+        });
+    }
+    Ok(Json(out))
+}
+
+async fn connection(state: &ApiState, login: jt_store::BrokerAccountId) -> ConnectionView {
+    match read_status(&state.bus, login).await {
+        Ok(Some(s)) => ConnectionView {
+            state: match s.state {
+                LinkState::Connected => "connected",
+                LinkState::Connecting => "connecting",
+                LinkState::Disconnected => "disconnected",
+            }
+            .into(),
+            since: Some(s.since),
+            last_event_at: s.last_event_at,
+            reconnects: s.reconnects,
+            reason: s.reason,
+            holder: Some(s.owner),
+        },
+        Ok(None) => ConnectionView::without("not_held"),
+        Err(e) => {
+            tracing::debug!(error = %e, "login status not readable");
+            ConnectionView::without("unknown")
+        }
+    }
+}
+
+impl ConnectionView {
+    fn without(state: &str) -> Self {
+        Self {
+            state: state.into(),
+            since: None,
+            last_event_at: None,
+            reconnects: 0,
+            reason: None,
+            holder: None,
+        }
+    }
+}
+
+/// What covers a position: working orders of its contract on the closing side. An order's
+/// role is the platform's when it placed it; an order placed elsewhere (by hand, another
+/// tool) is classified by its type — a limit takes profit, a stop of any kind protects.
+fn position(p: BrokerPosition, orders: &[BrokerOrder]) -> PositionView {
+    let closing = if p.net_quantity > 0 {
+        Side::Sell
+    } else {
+        Side::Buy
+    };
+    let (mut tp, mut stop) = (0u32, 0u32);
+    for o in orders
+        .iter()
+        .filter(|o| o.contract == p.contract && o.side == closing)
+    {
+        let open = o.quantity.saturating_sub(o.filled_quantity);
+        let is_stop = match o.role {
+            Some(OrderRole::Stop) => true,
+            Some(OrderRole::TakeProfit) => false,
+            _ => matches!(
+                o.order_type,
+                BrokerOrderType::Stop | BrokerOrderType::StopLimit | BrokerOrderType::TrailingStop
+            ),
+        };
+        let is_tp = matches!(o.role, Some(OrderRole::TakeProfit))
+            || (o.role.is_none() && o.order_type == BrokerOrderType::Limit);
+        if is_stop {
+            stop = stop.saturating_add(open);
+        } else if is_tp {
+            tp = tp.saturating_add(open);
+        }
+    }
+    let size = p.net_quantity.unsigned_abs();
+    PositionView {
+        unprotected: u64::from(stop) < size,
+        contract: p.contract,
+        net_quantity: p.net_quantity,
+        average_price: p.average_price.map(dec),
+        take_profit_quantity: tp,
+        stop_quantity: stop,
+        updated_at: p.broker_updated_at,
+    }
+}
