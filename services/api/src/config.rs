@@ -42,6 +42,13 @@ pub struct ApiConfig {
     /// (`JT_TRUSTED_PROXIES`, as the ingest's); unset: the TCP peer. Behind an ingress this must
     /// name it, or every login shares the ingress's address and its limit.
     pub trusted_proxies: TrustedProxies,
+    /// The plan of users without a current subscription (`JT_DEFAULT_PLAN`, a plan code);
+    /// unset: such users are not limited (a self-hosted install without plans).
+    pub default_plan: Option<String>,
+    /// Whop: the webhook signing secret (`JT_WHOP_WEBHOOK_SECRET`, `whsec_…` as Whop shows
+    /// it) and which Whop product is which plan (`JT_WHOP_PRODUCTS`,
+    /// `prod_abc=pro,prod_def=basic`); unset: `POST /webhooks/whop` answers 404.
+    pub whop: Option<crate::whop::WhopConfig>,
 }
 
 #[allow(clippy::unwrap_used)] // non-zero literals
@@ -67,6 +74,8 @@ impl Default for ApiConfig {
             },
             max_body_bytes: 256 * 1024,
             trusted_proxies: TrustedProxies::default(),
+            default_plan: None,
+            whop: None,
         }
     }
 }
@@ -97,6 +106,10 @@ impl ApiConfig {
             mail_dir: optional::<PathBuf>(env, "JT_MAIL_DIR")?,
             mail_from: or_default(env, "JT_MAIL_FROM", d.mail_from.clone())?,
             trusted_proxies: optional(env, "JT_TRUSTED_PROXIES")?.unwrap_or_default(),
+            default_plan: optional::<String>(env, "JT_DEFAULT_PLAN")?
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty()),
+            whop: crate::whop::WhopConfig::from_env(env)?,
             ..d
         })
     }

@@ -20,6 +20,7 @@ pub mod mailer;
 pub mod probe;
 pub mod routes;
 pub mod state;
+pub mod whop;
 
 use std::sync::Arc;
 

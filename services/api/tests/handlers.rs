@@ -1551,6 +1551,318 @@ async fn status_shows_each_login_its_connection_and_unprotected_positions() {
     assert_eq!(r.body, json!([]));
 }
 
+// ---- plans and Whop -------------------------------------------------------------------------
+
+async fn define_plans(api: &TestApi) {
+    let admin = api.login_admin("plans-admin@example.com").await;
+    for (code, body) in [
+        (
+            "free",
+            json!({"name": "Free", "max_broker_accounts": 1, "max_recorders": 1, "max_followers": 0}),
+        ),
+        (
+            "pro",
+            json!({"name": "Pro", "max_broker_accounts": 3, "max_recorders": 10, "max_followers": 5,
+                       "features": ["copy_trading"]}),
+        ),
+    ] {
+        let r = api
+            .call(
+                Method::PUT,
+                &format!("/api/v1/admin/plans/{code}"),
+                Auth::Cookie(&admin),
+                Some(body),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+}
+
+fn signed_whop(
+    id: &str,
+    at: i64,
+    body: &serde_json::Value,
+) -> axum::http::Request<axum::body::Body> {
+    let raw = serde_json::to_vec(body).unwrap();
+    let key = jt_api::whop::WhopConfig::key_of(WHOP_SECRET).unwrap();
+    axum::http::Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/webhooks/whop")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("webhook-id", id)
+        .header("webhook-timestamp", at.to_string())
+        .header("webhook-signature", jt_api::whop::sign(&key, id, at, &raw))
+        .body(axum::body::Body::from(raw))
+        .unwrap()
+}
+
+const WHOP_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn membership(kind: &str, id: &str, email: &str, product: &str) -> serde_json::Value {
+    json!({"type": kind, "api_version": "v1",
+           "data": {"id": id, "status": "active", "product": {"id": product},
+                    "user": {"email": email}, "renewal_period_end": "2031-01-01T00:00:00Z"}})
+}
+
+#[tokio::test]
+async fn plan_limits_refuse_creates_past_the_limit_naming_it() {
+    let api = TestApi::with_config(jt_api::ApiConfig {
+        default_plan: Some("free".into()),
+        ..jt_api::ApiConfig::default()
+    })
+    .await;
+    define_plans(&api).await;
+    let s = api.login("limited@example.com").await;
+    let subs = account_with_subs(&api, &s, 2).await; // the one broker account allowed
+    let second = api
+        .call(
+            Method::POST,
+            "/api/v1/broker-accounts",
+            Auth::Cookie(&s),
+            Some(
+                json!({"label": "Two", "broker": "sim", "environment": "demo", "username": "b",
+                        "credentials": {"password": "pw"}}),
+            ),
+        )
+        .await;
+    assert_eq!(second.status, StatusCode::FORBIDDEN, "{}", second.body);
+    assert_eq!(second.code(), Some("plan_limit"));
+    assert_eq!(second.field(), Some("max_broker_accounts"));
+    assert!(
+        second.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Free"),
+        "{}",
+        second.body
+    );
+    let r1 = api
+        .call(
+            Method::POST,
+            "/api/v1/recorders",
+            Auth::Cookie(&s),
+            Some(json!({"name": "one"})),
+        )
+        .await;
+    assert_eq!(r1.status, StatusCode::CREATED);
+    let r2 = api
+        .call(
+            Method::POST,
+            "/api/v1/recorders",
+            Auth::Cookie(&s),
+            Some(json!({"name": "two"})),
+        )
+        .await;
+    assert_eq!(r2.field(), Some("max_recorders"), "{}", r2.body);
+    let l = api
+        .call(
+            Method::POST,
+            "/api/v1/leaders",
+            Auth::Cookie(&s),
+            Some(json!({"sub_account_id": subs[0]})),
+        )
+        .await;
+    let leader = l.body["id"].as_str().unwrap();
+    let f = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/leaders/{leader}/followers"),
+            Auth::Cookie(&s),
+            Some(json!({"sub_account_id": subs[1]})),
+        )
+        .await;
+    assert_eq!(f.status, StatusCode::FORBIDDEN, "{}", f.body);
+    assert_eq!(f.field(), Some("max_followers"));
+    let mine = api
+        .call(Method::GET, "/api/v1/subscription", Auth::Cookie(&s), None)
+        .await;
+    assert_eq!(mine.body["source"], "default");
+    assert_eq!(mine.body["plan"]["code"], "free");
+    assert_eq!(
+        (
+            mine.body["broker_accounts"].clone(),
+            mine.body["recorders"].clone()
+        ),
+        (json!(1), json!(1))
+    );
+    let plans = api
+        .call(Method::GET, "/api/v1/plans", Auth::Cookie(&s), None)
+        .await;
+    assert_eq!(plans.body.as_array().unwrap().len(), 2);
+    // A non-admin cannot define plans.
+    let p = api
+        .call(
+            Method::PUT,
+            "/api/v1/admin/plans/pro",
+            Auth::Cookie(&s),
+            Some(json!({"name": "Mine"})),
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn whop_webhooks_are_verified_and_make_the_membership_the_users_plan() {
+    let mut config = jt_api::ApiConfig {
+        default_plan: Some("free".into()),
+        ..jt_api::ApiConfig::default()
+    };
+    config.whop = Some(jt_api::whop::WhopConfig {
+        key: jt_api::whop::WhopConfig::key_of(WHOP_SECRET).unwrap(),
+        products: [("prod_pro".to_string(), "pro".to_string())].into(),
+    });
+    let api = TestApi::with_config(config).await;
+    define_plans(&api).await;
+    let now = chrono::Utc::now().timestamp();
+
+    // A buyer without an account: one is made, with a mail to choose a password.
+    let bought = membership(
+        "membership.activated",
+        "mem_1",
+        "Buyer@Example.com",
+        "prod_pro",
+    );
+    let r = api.send(signed_whop("msg_1", now - 10, &bought)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["result"], "applied");
+    let mails = api.mails();
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.contains("buyer@example.com") && m.contains("reset-password?token=")),
+        "{mails:?}"
+    );
+    let user = api
+        .store
+        .system()
+        .user_by_email("buyer@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let sub = api
+        .store
+        .plans()
+        .current_subscription(user.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(sub.provider_subscription_id, "mem_1");
+    // The same delivery again (Whop retries): applied again, same state.
+    let again = api.send(signed_whop("msg_1", now - 10, &bought)).await;
+    assert_eq!(again.status, StatusCode::OK);
+    // A deactivation, then an older activation arriving late: the later state stands.
+    let gone = membership(
+        "membership.deactivated",
+        "mem_1",
+        "buyer@example.com",
+        "prod_pro",
+    );
+    let r = api.send(signed_whop("msg_2", now - 5, &gone)).await;
+    assert_eq!(r.body["result"], "applied", "{}", r.body);
+    let late = api.send(signed_whop("msg_3", now - 60, &bought)).await;
+    assert_eq!(late.body["result"], "stale", "{}", late.body);
+    assert!(
+        api.store
+            .plans()
+            .current_subscription(user.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Refused: wrong signature, stale timestamp, missing headers — nothing applied.
+    let mut forged = signed_whop("msg_4", now, &bought);
+    forged
+        .headers_mut()
+        .insert("webhook-signature", "v1,AAAA".parse().unwrap());
+    assert_eq!(api.send(forged).await.status, StatusCode::UNAUTHORIZED);
+    let old = api.send(signed_whop("msg_5", now - 600, &bought)).await;
+    assert_eq!(old.status, StatusCode::UNAUTHORIZED, "{}", old.body);
+    let mut bare = signed_whop("msg_6", now, &bought);
+    bare.headers_mut().remove("webhook-id");
+    assert_eq!(api.send(bare).await.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        api.store
+            .plans()
+            .current_subscription(user.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Ignored, acknowledged: another product, another event type.
+    let other = membership(
+        "membership.activated",
+        "mem_9",
+        "x@example.com",
+        "prod_other",
+    );
+    let r = api.send(signed_whop("msg_7", now, &other)).await;
+    assert_eq!(r.body["result"], "ignored");
+    let pay = json!({"type": "payment.succeeded", "data": {"id": "pay_1"}});
+    assert_eq!(
+        api.send(signed_whop("msg_8", now, &pay)).await.body["result"],
+        "ignored"
+    );
+
+    // An existing user buys Pro: their limits follow.
+    let s = api.login("upgrader@example.com").await;
+    account_with_subs(&api, &s, 1).await;
+    let denied = api
+        .call(
+            Method::POST,
+            "/api/v1/broker-accounts",
+            Auth::Cookie(&s),
+            Some(
+                json!({"label": "Two", "broker": "sim", "environment": "demo", "username": "b",
+                        "credentials": {"password": "pw"}}),
+            ),
+        )
+        .await;
+    assert_eq!(denied.code(), Some("plan_limit"));
+    let up = membership(
+        "membership.activated",
+        "mem_2",
+        "upgrader@example.com",
+        "prod_pro",
+    );
+    assert_eq!(
+        api.send(signed_whop("msg_9", now, &up)).await.body["result"],
+        "applied"
+    );
+    let allowed = api
+        .call(
+            Method::POST,
+            "/api/v1/broker-accounts",
+            Auth::Cookie(&s),
+            Some(
+                json!({"label": "Two", "broker": "sim", "environment": "demo", "username": "b",
+                        "credentials": {"password": "pw"}}),
+            ),
+        )
+        .await;
+    assert_eq!(allowed.status, StatusCode::CREATED, "{}", allowed.body);
+    let mine = api
+        .call(Method::GET, "/api/v1/subscription", Auth::Cookie(&s), None)
+        .await;
+    assert_eq!(mine.body["source"], "subscription");
+    assert_eq!(mine.body["plan"]["code"], "pro");
+    assert_eq!(mine.body["status"], "active");
+}
+
+#[tokio::test]
+async fn the_whop_webhook_is_404_when_whop_is_not_configured() {
+    let api = TestApi::new().await;
+    let r = api
+        .send(signed_whop(
+            "msg_1",
+            chrono::Utc::now().timestamp(),
+            &json!({}),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+}
+
 // ---- copy trading -------------------------------------------------------------------------
 
 #[tokio::test]

@@ -498,6 +498,19 @@ impl Copying<'_> {
             .collect()
     }
 
+    /// How many followers the owner has across all leaders (plan limits).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn follower_count(&self, scope: impl ReadScope) -> StoreResult<u64> {
+        use sea_orm::PaginatorTrait;
+        followers::Entity::find()
+            .filter(followers::Column::UserId.eq(scope.owner().0))
+            .count(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("follower", e))
+    }
+
     /// One follower.
     ///
     /// # Errors

@@ -206,6 +206,8 @@ pub async fn create(
     let broker = BrokerKind::from(req.broker);
     need_username(broker, req.username.as_deref())?;
     let credentials = req.credentials.into_credentials(broker)?;
+    crate::routes::plans::enforce(&state, &caller, crate::routes::plans::Limit::BrokerAccounts)
+        .await?;
     let account = state
         .store
         .accounts()

@@ -499,6 +499,7 @@ pub async fn add_follower(
     let mappings = req.mappings()?;
     let copying = state.store.copying();
     copying.leader(caller.owner(), leader_id).await?;
+    crate::routes::plans::enforce(&state, &caller, crate::routes::plans::Limit::Followers).await?;
     let f = copying
         .add_follower(
             caller.owner(),

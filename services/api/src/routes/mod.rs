@@ -13,6 +13,7 @@ pub mod admin;
 pub mod controls;
 pub mod copy;
 pub mod history;
+pub mod plans;
 pub mod recorders;
 pub mod session;
 pub mod status;
@@ -70,6 +71,10 @@ pub fn api() -> OpenApiRouter<ApiState> {
         .routes(routes!(controls::kill_one))
         .routes(routes!(controls::kill_all))
         .routes(routes!(status::status))
+        .routes(routes!(plans::list))
+        .routes(routes!(plans::subscription))
+        .routes(routes!(plans::upsert))
+        .routes(routes!(plans::whop_webhook))
         .routes(routes!(admin::list_users, admin::create_user))
         .routes(routes!(
             admin::get_user,

@@ -171,6 +171,7 @@ pub async fn create(
     if commission < Decimal::ZERO {
         return Err(ApiError::invalid("commission_per_contract", "must be >= 0"));
     }
+    crate::routes::plans::enforce(&state, &caller, crate::routes::plans::Limit::Recorders).await?;
     let (r, _) = state
         .store
         .recorders()

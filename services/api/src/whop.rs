@@ -1,0 +1,351 @@
+//! Whop, the payment provider of the replaced platform: its signed webhooks turn memberships
+//! into subscriptions of our plans (DOMAIN §11).
+//!
+//! **Signature.** Whop's v1 webhooks follow the Standard Webhooks specification: headers
+//! `webhook-id`, `webhook-timestamp` (Unix seconds) and `webhook-signature` (one or more
+//! space-separated `v1,<base64>`), the signature being HMAC-SHA256 over
+//! `<id>.<timestamp>.<raw body>` with the endpoint's secret (`whsec_` + base64 of the key, as
+//! the dashboard shows it). A missing header, a timestamp more than five minutes from our clock,
+//! or no matching signature is refused with 401 before the body is read as JSON.
+//!
+//! **Replays and order.** A delivery inside the five minutes is verified again and applied
+//! again: harmless, because a subscription is keyed by Whop's membership id and an event
+//! older than the stored state never overwrites it (the store's `apply_subscription`, ordered
+//! by the event's own time). Outside the five minutes a replay is refused by its timestamp.
+//!
+//! **Events.** `membership.activated` / `membership.went_valid` make the membership's plan
+//! current (`trialing` when Whop says so); `membership.deactivated` / `membership.went_invalid`
+//! end it (`canceled`, or `expired` when Whop says so). A membership of a product that is not
+//! one of ours (`JT_WHOP_PRODUCTS`) and other event types are acknowledged and ignored, so
+//! Whop stops retrying. A buyer without an account gets one (approved, random password) and a
+//! mail to choose a password — the replaced platform's activation mail.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use base64::Engine as _;
+use chrono::{DateTime, TimeZone, Utc};
+use hmac::{Hmac, KeyInit, Mac};
+use jt_runtime::config::{ConfigError, Env, optional};
+use jt_store::SubscriptionStatus;
+use serde_json::Value;
+use sha2::Sha256;
+
+/// How far a webhook's timestamp may be from our clock.
+pub const TOLERANCE: Duration = Duration::from_secs(5 * 60);
+
+/// The Whop settings.
+#[derive(Clone)]
+pub struct WhopConfig {
+    /// The HMAC key (the secret without `whsec_`, base64-decoded).
+    pub key: Vec<u8>,
+    /// Whop product id → our plan code.
+    pub products: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for WhopConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WhopConfig")
+            .field("products", &self.products)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WhopConfig {
+    /// From `JT_WHOP_WEBHOOK_SECRET` and `JT_WHOP_PRODUCTS`; `None` when the secret is unset.
+    ///
+    /// # Errors
+    /// A secret that is not `whsec_<base64>` (or plain base64), a product list that is not
+    /// `id=plan,…`.
+    pub fn from_env(env: &impl Env) -> Result<Option<Self>, ConfigError> {
+        let Some(secret) = optional::<String>(env, "JT_WHOP_WEBHOOK_SECRET")? else {
+            return Ok(None);
+        };
+        let invalid = |name: &str, value: &str, reason: &str| ConfigError::Invalid {
+            name: name.into(),
+            value: value.into(),
+            reason: reason.into(),
+        };
+        let key = Self::key_of(&secret).ok_or_else(|| {
+            invalid(
+                "JT_WHOP_WEBHOOK_SECRET",
+                "(hidden)",
+                "must be the webhook secret as Whop shows it: whsec_ followed by base64",
+            )
+        })?;
+        let list = optional::<String>(env, "JT_WHOP_PRODUCTS")?.unwrap_or_default();
+        let mut products = BTreeMap::new();
+        for pair in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (product, plan) = pair
+                .split_once('=')
+                .map(|(a, b)| (a.trim(), b.trim()))
+                .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+                .ok_or_else(|| {
+                    invalid(
+                        "JT_WHOP_PRODUCTS",
+                        &list,
+                        "must be whop product id = plan code pairs: prod_abc=pro,prod_def=basic",
+                    )
+                })?;
+            products.insert(product.to_string(), plan.to_string());
+        }
+        Ok(Some(Self { key, products }))
+    }
+
+    /// The HMAC key of a secret as Whop shows it.
+    #[must_use]
+    pub fn key_of(secret: &str) -> Option<Vec<u8>> {
+        let b64 = secret
+            .trim()
+            .strip_prefix("whsec_")
+            .unwrap_or(secret.trim());
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .ok()
+            .filter(|k| !k.is_empty())
+    }
+}
+
+/// Why a delivery was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// A Standard Webhooks header is missing or unreadable.
+    MissingHeader(&'static str),
+    /// The timestamp is outside the tolerance (a replay, or a badly wrong clock).
+    Stale,
+    /// No signature matches.
+    BadSignature,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::MissingHeader(h) => write!(f, "the {h} header is missing or unreadable"),
+            Self::Stale => write!(f, "the webhook-timestamp is more than 5 minutes from now"),
+            Self::BadSignature => write!(f, "no webhook-signature matches the body"),
+        }
+    }
+}
+
+/// The Standard Webhooks signature of a delivery: `v1,<base64 HMAC-SHA256>`.
+#[must_use]
+pub fn sign(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap_or_else(|_| {
+        // HMAC takes keys of any length; this cannot fail.
+        unreachable!("HMAC accepts any key length")
+    });
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    )
+}
+
+/// Checks a delivery: headers present, timestamp within [`TOLERANCE`] of `now`, one of the
+/// signatures matching (compared in constant time).
+///
+/// # Errors
+/// [`Refused`] with the reason.
+pub fn verify(
+    key: &[u8],
+    id: Option<&str>,
+    timestamp: Option<&str>,
+    signatures: Option<&str>,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<i64, Refused> {
+    let id = id
+        .filter(|v| !v.is_empty())
+        .ok_or(Refused::MissingHeader("webhook-id"))?;
+    let ts: i64 = timestamp
+        .and_then(|t| t.trim().parse().ok())
+        .ok_or(Refused::MissingHeader("webhook-timestamp"))?;
+    let signatures = signatures
+        .filter(|v| !v.is_empty())
+        .ok_or(Refused::MissingHeader("webhook-signature"))?;
+    let tolerance = i64::try_from(TOLERANCE.as_secs()).unwrap_or(300);
+    if (now.timestamp() - ts).abs() > tolerance {
+        return Err(Refused::Stale);
+    }
+    let expected = sign(key, id, ts, body);
+    let expected = expected.as_bytes();
+    let matched = signatures.split_whitespace().any(|candidate| {
+        let c = candidate.as_bytes();
+        c.len() == expected.len()
+            && c.iter()
+                .zip(expected)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    });
+    if matched {
+        Ok(ts)
+    } else {
+        Err(Refused::BadSignature)
+    }
+}
+
+/// What a membership event says, read tolerantly from Whop's v1 (`type`, `data`) and legacy
+/// (`action`, `data` or `body`) shapes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembershipEvent {
+    /// Whop's membership id (`mem_…`): our subscription's provider id.
+    pub membership_id: String,
+    /// The buyer's e-mail.
+    pub email: Option<String>,
+    /// Whop's product id.
+    pub product_id: String,
+    /// The state it puts the subscription in.
+    pub status: SubscriptionStatus,
+    /// The end of the paid period, when Whop gives it.
+    pub period_end: Option<DateTime<Utc>>,
+}
+
+/// Reads a membership event; `None` for any other event (acknowledged, ignored).
+#[must_use]
+pub fn membership_event(body: &Value) -> Option<MembershipEvent> {
+    let kind = body
+        .get("type")
+        .or_else(|| body.get("action"))
+        .and_then(Value::as_str)?;
+    let data = body.get("data").or_else(|| body.get("body"))?;
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+    let whop_status = text(data.get("status")).unwrap_or_default();
+    let status = match kind {
+        "membership.activated" | "membership.went_valid" | "membership_went_valid" => {
+            if whop_status == "trialing" {
+                SubscriptionStatus::Trialing
+            } else if whop_status == "past_due" {
+                SubscriptionStatus::PastDue
+            } else {
+                SubscriptionStatus::Active
+            }
+        }
+        "membership.deactivated" | "membership.went_invalid" | "membership_went_invalid" => {
+            if whop_status == "expired" {
+                SubscriptionStatus::Expired
+            } else {
+                SubscriptionStatus::Canceled
+            }
+        }
+        _ => return None,
+    };
+    let membership_id = text(data.get("id")).filter(|s| !s.is_empty())?;
+    let product_id = text(data.get("product").and_then(|p| p.get("id")))
+        .or_else(|| text(data.get("product_id")))
+        .or_else(|| text(data.get("access_pass").and_then(|p| p.get("id"))))?;
+    let email = text(data.get("user").and_then(|u| u.get("email")))
+        .or_else(|| text(data.get("email")))
+        .map(|e| e.trim().to_lowercase())
+        .filter(|e| !e.is_empty());
+    let period_end = data.get("renewal_period_end").and_then(time_of);
+    Some(MembershipEvent {
+        membership_id,
+        email,
+        product_id,
+        status,
+        period_end,
+    })
+}
+
+/// A time as Whop writes it: RFC 3339 (v1) or Unix seconds (legacy).
+fn time_of(v: &Value) -> Option<DateTime<Utc>> {
+    match v {
+        Value::String(s) => DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| t.with_timezone(&Utc)),
+        Value::Number(n) => n.as_i64().and_then(|s| Utc.timestamp_opt(s, 0).single()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// The Standard Webhooks specification's published test vector.
+    #[test]
+    fn the_standard_webhooks_vector_verifies() {
+        let key = WhopConfig::key_of("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let body = br#"{"test": 2432232314}"#;
+        let id = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+        let ts = 1_614_265_330;
+        assert_eq!(
+            sign(&key, id, ts, body),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+        let now = Utc.timestamp_opt(ts + 10, 0).single().unwrap();
+        let sig = format!("v1,bm90IGl0 {}", sign(&key, id, ts, body));
+        assert_eq!(
+            verify(&key, Some(id), Some("1614265330"), Some(&sig), body, now),
+            Ok(ts)
+        );
+        // Tampered body, wrong id, stale, missing headers.
+        assert_eq!(
+            verify(&key, Some(id), Some("1614265330"), Some(&sig), b"{}", now),
+            Err(Refused::BadSignature)
+        );
+        assert_eq!(
+            verify(
+                &key,
+                Some("msg_x"),
+                Some("1614265330"),
+                Some(&sig),
+                body,
+                now
+            ),
+            Err(Refused::BadSignature)
+        );
+        let late = Utc.timestamp_opt(ts + 301, 0).single().unwrap();
+        assert_eq!(
+            verify(&key, Some(id), Some("1614265330"), Some(&sig), body, late),
+            Err(Refused::Stale)
+        );
+        assert_eq!(
+            verify(&key, None, Some("1614265330"), Some(&sig), body, now),
+            Err(Refused::MissingHeader("webhook-id"))
+        );
+        assert_eq!(
+            verify(&key, Some(id), Some("soon"), Some(&sig), body, now),
+            Err(Refused::MissingHeader("webhook-timestamp"))
+        );
+    }
+
+    #[test]
+    fn membership_events_of_both_shapes_are_read() {
+        let v1 = serde_json::json!({
+            "type": "membership.activated", "api_version": "v1",
+            "data": {"id": "mem_1", "status": "trialing", "product": {"id": "prod_a"},
+                     "user": {"email": "Buyer@Example.com"},
+                     "renewal_period_end": "2027-01-01T00:00:00Z"}
+        });
+        let e = membership_event(&v1).unwrap();
+        assert_eq!(e.status, SubscriptionStatus::Trialing);
+        assert_eq!(e.email.as_deref(), Some("buyer@example.com"));
+        assert_eq!(e.product_id, "prod_a");
+        assert!(e.period_end.is_some());
+        let legacy = serde_json::json!({
+            "action": "membership.went_invalid",
+            "data": {"id": "mem_2", "status": "expired", "product": {"id": "pass_b"},
+                     "email": "x@example.com", "renewal_period_end": 1_700_000_000}
+        });
+        let e = membership_event(&legacy).unwrap();
+        assert_eq!(e.status, SubscriptionStatus::Expired);
+        assert_eq!(e.membership_id, "mem_2");
+        assert!(
+            membership_event(&serde_json::json!({"type": "payment.succeeded", "data": {}}))
+                .is_none()
+        );
+        assert!(
+            membership_event(
+                &serde_json::json!({"type": "membership.activated", "data": {"id": "mem_3"}})
+            )
+            .is_none()
+        );
+    }
+}
