@@ -268,7 +268,9 @@ async fn reconcile_loop(
     shared: Shared,
     stop: CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(every);
+    // The first pass one interval after start: replicas restarted together by a deploy do not
+    // read every account at once.
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

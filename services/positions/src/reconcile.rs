@@ -223,10 +223,12 @@ impl Reconciler {
             if !take_profit && !stop {
                 continue;
             }
-            if unfinished
-                .iter()
-                .any(|i| i.contract.is_none() || i.contract.as_deref() == Some(key.as_str()))
-            {
+            // `accepted` is settled for this purpose (the broker took it; its orders rest):
+            // only an intent the executor is still sending holds the position.
+            if unfinished.iter().any(|i| {
+                i.status != IntentStatus::Accepted
+                    && (i.contract.is_none() || i.contract.as_deref() == Some(key.as_str()))
+            }) {
                 done.deferred += 1;
                 metrics::repair_deferred("intent");
                 continue;
