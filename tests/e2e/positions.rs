@@ -1,6 +1,7 @@
 //! The positions service (issue 20 part 2) on JetStream, PostgreSQL and the simulator, beside
 //! the ingest and the executor of the harness: broker events applied to the store once however
-//! often they are delivered; a DCA add whose new take-profit the simulator refused repaired by
+//! often they are delivered; the simulator's own events through the connection manager keeping
+//! the store in step without any reconciliation; a DCA add whose new take-profit the simulator refused repaired by
 //! one reconciliation pass, exactly once; a position closed by hand at the broker closed in the
 //! store; `auto_flat_after_cutoff` flattening the account at the window's end.
 //!
@@ -459,6 +460,96 @@ async fn auto_flat_after_cutoff_flattens_the_account_once_at_the_window_end() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let flattens = intents_of(&p, IntentSource::Control, IntentKind::Flatten).await;
     assert_eq!(flattens.len(), 1, "{flattens:#?}");
+    positions.stop().await;
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn the_simulators_events_through_the_connection_manager_keep_the_store_in_step() {
+    let p = Platform::start(Options::default()).await;
+    // No reconciliation: only the events write.
+    let positions = Positions::start(&p, fast(Duration::from_secs(3600)));
+    let access = jt_connect::AccessConfig::default()
+        .with_sim_url(p.sim.base_url())
+        .with_start_stagger(Duration::ZERO);
+    let brokers = Arc::new(jt_connect::BrokerAccess::new(p.store.clone(), access));
+    let stop = CancellationToken::new();
+    let ctx = jt_service::Context::new(p.store.clone(), p.bus.clone(), brokers)
+        .with_shutdown(stop.clone());
+    let connmgr = jt_connmgr::start(
+        jt_connmgr::ConnmgrConfig {
+            scan_every: Duration::from_millis(500),
+            ..jt_connmgr::ConnmgrConfig::default()
+        },
+        &ctx,
+    )
+    .await
+    .unwrap();
+    let bus = p.bus.clone();
+    let login = p.subs[0].broker_account;
+    eventually("the login to be connected", async || {
+        jt_connmgr::read_status(&bus, login)
+            .await
+            .unwrap()
+            .filter(|s| s.state == jt_connmgr::LinkState::Connected)
+    })
+    .await;
+
+    let settings = Settings {
+        tp_targets: vec![tp(40)],
+        ..Settings::default()
+    };
+    let (_, token) = p.recorder(settings, &one()).await;
+    let s = p.queued(&token, &alert("buy", "long", "")).await;
+    p.settled_intents(s, 1, WAIT).await;
+    p.wait_orders(0, WAIT, |_| p.net_position(0) == 1).await;
+
+    let broker = p.store.broker();
+    let sub = p.subs[0].id;
+    eventually(
+        "the position, fill and take-profit in the store",
+        async || {
+            let held: i64 = broker
+                .positions(p.user, sub)
+                .await
+                .unwrap()
+                .iter()
+                .map(|h| h.net_quantity)
+                .sum();
+            let fills = broker
+                .fills_of_day(p.user, sub, jt_domain::session::trading_day(Utc::now()))
+                .await
+                .unwrap();
+            let working = broker.open_orders(p.user, sub, None).await.unwrap();
+            (held == 1
+                && fills.len() == 1
+                && working
+                    .iter()
+                    .any(|o| o.order_type == jt_store::entity::BrokerOrderType::Limit))
+            .then_some(())
+        },
+    )
+    .await;
+
+    // Closed (the take-profit cancelled, the position flattened) by the platform's close.
+    let s = p
+        .queued(&token, &alert("sell", "flat", r#","comment":"close""#))
+        .await;
+    p.settled_intents(s, 1, WAIT).await;
+    eventually("the store to follow the close", async || {
+        let held: i64 = broker
+            .positions(p.user, sub)
+            .await
+            .unwrap()
+            .iter()
+            .map(|h| h.net_quantity)
+            .sum();
+        let working = broker.open_orders(p.user, sub, None).await.unwrap();
+        (held == 0 && working.is_empty()).then_some(())
+    })
+    .await;
+    stop.cancel();
+    connmgr.wait().await.unwrap();
     positions.stop().await;
     p.stop().await;
 }
