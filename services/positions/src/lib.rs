@@ -17,6 +17,9 @@
 //! - **Auto-flat** ([`autoflat`]): at the end of a trader's enabled window with
 //!   `auto_flat_after_cutoff`, a flatten of its sub-account on ORDERS, once per window end.
 //!
+//! Reconciliation and auto-flat run on one replica at a time, the holder of the
+//! [`RECONCILER_LEASE`] on the `jt_leases` bucket; another replica takes over when it dies.
+//!
 //! Repairs and flattens go through ORDERS, so they are serial with the account's other orders
 //! and executed by the executor like any intent; their ids derive from what caused them, so a
 //! repeated pass, a second replica or a restart publishes the same intent, executed once.
@@ -36,10 +39,10 @@ use std::time::Duration;
 use axum::Json;
 use axum::routing::get;
 use chrono::{DateTime, Utc};
-use jt_bus::{ConsumeOptions, Definitions, Incoming};
+use jt_bus::{ConsumeOptions, Definitions, Incoming, KvBucket};
 use jt_domain::Settings;
 use jt_messages::{BrokerEventMessage, ControlCause, ControlIntent, IntentMessage, derived_id};
-use jt_runtime::config::{ConfigError, Env, or_default};
+use jt_runtime::config::{ConfigError, Env, optional, or_default};
 use jt_runtime::health::Criticality;
 use jt_service::{Context, Running};
 use jt_store::repo::accounts::{BrokerAccount, SubAccount};
@@ -66,6 +69,8 @@ pub struct PositionsConfig {
     pub autoflat_grace: Duration,
     /// How the BROKER_EVENTS consumer runs.
     pub consume: ConsumeOptions,
+    /// This replica's name in the reconciler's lease (`HOSTNAME`: the pod name).
+    pub owner: String,
 }
 
 impl Default for PositionsConfig {
@@ -76,6 +81,7 @@ impl Default for PositionsConfig {
             autoflat_every: Duration::from_secs(5),
             autoflat_grace: Duration::from_secs(900),
             consume: ConsumeOptions::default(),
+            owner: ConsumeOptions::default().owner,
         }
     }
 }
@@ -95,6 +101,7 @@ impl PositionsConfig {
             autoflat_every: secs("JT_AUTOFLAT_CHECK_SECS", 5)?.max(Duration::from_secs(1)),
             autoflat_grace: secs("JT_AUTOFLAT_GRACE_SECS", 900)?,
             consume: ConsumeOptions::default(),
+            owner: optional(env, "HOSTNAME")?.unwrap_or(ConsumeOptions::default().owner),
         })
     }
 }
@@ -137,9 +144,13 @@ struct Shared {
 /// auto-flat check, until `ctx.shutdown`. Routes: `GET /positions/status`.
 ///
 /// # Errors
-/// None at start today (the consumer reports a missing topology when it starts).
+/// The lease bucket cannot be opened (the topology is not provisioned).
 pub async fn start(config: PositionsConfig, ctx: &Context) -> anyhow::Result<Running> {
     ctx.register_core_health(Criticality::Required).await;
+    let leases = ctx
+        .bus
+        .kv(&Definitions::new(ctx.bus.namespace()).leases)
+        .await?;
     let shared = Shared {
         status: Arc::new(Mutex::new(PassStatus::default())),
         flat_targets: Arc::new(Mutex::new(None)),
@@ -182,6 +193,8 @@ pub async fn start(config: PositionsConfig, ctx: &Context) -> anyhow::Result<Run
             reconciler.clone(),
             config.reconcile_every,
             shared.clone(),
+            leases,
+            config.owner.clone(),
             stop.clone(),
         ));
         let flats = tokio::spawn(autoflat_loop(
@@ -262,11 +275,52 @@ async fn survey(store: &Store) -> Result<(Work, Vec<FlatTarget>), StoreError> {
     Ok((work, flats))
 }
 
+/// The lease key of the reconciler on the `jt_leases` bucket.
+pub const RECONCILER_LEASE: &str = "positions.reconciler";
+
+/// Takes the reconciler's lease when nobody holds it (every few seconds) and runs the passes
+/// while holding it: one replica reconciles (and publishes auto-flats) at a time; when it dies,
+/// its lease expires within the bucket's TTL and another replica takes over.
 async fn reconcile_loop(
     reconciler: Reconciler,
     every: Duration,
     shared: Shared,
+    leases: KvBucket,
+    owner: String,
     stop: CancellationToken,
+) {
+    let retry = every.min(Duration::from_secs(5));
+    loop {
+        match leases.try_acquire(RECONCILER_LEASE, &owner).await {
+            Ok(Some(mut lease)) => {
+                tracing::info!(%owner, "reconciler lease taken: this replica reconciles");
+                let lost = stop.child_token();
+                lease
+                    .hold_while(passes(&reconciler, every, &shared, &lost), &lost)
+                    .await;
+                *shared.flat_targets.lock() = None;
+                if stop.is_cancelled() {
+                    let _ = lease.release().await;
+                    return;
+                }
+                tracing::warn!(%owner, "reconciler lease lost: another replica reconciles");
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "the reconciler lease cannot be read"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(retry) => {}
+        }
+    }
+}
+
+/// Reconciliation passes every `every` until `stop`.
+async fn passes(
+    reconciler: &Reconciler,
+    every: Duration,
+    shared: &Shared,
+    stop: &CancellationToken,
 ) {
     // The first pass one interval after start: replicas restarted together by a deploy do not
     // read every account at once.
