@@ -3,7 +3,7 @@
 //! often they are delivered; the simulator's own events through the connection manager keeping
 //! the store in step without any reconciliation; a DCA add whose new take-profit the simulator refused repaired by
 //! one reconciliation pass, exactly once; a position closed by hand at the broker closed in the
-//! store; `auto_flat_after_cutoff` flattening the account at the window's end.
+//! store; one replica reconciling at a time, another taking over when it stops; `auto_flat_after_cutoff` flattening the account at the window's end.
 //!
 //! Needs `NATS_URL` (JetStream 2.10+) and `DATABASE_URL` (PostgreSQL): `make test` sets both.
 //! Without them the harness fails loudly; nothing here is skipped.
@@ -551,5 +551,68 @@ async fn the_simulators_events_through_the_connection_manager_keep_the_store_in_
     stop.cancel();
     connmgr.wait().await.unwrap();
     positions.stop().await;
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn one_replica_reconciles_and_another_takes_over_when_it_stops() {
+    let p = Platform::start(Options::default()).await;
+    let replica = |owner: &str| {
+        Positions::start(
+            &p,
+            PositionsConfig {
+                owner: owner.into(),
+                ..fast(Duration::from_secs(1))
+            },
+        )
+    };
+    let (a, b) = (replica("replica-a"), replica("replica-b"));
+    let defs = Definitions::new(p.bus.namespace());
+    let leases = p.bus.kv(&defs.leases).await.unwrap();
+    let holder = async || {
+        leases
+            .get(jt_positions::RECONCILER_LEASE)
+            .await
+            .unwrap()
+            .map(|e| String::from_utf8_lossy(&e.value).into_owned())
+    };
+    let first = eventually("a replica to take the lease", async || holder().await).await;
+
+    // Its passes keep the store in step.
+    let (_, token) = p.recorder(Settings::default(), &one()).await;
+    let s = p.queued(&token, &alert("buy", "long", "")).await;
+    p.settled_intents(s, 1, WAIT).await;
+    let open = async || -> i64 {
+        p.store
+            .broker()
+            .positions(p.user, p.subs[0].id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|h| h.net_quantity)
+            .sum()
+    };
+    eventually("the holder to reconcile the position", async || {
+        (open().await == 1).then_some(())
+    })
+    .await;
+
+    // The holder stops (releasing its lease): the other takes over and reconciles the close.
+    let (stopped, other) = if first == "replica-a" { (a, b) } else { (b, a) };
+    stopped.stop().await;
+    let next = eventually("the other replica to take the lease", async || {
+        holder().await.filter(|h| *h != first)
+    })
+    .await;
+    assert_ne!(next, first);
+    let s = p
+        .queued(&token, &alert("sell", "flat", r#","comment":"close""#))
+        .await;
+    p.settled_intents(s, 1, WAIT).await;
+    eventually("the new holder to reconcile the close", async || {
+        (open().await == 0).then_some(())
+    })
+    .await;
+    other.stop().await;
     p.stop().await;
 }
