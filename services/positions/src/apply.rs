@@ -305,3 +305,67 @@ async fn position(
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_contract_is_named_by_the_brokers_name_when_it_has_one() {
+        assert_eq!(contract_key(Some("MNQZ6"), "3570918"), "MNQZ6");
+        assert_eq!(contract_key(None, "3570918"), "3570918");
+        assert_eq!(contract_key(Some(""), "3570918"), "3570918");
+    }
+
+    #[test]
+    fn broker_states_map_to_the_stores_and_unknown_ones_are_not_stored() {
+        assert_eq!(
+            order_status(OrderStatus::Suspended),
+            Some(BrokerOrderStatus::Working)
+        );
+        assert_eq!(
+            order_status(OrderStatus::PendingChange),
+            Some(BrokerOrderStatus::Working)
+        );
+        assert_eq!(
+            order_status(OrderStatus::Canceled),
+            Some(BrokerOrderStatus::Cancelled)
+        );
+        assert_eq!(order_status(OrderStatus::Unknown), None);
+        // An unknown order type never counts as protection.
+        assert!(!protective(order_type(Some(OrderType::Other))));
+        assert!(!protective(order_type(None)));
+        assert!(protective(order_type(Some(OrderType::TrailingStopLimit))));
+        assert!(protective(order_type(Some(OrderType::Limit))));
+    }
+
+    #[test]
+    fn the_same_order_state_is_recognised_whatever_its_time_and_intent_link() {
+        let order = BrokerOrder {
+            sub_account: jt_store::SubAccountId(uuid::Uuid::nil()),
+            broker_order_id: "7".into(),
+            client_order_id: Some("jtabc-tp".into()),
+            intent: None,
+            contract: "MNQZ6".into(),
+            side: jt_domain::Side::Sell,
+            order_type: BrokerOrderType::Limit,
+            role: None,
+            quantity: 2,
+            filled_quantity: 0,
+            limit_price: Some(rust_decimal::Decimal::from(21005)),
+            stop_price: None,
+            average_fill_price: None,
+            status: BrokerOrderStatus::Working,
+            status_reason: None,
+            broker_updated_at: chrono::Utc::now(),
+        };
+        let mut stored = order.clone();
+        stored.intent = Some(jt_store::IntentId(uuid::Uuid::nil()));
+        stored.broker_updated_at -= chrono::Duration::seconds(5);
+        assert!(same_order(&stored, &order));
+        let mut cancelled = order.clone();
+        cancelled.status = BrokerOrderStatus::Cancelled;
+        assert!(!same_order(&stored, &cancelled));
+    }
+}

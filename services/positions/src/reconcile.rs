@@ -337,3 +337,33 @@ pub(crate) async fn publish(bus: &Bus, intent: IntentMessage) -> Result<bool, Re
         .map_err(|e| ReconcileError::Publish(e.to_string()))?;
     Ok(receipt.duplicate)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use jt_domain::settings::TpTarget;
+    use rust_decimal::Decimal;
+
+    #[test]
+    fn the_protection_wanted_comes_from_the_settings() {
+        let none = Want::of(&Settings::default());
+        assert!(!none.take_profit && !none.stop);
+        let both = Want::of(&Settings {
+            tp_targets: vec![TpTarget {
+                value: Decimal::from(20),
+                trim: Decimal::ZERO,
+            }],
+            sl_enabled: true,
+            sl_amount: Decimal::from(16),
+            ..Settings::default()
+        });
+        assert!(both.take_profit && both.stop);
+        // A stop switched on without a distance gives nothing to place.
+        let zero = Want::of(&Settings {
+            sl_enabled: true,
+            ..Settings::default()
+        });
+        assert!(!zero.stop);
+    }
+}
