@@ -220,7 +220,60 @@ async fn position_events_are_idempotent_and_ordered(t: &TestStore) {
     assert_eq!((p[0].net_quantity, p[0].average_price), (0, None));
 }
 
+async fn the_last_order_activity_of_a_contract_is_when_its_last_order_event_was_recorded(
+    t: &TestStore,
+) {
+    let owner = t.user("activity@example.com").await;
+    let (_, sub) = t.account(&owner, "activity").await;
+    assert_eq!(
+        t.broker()
+            .last_order_activity(owner.id, sub.id, "MNQZ6")
+            .await
+            .unwrap(),
+        None
+    );
+    let before = Utc::now() - Duration::seconds(1);
+    let order = BrokerOrder {
+        sub_account: sub.id,
+        broker_order_id: "8001".into(),
+        client_order_id: None,
+        intent: None,
+        contract: "MNQZ6".into(),
+        side: Side::Sell,
+        order_type: BrokerOrderType::Limit,
+        role: None,
+        quantity: 1,
+        filled_quantity: 0,
+        limit_price: Some(dec!(21433.25)),
+        stop_price: None,
+        average_fill_price: None,
+        // Cancelled orders count: a cancel is activity too (a DCA add replacing its TP).
+        status: BrokerOrderStatus::Cancelled,
+        status_reason: None,
+        broker_updated_at: Utc.with_ymd_and_hms(2026, 11, 20, 15, 30, 0).unwrap(),
+    };
+    t.broker().upsert_order(owner.id, order).await.unwrap();
+    let at = t
+        .broker()
+        .last_order_activity(owner.id, sub.id, "MNQZ6")
+        .await
+        .unwrap()
+        .expect("recorded");
+    assert!(
+        at >= before,
+        "{at} is when it was recorded, not the broker's time"
+    );
+    assert_eq!(
+        t.broker()
+            .last_order_activity(owner.id, sub.id, "ESZ6")
+            .await
+            .unwrap(),
+        None
+    );
+}
+
 on_both_engines!(
+    the_last_order_activity_of_a_contract_is_when_its_last_order_event_was_recorded,
     order_events_are_idempotent_and_ordered,
     fills_are_recorded_once,
     position_events_are_idempotent_and_ordered,

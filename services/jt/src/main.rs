@@ -32,6 +32,8 @@ enum Command {
     Executor(cmd::executor::Args),
     /// Run the connection manager (broker event connections → BROKER_EVENTS).
     Connmgr(cmd::connmgr::Args),
+    /// Run the positions service (position sync, reconciliation and repair, auto-flat).
+    Positions(cmd::positions::Args),
     /// Messages the services gave up on: `jt dead-letters list`, `jt dead-letters retry`.
     DeadLetters(cmd::dead_letters::Args),
     /// Run the REST API service (`/api/v1`, `/api/openapi.json`).
@@ -54,6 +56,7 @@ fn main() -> std::process::ExitCode {
         Command::Ingest(args) => cmd::ingest::run(&args),
         Command::Executor(args) => cmd::executor::run(&args),
         Command::Connmgr(args) => cmd::connmgr::run(&args),
+        Command::Positions(args) => cmd::positions::run(&args),
         Command::DeadLetters(args) => cmd::dead_letters::run(&args),
         Command::Api(args) => cmd::api::run(&args),
         Command::Admin(args) => cmd::admin::run_admin(&args),

@@ -1,5 +1,6 @@
-//! `jt ingest` and `jt executor` as the built binary: without `NATS_URL` or `DATABASE_URL`
-//! they refuse to start, naming what is missing (only `jt dev` runs on embedded defaults);
+//! `jt ingest`, `jt executor` and `jt positions` as the built binary: without `NATS_URL` or
+//! `DATABASE_URL` they refuse to start, naming what is missing (only `jt dev` runs on embedded
+//! defaults);
 //! with them they log which bus and store they use. The second test needs the harness's
 //! servers (`make test` sets both variables).
 
@@ -19,7 +20,7 @@ fn free_port() -> u16 {
 
 #[test]
 fn services_refuse_to_start_without_their_bus_and_database() {
-    for service in ["ingest", "executor"] {
+    for service in ["ingest", "executor", "positions"] {
         let started = Instant::now();
         let out = Command::new(env!("CARGO_BIN_EXE_jt"))
             .arg(service)

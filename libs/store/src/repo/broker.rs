@@ -404,6 +404,29 @@ impl BrokerState<'_> {
             .collect()
     }
 
+    /// When an order event of `contract` on the sub-account was last recorded (any status):
+    /// the reconciler leaves a position alone while its orders are moving (a DCA add replacing
+    /// its take-profit), `None` when no order of it was ever recorded.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn last_order_activity(
+        &self,
+        scope: impl ReadScope,
+        sub_account: SubAccountId,
+        contract: &str,
+    ) -> StoreResult<Option<DateTime<Utc>>> {
+        Ok(broker_orders::Entity::find()
+            .filter(broker_orders::Column::UserId.eq(scope.owner().0))
+            .filter(broker_orders::Column::SubAccountId.eq(sub_account.0))
+            .filter(broker_orders::Column::Contract.eq(contract))
+            .order_by_desc(broker_orders::Column::RecordedAt)
+            .one(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("broker order", e))?
+            .map(|m| m.recorded_at))
+    }
+
     /// The positions of a sub-account (flat ones included, as 0).
     ///
     /// # Errors

@@ -137,6 +137,7 @@ async fn run_async(data: PathBuf, http: SocketAddr, sim_addr: SocketAddr) -> any
         jt_executor::start(jt_executor::ExecutorConfig::from_env(&ProcessEnv)?, &ctx).await?,
         jt_api::start(api_config, &ctx).await?,
         jt_connmgr::start(jt_connmgr::ConnmgrConfig::from_env(&ProcessEnv)?, &ctx).await?,
+        jt_positions::start(jt_positions::PositionsConfig::from_env(&ProcessEnv)?, &ctx).await?,
     ];
     let listener = tokio::net::TcpListener::bind(http)
         .await

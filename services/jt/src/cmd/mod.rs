@@ -10,6 +10,7 @@ pub mod dev;
 pub mod executor;
 pub mod ingest;
 pub mod instruments;
+pub mod positions;
 mod serve;
 pub mod sim;
 pub mod tradovate;

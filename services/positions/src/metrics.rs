@@ -1,0 +1,57 @@
+//! The positions service's metrics. Labels are bounded (entity, outcome, reason): never an
+//! account, user or contract.
+
+/// A BROKER_EVENTS message handled. `outcome`: `applied` (the store changed), `duplicate` (the
+/// store already had it), `stale` (the store has a newer state), `ignored` (an entity this
+/// service does not keep: cash, connection, resync), `unknown` (a kind this build cannot read),
+/// `failed` (the store refused it; retried or dead-lettered).
+pub fn event(entity: &str, outcome: &'static str) {
+    let entity = match entity {
+        "fill" | "order" | "position" | "cash" | "connection" | "resync" => entity.to_owned(),
+        _ => "other".to_owned(),
+    };
+    metrics::counter!("jt_positions_events_total", "entity" => entity, "outcome" => outcome)
+        .increment(1);
+}
+
+/// A cancelled order that protected an open position (its take-profit or stop).
+pub fn protection_cancelled() {
+    metrics::counter!("jt_positions_protection_cancelled_total").increment(1);
+}
+
+/// A reconciliation pass over every active sub-account ended.
+pub fn pass(accounts: usize, failed: usize) {
+    metrics::counter!("jt_positions_reconcile_passes_total").increment(1);
+    #[allow(clippy::cast_precision_loss)]
+    {
+        metrics::gauge!("jt_positions_reconcile_accounts").set(accounts as f64);
+        metrics::gauge!("jt_positions_reconcile_accounts_failed").set(failed as f64);
+    }
+}
+
+/// One sub-account reconciled: `ok`, or why not (`broker`, `store`, `access`).
+pub fn account(outcome: &'static str) {
+    metrics::counter!("jt_positions_reconcile_accounts_total", "outcome" => outcome).increment(1);
+}
+
+/// A stored position corrected from the broker's snapshot: `quantity` (net quantity or
+/// average differed), `closed` (the broker shows it flat), `opened` (the store did not have it).
+pub fn correction(kind: &'static str) {
+    metrics::counter!("jt_positions_corrections_total", "kind" => kind).increment(1);
+}
+
+/// A protection repair published on ORDERS (`duplicate`: the stream already had it).
+pub fn repair(outcome: &'static str) {
+    metrics::counter!("jt_positions_repairs_published_total", "outcome" => outcome).increment(1);
+}
+
+/// A repair not published because the position is being handled (`intent`: an unfinished
+/// intent on it; `orders`: its orders moved recently).
+pub fn repair_deferred(reason: &'static str) {
+    metrics::counter!("jt_positions_repairs_deferred_total", "reason" => reason).increment(1);
+}
+
+/// An auto-flat (flatten after the trader's window closed) published on ORDERS.
+pub fn flatten(outcome: &'static str) {
+    metrics::counter!("jt_positions_flattens_published_total", "outcome" => outcome).increment(1);
+}

@@ -1,0 +1,618 @@
+//! The positions service (issue 20 part 2) on JetStream, PostgreSQL and the simulator, beside
+//! the ingest and the executor of the harness: broker events applied to the store once however
+//! often they are delivered; the simulator's own events through the connection manager keeping
+//! the store in step without any reconciliation; a DCA add whose new take-profit the simulator refused repaired by
+//! one reconciliation pass, exactly once; a position closed by hand at the broker closed in the
+//! store; one replica reconciling at a time, another taking over when it stops; `auto_flat_after_cutoff` flattening the account at the window's end.
+//!
+//! Needs `NATS_URL` (JetStream 2.10+) and `DATABASE_URL` (PostgreSQL): `make test` sets both.
+//! Without them the harness fails loudly; nothing here is skipped.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use jt_broker::{
+    AccountId, BrokerEvent, EventOrigin, FillReport, OrderReport, OrderStatus, OrderType,
+    PositionReport,
+};
+use jt_bus::{Definitions, Envelope, MessageId};
+use jt_domain::settings::{ClockTime, TimeWindow, TimeZone, TpTarget};
+use jt_domain::{Settings, SettingsOverrides, Side};
+use jt_e2e::admin::OrderRecord;
+use jt_e2e::{Options, Platform, alert, is_working};
+use jt_messages::{BrokerEventMessage, ReportedEvent};
+use jt_positions::PositionsConfig;
+use jt_store::repo::intents::Intent;
+use jt_store::{BrokerKind, IntentKind, IntentSource};
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The positions service of a test, stopped by [`Positions::stop`].
+struct Positions {
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Positions {
+    fn start(p: &Platform, config: PositionsConfig) -> Self {
+        let access = jt_connect::AccessConfig::default().with_sim_url(p.sim.base_url());
+        let brokers = Arc::new(jt_connect::BrokerAccess::new(p.store.clone(), access));
+        let stop = CancellationToken::new();
+        let ctx = jt_service::Context::new(p.store.clone(), p.bus.clone(), brokers)
+            .with_shutdown(stop.clone());
+        let task = tokio::spawn(async move {
+            jt_positions::start(config, &ctx)
+                .await
+                .unwrap()
+                .wait()
+                .await
+                .unwrap();
+        });
+        Self { stop, task }
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        tokio::time::timeout(Duration::from_secs(25), self.task)
+            .await
+            .expect("the positions service stops")
+            .unwrap();
+    }
+}
+
+fn fast(reconcile: Duration) -> PositionsConfig {
+    PositionsConfig {
+        reconcile_every: reconcile,
+        repair_quiet: Duration::ZERO,
+        autoflat_every: Duration::from_millis(500),
+        ..PositionsConfig::default()
+    }
+}
+
+fn one() -> Vec<(usize, SettingsOverrides)> {
+    vec![(0, SettingsOverrides::default())]
+}
+
+fn tp(ticks: i64) -> TpTarget {
+    TpTarget {
+        value: Decimal::from(ticks),
+        trim: Decimal::ZERO,
+    }
+}
+
+fn of_type<'a>(orders: &'a [OrderRecord], kind: &str, action: &str) -> Vec<&'a OrderRecord> {
+    orders
+        .iter()
+        .filter(|o| o.order_type == kind && o.action == action)
+        .collect()
+}
+
+async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn intents_of(p: &Platform, source: IntentSource, kind: IntentKind) -> Vec<Intent> {
+    p.store
+        .intents()
+        .for_sub_account(p.user, p.subs[0].id, 200)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.source == source && i.kind == kind)
+        .collect()
+}
+
+fn event(p: &Platform, event: ReportedEvent) -> BrokerEventMessage {
+    let sub = &p.subs[0];
+    BrokerEventMessage {
+        owner_id: p.user,
+        broker_account_id: sub.broker_account,
+        sub_account_id: sub.id,
+        account: AccountId::from(sub.broker_sub_account_id.as_str()),
+        broker: BrokerKind::Sim,
+        origin: EventOrigin::Live,
+        received_at: Utc::now(),
+        event,
+    }
+}
+
+/// Publishes `m` on BROKER_EVENTS, under its own message id or `other_id`.
+async fn publish(p: &Platform, m: &BrokerEventMessage, other_id: Option<&str>) -> bool {
+    let id = other_id.map_or_else(|| m.message_id(), str::to_owned);
+    p.bus
+        .publish(&Envelope::new(MessageId::new(id).unwrap(), m.clone()))
+        .await
+        .unwrap()
+        .duplicate
+}
+
+#[tokio::test]
+async fn broker_events_are_applied_to_the_store_once_however_often_they_come() {
+    let p = Platform::start(Options::default()).await;
+    // No reconciliation during the test: only the events write.
+    let positions = Positions::start(&p, fast(Duration::from_secs(3600)));
+    let sub = p.subs[0].clone();
+    let account = AccountId::from(sub.broker_sub_account_id.as_str());
+    let at = Utc::now();
+    let order = event(
+        &p,
+        ReportedEvent::Known(BrokerEvent::Order(OrderReport {
+            id: "7001".into(),
+            client_order_id: Some("jtabc-tp".into()),
+            account: account.clone(),
+            contract: Some("3570918".into()),
+            symbol: Some("MNQZ6".into()),
+            side: Side::Sell,
+            order_type: Some(OrderType::Limit),
+            qty: Some(2),
+            price: Some(dec!(21005)),
+            stop_price: None,
+            status: OrderStatus::Working,
+            filled_qty: Some(0),
+            avg_fill_price: None,
+            parent: None,
+            linked: None,
+            reject_reason: None,
+            timestamp: Some(at),
+        })),
+    );
+    let fill = event(
+        &p,
+        ReportedEvent::Known(BrokerEvent::Fill(FillReport {
+            id: "9001".into(),
+            order_id: "7000".into(),
+            account: account.clone(),
+            contract: "3570918".into(),
+            symbol: Some("MNQZ6".into()),
+            side: Side::Buy,
+            qty: 2,
+            price: dec!(21000.25),
+            timestamp: at,
+            trade_date: None,
+            client_order_id: Some("jtabc".into()),
+        })),
+    );
+    let position = event(
+        &p,
+        ReportedEvent::Known(BrokerEvent::Position(PositionReport {
+            account: account.clone(),
+            contract: "3570918".into(),
+            symbol: Some("MNQZ6".into()),
+            net_qty: 2,
+            avg_price: Some(dec!(21000.25)),
+            timestamp: Some(at),
+        })),
+    );
+    let unknown = event(
+        &p,
+        ReportedEvent::Unknown {
+            kind: "margin_call".into(),
+        },
+    );
+    for m in [&order, &fill, &position, &unknown] {
+        assert!(!publish(&p, m, None).await, "new to the stream");
+        // The same event again: the stream drops it.
+        assert!(publish(&p, m, None).await, "a duplicate for the stream");
+        // And once more under another id (after the duplicate window, or from a replica that
+        // derived it differently): the consumer sees it twice and the store changes once.
+        let other = format!("again-{}", m.message_id());
+        assert!(!publish(&p, m, Some(&other)).await);
+    }
+
+    // Every message is consumed (the unknown kind acknowledged too).
+    let defs = Definitions::new(p.bus.namespace());
+    eventually("the consumer to drain BROKER_EVENTS", async || {
+        let lag = p.bus.consumer_lag(&defs.positions).await.unwrap();
+        (lag.total() == 0).then_some(())
+    })
+    .await;
+
+    let broker = p.store.broker();
+    let stored = broker.order(p.user, sub.id, "7001").await.unwrap();
+    assert_eq!(
+        (
+            stored.quantity,
+            stored.limit_price,
+            stored.contract.as_str()
+        ),
+        (2, Some(dec!(21005)), "MNQZ6")
+    );
+    let fills = broker
+        .fills_of_day(p.user, sub.id, jt_domain::session::trading_day(at))
+        .await
+        .unwrap();
+    assert_eq!(fills.len(), 1, "{fills:#?}");
+    assert_eq!(fills[0].price, dec!(21000.25));
+    let held = broker.positions(p.user, sub.id).await.unwrap();
+    assert_eq!(held.len(), 1, "{held:#?}");
+    assert_eq!(
+        (held[0].net_quantity, held[0].average_price),
+        (2, Some(dec!(21000.25)))
+    );
+
+    // The take-profit cancelled, then its old working state delivered late: the order stays
+    // cancelled (an older state never overwrites a newer one).
+    let mut cancelled = order.clone();
+    if let ReportedEvent::Known(BrokerEvent::Order(o)) = &mut cancelled.event {
+        o.status = OrderStatus::Canceled;
+    }
+    cancelled.received_at = Utc::now();
+    publish(&p, &cancelled, None).await;
+    publish(&p, &order, Some("late-working-state")).await;
+    eventually("the cancellation to be stored", async || {
+        let lag = p.bus.consumer_lag(&defs.positions).await.unwrap();
+        let o = broker.order(p.user, sub.id, "7001").await.unwrap();
+        (lag.total() == 0 && o.status == jt_store::entity::BrokerOrderStatus::Cancelled)
+            .then_some(())
+    })
+    .await;
+    assert!(
+        broker
+            .open_orders(p.user, sub.id, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    positions.stop().await;
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn a_dca_add_whose_take_profit_failed_is_repaired_by_one_pass_exactly_once() {
+    let p = Platform::start(Options::default()).await;
+    let settings = Settings {
+        dca_enabled: true,
+        initial_position_size: 1,
+        add_position_size: 1,
+        add_delay: 0,
+        tp_targets: vec![tp(20)],
+        ..Settings::default()
+    };
+    let (_, token) = p.recorder(settings, &one()).await;
+    let first = p
+        .queued(&token, &alert("buy", "long", r#","comment":"1""#))
+        .await;
+    p.settled_intents(first, 1, WAIT).await;
+    p.wait_orders(0, WAIT, |o| of_type(o, "Limit", "Sell").len() == 1)
+        .await;
+
+    // The add: its market order goes through; the old take-profit's cancel is slowed down, and
+    // meanwhile the simulator starts refusing new orders, so the new take-profit is refused.
+    let fault = |spec: serde_json::Value| {
+        p.sim
+            .admin()
+            .add_fault(serde_json::from_value(spec).unwrap())
+            .unwrap();
+    };
+    fault(serde_json::json!({
+        "kind": "latency", "ms": 2000, "endpoint": "order/cancelorder", "count": 1
+    }));
+    let second = p
+        .queued(&token, &alert("buy", "long", r#","comment":"2""#))
+        .await;
+    p.wait_orders(0, WAIT, |_| p.net_position(0) == 2).await;
+    fault(serde_json::json!({
+        "kind": "error", "status": 400, "endpoint": "order/placeorder", "count": 1
+    }));
+    p.settled_intents(second, 1, WAIT).await;
+    let orders = p.orders(0);
+    assert!(
+        !orders.iter().any(is_working),
+        "the add left the position without a take-profit: {orders:#?}"
+    );
+    p.sim.admin().clear_faults();
+    let placed_before = of_type(&orders, "Limit", "Sell").len();
+
+    // One pass (the first runs at start) publishes the repair; the executor places it.
+    let started = Instant::now();
+    let positions = Positions::start(&p, fast(Duration::from_secs(2)));
+    let orders = p
+        .wait_orders(0, WAIT, |o| o.iter().filter(|o| is_working(o)).count() == 1)
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "repaired by the first pass (2 s after start): {:?}",
+        started.elapsed()
+    );
+    let working: Vec<_> = orders.iter().filter(|o| is_working(o)).collect();
+    assert_eq!(
+        (
+            working[0].order_type.as_str(),
+            working[0].action.as_str(),
+            working[0].qty
+        ),
+        ("Limit", "Sell", 2),
+        "one take-profit for the whole position"
+    );
+    // More passes change nothing: one repair intent, one take-profit placed.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let repairs = intents_of(&p, IntentSource::Reconcile, IntentKind::Protect).await;
+    assert_eq!(repairs.len(), 1, "{repairs:#?}");
+    assert_eq!(
+        of_type(&p.orders(0), "Limit", "Sell").len(),
+        placed_before + 1,
+        "{:#?}",
+        p.orders(0)
+    );
+    // The reconciliation also brought the store in step with the broker.
+    let held = p
+        .store
+        .broker()
+        .positions(p.user, p.subs[0].id)
+        .await
+        .unwrap();
+    assert_eq!(held.iter().map(|h| h.net_quantity).sum::<i64>(), 2);
+    positions.stop().await;
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn a_position_closed_by_hand_at_the_broker_is_closed_in_the_store() {
+    let p = Platform::start(Options::default()).await;
+    let (_, token) = p.recorder(Settings::default(), &one()).await;
+    let s = p.queued(&token, &alert("buy", "long", "")).await;
+    p.settled_intents(s, 1, WAIT).await;
+    p.wait_orders(0, WAIT, |_| p.net_position(0) == 1).await;
+
+    let positions = Positions::start(&p, fast(Duration::from_secs(1)));
+    let open = async || {
+        p.store
+            .broker()
+            .positions(p.user, p.subs[0].id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|h| h.net_quantity)
+            .sum::<i64>()
+    };
+    eventually("the store to learn the position", async || {
+        (open().await == 1).then_some(())
+    })
+    .await;
+
+    // A person closes it at the broker, outside the platform.
+    let account = p
+        .store
+        .accounts()
+        .get(p.user, p.subs[0].broker_account)
+        .await
+        .unwrap();
+    let access = jt_connect::AccessConfig::default().with_sim_url(p.sim.base_url());
+    let broker = jt_connect::BrokerAccess::new(p.store.clone(), access)
+        .for_account(&account)
+        .await
+        .unwrap();
+    broker
+        .flatten_account(&AccountId::from(p.subs[0].broker_sub_account_id.as_str()))
+        .await
+        .unwrap();
+    assert_eq!(p.net_position(0), 0);
+    eventually("the store to close the position", async || {
+        (open().await == 0).then_some(())
+    })
+    .await;
+    positions.stop().await;
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn auto_flat_after_cutoff_flattens_the_account_once_at_the_window_end() {
+    let p = Platform::start(Options::default()).await;
+    // Windows are stored to the minute: the window ends at the next minute boundary, at least
+    // 10 s away so the entry is inside it.
+    use chrono::Timelike;
+    let to_boundary = 60 - u64::from(Utc::now().second());
+    if to_boundary < 10 {
+        tokio::time::sleep(Duration::from_secs(to_boundary + 1)).await;
+    }
+    let now = Utc::now();
+    let minute = |t: chrono::DateTime<Utc>| {
+        chrono::NaiveTime::from_hms_opt(t.hour(), t.minute(), 0).unwrap()
+    };
+    let end = minute(now + chrono::Duration::minutes(1));
+    let settings = Settings {
+        time_zone: TimeZone(chrono_tz::UTC),
+        time_filter_1: TimeWindow {
+            enabled: true,
+            start: ClockTime(minute(now - chrono::Duration::hours(1))),
+            stop: ClockTime(end),
+        },
+        auto_flat_after_cutoff: true,
+        ..Settings::default()
+    };
+    let (_, token) = p.recorder(settings, &one()).await;
+    let s = p.queued(&token, &alert("buy", "long", "")).await;
+    let entry = p.settled_intents(s, 1, WAIT).await;
+    assert!(
+        !entry[0].status.is_terminal() || entry[0].status == jt_store::IntentStatus::Filled,
+        "{:?}: {:?}",
+        entry[0].status,
+        entry[0].status_reason
+    );
+    p.wait_orders(0, WAIT, |_| p.net_position(0) == 1).await;
+
+    let positions = Positions::start(&p, fast(Duration::from_secs(1)));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    if Utc::now().time() < end {
+        assert_eq!(p.net_position(0), 1, "not flattened inside the window");
+    }
+    p.wait_orders(0, Duration::from_secs(90), |_| p.net_position(0) == 0)
+        .await;
+    assert!(
+        Utc::now().time() >= end || Utc::now().time() < minute(now),
+        "flattened only once the window ended"
+    );
+    // Later checks publish nothing more: one flatten for that window end.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let flattens = intents_of(&p, IntentSource::Control, IntentKind::Flatten).await;
+    assert_eq!(flattens.len(), 1, "{flattens:#?}");
+    positions.stop().await;
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn the_simulators_events_through_the_connection_manager_keep_the_store_in_step() {
+    let p = Platform::start(Options::default()).await;
+    // No reconciliation: only the events write.
+    let positions = Positions::start(&p, fast(Duration::from_secs(3600)));
+    let access = jt_connect::AccessConfig::default()
+        .with_sim_url(p.sim.base_url())
+        .with_start_stagger(Duration::ZERO);
+    let brokers = Arc::new(jt_connect::BrokerAccess::new(p.store.clone(), access));
+    let stop = CancellationToken::new();
+    let ctx = jt_service::Context::new(p.store.clone(), p.bus.clone(), brokers)
+        .with_shutdown(stop.clone());
+    let connmgr = jt_connmgr::start(
+        jt_connmgr::ConnmgrConfig {
+            scan_every: Duration::from_millis(500),
+            ..jt_connmgr::ConnmgrConfig::default()
+        },
+        &ctx,
+    )
+    .await
+    .unwrap();
+    let bus = p.bus.clone();
+    let login = p.subs[0].broker_account;
+    eventually("the login to be connected", async || {
+        jt_connmgr::read_status(&bus, login)
+            .await
+            .unwrap()
+            .filter(|s| s.state == jt_connmgr::LinkState::Connected)
+    })
+    .await;
+
+    let settings = Settings {
+        tp_targets: vec![tp(40)],
+        ..Settings::default()
+    };
+    let (_, token) = p.recorder(settings, &one()).await;
+    let s = p.queued(&token, &alert("buy", "long", "")).await;
+    p.settled_intents(s, 1, WAIT).await;
+    p.wait_orders(0, WAIT, |_| p.net_position(0) == 1).await;
+
+    let broker = p.store.broker();
+    let sub = p.subs[0].id;
+    eventually(
+        "the position, fill and take-profit in the store",
+        async || {
+            let held: i64 = broker
+                .positions(p.user, sub)
+                .await
+                .unwrap()
+                .iter()
+                .map(|h| h.net_quantity)
+                .sum();
+            let fills = broker
+                .fills_of_day(p.user, sub, jt_domain::session::trading_day(Utc::now()))
+                .await
+                .unwrap();
+            let working = broker.open_orders(p.user, sub, None).await.unwrap();
+            (held == 1
+                && fills.len() == 1
+                && working
+                    .iter()
+                    .any(|o| o.order_type == jt_store::entity::BrokerOrderType::Limit))
+            .then_some(())
+        },
+    )
+    .await;
+
+    // Closed (the take-profit cancelled, the position flattened) by the platform's close.
+    let s = p
+        .queued(&token, &alert("sell", "flat", r#","comment":"close""#))
+        .await;
+    p.settled_intents(s, 1, WAIT).await;
+    eventually("the store to follow the close", async || {
+        let held: i64 = broker
+            .positions(p.user, sub)
+            .await
+            .unwrap()
+            .iter()
+            .map(|h| h.net_quantity)
+            .sum();
+        let working = broker.open_orders(p.user, sub, None).await.unwrap();
+        (held == 0 && working.is_empty()).then_some(())
+    })
+    .await;
+    stop.cancel();
+    connmgr.wait().await.unwrap();
+    positions.stop().await;
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn one_replica_reconciles_and_another_takes_over_when_it_stops() {
+    let p = Platform::start(Options::default()).await;
+    let replica = |owner: &str| {
+        Positions::start(
+            &p,
+            PositionsConfig {
+                owner: owner.into(),
+                ..fast(Duration::from_secs(1))
+            },
+        )
+    };
+    let (a, b) = (replica("replica-a"), replica("replica-b"));
+    let defs = Definitions::new(p.bus.namespace());
+    let leases = p.bus.kv(&defs.leases).await.unwrap();
+    let holder = async || {
+        leases
+            .get(jt_positions::RECONCILER_LEASE)
+            .await
+            .unwrap()
+            .map(|e| String::from_utf8_lossy(&e.value).into_owned())
+    };
+    let first = eventually("a replica to take the lease", async || holder().await).await;
+
+    // Its passes keep the store in step.
+    let (_, token) = p.recorder(Settings::default(), &one()).await;
+    let s = p.queued(&token, &alert("buy", "long", "")).await;
+    p.settled_intents(s, 1, WAIT).await;
+    let open = async || -> i64 {
+        p.store
+            .broker()
+            .positions(p.user, p.subs[0].id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|h| h.net_quantity)
+            .sum()
+    };
+    eventually("the holder to reconcile the position", async || {
+        (open().await == 1).then_some(())
+    })
+    .await;
+
+    // The holder stops (releasing its lease): the other takes over and reconciles the close.
+    let (stopped, other) = if first == "replica-a" { (a, b) } else { (b, a) };
+    stopped.stop().await;
+    let next = eventually("the other replica to take the lease", async || {
+        holder().await.filter(|h| *h != first)
+    })
+    .await;
+    assert_ne!(next, first);
+    let s = p
+        .queued(&token, &alert("sell", "flat", r#","comment":"close""#))
+        .await;
+    p.settled_intents(s, 1, WAIT).await;
+    eventually("the new holder to reconcile the close", async || {
+        (open().await == 0).then_some(())
+    })
+    .await;
+    other.stop().await;
+    p.stop().await;
+}
