@@ -214,7 +214,10 @@ async fn a_webull_account_is_reached_with_its_sealed_key_pair() {
         AccessConfig::default().with_webull_url(w.sim.webull_url()),
     );
     let good = stored("wb-secret").await;
-    let seen = brokers.probe(&good).await.expect("the key pair is accepted");
+    let seen = brokers
+        .probe(&good)
+        .await
+        .expect("the key pair is accepted");
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].id.0, created.accounts[0].id.to_string());
     assert_eq!(seen[0].name, "WB1");
