@@ -145,7 +145,18 @@ impl LoginRegistry {
 
     fn login(&self, config: WebullConfig) -> Result<Arc<Login>, BrokerError> {
         let host = config.http.base_url.as_str().to_string();
-        let key = config.http.app_key.clone();
+        // The key pair is the login: two accounts with one app key and different secrets
+        // (one of them wrong) must not share a client. A short digest of the secret tells
+        // them apart without showing it (the name appears on status pages).
+        let digest = {
+            use sha1::Digest as _;
+            let d = sha1::Sha1::digest(config.http.app_secret.as_bytes());
+            d.iter()
+                .take(4)
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        let key = format!("{}#{digest}", config.http.app_key);
         self.logins.get_or_make(&host, &key, || {
             let http = WebullHttpClient::new(config.http.clone(), &self.plumbing.pools)
                 .map_err(BrokerError::transport)?;

@@ -767,3 +767,38 @@ async fn what_cannot_be_protected_is_refused_before_anything_is_sent() {
     assert_eq!(net(&b, &a, &c).await, 0);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn one_app_key_with_another_secret_is_another_login() {
+    let sim = sim().await;
+    let created = sim
+        .admin()
+        .create_user(&NewUser {
+            name: "wbb-j".into(),
+            password: "pw".into(),
+            accounts: vec!["wbb-j-1".into()],
+            sec: Some(SECRET.into()),
+            protocol: Protocol::Webull,
+            ..NewUser::default()
+        })
+        .unwrap();
+    let key = created.api_key.as_deref().unwrap();
+    let registry = LoginRegistry::isolated();
+    let good = WebullBroker::with(config(&sim, key), &registry).unwrap();
+    let mut wrong = config(&sim, key);
+    wrong.http.app_secret = "not-the-secret".into();
+    let wrong = WebullBroker::with(wrong, &registry).unwrap();
+    good.accounts().await.unwrap();
+    assert!(matches!(
+        wrong.accounts().await,
+        Err(BrokerError::AuthExpired { .. })
+    ));
+    assert_eq!(registry.budgets().len(), 2);
+    assert!(
+        registry
+            .budgets()
+            .iter()
+            .all(|(name, _)| !name.contains(SECRET))
+    );
+    sim.shutdown().await;
+}
