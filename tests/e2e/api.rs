@@ -108,7 +108,9 @@ async fn serve_api(p: &Platform) -> String {
         mail_dir: Some(mail.clone()),
         ..ApiConfig::default()
     };
-    let access = jt_connect::AccessConfig::default().with_sim_url(p.sim.base_url());
+    let access = jt_connect::AccessConfig::default()
+        .with_sim_url(p.sim.base_url())
+        .with_webull_url(p.sim.webull_url());
     let brokers = Arc::new(jt_connect::BrokerAccess::new(p.store.clone(), access));
     let probe = AccessProbe::new(brokers).shared();
     let state = ApiState::new(
@@ -459,4 +461,64 @@ async fn a_new_user_onboards_over_http_and_an_alert_reaches_both_traders() {
         "{skipped}"
     );
     assert_eq!(net(&p, "ON1"), 0);
+}
+
+/// A Webull account added over HTTP (app key and secret) and tested: the API reaches the
+/// simulator's signed Webull surface and stores its account; a wrong secret is refused with
+/// the broker's reason.
+#[tokio::test]
+async fn a_webull_account_is_added_and_tested_over_http() {
+    let p = Platform::start(Options::default()).await;
+    let base = serve_api(&p).await;
+    p.store
+        .users()
+        .register(NewUser {
+            email: "webull@e2e.test".into(),
+            display_name: None,
+            password: jt_store::Secret::new("webull user password"),
+            role: Role::User,
+            approved: true,
+        })
+        .await
+        .unwrap();
+    let created = p
+        .sim
+        .admin()
+        .create_user(&SimUser {
+            name: "wb-http".into(),
+            password: "unused".into(),
+            accounts: vec!["WBH1".into()],
+            sec: Some("wb-http-secret".into()),
+            protocol: jt_sim::core::model::Protocol::Webull,
+            ..SimUser::default()
+        })
+        .unwrap();
+    let key = created.api_key.clone().unwrap();
+    let c = Client::login(&base, "webull@e2e.test", "webull user password").await;
+    let add = async |secret: &str| {
+        let (s, account) = c
+            .post(
+                "/broker-accounts",
+                json!({"label": "Webull", "broker": "webull", "environment": "demo",
+                       "credentials": {"api_key": key, "api_secret": secret}}),
+            )
+            .await;
+        assert_eq!(s, 201, "{account}");
+        account["id"].as_str().unwrap().to_string()
+    };
+    let good = add("wb-http-secret").await;
+    let (s, tested) = c
+        .post(&format!("/broker-accounts/{good}/test"), json!(null))
+        .await;
+    assert_eq!(s, 200, "{tested}");
+    let subs = tested["sub_accounts"].as_array().unwrap();
+    assert_eq!(subs.len(), 1, "{tested}");
+    assert_eq!(subs[0]["name"], "WBH1");
+
+    let bad = add("not-the-secret").await;
+    let (s, refused) = c
+        .post(&format!("/broker-accounts/{bad}/test"), json!(null))
+        .await;
+    assert!((400..500).contains(&s), "{s} {refused}");
+    p.stop().await;
 }

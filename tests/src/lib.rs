@@ -349,7 +349,8 @@ impl Platform {
                     too_many_requests_backoff: self.broker_429_backoff,
                     ..jt_connect::AccessConfig::default()
                 }
-                .with_sim_url(self.sim.base_url());
+                .with_sim_url(self.sim.base_url())
+                .with_webull_url(self.sim.webull_url());
                 let brokers =
                     std::sync::Arc::new(jt_connect::BrokerAccess::new(self.store.clone(), access));
                 let ctx = jt_service::Context::new(self.store.clone(), self.bus.clone(), brokers)
@@ -376,6 +377,7 @@ impl Platform {
                     .env("DATABASE_URL", &self.db_url)
                     .env("JT_SECRET_KEY", self.key.to_hex())
                     .env("JT_SIM_URL", self.sim.base_url())
+                    .env("JT_WEBULL_URL", self.sim.webull_url())
                     .env("JT_BUS_NAMESPACE", &self.namespace_tag)
                     .env(
                         "JT_BROKER_429_BACKOFF_SECS",
@@ -412,6 +414,64 @@ impl Platform {
             task.abort();
             let _ = task.await;
         }
+    }
+
+    /// A Webull login named `name` on the simulator's Webull surface with one account of the
+    /// same name, stored as a `webull` broker account (its app key and secret sealed) reached
+    /// through `JT_WEBULL_URL`; returns the new sub-account's index in [`Platform::subs`].
+    pub async fn webull_account(&mut self, name: &str) -> usize {
+        let secret = format!("{name}-secret");
+        let created = self
+            .sim
+            .admin()
+            .create_user(&SimUser {
+                name: name.into(),
+                password: secret.clone(),
+                accounts: vec![name.into()],
+                balance: Some(Decimal::from(1_000_000)),
+                sec: Some(secret.clone()),
+                protocol: jt_sim::core::model::Protocol::Webull,
+                ..SimUser::default()
+            })
+            .unwrap();
+        let account = self
+            .store
+            .accounts()
+            .create(
+                self.user,
+                NewBrokerAccount {
+                    label: format!("webull {name}"),
+                    broker: BrokerKind::Webull,
+                    environment: Environment::Demo,
+                    username: None,
+                    credentials: BrokerCredentials {
+                        api_key: Some(Secret::new(created.api_key.clone().unwrap())),
+                        api_secret: Some(Secret::new(secret)),
+                        ..BrokerCredentials::default()
+                    },
+                    require_brackets: false,
+                },
+            )
+            .await
+            .unwrap();
+        let listed: Vec<BrokerSubAccount> = created
+            .accounts
+            .iter()
+            .map(|a| BrokerSubAccount {
+                broker_sub_account_id: a.id.to_string(),
+                name: a.name.clone(),
+            })
+            .collect();
+        let subs = self
+            .store
+            .accounts()
+            .sync_sub_accounts(self.user, account.id, &listed)
+            .await
+            .unwrap();
+        self.broker_accounts.push(account.id);
+        self.subs.extend(subs);
+        self.sim_users.push(created);
+        self.subs.len() - 1
     }
 
     /// A recorder with `settings` and one trader per `(sub-account index, overrides)`.

@@ -40,6 +40,7 @@ pub mod capabilities;
 pub mod clock;
 pub mod error;
 pub mod events;
+pub mod legs;
 pub mod model;
 pub mod session_store;
 

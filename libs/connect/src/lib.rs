@@ -11,7 +11,7 @@
 //! A broker is rebuilt when its account changes (new credentials, environment): the cache is
 //! keyed by the account's `updated_at`. Endpoint overrides — `JT_SIM_URL` for the built-in
 //! simulator (`sim` accounts, reached with the Tradovate adapter), `JT_PROJECTX_URL` for
-//! ProjectX — are this library's configuration ([`AccessConfig`]).
+//! ProjectX, `JT_WEBULL_URL` for Webull — are this library's configuration ([`AccessConfig`]).
 //!
 //! What it must not do: hold a trading rule, keep a process-wide static, or open an event
 //! connection: [`BrokerAccess::events_for`] hands out the adapter's event side, and only the
@@ -32,6 +32,7 @@ use jt_store::{BrokerAccountId, BrokerKind, Environment, Store, StoreError};
 use jt_tradovate::{
     Brand, Credentials, Environment as TvEnvironment, TradovateBroker, TradovateConfig,
 };
+use jt_webull::{WebullBroker, WebullConfig};
 use parking_lot::Mutex;
 
 /// Why no broker could be built for an account.
@@ -88,6 +89,9 @@ pub struct AccessConfig {
     /// Base address for ProjectX accounts instead of the firms' hosts (`JT_PROJECTX_URL`; the
     /// simulator's ProjectX surface in tests).
     pub projectx_url: Option<String>,
+    /// Base address for Webull accounts instead of Webull's hosts (`JT_WEBULL_URL`; the
+    /// simulator's Webull surface in tests and `jt dev`).
+    pub webull_url: Option<String>,
     /// How long a login backs off after an HTTP 429 that names no wait
     /// (`JT_BROKER_429_BACKOFF_SECS`; unset: each adapter's default, 60 s for Tradovate).
     pub too_many_requests_backoff: Option<std::time::Duration>,
@@ -108,6 +112,7 @@ impl AccessConfig {
         Ok(Self {
             sim_url: optional(env, "JT_SIM_URL")?,
             projectx_url: optional(env, "JT_PROJECTX_URL")?,
+            webull_url: optional(env, "JT_WEBULL_URL")?,
             too_many_requests_backoff: optional::<u64>(env, "JT_BROKER_429_BACKOFF_SECS")?
                 .map(std::time::Duration::from_secs),
             start_stagger: optional::<u64>(env, "JT_BROKER_START_STAGGER_SECS")?
@@ -120,6 +125,13 @@ impl AccessConfig {
     #[must_use]
     pub fn with_start_stagger(mut self, max: std::time::Duration) -> Self {
         self.start_stagger = Some(max);
+        self
+    }
+
+    /// `base` for Webull accounts (the simulator's Webull surface).
+    #[must_use]
+    pub fn with_webull_url(mut self, base: impl Into<String>) -> Self {
+        self.webull_url = Some(base.into());
         self
     }
 
@@ -138,6 +150,7 @@ pub struct BrokerAccess {
     config: AccessConfig,
     tradovate: Arc<jt_tradovate::LoginRegistry>,
     projectx: Arc<jt_projectx::LoginRegistry>,
+    webull: Arc<jt_webull::LoginRegistry>,
     cache: Mutex<HashMap<BrokerAccountId, Cached>>,
 }
 
@@ -146,6 +159,7 @@ impl std::fmt::Debug for BrokerAccess {
         f.debug_struct("BrokerAccess")
             .field("sim_url", &self.config.sim_url)
             .field("projectx_url", &self.config.projectx_url)
+            .field("webull_url", &self.config.webull_url)
             .field("brokers", &self.cache.lock().len())
             .finish_non_exhaustive()
     }
@@ -160,7 +174,8 @@ impl BrokerAccess {
         Self {
             store,
             tradovate: jt_tradovate::LoginRegistry::new(plumbing.clone()),
-            projectx: jt_projectx::LoginRegistry::new(plumbing),
+            projectx: jt_projectx::LoginRegistry::new(plumbing.clone()),
+            webull: jt_webull::LoginRegistry::new(plumbing),
             config,
             cache: Mutex::new(HashMap::new()),
         }
@@ -231,8 +246,10 @@ impl BrokerAccess {
     }
 
     async fn build(&self, account: &BrokerAccount) -> Result<Built, AccessError> {
-        if account.broker == BrokerKind::ProjectX {
-            return self.build_projectx(account).await;
+        match account.broker {
+            BrokerKind::ProjectX => return self.build_projectx(account).await,
+            BrokerKind::Webull => return self.build_webull(account).await,
+            _ => {}
         }
         let (brand, base_url) = match account.broker {
             BrokerKind::Tradovate => (Brand::Tradovate, None),
@@ -347,5 +364,42 @@ impl BrokerAccess {
                 .map_err(|e| AccessError::Adapter(e.to_string()))?,
         );
         Ok((projectx.clone(), projectx))
+    }
+
+    /// Webull: a key pair (app key, app secret), no session — every request is signed. The
+    /// entry's protection is placed by the adapter after the fill and linked by its
+    /// one-cancels-other watcher, which runs in the process that placed it (the executor).
+    async fn build_webull(&self, account: &BrokerAccount) -> Result<Built, AccessError> {
+        if !account.has_credentials {
+            return Err(AccessError::NoCredentials);
+        }
+        let creds = self
+            .store
+            .accounts()
+            .credentials(account.owner, account.id)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound { .. } => AccessError::NoCredentials,
+                other => AccessError::Store(other.to_string()),
+            })?;
+        let (Some(key), Some(secret)) = (creds.api_key, creds.api_secret) else {
+            return Err(AccessError::NoCredentials);
+        };
+        let base = match (&self.config.webull_url, account.environment) {
+            (Some(url), _) => url.clone(),
+            (None, Environment::Live) => jt_webull::PRODUCTION_URL.to_string(),
+            (None, _) => jt_webull::config::TEST_URL.to_string(),
+        };
+        let base = url::Url::parse(&base)
+            .map_err(|e| AccessError::Adapter(format!("Webull address {base:?}: {e}")))?;
+        let mut config = WebullConfig::new(base, key.expose(), secret.expose());
+        if let Some(wait) = self.config.too_many_requests_backoff {
+            config.http.too_many_requests_backoff = wait;
+        }
+        let webull = Arc::new(
+            WebullBroker::with(config, &self.webull)
+                .map_err(|e| AccessError::Adapter(e.to_string()))?,
+        );
+        Ok((webull.clone(), webull))
     }
 }

@@ -164,3 +164,73 @@ async fn what_cannot_be_reached_says_why() {
     assert_eq!(err, AccessError::NoSimulator);
     assert!(err.to_string().contains("JT_SIM_URL"), "{err}");
 }
+
+/// A stored Webull account (app key and secret) reaches the simulator's Webull surface
+/// through `JT_WEBULL_URL`: the probe lists its accounts, the broker says it is Webull, and a
+/// wrong secret is the broker's refusal.
+#[tokio::test]
+async fn a_webull_account_is_reached_with_its_sealed_key_pair() {
+    let w = world().await;
+    let created = w
+        .sim
+        .admin()
+        .create_user(&SimUser {
+            name: "wb-alice".into(),
+            password: "unused".into(),
+            accounts: vec!["WB1".into()],
+            sec: Some("wb-secret".into()),
+            protocol: jt_sim::core::model::Protocol::Webull,
+            api_key: Some("wb-key".into()),
+            ..SimUser::default()
+        })
+        .unwrap();
+    let stored = |secret: &'static str| {
+        let store = w.store.clone();
+        let user = w.user;
+        async move {
+            store
+                .accounts()
+                .create(
+                    user,
+                    NewBrokerAccount {
+                        label: "webull".into(),
+                        broker: BrokerKind::Webull,
+                        environment: Environment::Demo,
+                        username: None,
+                        credentials: BrokerCredentials {
+                            api_key: Some(Secret::new("wb-key")),
+                            api_secret: Some(Secret::new(secret)),
+                            ..BrokerCredentials::default()
+                        },
+                        require_brackets: false,
+                    },
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let brokers = BrokerAccess::new(
+        w.store.clone(),
+        AccessConfig::default().with_webull_url(w.sim.webull_url()),
+    );
+    let good = stored("wb-secret").await;
+    let seen = brokers
+        .probe(&good)
+        .await
+        .expect("the key pair is accepted");
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].id.0, created.accounts[0].id.to_string());
+    assert_eq!(seen[0].name, "WB1");
+    let broker = brokers.for_account(&good).await.unwrap();
+    assert_eq!(broker.kind(), BrokerKind::Webull);
+
+    let bad = stored("not-the-secret").await;
+    let err = BrokerAccess::new(
+        w.store.clone(),
+        AccessConfig::default().with_webull_url(w.sim.webull_url()),
+    )
+    .probe(&bad)
+    .await
+    .unwrap_err();
+    assert!(matches!(err, AccessError::Broker(_)), "{err:?}");
+}

@@ -442,3 +442,86 @@ async fn a_new_login_is_picked_up_and_a_deleted_one_let_go_without_a_restart() {
     );
     r.stop().await;
 }
+
+/// A Webull login has no event stream in this build: it is held, its status says why, and the
+/// replica does not retry it (its one-cancels-other runs where the protection is placed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_login_without_an_event_stream_is_held_and_says_why() {
+    let w = world().await;
+    w.sim
+        .admin()
+        .create_user(&SimUser {
+            name: "wb-gus".into(),
+            password: "unused".into(),
+            accounts: vec!["WBG1".into()],
+            sec: Some("wb-secret".into()),
+            protocol: jt_sim::core::model::Protocol::Webull,
+            api_key: Some("wb-gus-key".into()),
+            ..SimUser::default()
+        })
+        .unwrap();
+    let account = w
+        .store
+        .accounts()
+        .create(
+            w.user,
+            NewBrokerAccount {
+                label: "webull".into(),
+                broker: BrokerKind::Webull,
+                environment: Environment::Demo,
+                username: None,
+                credentials: BrokerCredentials {
+                    api_key: Some(Secret::new("wb-gus-key")),
+                    api_secret: Some(Secret::new("wb-secret")),
+                    ..BrokerCredentials::default()
+                },
+                require_brackets: false,
+            },
+        )
+        .await
+        .unwrap();
+    let brokers = Arc::new(BrokerAccess::new(
+        w.store.clone(),
+        AccessConfig::default()
+            .with_webull_url(w.sim.webull_url())
+            .with_start_stagger(Duration::ZERO),
+    ));
+    let ctx = Context::new(w.store.clone(), w.bus.clone(), brokers);
+    let running = jt_connmgr::start(
+        ConnmgrConfig {
+            owner: "solo".into(),
+            scan_every: Duration::from_millis(500),
+            ..ConnmgrConfig::default()
+        },
+        &ctx,
+    )
+    .await
+    .expect("connmgr starts");
+    let status = wait_for(
+        "the Webull login's status",
+        Duration::from_secs(10),
+        || async {
+            jt_connmgr::read_status(&w.bus, account.id)
+                .await
+                .unwrap()
+                .filter(|s| s.state == LinkState::Disconnected && s.reason.is_some())
+        },
+    )
+    .await;
+    assert!(
+        status
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("no event stream")),
+        "{status:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = jt_connmgr::read_status(&w.bus, account.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(later.reconnects, 0, "{later:?}");
+    assert_eq!(later.since, status.since, "not retried: {later:?}");
+    ctx.shutdown.cancel();
+    running.wait().await.unwrap();
+}

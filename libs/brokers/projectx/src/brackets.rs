@@ -55,43 +55,7 @@ pub fn ticks(distance: Decimal, tick: Decimal, what: &str) -> Result<i32, Broker
         .ok_or_else(|| BrokerError::invalid(format!("{what} distance {distance} is too far")))
 }
 
-/// Leg quantities for a fill of `filled` contracts: each leg its requested quantity at most,
-/// in order, until the fill is used up.
-#[must_use]
-pub fn leg_sizes(requested: &[u32], filled: u32) -> Vec<u32> {
-    let mut left = filled;
-    requested
-        .iter()
-        .map(|q| {
-            let take = (*q).min(left);
-            left -= take;
-            take
-        })
-        .collect()
-}
-
-/// The tag of take-profit leg `n` (1-based) of a bracket.
-#[must_use]
-pub fn leg_tag(client_order_id: &str, n: usize) -> String {
-    format!("{client_order_id}-tp{n}")
-}
-
-/// The tag of a bracket's replacement stop.
-#[must_use]
-pub fn stop_tag(client_order_id: &str) -> String {
-    format!("{client_order_id}-sl")
-}
-
-/// Whether a `customTag` marks an exit order the adapter or the executor placed for a
-/// position (take-profit legs and replacement stops: `…-tp`, `…-tpN`, `…-sl`).
-#[must_use]
-pub fn is_exit_tag(tag: &str) -> bool {
-    if tag.ends_with("-sl") || tag.ends_with("-tp") {
-        return true;
-    }
-    tag.rsplit_once("-tp")
-        .is_some_and(|(_, n)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
-}
+pub use jt_broker::legs::{is_exit_tag, leg_sizes, leg_tag, stop_tag};
 
 /// The `Order/place` body of a bracket's entry.
 ///

@@ -10,6 +10,8 @@
 //! | `GET /openapi/account/orders/list-open?account_id=` | `[order view]` |
 //! | `GET /openapi/account/orders/detail?account_id=&client_order_id=` | order view, or 404 `ORDER_NOT_FOUND` |
 //! | `GET /openapi/account/positions?account_id=` | `[{symbol, instrument_type, position_side: LONG/SHORT, quantity, cost_price}]` |
+//! | `GET /openapi/account/balance?account_id=` | `{account_id, currency: "USD", total_cash_balance}` |
+//! | `GET /openapi/instrument/futures/list?code=MNQ` | `[{symbol, code, instrument_type, expire_date}]`, the listed months, nearest first |
 //!
 //! An order: `{client_order_id, instrument_type: "FUTURES", symbol (a contract, `MNQZ6`),
 //! side: BUY/SELL, order_type: MARKET/LIMIT/STOP_LOSS/STOP_LOSS_LIMIT, quantity, limit_price,
@@ -110,7 +112,9 @@ pub(crate) async fn dispatch(sh: &Arc<Shared>, r: Request<'_>) -> (Reply, After)
         "account/list"
         | "account/orders/list-open"
         | "account/orders/detail"
-        | "account/positions" => (false, true),
+        | "account/positions"
+        | "account/balance"
+        | "instrument/futures/list" => (false, true),
         "account/orders/place" | "account/orders/replace" | "account/orders/cancel" => (true, true),
         _ => (false, false),
     };
@@ -128,6 +132,9 @@ pub(crate) async fn dispatch(sh: &Arc<Shared>, r: Request<'_>) -> (Reply, After)
     }
     if ep == "account/list" {
         return (account_list(sh, user.id), after);
+    }
+    if ep == "instrument/futures/list" {
+        return (futures_list(sh, q(&r, "code")), after);
     }
     let Some(cell) = account_id
         .and_then(|a| sh.ex.account(a))
@@ -162,6 +169,7 @@ pub(crate) async fn dispatch(sh: &Arc<Shared>, r: Request<'_>) -> (Reply, After)
             None => bad("client_order_id is required"),
         },
         "account/positions" => positions(sh, &cell),
+        "account/balance" => balance(&cell),
         "account/orders/place" => place(sh, &cell, &ctx, &body),
         "account/orders/replace" => replace(sh, &cell, &ctx, &body),
         _ => cancel(sh, &cell, &ctx, &body),
@@ -222,6 +230,43 @@ fn account_list(sh: &Shared, user_id: Id) -> Reply {
         })
         .collect();
     Reply::ok(Value::Array(accounts))
+}
+
+/// The listed months of a product code (`MNQ`, or a ticker such as `MNQ1!`), nearest expiry
+/// first; every listed month without a code.
+fn futures_list(sh: &Shared, code: Option<&str>) -> Reply {
+    let cat = &sh.ex.catalog;
+    let root = code.map(|c| {
+        jt_domain::instrument::resolve_ticker(c)
+            .map_or_else(|_| c.trim().to_ascii_uppercase(), |i| i.root.to_string())
+    });
+    let mut list: Vec<_> = cat
+        .contracts
+        .iter()
+        .filter(|c| root.as_deref().is_none_or(|r| cat.product_of(c).name == r))
+        .collect();
+    list.sort_by_key(|c| (c.product_index, c.expiration_date));
+    Reply::ok(Value::Array(
+        list.into_iter()
+            .map(|c| {
+                json!({
+                    "symbol": c.name,
+                    "code": cat.product_of(c).name,
+                    "instrument_type": "FUTURES",
+                    "expire_date": c.expiration_date.to_string(),
+                })
+            })
+            .collect(),
+    ))
+}
+
+fn balance(cell: &AccountCell) -> Reply {
+    let amount = cell.state.lock().cash.amount;
+    Reply::ok(json!({
+        "account_id": cell.account.id.to_string(),
+        "currency": "USD",
+        "total_cash_balance": amount.normalize().to_string(),
+    }))
 }
 
 fn text(d: Option<Decimal>) -> Value {

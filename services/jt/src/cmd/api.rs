@@ -1,6 +1,6 @@
 //! `jt api`: the REST API on its own (`NATS_URL`, `DATABASE_URL`, `JT_SECRET_KEY`,
 //! `JT_HTTP_ADDR`, `JT_PUBLIC_URL`, `JT_MAIL_DIR`; broker logins for account tests:
-//! `JT_SIM_URL`, `JT_PROJECTX_URL`; see docs/api.md).
+//! `JT_SIM_URL`, `JT_PROJECTX_URL`, `JT_WEBULL_URL`; see docs/api.md).
 
 use std::process::ExitCode;
 

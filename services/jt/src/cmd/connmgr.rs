@@ -1,7 +1,8 @@
 //! `jt connmgr`: the connection manager on its own (`NATS_URL`, `DATABASE_URL`,
 //! `JT_SECRET_KEY`, `JT_HTTP_ADDR` for health and metrics; `HOSTNAME` names the replica in its
 //! leases; `JT_CONNMGR_SCAN_MS`, `JT_CONNMGR_ACCOUNTS_EVERY_SECS`; brokers: `JT_SIM_URL`,
-//! `JT_PROJECTX_URL`, `JT_BROKER_429_BACKOFF_SECS`, `JT_BROKER_START_STAGGER_SECS`).
+//! `JT_PROJECTX_URL`, `JT_WEBULL_URL`, `JT_BROKER_429_BACKOFF_SECS`,
+//! `JT_BROKER_START_STAGGER_SECS`).
 
 use std::process::ExitCode;
 

@@ -1,6 +1,8 @@
 //! `jt dev` (what `make run` starts): the whole platform in one process on embedded defaults —
 //! SQLite under `./data`, the in-process bus, the built-in exchange simulator as the broker —
 //! with a demo user, recorder, three simulator accounts and traders created on first start.
+//! `--webull` adds a Webull login on the simulator's Webull surface (signed REST, reached with
+//! the Webull adapter through `JT_WEBULL_URL`) with one account, `WB1`, and its trader.
 //!
 //! The REST API is served on the same listener (`/api/v1`); the demo user's login (its password
 //! generated once and kept in `<data>/demo.json`) is printed beside the webhook URL, and mail
@@ -40,6 +42,10 @@ pub struct Args {
     /// Directory of the SQLite database, the development secret key and the demo's ids.
     #[arg(long, default_value = "./data")]
     data: PathBuf,
+    /// Also add a Webull simulator account (`WB1`, the simulator's Webull surface) with a
+    /// trader on the demo recorder.
+    #[arg(long)]
+    webull: bool,
 }
 
 const SIM_LOGIN: &str = "demo";
@@ -47,6 +53,11 @@ const SIM_LOGIN: &str = "demo";
 const SIM_PASSWORD: &str = "demo-password";
 const SIM_ACCOUNTS: [&str; 3] = ["DEMO1", "DEMO2", "DEMO3"];
 const MULTIPLIERS: [&str; 3] = ["1", "2", "0.5"];
+const WEBULL_LOGIN: &str = "demo-webull";
+const WEBULL_ACCOUNT: &str = "WB1";
+// The simulator's Webull key pair lives only in this process: fixed development values.
+const WEBULL_APP_KEY: &str = "demo-webull-app-key";
+const WEBULL_APP_SECRET: &str = "demo-webull-app-secret";
 
 /// What the first start created, kept in `<data>/demo.json` for the next start.
 #[derive(Debug, Serialize, Deserialize)]
@@ -58,6 +69,9 @@ struct Demo {
     /// one is set then).
     #[serde(default)]
     password: Option<String>,
+    /// The Webull simulator account (`--webull`), once added.
+    #[serde(default)]
+    webull_account: Option<jt_store::BrokerAccountId>,
 }
 
 /// Runs the platform until Ctrl-C.
@@ -75,11 +89,16 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     )?;
     std::fs::create_dir_all(&args.data)
         .with_context(|| format!("creating the data directory {}", args.data.display()))?;
-    serve::runtime()?.block_on(run_async(args.data.clone(), http, sim_addr))?;
+    serve::runtime()?.block_on(run_async(args.data.clone(), http, sim_addr, args.webull))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run_async(data: PathBuf, http: SocketAddr, sim_addr: SocketAddr) -> anyhow::Result<()> {
+async fn run_async(
+    data: PathBuf,
+    http: SocketAddr,
+    sim_addr: SocketAddr,
+    webull: bool,
+) -> anyhow::Result<()> {
     jt_runtime::metrics::install()?;
     let shutdown = jt_runtime::shutdown::on_signal();
 
@@ -110,7 +129,10 @@ async fn run_async(data: PathBuf, http: SocketAddr, sim_addr: SocketAddr) -> any
     )
     .await?;
     let bus = serve::bus(serve::Embedded::Allowed).await?;
-    let demo = demo(&store, &data, &created).await?;
+    let mut demo = demo(&store, &data, &created).await?;
+    if webull {
+        webull_account(&sim, &store, &data, &mut demo).await?;
+    }
     let token = store
         .recorders()
         .webhook_token(demo.user, demo.recorder)
@@ -123,7 +145,9 @@ async fn run_async(data: PathBuf, http: SocketAddr, sim_addr: SocketAddr) -> any
     let ctx = serve::context(
         store.clone(),
         bus,
-        jt_connect::AccessConfig::from_env(&ProcessEnv)?.with_sim_url(sim.base_url()),
+        jt_connect::AccessConfig::from_env(&ProcessEnv)?
+            .with_sim_url(sim.base_url())
+            .with_webull_url(sim.webull_url()),
     )
     .with_shutdown(shutdown.clone());
     let mail_dir = data.join("mail");
@@ -180,9 +204,14 @@ async fn run_async(data: PathBuf, http: SocketAddr, sim_addr: SocketAddr) -> any
         }
     );
     println!(
-        "  demo          recorder \"Demo MNQ\" → traders on {} at multipliers {}",
+        "  demo          recorder \"Demo MNQ\" → traders on {} at multipliers {}{}",
         SIM_ACCOUNTS.join(", "),
-        MULTIPLIERS.join(", ")
+        MULTIPLIERS.join(", "),
+        if webull {
+            format!(", and on Webull {WEBULL_ACCOUNT} at 1")
+        } else {
+            String::new()
+        }
     );
     println!();
     println!("Send an alert:");
@@ -371,9 +400,97 @@ async fn demo(
         recorder: recorder.id,
         broker_account: account.id,
         password: Some(password.expose().to_string()),
+        webull_account: None,
     };
     write_demo(&path, &demo)?;
     Ok(demo)
+}
+
+/// `--webull`: a Webull login on the simulator (its key pair fixed for development), a
+/// broker account of kind `webull` holding it (reached through `JT_WEBULL_URL`, set to the
+/// simulator), its account synced, and a trader on the demo recorder — created once, the
+/// account's id synced again on every start.
+async fn webull_account(
+    sim: &Sim,
+    store: &Store,
+    data: &Path,
+    demo: &mut Demo,
+) -> anyhow::Result<()> {
+    let created = sim
+        .admin()
+        .create_user(&SimUser {
+            name: WEBULL_LOGIN.into(),
+            password: WEBULL_APP_SECRET.into(),
+            accounts: vec![WEBULL_ACCOUNT.into()],
+            balance: Some(Decimal::from(50_000)),
+            sec: Some(WEBULL_APP_SECRET.into()),
+            protocol: jt_sim::core::model::Protocol::Webull,
+            api_key: Some(WEBULL_APP_KEY.into()),
+            ..SimUser::default()
+        })
+        .map_err(|e| anyhow::anyhow!("creating the simulator's Webull login: {e}"))?;
+    let listed: Vec<BrokerSubAccount> = created
+        .accounts
+        .iter()
+        .map(|a| BrokerSubAccount {
+            broker_sub_account_id: a.id.to_string(),
+            name: a.name.clone(),
+        })
+        .collect();
+    if let Some(id) = demo.webull_account
+        && store.accounts().get(demo.user, id).await.is_ok()
+    {
+        store
+            .accounts()
+            .sync_sub_accounts(demo.user, id, &listed)
+            .await?;
+        return Ok(());
+    }
+    let account = store
+        .accounts()
+        .create(
+            demo.user,
+            NewBrokerAccount {
+                label: "Webull (simulator)".into(),
+                broker: BrokerKind::Webull,
+                environment: Environment::Demo,
+                username: None,
+                credentials: BrokerCredentials {
+                    api_key: Some(Secret::new(WEBULL_APP_KEY)),
+                    api_secret: Some(Secret::new(WEBULL_APP_SECRET)),
+                    ..BrokerCredentials::default()
+                },
+                require_brackets: false,
+            },
+        )
+        .await
+        .context("creating the Webull broker account")?;
+    let subs = store
+        .accounts()
+        .sync_sub_accounts(demo.user, account.id, &listed)
+        .await?;
+    let sub = subs
+        .iter()
+        .find(|s| s.name == WEBULL_ACCOUNT)
+        .with_context(|| format!("simulator account {WEBULL_ACCOUNT} missing"))?;
+    store
+        .traders()
+        .create(
+            demo.user,
+            NewTrader {
+                recorder: demo.recorder,
+                sub_account: sub.id,
+                enabled: true,
+                // Webull carries no trailing stop: the demo's stop is fixed there.
+                overrides: jt_domain::SettingsOverrides {
+                    sl_type: Some(StopType::Fixed),
+                    ..Default::default()
+                },
+            },
+        )
+        .await?;
+    demo.webull_account = Some(account.id);
+    write_demo(&data.join("demo.json"), demo)
 }
 
 /// Writes `demo.json`, readable by its owner only (it holds the demo user's password).

@@ -1,6 +1,6 @@
 //! `jt executor`: fan-out and execution on their own (`NATS_URL`, `DATABASE_URL`,
 //! `JT_SECRET_KEY`, `JT_HTTP_ADDR` for health and metrics; brokers: `JT_SIM_URL`,
-//! `JT_PROJECTX_URL`, `JT_BROKER_429_BACKOFF_SECS`).
+//! `JT_PROJECTX_URL`, `JT_WEBULL_URL`, `JT_BROKER_429_BACKOFF_SECS`).
 
 use std::process::ExitCode;
 

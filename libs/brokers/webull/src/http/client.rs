@@ -26,7 +26,10 @@ use reqwest::Method;
 use serde_json::json;
 use url::Url;
 
-use super::models::{WbAccount, WbError, WbModify, WbNewOrder, WbOrder, WbPlaced, WbPosition};
+use super::models::{
+    WbAccount, WbBalance, WbError, WbInstrument, WbModify, WbNewOrder, WbOrder, WbPlaced,
+    WbPosition,
+};
 use crate::common::signing::{self, SignParams, headers};
 
 /// The metric label.
@@ -330,6 +333,34 @@ impl WebullHttpClient {
         )
         .await
         .map_err(|e| with_code(e.into_broker("account/positions")))
+    }
+
+    /// `GET /openapi/account/balance`.
+    ///
+    /// # Errors
+    /// The policy's errors.
+    pub async fn balance(&self, account: &str) -> Result<WbBalance, BrokerError> {
+        self.get(
+            "account/balance",
+            "openapi/account/balance",
+            account_query(account),
+        )
+        .await
+        .map_err(|e| with_code(e.into_broker("account/balance")))
+    }
+
+    /// `GET /openapi/instrument/futures/list?code=`: the listed months of a product.
+    ///
+    /// # Errors
+    /// The policy's errors.
+    pub async fn futures(&self, code: &str) -> Result<Vec<WbInstrument>, BrokerError> {
+        self.get(
+            "instrument/futures/list",
+            "openapi/instrument/futures/list",
+            vec![("code", code.to_string())],
+        )
+        .await
+        .map_err(|e| with_code(e.into_broker("instrument/futures/list")))
     }
 
     /// `GET /openapi/account/orders/list-open`.

@@ -166,3 +166,26 @@ pub struct WbError {
     #[serde(default)]
     pub message: String,
 }
+
+/// A listed futures contract of `GET /openapi/instrument/futures/list` (*chosen* path and
+/// shape: Webull documents a "Futures Contracts" endpoint; the simulator answers this).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct WbInstrument {
+    /// The contract (`MNQZ6`): what orders name.
+    pub symbol: String,
+    /// The product code (`MNQ`).
+    pub code: String,
+    /// The last trading day (`2026-12-18`), when given.
+    #[serde(default)]
+    pub expire_date: Option<String>,
+}
+
+/// The cash of `GET /openapi/account/balance` (*chosen* shape).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct WbBalance {
+    /// The account.
+    pub account_id: String,
+    /// Cash, as text (never through a float).
+    #[serde(default, with = "rust_decimal::serde::str_option")]
+    pub total_cash_balance: Option<Decimal>,
+}
