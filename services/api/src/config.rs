@@ -30,6 +30,10 @@ pub struct ApiConfig {
     /// Folder the file mailer writes `.eml` files into (`JT_MAIL_DIR`); unset: mail is not
     /// sent (logged without its content).
     pub mail_dir: Option<PathBuf>,
+    /// The SMTP server mail is sent through (`JT_SMTP_URL`, `smtps://user:password@host` or
+    /// `smtp://…` with STARTTLS; see `jt-mail`); it wins over `JT_MAIL_DIR`. The URL holds a
+    /// password: it is never logged.
+    pub smtp_url: Option<jt_store::Secret>,
     /// The sender of e-mails (`JT_MAIL_FROM`).
     pub mail_from: String,
     /// Login attempts per e-mail address.
@@ -63,6 +67,7 @@ impl Default for ApiConfig {
             session_ttl: Duration::from_secs(7 * 24 * 3600),
             secure_cookies: false,
             mail_dir: None,
+            smtp_url: None,
             mail_from: "Just Trades <no-reply@localhost>".into(),
             login_per_address: LoginLimit {
                 per_minute: nz(5),
@@ -104,6 +109,9 @@ impl ApiConfig {
                 or_default::<u64>(env, "JT_SESSION_HOURS", 168)?.max(1) * 3600,
             ),
             mail_dir: optional::<PathBuf>(env, "JT_MAIL_DIR")?,
+            smtp_url: optional::<String>(env, "JT_SMTP_URL")?
+                .filter(|u| !u.trim().is_empty())
+                .map(jt_store::Secret::new),
             mail_from: or_default(env, "JT_MAIL_FROM", d.mail_from.clone())?,
             trusted_proxies: optional(env, "JT_TRUSTED_PROXIES")?.unwrap_or_default(),
             default_plan: optional::<String>(env, "JT_DEFAULT_PLAN")?
@@ -143,6 +151,19 @@ mod tests {
         assert!(!c.secure_cookies);
         let e = ApiConfig::from_env(&env(&[("JT_PUBLIC_URL", "jt.example.com")])).unwrap_err();
         assert!(e.to_string().contains("JT_PUBLIC_URL"), "{e}");
+        let c = ApiConfig::from_env(&env(&[(
+            "JT_SMTP_URL",
+            "smtps://ops:hunter2@smtp.example.com",
+        )]))
+        .unwrap();
+        assert!(
+            !format!("{c:?}").contains("hunter2"),
+            "the SMTP password never shows"
+        );
+        assert!(crate::mailer::from_config(&c).is_ok());
+        let bad = ApiConfig::from_env(&env(&[("JT_SMTP_URL", "mail.example.com")])).unwrap();
+        let e = crate::mailer::from_config(&bad).unwrap_err();
+        assert!(e.to_string().contains("JT_SMTP_URL"), "{e}");
         let e = ApiConfig::from_env(&env(&[("JT_SESSION_HOURS", "soon")])).unwrap_err();
         assert!(e.to_string().contains("JT_SESSION_HOURS"), "{e}");
     }
