@@ -122,11 +122,30 @@ pub async fn start(config: ApiConfig, ctx: &Context) -> anyhow::Result<Running> 
         .await;
     let mailer = mailer::from_config(&config)?;
     let probe = AccessProbe::new(ctx.brokers.clone()).shared();
+    let whop_sync = config
+        .whop
+        .clone()
+        .and_then(|w| w.api_key.clone().map(|k| (w, k)));
     let state = ApiState::new(config, ctx.store.clone(), ctx.bus.clone(), probe, mailer);
-    // No background work: the task ends with the process.
+    // The only background work: Whop's periodic sync, when its API key is set.
+    let sync = match whop_sync {
+        Some((w, key)) => {
+            let source = whop::WhopHttp::new(&w.api_url, key).map_err(anyhow::Error::msg)?;
+            Some(tokio::spawn(whop::run_sync(
+                state.clone(),
+                w,
+                Box::new(source),
+                ctx.shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
     let stop = ctx.shutdown.clone();
     let task = tokio::spawn(async move {
         stop.cancelled().await;
+        if let Some(s) = sync {
+            let _ = s.await;
+        }
         Ok(())
     });
     Ok(Running::new("api", router(state), task))

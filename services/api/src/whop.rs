@@ -19,6 +19,13 @@
 //! one of ours (`JT_WHOP_PRODUCTS`) and other event types are acknowledged and ignored, so
 //! Whop stops retrying. A buyer without an account gets one (approved, random password) and a
 //! mail to choose a password — the replaced platform's activation mail.
+//!
+//! **Periodic sync** (the safety net for a delivery Whop gave up on after its retries): with
+//! `JT_WHOP_API_KEY`, every `JT_WHOP_SYNC_SECS` (600) each API replica pages through Whop's
+//! memberships (`GET /api/v2/memberships?page=N&per=50`, bearer key; `JT_WHOP_API_URL` for
+//! another host) and applies each one's current state exactly as a webhook would, dated at
+//! the read (so it wins over any event older than the read, and loses to a later one). The
+//! provider is behind [`MembershipSource`]; tests serve it from a local fake.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -27,9 +34,15 @@ use base64::Engine as _;
 use chrono::{DateTime, TimeZone, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use jt_runtime::config::{ConfigError, Env, optional};
-use jt_store::SubscriptionStatus;
+use jt_store::repo::auth::NewUser;
+use jt_store::repo::plans::ProviderSubscription;
+use jt_store::{Role, StoreError, SubscriptionStatus, UserId};
 use serde_json::Value;
 use sha2::Sha256;
+
+use crate::error::{ApiError, ApiResult};
+use crate::mailer::Mail;
+use crate::state::ApiState;
 
 /// How far a webhook's timestamp may be from our clock.
 pub const TOLERANCE: Duration = Duration::from_secs(5 * 60);
@@ -37,10 +50,17 @@ pub const TOLERANCE: Duration = Duration::from_secs(5 * 60);
 /// The Whop settings.
 #[derive(Clone)]
 pub struct WhopConfig {
-    /// The HMAC key (the secret without `whsec_`, base64-decoded).
-    pub key: Vec<u8>,
+    /// The webhook HMAC key (the secret without `whsec_`, base64-decoded); `None`: the webhook
+    /// route answers 404.
+    pub key: Option<Vec<u8>>,
     /// Whop product id → our plan code.
     pub products: BTreeMap<String, String>,
+    /// The API key of the periodic sync (`JT_WHOP_API_KEY`); `None`: no sync.
+    pub api_key: Option<jt_store::Secret>,
+    /// Whop's API base (`JT_WHOP_API_URL`, default `https://api.whop.com`).
+    pub api_url: String,
+    /// How often the sync runs (`JT_WHOP_SYNC_SECS`, default 600).
+    pub sync_every: Duration,
 }
 
 impl std::fmt::Debug for WhopConfig {
@@ -52,27 +72,50 @@ impl std::fmt::Debug for WhopConfig {
 }
 
 impl WhopConfig {
-    /// From `JT_WHOP_WEBHOOK_SECRET` and `JT_WHOP_PRODUCTS`; `None` when the secret is unset.
+    /// Settings for a webhook key and products only (no sync), as tests and simple installs
+    /// use them.
+    #[must_use]
+    pub fn webhooks(key: Vec<u8>, products: BTreeMap<String, String>) -> Self {
+        Self {
+            key: Some(key),
+            products,
+            api_key: None,
+            api_url: "https://api.whop.com".into(),
+            sync_every: Duration::from_secs(600),
+        }
+    }
+
+    /// From `JT_WHOP_WEBHOOK_SECRET`, `JT_WHOP_API_KEY`, `JT_WHOP_PRODUCTS`,
+    /// `JT_WHOP_API_URL` and `JT_WHOP_SYNC_SECS`; `None` when neither the secret nor the API
+    /// key is set.
     ///
     /// # Errors
     /// A secret that is not `whsec_<base64>` (or plain base64), a product list that is not
-    /// `id=plan,…`.
+    /// `id=plan,…`, a malformed number.
     pub fn from_env(env: &impl Env) -> Result<Option<Self>, ConfigError> {
-        let Some(secret) = optional::<String>(env, "JT_WHOP_WEBHOOK_SECRET")? else {
+        let secret = optional::<String>(env, "JT_WHOP_WEBHOOK_SECRET")?;
+        let api_key = optional::<String>(env, "JT_WHOP_API_KEY")?
+            .filter(|k| !k.trim().is_empty())
+            .map(jt_store::Secret::new);
+        if secret.is_none() && api_key.is_none() {
             return Ok(None);
-        };
+        }
         let invalid = |name: &str, value: &str, reason: &str| ConfigError::Invalid {
             name: name.into(),
             value: value.into(),
             reason: reason.into(),
         };
-        let key = Self::key_of(&secret).ok_or_else(|| {
-            invalid(
-                "JT_WHOP_WEBHOOK_SECRET",
-                "(hidden)",
-                "must be the webhook secret as Whop shows it: whsec_ followed by base64",
-            )
-        })?;
+        let key = secret
+            .map(|s| {
+                Self::key_of(&s).ok_or_else(|| {
+                    invalid(
+                        "JT_WHOP_WEBHOOK_SECRET",
+                        "(hidden)",
+                        "must be the webhook secret as Whop shows it: whsec_ followed by base64",
+                    )
+                })
+            })
+            .transpose()?;
         let list = optional::<String>(env, "JT_WHOP_PRODUCTS")?.unwrap_or_default();
         let mut products = BTreeMap::new();
         for pair in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -89,7 +132,23 @@ impl WhopConfig {
                 })?;
             products.insert(product.to_string(), plan.to_string());
         }
-        Ok(Some(Self { key, products }))
+        let api_url = jt_runtime::config::or_default(
+            env,
+            "JT_WHOP_API_URL",
+            "https://api.whop.com".to_string(),
+        )?
+        .trim_end_matches('/')
+        .to_string();
+        let sync_every = Duration::from_secs(
+            jt_runtime::config::or_default::<u64>(env, "JT_WHOP_SYNC_SECS", 600)?.max(30),
+        );
+        Ok(Some(Self {
+            key,
+            products,
+            api_key,
+            api_url,
+            sync_every,
+        }))
     }
 
     /// The HMAC key of a secret as Whop shows it.
@@ -259,6 +318,307 @@ fn time_of(v: &Value) -> Option<DateTime<Utc>> {
             .map(|t| t.with_timezone(&Utc)),
         Value::Number(n) => n.as_i64().and_then(|s| Utc.timestamp_opt(s, 0).single()),
         _ => None,
+    }
+}
+
+/// What a Whop delivery (or a synced membership) did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct WhopAnswer {
+    /// `applied`, `stale` (older than the stored state), or `ignored` with the reason.
+    pub result: String,
+    /// Why it was ignored.
+    pub reason: Option<String>,
+}
+
+impl WhopAnswer {
+    /// Acknowledged and ignored, with the reason.
+    #[must_use]
+    pub fn ignored(reason: impl Into<String>) -> Self {
+        Self {
+            result: "ignored".into(),
+            reason: Some(reason.into()),
+        }
+    }
+}
+
+/// Applies a membership's state, as of `at`, to the subscription of its buyer (made when a
+/// buyer without an account activates).
+///
+/// # Errors
+/// 503 when the product's plan is not defined yet (Whop retries; the sync catches up);
+/// database errors.
+pub async fn apply(
+    state: &ApiState,
+    config: &WhopConfig,
+    event: MembershipEvent,
+    at: DateTime<Utc>,
+) -> ApiResult<WhopAnswer> {
+    let Some(plan_code) = config.products.get(&event.product_id) else {
+        tracing::debug!(product = %event.product_id, "Whop membership of a product that is no plan of ours");
+        return Ok(WhopAnswer::ignored(format!(
+            "product {} is not mapped to a plan (JT_WHOP_PRODUCTS)",
+            event.product_id
+        )));
+    };
+    let Some(email) = event.email.clone() else {
+        return Ok(WhopAnswer::ignored("the membership carries no e-mail"));
+    };
+    let activates = matches!(
+        event.status,
+        SubscriptionStatus::Active | SubscriptionStatus::Trialing | SubscriptionStatus::PastDue
+    );
+    let user = match state.store.system().user_by_email(&email).await? {
+        Some(u) => u.id,
+        None if activates => activate(state, &email).await?,
+        None => return Ok(WhopAnswer::ignored("no account with this e-mail")),
+    };
+    let applied = state
+        .store
+        .plans()
+        .apply_subscription(ProviderSubscription {
+            user,
+            plan_code: plan_code.clone(),
+            provider: "whop".into(),
+            provider_subscription_id: event.membership_id,
+            status: event.status,
+            current_period_end: event.period_end,
+            provider_updated_at: at,
+        })
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound { .. } => {
+                tracing::error!(plan = %plan_code, "JT_WHOP_PRODUCTS names a plan that does not exist");
+                ApiError::unavailable("the plan of this product is not defined yet; retry later")
+            }
+            other => other.into(),
+        })?;
+    Ok(WhopAnswer {
+        result: if applied { "applied" } else { "stale" }.into(),
+        reason: None,
+    })
+}
+
+/// An account for a buyer who has none: approved, with a random password, and a mail with a
+/// single-use link to choose one (valid one hour; a password reset renews it).
+async fn activate(state: &ApiState, email: &str) -> ApiResult<UserId> {
+    let created = state
+        .store
+        .users()
+        .register(NewUser {
+            email: email.to_string(),
+            display_name: None,
+            password: jt_store::auth::random_token(),
+            role: Role::User,
+            approved: true,
+        })
+        .await;
+    let user = match created {
+        Ok(u) => u.id,
+        // A concurrent delivery made it first.
+        Err(StoreError::Conflict { .. }) => {
+            return state
+                .store
+                .system()
+                .user_by_email(email)
+                .await?
+                .map(|u| u.id)
+                .ok_or_else(|| ApiError::unavailable("retry"));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(token) = state.store.users().start_password_reset(email).await? {
+        let link = format!(
+            "{}/reset-password?token={}",
+            state.config.public_url,
+            token.expose()
+        );
+        let mail = Mail {
+            to: email.to_string(),
+            subject: "Your Just Trades account is ready".into(),
+            body: format!(
+                "Thank you for your purchase. Your account is ready.\n\n\
+                 Open this link within one hour to choose your password:\n{link}\n\n\
+                 If it has expired, ask for a new one from the sign-in page (\"forgot \
+                 password\").\n"
+            ),
+        };
+        if let Err(e) = state.mailer.send(&mail).await {
+            tracing::error!(error = %e, "activation mail not sent");
+        }
+    }
+    Ok(user)
+}
+
+/// One page of memberships from the provider.
+#[derive(Debug, Clone, Default)]
+pub struct MembershipPage {
+    /// The memberships of the page, each as its current state.
+    pub memberships: Vec<MembershipEvent>,
+    /// Whether more pages follow.
+    pub more: bool,
+}
+
+/// Where the sync reads memberships (Whop's API; a fake in tests).
+#[async_trait::async_trait]
+pub trait MembershipSource: Send + Sync {
+    /// Page `page` (from 1) of the company's memberships.
+    ///
+    /// # Errors
+    /// The provider could not be read (the pass stops; the next one starts over).
+    async fn page(&self, page: u32) -> Result<MembershipPage, String>;
+}
+
+/// Whop's REST API: `GET {base}/api/v2/memberships?page=N&per=50` with the bearer key.
+pub struct WhopHttp {
+    client: reqwest::Client,
+    base: String,
+    key: jt_store::Secret,
+}
+
+impl WhopHttp {
+    /// A client for `base` with `key`.
+    ///
+    /// # Errors
+    /// The HTTP client cannot be built.
+    pub fn new(base: &str, key: jt_store::Secret) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            client,
+            base: base.trim_end_matches('/').to_string(),
+            key,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl MembershipSource for WhopHttp {
+    async fn page(&self, page: u32) -> Result<MembershipPage, String> {
+        let r = self
+            .client
+            .get(format!(
+                "{}/api/v2/memberships?page={page}&per=50",
+                self.base
+            ))
+            .bearer_auth(self.key.expose())
+            .send()
+            .await
+            .map_err(|e| format!("Whop memberships: {e}"))?;
+        let status = r.status();
+        if !status.is_success() {
+            return Err(format!("Whop memberships answered {status}"));
+        }
+        let body: Value = r
+            .json()
+            .await
+            .map_err(|e| format!("Whop memberships: not JSON: {e}"))?;
+        Ok(memberships_page(&body))
+    }
+}
+
+/// Reads Whop's v2 list answer (`data`, `pagination.current_page`/`total_page`).
+#[must_use]
+pub fn memberships_page(body: &Value) -> MembershipPage {
+    let memberships = body
+        .get("data")
+        .and_then(Value::as_array)
+        .map(|list| list.iter().filter_map(membership_state).collect())
+        .unwrap_or_default();
+    let current = body
+        .pointer("/pagination/current_page")
+        .and_then(Value::as_u64)
+        .unwrap_or(1);
+    let total = body
+        .pointer("/pagination/total_page")
+        .and_then(Value::as_u64)
+        .unwrap_or(1);
+    MembershipPage {
+        memberships,
+        more: current < total,
+    }
+}
+
+/// A listed membership's current state: valid ones active (or trialing / past due as Whop
+/// says), the others canceled (or expired).
+fn membership_state(m: &Value) -> Option<MembershipEvent> {
+    let valid = m.get("valid").and_then(Value::as_bool)?;
+    let kind = if valid {
+        "membership.went_valid"
+    } else {
+        "membership.went_invalid"
+    };
+    membership_event(&serde_json::json!({ "type": kind, "data": m }))
+}
+
+/// What one sync pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Memberships applied.
+    pub applied: u64,
+    /// Older than what is stored (a webhook was later).
+    pub stale: u64,
+    /// Not ours, without an e-mail, or without an account to end.
+    pub ignored: u64,
+    /// Failed to apply (logged; the next pass tries again).
+    pub failed: u64,
+}
+
+/// One pass over every page of memberships.
+///
+/// # Errors
+/// The provider could not be read (what was applied before stays applied).
+pub async fn sync_once(
+    state: &ApiState,
+    config: &WhopConfig,
+    source: &dyn MembershipSource,
+) -> Result<SyncReport, String> {
+    let mut report = SyncReport::default();
+    // A bound, so a provider that always says "more" cannot keep a pass going forever.
+    for page in 1..=1000u32 {
+        let at = Utc::now();
+        let p = source.page(page).await?;
+        for m in p.memberships {
+            match apply(state, config, m, at).await {
+                Ok(a) if a.result == "applied" => report.applied += 1,
+                Ok(a) if a.result == "stale" => report.stale += 1,
+                Ok(_) => report.ignored += 1,
+                Err(e) => {
+                    tracing::warn!(error = %e.body().error.message, "a Whop membership was not applied");
+                    report.failed += 1;
+                }
+            }
+        }
+        if !p.more {
+            break;
+        }
+    }
+    Ok(report)
+}
+
+/// Runs the sync every `config.sync_every` until `stop`.
+pub async fn run_sync(
+    state: ApiState,
+    config: WhopConfig,
+    source: Box<dyn MembershipSource>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(config.sync_every) => {}
+        }
+        match sync_once(&state, &config, source.as_ref()).await {
+            Ok(r) => tracing::info!(
+                applied = r.applied,
+                stale = r.stale,
+                ignored = r.ignored,
+                failed = r.failed,
+                "Whop sync"
+            ),
+            Err(e) => tracing::warn!(error = %e, "Whop sync failed; the next pass starts over"),
+        }
     }
 }
 

@@ -1707,10 +1707,10 @@ async fn whop_webhooks_are_verified_and_make_the_membership_the_users_plan() {
         default_plan: Some("free".into()),
         ..jt_api::ApiConfig::default()
     };
-    config.whop = Some(jt_api::whop::WhopConfig {
-        key: jt_api::whop::WhopConfig::key_of(WHOP_SECRET).unwrap(),
-        products: [("prod_pro".to_string(), "pro".to_string())].into(),
-    });
+    config.whop = Some(jt_api::whop::WhopConfig::webhooks(
+        jt_api::whop::WhopConfig::key_of(WHOP_SECRET).unwrap(),
+        [("prod_pro".to_string(), "pro".to_string())].into(),
+    ));
     let api = TestApi::with_config(config).await;
     define_plans(&api).await;
     let now = chrono::Utc::now().timestamp();
@@ -1848,6 +1848,102 @@ async fn whop_webhooks_are_verified_and_make_the_membership_the_users_plan() {
     assert_eq!(mine.body["source"], "subscription");
     assert_eq!(mine.body["plan"]["code"], "pro");
     assert_eq!(mine.body["status"], "active");
+}
+
+/// A local stand-in for Whop's memberships API: two pages, bearer key checked.
+async fn fake_whop() -> String {
+    use axum::extract::Query;
+    use axum::routing::get;
+    async fn memberships(
+        headers: axum::http::HeaderMap,
+        Query(q): Query<std::collections::HashMap<String, String>>,
+    ) -> Result<axum::Json<serde_json::Value>, StatusCode> {
+        if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer whop-key") {
+            return Err(StatusCode::UNAUTHORIZED);
+        }
+        let m = |id: &str, email: &str, product: &str, valid: bool| {
+            json!({"id": id, "valid": valid, "status": if valid { "active" } else { "canceled" },
+                   "product": {"id": product}, "email": email, "renewal_period_end": 1_924_992_000})
+        };
+        Ok(axum::Json(match q.get("page").map(String::as_str) {
+            Some("1") => json!({"data": [m("mem_a", "missed@example.com", "prod_pro", true),
+                                          m("mem_b", "other@example.com", "prod_x", true)],
+                                 "pagination": {"current_page": 1, "total_page": 2}}),
+            _ => json!({"data": [m("mem_c", "lapsed@example.com", "prod_pro", false)],
+                        "pagination": {"current_page": 2, "total_page": 2}}),
+        }))
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            axum::Router::new().route("/api/v2/memberships", get(memberships)),
+        )
+        .await
+        .unwrap();
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn the_whop_sync_applies_memberships_a_webhook_missed() {
+    jt_runtime::tls::install_crypto_provider();
+    let api = TestApi::new().await;
+    define_plans(&api).await;
+    // A user whose webhook never came, and one whose membership lapsed.
+    let lapsed = api.login("lapsed@example.com").await;
+    let base = fake_whop().await;
+    let config = jt_api::whop::WhopConfig {
+        api_key: Some(jt_store::Secret::new("whop-key")),
+        api_url: base.clone(),
+        ..jt_api::whop::WhopConfig::webhooks(
+            Vec::new(),
+            [("prod_pro".to_string(), "pro".to_string())].into(),
+        )
+    };
+    let source = jt_api::whop::WhopHttp::new(&base, jt_store::Secret::new("whop-key")).unwrap();
+    let r = jt_api::whop::sync_once(&api.state, &config, &source)
+        .await
+        .unwrap();
+    assert_eq!((r.applied, r.ignored, r.failed), (2, 1, 0), "{r:?}");
+    let missed = api
+        .store
+        .system()
+        .user_by_email("missed@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let sub = api
+        .store
+        .plans()
+        .current_subscription(missed.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(sub.provider_subscription_id, "mem_a");
+    assert!(api.mails().iter().any(|m| m.contains("missed@example.com")));
+    assert!(
+        api.store
+            .plans()
+            .current_subscription(lapsed.user)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A second pass changes nothing new and mails nobody again.
+    let mails = api.mails().len();
+    let again = jt_api::whop::sync_once(&api.state, &config, &source)
+        .await
+        .unwrap();
+    assert_eq!(again.failed, 0);
+    assert_eq!(api.mails().len(), mails);
+    // A wrong key: the pass fails and says so.
+    let bad = jt_api::whop::WhopHttp::new(&base, jt_store::Secret::new("nope")).unwrap();
+    let e = jt_api::whop::sync_once(&api.state, &config, &bad)
+        .await
+        .unwrap_err();
+    assert!(e.contains("401"), "{e}");
 }
 
 #[tokio::test]

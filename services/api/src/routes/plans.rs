@@ -12,15 +12,13 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
-use jt_store::repo::auth::NewUser;
-use jt_store::repo::plans::{Plan, PlanSpec, ProviderSubscription};
-use jt_store::{Role, StoreError, SubscriptionStatus, UserId};
+use jt_store::repo::plans::{Plan, PlanSpec};
+use jt_store::{Role, StoreError, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path};
-use crate::mailer::Mail;
 use crate::routes::admin::AdminCaller;
 use crate::state::ApiState;
 use crate::whop;
@@ -283,21 +281,10 @@ pub async fn upsert(
     Ok(Json(plan.into()))
 }
 
-/// What a Whop delivery did.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct WhopAnswer {
-    /// `applied`, `stale` (an older event than the stored state), or `ignored` with the
-    /// reason.
-    pub result: String,
-    /// Why it was ignored.
-    pub reason: Option<String>,
-}
+pub use crate::whop::WhopAnswer;
 
 fn ignored(reason: impl Into<String>) -> Json<WhopAnswer> {
-    Json(WhopAnswer {
-        result: "ignored".into(),
-        reason: Some(reason.into()),
-    })
+    Json(WhopAnswer::ignored(reason))
 }
 
 /// Whop's webhook: a membership activated or deactivated. Signed (Standard Webhooks); 401
@@ -320,12 +307,17 @@ pub async fn whop_webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<WhopAnswer>> {
-    let Some(config) = state.config.whop.as_ref() else {
+    let Some((config, key)) = state
+        .config
+        .whop
+        .as_ref()
+        .and_then(|c| c.key.as_deref().map(|k| (c, k)))
+    else {
         return Err(ApiError::not_found("webhook"));
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let event_time = whop::verify(
-        &config.key,
+        key,
         header("webhook-id"),
         header("webhook-timestamp"),
         header("webhook-signature"),
@@ -341,100 +333,6 @@ pub async fn whop_webhook(
     let Some(event) = whop::membership_event(&json) else {
         return Ok(ignored("not a membership event"));
     };
-    let Some(plan_code) = config.products.get(&event.product_id) else {
-        tracing::info!(product = %event.product_id, "Whop membership of a product that is no plan of ours");
-        return Ok(ignored(format!(
-            "product {} is not mapped to a plan (JT_WHOP_PRODUCTS)",
-            event.product_id
-        )));
-    };
-    let Some(email) = event.email.clone() else {
-        return Ok(ignored("the membership carries no e-mail"));
-    };
-    let activates = matches!(
-        event.status,
-        SubscriptionStatus::Active | SubscriptionStatus::Trialing | SubscriptionStatus::PastDue
-    );
-    let user = match state.store.system().user_by_email(&email).await? {
-        Some(u) => u.id,
-        None if activates => activate(&state, &email).await?,
-        None => return Ok(ignored("no account with this e-mail")),
-    };
-    let provider_updated_at =
-        chrono::DateTime::from_timestamp(event_time, 0).unwrap_or_else(Utc::now);
-    let applied = state
-        .store
-        .plans()
-        .apply_subscription(ProviderSubscription {
-            user,
-            plan_code: plan_code.clone(),
-            provider: "whop".into(),
-            provider_subscription_id: event.membership_id,
-            status: event.status,
-            current_period_end: event.period_end,
-            provider_updated_at,
-        })
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound { .. } => {
-                tracing::error!(plan = %plan_code, "JT_WHOP_PRODUCTS names a plan that does not exist");
-                ApiError::unavailable("the plan of this product is not defined yet; retry later")
-            }
-            other => other.into(),
-        })?;
-    Ok(Json(WhopAnswer {
-        result: if applied { "applied" } else { "stale" }.into(),
-        reason: None,
-    }))
-}
-
-/// An account for a buyer who has none: approved, with a random password, and a mail with a
-/// single-use link to choose one (valid one hour; a password reset renews it).
-async fn activate(state: &ApiState, email: &str) -> ApiResult<UserId> {
-    let created = state
-        .store
-        .users()
-        .register(NewUser {
-            email: email.to_string(),
-            display_name: None,
-            password: jt_store::auth::random_token(),
-            role: Role::User,
-            approved: true,
-        })
-        .await;
-    let user = match created {
-        Ok(u) => u.id,
-        // A concurrent delivery made it first.
-        Err(StoreError::Conflict { .. }) => {
-            return state
-                .store
-                .system()
-                .user_by_email(email)
-                .await?
-                .map(|u| u.id)
-                .ok_or_else(|| ApiError::unavailable("retry"));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if let Some(token) = state.store.users().start_password_reset(email).await? {
-        let link = format!(
-            "{}/reset-password?token={}",
-            state.config.public_url,
-            token.expose()
-        );
-        let mail = Mail {
-            to: email.to_string(),
-            subject: "Your Just Trades account is ready".into(),
-            body: format!(
-                "Thank you for your purchase. Your account is ready.\n\n\
-                 Open this link within one hour to choose your password:\n{link}\n\n\
-                 If it has expired, ask for a new one from the sign-in page (\"forgot \
-                 password\").\n"
-            ),
-        };
-        if let Err(e) = state.mailer.send(&mail).await {
-            tracing::error!(error = %e, "activation mail not sent");
-        }
-    }
-    Ok(user)
+    let at = chrono::DateTime::from_timestamp(event_time, 0).unwrap_or_else(Utc::now);
+    Ok(Json(whop::apply(&state, config, event, at).await?))
 }

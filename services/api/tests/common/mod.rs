@@ -44,6 +44,7 @@ impl AccountProbe for FakeProbe {
 /// An API over a private store.
 pub struct TestApi {
     pub app: Router,
+    pub state: ApiState,
     pub store: Store,
     pub bus: Bus,
     pub probe: Arc<FakeProbe>,
@@ -113,7 +114,8 @@ impl TestApi {
             Arc::new(FileMailer::new(&mail_dir, "jt <no-reply@jt.test>")),
         );
         TestApi {
-            app: jt_api::router(state),
+            app: jt_api::router(state.clone()),
+            state,
             store,
             bus,
             probe,
