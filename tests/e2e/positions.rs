@@ -827,8 +827,74 @@ async fn refused_credentials_mark_the_account_needs_reauth_and_it_is_not_retried
     assert_eq!(calls(&p, RENEW), 1);
     assert_eq!(calls(&p, LOGIN), 1);
     assert!(account(&p, 0).await.needs_reauth);
+    // The user sees it in `GET /api/v1/status`, with the broker's reason.
+    let login = api_status(&p).await;
+    let auth = &login[0]["auth"];
+    assert_eq!(auth["status"], "needs_reauth", "{login}");
+    assert!(
+        auth["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("Incorrect username or password")),
+        "{auth}"
+    );
     positions.stop().await;
     p.stop().await;
+}
+
+/// `GET /api/v1/status` of the platform's user, from an API served for the call.
+async fn api_status(p: &Platform) -> serde_json::Value {
+    let mail = std::env::temp_dir().join(format!("jt-e2e-mail-{}", uuid::Uuid::new_v4()));
+    let config = jt_api::ApiConfig {
+        public_url: p.ingest_url.clone(),
+        mail_dir: Some(mail.clone()),
+        ..jt_api::ApiConfig::default()
+    };
+    let access = jt_connect::AccessConfig::default().with_sim_url(p.sim.base_url());
+    let brokers = Arc::new(jt_connect::BrokerAccess::new(p.store.clone(), access));
+    let state = jt_api::ApiState::new(
+        config,
+        p.store.clone(),
+        p.bus.clone(),
+        jt_api::AccessProbe::new(brokers).shared(),
+        Arc::new(jt_api::FileMailer::new(mail, "jt <no-reply@jt.test>")),
+    );
+    let app = jt_api::router(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    let email = p.store.users().get(p.user).await.unwrap().email;
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({"email": email, "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let r = http
+        .get(format!("{base}/api/v1/status"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v = r.json().await.unwrap();
+    server.abort();
+    v
 }
 
 #[tokio::test]
