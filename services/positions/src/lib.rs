@@ -543,3 +543,49 @@ async fn autoflat_loop(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn token_refresh_settings_default_to_the_brokers_per_ip_allowances() {
+        let c = PositionsConfig::from_env(&env(&[])).unwrap().tokens;
+        assert_eq!(c.every, Duration::from_secs(300));
+        assert_eq!(c.renew_before, Duration::from_secs(1800));
+        assert_eq!(c.max_per_pass, 5);
+        assert_eq!(c.renewals_per_hour, 15);
+        assert_eq!(c.logins_per_hour, 5);
+    }
+
+    #[test]
+    fn token_refresh_settings_are_read_and_a_malformed_one_is_named() {
+        let c = PositionsConfig::from_env(&env(&[
+            ("JT_TOKEN_REFRESH_SECS", "0"),
+            ("JT_TOKEN_RENEW_BEFORE_SECS", "900"),
+            ("JT_TOKEN_RENEW_MAX_PER_PASS", "20"),
+            ("JT_TOKEN_RENEWALS_PER_HOUR", "200"),
+            ("JT_TOKEN_LOGINS_PER_HOUR", "10"),
+        ]))
+        .unwrap()
+        .tokens;
+        assert_eq!(c.every, Duration::from_secs(1), "at least a second");
+        assert_eq!(c.renew_before, Duration::from_secs(900));
+        assert_eq!(
+            (c.max_per_pass, c.renewals_per_hour, c.logins_per_hour),
+            (20, 200, 10)
+        );
+        let e =
+            PositionsConfig::from_env(&env(&[("JT_TOKEN_RENEWALS_PER_HOUR", "lots")])).unwrap_err();
+        assert!(e.to_string().contains("JT_TOKEN_RENEWALS_PER_HOUR"), "{e}");
+    }
+}
