@@ -898,7 +898,7 @@ async fn api_status(p: &Platform) -> serde_json::Value {
 }
 
 #[tokio::test]
-async fn with_two_replicas_each_token_is_renewed_once() {
+async fn with_two_replicas_each_token_is_renewed_once_and_the_other_takes_over() {
     let p = Platform::start(Options {
         accounts: 2,
         logins: 2,
@@ -912,9 +912,16 @@ async fn with_two_replicas_each_token_is_renewed_once() {
     let before = [session(&p, 0).await, session(&p, 1).await];
     p.sim.admin().reset_request_counts();
 
-    let config = refreshing(Duration::from_secs(45));
-    let a = Positions::start(&p, config.clone());
-    let b = Positions::start(&p, config);
+    let replica = |owner: &str| {
+        Positions::start(
+            &p,
+            PositionsConfig {
+                owner: owner.into(),
+                ..refreshing(Duration::from_secs(45))
+            },
+        )
+    };
+    let (a, b) = (replica("replica-a"), replica("replica-b"));
     let renewed_at = eventually("both tokens renewed", async || {
         let now = [session(&p, 0).await, session(&p, 1).await];
         now.iter()
@@ -933,7 +940,44 @@ async fn with_two_replicas_each_token_is_renewed_once() {
         p.sim.admin().request_counts()
     );
     assert_eq!(calls(&p, LOGIN), 0);
-    a.stop().await;
-    b.stop().await;
+
+    // The holder of the refresher's lease stops: the other replica takes over and renews the
+    // tokens when they are due again, once each.
+    let defs = Definitions::new(p.bus.namespace());
+    let leases = p.bus.kv(&defs.leases).await.unwrap();
+    let holder = async || {
+        leases
+            .get(jt_positions::TOKENS_LEASE)
+            .await
+            .unwrap()
+            .map(|e| String::from_utf8_lossy(&e.value).into_owned())
+    };
+    let first = holder()
+        .await
+        .expect("a replica holds the refresher's lease");
+    let (stopped, other) = if first == "replica-a" { (a, b) } else { (b, a) };
+    stopped.stop().await;
+    eventually("the other replica to take the lease", async || {
+        holder().await.filter(|h| *h != first)
+    })
+    .await;
+    let renewed = [session(&p, 0).await, session(&p, 1).await];
+    eventually("both tokens renewed again", async || {
+        let now = [session(&p, 0).await, session(&p, 1).await];
+        now.iter()
+            .zip(&renewed)
+            .all(|(n, r)| n.access_token.expose() != r.access_token.expose())
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        calls(&p, RENEW),
+        4,
+        "one more renewal per token: {:?}",
+        p.sim.admin().request_counts()
+    );
+    assert_eq!(calls(&p, LOGIN), 0);
+    other.stop().await;
     p.stop().await;
 }
