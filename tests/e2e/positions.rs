@@ -774,6 +774,43 @@ async fn a_refused_renewal_is_followed_by_a_login_with_the_stored_credentials() 
 }
 
 #[tokio::test]
+async fn a_transient_renewal_failure_is_retried_next_pass_without_a_login_or_a_mark() {
+    let p = Platform::start(Options::default()).await;
+    p.sim.admin().set_token_lifetime(Duration::from_secs(30));
+    log_in(&p, 0).await;
+    let first = session(&p, 0).await;
+    // The broker fails the next two renewals (HTTP 500).
+    p.sim
+        .admin()
+        .add_fault(
+            serde_json::from_value(serde_json::json!({
+                "kind": "error", "status": 500, "endpoint": "auth/renewaccesstoken", "count": 2
+            }))
+            .unwrap(),
+        )
+        .unwrap();
+    p.sim.admin().reset_request_counts();
+
+    // Due 5 s after the login: the first passes fail, a later one renews.
+    let positions = Positions::start(&p, refreshing(Duration::from_secs(25)));
+    eventually("a renewal after the failures", async || {
+        let s = session(&p, 0).await;
+        (s.access_token.expose() != first.access_token.expose()).then_some(())
+    })
+    .await;
+    assert_eq!(
+        calls(&p, RENEW),
+        3,
+        "two failed renewals, then one that worked"
+    );
+    assert_eq!(calls(&p, LOGIN), 0, "a failure is no reason to log in");
+    let a = account(&p, 0).await;
+    assert!(!a.needs_reauth, "{:?}", a.reauth_reason);
+    positions.stop().await;
+    p.stop().await;
+}
+
+#[tokio::test]
 async fn refused_credentials_mark_the_account_needs_reauth_and_it_is_not_retried() {
     let p = Platform::start(Options::default()).await;
     let id = p.broker_accounts[0];
