@@ -1,9 +1,14 @@
-//! The positions service (issue 20 part 2) on JetStream, PostgreSQL and the simulator, beside
+//! The positions service (issue 20 parts 2 and 3) on JetStream, PostgreSQL and the simulator, beside
 //! the ingest and the executor of the harness: broker events applied to the store once however
 //! often they are delivered; the simulator's own events through the connection manager keeping
 //! the store in step without any reconciliation; a DCA add whose new take-profit the simulator refused repaired by
 //! one reconciliation pass, exactly once; a position closed by hand at the broker closed in the
 //! store; one replica reconciling at a time, another taking over when it stops; `auto_flat_after_cutoff` flattening the account at the window's end.
+//!
+//! Token refresh (part 3): a token renewed by the daemon before it expires so the next signal
+//! pays no login; a refused renewal followed by one login; a transient failure retried; refused
+//! credentials marking the account "needs re-authentication" (shown by the API) and never
+//! retried; two replicas renewing each token once, the other taking over.
 //!
 //! Needs `NATS_URL` (JetStream 2.10+) and `DATABASE_URL` (PostgreSQL): `make test` sets both.
 //! Without them the harness fails loudly; nothing here is skipped.
