@@ -1,9 +1,14 @@
-//! The positions service (issue 20 part 2) on JetStream, PostgreSQL and the simulator, beside
+//! The positions service (issue 20 parts 2 and 3) on JetStream, PostgreSQL and the simulator, beside
 //! the ingest and the executor of the harness: broker events applied to the store once however
 //! often they are delivered; the simulator's own events through the connection manager keeping
 //! the store in step without any reconciliation; a DCA add whose new take-profit the simulator refused repaired by
 //! one reconciliation pass, exactly once; a position closed by hand at the broker closed in the
 //! store; one replica reconciling at a time, another taking over when it stops; `auto_flat_after_cutoff` flattening the account at the window's end.
+//!
+//! Token refresh (part 3): a token renewed by the daemon before it expires so the next signal
+//! pays no login; a refused renewal followed by one login; a transient failure retried; refused
+//! credentials marking the account "needs re-authentication" (shown by the API) and never
+//! retried; two replicas renewing each token once, the other taking over.
 //!
 //! Needs `NATS_URL` (JetStream 2.10+) and `DATABASE_URL` (PostgreSQL): `make test` sets both.
 //! Without them the harness fails loudly; nothing here is skipped.
@@ -613,6 +618,408 @@ async fn one_replica_reconciles_and_another_takes_over_when_it_stops() {
         (open().await == 0).then_some(())
     })
     .await;
+    other.stop().await;
+    p.stop().await;
+}
+
+// ---- Token refresh (issue 20 part 3) ----
+
+const LOGIN: &str = "tradovate:auth/accesstokenrequest";
+const RENEW: &str = "tradovate:auth/renewaccesstoken";
+
+/// Positions with only the token refresher busy: a pass every second, renewing tokens expiring
+/// within `renew_before`, budgets out of the way (reconciliation far off).
+fn refreshing(renew_before: Duration) -> PositionsConfig {
+    PositionsConfig {
+        reconcile_every: Duration::from_secs(3600),
+        tokens: jt_positions::tokens::TokenConfig {
+            every: Duration::from_secs(1),
+            renew_before,
+            max_per_pass: 10,
+            renewals_per_hour: 1000,
+            logins_per_hour: 1000,
+        },
+        ..PositionsConfig::default()
+    }
+}
+
+fn calls(p: &Platform, endpoint: &str) -> u64 {
+    p.sim
+        .admin()
+        .request_counts()
+        .get(endpoint)
+        .copied()
+        .unwrap_or(0)
+}
+
+async fn session(p: &Platform, login: usize) -> jt_store::repo::broker_sessions::BrokerSession {
+    p.store
+        .broker_sessions()
+        .load(p.user, p.broker_accounts[login])
+        .await
+        .unwrap()
+        .expect("a session is stored")
+}
+
+async fn account(p: &Platform, login: usize) -> jt_store::repo::accounts::BrokerAccount {
+    p.store
+        .accounts()
+        .get(p.user, p.broker_accounts[login])
+        .await
+        .unwrap()
+}
+
+/// Logs `login` in the way any process of the platform would (its own broker access, the
+/// shared session store): the token is stored with the account.
+async fn log_in(p: &Platform, login: usize) {
+    let access = jt_connect::AccessConfig::default().with_sim_url(p.sim.base_url());
+    let brokers = jt_connect::BrokerAccess::new(p.store.clone(), access);
+    brokers
+        .for_account(&account(p, login).await)
+        .await
+        .unwrap()
+        .login()
+        .await
+        .unwrap();
+}
+
+async fn sleep_until(t: chrono::DateTime<Utc>) {
+    if let Ok(left) = (t - Utc::now()).to_std() {
+        tokio::time::sleep(left).await;
+    }
+}
+
+#[tokio::test]
+async fn a_token_close_to_expiry_is_renewed_by_the_daemon_and_the_next_signal_pays_no_login() {
+    let p = Platform::start(Options::default()).await;
+    p.sim.admin().set_token_lifetime(Duration::from_secs(30));
+    let (_, token) = p.recorder(Settings::default(), &one()).await;
+    // The executor logs in for the entry: a token of 30 s.
+    let s = p
+        .queued(&token, &alert("buy", "long", r#","comment":"entry""#))
+        .await;
+    p.settled_intents(s, 1, WAIT).await;
+    let first = session(&p, 0).await;
+    p.sim.admin().reset_request_counts();
+
+    let positions = Positions::start(&p, refreshing(Duration::from_secs(20)));
+    let renewed = eventually("the daemon to renew the token", async || {
+        let s = session(&p, 0).await;
+        (s.access_token.expose() != first.access_token.expose()).then_some(s)
+    })
+    .await;
+    assert!(
+        Utc::now() < first.expires_at,
+        "renewed before the old token expired"
+    );
+    assert!(renewed.expires_at > first.expires_at);
+    assert!(calls(&p, RENEW) >= 1);
+    // The old token (the executor's) expires: without the daemon the next signal would log in.
+    sleep_until(first.expires_at + chrono::Duration::seconds(1)).await;
+    let s = p
+        .queued(&token, &alert("sell", "flat", r#","comment":"close""#))
+        .await;
+    let intents = p.settled_intents(s, 1, WAIT).await;
+    assert!(
+        matches!(
+            intents[0].status,
+            jt_store::IntentStatus::Accepted | jt_store::IntentStatus::Filled
+        ),
+        "{:?}",
+        intents[0].status_reason
+    );
+    assert_eq!(p.net_position(0), 0, "the close went through");
+    assert_eq!(
+        calls(&p, LOGIN),
+        0,
+        "nobody logged in: {:?}",
+        p.sim.admin().request_counts()
+    );
+    assert!(!account(&p, 0).await.needs_reauth);
+    positions.stop().await;
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_renewal_is_followed_by_a_login_with_the_stored_credentials() {
+    let p = Platform::start(Options::default()).await;
+    p.sim.admin().set_token_lifetime(Duration::from_secs(30));
+    log_in(&p, 0).await;
+    let first = session(&p, 0).await;
+    // The broker refuses the next renewal: the session is gone.
+    p.sim
+        .admin()
+        .add_fault(
+            serde_json::from_value(serde_json::json!({
+                "kind": "error", "status": 401, "endpoint": "auth/renewaccesstoken", "count": 1
+            }))
+            .unwrap(),
+        )
+        .unwrap();
+    p.sim.admin().reset_request_counts();
+
+    let positions = Positions::start(&p, refreshing(Duration::from_secs(28)));
+    eventually("a new token", async || {
+        let s = session(&p, 0).await;
+        (s.access_token.expose() != first.access_token.expose()).then_some(())
+    })
+    .await;
+    assert_eq!(calls(&p, RENEW), 1, "one renewal, refused");
+    assert_eq!(calls(&p, LOGIN), 1, "then one login");
+    // The new session is renewed by later passes, never logged in again.
+    eventually("a renewal of the new token", async || {
+        (calls(&p, RENEW) >= 2).then_some(())
+    })
+    .await;
+    assert_eq!(calls(&p, LOGIN), 1);
+    let a = account(&p, 0).await;
+    assert!(!a.needs_reauth, "{:?}", a.reauth_reason);
+    positions.stop().await;
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn a_transient_renewal_failure_is_retried_next_pass_without_a_login_or_a_mark() {
+    let p = Platform::start(Options::default()).await;
+    p.sim.admin().set_token_lifetime(Duration::from_secs(30));
+    log_in(&p, 0).await;
+    let first = session(&p, 0).await;
+    // The broker fails the next two renewals (HTTP 500).
+    p.sim
+        .admin()
+        .add_fault(
+            serde_json::from_value(serde_json::json!({
+                "kind": "error", "status": 500, "endpoint": "auth/renewaccesstoken", "count": 2
+            }))
+            .unwrap(),
+        )
+        .unwrap();
+    p.sim.admin().reset_request_counts();
+
+    // Due 5 s after the login: the first passes fail, a later one renews.
+    let positions = Positions::start(&p, refreshing(Duration::from_secs(25)));
+    eventually("a renewal after the failures", async || {
+        let s = session(&p, 0).await;
+        (s.access_token.expose() != first.access_token.expose()).then_some(())
+    })
+    .await;
+    assert_eq!(
+        calls(&p, RENEW),
+        3,
+        "two failed renewals, then one that worked"
+    );
+    assert_eq!(calls(&p, LOGIN), 0, "a failure is no reason to log in");
+    let a = account(&p, 0).await;
+    assert!(!a.needs_reauth, "{:?}", a.reauth_reason);
+    positions.stop().await;
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn refused_credentials_mark_the_account_needs_reauth_and_it_is_not_retried() {
+    let p = Platform::start(Options::default()).await;
+    let id = p.broker_accounts[0];
+    // The user's password changed at the broker: the stored one is wrong, and the stored token
+    // (about to expire) is not the broker's any more.
+    p.store
+        .accounts()
+        .set_credentials(
+            p.user,
+            id,
+            &jt_store::repo::accounts::BrokerCredentials {
+                password: Some(jt_store::Secret::new("not-the-password")),
+                ..jt_store::repo::accounts::BrokerCredentials::default()
+            },
+        )
+        .await
+        .unwrap();
+    p.store
+        .broker_sessions()
+        .save(
+            p.user,
+            id,
+            &jt_store::repo::broker_sessions::BrokerSession {
+                access_token: jt_store::Secret::new("a-token-the-broker-forgot"),
+                md_access_token: None,
+                obtained_at: Utc::now() - chrono::Duration::minutes(80),
+                expires_at: Utc::now() + chrono::Duration::minutes(10),
+                broker_user_id: None,
+            },
+        )
+        .await
+        .unwrap();
+    p.sim.admin().reset_request_counts();
+
+    let positions = Positions::start(&p, refreshing(Duration::from_secs(1800)));
+    let marked = eventually("the account to be marked", async || {
+        let a = account(&p, 0).await;
+        a.needs_reauth.then_some(a)
+    })
+    .await;
+    let reason = marked.reauth_reason.unwrap_or_default();
+    assert!(
+        reason.contains("Incorrect username or password"),
+        "the broker's reason: {reason}"
+    );
+    assert_eq!(calls(&p, RENEW), 1);
+    assert_eq!(calls(&p, LOGIN), 1, "one login, refused");
+    // The next passes leave it alone: no renewal, no login (each refused login counts towards
+    // the broker's lock-out).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(calls(&p, RENEW), 1);
+    assert_eq!(calls(&p, LOGIN), 1);
+    assert!(account(&p, 0).await.needs_reauth);
+    // The user sees it in `GET /api/v1/status`, with the broker's reason.
+    let login = api_status(&p).await;
+    let auth = &login[0]["auth"];
+    assert_eq!(auth["status"], "needs_reauth", "{login}");
+    assert!(
+        auth["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("Incorrect username or password")),
+        "{auth}"
+    );
+    positions.stop().await;
+    p.stop().await;
+}
+
+/// `GET /api/v1/status` of the platform's user, from an API served for the call.
+async fn api_status(p: &Platform) -> serde_json::Value {
+    let mail = std::env::temp_dir().join(format!("jt-e2e-mail-{}", uuid::Uuid::new_v4()));
+    let config = jt_api::ApiConfig {
+        public_url: p.ingest_url.clone(),
+        mail_dir: Some(mail.clone()),
+        ..jt_api::ApiConfig::default()
+    };
+    let access = jt_connect::AccessConfig::default().with_sim_url(p.sim.base_url());
+    let brokers = Arc::new(jt_connect::BrokerAccess::new(p.store.clone(), access));
+    let state = jt_api::ApiState::new(
+        config,
+        p.store.clone(),
+        p.bus.clone(),
+        jt_api::AccessProbe::new(brokers).shared(),
+        Arc::new(jt_api::FileMailer::new(mail, "jt <no-reply@jt.test>")),
+    );
+    let app = jt_api::router(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    let email = p.store.users().get(p.user).await.unwrap().email;
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({"email": email, "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let r = http
+        .get(format!("{base}/api/v1/status"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v = r.json().await.unwrap();
+    server.abort();
+    v
+}
+
+#[tokio::test]
+async fn with_two_replicas_each_token_is_renewed_once_and_the_other_takes_over() {
+    let p = Platform::start(Options {
+        accounts: 2,
+        logins: 2,
+        ..Options::default()
+    })
+    .await;
+    // 60 s tokens renewed when 45 s are left: due 15 s after each renewal.
+    p.sim.admin().set_token_lifetime(Duration::from_secs(60));
+    log_in(&p, 0).await;
+    log_in(&p, 1).await;
+    let before = [session(&p, 0).await, session(&p, 1).await];
+    p.sim.admin().reset_request_counts();
+
+    let replica = |owner: &str| {
+        Positions::start(
+            &p,
+            PositionsConfig {
+                owner: owner.into(),
+                ..refreshing(Duration::from_secs(45))
+            },
+        )
+    };
+    let (a, b) = (replica("replica-a"), replica("replica-b"));
+    let renewed_at = eventually("both tokens renewed", async || {
+        let now = [session(&p, 0).await, session(&p, 1).await];
+        now.iter()
+            .zip(&before)
+            .all(|(n, b)| n.access_token.expose() != b.access_token.expose())
+            .then(|| now.map(|s| s.obtained_at))
+    })
+    .await;
+    // Well before the renewed tokens are due again, every pass of both replicas has seen them.
+    let earliest = renewed_at.iter().min().copied().unwrap();
+    sleep_until(earliest + chrono::Duration::seconds(10)).await;
+    assert_eq!(
+        calls(&p, RENEW),
+        2,
+        "one renewal per token: {:?}",
+        p.sim.admin().request_counts()
+    );
+    assert_eq!(calls(&p, LOGIN), 0);
+
+    // The holder of the refresher's lease stops: the other replica takes over and renews the
+    // tokens when they are due again, once each.
+    let defs = Definitions::new(p.bus.namespace());
+    let leases = p.bus.kv(&defs.leases).await.unwrap();
+    let holder = async || {
+        leases
+            .get(jt_positions::TOKENS_LEASE)
+            .await
+            .unwrap()
+            .map(|e| String::from_utf8_lossy(&e.value).into_owned())
+    };
+    let first = holder()
+        .await
+        .expect("a replica holds the refresher's lease");
+    let (stopped, other) = if first == "replica-a" { (a, b) } else { (b, a) };
+    stopped.stop().await;
+    eventually("the other replica to take the lease", async || {
+        holder().await.filter(|h| *h != first)
+    })
+    .await;
+    let renewed = [session(&p, 0).await, session(&p, 1).await];
+    eventually("both tokens renewed again", async || {
+        let now = [session(&p, 0).await, session(&p, 1).await];
+        now.iter()
+            .zip(&renewed)
+            .all(|(n, r)| n.access_token.expose() != r.access_token.expose())
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        calls(&p, RENEW),
+        4,
+        "one more renewal per token: {:?}",
+        p.sim.admin().request_counts()
+    );
+    assert_eq!(calls(&p, LOGIN), 0);
     other.stop().await;
     p.stop().await;
 }

@@ -16,9 +16,15 @@
 //!   broker, a refused snapshot, a throttled login) is logged and counted and the pass goes on.
 //! - **Auto-flat** ([`autoflat`]): at the end of a trader's enabled window with
 //!   `auto_flat_after_cutoff`, a flatten of its sub-account on ORDERS, once per window end.
+//! - **Token refresh** ([`tokens`]) every [`tokens::TokenConfig::every`]: the logins whose
+//!   access token expires soon are renewed (or logged in again when renewal is impossible, or
+//!   marked "needs re-authentication" when their credentials are refused), spread over the
+//!   interval and within the brokers' per-IP limits.
 //!
 //! Reconciliation and auto-flat run on one replica at a time, the holder of the
 //! [`RECONCILER_LEASE`] on the `jt_leases` bucket; another replica takes over when it dies.
+//! Token refresh likewise runs on the holder of [`TOKENS_LEASE`], so no two replicas renew the
+//! same token.
 //!
 //! Repairs and flattens go through ORDERS, so they are serial with the account's other orders
 //! and executed by the executor like any intent; their ids derive from what caused them, so a
@@ -31,6 +37,7 @@ pub mod apply;
 pub mod autoflat;
 mod metrics;
 pub mod reconcile;
+pub mod tokens;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -71,6 +78,8 @@ pub struct PositionsConfig {
     pub consume: ConsumeOptions,
     /// This replica's name in the reconciler's lease (`HOSTNAME`: the pod name).
     pub owner: String,
+    /// The token refresher's settings.
+    pub tokens: tokens::TokenConfig,
 }
 
 impl Default for PositionsConfig {
@@ -82,6 +91,7 @@ impl Default for PositionsConfig {
             autoflat_grace: Duration::from_secs(900),
             consume: ConsumeOptions::default(),
             owner: ConsumeOptions::default().owner,
+            tokens: tokens::TokenConfig::default(),
         }
     }
 }
@@ -102,6 +112,13 @@ impl PositionsConfig {
             autoflat_grace: secs("JT_AUTOFLAT_GRACE_SECS", 900)?,
             consume: ConsumeOptions::default(),
             owner: optional(env, "HOSTNAME")?.unwrap_or(ConsumeOptions::default().owner),
+            tokens: tokens::TokenConfig {
+                every: secs("JT_TOKEN_REFRESH_SECS", 300)?.max(Duration::from_secs(1)),
+                renew_before: secs("JT_TOKEN_RENEW_BEFORE_SECS", 1800)?,
+                max_per_pass: or_default(env, "JT_TOKEN_RENEW_MAX_PER_PASS", 5)?,
+                renewals_per_hour: or_default(env, "JT_TOKEN_RENEWALS_PER_HOUR", 15)?,
+                logins_per_hour: or_default(env, "JT_TOKEN_LOGINS_PER_HOUR", 5)?,
+            },
         })
     }
 }
@@ -123,6 +140,8 @@ pub struct PassStatus {
     pub repairs: usize,
     /// Auto-flat intents published since start.
     pub flattens: u64,
+    /// The token refresher (on this replica: zero when another replica holds its lease).
+    pub tokens: tokens::TokenStatus,
 }
 
 /// A trader whose sub-account is flattened when its window ends.
@@ -137,6 +156,7 @@ struct FlatTarget {
 #[derive(Clone)]
 struct Shared {
     status: Arc<Mutex<PassStatus>>,
+    tokens: Arc<Mutex<tokens::TokenStatus>>,
     flat_targets: Arc<Mutex<Option<Vec<FlatTarget>>>>,
 }
 
@@ -153,15 +173,20 @@ pub async fn start(config: PositionsConfig, ctx: &Context) -> anyhow::Result<Run
         .await?;
     let shared = Shared {
         status: Arc::new(Mutex::new(PassStatus::default())),
+        tokens: Arc::new(Mutex::new(tokens::TokenStatus::default())),
         flat_targets: Arc::new(Mutex::new(None)),
     };
     let routes = {
-        let status = shared.status.clone();
+        let (status, token_status) = (shared.status.clone(), shared.tokens.clone());
         axum::Router::new().route(
             "/positions/status",
             get(move || {
-                let status = status.clone();
-                async move { Json(status.lock().clone()) }
+                let (status, token_status) = (status.clone(), token_status.clone());
+                async move {
+                    let mut s = status.lock().clone();
+                    s.tokens = token_status.lock().clone();
+                    Json(s)
+                }
             }),
         )
     };
@@ -171,6 +196,11 @@ pub async fn start(config: PositionsConfig, ctx: &Context) -> anyhow::Result<Run
         brokers: ctx.brokers.clone(),
         quiet: config.repair_quiet,
     };
+    let refresher = tokens::Refresher::new(
+        ctx.store.clone(),
+        ctx.brokers.clone(),
+        config.tokens.clone(),
+    );
     let stop = ctx.shutdown.clone();
     let bus = ctx.bus.clone();
     let store = ctx.store.clone();
@@ -193,6 +223,13 @@ pub async fn start(config: PositionsConfig, ctx: &Context) -> anyhow::Result<Run
             reconciler.clone(),
             config.reconcile_every,
             shared.clone(),
+            leases.clone(),
+            config.owner.clone(),
+            stop.clone(),
+        ));
+        let refreshes = tokio::spawn(token_loop(
+            refresher,
+            shared.tokens.clone(),
             leases,
             config.owner.clone(),
             stop.clone(),
@@ -210,6 +247,7 @@ pub async fn start(config: PositionsConfig, ctx: &Context) -> anyhow::Result<Run
         stop.cancel();
         let _ = passes.await;
         let _ = flats.await;
+        let _ = refreshes.await;
         consumed??;
         Ok(())
     });
@@ -378,6 +416,64 @@ async fn passes(
     }
 }
 
+/// The lease key of the token refresher on the `jt_leases` bucket.
+pub const TOKENS_LEASE: &str = "positions.tokens";
+
+/// Takes the token refresher's lease when nobody holds it and runs its passes while holding
+/// it: one replica renews tokens at a time (its requests leave from one address, within that
+/// address's budget), and no two replicas renew the same token.
+async fn token_loop(
+    mut refresher: tokens::Refresher,
+    status: Arc<Mutex<tokens::TokenStatus>>,
+    leases: KvBucket,
+    owner: String,
+    stop: CancellationToken,
+) {
+    let every = refresher.config.every;
+    let retry = every.min(Duration::from_secs(5));
+    loop {
+        match leases.try_acquire(TOKENS_LEASE, &owner).await {
+            Ok(Some(mut lease)) => {
+                tracing::info!(%owner, "token refresher lease taken: this replica renews tokens");
+                let lost = stop.child_token();
+                lease
+                    .hold_while(token_passes(&mut refresher, &status, &lost), &lost)
+                    .await;
+                if stop.is_cancelled() {
+                    let _ = lease.release().await;
+                    return;
+                }
+                tracing::warn!(%owner, "token refresher lease lost: another replica renews tokens");
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "the token refresher lease cannot be read"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(retry) => {}
+        }
+    }
+}
+
+/// Token refresh passes every interval until `stop`; the first one interval after the lease
+/// was taken (replicas restarted together do not renew at once).
+async fn token_passes(
+    refresher: &mut tokens::Refresher,
+    status: &Mutex<tokens::TokenStatus>,
+    stop: &CancellationToken,
+) {
+    let every = refresher.config.every;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        refresher.pass(stop, status).await;
+    }
+}
+
 /// The flatten of `sub` for the window end `cutoff`: its id derives from both.
 #[must_use]
 pub fn auto_flat_intent(
@@ -445,5 +541,51 @@ async fn autoflat_loop(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn token_refresh_settings_default_to_the_brokers_per_ip_allowances() {
+        let c = PositionsConfig::from_env(&env(&[])).unwrap().tokens;
+        assert_eq!(c.every, Duration::from_secs(300));
+        assert_eq!(c.renew_before, Duration::from_secs(1800));
+        assert_eq!(c.max_per_pass, 5);
+        assert_eq!(c.renewals_per_hour, 15);
+        assert_eq!(c.logins_per_hour, 5);
+    }
+
+    #[test]
+    fn token_refresh_settings_are_read_and_a_malformed_one_is_named() {
+        let c = PositionsConfig::from_env(&env(&[
+            ("JT_TOKEN_REFRESH_SECS", "0"),
+            ("JT_TOKEN_RENEW_BEFORE_SECS", "900"),
+            ("JT_TOKEN_RENEW_MAX_PER_PASS", "20"),
+            ("JT_TOKEN_RENEWALS_PER_HOUR", "200"),
+            ("JT_TOKEN_LOGINS_PER_HOUR", "10"),
+        ]))
+        .unwrap()
+        .tokens;
+        assert_eq!(c.every, Duration::from_secs(1), "at least a second");
+        assert_eq!(c.renew_before, Duration::from_secs(900));
+        assert_eq!(
+            (c.max_per_pass, c.renewals_per_hour, c.logins_per_hour),
+            (20, 200, 10)
+        );
+        let e =
+            PositionsConfig::from_env(&env(&[("JT_TOKEN_RENEWALS_PER_HOUR", "lots")])).unwrap_err();
+        assert!(e.to_string().contains("JT_TOKEN_RENEWALS_PER_HOUR"), "{e}");
     }
 }

@@ -55,3 +55,41 @@ pub fn repair_deferred(reason: &'static str) {
 pub fn flatten(outcome: &'static str) {
     metrics::counter!("jt_positions_flattens_published_total", "outcome" => outcome).increment(1);
 }
+
+/// A login's access token renewed by the token refresher.
+pub fn token_renewed() {
+    metrics::counter!("jt_positions_tokens_renewed_total").increment(1);
+}
+
+/// A login logged in again by the token refresher (its session could not be renewed).
+pub fn token_relogin() {
+    metrics::counter!("jt_positions_relogins_total").increment(1);
+}
+
+/// A broker account marked "needs re-authentication" (its credentials were refused).
+pub fn token_reauth_marked() {
+    metrics::counter!("jt_positions_reauth_marked_total").increment(1);
+}
+
+/// A token refresh that failed for now (retried next pass). `stage`: `broker` (the renewal or
+/// login failed: network, 429, 5xx, lock-out, no broker) or `store` (the due logins could not
+/// be listed).
+pub fn token_failure(stage: &'static str) {
+    metrics::counter!("jt_positions_token_refresh_failures_total", "stage" => stage).increment(1);
+}
+
+/// A token refresh pass ended: logins due, of which left for a later pass (budget spent).
+pub fn token_pass(due: usize, deferred: usize) {
+    metrics::counter!("jt_positions_token_passes_total").increment(1);
+    #[allow(clippy::cast_precision_loss)]
+    {
+        metrics::gauge!("jt_positions_tokens_due").set(due as f64);
+        metrics::gauge!("jt_positions_tokens_deferred").set(deferred as f64);
+    }
+}
+
+/// Broker accounts waiting for re-authentication (the whole platform).
+pub fn needing_reauth(accounts: usize) {
+    #[allow(clippy::cast_precision_loss)]
+    metrics::gauge!("jt_positions_accounts_needing_reauth").set(accounts as f64);
+}

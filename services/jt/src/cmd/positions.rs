@@ -1,7 +1,8 @@
-//! `jt positions`: position sync, reconciliation with protection repair and auto-flat on its own
-//! (`NATS_URL`, `DATABASE_URL`, `JT_SECRET_KEY`, `JT_HTTP_ADDR` for health and metrics;
-//! `JT_RECONCILE_SECS`, `JT_REPAIR_QUIET_SECS`, `JT_AUTOFLAT_CHECK_SECS`,
-//! `JT_AUTOFLAT_GRACE_SECS`; brokers: `JT_SIM_URL`, `JT_PROJECTX_URL`,
+//! `jt positions`: position sync, reconciliation with protection repair, auto-flat and token
+//! refresh on its own (`NATS_URL`, `DATABASE_URL`, `JT_SECRET_KEY`, `JT_HTTP_ADDR` for health
+//! and metrics; `JT_RECONCILE_SECS`, `JT_REPAIR_QUIET_SECS`, `JT_AUTOFLAT_CHECK_SECS`,
+//! `JT_AUTOFLAT_GRACE_SECS`; `JT_TOKEN_REFRESH_SECS`, `JT_TOKEN_RENEW_BEFORE_SECS`,
+//! `JT_TOKEN_RENEW_MAX_PER_PASS`, `JT_TOKEN_RENEWALS_PER_HOUR`, `JT_TOKEN_LOGINS_PER_HOUR`; brokers: `JT_SIM_URL`, `JT_PROJECTX_URL`,
 //! `JT_BROKER_429_BACKOFF_SECS`).
 
 use std::process::ExitCode;
