@@ -119,8 +119,15 @@ impl FromStr for ClockTime {
 }
 
 impl Serialize for ClockTime {
+    /// `HH:MM` for a whole minute (the form users write), `HH:MM:SS` otherwise — a stored
+    /// window keeps the second it was given (09:47:30 must not become 09:47).
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&self.0.format("%H:%M"))
+        use chrono::Timelike as _;
+        if self.0.second() == 0 {
+            s.collect_str(&self.0.format("%H:%M"))
+        } else {
+            s.collect_str(&self.0.format("%H:%M:%S"))
+        }
     }
 }
 
@@ -433,6 +440,19 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_clock_time_keeps_its_seconds_through_serde() {
+        for text in ["09:47", "09:47:30", "00:00", "23:59:59"] {
+            let t: ClockTime = text.parse().unwrap();
+            let json = serde_json::to_string(&t).unwrap();
+            assert_eq!(json, format!("\"{text}\""));
+            assert_eq!(serde_json::from_str::<ClockTime>(&json).unwrap(), t);
+        }
+        // A whole minute written with seconds is stored in the short form, same time.
+        let t: ClockTime = "09:47:00".parse().unwrap();
+        assert_eq!(serde_json::to_string(&t).unwrap(), "\"09:47\"");
+    }
+
     use super::*;
     use rust_decimal_macros::dec;
 
