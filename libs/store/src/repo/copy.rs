@@ -741,6 +741,28 @@ impl Copying<'_> {
         })
     }
 
+    /// The copy of one leader fill to one follower, if recorded (the copier, on a fill already
+    /// copied: a row still `pending` was recorded but its intent perhaps never published).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn copy_of(
+        &self,
+        scope: impl ReadScope,
+        follower: FollowerId,
+        leader_fill_id: &str,
+    ) -> StoreResult<Option<CopyLogEntry>> {
+        copy_log::Entity::find()
+            .filter(copy_log::Column::UserId.eq(scope.owner().0))
+            .filter(copy_log::Column::FollowerId.eq(follower.0))
+            .filter(copy_log::Column::LeaderFillId.eq(leader_fill_id))
+            .one(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("copy log", e))?
+            .map(CopyLogEntry::try_from)
+            .transpose()
+    }
+
     /// Completes a copy log row with the follower's result.
     ///
     /// # Errors

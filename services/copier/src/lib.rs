@@ -1,0 +1,488 @@
+//! The copier: copy trading (DOMAIN.md §10, issue #22). A leader's fills, seen on BROKER_EVENTS
+//! (what the connection manager republishes), are copied to the leader's followers as
+//! [`jt_messages::CopyIntent`]s on ORDERS, exactly once.
+//!
+//! - **Automatic mode**: the durable consumer `copier` on BROKER_EVENTS reads every fill; a
+//!   fill of a sub-account that leads (`leaders` row, `enabled` and `auto_copy`, read on every
+//!   fill: toggling needs no restart) is copied. Fills are handled one at a time in stream
+//!   order (`max_in_flight` 1): the leader's position before and after each fill is tracked
+//!   per (sub-account, contract) from the fills themselves ([`engine::Positions`]), seeded from
+//!   the store's broker positions the first time a contract is seen.
+//! - **Per follower**, the DOMAIN §10 table through `jt_domain::copy::copy_delta` (multiplier,
+//!   rounding, `max_position_size`, the contract mapping NQ → MNQ ×10): entry, close, add and
+//!   trim by the difference, reversal as close then entry. Skipped, with the reason in the copy
+//!   log: a disabled or locked-out follower, a follower whose sub-account has its own enabled
+//!   webhook trader (it would be filled twice), an account that would be leader and follower
+//!   in one group, a change that does not move the follower.
+//! - **Exactly once**: the copy log row (follower + leader fill id, unique) is recorded
+//!   *before* the intent is published; a fill already copied to a follower publishes nothing
+//!   (a redelivery, a reconnect's snapshot, the session-end replay). A row left `pending` (a
+//!   crash between recording and publishing) is published again on the redelivery: the
+//!   intent's id derives from the leader fill and the follower, so JetStream's duplicate
+//!   window and the executor's idempotency key make a second publish harmless. After the
+//!   publish the row is `accepted` (queued on ORDERS).
+//! - **Loop prevention**: a fill of one of our own orders (client order id
+//!   `jt` + intent id, [`jt_messages::intent::client_order_id`]) on a leader that itself
+//!   follows another leader is a copy arriving, never copied on.
+//!
+//! What it must not do: place an order itself (followers' orders are intents, executed by the
+//! executor serially with the follower account's other orders), or hold a broker connection.
+
+pub mod engine;
+mod metrics;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use jt_broker::{BrokerEvent, FillReport};
+use jt_bus::{Bus, ConsumeOptions, Definitions, Envelope, Incoming, MessageId, Outcome};
+use jt_domain::copy::CopyAction;
+use jt_messages::{BrokerEventMessage, CopyIntent, IntentMessage, LeaderChange, ReportedEvent};
+use jt_runtime::config::{ConfigError, Env, or_default};
+use jt_runtime::health::Criticality;
+use jt_service::{Context, Running};
+use jt_store::repo::copy::CopyRecorded;
+use jt_store::repo::copy::{CopyUpdate, Follower, Leader, NewCopy};
+use jt_store::{CopyLogId, CopyStatus, CopyTrigger, Store, StoreError, SubAccountId, UserId};
+use parking_lot::Mutex;
+
+use engine::{Change, Positions, Tracked};
+
+/// The copier's settings.
+#[derive(Debug, Clone)]
+pub struct CopierConfig {
+    /// Seconds after the leader's fill was received past which a copied *entry* is not sent
+    /// (`JT_COPY_MAX_LAG_SECS`, default 30; 0 = never too late). Exits are always executed.
+    pub max_lag_secs: Option<u32>,
+    /// How the BROKER_EVENTS consumer runs (one message at a time: fills in order).
+    pub consume: ConsumeOptions,
+}
+
+impl Default for CopierConfig {
+    fn default() -> Self {
+        Self {
+            max_lag_secs: Some(30),
+            consume: ConsumeOptions {
+                max_in_flight: 1,
+                ..ConsumeOptions::default()
+            },
+        }
+    }
+}
+
+impl CopierConfig {
+    /// Reads the settings from the environment, with defaults.
+    ///
+    /// # Errors
+    /// A variable that is set but malformed, named in the error.
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        let lag: u32 = or_default(env, "JT_COPY_MAX_LAG_SECS", 30)?;
+        Ok(Self {
+            max_lag_secs: (lag > 0).then_some(lag),
+            ..Self::default()
+        })
+    }
+}
+
+/// Starts the copier on `ctx`: the BROKER_EVENTS consumer `copier`, until `ctx.shutdown`.
+///
+/// # Errors
+/// None today (the consumer's own errors end the returned task).
+pub async fn start(config: CopierConfig, ctx: &Context) -> anyhow::Result<Running> {
+    ctx.register_core_health(Criticality::Required).await;
+    let copier = Copier {
+        store: ctx.store.clone(),
+        bus: ctx.bus.clone(),
+        positions: Arc::new(Mutex::new(Positions::default())),
+        max_lag_secs: config.max_lag_secs,
+    };
+    let bus = ctx.bus.clone();
+    let stop = ctx.shutdown.clone();
+    let mut options = config.consume;
+    options.max_in_flight = 1;
+    let task = tokio::spawn(async move {
+        let defs = Definitions::new(bus.namespace());
+        bus.consume(
+            &defs.copier_events,
+            options,
+            stop,
+            move |msg: Incoming<BrokerEventMessage>| {
+                let copier = copier.clone();
+                async move { copier.handle(msg).await }
+            },
+        )
+        .await?;
+        Ok(())
+    });
+    Ok(Running::new("copier", axum::Router::new(), task))
+}
+
+/// Why a fill could not be handled now.
+#[derive(Debug)]
+enum Failure {
+    Store(StoreError),
+    Publish(String),
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Store(e) => write!(f, "store: {e}"),
+            Self::Publish(e) => write!(f, "publish: {e}"),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Copier {
+    store: Store,
+    bus: Bus,
+    positions: Arc<Mutex<Positions>>,
+    max_lag_secs: Option<u32>,
+}
+
+/// The store's name of a contract: the broker's name when reported (`MNQZ6`), else its id (as
+/// the positions service names it).
+fn contract_key(fill: &FillReport) -> String {
+    fill.symbol
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map_or_else(|| fill.contract.to_string(), str::to_owned)
+}
+
+/// A follower's outcome before anything is recorded.
+enum Decision {
+    Skip(&'static str, String),
+    Copy(CopyAction),
+}
+
+impl Copier {
+    async fn handle(&self, msg: Incoming<BrokerEventMessage>) -> Outcome {
+        let event = &msg.envelope.payload;
+        let ReportedEvent::Known(BrokerEvent::Fill(fill)) = &event.event else {
+            return Outcome::Ack;
+        };
+        match self.fill(event, fill).await {
+            Ok(outcome) => {
+                metrics::leader_event(outcome);
+                Outcome::Ack
+            }
+            Err(Failure::Store(StoreError::NotFound { entity, id })) => {
+                metrics::leader_event("failed");
+                tracing::info!(sub_account = %event.sub_account_id, "leader fill for a {entity} that is gone ({id}): dropped");
+                Outcome::Ack
+            }
+            Err(Failure::Store(e @ (StoreError::Invalid { .. } | StoreError::Corrupt { .. }))) => {
+                metrics::leader_event("failed");
+                Outcome::reject(format!("the copy cannot be recorded: {e}"))
+            }
+            Err(e) => {
+                metrics::leader_event("failed");
+                tracing::warn!(sub_account = %event.sub_account_id, fill = %fill.id, error = %e, "leader fill not copied yet: retried");
+                Outcome::retry(format!("copying the fill failed: {e}"))
+            }
+        }
+    }
+
+    /// Tracks one fill and copies it when its sub-account leads in automatic mode.
+    async fn fill(
+        &self,
+        event: &BrokerEventMessage,
+        fill: &FillReport,
+    ) -> Result<&'static str, Failure> {
+        let owner = event.owner_id;
+        let copying = self.store.copying();
+        let Some(leader) = copying.leader_of(owner, event.sub_account_id).await? else {
+            return Ok("not_leader");
+        };
+        let contract = contract_key(fill);
+        let sub = event.sub_account_id.to_string();
+        let known = self.positions.lock().knows(&sub, &contract);
+        if !known {
+            let (net, at) = self
+                .seed(owner, event.sub_account_id, &contract, fill)
+                .await?;
+            let mut positions = self.positions.lock();
+            if !positions.knows(&sub, &contract) {
+                positions.seed(&sub, &contract, net, at);
+            }
+        }
+        let tracked = self.positions.lock().apply(
+            &sub,
+            &contract,
+            &fill.id.to_string(),
+            engine::signed(fill.side, fill.qty),
+            fill.timestamp,
+        );
+        let Tracked::Change(change) = tracked else {
+            tracing::debug!(fill = %fill.id, "a replayed leader fill older than the tracked position: not copied");
+            return Ok("old");
+        };
+        if !leader.enabled || !leader.auto_copy {
+            return Ok("leader_off");
+        }
+        if engine::is_ours(fill.client_order_id.as_deref())
+            && self.follows(owner, event.sub_account_id).await?
+        {
+            tracing::debug!(fill = %fill.id, "a fill of our own copy order on a following leader: not copied on");
+            return Ok("own_copy");
+        }
+        let followers = copying.followers(owner, leader.id).await?;
+        if followers.is_empty() {
+            return Ok("copied");
+        }
+        let traders: HashSet<SubAccountId> = self
+            .store
+            .traders()
+            .list(owner)
+            .await?
+            .into_iter()
+            .filter(|t| t.enabled)
+            .map(|t| t.sub_account)
+            .collect();
+        for follower in &followers {
+            self.copy_to(event, fill, &leader, &contract, change, follower, &traders)
+                .await?;
+        }
+        tracing::info!(leader = %leader.id, fill = %fill.id, prev = change.prev, new = change.new, followers = followers.len(), "leader fill copied");
+        Ok("copied")
+    }
+
+    /// The leader's position on `contract` before `fill`, from the store's picture (the
+    /// positions service's): when the stored state is as new as the fill it includes it.
+    async fn seed(
+        &self,
+        owner: UserId,
+        sub: SubAccountId,
+        contract: &str,
+        fill: &FillReport,
+    ) -> Result<(i64, Option<chrono::DateTime<chrono::Utc>>), StoreError> {
+        let held = self
+            .store
+            .broker()
+            .positions(owner, sub)
+            .await?
+            .into_iter()
+            .find(|p| p.contract == contract);
+        Ok(match held {
+            None => (0, None),
+            Some(p) if p.broker_updated_at >= fill.timestamp => (
+                p.net_quantity - engine::signed(fill.side, fill.qty),
+                Some(fill.timestamp),
+            ),
+            Some(p) => (p.net_quantity, Some(p.broker_updated_at)),
+        })
+    }
+
+    /// Whether `sub` follows any of the owner's leaders.
+    async fn follows(&self, owner: UserId, sub: SubAccountId) -> Result<bool, StoreError> {
+        let copying = self.store.copying();
+        for leader in copying.leaders(owner).await? {
+            if copying
+                .followers(owner, leader.id)
+                .await?
+                .iter()
+                .any(|f| f.sub_account == sub)
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn copy_to(
+        &self,
+        event: &BrokerEventMessage,
+        fill: &FillReport,
+        leader: &Leader,
+        contract: &str,
+        change: Change,
+        follower: &Follower,
+        traders: &HashSet<SubAccountId>,
+    ) -> Result<(), Failure> {
+        let owner = event.owner_id;
+        let copying = self.store.copying();
+        let mappings = copying.mappings(owner, follower.id).await?;
+        let target = engine::target(follower, &mappings, contract);
+        let decision = if follower.sub_account == leader.sub_account {
+            Decision::Skip(
+                "same_account",
+                "an account is never leader and follower in one group".into(),
+            )
+        } else if !follower.enabled {
+            Decision::Skip("disabled", "the follower is disabled".into())
+        } else if follower.locked_out {
+            Decision::Skip(
+                "locked_out",
+                format!(
+                    "the follower is locked out: {}",
+                    follower.lockout_reason.as_deref().unwrap_or("a risk limit")
+                ),
+            )
+        } else if traders.contains(&follower.sub_account) {
+            Decision::Skip(
+                "own_trader",
+                "the follower's sub-account has its own enabled webhook trader: a copy would \
+                 fill it twice"
+                    .into(),
+            )
+        } else {
+            match engine::step(change, &target) {
+                Err(e) => Decision::Skip("invalid", format!("the follower's sizing: {e}")),
+                Ok(CopyAction::Nothing) => Decision::Skip(
+                    "no_change",
+                    "the leader's change does not move this follower (its size is unchanged)"
+                        .into(),
+                ),
+                Ok(step) => Decision::Copy(step),
+            }
+        };
+        let order = match &decision {
+            Decision::Copy(step) => engine::order_of(step),
+            Decision::Skip(..) => None,
+        };
+        let fill_id = fill.id.to_string();
+        let recorded = copying
+            .record_copy(
+                owner,
+                NewCopy {
+                    id: CopyLogId::new(),
+                    leader: leader.id,
+                    follower: follower.id,
+                    trigger: CopyTrigger::Auto,
+                    leader_fill_id: Some(fill_id.clone()),
+                    leader_order_id: Some(fill.order_id.to_string()),
+                    leader_symbol: contract.to_owned(),
+                    follower_symbol: target.symbol.clone(),
+                    leader_side: Some(fill.side),
+                    follower_side: order.map(|(side, _)| side),
+                    leader_quantity: fill.qty,
+                    follower_quantity: order.map_or(0, |(_, qty)| qty),
+                    leader_price: Some(fill.price),
+                    status: match decision {
+                        Decision::Copy(_) => CopyStatus::Pending,
+                        Decision::Skip(..) => CopyStatus::Skipped,
+                    },
+                    error: match &decision {
+                        Decision::Skip(_, why) => Some(why.clone()),
+                        Decision::Copy(_) => None,
+                    },
+                },
+            )
+            .await?;
+        let step = match (decision, recorded) {
+            (Decision::Skip(reason, why), CopyRecorded::New) => {
+                metrics::skipped(reason);
+                tracing::info!(follower = %follower.id, fill = %fill_id, reason = %why, "follower skipped");
+                return Ok(());
+            }
+            (Decision::Skip(..), CopyRecorded::AlreadyCopied) => {
+                metrics::already_copied();
+                return Ok(());
+            }
+            (Decision::Copy(step), CopyRecorded::New) => step,
+            (Decision::Copy(step), CopyRecorded::AlreadyCopied) => {
+                // Published already, unless the row is still pending (a crash between
+                // recording and publishing): then publish again — the same intent id.
+                let row = copying.copy_of(owner, follower.id, &fill_id).await?;
+                match row {
+                    Some(row) if row.status == CopyStatus::Pending => {
+                        self.publish(
+                            event, fill, leader, contract, change, follower, &target, step,
+                        )
+                        .await?;
+                        copying
+                            .update_copy(
+                                owner,
+                                row.id,
+                                CopyUpdate {
+                                    status: Some(CopyStatus::Accepted),
+                                    ..CopyUpdate::default()
+                                },
+                            )
+                            .await?;
+                    }
+                    _ => metrics::already_copied(),
+                }
+                return Ok(());
+            }
+        };
+        self.publish(
+            event, fill, leader, contract, change, follower, &target, step,
+        )
+        .await?;
+        if let Some(row) = copying.copy_of(owner, follower.id, &fill_id).await? {
+            copying
+                .update_copy(
+                    owner,
+                    row.id,
+                    CopyUpdate {
+                        status: Some(CopyStatus::Accepted),
+                        ..CopyUpdate::default()
+                    },
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn publish(
+        &self,
+        event: &BrokerEventMessage,
+        fill: &FillReport,
+        leader: &Leader,
+        contract: &str,
+        change: Change,
+        follower: &Follower,
+        target: &engine::Target,
+        step: CopyAction,
+    ) -> Result<(), Failure> {
+        let owner = event.owner_id;
+        let sub = self
+            .store
+            .accounts()
+            .sub_account(owner, follower.sub_account)
+            .await?;
+        let intent = IntentMessage::copy(
+            owner,
+            follower.sub_account,
+            sub.broker_account,
+            event.received_at,
+            CopyIntent {
+                leader_sub_account_id: leader.sub_account,
+                leader_event_id: fill.id.to_string(),
+                follower_id: follower.id,
+                symbol: target.symbol.clone(),
+                leader: LeaderChange {
+                    symbol: contract.to_owned(),
+                    prev_net: change.prev,
+                    new_net: change.new,
+                    price: Some(fill.price),
+                },
+                step,
+                // The leader's take-profit and stop are not read yet (issue #22, later part).
+                take_profit: None,
+                stop_loss: None,
+                max_lag_secs: self.max_lag_secs,
+            },
+        );
+        let id =
+            MessageId::new(intent.message_id()).map_err(|e| Failure::Publish(e.to_string()))?;
+        let receipt = self
+            .bus
+            .publish(&Envelope::new(id, intent))
+            .await
+            .map_err(|e| Failure::Publish(e.to_string()))?;
+        metrics::published(receipt.duplicate);
+        tracing::info!(follower = %follower.id, fill = %fill.id, symbol = %target.symbol, ?step, "copy intent published");
+        Ok(())
+    }
+}
