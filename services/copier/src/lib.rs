@@ -31,11 +31,12 @@
 pub mod engine;
 mod metrics;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use jt_broker::{BrokerEvent, FillReport};
 use jt_bus::{Bus, ConsumeOptions, Definitions, Envelope, Incoming, MessageId, Outcome};
+use jt_connect::BrokerAccess;
 use jt_domain::copy::CopyAction;
 use jt_messages::{BrokerEventMessage, CopyIntent, IntentMessage, LeaderChange, ReportedEvent};
 use jt_runtime::config::{ConfigError, Env, or_default};
@@ -43,7 +44,9 @@ use jt_runtime::health::Criticality;
 use jt_service::{Context, Running};
 use jt_store::repo::copy::CopyRecorded;
 use jt_store::repo::copy::{CopyUpdate, Follower, Leader, NewCopy};
-use jt_store::{CopyLogId, CopyStatus, CopyTrigger, Store, StoreError, SubAccountId, UserId};
+use jt_store::{
+    BrokerAccountId, CopyLogId, CopyStatus, CopyTrigger, Store, StoreError, SubAccountId, UserId,
+};
 use parking_lot::Mutex;
 
 use engine::{Change, Positions, Tracked};
@@ -94,6 +97,8 @@ pub async fn start(config: CopierConfig, ctx: &Context) -> anyhow::Result<Runnin
         store: ctx.store.clone(),
         bus: ctx.bus.clone(),
         positions: Arc::new(Mutex::new(Positions::default())),
+        brokers: ctx.brokers.clone(),
+        names: Arc::new(Mutex::new(HashMap::new())),
         max_lag_secs: config.max_lag_secs,
     };
     let bus = ctx.bus.clone();
@@ -122,6 +127,7 @@ pub async fn start(config: CopierConfig, ctx: &Context) -> anyhow::Result<Runnin
 enum Failure {
     Store(StoreError),
     Publish(String),
+    Broker(String),
 }
 
 impl From<StoreError> for Failure {
@@ -135,6 +141,7 @@ impl std::fmt::Display for Failure {
         match self {
             Self::Store(e) => write!(f, "store: {e}"),
             Self::Publish(e) => write!(f, "publish: {e}"),
+            Self::Broker(e) => write!(f, "contract name: {e}"),
         }
     }
 }
@@ -144,16 +151,10 @@ struct Copier {
     store: Store,
     bus: Bus,
     positions: Arc<Mutex<Positions>>,
+    brokers: Arc<BrokerAccess>,
+    /// Contract names by (login, broker contract id), for fills that carry only the id.
+    names: Arc<Mutex<HashMap<(BrokerAccountId, String), String>>>,
     max_lag_secs: Option<u32>,
-}
-
-/// The store's name of a contract: the broker's name when reported (`MNQZ6`), else its id (as
-/// the positions service names it).
-fn contract_key(fill: &FillReport) -> String {
-    fill.symbol
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .map_or_else(|| fill.contract.to_string(), str::to_owned)
 }
 
 /// A follower's outcome before anything is recorded.
@@ -201,7 +202,7 @@ impl Copier {
         let Some(leader) = copying.leader_of(owner, event.sub_account_id).await? else {
             return Ok("not_leader");
         };
-        let contract = contract_key(fill);
+        let contract = self.contract_name(event, fill).await?;
         let sub = event.sub_account_id.to_string();
         let known = self.positions.lock().knows(&sub, &contract);
         if !known {
@@ -269,7 +270,7 @@ impl Copier {
             .positions(owner, sub)
             .await?
             .into_iter()
-            .find(|p| p.contract == contract);
+            .find(|p| p.contract == contract || p.contract == fill.contract.to_string());
         Ok(match held {
             None => (0, None),
             Some(p) if p.broker_updated_at >= fill.timestamp => (
@@ -278,6 +279,45 @@ impl Copier {
             ),
             Some(p) => (p.net_quantity, Some(p.broker_updated_at)),
         })
+    }
+
+    /// The fill's contract name (`NQZ6`: what a follower trades, mapped or not). A fill that
+    /// carries only the broker's contract id is named from the leader's positions at the broker
+    /// (one read per login and contract, then remembered).
+    async fn contract_name(
+        &self,
+        event: &BrokerEventMessage,
+        fill: &FillReport,
+    ) -> Result<String, Failure> {
+        if let Some(name) = fill.symbol.as_deref().filter(|s| !s.is_empty()) {
+            return Ok(name.to_owned());
+        }
+        let id = fill.contract.to_string();
+        let key = (event.broker_account_id, id.clone());
+        if let Some(name) = self.names.lock().get(&key) {
+            return Ok(name.clone());
+        }
+        let login = self
+            .store
+            .accounts()
+            .get(event.owner_id, event.broker_account_id)
+            .await?;
+        let broker = self
+            .brokers
+            .for_account(&login)
+            .await
+            .map_err(|e| Failure::Broker(e.to_string()))?;
+        let held = broker
+            .positions(&event.account)
+            .await
+            .map_err(|e| Failure::Broker(e.to_string()))?;
+        let mut names = self.names.lock();
+        for p in held {
+            if let Some(name) = p.symbol.filter(|s| !s.is_empty()) {
+                names.insert((event.broker_account_id, p.contract.to_string()), name);
+            }
+        }
+        Ok(names.get(&key).cloned().unwrap_or(id))
     }
 
     /// Whether `sub` follows any of the owner's leaders.

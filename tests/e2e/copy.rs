@@ -1,0 +1,374 @@
+//! The copier (issue 22 part 1) on JetStream, PostgreSQL and the simulator, with the
+//! connection manager (the leader's fills reach BROKER_EVENTS from the simulator's own event
+//! stream) and the harness's executor (the followers' copy intents are executed): a leader
+//! trading by hand at the broker — entry, add, trim, reversal, flat — and four followers at
+//! multipliers 1, 2 and 0.5 and one mapped NQ → MNQ ×10, every follower's position at the
+//! simulator equal to the DOMAIN §10 table after every step; a redelivered leader fill copies
+//! nothing (one copy log row per follower per fill).
+//!
+//! Needs `NATS_URL` (JetStream 2.10+) and `DATABASE_URL` (PostgreSQL): `make test` sets both.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use jt_broker::{AccountId, Broker, BrokerEvent, EventOrigin, FillReport};
+use jt_bus::{Envelope, MessageId};
+use jt_domain::Side;
+use jt_domain::order::{OrderKind, OrderRequest};
+use jt_e2e::{Options, Platform};
+use jt_messages::{BrokerEventMessage, ReportedEvent};
+use jt_store::repo::copy::{ContractMapping, CopyLogEntry, CopyLogQuery, FollowerSettings};
+use jt_store::{BrokerKind, CopyStatus, IntentSource, LeaderId};
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The connection manager and the copier of a test.
+struct Services {
+    stop: CancellationToken,
+    connmgr: jt_service::Running,
+    copier: Option<(CancellationToken, jt_service::Running)>,
+    ctx: jt_service::Context,
+}
+
+impl Services {
+    async fn start(p: &Platform) -> Self {
+        let access = jt_connect::AccessConfig::default()
+            .with_sim_url(p.sim.base_url())
+            .with_start_stagger(Duration::ZERO);
+        let brokers = Arc::new(jt_connect::BrokerAccess::new(p.store.clone(), access));
+        let stop = CancellationToken::new();
+        let ctx = jt_service::Context::new(p.store.clone(), p.bus.clone(), brokers)
+            .with_shutdown(stop.clone());
+        let connmgr = jt_connmgr::start(
+            jt_connmgr::ConnmgrConfig {
+                scan_every: Duration::from_millis(500),
+                ..jt_connmgr::ConnmgrConfig::default()
+            },
+            &ctx,
+        )
+        .await
+        .unwrap();
+        let bus = p.bus.clone();
+        let login = p.subs[0].broker_account;
+        eventually("the login to be connected", async || {
+            jt_connmgr::read_status(&bus, login)
+                .await
+                .unwrap()
+                .filter(|s| s.state == jt_connmgr::LinkState::Connected)
+        })
+        .await;
+        let mut services = Self {
+            stop,
+            connmgr,
+            copier: None,
+            ctx,
+        };
+        services.start_copier().await;
+        services
+    }
+
+    async fn start_copier(&mut self) {
+        let stop = self.stop.child_token();
+        let ctx = self.ctx.clone().with_shutdown(stop.clone());
+        let copier = jt_copier::start(jt_copier::CopierConfig::default(), &ctx)
+            .await
+            .unwrap();
+        self.copier = Some((stop, copier));
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        if let Some((_, copier)) = self.copier {
+            copier.wait().await.unwrap();
+        }
+        self.connmgr.wait().await.unwrap();
+    }
+}
+
+/// A person trading the leader's account at the broker (not through the platform).
+struct Hand {
+    broker: Arc<dyn Broker>,
+    account: AccountId,
+    contract: jt_broker::Contract,
+    n: u32,
+}
+
+impl Hand {
+    async fn new(p: &Platform, root: &str) -> Self {
+        let login = p
+            .store
+            .accounts()
+            .get(p.user, p.subs[0].broker_account)
+            .await
+            .unwrap();
+        let access = jt_connect::AccessConfig::default().with_sim_url(p.sim.base_url());
+        let broker = jt_connect::BrokerAccess::new(p.store.clone(), access)
+            .for_account(&login)
+            .await
+            .unwrap();
+        let contract = broker.resolve_contract(root).await.unwrap();
+        Self {
+            broker,
+            account: AccountId::from(p.subs[0].broker_sub_account_id.as_str()),
+            contract,
+            n: 0,
+        }
+    }
+
+    async fn trade(&mut self, side: Side, qty: u32) {
+        self.n += 1;
+        self.broker
+            .place_order(
+                &self.account,
+                &self.contract,
+                &OrderRequest {
+                    client_order_id: format!("by-hand-{}", self.n),
+                    side,
+                    qty,
+                    kind: OrderKind::Market,
+                },
+            )
+            .await
+            .unwrap();
+    }
+}
+
+fn settings(multiplier: Decimal) -> FollowerSettings {
+    FollowerSettings {
+        label: None,
+        multiplier,
+        max_position_size: None,
+        enabled: true,
+        copy_tp: false,
+        copy_sl: false,
+        daily_loss_limit: None,
+        max_drawdown: None,
+    }
+}
+
+/// The leader with followers on sub-accounts 2… at these multipliers; the last one mapped
+/// NQ → MNQ ×10 when `mapped`.
+async fn group(p: &Platform, multipliers: &[Decimal], mapped: bool) -> LeaderId {
+    let copying = p.store.copying();
+    let leader = copying
+        .create_leader(p.user, p.subs[0].id, Some("leader"), true)
+        .await
+        .unwrap();
+    for (i, m) in multipliers.iter().enumerate() {
+        let f = copying
+            .add_follower(p.user, leader.id, p.subs[i + 1].id, settings(*m))
+            .await
+            .unwrap();
+        if mapped && i + 1 == multipliers.len() {
+            copying
+                .set_mappings(
+                    p.user,
+                    f.id,
+                    &[ContractMapping {
+                        source_root: "NQ".into(),
+                        target_root: "MNQ".into(),
+                        quantity_ratio: dec!(10),
+                    }],
+                )
+                .await
+                .unwrap();
+        }
+    }
+    leader.id
+}
+
+/// Waits until every follower (sub-accounts 2…) holds `want` at the simulator.
+async fn followers_hold(p: &Platform, step: &str, want: &[i64]) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let held: Vec<i64> = (1..=want.len()).map(|i| p.net_position(i)).collect();
+        if held == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{step}: the followers hold {held:?}, the table says {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn copy_log(p: &Platform, leader: LeaderId) -> Vec<CopyLogEntry> {
+    p.store
+        .copying()
+        .copy_log(
+            p.user,
+            &CopyLogQuery {
+                leader: Some(leader),
+                limit: 500,
+                ..CopyLogQuery::default()
+            },
+        )
+        .await
+        .unwrap()
+}
+
+async fn copy_intents(p: &Platform, followers: usize) -> usize {
+    let mut n = 0;
+    for i in 1..=followers {
+        n += p
+            .store
+            .intents()
+            .for_sub_account(p.user, p.subs[i].id, 500)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|x| x.source == IntentSource::Copy)
+            .count();
+    }
+    n
+}
+
+/// The five steps: (leader side, quantity), the leader's net after, each follower's net after
+/// (multipliers 1, 2, 0.5, and 1 mapped NQ → MNQ ×10).
+const STEPS: [(&str, Side, u32, [i64; 4]); 5] = [
+    ("entry", Side::Buy, 2, [2, 4, 1, 20]),
+    ("add", Side::Buy, 2, [4, 8, 2, 40]),
+    // f(3) = round(1.5) = 2 at 0.5: that follower does not move.
+    ("trim", Side::Sell, 1, [3, 6, 2, 30]),
+    ("reversal", Side::Sell, 5, [-2, -4, -1, -20]),
+    ("flat", Side::Buy, 2, [0, 0, 0, 0]),
+];
+
+#[tokio::test]
+async fn a_leaders_trades_by_hand_reach_every_follower_as_the_table_says_exactly_once() {
+    let p = Platform::start(Options {
+        accounts: 5,
+        ..Options::default()
+    })
+    .await;
+    let services = Services::start(&p).await;
+    let leader = group(&p, &[dec!(1), dec!(2), dec!(0.5), dec!(1)], true).await;
+    let mut hand = Hand::new(&p, "NQ").await;
+
+    let mut leader_net = 0;
+    for (step, side, qty, want) in STEPS {
+        hand.trade(side, qty).await;
+        leader_net += jt_copier::engine::signed(side, qty);
+        assert_eq!(p.net_position(0), leader_net, "{step}: the leader");
+        followers_hold(&p, step, &want).await;
+        let mapped = p.sim.admin().positions(Some(&p.subs[4].name)).unwrap();
+        assert!(
+            mapped
+                .iter()
+                .all(|x| x.net_pos == 0 || x.contract.starts_with("MNQ")),
+            "{step}: the mapped follower trades MNQ: {mapped:?}"
+        );
+    }
+
+    // One row per follower per leader fill; the trim skipped for the 0.5 follower.
+    let fills: HashSet<String> = copy_log(&p, leader)
+        .await
+        .iter()
+        .filter_map(|r| r.leader_fill_id.clone())
+        .collect();
+    let log = eventually("a copy log row per follower per fill", async || {
+        let log = copy_log(&p, leader).await;
+        (log.len() == fills.len() * 4 && fills.len() >= STEPS.len()).then_some(log)
+    })
+    .await;
+    let mut pairs = HashSet::new();
+    for row in &log {
+        assert!(
+            pairs.insert((row.follower, row.leader_fill_id.clone())),
+            "{row:?}"
+        );
+    }
+    let skipped: Vec<_> = log
+        .iter()
+        .filter(|r| r.status == CopyStatus::Skipped)
+        .collect();
+    assert_eq!(skipped.len(), 1, "{log:#?}");
+    assert_eq!(skipped[0].leader_side, Some(Side::Sell));
+    assert!(
+        log.iter()
+            .filter(|r| r.status != CopyStatus::Skipped)
+            .all(|r| r.status == CopyStatus::Accepted)
+    );
+    let intents = copy_intents(&p, 4).await;
+    assert_eq!(intents, log.len() - 1, "one copy intent per copied row");
+
+    // A leader fill delivered again under another message id (past JetStream's duplicate
+    // window), and the simulator's own replay of the session: nothing is copied twice.
+    let entry = log
+        .iter()
+        .filter(|r| r.leader_side == Some(Side::Buy))
+        .min_by_key(|r| r.created_at)
+        .unwrap();
+    let sub = &p.subs[0];
+    let again = BrokerEventMessage {
+        owner_id: p.user,
+        broker_account_id: sub.broker_account,
+        sub_account_id: sub.id,
+        account: AccountId::from(sub.broker_sub_account_id.as_str()),
+        broker: BrokerKind::Sim,
+        origin: EventOrigin::Live,
+        received_at: Utc::now(),
+        event: ReportedEvent::Known(BrokerEvent::Fill(FillReport {
+            id: entry.leader_fill_id.clone().unwrap().into(),
+            order_id: entry.leader_order_id.clone().unwrap().into(),
+            account: AccountId::from(sub.broker_sub_account_id.as_str()),
+            contract: entry.leader_symbol.clone().into(),
+            symbol: Some(entry.leader_symbol.clone()),
+            side: Side::Buy,
+            qty: entry.leader_quantity,
+            price: entry.leader_price.unwrap(),
+            timestamp: Utc::now(),
+            trade_date: None,
+            client_order_id: Some("by-hand-1".into()),
+        })),
+    };
+    p.bus
+        .publish(&Envelope::new(
+            MessageId::new(format!("redelivered-{}", uuid::Uuid::new_v4().simple())).unwrap(),
+            again,
+        ))
+        .await
+        .unwrap();
+    let _ = p.sim.admin().replay(Some(&sub.name));
+    let lag_gone = async || {
+        let lag = p
+            .bus
+            .consumer_lag(&jt_bus::Definitions::new(p.bus.namespace()).copier_events)
+            .await
+            .unwrap();
+        (lag.pending == 0 && lag.ack_pending == 0).then_some(())
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    eventually("the copier to drain", lag_gone).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(copy_log(&p, leader).await.len(), log.len(), "no new copy");
+    assert_eq!(copy_intents(&p, 4).await, intents, "no new intent");
+    followers_hold(&p, "after the redelivery", &[0, 0, 0, 0]).await;
+    let per_follower: HashMap<_, usize> = log.iter().fold(HashMap::new(), |mut m, r| {
+        *m.entry(r.follower).or_default() += 1;
+        m
+    });
+    assert!(per_follower.values().all(|n| *n == fills.len()));
+
+    services.stop().await;
+    p.stop().await;
+}
