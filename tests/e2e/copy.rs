@@ -4,7 +4,9 @@
 //! trading by hand at the broker — entry, add, trim, reversal, flat — and four followers at
 //! multipliers 1, 2 and 0.5 and one mapped NQ → MNQ ×10, every follower's position at the
 //! simulator equal to the DOMAIN §10 table after every step; a redelivered leader fill copies
-//! nothing (one copy log row per follower per fill).
+//! nothing (one copy log row per follower per fill); a copier restarted mid-sequence copies
+//! nothing twice and misses nothing; skipped followers logged with their reasons; two leaders
+//! following each other never ping-pong.
 //!
 //! Needs `NATS_URL` (JetStream 2.10+) and `DATABASE_URL` (PostgreSQL): `make test` sets both.
 
@@ -92,6 +94,12 @@ impl Services {
             .await
             .unwrap();
         self.copier = Some((stop, copier));
+    }
+
+    async fn stop_copier(&mut self) {
+        let (stop, copier) = self.copier.take().unwrap();
+        stop.cancel();
+        copier.wait().await.unwrap();
     }
 
     async fn stop(self) {
@@ -368,6 +376,174 @@ async fn a_leaders_trades_by_hand_reach_every_follower_as_the_table_says_exactly
         m
     });
     assert!(per_follower.values().all(|n| *n == fills.len()));
+
+    services.stop().await;
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn a_copier_restarted_mid_sequence_copies_nothing_twice_and_misses_nothing() {
+    let p = Platform::start(Options {
+        accounts: 5,
+        ..Options::default()
+    })
+    .await;
+    let mut services = Services::start(&p).await;
+    // The positions service keeps the store's picture of the leader, which a restarted copier
+    // seeds its tracking from.
+    let positions_stop = services.stop.child_token();
+    let positions = jt_positions::start(
+        jt_positions::PositionsConfig {
+            reconcile_every: Duration::from_secs(3600),
+            ..jt_positions::PositionsConfig::default()
+        },
+        &services.ctx.clone().with_shutdown(positions_stop.clone()),
+    )
+    .await
+    .unwrap();
+    let leader = group(&p, &[dec!(1), dec!(2), dec!(0.5), dec!(1)], true).await;
+    let mut hand = Hand::new(&p, "NQ").await;
+    let stored = async |net: i64| {
+        let held: i64 = p
+            .store
+            .broker()
+            .positions(p.user, p.subs[0].id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|x| x.net_quantity)
+            .sum();
+        (held == net).then_some(())
+    };
+
+    let mut leader_net = 0;
+    for (i, (step, side, qty, want)) in STEPS.into_iter().enumerate() {
+        if i == 2 {
+            // Stopped before the trim: its fill waits on the durable consumer, and the tracked
+            // position is gone with the process.
+            services.stop_copier().await;
+        }
+        hand.trade(side, qty).await;
+        leader_net += jt_copier::engine::signed(side, qty);
+        if i == 2 {
+            eventually("the store to hold the leader's trim", async || {
+                stored(leader_net).await
+            })
+            .await;
+            services.start_copier().await;
+        }
+        followers_hold(&p, step, &want).await;
+    }
+    let log = eventually("a copy log row per follower per fill", async || {
+        let log = copy_log(&p, leader).await;
+        let fills: HashSet<_> = log
+            .iter()
+            .filter_map(|r| r.leader_fill_id.clone())
+            .collect();
+        (log.len() == fills.len() * 4 && fills.len() >= STEPS.len()).then_some(log)
+    })
+    .await;
+    let mut pairs = HashSet::new();
+    for row in &log {
+        assert!(
+            pairs.insert((row.follower, row.leader_fill_id.clone())),
+            "{row:?}"
+        );
+    }
+    assert_eq!(
+        copy_intents(&p, 4).await,
+        log.iter()
+            .filter(|r| r.status != CopyStatus::Skipped)
+            .count()
+    );
+
+    positions_stop.cancel();
+    positions.wait().await.unwrap();
+    services.stop().await;
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn skipped_followers_are_logged_with_their_reason_and_two_leaders_following_each_other_never_ping_pong()
+ {
+    let p = Platform::start(Options {
+        accounts: 5,
+        ..Options::default()
+    })
+    .await;
+    let services = Services::start(&p).await;
+    let copying = p.store.copying();
+    // ACC1 leads ACC2 (disabled), ACC3 (locked out), ACC4 (its own webhook trader), ACC5.
+    let a = copying
+        .create_leader(p.user, p.subs[0].id, Some("A"), true)
+        .await
+        .unwrap();
+    let disabled = FollowerSettings {
+        enabled: false,
+        ..settings(dec!(1))
+    };
+    copying
+        .add_follower(p.user, a.id, p.subs[1].id, disabled)
+        .await
+        .unwrap();
+    let locked = copying
+        .add_follower(p.user, a.id, p.subs[2].id, settings(dec!(1)))
+        .await
+        .unwrap();
+    copying
+        .set_lockout(p.user, locked.id, Some("daily loss limit"))
+        .await
+        .unwrap();
+    copying
+        .add_follower(p.user, a.id, p.subs[3].id, settings(dec!(1)))
+        .await
+        .unwrap();
+    let _ = p
+        .recorder(
+            jt_domain::Settings::default(),
+            &[(3, jt_domain::SettingsOverrides::default())],
+        )
+        .await;
+    copying
+        .add_follower(p.user, a.id, p.subs[4].id, settings(dec!(1)))
+        .await
+        .unwrap();
+    // ACC5 leads ACC1 back.
+    let b = copying
+        .create_leader(p.user, p.subs[4].id, Some("B"), true)
+        .await
+        .unwrap();
+    copying
+        .add_follower(p.user, b.id, p.subs[0].id, settings(dec!(1)))
+        .await
+        .unwrap();
+
+    let mut hand = Hand::new(&p, "MNQ").await;
+    hand.trade(Side::Buy, 1).await;
+    followers_hold(&p, "entry", &[0, 0, 0, 1]).await;
+    // The copy on ACC5 is not copied back to ACC1.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(p.net_position(0), 1, "no ping-pong");
+    assert_eq!(p.net_position(4), 1);
+
+    let log = eventually("four rows for A's entry", async || {
+        let log = copy_log(&p, a.id).await;
+        (log.len() == 4).then_some(log)
+    })
+    .await;
+    let reasons: Vec<String> = log
+        .iter()
+        .filter(|r| r.status == CopyStatus::Skipped)
+        .map(|r| r.error.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(reasons.len(), 3, "{log:#?}");
+    for wanted in ["disabled", "locked out: daily loss limit", "webhook trader"] {
+        assert!(
+            reasons.iter().any(|r| r.contains(wanted)),
+            "{wanted} in {reasons:?}"
+        );
+    }
+    assert!(copy_log(&p, b.id).await.is_empty(), "B copied its copy");
 
     services.stop().await;
     p.stop().await;
