@@ -548,3 +548,83 @@ async fn skipped_followers_are_logged_with_their_reason_and_two_leaders_followin
     services.stop().await;
     p.stop().await;
 }
+
+#[tokio::test]
+async fn a_copy_recorded_but_never_published_is_published_on_the_redelivery() {
+    let p = Platform::start(Options {
+        accounts: 3,
+        ..Options::default()
+    })
+    .await;
+    let services = Services::start(&p).await;
+    let leader = group(&p, &[dec!(1), dec!(1)], false).await;
+    let copying = p.store.copying();
+    let first = copying.followers(p.user, leader).await.unwrap()[0].clone();
+    let contract = p.sim.admin().front_month("MNQ").unwrap();
+    // A copier recorded the copy to the first follower and stopped before publishing it.
+    let fill_id = "crashed-1";
+    let recorded = copying
+        .record_copy(
+            p.user,
+            jt_store::repo::copy::NewCopy {
+                id: jt_store::CopyLogId::new(),
+                leader,
+                follower: first.id,
+                trigger: jt_store::CopyTrigger::Auto,
+                leader_fill_id: Some(fill_id.into()),
+                leader_order_id: Some("1".into()),
+                leader_symbol: contract.clone(),
+                follower_symbol: contract.clone(),
+                leader_side: Some(Side::Buy),
+                follower_side: Some(Side::Buy),
+                leader_quantity: 1,
+                follower_quantity: 1,
+                leader_price: None,
+                status: CopyStatus::Pending,
+                error: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(recorded, jt_store::repo::copy::CopyRecorded::New);
+    // The leader's fill comes again (its redelivery after the crash).
+    let sub = &p.subs[0];
+    let fill = BrokerEventMessage {
+        owner_id: p.user,
+        broker_account_id: sub.broker_account,
+        sub_account_id: sub.id,
+        account: AccountId::from(sub.broker_sub_account_id.as_str()),
+        broker: BrokerKind::Sim,
+        origin: EventOrigin::Live,
+        received_at: Utc::now(),
+        event: ReportedEvent::Known(BrokerEvent::Fill(FillReport {
+            id: fill_id.into(),
+            order_id: "1".into(),
+            account: AccountId::from(sub.broker_sub_account_id.as_str()),
+            contract: contract.clone().into(),
+            symbol: Some(contract.clone()),
+            side: Side::Buy,
+            qty: 1,
+            price: dec!(21000),
+            timestamp: Utc::now(),
+            trade_date: None,
+            client_order_id: None,
+        })),
+    };
+    p.bus
+        .publish(&Envelope::new(
+            MessageId::new(fill.message_id()).unwrap(),
+            fill,
+        ))
+        .await
+        .unwrap();
+    followers_hold(&p, "entry", &[1, 1]).await;
+    let log = eventually("both copies accepted", async || {
+        let log = copy_log(&p, leader).await;
+        (log.len() == 2 && log.iter().all(|r| r.status == CopyStatus::Accepted)).then_some(log)
+    })
+    .await;
+    assert_eq!(copy_intents(&p, 2).await, 2, "{log:#?}");
+    services.stop().await;
+    p.stop().await;
+}

@@ -160,7 +160,8 @@ struct Copier {
 /// A follower's outcome before anything is recorded.
 enum Decision {
     Skip(&'static str, String),
-    Copy(CopyAction),
+    /// The step, and the follower's login.
+    Copy(CopyAction, BrokerAccountId),
 }
 
 impl Copier {
@@ -248,8 +249,18 @@ impl Copier {
             .map(|t| t.sub_account)
             .collect();
         for follower in &followers {
-            self.copy_to(event, fill, &leader, &contract, change, follower, &traders)
-                .await?;
+            match self
+                .copy_to(event, fill, &leader, &contract, change, follower, &traders)
+                .await
+            {
+                Ok(()) => {}
+                // Removed meanwhile: the others are still copied.
+                Err(Failure::Store(StoreError::NotFound { entity, id })) => {
+                    metrics::skipped("gone");
+                    tracing::info!(follower = %follower.id, fill = %fill.id, "follower not copied: its {entity} is gone ({id})");
+                }
+                Err(e) => return Err(e),
+            }
         }
         tracing::info!(leader = %leader.id, fill = %fill.id, prev = change.prev, new = change.new, followers = followers.len(), "leader fill copied");
         Ok("copied")
@@ -381,11 +392,29 @@ impl Copier {
                     "the leader's change does not move this follower (its size is unchanged)"
                         .into(),
                 ),
-                Ok(step) => Decision::Copy(step),
+                Ok(step) => {
+                    match self
+                        .store
+                        .accounts()
+                        .sub_account(owner, follower.sub_account)
+                        .await
+                    {
+                        Ok(sub) if sub.enabled => Decision::Copy(step, sub.broker_account),
+                        Ok(_) => Decision::Skip(
+                            "disabled",
+                            "the follower's sub-account is disabled".into(),
+                        ),
+                        Err(StoreError::NotFound { .. }) => Decision::Skip(
+                            "gone",
+                            "the follower's sub-account no longer exists".into(),
+                        ),
+                        Err(e) => return Err(e.into()),
+                    }
+                }
             }
         };
         let order = match &decision {
-            Decision::Copy(step) => engine::order_of(step),
+            Decision::Copy(step, _) => engine::order_of(step),
             Decision::Skip(..) => None,
         };
         let fill_id = fill.id.to_string();
@@ -407,17 +436,17 @@ impl Copier {
                     follower_quantity: order.map_or(0, |(_, qty)| qty),
                     leader_price: Some(fill.price),
                     status: match decision {
-                        Decision::Copy(_) => CopyStatus::Pending,
+                        Decision::Copy(..) => CopyStatus::Pending,
                         Decision::Skip(..) => CopyStatus::Skipped,
                     },
                     error: match &decision {
                         Decision::Skip(_, why) => Some(why.clone()),
-                        Decision::Copy(_) => None,
+                        Decision::Copy(..) => None,
                     },
                 },
             )
             .await?;
-        let step = match (decision, recorded) {
+        let (step, login) = match (decision, recorded) {
             (Decision::Skip(reason, why), CopyRecorded::New) => {
                 metrics::skipped(reason);
                 tracing::info!(follower = %follower.id, fill = %fill_id, reason = %why, "follower skipped");
@@ -427,15 +456,15 @@ impl Copier {
                 metrics::already_copied();
                 return Ok(());
             }
-            (Decision::Copy(step), CopyRecorded::New) => step,
-            (Decision::Copy(step), CopyRecorded::AlreadyCopied) => {
+            (Decision::Copy(step, login), CopyRecorded::New) => (step, login),
+            (Decision::Copy(step, login), CopyRecorded::AlreadyCopied) => {
                 // Published already, unless the row is still pending (a crash between
                 // recording and publishing): then publish again — the same intent id.
                 let row = copying.copy_of(owner, follower.id, &fill_id).await?;
                 match row {
                     Some(row) if row.status == CopyStatus::Pending => {
                         self.publish(
-                            event, fill, leader, contract, change, follower, &target, step,
+                            event, fill, leader, contract, change, follower, &target, step, login,
                         )
                         .await?;
                         copying
@@ -455,7 +484,7 @@ impl Copier {
             }
         };
         self.publish(
-            event, fill, leader, contract, change, follower, &target, step,
+            event, fill, leader, contract, change, follower, &target, step, login,
         )
         .await?;
         if let Some(row) = copying.copy_of(owner, follower.id, &fill_id).await? {
@@ -484,17 +513,12 @@ impl Copier {
         follower: &Follower,
         target: &engine::Target,
         step: CopyAction,
+        login: BrokerAccountId,
     ) -> Result<(), Failure> {
-        let owner = event.owner_id;
-        let sub = self
-            .store
-            .accounts()
-            .sub_account(owner, follower.sub_account)
-            .await?;
         let intent = IntentMessage::copy(
-            owner,
+            event.owner_id,
             follower.sub_account,
-            sub.broker_account,
+            login,
             event.received_at,
             CopyIntent {
                 leader_sub_account_id: leader.sub_account,

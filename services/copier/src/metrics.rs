@@ -17,7 +17,7 @@ pub fn published(duplicate: bool) {
 }
 
 /// A follower skipped for a leader fill, with the reason (`disabled`, `locked_out`,
-/// `own_trader`, `same_account`, `no_change`, `invalid`).
+/// `own_trader`, `same_account`, `no_change`, `invalid`, `gone`).
 pub fn skipped(reason: &'static str) {
     metrics::counter!("jt_copier_skipped_total", "reason" => reason).increment(1);
 }
