@@ -34,6 +34,7 @@ mod metrics;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use futures_util::StreamExt;
 use jt_broker::{BrokerEvent, FillReport};
 use jt_bus::{Bus, ConsumeOptions, Definitions, Envelope, Incoming, MessageId, Outcome};
 use jt_connect::BrokerAccess;
@@ -121,6 +122,9 @@ pub async fn start(config: CopierConfig, ctx: &Context) -> anyhow::Result<Runnin
     });
     Ok(Running::new("copier", axum::Router::new(), task))
 }
+
+/// Followers copied at once for one leader fill.
+const PARALLEL_FOLLOWERS: usize = 16;
 
 /// Why a fill could not be handled now.
 #[derive(Debug)]
@@ -248,19 +252,46 @@ impl Copier {
             .filter(|t| t.enabled)
             .map(|t| t.sub_account)
             .collect();
+        // Every follower at once (bounded: each copy is a few store round trips and a
+        // publish). A failure retries the whole fill: the copies already accepted are
+        // recognised, the rest are made.
+        let (leader_ref, contract_ref, traders_ref) = (&leader, &contract, &traders);
+        let mut copies: Vec<futures_util::future::BoxFuture<'_, (&Follower, Result<(), Failure>)>> =
+            Vec::with_capacity(followers.len());
         for follower in &followers {
-            match self
-                .copy_to(event, fill, &leader, &contract, change, follower, &traders)
-                .await
-            {
+            copies.push(Box::pin(async move {
+                let done = self
+                    .copy_to(
+                        event,
+                        fill,
+                        leader_ref,
+                        contract_ref,
+                        change,
+                        follower,
+                        traders_ref,
+                    )
+                    .await;
+                (follower, done)
+            }));
+        }
+        let results: Vec<(&Follower, Result<(), Failure>)> = futures_util::stream::iter(copies)
+            .buffer_unordered(PARALLEL_FOLLOWERS)
+            .collect()
+            .await;
+        let mut failed = None;
+        for (follower, done) in results {
+            match done {
                 Ok(()) => {}
                 // Removed meanwhile: the others are still copied.
                 Err(Failure::Store(StoreError::NotFound { entity, id })) => {
                     metrics::skipped("gone");
                     tracing::info!(follower = %follower.id, fill = %fill.id, "follower not copied: its {entity} is gone ({id})");
                 }
-                Err(e) => return Err(e),
+                Err(e) => failed = Some(e),
             }
+        }
+        if let Some(e) = failed {
+            return Err(e);
         }
         tracing::info!(leader = %leader.id, fill = %fill.id, prev = change.prev, new = change.new, followers = followers.len(), "leader fill copied");
         Ok("copied")
