@@ -418,14 +418,16 @@ async fn a_copier_restarted_mid_sequence_copies_nothing_twice_and_misses_nothing
 
     let mut leader_net = 0;
     for (i, (step, side, qty, want)) in STEPS.into_iter().enumerate() {
-        if i == 2 {
-            // Stopped before the trim: its fill waits on the durable consumer, and the tracked
-            // position is gone with the process.
+        // Stopped before the trim and before the flat: the fill waits on the durable
+        // consumer, and the tracked position (and the contract's name) is gone with the
+        // process.
+        let restart = i == 2 || i == 4;
+        if restart {
             services.stop_copier().await;
         }
         hand.trade(side, qty).await;
         leader_net += jt_copier::engine::signed(side, qty);
-        if i == 2 {
+        if restart {
             eventually("the store to hold the leader's trim", async || {
                 stored(leader_net).await
             })

@@ -324,8 +324,9 @@ impl Copier {
     }
 
     /// The fill's contract name (`NQZ6`: what a follower trades, mapped or not). A fill that
-    /// carries only the broker's contract id is named from the leader's positions at the broker
-    /// (one read per login and contract, then remembered).
+    /// carries only the broker's contract id is named from the leader's positions at the broker,
+    /// or else from its fills of the day (reads per login and contract, then remembered); a
+    /// contract neither names keeps its id.
     async fn contract_name(
         &self,
         event: &BrokerEventMessage,
@@ -353,11 +354,24 @@ impl Copier {
             .positions(&event.account)
             .await
             .map_err(|e| Failure::Broker(e.to_string()))?;
+        let mut learnt: Vec<(String, String)> = held
+            .into_iter()
+            .filter_map(|p| Some((p.contract.to_string(), p.symbol.filter(|s| !s.is_empty())?)))
+            .collect();
+        if !learnt.iter().any(|(c, _)| *c == id) {
+            // A fill that left the leader flat: its contract may be gone from the positions;
+            // the day's fills name it.
+            let fills = broker
+                .fills(&event.account)
+                .await
+                .map_err(|e| Failure::Broker(e.to_string()))?;
+            learnt.extend(fills.into_iter().filter_map(|f| {
+                Some((f.contract.to_string(), f.symbol.filter(|s| !s.is_empty())?))
+            }));
+        }
         let mut names = self.names.lock();
-        for p in held {
-            if let Some(name) = p.symbol.filter(|s| !s.is_empty()) {
-                names.insert((event.broker_account_id, p.contract.to_string()), name);
-            }
+        for (contract, name) in learnt {
+            names.insert((event.broker_account_id, contract), name);
         }
         Ok(names.get(&key).cloned().unwrap_or(id))
     }
