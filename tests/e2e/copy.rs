@@ -311,13 +311,27 @@ async fn a_leaders_trades_by_hand_reach_every_follower_as_the_table_says_exactly
         .collect();
     assert_eq!(skipped.len(), 1, "{log:#?}");
     assert_eq!(skipped[0].leader_side, Some(Side::Sell));
+    let intents = copy_intents(&p, 4).await;
+    assert_eq!(intents, log.len() - 1, "one copy intent per copied row");
+    // The executor's outcome is written back: the follower's intent, status and latency.
+    let log = eventually("every copy's outcome in the log", async || {
+        let log = copy_log(&p, leader).await;
+        log.iter()
+            .filter(|r| r.status != CopyStatus::Skipped)
+            .all(|r| {
+                r.follower_intent.is_some()
+                    && r.latency_ms.is_some()
+                    && matches!(r.status, CopyStatus::Filled | CopyStatus::Accepted)
+            })
+            .then_some(log)
+    })
+    .await;
     assert!(
         log.iter()
             .filter(|r| r.status != CopyStatus::Skipped)
-            .all(|r| r.status == CopyStatus::Accepted)
+            .all(|r| r.follower_order_id.is_some()),
+        "{log:#?}"
     );
-    let intents = copy_intents(&p, 4).await;
-    assert_eq!(intents, log.len() - 1, "one copy intent per copied row");
 
     // A leader fill delivered again under another message id (past JetStream's duplicate
     // window), and the simulator's own replay of the session: nothing is copied twice.
@@ -621,9 +635,13 @@ async fn a_copy_recorded_but_never_published_is_published_on_the_redelivery() {
         .await
         .unwrap();
     followers_hold(&p, "entry", &[1, 1]).await;
-    let log = eventually("both copies accepted", async || {
+    let log = eventually("both copies executed", async || {
         let log = copy_log(&p, leader).await;
-        (log.len() == 2 && log.iter().all(|r| r.status == CopyStatus::Accepted)).then_some(log)
+        (log.len() == 2
+            && log
+                .iter()
+                .all(|r| r.status != CopyStatus::Pending && r.follower_intent.is_some()))
+        .then_some(log)
     })
     .await;
     assert_eq!(copy_intents(&p, 2).await, 2, "{log:#?}");

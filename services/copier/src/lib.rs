@@ -25,10 +25,15 @@
 //!   `jt` + intent id, [`jt_messages::intent::client_order_id`]) on a leader that itself
 //!   follows another leader is a copy arriving, never copied on.
 //!
+//! - **Outcomes** ([`executions`]): the consumer `copier` on EXECUTIONS writes the executor's
+//!   outcome of each copy intent back to its copy log row (intent, order id, price, status,
+//!   latency from the leader's fill received).
+//!
 //! What it must not do: place an order itself (followers' orders are intents, executed by the
 //! executor serially with the follower account's other orders), or hold a broker connection.
 
 pub mod engine;
+pub mod executions;
 mod metrics;
 
 use std::collections::{HashMap, HashSet};
@@ -39,12 +44,14 @@ use jt_broker::{BrokerEvent, FillReport};
 use jt_bus::{Bus, ConsumeOptions, Definitions, Envelope, Incoming, MessageId, Outcome};
 use jt_connect::BrokerAccess;
 use jt_domain::copy::CopyAction;
-use jt_messages::{BrokerEventMessage, CopyIntent, IntentMessage, LeaderChange, ReportedEvent};
+use jt_messages::{
+    BrokerEventMessage, CopyIntent, ExecutionMessage, IntentMessage, LeaderChange, ReportedEvent,
+};
 use jt_runtime::config::{ConfigError, Env, or_default};
 use jt_runtime::health::Criticality;
 use jt_service::{Context, Running};
 use jt_store::repo::copy::CopyRecorded;
-use jt_store::repo::copy::{CopyUpdate, Follower, Leader, NewCopy};
+use jt_store::repo::copy::{Follower, Leader, NewCopy};
 use jt_store::{
     BrokerAccountId, CopyLogId, CopyStatus, CopyTrigger, Store, StoreError, SubAccountId, UserId,
 };
@@ -106,18 +113,37 @@ pub async fn start(config: CopierConfig, ctx: &Context) -> anyhow::Result<Runnin
     let stop = ctx.shutdown.clone();
     let mut options = config.consume;
     options.max_in_flight = 1;
+    let store = ctx.store.clone();
     let task = tokio::spawn(async move {
         let defs = Definitions::new(bus.namespace());
-        bus.consume(
-            &defs.copier_events,
-            options,
-            stop,
-            move |msg: Incoming<BrokerEventMessage>| {
-                let copier = copier.clone();
-                async move { copier.handle(msg).await }
-            },
-        )
-        .await?;
+        let outcomes = {
+            let (bus, stop, defs) = (bus.clone(), stop.clone(), defs.clone());
+            tokio::spawn(async move {
+                bus.consume(
+                    &defs.copier_executions,
+                    ConsumeOptions::default(),
+                    stop,
+                    move |msg: Incoming<ExecutionMessage>| executions::handle(store.clone(), msg),
+                )
+                .await
+            })
+        };
+        let copied = bus
+            .consume(
+                &defs.copier_events,
+                options,
+                stop.clone(),
+                move |msg: Incoming<BrokerEventMessage>| {
+                    let copier = copier.clone();
+                    async move { copier.handle(msg).await }
+                },
+            )
+            .await;
+        // One consumer ending (shutdown, or a fatal error) ends the other.
+        stop.cancel();
+        let recorded = outcomes.await;
+        copied?;
+        recorded??;
         Ok(())
     });
     Ok(Running::new("copier", axum::Router::new(), task))
@@ -512,16 +538,7 @@ impl Copier {
                             event, fill, leader, contract, change, follower, &target, step, login,
                         )
                         .await?;
-                        copying
-                            .update_copy(
-                                owner,
-                                row.id,
-                                CopyUpdate {
-                                    status: Some(CopyStatus::Accepted),
-                                    ..CopyUpdate::default()
-                                },
-                            )
-                            .await?;
+                        copying.mark_copy_accepted(owner, row.id).await?;
                     }
                     _ => metrics::already_copied(),
                 }
@@ -533,16 +550,7 @@ impl Copier {
         )
         .await?;
         if let Some(row) = copying.copy_of(owner, follower.id, &fill_id).await? {
-            copying
-                .update_copy(
-                    owner,
-                    row.id,
-                    CopyUpdate {
-                        status: Some(CopyStatus::Accepted),
-                        ..CopyUpdate::default()
-                    },
-                )
-                .await?;
+            copying.mark_copy_accepted(owner, row.id).await?;
         }
         Ok(())
     }

@@ -26,3 +26,9 @@ pub fn skipped(reason: &'static str) {
 pub fn already_copied() {
     metrics::counter!("jt_copier_already_copied_total").increment(1);
 }
+
+/// The executor's outcome of a copy intent written to its copy log row (`filled`, `accepted`,
+/// `skipped`, `error`).
+pub fn outcome(status: &'static str) {
+    metrics::counter!("jt_copier_outcomes_total", "status" => status).increment(1);
+}
