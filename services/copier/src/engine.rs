@@ -113,6 +113,23 @@ impl Positions {
     }
 }
 
+/// The seed of a contract's tracking before a fill of `signed_qty` at `at`, from the store's
+/// position (`(net, time of that state)`; `None`: none stored, flat): the net before the fill
+/// and the time up to which fills are part of it. A stored state as new as the fill includes
+/// it (the positions service got there first): the fill is taken back out.
+#[must_use]
+pub fn seed_before(
+    stored: Option<(i64, DateTime<Utc>)>,
+    signed_qty: i64,
+    at: DateTime<Utc>,
+) -> (i64, Option<DateTime<Utc>>) {
+    match stored {
+        None => (0, None),
+        Some((net, time)) if time >= at => (net - signed_qty, Some(at)),
+        Some((net, time)) => (net, Some(time)),
+    }
+}
+
 /// The follower's side of a leader contract: its symbol and its sizing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -314,6 +331,23 @@ mod tests {
             Tracked::Change(Change { prev: 3, new: 0 })
         );
         assert!(p.knows("L", "C") && !p.knows("L", "D"));
+    }
+
+    #[test]
+    fn a_seed_from_the_store_leaves_the_fill_out_once() {
+        // Nothing stored: flat, every fill counts.
+        assert_eq!(seed_before(None, 2, t(10)), (0, None));
+        // Stored before the fill: the state before it.
+        assert_eq!(seed_before(Some((4, t(5))), -1, t(10)), (4, Some(t(5))));
+        // Stored as new as the fill (it includes it): the fill taken back out, then applied.
+        let (net, at) = seed_before(Some((3, t(10))), -1, t(10));
+        assert_eq!((net, at), (4, Some(t(10))));
+        let mut p = Positions::default();
+        p.seed("L", "C", net, at);
+        assert_eq!(
+            p.apply("L", "C", "trim", -1, t(10)),
+            Tracked::Change(Change { prev: 4, new: 3 })
+        );
     }
 
     #[test]

@@ -339,14 +339,11 @@ impl Copier {
             .await?
             .into_iter()
             .find(|p| p.contract == contract || p.contract == fill.contract.to_string());
-        Ok(match held {
-            None => (0, None),
-            Some(p) if p.broker_updated_at >= fill.timestamp => (
-                p.net_quantity - engine::signed(fill.side, fill.qty),
-                Some(fill.timestamp),
-            ),
-            Some(p) => (p.net_quantity, Some(p.broker_updated_at)),
-        })
+        Ok(engine::seed_before(
+            held.map(|p| (p.net_quantity, p.broker_updated_at)),
+            engine::signed(fill.side, fill.qty),
+            fill.timestamp,
+        ))
     }
 
     /// The fill's contract name (`NQZ6`: what a follower trades, mapped or not). A fill that
