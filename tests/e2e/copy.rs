@@ -4,8 +4,8 @@
 //! trading by hand at the broker — entry, add, trim, reversal, flat — and four followers at
 //! multipliers 1, 2 and 0.5 and one mapped NQ → MNQ ×10, every follower's position at the
 //! simulator equal to the DOMAIN §10 table after every step; a redelivered leader fill copies
-//! nothing (one copy log row per follower per fill); a copier restarted mid-sequence copies
-//! nothing twice and misses nothing; skipped followers logged with their reasons; two leaders
+//! nothing (one copy log row per follower per fill); a copier restarted mid-sequence, or a
+//! `jt copier` process killed right after leader fills, copies nothing twice and misses nothing; skipped followers logged with their reasons; two leaders
 //! following each other never ping-pong.
 //!
 //! Needs `NATS_URL` (JetStream 2.10+) and `DATABASE_URL` (PostgreSQL): `make test` sets both.
@@ -205,7 +205,11 @@ async fn group(p: &Platform, multipliers: &[Decimal], mapped: bool) -> LeaderId 
 
 /// Waits until every follower (sub-accounts 2…) holds `want` at the simulator.
 async fn followers_hold(p: &Platform, step: &str, want: &[i64]) {
-    let deadline = Instant::now() + WAIT;
+    followers_hold_within(p, step, want, WAIT).await;
+}
+
+async fn followers_hold_within(p: &Platform, step: &str, want: &[i64], wait: Duration) {
+    let deadline = Instant::now() + wait;
     loop {
         let held: Vec<i64> = (1..=want.len()).map(|i| p.net_position(i)).collect();
         if held == want {
@@ -645,6 +649,79 @@ async fn a_copy_recorded_but_never_published_is_published_on_the_redelivery() {
     })
     .await;
     assert_eq!(copy_intents(&p, 2).await, 2, "{log:#?}");
+    services.stop().await;
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn a_copier_process_killed_right_after_leader_fills_copies_nothing_twice_and_misses_nothing()
+{
+    let p = Platform::start(Options {
+        accounts: 5,
+        ..Options::default()
+    })
+    .await;
+    let mut services = Services::start(&p).await;
+    services.stop_copier().await;
+    let positions_stop = services.stop.child_token();
+    let positions = jt_positions::start(
+        jt_positions::PositionsConfig {
+            reconcile_every: Duration::from_secs(3600),
+            ..jt_positions::PositionsConfig::default()
+        },
+        &services.ctx.clone().with_shutdown(positions_stop.clone()),
+    )
+    .await
+    .unwrap();
+    let leader = group(&p, &[dec!(1), dec!(2), dec!(0.5), dec!(1)], true).await;
+    let key = p.secret_key_hex();
+    let sim_url = p.sim.base_url();
+    let env = [
+        ("JT_SECRET_KEY", key.as_str()),
+        ("JT_SIM_URL", sim_url.as_str()),
+    ];
+    let mut copier = Some(p.spawn_jt("copier", &env).await);
+    let mut hand = Hand::new(&p, "NQ").await;
+
+    for (i, (step, side, qty, want)) in STEPS.into_iter().enumerate() {
+        hand.trade(side, qty).await;
+        if i == 2 || i == 3 {
+            // SIGKILL while the fill is (perhaps) being handled, then a new process.
+            tokio::time::sleep(Duration::from_millis(if i == 2 { 5 } else { 40 })).await;
+            drop(copier.take());
+            copier = Some(p.spawn_jt("copier", &env).await);
+            // A fill the killed process held comes back after the consumer's ack wait (30 s).
+            followers_hold_within(&p, step, &want, Duration::from_secs(75)).await;
+        } else {
+            followers_hold(&p, step, &want).await;
+        }
+    }
+    let log = eventually("a copy log row per follower per fill", async || {
+        let log = copy_log(&p, leader).await;
+        let fills: HashSet<_> = log
+            .iter()
+            .filter_map(|r| r.leader_fill_id.clone())
+            .collect();
+        (log.len() == fills.len() * 4 && fills.len() >= STEPS.len()).then_some(log)
+    })
+    .await;
+    let mut pairs = HashSet::new();
+    for row in &log {
+        assert!(
+            pairs.insert((row.follower, row.leader_fill_id.clone())),
+            "{row:?}"
+        );
+    }
+    assert_eq!(
+        copy_intents(&p, 4).await,
+        log.iter()
+            .filter(|r| r.status != CopyStatus::Skipped)
+            .count()
+    );
+
+    drop(copier);
+    positions_stop.cancel();
+    positions.wait().await.unwrap();
     services.stop().await;
     p.stop().await;
 }

@@ -63,7 +63,9 @@ use engine::{Change, Positions, Tracked};
 #[derive(Debug, Clone)]
 pub struct CopierConfig {
     /// Seconds after the leader's fill was received past which a copied *entry* is not sent
-    /// (`JT_COPY_MAX_LAG_SECS`, default 30; 0 = never too late). Exits are always executed.
+    /// (`JT_COPY_MAX_LAG_SECS`, default 60; 0 = never too late). Exits are always executed.
+    /// Above the consumer's ack wait (30 s): a fill held by a copier that crashed comes back
+    /// after it, and its entries must still be copied.
     pub max_lag_secs: Option<u32>,
     /// How the BROKER_EVENTS consumer runs (one message at a time: fills in order).
     pub consume: ConsumeOptions,
@@ -72,7 +74,7 @@ pub struct CopierConfig {
 impl Default for CopierConfig {
     fn default() -> Self {
         Self {
-            max_lag_secs: Some(30),
+            max_lag_secs: Some(60),
             consume: ConsumeOptions {
                 max_in_flight: 1,
                 ..ConsumeOptions::default()
@@ -87,7 +89,7 @@ impl CopierConfig {
     /// # Errors
     /// A variable that is set but malformed, named in the error.
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
-        let lag: u32 = or_default(env, "JT_COPY_MAX_LAG_SECS", 30)?;
+        let lag: u32 = or_default(env, "JT_COPY_MAX_LAG_SECS", 60)?;
         Ok(Self {
             max_lag_secs: (lag > 0).then_some(lag),
             ..Self::default()
