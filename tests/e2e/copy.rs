@@ -6,7 +6,7 @@
 //! simulator equal to the DOMAIN §10 table after every step; a redelivered leader fill copies
 //! nothing (one copy log row per follower per fill); a copier restarted mid-sequence, or a
 //! `jt copier` process killed right after leader fills, copies nothing twice and misses nothing; skipped followers logged with their reasons; two leaders
-//! following each other never ping-pong.
+//! following each other never ping-pong; a Tradovate leader copied to a Webull follower.
 //!
 //! Needs `NATS_URL` (JetStream 2.10+) and `DATABASE_URL` (PostgreSQL): `make test` sets both.
 
@@ -722,6 +722,51 @@ async fn a_copier_process_killed_right_after_leader_fills_copies_nothing_twice_a
     drop(copier);
     positions_stop.cancel();
     positions.wait().await.unwrap();
+    services.stop().await;
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tradovate_leader_is_copied_to_a_webull_follower() {
+    let mut p = Platform::start(Options {
+        accounts: 1,
+        ..Options::default()
+    })
+    .await;
+    let wb = p.webull_account("WB1").await;
+    let services = Services::start(&p).await;
+    let copying = p.store.copying();
+    let leader = copying
+        .create_leader(p.user, p.subs[0].id, Some("tradovate"), true)
+        .await
+        .unwrap();
+    copying
+        .add_follower(p.user, leader.id, p.subs[wb].id, settings(dec!(2)))
+        .await
+        .unwrap();
+    let mut hand = Hand::new(&p, "MNQ").await;
+    let webull = async |want: i64| {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let held = p.net_position(wb);
+            if held == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the Webull follower holds {held}, not {want}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    hand.trade(Side::Buy, 1).await;
+    webull(2).await;
+    hand.trade(Side::Buy, 1).await;
+    webull(4).await;
+    hand.trade(Side::Sell, 2).await;
+    webull(0).await;
+    let log = copy_log(&p, leader.id).await;
+    assert_eq!(log.len(), 3, "{log:#?}");
     services.stop().await;
     p.stop().await;
 }
