@@ -477,6 +477,68 @@ async fn a_copier_restarted_mid_sequence_copies_nothing_twice_and_misses_nothing
             .count()
     );
 
+    // Restarted once more, then the whole session replayed (as at the session's end, past
+    // JetStream's duplicate window: new message ids): nothing is copied again, and the next
+    // trade starts from the leader's real position.
+    services.stop_copier().await;
+    services.start_copier().await;
+    let day = jt_domain::session::trading_day(Utc::now());
+    let sub = &p.subs[0];
+    for f in p
+        .store
+        .broker()
+        .fills_of_day(p.user, sub.id, day)
+        .await
+        .unwrap()
+    {
+        let replayed = BrokerEventMessage {
+            owner_id: p.user,
+            broker_account_id: sub.broker_account,
+            sub_account_id: sub.id,
+            account: AccountId::from(sub.broker_sub_account_id.as_str()),
+            broker: BrokerKind::Sim,
+            origin: EventOrigin::Snapshot,
+            received_at: Utc::now(),
+            event: ReportedEvent::Known(BrokerEvent::Fill(FillReport {
+                id: f.broker_fill_id.clone().into(),
+                order_id: f.broker_order_id.clone().into(),
+                account: AccountId::from(sub.broker_sub_account_id.as_str()),
+                contract: f.contract.clone().into(),
+                symbol: None,
+                side: f.side,
+                qty: f.quantity,
+                price: f.price,
+                timestamp: f.filled_at,
+                trade_date: Some(f.trading_day),
+                client_order_id: f.client_order_id.clone(),
+            })),
+        };
+        p.bus
+            .publish(&Envelope::new(
+                MessageId::new(format!("replayed-{}", uuid::Uuid::new_v4().simple())).unwrap(),
+                replayed,
+            ))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    eventually("the copier to drain the replay", async || {
+        let lag = p
+            .bus
+            .consumer_lag(&jt_bus::Definitions::new(p.bus.namespace()).copier_events)
+            .await
+            .unwrap();
+        (lag.pending == 0 && lag.ack_pending == 0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        copy_log(&p, leader).await.len(),
+        log.len(),
+        "nothing copied again"
+    );
+    hand.trade(Side::Buy, 1).await;
+    followers_hold(&p, "an entry after the replay", &[1, 2, 1, 10]).await;
+
     positions_stop.cancel();
     positions.wait().await.unwrap();
     services.stop().await;

@@ -113,21 +113,44 @@ impl Positions {
     }
 }
 
-/// The seed of a contract's tracking before a fill of `signed_qty` at `at`, from the store's
-/// position (`(net, time of that state)`; `None`: none stored, flat): the net before the fill
-/// and the time up to which fills are part of it. A stored state as new as the fill includes
-/// it (the positions service got there first): the fill is taken back out.
+/// The seed of a contract's tracking before a fill at `at`, from the store's position
+/// (`(net, time of that state)`; `None`: none stored, flat): the net before the fill and the
+/// time from which fills are applied. A stored state as new as the fill includes it and every
+/// fill after it up to the state's time (the positions service got there first — or a
+/// session-end replay after a restart): `included` (their signed sum, the fill's own among them)
+/// is taken back out, so the fill and those after it, applied again, end where the store is.
 #[must_use]
 pub fn seed_before(
     stored: Option<(i64, DateTime<Utc>)>,
-    signed_qty: i64,
+    included: i64,
     at: DateTime<Utc>,
 ) -> (i64, Option<DateTime<Utc>>) {
     match stored {
         None => (0, None),
-        Some((net, time)) if time >= at => (net - signed_qty, Some(at)),
+        Some((net, time)) if time >= at => (net - included, Some(at)),
         Some((net, time)) => (net, Some(time)),
     }
+}
+
+/// The signed sum of the fills a stored state of `time` includes from the fill `(id, signed,
+/// at)` on: the recorded fills `(id, signed, filled_at)` of the contract at or after `at` and at
+/// or before `time`, and the fill itself when it is not recorded yet.
+#[must_use]
+pub fn included_since(
+    fill: (&str, i64, DateTime<Utc>),
+    recorded: &[(String, i64, DateTime<Utc>)],
+    time: DateTime<Utc>,
+) -> i64 {
+    let (id, signed_qty, at) = fill;
+    let mut sum: i64 = recorded
+        .iter()
+        .filter(|(_, _, t)| *t >= at && *t <= time)
+        .map(|(_, q, _)| q)
+        .sum();
+    if !recorded.iter().any(|(r, _, _)| r == id) {
+        sum += signed_qty;
+    }
+    sum
 }
 
 /// The follower's side of a leader contract: its symbol and its sizing.
@@ -348,6 +371,32 @@ mod tests {
             p.apply("L", "C", "trim", -1, t(10)),
             Tracked::Change(Change { prev: 4, new: 3 })
         );
+    }
+
+    #[test]
+    fn a_replay_after_a_restart_ends_where_the_store_is() {
+        // The day: +2, +2, -1 (the store: 3 at t(12)). A restarted copier gets the session's
+        // replay, oldest first.
+        let recorded = vec![
+            ("a".to_owned(), 2, t(10)),
+            ("b".to_owned(), 2, t(11)),
+            ("c".to_owned(), -1, t(12)),
+        ];
+        let included = included_since(("a", 2, t(10)), &recorded, t(12));
+        assert_eq!(included, 3);
+        let (net, at) = seed_before(Some((3, t(12))), included, t(10));
+        let mut p = Positions::default();
+        p.seed("L", "C", net, at);
+        for (id, q, when) in &recorded {
+            let _ = p.apply("L", "C", id, *q, *when);
+        }
+        assert_eq!(
+            p.apply("L", "C", "d", 1, t(13)),
+            Tracked::Change(Change { prev: 3, new: 4 }),
+            "the next live fill starts from the store's position"
+        );
+        // A fill not recorded yet counts itself.
+        assert_eq!(included_since(("x", -1, t(12)), &[], t(12)), -1);
     }
 
     #[test]

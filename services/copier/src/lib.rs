@@ -334,16 +334,48 @@ impl Copier {
         contract: &str,
         fill: &FillReport,
     ) -> Result<(i64, Option<chrono::DateTime<chrono::Utc>>), StoreError> {
-        let held = self
-            .store
-            .broker()
+        let id = fill.contract.to_string();
+        let ours = |c: &str| c == contract || c == id;
+        let broker = self.store.broker();
+        let held = broker
             .positions(owner, sub)
             .await?
             .into_iter()
-            .find(|p| p.contract == contract || p.contract == fill.contract.to_string());
+            .find(|p| ours(&p.contract));
+        let mut included = 0;
+        if let Some(p) = held
+            .as_ref()
+            .filter(|p| p.broker_updated_at >= fill.timestamp)
+        {
+            let day = fill
+                .trade_date
+                .unwrap_or_else(|| jt_domain::session::trading_day(fill.timestamp));
+            let recorded: Vec<(String, i64, chrono::DateTime<chrono::Utc>)> = broker
+                .fills_of_day(owner, sub, day)
+                .await?
+                .into_iter()
+                .filter(|f| ours(&f.contract))
+                .map(|f| {
+                    (
+                        f.broker_fill_id,
+                        engine::signed(f.side, f.quantity),
+                        f.filled_at,
+                    )
+                })
+                .collect();
+            included = engine::included_since(
+                (
+                    &fill.id.to_string(),
+                    engine::signed(fill.side, fill.qty),
+                    fill.timestamp,
+                ),
+                &recorded,
+                p.broker_updated_at,
+            );
+        }
         Ok(engine::seed_before(
             held.map(|p| (p.net_quantity, p.broker_updated_at)),
-            engine::signed(fill.side, fill.qty),
+            included,
             fill.timestamp,
         ))
     }
