@@ -298,6 +298,13 @@ impl Platform {
     /// in-process ingest at [`Platform::ingest_url`]), with `env` added, and waits until it
     /// answers.
     pub async fn spawn_ingest(&self, env: &[(&str, &str)]) -> IngestProcess {
+        self.spawn_jt("ingest", env).await
+    }
+
+    /// Starts `jt <command>` (a service: `ingest`, `copier`, …) on this platform's database
+    /// and bus, with `env` added, and waits until it answers `/healthz`. Dropping the returned
+    /// process kills it (SIGKILL).
+    pub async fn spawn_jt(&self, jt_command: &str, env: &[(&str, &str)]) -> IngestProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -305,7 +312,7 @@ impl Platform {
             .port();
         let mut command = Command::new(jt_binary());
         command
-            .arg("ingest")
+            .arg(jt_command)
             .env("NATS_URL", jt_testkit::nats::nats_url())
             .env("DATABASE_URL", &self.db_url)
             .env("JT_BUS_NAMESPACE", &self.namespace_tag)
@@ -323,7 +330,7 @@ impl Platform {
         for (k, v) in env {
             command.env(k, v);
         }
-        let child = ChildGuard(command.spawn().expect("jt ingest starts"));
+        let child = ChildGuard(command.spawn().expect("jt starts"));
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -332,7 +339,7 @@ impl Platform {
             {
                 break;
             }
-            assert!(Instant::now() < deadline, "jt ingest did not start");
+            assert!(Instant::now() < deadline, "jt {jt_command} did not start");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         IngestProcess { child, url }
@@ -619,6 +626,13 @@ impl Platform {
             .unwrap();
     }
 
+    /// The store's secret key, hex (`JT_SECRET_KEY` of a spawned service that reads sealed
+    /// credentials).
+    #[must_use]
+    pub fn secret_key_hex(&self) -> String {
+        self.key.to_hex()
+    }
+
     /// The private database server, when the platform has one.
     pub fn db_server(&self) -> Option<&jt_testkit::PgServer> {
         match &self.db {
@@ -647,7 +661,8 @@ impl Platform {
     }
 }
 
-/// A `jt ingest` child process of a [`Platform`] ([`Platform::spawn_ingest`]).
+/// A `jt` service child process of a [`Platform`] ([`Platform::spawn_ingest`],
+/// [`Platform::spawn_jt`]).
 pub struct IngestProcess {
     child: ChildGuard,
     /// Its base URL (`http://127.0.0.1:PORT`).

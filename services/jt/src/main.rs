@@ -34,6 +34,8 @@ enum Command {
     Connmgr(cmd::connmgr::Args),
     /// Run the positions service (position sync, reconciliation and repair, auto-flat).
     Positions(cmd::positions::Args),
+    /// Run the copier (a leader's fills copied to its followers as intents on ORDERS).
+    Copier(cmd::copier::Args),
     /// Messages the services gave up on: `jt dead-letters list`, `jt dead-letters retry`.
     DeadLetters(cmd::dead_letters::Args),
     /// Run the REST API service (`/api/v1`, `/api/openapi.json`).
@@ -57,6 +59,7 @@ fn main() -> std::process::ExitCode {
         Command::Executor(args) => cmd::executor::run(&args),
         Command::Connmgr(args) => cmd::connmgr::run(&args),
         Command::Positions(args) => cmd::positions::run(&args),
+        Command::Copier(args) => cmd::copier::run(&args),
         Command::DeadLetters(args) => cmd::dead_letters::run(&args),
         Command::Api(args) => cmd::api::run(&args),
         Command::Admin(args) => cmd::admin::run_admin(&args),

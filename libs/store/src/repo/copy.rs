@@ -741,6 +741,46 @@ impl Copying<'_> {
         })
     }
 
+    /// The copy of one leader fill to one follower, if recorded (the copier, on a fill already
+    /// copied: a row still `pending` was recorded but its intent perhaps never published).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn copy_of(
+        &self,
+        scope: impl ReadScope,
+        follower: FollowerId,
+        leader_fill_id: &str,
+    ) -> StoreResult<Option<CopyLogEntry>> {
+        copy_log::Entity::find()
+            .filter(copy_log::Column::UserId.eq(scope.owner().0))
+            .filter(copy_log::Column::FollowerId.eq(follower.0))
+            .filter(copy_log::Column::LeaderFillId.eq(leader_fill_id))
+            .one(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("copy log", e))?
+            .map(CopyLogEntry::try_from)
+            .transpose()
+    }
+
+    /// Marks a `pending` copy `accepted` (its intent is queued); a row already past pending
+    /// (the executor's outcome recorded first) is left as it is. Whether it changed.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn mark_copy_accepted(&self, owner: UserId, id: CopyLogId) -> StoreResult<bool> {
+        let r = copy_log::Entity::update_many()
+            .col_expr(copy_log::Column::Status, Expr::value(CopyStatus::Accepted))
+            .col_expr(copy_log::Column::UpdatedAt, Expr::value(now()))
+            .filter(copy_log::Column::Id.eq(id.0))
+            .filter(copy_log::Column::UserId.eq(owner.0))
+            .filter(copy_log::Column::Status.eq(CopyStatus::Pending))
+            .exec(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("copy log", e))?;
+        Ok(r.rows_affected == 1)
+    }
+
     /// Completes a copy log row with the follower's result.
     ///
     /// # Errors

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod alert;
 pub mod api;
 pub mod connmgr;
+pub mod copier;
 pub mod db;
 pub mod dead_letters;
 pub mod dev;

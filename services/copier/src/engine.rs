@@ -1,0 +1,411 @@
+//! What one leader fill means for one follower: the leader's position before and after, the
+//! follower's symbol and sizing after its contract mapping, and the step (DOMAIN.md §10,
+//! `jt_domain::copy`). Pure: no store, no bus.
+
+use std::collections::{HashMap, VecDeque};
+
+use chrono::{DateTime, Utc};
+use jt_domain::copy::{CopyAction, FollowerSizing, copy_delta};
+use jt_domain::{Side, instrument};
+use jt_store::repo::copy::{ContractMapping, Follower};
+use rust_decimal::Decimal;
+
+/// How the leader's position on one contract changed with one fill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Change {
+    /// Signed net before the fill.
+    pub prev: i64,
+    /// Signed net after it.
+    pub new: i64,
+}
+
+/// The signed quantity of a fill.
+#[must_use]
+pub fn signed(side: Side, qty: u32) -> i64 {
+    match side {
+        Side::Buy => i64::from(qty),
+        Side::Sell => -i64::from(qty),
+    }
+}
+
+/// How many fills per contract are remembered with their change (a redelivery of one of them
+/// gets the same change back).
+const RECENT: usize = 512;
+
+#[derive(Debug, Default)]
+struct Book {
+    net: i64,
+    /// Fills at or before this time are part of the seed (the store's position): a replay of
+    /// one of them changes nothing.
+    seeded_at: Option<DateTime<Utc>>,
+    /// The newest fill time applied.
+    last_at: Option<DateTime<Utc>>,
+    recent: VecDeque<(String, Change)>,
+}
+
+/// Where a fill stands against the tracked position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tracked {
+    /// A fill seen for the first time, or seen again (a redelivery): the change it made.
+    Change(Change),
+    /// An older fill than the tracked position (a session-end replay, a reconnect's snapshot
+    /// after a restart): already part of the position, and not copied now.
+    Old,
+}
+
+/// The leaders' positions per (sub-account, contract), as the copier's fills built them.
+#[derive(Debug, Default)]
+pub struct Positions {
+    books: HashMap<(String, String), Book>,
+}
+
+impl Positions {
+    /// Whether the contract of `sub` is tracked (else it must be seeded first).
+    #[must_use]
+    pub fn knows(&self, sub: &str, contract: &str) -> bool {
+        self.books
+            .contains_key(&(sub.to_owned(), contract.to_owned()))
+    }
+
+    /// Starts tracking from the store's picture: `net` as of `at` (`None`: no position known).
+    pub fn seed(&mut self, sub: &str, contract: &str, net: i64, at: Option<DateTime<Utc>>) {
+        self.books.insert(
+            (sub.to_owned(), contract.to_owned()),
+            Book {
+                net,
+                seeded_at: at,
+                last_at: at,
+                recent: VecDeque::new(),
+            },
+        );
+    }
+
+    /// Applies one fill (once: a fill id seen again returns its change unchanged).
+    pub fn apply(
+        &mut self,
+        sub: &str,
+        contract: &str,
+        fill_id: &str,
+        signed_qty: i64,
+        at: DateTime<Utc>,
+    ) -> Tracked {
+        let book = self
+            .books
+            .entry((sub.to_owned(), contract.to_owned()))
+            .or_default();
+        if let Some((_, change)) = book.recent.iter().find(|(id, _)| id == fill_id) {
+            return Tracked::Change(*change);
+        }
+        if book.seeded_at.is_some_and(|s| at < s) || book.last_at.is_some_and(|l| at < l) {
+            return Tracked::Old;
+        }
+        let change = Change {
+            prev: book.net,
+            new: book.net + signed_qty,
+        };
+        book.net = change.new;
+        book.last_at = Some(at);
+        book.recent.push_back((fill_id.to_owned(), change));
+        if book.recent.len() > RECENT {
+            book.recent.pop_front();
+        }
+        Tracked::Change(change)
+    }
+}
+
+/// The seed of a contract's tracking before a fill at `at`, from the store's position
+/// (`(net, time of that state)`; `None`: none stored, flat): the net before the fill and the
+/// time from which fills are applied. A stored state as new as the fill includes it and every
+/// fill after it up to the state's time (the positions service got there first — or a
+/// session-end replay after a restart): `included` (their signed sum, the fill's own among them)
+/// is taken back out, so the fill and those after it, applied again, end where the store is.
+#[must_use]
+pub fn seed_before(
+    stored: Option<(i64, DateTime<Utc>)>,
+    included: i64,
+    at: DateTime<Utc>,
+) -> (i64, Option<DateTime<Utc>>) {
+    match stored {
+        None => (0, None),
+        Some((net, time)) if time >= at => (net - included, Some(at)),
+        Some((net, time)) => (net, Some(time)),
+    }
+}
+
+/// The signed sum of the fills a stored state of `time` includes from the fill `(id, signed,
+/// at)` on: the recorded fills `(id, signed, filled_at)` of the contract at or after `at` and at
+/// or before `time`, and the fill itself when it is not recorded yet.
+#[must_use]
+pub fn included_since(
+    fill: (&str, i64, DateTime<Utc>),
+    recorded: &[(String, i64, DateTime<Utc>)],
+    time: DateTime<Utc>,
+) -> i64 {
+    let (id, signed_qty, at) = fill;
+    let mut sum: i64 = recorded
+        .iter()
+        .filter(|(_, _, t)| *t >= at && *t <= time)
+        .map(|(_, q, _)| q)
+        .sum();
+    if !recorded.iter().any(|(r, _, _)| r == id) {
+        sum += signed_qty;
+    }
+    sum
+}
+
+/// The follower's side of a leader contract: its symbol and its sizing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The contract the follower trades (`MNQZ6` for a leader's `NQZ6` under NQ → MNQ).
+    pub symbol: String,
+    /// Multiplier (times the mapping's ratio), cap, TP/SL.
+    pub sizing: FollowerSizing,
+}
+
+/// The follower's symbol and sizing for the leader's `contract` (a broker contract name such as
+/// `NQZ6`, or a root): the first mapping whose source root is the contract's root replaces the
+/// root and scales the quantity by its ratio.
+#[must_use]
+pub fn target(follower: &Follower, mappings: &[ContractMapping], contract: &str) -> Target {
+    let upper = contract.trim().to_ascii_uppercase();
+    let mapped = instrument::resolve_ticker(&upper).ok().and_then(|i| {
+        mappings
+            .iter()
+            .find(|m| m.source_root.eq_ignore_ascii_case(i.root))
+            .and_then(|m| {
+                upper.strip_prefix(i.root).map(|suffix| {
+                    (
+                        format!("{}{suffix}", m.target_root.to_ascii_uppercase()),
+                        m.quantity_ratio,
+                    )
+                })
+            })
+    });
+    let (symbol, ratio) = mapped.unwrap_or((upper, Decimal::ONE));
+    Target {
+        symbol,
+        sizing: FollowerSizing {
+            // The ratio is folded into the multiplier: one rounding of q × ratio × multiplier,
+            // and fractional ratios work too.
+            multiplier: follower.multiplier * ratio,
+            max_position_size: follower.max_position_size.unwrap_or(0),
+            copy_tp: follower.copy_tp,
+            copy_sl: follower.copy_sl,
+            quantity_ratio: 1,
+        },
+    }
+}
+
+/// The step of a follower for a leader change.
+///
+/// # Errors
+/// A multiplier the quantity function refuses (≤ 0, or too large).
+pub fn step(change: Change, target: &Target) -> Result<CopyAction, String> {
+    copy_delta(change.prev, change.new, &target.sizing).map_err(|e| e.to_string())
+}
+
+/// The side and quantity of the follower's order for a step (copy log), if it sends one.
+#[must_use]
+pub fn order_of(step: &CopyAction) -> Option<(Side, u32)> {
+    match *step {
+        CopyAction::Nothing => None,
+        CopyAction::Entry { side, qty, .. }
+        | CopyAction::Increase { side, qty }
+        | CopyAction::Reduce { side, qty } => Some((side, qty)),
+        CopyAction::Close {
+            direction,
+            expected_qty,
+        } => Some((direction.exit_side(), expected_qty)),
+        CopyAction::Reverse {
+            entry_side,
+            entry_qty,
+            ..
+        } => Some((entry_side, entry_qty)),
+    }
+}
+
+/// Whether a client order id is one of ours (`jt` + 32 hex digits, with an optional suffix for
+/// protective legs): `jt_messages::client_order_id`.
+#[must_use]
+pub fn is_ours(client_order_id: Option<&str>) -> bool {
+    client_order_id.is_some_and(|c| {
+        c.strip_prefix("jt").is_some_and(|rest| {
+            rest.len() >= 32 && rest.as_bytes()[..32].iter().all(u8::is_ascii_hexdigit)
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use jt_domain::Direction;
+    use jt_store::{FollowerId, LeaderId, SubAccountId, UserId};
+    use rust_decimal_macros::dec;
+
+    fn follower(multiplier: Decimal) -> Follower {
+        Follower {
+            id: FollowerId::new(),
+            owner: UserId::new(),
+            leader: LeaderId::new(),
+            sub_account: SubAccountId::new(),
+            label: None,
+            multiplier,
+            max_position_size: None,
+            enabled: true,
+            copy_tp: true,
+            copy_sl: true,
+            daily_loss_limit: None,
+            max_drawdown: None,
+            locked_out: false,
+            lockout_reason: None,
+        }
+    }
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()
+    }
+
+    /// The follower's signed position after applying `step` to `from`.
+    fn after(from: i64, step: CopyAction) -> i64 {
+        match step {
+            CopyAction::Nothing => from,
+            CopyAction::Entry { side, qty, .. }
+            | CopyAction::Increase { side, qty }
+            | CopyAction::Reduce { side, qty } => from + signed(side, qty),
+            CopyAction::Close { .. } => 0,
+            CopyAction::Reverse {
+                entry_side,
+                entry_qty,
+                ..
+            } => signed(entry_side, entry_qty),
+        }
+    }
+
+    #[test]
+    fn the_five_steps_give_every_follower_the_table() {
+        // entry 2 → add 2 → trim 1 → reversal to short 2 → flat.
+        let leader_fills = [2, 2, -1, -5, 2];
+        let expected = [
+            (dec!(1), [2, 4, 3, -2, 0]),
+            (dec!(2), [4, 8, 6, -4, 0]),
+            (dec!(0.5), [1, 2, 2, -1, 0]),
+        ];
+        for (multiplier, table) in expected {
+            let f = follower(multiplier);
+            let tgt = target(&f, &[], "MNQZ6");
+            let mut positions = Positions::default();
+            positions.seed("L", "MNQZ6", 0, None);
+            let mut held = 0;
+            for (i, (q, want)) in leader_fills.iter().zip(table).enumerate() {
+                let i64i = i64::try_from(i).unwrap();
+                let Tracked::Change(change) =
+                    positions.apply("L", "MNQZ6", &format!("f{i}"), *q, t(i64i))
+                else {
+                    panic!("a new fill is a change")
+                };
+                held = after(held, step(change, &tgt).unwrap());
+                assert_eq!(held, want, "multiplier {multiplier}, step {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_mapping_changes_the_root_and_scales_by_its_ratio() {
+        let f = follower(dec!(1));
+        let mapping = ContractMapping {
+            source_root: "NQ".into(),
+            target_root: "MNQ".into(),
+            quantity_ratio: dec!(10),
+        };
+        let tgt = target(&f, std::slice::from_ref(&mapping), "NQZ6");
+        assert_eq!(tgt.symbol, "MNQZ6");
+        assert_eq!(
+            step(Change { prev: 0, new: -2 }, &tgt).unwrap(),
+            CopyAction::Entry {
+                side: Side::Sell,
+                qty: 20,
+                take_profit: true,
+                stop: true
+            }
+        );
+        // Another root is not mapped.
+        assert_eq!(target(&f, &[mapping], "ESZ6").symbol, "ESZ6");
+        let close = step(Change { prev: 3, new: 0 }, &tgt).unwrap();
+        assert_eq!(
+            close,
+            CopyAction::Close {
+                direction: Direction::Long,
+                expected_qty: 30
+            }
+        );
+    }
+
+    #[test]
+    fn a_fill_seen_again_is_the_same_change_and_an_old_one_changes_nothing() {
+        let mut p = Positions::default();
+        p.seed("L", "C", 1, Some(t(10)));
+        assert_eq!(p.apply("L", "C", "old", 1, t(5)), Tracked::Old);
+        let first = p.apply("L", "C", "a", 2, t(11));
+        assert_eq!(first, Tracked::Change(Change { prev: 1, new: 3 }));
+        assert_eq!(p.apply("L", "C", "a", 2, t(11)), first);
+        assert_eq!(
+            p.apply("L", "C", "b", -3, t(12)),
+            Tracked::Change(Change { prev: 3, new: 0 })
+        );
+        assert!(p.knows("L", "C") && !p.knows("L", "D"));
+    }
+
+    #[test]
+    fn a_seed_from_the_store_leaves_the_fill_out_once() {
+        // Nothing stored: flat, every fill counts.
+        assert_eq!(seed_before(None, 2, t(10)), (0, None));
+        // Stored before the fill: the state before it.
+        assert_eq!(seed_before(Some((4, t(5))), -1, t(10)), (4, Some(t(5))));
+        // Stored as new as the fill (it includes it): the fill taken back out, then applied.
+        let (net, at) = seed_before(Some((3, t(10))), -1, t(10));
+        assert_eq!((net, at), (4, Some(t(10))));
+        let mut p = Positions::default();
+        p.seed("L", "C", net, at);
+        assert_eq!(
+            p.apply("L", "C", "trim", -1, t(10)),
+            Tracked::Change(Change { prev: 4, new: 3 })
+        );
+    }
+
+    #[test]
+    fn a_replay_after_a_restart_ends_where_the_store_is() {
+        // The day: +2, +2, -1 (the store: 3 at t(12)). A restarted copier gets the session's
+        // replay, oldest first.
+        let recorded = vec![
+            ("a".to_owned(), 2, t(10)),
+            ("b".to_owned(), 2, t(11)),
+            ("c".to_owned(), -1, t(12)),
+        ];
+        let included = included_since(("a", 2, t(10)), &recorded, t(12));
+        assert_eq!(included, 3);
+        let (net, at) = seed_before(Some((3, t(12))), included, t(10));
+        let mut p = Positions::default();
+        p.seed("L", "C", net, at);
+        for (id, q, when) in &recorded {
+            let _ = p.apply("L", "C", id, *q, *when);
+        }
+        assert_eq!(
+            p.apply("L", "C", "d", 1, t(13)),
+            Tracked::Change(Change { prev: 3, new: 4 }),
+            "the next live fill starts from the store's position"
+        );
+        // A fill not recorded yet counts itself.
+        assert_eq!(included_since(("x", -1, t(12)), &[], t(12)), -1);
+    }
+
+    #[test]
+    fn our_client_order_ids_are_recognised() {
+        let ours = jt_messages::intent::client_order_id(jt_messages::derived_id("t", &["1"]));
+        assert!(is_ours(Some(&ours)));
+        assert!(is_ours(Some(&format!("{ours}-tp1"))));
+        assert!(!is_ours(Some("JT_COPY_1")));
+        assert!(!is_ours(Some("jtshort")));
+        assert!(!is_ours(None));
+    }
+}

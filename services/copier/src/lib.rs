@@ -1,0 +1,636 @@
+//! The copier: copy trading (DOMAIN.md §10, issue #22). A leader's fills, seen on BROKER_EVENTS
+//! (what the connection manager republishes), are copied to the leader's followers as
+//! [`jt_messages::CopyIntent`]s on ORDERS, exactly once.
+//!
+//! - **Automatic mode**: the durable consumer `copier` on BROKER_EVENTS reads every fill; a
+//!   fill of a sub-account that leads (`leaders` row, `enabled` and `auto_copy`, read on every
+//!   fill: toggling needs no restart) is copied. Fills are handled one at a time in stream
+//!   order (`max_in_flight` 1): the leader's position before and after each fill is tracked
+//!   per (sub-account, contract) from the fills themselves ([`engine::Positions`]), seeded from
+//!   the store's broker positions the first time a contract is seen.
+//! - **Per follower**, the DOMAIN §10 table through `jt_domain::copy::copy_delta` (multiplier,
+//!   rounding, `max_position_size`, the contract mapping NQ → MNQ ×10): entry, close, add and
+//!   trim by the difference, reversal as close then entry. Skipped, with the reason in the copy
+//!   log: a disabled or locked-out follower, a follower whose sub-account has its own enabled
+//!   webhook trader (it would be filled twice), an account that would be leader and follower
+//!   in one group, a change that does not move the follower.
+//! - **Exactly once**: the copy log row (follower + leader fill id, unique) is recorded
+//!   *before* the intent is published; a fill already copied to a follower publishes nothing
+//!   (a redelivery, a reconnect's snapshot, the session-end replay). A row left `pending` (a
+//!   crash between recording and publishing) is published again on the redelivery: the
+//!   intent's id derives from the leader fill and the follower, so JetStream's duplicate
+//!   window and the executor's idempotency key make a second publish harmless. After the
+//!   publish the row is `accepted` (queued on ORDERS).
+//! - **Loop prevention**: a fill of one of our own orders (client order id
+//!   `jt` + intent id, [`jt_messages::intent::client_order_id`]) on a leader that itself
+//!   follows another leader is a copy arriving, never copied on.
+//!
+//! - **Outcomes** ([`executions`]): the consumer `copier` on EXECUTIONS writes the executor's
+//!   outcome of each copy intent back to its copy log row (intent, order id, price, status,
+//!   latency from the leader's fill received).
+//!
+//! What it must not do: place an order itself (followers' orders are intents, executed by the
+//! executor serially with the follower account's other orders), or hold a broker connection.
+
+pub mod engine;
+pub mod executions;
+mod metrics;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use jt_broker::{BrokerEvent, FillReport};
+use jt_bus::{Bus, ConsumeOptions, Definitions, Envelope, Incoming, MessageId, Outcome};
+use jt_connect::BrokerAccess;
+use jt_domain::copy::CopyAction;
+use jt_messages::{
+    BrokerEventMessage, CopyIntent, ExecutionMessage, IntentMessage, LeaderChange, ReportedEvent,
+};
+use jt_runtime::config::{ConfigError, Env, or_default};
+use jt_runtime::health::Criticality;
+use jt_service::{Context, Running};
+use jt_store::repo::copy::CopyRecorded;
+use jt_store::repo::copy::{Follower, Leader, NewCopy};
+use jt_store::{
+    BrokerAccountId, CopyLogId, CopyStatus, CopyTrigger, Store, StoreError, SubAccountId, UserId,
+};
+use parking_lot::Mutex;
+
+use engine::{Change, Positions, Tracked};
+
+/// The copier's settings.
+#[derive(Debug, Clone)]
+pub struct CopierConfig {
+    /// Seconds after the leader's fill was received past which a copied *entry* is not sent
+    /// (`JT_COPY_MAX_LAG_SECS`, default 60; 0 = never too late). Exits are always executed.
+    /// Above the consumer's ack wait (30 s): a fill held by a copier that crashed comes back
+    /// after it, and its entries must still be copied.
+    pub max_lag_secs: Option<u32>,
+    /// How the BROKER_EVENTS consumer runs (one message at a time: fills in order).
+    pub consume: ConsumeOptions,
+}
+
+impl Default for CopierConfig {
+    fn default() -> Self {
+        Self {
+            max_lag_secs: Some(60),
+            consume: ConsumeOptions {
+                max_in_flight: 1,
+                ..ConsumeOptions::default()
+            },
+        }
+    }
+}
+
+impl CopierConfig {
+    /// Reads the settings from the environment, with defaults.
+    ///
+    /// # Errors
+    /// A variable that is set but malformed, named in the error.
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        let lag: u32 = or_default(env, "JT_COPY_MAX_LAG_SECS", 60)?;
+        Ok(Self {
+            max_lag_secs: (lag > 0).then_some(lag),
+            ..Self::default()
+        })
+    }
+}
+
+/// Starts the copier on `ctx`: the BROKER_EVENTS consumer `copier`, until `ctx.shutdown`.
+///
+/// # Errors
+/// None today (the consumer's own errors end the returned task).
+pub async fn start(config: CopierConfig, ctx: &Context) -> anyhow::Result<Running> {
+    ctx.register_core_health(Criticality::Required).await;
+    let copier = Copier {
+        store: ctx.store.clone(),
+        bus: ctx.bus.clone(),
+        positions: Arc::new(Mutex::new(Positions::default())),
+        brokers: ctx.brokers.clone(),
+        names: Arc::new(Mutex::new(HashMap::new())),
+        max_lag_secs: config.max_lag_secs,
+    };
+    let bus = ctx.bus.clone();
+    let stop = ctx.shutdown.clone();
+    let mut options = config.consume;
+    options.max_in_flight = 1;
+    let store = ctx.store.clone();
+    let task = tokio::spawn(async move {
+        let defs = Definitions::new(bus.namespace());
+        let outcomes = {
+            let (bus, stop, defs) = (bus.clone(), stop.clone(), defs.clone());
+            tokio::spawn(async move {
+                bus.consume(
+                    &defs.copier_executions,
+                    ConsumeOptions::default(),
+                    stop,
+                    move |msg: Incoming<ExecutionMessage>| executions::handle(store.clone(), msg),
+                )
+                .await
+            })
+        };
+        let copied = bus
+            .consume(
+                &defs.copier_events,
+                options,
+                stop.clone(),
+                move |msg: Incoming<BrokerEventMessage>| {
+                    let copier = copier.clone();
+                    async move { copier.handle(msg).await }
+                },
+            )
+            .await;
+        // One consumer ending (shutdown, or a fatal error) ends the other.
+        stop.cancel();
+        let recorded = outcomes.await;
+        copied?;
+        recorded??;
+        Ok(())
+    });
+    Ok(Running::new("copier", axum::Router::new(), task))
+}
+
+/// Followers copied at once for one leader fill.
+const PARALLEL_FOLLOWERS: usize = 16;
+
+/// Why a fill could not be handled now.
+#[derive(Debug)]
+enum Failure {
+    Store(StoreError),
+    Publish(String),
+    Broker(String),
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Store(e) => write!(f, "store: {e}"),
+            Self::Publish(e) => write!(f, "publish: {e}"),
+            Self::Broker(e) => write!(f, "contract name: {e}"),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Copier {
+    store: Store,
+    bus: Bus,
+    positions: Arc<Mutex<Positions>>,
+    brokers: Arc<BrokerAccess>,
+    /// Contract names by (login, broker contract id), for fills that carry only the id.
+    names: Arc<Mutex<HashMap<(BrokerAccountId, String), String>>>,
+    max_lag_secs: Option<u32>,
+}
+
+/// A follower's outcome before anything is recorded.
+enum Decision {
+    Skip(&'static str, String),
+    /// The step, and the follower's login.
+    Copy(CopyAction, BrokerAccountId),
+}
+
+impl Copier {
+    async fn handle(&self, msg: Incoming<BrokerEventMessage>) -> Outcome {
+        let event = &msg.envelope.payload;
+        let ReportedEvent::Known(BrokerEvent::Fill(fill)) = &event.event else {
+            return Outcome::Ack;
+        };
+        match self.fill(event, fill).await {
+            Ok(outcome) => {
+                metrics::leader_event(outcome);
+                Outcome::Ack
+            }
+            Err(Failure::Store(StoreError::NotFound { entity, id })) => {
+                metrics::leader_event("failed");
+                tracing::info!(sub_account = %event.sub_account_id, "leader fill for a {entity} that is gone ({id}): dropped");
+                Outcome::Ack
+            }
+            Err(Failure::Store(e @ (StoreError::Invalid { .. } | StoreError::Corrupt { .. }))) => {
+                metrics::leader_event("failed");
+                Outcome::reject(format!("the copy cannot be recorded: {e}"))
+            }
+            Err(e) => {
+                metrics::leader_event("failed");
+                tracing::warn!(sub_account = %event.sub_account_id, fill = %fill.id, error = %e, "leader fill not copied yet: retried");
+                Outcome::retry(format!("copying the fill failed: {e}"))
+            }
+        }
+    }
+
+    /// Tracks one fill and copies it when its sub-account leads in automatic mode.
+    async fn fill(
+        &self,
+        event: &BrokerEventMessage,
+        fill: &FillReport,
+    ) -> Result<&'static str, Failure> {
+        let owner = event.owner_id;
+        let copying = self.store.copying();
+        let Some(leader) = copying.leader_of(owner, event.sub_account_id).await? else {
+            return Ok("not_leader");
+        };
+        let contract = self.contract_name(event, fill).await?;
+        let sub = event.sub_account_id.to_string();
+        let known = self.positions.lock().knows(&sub, &contract);
+        if !known {
+            let (net, at) = self
+                .seed(owner, event.sub_account_id, &contract, fill)
+                .await?;
+            let mut positions = self.positions.lock();
+            if !positions.knows(&sub, &contract) {
+                positions.seed(&sub, &contract, net, at);
+            }
+        }
+        let tracked = self.positions.lock().apply(
+            &sub,
+            &contract,
+            &fill.id.to_string(),
+            engine::signed(fill.side, fill.qty),
+            fill.timestamp,
+        );
+        let Tracked::Change(change) = tracked else {
+            tracing::debug!(fill = %fill.id, "a replayed leader fill older than the tracked position: not copied");
+            return Ok("old");
+        };
+        if !leader.enabled || !leader.auto_copy {
+            return Ok("leader_off");
+        }
+        if engine::is_ours(fill.client_order_id.as_deref())
+            && self.follows(owner, event.sub_account_id).await?
+        {
+            tracing::debug!(fill = %fill.id, "a fill of our own copy order on a following leader: not copied on");
+            return Ok("own_copy");
+        }
+        let followers = copying.followers(owner, leader.id).await?;
+        if followers.is_empty() {
+            return Ok("copied");
+        }
+        let traders: HashSet<SubAccountId> = self
+            .store
+            .traders()
+            .list(owner)
+            .await?
+            .into_iter()
+            .filter(|t| t.enabled)
+            .map(|t| t.sub_account)
+            .collect();
+        // Every follower at once (bounded: each copy is a few store round trips and a
+        // publish). A failure retries the whole fill: the copies already accepted are
+        // recognised, the rest are made.
+        let (leader_ref, contract_ref, traders_ref) = (&leader, &contract, &traders);
+        let mut copies: Vec<futures_util::future::BoxFuture<'_, (&Follower, Result<(), Failure>)>> =
+            Vec::with_capacity(followers.len());
+        for follower in &followers {
+            copies.push(Box::pin(async move {
+                let done = self
+                    .copy_to(
+                        event,
+                        fill,
+                        leader_ref,
+                        contract_ref,
+                        change,
+                        follower,
+                        traders_ref,
+                    )
+                    .await;
+                (follower, done)
+            }));
+        }
+        let results: Vec<(&Follower, Result<(), Failure>)> = futures_util::stream::iter(copies)
+            .buffer_unordered(PARALLEL_FOLLOWERS)
+            .collect()
+            .await;
+        let mut failed = None;
+        for (follower, done) in results {
+            match done {
+                Ok(()) => {}
+                // Removed meanwhile: the others are still copied.
+                Err(Failure::Store(StoreError::NotFound { entity, id })) => {
+                    metrics::skipped("gone");
+                    tracing::info!(follower = %follower.id, fill = %fill.id, "follower not copied: its {entity} is gone ({id})");
+                }
+                Err(e) => failed = Some(e),
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        tracing::info!(leader = %leader.id, fill = %fill.id, prev = change.prev, new = change.new, followers = followers.len(), "leader fill copied");
+        Ok("copied")
+    }
+
+    /// The leader's position on `contract` before `fill`, from the store's picture (the
+    /// positions service's): when the stored state is as new as the fill it includes it.
+    async fn seed(
+        &self,
+        owner: UserId,
+        sub: SubAccountId,
+        contract: &str,
+        fill: &FillReport,
+    ) -> Result<(i64, Option<chrono::DateTime<chrono::Utc>>), StoreError> {
+        let id = fill.contract.to_string();
+        let ours = |c: &str| c == contract || c == id;
+        let broker = self.store.broker();
+        let held = broker
+            .positions(owner, sub)
+            .await?
+            .into_iter()
+            .find(|p| ours(&p.contract));
+        let mut included = 0;
+        if let Some(p) = held
+            .as_ref()
+            .filter(|p| p.broker_updated_at >= fill.timestamp)
+        {
+            let day = fill
+                .trade_date
+                .unwrap_or_else(|| jt_domain::session::trading_day(fill.timestamp));
+            let recorded: Vec<(String, i64, chrono::DateTime<chrono::Utc>)> = broker
+                .fills_of_day(owner, sub, day)
+                .await?
+                .into_iter()
+                .filter(|f| ours(&f.contract))
+                .map(|f| {
+                    (
+                        f.broker_fill_id,
+                        engine::signed(f.side, f.quantity),
+                        f.filled_at,
+                    )
+                })
+                .collect();
+            included = engine::included_since(
+                (
+                    &fill.id.to_string(),
+                    engine::signed(fill.side, fill.qty),
+                    fill.timestamp,
+                ),
+                &recorded,
+                p.broker_updated_at,
+            );
+        }
+        Ok(engine::seed_before(
+            held.map(|p| (p.net_quantity, p.broker_updated_at)),
+            included,
+            fill.timestamp,
+        ))
+    }
+
+    /// The fill's contract name (`NQZ6`: what a follower trades, mapped or not). A fill that
+    /// carries only the broker's contract id is named from the leader's positions at the broker,
+    /// or else from its fills of the day (reads per login and contract, then remembered); a
+    /// contract neither names keeps its id.
+    async fn contract_name(
+        &self,
+        event: &BrokerEventMessage,
+        fill: &FillReport,
+    ) -> Result<String, Failure> {
+        if let Some(name) = fill.symbol.as_deref().filter(|s| !s.is_empty()) {
+            return Ok(name.to_owned());
+        }
+        let id = fill.contract.to_string();
+        let key = (event.broker_account_id, id.clone());
+        if let Some(name) = self.names.lock().get(&key) {
+            return Ok(name.clone());
+        }
+        let login = self
+            .store
+            .accounts()
+            .get(event.owner_id, event.broker_account_id)
+            .await?;
+        let broker = self
+            .brokers
+            .for_account(&login)
+            .await
+            .map_err(|e| Failure::Broker(e.to_string()))?;
+        let held = broker
+            .positions(&event.account)
+            .await
+            .map_err(|e| Failure::Broker(e.to_string()))?;
+        let mut learnt: Vec<(String, String)> = held
+            .into_iter()
+            .filter_map(|p| Some((p.contract.to_string(), p.symbol.filter(|s| !s.is_empty())?)))
+            .collect();
+        if !learnt.iter().any(|(c, _)| *c == id) {
+            // A fill that left the leader flat: its contract may be gone from the positions;
+            // the day's fills name it.
+            let fills = broker
+                .fills(&event.account)
+                .await
+                .map_err(|e| Failure::Broker(e.to_string()))?;
+            learnt.extend(fills.into_iter().filter_map(|f| {
+                Some((f.contract.to_string(), f.symbol.filter(|s| !s.is_empty())?))
+            }));
+        }
+        let mut names = self.names.lock();
+        for (contract, name) in learnt {
+            names.insert((event.broker_account_id, contract), name);
+        }
+        Ok(names.get(&key).cloned().unwrap_or(id))
+    }
+
+    /// Whether `sub` follows any of the owner's leaders.
+    async fn follows(&self, owner: UserId, sub: SubAccountId) -> Result<bool, StoreError> {
+        let copying = self.store.copying();
+        for leader in copying.leaders(owner).await? {
+            if copying
+                .followers(owner, leader.id)
+                .await?
+                .iter()
+                .any(|f| f.sub_account == sub)
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn copy_to(
+        &self,
+        event: &BrokerEventMessage,
+        fill: &FillReport,
+        leader: &Leader,
+        contract: &str,
+        change: Change,
+        follower: &Follower,
+        traders: &HashSet<SubAccountId>,
+    ) -> Result<(), Failure> {
+        let owner = event.owner_id;
+        let copying = self.store.copying();
+        let mappings = copying.mappings(owner, follower.id).await?;
+        let target = engine::target(follower, &mappings, contract);
+        let decision = if follower.sub_account == leader.sub_account {
+            Decision::Skip(
+                "same_account",
+                "an account is never leader and follower in one group".into(),
+            )
+        } else if !follower.enabled {
+            Decision::Skip("disabled", "the follower is disabled".into())
+        } else if follower.locked_out {
+            Decision::Skip(
+                "locked_out",
+                format!(
+                    "the follower is locked out: {}",
+                    follower.lockout_reason.as_deref().unwrap_or("a risk limit")
+                ),
+            )
+        } else if traders.contains(&follower.sub_account) {
+            Decision::Skip(
+                "own_trader",
+                "the follower's sub-account has its own enabled webhook trader: a copy would \
+                 fill it twice"
+                    .into(),
+            )
+        } else {
+            match engine::step(change, &target) {
+                Err(e) => Decision::Skip("invalid", format!("the follower's sizing: {e}")),
+                Ok(CopyAction::Nothing) => Decision::Skip(
+                    "no_change",
+                    "the leader's change does not move this follower (its size is unchanged)"
+                        .into(),
+                ),
+                Ok(step) => {
+                    match self
+                        .store
+                        .accounts()
+                        .sub_account(owner, follower.sub_account)
+                        .await
+                    {
+                        Ok(sub) if sub.enabled => Decision::Copy(step, sub.broker_account),
+                        Ok(_) => Decision::Skip(
+                            "disabled",
+                            "the follower's sub-account is disabled".into(),
+                        ),
+                        Err(StoreError::NotFound { .. }) => Decision::Skip(
+                            "gone",
+                            "the follower's sub-account no longer exists".into(),
+                        ),
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+        };
+        let order = match &decision {
+            Decision::Copy(step, _) => engine::order_of(step),
+            Decision::Skip(..) => None,
+        };
+        let fill_id = fill.id.to_string();
+        let recorded = copying
+            .record_copy(
+                owner,
+                NewCopy {
+                    id: CopyLogId::new(),
+                    leader: leader.id,
+                    follower: follower.id,
+                    trigger: CopyTrigger::Auto,
+                    leader_fill_id: Some(fill_id.clone()),
+                    leader_order_id: Some(fill.order_id.to_string()),
+                    leader_symbol: contract.to_owned(),
+                    follower_symbol: target.symbol.clone(),
+                    leader_side: Some(fill.side),
+                    follower_side: order.map(|(side, _)| side),
+                    leader_quantity: fill.qty,
+                    follower_quantity: order.map_or(0, |(_, qty)| qty),
+                    leader_price: Some(fill.price),
+                    status: match decision {
+                        Decision::Copy(..) => CopyStatus::Pending,
+                        Decision::Skip(..) => CopyStatus::Skipped,
+                    },
+                    error: match &decision {
+                        Decision::Skip(_, why) => Some(why.clone()),
+                        Decision::Copy(..) => None,
+                    },
+                },
+            )
+            .await?;
+        let (step, login) = match (decision, recorded) {
+            (Decision::Skip(reason, why), CopyRecorded::New) => {
+                metrics::skipped(reason);
+                tracing::info!(follower = %follower.id, fill = %fill_id, reason = %why, "follower skipped");
+                return Ok(());
+            }
+            (Decision::Skip(..), CopyRecorded::AlreadyCopied) => {
+                metrics::already_copied();
+                return Ok(());
+            }
+            (Decision::Copy(step, login), CopyRecorded::New) => (step, login),
+            (Decision::Copy(step, login), CopyRecorded::AlreadyCopied) => {
+                // Published already, unless the row is still pending (a crash between
+                // recording and publishing): then publish again — the same intent id.
+                let row = copying.copy_of(owner, follower.id, &fill_id).await?;
+                match row {
+                    Some(row) if row.status == CopyStatus::Pending => {
+                        self.publish(
+                            event, fill, leader, contract, change, follower, &target, step, login,
+                        )
+                        .await?;
+                        copying.mark_copy_accepted(owner, row.id).await?;
+                    }
+                    _ => metrics::already_copied(),
+                }
+                return Ok(());
+            }
+        };
+        self.publish(
+            event, fill, leader, contract, change, follower, &target, step, login,
+        )
+        .await?;
+        if let Some(row) = copying.copy_of(owner, follower.id, &fill_id).await? {
+            copying.mark_copy_accepted(owner, row.id).await?;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn publish(
+        &self,
+        event: &BrokerEventMessage,
+        fill: &FillReport,
+        leader: &Leader,
+        contract: &str,
+        change: Change,
+        follower: &Follower,
+        target: &engine::Target,
+        step: CopyAction,
+        login: BrokerAccountId,
+    ) -> Result<(), Failure> {
+        let intent = IntentMessage::copy(
+            event.owner_id,
+            follower.sub_account,
+            login,
+            event.received_at,
+            CopyIntent {
+                leader_sub_account_id: leader.sub_account,
+                leader_event_id: fill.id.to_string(),
+                follower_id: follower.id,
+                symbol: target.symbol.clone(),
+                leader: LeaderChange {
+                    symbol: contract.to_owned(),
+                    prev_net: change.prev,
+                    new_net: change.new,
+                    price: Some(fill.price),
+                },
+                step,
+                // The leader's take-profit and stop are not read yet (issue #22, later part).
+                take_profit: None,
+                stop_loss: None,
+                max_lag_secs: self.max_lag_secs,
+            },
+        );
+        let id =
+            MessageId::new(intent.message_id()).map_err(|e| Failure::Publish(e.to_string()))?;
+        let receipt = self
+            .bus
+            .publish(&Envelope::new(id, intent))
+            .await
+            .map_err(|e| Failure::Publish(e.to_string()))?;
+        metrics::published(receipt.duplicate);
+        tracing::info!(follower = %follower.id, fill = %fill.id, symbol = %target.symbol, ?step, "copy intent published");
+        Ok(())
+    }
+}

@@ -1,0 +1,834 @@
+//! The copier (issue 22 part 1) on JetStream, PostgreSQL and the simulator, with the
+//! connection manager (the leader's fills reach BROKER_EVENTS from the simulator's own event
+//! stream) and the harness's executor (the followers' copy intents are executed): a leader
+//! trading by hand at the broker — entry, add, trim, reversal, flat — and four followers at
+//! multipliers 1, 2 and 0.5 and one mapped NQ → MNQ ×10, every follower's position at the
+//! simulator equal to the DOMAIN §10 table after every step; a redelivered leader fill copies
+//! nothing (one copy log row per follower per fill); a copier restarted mid-sequence, or a
+//! `jt copier` process killed right after leader fills, copies nothing twice and misses nothing; skipped followers logged with their reasons; two leaders
+//! following each other never ping-pong; a Tradovate leader copied to a Webull follower.
+//!
+//! Needs `NATS_URL` (JetStream 2.10+) and `DATABASE_URL` (PostgreSQL): `make test` sets both.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use jt_broker::{AccountId, Broker, BrokerEvent, EventOrigin, FillReport};
+use jt_bus::{Envelope, MessageId};
+use jt_domain::Side;
+use jt_domain::order::{OrderKind, OrderRequest};
+use jt_e2e::{Options, Platform};
+use jt_messages::{BrokerEventMessage, ReportedEvent};
+use jt_store::repo::copy::{ContractMapping, CopyLogEntry, CopyLogQuery, FollowerSettings};
+use jt_store::{BrokerKind, CopyStatus, IntentSource, LeaderId};
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The connection manager and the copier of a test.
+struct Services {
+    stop: CancellationToken,
+    connmgr: jt_service::Running,
+    copier: Option<(CancellationToken, jt_service::Running)>,
+    ctx: jt_service::Context,
+}
+
+impl Services {
+    async fn start(p: &Platform) -> Self {
+        let access = jt_connect::AccessConfig::default()
+            .with_sim_url(p.sim.base_url())
+            .with_start_stagger(Duration::ZERO);
+        let brokers = Arc::new(jt_connect::BrokerAccess::new(p.store.clone(), access));
+        let stop = CancellationToken::new();
+        let ctx = jt_service::Context::new(p.store.clone(), p.bus.clone(), brokers)
+            .with_shutdown(stop.clone());
+        let connmgr = jt_connmgr::start(
+            jt_connmgr::ConnmgrConfig {
+                scan_every: Duration::from_millis(500),
+                ..jt_connmgr::ConnmgrConfig::default()
+            },
+            &ctx,
+        )
+        .await
+        .unwrap();
+        let bus = p.bus.clone();
+        let login = p.subs[0].broker_account;
+        eventually("the login to be connected", async || {
+            jt_connmgr::read_status(&bus, login)
+                .await
+                .unwrap()
+                .filter(|s| s.state == jt_connmgr::LinkState::Connected)
+        })
+        .await;
+        let mut services = Self {
+            stop,
+            connmgr,
+            copier: None,
+            ctx,
+        };
+        services.start_copier().await;
+        services
+    }
+
+    async fn start_copier(&mut self) {
+        let stop = self.stop.child_token();
+        let ctx = self.ctx.clone().with_shutdown(stop.clone());
+        let copier = jt_copier::start(jt_copier::CopierConfig::default(), &ctx)
+            .await
+            .unwrap();
+        self.copier = Some((stop, copier));
+    }
+
+    async fn stop_copier(&mut self) {
+        let (stop, copier) = self.copier.take().unwrap();
+        stop.cancel();
+        copier.wait().await.unwrap();
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        if let Some((_, copier)) = self.copier {
+            copier.wait().await.unwrap();
+        }
+        self.connmgr.wait().await.unwrap();
+    }
+}
+
+/// A person trading the leader's account at the broker (not through the platform).
+struct Hand {
+    broker: Arc<dyn Broker>,
+    account: AccountId,
+    contract: jt_broker::Contract,
+    n: u32,
+}
+
+impl Hand {
+    async fn new(p: &Platform, root: &str) -> Self {
+        let login = p
+            .store
+            .accounts()
+            .get(p.user, p.subs[0].broker_account)
+            .await
+            .unwrap();
+        let access = jt_connect::AccessConfig::default().with_sim_url(p.sim.base_url());
+        let broker = jt_connect::BrokerAccess::new(p.store.clone(), access)
+            .for_account(&login)
+            .await
+            .unwrap();
+        let contract = broker.resolve_contract(root).await.unwrap();
+        Self {
+            broker,
+            account: AccountId::from(p.subs[0].broker_sub_account_id.as_str()),
+            contract,
+            n: 0,
+        }
+    }
+
+    async fn trade(&mut self, side: Side, qty: u32) {
+        self.n += 1;
+        self.broker
+            .place_order(
+                &self.account,
+                &self.contract,
+                &OrderRequest {
+                    client_order_id: format!("by-hand-{}", self.n),
+                    side,
+                    qty,
+                    kind: OrderKind::Market,
+                },
+            )
+            .await
+            .unwrap();
+    }
+}
+
+fn settings(multiplier: Decimal) -> FollowerSettings {
+    FollowerSettings {
+        label: None,
+        multiplier,
+        max_position_size: None,
+        enabled: true,
+        copy_tp: false,
+        copy_sl: false,
+        daily_loss_limit: None,
+        max_drawdown: None,
+    }
+}
+
+/// The leader with followers on sub-accounts 2… at these multipliers; the last one mapped
+/// NQ → MNQ ×10 when `mapped`.
+async fn group(p: &Platform, multipliers: &[Decimal], mapped: bool) -> LeaderId {
+    let copying = p.store.copying();
+    let leader = copying
+        .create_leader(p.user, p.subs[0].id, Some("leader"), true)
+        .await
+        .unwrap();
+    for (i, m) in multipliers.iter().enumerate() {
+        let f = copying
+            .add_follower(p.user, leader.id, p.subs[i + 1].id, settings(*m))
+            .await
+            .unwrap();
+        if mapped && i + 1 == multipliers.len() {
+            copying
+                .set_mappings(
+                    p.user,
+                    f.id,
+                    &[ContractMapping {
+                        source_root: "NQ".into(),
+                        target_root: "MNQ".into(),
+                        quantity_ratio: dec!(10),
+                    }],
+                )
+                .await
+                .unwrap();
+        }
+    }
+    leader.id
+}
+
+/// Waits until every follower (sub-accounts 2…) holds `want` at the simulator.
+async fn followers_hold(p: &Platform, step: &str, want: &[i64]) {
+    followers_hold_within(p, step, want, WAIT).await;
+}
+
+async fn followers_hold_within(p: &Platform, step: &str, want: &[i64], wait: Duration) {
+    let deadline = Instant::now() + wait;
+    loop {
+        let held: Vec<i64> = (1..=want.len()).map(|i| p.net_position(i)).collect();
+        if held == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{step}: the followers hold {held:?}, the table says {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn copy_log(p: &Platform, leader: LeaderId) -> Vec<CopyLogEntry> {
+    p.store
+        .copying()
+        .copy_log(
+            p.user,
+            &CopyLogQuery {
+                leader: Some(leader),
+                limit: 500,
+                ..CopyLogQuery::default()
+            },
+        )
+        .await
+        .unwrap()
+}
+
+async fn copy_intents(p: &Platform, followers: usize) -> usize {
+    let mut n = 0;
+    for i in 1..=followers {
+        n += p
+            .store
+            .intents()
+            .for_sub_account(p.user, p.subs[i].id, 500)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|x| x.source == IntentSource::Copy)
+            .count();
+    }
+    n
+}
+
+/// The five steps: (leader side, quantity), the leader's net after, each follower's net after
+/// (multipliers 1, 2, 0.5, and 1 mapped NQ → MNQ ×10).
+const STEPS: [(&str, Side, u32, [i64; 4]); 5] = [
+    ("entry", Side::Buy, 2, [2, 4, 1, 20]),
+    ("add", Side::Buy, 2, [4, 8, 2, 40]),
+    // f(3) = round(1.5) = 2 at 0.5: that follower does not move.
+    ("trim", Side::Sell, 1, [3, 6, 2, 30]),
+    ("reversal", Side::Sell, 5, [-2, -4, -1, -20]),
+    ("flat", Side::Buy, 2, [0, 0, 0, 0]),
+];
+
+#[tokio::test]
+async fn a_leaders_trades_by_hand_reach_every_follower_as_the_table_says_exactly_once() {
+    let p = Platform::start(Options {
+        accounts: 5,
+        ..Options::default()
+    })
+    .await;
+    let services = Services::start(&p).await;
+    let leader = group(&p, &[dec!(1), dec!(2), dec!(0.5), dec!(1)], true).await;
+    let mut hand = Hand::new(&p, "NQ").await;
+
+    let mut leader_net = 0;
+    for (step, side, qty, want) in STEPS {
+        hand.trade(side, qty).await;
+        leader_net += jt_copier::engine::signed(side, qty);
+        assert_eq!(p.net_position(0), leader_net, "{step}: the leader");
+        followers_hold(&p, step, &want).await;
+        let mapped = p.sim.admin().positions(Some(&p.subs[4].name)).unwrap();
+        assert!(
+            mapped
+                .iter()
+                .all(|x| x.net_pos == 0 || x.contract.starts_with("MNQ")),
+            "{step}: the mapped follower trades MNQ: {mapped:?}"
+        );
+    }
+
+    // One row per follower per leader fill; the trim skipped for the 0.5 follower.
+    let fills: HashSet<String> = copy_log(&p, leader)
+        .await
+        .iter()
+        .filter_map(|r| r.leader_fill_id.clone())
+        .collect();
+    let log = eventually("a copy log row per follower per fill", async || {
+        let log = copy_log(&p, leader).await;
+        (log.len() == fills.len() * 4 && fills.len() >= STEPS.len()).then_some(log)
+    })
+    .await;
+    let mut pairs = HashSet::new();
+    for row in &log {
+        assert!(
+            pairs.insert((row.follower, row.leader_fill_id.clone())),
+            "{row:?}"
+        );
+    }
+    let skipped: Vec<_> = log
+        .iter()
+        .filter(|r| r.status == CopyStatus::Skipped)
+        .collect();
+    assert_eq!(skipped.len(), 1, "{log:#?}");
+    assert_eq!(skipped[0].leader_side, Some(Side::Sell));
+    let intents = copy_intents(&p, 4).await;
+    assert_eq!(intents, log.len() - 1, "one copy intent per copied row");
+    // The executor's outcome is written back: the follower's intent, status and latency.
+    let log = eventually("every copy's outcome in the log", async || {
+        let log = copy_log(&p, leader).await;
+        log.iter()
+            .filter(|r| r.status != CopyStatus::Skipped)
+            .all(|r| {
+                r.follower_intent.is_some()
+                    && r.latency_ms.is_some()
+                    && matches!(r.status, CopyStatus::Filled | CopyStatus::Accepted)
+            })
+            .then_some(log)
+    })
+    .await;
+    assert!(
+        log.iter()
+            .filter(|r| r.status != CopyStatus::Skipped)
+            .all(|r| r.follower_order_id.is_some()),
+        "{log:#?}"
+    );
+
+    // A leader fill delivered again under another message id (past JetStream's duplicate
+    // window), and the simulator's own replay of the session: nothing is copied twice.
+    let entry = log
+        .iter()
+        .filter(|r| r.leader_side == Some(Side::Buy))
+        .min_by_key(|r| r.created_at)
+        .unwrap();
+    let sub = &p.subs[0];
+    let again = BrokerEventMessage {
+        owner_id: p.user,
+        broker_account_id: sub.broker_account,
+        sub_account_id: sub.id,
+        account: AccountId::from(sub.broker_sub_account_id.as_str()),
+        broker: BrokerKind::Sim,
+        origin: EventOrigin::Live,
+        received_at: Utc::now(),
+        event: ReportedEvent::Known(BrokerEvent::Fill(FillReport {
+            id: entry.leader_fill_id.clone().unwrap().into(),
+            order_id: entry.leader_order_id.clone().unwrap().into(),
+            account: AccountId::from(sub.broker_sub_account_id.as_str()),
+            contract: entry.leader_symbol.clone().into(),
+            symbol: Some(entry.leader_symbol.clone()),
+            side: Side::Buy,
+            qty: entry.leader_quantity,
+            price: entry.leader_price.unwrap(),
+            timestamp: Utc::now(),
+            trade_date: None,
+            client_order_id: Some("by-hand-1".into()),
+        })),
+    };
+    p.bus
+        .publish(&Envelope::new(
+            MessageId::new(format!("redelivered-{}", uuid::Uuid::new_v4().simple())).unwrap(),
+            again,
+        ))
+        .await
+        .unwrap();
+    let _ = p.sim.admin().replay(Some(&sub.name));
+    let lag_gone = async || {
+        let lag = p
+            .bus
+            .consumer_lag(&jt_bus::Definitions::new(p.bus.namespace()).copier_events)
+            .await
+            .unwrap();
+        (lag.pending == 0 && lag.ack_pending == 0).then_some(())
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    eventually("the copier to drain", lag_gone).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(copy_log(&p, leader).await.len(), log.len(), "no new copy");
+    assert_eq!(copy_intents(&p, 4).await, intents, "no new intent");
+    followers_hold(&p, "after the redelivery", &[0, 0, 0, 0]).await;
+    let per_follower: HashMap<_, usize> = log.iter().fold(HashMap::new(), |mut m, r| {
+        *m.entry(r.follower).or_default() += 1;
+        m
+    });
+    assert!(per_follower.values().all(|n| *n == fills.len()));
+
+    services.stop().await;
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn a_copier_restarted_mid_sequence_copies_nothing_twice_and_misses_nothing() {
+    let p = Platform::start(Options {
+        accounts: 5,
+        ..Options::default()
+    })
+    .await;
+    let mut services = Services::start(&p).await;
+    // The positions service keeps the store's picture of the leader, which a restarted copier
+    // seeds its tracking from.
+    let positions_stop = services.stop.child_token();
+    let positions = jt_positions::start(
+        jt_positions::PositionsConfig {
+            reconcile_every: Duration::from_secs(3600),
+            ..jt_positions::PositionsConfig::default()
+        },
+        &services.ctx.clone().with_shutdown(positions_stop.clone()),
+    )
+    .await
+    .unwrap();
+    let leader = group(&p, &[dec!(1), dec!(2), dec!(0.5), dec!(1)], true).await;
+    let mut hand = Hand::new(&p, "NQ").await;
+    let stored = async |net: i64| {
+        let held: i64 = p
+            .store
+            .broker()
+            .positions(p.user, p.subs[0].id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|x| x.net_quantity)
+            .sum();
+        (held == net).then_some(())
+    };
+
+    let mut leader_net = 0;
+    for (i, (step, side, qty, want)) in STEPS.into_iter().enumerate() {
+        // Stopped before the trim and before the flat: the fill waits on the durable
+        // consumer, and the tracked position (and the contract's name) is gone with the
+        // process.
+        let restart = i == 2 || i == 4;
+        if restart {
+            services.stop_copier().await;
+        }
+        hand.trade(side, qty).await;
+        leader_net += jt_copier::engine::signed(side, qty);
+        if restart {
+            eventually("the store to hold the leader's trim", async || {
+                stored(leader_net).await
+            })
+            .await;
+            services.start_copier().await;
+        }
+        followers_hold(&p, step, &want).await;
+    }
+    let log = eventually("a copy log row per follower per fill", async || {
+        let log = copy_log(&p, leader).await;
+        let fills: HashSet<_> = log
+            .iter()
+            .filter_map(|r| r.leader_fill_id.clone())
+            .collect();
+        (log.len() == fills.len() * 4 && fills.len() >= STEPS.len()).then_some(log)
+    })
+    .await;
+    let mut pairs = HashSet::new();
+    for row in &log {
+        assert!(
+            pairs.insert((row.follower, row.leader_fill_id.clone())),
+            "{row:?}"
+        );
+    }
+    assert_eq!(
+        copy_intents(&p, 4).await,
+        log.iter()
+            .filter(|r| r.status != CopyStatus::Skipped)
+            .count()
+    );
+
+    // Restarted once more, then the whole session replayed (as at the session's end, past
+    // JetStream's duplicate window: new message ids): nothing is copied again, and the next
+    // trade starts from the leader's real position.
+    services.stop_copier().await;
+    services.start_copier().await;
+    let day = jt_domain::session::trading_day(Utc::now());
+    let sub = &p.subs[0];
+    for f in p
+        .store
+        .broker()
+        .fills_of_day(p.user, sub.id, day)
+        .await
+        .unwrap()
+    {
+        let replayed = BrokerEventMessage {
+            owner_id: p.user,
+            broker_account_id: sub.broker_account,
+            sub_account_id: sub.id,
+            account: AccountId::from(sub.broker_sub_account_id.as_str()),
+            broker: BrokerKind::Sim,
+            origin: EventOrigin::Snapshot,
+            received_at: Utc::now(),
+            event: ReportedEvent::Known(BrokerEvent::Fill(FillReport {
+                id: f.broker_fill_id.clone().into(),
+                order_id: f.broker_order_id.clone().into(),
+                account: AccountId::from(sub.broker_sub_account_id.as_str()),
+                contract: f.contract.clone().into(),
+                symbol: None,
+                side: f.side,
+                qty: f.quantity,
+                price: f.price,
+                timestamp: f.filled_at,
+                trade_date: Some(f.trading_day),
+                client_order_id: f.client_order_id.clone(),
+            })),
+        };
+        p.bus
+            .publish(&Envelope::new(
+                MessageId::new(format!("replayed-{}", uuid::Uuid::new_v4().simple())).unwrap(),
+                replayed,
+            ))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    eventually("the copier to drain the replay", async || {
+        let lag = p
+            .bus
+            .consumer_lag(&jt_bus::Definitions::new(p.bus.namespace()).copier_events)
+            .await
+            .unwrap();
+        (lag.pending == 0 && lag.ack_pending == 0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        copy_log(&p, leader).await.len(),
+        log.len(),
+        "nothing copied again"
+    );
+    hand.trade(Side::Buy, 1).await;
+    followers_hold(&p, "an entry after the replay", &[1, 2, 1, 10]).await;
+
+    positions_stop.cancel();
+    positions.wait().await.unwrap();
+    services.stop().await;
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn skipped_followers_are_logged_with_their_reason_and_two_leaders_following_each_other_never_ping_pong()
+ {
+    let p = Platform::start(Options {
+        accounts: 5,
+        ..Options::default()
+    })
+    .await;
+    let services = Services::start(&p).await;
+    let copying = p.store.copying();
+    // ACC1 leads ACC2 (disabled), ACC3 (locked out), ACC4 (its own webhook trader), ACC5.
+    let a = copying
+        .create_leader(p.user, p.subs[0].id, Some("A"), true)
+        .await
+        .unwrap();
+    let disabled = FollowerSettings {
+        enabled: false,
+        ..settings(dec!(1))
+    };
+    copying
+        .add_follower(p.user, a.id, p.subs[1].id, disabled)
+        .await
+        .unwrap();
+    let locked = copying
+        .add_follower(p.user, a.id, p.subs[2].id, settings(dec!(1)))
+        .await
+        .unwrap();
+    copying
+        .set_lockout(p.user, locked.id, Some("daily loss limit"))
+        .await
+        .unwrap();
+    copying
+        .add_follower(p.user, a.id, p.subs[3].id, settings(dec!(1)))
+        .await
+        .unwrap();
+    let _ = p
+        .recorder(
+            jt_domain::Settings::default(),
+            &[(3, jt_domain::SettingsOverrides::default())],
+        )
+        .await;
+    copying
+        .add_follower(p.user, a.id, p.subs[4].id, settings(dec!(1)))
+        .await
+        .unwrap();
+    // ACC5 leads ACC1 back.
+    let b = copying
+        .create_leader(p.user, p.subs[4].id, Some("B"), true)
+        .await
+        .unwrap();
+    copying
+        .add_follower(p.user, b.id, p.subs[0].id, settings(dec!(1)))
+        .await
+        .unwrap();
+
+    let mut hand = Hand::new(&p, "MNQ").await;
+    hand.trade(Side::Buy, 1).await;
+    followers_hold(&p, "entry", &[0, 0, 0, 1]).await;
+    // The copy on ACC5 is not copied back to ACC1.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(p.net_position(0), 1, "no ping-pong");
+    assert_eq!(p.net_position(4), 1);
+
+    let log = eventually("four rows for A's entry", async || {
+        let log = copy_log(&p, a.id).await;
+        (log.len() == 4).then_some(log)
+    })
+    .await;
+    let reasons: Vec<String> = log
+        .iter()
+        .filter(|r| r.status == CopyStatus::Skipped)
+        .map(|r| r.error.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(reasons.len(), 3, "{log:#?}");
+    for wanted in ["disabled", "locked out: daily loss limit", "webhook trader"] {
+        assert!(
+            reasons.iter().any(|r| r.contains(wanted)),
+            "{wanted} in {reasons:?}"
+        );
+    }
+    assert!(copy_log(&p, b.id).await.is_empty(), "B copied its copy");
+
+    services.stop().await;
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn a_copy_recorded_but_never_published_is_published_on_the_redelivery() {
+    let p = Platform::start(Options {
+        accounts: 3,
+        ..Options::default()
+    })
+    .await;
+    let services = Services::start(&p).await;
+    let leader = group(&p, &[dec!(1), dec!(1)], false).await;
+    let copying = p.store.copying();
+    let first = copying.followers(p.user, leader).await.unwrap()[0].clone();
+    let contract = p.sim.admin().front_month("MNQ").unwrap();
+    // A copier recorded the copy to the first follower and stopped before publishing it.
+    let fill_id = "crashed-1";
+    let recorded = copying
+        .record_copy(
+            p.user,
+            jt_store::repo::copy::NewCopy {
+                id: jt_store::CopyLogId::new(),
+                leader,
+                follower: first.id,
+                trigger: jt_store::CopyTrigger::Auto,
+                leader_fill_id: Some(fill_id.into()),
+                leader_order_id: Some("1".into()),
+                leader_symbol: contract.clone(),
+                follower_symbol: contract.clone(),
+                leader_side: Some(Side::Buy),
+                follower_side: Some(Side::Buy),
+                leader_quantity: 1,
+                follower_quantity: 1,
+                leader_price: None,
+                status: CopyStatus::Pending,
+                error: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(recorded, jt_store::repo::copy::CopyRecorded::New);
+    // The leader's fill comes again (its redelivery after the crash).
+    let sub = &p.subs[0];
+    let fill = BrokerEventMessage {
+        owner_id: p.user,
+        broker_account_id: sub.broker_account,
+        sub_account_id: sub.id,
+        account: AccountId::from(sub.broker_sub_account_id.as_str()),
+        broker: BrokerKind::Sim,
+        origin: EventOrigin::Live,
+        received_at: Utc::now(),
+        event: ReportedEvent::Known(BrokerEvent::Fill(FillReport {
+            id: fill_id.into(),
+            order_id: "1".into(),
+            account: AccountId::from(sub.broker_sub_account_id.as_str()),
+            contract: contract.clone().into(),
+            symbol: Some(contract.clone()),
+            side: Side::Buy,
+            qty: 1,
+            price: dec!(21000),
+            timestamp: Utc::now(),
+            trade_date: None,
+            client_order_id: None,
+        })),
+    };
+    p.bus
+        .publish(&Envelope::new(
+            MessageId::new(fill.message_id()).unwrap(),
+            fill,
+        ))
+        .await
+        .unwrap();
+    followers_hold(&p, "entry", &[1, 1]).await;
+    let log = eventually("both copies executed", async || {
+        let log = copy_log(&p, leader).await;
+        (log.len() == 2
+            && log
+                .iter()
+                .all(|r| r.status != CopyStatus::Pending && r.follower_intent.is_some()))
+        .then_some(log)
+    })
+    .await;
+    assert_eq!(copy_intents(&p, 2).await, 2, "{log:#?}");
+    services.stop().await;
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn a_copier_process_killed_right_after_leader_fills_copies_nothing_twice_and_misses_nothing()
+{
+    let p = Platform::start(Options {
+        accounts: 5,
+        ..Options::default()
+    })
+    .await;
+    let mut services = Services::start(&p).await;
+    services.stop_copier().await;
+    let positions_stop = services.stop.child_token();
+    let positions = jt_positions::start(
+        jt_positions::PositionsConfig {
+            reconcile_every: Duration::from_secs(3600),
+            ..jt_positions::PositionsConfig::default()
+        },
+        &services.ctx.clone().with_shutdown(positions_stop.clone()),
+    )
+    .await
+    .unwrap();
+    let leader = group(&p, &[dec!(1), dec!(2), dec!(0.5), dec!(1)], true).await;
+    let key = p.secret_key_hex();
+    let sim_url = p.sim.base_url();
+    let env = [
+        ("JT_SECRET_KEY", key.as_str()),
+        ("JT_SIM_URL", sim_url.as_str()),
+    ];
+    let mut copier = Some(p.spawn_jt("copier", &env).await);
+    let mut hand = Hand::new(&p, "NQ").await;
+
+    for (i, (step, side, qty, want)) in STEPS.into_iter().enumerate() {
+        hand.trade(side, qty).await;
+        if i == 2 || i == 3 {
+            // SIGKILL while the fill is (perhaps) being handled, then a new process.
+            tokio::time::sleep(Duration::from_millis(if i == 2 { 5 } else { 40 })).await;
+            drop(copier.take());
+            copier = Some(p.spawn_jt("copier", &env).await);
+            // A fill the killed process held comes back after the consumer's ack wait (30 s).
+            followers_hold_within(&p, step, &want, Duration::from_secs(75)).await;
+        } else {
+            followers_hold(&p, step, &want).await;
+        }
+    }
+    let log = eventually("a copy log row per follower per fill", async || {
+        let log = copy_log(&p, leader).await;
+        let fills: HashSet<_> = log
+            .iter()
+            .filter_map(|r| r.leader_fill_id.clone())
+            .collect();
+        (log.len() == fills.len() * 4 && fills.len() >= STEPS.len()).then_some(log)
+    })
+    .await;
+    let mut pairs = HashSet::new();
+    for row in &log {
+        assert!(
+            pairs.insert((row.follower, row.leader_fill_id.clone())),
+            "{row:?}"
+        );
+    }
+    assert_eq!(
+        copy_intents(&p, 4).await,
+        log.iter()
+            .filter(|r| r.status != CopyStatus::Skipped)
+            .count()
+    );
+
+    drop(copier);
+    positions_stop.cancel();
+    positions.wait().await.unwrap();
+    services.stop().await;
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tradovate_leader_is_copied_to_a_webull_follower() {
+    let mut p = Platform::start(Options {
+        accounts: 1,
+        ..Options::default()
+    })
+    .await;
+    let wb = p.webull_account("WB1").await;
+    let services = Services::start(&p).await;
+    let copying = p.store.copying();
+    let leader = copying
+        .create_leader(p.user, p.subs[0].id, Some("tradovate"), true)
+        .await
+        .unwrap();
+    copying
+        .add_follower(p.user, leader.id, p.subs[wb].id, settings(dec!(2)))
+        .await
+        .unwrap();
+    let mut hand = Hand::new(&p, "MNQ").await;
+    let webull = async |want: i64| {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let held = p.net_position(wb);
+            if held == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the Webull follower holds {held}, not {want}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    hand.trade(Side::Buy, 1).await;
+    webull(2).await;
+    hand.trade(Side::Buy, 1).await;
+    webull(4).await;
+    hand.trade(Side::Sell, 2).await;
+    webull(0).await;
+    let log = copy_log(&p, leader.id).await;
+    assert_eq!(log.len(), 3, "{log:#?}");
+    services.stop().await;
+    p.stop().await;
+}
