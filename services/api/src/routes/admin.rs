@@ -22,6 +22,7 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
 use crate::routes::controls::{KillAnswer, KillRequest, Queued, flatten};
+use crate::routes::paging;
 use crate::routes::views::UserView;
 use crate::state::ApiState;
 
@@ -72,25 +73,13 @@ pub struct Paging {
 
 impl Paging {
     fn get(&self) -> ApiResult<(u64, u64)> {
-        let limit = self.limit.unwrap_or(50);
-        if !(1..=200).contains(&limit) {
-            return Err(bad_query("limit", "must be between 1 and 200"));
-        }
+        let limit = paging::limit(self.limit, 50, 200)?;
         let offset = self.offset.unwrap_or(0);
         if offset > 1_000_000 {
-            return Err(bad_query("offset", "must be at most 1000000"));
+            return Err(paging::bad_query("offset", "must be at most 1000000"));
         }
         Ok((limit, offset))
     }
-}
-
-fn bad_query(field: &str, rule: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "invalid",
-        format!("{field}: {rule}"),
-    )
-    .field(field)
 }
 
 /// Users, newest first.
@@ -495,7 +484,10 @@ fn subject_token(field: &str, v: Option<String>) -> ApiResult<Option<String>> {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
         {
-            Err(bad_query(field, "must be a stream or consumer name"))
+            Err(paging::bad_query(
+                field,
+                "must be a stream or consumer name",
+            ))
         }
         other => Ok(other),
     }
@@ -525,10 +517,7 @@ pub async fn dead_letters(
     _admin: AdminCaller,
     Query(f): Query<DeadLetterFilter>,
 ) -> ApiResult<Json<Vec<DeadLetterView>>> {
-    let limit = f.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(bad_query("limit", "must be between 1 and 200"));
-    }
+    let limit = paging::limit(f.limit, 50, 200)?;
     let query = DeadLetterQuery {
         stream: subject_token("stream", f.stream)?,
         consumer: subject_token("consumer", f.consumer)?,

@@ -8,7 +8,6 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use jt_store::repo::copy::{
     ContractMapping, CopyLogEntry, CopyLogQuery, Follower, FollowerSettings, Leader,
@@ -21,6 +20,7 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
+use crate::routes::paging;
 use crate::routes::views::{Page, dec, word};
 use crate::state::ApiState;
 
@@ -704,42 +704,6 @@ pub struct CopyLogFilter {
     pub limit: Option<u64>,
 }
 
-fn bad_query(field: &str, rule: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "invalid",
-        format!("{field}: {rule}"),
-    )
-    .field(field)
-}
-
-fn encode_cursor(at: DateTime<Utc>, id: CopyLogId) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
-        "{}|{}",
-        at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        id.0
-    ))
-}
-
-fn decode_cursor(c: &str) -> ApiResult<(DateTime<Utc>, CopyLogId)> {
-    let bad = || {
-        bad_query(
-            "cursor",
-            "not a cursor of this list; pass next_cursor as given",
-        )
-    };
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(c)
-        .map_err(|_| bad())?;
-    let text = String::from_utf8(raw).map_err(|_| bad())?;
-    let (t, id) = text.split_once('|').ok_or_else(bad)?;
-    let t = DateTime::parse_from_rfc3339(t)
-        .map_err(|_| bad())?
-        .with_timezone(&Utc);
-    let id = id.parse::<Uuid>().map_err(|_| bad())?;
-    Ok((t, CopyLogId(id)))
-}
-
 /// The copy log, newest first: one row per follower per leader event, with quantities,
 /// prices, status, error and latency.
 #[utoipa::path(
@@ -759,17 +723,14 @@ pub async fn copy_log(
     caller: Caller,
     Query(f): Query<CopyLogFilter>,
 ) -> ApiResult<Json<Page<CopyLogView>>> {
-    let limit = f.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(bad_query("limit", "must be between 1 and 200"));
-    }
+    let limit = paging::limit(f.limit, 50, 200)?;
     let status =
         f.status
             .as_deref()
             .map(|s| {
                 serde_json::from_value::<CopyStatus>(serde_json::Value::String(s.to_string()))
                     .map_err(|_| {
-                        bad_query(
+                        paging::bad_query(
                             "status",
                             "must be one of pending, accepted, filled, skipped, error",
                         )
@@ -791,13 +752,21 @@ pub async fn copy_log(
                 leader: f.leader_id.map(LeaderId),
                 follower: f.follower_id.map(FollowerId),
                 status,
-                after: f.cursor.as_deref().map(decode_cursor).transpose()?,
+                after: f
+                    .cursor
+                    .as_deref()
+                    .map(paging::decode_cursor)
+                    .transpose()?
+                    .map(|(t, id)| (t, CopyLogId(id))),
                 limit,
             },
         )
         .await?;
     let next_cursor = (page.len() as u64 == limit)
-        .then(|| page.last().map(|c| encode_cursor(c.created_at, c.id)))
+        .then(|| {
+            page.last()
+                .map(|c| paging::encode_cursor(c.created_at, c.id.0))
+        })
         .flatten();
     Ok(Json(Page {
         items: page.into_iter().map(CopyLogView::from).collect(),

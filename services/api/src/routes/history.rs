@@ -4,7 +4,6 @@
 //! recorder's paper record and P&L.
 
 use axum::extract::State;
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use jt_store::repo::intents::{Execution, Intent};
 use jt_store::repo::paper::{PaperPosition, PaperTrade};
@@ -18,7 +17,8 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
+use crate::error::{ApiResult, ErrorBody, Json, Path, Query};
+use crate::routes::paging;
 use crate::routes::views::{Page, dec, word};
 use crate::state::ApiState;
 
@@ -293,45 +293,6 @@ pub struct SignalFilter {
     pub limit: Option<u64>,
 }
 
-fn encode_cursor(at: DateTime<Utc>, id: SignalId) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
-        "{}|{}",
-        at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        id.0
-    ))
-}
-
-fn decode_cursor(c: &str) -> ApiResult<(DateTime<Utc>, SignalId)> {
-    let bad = || {
-        ApiError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "invalid",
-            "cursor: not a cursor of this list; pass next_cursor as given",
-        )
-        .field("cursor")
-    };
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(c)
-        .map_err(|_| bad())?;
-    let text = String::from_utf8(raw).map_err(|_| bad())?;
-    let (t, id) = text.split_once('|').ok_or_else(bad)?;
-    let t = DateTime::parse_from_rfc3339(t)
-        .map_err(|_| bad())?
-        .with_timezone(&Utc);
-    let id = id.parse::<Uuid>().map_err(|_| bad())?;
-    Ok((t, SignalId(id)))
-}
-
-fn query_error(field: &str, rule: impl Into<String>) -> ApiError {
-    let rule = rule.into();
-    ApiError::new(
-        axum::http::StatusCode::BAD_REQUEST,
-        "invalid",
-        format!("{field}: {rule}"),
-    )
-    .field(field)
-}
-
 /// The caller's signals, newest first, each with every trader's decision and timeline.
 #[utoipa::path(
     get,
@@ -349,19 +310,21 @@ pub async fn signals(
     caller: Caller,
     Query(f): Query<SignalFilter>,
 ) -> ApiResult<Json<Page<SignalView>>> {
-    let limit = f.limit.unwrap_or(50);
-    if !(1..=100).contains(&limit) {
-        return Err(query_error("limit", "must be between 1 and 100"));
-    }
+    let limit = paging::limit(f.limit, 50, 100)?;
     let outcome = f
         .outcome
         .as_deref()
         .map(|o| {
             o.parse::<SignalOutcome>()
-                .map_err(|e| query_error("outcome", e))
+                .map_err(|e| paging::bad_query("outcome", e))
         })
         .transpose()?;
-    let after = f.cursor.as_deref().map(decode_cursor).transpose()?;
+    let after = f
+        .cursor
+        .as_deref()
+        .map(paging::decode_cursor)
+        .transpose()?
+        .map(|(t, id)| (t, SignalId(id)));
     let q = SignalQuery {
         recorder: f.recorder_id.map(RecorderId),
         since: f.since,
@@ -372,7 +335,10 @@ pub async fn signals(
     };
     let page = state.store.signals().page(caller.owner(), &q).await?;
     let next_cursor = (page.len() as u64 == limit)
-        .then(|| page.last().map(|s| encode_cursor(s.received_at, s.id)))
+        .then(|| {
+            page.last()
+                .map(|s| paging::encode_cursor(s.received_at, s.id.0))
+        })
         .flatten();
     let mut items = Vec::with_capacity(page.len());
     for s in page {
@@ -450,10 +416,7 @@ pub async fn executions(
     Path(sub_account_id): Path<SubAccountId>,
     Query(f): Query<LimitFilter>,
 ) -> ApiResult<Json<Vec<DecisionView>>> {
-    let limit = f.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(query_error("limit", "must be between 1 and 200"));
-    }
+    let limit = paging::limit(f.limit, 50, 200)?;
     state
         .store
         .accounts()
@@ -623,10 +586,7 @@ pub async fn paper(
     Path(recorder_id): Path<RecorderId>,
     Query(f): Query<LimitFilter>,
 ) -> ApiResult<Json<PaperView>> {
-    let limit = f.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(query_error("limit", "must be between 1 and 200"));
-    }
+    let limit = paging::limit(f.limit, 50, 200)?;
     state
         .store
         .recorders()

@@ -13,6 +13,7 @@ pub mod admin;
 pub mod controls;
 pub mod copy;
 pub mod history;
+pub mod paging;
 pub mod plans;
 pub mod recorders;
 pub mod session;
