@@ -21,7 +21,7 @@ use jt_broker::{AccountId, Broker, BrokerEvent, EventOrigin, FillReport};
 use jt_bus::{Envelope, MessageId};
 use jt_domain::Side;
 use jt_domain::order::{OrderKind, OrderRequest};
-use jt_e2e::{Options, Platform};
+use jt_e2e::{ConnectionManager, Options, Platform};
 use jt_messages::{BrokerEventMessage, ReportedEvent};
 use jt_store::repo::copy::{ContractMapping, CopyLogEntry, CopyLogQuery, FollowerSettings};
 use jt_store::{BrokerKind, CopyStatus, IntentSource, LeaderId};
@@ -45,43 +45,19 @@ async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) ->
 /// The connection manager and the copier of a test.
 struct Services {
     stop: CancellationToken,
-    connmgr: jt_service::Running,
+    connmgr: ConnectionManager,
     copier: Option<(CancellationToken, jt_service::Running)>,
     ctx: jt_service::Context,
 }
 
 impl Services {
     async fn start(p: &Platform) -> Self {
-        let access = jt_connect::AccessConfig::default()
-            .with_sim_url(p.sim.base_url())
-            .with_start_stagger(Duration::ZERO);
-        let brokers = Arc::new(jt_connect::BrokerAccess::new(p.store.clone(), access));
-        let stop = CancellationToken::new();
-        let ctx = jt_service::Context::new(p.store.clone(), p.bus.clone(), brokers)
-            .with_shutdown(stop.clone());
-        let connmgr = jt_connmgr::start(
-            jt_connmgr::ConnmgrConfig {
-                scan_every: Duration::from_millis(500),
-                ..jt_connmgr::ConnmgrConfig::default()
-            },
-            &ctx,
-        )
-        .await
-        .unwrap();
-        let bus = p.bus.clone();
-        let login = p.subs[0].broker_account;
-        eventually("the login to be connected", async || {
-            jt_connmgr::read_status(&bus, login)
-                .await
-                .unwrap()
-                .filter(|s| s.state == jt_connmgr::LinkState::Connected)
-        })
-        .await;
+        let connmgr = ConnectionManager::start(p).await;
         let mut services = Self {
-            stop,
+            stop: connmgr.stop.clone(),
+            ctx: connmgr.ctx.clone(),
             connmgr,
             copier: None,
-            ctx,
         };
         services.start_copier().await;
         services
@@ -107,7 +83,7 @@ impl Services {
         if let Some((_, copier)) = self.copier {
             copier.wait().await.unwrap();
         }
-        self.connmgr.wait().await.unwrap();
+        self.connmgr.stop().await;
     }
 }
 

@@ -27,7 +27,7 @@ use jt_bus::{Definitions, Envelope, MessageId};
 use jt_domain::settings::{ClockTime, TimeWindow, TimeZone, TpTarget};
 use jt_domain::{Settings, SettingsOverrides, Side};
 use jt_e2e::admin::OrderRecord;
-use jt_e2e::{Options, Platform, alert, is_working};
+use jt_e2e::{ConnectionManager, Options, Platform, alert, is_working};
 use jt_messages::{BrokerEventMessage, ReportedEvent};
 use jt_positions::PositionsConfig;
 use jt_store::repo::intents::Intent;
@@ -474,31 +474,7 @@ async fn the_simulators_events_through_the_connection_manager_keep_the_store_in_
     let p = Platform::start(Options::default()).await;
     // No reconciliation: only the events write.
     let positions = Positions::start(&p, fast(Duration::from_secs(3600)));
-    let access = jt_connect::AccessConfig::default()
-        .with_sim_url(p.sim.base_url())
-        .with_start_stagger(Duration::ZERO);
-    let brokers = Arc::new(jt_connect::BrokerAccess::new(p.store.clone(), access));
-    let stop = CancellationToken::new();
-    let ctx = jt_service::Context::new(p.store.clone(), p.bus.clone(), brokers)
-        .with_shutdown(stop.clone());
-    let connmgr = jt_connmgr::start(
-        jt_connmgr::ConnmgrConfig {
-            scan_every: Duration::from_millis(500),
-            ..jt_connmgr::ConnmgrConfig::default()
-        },
-        &ctx,
-    )
-    .await
-    .unwrap();
-    let bus = p.bus.clone();
-    let login = p.subs[0].broker_account;
-    eventually("the login to be connected", async || {
-        jt_connmgr::read_status(&bus, login)
-            .await
-            .unwrap()
-            .filter(|s| s.state == jt_connmgr::LinkState::Connected)
-    })
-    .await;
+    let connmgr = ConnectionManager::start(&p).await;
 
     let settings = Settings {
         tp_targets: vec![tp(40)],
@@ -553,8 +529,7 @@ async fn the_simulators_events_through_the_connection_manager_keep_the_store_in_
         (held == 0 && working.is_empty()).then_some(())
     })
     .await;
-    stop.cancel();
-    connmgr.wait().await.unwrap();
+    connmgr.stop().await;
     positions.stop().await;
     p.stop().await;
 }

@@ -767,3 +767,66 @@ pub fn assert_status(intent: &Intent, expected: IntentStatus) {
 pub fn alert(action: &str, position: &str, extra: &str) -> String {
     format!(r#"{{"action":"{action}","ticker":"MNQ1!","position":"{position}"{extra}}}"#)
 }
+
+/// The connection manager running in the test's process on a platform's store and bus:
+/// broker access to its simulator, no start stagger, a fast scan.
+pub struct ConnectionManager {
+    /// Its context: start other services (positions, copier) on it with a child shutdown.
+    pub ctx: jt_service::Context,
+    /// Cancelled by [`ConnectionManager::stop`]; the parent of the services started on `ctx`.
+    pub stop: CancellationToken,
+    running: jt_service::Running,
+}
+
+impl ConnectionManager {
+    /// Starts it and waits until the platform's first login is connected.
+    ///
+    /// # Panics
+    /// When it cannot start, or the login does not connect within 30 s.
+    pub async fn start(p: &Platform) -> Self {
+        let access = jt_connect::AccessConfig::default()
+            .with_sim_url(p.sim.base_url())
+            .with_start_stagger(Duration::ZERO);
+        let brokers = std::sync::Arc::new(jt_connect::BrokerAccess::new(p.store.clone(), access));
+        let stop = CancellationToken::new();
+        let ctx = jt_service::Context::new(p.store.clone(), p.bus.clone(), brokers)
+            .with_shutdown(stop.clone());
+        let running = jt_connmgr::start(
+            jt_connmgr::ConnmgrConfig {
+                scan_every: Duration::from_millis(500),
+                ..jt_connmgr::ConnmgrConfig::default()
+            },
+            &ctx,
+        )
+        .await
+        .expect("the connection manager starts");
+        let login = p.subs[0].broker_account;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = jt_connmgr::read_status(&p.bus, login)
+                .await
+                .expect("the lease bucket answers");
+            if status.is_some_and(|s| s.state == jt_connmgr::LinkState::Connected) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for the login to be connected"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self { ctx, stop, running }
+    }
+
+    /// Stops it (and every service started on its context) and waits for it to end.
+    ///
+    /// # Panics
+    /// When it ended with an error.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.running
+            .wait()
+            .await
+            .expect("the connection manager stops cleanly");
+    }
+}
