@@ -54,7 +54,7 @@ pub use model::{
     AccountId, AccountInfo, AccountPnl, AccountSnapshot, BracketAck, BrokerKind, CallBudget,
     CancelReport, CashBalanceReport, CloseOutcome, Contract, ContractId, FillId, FillReport,
     FlattenReport, ItemFailure, OrderAck, OrderId, OrderReport, OrderStatus, OrderType,
-    PositionReport, SessionInfo, SessionOutcome,
+    PositionReport, SessionInfo, SessionOutcome, contract_key,
 };
 pub use session_store::{
     ClaimAttempt, ClaimConfig, ClaimHolder, MemorySessionStore, SessionStore, SessionStoreError,

@@ -201,6 +201,13 @@ pub struct AccountInfo {
     pub active: bool,
 }
 
+/// The platform's name of a contract (what the store keys positions by and quotes are
+/// published under): the broker's name when reported (`MNQZ6`), else its id.
+#[must_use]
+pub fn contract_key(symbol: Option<&str>, id: &str) -> String {
+    symbol.filter(|s| !s.is_empty()).unwrap_or(id).to_owned()
+}
+
 /// A tradable contract at the broker.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Contract {

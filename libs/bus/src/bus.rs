@@ -231,6 +231,40 @@ impl Bus {
         }
     }
 
+    /// Publishes on a core subject: not stored, not acknowledged, lost when no one listens
+    /// (quotes; see [`crate::core`]).
+    ///
+    /// # Errors
+    /// [`BusError::Unavailable`] when the connection refuses it.
+    pub async fn publish_core(
+        &self,
+        subject: String,
+        payload: bytes::Bytes,
+    ) -> Result<(), BusError> {
+        let message = crate::core::CoreMessage { subject, payload };
+        match &self.backend {
+            Backend::JetStream(js) => crate::core::nats_publish(js.client(), message).await,
+            Backend::Embedded(e) => {
+                e.core().publish(message);
+                Ok(())
+            }
+        }
+    }
+
+    /// Subscribes to core subjects matching `filter` from now on.
+    ///
+    /// # Errors
+    /// [`BusError::Unavailable`] when the server refuses it.
+    pub async fn subscribe_core(
+        &self,
+        filter: String,
+    ) -> Result<crate::core::CoreSubscription, BusError> {
+        match &self.backend {
+            Backend::JetStream(js) => crate::core::nats_subscribe(js.client(), filter).await,
+            Backend::Embedded(e) => Ok(e.core().subscribe(filter)),
+        }
+    }
+
     /// Readiness: whether the bus can take messages now (JetStream answers an account query;
     /// the embedded bus always can).
     ///

@@ -40,6 +40,8 @@ struct Inner {
     state: Mutex<State>,
     /// Woken on every change that could make a delivery possible.
     changed: Notify,
+    /// Core (unstored) subjects.
+    core: crate::core::EmbeddedCore,
 }
 
 #[derive(Default)]
@@ -226,6 +228,10 @@ impl EmbeddedBus {
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    pub(crate) fn core(&self) -> &crate::core::EmbeddedCore {
+        &self.inner.core
     }
 
     fn changed(&self) {

@@ -18,6 +18,7 @@
 
 mod bus;
 mod consume;
+pub mod core;
 pub mod dead_letter;
 pub mod embedded;
 pub mod envelope;
@@ -30,6 +31,7 @@ pub mod topology;
 
 pub use bus::{Backend, Bus, BusConfig};
 pub use consume::{ConsumeOptions, Incoming, Outcome};
+pub use core::{CoreMessage, CoreSubscription};
 pub use dead_letter::{DeadLetter, DeadLetterQuery};
 pub use embedded::EmbeddedBus;
 pub use envelope::{Envelope, Headers, Message, MessageId, RawMessage, TraceContext};

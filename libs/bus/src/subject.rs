@@ -317,6 +317,15 @@ impl Subjects {
         Ok(self.join("cmd", &[&kind, &account]))
     }
 
+    /// `jt.quotes.<contract>`: the newest quote of a contract (by the broker's contract name,
+    /// `MNQZ6`), on a core subject (not stored; see [`crate::core`]).
+    ///
+    /// # Errors
+    /// When `contract` is empty or too long.
+    pub fn quote(&self, contract: &str) -> Result<String, SubjectError> {
+        Ok(self.join("quotes", &[&SubjectToken::escape(contract)?]))
+    }
+
     /// `jt.dlq.<stream>.<consumer>`: where a consumer's dead letters go. Stream and consumer
     /// names are ours (valid tokens already).
     #[must_use]

@@ -16,6 +16,7 @@ pub mod broker_event;
 pub mod execution;
 pub mod intent;
 pub mod login_status;
+pub mod quote;
 pub mod signal;
 
 pub use broker_event::{BrokerEventMessage, ReportedEvent};
@@ -25,6 +26,7 @@ pub use intent::{
     DEFAULT_MANUAL_MAX_LAG_SECS, IntentAction, IntentMessage, LeaderChange, ManualIntent,
     ManualTrade, RepairIntent, SignalIntent, SourceKind, Staleness, client_order_id,
 };
+pub use quote::{QuoteMessage, subscribe_quotes};
 pub use signal::{SignalGuard, SignalMessage};
 
 /// Content-derived ids (`jt_ids::derived_id`): the same parts always give the same id.

@@ -93,11 +93,7 @@ pub async fn apply(store: &Store, event: &BrokerEventMessage) -> Result<Effect, 
     }
 }
 
-/// The store's name of a contract: the broker's name when reported (`MNQZ6`), else its id.
-#[must_use]
-pub fn contract_key(symbol: Option<&str>, id: &str) -> String {
-    symbol.filter(|s| !s.is_empty()).unwrap_or(id).to_owned()
-}
+pub use jt_broker::contract_key;
 
 async fn fill(
     store: &Store,

@@ -1,0 +1,545 @@
+//! The max-daily-loss monitor (DOMAIN.md §9): every watched account's P&L of the trading day,
+//! re-judged on every quote of a contract it holds, every position or cash event and every
+//! broker read; at or past −limit the account is breached, flattened through ORDERS and its
+//! owner notified — once per trading day.
+//!
+//! It runs on one replica at a time (the holder of [`crate::MONITOR_LEASE`]), so one place
+//! holds each account's book and decides. Its state is rebuilt from the store and the brokers
+//! whenever it starts (a take-over, a restart), and everything it does is idempotent: the
+//! breach row is unique per account, day and rule; the flatten's intent id derives from the
+//! breach; the notification's de-duplication key is the breach id. A monitor that dies between
+//! two of these steps leaves a breach whose `flattened_at` is empty, and the next holder finishes
+//! the job from there — never a second flatten of the same breach, never a missed one.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveDate, Utc};
+use futures_util::StreamExt;
+use jt_broker::{AccountId, BrokerEvent, contract_key};
+use jt_bus::{Bus, Definitions, Envelope, Incoming, MessageId, Outcome};
+use jt_connect::BrokerAccess;
+use jt_domain::filters::is_daily_loss_breached;
+use jt_domain::session::{session_start, trading_day};
+use jt_messages::{
+    BrokerEventMessage, ControlCause, ControlIntent, IntentMessage, QuoteMessage, ReportedEvent,
+    subscribe_quotes,
+};
+use jt_store::entity::BreachKind;
+use jt_store::repo::risk::{Breach, BreachRecorded, NewBreach};
+use jt_store::{Store, SubAccountId};
+use parking_lot::Mutex;
+use rust_decimal::Decimal;
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::RiskConfig;
+use crate::book::{Book, BrokerFigure, Mark, OpenSource, Pnl};
+use crate::metrics;
+use crate::watch::{self, Watched};
+
+/// The event kind of a max-loss notification.
+pub const MAX_LOSS_EVENT: &str = "max_loss";
+
+/// One watched account as `GET /risk/status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountStatus {
+    /// The sub-account.
+    pub sub_account_id: SubAccountId,
+    /// Its name at the broker.
+    pub account: String,
+    /// The daily loss limit.
+    pub limit: Decimal,
+    /// The day's P&L, when known.
+    pub pnl: Option<Pnl>,
+    /// How far the account is from its limit (`total + limit`; ≤ 0 is a breach).
+    pub distance: Option<Decimal>,
+    /// Breached for the trading day.
+    pub breached: bool,
+}
+
+/// What the monitor shows (`GET /risk/status`): on the lease holder, every watched account.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MonitorStatus {
+    /// Whether this replica is the monitor now.
+    pub active: bool,
+    /// The trading day judged.
+    pub trading_day: Option<NaiveDate>,
+    /// The watched accounts.
+    pub accounts: Vec<AccountStatus>,
+}
+
+struct Entry {
+    watched: Watched,
+    book: Book,
+    /// The trading day this account is breached for (nothing more is done that day).
+    breached: Option<NaiveDate>,
+    /// A broker read is in flight.
+    polling: bool,
+    /// When the broker was last read (or asked to be).
+    last_poll: Option<Instant>,
+    /// A fill or a cash change since the last read: read again now.
+    poll_now: bool,
+}
+
+/// What the helpers send back to the monitor's loop.
+enum Note {
+    Event(Box<BrokerEventMessage>),
+    Figure(SubAccountId, Result<BrokerFigure, String>),
+}
+
+/// The monitor's state while this replica holds the lease.
+pub(crate) struct Monitor {
+    store: Store,
+    bus: Bus,
+    brokers: Arc<BrokerAccess>,
+    config: RiskConfig,
+    entries: HashMap<SubAccountId, Entry>,
+    marks: HashMap<String, Mark>,
+    status: Arc<Mutex<MonitorStatus>>,
+    notes: mpsc::Sender<Note>,
+}
+
+impl Monitor {
+    /// Runs until `stop` (shutdown, or the lease lost).
+    pub(crate) async fn run(
+        store: Store,
+        bus: Bus,
+        brokers: Arc<BrokerAccess>,
+        config: RiskConfig,
+        status: Arc<Mutex<MonitorStatus>>,
+        stop: CancellationToken,
+    ) {
+        let (tx, mut rx) = mpsc::channel::<Note>(4096);
+        let mut quotes = match subscribe_quotes(&bus).await {
+            Ok(q) => q,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot subscribe to quotes: the monitor waits for its next turn");
+                return;
+            }
+        };
+        // The broker events of every watched account (the durable `risk` consumer, read only
+        // by the monitor): positions and realised P&L between broker reads.
+        let consumer = {
+            let (bus, stop, tx) = (bus.clone(), stop.clone(), tx.clone());
+            let options = config.consume.clone();
+            tokio::spawn(async move {
+                let defs = Definitions::new(bus.namespace());
+                let r = bus
+                    .consume(
+                        &defs.risk,
+                        options,
+                        stop,
+                        move |msg: Incoming<BrokerEventMessage>| {
+                            let tx = tx.clone();
+                            async move {
+                                // The monitor's state is rebuilt from the store and the brokers
+                                // when it starts: an event acknowledged here and lost with a dying
+                                // replica costs nothing the next holder does not read again.
+                                match tx.send(Note::Event(Box::new(msg.envelope.payload))).await {
+                                    Ok(()) => Outcome::Ack,
+                                    Err(_) => Outcome::retry("the monitor is stopping"),
+                                }
+                            }
+                        },
+                    )
+                    .await;
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "the risk consumer stopped");
+                }
+            })
+        };
+        let mut monitor = Self {
+            store,
+            bus,
+            brokers,
+            config,
+            entries: HashMap::new(),
+            marks: HashMap::new(),
+            status,
+            notes: tx,
+        };
+        monitor.status.lock().active = true;
+        let mut survey = tokio::time::interval(monitor.config.survey_every);
+        survey.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut polls = tokio::time::interval(Duration::from_millis(500));
+        polls.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                _ = survey.tick() => monitor.survey().await,
+                _ = polls.tick() => {
+                    monitor.poll_due();
+                    monitor.publish_status(trading_day(Utc::now()));
+                }
+                quote = quotes.next() => match quote {
+                    Some(m) => {
+                        if let Some(q) = QuoteMessage::decode(&m.payload) {
+                            monitor.quote(&q).await;
+                        }
+                    }
+                    None => {
+                        tracing::warn!("the quote subscription ended: the monitor restarts");
+                        break;
+                    }
+                },
+                note = rx.recv() => match note {
+                    Some(Note::Event(e)) => monitor.event(&e).await,
+                    Some(Note::Figure(sub, r)) => monitor.figure(sub, r).await,
+                    None => break,
+                },
+            }
+        }
+        monitor.status.lock().active = false;
+        consumer.abort();
+    }
+
+    /// Re-reads which accounts are watched, their limits, stored positions and breaches.
+    async fn survey(&mut self) {
+        let watched = match watch::survey(&self.store).await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the watched accounts: survey skipped");
+                return;
+            }
+        };
+        let day = trading_day(Utc::now());
+        let mut seen = Vec::with_capacity(watched.len());
+        for w in watched {
+            let sub = w.sub.id;
+            seen.push(sub);
+            let positions = match self.store.broker().positions(w.sub.owner, sub).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(sub_account = %sub, error = %e, "stored positions unreadable");
+                    continue;
+                }
+            };
+            let entry = self.entries.entry(sub).or_insert_with(|| Entry {
+                watched: w.clone(),
+                book: Book::default(),
+                breached: None,
+                polling: false,
+                last_poll: None,
+                poll_now: true,
+            });
+            entry.watched = w;
+            // The store is the positions service's record (events and reconciliation): it
+            // corrects whatever the book missed.
+            entry.book.positions.clear();
+            for p in positions {
+                entry
+                    .book
+                    .set_position(&p.contract, p.net_quantity, p.average_price);
+            }
+            if entry.breached != Some(day) {
+                match self
+                    .store
+                    .risk()
+                    .breach(entry.watched.sub.owner, sub, day, BreachKind::MaxDailyLoss)
+                    .await
+                {
+                    Ok(Some(b)) => {
+                        entry.breached = Some(day);
+                        if b.flattened_at.is_none() {
+                            // A monitor died between recording and flattening: finish it.
+                            let w = entry.watched.clone();
+                            self.finish(w, b, false);
+                        }
+                    }
+                    Ok(None) => entry.breached = None,
+                    Err(e) => tracing::warn!(sub_account = %sub, error = %e, "breach unreadable"),
+                }
+            }
+        }
+        self.entries.retain(|sub, _| seen.contains(sub));
+        metrics::watched(self.entries.len());
+        self.publish_status(day);
+    }
+
+    /// Starts the broker reads that are due: now when asked (a fill, a new account), every
+    /// `poll_every` for venues that push no cash balance or for held contracts without a fresh
+    /// quote, every `resync_every` otherwise.
+    fn poll_due(&mut self) {
+        let now = Instant::now();
+        let at = Utc::now();
+        let max_age = chrono::Duration::from_std(self.config.quote_max_age)
+            .unwrap_or(chrono::Duration::seconds(10));
+        for (sub, e) in &mut self.entries {
+            if e.polling || e.breached == Some(trading_day(at)) {
+                continue;
+            }
+            let quoted = e
+                .book
+                .positions
+                .keys()
+                .all(|c| self.marks.get(c).is_some_and(|m| at - m.at <= max_age));
+            let every = if e.watched.pushes_cash() && quoted {
+                self.config.resync_every
+            } else {
+                self.config.poll_every
+            };
+            let due = e.poll_now || e.last_poll.is_none_or(|t| now.duration_since(t) >= every);
+            if !due {
+                continue;
+            }
+            e.polling = true;
+            e.poll_now = false;
+            e.last_poll = Some(now);
+            let (brokers, tx, w, sub) = (
+                self.brokers.clone(),
+                self.notes.clone(),
+                e.watched.clone(),
+                *sub,
+            );
+            tokio::spawn(async move {
+                let r = read_figure(&brokers, &w).await;
+                metrics::poll(if r.is_ok() { "ok" } else { "failed" });
+                let _ = tx.send(Note::Figure(sub, r)).await;
+            });
+        }
+    }
+
+    async fn figure(&mut self, sub: SubAccountId, r: Result<BrokerFigure, String>) {
+        let Some(e) = self.entries.get_mut(&sub) else {
+            return;
+        };
+        e.polling = false;
+        match r {
+            Ok(f) => {
+                e.book.broker = Some(f);
+                self.judge(sub).await;
+            }
+            Err(reason) => {
+                tracing::warn!(sub_account = %sub, %reason, "the account's P&L could not be read: judged on what is known");
+            }
+        }
+    }
+
+    async fn quote(&mut self, q: &QuoteMessage) {
+        let Some(price) = q.mark() else {
+            return;
+        };
+        metrics::quote();
+        self.marks.insert(
+            q.contract.clone(),
+            Mark {
+                price,
+                at: Utc::now(),
+            },
+        );
+        let holders: Vec<SubAccountId> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.book.holds(&q.contract))
+            .map(|(s, _)| *s)
+            .collect();
+        for sub in holders {
+            self.judge(sub).await;
+        }
+    }
+
+    async fn event(&mut self, m: &BrokerEventMessage) {
+        let Some(e) = self.entries.get_mut(&m.sub_account_id) else {
+            return;
+        };
+        let ReportedEvent::Known(event) = &m.event else {
+            return;
+        };
+        match event {
+            BrokerEvent::Position(p) => {
+                let contract = contract_key(p.symbol.as_deref(), p.contract.as_str());
+                e.book.set_position(&contract, p.net_qty, p.avg_price);
+            }
+            BrokerEvent::CashBalance(c) => {
+                if let Some(realized) = c.realized_pnl {
+                    let open = e.book.broker.and_then(|f| f.open);
+                    e.book.broker = Some(BrokerFigure {
+                        realized,
+                        open,
+                        at: Utc::now(),
+                    });
+                }
+            }
+            // A fill moves realised P&L: read the broker's figure now.
+            BrokerEvent::Fill(_) => e.poll_now = true,
+            BrokerEvent::Order(_) | BrokerEvent::Connection(_) | BrokerEvent::Resync { .. } => {
+                return;
+            }
+        }
+        self.judge(m.sub_account_id).await;
+    }
+
+    /// Judges one account now; breaches it when its day's P&L is at or past −limit.
+    async fn judge(&mut self, sub: SubAccountId) {
+        let now = Utc::now();
+        let day = trading_day(now);
+        let max_age = chrono::Duration::from_std(self.config.quote_max_age)
+            .unwrap_or(chrono::Duration::seconds(10));
+        let Some(e) = self.entries.get_mut(&sub) else {
+            return;
+        };
+        if e.breached == Some(day) {
+            return;
+        }
+        // A figure read before the trading day began is yesterday's: read again.
+        if e.book.broker.is_some_and(|f| f.at < session_start(day)) {
+            e.book.broker = None;
+            e.poll_now = true;
+            return;
+        }
+        let marks = &self.marks;
+        let Some(pnl) = e.book.pnl(&|c| marks.get(c).copied(), now, max_age) else {
+            return;
+        };
+        if pnl.source == OpenSource::Unknown
+            || !is_daily_loss_breached(e.watched.limit, pnl.realized, pnl.open)
+        {
+            return;
+        }
+        e.breached = Some(day);
+        let w = e.watched.clone();
+        tracing::warn!(
+            sub_account = %sub, limit = %w.limit, realized = %pnl.realized, open = %pnl.open,
+            source = ?pnl.source, "max daily loss reached: flattening the account"
+        );
+        let breach = NewBreach {
+            sub_account: sub,
+            trading_day: day,
+            kind: BreachKind::MaxDailyLoss,
+            loss_limit: w.limit,
+            realized_pnl: pnl.realized,
+            unrealized_pnl: pnl.open,
+            breached_at: now,
+            details: Some(format!(
+                "realized {} + open {} = {} ≤ −{} (open P&L from {})",
+                pnl.realized.normalize(),
+                pnl.open.normalize(),
+                pnl.total().normalize(),
+                w.limit.normalize(),
+                match pnl.source {
+                    OpenSource::Quotes => "quotes",
+                    OpenSource::Broker => "the broker",
+                    OpenSource::Flat | OpenSource::Unknown => "nothing open",
+                }
+            )),
+        };
+        match self.store.risk().record_breach(w.sub.owner, breach).await {
+            Ok(BreachRecorded::New(b)) => {
+                metrics::breach("new");
+                self.finish(w, b, true);
+            }
+            Ok(BreachRecorded::AlreadyBreached(b)) => {
+                metrics::breach("already");
+                if b.flattened_at.is_none() {
+                    self.finish(w, b, false);
+                }
+            }
+            Err(e) => {
+                // Not recorded: judge again at the next quote or read.
+                metrics::breach("failed");
+                if let Some(entry) = self.entries.get_mut(&sub) {
+                    entry.breached = None;
+                }
+                tracing::error!(sub_account = %sub, error = %e, "the breach could not be recorded: retried at the next change");
+            }
+        }
+    }
+
+    /// Flattens the breached account through ORDERS, records it, and notifies the owner (the
+    /// first time only), off the monitor's loop.
+    fn finish(&self, w: Watched, breach: Breach, first: bool) {
+        let (store, bus) = (self.store.clone(), self.bus.clone());
+        tokio::spawn(async move {
+            let intent = IntentMessage::control(
+                w.sub.owner,
+                w.sub.id,
+                w.login.id,
+                breach.breached_at,
+                ControlIntent::flatten_account(ControlCause::RiskBreach {
+                    breach_id: breach.id,
+                    rule: "max_daily_loss".into(),
+                }),
+            );
+            // Retried until it is on the stream: an account past its limit must not keep its
+            // positions because the bus blinked.
+            let mut wait = Duration::from_millis(200);
+            loop {
+                match publish(&bus, intent.clone()).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        metrics::flatten("retry");
+                        tracing::error!(sub_account = %w.sub.id, error = %e, "the breach's flatten could not be published: retrying");
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+            metrics::flatten("published");
+            if let Err(e) = store
+                .risk()
+                .mark_flattened(w.sub.owner, breach.id, Utc::now())
+                .await
+            {
+                // The next survey finds it unmarked and publishes the same intent (same id:
+                // executed once).
+                tracing::warn!(breach = %breach.id, error = %e, "flatten published but not marked");
+            }
+            if first {
+                crate::notify::breach(&store, &w, &breach).await;
+            }
+        });
+    }
+
+    fn publish_status(&self, day: NaiveDate) {
+        let now = Utc::now();
+        let max_age = chrono::Duration::from_std(self.config.quote_max_age)
+            .unwrap_or(chrono::Duration::seconds(10));
+        let mut accounts: Vec<AccountStatus> = self
+            .entries
+            .iter()
+            .map(|(sub, e)| {
+                let pnl = e.book.pnl(&|c| self.marks.get(c).copied(), now, max_age);
+                AccountStatus {
+                    sub_account_id: *sub,
+                    account: e.watched.sub.name.clone(),
+                    limit: e.watched.limit,
+                    distance: pnl.map(|p| p.total() + e.watched.limit),
+                    pnl,
+                    breached: e.breached == Some(day),
+                }
+            })
+            .collect();
+        accounts.sort_by_key(|a| a.sub_account_id);
+        let mut s = self.status.lock();
+        s.trading_day = Some(day);
+        s.accounts = accounts;
+    }
+}
+
+/// The broker's P&L figure of a watched account.
+async fn read_figure(brokers: &BrokerAccess, w: &Watched) -> Result<BrokerFigure, String> {
+    let broker = brokers
+        .for_account(&w.login)
+        .await
+        .map_err(|e| e.to_string())?;
+    let pnl = broker
+        .account_pnl(&AccountId::from(w.sub.broker_sub_account_id.as_str()))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(BrokerFigure {
+        realized: pnl.realized,
+        open: Some(pnl.open),
+        at: Utc::now(),
+    })
+}
+
+async fn publish(bus: &Bus, intent: IntentMessage) -> Result<(), String> {
+    let id = MessageId::new(intent.message_id()).map_err(|e| e.to_string())?;
+    bus.publish(&Envelope::new(id, intent))
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,115 @@
+//! Which accounts the risk monitor watches, and with which limit.
+//!
+//! An account is watched when it is active (its login enabled, with credentials, not waiting
+//! for re-authentication; the sub-account active) and at least one **enabled** trader on it has
+//! a `max_daily_loss` above zero. Several traders on one account (several strategies) may set
+//! different limits: the account's limit is the **smallest** of them — the strictest promise any
+//! of its strategies made holds for the whole account, because a loss is the account's, not a
+//! strategy's.
+
+use std::collections::HashMap;
+
+use jt_broker::BrokerKind;
+use jt_store::repo::accounts::{BrokerAccount, SubAccount};
+use jt_store::{Store, StoreError, SubAccountId};
+use rust_decimal::Decimal;
+
+/// One watched account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watched {
+    /// The login it is reached through.
+    pub login: BrokerAccount,
+    /// The sub-account.
+    pub sub: SubAccount,
+    /// The daily loss limit in dollars (> 0).
+    pub limit: Decimal,
+}
+
+impl Watched {
+    /// Whether the venue pushes the account's realised P&L (cash balance events), so it need
+    /// not be polled often: the Tradovate family (the built-in simulator speaks it).
+    #[must_use]
+    pub fn pushes_cash(&self) -> bool {
+        matches!(
+            self.login.broker,
+            BrokerKind::Tradovate | BrokerKind::NinjaTrader | BrokerKind::Sim
+        )
+    }
+}
+
+/// The strictest positive limit among `limits`; `None` when every one is off (zero).
+#[must_use]
+pub fn strictest(limits: impl IntoIterator<Item = Decimal>) -> Option<Decimal> {
+    limits.into_iter().filter(|l| *l > Decimal::ZERO).min()
+}
+
+/// Every watched account now.
+///
+/// # Errors
+/// Database errors.
+pub async fn survey(store: &Store) -> Result<Vec<Watched>, StoreError> {
+    let mut watched = Vec::new();
+    let mut by_owner: HashMap<_, Vec<BrokerAccount>> = HashMap::new();
+    for account in store.system().active_accounts().await? {
+        if !account.needs_reauth {
+            by_owner.entry(account.owner).or_default().push(account);
+        }
+    }
+    for (owner, logins) in by_owner {
+        let traders = store.traders().list(owner).await?;
+        if !traders.iter().any(|t| t.enabled) {
+            continue;
+        }
+        let recorders: HashMap<_, _> = store
+            .recorders()
+            .list(owner)
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r.settings))
+            .collect();
+        let mut limits: HashMap<SubAccountId, Vec<Decimal>> = HashMap::new();
+        for t in traders.iter().filter(|t| t.enabled) {
+            if let Some(settings) = recorders.get(&t.recorder) {
+                limits
+                    .entry(t.sub_account)
+                    .or_default()
+                    .push(settings.resolve(&t.overrides).max_daily_loss);
+            }
+        }
+        for login in logins {
+            for sub in store
+                .accounts()
+                .sub_accounts(owner, login.id)
+                .await?
+                .into_iter()
+                .filter(|s| s.active)
+            {
+                if let Some(limit) = limits
+                    .get(&sub.id)
+                    .and_then(|l| strictest(l.iter().copied()))
+                {
+                    watched.push(Watched {
+                        login: login.clone(),
+                        sub,
+                        limit,
+                    });
+                }
+            }
+        }
+    }
+    Ok(watched)
+}
+
+#[cfg(test)]
+mod tests {
+    use rust_decimal_macros::dec;
+
+    use super::*;
+
+    #[test]
+    fn the_strictest_positive_limit_holds_and_zero_means_off() {
+        assert_eq!(strictest([dec!(500), dec!(0), dec!(300)]), Some(dec!(300)));
+        assert_eq!(strictest([dec!(0), dec!(0)]), None);
+        assert_eq!(strictest([]), None);
+    }
+}
