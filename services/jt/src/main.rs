@@ -36,6 +36,8 @@ enum Command {
     Positions(cmd::positions::Args),
     /// Run the copier (a leader's fills copied to its followers as intents on ORDERS).
     Copier(cmd::copier::Args),
+    /// Run the risk service (max daily loss: breach → flatten through ORDERS → notify).
+    Risk(cmd::risk::Args),
     /// Messages the services gave up on: `jt dead-letters list`, `jt dead-letters retry`.
     DeadLetters(cmd::dead_letters::Args),
     /// Run the REST API service (`/api/v1`, `/api/openapi.json`).
@@ -60,6 +62,7 @@ fn main() -> std::process::ExitCode {
         Command::Connmgr(args) => cmd::connmgr::run(&args),
         Command::Positions(args) => cmd::positions::run(&args),
         Command::Copier(args) => cmd::copier::run(&args),
+        Command::Risk(args) => cmd::risk::run(&args),
         Command::DeadLetters(args) => cmd::dead_letters::run(&args),
         Command::Api(args) => cmd::api::run(&args),
         Command::Admin(args) => cmd::admin::run_admin(&args),

@@ -163,6 +163,7 @@ async fn run_async(
         jt_connmgr::start(jt_connmgr::ConnmgrConfig::from_env(&ProcessEnv)?, &ctx).await?,
         jt_positions::start(jt_positions::PositionsConfig::from_env(&ProcessEnv)?, &ctx).await?,
         jt_copier::start(jt_copier::CopierConfig::from_env(&ProcessEnv)?, &ctx).await?,
+        jt_risk::start(jt_risk::RiskConfig::from_env(&ProcessEnv)?, &ctx).await?,
     ];
     let listener = tokio::net::TcpListener::bind(http)
         .await

@@ -12,6 +12,7 @@ pub mod executor;
 pub mod ingest;
 pub mod instruments;
 pub mod positions;
+pub mod risk;
 mod serve;
 pub mod sim;
 pub mod tradovate;
