@@ -762,6 +762,25 @@ pub fn assert_status(intent: &Intent, expected: IntentStatus) {
     );
 }
 
+/// Polls `probe` every 100 ms until it returns something, for at most `timeout`.
+///
+/// # Panics
+/// When `timeout` passes first, naming `what`.
+pub async fn eventually<T>(
+    what: &str,
+    timeout: Duration,
+    mut probe: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// An alert body.
 #[must_use]
 pub fn alert(action: &str, position: &str, extra: &str) -> String {

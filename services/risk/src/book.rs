@@ -129,10 +129,19 @@ impl Book {
     ) -> Option<Pnl> {
         let broker = self.broker?;
         if self.positions.is_empty() {
-            return Some(Pnl {
-                realized: broker.realized,
-                open: Decimal::ZERO,
-                source: OpenSource::Flat,
+            // The store knows no position, but the broker is the truth: a position the store
+            // has not caught up with yet (the positions service lagging or down) still counts.
+            return Some(match broker.open.filter(|o| !o.is_zero()) {
+                Some(open) => Pnl {
+                    realized: broker.realized,
+                    open,
+                    source: OpenSource::Broker,
+                },
+                None => Pnl {
+                    realized: broker.realized,
+                    open: Decimal::ZERO,
+                    source: OpenSource::Flat,
+                },
             });
         }
         let marked = self
@@ -183,13 +192,25 @@ mod tests {
     #[test]
     fn a_flat_account_is_its_realised_pnl() {
         let book = Book {
-            broker: Some(figure(dec!(-120.50), Some(dec!(999)))),
+            broker: Some(figure(dec!(-120.50), Some(dec!(0)))),
             ..Book::default()
         };
         let pnl = book
             .pnl(&|_| None, Utc::now(), Duration::seconds(5))
             .unwrap();
         assert_eq!((pnl.total(), pnl.source), (dec!(-120.50), OpenSource::Flat));
+    }
+
+    #[test]
+    fn an_open_loss_the_broker_reports_counts_even_when_the_store_shows_no_position() {
+        let book = Book {
+            broker: Some(figure(dec!(-20), Some(dec!(-90)))),
+            ..Book::default()
+        };
+        let pnl = book
+            .pnl(&|_| None, Utc::now(), Duration::seconds(5))
+            .unwrap();
+        assert_eq!((pnl.total(), pnl.source), (dec!(-110), OpenSource::Broker));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use jt_broker::{AccountId, BrokerEvent, contract_key};
 use jt_bus::{Bus, Definitions, Envelope, Incoming, MessageId, Outcome};
 use jt_connect::BrokerAccess;
 use jt_domain::filters::is_daily_loss_breached;
-use jt_domain::session::{session_start, trading_day};
+use jt_domain::session::trading_day;
 use jt_messages::{
     BrokerEventMessage, ControlCause, ControlIntent, IntentMessage, QuoteMessage, ReportedEvent,
     subscribe_quotes,
@@ -39,6 +39,9 @@ use crate::RiskConfig;
 use crate::book::{Book, BrokerFigure, Mark, OpenSource, Pnl};
 use crate::metrics;
 use crate::watch::{self, Watched};
+
+/// How long a broker P&L read may take before it counts as failed.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The event kind of a max-loss notification.
 pub const MAX_LOSS_EVENT: &str = "max_loss";
@@ -82,12 +85,15 @@ struct Entry {
     last_poll: Option<Instant>,
     /// A fill or a cash change since the last read: read again now.
     poll_now: bool,
+    /// Bumped by every position, fill or cash event: a broker read started before one is
+    /// out of date when it returns, and is dropped.
+    generation: u64,
 }
 
 /// What the helpers send back to the monitor's loop.
 enum Note {
     Event(Box<BrokerEventMessage>),
-    Figure(SubAccountId, Result<BrokerFigure, String>),
+    Figure(SubAccountId, u64, Result<BrokerFigure, String>),
 }
 
 /// The monitor's state while this replica holds the lease.
@@ -187,7 +193,7 @@ impl Monitor {
                 },
                 note = rx.recv() => match note {
                     Some(Note::Event(e)) => monitor.event(&e).await,
-                    Some(Note::Figure(sub, r)) => monitor.figure(sub, r).await,
+                    Some(Note::Figure(sub, generation, r)) => monitor.figure(sub, generation, r).await,
                     None => break,
                 },
             }
@@ -224,6 +230,7 @@ impl Monitor {
                 polling: false,
                 last_poll: None,
                 poll_now: true,
+                generation: 0,
             });
             entry.watched = w;
             // The store is the positions service's record (events and reconciliation): it
@@ -288,25 +295,39 @@ impl Monitor {
             e.polling = true;
             e.poll_now = false;
             e.last_poll = Some(now);
-            let (brokers, tx, w, sub) = (
+            let (brokers, tx, w, sub, generation) = (
                 self.brokers.clone(),
                 self.notes.clone(),
                 e.watched.clone(),
                 *sub,
+                e.generation,
             );
             tokio::spawn(async move {
-                let r = read_figure(&brokers, &w).await;
+                // A read that hangs must not stop the account from being read again.
+                let r = tokio::time::timeout(READ_TIMEOUT, read_figure(&brokers, &w))
+                    .await
+                    .unwrap_or_else(|_| Err(format!("no answer within {READ_TIMEOUT:?}")));
                 metrics::poll(if r.is_ok() { "ok" } else { "failed" });
-                let _ = tx.send(Note::Figure(sub, r)).await;
+                let _ = tx.send(Note::Figure(sub, generation, r)).await;
             });
         }
     }
 
-    async fn figure(&mut self, sub: SubAccountId, r: Result<BrokerFigure, String>) {
+    async fn figure(
+        &mut self,
+        sub: SubAccountId,
+        generation: u64,
+        r: Result<BrokerFigure, String>,
+    ) {
         let Some(e) = self.entries.get_mut(&sub) else {
             return;
         };
         e.polling = false;
+        if generation != e.generation {
+            // Read across a position, fill or cash change: the next read (already due) counts.
+            e.poll_now = true;
+            return;
+        }
         match r {
             Ok(f) => {
                 e.book.broker = Some(f);
@@ -348,23 +369,41 @@ impl Monitor {
         let ReportedEvent::Known(event) = &m.event else {
             return;
         };
+        // The broker's open figure was read for the positions of its time: after a position,
+        // fill or cash change it would count a closed loss twice (once realised, once open).
+        // It is dropped, and read again now.
+        let stale_open = |book: &mut Book| {
+            if let Some(f) = book.broker.as_mut() {
+                f.open = None;
+            }
+        };
+        if !matches!(
+            event,
+            BrokerEvent::Order(_) | BrokerEvent::Connection(_) | BrokerEvent::Resync { .. }
+        ) {
+            e.generation += 1;
+        }
         match event {
             BrokerEvent::Position(p) => {
                 let contract = contract_key(p.symbol.as_deref(), p.contract.as_str());
                 e.book.set_position(&contract, p.net_qty, p.avg_price);
+                stale_open(&mut e.book);
+                e.poll_now = true;
             }
             BrokerEvent::CashBalance(c) => {
                 if let Some(realized) = c.realized_pnl {
-                    let open = e.book.broker.and_then(|f| f.open);
                     e.book.broker = Some(BrokerFigure {
                         realized,
-                        open,
+                        open: None,
                         at: Utc::now(),
                     });
                 }
+                e.poll_now = true;
             }
-            // A fill moves realised P&L: read the broker's figure now.
-            BrokerEvent::Fill(_) => e.poll_now = true,
+            BrokerEvent::Fill(_) => {
+                stale_open(&mut e.book);
+                e.poll_now = true;
+            }
             BrokerEvent::Order(_) | BrokerEvent::Connection(_) | BrokerEvent::Resync { .. } => {
                 return;
             }
@@ -384,8 +423,8 @@ impl Monitor {
         if e.breached == Some(day) {
             return;
         }
-        // A figure read before the trading day began is yesterday's: read again.
-        if e.book.broker.is_some_and(|f| f.at < session_start(day)) {
+        // A figure read in another trading day is that day's: read again.
+        if e.book.broker.is_some_and(|f| trading_day(f.at) != day) {
             e.book.broker = None;
             e.poll_now = true;
             return;
@@ -394,6 +433,7 @@ impl Monitor {
         let Some(pnl) = e.book.pnl(&|c| marks.get(c).copied(), now, max_age) else {
             return;
         };
+        tracing::trace!(sub_account = %sub, ?pnl, limit = %e.watched.limit, "judged");
         if pnl.source == OpenSource::Unknown
             || !is_daily_loss_breached(e.watched.limit, pnl.realized, pnl.open)
         {

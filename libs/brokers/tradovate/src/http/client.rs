@@ -401,7 +401,10 @@ impl TradovateHttpClient {
     }
 
     /// Names of contract ids, from the cache or `contract/item`.
-    async fn contract_names(&self, ids: impl IntoIterator<Item = i64>) -> HashMap<i64, String> {
+    pub(crate) async fn contract_names(
+        &self,
+        ids: impl IntoIterator<Item = i64>,
+    ) -> HashMap<i64, String> {
         let wanted: HashSet<i64> = ids.into_iter().collect();
         let missing: Vec<i64> = {
             let c = self.caches.lock();

@@ -494,6 +494,11 @@ async fn connect_and_serve(
                                         data_in_window = true;
                                         match messages::decode_props(&d) {
                                             Ok(props) => {
+                                                let unknown = dispatcher.unknown_contracts(&props);
+                                                if !unknown.is_empty() {
+                                                    // Cached per login: one `contract/item` per new contract.
+                                                    dispatcher.learn_contract_names(http.contract_names(unknown).await);
+                                                }
                                                 let (events, unattributed) = dispatcher.on_props(&props);
                                                 for e in events {
                                                     shared.feed.publish(e);

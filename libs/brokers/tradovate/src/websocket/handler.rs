@@ -139,6 +139,33 @@ impl Dispatcher {
         Some(BrokerEvent::Order(report))
     }
 
+    /// The contracts `props` names by id only, whose names this connection has not learned
+    /// (a contract first traded after the sync): resolved before the events are built, so
+    /// positions, orders and fills carry the contract's name (`MNQZ6`) — the name the store
+    /// keys positions by and quotes are published under.
+    #[must_use]
+    pub fn unknown_contracts(&self, props: &PropsEvent) -> Vec<i64> {
+        let mut ids: Vec<i64> = props
+            .entities
+            .iter()
+            .filter_map(|e| match e {
+                Entity::Position(p) => Some(p.contract_id),
+                Entity::Fill(f) => Some(f.contract_id),
+                Entity::Order(o) => o.contract_id,
+                _ => None,
+            })
+            .filter(|id| !self.contract_names.contains_key(id))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// Learns contract names resolved elsewhere (REST `contract/item`).
+    pub fn learn_contract_names(&mut self, names: impl IntoIterator<Item = (i64, String)>) {
+        self.contract_names.extend(names);
+    }
+
     fn learn(&mut self, entity: &Entity) {
         match entity {
             Entity::Order(o) => {

@@ -1,0 +1,332 @@
+//! The risk service (issue #23) on JetStream, PostgreSQL and the simulator, beside the ingest,
+//! the executor and the connection manager of the harness: an account losing past its
+//! `max_daily_loss` at the simulator is flattened once, locked for the trading day (a new entry
+//! is refused with the reason) and its owner's channel gets one queued `max_loss` notification;
+//! a quote crossing the limit is acted on within a second; a risk service restarted after the
+//! breach neither flattens again nor forgets the lock; a replacement replica finishes a breach
+//! whose flatten a dead one never published.
+//!
+//! Needs `NATS_URL` (JetStream 2.10+) and `DATABASE_URL` (PostgreSQL): `make test` sets both.
+//! Without them the harness fails loudly; nothing here is skipped.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use jt_domain::session::trading_day;
+use jt_domain::{Settings, SettingsOverrides};
+use jt_e2e::{ConnectionManager, Options, Platform, alert, eventually};
+use jt_messages::QuoteMessage;
+use jt_risk::RiskConfig;
+use jt_store::entity::{BreachKind, ChannelKind};
+use jt_store::repo::notifications::NewChannel;
+use jt_store::repo::risk::NewBreach;
+use jt_store::{IntentKind, IntentSource, IntentStatus, Secret};
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The connection manager and the positions service (the store kept in step with the
+/// simulator's events), with a risk service on their context, stopped and restarted alone.
+struct Services {
+    connmgr: ConnectionManager,
+    positions: jt_service::Running,
+    risk: Option<(CancellationToken, jt_service::Running)>,
+}
+
+impl Services {
+    async fn start(p: &Platform) -> Self {
+        let connmgr = ConnectionManager::start(p).await;
+        let positions = jt_positions::start(
+            jt_positions::PositionsConfig {
+                reconcile_every: Duration::from_secs(3600),
+                ..jt_positions::PositionsConfig::default()
+            },
+            &connmgr.ctx,
+        )
+        .await
+        .unwrap();
+        let mut s = Self {
+            connmgr,
+            positions,
+            risk: None,
+        };
+        s.start_risk().await;
+        s
+    }
+
+    async fn start_risk(&mut self) {
+        let stop = self.connmgr.stop.child_token();
+        let ctx = self.connmgr.ctx.clone().with_shutdown(stop.clone());
+        let config = RiskConfig {
+            poll_every: Duration::from_secs(1),
+            resync_every: Duration::from_secs(1),
+            survey_every: Duration::from_secs(1),
+            ..RiskConfig::default()
+        };
+        let running = jt_risk::start(config, &ctx).await.unwrap();
+        self.risk = Some((stop, running));
+    }
+
+    async fn stop_risk(&mut self) {
+        let (stop, running) = self.risk.take().unwrap();
+        stop.cancel();
+        running.wait().await.unwrap();
+    }
+
+    async fn stop(mut self) {
+        if self.risk.is_some() {
+            self.stop_risk().await;
+        }
+        let Self {
+            connmgr, positions, ..
+        } = self;
+        connmgr.stop.cancel();
+        positions.wait().await.unwrap();
+        connmgr.stop().await;
+    }
+}
+
+fn limited(limit: Decimal) -> Settings {
+    Settings {
+        max_daily_loss: limit,
+        ..Settings::default()
+    }
+}
+
+async fn flattens(p: &Platform) -> Vec<jt_store::repo::intents::Intent> {
+    p.store
+        .intents()
+        .for_sub_account(p.user, p.subs[0].id, 200)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.source == IntentSource::Control && i.kind == IntentKind::Flatten)
+        .collect()
+}
+
+async fn channel(p: &Platform) {
+    p.store
+        .notifications()
+        .create_channel(
+            p.user,
+            NewChannel {
+                kind: ChannelKind::Webhook,
+                label: "desk".into(),
+                target: Secret::new("http://127.0.0.1:9/hook"),
+                events: vec!["max_loss".into()],
+            },
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_account_losing_past_its_limit_is_flattened_once_locked_for_the_day_and_notified() {
+    let p = Platform::start(Options::default()).await;
+    channel(&p).await;
+    let (_, token) = p
+        .recorder(limited(dec!(100)), &[(0, SettingsOverrides::default())])
+        .await;
+    let mut services = Services::start(&p).await;
+
+    let s = p.queued(&token, &alert("buy", "long", "")).await;
+    p.settled_intents(s, 1, WAIT).await;
+    p.wait_orders(0, WAIT, |_| p.net_position(0) == 1).await;
+
+    // A loss inside the limit changes nothing: −$40 on one MNQ ($2 a point).
+    p.price("MNQ", "20980.00");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(p.net_position(0), 1, "inside the limit: still open");
+    assert!(flattens(&p).await.is_empty());
+
+    // −$200: past the $100 limit. The broker's figure (read every second here) shows it.
+    p.price("MNQ", "20900.00");
+    p.wait_orders(0, WAIT, |_| p.net_position(0) == 0).await;
+    let day = trading_day(Utc::now());
+    let breach = eventually("the breach marked flattened", WAIT, async || {
+        p.store
+            .risk()
+            .breach(p.user, p.subs[0].id, day, BreachKind::MaxDailyLoss)
+            .await
+            .unwrap()
+            .filter(|b| b.flattened_at.is_some())
+    })
+    .await;
+    assert_eq!(breach.loss_limit, dec!(100));
+    assert!(
+        breach.realized_pnl + breach.unrealized_pnl <= dec!(-100),
+        "{breach:?}"
+    );
+    let done = flattens(&p).await;
+    assert_eq!(done.len(), 1, "{done:#?}");
+    assert_eq!(
+        done[0].idempotency_key,
+        format!("breach:{}:account:{}", breach.id, p.subs[0].id)
+    );
+
+    // One notification queued on the owner's channel.
+    let due = p
+        .store
+        .system()
+        .due_deliveries(Utc::now() + chrono::Duration::seconds(1), 50)
+        .await
+        .unwrap();
+    let mine: Vec<_> = due.iter().filter(|d| d.owner == p.user).collect();
+    assert_eq!(mine.len(), 1, "{due:#?}");
+    assert_eq!(mine[0].event_kind, "max_loss");
+    assert_eq!(mine[0].payload["limit"], serde_json::json!("100"));
+
+    // Locked for the trading day: a new entry is refused with the reason.
+    p.price("MNQ", "21000.00");
+    let s = p.queued(&token, &alert("buy", "long", "")).await;
+    let refused = p.settled_intents(s, 1, WAIT).await;
+    assert_eq!(refused[0].status, IntentStatus::Skipped, "{refused:#?}");
+    assert!(
+        refused[0]
+            .status_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("max_daily_loss") || r.contains("daily loss")),
+        "{:?}",
+        refused[0].status_reason
+    );
+    assert_eq!(p.net_position(0), 0);
+
+    // A restarted risk service flattens nothing again and queues nothing again.
+    services.stop_risk().await;
+    services.start_risk().await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(flattens(&p).await.len(), 1);
+    let due = p
+        .store
+        .system()
+        .due_deliveries(Utc::now() + chrono::Duration::seconds(1), 50)
+        .await
+        .unwrap();
+    assert_eq!(due.iter().filter(|d| d.owner == p.user).count(), 1);
+
+    services.stop().await;
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn a_quote_crossing_the_limit_is_acted_on_within_a_second() {
+    let p = Platform::start(Options::default()).await;
+    let (_, token) = p
+        .recorder(limited(dec!(100)), &[(0, SettingsOverrides::default())])
+        .await;
+    let services = Services::start(&p).await;
+    let s = p.queued(&token, &alert("buy", "long", "")).await;
+    p.settled_intents(s, 1, WAIT).await;
+    p.wait_orders(0, WAIT, |_| p.net_position(0) == 1).await;
+    // The position reaches the monitor's book (a broker event through the connection manager).
+    let contract = eventually("the position in the store", WAIT, async || {
+        p.store
+            .broker()
+            .positions(p.user, p.subs[0].id)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|h| h.net_quantity == 1)
+            .map(|h| h.contract)
+    })
+    .await;
+    assert_eq!(
+        jt_domain::instrument::resolve_ticker(&contract).map(|i| i.root),
+        Ok("MNQ"),
+        "the store names the contract as quotes do, not by the broker's id: {contract}"
+    );
+    // Let the monitor see the position and read the broker once (nothing breached yet).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(p.net_position(0), 1);
+
+    // The market falls to −$200 and its quote reaches the bus (as the connection manager's
+    // feed publishes it): the flatten order reaches the simulator within a second.
+    p.price("MNQ", "20900.00");
+    let crossed = Instant::now();
+    QuoteMessage {
+        contract: contract.clone(),
+        source: "e2e".into(),
+        bid: Some(dec!(20899.75)),
+        ask: Some(dec!(20900.00)),
+        last: Some(dec!(20900.00)),
+        at: Utc::now(),
+    }
+    .publish(&p.bus)
+    .await
+    .unwrap();
+    p.wait_orders(0, WAIT, |_| p.net_position(0) == 0).await;
+    let took = crossed.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "flattened {took:?} after the crossing quote"
+    );
+    let breach = p
+        .store
+        .risk()
+        .breach(
+            p.user,
+            p.subs[0].id,
+            trading_day(Utc::now()),
+            BreachKind::MaxDailyLoss,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        breach
+            .details
+            .as_deref()
+            .is_some_and(|d| d.contains("quotes")),
+        "{breach:?}"
+    );
+    services.stop().await;
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn a_breach_recorded_by_a_monitor_that_died_before_flattening_is_flattened_by_the_next() {
+    let p = Platform::start(Options::default()).await;
+    let (_, token) = p
+        .recorder(limited(dec!(100)), &[(0, SettingsOverrides::default())])
+        .await;
+    let s = p.queued(&token, &alert("buy", "long", "")).await;
+    p.settled_intents(s, 1, WAIT).await;
+    p.wait_orders(0, WAIT, |_| p.net_position(0) == 1).await;
+    // What a monitor killed between recording the breach and publishing its flatten leaves.
+    let day = trading_day(Utc::now());
+    p.store
+        .risk()
+        .record_breach(
+            p.user,
+            NewBreach {
+                sub_account: p.subs[0].id,
+                trading_day: day,
+                kind: BreachKind::MaxDailyLoss,
+                loss_limit: dec!(100),
+                realized_pnl: dec!(-150),
+                unrealized_pnl: Decimal::ZERO,
+                breached_at: Utc::now(),
+                details: None,
+            },
+        )
+        .await
+        .unwrap();
+    let services = Services::start(&p).await;
+    p.wait_orders(0, WAIT, |_| p.net_position(0) == 0).await;
+    eventually("the breach marked flattened", WAIT, async || {
+        p.store
+            .risk()
+            .breach(p.user, p.subs[0].id, day, BreachKind::MaxDailyLoss)
+            .await
+            .unwrap()
+            .filter(|b| b.flattened_at.is_some())
+    })
+    .await;
+    assert_eq!(flattens(&p).await.len(), 1);
+    services.stop().await;
+    p.stop().await;
+}
