@@ -27,6 +27,7 @@ pub mod order;
 pub mod overrides;
 pub mod paper;
 pub mod prices;
+pub mod propfirm;
 pub mod quantity;
 pub mod session;
 pub mod settings;
