@@ -1018,3 +1018,65 @@ async fn a_fresh_event_side_guards_protection_it_never_saw_placed() {
     assert_eq!(stop.status, OrderStatus::Canceled);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_partly_filled_target_shrinks_the_stop_to_what_is_left() {
+    let (sim, b, a, c, cfg) = setup("wbb-l").await;
+    let (_events, mut sub) = event_side(&cfg, &a).await;
+    b.place_bracket(
+        &a,
+        &c,
+        &bracket(
+            "jt-l1",
+            Side::Buy,
+            3,
+            vec![leg(3, dec!(10))],
+            fixed(dec!(10)),
+        ),
+    )
+    .await
+    .unwrap();
+    // The target fills one contract per match (the simulator matches again on every change of
+    // the book, so each reduction of the stop lets the next contract fill).
+    sim.admin().set_matching(&MatchingJson {
+        partial_fill_qty: Some(1),
+        ..Default::default()
+    });
+    sim.admin().set_price(&c.name, dec!(21010)).unwrap();
+    let got = gather(&mut sub, Duration::from_secs(10), |e| {
+        canceled(e, "jt-l1-sl")
+    })
+    .await;
+    let mut stop: Vec<(Option<u32>, OrderStatus)> = Vec::new();
+    for (_, e) in &got {
+        if let BrokerEvent::Order(o) = e
+            && o.client_order_id.as_deref() == Some("jt-l1-sl")
+            && stop.last() != Some(&(o.qty, o.status))
+        {
+            stop.push((o.qty, o.status));
+        }
+    }
+    // The stop followed the position down as the target filled, then went with it.
+    assert_eq!(
+        stop,
+        vec![
+            (Some(3), OrderStatus::Working),
+            (Some(2), OrderStatus::Working),
+            (Some(1), OrderStatus::Working),
+            (Some(1), OrderStatus::Canceled),
+        ],
+        "{got:#?}"
+    );
+    assert_eq!(
+        fills_of(&got)
+            .iter()
+            .filter(|f| f.1.as_deref() == Some("jt-l1-tp1"))
+            .map(|f| f.3)
+            .collect::<Vec<_>>(),
+        vec![1, 1, 1],
+        "one fill per contract of the target"
+    );
+    assert_eq!(net(&b, &a, &c).await, 0);
+    assert!(working(&b, &a).await.is_empty());
+    sim.shutdown().await;
+}
