@@ -759,7 +759,7 @@ async fn what_cannot_be_protected_is_refused_before_anything_is_sent() {
         b.place_bracket(&a, &c, &off_tick).await,
         Err(BrokerError::InvalidRequest { .. })
     ));
-    // Without the watcher a stop and a target cannot be linked: refused.
+    // Without the guard a stop and a target cannot be linked: refused.
     assert!(matches!(
         no_oco
             .place_bracket(
