@@ -607,6 +607,30 @@ impl Platform {
         }
     }
 
+    /// Every message BROKER_EVENTS holds for sub-account `index` and `entity` (`fill`,
+    /// `order`, `position`, …): (message id, message), in stream order.
+    pub async fn broker_events(
+        &self,
+        index: usize,
+        entity: &str,
+    ) -> Vec<(String, jt_connmgr::BrokerEventMessage)> {
+        let subject = self
+            .bus
+            .subjects()
+            .broker_event(&self.subs[index].id.to_string(), entity)
+            .unwrap();
+        let stream = self.bus.namespace().stream_name("BROKER_EVENTS");
+        let mut out = Vec::new();
+        let mut seq = 1;
+        while let Some(stored) = self.bus.next_message(&stream, &subject, seq).await.unwrap() {
+            seq = stored.sequence + 1;
+            let env = jt_bus::Envelope::<jt_connmgr::BrokerEventMessage>::decode(&stored.message)
+                .unwrap();
+            out.push((env.id.as_str().to_string(), env.payload));
+        }
+        out
+    }
+
     /// The simulator's net position of sub-account `index`, over every contract.
     pub fn net_position(&self, index: usize) -> i64 {
         self.sim
@@ -805,6 +829,7 @@ impl ConnectionManager {
     pub async fn start(p: &Platform) -> Self {
         let access = jt_connect::AccessConfig::default()
             .with_sim_url(p.sim.base_url())
+            .with_webull_url(p.sim.webull_url())
             .with_start_stagger(Duration::ZERO);
         let brokers = std::sync::Arc::new(jt_connect::BrokerAccess::new(p.store.clone(), access));
         let stop = CancellationToken::new();

@@ -367,8 +367,9 @@ impl BrokerAccess {
     }
 
     /// Webull: a key pair (app key, app secret), no session — every request is signed. The
-    /// entry's protection is placed by the adapter after the fill and linked by its
-    /// one-cancels-other watcher, which runs in the process that placed it (the executor).
+    /// entry's protection is placed by the adapter after the fill; the one-cancels-other link
+    /// is the guard on the login's polled event side, which only the connection manager
+    /// subscribes to (`events_for`).
     async fn build_webull(&self, account: &BrokerAccount) -> Result<Built, AccessError> {
         if !account.has_credentials {
             return Err(AccessError::NoCredentials);

@@ -393,6 +393,37 @@ async fn orders_are_placed_replaced_cancelled_and_read_back_by_client_order_id()
         .await;
     assert_eq!(positions, json!([]));
 
+    // The order history lists every order, working or finished, by client order id, a page
+    // at a time after the last client order id of the previous page.
+    let history = async |page: &str, after: Option<&str>| -> Vec<(String, String)> {
+        let mut q = vec![("account_id", acct), ("page_size", page)];
+        if let Some(a) = after {
+            q.push(("last_client_order_id", a));
+        }
+        let (status, body) = wb.get("/openapi/account/orders/history", &q).await;
+        assert_eq!(status, 200, "{body}");
+        body.as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                (
+                    o["client_order_id"].as_str().unwrap().to_string(),
+                    o["status"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let all = history("100", None).await;
+    let ids: Vec<&str> = all.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["lim-1", "mkt-1", "stp-1"], "{all:?}");
+    assert_eq!(all[1].1, "FILLED");
+    assert_eq!(all[2].1, "FILLED");
+    assert_eq!(history("2", None).await.len(), 2);
+    assert_eq!(
+        history("2", Some("mkt-1")).await,
+        vec![("stp-1".to_string(), "FILLED".to_string())]
+    );
+
     // Another login's account is not reachable.
     let (other_key, _) = wb_user(&sim, "wb-other", &["WB3"]).await;
     let other = Wb::new(&sim, &other_key);

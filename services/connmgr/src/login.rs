@@ -69,28 +69,6 @@ async fn serve(
         accounts: HashMap::new(),
     };
     shared.put_status(&link.status).await;
-    if let Ok(broker) = shared.brokers.for_account(account).await
-        && !broker.capabilities().event_stream
-    {
-        // Nothing to subscribe (Webull: order status is pushed over gRPC, not spoken yet):
-        // say so once and keep the status until released, instead of retrying for ever.
-        let reason = format!(
-            "{} has no event stream in this build: the platform polls it",
-            broker.kind()
-        );
-        tracing::info!(login = %account.id, %reason, "no event stream to open");
-        set_state(shared, &mut link, LinkState::Disconnected, Some(reason)).await;
-        let every = (shared.leases.ttl().unwrap_or(Duration::from_secs(15)) / 3)
-            .max(Duration::from_millis(100));
-        let mut keep = tokio::time::interval(every);
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = lost.cancelled() => return,
-                _ = keep.tick() => shared.put_status(&link.status).await,
-            }
-        }
-    }
     let mut failures = 0u32;
     loop {
         let subscription = tokio::select! {

@@ -10,11 +10,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jt_broker::{AccountId, BrokerEvent};
+use jt_broker::{AccountId, BrokerEvent, OrderStatus};
 use jt_bus::{Bus, BusConfig, Definitions, Envelope, MessageId, Namespace};
 use jt_connect::{AccessConfig, BrokerAccess};
 use jt_connmgr::{BrokerEventMessage, ConnmgrConfig, LinkState, ReportedEvent};
-use jt_domain::order::{OrderKind, OrderRequest};
+use jt_domain::order::{BracketOrder, OrderKind, OrderRequest, StopKind, StopSpec, TakeProfitLeg};
 use jt_domain::types::Side;
 use jt_service::{Context, Running};
 use jt_sim::admin::NewUser as SimUser;
@@ -152,6 +152,7 @@ async fn replica(w: &World, owner: &str) -> Replica {
         w.store.clone(),
         AccessConfig::default()
             .with_sim_url(w.sim.base_url())
+            .with_webull_url(w.sim.webull_url())
             .with_start_stagger(Duration::ZERO),
     ));
     let ctx = Context::new(w.store.clone(), w.bus.clone(), brokers);
@@ -443,20 +444,21 @@ async fn a_new_login_is_picked_up_and_a_deleted_one_let_go_without_a_restart() {
     r.stop().await;
 }
 
-/// A Webull login has no event stream in this build: it is held, its status says why, and the
-/// replica does not retry it (its one-cancels-other runs where the protection is placed).
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_login_without_an_event_stream_is_held_and_says_why() {
-    let w = world().await;
-    w.sim
+/// A Webull login (its key pair) on the simulator's Webull surface with one account, stored
+/// as a broker account.
+async fn webull_login(w: &World, name: &str) -> (BrokerAccount, SubAccountId, AccountId) {
+    let key = format!("{name}-key");
+    let created = w
+        .sim
         .admin()
         .create_user(&SimUser {
-            name: "wb-gus".into(),
+            name: name.into(),
             password: "unused".into(),
-            accounts: vec!["WBG1".into()],
+            accounts: vec![format!("{name}-A")],
+            balance: Some(Decimal::from(50_000)),
             sec: Some("wb-secret".into()),
             protocol: jt_sim::core::model::Protocol::Webull,
-            api_key: Some("wb-gus-key".into()),
+            api_key: Some(key.clone()),
             ..SimUser::default()
         })
         .unwrap();
@@ -466,12 +468,12 @@ async fn a_login_without_an_event_stream_is_held_and_says_why() {
         .create(
             w.user,
             NewBrokerAccount {
-                label: "webull".into(),
+                label: name.into(),
                 broker: BrokerKind::Webull,
                 environment: Environment::Demo,
                 username: None,
                 credentials: BrokerCredentials {
-                    api_key: Some(Secret::new("wb-gus-key")),
+                    api_key: Some(Secret::new(key)),
                     api_secret: Some(Secret::new("wb-secret")),
                     ..BrokerCredentials::default()
                 },
@@ -480,48 +482,157 @@ async fn a_login_without_an_event_stream_is_held_and_says_why() {
         )
         .await
         .unwrap();
-    let brokers = Arc::new(BrokerAccess::new(
-        w.store.clone(),
-        AccessConfig::default()
-            .with_webull_url(w.sim.webull_url())
-            .with_start_stagger(Duration::ZERO),
-    ));
-    let ctx = Context::new(w.store.clone(), w.bus.clone(), brokers);
-    let running = jt_connmgr::start(
-        ConnmgrConfig {
-            owner: "solo".into(),
-            scan_every: Duration::from_millis(500),
-            ..ConnmgrConfig::default()
-        },
-        &ctx,
+    let listed = vec![BrokerSubAccount {
+        broker_sub_account_id: created.accounts[0].id.to_string(),
+        name: created.accounts[0].name.clone(),
+    }];
+    let subs = w
+        .store
+        .accounts()
+        .sync_sub_accounts(w.user, account.id, &listed)
+        .await
+        .unwrap();
+    let account = w.store.accounts().get(w.user, account.id).await.unwrap();
+    (
+        account,
+        subs[0].id,
+        AccountId(subs[0].broker_sub_account_id.clone()),
     )
-    .await
-    .expect("connmgr starts");
-    let status = wait_for(
-        "the Webull login's status",
-        Duration::from_secs(10),
+}
+
+async fn connected(w: &World, login: BrokerAccountId, owner: &str) {
+    wait_for(
+        "the login held and connected",
+        Duration::from_secs(15),
         || async {
-            jt_connmgr::read_status(&w.bus, account.id)
+            jt_connmgr::read_status(&w.bus, login)
                 .await
                 .unwrap()
-                .filter(|s| s.state == LinkState::Disconnected && s.reason.is_some())
+                .filter(|s| s.state == LinkState::Connected && s.owner == owner)
         },
     )
     .await;
-    assert!(
-        status
-            .reason
-            .as_deref()
-            .is_some_and(|r| r.contains("no event stream")),
-        "{status:?}"
+}
+
+/// Webull's event side is polled and held like any other login's; its one-cancels-other runs
+/// in the connection manager, from the broker's own state: a bracket placed by another
+/// process (the executor, here the test's own broker access, never subscribed), the holder
+/// restarted between the placement and the take-profit's fill — the new holder never saw the
+/// protection placed — and the stop is canceled within a few polls; each fill is published
+/// once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_webull_login_is_polled_and_its_one_cancels_other_survives_a_restart() {
+    let w = world().await;
+    let (account, sub, broker_account) = webull_login(&w, "wb-gus").await;
+    let mut first = replica(&w, "first").await;
+    connected(&w, account.id, "first").await;
+
+    // The executor's side: its own broker access, which opens no event side.
+    let placing = BrokerAccess::new(
+        w.store.clone(),
+        AccessConfig::default().with_webull_url(w.sim.webull_url()),
     );
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let later = jt_connmgr::read_status(&w.bus, account.id)
-        .await
-        .unwrap()
+    let broker = placing.for_account(&account).await.unwrap();
+    let contract = broker.resolve_contract("MNQ1!").await.unwrap();
+    w.sim
+        .admin()
+        .set_price(&contract.name, "21000".parse::<Decimal>().unwrap())
         .unwrap();
-    assert_eq!(later.reconnects, 0, "{later:?}");
-    assert_eq!(later.since, status.since, "not retried: {later:?}");
-    ctx.shutdown.cancel();
-    running.wait().await.unwrap();
+    let points = |p: &str| p.parse::<Decimal>().unwrap();
+    broker
+        .place_bracket(
+            &broker_account,
+            &contract,
+            &BracketOrder {
+                client_order_id: "jtwb1".into(),
+                side: Side::Buy,
+                qty: 1,
+                entry: OrderKind::Market,
+                take_profits: vec![TakeProfitLeg {
+                    qty: 1,
+                    distance: points("5"),
+                }],
+                stop: Some(StopSpec {
+                    distance: points("5"),
+                    kind: StopKind::Fixed,
+                }),
+                break_even: None,
+            },
+        )
+        .await
+        .unwrap();
+    let subject = w
+        .bus
+        .subjects()
+        .broker_event(&sub.to_string(), "fill")
+        .unwrap();
+    let entry = wait_for(
+        "the entry's fill on BROKER_EVENTS",
+        Duration::from_secs(10),
+        || async {
+            let f = fills(&events_on(&w, &subject).await);
+            (!f.is_empty()).then_some(f)
+        },
+    )
+    .await;
+    assert_eq!(entry.len(), 1, "{entry:?}");
+
+    // The holder restarts; the new one never saw the protection placed.
+    first.stop().await;
+    let mut second = replica(&w, "second").await;
+    connected(&w, account.id, "second").await;
+    let working = |want: &'static str| {
+        let broker = Arc::clone(&broker);
+        let broker_account = broker_account.clone();
+        async move {
+            broker
+                .find_order(&broker_account, want)
+                .await
+                .unwrap()
+                .map(|o| o.status)
+        }
+    };
+    assert_eq!(working("jtwb1-sl").await, Some(OrderStatus::Working));
+
+    // The take-profit fills at the broker: the stop goes within a few polls (2 s each).
+    let filled_at = Instant::now();
+    w.sim
+        .admin()
+        .set_price(&contract.name, points("21005"))
+        .unwrap();
+    wait_for(
+        "the stop canceled by the connection manager",
+        Duration::from_secs(10),
+        || async { (working("jtwb1-sl").await == Some(OrderStatus::Canceled)).then_some(()) },
+    )
+    .await;
+    let took = filled_at.elapsed();
+    assert_eq!(working("jtwb1-tp1").await, Some(OrderStatus::Filled));
+    let position = broker
+        .position(&broker_account, &contract.id)
+        .await
+        .unwrap();
+    assert!(
+        position.as_ref().is_none_or(|p| p.net_qty == 0),
+        "{position:?}"
+    );
+
+    // Each fill once: the entry's (before the restart) and the take-profit's (after).
+    let all = wait_for(
+        "the take-profit's fill on BROKER_EVENTS",
+        Duration::from_secs(10),
+        || async {
+            let f = fills(&events_on(&w, &subject).await);
+            (f.len() >= 2).then_some(f)
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let all_later = fills(&events_on(&w, &subject).await);
+    assert_eq!(all_later, all, "nothing published twice");
+    assert_eq!(all.len(), 2, "{all:?}");
+    let ids: BTreeSet<&String> = all.iter().map(|(_, f)| f).collect();
+    assert_eq!(ids.len(), 2, "two fills, two ids: {all:?}");
+    eprintln!("the stop was canceled {took:?} after the take-profit's price was reached");
+    second.stop().await;
 }

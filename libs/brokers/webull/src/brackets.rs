@@ -3,7 +3,7 @@
 //!
 //! 1. refuses, before sending anything, what it cannot protect: a bracket needing a feature
 //!    Webull lacks (`WEBULL_CAPABILITIES`), distances off the tick grid, client order ids
-//!    Webull would refuse, or — with the one-cancels-other watcher off — a bracket with more
+//!    Webull would refuse, or — with the one-cancels-other guard off — a bracket with more
 //!    than one exit order;
 //! 2. places the market entry (exactly once: an ambiguous answer is looked up by its client
 //!    order id);
@@ -12,8 +12,10 @@
 //! 4. places the stop (`<id>-sl`) and the take-profit legs (`<id>-tpN`), each sized to the
 //!    **filled** quantity (the stop: all of it; the legs: their requested quantity at most,
 //!    in order, until the fill is used up), at the distances from the fill price rounded to
-//!    the tick;
-//! 5. arms the login's watcher ([`crate::oco`]) for the contract.
+//!    the tick.
+//!
+//! The one-cancels-other link between them is not this call's: the guard ([`crate::oco`]) on
+//! the login's event side, in the connection manager, finds them by their client order ids.
 //!
 //! A protective order refused after the entry filled leaves a position that cannot be
 //! protected as asked: what was placed is canceled and the filled quantity is closed at
@@ -34,7 +36,6 @@ use rust_decimal::Decimal;
 use crate::broker::{Login, WEBULL_CAPABILITIES, check_id, on_tick};
 use crate::common::convert::{contracts, new_order, side_name};
 use crate::http::models::{WbNewOrder, WbStatus};
-use crate::oco::Guard;
 
 /// Refuses what the adapter cannot protect (see the module docs).
 ///
@@ -50,7 +51,7 @@ pub fn check(bracket: &BracketOrder, oco_enabled: bool) -> Result<(), BrokerErro
     }
     let exits = bracket.take_profits.len() + usize::from(bracket.stop.is_some());
     if exits > 1 && !oco_enabled {
-        // Two exit orders without the watcher: one filling would leave the other working.
+        // Two exit orders without the guard: one filling would leave the other working.
         return Err(BrokerError::Unsupported {
             feature: Feature::NativeBracket,
         });
@@ -164,7 +165,6 @@ pub(crate) async fn place(
         placed.recovered,
     )
     .await?;
-    Guard::arm(login, account, &contract.id);
     Ok(ack)
 }
 

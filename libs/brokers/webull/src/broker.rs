@@ -1,8 +1,8 @@
 //! [`WebullBroker`]: the [`Broker`] of one Webull login (an app key and its secret).
 //!
 //! Everything of a login — the signed client, its budget (600 requests per minute, chosen),
-//! the order-id map and the one-cancels-other watcher — exists once per registry, however
-//! many `WebullBroker` values point at it.
+//! the order-id map and the polled event side with its one-cancels-other guard — exists once
+//! per registry, however many `WebullBroker` values point at it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -21,7 +21,6 @@ use jt_broker::broker::{Broker, BrokerEvents};
 use jt_broker::capabilities::{Capabilities, Feature};
 use jt_broker::error::BrokerError;
 use jt_broker::events::EventSubscription;
-use jt_broker::legs::is_exit_tag;
 use jt_broker::model::{
     AccountId, AccountInfo, AccountPnl, AccountSnapshot, BracketAck, BrokerKind, CallBudget,
     CloseOutcome, Contract, ContractId, FillReport, FlattenReport, ItemFailure, OrderAck, OrderId,
@@ -34,16 +33,16 @@ use crate::common::convert::{self, contract_name, new_order};
 use crate::config::WebullConfig;
 use crate::http::client::WebullHttpClient;
 use crate::http::models::WbModify;
-use crate::oco::Guard;
 
 /// What Webull carries for futures, and how (BROKERS.md §3; the futures feature matrix: no
 /// combo orders — OTO, OTOCO, OCO — for futures).
 ///
 /// `native_bracket` and `multiple_take_profits` are **carried, not native** (see
 /// [`EMULATED`]): `place_bracket` places the market entry, waits for its fill, then places a
-/// stop and the take-profit legs sized to the filled quantity, and the login's watcher
-/// ([`crate::oco`]) emulates the one-cancels-other link. A bracket whose protection cannot be
-/// honoured is refused before anything is sent.
+/// stop and the take-profit legs sized to the filled quantity, and the one-cancels-other link
+/// is emulated by the guard ([`crate::oco`]) on the login's polled event side, where the
+/// connection manager subscribes. A bracket whose protection cannot be honoured is refused
+/// before anything is sent.
 pub const WEBULL_CAPABILITIES: Capabilities = Capabilities {
     native_bracket: true,
     multiple_take_profits: true,
@@ -57,8 +56,9 @@ pub const WEBULL_CAPABILITIES: Capabilities = Capabilities {
     non_market_bracket_entry: false,
     stop_limit_order: true,
     client_order_id_lookup: true,
-    // Webull pushes order status over gRPC; this adapter polls.
-    event_stream: false,
+    // Webull pushes order status over gRPC, which the platform does not speak: the event
+    // side is polled (`crate::events`), and the connection manager holds it like any stream.
+    event_stream: true,
     native_close_position: false,
     standalone_trailing_stop: false,
     standalone_trailing_trigger: false,
@@ -83,7 +83,8 @@ pub(crate) struct Login {
     ids: Mutex<HashMap<(AccountId, String), String>>,
     contracts: Mutex<HashMap<String, (Instant, Contract)>>,
     verified: Mutex<Option<SessionInfo>>,
-    pub(crate) guard: Guard,
+    /// The polled event side and its guard: started by the first subscriber.
+    pub(crate) events: crate::events::Poller,
 }
 
 impl Login {
@@ -161,7 +162,7 @@ impl LoginRegistry {
             let http = WebullHttpClient::new(config.http.clone(), &self.plumbing.pools)
                 .map_err(BrokerError::transport)?;
             Ok(Login {
-                guard: Guard::new(config.oco.poll_interval),
+                events: crate::events::Poller::new(config.events.subscriber_capacity),
                 config,
                 http,
                 ids: Mutex::new(HashMap::new()),
@@ -262,18 +263,11 @@ impl WebullBroker {
         EMULATED
     }
 
-    /// The (account, contract) pairs the one-cancels-other watcher guards now.
+    /// The accounts the login's event side polls (and guards) now: none until something
+    /// subscribed in this process (the connection manager), none again once it let go.
     #[must_use]
-    pub fn guarded(&self) -> Vec<(AccountId, ContractId)> {
-        self.login.guard.armed()
-    }
-
-    /// Runs one pass of the watcher over `account` now (what it does every poll interval).
-    ///
-    /// # Errors
-    /// The reads' errors.
-    pub async fn guard_now(&self, account: &AccountId) -> Result<(), BrokerError> {
-        crate::oco::check_account(&self.login, account).await
+    pub fn polled_accounts(&self) -> Vec<AccountId> {
+        self.login.events.accounts()
     }
 
     async fn client_id_of(
@@ -324,9 +318,6 @@ impl WebullBroker {
         let placed = self.login.http.place(account.as_str(), &body).await?;
         self.login
             .remember(account, &placed.order_id, &order.client_order_id);
-        if is_exit_tag(&order.client_order_id) {
-            Guard::arm(&self.login, account, &contract.id);
-        }
         Ok(OrderAck {
             order_id: OrderId(placed.order_id),
             client_order_id: order.client_order_id.clone(),
@@ -648,11 +639,7 @@ impl Broker for WebullBroker {
             qty: stop.qty,
             kind: OrderKind::Stop { stop: stop.stop },
         };
-        let ack = self
-            .send(account, contract, &order, TimeInForce::Gtc)
-            .await?;
-        Guard::arm(&self.login, account, &contract.id);
-        Ok(ack)
+        self.send(account, contract, &order, TimeInForce::Gtc).await
     }
 
     async fn cancel_order(
@@ -682,7 +669,6 @@ impl Broker for WebullBroker {
             Some(self.market_out(account, contract, net).await?)
         };
         let _ = self.cancel_working_orders(account, contract).await;
-        self.login.guard.disarm(account, &contract.id);
         Ok(CloseOutcome { order_id })
     }
 
@@ -714,19 +700,17 @@ impl Broker for WebullBroker {
                     error,
                 }),
             }
-            self.login.guard.disarm(account, &p.contract);
         }
         Ok(report)
     }
 }
 
-/// Webull pushes order status over gRPC, which this adapter does not speak yet: no event
-/// stream (the connection manager leaves the login alone; the platform polls).
+/// Webull pushes order status over gRPC, which the platform does not speak: the login's
+/// events are polled ([`crate::events`]), started by the first subscription and shared by every
+/// subscriber of the login; the one-cancels-other guard runs on the same polls.
 #[async_trait]
 impl BrokerEvents for WebullBroker {
-    async fn subscribe(&self, _accounts: &[AccountId]) -> Result<EventSubscription, BrokerError> {
-        Err(BrokerError::Unsupported {
-            feature: Feature::EventStream,
-        })
+    async fn subscribe(&self, accounts: &[AccountId]) -> Result<EventSubscription, BrokerError> {
+        crate::events::subscribe(&self.login, accounts).await
     }
 }

@@ -1,6 +1,7 @@
 //! [`WebullConfig`]: everything one Webull login needs — where, which key pair, the call
-//! policy's settings ([`WebullHttpConfig`]) and how the platform emulates the protective
-//! orders Webull does not carry for futures ([`BracketConfig`], [`OcoConfig`]).
+//! policy's settings ([`WebullHttpConfig`]), how its events are polled ([`EventsConfig`]) and
+//! how the platform emulates the protective orders Webull does not carry for futures
+//! ([`BracketConfig`], [`OcoConfig`]).
 
 use std::time::Duration;
 
@@ -33,22 +34,44 @@ impl Default for BracketConfig {
     }
 }
 
-/// The platform's one-cancels-other watcher (see `crate::oco`).
+/// The login's polled event side (`crate::events`): what the connection manager subscribes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsConfig {
+    /// How often each subscribed account is read (2 s): open orders and positions, two calls,
+    /// plus the order history when either changed — 60 to 90 calls per account per minute of
+    /// the login's 600.
+    pub poll_interval: Duration,
+    /// Events each subscriber may have queued before it is told to resync (1,024).
+    pub subscriber_capacity: usize,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_secs(2),
+            subscriber_capacity: 1_024,
+        }
+    }
+}
+
+/// The platform's one-cancels-other guard (see `crate::oco`), run on every poll of the event
+/// side.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OcoConfig {
-    /// Whether the watcher runs. Without it a bracket with protection is refused
+    /// Whether the guard runs. Without it a bracket with more than one exit order is refused
     /// (`Unsupported(NativeBracket)`): nothing is sent whose protection cannot be honoured.
     pub enabled: bool,
-    /// How often a guarded account is read (2 s): two calls (positions, open orders) per
-    /// guarded account per interval, from the login's budget of 600 per minute.
-    pub poll_interval: Duration,
+    /// How long an exit order must have been seen working by the poller before the guard acts
+    /// on it (1 s; with 2 s polls: seen on an earlier pass). Protection placed a moment ago
+    /// next to a position read that does not show its entry yet is left alone.
+    pub grace: Duration,
 }
 
 impl Default for OcoConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            poll_interval: Duration::from_secs(2),
+            grace: Duration::from_secs(1),
         }
     }
 }
@@ -58,6 +81,8 @@ impl Default for OcoConfig {
 pub struct WebullConfig {
     /// The signed client's settings (base URL, key pair, timeouts, budget).
     pub http: WebullHttpConfig,
+    /// The polled event side.
+    pub events: EventsConfig,
     /// The emulated bracket's entry.
     pub brackets: BracketConfig,
     /// The emulated one-cancels-other.
@@ -71,6 +96,7 @@ impl WebullConfig {
     pub fn new(base_url: Url, app_key: impl Into<String>, app_secret: impl Into<String>) -> Self {
         Self {
             http: WebullHttpConfig::new(base_url, app_key, app_secret),
+            events: EventsConfig::default(),
             brackets: BracketConfig::default(),
             oco: OcoConfig::default(),
         }

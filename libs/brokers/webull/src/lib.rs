@@ -8,7 +8,10 @@
 //!   unknown outcome) and exactly-once placement by client order id;
 //! - [`broker`]: [`WebullBroker`], the `Broker` of one login, and its [`LoginRegistry`];
 //! - [`brackets`]: brackets emulated by the platform (entry, then protection sized to the
-//!   fill), and [`oco`]: the polling watcher that emulates one-cancels-other;
+//!   fill);
+//! - [`events`]: the login's event side, polled (Webull's push is gRPC, not spoken), and
+//!   [`oco`]: the one-cancels-other guard that runs on its polls — in the connection manager,
+//!   which alone subscribes;
 //! - [`config`]: the login's settings ([`WebullConfig`]).
 //!
 //! What this crate must not do: depend on another venue, hold a copy of the call policy or of
@@ -20,8 +23,9 @@ pub mod brackets;
 pub mod broker;
 pub mod common;
 pub mod config;
+pub mod events;
 pub mod http;
 pub mod oco;
 
 pub use broker::{EMULATED, LoginRegistry, WEBULL_CAPABILITIES, WebullBroker};
-pub use config::{BracketConfig, OcoConfig, PRODUCTION_URL, WebullConfig};
+pub use config::{BracketConfig, EventsConfig, OcoConfig, PRODUCTION_URL, WebullConfig};

@@ -1,9 +1,11 @@
 //! `WebullBroker` against the simulator's Webull surface (`jt-sim` on loopback): brackets
 //! emulated by the platform (entry, then a stop and take-profits sized to the fill), the
-//! one-cancels-other watcher cancelling or shrinking the siblings, a partial fill protected for
-//! what filled, a DCA add replacing the protection, close and flatten, an ambiguous entry
-//! resolved by client order id, rate limiting, expired credentials, and what is refused before
-//! anything is sent.
+//! polled event side (orders, fills and positions once each, a fresh poller starting from a
+//! baseline) and the one-cancels-other guard on it cancelling or shrinking the siblings — run
+//! by another login of the same key pair, as the connection manager is another process than
+//! the one placing — a partial fill protected for what filled, a DCA add replacing the
+//! protection, close and flatten, an ambiguous entry resolved by client order id, rate
+//! limiting, expired credentials, and what is refused before anything is sent.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -11,7 +13,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use jt_broker::{
-    AccountId, Broker, BrokerError, Contract, Feature, OrderStatus, OrderType, SessionOutcome,
+    AccountId, Broker, BrokerError, BrokerEvent, BrokerEvents, ConnectionState, Contract,
+    EventOrigin, EventSubscription, Feature, OrderStatus, OrderType, SessionOutcome,
 };
 use jt_domain::bracket::StopOrder;
 use jt_domain::instrument::by_root;
@@ -46,26 +49,36 @@ fn config(sim: &Sim, app_key: &str) -> WebullConfig {
     c.http.http.write_timeout = Duration::from_secs(1);
     c.brackets.fill_wait = Duration::from_millis(300);
     c.brackets.poll_interval = Duration::from_millis(25);
-    c.oco.poll_interval = Duration::from_millis(100);
+    c.events.poll_interval = Duration::from_millis(100);
+    c.oco.grace = Duration::from_millis(150);
     c.http.requests = 100_000;
     c
 }
 
 /// A Webull login with one account on the simulator, its broker, the account and MNQ's front
 /// month at 21000.
-async fn setup(name: &str) -> (Sim, WebullBroker, AccountId, Contract) {
+async fn setup(name: &str) -> (Sim, WebullBroker, AccountId, Contract, WebullConfig) {
     let sim = sim().await;
-    let (b, a) = login(&sim, name, |c| c);
+    let (b, a, cfg) = login(&sim, name, |c| c);
     let contract = b.resolve_contract("MNQ1!").await.expect("MNQ resolves");
     sim.admin().set_price(&contract.name, dec!(21000)).unwrap();
-    (sim, b, a, contract)
+    (sim, b, a, contract, cfg)
+}
+
+/// The login's event side as the connection manager holds it: the same key pair in a
+/// registry of its own (another process than the one placing), subscribed to the account; the
+/// one-cancels-other guard runs on its polls.
+async fn event_side(cfg: &WebullConfig, a: &AccountId) -> (WebullBroker, EventSubscription) {
+    let e = WebullBroker::with(cfg.clone(), &LoginRegistry::isolated()).unwrap();
+    let sub = e.subscribe(std::slice::from_ref(a)).await.unwrap();
+    (e, sub)
 }
 
 fn login(
     sim: &Sim,
     name: &str,
     tune: impl FnOnce(WebullConfig) -> WebullConfig,
-) -> (WebullBroker, AccountId) {
+) -> (WebullBroker, AccountId, WebullConfig) {
     let created = sim
         .admin()
         .create_user(&NewUser {
@@ -78,8 +91,8 @@ fn login(
         })
         .unwrap();
     let config = tune(config(sim, created.api_key.as_deref().unwrap()));
-    let b = WebullBroker::with(config, &LoginRegistry::isolated()).unwrap();
-    (b, AccountId(created.accounts[0].id.to_string()))
+    let b = WebullBroker::with(config.clone(), &LoginRegistry::isolated()).unwrap();
+    (b, AccountId(created.accounts[0].id.to_string()), config)
 }
 
 fn mnq(p: Decimal) -> Price {
@@ -183,7 +196,7 @@ fn fault(sim: &Sim, kind: FaultKind, endpoint: Option<&str>, user: Option<&str>)
 
 #[tokio::test]
 async fn signed_login_accounts_contracts_and_balance() {
-    let (sim, b, a, c) = setup("wbb-a").await;
+    let (sim, b, a, c, _) = setup("wbb-a").await;
     assert_eq!(
         Some(c.name.clone()),
         sim.admin().front_month("MNQ"),
@@ -217,7 +230,8 @@ async fn signed_login_accounts_contracts_and_balance() {
 
 #[tokio::test]
 async fn a_bracket_is_protected_after_its_fill_and_a_filled_target_cancels_the_stop() {
-    let (sim, b, a, c) = setup("wbb-b").await;
+    let (sim, b, a, c, cfg) = setup("wbb-b").await;
+    let (_events, _sub) = event_side(&cfg, &a).await;
     let ack = b
         .place_bracket(
             &a,
@@ -260,7 +274,8 @@ async fn a_bracket_is_protected_after_its_fill_and_a_filled_target_cancels_the_s
             ),
         ]
     );
-    assert_eq!(b.guarded(), vec![(a.clone(), c.id.clone())]);
+    // The placing login polls and guards nothing itself.
+    assert!(b.polled_accounts().is_empty());
     let entry = b.find_order(&a, "jt-b1").await.unwrap().unwrap();
     assert_eq!(
         (entry.status, entry.filled_qty),
@@ -301,13 +316,11 @@ async fn a_bracket_is_protected_after_its_fill_and_a_filled_target_cancels_the_s
     .await;
     assert!(
         flat,
-        "{:?} {:?} {:?}",
+        "{:?} {:?}",
         working(&b, &a).await,
         b.positions(&a).await,
-        b.guarded(),
     );
     assert_eq!(net(&b, &a, &c).await, 0);
-    assert!(eventually(Duration::from_secs(2), || async { b.guarded().is_empty() }).await);
     let stop = b.find_order(&a, "jt-b1-sl").await.unwrap().unwrap();
     assert_eq!(stop.status, OrderStatus::Canceled);
     sim.shutdown().await;
@@ -315,7 +328,8 @@ async fn a_bracket_is_protected_after_its_fill_and_a_filled_target_cancels_the_s
 
 #[tokio::test]
 async fn a_filled_stop_cancels_the_take_profit() {
-    let (sim, b, a, c) = setup("wbb-c").await;
+    let (sim, b, a, c, cfg) = setup("wbb-c").await;
+    let (_events, _sub) = event_side(&cfg, &a).await;
     b.place_bracket(
         &a,
         &c,
@@ -363,7 +377,7 @@ async fn a_filled_stop_cancels_the_take_profit() {
 
 #[tokio::test]
 async fn a_partial_fill_is_protected_for_what_filled_and_the_rest_is_canceled() {
-    let (sim, b, a, c) = setup("wbb-d").await;
+    let (sim, b, a, c, _) = setup("wbb-d").await;
     sim.admin().set_matching(&MatchingJson {
         partial_fill_qty: Some(1),
         ..Default::default()
@@ -404,8 +418,9 @@ async fn a_partial_fill_is_protected_for_what_filled_and_the_rest_is_canceled() 
 }
 
 #[tokio::test]
-async fn a_dca_add_replaces_the_protection_and_the_watcher_links_the_new_pair() {
-    let (sim, b, a, c) = setup("wbb-e").await;
+async fn a_dca_add_replaces_the_protection_and_the_guard_links_the_new_pair() {
+    let (sim, b, a, c, cfg) = setup("wbb-e").await;
+    let (_events, _sub) = event_side(&cfg, &a).await;
     b.place_bracket(
         &a,
         &c,
@@ -515,7 +530,7 @@ async fn a_dca_add_replaces_the_protection_and_the_watcher_links_the_new_pair() 
 
 #[tokio::test]
 async fn close_and_flatten_leave_nothing_working() {
-    let (sim, b, a, c) = setup("wbb-f").await;
+    let (sim, b, a, c, _) = setup("wbb-f").await;
     b.place_bracket(
         &a,
         &c,
@@ -533,7 +548,7 @@ async fn close_and_flatten_leave_nothing_working() {
     assert!(closed.order_id.is_some());
     assert!(working(&b, &a).await.is_empty());
     assert_eq!(net(&b, &a, &c).await, 0);
-    assert!(b.guarded().is_empty());
+    assert!(b.polled_accounts().is_empty());
     assert_eq!(b.close_position(&a, &c).await.unwrap().order_id, None);
 
     // Two contracts and a resting order: flatten closes and cancels everything.
@@ -581,7 +596,7 @@ async fn close_and_flatten_leave_nothing_working() {
 
 #[tokio::test]
 async fn an_ambiguous_entry_is_found_by_client_order_id_and_protected_once() {
-    let (sim, b, a, c) = setup("wbb-g").await;
+    let (sim, b, a, c, _) = setup("wbb-g").await;
     fault(
         &sim,
         FaultKind::Ambiguous {
@@ -637,7 +652,7 @@ async fn an_ambiguous_entry_is_found_by_client_order_id_and_protected_once() {
 
 #[tokio::test]
 async fn a_rate_limit_and_expired_credentials_are_typed_and_send_nothing_more() {
-    let (sim, b, a, c) = setup("wbb-h").await;
+    let (sim, b, a, c, _) = setup("wbb-h").await;
     fault(
         &sim,
         FaultKind::TooManyRequests,
@@ -656,7 +671,7 @@ async fn a_rate_limit_and_expired_credentials_are_typed_and_send_nothing_more() 
     ));
     assert_eq!(sim.admin().request_counts(), before);
 
-    let (b, a) = login(&sim, "wbb-h2", |c| c);
+    let (b, a, _) = login(&sim, "wbb-h2", |c| c);
     b.positions(&a).await.unwrap();
     sim.admin()
         .add_fault(FaultSpec {
@@ -697,8 +712,8 @@ async fn a_rate_limit_and_expired_credentials_are_typed_and_send_nothing_more() 
 
 #[tokio::test]
 async fn what_cannot_be_protected_is_refused_before_anything_is_sent() {
-    let (sim, b, a, c) = setup("wbb-i").await;
-    let (no_oco, a2) = login(&sim, "wbb-i2", |mut c| {
+    let (sim, b, a, c, _) = setup("wbb-i").await;
+    let (no_oco, a2, _) = login(&sim, "wbb-i2", |mut c| {
         c.oco.enabled = false;
         c
     });
@@ -744,7 +759,7 @@ async fn what_cannot_be_protected_is_refused_before_anything_is_sent() {
         b.place_bracket(&a, &c, &off_tick).await,
         Err(BrokerError::InvalidRequest { .. })
     ));
-    // Without the watcher a stop and a target cannot be linked: refused.
+    // Without the guard a stop and a target cannot be linked: refused.
     assert!(matches!(
         no_oco
             .place_bracket(
@@ -800,5 +815,268 @@ async fn one_app_key_with_another_secret_is_another_login() {
             .iter()
             .all(|(name, _)| !name.contains(SECRET))
     );
+    sim.shutdown().await;
+}
+
+/// The events received within `within`, until `done` holds for them.
+async fn gather(
+    sub: &mut EventSubscription,
+    within: Duration,
+    done: impl Fn(&[(EventOrigin, BrokerEvent)]) -> bool,
+) -> Vec<(EventOrigin, BrokerEvent)> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut got = Vec::new();
+    while !done(&got) {
+        match tokio::time::timeout_at(deadline, sub.recv()).await {
+            Ok(Some(e)) => got.push((e.origin, e.event.clone())),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    got
+}
+
+type FillRow = (String, Option<String>, Side, u32, Decimal);
+
+fn fills_of(events: &[(EventOrigin, BrokerEvent)]) -> Vec<FillRow> {
+    events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            BrokerEvent::Fill(f) => Some((
+                f.id.to_string(),
+                f.client_order_id.clone(),
+                f.side,
+                f.qty,
+                f.price,
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+fn nets_of(events: &[(EventOrigin, BrokerEvent)]) -> Vec<i64> {
+    events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            BrokerEvent::Position(p) => Some(p.net_qty),
+            _ => None,
+        })
+        .collect()
+}
+
+fn canceled(events: &[(EventOrigin, BrokerEvent)], client_order_id: &str) -> bool {
+    events.iter().any(|(_, e)| {
+        matches!(e, BrokerEvent::Order(o)
+            if o.client_order_id.as_deref() == Some(client_order_id)
+                && o.status == OrderStatus::Canceled)
+    })
+}
+
+#[tokio::test]
+async fn the_event_side_yields_each_order_fill_and_position_once() {
+    let (sim, b, a, c, cfg) = setup("wbb-j").await;
+    let (events, mut sub) = event_side(&cfg, &a).await;
+    let up = gather(&mut sub, Duration::from_secs(5), |e| {
+        e.iter()
+            .any(|(_, e)| *e == BrokerEvent::Connection(ConnectionState::Connected))
+    })
+    .await;
+    assert!(!up.is_empty(), "connected after the first pass");
+    assert_eq!(events.polled_accounts(), vec![a.clone()]);
+
+    b.place_bracket(
+        &a,
+        &c,
+        &bracket(
+            "jt-j1",
+            Side::Buy,
+            2,
+            vec![leg(2, dec!(10))],
+            fixed(dec!(10)),
+        ),
+    )
+    .await
+    .unwrap();
+    // The poll sees the position (a state between two polls may pass unseen: positions are
+    // states, fills are not).
+    let mut got = gather(&mut sub, Duration::from_secs(5), |e| nets_of(e) == [2]).await;
+    sim.admin().set_price(&c.name, dec!(21010)).unwrap();
+    // The target fills; the guard cancels the stop; the poll reports all of it.
+    got.extend(
+        gather(&mut sub, Duration::from_secs(5), |e| {
+            canceled(e, "jt-j1-sl") && nets_of(e).last() == Some(&0)
+        })
+        .await,
+    );
+    // Ten more polls add nothing: a re-poll never repeats a fill.
+    got.extend(gather(&mut sub, Duration::from_secs(1), |_| false).await);
+    let fills = fills_of(&got);
+    let entry = b.find_order(&a, "jt-j1").await.unwrap().unwrap();
+    let tp = b.find_order(&a, "jt-j1-tp1").await.unwrap().unwrap();
+    assert_eq!(
+        fills,
+        vec![
+            (
+                format!("{}-2", entry.id),
+                Some("jt-j1".into()),
+                Side::Buy,
+                2,
+                dec!(21000)
+            ),
+            (
+                format!("{}-2", tp.id),
+                Some("jt-j1-tp1".into()),
+                Side::Sell,
+                2,
+                dec!(21010)
+            ),
+        ],
+        "{got:#?}"
+    );
+    assert_eq!(nets_of(&got), vec![2, 0], "{got:#?}");
+    assert!(got.iter().all(|(o, _)| *o != EventOrigin::Snapshot));
+    assert!(canceled(&got, "jt-j1-sl"));
+
+    // A restarted holder starts from a baseline: what filled before is not delivered again.
+    drop(sub);
+    drop(events);
+    let (_again, mut sub) = event_side(&cfg, &a).await;
+    let baseline = gather(&mut sub, Duration::from_millis(800), |_| false).await;
+    assert!(fills_of(&baseline).is_empty(), "{baseline:#?}");
+    assert!(
+        baseline
+            .iter()
+            .any(|(_, e)| *e == BrokerEvent::Connection(ConnectionState::Connected))
+    );
+    // The next fill is delivered once.
+    b.place_order(&a, &c, &market("jt-j2", Side::Buy, 1))
+        .await
+        .unwrap();
+    let mut got = gather(&mut sub, Duration::from_secs(5), |e| {
+        !fills_of(e).is_empty()
+    })
+    .await;
+    got.extend(gather(&mut sub, Duration::from_millis(800), |_| false).await);
+    let j2 = b.find_order(&a, "jt-j2").await.unwrap().unwrap();
+    assert_eq!(
+        fills_of(&got),
+        vec![(
+            format!("{}-1", j2.id),
+            Some("jt-j2".into()),
+            Side::Buy,
+            1,
+            dec!(21010)
+        )],
+        "{got:#?}"
+    );
+    assert_eq!(nets_of(&got), vec![1]);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_fresh_event_side_guards_protection_it_never_saw_placed() {
+    let (sim, b, a, c, cfg) = setup("wbb-k").await;
+    b.place_bracket(
+        &a,
+        &c,
+        &bracket(
+            "jt-k1",
+            Side::Buy,
+            1,
+            vec![leg(1, dec!(10))],
+            fixed(dec!(10)),
+        ),
+    )
+    .await
+    .unwrap();
+    // Nobody holds the login's event side: the target fills and the stop keeps working — the
+    // placing side runs no watcher of its own.
+    sim.admin().set_price(&c.name, dec!(21010)).unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(net(&b, &a, &c).await, 0);
+    assert_eq!(
+        working(&b, &a).await,
+        vec![(
+            OrderType::Stop,
+            Side::Sell,
+            1,
+            dec!(20990),
+            Some("jt-k1-sl".into())
+        )]
+    );
+    // A holder starts (a restarted connection manager, or another replica): it finds the flat
+    // position and the stop from the broker's own state and cancels it.
+    let (_events, _sub) = event_side(&cfg, &a).await;
+    assert!(
+        eventually(Duration::from_secs(3), || async {
+            working(&b, &a).await.is_empty()
+        })
+        .await,
+        "{:?}",
+        working(&b, &a).await
+    );
+    let stop = b.find_order(&a, "jt-k1-sl").await.unwrap().unwrap();
+    assert_eq!(stop.status, OrderStatus::Canceled);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_partly_filled_target_shrinks_the_stop_to_what_is_left() {
+    let (sim, b, a, c, cfg) = setup("wbb-l").await;
+    let (_events, mut sub) = event_side(&cfg, &a).await;
+    b.place_bracket(
+        &a,
+        &c,
+        &bracket(
+            "jt-l1",
+            Side::Buy,
+            3,
+            vec![leg(3, dec!(10))],
+            fixed(dec!(10)),
+        ),
+    )
+    .await
+    .unwrap();
+    // The target fills one contract per match (the simulator matches again on every change of
+    // the book, so each reduction of the stop lets the next contract fill).
+    sim.admin().set_matching(&MatchingJson {
+        partial_fill_qty: Some(1),
+        ..Default::default()
+    });
+    sim.admin().set_price(&c.name, dec!(21010)).unwrap();
+    let got = gather(&mut sub, Duration::from_secs(10), |e| {
+        canceled(e, "jt-l1-sl")
+    })
+    .await;
+    let mut stop: Vec<(Option<u32>, OrderStatus)> = Vec::new();
+    for (_, e) in &got {
+        if let BrokerEvent::Order(o) = e
+            && o.client_order_id.as_deref() == Some("jt-l1-sl")
+            && stop.last() != Some(&(o.qty, o.status))
+        {
+            stop.push((o.qty, o.status));
+        }
+    }
+    // The stop followed the position down as the target filled, then went with it.
+    assert_eq!(
+        stop,
+        vec![
+            (Some(3), OrderStatus::Working),
+            (Some(2), OrderStatus::Working),
+            (Some(1), OrderStatus::Working),
+            (Some(1), OrderStatus::Canceled),
+        ],
+        "{got:#?}"
+    );
+    assert_eq!(
+        fills_of(&got)
+            .iter()
+            .filter(|f| f.1.as_deref() == Some("jt-l1-tp1"))
+            .map(|f| f.3)
+            .collect::<Vec<_>>(),
+        vec![1, 1, 1],
+        "one fill per contract of the target"
+    );
+    assert_eq!(net(&b, &a, &c).await, 0);
+    assert!(working(&b, &a).await.is_empty());
     sim.shutdown().await;
 }

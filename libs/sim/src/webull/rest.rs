@@ -9,6 +9,7 @@
 //! | `POST /openapi/account/orders/cancel?account_id=` `{client_order_id}` | `{client_order_id, order_id}` |
 //! | `GET /openapi/account/orders/list-open?account_id=` | `[order view]` |
 //! | `GET /openapi/account/orders/detail?account_id=&client_order_id=` | order view, or 404 `ORDER_NOT_FOUND` |
+//! | `GET /openapi/account/orders/history?account_id=&page_size=&last_client_order_id=` | `[order view]`: every order of the account (working or finished), sorted by client order id, the page after `last_client_order_id`, at most `page_size` (100, at most 100) |
 //! | `GET /openapi/account/positions?account_id=` | `[{symbol, instrument_type, position_side: LONG/SHORT, quantity, cost_price}]` |
 //! | `GET /openapi/account/balance?account_id=` | `{account_id, currency: "USD", total_cash_balance}` |
 //! | `GET /openapi/instrument/futures/list?code=MNQ` | `[{symbol, code, instrument_type, expire_date}]`, the listed months, nearest first |
@@ -112,6 +113,7 @@ pub(crate) async fn dispatch(sh: &Arc<Shared>, r: Request<'_>) -> (Reply, After)
         "account/list"
         | "account/orders/list-open"
         | "account/orders/detail"
+        | "account/orders/history"
         | "account/positions"
         | "account/balance"
         | "instrument/futures/list" => (false, true),
@@ -167,6 +169,15 @@ pub(crate) async fn dispatch(sh: &Arc<Shared>, r: Request<'_>) -> (Reply, After)
         "account/orders/detail" => match q(&r, "client_order_id") {
             Some(id) => order_detail(sh, &cell, id),
             None => bad("client_order_id is required"),
+        },
+        "account/orders/history" => match q(&r, "page_size").map(str::parse::<usize>).transpose() {
+            Ok(size) => order_history(
+                sh,
+                &cell,
+                size.unwrap_or(HISTORY_PAGE).clamp(1, HISTORY_PAGE),
+                q(&r, "last_client_order_id"),
+            ),
+            Err(_) => bad("page_size is not a number"),
         },
         "account/positions" => positions(sh, &cell),
         "account/balance" => balance(&cell),
@@ -337,6 +348,31 @@ fn open_orders(sh: &Shared, cell: &AccountCell) -> Reply {
     orders.sort_by_key(|o| o.order.id);
     Reply::ok(Value::Array(
         orders.into_iter().map(|o| order_view(sh, o)).collect(),
+    ))
+}
+
+/// The longest page of `orders/history` (*chosen*, as Webull's documented default and limit).
+const HISTORY_PAGE: usize = 100;
+
+/// Webull's "Order History" (*chosen* path on the account surface; Webull documents the
+/// endpoint with `page_size` and `last_client_order_id` paging and results sorted by client
+/// order id): every order of the account, working or finished — the simulator keeps a
+/// session's orders, Webull the last 7 days by default.
+fn order_history(sh: &Shared, cell: &AccountCell, size: usize, after: Option<&str>) -> Reply {
+    let st = cell.state.lock();
+    let mut orders: Vec<(&str, &OrderRec)> = st
+        .orders
+        .values()
+        .filter_map(|o| o.cl_ord_id.as_deref().map(|id| (id, o)))
+        .filter(|(id, _)| after.is_none_or(|a| *id > a))
+        .collect();
+    orders.sort_by(|a, b| a.0.cmp(b.0));
+    Reply::ok(Value::Array(
+        orders
+            .into_iter()
+            .take(size)
+            .map(|(_, o)| order_view(sh, o))
+            .collect(),
     ))
 }
 

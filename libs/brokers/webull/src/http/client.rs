@@ -377,6 +377,35 @@ impl WebullHttpClient {
         .map_err(|e| with_code(e.into_broker("orders/list-open")))
     }
 
+    /// `GET /openapi/account/orders/history`: every order of the account Webull keeps (working
+    /// or finished), read page by page (`page_size` 100, the next page after the last client
+    /// order id of the previous one: Webull sorts the history by client order id).
+    ///
+    /// # Errors
+    /// The policy's errors.
+    pub async fn order_history(&self, account: &str) -> Result<Vec<WbOrder>, BrokerError> {
+        const PAGE: usize = 100;
+        let mut all: Vec<WbOrder> = Vec::new();
+        loop {
+            let mut q = account_query(account);
+            q.push(("page_size", PAGE.to_string()));
+            if let Some(last) = all.last().and_then(|o| o.client_order_id.clone()) {
+                q.push(("last_client_order_id", last));
+            }
+            let page: Vec<WbOrder> = self
+                .get("orders/history", "openapi/account/orders/history", q)
+                .await
+                .map_err(|e| with_code(e.into_broker("orders/history")))?;
+            let full = page.len() >= PAGE;
+            // A page whose last order has no client order id cannot name the next one.
+            let named = page.last().is_some_and(|o| o.client_order_id.is_some());
+            all.extend(page);
+            if !full || !named {
+                return Ok(all);
+            }
+        }
+    }
+
     /// `GET /openapi/account/orders/detail`: the order placed with `client_order_id`, or
     /// `None`.
     ///
