@@ -122,6 +122,12 @@ pub fn date(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).date().not_null().take()
 }
 
+/// A nullable calendar date.
+#[must_use]
+pub fn date_null(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).date().null().take()
+}
+
 /// A non-null JSON document (`jsonb` on PostgreSQL, text on SQLite).
 #[must_use]
 pub fn json(name: &'static str) -> ColumnDef {

@@ -27,6 +27,7 @@ mod m20261122_000003_trader_activity_index;
 mod m20261122_000004_intent_fillfactor;
 mod m20261201_000001_intent_resting_entry;
 mod m20261206_000001_sub_account_enabled;
+mod m20261206_000002_prop_firm_rules;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug, Clone, Copy, Default)]
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_intent_fillfactor::Migration),
             Box::new(m20261201_000001_intent_resting_entry::Migration),
             Box::new(m20261206_000001_sub_account_enabled::Migration),
+            Box::new(m20261206_000002_prop_firm_rules::Migration),
         ]
     }
 }
@@ -93,4 +95,7 @@ pub const TABLES: &[&str] = &[
     "audit_log",
     "notification_channels",
     "notification_deliveries",
+    // m20261206_000002
+    "account_rules",
+    "news_events",
 ];

@@ -26,7 +26,7 @@ async fn owned_rows(t: &TestStore, user: Uuid, f: &Fixture) -> BTreeMap<&'static
     for table in jt_migrations::TABLES {
         let filter = match *table {
             "users" => format!("id = {u}"),
-            "plans" => continue, // platform-wide, not owned
+            "plans" | "news_events" => continue, // platform-wide, not owned
             "webhook_log" => format!("recorder_id = {}", lit(t, f.recorder.0)),
             "kill_switches" => format!("user_id = {u} OR sub_account_id = {}", lit(t, f.sub.0)),
             "audit_log" => format!("target_user_id = {u}"),
@@ -101,6 +101,7 @@ async fn deleting_a_broker_account_removes_its_trading_records(t: &TestStore) {
         "followers",
         "contract_mappings",
         "risk_breaches",
+        "account_rules",
     ] {
         assert_eq!(
             t.count(table, &format!("user_id = {u}")).await,

@@ -705,6 +705,88 @@ async fn a_signals_paper_effect_is_applied_through_domain_types_once(t: &TestSto
     assert!(trades.iter().all(|t| t.position == Some(first.id)));
 }
 
+async fn prop_firm_rules_are_kept_per_account_with_a_mark_that_only_rises(t: &TestStore) {
+    use jt_domain::propfirm::{NewsEvent, presets};
+    let owner = t.user("rules@example.com").await;
+    let other = t.user("rules-other@example.com").await;
+    let (_, sub) = t.account(&owner, "rules").await;
+    let rules = t.rules();
+    assert_eq!(rules.get(owner.id, sub.id).await.unwrap(), None);
+    let (_, mut set) = presets().into_iter().next().unwrap();
+    let stored = rules.set(owner.id, sub.id, &set).await.unwrap();
+    assert_eq!(stored.rules, set);
+    assert!(
+        rules.set(other.id, sub.id, &set).await.is_err(),
+        "only the owner sets an account's rules"
+    );
+    assert_eq!(rules.get(other.id, sub.id).await.unwrap(), None);
+
+    rules
+        .raise_mark(sub.id, dec!(51000.25), None)
+        .await
+        .unwrap();
+    rules.raise_mark(sub.id, dec!(50500), None).await.unwrap();
+    let day = NaiveDate::from_ymd_opt(2026, 12, 8).unwrap();
+    rules
+        .raise_mark(sub.id, dec!(51000.50), Some(day))
+        .await
+        .unwrap();
+    let back = rules.get(owner.id, sub.id).await.unwrap().unwrap();
+    assert_eq!(back.high_water_mark, Some(dec!(51000.50)), "never lowered");
+    assert_eq!(back.mark_day, Some(day));
+
+    // Editing a value keeps the mark.
+    set.automation_allowed = false;
+    let edited = rules.set(owner.id, sub.id, &set).await.unwrap();
+    assert!(!edited.rules.automation_allowed);
+    assert_eq!(edited.high_water_mark, Some(dec!(51000.50)));
+    assert_eq!(
+        rules
+            .all()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.sub_account == sub.id)
+            .count(),
+        1
+    );
+    rules.clear(owner.id, sub.id).await.unwrap();
+    assert_eq!(rules.get(owner.id, sub.id).await.unwrap(), None);
+
+    let now = Utc::now();
+    let cpi = rules
+        .add_news(NewsEvent {
+            at: now + Duration::hours(1),
+            title: "CPI".into(),
+        })
+        .await
+        .unwrap();
+    rules
+        .add_news(NewsEvent {
+            at: now + Duration::days(3),
+            title: "FOMC".into(),
+        })
+        .await
+        .unwrap();
+    let soon = rules
+        .news_between(now, now + Duration::hours(2))
+        .await
+        .unwrap();
+    assert_eq!(soon.len(), 1);
+    assert_eq!(soon[0].event.title, "CPI");
+    rules.remove_news(cpi.id).await.unwrap();
+    assert!(rules.remove_news(cpi.id).await.is_err());
+    assert!(
+        rules
+            .add_news(NewsEvent {
+                at: now,
+                title: " ".into()
+            })
+            .await
+            .is_err()
+    );
+}
+
 on_both_engines!(
     paper_positions_keep_exact_averages_and_one_open_per_symbol,
     a_signals_paper_effect_is_applied_through_domain_types_once,
@@ -713,4 +795,5 @@ on_both_engines!(
     kill_switches_apply_by_scope,
     notifications_are_queued_once_per_channel_and_event,
     subscriptions_follow_the_provider_in_order,
+    prop_firm_rules_are_kept_per_account_with_a_mark_that_only_rises,
 );

@@ -4,6 +4,7 @@
 mod enums;
 pub use enums::*;
 
+pub mod account_rules;
 pub mod api_tokens;
 pub mod audit_log;
 pub mod broker_accounts;
@@ -17,6 +18,7 @@ pub mod followers;
 pub mod kill_switches;
 pub mod leaders;
 pub mod login_sessions;
+pub mod news_events;
 pub mod notification_channels;
 pub mod notification_deliveries;
 pub mod order_intents;

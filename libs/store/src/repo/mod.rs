@@ -29,6 +29,7 @@ pub mod paper;
 pub mod plans;
 pub mod recorders;
 pub mod risk;
+pub mod rules;
 pub mod signals;
 pub mod system;
 pub mod traders;

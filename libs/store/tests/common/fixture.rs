@@ -362,6 +362,10 @@ pub async fn populate(t: &TestStore, owner: &User, admin: &AdminScope, tag: &str
         .set_account_kill(o, sub.id, true, Some("test"))
         .await
         .unwrap();
+    t.rules()
+        .set(o, sub.id, &jt_domain::propfirm::presets()[0].1)
+        .await
+        .unwrap();
     t.notifications()
         .create_channel(
             o,
