@@ -330,3 +330,90 @@ async fn a_breach_recorded_by_a_monitor_that_died_before_flattening_is_flattened
     services.stop().await;
     p.stop().await;
 }
+
+#[tokio::test]
+async fn prop_firm_rules_refuse_an_entry_that_would_break_them_with_the_rule_and_the_numbers() {
+    use jt_domain::propfirm::{MaxContracts, NewsBlackout, NewsEvent, RuleSet};
+    let p = Platform::start(Options::default()).await;
+    let sized = |n| SettingsOverrides {
+        initial_position_size: Some(n),
+        ..SettingsOverrides::default()
+    };
+    let (_, too_big) = p.recorder(Settings::default(), &[(0, sized(21))]).await;
+    // Two MNQ at most, micros counted as the firm counts them (ten to a contract): 20 micros.
+    let mut rules = RuleSet {
+        max_contracts: Some(MaxContracts {
+            per_position: 2,
+            per_order: None,
+            micros_per_contract: 10,
+        }),
+        ..RuleSet::default()
+    };
+    p.store
+        .rules()
+        .set(p.user, p.subs[0].id, &rules)
+        .await
+        .unwrap();
+    let s = p.queued(&too_big, &alert("buy", "long", "")).await;
+    let refused = p.settled_intents(s, 1, WAIT).await;
+    assert_eq!(refused[0].status, IntentStatus::Skipped, "{refused:#?}");
+    let reason = refused[0].status_reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("max_contracts_per_position") && reason.contains("2.1 contracts"),
+        "{reason}"
+    );
+    assert_eq!(p.net_position(0), 0, "nothing sent");
+    let (_, token) = p.recorder(Settings::default(), &[(0, sized(20))]).await;
+    let s = p.queued(&token, &alert("buy", "long", "")).await;
+    let entered = p.settled_intents(s, 1, WAIT).await;
+    assert!(
+        matches!(
+            entered[0].status,
+            IntentStatus::Accepted | IntentStatus::Filled
+        ),
+        "{entered:#?}"
+    );
+    p.wait_orders(0, WAIT, |_| p.net_position(0) == 20).await;
+    // Closing is never refused by a rule.
+    let s = p
+        .queued(&token, &alert("sell", "flat", r#","comment":"close""#))
+        .await;
+    p.settled_intents(s, 1, WAIT).await;
+    p.wait_orders(0, WAIT, |_| p.net_position(0) == 0).await;
+
+    // A listed news event in a minute: entries inside its window are refused, naming it.
+    rules.news_blackout = Some(NewsBlackout {
+        minutes_before: 2,
+        minutes_after: 2,
+        flatten: false,
+    });
+    p.store
+        .rules()
+        .set(p.user, p.subs[0].id, &rules)
+        .await
+        .unwrap();
+    let cpi = p
+        .store
+        .rules()
+        .add_news(NewsEvent {
+            at: Utc::now() + chrono::Duration::minutes(1),
+            title: format!("CPI {}", p.subs[0].id),
+        })
+        .await
+        .unwrap();
+    let s = p
+        .queued(
+            &token,
+            &alert("buy", "long", r#","comment":"after the close""#),
+        )
+        .await;
+    let refused = p.settled_intents(s, 1, WAIT).await;
+    assert_eq!(refused[0].status, IntentStatus::Skipped, "{refused:#?}");
+    let reason = refused[0].status_reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("news_blackout") && reason.contains("CPI"),
+        "{reason}"
+    );
+    p.store.rules().remove_news(cpi.id).await.unwrap();
+    p.stop().await;
+}

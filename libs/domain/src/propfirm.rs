@@ -93,8 +93,9 @@ pub struct ProfitCap {
     pub amount: Decimal,
 }
 
-/// One account's rules. Every rule is optional.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// One account's rules. Every rule is optional; automation is allowed unless said otherwise
+/// (by default and when the field is absent from JSON alike).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleSet {
     /// The preset it started from, if any (informative: values are the account's own).
     #[serde(default)]
@@ -127,6 +128,22 @@ pub struct RuleSet {
 
 fn yes() -> bool {
     true
+}
+
+impl Default for RuleSet {
+    fn default() -> Self {
+        Self {
+            preset: None,
+            starting_balance: None,
+            trailing_drawdown: None,
+            daily_loss: None,
+            max_contracts: None,
+            flat_by: None,
+            news_blackout: None,
+            daily_profit_cap: None,
+            automation_allowed: yes(),
+        }
+    }
 }
 
 /// Which rule.
@@ -358,7 +375,10 @@ impl RuleSet {
             {
                 return refuse(
                     Rule::MaxOrder,
-                    format!("the order counts {order} contracts; the firm allows {max} per order"),
+                    format!(
+                        "the order counts {} contracts; the firm allows {max} per order",
+                        order.normalize()
+                    ),
                 );
             }
             let signed = i64::from(entry.quantity) * if entry.buy { 1 } else { -1 };
@@ -367,7 +387,8 @@ impl RuleSet {
                 return refuse(
                     Rule::MaxPosition,
                     format!(
-                        "the position would count {after} contracts; the firm allows {}",
+                        "the position would count {} contracts; the firm allows {}",
+                        after.normalize(),
                         c.per_position
                     ),
                 );

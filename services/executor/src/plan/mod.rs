@@ -8,6 +8,7 @@
 //! keeps the shape it was stored in before sources existed, so an intent sent before a deploy
 //! resumes after it.
 
+mod rules;
 pub(crate) mod signal;
 pub(crate) mod sources;
 
@@ -154,15 +155,17 @@ impl Stored {
     }
 }
 
-/// Decides `inputs.msg` by its source.
+/// Decides `inputs.msg` by its source; an entry is then held against the account's prop-firm
+/// rules ([`rules`]).
 pub(crate) async fn decide(inputs: &Inputs<'_>) -> Result<Choice, Refusal> {
-    match &inputs.msg.action {
+    let choice = match &inputs.msg.action {
         IntentAction::Signal(s) => signal::decide(inputs, s).await,
         IntentAction::Control(c) => sources::control(inputs, c).await,
         IntentAction::Manual(m) => sources::manual(inputs, m).await,
         IntentAction::Copy(c) => sources::copy(inputs, c).await,
         IntentAction::Repair(r) => sources::repair(inputs, r).await,
-    }
+    }?;
+    rules::check(inputs, choice).await
 }
 
 /// A plan of `steps` on `contract`, stored as its steps.

@@ -1,0 +1,112 @@
+//! Prop-firm rules before an entry (DOMAIN.md §14, `jt_domain::propfirm`): an entry, add or
+//! flip on an account with a rule set is refused — recorded as skipped with the rule and the
+//! numbers — when it would break a rule or land inside its safety buffer. Accounts without
+//! rules pay nothing (one indexed read); accounts with rules pay two broker reads (positions
+//! and the account's P&L) so the money rules are judged on the broker's figures, not a copy.
+//! Exits are never refused: a position can always be closed.
+
+use chrono::{Duration, Utc};
+use jt_domain::Side;
+use jt_domain::instrument::resolve_ticker;
+use jt_domain::propfirm::{AccountState, EntryCheck};
+use jt_messages::IntentAction;
+use jt_store::IntentKind;
+
+use super::{Choice, Inputs, Plan, Refusal};
+
+/// `choice`, or a skip when the account's rules refuse the entry it plans.
+pub(crate) async fn check(inputs: &Inputs<'_>, choice: Choice) -> Result<Choice, Refusal> {
+    let Choice::Plan(plan) = choice else {
+        return Ok(choice);
+    };
+    if !matches!(
+        plan.kind,
+        IntentKind::Entry | IntentKind::Add | IntentKind::Flip
+    ) {
+        return Ok(Choice::Plan(plan));
+    }
+    let Some(stored) = inputs
+        .store
+        .rules()
+        .get(inputs.msg.owner_id, inputs.sub.id)
+        .await?
+    else {
+        return Ok(Choice::Plan(plan));
+    };
+    match refusal(inputs, &plan, &stored).await? {
+        Some(reason) => Ok(Choice::Skip(reason)),
+        None => Ok(Choice::Plan(plan)),
+    }
+}
+
+async fn refusal(
+    inputs: &Inputs<'_>,
+    plan: &Plan,
+    stored: &jt_store::repo::rules::AccountRules,
+) -> Result<Option<String>, Refusal> {
+    let now = Utc::now();
+    let (positions, pnl, news) = tokio::try_join!(
+        async {
+            inputs
+                .broker
+                .positions(inputs.account)
+                .await
+                .map_err(Refusal::from)
+        },
+        async {
+            inputs
+                .broker
+                .account_pnl(inputs.account)
+                .await
+                .map_err(Refusal::from)
+        },
+        async {
+            inputs
+                .store
+                .rules()
+                .news_between(now - Duration::hours(6), now + Duration::hours(6))
+                .await
+                .map_err(Refusal::from)
+        },
+    )?;
+    let contract = plan.contract.as_deref().unwrap_or_default();
+    let position_before: i64 = positions
+        .iter()
+        .filter(|p| {
+            jt_broker::contract_key(p.symbol.as_deref(), p.contract.as_str()) == contract
+                || p.contract.as_str() == contract
+        })
+        .map(|p| p.net_qty)
+        .sum();
+    let micro = resolve_ticker(contract)
+        .ok()
+        .and_then(|i| i.partner)
+        .is_some_and(|p| !p.partner_is_micro);
+    let balance = pnl
+        .cash
+        .unwrap_or_else(|| pnl.net_liq.unwrap_or_default() - pnl.open);
+    let state = AccountState {
+        balance,
+        open_pnl: pnl.open,
+        day_pnl: pnl.realized + pnl.open,
+        high_water_mark: stored.high_water_mark,
+        now,
+    };
+    let entry = EntryCheck {
+        micro,
+        quantity: plan.quantity,
+        position_before,
+        buy: plan.side == Some(Side::Buy),
+        risk_to_stop: None,
+        automated: matches!(
+            inputs.msg.action,
+            IntentAction::Signal(_) | IntentAction::Copy(_)
+        ),
+    };
+    let news: Vec<_> = news.into_iter().map(|n| n.event).collect();
+    Ok(stored
+        .rules
+        .check_entry(&state, &entry, &news)
+        .err()
+        .map(|r| format!("prop-firm rule {}: {}", r.rule.name(), r.reason)))
+}
