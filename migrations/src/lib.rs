@@ -27,6 +27,7 @@ mod m20261122_000003_trader_activity_index;
 mod m20261122_000004_intent_fillfactor;
 mod m20261201_000001_intent_resting_entry;
 mod m20261206_000001_sub_account_enabled;
+mod m20261206_000002_notification_signing;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug, Clone, Copy, Default)]
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_intent_fillfactor::Migration),
             Box::new(m20261201_000001_intent_resting_entry::Migration),
             Box::new(m20261206_000001_sub_account_enabled::Migration),
+            Box::new(m20261206_000002_notification_signing::Migration),
         ]
     }
 }
