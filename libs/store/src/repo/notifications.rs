@@ -213,7 +213,8 @@ impl Notifications<'_> {
             return Err(StoreError::invalid("target", "must not be empty"));
         }
         let cipher = self.store.cipher()?;
-        let sealed = cipher.seal_secret(&aad("notification_channels", "target_enc", id), &c.target)?;
+        let sealed =
+            cipher.seal_secret(&aad("notification_channels", "target_enc", id), &c.target)?;
         let signing = (c.kind == ChannelKind::Webhook).then(|| {
             Secret::new(format!(
                 "{SIGNING_PREFIX}{}",
@@ -221,7 +222,9 @@ impl Notifications<'_> {
             ))
         });
         let secret_enc = match &signing {
-            Some(s) => Some(cipher.seal_secret(&aad("notification_channels", "secret_enc", id), s)?),
+            Some(s) => {
+                Some(cipher.seal_secret(&aad("notification_channels", "secret_enc", id), s)?)
+            }
             None => None,
         };
         let t = now();
@@ -280,8 +283,8 @@ impl Notifications<'_> {
         p: ChannelPatch,
     ) -> StoreResult<Channel> {
         use notification_channels::Column as C;
-        let mut q = notification_channels::Entity::update_many()
-            .col_expr(C::UpdatedAt, Expr::value(now()));
+        let mut q =
+            notification_channels::Entity::update_many().col_expr(C::UpdatedAt, Expr::value(now()));
         if let Some(label) = &p.label {
             q = q.col_expr(C::Label, Expr::value(required_text("label", label)?));
         }
@@ -472,8 +475,7 @@ impl Notifications<'_> {
         q: &DeliveryQuery,
     ) -> StoreResult<Vec<Delivery>> {
         use notification_deliveries::Column as C;
-        let mut sel =
-            notification_deliveries::Entity::find().filter(C::UserId.eq(scope.owner().0));
+        let mut sel = notification_deliveries::Entity::find().filter(C::UserId.eq(scope.owner().0));
         if let Some(c) = q.channel {
             sel = sel.filter(C::ChannelId.eq(c.0));
         }
@@ -483,11 +485,9 @@ impl Notifications<'_> {
         if let Some((t, id)) = q.after {
             let t = at(t);
             sel = sel.filter(
-                Condition::any().add(C::CreatedAt.lt(t)).add(
-                    Condition::all()
-                        .add(C::CreatedAt.eq(t))
-                        .add(C::Id.lt(id.0)),
-                ),
+                Condition::any()
+                    .add(C::CreatedAt.lt(t))
+                    .add(Condition::all().add(C::CreatedAt.eq(t)).add(C::Id.lt(id.0))),
             );
         }
         Ok(sel
