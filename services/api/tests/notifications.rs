@@ -313,3 +313,82 @@ async fn another_users_channel_is_not_found() {
     let l = api.call(Method::GET, HOOKS, Auth::Cookie(&b), None).await;
     assert_eq!(l.body, json!([]));
 }
+
+#[tokio::test]
+async fn kill_switch_changes_are_queued_to_subscribing_channels() {
+    let api = TestApi::new().await;
+    let s = api.login("owner@example.com").await;
+    let c = api
+        .call(
+            Method::POST,
+            HOOKS,
+            Auth::Cookie(&s),
+            Some(json!({"kind": "email", "label": "Me", "target": "me@example.com", "events": ["kill_switch"]})),
+        )
+        .await;
+    let channel = c.body["id"].as_str().unwrap().to_string();
+    let a = api
+        .call(
+            Method::POST,
+            "/api/v1/broker-accounts",
+            Auth::Cookie(&s),
+            Some(
+                json!({"label": "A", "broker": "sim", "environment": "demo", "username": "a",
+                        "credentials": {"password": "pw"}}),
+            ),
+        )
+        .await;
+    let account = a.body["id"].as_str().unwrap().to_string();
+    *api.probe.listed.lock() = vec![jt_store::repo::accounts::BrokerSubAccount {
+        broker_sub_account_id: "1".into(),
+        name: "DEMO1".into(),
+    }];
+    let t = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/broker-accounts/{account}/test"),
+            Auth::Cookie(&s),
+            None,
+        )
+        .await;
+    let sub = t.body["sub_accounts"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let k = api
+        .call(
+            Method::PUT,
+            &format!("/api/v1/sub-accounts/{sub}/kill"),
+            Auth::Cookie(&s),
+            Some(json!({"engaged": true, "reason": "news"})),
+        )
+        .await;
+    assert_eq!(k.status, StatusCode::OK, "{}", k.body);
+    let k = api
+        .call(
+            Method::PUT,
+            "/api/v1/kill",
+            Auth::Cookie(&s),
+            Some(json!({"engaged": false})),
+        )
+        .await;
+    assert_eq!(k.status, StatusCode::OK, "{}", k.body);
+    let log = api
+        .call(
+            Method::GET,
+            &format!("{LOG}?channel_id={channel}"),
+            Auth::Cookie(&s),
+            None,
+        )
+        .await;
+    let items = log.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{}", log.body);
+    assert_eq!(items[1]["event"], "kill_switch");
+    assert_eq!(items[1]["payload"]["title"], "Kill switch engaged on DEMO1");
+    assert_eq!(items[1]["payload"]["reason"], "news");
+    assert_eq!(
+        items[0]["payload"]["title"],
+        "Kill switch released on every account"
+    );
+    assert_eq!(items[0]["payload"]["scope"], "user");
+}
