@@ -400,7 +400,7 @@ pub struct KillAnswer {
 
 /// Queues the `kill_switch` notification of a change (each change is an event of its own,
 /// keyed by a request id). Never fails the change: an error is logged.
-async fn notify_kill(
+pub(crate) async fn notify_kill(
     state: &ApiState,
     owner: UserId,
     scope: &str,
@@ -408,9 +408,13 @@ async fn notify_kill(
     req: &KillRequest,
 ) {
     let what = if req.engaged { "engaged" } else { "released" };
-    let on = sub.map_or_else(|| "every account".to_string(), |s| s.name.clone());
+    let title = match (scope, sub) {
+        ("global", _) => format!("Platform-wide kill switch {what}"),
+        (_, Some(s)) => format!("Kill switch {what} on {}", s.name),
+        (_, None) => format!("Kill switch {what} on every account"),
+    };
     let payload = serde_json::json!({
-        "title": format!("Kill switch {what} on {on}"),
+        "title": title,
         "scope": scope,
         "engaged": req.engaged,
         "sub_account_id": sub.map(|s| s.id),
