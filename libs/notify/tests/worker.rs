@@ -2,7 +2,8 @@
 //! the signature with the documented algorithm (HMAC-SHA256 over `<t>.<body>`, computed here,
 //! not with the crate's own function), a Discord-shaped receiver that answers 429 once, a
 //! receiver that never answers, and the local SMTP server of `jt-testkit`. The store is SQLite in
-//! a temporary directory (no server needed).
+//! a temporary directory (no server needed), except the claim test that also runs on PostgreSQL
+//! (`scripts/test-services`; it fails naming `DATABASE_URL` without it).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -22,26 +23,41 @@ use jt_store::repo::notifications::{DeliveryQuery, NewChannel};
 use jt_store::{
     ChannelId, ChannelKind, DeliveryStatus, Role, Secret, SecretKey, Store, StoreConfig, UserId,
 };
-use jt_testkit::TempSqlite;
 use jt_testkit::smtp::{Behaviour, SmtpServer};
+use jt_testkit::{TempSqlite, TestDatabase};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+enum Held {
+    Sqlite(#[allow(dead_code)] TempSqlite),
+    Postgres(#[allow(dead_code)] TestDatabase),
+}
+
 struct Db {
     store: Store,
     owner: UserId,
-    _db: TempSqlite,
+    _db: Held,
 }
 
 async fn db() -> Db {
-    jt_runtime::tls::install_crypto_provider();
     let db = TempSqlite::new();
-    let store = Store::connect(
-        &StoreConfig::new(db.url().to_string()).with_secret_key(SecretKey::generate()),
-    )
-    .await
-    .unwrap();
+    let url = db.url().to_string();
+    db_at(url, Held::Sqlite(db)).await
+}
+
+/// A database on the test PostgreSQL (`DATABASE_URL`, set by `scripts/test-services`).
+async fn pg() -> Db {
+    let db = TestDatabase::create().await;
+    let url = db.url().to_string();
+    db_at(url, Held::Postgres(db)).await
+}
+
+async fn db_at(url: String, db: Held) -> Db {
+    jt_runtime::tls::install_crypto_provider();
+    let store = Store::connect(&StoreConfig::new(url).with_secret_key(SecretKey::generate()))
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
     let owner = store
         .users()
@@ -571,7 +587,15 @@ async fn a_dead_channel_does_not_hold_up_another() {
 
 #[tokio::test]
 async fn two_notifiers_on_one_store_send_each_delivery_once() {
-    let db = db().await;
+    two_notifiers(db().await).await;
+}
+
+#[tokio::test]
+async fn two_notifiers_on_one_postgres_database_send_each_delivery_once() {
+    two_notifiers(pg().await).await;
+}
+
+async fn two_notifiers(db: Db) {
     let hook = Receiver::start(vec![]).await;
     let (channel, _) = db.channel(ChannelKind::Webhook, &hook.url).await;
     for i in 0..20 {
