@@ -27,7 +27,8 @@ mod m20261122_000003_trader_activity_index;
 mod m20261122_000004_intent_fillfactor;
 mod m20261201_000001_intent_resting_entry;
 mod m20261206_000001_sub_account_enabled;
-mod m20261206_000002_prop_firm_rules;
+mod m20261206_000002_notification_signing;
+mod m20261206_000003_prop_firm_rules;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug, Clone, Copy, Default)]
@@ -51,7 +52,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_intent_fillfactor::Migration),
             Box::new(m20261201_000001_intent_resting_entry::Migration),
             Box::new(m20261206_000001_sub_account_enabled::Migration),
-            Box::new(m20261206_000002_prop_firm_rules::Migration),
+            Box::new(m20261206_000002_notification_signing::Migration),
+            Box::new(m20261206_000003_prop_firm_rules::Migration),
         ]
     }
 }
@@ -95,7 +97,7 @@ pub const TABLES: &[&str] = &[
     "audit_log",
     "notification_channels",
     "notification_deliveries",
-    // m20261206_000002
+    // m20261206_000003
     "account_rules",
     "news_events",
 ];

@@ -276,6 +276,47 @@ async fn broker_events_are_applied_to_the_store_once_however_often_they_come() {
     p.stop().await;
 }
 
+/// A channel of the platform's user getting `events` (the notifier is not running: the
+/// deliveries stay queued for the test to read).
+async fn channel(p: &Platform, events: &[&str]) -> jt_store::ChannelId {
+    p.store
+        .notifications()
+        .create_channel(
+            p.user,
+            jt_store::repo::notifications::NewChannel {
+                kind: jt_store::ChannelKind::Email,
+                label: "me".into(),
+                target: jt_store::Secret::new("trader@example.com"),
+                events: events.iter().map(|e| (*e).to_string()).collect(),
+            },
+        )
+        .await
+        .unwrap()
+        .id
+}
+
+/// The events queued on `channel`, oldest first.
+async fn queued_events(
+    p: &Platform,
+    channel: jt_store::ChannelId,
+) -> Vec<(String, serde_json::Value)> {
+    let mut log = p
+        .store
+        .notifications()
+        .deliveries(
+            p.user,
+            &jt_store::repo::notifications::DeliveryQuery {
+                channel: Some(channel),
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    log.reverse();
+    log.into_iter().map(|d| (d.event_kind, d.payload)).collect()
+}
+
 #[tokio::test]
 async fn a_dca_add_whose_take_profit_failed_is_repaired_by_one_pass_exactly_once() {
     let p = Platform::start(Options::default()).await;
@@ -322,6 +363,7 @@ async fn a_dca_add_whose_take_profit_failed_is_repaired_by_one_pass_exactly_once
     p.sim.admin().clear_faults();
     let placed_before = of_type(&orders, "Limit", "Sell").len();
 
+    let told = channel(&p, &["unprotected_position", "protection_repaired"]).await;
     // One pass (the first runs at start) publishes the repair; the executor places it.
     let started = Instant::now();
     let positions = Positions::start(&p, fast(Duration::from_secs(2)));
@@ -361,6 +403,19 @@ async fn a_dca_add_whose_take_profit_failed_is_repaired_by_one_pass_exactly_once
         .await
         .unwrap();
     assert_eq!(held.iter().map(|h| h.net_quantity).sum::<i64>(), 2);
+    // The owner was told once that it was unprotected, and once that it was repaired.
+    let events = queued_events(&p, told).await;
+    let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["unprotected_position", "protection_repaired"],
+        "{events:#?}"
+    );
+    assert_eq!(events[0].1["missing"], serde_json::json!(["take_profit"]));
+    assert_eq!(
+        events[1].1["repair_intent_id"],
+        serde_json::json!(repairs[0].id)
+    );
     positions.stop().await;
     p.stop().await;
 }
@@ -824,6 +879,7 @@ async fn refused_credentials_mark_the_account_needs_reauth_and_it_is_not_retried
         .await
         .unwrap();
     p.sim.admin().reset_request_counts();
+    let told = channel(&p, &["needs_reauth"]).await;
 
     let positions = Positions::start(&p, refreshing(Duration::from_secs(1800)));
     let marked = eventually("the account to be marked", async || {
@@ -853,6 +909,16 @@ async fn refused_credentials_mark_the_account_needs_reauth_and_it_is_not_retried
             .as_str()
             .is_some_and(|r| r.contains("Incorrect username or password")),
         "{auth}"
+    );
+    // And was told once, with the broker's reason.
+    let events = queued_events(&p, told).await;
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0].0, "needs_reauth");
+    assert!(
+        events[0].1["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("Incorrect username or password")),
+        "{events:#?}"
     );
     positions.stop().await;
     p.stop().await;

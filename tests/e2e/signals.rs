@@ -561,6 +561,21 @@ impl NanosZero for chrono::NaiveTime {
 async fn a_refusal_before_sending_fails_the_intent_and_a_refused_order_rejects_it() {
     let p = Platform::start(Options::default()).await;
     let (_, token) = p.recorder(Settings::default(), &one("1")).await;
+    // The owner gets failures on a channel (the notifier is not running: only the queue).
+    let channel = p
+        .store
+        .notifications()
+        .create_channel(
+            p.user,
+            jt_store::repo::notifications::NewChannel {
+                kind: jt_store::ChannelKind::Email,
+                label: "me".into(),
+                target: jt_store::Secret::new("trader@example.com"),
+                events: vec!["execution_failed".into()],
+            },
+        )
+        .await
+        .unwrap();
     let refuse = |endpoint: &str| {
         let fault: jt_sim::faults::FaultSpec = serde_json::from_value(serde_json::json!({
             "kind": "error", "status": 400, "endpoint": endpoint, "count": 1
@@ -600,6 +615,32 @@ async fn a_refusal_before_sending_fails_the_intent_and_a_refused_order_rejects_i
         intents[0].status_reason
     );
     assert!(p.orders(0).is_empty(), "{:#?}", p.orders(0));
+    let rejected = intents[0].id;
+
+    // Each outcome queued one `execution_failed` notification, keyed by its intent.
+    let log = p
+        .store
+        .notifications()
+        .deliveries(
+            p.user,
+            &jt_store::repo::notifications::DeliveryQuery {
+                channel: Some(channel.id),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 2, "{log:#?}");
+    assert!(log.iter().all(|d| d.event_kind == "execution_failed"));
+    assert_eq!(log[0].dedup_key, format!("execution_failed:{rejected}"));
+    assert_eq!(log[0].payload["status"], "rejected");
+    assert!(
+        log[0].payload["reason"].as_str().unwrap().contains("400"),
+        "{:?}",
+        log[0].payload
+    );
+    assert_eq!(log[1].payload["status"], "failed");
     p.stop().await;
 }
 

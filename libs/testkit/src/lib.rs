@@ -1,5 +1,5 @@
 //! Test support: connections to the test services (NATS, PostgreSQL) started by the harness,
-//! with loud failures when they are missing.
+//! with loud failures when they are missing, and a local SMTP server ([`smtp`]).
 //!
 //! A test that needs a server panics with a message naming the variable when it is unset; it
 //! never skips quietly. `make test` sets every variable through `scripts/test-services`.
@@ -9,6 +9,7 @@
 pub mod nats;
 pub mod pg;
 pub mod pg_server;
+pub mod smtp;
 pub mod sqlite;
 
 pub use pg::TestDatabase;

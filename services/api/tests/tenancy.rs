@@ -108,6 +108,16 @@ async fn fixtures(api: &TestApi, s: &common::Session) -> BTreeMap<&'static str, 
         )
         .await;
     let token = tok.body["id"].as_str().unwrap().to_string();
+    let ch = api
+        .call(
+            Method::POST,
+            "/api/v1/notification-channels",
+            Auth::Cookie(s),
+            Some(json!({"kind": "webhook", "label": "A's hook",
+                        "target": "https://hooks.example.com/a", "events": ["max_loss"]})),
+        )
+        .await;
+    let channel = ch.body["id"].as_str().unwrap().to_string();
     let signal = SignalId::new();
     api.store
         .signals()
@@ -164,6 +174,7 @@ async fn fixtures(api: &TestApi, s: &common::Session) -> BTreeMap<&'static str, 
     f.insert("sequence", "1".to_string());
     f.insert("code", "pro".to_string());
     f.insert("follower_id", follower);
+    f.insert("channel_id", channel);
     f
 }
 

@@ -708,6 +708,9 @@ impl Execute {
             )
             .await
             .map_err(|e| e.to_string())?;
+        if matches!(status, IntentStatus::Failed | IntentStatus::Rejected) {
+            crate::notify::execution_failed(&self.store, msg, status, summary).await;
+        }
         let report = ExecutionMessage {
             intent_id: msg.intent_id.0,
             signal_id: msg.signal_id().map(|s| s.0),

@@ -19,6 +19,7 @@
 pub mod execute;
 pub mod fanout;
 mod metrics;
+pub mod notify;
 mod plan;
 mod record;
 pub mod throttle;

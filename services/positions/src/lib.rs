@@ -36,6 +36,7 @@
 pub mod apply;
 pub mod autoflat;
 mod metrics;
+pub mod notify;
 pub mod reconcile;
 pub mod tokens;
 

@@ -221,6 +221,26 @@ impl Reconciler {
             let take_profit = want.take_profit && !has(ExitOrders::TakeProfits);
             let stop = want.stop && !has(ExitOrders::Stops);
             if !take_profit && !stop {
+                // Protected. If a repair of ours made it so (recently: not one from days ago
+                // told to a channel added since), say so once.
+                if let Some(repair) = intents.iter().find(|i| {
+                    i.source == IntentSource::Reconcile
+                        && matches!(i.status, IntentStatus::Accepted | IntentStatus::Filled)
+                        && i.contract
+                            .as_deref()
+                            .is_some_and(|c| c == key || c == p.contract.as_str())
+                        && Utc::now() - i.updated_at < chrono::Duration::hours(1)
+                }) {
+                    crate::notify::repaired(
+                        &self.store,
+                        sub.owner,
+                        sub.id,
+                        &sub.name,
+                        &key,
+                        repair.id,
+                    )
+                    .await;
+                }
                 continue;
             }
             // `accepted` is settled for this purpose (the broker took it; its orders rest):
@@ -278,6 +298,19 @@ impl Reconciler {
             );
             let duplicate = publish(&self.bus, intent).await?;
             metrics::repair(if duplicate { "duplicate" } else { "published" });
+            // Told once per gap (the cause is the key), whichever pass or replica finds it.
+            crate::notify::unprotected(
+                &self.store,
+                sub.owner,
+                sub.id,
+                &sub.name,
+                &key,
+                p.net_qty,
+                take_profit,
+                stop,
+                &cause.to_string(),
+            )
+            .await;
             if !duplicate {
                 done.repairs += 1;
                 tracing::warn!(

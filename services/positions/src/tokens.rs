@@ -258,6 +258,15 @@ impl Refresher {
                          stored: {e}"
                     ));
                 }
+                crate::notify::needs_reauth(
+                    &self.store,
+                    account.owner,
+                    account.id,
+                    &account.label,
+                    &account.broker.to_string(),
+                    &reason,
+                )
+                .await;
                 Refreshed::MarkedReauth(reason)
             }
             Err(e) => Refreshed::Failed(e.to_string()),

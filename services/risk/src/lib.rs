@@ -57,6 +57,8 @@ pub struct RiskConfig {
     pub consume: ConsumeOptions,
     /// This replica's name in the monitor's lease (`HOSTNAME`: the pod name).
     pub owner: String,
+    /// The notifier this service runs (`JT_NOTIFY_*`, `JT_SMTP_URL`: `jt-notify`).
+    pub notify: jt_notify::NotifyConfig,
 }
 
 impl Default for RiskConfig {
@@ -68,6 +70,7 @@ impl Default for RiskConfig {
             quote_max_age: Duration::from_secs(10),
             consume: ConsumeOptions::default(),
             owner: ConsumeOptions::default().owner,
+            notify: jt_notify::NotifyConfig::default(),
         }
     }
 }
@@ -88,6 +91,7 @@ impl RiskConfig {
             quote_max_age: secs("JT_RISK_QUOTE_MAX_AGE_SECS", 10)?,
             consume: ConsumeOptions::default(),
             owner: optional(env, "HOSTNAME")?.unwrap_or(ConsumeOptions::default().owner),
+            notify: jt_notify::NotifyConfig::from_env(env)?,
         })
     }
 }
@@ -115,6 +119,12 @@ pub async fn start(config: RiskConfig, ctx: &Context) -> anyhow::Result<Running>
             }),
         )
     };
+    // The notifier: on every replica, on its own task (deliveries are claimed one by one).
+    let notifier = jt_notify::spawn(
+        config.notify.clone(),
+        ctx.store.clone(),
+        ctx.shutdown.clone(),
+    )?;
     let (store, bus, brokers, stop) = (
         ctx.store.clone(),
         ctx.bus.clone(),
@@ -156,6 +166,11 @@ pub async fn start(config: RiskConfig, ctx: &Context) -> anyhow::Result<Running>
                 () = tokio::time::sleep(Duration::from_secs(2)) => {}
             }
         }
+    });
+    let task = tokio::spawn(async move {
+        let done = task.await;
+        let _ = notifier.await;
+        done?
     });
     Ok(Running::new("risk", routes, task))
 }

@@ -29,6 +29,10 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// Column `updated_at`.
     pub updated_at: DateTimeUtc,
+    /// Column `secret_enc`: a webhook channel's signing secret, sealed (migration
+    /// `m20261206_000002`; null for Discord and e-mail).
+    #[sea_orm(column_type = "Blob", nullable)]
+    pub secret_enc: Option<Vec<u8>>,
 }
 
 /// No relations are declared: repositories join explicitly, by owner.

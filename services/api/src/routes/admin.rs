@@ -385,6 +385,20 @@ pub async fn kill_global(
         .admin(&admin.scope)
         .set_global_kill(req.engaged, req.reason.as_deref())
         .await?;
+    // Every owner of an active account is told (their accounts are the ones it stops).
+    let mut owners: Vec<UserId> = state
+        .store
+        .system()
+        .active_accounts()
+        .await?
+        .into_iter()
+        .map(|a| a.owner)
+        .collect();
+    owners.sort_unstable();
+    owners.dedup();
+    for owner in owners {
+        crate::routes::controls::notify_kill(&state, owner, "global", None, &req).await;
+    }
     let flatten = if req.engaged {
         let accounts = state.store.accounts();
         let mut subs = Vec::new();

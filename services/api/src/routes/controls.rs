@@ -398,6 +398,45 @@ pub struct KillAnswer {
     pub flatten: Queued,
 }
 
+/// Queues the `kill_switch` notification of a change (each change is an event of its own,
+/// keyed by a request id). Never fails the change: an error is logged.
+pub(crate) async fn notify_kill(
+    state: &ApiState,
+    owner: UserId,
+    scope: &str,
+    sub: Option<&SubAccount>,
+    req: &KillRequest,
+) {
+    let what = if req.engaged { "engaged" } else { "released" };
+    let title = match (scope, sub) {
+        ("global", _) => format!("Platform-wide kill switch {what}"),
+        (_, Some(s)) => format!("Kill switch {what} on {}", s.name),
+        (_, None) => format!("Kill switch {what} on every account"),
+    };
+    let payload = serde_json::json!({
+        "title": title,
+        "scope": scope,
+        "engaged": req.engaged,
+        "sub_account_id": sub.map(|s| s.id),
+        "account": sub.map(|s| s.name.clone()),
+        "reason": req.reason,
+        "action": if req.engaged {
+            "working orders cancelled, positions flattened, new entries refused until released"
+        } else {
+            "new entries allowed again"
+        },
+    });
+    let key = format!("kill_switch:{scope}:{what}:{}", Uuid::now_v7());
+    if let Err(e) = state
+        .store
+        .notifications()
+        .enqueue(owner, "kill_switch", &key, &payload)
+        .await
+    {
+        tracing::warn!(error = %e, "the kill switch notification could not be queued");
+    }
+}
+
 /// Engages (flattening it) or releases the kill switch of one sub-account.
 #[utoipa::path(
     put,
@@ -432,6 +471,7 @@ pub async fn kill_one(
             req.reason.as_deref(),
         )
         .await?;
+    notify_kill(&state, caller.owner(), "account", Some(&pair.0), &req).await;
     let flatten = if req.engaged {
         flatten(
             &state,
@@ -471,6 +511,7 @@ pub async fn kill_all(
         .risk()
         .set_user_kill(caller.owner(), req.engaged, req.reason.as_deref())
         .await?;
+    notify_kill(&state, caller.owner(), "user", None, &req).await;
     let flatten = if req.engaged {
         let subs = all_subs(&state, &caller).await?;
         flatten(

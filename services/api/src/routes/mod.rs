@@ -13,6 +13,7 @@ pub mod admin;
 pub mod controls;
 pub mod copy;
 pub mod history;
+pub mod notifications;
 pub mod paging;
 pub mod plans;
 pub mod recorders;
@@ -66,6 +67,16 @@ pub fn api() -> OpenApiRouter<ApiState> {
             copy::delete_follower
         ))
         .routes(routes!(copy::copy_log))
+        .routes(routes!(
+            notifications::list_channels,
+            notifications::create_channel
+        ))
+        .routes(routes!(
+            notifications::update_channel,
+            notifications::delete_channel
+        ))
+        .routes(routes!(notifications::test_channel))
+        .routes(routes!(notifications::deliveries))
         .routes(routes!(controls::manual_order))
         .routes(routes!(controls::flatten_one))
         .routes(routes!(controls::flatten_all))
