@@ -1,6 +1,7 @@
 //! The Tradovate market-data socket against the simulator (`jt-sim`) over loopback: quotes of
 //! the watched contracts, exact prices, contracts added and removed on the live socket, and
-//! every watched contract subscribed again after the socket is dropped.
+//! contracts watched by name and by id, and every watched contract subscribed again after the
+//! socket is dropped.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -118,10 +119,22 @@ async fn a_dropped_market_data_socket_reconnects_and_subscribes_again() {
     user(&sim, "mdr", &["MDR1"]);
     price(&sim, "MNQ", dec!(21000));
     let b = broker(config(&sim, "mdr"));
-    let mnq = b.resolve_contract("MNQ").await.unwrap().name;
+    let contract = b.resolve_contract("MNQ").await.unwrap();
+    let (mnq, id) = (contract.name, contract.id.0);
     let mut feed = b.quote_feed().await.unwrap();
-    feed.watch(set(&[&mnq]));
+    // By name and by id (how the store keys a position whose name was not known): one
+    // subscription, reported under both keys.
+    feed.watch(set(&[&mnq, &id]));
     quote_at(&mut feed, &mnq, dec!(21000)).await;
+    price(&sim, "MNQ", dec!(21000.25));
+    quote_at(&mut feed, &id, dec!(21000.25)).await;
+    // The name no longer watched: the id keeps the contract subscribed.
+    feed.watch(set(&[&id]));
+    price(&sim, "MNQ", dec!(21000.5));
+    quote_at(&mut feed, &id, dec!(21000.5)).await;
+    assert_eq!(feed.subscribed(), set(&[&id]));
+    feed.watch(set(&[&mnq]));
+    quote_at(&mut feed, &mnq, dec!(21000.5)).await;
 
     fault(&sim, FaultKind::DropSocket, Some("mdr"), None, None);
     state(&mut feed, |s| {

