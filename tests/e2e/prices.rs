@@ -15,11 +15,15 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use jt_bus::CoreSubscription;
+use jt_domain::settings::TpTarget;
 use jt_domain::{Settings, SettingsOverrides};
 use jt_e2e::{ConnectionManager, Options, Platform, alert};
 use jt_messages::QuoteMessage;
 use jt_messages::quote::subscribe_quotes;
 use jt_positions::PositionsConfig;
+use jt_store::entity::{ExitReason, PaperStatus};
+use jt_store::repo::paper::PaperPosition;
+use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -178,5 +182,140 @@ async fn a_held_contract_is_quoted_on_the_bus_within_a_bound_and_unsubscribed_on
 
     connmgr.stop().await;
     positions.stop().await;
+    p.stop().await;
+}
+
+/// The recorder's only paper position, once `ready` says it is where the test wants it.
+async fn paper_position(
+    p: &Platform,
+    recorder: jt_store::RecorderId,
+    what: &str,
+    ready: impl Fn(&PaperPosition) -> bool,
+) -> PaperPosition {
+    eventually(what, async || {
+        p.store
+            .paper()
+            .positions(p.user, recorder, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .next()
+            .filter(|x| ready(x))
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_paper_trade_closes_at_its_take_profit_when_the_price_crosses_it_with_its_excursions() {
+    let p = Platform::start(Options::default()).await;
+    let positions = Positions::start(&p);
+    let connmgr = ConnectionManager::start(&p).await;
+    // Paper only (no trader): the record follows the simulator's quotes through the feed.
+    let settings = Settings {
+        tp_targets: vec![TpTarget {
+            value: Decimal::from(40),
+            trim: Decimal::ZERO,
+        }],
+        sl_enabled: true,
+        sl_amount: Decimal::from(40),
+        ..Settings::default()
+    };
+    let (recorder, token) = p.recorder(settings, &[]).await;
+    p.queued(&token, &alert("buy", "long", r#","price":21000.00"#))
+        .await;
+    let opened = paper_position(&p, recorder, "the paper position", |x| {
+        x.status == PaperStatus::Open
+    })
+    .await;
+    assert_eq!(opened.average_entry, dec!(21000));
+
+    // Against the position first (5 points: MNQ is $2 a point), then through the take-profit
+    // (40 ticks = 10 points above) to 21012: filled at the level, 21010.
+    p.price("MNQ", "20995.00");
+    let marked = paper_position(&p, recorder, "the adverse price marked", |x| {
+        x.current_price == Some(dec!(20995))
+    })
+    .await;
+    assert_eq!(marked.unrealized_pnl, dec!(-10));
+    assert_eq!(marked.worst_unrealized_pnl, dec!(-10));
+    p.price("MNQ", "21012.00");
+    let closed = paper_position(&p, recorder, "the paper position closed", |x| {
+        x.status == PaperStatus::Closed
+    })
+    .await;
+    assert_eq!(closed.exit_price, Some(dec!(21010)));
+    assert_eq!(closed.realized_pnl, dec!(20));
+    assert_eq!(closed.worst_unrealized_pnl, dec!(-10));
+    assert_eq!(closed.best_unrealized_pnl, dec!(24));
+    let trades = p.store.paper().trades(p.user, recorder, 10).await.unwrap();
+    assert_eq!(trades.len(), 1, "{trades:#?}");
+    let t = &trades[0];
+    assert_eq!(t.exit_reason, Some(ExitReason::TakeProfit));
+    assert_eq!(t.exit_price, Some(dec!(21010)));
+    assert_eq!(t.realized_ticks, Some(dec!(40)));
+    assert_eq!(t.realized_pnl, Some(dec!(20)));
+    assert_eq!(t.max_favorable_excursion, dec!(12));
+    assert_eq!(t.max_adverse_excursion, dec!(5));
+
+    // Nothing more happens to a closed record, however the price moves.
+    p.price("MNQ", "20900.00");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let trades = p.store.paper().trades(p.user, recorder, 10).await.unwrap();
+    assert_eq!(trades.len(), 1, "{trades:#?}");
+
+    connmgr.stop().await;
+    positions.stop().await;
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn a_paper_short_is_stopped_out_at_the_observed_price_marked_once_by_two_replicas() {
+    let p = Platform::start(Options::default()).await;
+    // Two positions replicas mark the same quotes: each price is applied once.
+    let first = Positions::start(&p);
+    let second = Positions::start(&p);
+    let connmgr = ConnectionManager::start(&p).await;
+    let settings = Settings {
+        tp_targets: vec![TpTarget {
+            value: Decimal::from(80),
+            trim: Decimal::ZERO,
+        }],
+        sl_enabled: true,
+        sl_amount: Decimal::from(20),
+        ..Settings::default()
+    };
+    let (recorder, token) = p.recorder(settings, &[]).await;
+    p.queued(&token, &alert("sell", "short", r#","price":21000.00"#))
+        .await;
+    paper_position(&p, recorder, "the paper short", |x| {
+        x.status == PaperStatus::Open
+    })
+    .await;
+    p.price("MNQ", "20997.00");
+    paper_position(&p, recorder, "the favourable price marked", |x| {
+        x.current_price == Some(dec!(20997))
+    })
+    .await;
+    // The stop is 20 ticks (5 points) above, at 21005; the price jumps past it to 21006.25:
+    // a stop fills at the observed price, never better.
+    p.price("MNQ", "21006.25");
+    let closed = paper_position(&p, recorder, "the paper short stopped out", |x| {
+        x.status == PaperStatus::Closed
+    })
+    .await;
+    assert_eq!(closed.exit_price, Some(dec!(21006.25)));
+    let trades = p.store.paper().trades(p.user, recorder, 10).await.unwrap();
+    assert_eq!(trades.len(), 1, "{trades:#?}");
+    let t = &trades[0];
+    assert_eq!(t.exit_reason, Some(ExitReason::StopLoss));
+    assert_eq!(t.realized_ticks, Some(dec!(-25)));
+    assert_eq!(t.realized_pnl, Some(dec!(-12.5)));
+    assert_eq!(t.max_favorable_excursion, dec!(3));
+    assert_eq!(t.max_adverse_excursion, dec!(6.25));
+    assert_eq!(closed.realized_pnl, dec!(-12.5));
+
+    connmgr.stop().await;
+    first.stop().await;
+    second.stop().await;
     p.stop().await;
 }

@@ -158,26 +158,6 @@ impl System<'_> {
             .map_err(|e| StoreError::db("paper position", e))
     }
 
-    /// The open paper positions on `symbol` across every owner (the positions service marks
-    /// them with the symbol's quotes).
-    ///
-    /// # Errors
-    /// Database errors.
-    pub async fn open_paper_positions(
-        &self,
-        symbol: &str,
-    ) -> StoreResult<Vec<super::paper::PaperPosition>> {
-        paper_positions::Entity::find()
-            .filter(paper_positions::Column::Symbol.eq(symbol))
-            .filter(paper_positions::Column::Status.eq(PaperStatus::Open))
-            .all(self.store.db())
-            .await
-            .map_err(|e| StoreError::db("paper position", e))?
-            .into_iter()
-            .map(super::paper::PaperPosition::try_from)
-            .collect()
-    }
-
     /// Accounts that need re-authentication (for the metric and operators' view).
     ///
     /// # Errors
