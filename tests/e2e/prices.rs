@@ -179,6 +179,11 @@ async fn a_held_contract_is_quoted_on_the_bus_within_a_bound_and_unsubscribed_on
     p.price("MNQ", "21020.00");
     let after = quote_of(&mut quotes, &contract, Duration::from_secs(2), |_| true).await;
     assert!(after.is_none(), "still quoted after going flat: {after:?}");
+    assert_eq!(
+        md_sockets(&p),
+        0,
+        "nothing wanted: the feed's connection is closed"
+    );
 
     connmgr.stop().await;
     positions.stop().await;
@@ -317,5 +322,99 @@ async fn a_paper_short_is_stopped_out_at_the_observed_price_marked_once_by_two_r
     connmgr.stop().await;
     first.stop().await;
     second.stop().await;
+    p.stop().await;
+}
+
+/// The simulator's market-data sockets open now.
+fn md_sockets(p: &Platform) -> usize {
+    p.sim
+        .admin()
+        .sockets()
+        .iter()
+        .filter(|s| s.kind == jt_sim::sockets::SocketKind::Md)
+        .count()
+}
+
+/// The holder of the `quotes` lease.
+async fn quotes_holder(p: &Platform) -> Option<String> {
+    let kv = p
+        .bus
+        .kv(&jt_bus::Definitions::new(p.bus.namespace()).leases)
+        .await
+        .unwrap();
+    kv.get(jt_connmgr::quotes::QUOTES_LEASE)
+        .await
+        .unwrap()
+        .map(|e| String::from_utf8_lossy(&e.value).into_owned())
+}
+
+#[tokio::test]
+async fn one_replica_feeds_the_prices_and_another_takes_over_when_it_stops() {
+    let p = Platform::start(Options::default()).await;
+    let positions = Positions::start(&p);
+    let first = ConnectionManager::start(&p).await;
+    let mut quotes = subscribe_quotes(&p.bus).await.unwrap();
+    let (_, token) = p
+        .recorder(Settings::default(), &[(0, SettingsOverrides::default())])
+        .await;
+    let s = p.queued(&token, &alert("buy", "long", "")).await;
+    p.settled_intents(s, 1, WAIT).await;
+    let (broker, sub) = (p.store.broker(), p.subs[0].id);
+    let contract = eventually("the position in the store", async || {
+        broker
+            .positions(p.user, sub)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|h| h.net_quantity == 1)
+            .map(|h| h.contract)
+    })
+    .await;
+    quote_of(&mut quotes, &contract, WAIT, |q| q.last.is_some())
+        .await
+        .expect("quotes through the first replica");
+    let holder = quotes_holder(&p).await.expect("the quotes lease is held");
+
+    // A second replica holds no feed while the first does.
+    let second = ConnectionManager::start(&p).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(quotes_holder(&p).await.as_deref(), Some(holder.as_str()));
+    assert_eq!(
+        md_sockets(&p),
+        1,
+        "one market-data connection for the fleet"
+    );
+
+    // The first stops (releasing its lease): the second feeds the same contract.
+    first.stop().await;
+    let taken = eventually("the second replica to take the quotes lease", async || {
+        quotes_holder(&p).await.filter(|h| *h != holder)
+    })
+    .await;
+    assert_ne!(taken, holder);
+    let deadline = Instant::now() + WAIT;
+    let mut price = dec!(21030);
+    loop {
+        // Moved until a quote of the new price arrives: the new feed is up.
+        p.price("MNQ", &price.to_string());
+        if quote_of(&mut quotes, &contract, Duration::from_secs(1), |q| {
+            q.last == Some(price)
+        })
+        .await
+        .is_some()
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no quote after the take-over");
+        price += dec!(0.25);
+    }
+    assert_eq!(
+        md_sockets(&p),
+        1,
+        "the stopped replica's connection is closed"
+    );
+
+    second.stop().await;
+    positions.stop().await;
     p.stop().await;
 }
