@@ -812,7 +812,8 @@ pub fn alert(action: &str, position: &str, extra: &str) -> String {
 }
 
 /// The connection manager running in the test's process on a platform's store and bus:
-/// broker access to its simulator, no start stagger, a fast scan.
+/// broker access to its simulator, no start stagger, a fast scan (of logins and of the contracts
+/// quotes are wanted for).
 pub struct ConnectionManager {
     /// Its context: start other services (positions, copier) on it with a child shutdown.
     pub ctx: jt_service::Context,
@@ -838,6 +839,7 @@ impl ConnectionManager {
         let running = jt_connmgr::start(
             jt_connmgr::ConnmgrConfig {
                 scan_every: Duration::from_millis(500),
+                quotes_every: Duration::from_millis(500),
                 ..jt_connmgr::ConnmgrConfig::default()
             },
             &ctx,

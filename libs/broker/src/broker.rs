@@ -13,6 +13,7 @@ use rust_decimal::Decimal;
 use crate::capabilities::{Capabilities, Feature};
 use crate::error::BrokerError;
 use crate::events::EventSubscription;
+use crate::market::QuoteFeed;
 use crate::model::{
     AccountId, AccountInfo, AccountPnl, AccountSnapshot, BracketAck, CallBudget, CancelReport,
     CloseOutcome, Contract, ContractId, FillReport, FlattenReport, ItemFailure, OrderAck, OrderId,
@@ -358,6 +359,18 @@ pub trait BrokerEvents: Send + Sync + fmt::Debug {
     /// # Errors
     /// [`BrokerError::Unsupported`] when the broker has no event stream; `UnknownAccount`.
     async fn subscribe(&self, accounts: &[AccountId]) -> Result<EventSubscription, BrokerError>;
+
+    /// Opens a quote feed over this login's market-data connection (one connection per call:
+    /// hold the feed, do not open one per contract). It carries nothing until
+    /// [`QuoteFeed::watch`] names contracts.
+    ///
+    /// # Errors
+    /// [`BrokerError::Unsupported`] ([`Feature::MarketData`]) when the adapter has no feed.
+    async fn quote_feed(&self) -> Result<QuoteFeed, BrokerError> {
+        Err(BrokerError::Unsupported {
+            feature: Feature::MarketData,
+        })
+    }
 }
 
 /// Cancels `orders` one by one with [`Broker::cancel_order`], listing what failed.

@@ -38,6 +38,8 @@ pub enum Feature {
     StandaloneTrailingTrigger,
     /// A resting entry that the broker cancels at the end of the trading day (`Day`).
     DayOrders,
+    /// A market-data feed (quotes) over the login.
+    MarketData,
 }
 
 impl fmt::Display for Feature {
@@ -59,6 +61,7 @@ impl fmt::Display for Feature {
                 "standalone trailing stop that starts after a profit trigger"
             }
             Self::DayOrders => "resting order that expires at the end of the trading day",
+            Self::MarketData => "market-data feed (quotes)",
         })
     }
 }
@@ -96,6 +99,8 @@ pub struct Capabilities {
     pub standalone_trailing_trigger: bool,
     /// [`Feature::DayOrders`].
     pub day_orders: bool,
+    /// [`Feature::MarketData`].
+    pub market_data: bool,
 }
 
 impl Capabilities {
@@ -117,6 +122,7 @@ impl Capabilities {
             Feature::StandaloneTrailingStop => self.standalone_trailing_stop,
             Feature::StandaloneTrailingTrigger => self.standalone_trailing_trigger,
             Feature::DayOrders => self.day_orders,
+            Feature::MarketData => self.market_data,
         }
     }
 
@@ -242,6 +248,7 @@ mod tests {
             standalone_trailing_stop: true,
             standalone_trailing_trigger: false,
             day_orders: true,
+            market_data: false,
         };
         assert_eq!(
             caps.missing_for(&b),

@@ -41,6 +41,7 @@ pub mod clock;
 pub mod error;
 pub mod events;
 pub mod legs;
+pub mod market;
 pub mod model;
 pub mod session_store;
 
@@ -50,6 +51,7 @@ pub use error::{BrokerError, BrokerErrorKind};
 pub use events::{
     BrokerEvent, ConnectionState, EventEnvelope, EventHub, EventOrigin, EventSubscription,
 };
+pub use market::{Quote, QuoteControl, QuoteEvent, QuoteFeed, QuoteSender, quote_channel};
 pub use model::{
     AccountId, AccountInfo, AccountPnl, AccountSnapshot, BracketAck, BrokerKind, CallBudget,
     CancelReport, CashBalanceReport, CloseOutcome, Contract, ContractId, FillId, FillReport,

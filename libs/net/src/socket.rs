@@ -191,6 +191,16 @@ impl<K: Ord + Clone> Feed<K> {
         }
     }
 
+    /// Replaces what to serve (a market-data connection's contracts, which also shrink); the
+    /// connection is told when the set changed.
+    pub fn set_wanted(&self, wanted: BTreeSet<K>) {
+        let mut current = self.wanted.lock();
+        if *current != wanted {
+            *current = wanted;
+            self.changed.notify_one();
+        }
+    }
+
     /// The accounts to serve now.
     #[must_use]
     pub fn wanted(&self) -> BTreeSet<K> {

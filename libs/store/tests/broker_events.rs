@@ -272,7 +272,71 @@ async fn the_last_order_activity_of_a_contract_is_when_its_last_order_event_was_
     );
 }
 
+/// What the connection manager subscribes quotes for: contracts with a non-flat position or an
+/// open order, per login; flat positions and finished orders are not wanted.
+async fn held_contracts_are_the_open_positions_and_orders_per_login(t: &TestStore) {
+    let owner = t.user("held@example.com").await;
+    let (login, sub) = t.account(&owner, "held").await;
+    let (other_login, other_sub) = t.account(&owner, "other").await;
+    assert!(t.system().held_contracts().await.unwrap().is_empty());
+    let now = Utc::now();
+    let position = |sub, contract: &str, net_quantity| BrokerPosition {
+        sub_account: sub,
+        contract: contract.into(),
+        net_quantity,
+        average_price: Some(dec!(21400)),
+        realized_pnl: None,
+        broker_updated_at: now,
+    };
+    for (s, c, q) in [
+        (sub.id, "MNQZ6", 2),
+        (sub.id, "ESZ6", 0),
+        (other_sub.id, "MNQZ6", -1),
+    ] {
+        t.broker()
+            .upsert_position(owner.id, position(s, c, q))
+            .await
+            .unwrap();
+    }
+    let order = |id: &str, contract: &str, status| BrokerOrder {
+        sub_account: sub.id,
+        broker_order_id: id.into(),
+        client_order_id: None,
+        intent: None,
+        contract: contract.into(),
+        side: Side::Buy,
+        order_type: BrokerOrderType::Limit,
+        role: None,
+        quantity: 1,
+        filled_quantity: 0,
+        limit_price: Some(dec!(6000)),
+        stop_price: None,
+        average_fill_price: None,
+        status,
+        status_reason: None,
+        broker_updated_at: now,
+    };
+    t.broker()
+        .upsert_order(owner.id, order("1", "MESZ6", BrokerOrderStatus::Working))
+        .await
+        .unwrap();
+    t.broker()
+        .upsert_order(owner.id, order("2", "NQZ6", BrokerOrderStatus::Cancelled))
+        .await
+        .unwrap();
+    let mut expected = vec![
+        (login, "MESZ6".to_string()),
+        (login, "MNQZ6".to_string()),
+        (other_login, "MNQZ6".to_string()),
+    ];
+    expected.sort();
+    let mut held = t.system().held_contracts().await.unwrap();
+    held.sort();
+    assert_eq!(held, expected);
+}
+
 on_both_engines!(
+    held_contracts_are_the_open_positions_and_orders_per_login,
     the_last_order_activity_of_a_contract_is_when_its_last_order_event_was_recorded,
     order_events_are_idempotent_and_ordered,
     fills_are_recorded_once,

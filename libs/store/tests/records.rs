@@ -787,7 +787,146 @@ async fn prop_firm_rules_are_kept_per_account_with_a_mark_that_only_rises(t: &Te
     );
 }
 
+/// A price's effect as the positions service writes it: conditional on the version read, so
+/// two replicas marking the same state (or a signal moving it meanwhile) write it once.
+async fn a_price_mark_is_written_once_and_only_over_the_version_read(t: &TestStore) {
+    use jt_domain::paper::{self as engine, PaperContext};
+    use jt_domain::{Price, Settings, SignalAction, instrument};
+    use jt_store::repo::paper::PaperMarked;
+
+    let owner = t.user("mark@example.com").await;
+    let (recorder, _) = t.recorder(&owner, "mark").await;
+    let (owner, recorder) = (owner.id, recorder.id);
+    let mnq = instrument::by_root("MNQ").unwrap();
+    let settings = Settings {
+        sl_enabled: true,
+        sl_amount: dec!(20),
+        ..Settings::default()
+    };
+    let ctx = PaperContext {
+        instrument: mnq,
+        settings: &settings,
+        commission_per_contract: dec!(0.5),
+    };
+    let paper = t.paper();
+    let signal = SignalId::new();
+    let start = paper.start(owner, recorder, "MNQ").await.unwrap();
+    let mut position = start.engine();
+    let at = start.time_for(Utc::now());
+    let entry = Price::on_tick(mnq, dec!(21400));
+    engine::apply_signal(&mut position, &ctx, SignalAction::Long, 1, entry, at).unwrap();
+    paper
+        .apply(PaperApplied {
+            owner,
+            recorder,
+            signal,
+            start: &start,
+            position: position.as_ref(),
+            closed: &[],
+            price: entry,
+            at,
+        })
+        .await
+        .unwrap();
+
+    // A price that only marks: written, and not again over the same version.
+    let opens = paper.open_on("MNQ").await.unwrap();
+    let open = opens
+        .iter()
+        .find(|o| o.position.recorder == recorder)
+        .unwrap();
+    let mark = |open, price: rust_decimal::Decimal| {
+        let ctx = &ctx;
+        async move {
+            let open: &jt_store::repo::paper::OpenPaper = open;
+            let before = open.engine().unwrap();
+            let mut p = Some(before.clone());
+            let price = Price::on_tick(mnq, price);
+            let when = at + Duration::seconds(1);
+            let closed = engine::apply_price(&mut p, ctx, price, when).unwrap();
+            let unrealized = p.as_ref().map_or_else(
+                || {
+                    let u = before.unrealized_at(mnq, price);
+                    engine::UnrealizedPnl {
+                        current: u,
+                        best: before.unrealized.best.max(u),
+                        worst: before.unrealized.worst.min(u),
+                    }
+                },
+                |p| p.unrealized,
+            );
+            let written = paper
+                .mark(PaperMarked {
+                    open,
+                    position: p.as_ref(),
+                    closed: &closed,
+                    unrealized,
+                    price,
+                    at: when,
+                })
+                .await
+                .unwrap();
+            (written, closed)
+        }
+    };
+    assert!(mark(open, dec!(21397)).await.0);
+    assert!(
+        !mark(open, dec!(21397)).await.0,
+        "a stale version writes nothing"
+    );
+    let marked = paper
+        .open_position(owner, recorder, "MNQ")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(marked.current_price, Some(dec!(21397)));
+    assert_eq!(marked.unrealized_pnl, dec!(-6));
+    assert_eq!(marked.worst_unrealized_pnl, dec!(-6));
+
+    // Through the stop (5 points below): closed at the price seen, its trade written once
+    // even when a second replica tries the same state.
+    let opens = paper.open_on("MNQ").await.unwrap();
+    let open = opens
+        .iter()
+        .find(|o| o.position.recorder == recorder)
+        .unwrap();
+    let (written, closed) = mark(open, dec!(21394.5)).await;
+    assert!(written);
+    assert_eq!(closed.len(), 1);
+    assert!(!mark(open, dec!(21394.5)).await.0);
+    assert!(
+        paper
+            .open_on("MNQ")
+            .await
+            .unwrap()
+            .iter()
+            .all(|o| o.position.recorder != recorder)
+    );
+    let closed_row = paper
+        .latest_position(owner, recorder, "MNQ")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(closed_row.status, PaperStatus::Closed);
+    assert_eq!(closed_row.exit_price, Some(dec!(21394.5)));
+    assert_eq!(
+        closed_row.last_signal,
+        Some(signal),
+        "a mark is not a signal"
+    );
+    let trades = paper.trades(owner, recorder, 10).await.unwrap();
+    assert_eq!(trades.len(), 1);
+    let trade = &trades[0];
+    assert_eq!(trade.exit_reason, Some(ExitReason::StopLoss));
+    assert_eq!(trade.realized_ticks, Some(dec!(-22)));
+    // 22 ticks × $0.50 + $0.50 a side.
+    assert_eq!(trade.realized_pnl, Some(dec!(-12)));
+    assert_eq!(trade.max_adverse_excursion, dec!(5.5));
+    assert_eq!(closed_row.realized_pnl, dec!(-12));
+}
+
 on_both_engines!(
+    a_price_mark_is_written_once_and_only_over_the_version_read,
     paper_positions_keep_exact_averages_and_one_open_per_symbol,
     a_signals_paper_effect_is_applied_through_domain_types_once,
     copies_are_recorded_once_per_leader_fill,

@@ -19,11 +19,16 @@
 //! disconnected — is in metrics and in the lease bucket as `status.<broker account id>`
 //! ([`read_status`]), rewritten every renewal and gone within the TTL of its holder's death.
 //!
+//! It also feeds the fleet's prices ([`quotes`]): the replica holding the `quotes` lease opens
+//! one market-data feed per venue for the contracts the platform holds or trades and publishes
+//! their quotes on `jt.quotes.<contract>`.
+//!
 //! What it must not do: act on an event (positions, risk and the copier read BROKER_EVENTS),
 //! place or change an order, or hold a login without its lease.
 
 mod login;
 mod metrics;
+pub mod quotes;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -56,6 +61,9 @@ pub struct ConnmgrConfig {
     /// How often a held login re-reads its sub-accounts and subscribes new ones
     /// (`JT_CONNMGR_ACCOUNTS_EVERY_SECS`, default 30).
     pub accounts_every: Duration,
+    /// How often the contracts wanted for quotes are re-read and the feeds brought in line
+    /// (`JT_CONNMGR_QUOTES_EVERY_MS`, default 5,000). See [`quotes`].
+    pub quotes_every: Duration,
 }
 
 impl Default for ConnmgrConfig {
@@ -64,6 +72,7 @@ impl Default for ConnmgrConfig {
             owner: ConsumeOptions::default().owner,
             scan_every: Duration::from_secs(2),
             accounts_every: Duration::from_secs(30),
+            quotes_every: Duration::from_secs(5),
         }
     }
 }
@@ -82,6 +91,11 @@ impl ConnmgrConfig {
                 env,
                 "JT_CONNMGR_ACCOUNTS_EVERY_SECS",
                 30u64,
+            )?),
+            quotes_every: Duration::from_millis(or_default(
+                env,
+                "JT_CONNMGR_QUOTES_EVERY_MS",
+                5_000u64,
             )?),
         })
     }
@@ -190,7 +204,16 @@ pub async fn start(config: ConnmgrConfig, ctx: &Context) -> anyhow::Result<Runni
     };
     let stop = ctx.shutdown.clone();
     let task = tokio::spawn(async move {
-        run(shared, config.scan_every, stop).await;
+        // In this task, not spawned: a replica whose task is aborted holds no feed either.
+        tokio::join!(
+            quotes::run(
+                shared.clone(),
+                config.quotes_every,
+                config.scan_every,
+                stop.clone(),
+            ),
+            run(shared, config.scan_every, stop),
+        );
         Ok(())
     });
     Ok(Running::new("connmgr", routes, task))

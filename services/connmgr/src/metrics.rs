@@ -51,3 +51,35 @@ pub fn event(entity: &str, outcome: &'static str) {
     metrics::counter!("jt_connmgr_events_total", "entity" => entity, "outcome" => outcome)
         .increment(1);
 }
+
+/// A quote from a venue's feed: `published` on the bus, or `failed`.
+pub fn quote(venue: &'static str, outcome: &'static str) {
+    metrics::counter!("jt_connmgr_quotes_total", "venue" => venue, "outcome" => outcome)
+        .increment(1);
+}
+
+/// A venue's feed: its state (1 connected, 0 not) and the contracts it has subscribed.
+pub fn feed(venue: &'static str, state: &jt_broker::ConnectionState, subscribed: usize) {
+    let up = matches!(state, jt_broker::ConnectionState::Connected);
+    metrics::gauge!("jt_connmgr_quote_feed_connected", "venue" => venue).set(if up {
+        1.0
+    } else {
+        0.0
+    });
+    #[allow(clippy::cast_precision_loss)]
+    metrics::gauge!("jt_connmgr_quote_contracts_subscribed", "venue" => venue)
+        .set(subscribed as f64);
+}
+
+/// A venue without a feed here (none wanted, or another replica holds the quotes lease).
+pub fn feed_closed(venue: &'static str) {
+    metrics::gauge!("jt_connmgr_quote_feed_connected", "venue" => venue).set(0.0);
+    metrics::gauge!("jt_connmgr_quote_contracts_subscribed", "venue" => venue).set(0.0);
+}
+
+/// Every feed closed (the quotes lease given up or lost).
+pub fn feeds_cleared() {
+    for kind in jt_broker::BrokerKind::ALL {
+        feed_closed(kind.as_str());
+    }
+}

@@ -21,6 +21,12 @@
 //!   marked "needs re-authentication" when their credentials are refused), spread over the
 //!   interval and within the brokers' per-IP limits.
 //!
+//! - **Paper record with prices** ([`paper`]): every quote on `jt.quotes.*` marks the open
+//!   paper positions of its instrument — current, best and worst unrealized P&L, each trade's
+//!   MFE/MAE — and closes the paper trades whose take-profit or stop it reaches, at the level.
+//!   Every replica marks; the writes are conditional on the version read, so none is applied
+//!   twice.
+//!
 //! Reconciliation and auto-flat run on one replica at a time, the holder of the
 //! [`RECONCILER_LEASE`] on the `jt_leases` bucket; another replica takes over when it dies.
 //! Token refresh likewise runs on the holder of [`TOKENS_LEASE`], so no two replicas renew the
@@ -37,6 +43,7 @@ pub mod apply;
 pub mod autoflat;
 mod metrics;
 pub mod notify;
+pub mod paper;
 pub mod reconcile;
 pub mod tokens;
 
@@ -235,6 +242,7 @@ pub async fn start(config: PositionsConfig, ctx: &Context) -> anyhow::Result<Run
             config.owner.clone(),
             stop.clone(),
         ));
+        let marks = tokio::spawn(paper::run(store.clone(), bus.clone(), stop.clone()));
         let flats = tokio::spawn(autoflat_loop(
             bus.clone(),
             config.autoflat_every,
@@ -248,6 +256,7 @@ pub async fn start(config: PositionsConfig, ctx: &Context) -> anyhow::Result<Run
         stop.cancel();
         let _ = passes.await;
         let _ = flats.await;
+        let _ = marks.await;
         let _ = refreshes.await;
         consumed??;
         Ok(())

@@ -93,3 +93,15 @@ pub fn needing_reauth(accounts: usize) {
     #[allow(clippy::cast_precision_loss)]
     metrics::gauge!("jt_positions_accounts_needing_reauth").set(accounts as f64);
 }
+
+/// A paper position marked by a quote: `marked`, `conflict` (changed meanwhile: another replica
+/// or a signal; the next quote marks it), `refused` (the engine refused the price), `no_state`
+/// (no engine state to continue from), `failed` (the store failed).
+pub fn paper_mark(outcome: &'static str) {
+    metrics::counter!("jt_positions_paper_marks_total", "outcome" => outcome).increment(1);
+}
+
+/// A paper trade closed by a price: `take_profit` or `stop_loss`.
+pub fn paper_closed(reason: &'static str) {
+    metrics::counter!("jt_positions_paper_closed_total", "reason" => reason).increment(1);
+}

@@ -62,6 +62,8 @@ pub const PROJECTX_CAPABILITIES: Capabilities = Capabilities {
     standalone_trailing_trigger: false,
     // PlaceOrderRequest has no time in force: a resting order works until cancelled.
     day_orders: false,
+    // The market hub (`GatewayQuote`) is not spoken by this adapter yet.
+    market_data: false,
 };
 
 /// Take-profit legs ProjectX carries natively in one bracket (the rest are separate orders).

@@ -18,6 +18,7 @@ use jt_broker::broker::{Broker, BrokerEvents, ExitOrders};
 use jt_broker::capabilities::Capabilities;
 use jt_broker::error::BrokerError;
 use jt_broker::events::EventSubscription;
+use jt_broker::market::QuoteFeed;
 use jt_broker::model::{
     AccountId, AccountInfo, AccountPnl, AccountSnapshot, BracketAck, BrokerKind, CallBudget,
     CancelReport, CloseOutcome, Contract, FillReport, FlattenReport, OrderAck, OrderId,
@@ -53,6 +54,8 @@ pub const TRADOVATE_CAPABILITIES: Capabilities = Capabilities {
     standalone_trailing_trigger: false,
     // `timeInForce: Day` on the order (or the strategy's entry version).
     day_orders: true,
+    // The market-data socket (`md/subscribeQuote`).
+    market_data: true,
 };
 
 /// Everything of one login, shared.
@@ -438,5 +441,17 @@ impl BrokerEvents for TradovateBroker {
             ids.push(self.login.http.account(a).await?.id);
         }
         Ok(self.socket_or_start().feed().serve(accounts, ids))
+    }
+
+    async fn quote_feed(&self) -> Result<QuoteFeed, BrokerError> {
+        Ok(crate::websocket::market::start(
+            Arc::clone(&self.login.http),
+            SocketSetup {
+                url: self.login.config.md_url.clone(),
+                config: self.login.config.ws.clone(),
+                gate: Arc::clone(&self.login.gate),
+                kind: self.login.kind,
+            },
+        ))
     }
 }

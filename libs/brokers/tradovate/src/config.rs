@@ -230,6 +230,8 @@ pub struct TradovateConfig {
     pub rest_url: Url,
     /// Trading/user WebSocket.
     pub ws_url: Url,
+    /// Market-data WebSocket (one host for live and demo).
+    pub md_url: Url,
     /// The login.
     pub credentials: Credentials,
     /// Timeouts and retries.
@@ -272,6 +274,7 @@ impl TradovateConfig {
             brand,
             rest_url: url(rest),
             ws_url: url(ws),
+            md_url: url("wss://md.tradovateapi.com/v1/websocket"),
             credentials,
             http: HttpConfig::default(),
             limits: RateLimitConfig::default(),
@@ -289,8 +292,9 @@ impl TradovateConfig {
         self
     }
 
-    /// Points REST at `{base}/v1` and the socket at `{base as ws(s)}/v1/websocket` (the
-    /// simulator, a partner staging host).
+    /// Points REST at `{base}/v1`, the socket at `{base as ws(s)}/v1/websocket` and market
+    /// data at `{base as ws(s)}/md/v1/websocket` (the simulator's layout; a partner staging
+    /// host's md host is set in [`TradovateConfig::md_url`] after this).
     ///
     /// # Errors
     /// When `base` is not an `http`/`https` URL.
@@ -308,6 +312,7 @@ impl TradovateConfig {
             &rest_str[rest.scheme().len()..]
         ))
         .map_err(|e| format!("{base}: {e}"))?;
+        self.md_url = crate::websocket::market::md_url_beside(&rest)?;
         self.rest_url = rest;
         self.ws_url = ws;
         Ok(self)
@@ -325,6 +330,7 @@ mod tests {
             .unwrap();
         assert_eq!(c.rest_url.as_str(), "http://127.0.0.1:8081/v1");
         assert_eq!(c.ws_url.as_str(), "ws://127.0.0.1:8081/v1/websocket");
+        assert_eq!(c.md_url.as_str(), "ws://127.0.0.1:8081/md/v1/websocket");
         assert!(
             TradovateConfig::new(Brand::Tradovate, Environment::Demo, Credentials::default())
                 .with_base_url("ftp://x")

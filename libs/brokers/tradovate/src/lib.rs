@@ -10,7 +10,8 @@
 //! - [`websocket`]: the frame [`websocket::codec`], typed [`websocket::messages`],
 //!   [`websocket::parse`] into neutral reports, the [`websocket::handler`] that joins and
 //!   filters events, and the Tradovate connection [`websocket::client`] (its life — stagger,
-//!   connect gate, back-off — is `jt-net`'s);
+//!   connect gate, back-off — is `jt-net`'s); the market-data socket [`websocket::market`]
+//!   behind `jt-broker`'s [`jt_broker::QuoteFeed`], on the same codec and connection;
 //! - [`config`]: everything configurable, with production defaults;
 //! - [`broker`]: [`TradovateBroker`], the broker of one login, and its [`LoginRegistry`].
 //!

@@ -63,6 +63,8 @@ pub const WEBULL_CAPABILITIES: Capabilities = Capabilities {
     standalone_trailing_stop: false,
     standalone_trailing_trigger: false,
     day_orders: true,
+    // Webull streams market data over MQTT: not spoken by this adapter.
+    market_data: false,
 };
 
 /// The features [`WEBULL_CAPABILITIES`] declares that the platform emulates (Webull carries

@@ -11,7 +11,10 @@ use jt_domain::paper::{self as engine};
 use jt_domain::{Direction, Price};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict};
-use sea_orm::{ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{ReadScope, at, from_json, now, required_text, to_json, to_u32};
@@ -199,6 +202,62 @@ fn stored_exit_reason(r: engine::ExitReason) -> ExitReason {
         engine::ExitReason::Signal => ExitReason::Signal,
         engine::ExitReason::Flip => ExitReason::Flip,
     }
+}
+
+/// An open paper position as read for marking it with a price ([`Paper::open_on`]): the row
+/// and its version (the row's `updated_at`), which [`Paper::mark`]'s write is conditional on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenPaper {
+    /// The row.
+    pub position: PaperPosition,
+    /// Its version when read.
+    pub version: DateTime<Utc>,
+}
+
+impl OpenPaper {
+    /// The engine's position to mark (`None` for a row without a readable engine state).
+    #[must_use]
+    pub fn engine(&self) -> Option<engine::PaperPosition> {
+        self.position
+            .engine_state
+            .clone()
+            .and_then(|v| serde_json::from_value(v).ok())
+    }
+}
+
+/// What the paper engine made of one price for one open position ([`Paper::mark`]).
+#[derive(Debug, Clone, Copy)]
+pub struct PaperMarked<'a> {
+    /// The position as read.
+    pub open: &'a OpenPaper,
+    /// The engine's position after the price (`None`: the price closed it).
+    pub position: Option<&'a engine::PaperPosition>,
+    /// The trades the price closed (take-profits, the stop).
+    pub closed: &'a [engine::ClosedTrade],
+    /// The unrealized P&L at the price, with its extremes (for a position the price closed:
+    /// the last one, computed before the close).
+    pub unrealized: engine::UnrealizedPnl,
+    /// The price, on tick.
+    pub price: Price,
+    /// The quote's instant (a closed position's exit time).
+    pub at: DateTime<Utc>,
+}
+
+/// The id of the `index`th trade a price closed on a position in the version it was read at
+/// (stable: two replicas marking the same state derive the same ids, and only one write wins).
+fn marked_trade_id(
+    position: PaperPositionId,
+    version: DateTime<Utc>,
+    index: usize,
+) -> PaperTradeId {
+    PaperTradeId(jt_ids::derived_id(
+        "paper-trade-price",
+        &[
+            &position.to_string(),
+            &version.timestamp_micros().to_string(),
+            &index.to_string(),
+        ],
+    ))
 }
 
 /// One fill that built a paper position.
@@ -622,6 +681,116 @@ impl Paper<'_> {
             return Err(StoreError::not_found("paper trade", t.id));
         }
         Ok(())
+    }
+
+    /// Every open paper position on `symbol` (an instrument root), across owners, with its
+    /// version: what the positions service marks with the symbol's quotes.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn open_on(&self, symbol: &str) -> StoreResult<Vec<OpenPaper>> {
+        paper_positions::Entity::find()
+            .filter(paper_positions::Column::Symbol.eq(symbol))
+            .filter(paper_positions::Column::Status.eq(PaperStatus::Open))
+            .all(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("paper position", e))?
+            .into_iter()
+            .map(|m| {
+                let version = m.updated_at;
+                PaperPosition::try_from(m).map(|position| OpenPaper { position, version })
+            })
+            .collect()
+    }
+
+    /// Writes what a price did to an open position — its current price, unrealized P&L and
+    /// extremes, engine state (lots' excursions, targets, stop) and, when the price filled the
+    /// stop or take-profits, the closed trades and the position closed or reduced — in one
+    /// transaction, **only if the row is still the version read** and open. `false` when it
+    /// changed meanwhile (another replica marked it, a signal moved it): nothing is written and
+    /// the next quote marks the new state. Safe with any number of replicas.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn mark(&self, m: PaperMarked<'_>) -> StoreResult<bool> {
+        let before = &m.open.position;
+        let realized = before.realized_pnl + m.closed.iter().map(|t| t.net_pnl).sum::<Decimal>();
+        let mut row = before.clone();
+        row.current_price = Some(m.price.value());
+        row.unrealized_pnl = m.unrealized.current;
+        row.worst_unrealized_pnl = m.unrealized.worst;
+        row.best_unrealized_pnl = m.unrealized.best;
+        row.realized_pnl = realized;
+        match m.position {
+            Some(p) => {
+                row.quantity = p.qty();
+                row.average_entry = p.average_entry();
+                row.entries = p
+                    .lots
+                    .iter()
+                    .map(|l| PaperEntry {
+                        price: l.entry_price.value(),
+                        qty: l.qty,
+                        time: l.opened_at,
+                    })
+                    .collect();
+                row.engine_state = Some(to_json("paper engine state", p)?);
+            }
+            None => {
+                row.status = PaperStatus::Closed;
+                row.quantity = 0;
+                // Where it was filled: a take-profit at its level, a stop at the price seen.
+                row.exit_price = Some(
+                    m.closed
+                        .last()
+                        .map_or(m.price.value(), |t| t.exit_price.value()),
+                );
+                row.closed_at = Some(at(m.at));
+            }
+        }
+        let txn = self.store.db().begin().await.map_err(StoreError::from)?;
+        let mut model = position_row(&row)?;
+        // A new version, always after the one read (even within the same microsecond), so a
+        // write conditional on the old one can never pass again.
+        model.updated_at = std::cmp::max(
+            model.updated_at,
+            m.open.version + chrono::Duration::microseconds(1),
+        );
+        // Every column written (a model's own active form would set none).
+        let written = paper_positions::Entity::update_many()
+            .set(model.into_active_model().reset_all())
+            .filter(paper_positions::Column::Id.eq(before.id.0))
+            .filter(paper_positions::Column::UserId.eq(before.owner.0))
+            .filter(paper_positions::Column::Status.eq(PaperStatus::Open))
+            .filter(paper_positions::Column::UpdatedAt.eq(m.open.version))
+            .exec(&txn)
+            .await
+            .map_err(|e| StoreError::db("paper position", e))?
+            .rows_affected;
+        if written == 0 {
+            txn.rollback().await.map_err(StoreError::from)?;
+            return Ok(false);
+        }
+        for (i, t) in m.closed.iter().enumerate() {
+            let trade = closed_trade_row(
+                marked_trade_id(before.id, m.open.version, i),
+                before.owner,
+                before.recorder,
+                Some(before),
+                t,
+            );
+            paper_trades::Entity::insert(trade_row(&trade)?.into_active_model())
+                .on_conflict(
+                    OnConflict::column(paper_trades::Column::Id)
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .exec_without_returning(&txn)
+                .await
+                .map_err(|e| StoreError::db("paper trade", e))?;
+        }
+        txn.commit().await.map_err(StoreError::from)?;
+        Ok(true)
     }
 
     /// The open position of a recorder on a symbol.

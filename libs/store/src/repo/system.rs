@@ -10,8 +10,12 @@ use super::at;
 use super::auth::{User, normalize_email};
 use super::webhooks::WebhookLogEntry;
 use crate::Store;
-use crate::entity::{broker_accounts, users, webhook_log};
+use crate::entity::{
+    BrokerOrderStatus, PaperStatus, broker_accounts, broker_orders, broker_positions,
+    paper_positions, sub_accounts, users, webhook_log,
+};
 use crate::error::{StoreError, StoreResult};
+use crate::ids::BrokerAccountId;
 
 /// Platform-wide reads for daemons (not for anything a user's request reaches).
 #[derive(Debug, Clone, Copy)]
@@ -74,6 +78,84 @@ impl System<'_> {
             .into_iter()
             .map(BrokerAccount::from)
             .collect())
+    }
+
+    /// The contracts the platform holds or trades at brokers, per login: every contract with a
+    /// non-flat stored position or an open (pending or working) order, with the login
+    /// (broker account) of its sub-account — what the connection manager subscribes quotes
+    /// for. Distinct, sorted.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn held_contracts(&self) -> StoreResult<Vec<(BrokerAccountId, String)>> {
+        let db = self.store.db();
+        let positions: Vec<(uuid::Uuid, String)> = broker_positions::Entity::find()
+            .select_only()
+            .column(broker_positions::Column::SubAccountId)
+            .column(broker_positions::Column::Contract)
+            .filter(broker_positions::Column::NetQuantity.ne(0))
+            .distinct()
+            .into_tuple()
+            .all(db)
+            .await
+            .map_err(|e| StoreError::db("broker position", e))?;
+        let orders: Vec<(uuid::Uuid, String)> = broker_orders::Entity::find()
+            .select_only()
+            .column(broker_orders::Column::SubAccountId)
+            .column(broker_orders::Column::Contract)
+            .filter(
+                broker_orders::Column::Status
+                    .is_in([BrokerOrderStatus::Pending, BrokerOrderStatus::Working]),
+            )
+            .distinct()
+            .into_tuple()
+            .all(db)
+            .await
+            .map_err(|e| StoreError::db("broker order", e))?;
+        let subs: std::collections::BTreeSet<uuid::Uuid> =
+            positions.iter().chain(&orders).map(|(s, _)| *s).collect();
+        if subs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let logins: std::collections::HashMap<uuid::Uuid, uuid::Uuid> =
+            sub_accounts::Entity::find()
+                .select_only()
+                .column(sub_accounts::Column::Id)
+                .column(sub_accounts::Column::BrokerAccountId)
+                .filter(sub_accounts::Column::Id.is_in(subs))
+                .into_tuple::<(uuid::Uuid, uuid::Uuid)>()
+                .all(db)
+                .await
+                .map_err(|e| StoreError::db("sub-account", e))?
+                .into_iter()
+                .collect();
+        let held: std::collections::BTreeSet<(uuid::Uuid, String)> = positions
+            .into_iter()
+            .chain(orders)
+            .filter_map(|(sub, contract)| logins.get(&sub).map(|l| (*l, contract)))
+            .collect();
+        Ok(held
+            .into_iter()
+            .map(|(login, contract)| (BrokerAccountId(login), contract))
+            .collect())
+    }
+
+    /// The symbols (instrument roots, `MNQ`) of every open paper position, distinct and
+    /// sorted: the paper record's share of the contracts quotes are wanted for.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn open_paper_symbols(&self) -> StoreResult<Vec<String>> {
+        paper_positions::Entity::find()
+            .select_only()
+            .column(paper_positions::Column::Symbol)
+            .filter(paper_positions::Column::Status.eq(PaperStatus::Open))
+            .distinct()
+            .order_by_asc(paper_positions::Column::Symbol)
+            .into_tuple()
+            .all(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("paper position", e))
     }
 
     /// Accounts that need re-authentication (for the metric and operators' view).

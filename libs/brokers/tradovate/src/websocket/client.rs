@@ -250,7 +250,7 @@ async fn run(
 }
 
 /// Reads the next text frame, skipping pings and binary frames.
-async fn next_text(ws: &mut Ws) -> Result<String, String> {
+pub(crate) async fn next_text(ws: &mut Ws) -> Result<String, String> {
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(t))) => return Ok(t.as_str().to_string()),
@@ -264,7 +264,7 @@ async fn next_text(ws: &mut Ws) -> Result<String, String> {
     }
 }
 
-fn token_error(e: BrokerError) -> Ended<EndReason> {
+pub(crate) fn token_error(e: BrokerError) -> Ended<EndReason> {
     match e {
         BrokerError::NeedsReauth { reason } => Ended {
             fatal: true,
@@ -291,27 +291,19 @@ fn token_error(e: BrokerError) -> Ended<EndReason> {
     }
 }
 
-/// One connection from token to end. `None` when cancelled.
-#[allow(clippy::too_many_lines)] // one state machine, easier to follow in one place
-async fn connect_and_serve(
+/// Opens a socket at `url` through the connect gate, waits for `o` and authorizes with `bearer`
+/// (the access token, or the market-data token on the md socket); `None` when cancelled. A 401
+/// lets the session find out whether `token` is dead and replace it. Shared by the user socket
+/// and the market-data socket ([`super::market`]).
+pub(crate) async fn open_authorized(
     http: &Arc<TradovateHttpClient>,
+    url: &Url,
     setup: &SocketSetup,
-    shared: &Arc<Shared>,
-    dispatcher: &mut Dispatcher,
+    token: &Token,
+    bearer: &str,
     cancel: &CancellationToken,
-) -> Option<Ended<EndReason>> {
+) -> Option<Result<Ws, Ended<EndReason>>> {
     let cfg = &setup.config;
-    let token: Token = match http
-        .session()
-        .socket_token(cfg.max_token_age, cfg.min_socket_life)
-        .await
-    {
-        Ok(t) => t,
-        Err(e) => return Some(token_error(e)),
-    };
-    let accounts: BTreeSet<i64> = shared.feed.wanted();
-
-    // --- connect and authorize, inside the gate ---------------------------------------------
     let pass = tokio::select! {
         () = cancel.cancelled() => return None,
         pass = setup.gate.enter() => pass,
@@ -319,7 +311,7 @@ async fn connect_and_serve(
     metrics::counter!("jt_broker_ws_connect_attempts_total", "broker" => setup.kind.as_str())
         .increment(1);
     let connected = tokio::time::timeout(cfg.connect_timeout, async {
-        let mut ws = socket::connect(setup.url.as_str()).await?;
+        let mut ws = socket::connect(url.as_str()).await?;
         loop {
             let text = next_text(&mut ws).await?;
             match codec::decode_server_frame(&text) {
@@ -333,16 +325,18 @@ async fn connect_and_serve(
     .await;
     let mut ws = match connected {
         Ok(Ok(ws)) => ws,
-        Ok(Err(e)) => return Some(Ended::new(EndReason::ConnectFailed, e)),
-        Err(_) => return Some(Ended::new(EndReason::ConnectFailed, "no `o` in time")),
+        Ok(Err(e)) => return Some(Err(Ended::new(EndReason::ConnectFailed, e))),
+        Err(_) => {
+            return Some(Err(Ended::new(EndReason::ConnectFailed, "no `o` in time")));
+        }
     };
     if let Err(e) = ws
         .send(Message::Text(
-            codec::encode_request("authorize", 0, "", &token.access).into(),
+            codec::encode_request("authorize", 0, "", bearer).into(),
         ))
         .await
     {
-        return Some(Ended::new(EndReason::AuthFailed, e.to_string()));
+        return Some(Err(Ended::new(EndReason::AuthFailed, e.to_string())));
     }
     let auth = tokio::time::timeout(cfg.auth_timeout, async {
         loop {
@@ -371,19 +365,53 @@ async fn connect_and_serve(
             drop(pass);
             if status == 401 {
                 // The session may be gone (evicted): let the session find out and replace it.
-                if let Err(e) = http.session().after_unauthorized(&token).await {
-                    return Some(token_error(e));
+                if let Err(e) = http.session().after_unauthorized(token).await {
+                    return Some(Err(token_error(e)));
                 }
             }
-            return Some(Ended::new(
+            return Some(Err(Ended::new(
                 EndReason::AuthFailed,
                 format!("authorize answered {status}: {text}"),
-            ));
+            )));
         }
-        Ok(Err(e)) => return Some(Ended::new(EndReason::AuthFailed, e)),
-        Err(_) => return Some(Ended::new(EndReason::AuthFailed, "authorize unanswered")),
+        Ok(Err(e)) => return Some(Err(Ended::new(EndReason::AuthFailed, e))),
+        Err(_) => {
+            return Some(Err(Ended::new(
+                EndReason::AuthFailed,
+                "authorize unanswered",
+            )));
+        }
     }
     drop(pass);
+    Some(Ok(ws))
+}
+
+/// One connection from token to end. `None` when cancelled.
+#[allow(clippy::too_many_lines)] // one state machine, easier to follow in one place
+async fn connect_and_serve(
+    http: &Arc<TradovateHttpClient>,
+    setup: &SocketSetup,
+    shared: &Arc<Shared>,
+    dispatcher: &mut Dispatcher,
+    cancel: &CancellationToken,
+) -> Option<Ended<EndReason>> {
+    let cfg = &setup.config;
+    let token: Token = match http
+        .session()
+        .socket_token(cfg.max_token_age, cfg.min_socket_life)
+        .await
+    {
+        Ok(t) => t,
+        Err(e) => return Some(token_error(e)),
+    };
+    let accounts: BTreeSet<i64> = shared.feed.wanted();
+
+    // --- connect and authorize, inside the gate ---------------------------------------------
+    let mut ws =
+        match open_authorized(http, &setup.url, setup, &token, &token.access, cancel).await? {
+            Ok(ws) => ws,
+            Err(ended) => return Some(ended),
+        };
 
     // --- one sync request covering every served account -----------------------------------
     let mut body = serde_json::json!({ "accounts": accounts.iter().collect::<Vec<_>>() });

@@ -273,6 +273,59 @@ pub struct PenaltyPayload {
     pub captcha: Option<bool>,
 }
 
+/// One price level of a market-data quote (`entries.Bid`, `entries.Offer`, `entries.Trade`…):
+/// either field may be absent (BROKERS.md §1.9).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct MdEntry {
+    /// The price.
+    #[serde(with = "jt_net::exact::option", default)]
+    pub price: Option<rust_decimal::Decimal>,
+}
+
+/// The entries of a quote this platform reads; the others (volume, open, high, low,
+/// settlement, open interest) are ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct MdEntries {
+    /// Best bid.
+    #[serde(rename = "Bid", default)]
+    pub bid: Option<MdEntry>,
+    /// Best offer (ask).
+    #[serde(rename = "Offer", default)]
+    pub offer: Option<MdEntry>,
+    /// Last trade.
+    #[serde(rename = "Trade", default)]
+    pub trade: Option<MdEntry>,
+}
+
+/// One quote of an `md` event: the contract by id only (names come from `contract/find`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MdQuote {
+    /// The exchange's time.
+    pub timestamp: chrono::DateTime<chrono::Utc>,
+    /// The contract id.
+    pub contract_id: i64,
+    /// Bid, offer, trade.
+    #[serde(default)]
+    pub entries: MdEntries,
+}
+
+#[derive(Deserialize)]
+struct MdRaw {
+    #[serde(default)]
+    quotes: Vec<MdQuote>,
+}
+
+/// The quotes of an `md` event's payload (empty for DOM, histogram or chart payloads).
+///
+/// # Errors
+/// When the payload, or a quote in it, does not have the documented shape.
+pub fn decode_md_quotes(data: &RawValue) -> Result<Vec<MdQuote>, CodecError> {
+    serde_json::from_str::<MdRaw>(data.get())
+        .map(|m| m.quotes)
+        .map_err(|e| CodecError(format!("md payload does not decode ({e}): {}", data.get())))
+}
+
 /// The penalty a 200 payload carries instead of an answer, if it is one.
 #[must_use]
 pub fn penalty(data: &RawValue) -> Option<PenaltyPayload> {
