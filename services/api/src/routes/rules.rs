@@ -746,3 +746,42 @@ pub async fn delete_news(
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn every_preset_is_valid_and_reads_back_through_the_body_unchanged() {
+        for (name, preset) in presets() {
+            validate(&preset).unwrap();
+            // As GET shows it, PUT back: the same rule set.
+            let body: RuleSetBody = serde_json::from_value(
+                serde_json::to_value(RuleSetBody::from(preset.clone())).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(body.resolve().unwrap(), preset, "{name}");
+            // By name alone: the same again.
+            let by_name = RuleSetBody {
+                preset: Some(name.to_string()),
+                ..RuleSetBody::default()
+            };
+            assert_eq!(by_name.resolve().unwrap(), preset, "{name}");
+        }
+    }
+
+    #[test]
+    fn an_empty_body_is_no_rules_with_automation_allowed() {
+        let r: RuleSetBody = serde_json::from_str("{}").unwrap();
+        let r = r.resolve().unwrap();
+        assert_eq!(
+            r,
+            RuleSet {
+                automation_allowed: true,
+                ..RuleSet::default()
+            }
+        );
+    }
+}
