@@ -162,6 +162,26 @@ async fn fixtures(api: &TestApi, s: &common::Session) -> BTreeMap<&'static str, 
         })
         .await
         .unwrap();
+    // Prop-firm rules on the sub-account and an event in the news calendar.
+    let rules = api
+        .call(
+            Method::PUT,
+            &format!("/api/v1/sub-accounts/{sub}/rules"),
+            Auth::Cookie(s),
+            Some(json!({"preset": "apex-50k"})),
+        )
+        .await;
+    assert_eq!(rules.status, StatusCode::OK, "{}", rules.body);
+    let news = api
+        .store
+        .rules()
+        .add_news(jt_domain::propfirm::NewsEvent {
+            at: chrono::Utc::now() + chrono::Duration::hours(1),
+            title: "CPI".into(),
+        })
+        .await
+        .unwrap();
+    f.insert("news_id", news.id.to_string());
     f.insert("account_id", account);
     f.insert("sub_account_id", sub);
     f.insert("recorder_id", recorder);
@@ -311,10 +331,11 @@ async fn every_route_of_the_openapi_document_hides_another_users_records() {
             } else if method == Method::GET {
                 assert_eq!(r.status, StatusCode::OK, "{method} {uri}: {}", r.body);
                 let text = r.body.to_string();
-                // A dead letter's sequence (`1`) is no user's record and too short to look for.
+                // A dead letter's sequence (`1`) is no user's record and too short to look for;
+                // a news event is the operator's calendar, shown to everyone.
                 for (name, id) in ids
                     .iter()
-                    .filter(|(n, _)| !matches!(**n, "sequence" | "code"))
+                    .filter(|(n, _)| !matches!(**n, "sequence" | "code" | "news_id"))
                 {
                     assert!(
                         !text.contains(id.as_str()),

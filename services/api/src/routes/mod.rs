@@ -17,6 +17,7 @@ pub mod notifications;
 pub mod paging;
 pub mod plans;
 pub mod recorders;
+pub mod rules;
 pub mod session;
 pub mod status;
 pub mod traders;
@@ -97,4 +98,13 @@ pub fn api() -> OpenApiRouter<ApiState> {
         .routes(routes!(admin::kill_global))
         .routes(routes!(admin::dead_letters))
         .routes(routes!(admin::retry_dead_letter))
+        .routes(routes!(rules::list_presets))
+        .routes(routes!(
+            rules::get_rules,
+            rules::put_rules,
+            rules::delete_rules
+        ))
+        .routes(routes!(rules::list_news))
+        .routes(routes!(rules::add_news))
+        .routes(routes!(rules::delete_news))
 }
