@@ -35,6 +35,7 @@
 pub mod engine;
 pub mod executions;
 mod metrics;
+mod sync;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -69,6 +70,10 @@ pub struct CopierConfig {
     pub max_lag_secs: Option<u32>,
     /// How the BROKER_EVENTS consumer runs (one message at a time: fills in order).
     pub consume: ConsumeOptions,
+    /// How often every tracked leader position is compared with its followers' positions at
+    /// their brokers (auto-sync; `JT_COPY_SYNC_SECS`, default 30; 0 = never). A check also
+    /// runs after every leader fill.
+    pub sync_every: Option<std::time::Duration>,
 }
 
 impl Default for CopierConfig {
@@ -79,6 +84,7 @@ impl Default for CopierConfig {
                 max_in_flight: 1,
                 ..ConsumeOptions::default()
             },
+            sync_every: Some(std::time::Duration::from_secs(30)),
         }
     }
 }
@@ -90,8 +96,10 @@ impl CopierConfig {
     /// A variable that is set but malformed, named in the error.
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
         let lag: u32 = or_default(env, "JT_COPY_MAX_LAG_SECS", 60)?;
+        let sync: u64 = or_default(env, "JT_COPY_SYNC_SECS", 30)?;
         Ok(Self {
             max_lag_secs: (lag > 0).then_some(lag),
+            sync_every: (sync > 0).then(|| std::time::Duration::from_secs(sync)),
             ..Self::default()
         })
     }
@@ -110,7 +118,14 @@ pub async fn start(config: CopierConfig, ctx: &Context) -> anyhow::Result<Runnin
         brokers: ctx.brokers.clone(),
         names: Arc::new(Mutex::new(HashMap::new())),
         max_lag_secs: config.max_lag_secs,
+        leaders: Arc::new(Mutex::new(HashMap::new())),
+        gate: Arc::new(tokio::sync::Mutex::new(())),
+        nudge: Arc::new(tokio::sync::Notify::new()),
     };
+    let syncing = config.sync_every.map(|every| {
+        let (copier, stop) = (copier.clone(), ctx.shutdown.clone());
+        tokio::spawn(async move { copier.sync_loop(every, stop).await })
+    });
     let bus = ctx.bus.clone();
     let stop = ctx.shutdown.clone();
     let mut options = config.consume;
@@ -144,6 +159,9 @@ pub async fn start(config: CopierConfig, ctx: &Context) -> anyhow::Result<Runnin
         // One consumer ending (shutdown, or a fatal error) ends the other.
         stop.cancel();
         let recorded = outcomes.await;
+        if let Some(syncing) = syncing {
+            syncing.await?;
+        }
         copied?;
         recorded??;
         Ok(())
@@ -187,6 +205,15 @@ struct Copier {
     /// Contract names by (login, broker contract id), for fills that carry only the id.
     names: Arc<Mutex<HashMap<(BrokerAccountId, String), String>>>,
     max_lag_secs: Option<u32>,
+    /// The leaders whose fills were tracked, with their owner: auto-sync checks their
+    /// followers.
+    leaders: Arc<Mutex<HashMap<SubAccountId, UserId>>>,
+    /// Held while a fill is handled and while a leader's followers are synced: a sync never
+    /// reads a leader position that a fill is changing, nor corrects a follower whose copy of
+    /// that fill is being recorded.
+    gate: Arc<tokio::sync::Mutex<()>>,
+    /// Wakes auto-sync after a leader fill.
+    nudge: Arc<tokio::sync::Notify>,
 }
 
 /// A follower's outcome before anything is recorded.
@@ -202,9 +229,19 @@ impl Copier {
         let ReportedEvent::Known(BrokerEvent::Fill(fill)) = &event.event else {
             return Outcome::Ack;
         };
-        match self.fill(event, fill).await {
+        let handled = {
+            let _gate = self.gate.lock().await;
+            self.fill(event, fill).await
+        };
+        match handled {
             Ok(outcome) => {
                 metrics::leader_event(outcome);
+                if outcome != "not_leader" {
+                    self.leaders
+                        .lock()
+                        .insert(event.sub_account_id, event.owner_id);
+                    self.nudge.notify_one();
+                }
                 Outcome::Ack
             }
             Err(Failure::Store(StoreError::NotFound { entity, id })) => {
@@ -622,6 +659,14 @@ impl Copier {
                 max_lag_secs: self.max_lag_secs,
             },
         );
+        self.send(intent).await?;
+        tracing::info!(follower = %follower.id, fill = %fill.id, symbol = %target.symbol, ?step, "copy intent published");
+        Ok(())
+    }
+
+    /// Publishes a copy intent on ORDERS under its derived id (a second publish of the same
+    /// intent is dropped by the stream's duplicate window).
+    async fn send(&self, intent: IntentMessage) -> Result<(), Failure> {
         let id =
             MessageId::new(intent.message_id()).map_err(|e| Failure::Publish(e.to_string()))?;
         let receipt = self
@@ -630,7 +675,6 @@ impl Copier {
             .await
             .map_err(|e| Failure::Publish(e.to_string()))?;
         metrics::published(receipt.duplicate);
-        tracing::info!(follower = %follower.id, fill = %fill.id, symbol = %target.symbol, ?step, "copy intent published");
         Ok(())
     }
 }

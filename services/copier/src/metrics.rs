@@ -32,3 +32,10 @@ pub fn already_copied() {
 pub fn outcome(status: &'static str) {
     metrics::counter!("jt_copier_outcomes_total", "status" => status).increment(1);
 }
+
+/// One follower position compared by auto-sync. `outcome`: `in_sync`, `corrected` (a
+/// correcting intent published), `in_flight` (a copy to the follower is still queued: not
+/// compared), `failed` (the broker or the store could not be read).
+pub fn sync(outcome: &'static str) {
+    metrics::counter!("jt_copier_sync_total", "outcome" => outcome).increment(1);
+}
