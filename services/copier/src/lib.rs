@@ -236,7 +236,8 @@ impl Copier {
         match handled {
             Ok(outcome) => {
                 metrics::leader_event(outcome);
-                if outcome != "not_leader" {
+                // A replayed (`old`) fill changes nothing: no reason to check.
+                if outcome == "copied" {
                     self.leaders
                         .lock()
                         .insert(event.sub_account_id, event.owner_id);

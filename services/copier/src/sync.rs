@@ -70,6 +70,10 @@ impl Copier {
         if books.is_empty() {
             return Ok(());
         }
+        let books = self.settled(owner, sub, books).await?;
+        if books.is_empty() {
+            return Ok(());
+        }
         let traders: HashSet<SubAccountId> = self
             .store
             .traders()
@@ -113,6 +117,50 @@ impl Copier {
             }
         }
         Ok(())
+    }
+
+    /// The tracked leader positions that agree with the leader's position at its broker. One
+    /// that does not is left for a later check: fills are still on their way to the copier (a
+    /// leader trade in progress, a session-end replay walking through old states), and its
+    /// followers are compared only once the copier has caught up — a follower is never
+    /// "corrected" towards a state the leader has already left.
+    async fn settled(
+        &self,
+        owner: UserId,
+        sub: SubAccountId,
+        books: Vec<(String, i64, String)>,
+    ) -> Result<Vec<(String, i64, String)>, Failure> {
+        let accounts = self.store.accounts();
+        let leader_sub = accounts.sub_account(owner, sub).await?;
+        let login = accounts.get(owner, leader_sub.broker_account).await?;
+        let broker = self
+            .brokers
+            .for_account(&login)
+            .await
+            .map_err(|e| Failure::Broker(e.to_string()))?;
+        let held = broker
+            .positions(&AccountId(leader_sub.broker_sub_account_id.clone()))
+            .await
+            .map_err(|e| Failure::Broker(e.to_string()))?;
+        let mut settled = Vec::with_capacity(books.len());
+        for (contract, net, state) in books {
+            let resolved = broker
+                .resolve_contract(&contract)
+                .await
+                .map_err(|e| Failure::Broker(e.to_string()))?;
+            let real: i64 = held
+                .iter()
+                .filter(|p| p.contract == resolved.id)
+                .map(|p| p.net_qty)
+                .sum();
+            if real == net {
+                settled.push((contract, net, state));
+            } else {
+                metrics::sync("leader_moving");
+                tracing::debug!(leader = %sub, %contract, tracked = net, real, "the leader's fills are still arriving: its followers are synced later");
+            }
+        }
+        Ok(settled)
     }
 
     /// One follower against the leader's tracked `(contract, net, state)`s: at most one
