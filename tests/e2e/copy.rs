@@ -959,3 +959,101 @@ async fn a_follower_closed_by_hand_is_resynced_once_with_the_drift_logged_and_no
     eprintln!("closed by hand → re-synced in {took:?} (sync every {EVERY:?})");
     services.stop().await;
 }
+
+#[tokio::test]
+async fn a_manual_trade_through_the_api_on_the_leader_reaches_every_follower_once() {
+    let p = Platform::start(Options {
+        accounts: 4,
+        ..Options::default()
+    })
+    .await;
+    let services = Services::start(&p).await;
+    let leader = group(&p, &[dec!(1), dec!(2), dec!(0.5)], false).await;
+    // Automatic mode off: the manual trigger copies without it.
+    let copying = p.store.copying();
+    copying
+        .update_leader(p.user, leader, true, false)
+        .await
+        .unwrap();
+    let api = jt_e2e::api::Client::login(
+        &jt_e2e::api::serve_api(&p).await,
+        &p.email(),
+        jt_e2e::USER_PASSWORD,
+    )
+    .await;
+    let on_leader = format!("/sub-accounts/{}/orders", p.subs[0].id);
+    let trade = async |body: serde_json::Value, key: &str| {
+        let (status, answer) = api
+            .call(
+                reqwest::Method::POST,
+                &on_leader,
+                Some(body),
+                &[("idempotency-key", key)],
+            )
+            .await;
+        assert_eq!(status, 202, "{answer}");
+    };
+    let rows_per_fill = async |followers: usize| {
+        eventually(
+            "one copy log row per follower per leader fill",
+            async || {
+                let log = copy_log(&p, leader).await;
+                let fills: HashSet<_> = log
+                    .iter()
+                    .filter_map(|r| r.leader_fill_id.clone())
+                    .collect();
+                (!fills.is_empty() && log.len() == fills.len() * followers).then_some(log)
+            },
+        )
+        .await
+    };
+
+    let started = Instant::now();
+    trade(
+        serde_json::json!({"symbol": "NQ1!", "action": "entry", "direction": "long", "qty": 2}),
+        "leader-entry",
+    )
+    .await;
+    followers_hold(&p, "manual entry", &[2, 4, 1]).await;
+    let took = started.elapsed();
+    assert_eq!(p.net_position(0), 2, "the leader traded");
+    let log = rows_per_fill(3).await;
+    assert!(
+        log.iter()
+            .all(|r| r.trigger == jt_store::CopyTrigger::Manual),
+        "{log:#?}"
+    );
+
+    // Automatic mode on: the leader's fill of the manual exit is copied once, as manual.
+    copying
+        .update_leader(p.user, leader, true, true)
+        .await
+        .unwrap();
+    trade(
+        serde_json::json!({"symbol": "NQ1!", "action": "exit"}),
+        "leader-exit",
+    )
+    .await;
+    followers_hold(&p, "manual exit", &[0, 0, 0]).await;
+    assert_eq!(p.net_position(0), 0, "the leader is flat");
+    // Settled: nothing more arrives (no second copy by automatic mode).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let log = rows_per_fill(3).await;
+    let mut pairs = HashSet::new();
+    for row in &log {
+        assert_eq!(row.trigger, jt_store::CopyTrigger::Manual, "{row:?}");
+        assert_ne!(row.status, CopyStatus::Skipped, "{row:?}");
+        assert!(
+            pairs.insert((row.follower, row.leader_fill_id.clone())),
+            "{row:?}"
+        );
+    }
+    assert_eq!(
+        copy_intents(&p, 3).await,
+        log.len(),
+        "one intent per follower per leader fill"
+    );
+    followers_hold_within(&p, "still flat", &[0, 0, 0], Duration::ZERO).await;
+    eprintln!("manual entry through the API → every follower holding: {took:?}");
+    services.stop().await;
+}

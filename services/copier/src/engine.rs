@@ -305,6 +305,14 @@ pub fn correction(held: i64, want: i64, target: &Target) -> CopyAction {
     }
 }
 
+/// The intent an order of ours was placed for: the 32 hex digits after `jt` in its client
+/// order id (`jt_messages::client_order_id`; a protective leg's suffix ignored).
+#[must_use]
+pub fn intent_of(client_order_id: Option<&str>) -> Option<uuid::Uuid> {
+    let c = client_order_id.filter(|c| is_ours(Some(c)))?;
+    uuid::Uuid::try_parse(c.get(2..34)?).ok()
+}
+
 /// Whether a client order id is one of ours (`jt` + 32 hex digits, with an optional suffix for
 /// protective legs): `jt_messages::client_order_id`.
 #[must_use]
@@ -543,6 +551,16 @@ mod tests {
                 stop: true,
             }
         );
+    }
+
+    #[test]
+    fn an_order_of_ours_names_its_intent() {
+        let id = uuid::Uuid::new_v4();
+        let ours = format!("jt{}", id.simple());
+        assert_eq!(intent_of(Some(&ours)), Some(id));
+        assert_eq!(intent_of(Some(&format!("{ours}-tp"))), Some(id));
+        assert_eq!(intent_of(Some("by-hand-1")), None);
+        assert_eq!(intent_of(None), None);
     }
 
     #[test]

@@ -54,7 +54,8 @@ use jt_service::{Context, Running};
 use jt_store::repo::copy::CopyRecorded;
 use jt_store::repo::copy::{Follower, Leader, NewCopy};
 use jt_store::{
-    BrokerAccountId, CopyLogId, CopyStatus, CopyTrigger, Store, StoreError, SubAccountId, UserId,
+    BrokerAccountId, CopyLogId, CopyStatus, CopyTrigger, IntentId, IntentKind, IntentSource, Store,
+    StoreError, SubAccountId, UserId,
 };
 use parking_lot::Mutex;
 
@@ -169,6 +170,12 @@ pub async fn start(config: CopierConfig, ctx: &Context) -> anyhow::Result<Runnin
     Ok(Running::new("copier", axum::Router::new(), task))
 }
 
+/// A leader fill without a client order id is a manual close's when it comes at most this
+/// long after the manual intent was recorded (the executor's round trip and the broker's)…
+const MANUAL_CLOSE_WINDOW: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
+/// …or this long before it (clocks of the broker and of this platform differ a little).
+const MANUAL_CLOSE_EARLY: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
+
 /// Followers copied at once for one leader fill.
 const PARALLEL_FOLLOWERS: usize = 16;
 
@@ -237,7 +244,7 @@ impl Copier {
             Ok(outcome) => {
                 metrics::leader_event(outcome);
                 // A replayed (`old`) fill changes nothing: no reason to check.
-                if outcome == "copied" {
+                if matches!(outcome, "copied" | "manual") {
                     self.leaders
                         .lock()
                         .insert(event.sub_account_id, event.owner_id);
@@ -296,18 +303,31 @@ impl Copier {
             tracing::debug!(fill = %fill.id, "a replayed leader fill older than the tracked position: not copied");
             return Ok("old");
         };
-        if !leader.enabled || !leader.auto_copy {
+        // The manual-trade trigger: the leader's fill of a manual trade placed through the API
+        // on it is copied with trigger `manual`, in automatic mode or not — and only here, so
+        // it is copied once.
+        let manual = self
+            .manual_trade(owner, event.sub_account_id, &contract, fill)
+            .await?;
+        if !leader.enabled || !(leader.auto_copy || manual) {
             return Ok("leader_off");
         }
-        if engine::is_ours(fill.client_order_id.as_deref())
+        let trigger = if manual {
+            CopyTrigger::Manual
+        } else {
+            CopyTrigger::Auto
+        };
+        if !manual
+            && engine::is_ours(fill.client_order_id.as_deref())
             && self.follows(owner, event.sub_account_id).await?
         {
             tracing::debug!(fill = %fill.id, "a fill of our own copy order on a following leader: not copied on");
             return Ok("own_copy");
         }
         let followers = copying.followers(owner, leader.id).await?;
+        let outcome = if manual { "manual" } else { "copied" };
         if followers.is_empty() {
-            return Ok("copied");
+            return Ok(outcome);
         }
         let traders: HashSet<SubAccountId> = self
             .store
@@ -335,6 +355,7 @@ impl Copier {
                         change,
                         follower,
                         traders_ref,
+                        trigger,
                     )
                     .await;
                 (follower, done)
@@ -359,8 +380,8 @@ impl Copier {
         if let Some(e) = failed {
             return Err(e);
         }
-        tracing::info!(leader = %leader.id, fill = %fill.id, prev = change.prev, new = change.new, followers = followers.len(), "leader fill copied");
-        Ok("copied")
+        tracing::info!(leader = %leader.id, fill = %fill.id, prev = change.prev, new = change.new, followers = followers.len(), ?trigger, "leader fill copied");
+        Ok(outcome)
     }
 
     /// The leader's position on `contract` before `fill`, from the store's picture (the
@@ -471,6 +492,55 @@ impl Copier {
         Ok(names.get(&key).cloned().unwrap_or(id))
     }
 
+    /// Whether `fill` is of a manual trade placed through the API on the leader `sub`: its
+    /// client order id names a manual intent of that sub-account (the executor records the
+    /// intent before it places the order), or, for a fill without one, a manual close
+    /// recorded just before it on the same instrument.
+    async fn manual_trade(
+        &self,
+        owner: UserId,
+        sub: SubAccountId,
+        contract: &str,
+        fill: &FillReport,
+    ) -> Result<bool, StoreError> {
+        let intents = self.store.intents();
+        if let Some(id) = engine::intent_of(fill.client_order_id.as_deref()) {
+            return match intents.get(owner, IntentId(id)).await {
+                Ok(intent) => {
+                    Ok(intent.source == IntentSource::Manual && intent.sub_account == sub)
+                }
+                Err(StoreError::NotFound { .. }) => Ok(false),
+                Err(e) => Err(e),
+            };
+        }
+        if fill.client_order_id.is_some() {
+            return Ok(false);
+        }
+        // A close sent through the broker's close/liquidate call carries no client order id:
+        // the fill is a manual exit's when a manual close or flatten of the leader on the
+        // same instrument was recorded shortly before it.
+        let root = |s: &str| {
+            jt_domain::instrument::resolve_ticker(s)
+                .ok()
+                .map(|i| i.root)
+        };
+        let Some(traded) = root(contract) else {
+            return Ok(false);
+        };
+        Ok(intents
+            .for_sub_account(owner, sub, 20)
+            .await?
+            .iter()
+            .any(|i| {
+                i.source == IntentSource::Manual
+                    && matches!(i.kind, IntentKind::Close | IntentKind::Flatten)
+                    && (root(&i.symbol) == Some(traded)
+                        || i.contract.as_deref().and_then(root) == Some(traded))
+                    && fill.timestamp >= i.created_at - MANUAL_CLOSE_EARLY
+                    && fill.timestamp <= i.created_at + MANUAL_CLOSE_WINDOW
+            }))
+    }
+
     /// Whether `sub` follows any of the owner's leaders.
     async fn follows(&self, owner: UserId, sub: SubAccountId) -> Result<bool, StoreError> {
         let copying = self.store.copying();
@@ -497,6 +567,7 @@ impl Copier {
         change: Change,
         follower: &Follower,
         traders: &HashSet<SubAccountId>,
+        trigger: CopyTrigger,
     ) -> Result<(), Failure> {
         let owner = event.owner_id;
         let copying = self.store.copying();
@@ -565,7 +636,7 @@ impl Copier {
                     id: CopyLogId::new(),
                     leader: leader.id,
                     follower: follower.id,
-                    trigger: CopyTrigger::Auto,
+                    trigger,
                     leader_fill_id: Some(fill_id.clone()),
                     leader_order_id: Some(fill.order_id.to_string()),
                     leader_symbol: contract.to_owned(),

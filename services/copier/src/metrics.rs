@@ -2,6 +2,7 @@
 //! contract.
 
 /// A leader fill seen on BROKER_EVENTS. `outcome`: `copied` (handled for its followers),
+/// `manual` (a fill of a manual trade through the API on the leader, copied as such),
 /// `not_leader` (the sub-account leads nothing), `leader_off` (disabled, or not in automatic
 /// mode), `own_copy` (a fill of one of our copy orders on an account that follows: loop
 /// prevention), `old` (a replayed fill older than the tracked position), `failed`.
