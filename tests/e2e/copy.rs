@@ -956,6 +956,35 @@ async fn a_follower_closed_by_hand_is_resynced_once_with_the_drift_logged_and_no
         .unwrap();
     followers_hold_within(&p, "second re-synced", &[2, 4], EVERY * 3).await;
     assert_eq!(sync_rows(&p, leader, 2).await.len(), 1);
+
+    // A correction the executor refuses (the follower's kill switch) is not sent again at
+    // every check: one refused row, the follower left flat.
+    p.store
+        .risk()
+        .set_account_kill(p.user, p.subs[1].id, true, Some("e2e"))
+        .await
+        .unwrap();
+    Hand::on(&p, "NQ", 1).await.trade(Side::Sell, 2).await;
+    followers_hold_within(&p, "first closed by hand again", &[0, 4], WAIT).await;
+    let refused = eventually("the second correction refused", async || {
+        let rows = sync_rows(&p, leader, 1).await;
+        (rows.len() == 2 && rows.iter().any(|r| r.status == CopyStatus::Skipped)).then_some(rows)
+    })
+    .await;
+    assert!(
+        refused.iter().any(|r| r
+            .leader_fill_id
+            .as_deref()
+            .is_some_and(|f| f.ends_with(":1"))),
+        "a second drift at the same leader state is a new correction: {refused:#?}"
+    );
+    tokio::time::sleep(EVERY * 3).await;
+    assert_eq!(
+        sync_rows(&p, leader, 1).await.len(),
+        2,
+        "not retried at every check"
+    );
+    followers_hold_within(&p, "left flat while refused", &[0, 4], Duration::ZERO).await;
     eprintln!("closed by hand → re-synced in {took:?} (sync every {EVERY:?})");
     services.stop().await;
 }

@@ -37,7 +37,9 @@ pub fn outcome(status: &'static str) {
 /// One follower position compared by auto-sync. `outcome`: `in_sync`, `corrected` (a
 /// correcting intent published), `in_flight` (a copy to the follower is still queued: not
 /// compared), `leader_moving` (the tracked leader position differs from the leader's at its
-/// broker: its fills are still arriving, its followers are compared later), `failed` (the broker or the store could not be read).
+/// broker: its fills are still arriving, its followers are compared later), `held_back` (the
+/// last correction for this leader state was refused by the executor: retried after a while),
+/// `failed` (the broker or the store could not be read).
 pub fn sync(outcome: &'static str) {
     metrics::counter!("jt_copier_sync_total", "outcome" => outcome).increment(1);
 }

@@ -29,6 +29,9 @@ use crate::{Copier, Failure, PARALLEL_FOLLOWERS, engine, metrics};
 /// A copy row pending (or queued without an outcome) for longer than this is taken as lost:
 /// it no longer holds back its follower's sync.
 const IN_FLIGHT_HORIZON: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+/// A correction refused by the executor (skipped or failed) is tried again for the same
+/// leader state no sooner than this after it.
+const RETRY_REFUSED_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
 impl Copier {
     /// Checks every tracked leader's followers every `every`, and after every leader fill,
@@ -144,10 +147,15 @@ impl Copier {
             .map_err(|e| Failure::Broker(e.to_string()))?;
         let mut settled = Vec::with_capacity(books.len());
         for (contract, net, state) in books {
-            let resolved = broker
-                .resolve_contract(&contract)
-                .await
-                .map_err(|e| Failure::Broker(e.to_string()))?;
+            let resolved = match broker.resolve_contract(&contract).await {
+                Ok(c) => c,
+                Err(e) => {
+                    // A contract known only by its id, or gone: the others are still synced.
+                    metrics::sync("failed");
+                    tracing::debug!(leader = %sub, %contract, error = %e, "the leader's contract cannot be resolved: not synced");
+                    continue;
+                }
+            };
             let real: i64 = held
                 .iter()
                 .filter(|p| p.contract == resolved.id)
@@ -213,10 +221,21 @@ impl Copier {
                 continue;
             }
             let prefix = format!("sync:{}:{contract}:{state}:", leader.sub_account);
-            let n = copying
+            let made = copying
                 .copies_with_prefix(owner, follower.id, &prefix)
                 .await?;
-            let event_id = format!("{prefix}{n}");
+            // A correction the executor refused (the kill switch, a loss limit, a step that no
+            // longer fitted) is tried again only after a while: not a refused intent and a copy
+            // log row every check.
+            if let Some(last) = made.last().filter(|r| {
+                matches!(r.status, CopyStatus::Skipped | CopyStatus::Error)
+                    && r.created_at > chrono::Utc::now() - RETRY_REFUSED_AFTER
+            }) {
+                metrics::sync("held_back");
+                tracing::debug!(follower = %follower.id, row = %last.id, "the last correction was refused: tried again later");
+                continue;
+            }
+            let event_id = format!("{prefix}{}", made.len());
             let why = format!(
                 "drift: the follower holds {held} {symbol}, the leader's {net} {contract} implies \
                  {want}: corrected",

@@ -797,8 +797,8 @@ impl Copying<'_> {
         Ok(n > 0)
     }
 
-    /// How many copies to `follower` have a leader event id starting with `prefix` (auto-sync:
-    /// the corrections already made for one leader position state).
+    /// The copies to `follower` whose leader event id starts with `prefix`, oldest first
+    /// (auto-sync: the corrections already made for one leader position state).
     ///
     /// # Errors
     /// Database errors.
@@ -807,14 +807,19 @@ impl Copying<'_> {
         scope: impl ReadScope,
         follower: FollowerId,
         prefix: &str,
-    ) -> StoreResult<u64> {
+    ) -> StoreResult<Vec<CopyLogEntry>> {
         copy_log::Entity::find()
             .filter(copy_log::Column::UserId.eq(scope.owner().0))
             .filter(copy_log::Column::FollowerId.eq(follower.0))
             .filter(copy_log::Column::LeaderFillId.starts_with(prefix))
-            .count(self.store.db())
+            .order_by_asc(copy_log::Column::CreatedAt)
+            .order_by_asc(copy_log::Column::Id)
+            .all(self.store.db())
             .await
-            .map_err(|e| StoreError::db("copy log", e))
+            .map_err(|e| StoreError::db("copy log", e))?
+            .into_iter()
+            .map(CopyLogEntry::try_from)
+            .collect()
     }
 
     /// Marks a `pending` copy `accepted` (its intent is queued); a row already past pending
