@@ -358,6 +358,9 @@ async fn demo(
         sl_type: StopType::Trailing,
         trail_trigger: Decimal::from(10),
         trail_freq: Decimal::from(2),
+        // The risk service watches the demo accounts: a $1,000 day's loss flattens and locks one
+        // (`GET /risk/status` shows the distance).
+        max_daily_loss: Decimal::from(1000),
         ..Settings::default()
     };
     let (recorder, _token) = store
