@@ -153,14 +153,16 @@ pub async fn start(config: RiskConfig, ctx: &Context) -> anyhow::Result<Running>
                     let lost = stop.child_token();
                     lease
                         .hold_while(
-                            monitor::Monitor::run(
+                            // Boxed: the monitor's future (its loop and the store calls it
+                            // awaits inline) is too large to move around on the stack.
+                            Box::pin(monitor::Monitor::run(
                                 store.clone(),
                                 bus.clone(),
                                 brokers.clone(),
                                 config.clone(),
                                 status.clone(),
                                 lost.clone(),
-                            ),
+                            )),
                             &lost,
                         )
                         .await;
