@@ -794,10 +794,12 @@ impl Monitor {
 /// The rule a breach is named by: `max_daily_loss`, or the prop-firm rule leading its details.
 #[must_use]
 pub fn breach_rule(b: &Breach) -> String {
-    match b.kind {
-        BreachKind::PropFirmRule => b
-            .details
-            .as_deref()
+    rule_of(b.kind, b.details.as_deref())
+}
+
+fn rule_of(kind: BreachKind, details: Option<&str>) -> String {
+    match kind {
+        BreachKind::PropFirmRule => details
             .and_then(|d| d.split_once(':'))
             .map_or("prop_firm_rule", |(rule, _)| rule)
             .to_owned(),
@@ -838,4 +840,29 @@ async fn publish(bus: &Bus, intent: IntentMessage) -> Result<(), String> {
         .await
         .map(|_| ())
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_breach_is_named_by_its_kind_or_the_rule_leading_its_details() {
+        assert_eq!(
+            rule_of(BreachKind::MaxDailyLoss, Some("realized −50 …")),
+            "max_daily_loss"
+        );
+        assert_eq!(
+            rule_of(
+                BreachKind::PropFirmRule,
+                Some("trailing_drawdown: equity at $48750 reached the safety buffer")
+            ),
+            "trailing_drawdown"
+        );
+        assert_eq!(
+            rule_of(BreachKind::PropFirmRule, None),
+            "prop_firm_rule",
+            "a row without details still names its kind"
+        );
+    }
 }
