@@ -611,13 +611,23 @@ async fn a_flat_by_window_that_began_flattens_an_open_position_once() {
     p.settled_intents(s, 1, WAIT).await;
     p.wait_orders(0, WAIT, |_| p.net_position(0) == 1).await;
 
-    // The firm's flat-by time is two minutes ahead (UTC); the platform flattens five minutes
-    // before it: the window began three minutes ago.
-    let deadline = (Utc::now() + chrono::Duration::minutes(2)).time();
+    // The firm's flat-by time is two minutes ahead; the platform flattens five minutes before
+    // it: the window began three minutes ago. In UTC, or in Tokyo when UTC is near midnight (a
+    // deadline past midnight would be read as today's, a day ago). Within three minutes after
+    // 17:00 Chicago a window cannot have begun in the new session: this test fails then.
+    let now = Utc::now();
+    let zone = if (now + chrono::Duration::minutes(10)).date_naive() == now.date_naive() {
+        chrono_tz::UTC
+    } else {
+        chrono_tz::Asia::Tokyo
+    };
+    let deadline = (now + chrono::Duration::minutes(2))
+        .with_timezone(&zone)
+        .time();
     let rules = RuleSet {
         flat_by: Some(FlatBy {
             time: ClockTime(deadline),
-            time_zone: TimeZone(chrono_tz::UTC),
+            time_zone: TimeZone(zone),
             minutes_before: 5,
         }),
         ..RuleSet::default()
