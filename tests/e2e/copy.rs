@@ -6,7 +6,10 @@
 //! simulator equal to the DOMAIN §10 table after every step; a redelivered leader fill copies
 //! nothing (one copy log row per follower per fill); a copier restarted mid-sequence, or a
 //! `jt copier` process killed right after leader fills, copies nothing twice and misses nothing; skipped followers logged with their reasons; two leaders
-//! following each other never ping-pong; a Tradovate leader copied to a Webull follower.
+//! following each other never ping-pong; a Tradovate leader copied to a Webull follower;
+//! auto-sync (a follower closed by hand re-synced once, with the drift logged, never while a
+//! copy to it is in flight, a refused correction not retried at every check); a manual trade
+//! through the API on the leader reaching every follower once.
 //!
 //! Needs `NATS_URL` (JetStream 2.10+) and `DATABASE_URL` (PostgreSQL): `make test` sets both.
 
@@ -48,16 +51,22 @@ struct Services {
     connmgr: ConnectionManager,
     copier: Option<(CancellationToken, jt_service::Running)>,
     ctx: jt_service::Context,
+    config: jt_copier::CopierConfig,
 }
 
 impl Services {
     async fn start(p: &Platform) -> Self {
+        Self::start_with(p, jt_copier::CopierConfig::default()).await
+    }
+
+    async fn start_with(p: &Platform, config: jt_copier::CopierConfig) -> Self {
         let connmgr = ConnectionManager::start(p).await;
         let mut services = Self {
             stop: connmgr.stop.clone(),
             ctx: connmgr.ctx.clone(),
             connmgr,
             copier: None,
+            config,
         };
         services.start_copier().await;
         services
@@ -66,9 +75,7 @@ impl Services {
     async fn start_copier(&mut self) {
         let stop = self.stop.child_token();
         let ctx = self.ctx.clone().with_shutdown(stop.clone());
-        let copier = jt_copier::start(jt_copier::CopierConfig::default(), &ctx)
-            .await
-            .unwrap();
+        let copier = jt_copier::start(self.config.clone(), &ctx).await.unwrap();
         self.copier = Some((stop, copier));
     }
 
@@ -97,10 +104,15 @@ struct Hand {
 
 impl Hand {
     async fn new(p: &Platform, root: &str) -> Self {
+        Self::on(p, root, 0).await
+    }
+
+    /// A person trading sub-account `index` (a follower's, to make it drift).
+    async fn on(p: &Platform, root: &str, index: usize) -> Self {
         let login = p
             .store
             .accounts()
-            .get(p.user, p.subs[0].broker_account)
+            .get(p.user, p.subs[index].broker_account)
             .await
             .unwrap();
         let access = jt_connect::AccessConfig::default().with_sim_url(p.sim.base_url());
@@ -111,7 +123,7 @@ impl Hand {
         let contract = broker.resolve_contract(root).await.unwrap();
         Self {
             broker,
-            account: AccountId::from(p.subs[0].broker_sub_account_id.as_str()),
+            account: AccountId::from(p.subs[index].broker_sub_account_id.as_str()),
             contract,
             n: 0,
         }
@@ -807,4 +819,273 @@ async fn a_tradovate_leader_is_copied_to_a_webull_follower() {
     assert_eq!(log.len(), 3, "{log:#?}");
     services.stop().await;
     p.stop().await;
+}
+
+/// The auto-sync rows of a follower (`sync:` leader event ids).
+async fn sync_rows(p: &Platform, leader: LeaderId, follower: usize) -> Vec<CopyLogEntry> {
+    let sub = p.subs[follower].id;
+    let followers = p.store.copying().followers(p.user, leader).await.unwrap();
+    let id = followers.iter().find(|f| f.sub_account == sub).unwrap().id;
+    copy_log(p, leader)
+        .await
+        .into_iter()
+        .filter(|r| {
+            r.follower == Some(id)
+                && r.leader_fill_id
+                    .as_deref()
+                    .is_some_and(|f| f.starts_with("sync:"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_follower_closed_by_hand_is_resynced_once_with_the_drift_logged_and_not_while_a_copy_is_in_flight()
+ {
+    const EVERY: Duration = Duration::from_secs(2);
+    let p = Platform::start(Options {
+        accounts: 3,
+        ..Options::default()
+    })
+    .await;
+    let services = Services::start_with(
+        &p,
+        jt_copier::CopierConfig {
+            sync_every: Some(EVERY),
+            ..jt_copier::CopierConfig::default()
+        },
+    )
+    .await;
+    let leader = group(&p, &[dec!(1), dec!(2)], false).await;
+    let mut hand = Hand::new(&p, "NQ").await;
+    hand.trade(Side::Buy, 2).await;
+    followers_hold(&p, "entry", &[2, 4]).await;
+    let copied = eventually("both copies executed", async || {
+        let n = copy_intents(&p, 2).await;
+        let log = copy_log(&p, leader).await;
+        (n == 2 && log.iter().all(|r| r.follower_intent.is_some())).then_some(n)
+    })
+    .await;
+    assert_eq!(copied, 2);
+
+    // The first follower is closed by hand at its broker: back to 2 within a sync interval
+    // (plus the executor's round trip), the drift logged.
+    let started = Instant::now();
+    Hand::on(&p, "NQ", 1).await.trade(Side::Sell, 2).await;
+    followers_hold_within(&p, "closed by hand", &[0, 4], WAIT).await;
+    followers_hold_within(&p, "re-synced", &[2, 4], EVERY * 3).await;
+    let took = started.elapsed();
+    let rows = sync_rows(&p, leader, 1).await;
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    let row = &rows[0];
+    assert!(
+        row.error
+            .as_deref()
+            .is_some_and(|e| e.contains("drift") && e.contains("holds 0")),
+        "the drift is logged with its reason: {row:?}"
+    );
+    assert_eq!(row.follower_side, Some(Side::Buy));
+    assert_eq!(row.follower_quantity, 2);
+    assert_eq!(row.leader_quantity, 2);
+
+    // Repeated checks send nothing more: one correcting intent, the follower at 2.
+    tokio::time::sleep(EVERY * 3).await;
+    assert_eq!(sync_rows(&p, leader, 1).await.len(), 1);
+    assert_eq!(
+        copy_intents(&p, 2).await,
+        3,
+        "two copies and one correction"
+    );
+    followers_hold_within(&p, "still in sync", &[2, 4], Duration::ZERO).await;
+    let row = eventually("the correction's outcome logged", async || {
+        let rows = sync_rows(&p, leader, 1).await;
+        rows.into_iter()
+            .find(|r| r.follower_intent.is_some() && r.status != CopyStatus::Pending)
+    })
+    .await;
+    assert!(
+        matches!(row.status, CopyStatus::Filled | CopyStatus::Accepted),
+        "{row:?}"
+    );
+
+    // While a copy to the second follower is in flight (recorded, not yet executed), its
+    // drift is not corrected; once that copy is done, it is.
+    let copying = p.store.copying();
+    let second = copying
+        .followers(p.user, leader)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|f| f.sub_account == p.subs[2].id)
+        .unwrap();
+    let in_flight = jt_store::CopyLogId::new();
+    copying
+        .record_copy(
+            p.user,
+            jt_store::repo::copy::NewCopy {
+                id: in_flight,
+                leader,
+                follower: second.id,
+                trigger: jt_store::CopyTrigger::Auto,
+                leader_fill_id: Some("a-copy-in-flight".into()),
+                leader_order_id: None,
+                leader_symbol: "NQZ6".into(),
+                follower_symbol: "NQZ6".into(),
+                leader_side: Some(Side::Buy),
+                follower_side: Some(Side::Buy),
+                leader_quantity: 1,
+                follower_quantity: 1,
+                leader_price: None,
+                status: CopyStatus::Pending,
+                error: None,
+            },
+        )
+        .await
+        .unwrap();
+    Hand::on(&p, "NQ", 2).await.trade(Side::Sell, 4).await;
+    followers_hold_within(&p, "second closed by hand", &[2, 0], WAIT).await;
+    tokio::time::sleep(EVERY * 3).await;
+    followers_hold_within(&p, "not corrected in flight", &[2, 0], Duration::ZERO).await;
+    assert!(sync_rows(&p, leader, 2).await.is_empty());
+    copying
+        .update_copy(
+            p.user,
+            in_flight,
+            jt_store::repo::copy::CopyUpdate {
+                status: Some(CopyStatus::Skipped),
+                ..jt_store::repo::copy::CopyUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    followers_hold_within(&p, "second re-synced", &[2, 4], EVERY * 3).await;
+    assert_eq!(sync_rows(&p, leader, 2).await.len(), 1);
+
+    // A correction the executor refuses (the follower's kill switch) is not sent again at
+    // every check: one refused row, the follower left flat.
+    p.store
+        .risk()
+        .set_account_kill(p.user, p.subs[1].id, true, Some("e2e"))
+        .await
+        .unwrap();
+    Hand::on(&p, "NQ", 1).await.trade(Side::Sell, 2).await;
+    followers_hold_within(&p, "first closed by hand again", &[0, 4], WAIT).await;
+    let refused = eventually("the second correction refused", async || {
+        let rows = sync_rows(&p, leader, 1).await;
+        (rows.len() == 2 && rows.iter().any(|r| r.status == CopyStatus::Skipped)).then_some(rows)
+    })
+    .await;
+    assert!(
+        refused.iter().any(|r| r
+            .leader_fill_id
+            .as_deref()
+            .is_some_and(|f| f.ends_with(":1"))),
+        "a second drift at the same leader state is a new correction: {refused:#?}"
+    );
+    tokio::time::sleep(EVERY * 3).await;
+    assert_eq!(
+        sync_rows(&p, leader, 1).await.len(),
+        2,
+        "not retried at every check"
+    );
+    followers_hold_within(&p, "left flat while refused", &[0, 4], Duration::ZERO).await;
+    eprintln!("closed by hand → re-synced in {took:?} (sync every {EVERY:?})");
+    services.stop().await;
+}
+
+#[tokio::test]
+async fn a_manual_trade_through_the_api_on_the_leader_reaches_every_follower_once() {
+    let p = Platform::start(Options {
+        accounts: 4,
+        ..Options::default()
+    })
+    .await;
+    let services = Services::start(&p).await;
+    let leader = group(&p, &[dec!(1), dec!(2), dec!(0.5)], false).await;
+    // Automatic mode off: the manual trigger copies without it.
+    let copying = p.store.copying();
+    copying
+        .update_leader(p.user, leader, true, false)
+        .await
+        .unwrap();
+    let api = jt_e2e::api::Client::login(
+        &jt_e2e::api::serve_api(&p).await,
+        &p.email(),
+        jt_e2e::USER_PASSWORD,
+    )
+    .await;
+    let on_leader = format!("/sub-accounts/{}/orders", p.subs[0].id);
+    let trade = async |body: serde_json::Value, key: &str| {
+        let (status, answer) = api
+            .call(
+                reqwest::Method::POST,
+                &on_leader,
+                Some(body),
+                &[("idempotency-key", key)],
+            )
+            .await;
+        assert_eq!(status, 202, "{answer}");
+    };
+    let rows_per_fill = async |followers: usize| {
+        eventually(
+            "one copy log row per follower per leader fill",
+            async || {
+                let log = copy_log(&p, leader).await;
+                let fills: HashSet<_> = log
+                    .iter()
+                    .filter_map(|r| r.leader_fill_id.clone())
+                    .collect();
+                (!fills.is_empty() && log.len() == fills.len() * followers).then_some(log)
+            },
+        )
+        .await
+    };
+
+    let started = Instant::now();
+    trade(
+        serde_json::json!({"symbol": "NQ1!", "action": "entry", "direction": "long", "qty": 2}),
+        "leader-entry",
+    )
+    .await;
+    followers_hold(&p, "manual entry", &[2, 4, 1]).await;
+    let took = started.elapsed();
+    assert_eq!(p.net_position(0), 2, "the leader traded");
+    let log = rows_per_fill(3).await;
+    assert!(
+        log.iter()
+            .all(|r| r.trigger == jt_store::CopyTrigger::Manual),
+        "{log:#?}"
+    );
+
+    // Automatic mode on: the leader's fill of the manual exit is copied once, as manual.
+    copying
+        .update_leader(p.user, leader, true, true)
+        .await
+        .unwrap();
+    trade(
+        serde_json::json!({"symbol": "NQ1!", "action": "exit"}),
+        "leader-exit",
+    )
+    .await;
+    followers_hold(&p, "manual exit", &[0, 0, 0]).await;
+    assert_eq!(p.net_position(0), 0, "the leader is flat");
+    // Settled: nothing more arrives (no second copy by automatic mode).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let log = rows_per_fill(3).await;
+    let mut pairs = HashSet::new();
+    for row in &log {
+        assert_eq!(row.trigger, jt_store::CopyTrigger::Manual, "{row:?}");
+        assert_ne!(row.status, CopyStatus::Skipped, "{row:?}");
+        assert!(
+            pairs.insert((row.follower, row.leader_fill_id.clone())),
+            "{row:?}"
+        );
+    }
+    assert_eq!(
+        copy_intents(&p, 3).await,
+        log.len(),
+        "one intent per follower per leader fill"
+    );
+    followers_hold_within(&p, "still flat", &[0, 0, 0], Duration::ZERO).await;
+    eprintln!("manual entry through the API → every follower holding: {took:?}");
+    services.stop().await;
 }

@@ -4,7 +4,9 @@
 //! is refused with the reason) and its owner's channel gets one queued `max_loss` notification;
 //! a quote crossing the limit is acted on within a second; a risk service restarted after the
 //! breach neither flattens again nor forgets the lock; a replacement replica finishes a breach
-//! whose flatten a dead one never published.
+//! whose flatten a dead one never published. Prop-firm rules: an entry that would break one is
+//! refused; an intraday trailing drawdown flattens and locks at its buffer, before the firm's
+//! floor, once; a flat-by window that began flattens an open position once.
 //!
 //! Needs `NATS_URL` (JetStream 2.10+) and `DATABASE_URL` (PostgreSQL): `make test` sets both.
 //! Without them the harness fails loudly; nothing here is skipped.
@@ -35,10 +37,16 @@ struct Services {
     connmgr: ConnectionManager,
     positions: jt_service::Running,
     risk: Option<(CancellationToken, jt_service::Running)>,
+    /// Where the notifier sends e-mail.
+    smtp_url: Option<String>,
 }
 
 impl Services {
     async fn start(p: &Platform) -> Self {
+        Self::start_with_mail(p, None).await
+    }
+
+    async fn start_with_mail(p: &Platform, smtp_url: Option<String>) -> Self {
         let connmgr = ConnectionManager::start(p).await;
         let positions = jt_positions::start(
             jt_positions::PositionsConfig {
@@ -53,6 +61,7 @@ impl Services {
             connmgr,
             positions,
             risk: None,
+            smtp_url,
         };
         s.start_risk().await;
         s
@@ -65,6 +74,11 @@ impl Services {
             poll_every: Duration::from_secs(1),
             resync_every: Duration::from_secs(1),
             survey_every: Duration::from_secs(1),
+            notify: jt_notify::NotifyConfig {
+                poll_every: Duration::from_millis(200),
+                smtp_url: self.smtp_url.clone().map(Secret::new),
+                ..jt_notify::NotifyConfig::default()
+            },
             ..RiskConfig::default()
         };
         let running = jt_risk::start(config, &ctx).await.unwrap();
@@ -108,30 +122,79 @@ async fn flattens(p: &Platform) -> Vec<jt_store::repo::intents::Intent> {
         .collect()
 }
 
-async fn channel(p: &Platform) {
-    p.store
+/// A local HTTP receiver of webhook notifications: every request's headers and body.
+struct Receiver {
+    url: String,
+    seen: std::sync::Arc<parking_lot::Mutex<Vec<(axum::http::HeaderMap, String)>>>,
+}
+
+impl Receiver {
+    async fn start() -> Self {
+        let seen: std::sync::Arc<parking_lot::Mutex<Vec<(axum::http::HeaderMap, String)>>> =
+            std::sync::Arc::default();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post({
+                let seen = seen.clone();
+                move |headers: axum::http::HeaderMap, body: String| {
+                    let seen = seen.clone();
+                    async move {
+                        seen.lock().push((headers, body));
+                        axum::http::StatusCode::NO_CONTENT
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { url, seen }
+    }
+}
+
+/// The owner's channels for `max_loss`: a signed webhook to `hook` and an e-mail address.
+/// Returns the webhook's signing secret.
+async fn channels(p: &Platform, hook: &Receiver) -> String {
+    let (_, secret) = p
+        .store
         .notifications()
-        .create_channel(
+        .create_channel_with_secret(
             p.user,
             NewChannel {
                 kind: ChannelKind::Webhook,
                 label: "desk".into(),
-                target: Secret::new("http://127.0.0.1:9/hook"),
+                target: Secret::new(hook.url.clone()),
                 events: vec!["max_loss".into()],
             },
         )
         .await
         .unwrap();
+    p.store
+        .notifications()
+        .create_channel(
+            p.user,
+            NewChannel {
+                kind: ChannelKind::Email,
+                label: "phone".into(),
+                target: Secret::new("trader@example.com"),
+                events: vec!["max_loss".into()],
+            },
+        )
+        .await
+        .unwrap();
+    secret.unwrap().expose().to_string()
 }
 
 #[tokio::test]
 async fn an_account_losing_past_its_limit_is_flattened_once_locked_for_the_day_and_notified() {
     let p = Platform::start(Options::default()).await;
-    channel(&p).await;
+    let hook = Receiver::start().await;
+    let smtp = jt_testkit::smtp::SmtpServer::start(jt_testkit::smtp::Behaviour::Accept).await;
+    let secret = channels(&p, &hook).await;
     let (_, token) = p
         .recorder(limited(dec!(100)), &[(0, SettingsOverrides::default())])
         .await;
-    let mut services = Services::start(&p).await;
+    let mut services = Services::start_with_mail(&p, Some(smtp.url())).await;
 
     let s = p.queued(&token, &alert("buy", "long", "")).await;
     p.settled_intents(s, 1, WAIT).await;
@@ -168,17 +231,31 @@ async fn an_account_losing_past_its_limit_is_flattened_once_locked_for_the_day_a
         format!("breach:{}:account:{}", breach.id, p.subs[0].id)
     );
 
-    // One notification queued on the owner's channel.
-    let due = p
-        .store
-        .system()
-        .due_deliveries(Utc::now() + chrono::Duration::seconds(1), 50)
-        .await
+    // Delivered once to each channel: a signed webhook to the local receiver, an e-mail to the
+    // local SMTP server.
+    let (headers, body) = eventually("the webhook notification", WAIT, async || {
+        hook.seen.lock().first().cloned()
+    })
+    .await;
+    let signature = headers
+        .get("x-jt-signature")
+        .and_then(|v| v.to_str().ok())
         .unwrap();
-    let mine: Vec<_> = due.iter().filter(|d| d.owner == p.user).collect();
-    assert_eq!(mine.len(), 1, "{due:#?}");
-    assert_eq!(mine[0].event_kind, "max_loss");
-    assert_eq!(mine[0].payload["limit"], serde_json::json!("100"));
+    assert!(
+        jt_notify::sign::verify(
+            &secret,
+            signature,
+            body.as_bytes(),
+            Utc::now().timestamp(),
+            300
+        ),
+        "the signature verifies with the channel's secret"
+    );
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["event"], "max_loss", "{json}");
+    assert_eq!(json["payload"]["limit"], serde_json::json!("100"), "{json}");
+    let mails = smtp.wait_for_mails(1, WAIT).await;
+    assert!(mails[0].contains("trader@example.com"), "{}", mails[0]);
 
     // Locked for the trading day: a new entry is refused with the reason.
     p.price("MNQ", "21000.00");
@@ -200,13 +277,8 @@ async fn an_account_losing_past_its_limit_is_flattened_once_locked_for_the_day_a
     services.start_risk().await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(flattens(&p).await.len(), 1);
-    let due = p
-        .store
-        .system()
-        .due_deliveries(Utc::now() + chrono::Duration::seconds(1), 50)
-        .await
-        .unwrap();
-    assert_eq!(due.iter().filter(|d| d.owner == p.user).count(), 1);
+    assert_eq!(hook.seen.lock().len(), 1, "notified once");
+    assert_eq!(smtp.mails().len(), 1, "mailed once");
 
     services.stop().await;
     p.stop().await;

@@ -33,11 +33,15 @@ use rust_decimal::Decimal;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub mod api;
 pub use jt_sim::admin;
 
 /// The simulator login of every platform.
 pub const SIM_LOGIN: &str = "e2e";
 const SIM_PASSWORD: &str = "e2e-password";
+
+/// The demo user's password ([`Platform::email`]).
+pub const USER_PASSWORD: &str = "correct horse battery";
 
 /// Where the database comes from.
 pub enum Database {
@@ -127,6 +131,12 @@ pub struct Platform {
 }
 
 impl Platform {
+    /// The demo user's e-mail; its password is [`USER_PASSWORD`] (to log in to the API).
+    #[must_use]
+    pub fn email(&self) -> String {
+        format!("{}@e2e.test", self.namespace_tag)
+    }
+
     /// Starts everything and creates the user, the simulator login and its sub-accounts.
     pub async fn start(options: Options) -> Platform {
         jt_runtime::tls::install_crypto_provider();
@@ -203,7 +213,7 @@ impl Platform {
             .register(NewUser {
                 email: format!("{namespace_tag}@e2e.test"),
                 display_name: None,
-                password: Secret::new("correct horse battery"),
+                password: Secret::new(USER_PASSWORD),
                 role: Role::User,
                 approved: true,
             })

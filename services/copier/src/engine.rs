@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 use jt_domain::copy::{CopyAction, FollowerSizing, copy_delta};
-use jt_domain::{Side, instrument};
+use jt_domain::{Direction, Side, instrument};
 use jt_store::repo::copy::{ContractMapping, Follower};
 use rust_decimal::Decimal;
 
@@ -78,6 +78,29 @@ impl Positions {
                 recent: VecDeque::new(),
             },
         );
+    }
+
+    /// Every tracked contract of `sub`: `(contract, net, state)`, where `state` names the
+    /// position's state (the last fill applied): auto-sync derives its correction's identity
+    /// from it, so a repeated check of the same state is the same correction.
+    #[must_use]
+    pub fn of(&self, sub: &str) -> Vec<(String, i64, String)> {
+        self.books
+            .iter()
+            .filter(|((s, _), _)| s == sub)
+            .map(|((_, contract), book)| {
+                let state = book.recent.back().map_or_else(
+                    || {
+                        format!(
+                            "seed-{}",
+                            book.seeded_at.map_or(0, |t| t.timestamp_millis())
+                        )
+                    },
+                    |(id, _)| id.clone(),
+                );
+                (contract.clone(), book.net, state)
+            })
+            .collect()
     }
 
     /// Applies one fill (once: a fill id seen again returns its change unchanged).
@@ -222,6 +245,72 @@ pub fn order_of(step: &CopyAction) -> Option<(Side, u32)> {
             ..
         } => Some((entry_side, entry_qty)),
     }
+}
+
+/// The follower's signed net the leader's signed `net` implies (auto-sync): the same quantity
+/// function as a copy, `f(|net|)` on the leader's side; flat for a flat leader.
+///
+/// # Errors
+/// A multiplier the quantity function refuses (≤ 0, or too large).
+pub fn implied(net: i64, target: &Target) -> Result<i64, String> {
+    if net == 0 {
+        return Ok(0);
+    }
+    let size = jt_domain::copy::follower_quantity(
+        u32::try_from(net.unsigned_abs()).unwrap_or(u32::MAX),
+        &target.sizing,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(i64::from(size) * net.signum())
+}
+
+/// The step that brings a follower holding `held` (signed, read at its broker) to `want`
+/// (signed, [`implied`]): an entry from flat, a close to flat, an add or trim by the
+/// difference on the same side, a reversal across sides. [`CopyAction::Nothing`] when it holds
+/// what it should. Unlike [`step`], the quantities are the follower's own contracts, read at
+/// the broker: never a re-send of the leader's change.
+#[must_use]
+pub fn correction(held: i64, want: i64, target: &Target) -> CopyAction {
+    let size = |n: i64| u32::try_from(n.unsigned_abs()).unwrap_or(u32::MAX);
+    let (copy_tp, copy_sl) = (target.sizing.copy_tp, target.sizing.copy_sl);
+    match (Direction::of_net(held), Direction::of_net(want)) {
+        _ if held == want => CopyAction::Nothing,
+        (None, None) => CopyAction::Nothing,
+        (None, Some(to)) => CopyAction::Entry {
+            side: to.entry_side(),
+            qty: size(want),
+            take_profit: copy_tp,
+            stop: copy_sl,
+        },
+        (Some(from), None) => CopyAction::Close {
+            direction: from,
+            expected_qty: size(held),
+        },
+        (Some(from), Some(to)) if from != to => CopyAction::Reverse {
+            close_direction: from,
+            expected_close_qty: size(held),
+            entry_side: to.entry_side(),
+            entry_qty: size(want),
+            take_profit: copy_tp,
+            stop: copy_sl,
+        },
+        (Some(side), Some(_)) if size(want) > size(held) => CopyAction::Increase {
+            side: side.entry_side(),
+            qty: size(want) - size(held),
+        },
+        (Some(side), Some(_)) => CopyAction::Reduce {
+            side: side.exit_side(),
+            qty: size(held) - size(want),
+        },
+    }
+}
+
+/// The intent an order of ours was placed for: the 32 hex digits after `jt` in its client
+/// order id (`jt_messages::client_order_id`; a protective leg's suffix ignored).
+#[must_use]
+pub fn intent_of(client_order_id: Option<&str>) -> Option<uuid::Uuid> {
+    let c = client_order_id.filter(|c| is_ours(Some(c)))?;
+    uuid::Uuid::try_parse(c.get(2..34)?).ok()
 }
 
 /// Whether a client order id is one of ours (`jt` + 32 hex digits, with an optional suffix for
@@ -407,5 +496,81 @@ mod tests {
         assert!(!is_ours(Some("JT_COPY_1")));
         assert!(!is_ours(Some("jtshort")));
         assert!(!is_ours(None));
+    }
+
+    #[test]
+    fn a_correction_brings_any_follower_position_to_what_the_leader_implies() {
+        let mapping = ContractMapping {
+            source_root: "NQ".into(),
+            target_root: "MNQ".into(),
+            quantity_ratio: dec!(10),
+        };
+        for (multiplier, mappings) in [
+            (dec!(1), vec![]),
+            (dec!(2), vec![]),
+            (dec!(0.5), vec![]),
+            (dec!(1), vec![mapping]),
+        ] {
+            let tgt = target(&follower(multiplier), &mappings, "NQZ6");
+            for leader in -4..=4 {
+                let want = implied(leader, &tgt).unwrap();
+                // The same quantity function as a copy: from flat, the copied entry's size.
+                let entry = step(
+                    Change {
+                        prev: 0,
+                        new: leader,
+                    },
+                    &tgt,
+                )
+                .unwrap();
+                assert_eq!(want, after(0, entry), "{multiplier} {leader}");
+                for held in -45..=45 {
+                    let fix = correction(held, want, &tgt);
+                    assert_eq!(after(held, fix), want, "{multiplier}: {held} → {want}");
+                    assert_eq!(fix == CopyAction::Nothing, held == want);
+                }
+            }
+        }
+        // The quantities are the follower's own, from what it holds: 1 held, 4 wanted → add 3.
+        let tgt = target(&follower(dec!(2)), &[], "NQZ6");
+        assert_eq!(
+            correction(1, implied(2, &tgt).unwrap(), &tgt),
+            CopyAction::Increase {
+                side: Side::Buy,
+                qty: 3
+            }
+        );
+        assert_eq!(
+            correction(-3, 4, &tgt),
+            CopyAction::Reverse {
+                close_direction: Direction::Short,
+                expected_close_qty: 3,
+                entry_side: Side::Buy,
+                entry_qty: 4,
+                take_profit: true,
+                stop: true,
+            }
+        );
+    }
+
+    #[test]
+    fn an_order_of_ours_names_its_intent() {
+        let id = uuid::Uuid::new_v4();
+        let ours = format!("jt{}", id.simple());
+        assert_eq!(intent_of(Some(&ours)), Some(id));
+        assert_eq!(intent_of(Some(&format!("{ours}-tp"))), Some(id));
+        assert_eq!(intent_of(Some("by-hand-1")), None);
+        assert_eq!(intent_of(None), None);
+    }
+
+    #[test]
+    fn a_tracked_position_names_its_state_by_its_last_fill() {
+        let mut positions = Positions::default();
+        positions.seed("L", "NQZ6", 0, None);
+        positions.apply("L", "NQZ6", "f1", 2, t(1));
+        assert_eq!(positions.of("L"), vec![("NQZ6".into(), 2, "f1".into())]);
+        positions.apply("L", "NQZ6", "f2", -2, t(2));
+        assert_eq!(positions.of("L"), vec![("NQZ6".into(), 0, "f2".into())]);
+        assert!(positions.of("M").is_empty());
     }
 }

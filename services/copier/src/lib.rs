@@ -35,6 +35,7 @@
 pub mod engine;
 pub mod executions;
 mod metrics;
+mod sync;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -53,7 +54,8 @@ use jt_service::{Context, Running};
 use jt_store::repo::copy::CopyRecorded;
 use jt_store::repo::copy::{Follower, Leader, NewCopy};
 use jt_store::{
-    BrokerAccountId, CopyLogId, CopyStatus, CopyTrigger, Store, StoreError, SubAccountId, UserId,
+    BrokerAccountId, CopyLogId, CopyStatus, CopyTrigger, IntentId, IntentKind, IntentSource, Store,
+    StoreError, SubAccountId, UserId,
 };
 use parking_lot::Mutex;
 
@@ -69,6 +71,10 @@ pub struct CopierConfig {
     pub max_lag_secs: Option<u32>,
     /// How the BROKER_EVENTS consumer runs (one message at a time: fills in order).
     pub consume: ConsumeOptions,
+    /// How often every tracked leader position is compared with its followers' positions at
+    /// their brokers (auto-sync; `JT_COPY_SYNC_SECS`, default 30; 0 = never). A check also
+    /// runs after every leader fill.
+    pub sync_every: Option<std::time::Duration>,
 }
 
 impl Default for CopierConfig {
@@ -79,6 +85,7 @@ impl Default for CopierConfig {
                 max_in_flight: 1,
                 ..ConsumeOptions::default()
             },
+            sync_every: Some(std::time::Duration::from_secs(30)),
         }
     }
 }
@@ -90,8 +97,10 @@ impl CopierConfig {
     /// A variable that is set but malformed, named in the error.
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
         let lag: u32 = or_default(env, "JT_COPY_MAX_LAG_SECS", 60)?;
+        let sync: u64 = or_default(env, "JT_COPY_SYNC_SECS", 30)?;
         Ok(Self {
             max_lag_secs: (lag > 0).then_some(lag),
+            sync_every: (sync > 0).then(|| std::time::Duration::from_secs(sync)),
             ..Self::default()
         })
     }
@@ -110,7 +119,14 @@ pub async fn start(config: CopierConfig, ctx: &Context) -> anyhow::Result<Runnin
         brokers: ctx.brokers.clone(),
         names: Arc::new(Mutex::new(HashMap::new())),
         max_lag_secs: config.max_lag_secs,
+        leaders: Arc::new(Mutex::new(HashMap::new())),
+        gate: Arc::new(tokio::sync::Mutex::new(())),
+        nudge: Arc::new(tokio::sync::Notify::new()),
     };
+    let syncing = config.sync_every.map(|every| {
+        let (copier, stop) = (copier.clone(), ctx.shutdown.clone());
+        tokio::spawn(async move { copier.sync_loop(every, stop).await })
+    });
     let bus = ctx.bus.clone();
     let stop = ctx.shutdown.clone();
     let mut options = config.consume;
@@ -144,12 +160,21 @@ pub async fn start(config: CopierConfig, ctx: &Context) -> anyhow::Result<Runnin
         // One consumer ending (shutdown, or a fatal error) ends the other.
         stop.cancel();
         let recorded = outcomes.await;
+        if let Some(syncing) = syncing {
+            syncing.await?;
+        }
         copied?;
         recorded??;
         Ok(())
     });
     Ok(Running::new("copier", axum::Router::new(), task))
 }
+
+/// A leader fill without a client order id is a manual close's when it comes at most this
+/// long after the manual intent was recorded (the executor's round trip and the broker's)…
+const MANUAL_CLOSE_WINDOW: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
+/// …or this long before it (clocks of the broker and of this platform differ a little).
+const MANUAL_CLOSE_EARLY: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
 
 /// Followers copied at once for one leader fill.
 const PARALLEL_FOLLOWERS: usize = 16;
@@ -187,6 +212,15 @@ struct Copier {
     /// Contract names by (login, broker contract id), for fills that carry only the id.
     names: Arc<Mutex<HashMap<(BrokerAccountId, String), String>>>,
     max_lag_secs: Option<u32>,
+    /// The leaders whose fills were tracked, with their owner: auto-sync checks their
+    /// followers.
+    leaders: Arc<Mutex<HashMap<SubAccountId, UserId>>>,
+    /// Held while a fill is handled and while a leader's followers are synced: a sync never
+    /// reads a leader position that a fill is changing, nor corrects a follower whose copy of
+    /// that fill is being recorded.
+    gate: Arc<tokio::sync::Mutex<()>>,
+    /// Wakes auto-sync after a leader fill.
+    nudge: Arc<tokio::sync::Notify>,
 }
 
 /// A follower's outcome before anything is recorded.
@@ -202,9 +236,20 @@ impl Copier {
         let ReportedEvent::Known(BrokerEvent::Fill(fill)) = &event.event else {
             return Outcome::Ack;
         };
-        match self.fill(event, fill).await {
+        let handled = {
+            let _gate = self.gate.lock().await;
+            self.fill(event, fill).await
+        };
+        match handled {
             Ok(outcome) => {
                 metrics::leader_event(outcome);
+                // A replayed (`old`) fill changes nothing: no reason to check.
+                if matches!(outcome, "copied" | "manual") {
+                    self.leaders
+                        .lock()
+                        .insert(event.sub_account_id, event.owner_id);
+                    self.nudge.notify_one();
+                }
                 Outcome::Ack
             }
             Err(Failure::Store(StoreError::NotFound { entity, id })) => {
@@ -258,18 +303,31 @@ impl Copier {
             tracing::debug!(fill = %fill.id, "a replayed leader fill older than the tracked position: not copied");
             return Ok("old");
         };
-        if !leader.enabled || !leader.auto_copy {
+        // The manual-trade trigger: the leader's fill of a manual trade placed through the API
+        // on it is copied with trigger `manual`, in automatic mode or not — and only here, so
+        // it is copied once.
+        let manual = self
+            .manual_trade(owner, event.sub_account_id, &contract, fill)
+            .await?;
+        if !leader.enabled || !(leader.auto_copy || manual) {
             return Ok("leader_off");
         }
-        if engine::is_ours(fill.client_order_id.as_deref())
+        let trigger = if manual {
+            CopyTrigger::Manual
+        } else {
+            CopyTrigger::Auto
+        };
+        if !manual
+            && engine::is_ours(fill.client_order_id.as_deref())
             && self.follows(owner, event.sub_account_id).await?
         {
             tracing::debug!(fill = %fill.id, "a fill of our own copy order on a following leader: not copied on");
             return Ok("own_copy");
         }
         let followers = copying.followers(owner, leader.id).await?;
+        let outcome = if manual { "manual" } else { "copied" };
         if followers.is_empty() {
-            return Ok("copied");
+            return Ok(outcome);
         }
         let traders: HashSet<SubAccountId> = self
             .store
@@ -297,6 +355,7 @@ impl Copier {
                         change,
                         follower,
                         traders_ref,
+                        trigger,
                     )
                     .await;
                 (follower, done)
@@ -321,8 +380,8 @@ impl Copier {
         if let Some(e) = failed {
             return Err(e);
         }
-        tracing::info!(leader = %leader.id, fill = %fill.id, prev = change.prev, new = change.new, followers = followers.len(), "leader fill copied");
-        Ok("copied")
+        tracing::info!(leader = %leader.id, fill = %fill.id, prev = change.prev, new = change.new, followers = followers.len(), ?trigger, "leader fill copied");
+        Ok(outcome)
     }
 
     /// The leader's position on `contract` before `fill`, from the store's picture (the
@@ -433,6 +492,55 @@ impl Copier {
         Ok(names.get(&key).cloned().unwrap_or(id))
     }
 
+    /// Whether `fill` is of a manual trade placed through the API on the leader `sub`: its
+    /// client order id names a manual intent of that sub-account (the executor records the
+    /// intent before it places the order), or, for a fill without one, a manual close
+    /// recorded just before it on the same instrument.
+    async fn manual_trade(
+        &self,
+        owner: UserId,
+        sub: SubAccountId,
+        contract: &str,
+        fill: &FillReport,
+    ) -> Result<bool, StoreError> {
+        let intents = self.store.intents();
+        if let Some(id) = engine::intent_of(fill.client_order_id.as_deref()) {
+            return match intents.get(owner, IntentId(id)).await {
+                Ok(intent) => {
+                    Ok(intent.source == IntentSource::Manual && intent.sub_account == sub)
+                }
+                Err(StoreError::NotFound { .. }) => Ok(false),
+                Err(e) => Err(e),
+            };
+        }
+        if fill.client_order_id.is_some() {
+            return Ok(false);
+        }
+        // A close sent through the broker's close/liquidate call carries no client order id:
+        // the fill is a manual exit's when a manual close or flatten of the leader on the
+        // same instrument was recorded shortly before it.
+        let root = |s: &str| {
+            jt_domain::instrument::resolve_ticker(s)
+                .ok()
+                .map(|i| i.root)
+        };
+        let Some(traded) = root(contract) else {
+            return Ok(false);
+        };
+        Ok(intents
+            .for_sub_account(owner, sub, 20)
+            .await?
+            .iter()
+            .any(|i| {
+                i.source == IntentSource::Manual
+                    && matches!(i.kind, IntentKind::Close | IntentKind::Flatten)
+                    && (root(&i.symbol) == Some(traded)
+                        || i.contract.as_deref().and_then(root) == Some(traded))
+                    && fill.timestamp >= i.created_at - MANUAL_CLOSE_EARLY
+                    && fill.timestamp <= i.created_at + MANUAL_CLOSE_WINDOW
+            }))
+    }
+
     /// Whether `sub` follows any of the owner's leaders.
     async fn follows(&self, owner: UserId, sub: SubAccountId) -> Result<bool, StoreError> {
         let copying = self.store.copying();
@@ -459,6 +567,7 @@ impl Copier {
         change: Change,
         follower: &Follower,
         traders: &HashSet<SubAccountId>,
+        trigger: CopyTrigger,
     ) -> Result<(), Failure> {
         let owner = event.owner_id;
         let copying = self.store.copying();
@@ -527,7 +636,7 @@ impl Copier {
                     id: CopyLogId::new(),
                     leader: leader.id,
                     follower: follower.id,
-                    trigger: CopyTrigger::Auto,
+                    trigger,
                     leader_fill_id: Some(fill_id.clone()),
                     leader_order_id: Some(fill.order_id.to_string()),
                     leader_symbol: contract.to_owned(),
@@ -622,6 +731,14 @@ impl Copier {
                 max_lag_secs: self.max_lag_secs,
             },
         );
+        self.send(intent).await?;
+        tracing::info!(follower = %follower.id, fill = %fill.id, symbol = %target.symbol, ?step, "copy intent published");
+        Ok(())
+    }
+
+    /// Publishes a copy intent on ORDERS under its derived id (a second publish of the same
+    /// intent is dropped by the stream's duplicate window).
+    async fn send(&self, intent: IntentMessage) -> Result<(), Failure> {
         let id =
             MessageId::new(intent.message_id()).map_err(|e| Failure::Publish(e.to_string()))?;
         let receipt = self
@@ -630,7 +747,6 @@ impl Copier {
             .await
             .map_err(|e| Failure::Publish(e.to_string()))?;
         metrics::published(receipt.duplicate);
-        tracing::info!(follower = %follower.id, fill = %fill.id, symbol = %target.symbol, ?step, "copy intent published");
         Ok(())
     }
 }

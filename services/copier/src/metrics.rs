@@ -2,6 +2,7 @@
 //! contract.
 
 /// A leader fill seen on BROKER_EVENTS. `outcome`: `copied` (handled for its followers),
+/// `manual` (a fill of a manual trade through the API on the leader, copied as such),
 /// `not_leader` (the sub-account leads nothing), `leader_off` (disabled, or not in automatic
 /// mode), `own_copy` (a fill of one of our copy orders on an account that follows: loop
 /// prevention), `old` (a replayed fill older than the tracked position), `failed`.
@@ -31,4 +32,14 @@ pub fn already_copied() {
 /// `skipped`, `error`).
 pub fn outcome(status: &'static str) {
     metrics::counter!("jt_copier_outcomes_total", "status" => status).increment(1);
+}
+
+/// One follower position compared by auto-sync. `outcome`: `in_sync`, `corrected` (a
+/// correcting intent published), `in_flight` (a copy to the follower is still queued: not
+/// compared), `leader_moving` (the tracked leader position differs from the leader's at its
+/// broker: its fills are still arriving, its followers are compared later), `held_back` (the
+/// last correction for this leader state was refused by the executor: retried after a while),
+/// `failed` (the broker or the store could not be read).
+pub fn sync(outcome: &'static str) {
+    metrics::counter!("jt_copier_sync_total", "outcome" => outcome).increment(1);
 }

@@ -5,8 +5,8 @@ use jt_domain::Side;
 use rust_decimal::Decimal;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
 };
 use serde::Serialize;
 use uuid::Uuid;
@@ -761,6 +761,65 @@ impl Copying<'_> {
             .map_err(|e| StoreError::db("copy log", e))?
             .map(CopyLogEntry::try_from)
             .transpose()
+    }
+
+    /// Whether a copy to `follower` is still in flight (auto-sync waits for it): a row
+    /// `pending` (recorded, its intent perhaps not yet published), or `accepted` with no
+    /// follower intent yet (queued on ORDERS, the executor's outcome not recorded), updated at
+    /// or after `since` — a row older than that is taken as lost, so it never blocks the
+    /// follower's sync for good.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn copy_in_flight(
+        &self,
+        scope: impl ReadScope,
+        follower: FollowerId,
+        since: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        use sea_orm::Condition;
+        let n = copy_log::Entity::find()
+            .filter(copy_log::Column::UserId.eq(scope.owner().0))
+            .filter(copy_log::Column::FollowerId.eq(follower.0))
+            .filter(copy_log::Column::UpdatedAt.gte(at(since)))
+            .filter(
+                Condition::any()
+                    .add(copy_log::Column::Status.eq(CopyStatus::Pending))
+                    .add(
+                        Condition::all()
+                            .add(copy_log::Column::Status.eq(CopyStatus::Accepted))
+                            .add(copy_log::Column::FollowerIntentId.is_null()),
+                    ),
+            )
+            .count(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("copy log", e))?;
+        Ok(n > 0)
+    }
+
+    /// The copies to `follower` whose leader event id starts with `prefix`, oldest first
+    /// (auto-sync: the corrections already made for one leader position state).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn copies_with_prefix(
+        &self,
+        scope: impl ReadScope,
+        follower: FollowerId,
+        prefix: &str,
+    ) -> StoreResult<Vec<CopyLogEntry>> {
+        copy_log::Entity::find()
+            .filter(copy_log::Column::UserId.eq(scope.owner().0))
+            .filter(copy_log::Column::FollowerId.eq(follower.0))
+            .filter(copy_log::Column::LeaderFillId.starts_with(prefix))
+            .order_by_asc(copy_log::Column::CreatedAt)
+            .order_by_asc(copy_log::Column::Id)
+            .all(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("copy log", e))?
+            .into_iter()
+            .map(CopyLogEntry::try_from)
+            .collect()
     }
 
     /// Marks a `pending` copy `accepted` (its intent is queued); a row already past pending

@@ -1,7 +1,8 @@
 //! `jt copier`: copy trading on its own — a leader's fills on BROKER_EVENTS copied to its
 //! followers as intents on ORDERS (`NATS_URL`, `DATABASE_URL`, `JT_SECRET_KEY`, `JT_HTTP_ADDR`
-//! for health and metrics; `JT_COPY_MAX_LAG_SECS`; brokers, to name a contract a fill gives
-//! only by id: `JT_SIM_URL`, `JT_PROJECTX_URL`, `JT_BROKER_429_BACKOFF_SECS`).
+//! for health and metrics; `JT_COPY_MAX_LAG_SECS`, `JT_COPY_SYNC_SECS`; brokers, to name a
+//! contract a fill gives only by id and to read positions for auto-sync: `JT_SIM_URL`,
+//! `JT_PROJECTX_URL`, `JT_BROKER_429_BACKOFF_SECS`).
 
 use std::process::ExitCode;
 
