@@ -4,7 +4,9 @@
 //! is refused with the reason) and its owner's channel gets one queued `max_loss` notification;
 //! a quote crossing the limit is acted on within a second; a risk service restarted after the
 //! breach neither flattens again nor forgets the lock; a replacement replica finishes a breach
-//! whose flatten a dead one never published.
+//! whose flatten a dead one never published. Prop-firm rules: an entry that would break one is
+//! refused; an intraday trailing drawdown flattens and locks at its buffer, before the firm's
+//! floor, once; a flat-by window that began flattens an open position once.
 //!
 //! Needs `NATS_URL` (JetStream 2.10+) and `DATABASE_URL` (PostgreSQL): `make test` sets both.
 //! Without them the harness fails loudly; nothing here is skipped.
@@ -485,5 +487,242 @@ async fn prop_firm_rules_refuse_an_entry_that_would_break_them_with_the_rule_and
         "{reason}"
     );
     p.store.rules().remove_news(cpi.id).await.unwrap();
+    p.stop().await;
+}
+
+/// The simulator account's cash balance and open P&L as the broker reports them.
+async fn broker_pnl(p: &Platform, services: &Services) -> jt_broker::AccountPnl {
+    let login = p
+        .store
+        .system()
+        .active_accounts()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.id == p.subs[0].broker_account)
+        .unwrap();
+    let broker = services
+        .connmgr
+        .ctx
+        .brokers
+        .for_account(&login)
+        .await
+        .unwrap();
+    broker
+        .account_pnl(&jt_broker::AccountId::from(
+            p.subs[0].broker_sub_account_id.as_str(),
+        ))
+        .await
+        .unwrap()
+}
+
+async fn rule_breach(p: &Platform) -> Option<jt_store::repo::risk::Breach> {
+    p.store
+        .risk()
+        .breach(
+            p.user,
+            p.subs[0].id,
+            trading_day(Utc::now()),
+            BreachKind::PropFirmRule,
+        )
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_intraday_trailing_drawdown_flattens_at_its_buffer_before_the_firms_floor_once() {
+    use jt_domain::propfirm::{RuleSet, TrailingDrawdown, TrailingMode};
+    let p = Platform::start(Options::default()).await;
+    p.store
+        .notifications()
+        .create_channel(
+            p.user,
+            NewChannel {
+                kind: ChannelKind::Webhook,
+                label: "desk".into(),
+                target: Secret::new("http://127.0.0.1:9/hook"),
+                events: vec!["rule_breach".into(), "rule_warning".into()],
+            },
+        )
+        .await
+        .unwrap();
+    // No max daily loss: the account is watched for its rules alone.
+    let (_, token) = p
+        .recorder(Settings::default(), &[(0, SettingsOverrides::default())])
+        .await;
+    let mut services = Services::start(&p).await;
+    p.price("MNQ", "21000.00");
+    let s = p.queued(&token, &alert("buy", "long", "")).await;
+    p.settled_intents(s, 1, WAIT).await;
+    p.wait_orders(0, WAIT, |_| p.net_position(0) == 1).await;
+
+    // The firm's account starts at the simulator's balance; $100 of trailing drawdown, acted
+    // on $20 before it (one MNQ: $2 a point).
+    let start = broker_pnl(&p, &services).await.cash.unwrap();
+    let rules = RuleSet {
+        starting_balance: Some(start),
+        trailing_drawdown: Some(TrailingDrawdown {
+            amount: dec!(100),
+            mode: TrailingMode::Intraday,
+            stops_at_offset: None,
+            buffer: dec!(20),
+        }),
+        ..RuleSet::default()
+    };
+    p.store
+        .rules()
+        .set(p.user, p.subs[0].id, &rules)
+        .await
+        .unwrap();
+
+    // A new high: +50 points = +$100 of equity. The mark follows and is stored.
+    p.price("MNQ", "21050.00");
+    let mark = eventually("the mark raised to the new high", WAIT, async || {
+        p.store
+            .rules()
+            .get(p.user, p.subs[0].id)
+            .await
+            .unwrap()
+            .and_then(|r| r.high_water_mark)
+            .filter(|m| *m >= start + dec!(100))
+    })
+    .await;
+    let floor = mark - dec!(100);
+    // Down to +$40: above the buffer (floor + $20), still open.
+    p.price("MNQ", "21020.00");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(p.net_position(0), 1, "above the buffer: still open");
+    assert!(rule_breach(&p).await.is_none());
+
+    // Down to +$10: inside the buffer, $10 above the firm's floor — flattened there.
+    p.price("MNQ", "21005.00");
+    p.wait_orders(0, WAIT, |_| p.net_position(0) == 0).await;
+    let breach = eventually("the rule breach marked flattened", WAIT, async || {
+        rule_breach(&p).await.filter(|b| b.flattened_at.is_some())
+    })
+    .await;
+    let details = breach.details.clone().unwrap_or_default();
+    assert!(details.starts_with("trailing_drawdown:"), "{details}");
+    assert_eq!(
+        breach.loss_limit,
+        floor + dec!(20),
+        "acts at floor + buffer"
+    );
+    let after = broker_pnl(&p, &services).await.cash.unwrap();
+    assert!(
+        after > floor,
+        "flattened before the firm's floor: balance {after}, floor {floor}"
+    );
+    let done = flattens(&p).await;
+    assert_eq!(done.len(), 1, "{done:#?}");
+    assert_eq!(
+        done[0].idempotency_key,
+        format!("breach:{}:account:{}", breach.id, p.subs[0].id)
+    );
+
+    // Warned once on the way (within twice the buffer), then the breach notified once. The
+    // delivery log, not the due list: the notifier may already have tried (and rescheduled)
+    // the warning against the closed port.
+    let log = p
+        .store
+        .notifications()
+        .deliveries(
+            p.user,
+            &jt_store::repo::notifications::DeliveryQuery {
+                channel: None,
+                status: None,
+                after: None,
+                limit: 50,
+            },
+        )
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = log.iter().map(|d| d.event_kind.as_str()).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "rule_breach").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "rule_warning").count(),
+        1,
+        "{kinds:?}"
+    );
+
+    // Locked for the trading day: a new entry is refused naming the rule.
+    p.price("MNQ", "21100.00");
+    let s = p.queued(&token, &alert("buy", "long", "")).await;
+    let refused = p.settled_intents(s, 1, WAIT).await;
+    assert_eq!(refused[0].status, IntentStatus::Skipped, "{refused:#?}");
+    let reason = refused[0].status_reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("trailing_drawdown") && reason.contains("locked for this trading day"),
+        "{reason}"
+    );
+    assert_eq!(p.net_position(0), 0);
+
+    // A restarted risk service does not flatten again.
+    services.stop_risk().await;
+    services.start_risk().await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(flattens(&p).await.len(), 1);
+    services.stop().await;
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn a_flat_by_window_that_began_flattens_an_open_position_once() {
+    use jt_domain::propfirm::{FlatBy, RuleSet};
+    use jt_domain::settings::{ClockTime, TimeZone};
+    let p = Platform::start(Options::default()).await;
+    let (_, token) = p
+        .recorder(Settings::default(), &[(0, SettingsOverrides::default())])
+        .await;
+    let services = Services::start(&p).await;
+    let s = p.queued(&token, &alert("buy", "long", "")).await;
+    p.settled_intents(s, 1, WAIT).await;
+    p.wait_orders(0, WAIT, |_| p.net_position(0) == 1).await;
+
+    // The firm's flat-by time is two minutes ahead; the platform flattens five minutes before
+    // it: the window began three minutes ago. In UTC, or in Tokyo when UTC is near midnight (a
+    // deadline past midnight would be read as today's, a day ago). Within three minutes after
+    // 17:00 Chicago a window cannot have begun in the new session: this test fails then.
+    let now = Utc::now();
+    let zone = if (now + chrono::Duration::minutes(10)).date_naive() == now.date_naive() {
+        chrono_tz::UTC
+    } else {
+        chrono_tz::Asia::Tokyo
+    };
+    let deadline = (now + chrono::Duration::minutes(2))
+        .with_timezone(&zone)
+        .time();
+    let rules = RuleSet {
+        flat_by: Some(FlatBy {
+            time: ClockTime(deadline),
+            time_zone: TimeZone(zone),
+            minutes_before: 5,
+        }),
+        ..RuleSet::default()
+    };
+    p.store
+        .rules()
+        .set(p.user, p.subs[0].id, &rules)
+        .await
+        .unwrap();
+    p.wait_orders(0, WAIT, |_| p.net_position(0) == 0).await;
+    let breach = eventually("the flat-by breach marked flattened", WAIT, async || {
+        rule_breach(&p).await.filter(|b| b.flattened_at.is_some())
+    })
+    .await;
+    assert!(
+        breach
+            .details
+            .as_deref()
+            .is_some_and(|d| d.starts_with("flat_by:")),
+        "{breach:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(flattens(&p).await.len(), 1, "once");
+    services.stop().await;
     p.stop().await;
 }

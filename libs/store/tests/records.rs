@@ -386,6 +386,29 @@ async fn breaches_are_recorded_once_per_day(t: &TestStore) {
         .unwrap();
     assert!(b.flattened_at.is_some());
     assert_eq!(b.realized_pnl, dec!(-400.25));
+
+    // A prop-firm rule breach is its own kind (m20261206_000004): recorded beside the max
+    // daily loss of the same day, once.
+    let rule = |d| NewBreach {
+        kind: BreachKind::PropFirmRule,
+        details: Some("trailing_drawdown: equity at $48750 reached the safety buffer".into()),
+        ..breach(d)
+    };
+    assert!(matches!(
+        t.risk().record_breach(owner.id, rule(day)).await.unwrap(),
+        BreachRecorded::New(_)
+    ));
+    assert!(matches!(
+        t.risk().record_breach(owner.id, rule(day)).await.unwrap(),
+        BreachRecorded::AlreadyBreached(_)
+    ));
+    let r = t
+        .risk()
+        .breach(owner.id, sub.id, day, BreachKind::PropFirmRule)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(r.details.unwrap().starts_with("trailing_drawdown:"));
 }
 
 async fn kill_switches_apply_by_scope(t: &TestStore) {
@@ -734,6 +757,21 @@ async fn prop_firm_rules_are_kept_per_account_with_a_mark_that_only_rises(t: &Te
     let back = rules.get(owner.id, sub.id).await.unwrap().unwrap();
     assert_eq!(back.high_water_mark, Some(dec!(51000.50)), "never lowered");
     assert_eq!(back.mark_day, Some(day));
+
+    // An end-of-day close below the mark records the day without lowering the mark; an older
+    // day never moves it back.
+    let next = day.succ_opt().unwrap();
+    rules.close_day(sub.id, dec!(50800), next).await.unwrap();
+    let back = rules.get(owner.id, sub.id).await.unwrap().unwrap();
+    assert_eq!(
+        (back.high_water_mark, back.mark_day),
+        (Some(dec!(51000.50)), Some(next))
+    );
+    rules.close_day(sub.id, dec!(50000), day).await.unwrap();
+    assert_eq!(
+        rules.get(owner.id, sub.id).await.unwrap().unwrap().mark_day,
+        Some(next)
+    );
 
     // Editing a value keeps the mark.
     set.automation_allowed = false;

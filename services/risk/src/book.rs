@@ -73,6 +73,9 @@ pub struct BrokerFigure {
     pub realized: Decimal,
     /// Open, when the broker reported one (Tradovate's cash events carry only realised).
     pub open: Option<Decimal>,
+    /// The cash balance (realised, net of fees), when reported: with open P&L, the equity the
+    /// prop-firm rules judge (a trailing drawdown is a floor under equity, not under the day).
+    pub cash: Option<Decimal>,
     /// When it was read.
     pub at: DateTime<Utc>,
 }
@@ -179,6 +182,7 @@ mod tests {
         BrokerFigure {
             realized,
             open,
+            cash: None,
             at: Utc::now(),
         }
     }

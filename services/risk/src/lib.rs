@@ -1,12 +1,17 @@
 //! The risk service: hard limits that hold after the order (DOMAIN.md §9).
 //!
-//! Today: the **max daily loss** monitor ([`monitor`]). Every account with an enabled trader
-//! whose `max_daily_loss` is above zero is watched ([`watch`]); its P&L of the trading day is
+//! Today: the **max daily loss** and **prop-firm rules** monitor ([`monitor`]). Every account
+//! with an enabled trader whose `max_daily_loss` is above zero, or with prop-firm rules, is
+//! watched ([`watch`]); its P&L of the trading day is
 //! the broker's realised figure plus its open positions marked to the newest quote
 //! ([`book`]); at or past −limit the account is breached for the trading day (a row in
 //! `risk_breaches`, which the executor reads to refuse new entries), flattened through ORDERS
 //! (cancel working orders, close every position — serial with the account's other orders), and
-//! its owner notified on the channels that subscribe to `max_loss` ([`notify`]).
+//! its owner notified on the channels that subscribe to `max_loss` ([`notify`]). Its prop-firm
+//! rules (DOMAIN.md §14) are judged on the same figures with the cash balance (equity =
+//! balance + open): a rule reaching its safety buffer, the flat-by window or a flattening news
+//! window breaches, flattens and locks the account the same way (`rule_breach`); the trailing
+//! mark is kept and a limit close to its buffer warns once a day (`rule_warning`, [`prop`]).
 //!
 //! One replica monitors at a time: the holder of [`MONITOR_LEASE`] on the `jt_leases` bucket.
 //! Others wait and take over within the lease's life when it dies; the new holder rebuilds the
@@ -19,6 +24,7 @@ pub mod book;
 mod metrics;
 pub mod monitor;
 pub mod notify;
+pub mod prop;
 pub mod watch;
 
 use std::sync::Arc;
@@ -31,6 +37,7 @@ use jt_runtime::config::{ConfigError, Env, optional, or_default};
 use jt_runtime::health::Criticality;
 use jt_service::{Context, Running};
 use parking_lot::Mutex;
+use rust_decimal::Decimal;
 
 pub use monitor::{AccountStatus, MonitorStatus};
 
@@ -53,6 +60,10 @@ pub struct RiskConfig {
     /// A quote older than this does not mark a position (`JT_RISK_QUOTE_MAX_AGE_SECS`,
     /// default 10): the broker's own open P&L is used instead.
     pub quote_max_age: Duration,
+    /// A prop-firm money limit warns (`rule_warning`, once per account, rule and day) when what
+    /// is left before the platform acts is below this many times the rule's buffer
+    /// (`JT_RISK_WARN_BUFFERS`, default 2).
+    pub warn_buffers: Decimal,
     /// How the BROKER_EVENTS consumer runs.
     pub consume: ConsumeOptions,
     /// This replica's name in the monitor's lease (`HOSTNAME`: the pod name).
@@ -68,6 +79,7 @@ impl Default for RiskConfig {
             resync_every: Duration::from_secs(60),
             survey_every: Duration::from_secs(10),
             quote_max_age: Duration::from_secs(10),
+            warn_buffers: Decimal::TWO,
             consume: ConsumeOptions::default(),
             owner: ConsumeOptions::default().owner,
             notify: jt_notify::NotifyConfig::default(),
@@ -89,6 +101,7 @@ impl RiskConfig {
             resync_every: secs("JT_RISK_PNL_RESYNC_SECS", 60)?,
             survey_every: secs("JT_RISK_SURVEY_SECS", 10)?,
             quote_max_age: secs("JT_RISK_QUOTE_MAX_AGE_SECS", 10)?,
+            warn_buffers: or_default(env, "JT_RISK_WARN_BUFFERS", Decimal::TWO)?.max(Decimal::ZERO),
             consume: ConsumeOptions::default(),
             owner: optional(env, "HOSTNAME")?.unwrap_or(ConsumeOptions::default().owner),
             notify: jt_notify::NotifyConfig::from_env(env)?,
@@ -140,14 +153,16 @@ pub async fn start(config: RiskConfig, ctx: &Context) -> anyhow::Result<Running>
                     let lost = stop.child_token();
                     lease
                         .hold_while(
-                            monitor::Monitor::run(
+                            // Boxed: the monitor's future (its loop and the store calls it
+                            // awaits inline) is too large to move around on the stack.
+                            Box::pin(monitor::Monitor::run(
                                 store.clone(),
                                 bus.clone(),
                                 brokers.clone(),
                                 config.clone(),
                                 status.clone(),
                                 lost.clone(),
-                            ),
+                            )),
                             &lost,
                         )
                         .await;
@@ -195,13 +210,16 @@ mod tests {
         let c = RiskConfig::from_env(&env(&[])).unwrap();
         assert_eq!(c.poll_every, Duration::from_secs(5));
         assert_eq!(c.resync_every, Duration::from_secs(60));
+        assert_eq!(c.warn_buffers, Decimal::TWO);
         let c = RiskConfig::from_env(&env(&[
             ("JT_RISK_PNL_POLL_SECS", "0"),
             ("JT_RISK_SURVEY_SECS", "2"),
+            ("JT_RISK_WARN_BUFFERS", "1.5"),
         ]))
         .unwrap();
         assert_eq!(c.poll_every, Duration::from_secs(1), "at least a second");
         assert_eq!(c.survey_every, Duration::from_secs(2));
+        assert_eq!(c.warn_buffers, Decimal::new(15, 1));
         let e = RiskConfig::from_env(&env(&[("JT_RISK_QUOTE_MAX_AGE_SECS", "soon")])).unwrap_err();
         assert!(e.to_string().contains("JT_RISK_QUOTE_MAX_AGE_SECS"), "{e}");
     }

@@ -1,7 +1,10 @@
-//! The max-daily-loss monitor (DOMAIN.md §9): every watched account's P&L of the trading day,
-//! re-judged on every quote of a contract it holds, every position or cash event and every
-//! broker read; at or past −limit the account is breached, flattened through ORDERS and its
-//! owner notified — once per trading day.
+//! The max-daily-loss and prop-firm rules monitor (DOMAIN.md §9, §14): every watched account's
+//! P&L of the trading day and equity, re-judged on every quote of a contract it holds, every
+//! position or cash event and every broker read; at or past −limit, or when a prop-firm rule
+//! reaches its safety buffer (the flat-by window, a flattening news window), the account is
+//! breached, flattened through ORDERS and its owner notified — once per trading day. The
+//! trailing drawdown's mark is raised as equity makes new highs (intraday) or at the close
+//! (end of day), and a limit close to its buffer warns once a day.
 //!
 //! It runs on one replica at a time (the holder of [`crate::MONITOR_LEASE`]), so one place
 //! holds each account's book and decides. Its state is rebuilt from the store and the brokers
@@ -21,6 +24,7 @@ use jt_broker::{AccountId, BrokerEvent, contract_key};
 use jt_bus::{Bus, Definitions, Envelope, Incoming, MessageId, Outcome};
 use jt_connect::BrokerAccess;
 use jt_domain::filters::is_daily_loss_breached;
+use jt_domain::propfirm::{AccountState, Distance, NewsEvent, Rule, TrailingMode};
 use jt_domain::session::trading_day;
 use jt_messages::{
     BrokerEventMessage, ControlCause, ControlIntent, IntentMessage, QuoteMessage, ReportedEvent,
@@ -38,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 use crate::RiskConfig;
 use crate::book::{Book, BrokerFigure, Mark, OpenSource, Pnl};
 use crate::metrics;
+use crate::prop::{self, Trail};
 use crate::watch::{self, Watched};
 
 /// How long a broker P&L read may take before it counts as failed.
@@ -46,6 +51,18 @@ const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// The event kind of a max-loss notification.
 pub const MAX_LOSS_EVENT: &str = "max_loss";
 
+/// The event kind of a prop-firm rule breach (flattened and locked).
+pub const RULE_BREACH_EVENT: &str = "rule_breach";
+
+/// The event kind of a prop-firm limit close to its safety buffer.
+pub const RULE_WARNING_EVENT: &str = "rule_warning";
+
+/// The trailing mark is written to the store at most this often per account.
+const MARK_WRITE_EVERY: Duration = Duration::from_secs(1);
+
+/// How far around now the news calendar is read at each survey.
+const NEWS_HORIZON_HOURS: i64 = 24;
+
 /// One watched account as `GET /risk/status` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct AccountStatus {
@@ -53,13 +70,22 @@ pub struct AccountStatus {
     pub sub_account_id: SubAccountId,
     /// Its name at the broker.
     pub account: String,
-    /// The daily loss limit.
-    pub limit: Decimal,
+    /// The daily loss limit, when a trader sets one.
+    pub limit: Option<Decimal>,
     /// The day's P&L, when known.
     pub pnl: Option<Pnl>,
     /// How far the account is from its limit (`total + limit`; ≤ 0 is a breach).
     pub distance: Option<Decimal>,
-    /// Breached for the trading day.
+    /// The prop-firm preset the account's rules started from, when it has rules.
+    pub rules_preset: Option<String>,
+    /// The cash balance, when the broker reported it.
+    pub balance: Option<Decimal>,
+    /// The trailing drawdown's high-water mark the account is judged with.
+    pub high_water_mark: Option<Decimal>,
+    /// The distance to every prop-firm limit (`jt_domain::propfirm::RuleSet::distances`),
+    /// when the account has rules and its figures are known.
+    pub rules: Vec<Distance>,
+    /// Breached (max daily loss or a prop-firm rule) for the trading day.
     pub breached: bool,
 }
 
@@ -88,12 +114,18 @@ struct Entry {
     /// Bumped by every position, fill or cash event: a broker read started before one is
     /// out of date when it returns, and is dropped.
     generation: u64,
+    /// The trailing drawdown's mark.
+    trail: Trail,
+    /// The (day, rule) warnings already queued.
+    warned: Vec<(NaiveDate, Rule)>,
 }
 
 /// What the helpers send back to the monitor's loop.
 enum Note {
     Event(Box<BrokerEventMessage>),
     Figure(SubAccountId, u64, Result<BrokerFigure, String>),
+    /// A mark write failed: the previous stored value, to write again.
+    MarkFailed(SubAccountId, Option<Decimal>),
 }
 
 /// The monitor's state while this replica holds the lease.
@@ -104,6 +136,8 @@ pub(crate) struct Monitor {
     config: RiskConfig,
     entries: HashMap<SubAccountId, Entry>,
     marks: HashMap<String, Mark>,
+    /// The listed news around now (re-read at each survey).
+    news: Vec<NewsEvent>,
     status: Arc<Mutex<MonitorStatus>>,
     notes: mpsc::Sender<Note>,
 }
@@ -164,6 +198,7 @@ impl Monitor {
             config,
             entries: HashMap::new(),
             marks: HashMap::new(),
+            news: Vec::new(),
             status,
             notes: tx,
         };
@@ -178,6 +213,7 @@ impl Monitor {
                 _ = survey.tick() => monitor.survey().await,
                 _ = polls.tick() => {
                     monitor.poll_due();
+                    monitor.write_marks();
                     monitor.publish_status(trading_day(Utc::now()));
                 }
                 quote = quotes.next() => match quote {
@@ -194,6 +230,11 @@ impl Monitor {
                 note = rx.recv() => match note {
                     Some(Note::Event(e)) => monitor.event(&e).await,
                     Some(Note::Figure(sub, generation, r)) => monitor.figure(sub, generation, r).await,
+                    Some(Note::MarkFailed(sub, previous)) => {
+                        if let Some(e) = monitor.entries.get_mut(&sub) {
+                            e.trail.write_failed(previous);
+                        }
+                    }
                     None => break,
                 },
             }
@@ -202,7 +243,8 @@ impl Monitor {
         consumer.abort();
     }
 
-    /// Re-reads which accounts are watched, their limits, stored positions and breaches.
+    /// Re-reads which accounts are watched, their limits and rules, stored positions and
+    /// breaches, and the news calendar; takes an end-of-day mark whose close has passed.
     async fn survey(&mut self) {
         let watched = match watch::survey(&self.store).await {
             Ok(w) => w,
@@ -211,7 +253,19 @@ impl Monitor {
                 return;
             }
         };
-        let day = trading_day(Utc::now());
+        let now = Utc::now();
+        let day = trading_day(now);
+        let horizon = chrono::Duration::hours(NEWS_HORIZON_HOURS);
+        match self
+            .store
+            .rules()
+            .news_between(now - horizon, now + horizon)
+            .await
+        {
+            Ok(news) => self.news = news.into_iter().map(|n| n.event).collect(),
+            // The last calendar read stays in force: a blackout is not lifted by a blip.
+            Err(e) => tracing::warn!(error = %e, "the news calendar is unreadable"),
+        }
         let mut seen = Vec::with_capacity(watched.len());
         for w in watched {
             let sub = w.sub.id;
@@ -231,8 +285,13 @@ impl Monitor {
                 last_poll: None,
                 poll_now: true,
                 generation: 0,
+                trail: Trail::default(),
+                warned: Vec::new(),
             });
             entry.watched = w;
+            if let Some(r) = &entry.watched.rules {
+                entry.trail.merge_stored(r.high_water_mark, r.mark_day);
+            }
             // The store is the positions service's record (events and reconciliation): it
             // corrects whatever the book missed.
             entry.book.positions.clear();
@@ -242,28 +301,97 @@ impl Monitor {
                     .set_position(&p.contract, p.net_quantity, p.average_price);
             }
             if entry.breached != Some(day) {
-                match self
-                    .store
-                    .risk()
-                    .breach(entry.watched.sub.owner, sub, day, BreachKind::MaxDailyLoss)
-                    .await
-                {
-                    Ok(Some(b)) => {
-                        entry.breached = Some(day);
-                        if b.flattened_at.is_none() {
-                            // A monitor died between recording and flattening: finish it.
-                            let w = entry.watched.clone();
-                            self.finish(w, b, false);
+                let w = entry.watched.clone();
+                let mut breached = None;
+                for kind in [BreachKind::MaxDailyLoss, BreachKind::PropFirmRule] {
+                    match self.store.risk().breach(w.sub.owner, sub, day, kind).await {
+                        Ok(Some(b)) => {
+                            breached = Some(day);
+                            if b.flattened_at.is_none() {
+                                // A monitor died between recording and flattening: finish it.
+                                self.finish(w.clone(), b, false);
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::warn!(sub_account = %sub, error = %e, "breach unreadable");
                         }
                     }
-                    Ok(None) => entry.breached = None,
-                    Err(e) => tracing::warn!(sub_account = %sub, error = %e, "breach unreadable"),
+                }
+                if let Some(e) = self.entries.get_mut(&sub) {
+                    e.breached = breached;
                 }
             }
+            self.close_day(sub, now);
         }
         self.entries.retain(|sub, _| seen.contains(sub));
         metrics::watched(self.entries.len());
         self.publish_status(day);
+    }
+
+    /// An end-of-day trailing mark takes the balance of the trading day that closed, once,
+    /// when the account is flat and was read after the close.
+    fn close_day(&mut self, sub: SubAccountId, now: chrono::DateTime<Utc>) {
+        let Some(e) = self.entries.get_mut(&sub) else {
+            return;
+        };
+        let Some(rules) = &e.watched.rules else {
+            return;
+        };
+        if rules
+            .rules
+            .trailing_drawdown
+            .as_ref()
+            .is_none_or(|t| t.mode != TrailingMode::EndOfDay)
+        {
+            return;
+        }
+        let Some(figure) = e.book.broker else {
+            return;
+        };
+        let Some(cash) = figure.cash else {
+            return;
+        };
+        let flat = e.book.positions.is_empty() && figure.open.is_none_or(|o| o.is_zero());
+        let Some(closed) = prop::close_due(e.trail.mark_day, now, figure.at, flat) else {
+            return;
+        };
+        let state = AccountState {
+            balance: cash,
+            open_pnl: Decimal::ZERO,
+            day_pnl: Decimal::ZERO,
+            high_water_mark: e.trail.mark,
+            now,
+        };
+        let mark = rules.rules.next_mark(&state, true);
+        e.trail.observe(mark);
+        e.trail.mark_day = Some(closed);
+        let store = self.store.clone();
+        tracing::info!(sub_account = %sub, %cash, day = %closed, ?mark, "end-of-day trailing mark");
+        tokio::spawn(async move {
+            // A failed write is taken again by the next monitor (mark_day stays behind).
+            if let Err(e) = store.rules().close_day(sub, cash, closed).await {
+                tracing::warn!(sub_account = %sub, error = %e, "the end-of-day mark could not be stored");
+            }
+        });
+    }
+
+    /// Writes the intraday marks that rose (at most once a second per account).
+    fn write_marks(&mut self) {
+        let now = Instant::now();
+        for (sub, e) in &mut self.entries {
+            let previous = e.trail.stored;
+            let Some(mark) = e.trail.due(now, MARK_WRITE_EVERY) else {
+                continue;
+            };
+            let (store, tx, sub) = (self.store.clone(), self.notes.clone(), *sub);
+            tokio::spawn(async move {
+                if let Err(e) = store.rules().raise_mark(sub, mark, None).await {
+                    tracing::warn!(sub_account = %sub, error = %e, "the trailing mark could not be stored: retried");
+                    let _ = tx.send(Note::MarkFailed(sub, previous)).await;
+                }
+            });
+        }
     }
 
     /// Starts the broker reads that are due: now when asked (a fill, a new account), every
@@ -395,8 +523,11 @@ impl Monitor {
                     e.book.broker = Some(BrokerFigure {
                         realized,
                         open: None,
+                        cash: Some(c.amount),
                         at: Utc::now(),
                     });
+                } else if let Some(f) = e.book.broker.as_mut() {
+                    f.cash = Some(c.amount);
                 }
                 e.poll_now = true;
             }
@@ -411,7 +542,9 @@ impl Monitor {
         self.judge(m.sub_account_id).await;
     }
 
-    /// Judges one account now; breaches it when its day's P&L is at or past −limit.
+    /// Judges one account now: breached when its day's P&L is at or past −limit, or when one
+    /// of its prop-firm rules says to flatten; a rising trailing mark is kept, and a limit close
+    /// to its buffer warns.
     async fn judge(&mut self, sub: SubAccountId) {
         let now = Utc::now();
         let day = trading_day(now);
@@ -433,39 +566,117 @@ impl Monitor {
         let Some(pnl) = e.book.pnl(&|c| marks.get(c).copied(), now, max_age) else {
             return;
         };
-        tracing::trace!(sub_account = %sub, ?pnl, limit = %e.watched.limit, "judged");
-        if pnl.source == OpenSource::Unknown
-            || !is_daily_loss_breached(e.watched.limit, pnl.realized, pnl.open)
+        tracing::trace!(sub_account = %sub, ?pnl, limit = ?e.watched.limit, "judged");
+        if let Some(limit) = e.watched.limit
+            && pnl.source != OpenSource::Unknown
+            && is_daily_loss_breached(limit, pnl.realized, pnl.open)
         {
+            e.breached = Some(day);
+            let w = e.watched.clone();
+            tracing::warn!(
+                sub_account = %sub, %limit, realized = %pnl.realized, open = %pnl.open,
+                source = ?pnl.source, "max daily loss reached: flattening the account"
+            );
+            let breach = NewBreach {
+                sub_account: sub,
+                trading_day: day,
+                kind: BreachKind::MaxDailyLoss,
+                loss_limit: limit,
+                realized_pnl: pnl.realized,
+                unrealized_pnl: pnl.open,
+                breached_at: now,
+                details: Some(format!(
+                    "realized {} + open {} = {} ≤ −{} (open P&L from {})",
+                    pnl.realized.normalize(),
+                    pnl.open.normalize(),
+                    pnl.total().normalize(),
+                    limit.normalize(),
+                    source_name(pnl.source)
+                )),
+            };
+            self.record(w, breach).await;
             return;
         }
-        e.breached = Some(day);
-        let w = e.watched.clone();
-        tracing::warn!(
-            sub_account = %sub, limit = %w.limit, realized = %pnl.realized, open = %pnl.open,
-            source = ?pnl.source, "max daily loss reached: flattening the account"
-        );
-        let breach = NewBreach {
-            sub_account: sub,
-            trading_day: day,
-            kind: BreachKind::MaxDailyLoss,
-            loss_limit: w.limit,
-            realized_pnl: pnl.realized,
-            unrealized_pnl: pnl.open,
-            breached_at: now,
-            details: Some(format!(
-                "realized {} + open {} = {} ≤ −{} (open P&L from {})",
-                pnl.realized.normalize(),
-                pnl.open.normalize(),
-                pnl.total().normalize(),
-                w.limit.normalize(),
-                match pnl.source {
-                    OpenSource::Quotes => "quotes",
-                    OpenSource::Broker => "the broker",
-                    OpenSource::Flat | OpenSource::Unknown => "nothing open",
-                }
-            )),
+        let Some(rules) = e.watched.rules.clone() else {
+            return;
         };
+        let known = pnl.source != OpenSource::Unknown;
+        let cash = e.book.broker.and_then(|f| f.cash);
+        let holding = !e.book.positions.is_empty() || !pnl.open.is_zero();
+        let mut state = AccountState {
+            balance: cash.unwrap_or_default(),
+            open_pnl: pnl.open,
+            day_pnl: pnl.total(),
+            high_water_mark: e.trail.mark,
+            now,
+        };
+        // The money rules need the equity: figures known, the cash balance read.
+        let money = known && cash.is_some();
+        if money {
+            // A new high raises the floor before it is judged (intraday marks; an end-of-day
+            // mark moves only at the close, in the survey).
+            e.trail.observe(rules.rules.next_mark(&state, false));
+            state.high_water_mark = e.trail.mark;
+        }
+        let findings = rules.rules.check_open(&state, holding, &self.news);
+        let finding = findings
+            .into_iter()
+            .find(|f| money || matches!(f.rule, Rule::FlatBy | Rule::NewsBlackout));
+        if let Some(f) = finding {
+            e.breached = Some(day);
+            let w = e.watched.clone();
+            let acts_at = rules
+                .rules
+                .distances(&state)
+                .into_iter()
+                .find(|d| d.rule == f.rule)
+                .map_or(Decimal::ZERO, |d| d.acts_at);
+            tracing::warn!(
+                sub_account = %sub, rule = f.rule.name(), reason = %f.reason,
+                "prop-firm rule reached: flattening and locking the account"
+            );
+            let breach = NewBreach {
+                sub_account: sub,
+                trading_day: day,
+                kind: BreachKind::PropFirmRule,
+                loss_limit: acts_at,
+                realized_pnl: pnl.realized,
+                unrealized_pnl: pnl.open,
+                breached_at: now,
+                details: Some(format!(
+                    "{}: {} (balance {}, open {} from {}, mark {})",
+                    f.rule.name(),
+                    f.reason,
+                    cash.map_or_else(|| "unknown".into(), |c| c.normalize().to_string()),
+                    pnl.open.normalize(),
+                    source_name(pnl.source),
+                    state
+                        .high_water_mark
+                        .map_or_else(|| "none".into(), |m| m.normalize().to_string()),
+                )),
+            };
+            self.record(w, breach).await;
+            return;
+        }
+        if money {
+            let share = self.config.warn_buffers;
+            let distances = rules.rules.distances(&state);
+            for d in prop::warnings(&distances, share) {
+                if e.warned.contains(&(day, d.rule)) {
+                    continue;
+                }
+                e.warned.push((day, d.rule));
+                e.warned.retain(|(d, _)| *d == day);
+                let (store, w, d) = (self.store.clone(), e.watched.clone(), d.clone());
+                tokio::spawn(async move { crate::notify::warning(&store, &w, day, &d).await });
+            }
+        }
+    }
+
+    /// Records a breach and acts on it (a new one: flatten and notify; one recorded by another
+    /// monitor and not yet flattened: flatten).
+    async fn record(&mut self, w: Watched, breach: NewBreach) {
+        let sub = breach.sub_account;
         match self.store.risk().record_breach(w.sub.owner, breach).await {
             Ok(BreachRecorded::New(b)) => {
                 metrics::breach("new");
@@ -500,7 +711,7 @@ impl Monitor {
                 breach.breached_at,
                 ControlIntent::flatten_account(ControlCause::RiskBreach {
                     breach_id: breach.id,
-                    rule: "max_daily_loss".into(),
+                    rule: breach_rule(&breach),
                 }),
             );
             // Retried until it is on the stream: an account past its limit must not keep its
@@ -542,12 +753,33 @@ impl Monitor {
             .iter()
             .map(|(sub, e)| {
                 let pnl = e.book.pnl(&|c| self.marks.get(c).copied(), now, max_age);
+                let cash = e.book.broker.and_then(|f| f.cash);
+                let rules = match (&e.watched.rules, pnl, cash) {
+                    (Some(r), Some(pnl), Some(balance)) if pnl.source != OpenSource::Unknown => {
+                        r.rules.distances(&AccountState {
+                            balance,
+                            open_pnl: pnl.open,
+                            day_pnl: pnl.total(),
+                            high_water_mark: e.trail.mark,
+                            now,
+                        })
+                    }
+                    _ => Vec::new(),
+                };
                 AccountStatus {
                     sub_account_id: *sub,
                     account: e.watched.sub.name.clone(),
                     limit: e.watched.limit,
-                    distance: pnl.map(|p| p.total() + e.watched.limit),
+                    distance: pnl.zip(e.watched.limit).map(|(p, l)| p.total() + l),
                     pnl,
+                    rules_preset: e
+                        .watched
+                        .rules
+                        .as_ref()
+                        .and_then(|r| r.rules.preset.clone()),
+                    balance: cash,
+                    high_water_mark: e.trail.mark,
+                    rules,
                     breached: e.breached == Some(day),
                 }
             })
@@ -556,6 +788,30 @@ impl Monitor {
         let mut s = self.status.lock();
         s.trading_day = Some(day);
         s.accounts = accounts;
+    }
+}
+
+/// The rule a breach is named by: `max_daily_loss`, or the prop-firm rule leading its details.
+#[must_use]
+pub fn breach_rule(b: &Breach) -> String {
+    rule_of(b.kind, b.details.as_deref())
+}
+
+fn rule_of(kind: BreachKind, details: Option<&str>) -> String {
+    match kind {
+        BreachKind::PropFirmRule => details
+            .and_then(|d| d.split_once(':'))
+            .map_or("prop_firm_rule", |(rule, _)| rule)
+            .to_owned(),
+        kind => kind.to_string(),
+    }
+}
+
+fn source_name(source: OpenSource) -> &'static str {
+    match source {
+        OpenSource::Quotes => "quotes",
+        OpenSource::Broker => "the broker",
+        OpenSource::Flat | OpenSource::Unknown => "nothing open",
     }
 }
 
@@ -572,6 +828,8 @@ async fn read_figure(brokers: &BrokerAccess, w: &Watched) -> Result<BrokerFigure
     Ok(BrokerFigure {
         realized: pnl.realized,
         open: Some(pnl.open),
+        // The cash balance; a venue reporting only net liquidation gives it less open P&L.
+        cash: pnl.cash.or(pnl.net_liq.map(|n| n - pnl.open)),
         at: Utc::now(),
     })
 }
@@ -582,4 +840,29 @@ async fn publish(bus: &Bus, intent: IntentMessage) -> Result<(), String> {
         .await
         .map(|_| ())
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_breach_is_named_by_its_kind_or_the_rule_leading_its_details() {
+        assert_eq!(
+            rule_of(BreachKind::MaxDailyLoss, Some("realized −50 …")),
+            "max_daily_loss"
+        );
+        assert_eq!(
+            rule_of(
+                BreachKind::PropFirmRule,
+                Some("trailing_drawdown: equity at $48750 reached the safety buffer")
+            ),
+            "trailing_drawdown"
+        );
+        assert_eq!(
+            rule_of(BreachKind::PropFirmRule, None),
+            "prop_firm_rule",
+            "a row without details still names its kind"
+        );
+    }
 }

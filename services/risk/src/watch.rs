@@ -1,8 +1,9 @@
-//! Which accounts the risk monitor watches, and with which limit.
+//! Which accounts the risk monitor watches, and with which limits.
 //!
 //! An account is watched when it is active (its login enabled, with credentials, not waiting
-//! for re-authentication; the sub-account active) and at least one **enabled** trader on it has
-//! a `max_daily_loss` above zero. Several traders on one account (several strategies) may set
+//! for re-authentication; the sub-account active) and either at least one **enabled** trader on
+//! it has a `max_daily_loss` above zero, or it has prop-firm rules (DOMAIN.md §14) — a rule
+//! set binds the account whoever trades it, a strategy or a person. Several traders on one account (several strategies) may set
 //! different limits: the account's limit is the **smallest** of them — the strictest promise any
 //! of its strategies made holds for the whole account, because a loss is the account's, not a
 //! strategy's.
@@ -11,6 +12,7 @@ use std::collections::HashMap;
 
 use jt_broker::BrokerKind;
 use jt_store::repo::accounts::{BrokerAccount, SubAccount};
+use jt_store::repo::rules::AccountRules;
 use jt_store::{Store, StoreError, SubAccountId};
 use rust_decimal::Decimal;
 
@@ -21,8 +23,10 @@ pub struct Watched {
     pub login: BrokerAccount,
     /// The sub-account.
     pub sub: SubAccount,
-    /// The daily loss limit in dollars (> 0).
-    pub limit: Decimal,
+    /// The daily loss limit in dollars (> 0), when a trader sets one.
+    pub limit: Option<Decimal>,
+    /// The account's prop-firm rules, with the stored trailing mark, when it has any.
+    pub rules: Option<AccountRules>,
 }
 
 impl Watched {
@@ -55,25 +59,31 @@ pub async fn survey(store: &Store) -> Result<Vec<Watched>, StoreError> {
             by_owner.entry(account.owner).or_default().push(account);
         }
     }
+    let mut rules: HashMap<SubAccountId, AccountRules> = store
+        .rules()
+        .all()
+        .await?
+        .into_iter()
+        .map(|r| (r.sub_account, r))
+        .collect();
     for (owner, logins) in by_owner {
         let traders = store.traders().list(owner).await?;
-        if !traders.iter().any(|t| t.enabled) {
-            continue;
-        }
-        let recorders: HashMap<_, _> = store
-            .recorders()
-            .list(owner)
-            .await?
-            .into_iter()
-            .map(|r| (r.id, r.settings))
-            .collect();
         let mut limits: HashMap<SubAccountId, Vec<Decimal>> = HashMap::new();
-        for t in traders.iter().filter(|t| t.enabled) {
-            if let Some(settings) = recorders.get(&t.recorder) {
-                limits
-                    .entry(t.sub_account)
-                    .or_default()
-                    .push(settings.resolve(&t.overrides).max_daily_loss);
+        if traders.iter().any(|t| t.enabled) {
+            let recorders: HashMap<_, _> = store
+                .recorders()
+                .list(owner)
+                .await?
+                .into_iter()
+                .map(|r| (r.id, r.settings))
+                .collect();
+            for t in traders.iter().filter(|t| t.enabled) {
+                if let Some(settings) = recorders.get(&t.recorder) {
+                    limits
+                        .entry(t.sub_account)
+                        .or_default()
+                        .push(settings.resolve(&t.overrides).max_daily_loss);
+                }
             }
         }
         for login in logins {
@@ -84,14 +94,18 @@ pub async fn survey(store: &Store) -> Result<Vec<Watched>, StoreError> {
                 .into_iter()
                 .filter(|s| s.active)
             {
-                if let Some(limit) = limits
+                let limit = limits
                     .get(&sub.id)
-                    .and_then(|l| strictest(l.iter().copied()))
-                {
+                    .and_then(|l| strictest(l.iter().copied()));
+                // Rules are keyed by sub-account; the owner check keeps another user's row
+                // (impossible by the foreign key, cheap to be sure of) off this account.
+                let rules = rules.remove(&sub.id).filter(|r| r.owner == owner);
+                if limit.is_some() || rules.is_some() {
                     watched.push(Watched {
                         login: login.clone(),
                         sub,
                         limit,
+                        rules,
                     });
                 }
             }

@@ -386,6 +386,9 @@ text_enum! {
         FollowerDailyLoss = "follower_daily_loss",
         /// A follower's maximum drawdown.
         FollowerMaxDrawdown = "follower_max_drawdown",
+        /// A prop-firm rule (DOMAIN.md §14) reached its safety buffer while positions were
+        /// open; the rule's name leads `details` (`trailing_drawdown: …`).
+        PropFirmRule = "prop_firm_rule",
     }
 }
 

@@ -184,6 +184,30 @@ impl Rules<'_> {
         Ok(())
     }
 
+    /// Records an end-of-day mark: the balance at trading day `day`'s close raises the mark
+    /// (when higher) and `mark_day` becomes `day` either way, so the close is taken once.
+    /// Idempotent, and a later day already recorded is never moved back.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn close_day(
+        &self,
+        sub_account: SubAccountId,
+        balance: Decimal,
+        day: NaiveDate,
+    ) -> StoreResult<()> {
+        use account_rules::Column as C;
+        self.raise_mark(sub_account, balance, None).await?;
+        account_rules::Entity::update_many()
+            .col_expr(C::MarkDay, Expr::value(Some(day)))
+            .filter(C::SubAccountId.eq(sub_account.0))
+            .filter(C::MarkDay.is_null().or(C::MarkDay.lt(day)))
+            .exec(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("account rules", e))?;
+        Ok(())
+    }
+
     /// Adds a listed news event.
     ///
     /// # Errors

@@ -40,6 +40,7 @@ pub const EVENTS: &[&str] = &[
     "unprotected_position",
     "protection_repaired",
     "max_loss",
+    "rule_breach",
     "rule_warning",
     "needs_reauth",
     "kill_switch",

@@ -4,13 +4,19 @@
 //! rules pay nothing (one indexed read); accounts with rules pay two broker reads (positions
 //! and the account's P&L) so the money rules are judged on the broker's figures, not a copy.
 //! Exits are never refused: a position can always be closed.
+//!
+//! An account whose rule the risk service found reached while positions were open (a
+//! `prop_firm_rule` breach of the trading day) is locked until the next trading day: every
+//! entry is refused with the rule and the risk service's numbers — checked even when the
+//! account's rules have since been removed, as the max daily loss lock is.
 
 use chrono::{Duration, Utc};
 use jt_domain::Side;
 use jt_domain::instrument::resolve_ticker;
 use jt_domain::propfirm::{AccountState, EntryCheck};
+use jt_domain::session;
 use jt_messages::IntentAction;
-use jt_store::IntentKind;
+use jt_store::{BreachKind, IntentKind};
 
 use super::{Choice, Inputs, Plan, Refusal};
 
@@ -25,12 +31,27 @@ pub(crate) async fn check(inputs: &Inputs<'_>, choice: Choice) -> Result<Choice,
     ) {
         return Ok(Choice::Plan(plan));
     }
-    let Some(stored) = inputs
-        .store
-        .rules()
-        .get(inputs.msg.owner_id, inputs.sub.id)
-        .await?
-    else {
+    let day = session::trading_day(inputs.msg.received_at);
+    let (rules, risk) = (inputs.store.rules(), inputs.store.risk());
+    let (stored, breach) = tokio::try_join!(
+        rules.get(inputs.msg.owner_id, inputs.sub.id),
+        risk.breach(
+            inputs.msg.owner_id,
+            inputs.sub.id,
+            day,
+            BreachKind::PropFirmRule
+        ),
+    )?;
+    if let Some(b) = breach {
+        let details = b.details.unwrap_or_default();
+        let rule = details
+            .split_once(':')
+            .map_or("prop_firm_rule", |(rule, _)| rule);
+        return Ok(Choice::Skip(format!(
+            "prop-firm rule {rule} was reached while positions were open: the account is locked for this trading day ({details})"
+        )));
+    }
+    let Some(stored) = stored else {
         return Ok(Choice::Plan(plan));
     };
     match refusal(inputs, &plan, &stored).await? {
