@@ -24,7 +24,7 @@ use jt_broker::{AccountId, Broker, BrokerEvent, EventOrigin, FillReport};
 use jt_bus::{Envelope, MessageId};
 use jt_domain::Side;
 use jt_domain::order::{OrderKind, OrderRequest};
-use jt_e2e::{ConnectionManager, Options, Platform};
+use jt_e2e::{ConnectionManager, Options, Platform, eventually};
 use jt_messages::{BrokerEventMessage, ReportedEvent};
 use jt_store::repo::copy::{ContractMapping, CopyLogEntry, CopyLogQuery, FollowerSettings};
 use jt_store::{BrokerKind, CopyStatus, IntentSource, LeaderId};
@@ -33,17 +33,6 @@ use rust_decimal_macros::dec;
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(found) = probe().await {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// The connection manager and the copier of a test.
 struct Services {
@@ -285,7 +274,7 @@ async fn a_leaders_trades_by_hand_reach_every_follower_as_the_table_says_exactly
         .iter()
         .filter_map(|r| r.leader_fill_id.clone())
         .collect();
-    let log = eventually("a copy log row per follower per fill", async || {
+    let log = eventually("a copy log row per follower per fill", WAIT, async || {
         let log = copy_log(&p, leader).await;
         (log.len() == fills.len() * 4 && fills.len() >= STEPS.len()).then_some(log)
     })
@@ -306,7 +295,7 @@ async fn a_leaders_trades_by_hand_reach_every_follower_as_the_table_says_exactly
     let intents = copy_intents(&p, 4).await;
     assert_eq!(intents, log.len() - 1, "one copy intent per copied row");
     // The executor's outcome is written back: the follower's intent, status and latency.
-    let log = eventually("every copy's outcome in the log", async || {
+    let log = eventually("every copy's outcome in the log", WAIT, async || {
         let log = copy_log(&p, leader).await;
         log.iter()
             .filter(|r| r.status != CopyStatus::Skipped)
@@ -372,7 +361,7 @@ async fn a_leaders_trades_by_hand_reach_every_follower_as_the_table_says_exactly
         (lag.pending == 0 && lag.ack_pending == 0).then_some(())
     };
     tokio::time::sleep(Duration::from_secs(2)).await;
-    eventually("the copier to drain", lag_gone).await;
+    eventually("the copier to drain", WAIT, lag_gone).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(copy_log(&p, leader).await.len(), log.len(), "no new copy");
     assert_eq!(copy_intents(&p, 4).await, intents, "no new intent");
@@ -434,7 +423,7 @@ async fn a_copier_restarted_mid_sequence_copies_nothing_twice_and_misses_nothing
         hand.trade(side, qty).await;
         leader_net += jt_copier::engine::signed(side, qty);
         if restart {
-            eventually("the store to hold the leader's trim", async || {
+            eventually("the store to hold the leader's trim", WAIT, async || {
                 stored(leader_net).await
             })
             .await;
@@ -442,7 +431,7 @@ async fn a_copier_restarted_mid_sequence_copies_nothing_twice_and_misses_nothing
         }
         followers_hold(&p, step, &want).await;
     }
-    let log = eventually("a copy log row per follower per fill", async || {
+    let log = eventually("a copy log row per follower per fill", WAIT, async || {
         let log = copy_log(&p, leader).await;
         let fills: HashSet<_> = log
             .iter()
@@ -510,7 +499,7 @@ async fn a_copier_restarted_mid_sequence_copies_nothing_twice_and_misses_nothing
             .unwrap();
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    eventually("the copier to drain the replay", async || {
+    eventually("the copier to drain the replay", WAIT, async || {
         let lag = p
             .bus
             .consumer_lag(&jt_bus::Definitions::new(p.bus.namespace()).copier_events)
@@ -596,7 +585,7 @@ async fn skipped_followers_are_logged_with_their_reason_and_two_leaders_followin
     assert_eq!(p.net_position(0), 1, "no ping-pong");
     assert_eq!(p.net_position(4), 1);
 
-    let log = eventually("four rows for A's entry", async || {
+    let log = eventually("four rows for A's entry", WAIT, async || {
         let log = copy_log(&p, a.id).await;
         (log.len() == 4).then_some(log)
     })
@@ -689,7 +678,7 @@ async fn a_copy_recorded_but_never_published_is_published_on_the_redelivery() {
         .await
         .unwrap();
     followers_hold(&p, "entry", &[1, 1]).await;
-    let log = eventually("both copies executed", async || {
+    let log = eventually("both copies executed", WAIT, async || {
         let log = copy_log(&p, leader).await;
         (log.len() == 2
             && log
@@ -746,7 +735,7 @@ async fn a_copier_process_killed_right_after_leader_fills_copies_nothing_twice_a
             followers_hold(&p, step, &want).await;
         }
     }
-    let log = eventually("a copy log row per follower per fill", async || {
+    let log = eventually("a copy log row per follower per fill", WAIT, async || {
         let log = copy_log(&p, leader).await;
         let fills: HashSet<_> = log
             .iter()
@@ -859,7 +848,7 @@ async fn a_follower_closed_by_hand_is_resynced_once_with_the_drift_logged_and_no
     let mut hand = Hand::new(&p, "NQ").await;
     hand.trade(Side::Buy, 2).await;
     followers_hold(&p, "entry", &[2, 4]).await;
-    let copied = eventually("both copies executed", async || {
+    let copied = eventually("both copies executed", WAIT, async || {
         let n = copy_intents(&p, 2).await;
         let log = copy_log(&p, leader).await;
         (n == 2 && log.iter().all(|r| r.follower_intent.is_some())).then_some(n)
@@ -896,7 +885,7 @@ async fn a_follower_closed_by_hand_is_resynced_once_with_the_drift_logged_and_no
         "two copies and one correction"
     );
     followers_hold_within(&p, "still in sync", &[2, 4], Duration::ZERO).await;
-    let row = eventually("the correction's outcome logged", async || {
+    let row = eventually("the correction's outcome logged", WAIT, async || {
         let rows = sync_rows(&p, leader, 1).await;
         rows.into_iter()
             .find(|r| r.follower_intent.is_some() && r.status != CopyStatus::Pending)
@@ -969,7 +958,7 @@ async fn a_follower_closed_by_hand_is_resynced_once_with_the_drift_logged_and_no
         .unwrap();
     Hand::on(&p, "NQ", 1).await.trade(Side::Sell, 2).await;
     followers_hold_within(&p, "first closed by hand again", &[0, 4], WAIT).await;
-    let refused = eventually("the second correction refused", async || {
+    let refused = eventually("the second correction refused", WAIT, async || {
         let rows = sync_rows(&p, leader, 1).await;
         (rows.len() == 2 && rows.iter().any(|r| r.status == CopyStatus::Skipped)).then_some(rows)
     })
@@ -1028,6 +1017,7 @@ async fn a_manual_trade_through_the_api_on_the_leader_reaches_every_follower_onc
     let rows_per_fill = async |followers: usize| {
         eventually(
             "one copy log row per follower per leader fill",
+            WAIT,
             async || {
                 let log = copy_log(&p, leader).await;
                 let fills: HashSet<_> = log

@@ -27,7 +27,7 @@ use jt_bus::{Definitions, Envelope, MessageId};
 use jt_domain::settings::{ClockTime, TimeWindow, TimeZone, TpTarget};
 use jt_domain::{Settings, SettingsOverrides, Side};
 use jt_e2e::admin::OrderRecord;
-use jt_e2e::{ConnectionManager, Options, Platform, alert, is_working};
+use jt_e2e::{ConnectionManager, Options, Platform, alert, eventually, is_working};
 use jt_messages::{BrokerEventMessage, ReportedEvent};
 use jt_positions::PositionsConfig;
 use jt_store::repo::intents::Intent;
@@ -97,17 +97,6 @@ fn of_type<'a>(orders: &'a [OrderRecord], kind: &str, action: &str) -> Vec<&'a O
         .iter()
         .filter(|o| o.order_type == kind && o.action == action)
         .collect()
-}
-
-async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(found) = probe().await {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn intents_of(p: &Platform, source: IntentSource, kind: IntentKind) -> Vec<Intent> {
@@ -220,7 +209,7 @@ async fn broker_events_are_applied_to_the_store_once_however_often_they_come() {
 
     // Every message is consumed (the unknown kind acknowledged too).
     let defs = Definitions::new(p.bus.namespace());
-    eventually("the consumer to drain BROKER_EVENTS", async || {
+    eventually("the consumer to drain BROKER_EVENTS", WAIT, async || {
         let lag = p.bus.consumer_lag(&defs.positions).await.unwrap();
         (lag.total() == 0).then_some(())
     })
@@ -258,7 +247,7 @@ async fn broker_events_are_applied_to_the_store_once_however_often_they_come() {
     cancelled.received_at = Utc::now();
     publish(&p, &cancelled, None).await;
     publish(&p, &order, Some("late-working-state")).await;
-    eventually("the cancellation to be stored", async || {
+    eventually("the cancellation to be stored", WAIT, async || {
         let lag = p.bus.consumer_lag(&defs.positions).await.unwrap();
         let o = broker.order(p.user, sub.id, "7001").await.unwrap();
         (lag.total() == 0 && o.status == jt_store::entity::BrokerOrderStatus::Cancelled)
@@ -439,7 +428,7 @@ async fn a_position_closed_by_hand_at_the_broker_is_closed_in_the_store() {
             .map(|h| h.net_quantity)
             .sum::<i64>()
     };
-    eventually("the store to learn the position", async || {
+    eventually("the store to learn the position", WAIT, async || {
         (open().await == 1).then_some(())
     })
     .await;
@@ -461,7 +450,7 @@ async fn a_position_closed_by_hand_at_the_broker_is_closed_in_the_store() {
         .await
         .unwrap();
     assert_eq!(p.net_position(0), 0);
-    eventually("the store to close the position", async || {
+    eventually("the store to close the position", WAIT, async || {
         (open().await == 0).then_some(())
     })
     .await;
@@ -544,6 +533,7 @@ async fn the_simulators_events_through_the_connection_manager_keep_the_store_in_
     let sub = p.subs[0].id;
     eventually(
         "the position, fill and take-profit in the store",
+        WAIT,
         async || {
             let held: i64 = broker
                 .positions(p.user, sub)
@@ -572,7 +562,7 @@ async fn the_simulators_events_through_the_connection_manager_keep_the_store_in_
         .queued(&token, &alert("sell", "flat", r#","comment":"close""#))
         .await;
     p.settled_intents(s, 1, WAIT).await;
-    eventually("the store to follow the close", async || {
+    eventually("the store to follow the close", WAIT, async || {
         let held: i64 = broker
             .positions(p.user, sub)
             .await
@@ -611,7 +601,7 @@ async fn one_replica_reconciles_and_another_takes_over_when_it_stops() {
             .unwrap()
             .map(|e| String::from_utf8_lossy(&e.value).into_owned())
     };
-    let first = eventually("a replica to take the lease", async || holder().await).await;
+    let first = eventually("a replica to take the lease", WAIT, async || holder().await).await;
 
     // Its passes keep the store in step.
     let (_, token) = p.recorder(Settings::default(), &one()).await;
@@ -627,7 +617,7 @@ async fn one_replica_reconciles_and_another_takes_over_when_it_stops() {
             .map(|h| h.net_quantity)
             .sum()
     };
-    eventually("the holder to reconcile the position", async || {
+    eventually("the holder to reconcile the position", WAIT, async || {
         (open().await == 1).then_some(())
     })
     .await;
@@ -635,7 +625,7 @@ async fn one_replica_reconciles_and_another_takes_over_when_it_stops() {
     // The holder stops (releasing its lease): the other takes over and reconciles the close.
     let (stopped, other) = if first == "replica-a" { (a, b) } else { (b, a) };
     stopped.stop().await;
-    let next = eventually("the other replica to take the lease", async || {
+    let next = eventually("the other replica to take the lease", WAIT, async || {
         holder().await.filter(|h| *h != first)
     })
     .await;
@@ -644,7 +634,7 @@ async fn one_replica_reconciles_and_another_takes_over_when_it_stops() {
         .queued(&token, &alert("sell", "flat", r#","comment":"close""#))
         .await;
     p.settled_intents(s, 1, WAIT).await;
-    eventually("the new holder to reconcile the close", async || {
+    eventually("the new holder to reconcile the close", WAIT, async || {
         (open().await == 0).then_some(())
     })
     .await;
@@ -733,7 +723,7 @@ async fn a_token_close_to_expiry_is_renewed_by_the_daemon_and_the_next_signal_pa
     p.sim.admin().reset_request_counts();
 
     let positions = Positions::start(&p, refreshing(Duration::from_secs(20)));
-    let renewed = eventually("the daemon to renew the token", async || {
+    let renewed = eventually("the daemon to renew the token", WAIT, async || {
         let s = session(&p, 0).await;
         (s.access_token.expose() != first.access_token.expose()).then_some(s)
     })
@@ -789,7 +779,7 @@ async fn a_refused_renewal_is_followed_by_a_login_with_the_stored_credentials() 
     p.sim.admin().reset_request_counts();
 
     let positions = Positions::start(&p, refreshing(Duration::from_secs(28)));
-    eventually("a new token", async || {
+    eventually("a new token", WAIT, async || {
         let s = session(&p, 0).await;
         (s.access_token.expose() != first.access_token.expose()).then_some(())
     })
@@ -797,7 +787,7 @@ async fn a_refused_renewal_is_followed_by_a_login_with_the_stored_credentials() 
     assert_eq!(calls(&p, RENEW), 1, "one renewal, refused");
     assert_eq!(calls(&p, LOGIN), 1, "then one login");
     // The new session is renewed by later passes, never logged in again.
-    eventually("a renewal of the new token", async || {
+    eventually("a renewal of the new token", WAIT, async || {
         (calls(&p, RENEW) >= 2).then_some(())
     })
     .await;
@@ -828,7 +818,7 @@ async fn a_transient_renewal_failure_is_retried_next_pass_without_a_login_or_a_m
 
     // Due 5 s after the login: the first passes fail, a later one renews.
     let positions = Positions::start(&p, refreshing(Duration::from_secs(25)));
-    eventually("a renewal after the failures", async || {
+    eventually("a renewal after the failures", WAIT, async || {
         let s = session(&p, 0).await;
         (s.access_token.expose() != first.access_token.expose()).then_some(())
     })
@@ -882,7 +872,7 @@ async fn refused_credentials_mark_the_account_needs_reauth_and_it_is_not_retried
     let told = channel(&p, &["needs_reauth"]).await;
 
     let positions = Positions::start(&p, refreshing(Duration::from_secs(1800)));
-    let marked = eventually("the account to be marked", async || {
+    let marked = eventually("the account to be marked", WAIT, async || {
         let a = account(&p, 0).await;
         a.needs_reauth.then_some(a)
     })
@@ -1005,7 +995,7 @@ async fn with_two_replicas_each_token_is_renewed_once_and_the_other_takes_over()
         )
     };
     let (a, b) = (replica("replica-a"), replica("replica-b"));
-    let renewed_at = eventually("both tokens renewed", async || {
+    let renewed_at = eventually("both tokens renewed", WAIT, async || {
         let now = [session(&p, 0).await, session(&p, 1).await];
         now.iter()
             .zip(&before)
@@ -1040,12 +1030,12 @@ async fn with_two_replicas_each_token_is_renewed_once_and_the_other_takes_over()
         .expect("a replica holds the refresher's lease");
     let (stopped, other) = if first == "replica-a" { (a, b) } else { (b, a) };
     stopped.stop().await;
-    eventually("the other replica to take the lease", async || {
+    eventually("the other replica to take the lease", WAIT, async || {
         holder().await.filter(|h| *h != first)
     })
     .await;
     let renewed = [session(&p, 0).await, session(&p, 1).await];
-    eventually("both tokens renewed again", async || {
+    eventually("both tokens renewed again", WAIT, async || {
         let now = [session(&p, 0).await, session(&p, 1).await];
         now.iter()
             .zip(&renewed)

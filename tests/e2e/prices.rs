@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 use jt_bus::CoreSubscription;
 use jt_domain::settings::TpTarget;
 use jt_domain::{Settings, SettingsOverrides};
-use jt_e2e::{ConnectionManager, Options, Platform, alert};
+use jt_e2e::{ConnectionManager, Options, Platform, alert, eventually};
 use jt_messages::QuoteMessage;
 use jt_messages::quote::subscribe_quotes;
 use jt_positions::PositionsConfig;
@@ -68,17 +68,6 @@ impl Positions {
     }
 }
 
-async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(found) = probe().await {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// The next quote of `contract` matching `wanted`, within `within`.
 async fn quote_of(
     sub: &mut CoreSubscription,
@@ -116,7 +105,7 @@ async fn a_held_contract_is_quoted_on_the_bus_within_a_bound_and_unsubscribed_on
     p.settled_intents(s, 1, WAIT).await;
     let broker = p.store.broker();
     let sub = p.subs[0].id;
-    let contract = eventually("the position in the store", async || {
+    let contract = eventually("the position in the store", WAIT, async || {
         broker
             .positions(p.user, sub)
             .await
@@ -158,7 +147,7 @@ async fn a_held_contract_is_quoted_on_the_bus_within_a_bound_and_unsubscribed_on
         .queued(&token, &alert("sell", "flat", r#","comment":"close""#))
         .await;
     p.settled_intents(s, 1, WAIT).await;
-    eventually("the store to be flat", async || {
+    eventually("the store to be flat", WAIT, async || {
         let held: i64 = broker
             .positions(p.user, sub)
             .await
@@ -197,7 +186,7 @@ async fn paper_position(
     what: &str,
     ready: impl Fn(&PaperPosition) -> bool,
 ) -> PaperPosition {
-    eventually(what, async || {
+    eventually(what, WAIT, async || {
         p.store
             .paper()
             .positions(p.user, recorder, 10)
@@ -360,7 +349,7 @@ async fn one_replica_feeds_the_prices_and_another_takes_over_when_it_stops() {
     let s = p.queued(&token, &alert("buy", "long", "")).await;
     p.settled_intents(s, 1, WAIT).await;
     let (broker, sub) = (p.store.broker(), p.subs[0].id);
-    let contract = eventually("the position in the store", async || {
+    let contract = eventually("the position in the store", WAIT, async || {
         broker
             .positions(p.user, sub)
             .await
@@ -387,9 +376,11 @@ async fn one_replica_feeds_the_prices_and_another_takes_over_when_it_stops() {
 
     // The first stops (releasing its lease): the second feeds the same contract.
     first.stop().await;
-    let taken = eventually("the second replica to take the quotes lease", async || {
-        quotes_holder(&p).await.filter(|h| *h != holder)
-    })
+    let taken = eventually(
+        "the second replica to take the quotes lease",
+        WAIT,
+        async || quotes_holder(&p).await.filter(|h| *h != holder),
+    )
     .await;
     assert_ne!(taken, holder);
     let deadline = Instant::now() + WAIT;

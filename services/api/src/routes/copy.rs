@@ -724,19 +724,11 @@ pub async fn copy_log(
     Query(f): Query<CopyLogFilter>,
 ) -> ApiResult<Json<Page<CopyLogView>>> {
     let limit = paging::limit(f.limit, 50, 200)?;
-    let status =
-        f.status
-            .as_deref()
-            .map(|s| {
-                serde_json::from_value::<CopyStatus>(serde_json::Value::String(s.to_string()))
-                    .map_err(|_| {
-                        paging::bad_query(
-                            "status",
-                            "must be one of pending, accepted, filled, skipped, error",
-                        )
-                    })
-            })
-            .transpose()?;
+    let status = paging::one_of::<CopyStatus>(
+        "status",
+        f.status.as_deref(),
+        "pending, accepted, filled, skipped, error",
+    )?;
     let copying = state.store.copying();
     // Filtering by another user's leader or follower is a 404, as for a missing one.
     if let Some(l) = f.leader_id {

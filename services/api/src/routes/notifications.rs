@@ -498,14 +498,8 @@ pub async fn deliveries(
     Query(f): Query<DeliveryFilter>,
 ) -> ApiResult<Json<Page<DeliveryView>>> {
     let limit = paging::limit(f.limit, 50, 200)?;
-    let status = f
-        .status
-        .as_deref()
-        .map(|s| {
-            serde_json::from_value::<DeliveryStatus>(serde_json::Value::String(s.to_string()))
-                .map_err(|_| paging::bad_query("status", "must be one of pending, sent, failed"))
-        })
-        .transpose()?;
+    let status =
+        paging::one_of::<DeliveryStatus>("status", f.status.as_deref(), "pending, sent, failed")?;
     let notifications = state.store.notifications();
     // Filtering by another user's channel is a 404, as for a missing one.
     if let Some(c) = f.channel_id {

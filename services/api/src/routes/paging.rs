@@ -20,6 +20,24 @@ pub fn bad_query(field: &str, rule: impl Into<String>) -> ApiError {
     .field(field)
 }
 
+/// A filter naming one of an enum's values (its serde name: `status=pending`), or `None` when
+/// absent.
+///
+/// # Errors
+/// 400 naming `field` and `allowed` when the value is not one of them.
+pub fn one_of<T: serde::de::DeserializeOwned>(
+    field: &str,
+    value: Option<&str>,
+    allowed: &str,
+) -> ApiResult<Option<T>> {
+    value
+        .map(|v| {
+            serde_json::from_value::<T>(serde_json::Value::String(v.to_owned()))
+                .map_err(|_| bad_query(field, format!("must be one of {allowed}")))
+        })
+        .transpose()
+}
+
 /// The page size asked for (`default` when absent), within `1..=max`.
 ///
 /// # Errors
@@ -70,6 +88,24 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn a_filter_value_is_one_of_the_enums_names_or_a_400_naming_them() {
+        use jt_store::entity::DeliveryStatus;
+        assert_eq!(
+            one_of::<DeliveryStatus>("status", Some("sent"), "pending, sent, failed").unwrap(),
+            Some(DeliveryStatus::Sent)
+        );
+        assert_eq!(
+            one_of::<DeliveryStatus>("status", None, "pending, sent, failed").unwrap(),
+            None
+        );
+        let e =
+            one_of::<DeliveryStatus>("status", Some("lost"), "pending, sent, failed").unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert_eq!(e.field.as_deref(), Some("status"));
+        assert_eq!(e.message, "status: must be one of pending, sent, failed");
+    }
 
     #[test]
     fn a_cursor_round_trips_and_anything_else_is_a_400_on_cursor() {
