@@ -13,6 +13,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use jt_e2e::{Options, Platform, USER_PASSWORD};
+use jt_store::repo::auth::NewUser;
+use jt_store::{Role, Secret};
 
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -74,5 +76,72 @@ async fn sign_in_and_the_frame_in_chromium_on_jetstream_and_postgres() {
     let p = Platform::start(Options::default()).await;
     let base = jt_e2e::api::serve_api(&p).await;
     browser("signin", &p, &base, &[]).await;
+    p.stop().await;
+}
+
+/// Recorders and the signal timeline: a recorder created and two traders linked in the
+/// browser, an override set and cleared, a refused setting shown on its field, the webhook URL
+/// copied from the page and an alert sent to it, the signal with both decisions; another user
+/// sees a 404 page in words. The simulator must then hold the orders the page showed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorders_and_the_signal_timeline_in_chromium_on_jetstream_and_postgres() {
+    let p = Platform::start(Options {
+        accounts: 2,
+        ..Options::default()
+    })
+    .await;
+    let base = jt_e2e::api::serve_api(&p).await;
+    let other = format!("other-{}", p.email());
+    p.store
+        .users()
+        .register(NewUser {
+            email: other.clone(),
+            display_name: None,
+            password: Secret::new(USER_PASSWORD),
+            role: Role::User,
+            approved: true,
+        })
+        .await
+        .unwrap();
+    let accounts = format!("{},{}", p.subs[0].name, p.subs[1].name);
+    browser(
+        "recorders",
+        &p,
+        &base,
+        &[
+            ("JT_ACCOUNTS", accounts),
+            ("JT_OTHER_EMAIL", other),
+            ("JT_OTHER_PASSWORD", USER_PASSWORD.to_string()),
+        ],
+    )
+    .await;
+    // What the page showed as executed reached the broker: one entry on each account, twice
+    // the size on the account whose multiplier the page set to 2.
+    let entries: Vec<u32> = (0..2)
+        .map(|i| {
+            p.orders(i)
+                .iter()
+                .filter(|o| o.order_type == "Market")
+                .map(|o| o.qty)
+                .sum()
+        })
+        .collect();
+    assert_eq!(entries, vec![1, 2], "market order quantities per account");
+    p.stop().await;
+}
+
+/// API tokens (created once with a copy button, working, revoked after a confirmation) and
+/// the password reset from the mailed link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_tokens_and_the_password_reset_in_chromium_on_jetstream_and_postgres() {
+    let p = Platform::start(Options::default()).await;
+    let (base, mail) = jt_e2e::api::serve_api_with_mail(&p).await;
+    browser(
+        "tokens",
+        &p,
+        &base,
+        &[("JT_MAIL_DIR", mail.to_string_lossy().into_owned())],
+    )
+    .await;
     p.stop().await;
 }

@@ -118,6 +118,8 @@ export function toast(text, kind = 'info') {
   if (!box) return;
   const t = h('div', { class: `toast ${kind}` }, text);
   box.appendChild(t);
+  // A few at a time: older ones make way rather than covering the page.
+  while (box.children.length > 3) box.firstChild.remove();
   setTimeout(() => t.remove(), kind === 'error' ? 8000 : 3500);
 }
 

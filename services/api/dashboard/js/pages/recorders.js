@@ -210,8 +210,9 @@ page({
         root.querySelector('h1').textContent = recorder.name;
         await drawTraders();
       } catch (err) {
+        // On the field it names, and beside the button (the field may be far up the form).
         showError(err, all, saveStatus);
-        if (!saveStatus.childElementCount) mount(saveStatus, alertBox(err.message));
+        if (!saveStatus.childElementCount) mount(saveStatus, alertBox(`Not saved. ${err.message}`));
       } finally {
         save.disabled = false;
       }
@@ -253,8 +254,9 @@ page({
           toast(enabled.checked ? 'Trader enabled' : 'Trader disabled: it takes no new signals');
         } catch (e) { enabled.checked = !enabled.checked; toast(e.message, 'error'); }
       });
-      const rows = Object.keys(t.settings);
-      const ordered = [...Object.keys(recorder.settings).filter((n) => rows.includes(n)), ...rows.filter((n) => !(n in recorder.settings))];
+      // The editor's order (by section), not the API's alphabetical one.
+      const values = Object.fromEntries(Object.entries(t.settings).map(([n, v]) => [n, v.value]));
+      const ordered = [...sections(values).values()].flat();
       const body = h('div', {},
         h('div', { class: 'row spread' },
           h('label', { class: 'check', for: `en-${t.id}` }, enabled, 'Takes signals'),

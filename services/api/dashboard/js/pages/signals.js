@@ -9,6 +9,7 @@ import { h, mount, link, badge, alertBox, fmtTime } from '../ui.js';
 
 const OUTCOMES = ['accepted', 'duplicate', 'stale', 'filtered', 'rejected'];
 const BAD = ['failed', 'rejected', 'unknown'];
+const STAGES = ['received', 'queued', 'attempt_started', 'sent', 'attempt_finished', 'completed'];
 
 function decisionBadge(d) {
   if (d === 'executed') return badge('executed', 'ok');
@@ -23,12 +24,14 @@ function isProblem(s) {
 
 /** The decision's steps as a bar (one coloured segment per step) and a list in words. */
 export function timeline(steps) {
-  const sorted = [...steps].sort((a, b) => a.ms_since_received - b.ms_since_received);
+  // In time order; steps of the same millisecond in the pipeline's order.
+  const rank = (s) => { const i = STAGES.indexOf(s.stage); return i < 0 ? STAGES.length : i; };
+  const sorted = [...steps].sort((a, b) => a.ms_since_received - b.ms_since_received || rank(a) - rank(b));
   if (!sorted.length) return h('p', { class: 'muted' }, 'No steps recorded yet.');
   const total = Math.max(1, sorted[sorted.length - 1].ms_since_received);
   const bar = h('div', { class: 'timeline', 'aria-hidden': 'true' });
   for (let i = 0; i + 1 < sorted.length; i += 1) {
-    const span = h('span', { title: `${sorted[i].stage} → ${sorted[i + 1].stage}: ${sorted[i + 1].ms_since_received - sorted[i].ms_since_received} ms` });
+    const span = h('span', { class: `c${i % 6}`, title: `${sorted[i].stage} → ${sorted[i + 1].stage}: ${sorted[i + 1].ms_since_received - sorted[i].ms_since_received} ms` });
     // CSSOM, which the Content-Security-Policy allows (a style attribute it would not).
     span.style.flexGrow = String(Math.max(0.5, sorted[i + 1].ms_since_received - sorted[i].ms_since_received));
     bar.appendChild(span);
@@ -37,7 +40,11 @@ export function timeline(steps) {
   return h('div', {},
     bar,
     h('ol', { class: 'steps', 'aria-label': `Timeline, ${total} ms in all` },
-      sorted.map((s) => h('li', { title: s.detail || null }, `${s.stage.replace(/_/g, ' ')} `, h('strong', {}, `${s.ms_since_received} ms`)))));
+      sorted.map((s, i) => h('li', {},
+        // The swatch is the colour of the bar's segment that starts at this step.
+        i + 1 < sorted.length ? h('span', { class: `swatch c${i % 6}`, 'aria-hidden': 'true' }) : null,
+        `${s.stage.replace(/_/g, ' ')} `, h('strong', {}, `${s.ms_since_received} ms`),
+        s.detail && s.stage !== 'queued' ? ` (${s.detail})` : null))));
 }
 
 function decisionView(d, subName) {
@@ -46,7 +53,9 @@ function decisionView(d, subName) {
   return h('div', { class: 'decision', 'data-testid': 'decision' },
     h('div', { class: 'row' }, h('strong', {}, subName(d.sub_account_id)), decisionBadge(d.decision),
       h('span', { class: 'muted' }, `${what}${fill}`)),
-    d.reason ? h('p', { class: BAD.includes(d.decision) ? 'error-text' : 'muted' }, `Why: ${d.reason}`) : null,
+    d.reason ? (BAD.includes(d.decision) || d.decision === 'skipped'
+      ? h('p', { class: BAD.includes(d.decision) ? 'error-text' : 'muted' }, `Why: ${d.reason}`)
+      : h('p', { class: 'muted' }, d.reason)) : null,
     timeline(d.timeline));
 }
 

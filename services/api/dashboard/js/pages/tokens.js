@@ -3,7 +3,13 @@
 
 import * as api from '../api.js';
 import { page } from '../router.js';
-import { h, mount, field, table, alertBox, confirmDialog, copyButton, toast, fmtTime } from '../ui.js';
+import { h, mount, field, table, badge, alertBox, confirmDialog, copyButton, toast, fmtTime } from '../ui.js';
+
+function state(t) {
+  if (t.revoked_at) return badge(`revoked ${fmtTime(t.revoked_at)}`, 'neutral');
+  if (t.expires_at && new Date(t.expires_at) <= new Date()) return badge('expired', 'warn');
+  return badge('active', 'ok');
+}
 
 page({
   path: '/tokens',
@@ -25,15 +31,16 @@ page({
         { label: 'Created', render: (t) => fmtTime(t.created_at) },
         { label: 'Expires', render: (t) => (t.expires_at ? fmtTime(t.expires_at) : 'never') },
         { label: 'Last used', render: (t) => fmtTime(t.last_used_at) },
+        { label: 'State', render: state },
         {
           label: 'Actions',
-          render: (t) => h('button', {
+          render: (t) => (t.revoked_at ? '' : h('button', {
             type: 'button', class: 'danger', 'aria-label': `Revoke token ${t.name}`,
             onclick: async () => {
               if (!await confirmDialog(`Revoke "${t.name}"? Scripts using it stop working at once.`, { confirm: 'Revoke', danger: true })) return;
               try { await api.del(`/tokens/${t.id}`); toast('Token revoked'); await refresh(); } catch (e) { toast(e.message, 'error'); }
             },
-          }, 'Revoke'),
+          }, 'Revoke')),
         },
       ], tokens, { empty: 'No API tokens yet.' }));
     }
