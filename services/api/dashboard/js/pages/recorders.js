@@ -40,7 +40,7 @@ function outcomeBadges(signals) {
   }
   return h('span', { class: 'row' },
     n.executed ? badge(`${n.executed} executed`, 'ok') : null,
-    n.skipped ? badge(`${n.skipped} skipped`, 'neutral') : null,
+    n.skipped ? badge(`${n.skipped} skipped`, 'warn') : null,
     n.failed ? badge(`${n.failed} failed`, 'bad') : null,
     n.pending ? badge(`${n.pending} pending`, 'warn') : null,
     n.refused ? badge(`${n.refused} not accepted`, 'warn') : null,
@@ -143,7 +143,7 @@ page({
     const rotate = h('button', {
       type: 'button', class: 'danger',
       onclick: async () => {
-        if (!await confirmDialog('The current webhook URL stops working at once: every TradingView alert must be changed to the new URL.',
+        if (!await confirmDialog('The current webhook URL stops working within seconds: every TradingView alert must be changed to the new URL.',
           { title: 'Rotate the webhook token?', confirm: 'Rotate', danger: true })) return;
         try {
           const w = await api.post(`/recorders/${recorder.id}/rotate-token`);
