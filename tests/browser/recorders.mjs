@@ -154,6 +154,17 @@ await run('recorders', async (t) => {
     await t.text(page, 'No signals match these filters.');
   });
 
+  await t.step('one signal a page: older and back to the newest', async () => {
+    await page.goto(`/signals?recorder_id=${new URL(recorderUrl).pathname.split('/').pop()}&limit=1`);
+    await page.getByTestId('signal').filter({ hasText: 'MES1!' }).waitFor();
+    assert.equal(await page.getByTestId('signal').count(), 1);
+    await page.getByRole('link', { name: 'Older →' }).click();
+    await page.getByTestId('signal').filter({ hasText: 'MNQ1!' }).waitFor();
+    assert.equal(await page.getByTestId('signal').count(), 1);
+    await page.getByRole('link', { name: '← Newest' }).click();
+    await page.getByTestId('signal').filter({ hasText: 'MES1!' }).waitFor();
+  });
+
   await t.step('rotating the token asks first; then the old URL is refused', async () => {
     await page.goto(new URL(recorderUrl).pathname);
     await page.getByRole('button', { name: 'Rotate token' }).click();
@@ -201,13 +212,16 @@ await run('recorders', async (t) => {
     assert.equal(await other.getByText(NAME).count(), 0);
   });
 
-  await t.step('on a phone the recorder page fits the screen', async () => {
-    const phone = await t.page({ phone: true });
+  await t.step('on a phone (in the dark scheme) the recorder page fits the screen', async () => {
+    const phone = await t.page({ phone: true, dark: true });
     await t.signIn(phone);
     await phone.goto(new URL(recorderUrl).pathname);
     await phone.getByRole('heading', { level: 1, name: NAME }).waitFor();
     const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `the page is ${overflow}px wider than the phone's screen`);
     await t.shot(phone, 'phone-recorder');
+    await phone.goto('/signals');
+    await phone.getByTestId('signal').first().waitFor();
+    await t.shot(phone, 'phone-signals');
   });
 });

@@ -108,13 +108,16 @@ page({
       outcome: q.get('outcome') || '',
       cursor: q.get('cursor') || '',
       problems: q.get('problems') === '1',
+      // The page size (the API takes 1 to 100); 25 unless the URL says otherwise.
+      limit: Math.min(100, Math.max(1, Number.parseInt(q.get('limit'), 10) || 25)),
     };
+    const size = filter.limit === 25 ? '' : filter.limit;
     const recSel = h('select', { id: 'f-rec' }, h('option', { value: '' }, 'All recorders'),
       names.recorders.map((r) => h('option', { value: r.id, selected: r.id === filter.recorder_id }, r.name)));
     const outSel = h('select', { id: 'f-out' }, h('option', { value: '' }, 'Any outcome'),
       OUTCOMES.map((o) => h('option', { value: o, selected: o === filter.outcome }, o)));
     const probs = h('input', { type: 'checkbox', id: 'f-prob', checked: filter.problems });
-    const apply = () => ctx.navigate(`/signals${api.qs({ recorder_id: recSel.value, outcome: outSel.value, problems: probs.checked ? '1' : '' })}`);
+    const apply = () => ctx.navigate(`/signals${api.qs({ recorder_id: recSel.value, outcome: outSel.value, problems: probs.checked ? '1' : '', limit: size })}`);
     [recSel, outSel, probs].forEach((el) => el.addEventListener('change', apply));
     const toolbar = h('div', { class: 'toolbar', role: 'group', 'aria-label': 'Filters' },
       h('div', { class: 'field' }, h('label', { for: 'f-rec' }, 'Recorder'), recSel),
@@ -123,15 +126,16 @@ page({
 
     let pageData;
     try {
-      pageData = await api.get(`/signals${api.qs({ recorder_id: filter.recorder_id, outcome: filter.outcome, cursor: filter.cursor, limit: 25 })}`);
+      pageData = await api.get(`/signals${api.qs({ recorder_id: filter.recorder_id, outcome: filter.outcome, cursor: filter.cursor, limit: filter.limit })}`);
     } catch (e) {
       if (e.status === 400) { mount(root, h('h1', {}, 'Signals'), toolbar, alertBox(e.message), link('/signals', 'Show the newest signals')); return; }
       throw e;
     }
     const items = filter.problems ? pageData.items.filter(isProblem) : pageData.items;
-    const nav = h('div', { class: 'row' },
-      filter.cursor ? link(`/signals${api.qs({ recorder_id: filter.recorder_id, outcome: filter.outcome, problems: filter.problems ? '1' : '' })}`, '← Newest') : null,
-      pageData.next_cursor ? link(`/signals${api.qs({ recorder_id: filter.recorder_id, outcome: filter.outcome, problems: filter.problems ? '1' : '', cursor: pageData.next_cursor })}`, 'Older →') : null);
+    const here = { recorder_id: filter.recorder_id, outcome: filter.outcome, problems: filter.problems ? '1' : '', limit: size };
+    const nav = h('nav', { class: 'row', 'aria-label': 'Pages' },
+      filter.cursor ? link(`/signals${api.qs(here)}`, '← Newest') : null,
+      pageData.next_cursor ? link(`/signals${api.qs({ ...here, cursor: pageData.next_cursor })}`, 'Older →') : null);
     mount(root,
       h('h1', {}, 'Signals'),
       toolbar,
