@@ -81,12 +81,15 @@ await run('recorders', async (t) => {
 
   let webhook;
   await t.step('copy the webhook URL and the alert message', async () => {
-    await page.getByRole('button', { name: 'Copy webhook url' }).click();
+    await page.getByRole('button', { name: 'Copy the URL' }).click();
     await t.text(page, 'Copied to the clipboard');
     webhook = await page.evaluate(() => navigator.clipboard.readText());
     assert.equal(webhook, await page.getByTestId('webhook-url').inputValue());
     assert.match(webhook, /^http:\/\/127\.0\.0\.1:\d+\/webhook\/\S+$/);
-    assert.match(await page.getByTestId('alert-message').inputValue(), /\{\{strategy\.order\.action\}\}/);
+    await page.getByRole('button', { name: 'Copy the message' }).click();
+    const message = await page.evaluate(() => navigator.clipboard.readText());
+    assert.equal(message, await page.getByTestId('alert-message').inputValue());
+    assert.match(message, /\{\{strategy\.order\.action\}\}/);
   });
 
   let signalId;
