@@ -1,7 +1,8 @@
 // Recorders and the signal timeline, as a trader uses them: create a recorder, link two
 // accounts, override a setting on one trader, see a refused setting explained on its field,
-// copy the webhook URL from the page and send an alert to it, watch the signal arrive with
-// both traders' decisions and timelines; and another user sees none of it.
+// set a stop and a take-profit leg, copy the webhook URL from the page and send an alert to
+// it, watch the signal arrive with both traders' decisions and timelines, find a skipped one,
+// rotate the token; and another user sees none of it.
 //
 // Environment beyond lib.mjs: JT_ACCOUNTS (two sub-account names, comma-separated),
 // JT_OTHER_EMAIL / JT_OTHER_PASSWORD (a second user).
@@ -75,8 +76,16 @@ await run('recorders', async (t) => {
     await editor.getByLabel('Quantity multiplier').fill('1');
     await editor.getByLabel('Place a protective stop').check();
     await editor.getByLabel('Stop distance', { exact: true }).fill('40');
+    await editor.getByRole('button', { name: 'Add a leg' }).click();
+    await editor.getByLabel('Take-profit legs: leg 1 distance').fill('20');
+    await editor.getByLabel('Take-profit legs: leg 1 size').fill('1');
     await editor.getByRole('button', { name: 'Save settings' }).click();
     await t.text(page, 'Settings saved.');
+    // Stored, not just shown: a fresh page reads them back from the API.
+    await page.reload();
+    assert.equal(await page.getByLabel('Take-profit legs: leg 1 distance').inputValue(), '20');
+    assert.equal(await page.getByLabel('Stop distance', { exact: true }).inputValue(), '40');
+    assert.ok(await page.getByLabel('Place a protective stop').isChecked());
   });
 
   let webhook;
