@@ -24,7 +24,7 @@ await run('recorders', async (t) => {
 
   await t.step('create a recorder', async () => {
     await page.getByLabel('Name', { exact: true }).fill(NAME);
-    await page.getByLabel('Symbol (optional)').fill('MNQ1!');
+    await page.getByLabel('Symbol (optional)', { exact: true }).fill('MNQ1!');
     await page.getByRole('button', { name: 'Create recorder' }).click();
     await page.waitForURL(/\/recorders\/[0-9a-f-]{36}$/);
     await page.getByRole('heading', { level: 1, name: NAME }).waitFor();
@@ -45,7 +45,7 @@ await run('recorders', async (t) => {
     const trader = page.locator('details.trader', { hasText: accB });
     await trader.locator('summary').click();
     await trader.getByRole('button', { name: `Override Quantity multiplier for ${accB}` }).click();
-    await trader.getByLabel('Quantity multiplier').fill('2');
+    await trader.getByLabel('Quantity multiplier', { exact: true }).fill('2');
     await trader.getByRole('button', { name: 'Set', exact: true }).click();
     await page.locator('details.trader', { hasText: accB }).locator('summary', { hasText: '1 setting overridden' }).waitFor();
     const row = page.locator('details.trader', { hasText: accB }).locator('tr', { hasText: 'Quantity multiplier' });
@@ -58,7 +58,7 @@ await run('recorders', async (t) => {
   await t.step('a trader override cleared goes back to the recorder value', async () => {
     const trader = page.locator('details.trader', { hasText: accB });
     await trader.getByRole('button', { name: 'Override Skip signals older than (seconds)' + ` for ${accB}` }).click();
-    await trader.getByLabel('Skip signals older than (seconds)').fill('45');
+    await trader.getByLabel('Skip signals older than (seconds)', { exact: true }).fill('45');
     await trader.getByRole('button', { name: 'Set', exact: true }).click();
     await page.locator('details.trader summary', { hasText: '2 settings overridden' }).waitFor();
     await page.locator('details.trader', { hasText: accB })
@@ -68,24 +68,26 @@ await run('recorders', async (t) => {
 
   await t.step('a refused setting is explained beside its field', async () => {
     const editor = page.locator('form', { has: page.getByRole('button', { name: 'Save settings' }) });
-    await editor.getByLabel('Quantity multiplier').fill('0');
+    await editor.getByLabel('Quantity multiplier', { exact: true }).fill('0');
     await editor.getByRole('button', { name: 'Save settings' }).click();
     const field = editor.locator('[data-setting="multiplier"]');
     await field.locator('.error', { hasText: /greater than 0/ }).waitFor();
     await t.shot(page, 'setting-refused');
-    await editor.getByLabel('Quantity multiplier').fill('1');
-    await editor.getByLabel('Place a protective stop').check();
+    await editor.getByLabel('Quantity multiplier', { exact: true }).fill('1');
+    await editor.getByLabel('Place a protective stop', { exact: true }).check();
     await editor.getByLabel('Stop distance', { exact: true }).fill('40');
     await editor.getByRole('button', { name: 'Add a leg' }).click();
-    await editor.getByLabel('Take-profit legs: leg 1 distance').fill('20');
-    await editor.getByLabel('Take-profit legs: leg 1 size').fill('1');
+    await editor.getByLabel('Take-profit legs: leg 1 distance', { exact: true }).fill('20');
+    await editor.getByLabel('Take-profit legs: leg 1 size', { exact: true }).fill('1');
     await editor.getByRole('button', { name: 'Save settings' }).click();
     await t.text(page, 'Settings saved.');
     // Stored, not just shown: a fresh page reads them back from the API.
     await page.reload();
-    assert.equal(await page.getByLabel('Take-profit legs: leg 1 distance').inputValue(), '20');
-    assert.equal(await page.getByLabel('Stop distance', { exact: true }).inputValue(), '40');
-    assert.ok(await page.getByLabel('Place a protective stop').isChecked());
+    await page.locator('details.trader').nth(1).waitFor();
+    const fresh = page.locator('form', { has: page.getByRole('button', { name: 'Save settings' }) });
+    assert.equal(await fresh.getByLabel('Take-profit legs: leg 1 distance', { exact: true }).inputValue(), '20');
+    assert.equal(await fresh.getByLabel('Stop distance', { exact: true }).inputValue(), '40');
+    assert.ok(await fresh.getByLabel('Place a protective stop', { exact: true }).isChecked());
   });
 
   let webhook;
@@ -133,10 +135,10 @@ await run('recorders', async (t) => {
   });
 
   await t.step('the failures filter leaves out what succeeded', async () => {
-    await page.getByLabel('Only failures and skips').check();
+    await page.getByLabel('Only failures and skips', { exact: true }).check();
     await page.waitForURL(/problems=1/);
     await t.text(page, 'No failures among these signals.');
-    await page.getByLabel('Only failures and skips').uncheck();
+    await page.getByLabel('Only failures and skips', { exact: true }).uncheck();
     await page.waitForURL((u) => !u.search.includes('problems'));
   });
 
@@ -156,12 +158,12 @@ await run('recorders', async (t) => {
       await page.waitForTimeout(300);
     }
     assert.match(await signal.innerText(), /skipped[\s\S]*Why: stale: the alert was \d+ s old/);
-    await page.getByLabel('Only failures and skips').check();
+    await page.getByLabel('Only failures and skips', { exact: true }).check();
     await page.waitForURL(/problems=1/);
     await page.getByTestId('signal').filter({ hasText: 'MES1!' }).waitFor();
     assert.equal(await page.getByTestId('signal').filter({ hasText: 'MNQ1!' }).count(), 0);
     await t.shot(page, 'failures');
-    await page.getByLabel('Outcome').selectOption('duplicate');
+    await page.getByLabel('Outcome', { exact: true }).selectOption('duplicate');
     await page.waitForURL(/outcome=duplicate/);
     await t.text(page, 'No signals match these filters.');
   });
