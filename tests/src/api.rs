@@ -1,6 +1,7 @@
 //! The REST API over a test platform: served on a free port over the platform's store and
 //! bus, and a client logged in with a session cookie (the API's own e2e test, and tests that
-//! act through the API such as a manual trade on a copy leader).
+//! act through the API such as a manual trade on a copy leader). The API serves the dashboard
+//! at `/` too, so the browser tests (`e2e/dashboard.rs`) use the same server.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -120,6 +121,11 @@ impl Client {
 /// The API on a free port over the platform's store and bus; the webhook URLs it prints point
 /// at the platform's ingest.
 pub async fn serve_api(p: &Platform) -> String {
+    serve_api_with_mail(p).await.0
+}
+
+/// [`serve_api`], and the folder its file mailer writes mail to (password resets).
+pub async fn serve_api_with_mail(p: &Platform) -> (String, std::path::PathBuf) {
     let mail = std::env::temp_dir().join(format!("jt-e2e-mail-{}", uuid::Uuid::new_v4()));
     let config = ApiConfig {
         public_url: p.ingest_url.clone(),
@@ -136,7 +142,7 @@ pub async fn serve_api(p: &Platform) -> String {
         p.store.clone(),
         p.bus.clone(),
         probe,
-        Arc::new(FileMailer::new(mail, "jt <no-reply@jt.test>")),
+        Arc::new(FileMailer::new(mail.clone(), "jt <no-reply@jt.test>")),
     );
     let app = jt_api::router(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -149,5 +155,5 @@ pub async fn serve_api(p: &Platform) -> String {
         .await
         .unwrap();
     });
-    format!("http://{addr}")
+    (format!("http://{addr}"), mail)
 }

@@ -1,7 +1,8 @@
 //! The REST API (`/api/v1`): what the dashboard and users' scripts use to run the platform —
 //! logins and API tokens, broker accounts, recorders and their webhook URLs, traders and their
 //! settings, history with reasons, and manual controls — with its OpenAPI 3.1 document at
-//! `/api/openapi.json`, generated from the handlers.
+//! `/api/openapi.json`, generated from the handlers — and the dashboard that uses it, served
+//! at `/` ([`dashboard`]).
 //!
 //! - Every route is tenant-scoped: the caller's [`auth::Caller`] is the owner passed to the
 //!   store's repositories, so another user's id answers 404 exactly like a missing one.
@@ -17,6 +18,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod events;
 pub mod mailer;
@@ -86,9 +88,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api_router().1
 }
 
-/// The API's routes with `state`: `/api/v1/…` and `/api/openapi.json`. Unknown routes under
-/// `/api/` and wrong methods answer with the error body. The router has no fallback of its
-/// own, so it merges with the other services' routers on one listener (`jt dev`).
+/// The API's routes with `state`: `/api/v1/…`, `/api/openapi.json` and the dashboard (`/`,
+/// its pages and `/assets/…`, [`dashboard`]). Unknown routes under `/api/` and wrong methods
+/// answer with the error body. The router has no fallback of its own, so it merges with the
+/// other services' routers on one listener (`jt dev`).
 pub fn router(state: ApiState) -> Router {
     let (router, doc) = api_router();
     let doc = Arc::new(doc);
@@ -108,6 +111,7 @@ pub fn router(state: ApiState) -> Router {
             state.config.max_body_bytes,
         ))
         .with_state(state)
+        .merge(dashboard::router())
 }
 
 /// Starts the API as a service of the common skeleton: its routes (`/api/v1/…`,

@@ -4,9 +4,9 @@
 //! `--webull` adds a Webull login on the simulator's Webull surface (signed REST, reached with
 //! the Webull adapter through `JT_WEBULL_URL`) with one account, `WB1`, and its trader.
 //!
-//! The REST API is served on the same listener (`/api/v1`); the demo user's login (its password
-//! generated once and kept in `<data>/demo.json`) is printed beside the webhook URL, and mail
-//! (password resets) is written as files under `<data>/mail`.
+//! The REST API is served on the same listener (`/api/v1`, and the dashboard at `/`); the demo
+//! user's login (its password generated once and kept in `<data>/demo.json`) is printed beside
+//! the webhook URL, and mail (password resets) is written as files under `<data>/mail`.
 //!
 //! `DATABASE_URL` and `NATS_URL` switch it to PostgreSQL and JetStream. Webhooks (and health and
 //! metrics) listen on `JT_HTTP_ADDR` (default 127.0.0.1:8080), the simulator on `JT_SIM_ADDR`
@@ -183,6 +183,7 @@ async fn run_async(
         sim.base_url(),
         sim.base_url()
     );
+    println!("  dashboard     http://{http}/  (sign in with the demo login)");
     println!("  API           http://{http}/api/v1  (OpenAPI: http://{http}/api/openapi.json)");
     println!(
         "  demo login    {demo_email} / {}  (POST /api/v1/auth/login)",

@@ -1,0 +1,14 @@
+// The Accounts page (issue #24). A placeholder in the frame until its page is built: it only
+// registers its path and nav link with the router.
+
+import { page } from '../router.js';
+import { h, mount } from '../ui.js';
+
+page({
+  path: '/accounts',
+  title: 'Accounts',
+  nav: { label: 'Accounts', order: 30 },
+  render: async (root) => {
+    mount(root, h('h1', {}, 'Accounts'), h('p', { class: 'muted' }, 'This page is coming soon.'));
+  },
+});
