@@ -10,7 +10,7 @@ help: ## List the targets
 run: ## Run the whole platform on embedded defaults (SQLite, in-process bus, simulator broker)
 	$(CARGO) run -p jt -- dev
 
-test: ## Run every test; starts NATS 2.15 and PostgreSQL itself when NATS_URL/DATABASE_URL are unset
+test: ## Run every test; starts NATS 2.15 and PostgreSQL itself when NATS_URL/DATABASE_URL are unset (the dashboard's browser tests need node 20+ and Chromium)
 	scripts/test-services -- $(CARGO) test --workspace --no-fail-fast
 
 lint: ## Formatting check, clippy with warnings as errors, and the crate layers (scripts/check-layers)
@@ -31,5 +31,5 @@ api-fuzz: ## The API's property-based test at length (Schemathesis, 200 examples
 sim: ## Run the exchange simulator on its own (JT_SIM_ADDR, default 127.0.0.1:8081)
 	$(CARGO) run -p jt -- sim
 
-clean-tools: ## Remove the test servers installed under .tools/
-	rm -rf .tools
+clean-tools: ## Remove the test servers installed under .tools/ and the browser tests' playwright-core
+	rm -rf .tools tests/browser/node_modules

@@ -61,9 +61,11 @@ class Tester {
     this.started = Date.now();
   }
 
-  /** A fresh browser context and tab at the platform's base URL (its own cookies). */
-  async page({ phone = false } = {}) {
+  /** A fresh browser context and tab at the platform's base URL (its own cookies); a phone's
+   *  screen with `phone`, the dark colour scheme with `dark`. */
+  async page({ phone = false, dark = false } = {}) {
     const context = await this.browser.newContext({
+      colorScheme: dark ? 'dark' : 'light',
       baseURL: env.base,
       viewport: phone ? { width: 390, height: 844 } : { width: 1280, height: 860 },
       deviceScaleFactor: 1,

@@ -1,7 +1,8 @@
 // Recorders and the signal timeline, as a trader uses them: create a recorder, link two
 // accounts, override a setting on one trader, see a refused setting explained on its field,
-// copy the webhook URL from the page and send an alert to it, watch the signal arrive with
-// both traders' decisions and timelines; and another user sees none of it.
+// set a stop and a take-profit leg, copy the webhook URL from the page and send an alert to
+// it, watch the signal arrive with both traders' decisions and timelines, find a skipped one,
+// rotate the token; and another user sees none of it.
 //
 // Environment beyond lib.mjs: JT_ACCOUNTS (two sub-account names, comma-separated),
 // JT_OTHER_EMAIL / JT_OTHER_PASSWORD (a second user).
@@ -75,18 +76,29 @@ await run('recorders', async (t) => {
     await editor.getByLabel('Quantity multiplier').fill('1');
     await editor.getByLabel('Place a protective stop').check();
     await editor.getByLabel('Stop distance', { exact: true }).fill('40');
+    await editor.getByRole('button', { name: 'Add a leg' }).click();
+    await editor.getByLabel('Take-profit legs: leg 1 distance').fill('20');
+    await editor.getByLabel('Take-profit legs: leg 1 size').fill('1');
     await editor.getByRole('button', { name: 'Save settings' }).click();
     await t.text(page, 'Settings saved.');
+    // Stored, not just shown: a fresh page reads them back from the API.
+    await page.reload();
+    assert.equal(await page.getByLabel('Take-profit legs: leg 1 distance').inputValue(), '20');
+    assert.equal(await page.getByLabel('Stop distance', { exact: true }).inputValue(), '40');
+    assert.ok(await page.getByLabel('Place a protective stop').isChecked());
   });
 
   let webhook;
   await t.step('copy the webhook URL and the alert message', async () => {
-    await page.getByRole('button', { name: 'Copy webhook url' }).click();
+    await page.getByRole('button', { name: 'Copy the URL' }).click();
     await t.text(page, 'Copied to the clipboard');
     webhook = await page.evaluate(() => navigator.clipboard.readText());
     assert.equal(webhook, await page.getByTestId('webhook-url').inputValue());
     assert.match(webhook, /^http:\/\/127\.0\.0\.1:\d+\/webhook\/\S+$/);
-    assert.match(await page.getByTestId('alert-message').inputValue(), /\{\{strategy\.order\.action\}\}/);
+    await page.getByRole('button', { name: 'Copy the message' }).click();
+    const message = await page.evaluate(() => navigator.clipboard.readText());
+    assert.equal(message, await page.getByTestId('alert-message').inputValue());
+    assert.match(message, /\{\{strategy\.order\.action\}\}/);
   });
 
   let signalId;
@@ -121,9 +133,72 @@ await run('recorders', async (t) => {
   });
 
   await t.step('the failures filter leaves out what succeeded', async () => {
-    await page.getByLabel('Only failures and refusals').check();
+    await page.getByLabel('Only failures and skips').check();
     await page.waitForURL(/problems=1/);
     await t.text(page, 'No failures among these signals.');
+    await page.getByLabel('Only failures and skips').uncheck();
+    await page.waitForURL((u) => !u.search.includes('problems'));
+  });
+
+  await t.step('a stale alert is not executed, says why, and the filter finds it', async () => {
+    // TradingView's time of the alert, 90 s ago: older than the recorder's 30 s limit.
+    const time = new Date(Date.now() - 90_000).toISOString();
+    const body = JSON.stringify({ action: 'sell', ticker: 'MES1!', position: 'short', time });
+    const r = await fetch(webhook, { method: 'POST', headers: { 'content-type': 'text/plain' }, body });
+    assert.equal(r.status, 200, await r.text());
+    const signal = page.getByTestId('signal').filter({ hasText: 'MES1!' });
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      await page.reload();
+      await page.getByTestId('signal').first().waitFor();
+      if (await signal.count() === 1 && /stale/.test(await signal.innerText())) break;
+      assert.ok(Date.now() < deadline, `the stale alert is not shown as stale: ${await page.locator('main').innerText()}`);
+      await page.waitForTimeout(300);
+    }
+    assert.match(await signal.innerText(), /skipped[\s\S]*Why: stale: the alert was \d+ s old/);
+    await page.getByLabel('Only failures and skips').check();
+    await page.waitForURL(/problems=1/);
+    await page.getByTestId('signal').filter({ hasText: 'MES1!' }).waitFor();
+    assert.equal(await page.getByTestId('signal').filter({ hasText: 'MNQ1!' }).count(), 0);
+    await t.shot(page, 'failures');
+    await page.getByLabel('Outcome').selectOption('duplicate');
+    await page.waitForURL(/outcome=duplicate/);
+    await t.text(page, 'No signals match these filters.');
+  });
+
+  await t.step('one signal a page: older and back to the newest', async () => {
+    await page.goto(`/signals?recorder_id=${new URL(recorderUrl).pathname.split('/').pop()}&limit=1`);
+    await page.getByTestId('signal').filter({ hasText: 'MES1!' }).waitFor();
+    assert.equal(await page.getByTestId('signal').count(), 1);
+    await page.getByRole('link', { name: 'Older →' }).click();
+    await page.getByTestId('signal').filter({ hasText: 'MNQ1!' }).waitFor();
+    assert.equal(await page.getByTestId('signal').count(), 1);
+    await page.getByRole('link', { name: '← Newest' }).click();
+    await page.getByTestId('signal').filter({ hasText: 'MES1!' }).waitFor();
+  });
+
+  await t.step('rotating the token asks first; then the old URL is refused', async () => {
+    await page.goto(new URL(recorderUrl).pathname);
+    await page.getByRole('button', { name: 'Rotate token' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
+    assert.equal(await page.getByTestId('webhook-url').inputValue(), webhook);
+    await page.getByRole('button', { name: 'Rotate token' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Rotate' }).click();
+    await t.text(page, 'New webhook URL');
+    const fresh = await page.getByTestId('webhook-url').inputValue();
+    assert.notEqual(fresh, webhook);
+    // The ingest caches a token's recorder for 2 s (docs/pipeline.md): probe until the old
+    // URL is refused, with a body that is no alert (400 or 422 while the token still
+    // resolves), so the probe never trades.
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const old = await fetch(webhook, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'not an alert' });
+      if ([401, 404].includes(old.status)) break;
+      assert.ok([400, 422].includes(old.status), `the probe answered ${old.status}: it must never be taken as an alert`);
+      assert.ok(Date.now() < deadline, `the old URL still answers ${old.status} after 10 s`);
+      await page.waitForTimeout(250);
+    }
+    webhook = fresh;
   });
 
   await t.step("the list counts today's signal and its outcomes", async () => {
@@ -131,6 +206,7 @@ await run('recorders', async (t) => {
     const row = page.locator('tr', { hasText: NAME });
     await row.waitFor();
     assert.match(await row.innerText(), /2 executed/);
+    assert.match(await row.innerText(), /2 skipped/);
     await t.shot(page, 'list');
   });
 
@@ -148,13 +224,16 @@ await run('recorders', async (t) => {
     assert.equal(await other.getByText(NAME).count(), 0);
   });
 
-  await t.step('on a phone the recorder page fits the screen', async () => {
-    const phone = await t.page({ phone: true });
+  await t.step('on a phone (in the dark scheme) the recorder page fits the screen', async () => {
+    const phone = await t.page({ phone: true, dark: true });
     await t.signIn(phone);
     await phone.goto(new URL(recorderUrl).pathname);
     await phone.getByRole('heading', { level: 1, name: NAME }).waitFor();
     const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `the page is ${overflow}px wider than the phone's screen`);
     await t.shot(phone, 'phone-recorder');
+    await phone.goto('/signals');
+    await phone.getByTestId('signal').first().waitFor();
+    await t.shot(phone, 'phone-signals');
   });
 });

@@ -13,7 +13,9 @@
 //! A message that does not decode (unknown type or schema version, bad JSON) is retried like a
 //! failure — during a rolling deploy another replica may read it — and goes to dead letter with
 //! the reason after its last attempt; the consumer keeps running. Every dead letter is counted
-//! (`jt_bus_dead_letters_total`) and logged as an error. [`Outcome::Wait`] hands a message back
+//! (`jt_bus_dead_letters_total`) and logged as an error; every retried attempt too
+//! (`jt_bus_redeliveries_total`), and each replica samples its consumers' backlog every
+//! [`LAG_SAMPLE_EVERY`] (`jt_bus_consumer_pending`, `_ack_pending`, `_redelivered`). [`Outcome::Wait`] hands a message back
 //! without counting an attempt (a serial consumer's message waiting for a broker's limit). A message whose attempt count is already
 //! past `max_deliver` when it arrives (the last attempt crashed or hung) goes to dead letter
 //! without running the handler again.
@@ -750,6 +752,12 @@ impl Bus {
         });
         let slots = Arc::new(Semaphore::new(max_in_flight));
         let mut tasks = JoinSet::new();
+        register_series(consumer);
+        let _sampler = AbortOnDrop(tokio::spawn(sample_lag(
+            self.clone(),
+            consumer.clone(),
+            shutdown.clone(),
+        )));
 
         'pull: loop {
             while let Some(done) = tasks.try_join_next() {
@@ -819,6 +827,65 @@ impl Bus {
             tasks.abort_all();
         }
         Ok(())
+    }
+}
+
+/// How often each replica reads its consumers' backlog for the lag gauges.
+pub const LAG_SAMPLE_EVERY: Duration = Duration::from_secs(15);
+
+/// Creates the consumer's counters at zero, so an alert on dead letters or redeliveries has a
+/// series to compare with from the consumer's first second.
+fn register_series(def: &ConsumerDef) {
+    let labels = [
+        ("stream", def.stream.clone()),
+        ("consumer", def.durable.clone()),
+    ];
+    for name in [
+        "jt_bus_dead_letters_total",
+        "jt_bus_undecodable_total",
+        "jt_bus_redeliveries_total",
+    ] {
+        metrics::counter!(name, &labels).increment(0);
+    }
+}
+
+/// Samples the consumer's backlog every [`LAG_SAMPLE_EVERY`] into the `jt_bus_consumer_*`
+/// gauges until `shutdown`. Every replica samples the same server-side consumer, so the gauges
+/// agree across replicas: dashboards take their `max` by stream and consumer.
+async fn sample_lag(bus: Bus, def: ConsumerDef, shutdown: CancellationToken) {
+    let labels = [
+        ("stream", def.stream.clone()),
+        ("consumer", def.durable.clone()),
+    ];
+    let pending = metrics::gauge!("jt_bus_consumer_pending", &labels);
+    let ack_pending = metrics::gauge!("jt_bus_consumer_ack_pending", &labels);
+    let redelivered = metrics::gauge!("jt_bus_consumer_redelivered", &labels);
+    let mut tick = tokio::time::interval(LAG_SAMPLE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match bus.consumer_lag(&def).await {
+            #[allow(clippy::cast_precision_loss)]
+            Ok(lag) => {
+                pending.set(lag.pending as f64);
+                ack_pending.set(lag.ack_pending as f64);
+                redelivered.set(lag.redelivered as f64);
+            }
+            // The gauges keep their last value; the bus's readiness check reports the outage.
+            Err(e) => debug!(consumer = %def.durable, error = %e, "consumer lag not read"),
+        }
+    }
+}
+
+/// Aborts a background task when the consume loop that owns it returns.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -904,6 +971,11 @@ where
         },
         _ => delivery.delivered(),
     };
+    if attempt > 1 {
+        // A retry of a failed (or crashed) attempt; hand-backs of a serial consumer are not.
+        metrics::counter!("jt_bus_redeliveries_total", "stream" => def.stream.clone(), "consumer" => def.durable.clone())
+            .increment(1);
+    }
 
     if attempt > def.max_deliver {
         let reason = format!(

@@ -4,6 +4,7 @@
 //! replies async-nats cannot read and silently ignores `filter_subjects`.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull, context::PublishErrorKind, kv, stream};
@@ -29,6 +30,21 @@ pub struct JetStreamOptions {
     /// How long a publish retries "no stream for this subject" while connected (JetStream
     /// answers that briefly while it restores streams after a restart).
     pub no_stream_grace: Duration,
+    /// A NATS credentials file (`.creds`: user JWT and NKey seed), for servers with
+    /// decentralised auth. `None`: the URL's user and password or token, if any.
+    pub credentials_file: Option<PathBuf>,
+    /// TLS to the server: required, with these trust roots and client certificate.
+    pub tls: Option<TlsOptions>,
+}
+
+/// TLS to the NATS server.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsOptions {
+    /// PEM file of the CA(s) that signed the server's certificate (`None`: the system's web
+    /// roots, for a server with a public certificate).
+    pub ca_file: Option<PathBuf>,
+    /// PEM certificate and key of this client, for servers that verify clients (mutual TLS).
+    pub client_cert: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for JetStreamOptions {
@@ -38,6 +54,8 @@ impl Default for JetStreamOptions {
             request_timeout: Duration::from_secs(5),
             publish_deadline: Duration::from_secs(30),
             no_stream_grace: Duration::from_secs(5),
+            credentials_file: None,
+            tls: None,
         }
     }
 }
@@ -110,16 +128,32 @@ impl JetStreamBus {
     /// # Errors
     /// [`BusError::Connect`] when the server cannot be reached.
     pub async fn connect(url: &str, options: JetStreamOptions) -> Result<Self, BusError> {
-        let client = async_nats::ConnectOptions::new()
+        let mut connect = async_nats::ConnectOptions::new()
             .name(&options.client_name)
             .request_timeout(Some(options.request_timeout))
-            .max_reconnects(None)
-            .connect(url)
-            .await
-            .map_err(|e| BusError::Connect {
-                url: strip_credentials(url),
-                reason: e.to_string(),
-            })?;
+            .max_reconnects(None);
+        if let Some(path) = &options.credentials_file {
+            connect = connect
+                .credentials_file(path)
+                .await
+                .map_err(|e| BusError::Connect {
+                    url: strip_credentials(url),
+                    reason: format!("reading the credentials file {}: {e}", path.display()),
+                })?;
+        }
+        if let Some(tls) = &options.tls {
+            connect = connect.require_tls(true);
+            if let Some(ca) = &tls.ca_file {
+                connect = connect.add_root_certificates(ca.clone());
+            }
+            if let Some((cert, key)) = &tls.client_cert {
+                connect = connect.add_client_certificate(cert.clone(), key.clone());
+            }
+        }
+        let client = connect.connect(url).await.map_err(|e| BusError::Connect {
+            url: strip_credentials(url),
+            reason: e.to_string(),
+        })?;
         let found = client.server_info().version;
         if let Err(needed) = check_server_version(&found) {
             return Err(BusError::UnsupportedServer {

@@ -30,13 +30,13 @@ pub mod subject;
 pub mod topology;
 
 pub use bus::{Backend, Bus, BusConfig};
-pub use consume::{ConsumeOptions, Incoming, Outcome};
+pub use consume::{ConsumeOptions, Incoming, LAG_SAMPLE_EVERY, Outcome};
 pub use core::{CoreMessage, CoreSubscription};
 pub use dead_letter::{DeadLetter, DeadLetterQuery};
 pub use embedded::EmbeddedBus;
 pub use envelope::{Envelope, Headers, Message, MessageId, RawMessage, TraceContext};
 pub use error::{BusError, KvError, PublishError};
-pub use jetstream::{JetStreamBus, JetStreamOptions};
+pub use jetstream::{JetStreamBus, JetStreamOptions, TlsOptions};
 pub use kv::{KvBucket, Lease};
 pub use raw::{ConsumerLag, KvEntry, PublishReceipt, StoredMessage, StreamStats};
 pub use subject::{Namespace, SubjectError, SubjectToken, Subjects};

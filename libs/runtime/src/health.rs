@@ -4,7 +4,8 @@
 //! - `GET /readyz`: every registered dependency check passed (200) or not (503), with a JSON
 //!   body naming each check, so Kubernetes stops routing to a replica whose database or bus is
 //!   unreachable while the process stays up and keeps retrying (no crash loop).
-//! - `GET /metrics`: the Prometheus text exposition of [`crate::metrics`].
+//! - `GET /metrics`: the Prometheus text exposition of [`crate::metrics`], followed by the
+//!   process families read from `/proc` at that moment.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -170,7 +171,7 @@ async fn metrics() -> Response {
                 header::CONTENT_TYPE,
                 "text/plain; version=0.0.4; charset=utf-8",
             )],
-            h.render(),
+            h.render() + &crate::metrics::process_text(),
         )
             .into_response(),
         None => (

@@ -242,6 +242,7 @@ async fn run(shared: Shared, scan_every: Duration, stop: CancellationToken) {
             .filter(|a| !a.needs_reauth)
             .map(|a| (a.id, a))
             .collect();
+        metrics::wanted(wanted.len());
         // Deleted, disabled or changed: let go (a changed one is claimed again with its new
         // settings once its task has ended and released the lease).
         for (id, h) in held.iter() {

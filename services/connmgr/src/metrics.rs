@@ -9,6 +9,14 @@ pub fn held(n: usize) {
     metrics::gauge!("jt_connmgr_logins_held").set(n as f64);
 }
 
+/// Logins the platform wants connected (active accounts not waiting for re-authentication), as
+/// this replica's last scan saw them. Every replica sees the same number: `max(wanted) -
+/// sum(held)` over the replicas is the logins nobody holds.
+pub fn wanted(n: usize) {
+    #[allow(clippy::cast_precision_loss)]
+    metrics::gauge!("jt_connmgr_logins_wanted").set(n as f64);
+}
+
 /// Held logins whose connection is up.
 pub fn connected(statuses: &Statuses) {
     let (up, down) = {

@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod catalog;
 mod cmd;
 
 /// Just Trades: TradingView alerts to broker orders, on every linked account.

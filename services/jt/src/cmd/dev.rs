@@ -100,6 +100,7 @@ async fn run_async(
     webull: bool,
 ) -> anyhow::Result<()> {
     jt_runtime::metrics::install()?;
+    crate::catalog::register(crate::catalog::SERVICES);
     let shutdown = jt_runtime::shutdown::on_signal();
 
     let sim = Sim::start(SimConfig {

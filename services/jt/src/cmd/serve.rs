@@ -57,6 +57,7 @@ where
     let access = AccessConfig::from_env(&ProcessEnv)?;
     runtime()?.block_on(async move {
         jt_runtime::metrics::install()?;
+        crate::catalog::register(&[name]);
         let store = store(key, false, None).await?;
         let bus = bus(Embedded::Refused).await?;
         let ctx = context(store, bus, access).with_shutdown(jt_runtime::shutdown::on_signal());
@@ -205,16 +206,21 @@ pub async fn bus(embedded: Embedded) -> anyhow::Result<Bus> {
         None => Namespace::production(),
     };
     let described = nats_url.clone().unwrap_or_else(|| "embedded".into());
+    let (jetstream, replicas) = bus_options(&ProcessEnv)?;
     let bus = Bus::connect(BusConfig {
         nats_url,
         namespace,
-        ..BusConfig::default()
+        jetstream,
     })
     .await
     .with_context(|| format!("connecting to the bus ({described})"))?;
-    bus.provision(&Definitions::new(bus.namespace()).topology())
-        .await
-        .context("provisioning streams, consumers and buckets")?;
+    bus.provision(
+        &Definitions::new(bus.namespace())
+            .with_replicas(replicas)
+            .topology(),
+    )
+    .await
+    .context("provisioning streams, consumers and buckets")?;
     tracing::info!(
         bus = %bus.describe(),
         url = %jt_store::config::redact_url(&described),
@@ -222,6 +228,57 @@ pub async fn bus(embedded: Embedded) -> anyhow::Result<Bus> {
         "bus in use"
     );
     Ok(bus)
+}
+
+/// The most stream replicas JetStream allows.
+const MAX_REPLICAS: usize = 5;
+
+/// The JetStream connection's authentication and TLS, and the replicas of every stream and
+/// bucket, from the environment:
+///
+/// - `NATS_CREDS`: a credentials file (user JWT and NKey seed). User and password or a token go
+///   in `NATS_URL` (`nats://user:pass@host:4222`).
+/// - `NATS_TLS_CA`: the CA file that signed the server's certificate; `NATS_TLS_CERT` and
+///   `NATS_TLS_KEY`: this client's certificate and key (mutual TLS, both or neither);
+///   `NATS_TLS=true`: TLS with the system's roots. Any of them makes TLS required.
+/// - `JT_BUS_REPLICAS`: replicas of every stream and KV bucket (default 1; 3 on a 3-node
+///   cluster; at most 5). Provisioning updates existing streams to it.
+///
+/// # Errors
+/// A malformed value, a certificate without its key (or the reverse), replicas out of range.
+pub fn bus_options(env: &impl Env) -> anyhow::Result<(jt_bus::JetStreamOptions, usize)> {
+    let replicas: usize = or_default(env, "JT_BUS_REPLICAS", 1)?;
+    anyhow::ensure!(
+        (1..=MAX_REPLICAS).contains(&replicas),
+        "JT_BUS_REPLICAS={replicas} is invalid: JetStream keeps 1 to {MAX_REPLICAS} replicas (3 on a 3-node cluster)"
+    );
+    let path = |name: &str| -> anyhow::Result<Option<std::path::PathBuf>> {
+        Ok(optional::<std::path::PathBuf>(env, name)?)
+    };
+    let credentials_file = path("NATS_CREDS")?;
+    let ca_file = path("NATS_TLS_CA")?;
+    let client_cert = match (path("NATS_TLS_CERT")?, path("NATS_TLS_KEY")?) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        (Some(_), None) => anyhow::bail!("NATS_TLS_CERT is set without NATS_TLS_KEY (its key)"),
+        (None, Some(_)) => {
+            anyhow::bail!("NATS_TLS_KEY is set without NATS_TLS_CERT (its certificate)")
+        }
+    };
+    let tls_on: bool = or_default(env, "NATS_TLS", false)?;
+    let tls =
+        (tls_on || ca_file.is_some() || client_cert.is_some()).then_some(jt_bus::TlsOptions {
+            ca_file,
+            client_cert,
+        });
+    Ok((
+        jt_bus::JetStreamOptions {
+            credentials_file,
+            tls,
+            ..jt_bus::JetStreamOptions::default()
+        },
+        replicas,
+    ))
 }
 
 #[cfg(test)]
@@ -234,6 +291,48 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
             .collect()
+    }
+
+    #[test]
+    fn bus_options_read_credentials_tls_and_replicas_and_refuse_half_a_client_certificate() {
+        let (options, replicas) = bus_options(&env(&[])).unwrap();
+        assert_eq!(replicas, 1);
+        assert_eq!(options.credentials_file, None);
+        assert_eq!(options.tls, None);
+
+        let (options, replicas) = bus_options(&env(&[
+            ("JT_BUS_REPLICAS", "3"),
+            ("NATS_CREDS", "/var/run/nats/jt.creds"),
+            ("NATS_TLS_CA", "/etc/nats/ca.pem"),
+            ("NATS_TLS_CERT", "/etc/nats/tls.crt"),
+            ("NATS_TLS_KEY", "/etc/nats/tls.key"),
+        ]))
+        .unwrap();
+        assert_eq!(replicas, 3);
+        assert_eq!(
+            options.credentials_file.as_deref(),
+            Some(std::path::Path::new("/var/run/nats/jt.creds"))
+        );
+        let tls = options.tls.unwrap();
+        assert_eq!(
+            tls.ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/nats/ca.pem"))
+        );
+        assert!(tls.client_cert.is_some());
+
+        let (options, _) = bus_options(&env(&[("NATS_TLS", "true")])).unwrap();
+        assert_eq!(options.tls, Some(jt_bus::TlsOptions::default()));
+
+        let err = bus_options(&env(&[("NATS_TLS_CERT", "/c.pem")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("NATS_TLS_KEY"), "{err}");
+        for bad in ["0", "6", "three"] {
+            let err = bus_options(&env(&[("JT_BUS_REPLICAS", bad)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("JT_BUS_REPLICAS"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -40,7 +40,7 @@ function outcomeBadges(signals) {
   }
   return h('span', { class: 'row' },
     n.executed ? badge(`${n.executed} executed`, 'ok') : null,
-    n.skipped ? badge(`${n.skipped} skipped`, 'neutral') : null,
+    n.skipped ? badge(`${n.skipped} skipped`, 'warn') : null,
     n.failed ? badge(`${n.failed} failed`, 'bad') : null,
     n.pending ? badge(`${n.pending} pending`, 'warn') : null,
     n.refused ? badge(`${n.refused} not accepted`, 'warn') : null,
@@ -96,13 +96,13 @@ page({
 });
 
 /** A read-only value with a copy button. */
-function copyField(label, value, { multiline = false, testid } = {}) {
+function copyField(label, value, { multiline = false, testid, button } = {}) {
   const id = `copy-${label.replace(/\W+/g, '-').toLowerCase()}`;
   const el = multiline
     ? h('textarea', { id, readonly: true, rows: 4, 'data-testid': testid }, value)
     : h('input', { id, type: 'text', readonly: true, value, class: 'mono', 'data-testid': testid });
   const wrap = h('div', { class: 'field' }, h('label', { for: id }, label),
-    h('div', { class: 'copy-field' }, el, copyButton(() => el.value, `Copy ${label.toLowerCase()}`)));
+    h('div', { class: 'copy-field' }, el, copyButton(() => el.value, button)));
   wrap.set = (v) => { el.value = v; };
   return wrap;
 }
@@ -138,12 +138,12 @@ page({
     const subName = (sid) => { const s = subs.find((x) => x.id === sid); return s ? s.name : sid; };
 
     // Webhook
-    const url = copyField('Webhook URL', recorder.webhook_url, { testid: 'webhook-url' });
-    const message = copyField('Alert message', recorder.alert_message, { multiline: true, testid: 'alert-message' });
+    const url = copyField('Webhook URL', recorder.webhook_url, { testid: 'webhook-url', button: 'Copy the URL' });
+    const message = copyField('Alert message', recorder.alert_message, { multiline: true, testid: 'alert-message', button: 'Copy the message' });
     const rotate = h('button', {
       type: 'button', class: 'danger',
       onclick: async () => {
-        if (!await confirmDialog('The current webhook URL stops working at once: every TradingView alert must be changed to the new URL.',
+        if (!await confirmDialog('The current webhook URL stops working within seconds: every TradingView alert must be changed to the new URL.',
           { title: 'Rotate the webhook token?', confirm: 'Rotate', danger: true })) return;
         try {
           const w = await api.post(`/recorders/${recorder.id}/rotate-token`);

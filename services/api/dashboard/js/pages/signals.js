@@ -1,7 +1,8 @@
 // The signal timeline: each alert, newest first, with every trader's decision and its reason,
 // and a bar of the decision's steps (received → queued → sent → … → completed) in
-// milliseconds. Filters: recorder, outcome (server side), "only problems" (this page's
-// signals whose alert was not accepted or where a decision failed); cursor paging.
+// milliseconds. Filters: recorder, outcome (server side), "only failures and skips" (this
+// page's signals whose alert was not accepted or that did not execute on every account);
+// cursor paging.
 
 import * as api from '../api.js';
 import { page } from '../router.js';
@@ -14,12 +15,15 @@ const STAGES = ['received', 'queued', 'attempt_started', 'sent', 'attempt_finish
 function decisionBadge(d) {
   if (d === 'executed') return badge('executed', 'ok');
   if (BAD.includes(d)) return badge(d, 'bad');
-  if (d === 'pending') return badge('pending', 'warn');
+  if (d === 'pending' || d === 'skipped') return badge(d, 'warn');
   return badge(d, 'neutral');
 }
 
+// What a trader must look at: an alert that was not accepted, or one that did not execute on
+// some account (failed, refused, unknown, skipped by a rule, cancelled).
+const NOT_DONE = [...BAD, 'skipped', 'cancelled'];
 function isProblem(s) {
-  return s.outcome !== 'accepted' || s.decisions.some((d) => BAD.includes(d.decision));
+  return s.outcome !== 'accepted' || s.decisions.some((d) => NOT_DONE.includes(d.decision));
 }
 
 /** The decision's steps as a bar (one coloured segment per step) and a list in words. */
@@ -72,7 +76,7 @@ export function signalView(s, { subName, recorderName }) {
       h('span', { class: 'muted' }, link(`/signals/${s.id}`, fmtTime(s.received_at)), ' · ', link(`/recorders/${s.recorder_id}`, recorderName(s.recorder_id)))),
     s.outcome_reason ? h('p', { class: 'muted' }, `Not executed: ${s.outcome_reason}`) : null,
     s.decisions.length
-      ? s.decisions.map((d) => decisionView(d, subName))
+      ? h('div', { class: 'decisions' }, s.decisions.map((d) => decisionView(d, subName)))
       : h('p', { class: 'muted' }, accepted ? 'No trader decided yet (or none is linked).' : 'No trader was asked.'));
 }
 
@@ -83,6 +87,13 @@ async function lookups() {
     subName: (id) => (subs.find((s) => s.id === id) || {}).name || 'an account',
     recorderName: (id) => (recorders.find((r) => r.id === id) || {}).name || 'a recorder',
   };
+}
+
+function emptyText(filter, unfiltered) {
+  if (filter.problems && unfiltered) return 'No failures among these signals.';
+  if (filter.outcome || filter.problems) return 'No signals match these filters.';
+  if (filter.recorder_id) return 'No signals for this recorder yet. Send an alert to its webhook URL.';
+  return 'No signals yet. Send an alert to a recorder\'s webhook URL.';
 }
 
 page({
@@ -97,35 +108,39 @@ page({
       outcome: q.get('outcome') || '',
       cursor: q.get('cursor') || '',
       problems: q.get('problems') === '1',
+      // The page size (the API takes 1 to 100); 25 unless the URL says otherwise.
+      limit: Math.min(100, Math.max(1, Number.parseInt(q.get('limit'), 10) || 25)),
     };
+    const size = filter.limit === 25 ? '' : filter.limit;
     const recSel = h('select', { id: 'f-rec' }, h('option', { value: '' }, 'All recorders'),
       names.recorders.map((r) => h('option', { value: r.id, selected: r.id === filter.recorder_id }, r.name)));
     const outSel = h('select', { id: 'f-out' }, h('option', { value: '' }, 'Any outcome'),
       OUTCOMES.map((o) => h('option', { value: o, selected: o === filter.outcome }, o)));
     const probs = h('input', { type: 'checkbox', id: 'f-prob', checked: filter.problems });
-    const apply = () => ctx.navigate(`/signals${api.qs({ recorder_id: recSel.value, outcome: outSel.value, problems: probs.checked ? '1' : '' })}`);
+    const apply = () => ctx.navigate(`/signals${api.qs({ recorder_id: recSel.value, outcome: outSel.value, problems: probs.checked ? '1' : '', limit: size })}`);
     [recSel, outSel, probs].forEach((el) => el.addEventListener('change', apply));
     const toolbar = h('div', { class: 'toolbar', role: 'group', 'aria-label': 'Filters' },
       h('div', { class: 'field' }, h('label', { for: 'f-rec' }, 'Recorder'), recSel),
       h('div', { class: 'field' }, h('label', { for: 'f-out' }, 'Outcome'), outSel),
-      h('div', { class: 'field' }, h('label', { class: 'check', for: 'f-prob' }, probs, 'Only failures and refusals')));
+      h('div', { class: 'field' }, h('label', { class: 'check', for: 'f-prob' }, probs, 'Only failures and skips')));
 
     let pageData;
     try {
-      pageData = await api.get(`/signals${api.qs({ recorder_id: filter.recorder_id, outcome: filter.outcome, cursor: filter.cursor, limit: 25 })}`);
+      pageData = await api.get(`/signals${api.qs({ recorder_id: filter.recorder_id, outcome: filter.outcome, cursor: filter.cursor, limit: filter.limit })}`);
     } catch (e) {
       if (e.status === 400) { mount(root, h('h1', {}, 'Signals'), toolbar, alertBox(e.message), link('/signals', 'Show the newest signals')); return; }
       throw e;
     }
     const items = filter.problems ? pageData.items.filter(isProblem) : pageData.items;
-    const nav = h('div', { class: 'row' },
-      filter.cursor ? link(`/signals${api.qs({ recorder_id: filter.recorder_id, outcome: filter.outcome, problems: filter.problems ? '1' : '' })}`, '← Newest') : null,
-      pageData.next_cursor ? link(`/signals${api.qs({ recorder_id: filter.recorder_id, outcome: filter.outcome, problems: filter.problems ? '1' : '', cursor: pageData.next_cursor })}`, 'Older →') : null);
+    const here = { recorder_id: filter.recorder_id, outcome: filter.outcome, problems: filter.problems ? '1' : '', limit: size };
+    const nav = h('nav', { class: 'row', 'aria-label': 'Pages' },
+      filter.cursor ? link(`/signals${api.qs(here)}`, '← Newest') : null,
+      pageData.next_cursor ? link(`/signals${api.qs({ ...here, cursor: pageData.next_cursor })}`, 'Older →') : null);
     mount(root,
       h('h1', {}, 'Signals'),
       toolbar,
       items.length ? items.map((s) => signalView(s, names))
-        : h('p', { class: 'muted' }, filter.problems && pageData.items.length ? 'No failures among these signals.' : 'No signals yet. Send an alert to a recorder\'s webhook URL.'),
+        : h('p', { class: 'muted' }, emptyText(filter, pageData.items.length)),
       nav);
   },
 });

@@ -94,7 +94,7 @@ page({
       try {
         await api.post('/auth/password-reset/confirm', { token, password: pw.input.value }, { quiet401: true });
         mount(panel, h('h1', {}, 'Password changed'),
-          alertBox('Your password is set, and every other session of your account has been signed out.', 'ok'),
+          alertBox('Your password is set, and every session of your account has been signed out.', 'ok'),
           h('p', {}, link('/signin', 'Sign in with the new password')));
       } catch (err) {
         if (err.field === 'password') pw.setError(err.message);
