@@ -79,6 +79,231 @@ async fn sign_in_and_the_frame_in_chromium_on_jetstream_and_postgres() {
     p.stop().await;
 }
 
+/// The connection manager, the positions service and, as asked, the risk service and the
+/// copier, on the platform's store and bus: what keeps the accounts pages' data live.
+struct Live {
+    connmgr: jt_e2e::ConnectionManager,
+    running: Vec<jt_service::Running>,
+}
+
+impl Live {
+    async fn start(p: &Platform, risk: bool, copier: bool) -> Self {
+        let connmgr = jt_e2e::ConnectionManager::start(p).await;
+        let mut running = vec![
+            jt_positions::start(
+                jt_positions::PositionsConfig {
+                    reconcile_every: std::time::Duration::from_secs(3600),
+                    ..jt_positions::PositionsConfig::default()
+                },
+                &connmgr.ctx,
+            )
+            .await
+            .unwrap(),
+        ];
+        if risk {
+            let config = jt_risk::RiskConfig {
+                poll_every: std::time::Duration::from_secs(1),
+                resync_every: std::time::Duration::from_secs(1),
+                survey_every: std::time::Duration::from_secs(1),
+                ..jt_risk::RiskConfig::default()
+            };
+            running.push(jt_risk::start(config, &connmgr.ctx).await.unwrap());
+        }
+        if copier {
+            running.push(
+                jt_copier::start(jt_copier::CopierConfig::default(), &connmgr.ctx)
+                    .await
+                    .unwrap(),
+            );
+        }
+        Self { connmgr, running }
+    }
+
+    async fn stop(self) {
+        self.connmgr.stop.cancel();
+        for r in self.running {
+            r.wait().await.unwrap();
+        }
+        self.connmgr.stop().await;
+    }
+}
+
+/// Accounts, live: the page open while an alert arrives shows both accounts' positions
+/// without a reload — one protected by its stop, one unprotected in red — with the day's P&L
+/// and the distance to the max daily loss; one account is flattened after a confirmation and
+/// shows flat; a closing alert then puts the paper trade on the Charts page with the latency
+/// histogram. The store and the simulator must then hold exactly that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_live_positions_protection_and_flatten_in_chromium_on_jetstream_and_postgres() {
+    use jt_domain::{Settings, SettingsOverrides};
+    use jt_store::{IntentKind, IntentSource};
+    use rust_decimal::Decimal;
+
+    let p = Platform::start(Options {
+        accounts: 2,
+        ..Options::default()
+    })
+    .await;
+    let base = jt_e2e::api::serve_api(&p).await;
+    let live = Live::start(&p, true, false).await;
+    let settings = Settings {
+        max_daily_loss: Decimal::from(1000),
+        sl_enabled: true,
+        sl_amount: Decimal::from(40),
+        ..Settings::default()
+    };
+    let bare = SettingsOverrides {
+        sl_enabled: Some(false),
+        ..SettingsOverrides::default()
+    };
+    let (_, token) = p
+        .recorder(settings, &[(0, SettingsOverrides::default()), (1, bare)])
+        .await;
+    browser(
+        "accounts",
+        &p,
+        &base,
+        &[
+            (
+                "JT_ACCOUNTS",
+                format!("{},{}", p.subs[0].name, p.subs[1].name),
+            ),
+            ("JT_WEBHOOK", format!("{}/webhook/{token}", p.ingest_url)),
+        ],
+    )
+    .await;
+    // At the broker: the account flattened from the page was flattened by a control intent
+    // (the page's), the other closed by the spec's closing alert — both flat now.
+    let flattens = async |i: usize| {
+        p.store
+            .intents()
+            .for_sub_account(p.user, p.subs[i].id, 50)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|x| x.source == IntentSource::Control && x.kind == IntentKind::Flatten)
+            .count()
+    };
+    assert_eq!(
+        flattens(1).await,
+        1,
+        "one flatten, from the page's confirmed click"
+    );
+    assert_eq!(flattens(0).await, 0, "the other account was not flattened");
+    jt_e2e::eventually(
+        "both accounts flat at the broker",
+        std::time::Duration::from_secs(20),
+        async || (p.net_position(0) == 0 && p.net_position(1) == 0).then_some(()),
+    )
+    .await;
+    live.stop().await;
+    p.stop().await;
+}
+
+/// The copy cockpit: a manual buy and close on the leader placed from the page reach both
+/// followers (the page shows it live; the simulator holds it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_copy_cockpit_trades_the_leader_and_the_followers_copy_in_chromium() {
+    use jt_store::repo::copy::FollowerSettings;
+
+    let p = Platform::start(Options {
+        accounts: 3,
+        ..Options::default()
+    })
+    .await;
+    let base = jt_e2e::api::serve_api(&p).await;
+    let live = Live::start(&p, false, true).await;
+    let copying = p.store.copying();
+    let leader = copying
+        .create_leader(p.user, p.subs[0].id, Some("Main"), true)
+        .await
+        .unwrap();
+    for i in 1..3 {
+        copying
+            .add_follower(
+                p.user,
+                leader.id,
+                p.subs[i].id,
+                FollowerSettings {
+                    label: None,
+                    multiplier: rust_decimal::Decimal::ONE,
+                    max_position_size: None,
+                    enabled: true,
+                    copy_tp: false,
+                    copy_sl: false,
+                    daily_loss_limit: None,
+                    max_drawdown: None,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    // The copier reads its groups when it starts and on changes; give it the new group.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    browser(
+        "copy",
+        &p,
+        &base,
+        &[
+            ("JT_LEADER", "Main".to_string()),
+            (
+                "JT_FOLLOWERS",
+                format!("{},{}", p.subs[1].name, p.subs[2].name),
+            ),
+        ],
+    )
+    .await;
+    // Bought then closed from the page: the followers took both (two orders each), and are
+    // flat at the broker.
+    for i in 1..3 {
+        assert_eq!(p.net_position(i), 0, "follower {i} closed with the leader");
+        let filled: u32 = p.orders(i).iter().map(|o| o.qty).sum();
+        assert_eq!(filled, 2, "follower {i}: a buy and a sell of one");
+    }
+    live.stop().await;
+    p.stop().await;
+}
+
+/// Administration is for admins: a user sees no Admin link and is refused in words; an admin
+/// approves a waiting user (audited) and views the platform as the user, read-only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_pages_are_for_admins_only_in_chromium() {
+    let p = Platform::start(Options::default()).await;
+    let base = jt_e2e::api::serve_api(&p).await;
+    let admin = format!("admin-{}", p.email());
+    let pending = format!("pending-{}", p.email());
+    let mut ids = Vec::new();
+    for (email, role, approved) in [(&admin, Role::Admin, true), (&pending, Role::User, false)] {
+        let u = p
+            .store
+            .users()
+            .register(NewUser {
+                email: email.clone(),
+                display_name: None,
+                password: Secret::new(USER_PASSWORD),
+                role,
+                approved,
+            })
+            .await
+            .unwrap();
+        ids.push(u.id);
+    }
+    browser(
+        "admin",
+        &p,
+        &base,
+        &[
+            ("JT_ADMIN_EMAIL", admin),
+            ("JT_ADMIN_PASSWORD", USER_PASSWORD.to_string()),
+            ("JT_PENDING_EMAIL", pending.clone()),
+        ],
+    )
+    .await;
+    let user = p.store.users().get(ids[1]).await.unwrap();
+    assert!(user.approved, "the page's approval is stored");
+    p.stop().await;
+}
+
 /// Recorders and the signal timeline: a recorder created and two traders linked in the
 /// browser, an override set and cleared, a refused setting shown on its field, the webhook URL
 /// copied from the page and an alert sent to it, the signal with both decisions; another user

@@ -94,6 +94,23 @@ impl Client {
         v
     }
 
+    /// Opens the live update stream (`GET /api/v1/events`) and waits for its `ready` event.
+    ///
+    /// # Panics
+    /// When the stream is refused or `ready` does not come within 10 s.
+    pub async fn events(&self) -> crate::live::EventStream {
+        let r = self
+            .http
+            .get(format!("{}/api/v1/events", self.base))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "the live stream");
+        assert_eq!(r.headers()["content-type"], "text/event-stream");
+        crate::live::EventStream::ready(r).await
+    }
+
     /// POST with a JSON body.
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         self.call(reqwest::Method::POST, path, Some(body), &[])

@@ -34,6 +34,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub mod api;
+pub mod live;
 pub use jt_sim::admin;
 
 /// The simulator login of every platform.

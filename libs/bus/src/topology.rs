@@ -59,6 +59,8 @@ pub mod names {
         pub const FLAGS: &str = "jt_flags";
         /// Attempt counters of serial consumers.
         pub const ATTEMPTS: &str = "jt_attempts";
+        /// Each watched account's risk figures, as the risk monitor last wrote them.
+        pub const RISK_STATUS: &str = "jt_risk_status";
     }
 }
 
@@ -273,6 +275,10 @@ pub struct Definitions {
     pub flags: KvDef,
     /// Attempt counters of serial consumers, TTL 7 days.
     pub attempts: KvDef,
+    /// Each watched account's day P&L, limits and distances (risk monitor → API), TTL 1 day:
+    /// rewritten at least every few seconds while the account is watched, so a value's
+    /// `as_of` shows when it went stale and the key is gone a day after the monitor stopped.
+    pub risk_status: KvDef,
 }
 
 impl Definitions {
@@ -400,6 +406,11 @@ impl Definitions {
             buckets::ATTEMPTS,
             Some(7 * DAY),
             "attempt counters of serial consumers",
+        );
+        let risk_status = kv(
+            buckets::RISK_STATUS,
+            Some(DAY),
+            "each watched account's day P&L, limits and distances (risk monitor)",
         );
 
         let consumer = |stream: &StreamDef,
@@ -530,6 +541,7 @@ impl Definitions {
             locks,
             flags,
             attempts,
+            risk_status,
         }
     }
 
@@ -553,6 +565,7 @@ impl Definitions {
             &mut self.locks,
             &mut self.flags,
             &mut self.attempts,
+            &mut self.risk_status,
         ] {
             b.replicas = n;
         }
@@ -587,6 +600,7 @@ impl Definitions {
                 self.locks.clone(),
                 self.flags.clone(),
                 self.attempts.clone(),
+                self.risk_status.clone(),
             ],
             consumers: vec![
                 self.fanout.clone(),

@@ -254,7 +254,7 @@ pub struct Finding {
 }
 
 /// How far an account is from one limit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Distance {
     /// The rule.
     pub rule: Rule,

@@ -1,7 +1,8 @@
 //! The payloads that travel between services on the bus: accepted signals (ingest → executor
 //! fan-out), order intents from every source — signal, copy, manual, control, repair — (→
 //! execution), executions (execution → history, copier) and broker events (connection manager
-//! → positions, risk, copier).
+//! → positions, risk, copier), and the shapes of the KV values services share: a login's
+//! connection status ([`login_status`]), an account's risk figures ([`risk_status`]).
 //!
 //! Each type implements [`jt_bus::Message`]: a stable type name, the schema version it writes
 //! and the subject it goes to. Ids that must survive redelivery are derived from content
@@ -17,6 +18,7 @@ pub mod execution;
 pub mod intent;
 pub mod login_status;
 pub mod quote;
+pub mod risk_status;
 pub mod signal;
 
 pub use broker_event::{BrokerEventMessage, ReportedEvent};

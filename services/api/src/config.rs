@@ -53,6 +53,9 @@ pub struct ApiConfig {
     /// it) and which Whop product is which plan (`JT_WHOP_PRODUCTS`,
     /// `prod_abc=pro,prod_def=basic`); unset: `POST /webhooks/whop` answers 404.
     pub whop: Option<crate::whop::WhopConfig>,
+    /// Live event streams (`GET /api/v1/events`) one user may hold open on one replica
+    /// (`JT_API_EVENT_STREAMS`, default 4): a tab each; one more is refused with 429.
+    pub event_streams_per_user: usize,
 }
 
 #[allow(clippy::unwrap_used)] // non-zero literals
@@ -81,6 +84,7 @@ impl Default for ApiConfig {
             trusted_proxies: TrustedProxies::default(),
             default_plan: None,
             whop: None,
+            event_streams_per_user: 4,
         }
     }
 }
@@ -118,6 +122,7 @@ impl ApiConfig {
                 .map(|p| p.trim().to_string())
                 .filter(|p| !p.is_empty()),
             whop: crate::whop::WhopConfig::from_env(env)?,
+            event_streams_per_user: or_default::<usize>(env, "JT_API_EVENT_STREAMS", 4)?.max(1),
             ..d
         })
     }

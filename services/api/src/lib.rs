@@ -7,6 +7,8 @@
 //! - Every route is tenant-scoped: the caller's [`auth::Caller`] is the owner passed to the
 //!   store's repositories, so another user's id answers 404 exactly like a missing one.
 //! - Every error is one JSON body ([`error::ErrorBody`]); bad input is a 4xx naming the field.
+//! - Live updates (`GET /api/v1/events`, [`events`]) are Server-Sent Events fed by one poll
+//!   of the store per user per replica.
 //! - Manual trades, flattens and kill switches go through ORDERS as intents of their source
 //!   (manual, control): this service never calls a broker to trade. The one broker call it
 //!   makes is the login test of a broker account ([`probe::AccountProbe`]).
@@ -18,6 +20,7 @@ pub mod auth;
 pub mod config;
 pub mod dashboard;
 pub mod error;
+pub mod events;
 pub mod mailer;
 pub mod probe;
 pub mod routes;
@@ -100,6 +103,8 @@ pub fn router(state: ApiState) -> Router {
                 async move { axum::Json((*doc).clone()) }
             }),
         )
+        // Outside the OpenAPI document: a never-ending answer (`events` says why).
+        .route("/api/v1/events", axum::routing::get(events::stream))
         .route("/api/{*rest}", axum::routing::any(error::fallback))
         .layer(axum::middleware::from_fn(error::method_not_allowed))
         .layer(axum::extract::DefaultBodyLimit::max(
@@ -145,8 +150,11 @@ pub async fn start(config: ApiConfig, ctx: &Context) -> anyhow::Result<Running> 
         None => None,
     };
     let stop = ctx.shutdown.clone();
+    let hub = state.events.clone();
     let task = tokio::spawn(async move {
         stop.cancelled().await;
+        // Open live streams end now, or the listener's graceful shutdown would wait on them.
+        hub.close();
         if let Some(s) = sync {
             let _ = s.await;
         }

@@ -1,5 +1,5 @@
-//! What every handler reaches: the store, the bus, the broker probe, the mailer, the settings
-//! and the login rate limiters.
+//! What every handler reaches: the store, the bus, the broker probe, the mailer, the settings,
+//! the login rate limiters and the live update feeds.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use jt_bus::Bus;
 use jt_store::Store;
 
 use crate::config::{ApiConfig, LoginLimit};
+use crate::events::EventHub;
 use crate::mailer::Mailer;
 use crate::probe::AccountProbe;
 
@@ -25,6 +26,8 @@ pub struct ApiState {
     pub mailer: Arc<dyn Mailer>,
     /// Settings.
     pub config: Arc<ApiConfig>,
+    /// The live update feeds (`GET /api/v1/events`).
+    pub events: Arc<EventHub>,
     pub(crate) limits: Arc<LoginLimits>,
 }
 
@@ -47,7 +50,14 @@ impl ApiState {
         mailer: Arc<dyn Mailer>,
     ) -> Self {
         let limits = Arc::new(LoginLimits::new(&config));
+        let events = EventHub::new(
+            store.clone(),
+            bus.clone(),
+            config.event_streams_per_user,
+            tokio_util::sync::CancellationToken::new(),
+        );
         Self {
+            events,
             store,
             bus,
             brokers,

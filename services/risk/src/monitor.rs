@@ -26,6 +26,7 @@ use jt_connect::BrokerAccess;
 use jt_domain::filters::is_daily_loss_breached;
 use jt_domain::propfirm::{AccountState, Distance, NewsEvent, Rule, TrailingMode};
 use jt_domain::session::trading_day;
+use jt_messages::risk_status::{self, RiskSnapshot};
 use jt_messages::{
     BrokerEventMessage, ControlCause, ControlIntent, IntentMessage, QuoteMessage, ReportedEvent,
     subscribe_quotes,
@@ -59,6 +60,13 @@ pub const RULE_WARNING_EVENT: &str = "rule_warning";
 
 /// The trailing mark is written to the store at most this often per account.
 const MARK_WRITE_EVERY: Duration = Duration::from_secs(1);
+
+/// An account's changed figures are shared (`jt_risk_status`) at most this often.
+const SHARE_EVERY: Duration = Duration::from_secs(1);
+
+/// Unchanged figures are shared again this often, so their `as_of` stays fresh.
+#[allow(clippy::cast_sign_loss)]
+const SHARE_REFRESH: Duration = Duration::from_secs(risk_status::REFRESH_SECS as u64);
 
 /// How far around now the news calendar is read at each survey.
 const NEWS_HORIZON_HOURS: i64 = 24;
@@ -140,6 +148,8 @@ pub(crate) struct Monitor {
     news: Vec<NewsEvent>,
     status: Arc<Mutex<MonitorStatus>>,
     notes: mpsc::Sender<Note>,
+    /// What was last written to the `jt_risk_status` bucket per account, and when.
+    written: HashMap<SubAccountId, (RiskSnapshot, Instant)>,
 }
 
 impl Monitor {
@@ -201,6 +211,7 @@ impl Monitor {
             news: Vec::new(),
             status,
             notes: tx,
+            written: HashMap::new(),
         };
         monitor.status.lock().active = true;
         let mut survey = tokio::time::interval(monitor.config.survey_every);
@@ -744,7 +755,7 @@ impl Monitor {
         });
     }
 
-    fn publish_status(&self, day: NaiveDate) {
+    fn publish_status(&mut self, day: NaiveDate) {
         let now = Utc::now();
         let max_age = chrono::Duration::from_std(self.config.quote_max_age)
             .unwrap_or(chrono::Duration::seconds(10));
@@ -785,9 +796,103 @@ impl Monitor {
             })
             .collect();
         accounts.sort_by_key(|a| a.sub_account_id);
+        self.share(&accounts, day, now);
         let mut s = self.status.lock();
         s.trading_day = Some(day);
         s.accounts = accounts;
+    }
+
+    /// Writes each account's figures to the `jt_risk_status` bucket for the API: a change at
+    /// most once a second per account, an unchanged value every [`risk_status::REFRESH_SECS`]
+    /// (so its `as_of` shows it is live); an account no longer watched is removed. The writes
+    /// run off the monitor's loop; a failed one is logged and made again at the next refresh.
+    fn share(&mut self, accounts: &[AccountStatus], day: NaiveDate, now: chrono::DateTime<Utc>) {
+        let at = Instant::now();
+        let mut due = Vec::new();
+        for a in accounts {
+            let Some(e) = self.entries.get(&a.sub_account_id) else {
+                continue;
+            };
+            let mut next = snapshot(a, e.watched.sub.owner, day, now);
+            let write = match self.written.get(&a.sub_account_id) {
+                Some((last, when)) => {
+                    let since = at.duration_since(*when);
+                    if last.same_figures(&next) {
+                        next.changed_at = last.changed_at;
+                        since >= SHARE_REFRESH
+                    } else {
+                        since >= SHARE_EVERY
+                    }
+                }
+                None => true,
+            };
+            if write {
+                self.written.insert(a.sub_account_id, (next.clone(), at));
+                due.push(next);
+            }
+        }
+        let gone: Vec<SubAccountId> = self
+            .written
+            .keys()
+            .filter(|s| !self.entries.contains_key(s))
+            .copied()
+            .collect();
+        for s in &gone {
+            self.written.remove(s);
+        }
+        if due.is_empty() && gone.is_empty() {
+            return;
+        }
+        let bus = self.bus.clone();
+        tokio::spawn(async move {
+            for s in due {
+                if let Err(e) = risk_status::write(&bus, &s).await {
+                    tracing::warn!(sub_account = %s.sub_account_id, error = %e, "risk figures not shared");
+                }
+            }
+            for s in gone {
+                if let Err(e) = risk_status::remove(&bus, s).await {
+                    tracing::debug!(sub_account = %s, error = %e, "risk figures not removed");
+                }
+            }
+        });
+    }
+}
+
+/// The shared form of one account's status.
+fn snapshot(
+    a: &AccountStatus,
+    owner: jt_store::UserId,
+    day: NaiveDate,
+    now: chrono::DateTime<Utc>,
+) -> RiskSnapshot {
+    RiskSnapshot {
+        sub_account_id: a.sub_account_id,
+        owner,
+        trading_day: day,
+        realized_pnl: a.pnl.map(|p| p.realized),
+        open_pnl: a
+            .pnl
+            .filter(|p| p.source != OpenSource::Unknown)
+            .map(|p| p.open),
+        open_source: a.pnl.map(|p| {
+            match p.source {
+                OpenSource::Quotes => "quotes",
+                OpenSource::Broker => "broker",
+                OpenSource::Flat => "flat",
+                OpenSource::Unknown => "unknown",
+            }
+            .to_owned()
+        }),
+        max_daily_loss: a.limit,
+        max_daily_loss_distance: a.distance,
+        balance: a.balance,
+        high_water_mark: a.high_water_mark,
+        rules_preset: a.rules_preset.clone(),
+        rules: a.rules.clone(),
+        breached: a.breached,
+        changed_at: now,
+        as_of: now,
     }
 }
 

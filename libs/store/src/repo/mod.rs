@@ -23,6 +23,7 @@ pub mod auth;
 pub mod broker;
 pub mod broker_sessions;
 pub mod copy;
+pub mod dashboard;
 pub mod intents;
 pub mod notifications;
 pub mod paper;

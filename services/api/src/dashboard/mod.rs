@@ -63,6 +63,8 @@ pub static ASSETS: &[Asset] = &[
     asset!("js/api.js", JS),
     asset!("js/ui.js", JS),
     asset!("js/settings.js", JS),
+    asset!("js/live.js", JS),
+    asset!("js/chart.js", JS),
     asset!("js/pages/signin.js", JS),
     asset!("js/pages/tokens.js", JS),
     asset!("js/pages/recorders.js", JS),

@@ -10,6 +10,7 @@ use crate::state::ApiState;
 
 pub mod accounts;
 pub mod admin;
+pub mod charts;
 pub mod controls;
 pub mod copy;
 pub mod history;
@@ -84,6 +85,8 @@ pub fn api() -> OpenApiRouter<ApiState> {
         .routes(routes!(controls::kill_one))
         .routes(routes!(controls::kill_all))
         .routes(routes!(status::status))
+        .routes(routes!(charts::pnl))
+        .routes(routes!(charts::latency))
         .routes(routes!(plans::list))
         .routes(routes!(plans::subscription))
         .routes(routes!(plans::upsert))

@@ -1,7 +1,8 @@
 //! Status: for each of the caller's broker logins, whether the platform can use it
 //! (authentication), whether its event connection is up (the connection manager's record in
 //! the lease bucket), and per sub-account the open positions with their protection — the
-//! page that answers "is every position protected?".
+//! page that answers "is every position protected?" — and the day's P&L with the distance to
+//! each risk limit, as the risk monitor shares them (`jt_risk_status`, with `as_of`).
 //!
 //! Positions and working orders are the store's, kept by the positions service from the
 //! brokers' events and its reconciliation; a position is `unprotected` when no working stop
@@ -11,8 +12,9 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use jt_domain::Side;
 use jt_messages::login_status::{LinkState, read_status};
+use jt_messages::risk_status::{self, RiskSnapshot};
 use jt_store::repo::broker::{BrokerOrder, BrokerPosition};
-use jt_store::{BrokerOrderType, OrderRole};
+use jt_store::{BrokerOrderType, OrderRole, SubAccountId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -73,6 +75,90 @@ pub struct SubAccountStatus {
     pub positions: Vec<PositionView>,
     /// Working orders.
     pub working_orders: usize,
+    /// The day's P&L and the distance to every risk limit, as the risk monitor last shared
+    /// them; `null` when the account is not watched (no max daily loss, no prop-firm rules) or
+    /// the monitor has not shared figures yet.
+    pub risk: Option<RiskView>,
+}
+
+/// How far one prop-firm limit is.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RuleDistanceView {
+    /// The rule (`trailing_drawdown`, `daily_loss`, `daily_profit_cap`, …).
+    pub rule: String,
+    /// Where the platform acts (the firm's limit moved in by the safety buffer).
+    pub acts_at: String,
+    /// The firm's limit.
+    pub firm_limit: String,
+    /// The value now.
+    pub current: String,
+    /// What is left before the platform acts (≤ 0: it acts).
+    pub remaining: String,
+}
+
+/// A sub-account's day P&L and risk limits (`docs/risk.md`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RiskView {
+    /// The trading day (CME, from 17:00 Chicago).
+    pub trading_day: chrono::NaiveDate,
+    /// Realised P&L of the day, dollars.
+    pub realized_pnl: Option<String>,
+    /// Open P&L, dollars (`null` while unknown).
+    pub open_pnl: Option<String>,
+    /// Where the open P&L came from: `quotes`, `broker`, `flat`, `unknown`.
+    pub open_source: Option<String>,
+    /// The max daily loss, dollars.
+    pub max_daily_loss: Option<String>,
+    /// What is left before the max daily loss (≤ 0: breached).
+    pub max_daily_loss_distance: Option<String>,
+    /// Cash balance.
+    pub balance: Option<String>,
+    /// The trailing drawdown's high-water mark.
+    pub high_water_mark: Option<String>,
+    /// The prop-firm preset the rules started from.
+    pub rules_preset: Option<String>,
+    /// The distance to every prop-firm limit.
+    pub rules: Vec<RuleDistanceView>,
+    /// Locked for the trading day (a limit was reached): new entries are refused.
+    pub breached: bool,
+    /// When the figures last changed.
+    pub changed_at: DateTime<Utc>,
+    /// When the risk monitor last confirmed them.
+    pub as_of: DateTime<Utc>,
+    /// `as_of` is older than 30 s: the monitor is not running or not sharing; do not trust
+    /// the figures as current.
+    pub stale: bool,
+}
+
+impl RiskView {
+    fn from_snapshot(s: RiskSnapshot, now: DateTime<Utc>) -> Self {
+        Self {
+            stale: s.is_stale(now),
+            trading_day: s.trading_day,
+            realized_pnl: s.realized_pnl.map(dec),
+            open_pnl: s.open_pnl.map(dec),
+            open_source: s.open_source,
+            max_daily_loss: s.max_daily_loss.map(dec),
+            max_daily_loss_distance: s.max_daily_loss_distance.map(dec),
+            balance: s.balance.map(dec),
+            high_water_mark: s.high_water_mark.map(dec),
+            rules_preset: s.rules_preset,
+            rules: s
+                .rules
+                .into_iter()
+                .map(|d| RuleDistanceView {
+                    rule: d.rule.name().to_owned(),
+                    acts_at: dec(d.acts_at),
+                    firm_limit: dec(d.firm_limit),
+                    current: dec(d.current),
+                    remaining: dec(d.remaining),
+                })
+                .collect(),
+            breached: s.breached,
+            changed_at: s.changed_at,
+            as_of: s.as_of,
+        }
+    }
 }
 
 /// One broker login's state.
@@ -124,12 +210,14 @@ pub async fn status(
                 .filter(|p| p.net_quantity != 0)
                 .map(|p| position(p, &orders))
                 .collect();
+            let risk = risk_of(&state, caller.owner(), s.id).await;
             subs.push(SubAccountStatus {
                 id: s.id.0,
                 name: s.name,
                 enabled: s.enabled,
                 positions,
                 working_orders: orders.len(),
+                risk,
             });
         }
         let view = BrokerAccountView::from(a);
@@ -144,6 +232,20 @@ pub async fn status(
         });
     }
     Ok(Json(out))
+}
+
+/// The risk monitor's figures of `sub`; `None` when there are none or the bucket cannot be
+/// read (the rest of the page still answers).
+async fn risk_of(state: &ApiState, owner: jt_store::UserId, sub: SubAccountId) -> Option<RiskView> {
+    match risk_status::read(&state.bus, sub).await {
+        // The key is the caller's own sub-account; the owner is checked again all the same.
+        Ok(Some(s)) if s.owner == owner => Some(RiskView::from_snapshot(s, Utc::now())),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::debug!(error = %e, "risk figures not readable");
+            None
+        }
+    }
 }
 
 async fn connection(state: &ApiState, login: jt_store::BrokerAccountId) -> ConnectionView {

@@ -1,14 +1,117 @@
-// The Admin page (issue #24). A placeholder in the frame until its page is built: it only
-// registers its path and nav link with the router.
+// Administration (admins only; the API refuses everyone else with 403 and the nav hides the
+// link): users — approve or disable, make admin or user, view the platform as them (read-only:
+// the API refuses writes with `X-View-As`, and a banner says so on every page) — dead letters
+// with a retry after a confirmation, and the audit log.
 
+import * as api from '../api.js';
 import { page } from '../router.js';
-import { h, mount } from '../ui.js';
+import { h, mount, table, badge, alertBox, confirmDialog, toast, fmtTime } from '../ui.js';
+
+function usersTable(users, me, ctx, redraw) {
+  const change = async (u, body, what) => {
+    try {
+      await api.patch(`/admin/users/${u.id}`, body);
+      toast(what);
+      await redraw();
+    } catch (e) {
+      toast(e.message, 'error');
+    }
+  };
+  const self = (u) => u.id === me.user.id;
+  return table([
+    { label: 'E-mail', render: (u) => h('strong', {}, u.email) },
+    { label: 'Role', render: (u) => (u.role === 'admin' ? badge('Admin', 'warn') : badge('User', 'neutral')) },
+    { label: 'Status', render: (u) => (u.approved ? badge('Approved', 'ok') : badge('Waiting for approval', 'bad')) },
+    { label: 'Last sign-in', render: (u) => fmtTime(u.last_login_at) },
+    {
+      label: 'Actions',
+      render: (u) => h('div', { class: 'actions' },
+        u.approved
+          ? h('button', { type: 'button', class: 'secondary', disabled: self(u), 'aria-label': `Disable ${u.email}`, onclick: async () => {
+            if (await confirmDialog(`${u.email} will be signed out and refused until approved again.`, { title: `Disable ${u.email}?`, confirm: 'Disable', danger: true })) {
+              await change(u, { approved: false }, `${u.email} disabled`);
+            }
+          } }, 'Disable')
+          : h('button', { type: 'button', 'aria-label': `Approve ${u.email}`, onclick: () => change(u, { approved: true }, `${u.email} approved`) }, 'Approve'),
+        h('button', {
+          type: 'button', class: 'secondary', disabled: self(u), 'aria-label': `${u.role === 'admin' ? 'Make user' : 'Make admin'}: ${u.email}`,
+          onclick: () => change(u, { role: u.role === 'admin' ? 'user' : 'admin' }, `${u.email} is now ${u.role === 'admin' ? 'a user' : 'an admin'}`),
+        }, u.role === 'admin' ? 'Make user' : 'Make admin'),
+        h('button', {
+          type: 'button', class: 'secondary', disabled: self(u), 'aria-label': `View as ${u.email}`,
+          onclick: async () => {
+            api.setViewAs(u.id);
+            await ctx.signedIn();
+            ctx.navigate('/accounts');
+          },
+        }, 'View as')),
+    },
+  ], users, { empty: 'No users.' });
+}
+
+function deadLetters(letters, redraw) {
+  return table([
+    { label: 'When', render: (d) => fmtTime(d.dead_at) },
+    { label: 'Where', render: (d) => `${d.stream} / ${d.consumer}` },
+    { label: 'Why', render: (d) => d.reason },
+    { label: 'Attempts', num: true, render: (d) => String(d.attempts) },
+    { label: 'Message', render: (d) => h('details', {}, h('summary', {}, d.subject), h('pre', {}, JSON.stringify(d.body, null, 2))) },
+    {
+      label: '',
+      render: (d) => h('button', {
+        type: 'button', 'aria-label': `Retry dead letter ${d.sequence}`,
+        onclick: async () => {
+          if (!await confirmDialog(`Put this ${d.stream} message back on its stream once? It runs again as if new.`, { title: 'Retry the message?', confirm: 'Retry' })) return;
+          try {
+            await api.post(`/admin/dead-letters/${d.sequence}/retry`, {});
+            toast('Back on its stream');
+            await redraw();
+          } catch (e) {
+            toast(e.message, 'error');
+          }
+        },
+      }, 'Retry'),
+    },
+  ], letters, { empty: 'No dead letters: every message was handled.' });
+}
+
+function audit(rows) {
+  return table([
+    { label: 'When', render: (r) => fmtTime(r.at) },
+    { label: 'Admin', render: (r) => r.actor_email },
+    { label: 'Action', render: (r) => h('code', {}, r.action) },
+    { label: 'Target', render: (r) => `${r.target_type}${r.target_id ? ` ${r.target_id}` : ''}` },
+    { label: 'Details', render: (r) => (r.details && Object.keys(r.details).length ? h('code', { class: 'mono' }, JSON.stringify(r.details)) : '—') },
+  ], rows, { empty: 'Nothing audited yet.' });
+}
 
 page({
   path: '/admin',
   title: 'Admin',
   nav: { label: 'Admin', order: 90, admin: true },
-  render: async (root) => {
-    mount(root, h('h1', {}, 'Admin'), h('p', { class: 'muted' }, 'This page is coming soon.'));
+  render: async (root, ctx) => {
+    if (!ctx.me || ctx.me.user.role !== 'admin') {
+      mount(root, h('h1', {}, 'Admin'), alertBox('This page is for administrators only.'));
+      return;
+    }
+    if (ctx.me.viewing_as) {
+      mount(root, h('h1', {}, 'Admin'), alertBox('Stop viewing as another user to administer the platform (the banner above).', 'warn'));
+      return;
+    }
+    const body = h('div');
+    const draw = async () => {
+      const [users, letters, rows] = await Promise.all([
+        api.get('/admin/users?limit=200'),
+        api.get('/admin/dead-letters?limit=50'),
+        api.get('/admin/audit?limit=50'),
+      ]);
+      if (ctx.signal.aborted) return;
+      mount(body,
+        h('section', { 'aria-labelledby': 'users-h' }, h('h2', { id: 'users-h' }, 'Users'), usersTable(users, ctx.me, ctx, draw)),
+        h('section', { 'aria-labelledby': 'dl-h' }, h('h2', { id: 'dl-h' }, 'Dead letters'), deadLetters(letters, draw)),
+        h('section', { 'aria-labelledby': 'audit-h' }, h('h2', { id: 'audit-h' }, 'Audit log'), audit(rows)));
+    };
+    mount(root, h('h1', {}, 'Admin'), body);
+    await draw();
   },
 });
