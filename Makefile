@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help run test lint fmt bench sim api-fuzz clean-tools
+.PHONY: help run test lint fmt bench sim api-fuzz image image-test clean-tools
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -30,6 +30,20 @@ api-fuzz: ## The API's property-based test at length (Schemathesis, 200 examples
 
 sim: ## Run the exchange simulator on its own (JT_SIM_ADDR, default 127.0.0.1:8081)
 	$(CARGO) run -p jt -- sim
+
+# The image (docs/operations.md, "Image"): a release build, its root filesystem, `podman build`.
+IMAGE ?= localhost/jt
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+GIT_SHA := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+TARGET_DIR = $(shell $(CARGO) metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+
+image: ## Build the container image localhost/jt:<version> (IMAGE=… renames; release build + podman; not in make test)
+	JT_GIT_SHA=$(GIT_SHA) $(CARGO) build --release -p jt
+	scripts/image-rootfs $(TARGET_DIR)/release/jt target/image
+	podman build -f Containerfile -t $(IMAGE):$(VERSION) -t $(IMAGE):latest target/image
+
+image-test: image ## Build the image, then run its jt from the exported filesystem (--version, db migrate/status)
+	scripts/test-services --only postgres -- scripts/image-test $(IMAGE):$(VERSION)
 
 clean-tools: ## Remove the test servers installed under .tools/ and the browser tests' playwright-core
 	rm -rf .tools tests/browser/node_modules
