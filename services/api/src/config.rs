@@ -53,6 +53,10 @@ pub struct ApiConfig {
     /// it) and which Whop product is which plan (`JT_WHOP_PRODUCTS`,
     /// `prod_abc=pro,prod_def=basic`); unset: `POST /webhooks/whop` answers 404.
     pub whop: Option<crate::whop::WhopConfig>,
+    /// Whether notification targets may name private addresses
+    /// (`JT_NOTIFY_ALLOW_PRIVATE_TARGETS`, as the notifier's; default false, on in `jt dev`):
+    /// off, a webhook URL whose host is a private IP literal or `localhost` is refused.
+    pub allow_private_notify_targets: bool,
 }
 
 #[allow(clippy::unwrap_used)] // non-zero literals
@@ -81,6 +85,7 @@ impl Default for ApiConfig {
             trusted_proxies: TrustedProxies::default(),
             default_plan: None,
             whop: None,
+            allow_private_notify_targets: false,
         }
     }
 }
@@ -118,6 +123,11 @@ impl ApiConfig {
                 .map(|p| p.trim().to_string())
                 .filter(|p| !p.is_empty()),
             whop: crate::whop::WhopConfig::from_env(env)?,
+            allow_private_notify_targets: or_default(
+                env,
+                jt_notify::target::ALLOW_PRIVATE_ENV,
+                false,
+            )?,
             ..d
         })
     }

@@ -136,7 +136,43 @@ async fn bad_channels_are_refused_with_the_field_and_the_rule() {
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
     assert_eq!(r.field(), Some("kind"), "{}", r.body);
-    // A loopback receiver may use http.
+    // Private addresses are refused while the operator has not allowed them (the default).
+    for private in [
+        "http://127.0.0.1:9000/hook",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[::ffff:10.0.0.1]/hook",
+    ] {
+        let r = api
+            .call(
+                Method::POST,
+                HOOKS,
+                Auth::Cookie(&s),
+                Some(json!({"kind": "webhook", "label": "local", "target": private, "events": ["test"]})),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{private}: {}",
+            r.body
+        );
+        assert_eq!(r.field(), Some("target"), "{}", r.body);
+        let message = r.body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("JT_NOTIFY_ALLOW_PRIVATE_TARGETS"),
+            "{message}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_loopback_receiver_may_use_http_when_private_targets_are_allowed() {
+    let api = TestApi::with_config(jt_api::ApiConfig {
+        allow_private_notify_targets: true,
+        ..jt_api::ApiConfig::default()
+    })
+    .await;
+    let s = api.login("owner@example.com").await;
     let r = api
         .call(
             Method::POST,
