@@ -394,6 +394,45 @@ pub async fn delete_channel(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A webhook channel's new signing secret: shown this once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"signing_secret": "whsec_Rk9P…"}))]
+pub struct RotatedSecret {
+    /// The new signing secret (`whsec_…`): every delivery from now on is signed with it, the
+    /// old one signs nothing more.
+    pub signing_secret: String,
+}
+
+/// Replaces a webhook channel's signing secret and shows the new one, once. The old secret
+/// stops signing at once (no grace period with two signatures): a receiver that must not miss
+/// a delivery accepts both while it switches (a delivery it refuses with a 4xx is not retried).
+#[utoipa::path(
+    post,
+    path = "/notification-channels/{channel_id}/rotate-secret",
+    tag = "notifications",
+    params(("channel_id" = uuid::Uuid, Path, description = "The channel")),
+    responses(
+        (status = 200, description = "The new secret", body = RotatedSecret),
+        (status = 404, description = "No such channel", body = ErrorBody),
+        (status = 409, description = "Not a webhook channel: it has no signing secret", body = ErrorBody),
+    ),
+    security(("session" = []), ("bearer" = []))
+)]
+pub async fn rotate_secret(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(channel_id): Path<ChannelId>,
+) -> ApiResult<Json<RotatedSecret>> {
+    let secret = state
+        .store
+        .notifications()
+        .rotate_signing_secret(caller.owner(), channel_id)
+        .await?;
+    Ok(Json(RotatedSecret {
+        signing_secret: secret.expose().to_string(),
+    }))
+}
+
 /// A queued test event.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TestQueued {
