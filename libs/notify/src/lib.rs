@@ -247,6 +247,9 @@ impl Notifier {
             .dns_resolver(Arc::new(target::GuardedResolver {
                 allow_private: config.allow_private_targets,
             }))
+            // No proxy from the environment: through a proxy the resolver would check the
+            // proxy's address and the proxy would reach the target unchecked.
+            .no_proxy()
             .user_agent(concat!("jt-notify/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let quota = Quota::with_period(config.period())
