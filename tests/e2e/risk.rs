@@ -77,6 +77,8 @@ impl Services {
             notify: jt_notify::NotifyConfig {
                 poll_every: Duration::from_millis(200),
                 smtp_url: self.smtp_url.clone().map(Secret::new),
+                // The test's HTTP receiver listens on loopback.
+                allow_private_targets: true,
                 ..jt_notify::NotifyConfig::default()
             },
             ..RiskConfig::default()

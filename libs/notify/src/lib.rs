@@ -22,12 +22,19 @@
 //!   runs on its own task in the process that owns it (the risk service), and producers only
 //!   write a row.
 //!
+//! - **Never into the platform's own network.** A webhook or Discord target whose host resolves
+//!   to a private address (loopback, RFC 1918, link-local and cloud metadata, CGNAT, …) is
+//!   refused — `failed`, not retried — unless `JT_NOTIFY_ALLOW_PRIVATE_TARGETS` allows it; the
+//!   check is in the HTTP client's resolver, so the checked address is the one connected to
+//!   ([`target`]).
+//!
 //! What it must not do: decide who gets what (the store's channels and events do), or follow a
 //! receiver's redirect. `docs/notifications.md` documents the formats and the signature.
 
 mod metrics;
 pub mod send;
 pub mod sign;
+pub mod target;
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -80,6 +87,10 @@ pub struct NotifyConfig {
     pub mail_dir: Option<PathBuf>,
     /// The sender of e-mails (`JT_MAIL_FROM`).
     pub mail_from: String,
+    /// Whether webhook and Discord targets may be private addresses
+    /// (`JT_NOTIFY_ALLOW_PRIVATE_TARGETS`, default false; `jt dev` turns it on): see
+    /// [`target`].
+    pub allow_private_targets: bool,
 }
 
 impl Default for NotifyConfig {
@@ -97,6 +108,7 @@ impl Default for NotifyConfig {
             smtp_url: None,
             mail_dir: None,
             mail_from: "Just Trades <no-reply@localhost>".into(),
+            allow_private_targets: false,
         }
     }
 }
@@ -129,6 +141,7 @@ impl NotifyConfig {
             smtp_url: optional::<String>(env, "JT_SMTP_URL")?.map(Secret::new),
             mail_dir: optional::<PathBuf>(env, "JT_MAIL_DIR")?,
             mail_from: or_default(env, "JT_MAIL_FROM", d.mail_from)?,
+            allow_private_targets: or_default(env, target::ALLOW_PRIVATE_ENV, false)?,
         })
     }
 
@@ -229,6 +242,14 @@ impl Notifier {
             .timeout(config.send_timeout)
             .connect_timeout(config.send_timeout)
             .redirect(reqwest::redirect::Policy::none())
+            // Every name is resolved through the SSRF guard; the addresses it checked are the
+            // ones connected to.
+            .dns_resolver(Arc::new(target::GuardedResolver {
+                allow_private: config.allow_private_targets,
+            }))
+            // No proxy from the environment: through a proxy the resolver would check the
+            // proxy's address and the proxy would reach the target unchecked.
+            .no_proxy()
             .user_agent(concat!("jt-notify/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let quota = Quota::with_period(config.period())
@@ -256,6 +277,7 @@ impl Notifier {
             per_minute = self.inner.config.per_minute.get(),
             max_attempts = self.inner.config.max_attempts,
             email = self.inner.mailer.is_some(),
+            allow_private_targets = self.inner.config.allow_private_targets,
             "notifier started"
         );
         loop {
@@ -358,7 +380,14 @@ impl Notifier {
             Ok(ch) => {
                 let sent = tokio::time::timeout(
                     inner.config.send_timeout,
-                    send::send(&inner.http, inner.mailer.as_deref(), &ch, &d, Utc::now()),
+                    send::send(
+                        &inner.http,
+                        inner.mailer.as_deref(),
+                        &ch,
+                        &d,
+                        Utc::now(),
+                        inner.config.allow_private_targets,
+                    ),
                 )
                 .await
                 .unwrap_or_else(|_| {
@@ -451,13 +480,19 @@ mod tests {
         assert_eq!(c.max_attempts, 8);
         assert_eq!(c.per_minute.get(), 30);
         assert!(c.smtp_url.is_none());
+        assert!(
+            !c.allow_private_targets,
+            "private targets are refused by default"
+        );
         let c = NotifyConfig::from_env(&env(&[
             ("JT_NOTIFY_MAX_ATTEMPTS", "3"),
             ("JT_NOTIFY_RATE_PER_MINUTE", "60"),
             ("JT_NOTIFY_TIMEOUT_SECS", "0"),
             ("JT_SMTP_URL", "smtp://127.0.0.1:2525"),
+            ("JT_NOTIFY_ALLOW_PRIVATE_TARGETS", "true"),
         ]))
         .unwrap();
+        assert!(c.allow_private_targets);
         assert_eq!(c.max_attempts, 3);
         assert_eq!(c.period(), Duration::from_secs(1));
         assert_eq!(c.send_timeout, Duration::from_secs(1), "at least a second");

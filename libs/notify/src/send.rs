@@ -8,8 +8,10 @@
 //!   are switched off so a payload's text can never ping `@everyone`.
 //! - **e-mail**: a plain-text mail through the [`Mailer`].
 //!
-//! Redirects are not followed (a notification goes to the URL the user gave, nowhere else), and
-//! errors never carry the URL: Discord and many webhook URLs hold their own secret.
+//! Redirects are not followed (a notification goes to the URL the user gave, nowhere else), a
+//! target that resolves to a private address is refused unless the operator allows it
+//! ([`crate::target`]), and errors never carry the URL: Discord and many webhook URLs hold their
+//! own secret.
 
 use std::time::Duration;
 
@@ -19,7 +21,7 @@ use jt_store::ChannelKind;
 use jt_store::repo::notifications::{DueDelivery, OpenChannel};
 use serde_json::{Value, json};
 
-use crate::sign;
+use crate::{sign, target};
 
 /// Why an attempt did not deliver.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,6 +186,10 @@ async fn answer(r: reqwest::Response) -> Result<(), SendError> {
 }
 
 fn transport(e: reqwest::Error) -> SendError {
+    // The resolver refused a private address: asking again will not change the answer.
+    if let Some(refusal) = target::refused(&e) {
+        return SendError::Permanent(refusal.to_string());
+    }
     let what = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
@@ -200,7 +206,10 @@ fn transport(e: reqwest::Error) -> SendError {
     SendError::retry(reason)
 }
 
-/// Sends one delivery on its opened channel.
+/// Sends one delivery on its opened channel. `http` must resolve names through
+/// [`target::GuardedResolver`] (as the [`crate::Notifier`]'s client does) for private targets
+/// to be refused; `allow_private` lets private IP literals through
+/// ([`target::ALLOW_PRIVATE_ENV`]).
 ///
 /// # Errors
 /// [`SendError`] saying whether to try again.
@@ -210,7 +219,14 @@ pub async fn send(
     channel: &OpenChannel,
     d: &DueDelivery,
     now: DateTime<Utc>,
+    allow_private: bool,
 ) -> Result<(), SendError> {
+    if matches!(channel.kind, ChannelKind::Webhook | ChannelKind::Discord)
+        && !allow_private
+        && let Some(refusal) = target::literal_refusal(channel.target.expose())
+    {
+        return Err(SendError::Permanent(refusal.to_string()));
+    }
     match channel.kind {
         ChannelKind::Webhook => {
             let body = webhook_body(d);

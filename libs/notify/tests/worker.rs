@@ -1,7 +1,9 @@
 //! The notifier against receivers started here on loopback: a webhook receiver that checks
 //! the signature with the documented algorithm (HMAC-SHA256 over `<t>.<body>`, computed here,
 //! not with the crate's own function), a Discord-shaped receiver that answers 429 once, a
-//! receiver that never answers, and the local SMTP server of `jt-testkit`. The store is SQLite in
+//! receiver that never answers, and the local SMTP server of `jt-testkit`. The receivers are on
+//! loopback, so these notifiers allow private targets (`JT_NOTIFY_ALLOW_PRIVATE_TARGETS`), except
+//! the ones proving that, without it, a loopback receiver is refused. The store is SQLite in
 //! a temporary directory (no server needed), except the claim test that also runs on PostgreSQL
 //! (`scripts/test-services`; it fails naming `DATABASE_URL` without it).
 
@@ -134,6 +136,8 @@ fn fast() -> NotifyConfig {
         send_timeout: Duration::from_secs(2),
         per_minute: NonZeroU32::new(6000).unwrap(),
         burst: NonZeroU32::new(100).unwrap(),
+        // The receivers here listen on loopback.
+        allow_private_targets: true,
         ..NotifyConfig::default()
     }
 }
@@ -376,6 +380,56 @@ async fn a_refusal_is_not_retried() {
             .unwrap()
             .contains("404 Not Found: no such hook")
     );
+}
+
+/// The SSRF guard: with private targets not allowed, a receiver on loopback — named by address
+/// or by a name that resolves to it — is refused, the delivery fails at once with the reason,
+/// and no request reaches the receiver.
+#[tokio::test]
+async fn a_loopback_receiver_is_refused_unless_private_targets_are_allowed() {
+    let db = db().await;
+    let hook = Receiver::start(vec![]).await;
+    let by_name = hook.url.replace("127.0.0.1", "localhost");
+    let (literal, _) = db.channel(ChannelKind::Webhook, &hook.url).await;
+    let (named, _) = db.channel(ChannelKind::Webhook, &by_name).await;
+    let (discord, _) = db.channel(ChannelKind::Discord, &by_name).await;
+    db.queue("breach-1").await;
+    {
+        let _n = start(
+            &db,
+            NotifyConfig {
+                allow_private_targets: false,
+                ..fast()
+            },
+            None,
+        );
+        for channel in [literal, named, discord] {
+            wait_status(&db, channel, DeliveryStatus::Failed, Duration::from_secs(5)).await;
+            let log = db.log(channel).await;
+            assert_eq!(log[0].attempts, 1, "not retried");
+            let error = log[0].last_error.as_deref().unwrap();
+            assert!(
+                error.starts_with("the target resolves to a private address (")
+                    && error.contains("JT_NOTIFY_ALLOW_PRIVATE_TARGETS"),
+                "{error}"
+            );
+            assert!(!error.contains("/hook"), "the URL is not shown: {error}");
+        }
+    }
+    assert!(hook.got().is_empty(), "no request reached the receiver");
+
+    // The operator allows private targets: the same receiver gets the next event.
+    db.queue("breach-2").await;
+    let _n = start(&db, fast(), None);
+    let got = hook.wait_for(3, Duration::from_secs(5)).await;
+    assert_eq!(got.len(), 3, "one request per channel");
+    for channel in [literal, named, discord] {
+        let log = db.log(channel).await;
+        assert!(
+            log.iter().any(|d| d.status == DeliveryStatus::Sent),
+            "{log:?}"
+        );
+    }
 }
 
 #[tokio::test]

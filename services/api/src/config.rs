@@ -56,6 +56,10 @@ pub struct ApiConfig {
     /// Live event streams (`GET /api/v1/events`) one user may hold open on one replica
     /// (`JT_API_EVENT_STREAMS`, default 4): a tab each; one more is refused with 429.
     pub event_streams_per_user: usize,
+    /// Whether notification targets may name private addresses
+    /// (`JT_NOTIFY_ALLOW_PRIVATE_TARGETS`, as the notifier's; default false, on in `jt dev`):
+    /// off, a webhook URL whose host is a private IP literal or `localhost` is refused.
+    pub allow_private_notify_targets: bool,
 }
 
 #[allow(clippy::unwrap_used)] // non-zero literals
@@ -85,6 +89,7 @@ impl Default for ApiConfig {
             default_plan: None,
             whop: None,
             event_streams_per_user: 4,
+            allow_private_notify_targets: false,
         }
     }
 }
@@ -123,6 +128,11 @@ impl ApiConfig {
                 .filter(|p| !p.is_empty()),
             whop: crate::whop::WhopConfig::from_env(env)?,
             event_streams_per_user: or_default::<usize>(env, "JT_API_EVENT_STREAMS", 4)?.max(1),
+            allow_private_notify_targets: or_default(
+                env,
+                jt_notify::target::ALLOW_PRIVATE_ENV,
+                false,
+            )?,
             ..d
         })
     }

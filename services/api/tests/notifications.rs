@@ -69,6 +69,112 @@ async fn a_webhook_channel_is_created_with_its_secret_shown_once() {
 }
 
 #[tokio::test]
+async fn a_webhook_channels_signing_secret_is_rotated_and_the_new_one_shown_once() {
+    let api = TestApi::new().await;
+    let s = api.login("owner@example.com").await;
+    let r = api
+        .call(
+            Method::POST,
+            HOOKS,
+            Auth::Cookie(&s),
+            Some(
+                json!({"kind": "webhook", "label": "Ops", "target": "https://hooks.example.com/jt",
+                        "events": ["max_loss"]}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let old = r.body["signing_secret"].as_str().unwrap().to_string();
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let rotate = format!("{HOOKS}/{id}/rotate-secret");
+
+    let n = api
+        .call(Method::POST, &rotate, Auth::Cookie(&s), None)
+        .await;
+    assert_eq!(n.status, StatusCode::OK, "{}", n.body);
+    let new = n.body["signing_secret"].as_str().unwrap().to_string();
+    assert!(new.starts_with("whsec_") && new.len() > 40, "{new}");
+    assert_ne!(new, old, "a new secret");
+    // The notifier now signs with the new one; the old one is gone.
+    let opened = api
+        .store
+        .notifications()
+        .open(s.user, serde_json::from_value(json!(id)).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(opened.signing_secret.unwrap().expose(), new);
+    // Shown once: neither the channel nor the list shows it.
+    let one = api
+        .call(Method::GET, HOOKS, Auth::Cookie(&s), None)
+        .await
+        .body
+        .to_string();
+    assert!(!one.contains(&new) && !one.contains(&old), "{one}");
+    // A second rotation gives yet another secret.
+    let again = api
+        .call(Method::POST, &rotate, Auth::Cookie(&s), None)
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    assert_ne!(again.body["signing_secret"].as_str().unwrap(), new);
+
+    // An e-mail channel has no secret to rotate: 409, and it stays without one.
+    let e = api
+        .call(
+            Method::POST,
+            HOOKS,
+            Auth::Cookie(&s),
+            Some(json!({"kind": "email", "label": "Me", "target": "me@example.com", "events": ["max_loss"]})),
+        )
+        .await;
+    let email_id = e.body["id"].as_str().unwrap().to_string();
+    let c = api
+        .call(
+            Method::POST,
+            &format!("{HOOKS}/{email_id}/rotate-secret"),
+            Auth::Cookie(&s),
+            None,
+        )
+        .await;
+    assert_eq!(c.status, StatusCode::CONFLICT, "{}", c.body);
+    assert!(
+        c.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("only a webhook channel has a signing secret"),
+        "{}",
+        c.body
+    );
+    let opened = api
+        .store
+        .notifications()
+        .open(s.user, serde_json::from_value(json!(email_id)).unwrap())
+        .await
+        .unwrap();
+    assert!(opened.signing_secret.is_none());
+
+    // Another user's channel, or none: 404, and the owner's secret is unchanged.
+    let intruder = api.login("intruder@example.com").await;
+    let x = api
+        .call(Method::POST, &rotate, Auth::Cookie(&intruder), None)
+        .await;
+    assert_eq!(x.status, StatusCode::NOT_FOUND, "{}", x.body);
+    // A well-formed id no channel has.
+    let none = format!("{HOOKS}/0190f3a0-0000-7000-8000-000000000000/rotate-secret");
+    let x = api.call(Method::POST, &none, Auth::Cookie(&s), None).await;
+    assert_eq!(x.status, StatusCode::NOT_FOUND, "{}", x.body);
+    let opened = api
+        .store
+        .notifications()
+        .open(s.user, serde_json::from_value(json!(id)).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        opened.signing_secret.unwrap().expose(),
+        again.body["signing_secret"].as_str().unwrap()
+    );
+}
+
+#[tokio::test]
 async fn bad_channels_are_refused_with_the_field_and_the_rule() {
     let api = TestApi::new().await;
     let s = api.login("owner@example.com").await;
@@ -136,7 +242,43 @@ async fn bad_channels_are_refused_with_the_field_and_the_rule() {
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
     assert_eq!(r.field(), Some("kind"), "{}", r.body);
-    // A loopback receiver may use http.
+    // Private addresses are refused while the operator has not allowed them (the default).
+    for private in [
+        "http://127.0.0.1:9000/hook",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[::ffff:10.0.0.1]/hook",
+    ] {
+        let r = api
+            .call(
+                Method::POST,
+                HOOKS,
+                Auth::Cookie(&s),
+                Some(json!({"kind": "webhook", "label": "local", "target": private, "events": ["test"]})),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{private}: {}",
+            r.body
+        );
+        assert_eq!(r.field(), Some("target"), "{}", r.body);
+        let message = r.body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("JT_NOTIFY_ALLOW_PRIVATE_TARGETS"),
+            "{message}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_loopback_receiver_may_use_http_when_private_targets_are_allowed() {
+    let api = TestApi::with_config(jt_api::ApiConfig {
+        allow_private_notify_targets: true,
+        ..jt_api::ApiConfig::default()
+    })
+    .await;
+    let s = api.login("owner@example.com").await;
     let r = api
         .call(
             Method::POST,

@@ -31,6 +31,14 @@ const SIGNING: &str = "notification signing secret";
 /// HMAC key).
 pub const SIGNING_PREFIX: &str = "whsec_";
 
+/// A fresh signing secret: the prefix and 256 random bits.
+fn new_signing_secret() -> Secret {
+    Secret::new(format!(
+        "{SIGNING_PREFIX}{}",
+        crate::auth::random_token().expose()
+    ))
+}
+
 /// A new channel.
 #[derive(Debug, Clone)]
 pub struct NewChannel {
@@ -215,12 +223,7 @@ impl Notifications<'_> {
         let cipher = self.store.cipher()?;
         let sealed =
             cipher.seal_secret(&aad("notification_channels", "target_enc", id), &c.target)?;
-        let signing = (c.kind == ChannelKind::Webhook).then(|| {
-            Secret::new(format!(
-                "{SIGNING_PREFIX}{}",
-                crate::auth::random_token().expose()
-            ))
-        });
+        let signing = (c.kind == ChannelKind::Webhook).then(new_signing_secret);
         let secret_enc = match &signing {
             Some(s) => {
                 Some(cipher.seal_secret(&aad("notification_channels", "secret_enc", id), s)?)
@@ -306,6 +309,34 @@ impl Notifications<'_> {
         }
         super::update_owned(self.store, q, id, owner).await?;
         self.channel(owner, id).await
+    }
+
+    /// Replaces a webhook channel's signing secret with a new random one and returns it: the
+    /// one time it is shown. The old secret stops signing at once (no grace period: a receiver
+    /// updates its copy, and deliveries signed meanwhile are checked against the new one).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`]; [`StoreError::Conflict`] for a channel that is not a webhook
+    /// (it has no signing secret); [`StoreError::Secret`].
+    pub async fn rotate_signing_secret(&self, owner: UserId, id: ChannelId) -> StoreResult<Secret> {
+        use notification_channels::Column as C;
+        let channel = self.channel(owner, id).await?;
+        if channel.kind != ChannelKind::Webhook {
+            return Err(StoreError::Conflict {
+                entity: "notification channel",
+                detail: "only a webhook channel has a signing secret".into(),
+            });
+        }
+        let signing = new_signing_secret();
+        let sealed = self
+            .store
+            .cipher()?
+            .seal_secret(&aad("notification_channels", "secret_enc", id.0), &signing)?;
+        let q = notification_channels::Entity::update_many()
+            .col_expr(C::SecretEnc, Expr::value(Some(sealed)))
+            .col_expr(C::UpdatedAt, Expr::value(now()));
+        super::update_owned(self.store, q, id, owner).await?;
+        Ok(signing)
     }
 
     /// A channel opened for sending: target and signing secret in clear (the notifier's).

@@ -78,6 +78,7 @@ pub fn api() -> OpenApiRouter<ApiState> {
             notifications::delete_channel
         ))
         .routes(routes!(notifications::test_channel))
+        .routes(routes!(notifications::rotate_secret))
         .routes(routes!(notifications::deliveries))
         .routes(routes!(controls::manual_order))
         .routes(routes!(controls::flatten_one))

@@ -158,12 +158,31 @@ fn loopback(host: &url::Host<&str>) -> bool {
     }
 }
 
-fn https_url(target: &str) -> ApiResult<url::Url> {
+/// A host the notifier would refuse without `JT_NOTIFY_ALLOW_PRIVATE_TARGETS`, known without a
+/// lookup: a private IP literal or `localhost`. (A name resolving to a private address is
+/// refused by the notifier at send time, where the lookup that counts happens.)
+fn private_host(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(ip) => jt_notify::target::is_private(IpAddr::V4(*ip)),
+        url::Host::Ipv6(ip) => jt_notify::target::is_private(IpAddr::V6(*ip)),
+    }
+}
+
+fn https_url(target: &str, allow_private: bool) -> ApiResult<url::Url> {
     let u = url::Url::parse(target.trim())
         .map_err(|_| ApiError::invalid("target", "must be an absolute URL (https://…)"))?;
     let host = u
         .host()
         .ok_or_else(|| ApiError::invalid("target", "must name a host"))?;
+    if !allow_private && private_host(&host) {
+        return Err(ApiError::invalid(
+            "target",
+            "must not be a private, loopback or link-local address: notifications are not sent \
+             into the platform's own network (an operator can allow it with \
+             JT_NOTIFY_ALLOW_PRIVATE_TARGETS)",
+        ));
+    }
     match u.scheme() {
         "https" => Ok(u),
         "http" if loopback(&host) => Ok(u),
@@ -192,11 +211,12 @@ fn plausible_email(target: &str) -> bool {
             .all(|c| !c.is_whitespace() && !c.is_control() && !"<>()[],;:\"\\".contains(c))
 }
 
-/// The target, checked for the channel's kind.
-fn target(kind: ChannelKind, target: &str) -> ApiResult<Secret> {
+/// The target, checked for the channel's kind; `allow_private`: the operator's
+/// `JT_NOTIFY_ALLOW_PRIVATE_TARGETS`.
+fn target(kind: ChannelKind, target: &str, allow_private: bool) -> ApiResult<Secret> {
     match kind {
         ChannelKind::Webhook => {
-            https_url(target)?;
+            https_url(target, allow_private)?;
         }
         ChannelKind::Discord => {
             let u = url::Url::parse(target.trim()).map_err(|_| {
@@ -294,7 +314,7 @@ pub async fn create_channel(
     let new = NewChannel {
         kind,
         label: label(&req.label)?,
-        target: target(kind, &req.target)?,
+        target: target(kind, &req.target, state.config.allow_private_notify_targets)?,
         events: events(&req.events)?,
     };
     let (channel, secret) = state
@@ -338,7 +358,7 @@ pub async fn update_channel(
         target: req
             .target
             .as_deref()
-            .map(|t| target(current.kind, t))
+            .map(|t| target(current.kind, t, state.config.allow_private_notify_targets))
             .transpose()?,
         events: req.events.as_deref().map(events).transpose()?,
         enabled: req.enabled,
@@ -372,6 +392,45 @@ pub async fn delete_channel(
         .delete_channel(caller.owner(), channel_id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A webhook channel's new signing secret: shown this once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"signing_secret": "whsec_Rk9P…"}))]
+pub struct RotatedSecret {
+    /// The new signing secret (`whsec_…`): every delivery from now on is signed with it, the
+    /// old one signs nothing more.
+    pub signing_secret: String,
+}
+
+/// Replaces a webhook channel's signing secret and shows the new one, once. The old secret
+/// stops signing at once (no grace period with two signatures): a receiver that must not miss
+/// a delivery accepts both while it switches (a delivery it refuses with a 4xx is not retried).
+#[utoipa::path(
+    post,
+    path = "/notification-channels/{channel_id}/rotate-secret",
+    tag = "notifications",
+    params(("channel_id" = uuid::Uuid, Path, description = "The channel")),
+    responses(
+        (status = 200, description = "The new secret", body = RotatedSecret),
+        (status = 404, description = "No such channel", body = ErrorBody),
+        (status = 409, description = "Not a webhook channel: it has no signing secret", body = ErrorBody),
+    ),
+    security(("session" = []), ("bearer" = []))
+)]
+pub async fn rotate_secret(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(channel_id): Path<ChannelId>,
+) -> ApiResult<Json<RotatedSecret>> {
+    let secret = state
+        .store
+        .notifications()
+        .rotate_signing_secret(caller.owner(), channel_id)
+        .await?;
+    Ok(Json(RotatedSecret {
+        signing_secret: secret.expose().to_string(),
+    }))
 }
 
 /// A queued test event.
@@ -546,8 +605,9 @@ mod tests {
             "http://127.0.0.1:8080/hook",
             "http://localhost/hook",
             "http://[::1]:9000/x",
+            "https://10.0.0.1/hook",
         ] {
-            assert!(target(ChannelKind::Webhook, ok).is_ok(), "{ok}");
+            assert!(target(ChannelKind::Webhook, ok, true).is_ok(), "{ok}");
         }
         for bad in [
             "http://hooks.example.com/jt",
@@ -556,8 +616,30 @@ mod tests {
             "hooks.example.com",
             "",
         ] {
-            let e = target(ChannelKind::Webhook, bad).unwrap_err();
+            let e = target(ChannelKind::Webhook, bad, true).unwrap_err();
             assert_eq!(e.field.as_deref(), Some("target"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn private_literal_targets_are_refused_unless_allowed() {
+        for bad in [
+            "http://127.0.0.1:8080/hook",
+            "http://localhost/hook",
+            "http://[::1]:9000/x",
+            "https://10.0.0.1/hook",
+            "https://192.168.1.20/hook",
+            "https://169.254.169.254/latest/meta-data",
+            "https://100.64.0.1/hook",
+            "https://[fd00::1]/hook",
+            "https://[::ffff:10.0.0.1]/hook",
+        ] {
+            let e = target(ChannelKind::Webhook, bad, false).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some("target"), "{bad}");
+            assert!(e.message.contains("private"), "{bad}: {}", e.message);
+        }
+        for ok in ["https://hooks.example.com/jt", "https://8.8.8.8/hook"] {
+            assert!(target(ChannelKind::Webhook, ok, false).is_ok(), "{ok}");
         }
     }
 
@@ -568,7 +650,7 @@ mod tests {
             "https://discordapp.com/api/webhooks/1/abc",
             "https://canary.discord.com/api/webhooks/1/abc",
         ] {
-            assert!(target(ChannelKind::Discord, ok).is_ok(), "{ok}");
+            assert!(target(ChannelKind::Discord, ok, false).is_ok(), "{ok}");
         }
         for bad in [
             "https://discord.com.evil.test/api/webhooks/1/abc",
@@ -576,14 +658,21 @@ mod tests {
             "https://discord.com/channels/1",
             "https://evil.test/api/webhooks/1/abc",
         ] {
-            assert!(target(ChannelKind::Discord, bad).is_err(), "{bad}");
+            assert!(target(ChannelKind::Discord, bad, false).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn email_addresses_are_plausible() {
-        assert!(target(ChannelKind::Email, "trader@example.com").is_ok());
-        assert!(target(ChannelKind::Email, " ops.team+jt@mail.example.co.uk ").is_ok());
+        assert!(target(ChannelKind::Email, "trader@example.com", false).is_ok());
+        assert!(
+            target(
+                ChannelKind::Email,
+                " ops.team+jt@mail.example.co.uk ",
+                false
+            )
+            .is_ok()
+        );
         for bad in [
             "trader",
             "trader@localhost",
@@ -593,7 +682,7 @@ mod tests {
             "Trader <t@example.com>",
             "@example.com",
         ] {
-            assert!(target(ChannelKind::Email, bad).is_err(), "{bad}");
+            assert!(target(ChannelKind::Email, bad, false).is_err(), "{bad}");
         }
     }
 

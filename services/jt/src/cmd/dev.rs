@@ -152,11 +152,17 @@ async fn run_async(
     )
     .with_shutdown(shutdown.clone());
     let mail_dir = data.join("mail");
+    // On one machine the user's own receivers are on loopback or the LAN: private notification
+    // targets are allowed unless JT_NOTIFY_ALLOW_PRIVATE_TARGETS says otherwise.
+    let allow_private: bool = or_default(&ProcessEnv, jt_notify::target::ALLOW_PRIVATE_ENV, true)?;
     let api_config = jt_api::ApiConfig {
         public_url: format!("http://{http}"),
         mail_dir: Some(mail_dir.clone()),
+        allow_private_notify_targets: allow_private,
         ..jt_api::ApiConfig::from_env(&ProcessEnv)?
     };
+    let mut risk_config = jt_risk::RiskConfig::from_env(&ProcessEnv)?;
+    risk_config.notify.allow_private_targets = allow_private;
     let services = vec![
         jt_ingest::start(jt_ingest::IngestConfig::from_env(&ProcessEnv)?, &ctx).await?,
         jt_executor::start(jt_executor::ExecutorConfig::from_env(&ProcessEnv)?, &ctx).await?,
@@ -164,7 +170,7 @@ async fn run_async(
         jt_connmgr::start(jt_connmgr::ConnmgrConfig::from_env(&ProcessEnv)?, &ctx).await?,
         jt_positions::start(jt_positions::PositionsConfig::from_env(&ProcessEnv)?, &ctx).await?,
         jt_copier::start(jt_copier::CopierConfig::from_env(&ProcessEnv)?, &ctx).await?,
-        jt_risk::start(jt_risk::RiskConfig::from_env(&ProcessEnv)?, &ctx).await?,
+        jt_risk::start(risk_config, &ctx).await?,
     ];
     let listener = tokio::net::TcpListener::bind(http)
         .await
