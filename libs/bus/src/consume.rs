@@ -990,7 +990,7 @@ where
     // A message this build cannot read may come from a newer one (a rolling deploy): it is
     // retried like any failure — another replica may read it — and dead-lettered only after
     // its last attempt, with the reason. (Payloads ignore fields they do not know.)
-    let envelope = match Envelope::<M>::decode(raw) {
+    let envelope = match M::read_envelope(raw) {
         Ok(envelope) => envelope,
         Err(e) => {
             let reason = format!("undecodable: {e}");

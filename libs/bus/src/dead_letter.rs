@@ -4,11 +4,19 @@
 //! original headers (except the `Nats-*` ones) and `Jt-Dlq-*` headers saying where it came
 //! from and why. Its message id is `dlq:<stream>:<consumer>:<sequence>`, so dead-lettering the
 //! same delivery twice (a crash between the publish and the ack) stores it once.
+//!
+//! A consumer of the dead-letter stream reads them as [`Letter`]s: where each came from, why,
+//! and what the original was (type, id, subject) without its body.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
 
-use crate::envelope::{HEADER_MESSAGE_ID, Headers, RawMessage};
+use crate::envelope::{
+    DecodeError, Envelope, HEADER_MESSAGE_ID, HEADER_TYPE, Headers, Message, MessageId, RawMessage,
+    TraceContext,
+};
 use crate::raw::StoredMessage;
+use crate::subject::{SubjectError, Subjects};
 
 /// Why it was given up on.
 pub const HEADER_REASON: &str = "Jt-Dlq-Reason";
@@ -161,6 +169,75 @@ impl DeadLetter {
     }
 }
 
+/// A dead letter as a consumer of the dead-letter stream reads it: its `Jt-Dlq-*` headers and
+/// the original's type, id and subject. The body is not read: whatever the original was, a
+/// letter decodes (its envelope id is the letter's own, `dlq:<stream>:<consumer>:<sequence>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Letter {
+    /// The stream the original was read from.
+    pub stream: String,
+    /// The consumer that gave up.
+    pub consumer: String,
+    /// Why.
+    pub reason: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The original's sequence in its stream.
+    pub original_sequence: u64,
+    /// The original's subject (its tokens name the recorder or sub-account).
+    pub original_subject: String,
+    /// The original's payload type (`order-intent`, …), if it had one.
+    pub original_type: Option<String>,
+    /// The original's message id, if it had one.
+    pub original_id: Option<String>,
+}
+
+impl Message for Letter {
+    const TYPE: &'static str = "dead-letter";
+    const SCHEMA_VERSION: u32 = 1;
+
+    fn subject(&self, subjects: &Subjects) -> Result<String, SubjectError> {
+        Ok(subjects.dead_letter(&self.stream, &self.consumer))
+    }
+
+    fn read_envelope(raw: &RawMessage) -> Result<Envelope<Self>, DecodeError> {
+        let h = &raw.headers;
+        let required = |name: &'static str| h.get(name).ok_or(DecodeError::MissingHeader(name));
+        let number = |name: &'static str| -> Result<u64, DecodeError> {
+            let text = required(name)?;
+            text.parse().map_err(|_| DecodeError::BadHeader {
+                name,
+                value: text.to_owned(),
+            })
+        };
+        let id_text = required(HEADER_MESSAGE_ID)?;
+        let id = MessageId::new(id_text).map_err(|_| DecodeError::BadHeader {
+            name: HEADER_MESSAGE_ID,
+            value: id_text.to_owned(),
+        })?;
+        let letter = Self {
+            stream: required(HEADER_STREAM)?.to_owned(),
+            consumer: required(HEADER_CONSUMER)?.to_owned(),
+            reason: h.get(HEADER_REASON).unwrap_or("unspecified").to_owned(),
+            attempts: u32::try_from(number(HEADER_ATTEMPTS)?).unwrap_or(u32::MAX),
+            original_sequence: number(HEADER_SEQUENCE)?,
+            original_subject: h.get(HEADER_SUBJECT).unwrap_or_default().to_owned(),
+            original_type: h.get(HEADER_TYPE).map(str::to_owned),
+            original_id: h.get(HEADER_ORIGINAL_ID).map(str::to_owned),
+        };
+        Ok(Envelope {
+            id,
+            causation_id: None,
+            created_at: h
+                .get(HEADER_AT)
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map_or_else(Utc::now, |t| t.with_timezone(&Utc)),
+            trace: TraceContext::default(),
+            payload: letter,
+        })
+    }
+}
+
 /// Which dead letters to list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetterQuery {
@@ -231,6 +308,41 @@ mod tests {
         assert_eq!(read.original.message_id(), Some("intent:1"));
         assert_eq!(read.original.headers.get("Jt-Type"), Some("order-intent"));
         assert_eq!(read.original.payload, original.payload);
+    }
+
+    #[test]
+    fn a_letter_reads_whatever_the_original_was_without_its_body() {
+        let mut headers = Headers::new();
+        headers.insert(HEADER_MESSAGE_ID, "intent:9");
+        headers.insert(HEADER_TYPE, "order-intent");
+        let original = RawMessage {
+            subject: "jt.orders.s1".into(),
+            headers,
+            payload: Bytes::from_static(b"{\"secret\":\"x\"}"),
+        };
+        let origin = Origin {
+            stream: "ORDERS",
+            consumer: "execute",
+            sequence: 7,
+            attempts: 3,
+            reason: "refused",
+        };
+        let dl = build("jt.dlq.ORDERS.execute", &original, &origin);
+        let read = Letter::read_envelope(&dl).unwrap();
+        assert_eq!(read.id.as_str(), "dlq:ORDERS:execute:7");
+        let l = read.payload;
+        assert_eq!(
+            (l.stream.as_str(), l.consumer.as_str()),
+            ("ORDERS", "execute")
+        );
+        assert_eq!((l.attempts, l.original_sequence), (3, 7));
+        assert_eq!(l.reason, "refused");
+        assert_eq!(l.original_subject, "jt.orders.s1");
+        assert_eq!(l.original_type.as_deref(), Some("order-intent"));
+        assert_eq!(l.original_id.as_deref(), Some("intent:9"));
+        // Not a dead letter: refused by name.
+        let e = Letter::read_envelope(&original).unwrap_err();
+        assert!(e.to_string().contains(HEADER_STREAM), "{e}");
     }
 
     #[test]

@@ -231,6 +231,17 @@ pub trait Message: Serialize + DeserializeOwned + Send + Sync + 'static {
         }
         serde_json::from_slice(payload).map_err(|e| DecodeError::Payload(e.to_string()))
     }
+
+    /// Reads a stored message into an envelope of this type (what a consumer calls). The
+    /// default checks the type and schema headers ([`Envelope::decode`]); a type that reads
+    /// stored messages of any type — a dead letter, [`crate::dead_letter::Letter`] — overrides
+    /// it.
+    ///
+    /// # Errors
+    /// As [`Envelope::decode`].
+    fn read_envelope(raw: &RawMessage) -> Result<Envelope<Self>, DecodeError> {
+        Envelope::decode(raw)
+    }
 }
 
 /// A typed message with its metadata.

@@ -32,7 +32,7 @@ pub mod topology;
 pub use bus::{Backend, Bus, BusConfig};
 pub use consume::{ConsumeOptions, Incoming, LAG_SAMPLE_EVERY, Outcome};
 pub use core::{CoreMessage, CoreSubscription};
-pub use dead_letter::{DeadLetter, DeadLetterQuery};
+pub use dead_letter::{DeadLetter, DeadLetterQuery, Letter};
 pub use embedded::EmbeddedBus;
 pub use envelope::{Envelope, Headers, Message, MessageId, RawMessage, TraceContext};
 pub use error::{BusError, KvError, PublishError};

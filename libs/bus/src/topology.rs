@@ -47,6 +47,8 @@ pub mod names {
         pub const HISTORY: &str = "history";
         /// COMMANDS execution, serial per account (shares the account lock with `execute`).
         pub const COMMANDS: &str = "commands";
+        /// DEAD_LETTERS → risk service: a `dead_letter` notification per letter.
+        pub const NOTIFY: &str = "notify";
     }
 
     /// KV bucket base names.
@@ -266,6 +268,8 @@ pub struct Definitions {
     pub copier_executions: ConsumerDef,
     /// Command execution on COMMANDS, serial per account.
     pub commands_consumer: ConsumerDef,
+    /// Risk service on DEAD_LETTERS: notifies the operators (and the owner) of each letter.
+    pub dead_letter_notify: ConsumerDef,
     /// Connection ownership leases, TTL 6 s (renewed every 2 s: a dead replica's logins are
     /// free within 6 s).
     pub leases: KvDef,
@@ -519,6 +523,20 @@ impl Definitions {
             "risk/executor: commands, serial per account",
         );
         commands_consumer.serial = Some(serial(3));
+        // Its own give-ups land on its own stream (`jt.dlq.DEAD_LETTERS.notify`); the handler
+        // settles such a letter after one try, so a store outage cannot loop letters of letters.
+        let dead_letter_notify = consumer(
+            &dead_letters,
+            consumers::NOTIFY,
+            10,
+            vec![
+                Duration::from_secs(1),
+                Duration::from_secs(5),
+                Duration::from_secs(30),
+            ],
+            1024,
+            "risk: a dead_letter notification to the operators (and the owner) per letter",
+        );
 
         Self {
             namespace: ns.clone(),
@@ -537,6 +555,7 @@ impl Definitions {
             history,
             copier_executions,
             commands_consumer,
+            dead_letter_notify,
             leases,
             locks,
             flags,
@@ -611,6 +630,7 @@ impl Definitions {
                 self.history.clone(),
                 self.copier_executions.clone(),
                 self.commands_consumer.clone(),
+                self.dead_letter_notify.clone(),
             ],
         }
     }

@@ -17,10 +17,15 @@
 //! Others wait and take over within the lease's life when it dies; the new holder rebuilds the
 //! books from the store and the brokers and finishes any breach left half-done.
 //!
+//! Every replica also runs the notifier (`jt-notify`) and the `notify` consumer of
+//! DEAD_LETTERS, which tells the operators (and the owner, when the subject names one) of every
+//! message a consumer gave up on ([`dead_letters`]).
+//!
 //! What it must not do: place, change or cancel an order itself (it publishes intents), or hold
 //! a broker event connection (it reads BROKER_EVENTS and quotes from the connection manager).
 
 pub mod book;
+pub mod dead_letters;
 mod metrics;
 pub mod monitor;
 pub mod notify;
@@ -138,6 +143,22 @@ pub async fn start(config: RiskConfig, ctx: &Context) -> anyhow::Result<Running>
         ctx.store.clone(),
         ctx.shutdown.clone(),
     )?;
+    // Dead letters → `dead_letter` notifications: on every replica (a shared durable).
+    let letters = {
+        // Boxed: the consumer's future is large (clippy::large_futures).
+        let run = Box::pin(dead_letters::run(
+            ctx.store.clone(),
+            ctx.bus.clone(),
+            Definitions::new(ctx.bus.namespace()),
+            config.consume.clone(),
+            ctx.shutdown.clone(),
+        ));
+        tokio::spawn(async move {
+            if let Err(e) = run.await {
+                tracing::error!(error = %e, "the dead-letter notification consumer stopped: no dead_letter notifications from this replica");
+            }
+        })
+    };
     let (store, bus, brokers, stop) = (
         ctx.store.clone(),
         ctx.bus.clone(),
@@ -185,6 +206,7 @@ pub async fn start(config: RiskConfig, ctx: &Context) -> anyhow::Result<Running>
     let task = tokio::spawn(async move {
         let done = task.await;
         let _ = notifier.await;
+        let _ = letters.await;
         done?
     });
     Ok(Running::new("risk", routes, task))

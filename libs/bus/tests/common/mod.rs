@@ -140,6 +140,7 @@ pub fn fast_definitions(ns: &Namespace) -> Definitions {
         &mut d.history,
         &mut d.copier_executions,
         &mut d.commands_consumer,
+        &mut d.dead_letter_notify,
     ] {
         c.ack_wait = Duration::from_secs(1);
         c.max_deliver = 3;

@@ -19,7 +19,10 @@ use uuid::Uuid;
 
 use super::{ReadScope, at, from_json, now, required_text, to_json};
 use crate::Store;
-use crate::entity::{ChannelKind, DeliveryStatus, notification_channels, notification_deliveries};
+use crate::entity::{
+    ChannelKind, DeliveryStatus, Role, notification_channels, notification_deliveries, recorders,
+    sub_accounts, users,
+};
 use crate::error::{StoreError, StoreResult};
 use crate::ids::{ChannelId, DeliveryId, UserId};
 use crate::secret::{Secret, aad};
@@ -437,6 +440,57 @@ impl Notifications<'_> {
                 .await?;
         }
         Ok(created)
+    }
+
+    /// The approved users with the admin role: who hears of platform-wide events
+    /// (`dead_letter`), oldest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn admins(&self) -> StoreResult<Vec<UserId>> {
+        let ids: Vec<Uuid> = users::Entity::find()
+            .select_only()
+            .column(users::Column::Id)
+            .filter(users::Column::Role.eq(Role::Admin))
+            .filter(users::Column::Approved.eq(true))
+            .order_by_asc(users::Column::Id)
+            .into_tuple()
+            .all(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("user", e))?;
+        Ok(ids.into_iter().map(UserId).collect())
+    }
+
+    /// The owner of a sub-account, if there is one with this id (a dead letter's subject names
+    /// its sub-account).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn sub_account_owner(&self, id: Uuid) -> StoreResult<Option<UserId>> {
+        let owner: Option<Uuid> = sub_accounts::Entity::find_by_id(id)
+            .select_only()
+            .column(sub_accounts::Column::UserId)
+            .into_tuple()
+            .one(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("sub-account", e))?;
+        Ok(owner.map(UserId))
+    }
+
+    /// The owner of a recorder, if there is one with this id (a dead signal's subject names its
+    /// recorder).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn recorder_owner(&self, id: Uuid) -> StoreResult<Option<UserId>> {
+        let owner: Option<Uuid> = recorders::Entity::find_by_id(id)
+            .select_only()
+            .column(recorders::Column::UserId)
+            .into_tuple()
+            .one(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("recorder", e))?;
+        Ok(owner.map(UserId))
     }
 
     /// Queues an event for one channel of the owner, whatever kinds it subscribes to (a test
