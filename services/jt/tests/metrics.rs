@@ -289,7 +289,7 @@ async fn every_service_serves_help_type_and_its_start_series_before_any_traffic(
         ("executor", vec!["fanout", "execute"]),
         ("positions", vec!["positions"]),
         ("copier", vec!["copier"]),
-        ("risk", vec!["risk"]),
+        ("risk", vec!["risk", "notify"]),
     ]
     .into_iter()
     .map(|(s, c)| (s, c.into_iter().map(str::to_owned).collect()))
