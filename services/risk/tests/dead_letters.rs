@@ -291,3 +291,71 @@ async fn told_once(bus: Bus) {
     stop.cancel();
     runner.await.unwrap().unwrap();
 }
+
+/// A letter whose subject names a recorder reaches its owner's `dead_letter` channel too (the
+/// admins' as well); another user's stays empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_named_by_the_subject_hears_of_the_letter() {
+    jt_runtime::tls::install_crypto_provider();
+    let db = TestDatabase::create().await;
+    let store = Store::connect(
+        &StoreConfig::new(db.url().to_string()).with_secret_key(SecretKey::generate()),
+    )
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    let admin = user(&store, "ops@example.com", Role::Admin).await;
+    let owner = user(&store, "owner@example.com", Role::User).await;
+    let stranger = user(&store, "trader@example.com", Role::User).await;
+    for u in [admin, owner, stranger] {
+        channel(&store, u, &["dead_letter"]).await;
+    }
+    let (recorder, _) = store
+        .recorders()
+        .create(
+            owner,
+            jt_store::repo::recorders::NewRecorder {
+                name: "MNQ scalper".into(),
+                symbol: None,
+                settings: jt_domain::Settings::default(),
+                commission_per_contract: rust_decimal::Decimal::ZERO,
+            },
+        )
+        .await
+        .unwrap();
+    let defs = Definitions::new(&Namespace::unique());
+    let letter = Letter {
+        stream: defs.signals.name.clone(),
+        consumer: "fanout".into(),
+        reason: "gave up after 5 attempts: the store is down".into(),
+        attempts: 5,
+        original_sequence: 12,
+        original_subject: defs
+            .namespace
+            .subjects()
+            .signal(&recorder.id.to_string())
+            .unwrap(),
+        original_type: Some("signal".into()),
+        original_id: Some("sig:1".into()),
+    };
+    let key = format!("dlq:{}:fanout:12", defs.signals.name);
+    let n = dead_letters::notify(&store, &defs, &key, &letter, 3)
+        .await
+        .unwrap();
+    assert_eq!(n, 2, "the admin's channel and the owner's");
+    assert_eq!(
+        dead_letters::notify(&store, &defs, &key, &letter, 3)
+            .await
+            .unwrap(),
+        0,
+        "the same letter again queues nothing"
+    );
+    for (u, want) in [(admin, 1), (owner, 1), (stranger, 0)] {
+        let rows = log(&store, u).await;
+        assert_eq!(rows.len(), want, "{rows:?}");
+        if let Some(r) = rows.first() {
+            assert_eq!(r.dedup_key, key);
+            assert_eq!(r.payload["message_id"], "sig:1");
+        }
+    }
+}
