@@ -68,6 +68,24 @@ await run('accounts', async (t) => {
     await t.shot(page, 'flattened');
   });
 
+  await t.step('kill switch: engaged after confirming, shown on that account only, then resumed', async () => {
+    await page.getByRole('button', { name: `Kill switch for ${bareAcc}` }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Engage kill switch' }).click();
+    await t.text(page, `Kill switch engaged for ${bareAcc}`);
+    const row = page.getByRole('row', { name: new RegExp(bareAcc) });
+    await row.getByTestId('kill-switch').getByText(/New entries refused on this account: dashboard/).waitFor();
+    await row.getByRole('button', { name: `Resume ${bareAcc}` }).waitFor();
+    assert.equal(await page.getByRole('row', { name: new RegExp(protectedAcc) }).getByTestId('kill-switch').count(), 0,
+      'the other account has no kill switch');
+    await t.shot(page, 'kill-switch');
+    await row.getByRole('button', { name: `Resume ${bareAcc}` }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Resume' }).click();
+    await t.text(page, `${bareAcc} resumed`);
+    await page.getByRole('row', { name: new RegExp(bareAcc) }).getByRole('button', { name: `Kill switch for ${bareAcc}` }).waitFor();
+    assert.equal(await page.getByRole('row', { name: new RegExp(bareAcc) }).getByTestId('kill-switch').count(), 0,
+      'the switch is gone once resumed');
+  });
+
   await t.step('charts: the closed paper trade on the P&L curve, the latency histogram, in words too', async () => {
     const r = await fetch(webhook, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{"action":"sell","ticker":"MNQ1!","position":"flat","price":21010.25}' });
     assert.equal(r.status, 200, await r.text());

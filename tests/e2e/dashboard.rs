@@ -172,7 +172,7 @@ async fn accounts_live_positions_protection_and_flatten_in_chromium_on_jetstream
         ],
     )
     .await;
-    // At the broker: the account flattened from the page was flattened by a control intent
+    // At the broker: the account flattened from the page was flattened by control intents
     // (the page's), the other closed by the spec's closing alert — both flat now.
     let flattens = async |i: usize| {
         p.store
@@ -186,8 +186,9 @@ async fn accounts_live_positions_protection_and_flatten_in_chromium_on_jetstream
     };
     assert_eq!(
         flattens(1).await,
-        1,
-        "one flatten, from the page's confirmed click"
+        2,
+        "two flattens: the page's confirmed Flatten, then the kill switch it engaged (which \
+         flattens first); the cancelled confirmation sent none"
     );
     assert_eq!(flattens(0).await, 0, "the other account was not flattened");
     jt_e2e::eventually(

@@ -2376,6 +2376,27 @@ async fn kill_switches_are_stored_and_flatten_every_sub_account() {
     let sub: jt_store::SubAccountId = serde_json::from_value(json!(subs[0])).unwrap();
     let state = api.store.risk().kill_state(s.user, sub).await.unwrap();
     assert!(state.engaged());
+    // The status page shows the switch on every account it covers.
+    let switches = |body: &serde_json::Value| -> Vec<serde_json::Value> {
+        body[0]["sub_accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["kill_switch"].clone())
+            .collect()
+    };
+    let r = api
+        .call(Method::GET, "/api/v1/status", Auth::Cookie(&s), None)
+        .await;
+    let shown = switches(&r.body);
+    assert_eq!(shown.len(), 2, "{}", r.body);
+    for k in &shown {
+        assert_eq!(
+            (k["scope"].clone(), k["reason"].clone()),
+            (json!("user"), json!("news"))
+        );
+        assert!(k["since"].is_string(), "{k}");
+    }
     let r = api
         .call(
             Method::PUT,
@@ -2420,6 +2441,23 @@ async fn kill_switches_are_stored_and_flatten_every_sub_account() {
             .unwrap()
             .engaged()
     );
+    // Only the account whose own switch is engaged shows it now.
+    let r = api
+        .call(Method::GET, "/api/v1/status", Auth::Cookie(&s), None)
+        .await;
+    let by_id: std::collections::HashMap<String, serde_json::Value> = r.body[0]["sub_accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["id"].as_str().unwrap().to_string(),
+                a["kill_switch"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(by_id[&subs[0].to_string()], serde_json::Value::Null);
+    assert_eq!(by_id[&subs[1].to_string()]["scope"], "account");
 
     let r = api
         .call(

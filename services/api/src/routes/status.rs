@@ -2,7 +2,8 @@
 //! (authentication), whether its event connection is up (the connection manager's record in
 //! the lease bucket), and per sub-account the open positions with their protection — the
 //! page that answers "is every position protected?" — and the day's P&L with the distance to
-//! each risk limit, as the risk monitor shares them (`jt_risk_status`, with `as_of`).
+//! each risk limit, as the risk monitor shares them (`jt_risk_status`, with `as_of`), and the
+//! kill switch that refuses its entries, if one is engaged.
 //!
 //! Positions and working orders are the store's, kept by the positions service from the
 //! brokers' events and its reconciliation; a position is `unprotected` when no working stop
@@ -14,6 +15,7 @@ use jt_domain::Side;
 use jt_messages::login_status::{LinkState, read_status};
 use jt_messages::risk_status::{self, RiskSnapshot};
 use jt_store::repo::broker::{BrokerOrder, BrokerPosition};
+use jt_store::repo::risk::KillState;
 use jt_store::{BrokerOrderType, OrderRole, SubAccountId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -21,7 +23,7 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::error::{ApiResult, Json};
-use crate::routes::views::{AuthStatus, BrokerAccountView, dec};
+use crate::routes::views::{AuthStatus, BrokerAccountView, dec, word};
 use crate::state::ApiState;
 
 /// A login's event connection, as the connection manager last wrote it.
@@ -79,6 +81,36 @@ pub struct SubAccountStatus {
     /// them; `null` when the account is not watched (no max daily loss, no prop-firm rules) or
     /// the monitor has not shared figures yet.
     pub risk: Option<RiskView>,
+    /// The engaged kill switch that refuses new entries on this account (the widest one when
+    /// several are: the platform's, then the user's, then the account's own); `null` when none
+    /// is engaged.
+    pub kill_switch: Option<KillSwitchView>,
+}
+
+/// An engaged kill switch.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct KillSwitchView {
+    /// `global` (the operator's, released only by an admin), `user` (every account of the
+    /// caller: `PUT /kill`) or `account` (this one: `PUT /sub-accounts/{id}/kill`).
+    pub scope: String,
+    /// Why, as given when it was engaged.
+    pub reason: Option<String>,
+    /// When it was engaged.
+    pub since: DateTime<Utc>,
+}
+
+impl KillSwitchView {
+    fn of(state: &KillState) -> Option<Self> {
+        [&state.global, &state.user, &state.account]
+            .into_iter()
+            .flatten()
+            .find(|k| k.engaged)
+            .map(|k| Self {
+                scope: word(&k.scope),
+                reason: k.reason.clone(),
+                since: k.changed_at,
+            })
+    }
 }
 
 /// How far one prop-firm limit is.
@@ -194,6 +226,7 @@ pub async fn status(
 ) -> ApiResult<Json<Vec<LoginStatusView>>> {
     let accounts = state.store.accounts();
     let broker = state.store.broker();
+    let kill = state.store.risk();
     let mut out = Vec::new();
     for a in accounts.list(caller.owner()).await? {
         let connection = connection(&state, a.id).await;
@@ -211,6 +244,7 @@ pub async fn status(
                 .map(|p| position(p, &orders))
                 .collect();
             let risk = risk_of(&state, caller.owner(), s.id).await;
+            let kill_switch = KillSwitchView::of(&kill.kill_state_of(&s).await?);
             subs.push(SubAccountStatus {
                 id: s.id.0,
                 name: s.name,
@@ -218,6 +252,7 @@ pub async fn status(
                 positions,
                 working_orders: orders.len(),
                 risk,
+                kill_switch,
             });
         }
         let view = BrokerAccountView::from(a);

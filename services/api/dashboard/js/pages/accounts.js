@@ -119,10 +119,29 @@ function controls(sub, redraw) {
     if (!await confirmDialog(`Allow new entries on ${sub.name} again?`, { title: `Resume ${sub.name}?`, confirm: 'Resume' })) return;
     await act(`${sub.name} resumed`, () => api.put(`/sub-accounts/${sub.id}/kill`, { engaged: false }), redraw);
   };
+  // Resume releases the account's own switch; a user-wide or platform switch is released
+  // where it was engaged (PUT /kill, or an admin), so this account offers no button for it.
+  const own = sub.kill_switch && sub.kill_switch.scope === 'account';
   return h('div', { class: 'actions' },
     h('button', { type: 'button', class: 'danger', onclick: flatten, 'aria-label': `Flatten ${sub.name}` }, 'Flatten'),
-    h('button', { type: 'button', class: 'secondary', onclick: kill, 'aria-label': `Kill switch for ${sub.name}` }, 'Kill switch'),
-    h('button', { type: 'button', class: 'secondary', onclick: resume, 'aria-label': `Resume ${sub.name}` }, 'Resume'));
+    own
+      ? h('button', { type: 'button', class: 'secondary', onclick: resume, 'aria-label': `Resume ${sub.name}` }, 'Resume')
+      : h('button', { type: 'button', class: 'secondary', onclick: kill, 'aria-label': `Kill switch for ${sub.name}` }, 'Kill switch'));
+}
+
+const KILL_SCOPE = {
+  account: 'this account',
+  user: 'all your accounts',
+  global: 'the whole platform (an administrator releases it)',
+};
+
+/** The engaged kill switch of an account, in words; nothing when none is engaged. */
+function killBadge(k) {
+  if (!k) return null;
+  const why = k.reason ? `: ${k.reason}` : '';
+  return h('div', { class: 'kill', 'data-testid': 'kill-switch' },
+    badge('Kill switch on', 'bad'),
+    h('span', { class: 'muted' }, ` New entries refused on ${KILL_SCOPE[k.scope] || k.scope}${why} (since ${fmtTime(k.since)}).`));
 }
 
 function loginPanel(login, redraw, readOnly) {
@@ -140,7 +159,7 @@ function loginPanel(login, redraw, readOnly) {
     login.connection.reason && login.connection.state !== 'connected' ? h('p', { class: 'muted' }, `Connection: ${login.connection.reason}`) : null,
     unprotected ? alertBox('A position on this login is not protected by a working stop.') : null,
     table([
-      { label: 'Account', render: (s) => h('span', {}, h('strong', {}, s.name), s.enabled ? null : [' ', badge('New entries off', 'warn')]) },
+      { label: 'Account', render: (s) => h('span', {}, h('strong', {}, s.name), s.enabled ? null : [' ', badge('New entries off', 'warn')], killBadge(s.kill_switch)) },
       { label: 'Positions and protection', render: positionsCell },
       { label: 'Day P&L and limits', render: (s) => riskCell(s.risk) },
       { label: 'Working orders', num: true, render: (s) => String(s.working_orders) },

@@ -6,7 +6,8 @@
 
 import * as api from '../api.js';
 import { page } from '../router.js';
-import { h, mount, link, badge, alertBox, fmtTime } from '../ui.js';
+import { h, mount, link, badge, alertBox, fmtTime, toast } from '../ui.js';
+import { subscribe, coalesce } from '../live.js';
 
 const OUTCOMES = ['accepted', 'duplicate', 'stale', 'filtered', 'rejected'];
 const BAD = ['failed', 'rejected', 'unknown'];
@@ -124,24 +125,35 @@ page({
       h('div', { class: 'field' }, h('label', { for: 'f-out' }, 'Outcome'), outSel),
       h('div', { class: 'field' }, h('label', { class: 'check', for: 'f-prob' }, probs, 'Only failures and skips')));
 
-    let pageData;
+    const here = { recorder_id: filter.recorder_id, outcome: filter.outcome, problems: filter.problems ? '1' : '', limit: size };
+    const list = h('div', { 'aria-live': 'polite' });
+    // The newest page follows new signals and decisions live; an older page stays as it was
+    // (what it shows is fixed by its cursor).
+    const newest = !filter.cursor;
+    const draw = coalesce(async () => {
+      const pageData = await api.get(`/signals${api.qs({ recorder_id: filter.recorder_id, outcome: filter.outcome, cursor: filter.cursor, limit: filter.limit })}`);
+      if (ctx.signal.aborted) return;
+      const items = filter.problems ? pageData.items.filter(isProblem) : pageData.items;
+      const nav = h('nav', { class: 'row', 'aria-label': 'Pages' },
+        filter.cursor ? link(`/signals${api.qs(here)}`, '← Newest') : null,
+        pageData.next_cursor ? link(`/signals${api.qs({ ...here, cursor: pageData.next_cursor })}`, 'Older →') : null);
+      mount(list,
+        items.length ? items.map((s) => signalView(s, names))
+          : h('p', { class: 'muted' }, emptyText(filter, pageData.items.length)),
+        nav);
+    });
     try {
-      pageData = await api.get(`/signals${api.qs({ recorder_id: filter.recorder_id, outcome: filter.outcome, cursor: filter.cursor, limit: filter.limit })}`);
+      await draw();
     } catch (e) {
       if (e.status === 400) { mount(root, h('h1', {}, 'Signals'), toolbar, alertBox(e.message), link('/signals', 'Show the newest signals')); return; }
       throw e;
     }
-    const items = filter.problems ? pageData.items.filter(isProblem) : pageData.items;
-    const here = { recorder_id: filter.recorder_id, outcome: filter.outcome, problems: filter.problems ? '1' : '', limit: size };
-    const nav = h('nav', { class: 'row', 'aria-label': 'Pages' },
-      filter.cursor ? link(`/signals${api.qs(here)}`, '← Newest') : null,
-      pageData.next_cursor ? link(`/signals${api.qs({ ...here, cursor: pageData.next_cursor })}`, 'Older →') : null);
+    const refresh = () => draw().catch((e) => toast(e.message, 'error'));
+    const live = newest ? subscribe(ctx.signal, { signal: refresh, reload: refresh }) : null;
     mount(root,
-      h('h1', {}, 'Signals'),
+      h('div', { class: 'heading-row' }, h('h1', {}, 'Signals'), live),
       toolbar,
-      items.length ? items.map((s) => signalView(s, names))
-        : h('p', { class: 'muted' }, emptyText(filter, pageData.items.length)),
-      nav);
+      list);
   },
 });
 
