@@ -1,11 +1,12 @@
 // Administration (admins only; the API refuses everyone else with 403 and the nav hides the
 // link): users — approve or disable, make admin or user, view the platform as them (read-only:
-// the API refuses writes with `X-View-As`, and a banner says so on every page) — dead letters
-// with a retry after a confirmation, and the audit log.
+// the API refuses writes with `X-View-As`, and a banner says so on every page) — plans (their
+// limits and features; a new plan or a changed one is `PUT /admin/plans/{code}`, audited),
+// dead letters with a retry after a confirmation, and the audit log.
 
 import * as api from '../api.js';
 import { page } from '../router.js';
-import { h, mount, table, badge, alertBox, confirmDialog, toast, fmtTime } from '../ui.js';
+import { h, mount, table, badge, alertBox, field, confirmDialog, toast, fmtTime } from '../ui.js';
 
 function usersTable(users, me, ctx, redraw) {
   const change = async (u, body, what) => {
@@ -47,6 +48,67 @@ function usersTable(users, me, ctx, redraw) {
         }, 'View as')),
     },
   ], users, { empty: 'No users.' });
+}
+
+const LIMITS = [
+  ['max_broker_accounts', 'Most broker accounts'],
+  ['max_recorders', 'Most recorders'],
+  ['max_followers', 'Most followers'],
+];
+
+const limitText = (v) => (v === null || v === undefined ? 'Unlimited' : String(v));
+
+/** The plans on offer, and a form that creates a plan or replaces one with the same code. */
+function plans(list, redraw) {
+  const code = h('input', { type: 'text', required: true, autocomplete: 'off' });
+  const name = h('input', { type: 'text', required: true, autocomplete: 'off' });
+  const limits = LIMITS.map(([key, label]) => [key, field(label, h('input', { type: 'number', min: '0', step: '1', inputmode: 'numeric' }), 'Empty = unlimited.')]);
+  const features = h('input', { type: 'text', autocomplete: 'off' });
+  const fCode = field('Code', code, 'Lower-case letters, digits, - and _. An existing code replaces that plan.');
+  const fName = field('Name', name);
+  const fFeatures = field('Features', features, 'Comma-separated, e.g. copy_trading, webull.');
+  const all = [fCode, fName, fFeatures, ...limits.map(([, f]) => f)];
+  const edit = (p) => {
+    code.value = p.code;
+    name.value = p.name;
+    for (const [key, f] of limits) f.input.value = p[key] === null || p[key] === undefined ? '' : String(p[key]);
+    features.value = p.features.join(', ');
+    name.focus();
+  };
+  const form = h('form', {
+    class: 'panel',
+    'aria-label': 'Create or change a plan',
+    onsubmit: async (e) => {
+      e.preventDefault();
+      all.forEach((f) => f.setError(null));
+      const body = { name: name.value.trim(), features: features.value.split(',').map((x) => x.trim()).filter(Boolean) };
+      for (const [key, f] of limits) {
+        if (f.input.value !== '') body[key] = Number(f.input.value);
+      }
+      try {
+        await api.put(`/admin/plans/${encodeURIComponent(code.value.trim())}`, body);
+        toast(`Plan ${code.value.trim()} saved`);
+        await redraw();
+      } catch (x) {
+        const target = { name: fName, features: fFeatures, ...Object.fromEntries(limits) }[x.field];
+        if (target) target.setError(x.message);
+        else fCode.setError(x.message);
+      }
+    },
+  },
+  h('h3', {}, 'Create or change a plan'),
+  h('div', { class: 'grid' }, all),
+  h('button', { type: 'submit' }, 'Save plan'));
+  return [
+    table([
+      { label: 'Code', render: (p) => h('code', {}, p.code) },
+      { label: 'Name', render: (p) => h('strong', {}, p.name) },
+      ...LIMITS.map(([key, label]) => ({ label, num: true, render: (p) => limitText(p[key]) })),
+      { label: 'Features', render: (p) => (p.features.length ? p.features.join(', ') : '—') },
+      { label: '', render: (p) => h('button', { type: 'button', class: 'secondary', 'aria-label': `Edit plan ${p.code}`, onclick: () => edit(p) }, 'Edit') },
+    ], list, { empty: 'No plans yet: users are limited by the default plan (JT_DEFAULT_PLAN) or not at all.' }),
+    form,
+  ];
 }
 
 function deadLetters(letters, redraw) {
@@ -100,14 +162,16 @@ page({
     }
     const body = h('div');
     const draw = async () => {
-      const [users, letters, rows] = await Promise.all([
+      const [users, planList, letters, rows] = await Promise.all([
         api.get('/admin/users?limit=200'),
+        api.get('/plans'),
         api.get('/admin/dead-letters?limit=50'),
         api.get('/admin/audit?limit=50'),
       ]);
       if (ctx.signal.aborted) return;
       mount(body,
         h('section', { 'aria-labelledby': 'users-h' }, h('h2', { id: 'users-h' }, 'Users'), usersTable(users, ctx.me, ctx, draw)),
+        h('section', { 'aria-labelledby': 'plans-h' }, h('h2', { id: 'plans-h' }, 'Plans'), plans(planList, draw)),
         h('section', { 'aria-labelledby': 'dl-h' }, h('h2', { id: 'dl-h' }, 'Dead letters'), deadLetters(letters, draw)),
         h('section', { 'aria-labelledby': 'audit-h' }, h('h2', { id: 'audit-h' }, 'Audit log'), audit(rows)));
     };
