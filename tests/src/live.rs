@@ -33,21 +33,8 @@ impl EventStream {
     pub async fn next(&mut self, wait: Duration) -> Option<(String, Value)> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            if let Some(end) = self.buf.find("\n\n") {
-                let block: String = self.buf.drain(..end + 2).collect();
-                let mut name = None;
-                let mut data = String::new();
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("event:") {
-                        name = Some(v.trim().to_string());
-                    } else if let Some(v) = line.strip_prefix("data:") {
-                        data.push_str(v.trim());
-                    }
-                }
-                if let Some(name) = name {
-                    return Some((name, serde_json::from_str(&data).unwrap()));
-                }
-                continue; // a heartbeat comment
+            if let Some((name, data)) = jt_api::events::take_event(&mut self.buf) {
+                return Some((name, serde_json::from_str(&data).unwrap()));
             }
             let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
                 .await

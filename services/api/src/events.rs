@@ -384,3 +384,48 @@ fn live(
         Some((Ok(event), (rx, stop)))
     })
 }
+
+/// Takes the next named event (name, data) out of `buf`, the text of a stream read so far;
+/// comment blocks (the heartbeat) are dropped, and `None` means no whole event is in `buf` yet.
+/// The reading half of this module's wire format, for clients of the stream (the tests').
+pub fn take_event(buf: &mut String) -> Option<(String, String)> {
+    while let Some(end) = buf.find("\n\n") {
+        let block: String = buf.drain(..end + 2).collect();
+        let mut name = None;
+        let mut data = String::new();
+        for line in block.lines() {
+            if let Some(v) = line.strip_prefix("event:") {
+                name = Some(v.trim().to_string());
+            } else if let Some(v) = line.strip_prefix("data:") {
+                data.push_str(v.trim());
+            }
+        }
+        if let Some(name) = name {
+            return Some((name, data));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod wire_tests {
+    use super::take_event;
+
+    #[test]
+    fn events_are_taken_whole_and_comments_dropped() {
+        let mut buf =
+            String::from(": heartbeat\n\nevent: signal\ndata: {\"id\":1}\n\nevent: pnl\nda");
+        assert_eq!(
+            take_event(&mut buf),
+            Some(("signal".to_string(), "{\"id\":1}".to_string()))
+        );
+        // Half an event waits for the rest.
+        assert_eq!(take_event(&mut buf), None);
+        buf.push_str("ta: {}\n\n");
+        assert_eq!(
+            take_event(&mut buf),
+            Some(("pnl".to_string(), "{}".to_string()))
+        );
+        assert!(buf.is_empty());
+    }
+}
