@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help run test lint fmt bench sim api-fuzz image image-test clean-tools
+.PHONY: help run test lint deny fmt bench sim api-fuzz fuzz fuzz-smoke image image-test clean-tools
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -13,11 +13,15 @@ run: ## Run the whole platform on embedded defaults (SQLite, in-process bus, sim
 test: ## Run every test; starts NATS 2.15 and PostgreSQL itself when NATS_URL/DATABASE_URL are unset (the dashboard's browser tests need node 20+ and Chromium)
 	scripts/test-services -- $(CARGO) test --workspace --no-fail-fast
 
-lint: ## Formatting check, clippy with warnings as errors, and the crate layers (scripts/check-layers)
+lint: ## Formatting check, clippy with warnings as errors, the crate layers (scripts/check-layers), cargo deny
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	scripts/check-layers --self-test
 	scripts/check-layers
+	scripts/deny
+
+deny: ## Supply chain: licences, banned and duplicate crates, sources (deny.toml; installs cargo-deny on first use)
+	scripts/deny
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
@@ -27,6 +31,13 @@ bench: ## Run every benchmark (release; `[[bench]] harness = false` targets); re
 
 api-fuzz: ## The API's property-based test at length (Schemathesis, 200 examples per operation; make test runs 8)
 	JT_API_FUZZ_EXAMPLES=200 scripts/test-services --only postgres -- $(CARGO) test -p jt-api --test schema_fuzz -- --nocapture
+
+FUZZ_SECONDS ?= 300
+fuzz: ## Fuzz the alert parser, the Tradovate frame codec and the SignalR codec, FUZZ_SECONDS (300) each (cargo fuzz)
+	scripts/fuzz $(FUZZ_SECONDS)
+
+fuzz-smoke: ## Each fuzz target for 20 s (CI)
+	scripts/fuzz 20
 
 sim: ## Run the exchange simulator on its own (JT_SIM_ADDR, default 127.0.0.1:8081)
 	$(CARGO) run -p jt -- sim
