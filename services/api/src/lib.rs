@@ -22,6 +22,7 @@ pub mod dashboard;
 pub mod error;
 pub mod events;
 pub mod mailer;
+pub mod metrics;
 pub mod probe;
 pub mod routes;
 pub mod state;
@@ -112,6 +113,7 @@ pub fn router(state: ApiState) -> Router {
         ))
         .with_state(state)
         .merge(dashboard::router())
+        .route_layer(axum::middleware::from_fn(metrics::track))
 }
 
 /// Starts the API as a service of the common skeleton: its routes (`/api/v1/…`,

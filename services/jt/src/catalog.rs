@@ -233,6 +233,21 @@ pub const FAMILIES: &[Declared] = &[
         BROKER_USERS,
         RUNTIME,
     ),
+    // The API (services/api/src/metrics.rs): labels are route templates, created on first use.
+    f(
+        "jt_api_requests_total",
+        C,
+        "API and dashboard requests answered, by route template, method and status class.",
+        &["api"],
+        RUNTIME,
+    ),
+    f(
+        "jt_api_request_duration_seconds",
+        H,
+        "Time from an API request to its answer (the live stream: to its first byte), by route template.",
+        &["api"],
+        RUNTIME,
+    ),
     // Ingest.
     f(
         "jt_ingest_requests_total",

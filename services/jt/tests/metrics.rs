@@ -346,6 +346,37 @@ async fn every_service_serves_help_type_and_its_start_series_before_any_traffic(
         pending.is_empty(),
         "within 90 s these services did not serve the expected metrics: {pending:#?}"
     );
+
+    // The API counts requests by route template (never the path sent) and status class.
+    let api = ports["api"];
+    assert_eq!(get(api, "/api/openapi.json").map(|r| r.0), Some(200));
+    let recorder = "/api/v1/recorders/7f1c2d8e-0000-4000-8000-000000000001";
+    assert_eq!(get(api, recorder).map(|r| r.0), Some(401));
+    let (_, body) = get(api, "/metrics").expect("the API's metrics after traffic");
+    let scrape = parse(&body);
+    for (route, status) in [
+        ("/api/openapi.json", "2xx"),
+        ("/api/v1/recorders/{recorder_id}", "4xx"),
+    ] {
+        assert!(
+            scrape.has(
+                "jt_api_requests_total",
+                &[("route", route), ("method", "GET"), ("status", status)]
+            ),
+            "no jt_api_requests_total series for GET {route} {status}:\n{body}"
+        );
+    }
+    assert!(
+        scrape.has(
+            "jt_api_request_duration_seconds_count",
+            &[("route", "/api/v1/recorders/{recorder_id}")]
+        ),
+        "no duration histogram for the recorder route:\n{body}"
+    );
+    assert!(
+        !body.contains("7f1c2d8e"),
+        "a path sent by a client leaked into a label:\n{body}"
+    );
 }
 
 #[test]
