@@ -465,6 +465,44 @@ async fn a_flip_closes_then_enters_the_other_way() {
 }
 
 #[tokio::test]
+async fn closing_when_flat_closes_a_resting_entry_that_fills_while_its_cancel_is_on_the_way() {
+    let sim = sim().await;
+    let u = user(&sim, "ruth", &["RUTH1"]);
+    price(&sim, "MNQ", dec!(21000));
+    let b = broker(config(&sim, "ruth"));
+    let acct = account(&u);
+    let c = b.resolve_contract("MNQ").await.unwrap();
+    let entry = OrderRequest {
+        client_order_id: "jt-race-1".into(),
+        side: Side::Buy,
+        qty: 1,
+        kind: OrderKind::Limit {
+            price: mnq(dec!(20990)),
+        },
+    };
+    b.place_order(&acct, &c, &entry).await.unwrap();
+    assert!(b.position(&acct, &c.id).await.unwrap().is_none());
+    // The cancel reaches the exchange late; meanwhile the market comes to the resting buy.
+    fault(
+        &sim,
+        FaultKind::Latency { ms: 1_000 },
+        Some("ruth"),
+        Some("order/cancelorder"),
+        None,
+    );
+    let market_moves = async {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        price(&sim, "MNQ", dec!(20980));
+    };
+    let (closed, ()) = tokio::join!(b.close_position(&acct, &c), market_moves);
+    let closed = closed.unwrap();
+    // The entry filled instead of being cancelled: the position it opened is closed too.
+    assert!(closed.order_id.is_some(), "{closed:?}");
+    assert!(b.position(&acct, &c.id).await.unwrap().is_none());
+    assert!(b.working_orders(&acct).await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn flatten_closes_every_position_and_cancels_every_order() {
     let sim = sim().await;
     let u = user(&sim, "liam", &["LIAM1", "LIAM2"]);

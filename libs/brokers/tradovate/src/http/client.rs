@@ -1123,21 +1123,43 @@ impl TradovateHttpClient {
         account: &AccountId,
         pick: impl Fn(&OrderReport) -> bool,
     ) -> Result<CancelReport, BrokerError> {
+        Ok(self
+            .cancel_listed_noting_ended(account, pick, false)
+            .await?
+            .0)
+    }
+
+    /// [`Self::cancel_listed`], and with `tolerate_ended` an order whose cancel the broker
+    /// rejected because it had ended on its own between the listing and the cancel (filled, or
+    /// cancelled elsewhere) is not a failure — it no longer works — but is counted: a fill may
+    /// have changed the position, which the caller then reads again.
+    async fn cancel_listed_noting_ended(
+        &self,
+        account: &AccountId,
+        pick: impl Fn(&OrderReport) -> bool,
+        tolerate_ended: bool,
+    ) -> Result<(CancelReport, usize), BrokerError> {
         let working = self.working_orders(account).await?;
         let mut report = CancelReport::default();
+        let mut ended = 0;
         for o in working.iter().filter(|o| pick(o)) {
             let Ok(oid) = o.id.as_str().parse::<i64>() else {
                 continue;
             };
             match self.cancel_verified(oid).await {
                 Ok(()) => report.canceled.push(o.id.clone()),
+                Err(BrokerError::Rejected { .. })
+                    if tolerate_ended && self.order_closed(oid).await =>
+                {
+                    ended += 1;
+                }
                 Err(error) => report.failures.push(ItemFailure {
                     target: format!("cancel {}", o.id),
                     error,
                 }),
             }
         }
-        Ok(report)
+        Ok((report, ended))
     }
 
     async fn liquidate(
@@ -1204,11 +1226,29 @@ impl TradovateHttpClient {
             let order_id = self.liquidate(account, acct.id, cid).await?;
             return Ok(CloseOutcome { order_id });
         }
-        let report = self.cancel_working_orders(account, contract).await?;
-        match report.failures.into_iter().next() {
-            Some(failure) => Err(failure.error),
-            None => Ok(CloseOutcome { order_id: None }),
+        // Flat: what still works on the contract is cancelled. An order can fill between the
+        // listing and its cancel (a resting entry reached by the market): the broker then
+        // rejects the cancel, or — Tradovate's commands being asynchronous — accepts it and
+        // rejects the command later. Either way the fill opened a position the read above did
+        // not see, so after any cancel the position is read again and closed too: never left
+        // open behind a "closed".
+        let (report, ended) = self
+            .cancel_listed_noting_ended(account, |o| o.is_working_on(&contract.id), true)
+            .await?;
+        if let Some(failure) = report.failures.into_iter().next() {
+            return Err(failure.error);
         }
+        if (ended > 0 || !report.canceled.is_empty())
+            && self
+                .positions(account)
+                .await?
+                .iter()
+                .any(|p| p.contract == contract.id && p.net_qty != 0)
+        {
+            let order_id = self.liquidate(account, acct.id, cid).await?;
+            return Ok(CloseOutcome { order_id });
+        }
+        Ok(CloseOutcome { order_id: None })
     }
 
     /// Flattens the account.
