@@ -677,9 +677,11 @@ async fn a_signals_paper_effect_is_applied_through_domain_types_once(t: &TestSto
                 price,
                 at,
             };
-            paper.apply(applied).await.unwrap();
-            // A retry of the same write changes nothing (ids derive from the signal).
-            paper.apply(applied).await.unwrap();
+            assert!(paper.apply(applied).await.unwrap());
+            // A retry of the same write changes nothing: over an open position its version has
+            // moved (refused); over none, the same rows again (ids derive from the signal).
+            let again = paper.apply(applied).await.unwrap();
+            assert_eq!(again, start.open().is_none());
             let after = paper.start(owner, recorder, "MNQ").await.unwrap();
             assert!(after.applied(id), "a redelivery finds the signal applied");
             (id, closed)
@@ -853,19 +855,21 @@ async fn a_price_mark_is_written_once_and_only_over_the_version_read(t: &TestSto
     let at = start.time_for(Utc::now());
     let entry = Price::on_tick(mnq, dec!(21400));
     engine::apply_signal(&mut position, &ctx, SignalAction::Long, 1, entry, at).unwrap();
-    paper
-        .apply(PaperApplied {
-            owner,
-            recorder,
-            signal,
-            start: &start,
-            position: position.as_ref(),
-            closed: &[],
-            price: entry,
-            at,
-        })
-        .await
-        .unwrap();
+    assert!(
+        paper
+            .apply(PaperApplied {
+                owner,
+                recorder,
+                signal,
+                start: &start,
+                position: position.as_ref(),
+                closed: &[],
+                price: entry,
+                at,
+            })
+            .await
+            .unwrap()
+    );
 
     // A price that only marks: written, and not again over the same version.
     let opens = paper.open_on("MNQ").await.unwrap();
@@ -928,6 +932,8 @@ async fn a_price_mark_is_written_once_and_only_over_the_version_read(t: &TestSto
         .iter()
         .find(|o| o.position.recorder == recorder)
         .unwrap();
+    // The executor reads the record for a signal in the same instant.
+    let stale = paper.start(owner, recorder, "MNQ").await.unwrap();
     let (written, closed) = mark(open, dec!(21394.5)).await;
     assert!(written);
     assert_eq!(closed.len(), 1);
@@ -961,6 +967,77 @@ async fn a_price_mark_is_written_once_and_only_over_the_version_read(t: &TestSto
     assert_eq!(trade.realized_pnl, Some(dec!(-12)));
     assert_eq!(trade.max_adverse_excursion, dec!(5.5));
     assert_eq!(closed_row.realized_pnl, dec!(-12));
+
+    // The signal computed from the state read before the stop hit (an add to the open long)
+    // is refused: it would re-open what the stop closed. Applied again to the record as it is
+    // now (flat), it opens a new position of its own.
+    let add = SignalId::new();
+    let apply = |start: &'_ jt_store::repo::paper::PaperStart| {
+        let mut position = start.engine();
+        let at = start.time_for(Utc::now());
+        let price = Price::on_tick(mnq, dec!(21395));
+        let closed =
+            engine::apply_signal(&mut position, &ctx, SignalAction::Long, 1, price, at).unwrap();
+        (position, closed, price, at)
+    };
+    let (position, closed, price, at) = apply(&stale);
+    let refused = paper
+        .apply(PaperApplied {
+            owner,
+            recorder,
+            signal: add,
+            start: &stale,
+            position: position.as_ref(),
+            closed: &closed,
+            price,
+            at,
+        })
+        .await
+        .unwrap();
+    assert!(
+        !refused,
+        "a signal over a version a mark replaced is refused"
+    );
+    let still = paper
+        .latest_position(owner, recorder, "MNQ")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        still, closed_row,
+        "nothing of the refused signal was written"
+    );
+    let fresh = paper.start(owner, recorder, "MNQ").await.unwrap();
+    assert!(fresh.open().is_none());
+    let (position, closed, price, at) = apply(&fresh);
+    assert!(
+        paper
+            .apply(PaperApplied {
+                owner,
+                recorder,
+                signal: add,
+                start: &fresh,
+                position: position.as_ref(),
+                closed: &closed,
+                price,
+                at,
+            })
+            .await
+            .unwrap()
+    );
+    let reopened = paper
+        .open_position(owner, recorder, "MNQ")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(reopened.id, closed_row.id);
+    assert_eq!(reopened.quantity, 1);
+    assert_eq!(reopened.last_signal, Some(add));
+    assert_eq!(
+        paper.trades(owner, recorder, 10).await.unwrap().len(),
+        1,
+        "the stop's trade alone: a trade is written when it closes"
+    );
 }
 
 on_both_engines!(

@@ -54,6 +54,10 @@ impl From<PublishError> for FanoutError {
     }
 }
 
+/// How many times a signal is applied to a paper record that price marks keep moving before
+/// the fan-out is retried as a whole (marks come at most about once a second per instrument).
+const PAPER_ATTEMPTS: usize = 5;
+
 /// The fan-out handler; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Fanout {
@@ -372,58 +376,71 @@ impl Fanout {
             return Ok(());
         };
         let paper = self.store.paper();
-        // One read: the symbol's latest position is the open one (if any) and carries the last
-        // signal applied to this symbol, so a redelivered signal finds itself there.
-        let start = paper.start(owner, recorder, instrument.root).await?;
-        if start.applied(signal_id) {
-            return Ok(());
-        }
-        let mut position = start.engine();
         let ctx = PaperContext {
             instrument,
             settings,
             commission_per_contract: commission,
         };
-        // The alert's whole-contract quantity, else the recorder's entry size; for a partial
-        // exit, the same fraction of the paper position as the strategy sold.
-        let qty = match (msg.signal.action.reduced_direction(), &position) {
-            (Some(_), Some(p)) => jt_domain::quantity::reduce_by_fraction(
-                p.qty(),
-                msg.signal.exit_fraction.unwrap_or(Decimal::ONE),
-            ),
-            _ => msg
-                .signal
-                .quantity
-                .filter(|q| q.fract().is_zero())
-                .and_then(|q| q.to_u32())
-                .filter(|q| *q > 0)
-                .unwrap_or(settings.initial_position_size),
-        };
         let price = Price::on_tick(instrument, raw_price);
-        let at = start.time_for(msg.received_at);
-        let closed =
-            match paper::apply_signal(&mut position, &ctx, msg.signal.action, qty, price, at) {
-                Ok(c) => c,
-                Err(e) => {
-                    // A paper-record problem never blocks live trading; it is counted and logged.
-                    m::paper_skipped("engine_refused");
-                    warn!(error = %e, "paper record refused the signal");
-                    return Ok(());
-                }
+        // The positions service marks open paper positions with prices meanwhile; a write that
+        // finds the record moved since it was read is refused, and the signal is applied again
+        // to what the record has become (a stop hit in the same instant included).
+        for _ in 0..PAPER_ATTEMPTS {
+            // One read: the symbol's latest position is the open one (if any) and carries the
+            // last signal applied to this symbol, so a redelivered signal finds itself there.
+            let start = paper.start(owner, recorder, instrument.root).await?;
+            if start.applied(signal_id) {
+                return Ok(());
+            }
+            let mut position = start.engine();
+            // The alert's whole-contract quantity, else the recorder's entry size; for a partial
+            // exit, the same fraction of the paper position as the strategy sold.
+            let qty = match (msg.signal.action.reduced_direction(), &position) {
+                (Some(_), Some(p)) => jt_domain::quantity::reduce_by_fraction(
+                    p.qty(),
+                    msg.signal.exit_fraction.unwrap_or(Decimal::ONE),
+                ),
+                _ => msg
+                    .signal
+                    .quantity
+                    .filter(|q| q.fract().is_zero())
+                    .and_then(|q| q.to_u32())
+                    .filter(|q| *q > 0)
+                    .unwrap_or(settings.initial_position_size),
             };
-        paper
-            .apply(PaperApplied {
-                owner,
-                recorder,
-                signal: signal_id,
-                start: &start,
-                position: position.as_ref(),
-                closed: &closed,
-                price,
-                at,
-            })
-            .await?;
-        Ok(())
+            let at = start.time_for(msg.received_at);
+            let closed =
+                match paper::apply_signal(&mut position, &ctx, msg.signal.action, qty, price, at) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // A paper-record problem never blocks live trading; it is counted and logged.
+                        m::paper_skipped("engine_refused");
+                        warn!(error = %e, "paper record refused the signal");
+                        return Ok(());
+                    }
+                };
+            let written = paper
+                .apply(PaperApplied {
+                    owner,
+                    recorder,
+                    signal: signal_id,
+                    start: &start,
+                    position: position.as_ref(),
+                    closed: &closed,
+                    price,
+                    at,
+                })
+                .await?;
+            if written {
+                return Ok(());
+            }
+            tracing::debug!(%recorder, %signal_id, "the paper record moved under a price mark: the signal is applied again");
+        }
+        // Not given up on: the signal is handled again later (a redelivery), as for a store
+        // outage.
+        Err(FanoutError::Retry(format!(
+            "the paper record of recorder {recorder} moved {PAPER_ATTEMPTS} times while the signal was applied"
+        )))
     }
 }
 

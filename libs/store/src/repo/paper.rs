@@ -30,6 +30,8 @@ use crate::ids::{PaperPositionId, PaperTradeId, RecorderId, SignalId, UserId};
 pub struct PaperStart {
     /// The symbol's latest position: the open one, or the last closed.
     latest: Option<PaperPosition>,
+    /// The latest row's version (`updated_at`) as read: [`Paper::apply`] writes only over it.
+    version: Option<DateTime<Utc>>,
 }
 
 impl PaperStart {
@@ -498,19 +500,28 @@ impl Paper<'_> {
         recorder: RecorderId,
         symbol: &str,
     ) -> StoreResult<PaperStart> {
+        let latest = self.latest_row(owner, recorder, symbol).await?;
+        let version = latest.as_ref().map(|m| m.updated_at);
         Ok(PaperStart {
-            latest: self.latest_position(owner, recorder, symbol).await?,
+            latest: latest.map(PaperPosition::try_from).transpose()?,
+            version,
         })
     }
 
     /// Writes what the paper engine made of one signal: the trades it closed first (ids derived
     /// from the signal: a retry rewrites the same rows), then the positions in one write — the
     /// old one closed when the signal ended or flipped it, the new or continued one open — whose
-    /// `last_signal` marks the signal as applied. Safe to repeat.
+    /// `last_signal` marks the signal as applied.
+    ///
+    /// In one transaction, and **only if the open position is still the version `start` read**:
+    /// `false` when a price mark (the positions service: a stop or take-profit hit, a new
+    /// unrealized figure) changed it meanwhile — nothing is written, and the caller reads the
+    /// record again and applies the signal to what it has become. A mark racing the other way
+    /// loses in turn ([`Paper::mark`]), so neither overwrites the other.
     ///
     /// # Errors
     /// As [`Paper::save_trade`] and [`Paper::save_positions`].
-    pub async fn apply(&self, applied: PaperApplied<'_>) -> StoreResult<()> {
+    pub async fn apply(&self, applied: PaperApplied<'_>) -> StoreResult<bool> {
         let PaperApplied {
             owner,
             recorder,
@@ -522,8 +533,31 @@ impl Paper<'_> {
             at,
         } = applied;
         let stored = start.open();
+        let txn = self.store.db().begin().await.map_err(StoreError::from)?;
+        // The new version: after the one read, even within its microsecond or behind a skewed
+        // clock, so a mark conditional on the old one can never pass afterwards.
+        let floor = start.version.map(|v| v + chrono::Duration::microseconds(1));
+        if let (Some(open), Some(version), Some(floor)) = (stored, start.version, floor) {
+            let claimed = paper_positions::Entity::update_many()
+                .col_expr(
+                    paper_positions::Column::UpdatedAt,
+                    Expr::value(std::cmp::max(now(), floor)),
+                )
+                .filter(paper_positions::Column::Id.eq(open.id.0))
+                .filter(paper_positions::Column::UserId.eq(owner.0))
+                .filter(paper_positions::Column::UpdatedAt.eq(version))
+                .exec(&txn)
+                .await
+                .map_err(|e| StoreError::db("paper position", e))?
+                .rows_affected;
+            if claimed == 0 {
+                txn.rollback().await.map_err(StoreError::from)?;
+                return Ok(false);
+            }
+        }
         for (i, trade) in closed.iter().enumerate() {
-            self.save_trade(
+            save_trade_on(
+                &txn,
                 owner,
                 &closed_trade_row(paper_trade_id(signal, i), owner, recorder, stored, trade),
             )
@@ -563,8 +597,9 @@ impl Paper<'_> {
                 signal,
             )?);
         }
-        self.save_positions(owner, &rows.iter().collect::<Vec<_>>())
-            .await
+        save_positions_on(&txn, owner, &rows.iter().collect::<Vec<_>>(), floor).await?;
+        txn.commit().await.map_err(StoreError::from)?;
+        Ok(true)
     }
 
     /// Saves a position whole (insert or replace by id). At most one open position per
@@ -593,56 +628,7 @@ impl Paper<'_> {
         owner: UserId,
         positions: &[&PaperPosition],
     ) -> StoreResult<()> {
-        let Some(first) = positions.first() else {
-            return Ok(());
-        };
-        if let Some(p) = positions.iter().find(|p| p.owner != owner) {
-            return Err(StoreError::not_found("paper position", p.id));
-        }
-        if let Some((i, p)) = positions
-            .iter()
-            .enumerate()
-            .find(|(i, p)| positions[..*i].iter().any(|q| q.id == p.id))
-        {
-            return Err(StoreError::invalid(
-                "positions",
-                format!("position {} is given twice (at {i})", p.id),
-            ));
-        }
-        use paper_positions::Column as C;
-        let mut oc = OnConflict::column(C::Id);
-        oc.update_columns([
-            C::Symbol,
-            C::Direction,
-            C::Quantity,
-            C::AverageEntry,
-            C::Entries,
-            C::CurrentPrice,
-            C::UnrealizedPnl,
-            C::WorstUnrealizedPnl,
-            C::BestUnrealizedPnl,
-            C::RealizedPnl,
-            C::ExitPrice,
-            C::Status,
-            C::ClosedAt,
-            C::UpdatedAt,
-            C::LastSignalId,
-            C::EngineState,
-        ])
-        .action_and_where(same_owner(paper_positions::Entity));
-        let rows = positions
-            .iter()
-            .map(|p| position_row(p).map(IntoActiveModel::into_active_model))
-            .collect::<StoreResult<Vec<_>>>()?;
-        let n = paper_positions::Entity::insert_many(rows)
-            .on_conflict(oc)
-            .exec_without_returning(self.store.db())
-            .await
-            .map_err(|e| StoreError::db("paper position", e))?;
-        if n < positions.len() as u64 {
-            return Err(StoreError::not_found("paper position", first.id));
-        }
-        Ok(())
+        save_positions_on(self.store.db(), owner, positions, None).await
     }
 
     /// Saves a trade whole (insert or replace by id).
@@ -650,37 +636,7 @@ impl Paper<'_> {
     /// # Errors
     /// [`StoreError::NotFound`] for a recorder that is not the owner's.
     pub async fn save_trade(&self, owner: UserId, t: &PaperTrade) -> StoreResult<()> {
-        if t.owner != owner {
-            return Err(StoreError::not_found("paper trade", t.id));
-        }
-        use paper_trades::Column as C;
-        let mut oc = OnConflict::column(C::Id);
-        oc.update_columns([
-            C::PaperPositionId,
-            C::Quantity,
-            C::ExitPrice,
-            C::ExitTime,
-            C::ExitReason,
-            C::TpPrice,
-            C::SlPrice,
-            C::MaxFavorableExcursion,
-            C::MaxAdverseExcursion,
-            C::RealizedPnl,
-            C::RealizedTicks,
-            C::Commission,
-            C::Status,
-            C::UpdatedAt,
-        ])
-        .action_and_where(same_owner(paper_trades::Entity));
-        let n = paper_trades::Entity::insert(trade_row(t)?.into_active_model())
-            .on_conflict(oc)
-            .exec_without_returning(self.store.db())
-            .await
-            .map_err(|e| StoreError::db("paper trade", e))?;
-        if n == 0 {
-            return Err(StoreError::not_found("paper trade", t.id));
-        }
-        Ok(())
+        save_trade_on(self.store.db(), owner, t).await
     }
 
     /// Every open paper position on `symbol` (an instrument root), across owners, with its
@@ -831,6 +787,18 @@ impl Paper<'_> {
         recorder: RecorderId,
         symbol: &str,
     ) -> StoreResult<Option<PaperPosition>> {
+        self.latest_row(scope, recorder, symbol)
+            .await?
+            .map(PaperPosition::try_from)
+            .transpose()
+    }
+
+    async fn latest_row(
+        &self,
+        scope: impl ReadScope,
+        recorder: RecorderId,
+        symbol: &str,
+    ) -> StoreResult<Option<paper_positions::Model>> {
         paper_positions::Entity::find()
             .filter(paper_positions::Column::UserId.eq(scope.owner().0))
             .filter(paper_positions::Column::RecorderId.eq(recorder.0))
@@ -839,9 +807,7 @@ impl Paper<'_> {
             .limit(1)
             .one(self.store.db())
             .await
-            .map_err(|e| StoreError::db("paper position", e))?
-            .map(PaperPosition::try_from)
-            .transpose()
+            .map_err(|e| StoreError::db("paper position", e))
     }
 
     /// The recorder's positions, newest first.
@@ -943,4 +909,110 @@ mod tests {
         assert_eq!(paper_time(t(10, 0), Some(t(10, 0))), t(11, 0));
         assert_eq!(paper_time(t(3, 999), Some(t(10, 0))), t(11, 0));
     }
+}
+
+/// [`Paper::save_positions`] on `db` (the pool or a transaction); every row's `updated_at` at
+/// least `floor`.
+async fn save_positions_on(
+    db: &impl sea_orm::ConnectionTrait,
+    owner: UserId,
+    positions: &[&PaperPosition],
+    floor: Option<DateTime<Utc>>,
+) -> StoreResult<()> {
+    let Some(first) = positions.first() else {
+        return Ok(());
+    };
+    if let Some(p) = positions.iter().find(|p| p.owner != owner) {
+        return Err(StoreError::not_found("paper position", p.id));
+    }
+    if let Some((i, p)) = positions
+        .iter()
+        .enumerate()
+        .find(|(i, p)| positions[..*i].iter().any(|q| q.id == p.id))
+    {
+        return Err(StoreError::invalid(
+            "positions",
+            format!("position {} is given twice (at {i})", p.id),
+        ));
+    }
+    use paper_positions::Column as C;
+    let mut oc = OnConflict::column(C::Id);
+    oc.update_columns([
+        C::Symbol,
+        C::Direction,
+        C::Quantity,
+        C::AverageEntry,
+        C::Entries,
+        C::CurrentPrice,
+        C::UnrealizedPnl,
+        C::WorstUnrealizedPnl,
+        C::BestUnrealizedPnl,
+        C::RealizedPnl,
+        C::ExitPrice,
+        C::Status,
+        C::ClosedAt,
+        C::UpdatedAt,
+        C::LastSignalId,
+        C::EngineState,
+    ])
+    .action_and_where(same_owner(paper_positions::Entity));
+    let rows = positions
+        .iter()
+        .map(|p| {
+            position_row(p).map(|mut m| {
+                if let Some(floor) = floor {
+                    m.updated_at = std::cmp::max(m.updated_at, floor);
+                }
+                m.into_active_model()
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    let n = paper_positions::Entity::insert_many(rows)
+        .on_conflict(oc)
+        .exec_without_returning(db)
+        .await
+        .map_err(|e| StoreError::db("paper position", e))?;
+    if n < positions.len() as u64 {
+        return Err(StoreError::not_found("paper position", first.id));
+    }
+    Ok(())
+}
+
+/// [`Paper::save_trade`] on `db` (the pool or a transaction).
+async fn save_trade_on(
+    db: &impl sea_orm::ConnectionTrait,
+    owner: UserId,
+    t: &PaperTrade,
+) -> StoreResult<()> {
+    if t.owner != owner {
+        return Err(StoreError::not_found("paper trade", t.id));
+    }
+    use paper_trades::Column as C;
+    let mut oc = OnConflict::column(C::Id);
+    oc.update_columns([
+        C::PaperPositionId,
+        C::Quantity,
+        C::ExitPrice,
+        C::ExitTime,
+        C::ExitReason,
+        C::TpPrice,
+        C::SlPrice,
+        C::MaxFavorableExcursion,
+        C::MaxAdverseExcursion,
+        C::RealizedPnl,
+        C::RealizedTicks,
+        C::Commission,
+        C::Status,
+        C::UpdatedAt,
+    ])
+    .action_and_where(same_owner(paper_trades::Entity));
+    let n = paper_trades::Entity::insert(trade_row(t)?.into_active_model())
+        .on_conflict(oc)
+        .exec_without_returning(db)
+        .await
+        .map_err(|e| StoreError::db("paper trade", e))?;
+    if n == 0 {
+        return Err(StoreError::not_found("paper trade", t.id));
+    }
+    Ok(())
 }
