@@ -810,20 +810,30 @@ async fn a_tradovate_leader_is_copied_to_a_webull_follower() {
     p.stop().await;
 }
 
-/// The auto-sync rows of a follower (`sync:` leader event ids).
+/// The auto-sync rows of a follower: trigger `sync`, and exactly those with a `sync:` leader
+/// event id.
 async fn sync_rows(p: &Platform, leader: LeaderId, follower: usize) -> Vec<CopyLogEntry> {
     let sub = p.subs[follower].id;
     let followers = p.store.copying().followers(p.user, leader).await.unwrap();
     let id = followers.iter().find(|f| f.sub_account == sub).unwrap().id;
-    copy_log(p, leader)
+    let rows: Vec<CopyLogEntry> = copy_log(p, leader)
         .await
         .into_iter()
-        .filter(|r| {
-            r.follower == Some(id)
-                && r.leader_fill_id
-                    .as_deref()
-                    .is_some_and(|f| f.starts_with("sync:"))
-        })
+        .filter(|r| r.follower == Some(id))
+        .collect();
+    for r in &rows {
+        let corrects = r
+            .leader_fill_id
+            .as_deref()
+            .is_some_and(|f| f.starts_with("sync:"));
+        assert_eq!(
+            r.trigger == jt_store::CopyTrigger::Sync,
+            corrects,
+            "a correction, and only a correction, has the sync trigger: {r:#?}"
+        );
+    }
+    rows.into_iter()
+        .filter(|r| r.trigger == jt_store::CopyTrigger::Sync)
         .collect()
 }
 

@@ -336,6 +336,25 @@ async fn copies_are_recorded_once_per_leader_fill(t: &TestStore) {
         (log[0].status, log[0].latency_ms, log[0].follower_quantity),
         (CopyStatus::Filled, Some(42), 5)
     );
+    // Auto-sync's correction keeps its own trigger.
+    let correction = NewCopy {
+        id: CopyLogId::new(),
+        trigger: CopyTrigger::Sync,
+        leader_fill_id: Some("sync:lead:NQZ6:fill-77:0".into()),
+        status: CopyStatus::Pending,
+        ..copy(CopyLogId::new())
+    };
+    assert_eq!(
+        t.copying().record_copy(owner.id, correction).await.unwrap(),
+        CopyRecorded::New
+    );
+    let synced = t
+        .copying()
+        .copy_of(owner.id, follower.id, "sync:lead:NQZ6:fill-77:0")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(synced.trigger, CopyTrigger::Sync);
 
     t.copying()
         .set_lockout(owner.id, follower.id, Some("daily loss limit"))

@@ -249,7 +249,7 @@ impl Copier {
                         id: CopyLogId::new(),
                         leader: leader.id,
                         follower: follower.id,
-                        trigger: CopyTrigger::Auto,
+                        trigger: CopyTrigger::Sync,
                         leader_fill_id: Some(event_id.clone()),
                         leader_order_id: None,
                         leader_symbol: contract.clone(),

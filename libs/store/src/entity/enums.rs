@@ -358,6 +358,8 @@ text_enum! {
         Manual = "manual",
         /// The leader's own fill (automatic mode).
         Auto = "auto",
+        /// Auto-sync's correction of a follower that drifted from its leader.
+        Sync = "sync",
     }
 }
 

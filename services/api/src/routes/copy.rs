@@ -624,7 +624,8 @@ pub struct CopyLogView {
     pub leader_id: Option<Uuid>,
     /// The follower (absent once removed).
     pub follower_id: Option<Uuid>,
-    /// `manual` (a trade through the API) or `auto` (the leader's own fill).
+    /// `manual` (a trade through the API), `auto` (the leader's own fill) or `sync`
+    /// (auto-sync's correction of a follower that drifted).
     pub trigger: String,
     /// The leader's fill that caused it.
     pub leader_fill_id: Option<String>,
