@@ -77,6 +77,9 @@ pub struct Options {
     /// How long a broker login backs off after a 429 without `Retry-After` (the executor's
     /// `JT_BROKER_429_BACKOFF_SECS`; `None`: the adapter's minute).
     pub broker_429_backoff: Option<Duration>,
+    /// Environment added to every `jt` child process ([`ExecutorMode::Process`],
+    /// [`Platform::spawn_jt`]), e.g. where to export spans.
+    pub child_env: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -91,6 +94,7 @@ impl Default for Options {
                 burst: 1000.try_into().unwrap(),
             },
             broker_429_backoff: None,
+            child_env: Vec::new(),
         }
     }
 }
@@ -126,6 +130,7 @@ pub struct Platform {
     executor_child: Option<ChildGuard>,
     mode: ExecutorMode,
     broker_429_backoff: Option<Duration>,
+    child_env: Vec<(String, String)>,
     db: Option<DbGuard>,
     /// The simulator logins as created.
     pub sim_users: Vec<CreatedUser>,
@@ -298,6 +303,7 @@ impl Platform {
             executor_child: None,
             mode: options.executor,
             broker_429_backoff: options.broker_429_backoff,
+            child_env: options.child_env,
             db: Some(db),
             sim_users,
         };
@@ -338,6 +344,9 @@ impl Platform {
                 Stdio::null()
             })
             .stderr(Stdio::inherit());
+        for (k, v) in &self.child_env {
+            command.env(k, v);
+        }
         for (k, v) in env {
             command.env(k, v);
         }
@@ -415,6 +424,7 @@ impl Platform {
                         Stdio::null()
                     })
                     .stderr(Stdio::inherit())
+                    .envs(self.child_env.iter().map(|(k, v)| (k, v)))
                     .spawn()
                     .expect("jt executor starts");
                 self.executor_child = Some(ChildGuard(child));

@@ -15,6 +15,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use reqwest::{Method, RequestBuilder};
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 use url::Url;
 
 /// Which timeout a call gets, and whether its outcome can be ambiguous.
@@ -333,7 +334,33 @@ impl RestClient {
     /// not be built); [`RawError::NoAnswer`] when it may have been (timeout, reset, a body
     /// cut short).
     pub async fn send(request: RequestBuilder) -> Result<Answer, RawError> {
-        let response = request.send().await.map_err(|e| {
+        let (client, request) = request.build_split();
+        let request = request.map_err(|e| RawError::NotSent(e.to_string()))?;
+        let span = client_span(&request);
+        let answer = Self::execute(client, request)
+            .instrument(span.clone())
+            .await;
+        match &answer {
+            Ok(a) => {
+                span.record("http.response.status_code", a.status);
+                if a.status >= 400 {
+                    span.record("error.type", a.status.to_string());
+                    span.record("otel.status_code", "error");
+                }
+            }
+            Err(e) => {
+                span.record("error.type", e.label());
+                span.record("otel.status_code", "error");
+            }
+        }
+        answer
+    }
+
+    async fn execute(
+        client: reqwest::Client,
+        request: reqwest::Request,
+    ) -> Result<Answer, RawError> {
+        let response = client.execute(request).await.map_err(|e| {
             if e.is_connect() || e.is_builder() {
                 RawError::NotSent(e.to_string())
             } else {
@@ -357,6 +384,32 @@ impl RestClient {
             body,
         })
     }
+}
+
+/// The client span of one venue call, after OpenTelemetry's HTTP semantic conventions: named
+/// after the method, with `http.request.method`, `server.address`, `server.port`, `url.full`
+/// and, once answered, `http.response.status_code` (or `error.type`). The query string is left
+/// out of `url.full`: it is the venue's business (ids, sometimes signatures), not the trace's.
+/// No `traceparent` goes to the venue: a broker has no use for our trace ids.
+fn client_span(request: &reqwest::Request) -> tracing::Span {
+    let url = request.url();
+    let mut full = url.clone();
+    full.set_query(None);
+    full.set_fragment(None);
+    let _ = full.set_password(None);
+    let _ = full.set_username("");
+    tracing::info_span!(
+        "http_client",
+        otel.name = request.method().as_str(),
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = request.method().as_str(),
+        server.address = url.host_str(),
+        server.port = url.port_or_known_default(),
+        url.full = full.as_str(),
+        http.response.status_code = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+    )
 }
 
 #[cfg(test)]

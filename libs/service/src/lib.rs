@@ -160,12 +160,17 @@ pub async fn serve_on(
         .context("reading the listener's address")?;
     let names: Vec<&str> = services.iter().map(|s| s.name).collect();
     tracing::info!(%addr, services = ?names, "listening");
-    let mut app = jt_runtime::health::router(ctx.health.clone());
+    let mut routes = Router::new();
     let mut tasks = Vec::with_capacity(services.len());
     for service in services {
-        app = app.merge(service.routes);
+        routes = routes.merge(service.routes);
         tasks.push((service.name, service.task));
     }
+    // Every service request gets its HTTP server span (the root of an alert's trace);
+    // probes and scrapes do not, or they would bury the traces worth reading.
+    let app = jt_runtime::health::router(ctx.health.clone()).merge(routes.layer(
+        axum::middleware::from_fn(jt_runtime::telemetry::http_server_span),
+    ));
 
     // A task that fails before shutdown takes the process down with it.
     let failed = CancellationToken::new();

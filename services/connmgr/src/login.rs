@@ -10,6 +10,7 @@ use jt_messages::{BrokerEventMessage, ReportedEvent};
 use jt_store::SubAccountId;
 use jt_store::repo::accounts::BrokerAccount;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::{LinkState, LoginStatus, Shared, metrics};
 
@@ -237,31 +238,48 @@ async fn publish(shared: &Shared, message: &BrokerEventMessage) -> bool {
             return false;
         }
     };
-    let envelope = Envelope::new(id, message.clone());
-    for attempt in 0..5u32 {
-        match shared.bus.publish(&envelope).await {
-            Ok(receipt) => {
-                metrics::event(
-                    &entity,
-                    if receipt.duplicate {
-                        "duplicate"
-                    } else {
-                        "published"
-                    },
-                );
-                return true;
-            }
-            Err(PublishError::Unconfirmed { .. }) if attempt < 4 => {
-                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, entity = %entity, "broker event not published");
-                metrics::event(&entity, "failed");
-                return false;
+    // Each broker event starts a trace (a root: nothing upstream of the broker's stream has
+    // one, and the login's long life must not make one trace of all its events): what the
+    // copier and the risk monitor do about it continues there.
+    let span = tracing::info_span!(
+        parent: None,
+        "broker_event",
+        otel.kind = "producer",
+        entity = %entity,
+        broker = ?message.broker,
+        sub_account = %message.sub_account_id,
+    );
+    let trace = span.in_scope(jt_runtime::telemetry::inject_context);
+    let envelope =
+        Envelope::new(id, message.clone()).with_trace(jt_bus::TraceContext::from_pairs(&trace));
+    async {
+        for attempt in 0..5u32 {
+            match shared.bus.publish(&envelope).await {
+                Ok(receipt) => {
+                    metrics::event(
+                        &entity,
+                        if receipt.duplicate {
+                            "duplicate"
+                        } else {
+                            "published"
+                        },
+                    );
+                    return true;
+                }
+                Err(PublishError::Unconfirmed { .. }) if attempt < 4 => {
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, entity = %entity, "broker event not published");
+                    metrics::event(&entity, "failed");
+                    return false;
+                }
             }
         }
+        false
     }
-    false
+    .instrument(span)
+    .await
 }
 
 async fn set_state(shared: &Shared, link: &mut Link, state: LinkState, reason: Option<String>) {

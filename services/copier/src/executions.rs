@@ -10,6 +10,7 @@ use jt_store::{
 };
 
 use crate::metrics;
+use tracing::Instrument;
 
 /// The follower and leader fill of a copy intent's idempotency key
 /// (`copy:<leader event>:follower:<follower>`, `IntentMessage::idempotency_key`).
@@ -28,7 +29,10 @@ pub(crate) async fn handle(store: Store, msg: Incoming<ExecutionMessage>) -> Out
     if e.signal_id.is_some() || e.trader_id.is_some() {
         return Outcome::Ack;
     }
-    match record(&store, e).await {
+    // Recording the copy's outcome belongs to the trace of the execution that reported it.
+    let span = tracing::info_span!("copy_outcome", intent = %e.intent_id);
+    jt_runtime::telemetry::extract_context(&span, &msg.envelope.trace.to_pairs());
+    match record(&store, e).instrument(span).await {
         Ok(()) => Outcome::Ack,
         Err(err) if err.is_transient() => {
             Outcome::retry(format!("the store is unavailable: {err}"))

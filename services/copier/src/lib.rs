@@ -58,6 +58,7 @@ use jt_store::{
     StoreError, SubAccountId, UserId,
 };
 use parking_lot::Mutex;
+use tracing::Instrument;
 
 use engine::{Change, Positions, Tracked};
 
@@ -236,10 +237,21 @@ impl Copier {
         let ReportedEvent::Known(BrokerEvent::Fill(fill)) = &event.event else {
             return Outcome::Ack;
         };
-        let handled = {
+        // The leader's fill continues the trace connmgr started for it; the follower intents
+        // carry this span on to their executions.
+        let span = tracing::info_span!(
+            "copy",
+            otel.kind = "consumer",
+            leader_sub_account = %event.sub_account_id,
+            fill = %fill.id,
+        );
+        jt_runtime::telemetry::extract_context(&span, &msg.envelope.trace.to_pairs());
+        let handled = async {
             let _gate = self.gate.lock().await;
             self.fill(event, fill).await
-        };
+        }
+        .instrument(span)
+        .await;
         match handled {
             Ok(outcome) => {
                 metrics::leader_event(outcome);
@@ -743,7 +755,11 @@ impl Copier {
             MessageId::new(intent.message_id()).map_err(|e| Failure::Publish(e.to_string()))?;
         let receipt = self
             .bus
-            .publish(&Envelope::new(id, intent))
+            .publish(
+                &Envelope::new(id, intent).with_trace(jt_bus::TraceContext::from_pairs(
+                    &jt_runtime::telemetry::inject_context(),
+                )),
+            )
             .await
             .map_err(|e| Failure::Publish(e.to_string()))?;
         metrics::published(receipt.duplicate);

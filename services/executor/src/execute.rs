@@ -173,6 +173,7 @@ impl Execute {
         let msg = &message.envelope.payload;
         let span = tracing::info_span!(
             "execute",
+            otel.kind = "consumer",
             intent = %msg.intent_id,
             source = msg.source().as_str(),
             signal = msg.signal_id().map(|s| s.to_string()),
@@ -732,7 +733,12 @@ impl Execute {
         };
         let id = MessageId::new(report.message_id()).map_err(|e| e.to_string())?;
         self.bus
-            .publish(&Envelope::new(id, report))
+            // The execution's span continues in whatever reads the report (copier, risk).
+            .publish(
+                &Envelope::new(id, report).with_trace(jt_bus::TraceContext::from_pairs(
+                    &jt_runtime::telemetry::inject_context(),
+                )),
+            )
             .await
             .map_err(|e| e.to_string())?;
         Ok(())

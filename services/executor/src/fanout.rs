@@ -31,6 +31,12 @@ use tracing::{Instrument, info, warn};
 use crate::metrics as m;
 use crate::record::new_intent;
 
+/// The fan-out span's trace context, for the intents it publishes: each execution becomes the
+/// fan-out's child (`caused_by` alone would hang it on the ingest's span, beside the fan-out).
+fn current_trace() -> jt_bus::TraceContext {
+    jt_bus::TraceContext::from_pairs(&jt_runtime::telemetry::inject_context())
+}
+
 /// Intents one fan-out publishes (or records as skipped) at once.
 const PUBLISHES_AT_ONCE: usize = 64;
 
@@ -78,6 +84,7 @@ impl Fanout {
         let envelope = message.envelope;
         let span = tracing::info_span!(
             "fanout",
+            otel.kind = "consumer",
             signal = %envelope.payload.signal_id,
             recorder = %envelope.payload.recorder_id,
             action = envelope.payload.signal.action.as_str(),
@@ -307,6 +314,7 @@ impl Fanout {
                 .map_err(|e| FanoutError::Retry(format!("message id: {e}")))?,
             intent,
         )
+        .with_trace(current_trace())
         .caused_by(envelope);
         self.bus.publish(&envelope_out).await?;
         Ok(true)
@@ -351,6 +359,7 @@ impl Fanout {
                     .map_err(|e| FanoutError::Retry(format!("message id: {e}")))?,
                 intent,
             )
+            .with_trace(current_trace())
             .caused_by(envelope);
             self.bus.publish(&out).await?;
         }

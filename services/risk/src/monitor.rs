@@ -39,6 +39,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::RiskConfig;
 use crate::book::{Book, BrokerFigure, Mark, OpenSource, Pnl};
@@ -714,6 +715,16 @@ impl Monitor {
     /// first time only), off the monitor's loop.
     fn finish(&self, w: Watched, breach: Breach, first: bool) {
         let (store, bus) = (self.store.clone(), self.bus.clone());
+        // The breach starts the flatten's trace: the intent carries it to the execution and
+        // its broker calls. (What tipped the account over — a quote, a fill, a broker read —
+        // reaches the monitor through its own queue and is not linked yet.)
+        let span = tracing::info_span!(
+            parent: None,
+            "risk_flatten",
+            breach = %breach.id,
+            sub_account = %w.sub.id,
+            first,
+        );
         tokio::spawn(async move {
             let intent = IntentMessage::control(
                 w.sub.owner,
@@ -752,7 +763,8 @@ impl Monitor {
             if first {
                 crate::notify::breach(&store, &w, &breach).await;
             }
-        });
+        }
+        .instrument(span));
     }
 
     fn publish_status(&mut self, day: NaiveDate) {
@@ -941,10 +953,14 @@ async fn read_figure(brokers: &BrokerAccess, w: &Watched) -> Result<BrokerFigure
 
 async fn publish(bus: &Bus, intent: IntentMessage) -> Result<(), String> {
     let id = MessageId::new(intent.message_id()).map_err(|e| e.to_string())?;
-    bus.publish(&Envelope::new(id, intent))
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    bus.publish(
+        &Envelope::new(id, intent).with_trace(jt_bus::TraceContext::from_pairs(
+            &jt_runtime::telemetry::inject_context(),
+        )),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -182,7 +182,12 @@ async fn publish(state: &ApiState, intent: IntentMessage) -> ApiResult<bool> {
     let id = MessageId::new(intent.message_id()).map_err(ApiError::internal)?;
     let receipt = state
         .bus
-        .publish(&Envelope::new(id, intent))
+        // A manual trade or flatten continues the request's trace into its executions.
+        .publish(
+            &Envelope::new(id, intent).with_trace(jt_bus::TraceContext::from_pairs(
+                &jt_runtime::telemetry::inject_context(),
+            )),
+        )
         .await
         .map_err(|e| {
             tracing::warn!(error = %e, "publishing an intent failed");
