@@ -939,7 +939,7 @@ async fn read_figure(brokers: &BrokerAccess, w: &Watched) -> Result<BrokerFigure
     })
 }
 
-async fn publish(bus: &Bus, intent: IntentMessage) -> Result<(), String> {
+pub(crate) async fn publish(bus: &Bus, intent: IntentMessage) -> Result<(), String> {
     let id = MessageId::new(intent.message_id()).map_err(|e| e.to_string())?;
     bus.publish(&Envelope::new(id, intent))
         .await
