@@ -492,6 +492,53 @@ async fn prop_firm_rules_refuse_an_entry_that_would_break_them_with_the_rule_and
         "{reason}"
     );
     p.store.rules().remove_news(cpi.id).await.unwrap();
+
+    // The entry's risk to its stop counts: a $1000 daily loss limit acting $100 before it.
+    // Four MNQ with a stop 500 ticks away (125 points × 4 × $2 = $1000 at the stop) would land
+    // the day past −$900: refused, naming the rule and the numbers; 400 ticks ($800) goes.
+    rules.news_blackout = None;
+    rules.daily_loss = Some(jt_domain::propfirm::DailyLoss {
+        amount: dec!(1000),
+        buffer: dec!(100),
+    });
+    p.store
+        .rules()
+        .set(p.user, p.subs[0].id, &rules)
+        .await
+        .unwrap();
+    let stopped = |ticks| Settings {
+        initial_position_size: 4,
+        sl_enabled: true,
+        sl_amount: ticks,
+        ..Settings::default()
+    };
+    let (_, wide) = p
+        .recorder(stopped(dec!(500)), &[(0, SettingsOverrides::default())])
+        .await;
+    let s = p.queued(&wide, &alert("buy", "long", "")).await;
+    let refused = p.settled_intents(s, 1, WAIT).await;
+    assert_eq!(refused[0].status, IntentStatus::Skipped, "{refused:#?}");
+    let reason = refused[0].status_reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("daily_loss")
+            && reason.contains("−$1000 at the order's stop")
+            && reason.contains("the platform acts at −$900"),
+        "{reason}"
+    );
+    assert_eq!(p.net_position(0), 0, "nothing sent");
+    let (_, narrow) = p
+        .recorder(stopped(dec!(400)), &[(0, SettingsOverrides::default())])
+        .await;
+    let s = p.queued(&narrow, &alert("buy", "long", "")).await;
+    let entered = p.settled_intents(s, 1, WAIT).await;
+    assert!(
+        matches!(
+            entered[0].status,
+            IntentStatus::Accepted | IntentStatus::Filled
+        ),
+        "{entered:#?}"
+    );
+    p.wait_orders(0, WAIT, |_| p.net_position(0) == 4).await;
     p.stop().await;
 }
 
