@@ -82,7 +82,8 @@ pub struct AccountStatus {
     pub limit: Option<Decimal>,
     /// The day's P&L, when known.
     pub pnl: Option<Pnl>,
-    /// How far the account is from its limit (`total + limit`; ≤ 0 is a breach).
+    /// How far the account is from its limit (`total + limit`; ≤ 0 is a breach); `None`
+    /// while the open P&L is unknown ([`limit_distance`]).
     pub distance: Option<Decimal>,
     /// The prop-firm preset the account's rules started from, when it has rules.
     pub rules_preset: Option<String>,
@@ -781,7 +782,7 @@ impl Monitor {
                     sub_account_id: *sub,
                     account: e.watched.sub.name.clone(),
                     limit: e.watched.limit,
-                    distance: pnl.zip(e.watched.limit).map(|(p, l)| p.total() + l),
+                    distance: limit_distance(pnl, e.watched.limit),
                     pnl,
                     rules_preset: e
                         .watched
@@ -857,6 +858,18 @@ impl Monitor {
             }
         });
     }
+}
+
+/// How far `pnl` is from the max daily loss `limit` (`total + limit`; ≤ 0 is a breach). `None`
+/// without a limit, before the first read, and while positions are open with neither a fresh
+/// quote nor the broker's open figure: the open P&L is then unknown, and a distance counting it
+/// as 0 would show an account that may be past its limit as safe. The breach decision makes
+/// the same choice (nothing is judged on an unknown open P&L, and the broker is read at once).
+#[must_use]
+pub fn limit_distance(pnl: Option<Pnl>, limit: Option<Decimal>) -> Option<Decimal> {
+    pnl.filter(|p| p.source != OpenSource::Unknown)
+        .zip(limit)
+        .map(|(p, l)| p.total() + l)
 }
 
 /// The shared form of one account's status.
@@ -950,6 +963,29 @@ pub(crate) async fn publish(bus: &Bus, intent: IntentMessage) -> Result<(), Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_open_pnl_has_no_distance_rather_than_a_safe_one() {
+        let pnl = |open, source| {
+            Some(Pnl {
+                realized: Decimal::from(-80),
+                open: Decimal::from(open),
+                source,
+            })
+        };
+        let limit = Some(Decimal::from(100));
+        assert_eq!(
+            limit_distance(pnl(-10, OpenSource::Quotes), limit),
+            Some(Decimal::from(10))
+        );
+        assert_eq!(
+            limit_distance(pnl(0, OpenSource::Flat), limit),
+            Some(Decimal::from(20))
+        );
+        assert_eq!(limit_distance(pnl(0, OpenSource::Unknown), limit), None);
+        assert_eq!(limit_distance(None, limit), None);
+        assert_eq!(limit_distance(pnl(-10, OpenSource::Quotes), None), None);
+    }
 
     #[test]
     fn a_breach_is_named_by_its_kind_or_the_rule_leading_its_details() {
