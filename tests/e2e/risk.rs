@@ -9,7 +9,8 @@
 //! floor, once; a flat-by window that began flattens an open position once. Kill switches
 //! engaged through the API (account, user, platform) are carried out by the risk service —
 //! cancelled and flat, entries refused until released — and a restarted risk service does not
-//! flatten again.
+//! flatten again. A follower (copy trading) past its own daily loss limit is locked out and
+//! its account flattened once, the leader left alone.
 //!
 //! Needs `NATS_URL` (JetStream 2.10+) and `DATABASE_URL` (PostgreSQL): `make test` sets both.
 //! Without them the harness fails loudly; nothing here is skipped.
@@ -994,5 +995,156 @@ async fn kill_switches_from_the_api_are_carried_out_by_the_risk_service_once_eac
     p.wait_orders(1, WAIT, |_| p.net_position(1) == 1).await;
 
     risk.take().unwrap().stop().await;
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn a_follower_past_its_daily_loss_limit_is_locked_out_and_flattened_once() {
+    use jt_store::CopyStatus;
+    use jt_store::repo::copy::{CopyLogQuery, FollowerSettings};
+
+    let p = Platform::start(Options {
+        accounts: 2,
+        ..Options::default()
+    })
+    .await;
+    // The leader's strategy on account 0 (no limit of its own); account 1 follows it with a
+    // $100 daily loss limit.
+    let (_, token) = p
+        .recorder(Settings::default(), &[(0, SettingsOverrides::default())])
+        .await;
+    let copying = p.store.copying();
+    let leader = copying
+        .create_leader(p.user, p.subs[0].id, Some("leader"), true)
+        .await
+        .unwrap();
+    let follower = copying
+        .add_follower(
+            p.user,
+            leader.id,
+            p.subs[1].id,
+            FollowerSettings {
+                label: None,
+                multiplier: dec!(1),
+                max_position_size: None,
+                enabled: true,
+                copy_tp: false,
+                copy_sl: false,
+                daily_loss_limit: Some(dec!(100)),
+                max_drawdown: None,
+            },
+        )
+        .await
+        .unwrap();
+    let mut services = Services::start(&p).await;
+    let copier_stop = services.connmgr.stop.child_token();
+    let copier = jt_copier::start(
+        jt_copier::CopierConfig::default(),
+        &services
+            .connmgr
+            .ctx
+            .clone()
+            .with_shutdown(copier_stop.clone()),
+    )
+    .await
+    .unwrap();
+
+    let s = p.queued(&token, &alert("buy", "long", "")).await;
+    p.settled_intents(s, 1, WAIT).await;
+    p.wait_orders(1, WAIT, |_| {
+        p.net_position(0) == 1 && p.net_position(1) == 1
+    })
+    .await;
+
+    // −$200 on each account: past the follower's $100. The follower is locked out and its
+    // account flattened; the leader keeps its position (the limit is the follower's).
+    p.price("MNQ", "20900.00");
+    p.wait_orders(1, WAIT, |_| p.net_position(1) == 0).await;
+    let locked = eventually("the follower locked out", WAIT, async || {
+        let f = copying.follower(p.user, follower.id).await.unwrap();
+        f.locked_out.then_some(f)
+    })
+    .await;
+    let reason = locked.lockout_reason.unwrap_or_default();
+    assert!(
+        reason.starts_with("daily loss limit reached") && reason.contains("100"),
+        "{reason}"
+    );
+    assert_eq!(p.net_position(0), 1, "the leader is not flattened");
+    let day = trading_day(Utc::now());
+    let breach = eventually("the follower breach marked flattened", WAIT, async || {
+        p.store
+            .risk()
+            .breach(p.user, p.subs[1].id, day, BreachKind::FollowerDailyLoss)
+            .await
+            .unwrap()
+            .filter(|b| b.flattened_at.is_some())
+    })
+    .await;
+    assert_eq!(breach.loss_limit, dec!(100));
+    let follower_flattens = async || {
+        p.store
+            .intents()
+            .for_sub_account(p.user, p.subs[1].id, 200)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|i| i.source == IntentSource::Control && i.kind == IntentKind::Flatten)
+            .count()
+    };
+    assert_eq!(follower_flattens().await, 1);
+
+    // The leader closes: the locked follower is skipped, with the reason in the copy log.
+    let s = p
+        .queued(&token, &alert("sell", "flat", r#","comment":"close""#))
+        .await;
+    p.settled_intents(s, 1, WAIT).await;
+    p.wait_orders(0, WAIT, |_| p.net_position(0) == 0).await;
+    let skipped = eventually(
+        "the close skipped for the locked follower",
+        WAIT,
+        async || {
+            copying
+                .copy_log(
+                    p.user,
+                    &CopyLogQuery {
+                        leader: None,
+                        follower: Some(follower.id),
+                        status: Some(CopyStatus::Skipped),
+                        after: None,
+                        limit: 10,
+                    },
+                )
+                .await
+                .unwrap()
+                .into_iter()
+                .next()
+        },
+    )
+    .await;
+    assert!(
+        skipped
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("locked out")),
+        "{skipped:?}"
+    );
+
+    // A restarted risk service neither flattens again nor unlocks (today's breach stands).
+    services.stop_risk().await;
+    services.start_risk().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(follower_flattens().await, 1, "flattened once");
+    assert!(
+        copying
+            .follower(p.user, follower.id)
+            .await
+            .unwrap()
+            .locked_out
+    );
+
+    copier_stop.cancel();
+    copier.wait().await.unwrap();
+    services.stop().await;
     p.stop().await;
 }

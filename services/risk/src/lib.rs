@@ -13,6 +13,9 @@
 //! window breaches, flattens and locks the account the same way (`rule_breach`); the trailing
 //! mark is kept and a limit close to its buffer warns once a day (`rule_warning`, [`prop`]).
 //!
+//! A follower (copy trading) whose own daily loss limit is reached is locked out (its copies
+//! stop until the next trading day) and its account flattened the same way ([`watch`]).
+//!
 //! Kill switches ([`kill`]) are carried out here: an engagement the API or a kill alert
 //! recorded is turned into one flatten intent per covered account, once, even across restarts.
 //!
