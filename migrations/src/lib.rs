@@ -30,6 +30,7 @@ mod m20261206_000001_sub_account_enabled;
 mod m20261206_000002_notification_signing;
 mod m20261206_000003_prop_firm_rules;
 mod m20261206_000004_rule_breach_kind;
+mod m20261206_000005_kill_switch_engagement;
 mod m20261206_000006_copy_sync_trigger;
 
 /// Every migration of the schema, oldest first.
@@ -57,6 +58,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000002_notification_signing::Migration),
             Box::new(m20261206_000003_prop_firm_rules::Migration),
             Box::new(m20261206_000004_rule_breach_kind::Migration),
+            Box::new(m20261206_000005_kill_switch_engagement::Migration),
             Box::new(m20261206_000006_copy_sync_trigger::Migration),
         ]
     }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use jt_e2e::admin::{NewUser as SimUser, OrderRecord};
 use jt_e2e::api::{Client, serve_api};
-use jt_e2e::{Options, Platform, is_working};
+use jt_e2e::{Options, Platform, RiskService, is_working};
 use jt_store::Role;
 use jt_store::repo::auth::NewUser;
 use rust_decimal::Decimal;
@@ -69,6 +69,8 @@ async fn settled(c: &Client, intent: &str) -> Value {
 async fn a_new_user_onboards_over_http_and_an_alert_reaches_both_traders() {
     let p = Platform::start(Options::default()).await;
     let base = serve_api(&p).await;
+    // What carries the kill switch out.
+    let risk = RiskService::start(&p).await;
 
     // A fresh user (what `jt admin create-user` does) with a simulator login of their own.
     p.store
@@ -348,6 +350,7 @@ async fn a_new_user_onboards_over_http_and_an_alert_reaches_both_traders() {
         "{skipped}"
     );
     assert_eq!(net(&p, "ON1"), 0);
+    risk.stop().await;
 }
 
 /// A Webull account added over HTTP (app key and secret) and tested: the API reaches the

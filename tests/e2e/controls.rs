@@ -13,7 +13,7 @@ use jt_domain::Direction;
 use jt_domain::settings::{PriceUnits, TpTarget, TrimUnits};
 use jt_domain::{Settings, SettingsOverrides};
 use jt_e2e::admin::OrderRecord;
-use jt_e2e::{Options, Platform, alert, assert_status, is_working};
+use jt_e2e::{Options, Platform, RiskService, alert, assert_status, is_working};
 use jt_messages::SignalMessage;
 use jt_store::repo::accounts::AccountUpdate;
 use jt_store::{IntentStatus, PaperStatus, SignalId, SignalOutcome};
@@ -99,6 +99,8 @@ async fn a_flatten_alert_cancels_the_exits_and_closes_every_traders_position() {
 #[tokio::test]
 async fn a_kill_alert_flattens_and_refuses_entries_until_resumed() {
     let p = Platform::start(Options::default()).await;
+    // The alert records the switch; the risk service carries it out (cancel, flatten).
+    let risk = RiskService::start(&p).await;
     let (_, token) = p.recorder(bracketed(), &[trader(0)]).await;
     let s = p
         .queued(&token, &alert("buy", "long", r#","comment":"entry 1""#))
@@ -155,6 +157,7 @@ async fn a_kill_alert_flattens_and_refuses_entries_until_resumed() {
         (row.outcome, row.outcome_reason.as_deref()),
         (SignalOutcome::Accepted, Some("kill switch lifted"))
     );
+    risk.stop().await;
     p.stop().await;
 }
 

@@ -184,6 +184,14 @@ async fn accounts_live_positions_protection_and_flatten_in_chromium_on_jetstream
             .filter(|x| x.source == IntentSource::Control && x.kind == IntentKind::Flatten)
             .count()
     };
+    // The kill switch's flatten is published by the risk service (it carries switches out),
+    // a moment after the page engaged it.
+    jt_e2e::eventually(
+        "the kill switch's flatten recorded",
+        std::time::Duration::from_secs(20),
+        async || (flattens(1).await >= 2).then_some(()),
+    )
+    .await;
     assert_eq!(
         flattens(1).await,
         2,

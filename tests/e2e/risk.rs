@@ -6,7 +6,11 @@
 //! breach neither flattens again nor forgets the lock; a replacement replica finishes a breach
 //! whose flatten a dead one never published. Prop-firm rules: an entry that would break one is
 //! refused; an intraday trailing drawdown flattens and locks at its buffer, before the firm's
-//! floor, once; a flat-by window that began flattens an open position once.
+//! floor, once; a flat-by window that began flattens an open position once. Kill switches
+//! engaged through the API (account, user, platform) are carried out by the risk service —
+//! cancelled and flat, entries refused until released — and a restarted risk service does not
+//! flatten again. A follower (copy trading) past its own daily loss limit is locked out and
+//! its account flattened once, the leader left alone.
 //!
 //! Needs `NATS_URL` (JetStream 2.10+) and `DATABASE_URL` (PostgreSQL): `make test` sets both.
 //! Without them the harness fails loudly; nothing here is skipped.
@@ -489,6 +493,53 @@ async fn prop_firm_rules_refuse_an_entry_that_would_break_them_with_the_rule_and
         "{reason}"
     );
     p.store.rules().remove_news(cpi.id).await.unwrap();
+
+    // The entry's risk to its stop counts: a $1000 daily loss limit acting $100 before it.
+    // Four MNQ with a stop 500 ticks away (125 points × 4 × $2 = $1000 at the stop) would land
+    // the day past −$900: refused, naming the rule and the numbers; 400 ticks ($800) goes.
+    rules.news_blackout = None;
+    rules.daily_loss = Some(jt_domain::propfirm::DailyLoss {
+        amount: dec!(1000),
+        buffer: dec!(100),
+    });
+    p.store
+        .rules()
+        .set(p.user, p.subs[0].id, &rules)
+        .await
+        .unwrap();
+    let stopped = |ticks| Settings {
+        initial_position_size: 4,
+        sl_enabled: true,
+        sl_amount: ticks,
+        ..Settings::default()
+    };
+    let (_, wide) = p
+        .recorder(stopped(dec!(500)), &[(0, SettingsOverrides::default())])
+        .await;
+    let s = p.queued(&wide, &alert("buy", "long", "")).await;
+    let refused = p.settled_intents(s, 1, WAIT).await;
+    assert_eq!(refused[0].status, IntentStatus::Skipped, "{refused:#?}");
+    let reason = refused[0].status_reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("daily_loss")
+            && reason.contains("−$1000 at the order's stop")
+            && reason.contains("the platform acts at −$900"),
+        "{reason}"
+    );
+    assert_eq!(p.net_position(0), 0, "nothing sent");
+    let (_, narrow) = p
+        .recorder(stopped(dec!(400)), &[(0, SettingsOverrides::default())])
+        .await;
+    let s = p.queued(&narrow, &alert("buy", "long", "")).await;
+    let entered = p.settled_intents(s, 1, WAIT).await;
+    assert!(
+        matches!(
+            entered[0].status,
+            IntentStatus::Accepted | IntentStatus::Filled
+        ),
+        "{entered:#?}"
+    );
+    p.wait_orders(0, WAIT, |_| p.net_position(0) == 4).await;
     p.stop().await;
 }
 
@@ -725,6 +776,375 @@ async fn a_flat_by_window_that_began_flattens_an_open_position_once() {
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(flattens(&p).await.len(), 1, "once");
+    services.stop().await;
+    p.stop().await;
+}
+
+/// Waits until intent `id` is recorded and no longer pending at `GET /intents/{id}`; its
+/// decision and reason.
+async fn decided(c: &jt_e2e::api::Client, id: &str) -> serde_json::Value {
+    eventually(&format!("intent {id} decided"), WAIT, async || {
+        let (status, v) = c
+            .call(reqwest::Method::GET, &format!("/intents/{id}"), None, &[])
+            .await;
+        (status == 200 && v["decision"] != "pending").then_some(v)
+    })
+    .await
+}
+
+/// A kill switch change through the API: the ids of the flattens it announces.
+async fn kill(c: &jt_e2e::api::Client, path: &str, engaged: bool) -> Vec<String> {
+    let (status, answer) = c
+        .call(
+            reqwest::Method::PUT,
+            path,
+            Some(serde_json::json!({"engaged": engaged, "reason": "e2e"})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{path}: {answer}");
+    assert_eq!(answer["engaged"], engaged, "{answer}");
+    answer["flatten"]["intent_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Flatten intents recorded on sub-account `index`.
+async fn flattens_on(p: &Platform, index: usize) -> usize {
+    p.store
+        .intents()
+        .for_sub_account(p.user, p.subs[index].id, 200)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.source == IntentSource::Control && i.kind == IntentKind::Flatten)
+        .count()
+}
+
+#[tokio::test]
+async fn kill_switches_from_the_api_are_carried_out_by_the_risk_service_once_each() {
+    use jt_store::Role;
+    use jt_store::repo::auth::NewUser;
+
+    let p = Platform::start(Options {
+        accounts: 2,
+        ..Options::default()
+    })
+    .await;
+    let base = jt_e2e::api::serve_api(&p).await;
+    let user = jt_e2e::api::Client::login(&base, &p.email(), jt_e2e::USER_PASSWORD).await;
+    let admin_email = format!("ops-{}@e2e.test", uuid::Uuid::new_v4().simple());
+    p.store
+        .users()
+        .register(NewUser {
+            email: admin_email.clone(),
+            display_name: None,
+            password: Secret::new(jt_e2e::USER_PASSWORD),
+            role: Role::Admin,
+            approved: true,
+        })
+        .await
+        .unwrap();
+    let admin = jt_e2e::api::Client::login(&base, &admin_email, jt_e2e::USER_PASSWORD).await;
+    let mut risk = Some(jt_e2e::RiskService::start(&p).await);
+
+    // Both accounts long 2 with a take-profit and a stop working.
+    let bracketed = Settings {
+        initial_position_size: 2,
+        tp_targets: vec![jt_domain::settings::TpTarget {
+            value: dec!(40),
+            trim: dec!(0),
+        }],
+        tp_units: jt_domain::settings::PriceUnits::Ticks,
+        trim_units: jt_domain::settings::TrimUnits::Contracts,
+        sl_enabled: true,
+        sl_amount: dec!(20),
+        ..Settings::default()
+    };
+    let (_, token) = p
+        .recorder(
+            bracketed,
+            &[
+                (0, SettingsOverrides::default()),
+                (1, SettingsOverrides::default()),
+            ],
+        )
+        .await;
+    let enter = async |n: u32| {
+        let s = p
+            .queued(
+                &token,
+                &alert("buy", "long", &format!(r#","comment":"entry {n}""#)),
+            )
+            .await;
+        p.settled_intents(s, 2, WAIT).await;
+        for i in 0..2 {
+            p.wait_orders(i, WAIT, |o| {
+                p.net_position(i) == 2 && o.iter().filter(|o| jt_e2e::is_working(o)).count() == 2
+            })
+            .await;
+        }
+    };
+    let flat = async |i: usize| {
+        p.wait_orders(i, WAIT, |o| {
+            p.net_position(i) == 0 && !o.iter().any(jt_e2e::is_working)
+        })
+        .await;
+    };
+    // A manual entry on account `i`: its decision and reason.
+    let manual = async |i: usize, key: &str| {
+        let (status, q) = user
+            .call(
+                reqwest::Method::POST,
+                &format!("/sub-accounts/{}/orders", p.subs[i].id),
+                Some(serde_json::json!({"symbol": "MNQ1!", "action": "entry",
+                                        "direction": "long", "qty": 1})),
+                &[("idempotency-key", key)],
+            )
+            .await;
+        assert_eq!(status, 202, "{q}");
+        decided(&user, q["intent_ids"][0].as_str().unwrap()).await
+    };
+    let refused = |v: &serde_json::Value| {
+        ["skipped", "rejected", "failed"].contains(&v["decision"].as_str().unwrap_or_default())
+            && v["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("kill switch"))
+    };
+    enter(1).await;
+
+    // The account's switch: that account cancelled and flat (the announced intent is the one
+    // executed), the other untouched; an entry there refused with the reason.
+    let ids = kill(&user, &format!("/sub-accounts/{}/kill", p.subs[0].id), true).await;
+    assert_eq!(ids.len(), 1);
+    decided(&user, &ids[0]).await;
+    flat(0).await;
+    assert_eq!(p.net_position(1), 2, "the other account keeps its position");
+    let v = manual(0, "under-account-kill").await;
+    assert!(refused(&v), "{v}");
+    assert_eq!(p.net_position(0), 0);
+
+    // Restarted while engaged: nothing flattened again.
+    let orders_before = p.orders(0).len();
+    risk.take().unwrap().stop().await;
+    risk = Some(jt_e2e::RiskService::start(&p).await);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(flattens_on(&p, 0).await, 1, "carried out once");
+    assert_eq!(
+        p.orders(0).len(),
+        orders_before,
+        "nothing new at the broker"
+    );
+
+    // Resumed: entries go again.
+    assert!(
+        kill(
+            &user,
+            &format!("/sub-accounts/{}/kill", p.subs[0].id),
+            false
+        )
+        .await
+        .is_empty()
+    );
+    let v = manual(0, "after-account-resume").await;
+    assert_ne!(v["decision"], "skipped", "{v}");
+    p.wait_orders(0, WAIT, |_| p.net_position(0) == 1).await;
+
+    // The user's switch: every account of theirs.
+    let ids = kill(&user, "/kill", true).await;
+    assert_eq!(ids.len(), 2);
+    for id in &ids {
+        decided(&user, id).await;
+    }
+    flat(0).await;
+    flat(1).await;
+    let v = manual(1, "under-user-kill").await;
+    assert!(refused(&v), "{v}");
+    assert!(kill(&user, "/kill", false).await.is_empty());
+
+    // The platform's switch (an admin's): every account, entries refused until released.
+    enter(2).await;
+    let ids = kill(&admin, "/admin/kill", true).await;
+    assert_eq!(ids.len(), 2, "every active account of every user");
+    for id in &ids {
+        decided(&user, id).await;
+    }
+    flat(0).await;
+    flat(1).await;
+    let v = manual(0, "under-global-kill").await;
+    assert!(refused(&v), "{v}");
+
+    // Restarted while the global switch is engaged: nothing again.
+    let counts = (flattens_on(&p, 0).await, flattens_on(&p, 1).await);
+    assert_eq!(counts, (3, 2), "account + user + global; user + global");
+    risk.take().unwrap().stop().await;
+    risk = Some(jt_e2e::RiskService::start(&p).await);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        (flattens_on(&p, 0).await, flattens_on(&p, 1).await),
+        counts,
+        "not flattened twice"
+    );
+
+    assert!(kill(&admin, "/admin/kill", false).await.is_empty());
+    let v = manual(1, "after-global-resume").await;
+    assert_ne!(v["decision"], "skipped", "{v}");
+    p.wait_orders(1, WAIT, |_| p.net_position(1) == 1).await;
+
+    risk.take().unwrap().stop().await;
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn a_follower_past_its_daily_loss_limit_is_locked_out_and_flattened_once() {
+    use jt_store::CopyStatus;
+    use jt_store::repo::copy::{CopyLogQuery, FollowerSettings};
+
+    let p = Platform::start(Options {
+        accounts: 2,
+        ..Options::default()
+    })
+    .await;
+    // The leader's strategy on account 0 (no limit of its own); account 1 follows it with a
+    // $100 daily loss limit.
+    let (_, token) = p
+        .recorder(Settings::default(), &[(0, SettingsOverrides::default())])
+        .await;
+    let copying = p.store.copying();
+    let leader = copying
+        .create_leader(p.user, p.subs[0].id, Some("leader"), true)
+        .await
+        .unwrap();
+    let follower = copying
+        .add_follower(
+            p.user,
+            leader.id,
+            p.subs[1].id,
+            FollowerSettings {
+                label: None,
+                multiplier: dec!(1),
+                max_position_size: None,
+                enabled: true,
+                copy_tp: false,
+                copy_sl: false,
+                daily_loss_limit: Some(dec!(100)),
+                max_drawdown: None,
+            },
+        )
+        .await
+        .unwrap();
+    let mut services = Services::start(&p).await;
+    let copier_stop = services.connmgr.stop.child_token();
+    let copier = jt_copier::start(
+        jt_copier::CopierConfig::default(),
+        &services
+            .connmgr
+            .ctx
+            .clone()
+            .with_shutdown(copier_stop.clone()),
+    )
+    .await
+    .unwrap();
+
+    let s = p.queued(&token, &alert("buy", "long", "")).await;
+    p.settled_intents(s, 1, WAIT).await;
+    p.wait_orders(1, WAIT, |_| {
+        p.net_position(0) == 1 && p.net_position(1) == 1
+    })
+    .await;
+
+    // −$200 on each account: past the follower's $100. The follower is locked out and its
+    // account flattened; the leader keeps its position (the limit is the follower's).
+    p.price("MNQ", "20900.00");
+    p.wait_orders(1, WAIT, |_| p.net_position(1) == 0).await;
+    let locked = eventually("the follower locked out", WAIT, async || {
+        let f = copying.follower(p.user, follower.id).await.unwrap();
+        f.locked_out.then_some(f)
+    })
+    .await;
+    let reason = locked.lockout_reason.unwrap_or_default();
+    assert!(
+        reason.starts_with("daily loss limit reached") && reason.contains("100"),
+        "{reason}"
+    );
+    assert_eq!(p.net_position(0), 1, "the leader is not flattened");
+    let day = trading_day(Utc::now());
+    let breach = eventually("the follower breach marked flattened", WAIT, async || {
+        p.store
+            .risk()
+            .breach(p.user, p.subs[1].id, day, BreachKind::FollowerDailyLoss)
+            .await
+            .unwrap()
+            .filter(|b| b.flattened_at.is_some())
+    })
+    .await;
+    assert_eq!(breach.loss_limit, dec!(100));
+    let follower_flattens = async || {
+        p.store
+            .intents()
+            .for_sub_account(p.user, p.subs[1].id, 200)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|i| i.source == IntentSource::Control && i.kind == IntentKind::Flatten)
+            .count()
+    };
+    assert_eq!(follower_flattens().await, 1);
+
+    // The leader closes: the locked follower is skipped, with the reason in the copy log.
+    let s = p
+        .queued(&token, &alert("sell", "flat", r#","comment":"close""#))
+        .await;
+    p.settled_intents(s, 1, WAIT).await;
+    p.wait_orders(0, WAIT, |_| p.net_position(0) == 0).await;
+    let skipped = eventually(
+        "the close skipped for the locked follower",
+        WAIT,
+        async || {
+            copying
+                .copy_log(
+                    p.user,
+                    &CopyLogQuery {
+                        leader: None,
+                        follower: Some(follower.id),
+                        status: Some(CopyStatus::Skipped),
+                        after: None,
+                        limit: 10,
+                    },
+                )
+                .await
+                .unwrap()
+                .into_iter()
+                .next()
+        },
+    )
+    .await;
+    assert!(
+        skipped
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("locked out")),
+        "{skipped:?}"
+    );
+
+    // A restarted risk service neither flattens again nor unlocks (today's breach stands).
+    services.stop_risk().await;
+    services.start_risk().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(follower_flattens().await, 1, "flattened once");
+    assert!(
+        copying
+            .follower(p.user, follower.id)
+            .await
+            .unwrap()
+            .locked_out
+    );
+
+    copier_stop.cancel();
+    copier.wait().await.unwrap();
     services.stop().await;
     p.stop().await;
 }

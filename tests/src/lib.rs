@@ -897,3 +897,45 @@ impl ConnectionManager {
             .expect("the connection manager stops cleanly");
     }
 }
+
+/// The risk service on a platform's store and bus, with broker access to its simulator and no
+/// connection manager: what carries kill switches out (`jt_risk::kill`). Tests that engage a
+/// kill switch start it, as a deployment runs it; the risk tests that judge P&L run it on a
+/// connection manager's context instead (`e2e/risk.rs`).
+pub struct RiskService {
+    stop: CancellationToken,
+    running: jt_service::Running,
+}
+
+impl RiskService {
+    /// Starts it; it carries a kill switch out within a quarter of a second of its engagement
+    /// once it holds the monitor's lease (at once on a fresh namespace).
+    ///
+    /// # Panics
+    /// When it cannot start.
+    pub async fn start(p: &Platform) -> Self {
+        let access = jt_connect::AccessConfig::default()
+            .with_sim_url(p.sim.base_url())
+            .with_webull_url(p.sim.webull_url());
+        let brokers = std::sync::Arc::new(jt_connect::BrokerAccess::new(p.store.clone(), access));
+        let stop = CancellationToken::new();
+        let ctx = jt_service::Context::new(p.store.clone(), p.bus.clone(), brokers)
+            .with_shutdown(stop.clone());
+        let running = jt_risk::start(jt_risk::RiskConfig::default(), &ctx)
+            .await
+            .expect("the risk service starts");
+        Self { stop, running }
+    }
+
+    /// Stops it and waits for it to end.
+    ///
+    /// # Panics
+    /// When it ended with an error.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.running
+            .wait()
+            .await
+            .expect("the risk service stops cleanly");
+    }
+}

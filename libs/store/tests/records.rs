@@ -494,7 +494,7 @@ async fn kill_switches_apply_by_scope(t: &TestStore) {
 
     let scope = t.admin_scope(admin.id).await.unwrap();
     t.admin(&scope)
-        .set_global_kill(true, Some("exchange halt"))
+        .set_global_kill(true, Some("exchange halt"), None)
         .await
         .unwrap();
     assert!(
@@ -1059,6 +1059,106 @@ async fn a_price_mark_is_written_once_and_only_over_the_version_read(t: &TestSto
     );
 }
 
+async fn kill_switch_engagements_are_to_do_once_each(t: &TestStore) {
+    use jt_store::repo::risk::KillEngagement;
+    let admin = t.admin_user("ke-admin@example.com").await;
+    let owner = t.user("ke@example.com").await;
+    let (_, sub) = t.account(&owner, "ke").await;
+    let engagement = |n: u128| KillEngagement {
+        id: uuid::Uuid::from_u128(n),
+        cause: serde_json::json!({"kind": "api", "n": n.to_string()}),
+    };
+    // A switch set without an engagement (a release, a test's switch) leaves nothing to do.
+    t.risk()
+        .set_account_kill(owner.id, sub.id, true, None)
+        .await
+        .unwrap();
+    assert!(t.risk().pending_kills().await.unwrap().is_empty());
+
+    t.risk()
+        .engage_account_kill(owner.id, sub.id, Some("news"), &engagement(1))
+        .await
+        .unwrap();
+    let pending = t.risk().pending_kills().await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].engagement, engagement(1));
+    assert_eq!(
+        (pending[0].scope, pending[0].sub_account, pending[0].engaged),
+        (KillScope::Account, Some(sub.id), true)
+    );
+    let targets = t
+        .risk()
+        .kill_targets(KillScope::Account, None, Some(sub.id))
+        .await
+        .unwrap();
+    assert_eq!(targets.iter().map(|s| s.id).collect::<Vec<_>>(), [sub.id]);
+
+    t.risk()
+        .mark_kill_executed(engagement(1).id, Utc::now())
+        .await
+        .unwrap();
+    assert!(t.risk().pending_kills().await.unwrap().is_empty());
+    // The same engagement written again (a redelivered alert) is not to do again; nor is it
+    // after a release.
+    t.risk()
+        .engage_account_kill(owner.id, sub.id, Some("news"), &engagement(1))
+        .await
+        .unwrap();
+    t.risk()
+        .set_account_kill(owner.id, sub.id, false, None)
+        .await
+        .unwrap();
+    assert!(t.risk().pending_kills().await.unwrap().is_empty());
+
+    // A new engagement is; marking an older one does not mark it. A release before it was
+    // carried out leaves it to do (the flatten was asked for).
+    t.risk()
+        .engage_user_kill(owner.id, None, &engagement(2))
+        .await
+        .unwrap();
+    t.risk().set_user_kill(owner.id, false, None).await.unwrap();
+    t.risk()
+        .mark_kill_executed(engagement(1).id, Utc::now())
+        .await
+        .unwrap();
+    let pending = t.risk().pending_kills().await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        (pending[0].scope, pending[0].user, pending[0].engaged),
+        (KillScope::User, Some(owner.id), false)
+    );
+    let targets = t
+        .risk()
+        .kill_targets(KillScope::User, Some(owner.id), None)
+        .await
+        .unwrap();
+    assert_eq!(targets.iter().map(|s| s.id).collect::<Vec<_>>(), [sub.id]);
+    t.risk()
+        .mark_kill_executed(engagement(2).id, Utc::now())
+        .await
+        .unwrap();
+
+    // The platform's switch: engaged with an engagement, released without one.
+    let scope = t.admin_scope(admin.id).await.unwrap();
+    t.admin(&scope)
+        .set_global_kill(true, Some("halt"), Some(&engagement(3)))
+        .await
+        .unwrap();
+    t.admin(&scope)
+        .set_global_kill(false, None, Some(&engagement(4)))
+        .await
+        .unwrap();
+    let pending = t.risk().pending_kills().await.unwrap();
+    assert_eq!(
+        pending
+            .iter()
+            .map(|k| (k.scope, k.engagement.id))
+            .collect::<Vec<_>>(),
+        [(KillScope::Global, engagement(3).id)],
+        "a release carries no engagement"
+    );
+}
+
 on_both_engines!(
     a_price_mark_is_written_once_and_only_over_the_version_read,
     paper_positions_keep_exact_averages_and_one_open_per_symbol,
@@ -1066,6 +1166,7 @@ on_both_engines!(
     copies_are_recorded_once_per_leader_fill,
     breaches_are_recorded_once_per_day,
     kill_switches_apply_by_scope,
+    kill_switch_engagements_are_to_do_once_each,
     notifications_are_queued_once_per_channel_and_event,
     subscriptions_follow_the_provider_in_order,
     prop_firm_rules_are_kept_per_account_with_a_mark_that_only_rises,

@@ -10,7 +10,8 @@
 //!
 //! What the fan-out decides: who receives the signal (enabled traders), each trader's view of
 //! it (`inverse_strategy`, `custom_ticker`, resolved settings), `simulation_mode` (recorded,
-//! never sent), and the control alerts (kill switch, resume, flatten). What it leaves to the
+//! never sent), and the control alerts (flatten; kill and resume are recorded on the kill
+//! switch, which the risk service carries out). What it leaves to the
 //! execution, which sees the broker's real position: entry vs add vs flip, filters, sizing.
 
 use chrono::{DateTime, Utc};
@@ -21,6 +22,7 @@ use jt_domain::paper::{self, PaperContext};
 use jt_domain::{Price, SignalAction, instrument};
 use jt_messages::{ControlCause, ControlIntent, IntentMessage, SignalIntent, SignalMessage};
 use jt_store::repo::paper::PaperApplied;
+use jt_store::repo::risk::KillEngagement;
 use jt_store::repo::signals::NewSignal;
 use jt_store::repo::traders::ExecutionTarget;
 use jt_store::{RecorderId, SignalId, SignalOutcome, Store, StoreError, SubAccountId, UserId};
@@ -127,11 +129,25 @@ impl Fanout {
         match signal.action {
             SignalAction::Kill => {
                 self.record(msg, SignalOutcome::Accepted, None).await?;
+                // Recorded, not carried out here: the risk service cancels and flattens the
+                // owner's accounts (`docs/risk.md`, "Kill switches"). The engagement is the
+                // signal: redelivered, it is the same one and is carried out once; its
+                // flattens keep the ids a kill alert's flattens always had.
+                let cause = ControlCause::Signal {
+                    signal_id: SignalId(msg.signal_id),
+                    recorder_id: RecorderId(msg.recorder_id),
+                    command: SignalAction::Kill,
+                };
+                let engagement = KillEngagement {
+                    id: msg.signal_id,
+                    cause: serde_json::to_value(&cause)
+                        .map_err(|e| FanoutError::Retry(format!("kill cause: {e}")))?,
+                };
                 self.store
                     .risk()
-                    .set_user_kill(owner, true, Some("kill alert"))
+                    .engage_user_kill(owner, Some("kill alert"), &engagement)
                     .await?;
-                return self.flatten_accounts(envelope, None).await;
+                return Ok(0);
             }
             SignalAction::Resume => {
                 self.record(msg, SignalOutcome::Accepted, Some("kill switch lifted"))
@@ -186,7 +202,7 @@ impl Fanout {
         }
         if envelope.payload.signal.action == SignalAction::Flatten {
             let subs: Vec<SubAccountId> = targets.iter().map(|t| t.sub_account.id).collect();
-            return self.flatten_accounts(envelope, Some(subs)).await;
+            return self.flatten_accounts(envelope, subs).await;
         }
 
         // Every trader's intent goes to its own account's subject, so their publishes need no
@@ -320,12 +336,11 @@ impl Fanout {
         Ok(true)
     }
 
-    /// Kill switch or flatten alert: one flatten intent per sub-account (every sub-account of
-    /// the owner for a kill; the recorder's traders' sub-accounts for a flatten).
+    /// Flatten alert: one flatten intent per sub-account of the recorder's traders.
     async fn flatten_accounts(
         &self,
         envelope: &Envelope<SignalMessage>,
-        only: Option<Vec<SubAccountId>>,
+        only: Vec<SubAccountId>,
     ) -> Result<usize, FanoutError> {
         let msg = &envelope.payload;
         let owner = UserId(msg.owner_id);
@@ -337,7 +352,7 @@ impl Fanout {
                 .sub_accounts(owner, account.id)
                 .await?
             {
-                if only.as_ref().is_none_or(|o| o.contains(&sub.id)) {
+                if only.contains(&sub.id) {
                     subs.push((account.id, sub.id));
                 }
             }

@@ -13,6 +13,12 @@
 //! window breaches, flattens and locks the account the same way (`rule_breach`); the trailing
 //! mark is kept and a limit close to its buffer warns once a day (`rule_warning`, [`prop`]).
 //!
+//! A follower (copy trading) whose own daily loss limit is reached is locked out (its copies
+//! stop until the next trading day) and its account flattened the same way ([`watch`]).
+//!
+//! Kill switches ([`kill`]) are carried out here: an engagement the API or a kill alert
+//! recorded is turned into one flatten intent per covered account, once, even across restarts.
+//!
 //! One replica monitors at a time: the holder of [`MONITOR_LEASE`] on the `jt_leases` bucket.
 //! Others wait and take over within the lease's life when it dies; the new holder rebuilds the
 //! books from the store and the brokers and finishes any breach left half-done.
@@ -26,6 +32,7 @@
 
 pub mod book;
 pub mod dead_letters;
+pub mod kill;
 mod metrics;
 pub mod monitor;
 pub mod notify;
@@ -75,6 +82,10 @@ pub struct RiskConfig {
     pub owner: String,
     /// The notifier this service runs (`JT_NOTIFY_*`, `JT_SMTP_URL`: `jt-notify`).
     pub notify: jt_notify::NotifyConfig,
+    /// How often recorded kill switch engagements are looked for and carried out
+    /// (`JT_RISK_KILL_POLL_MS`, default 250): the longest wait between a switch engaged and
+    /// its flattens published.
+    pub kill_every: Duration,
 }
 
 impl Default for RiskConfig {
@@ -88,6 +99,7 @@ impl Default for RiskConfig {
             consume: ConsumeOptions::default(),
             owner: ConsumeOptions::default().owner,
             notify: jt_notify::NotifyConfig::default(),
+            kill_every: Duration::from_millis(250),
         }
     }
 }
@@ -110,6 +122,9 @@ impl RiskConfig {
             consume: ConsumeOptions::default(),
             owner: optional(env, "HOSTNAME")?.unwrap_or(ConsumeOptions::default().owner),
             notify: jt_notify::NotifyConfig::from_env(env)?,
+            kill_every: Duration::from_millis(
+                or_default(env, "JT_RISK_KILL_POLL_MS", 250_u64)?.max(10),
+            ),
         })
     }
 }
@@ -172,21 +187,36 @@ pub async fn start(config: RiskConfig, ctx: &Context) -> anyhow::Result<Running>
                 Ok(Some(mut lease)) => {
                     tracing::info!(%owner, "risk monitor lease taken: this replica watches the accounts");
                     let lost = stop.child_token();
-                    lease
-                        .hold_while(
-                            // Boxed: the monitor's future (its loop and the store calls it
-                            // awaits inline) is too large to move around on the stack.
-                            Box::pin(monitor::Monitor::run(
+                    // The monitor and the kill switches: one holder carries both out, so a
+                    // kill switch is published by one replica (its ids would make a second
+                    // publish harmless, but not free).
+                    let work = {
+                        let (store, bus, brokers, config, status, lost) = (
+                            store.clone(),
+                            bus.clone(),
+                            brokers.clone(),
+                            config.clone(),
+                            status.clone(),
+                            lost.clone(),
+                        );
+                        async move {
+                            let kills = kill::run(
                                 store.clone(),
                                 bus.clone(),
-                                brokers.clone(),
-                                config.clone(),
-                                status.clone(),
+                                config.kill_every,
                                 lost.clone(),
-                            )),
-                            &lost,
-                        )
-                        .await;
+                            );
+                            let monitor =
+                                monitor::Monitor::run(store, bus, brokers, config, status, lost);
+                            tokio::select! {
+                                () = monitor => {}
+                                () = kills => {}
+                            }
+                        }
+                    };
+                    // Boxed: the monitor's future (its loop and the store calls it awaits
+                    // inline) is too large to move around on the stack.
+                    lease.hold_while(Box::pin(work), &lost).await;
                     if stop.is_cancelled() {
                         let _ = lease.release().await;
                         return Ok(());
@@ -233,15 +263,18 @@ mod tests {
         assert_eq!(c.poll_every, Duration::from_secs(5));
         assert_eq!(c.resync_every, Duration::from_secs(60));
         assert_eq!(c.warn_buffers, Decimal::TWO);
+        assert_eq!(c.kill_every, Duration::from_millis(250));
         let c = RiskConfig::from_env(&env(&[
             ("JT_RISK_PNL_POLL_SECS", "0"),
             ("JT_RISK_SURVEY_SECS", "2"),
             ("JT_RISK_WARN_BUFFERS", "1.5"),
+            ("JT_RISK_KILL_POLL_MS", "100"),
         ]))
         .unwrap();
         assert_eq!(c.poll_every, Duration::from_secs(1), "at least a second");
         assert_eq!(c.survey_every, Duration::from_secs(2));
         assert_eq!(c.warn_buffers, Decimal::new(15, 1));
+        assert_eq!(c.kill_every, Duration::from_millis(100));
         let e = RiskConfig::from_env(&env(&[("JT_RISK_QUOTE_MAX_AGE_SECS", "soon")])).unwrap_err();
         assert!(e.to_string().contains("JT_RISK_QUOTE_MAX_AGE_SECS"), "{e}");
     }

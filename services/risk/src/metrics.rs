@@ -26,6 +26,11 @@ pub fn flatten(outcome: &'static str) {
     metrics::counter!("jt_risk_flattens_total", "outcome" => outcome).increment(1);
 }
 
+/// A kill switch engagement (`executed`, `retry`: to do again, `invalid`: unreadable cause).
+pub fn kill(outcome: &'static str) {
+    metrics::counter!("jt_risk_kill_switches_total", "outcome" => outcome).increment(1);
+}
+
 /// Registers every family at start, so dashboards see zeros rather than gaps.
 pub fn register() {
     watched(0);
@@ -38,5 +43,8 @@ pub fn register() {
     }
     for o in ["published", "retry"] {
         metrics::counter!("jt_risk_flattens_total", "outcome" => o).absolute(0);
+    }
+    for o in ["executed", "retry", "invalid"] {
+        metrics::counter!("jt_risk_kill_switches_total", "outcome" => o).absolute(0);
     }
 }

@@ -83,7 +83,8 @@ pub struct AccountStatus {
     pub limit: Option<Decimal>,
     /// The day's P&L, when known.
     pub pnl: Option<Pnl>,
-    /// How far the account is from its limit (`total + limit`; ≤ 0 is a breach).
+    /// How far the account is from its limit (`total + limit`; ≤ 0 is a breach); `None`
+    /// while the open P&L is unknown ([`limit_distance`]).
     pub distance: Option<Decimal>,
     /// The prop-firm preset the account's rules started from, when it has rules.
     pub rules_preset: Option<String>,
@@ -114,6 +115,9 @@ struct Entry {
     book: Book,
     /// The trading day this account is breached for (nothing more is done that day).
     breached: Option<NaiveDate>,
+    /// The trading day its followers' daily loss limit was reached (copies to it stop that
+    /// day; its own limits are still judged).
+    follower_breached: Option<NaiveDate>,
     /// A broker read is in flight.
     polling: bool,
     /// When the broker was last read (or asked to be).
@@ -293,6 +297,7 @@ impl Monitor {
                 watched: w.clone(),
                 book: Book::default(),
                 breached: None,
+                follower_breached: None,
                 polling: false,
                 last_poll: None,
                 poll_now: true,
@@ -334,6 +339,7 @@ impl Monitor {
                     e.breached = breached;
                 }
             }
+            self.followers(sub, day).await;
             self.close_day(sub, now);
         }
         self.entries.retain(|sub, _| seen.contains(sub));
@@ -609,6 +615,37 @@ impl Monitor {
             self.record(w, breach).await;
             return;
         }
+        if e.follower_breached != Some(day)
+            && pnl.source != OpenSource::Unknown
+            && let Some(limit) = e.watched.follower_limit()
+            && is_daily_loss_breached(limit, pnl.realized, pnl.open)
+        {
+            e.follower_breached = Some(day);
+            let w = e.watched.clone();
+            tracing::warn!(
+                sub_account = %sub, %limit, realized = %pnl.realized, open = %pnl.open,
+                "a follower's daily loss limit reached: locking its copies and flattening"
+            );
+            let breach = NewBreach {
+                sub_account: sub,
+                trading_day: day,
+                kind: BreachKind::FollowerDailyLoss,
+                loss_limit: limit,
+                realized_pnl: pnl.realized,
+                unrealized_pnl: pnl.open,
+                breached_at: now,
+                details: Some(format!(
+                    "realized {} + open {} = {} ≤ −{} (open P&L from {})",
+                    pnl.realized.normalize(),
+                    pnl.open.normalize(),
+                    pnl.total().normalize(),
+                    limit.normalize(),
+                    source_name(pnl.source)
+                )),
+            };
+            self.record(w, breach).await;
+            return;
+        }
         let Some(rules) = e.watched.rules.clone() else {
             return;
         };
@@ -685,10 +722,58 @@ impl Monitor {
         }
     }
 
+    /// The follower limits of account `sub` at a survey: today's follower breach is read (a
+    /// monitor that died before flattening it is finished here), its followers are locked if
+    /// a lock was missed, and a lock this service set on an earlier trading day is lifted.
+    async fn followers(&mut self, sub: SubAccountId, day: NaiveDate) {
+        let Some(e) = self.entries.get(&sub) else {
+            return;
+        };
+        if e.watched.followers.is_empty() {
+            return;
+        }
+        let w = e.watched.clone();
+        let breach = match self
+            .store
+            .risk()
+            .breach(w.sub.owner, sub, day, BreachKind::FollowerDailyLoss)
+            .await
+        {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(sub_account = %sub, error = %e, "breach unreadable");
+                return;
+            }
+        };
+        if let Some(e) = self.entries.get_mut(&sub) {
+            e.follower_breached = breach.as_ref().map(|_| day);
+        }
+        match breach {
+            Some(b) if b.flattened_at.is_none() => self.finish(w, b, false),
+            Some(b) => lock_followers(&self.store, &w, &b).await,
+            None => {
+                for f in &w.followers {
+                    if f.lockout
+                        .as_deref()
+                        .is_some_and(|r| r.starts_with(watch::FOLLOWER_LOCK))
+                        && let Err(e) = self
+                            .store
+                            .copying()
+                            .set_lockout(w.sub.owner, f.id, None)
+                            .await
+                    {
+                        tracing::warn!(follower = %f.id, error = %e, "a past day's lock could not be lifted: retried at the next survey");
+                    }
+                }
+            }
+        }
+    }
+
     /// Records a breach and acts on it (a new one: flatten and notify; one recorded by another
     /// monitor and not yet flattened: flatten).
     async fn record(&mut self, w: Watched, breach: NewBreach) {
         let sub = breach.sub_account;
+        let kind = breach.kind;
         match self.store.risk().record_breach(w.sub.owner, breach).await {
             Ok(BreachRecorded::New(b)) => {
                 metrics::breach("new");
@@ -704,7 +789,11 @@ impl Monitor {
                 // Not recorded: judge again at the next quote or read.
                 metrics::breach("failed");
                 if let Some(entry) = self.entries.get_mut(&sub) {
-                    entry.breached = None;
+                    if kind == BreachKind::FollowerDailyLoss {
+                        entry.follower_breached = None;
+                    } else {
+                        entry.breached = None;
+                    }
                 }
                 tracing::error!(sub_account = %sub, error = %e, "the breach could not be recorded: retried at the next change");
             }
@@ -726,6 +815,11 @@ impl Monitor {
             first,
         );
         tokio::spawn(async move {
+            if breach.kind == BreachKind::FollowerDailyLoss {
+                // Locked before the flatten: a copy arriving meanwhile is skipped rather than
+                // opening what the flatten is about to close.
+                lock_followers(&store, &w, &breach).await;
+            }
             let intent = IntentMessage::control(
                 w.sub.owner,
                 w.sub.id,
@@ -793,7 +887,7 @@ impl Monitor {
                     sub_account_id: *sub,
                     account: e.watched.sub.name.clone(),
                     limit: e.watched.limit,
-                    distance: pnl.zip(e.watched.limit).map(|(p, l)| p.total() + l),
+                    distance: limit_distance(pnl, e.watched.limit),
                     pnl,
                     rules_preset: e
                         .watched
@@ -869,6 +963,42 @@ impl Monitor {
             }
         });
     }
+}
+
+/// Locks out every follower on the breached account that is not locked yet (the account is
+/// flattened for the trading day under the strictest of their limits). A failed lock is
+/// logged; the next survey locks it.
+async fn lock_followers(store: &Store, w: &Watched, breach: &Breach) {
+    for f in w.followers.iter().filter(|f| f.lockout.is_none()) {
+        let reason = format!(
+            "{} on {}: the account's P&L {} reached the follower's daily loss limit of {} \
+             (the strictest on the account: {}); copies stop until the next trading day",
+            watch::FOLLOWER_LOCK,
+            breach.trading_day,
+            (breach.realized_pnl + breach.unrealized_pnl).normalize(),
+            f.limit.normalize(),
+            breach.loss_limit.normalize(),
+        );
+        if let Err(e) = store
+            .copying()
+            .set_lockout(w.sub.owner, f.id, Some(&reason))
+            .await
+        {
+            tracing::warn!(follower = %f.id, error = %e, "the follower could not be locked out: retried at the next survey");
+        }
+    }
+}
+
+/// How far `pnl` is from the max daily loss `limit` (`total + limit`; ≤ 0 is a breach). `None`
+/// without a limit, before the first read, and while positions are open with neither a fresh
+/// quote nor the broker's open figure: the open P&L is then unknown, and a distance counting it
+/// as 0 would show an account that may be past its limit as safe. The breach decision makes
+/// the same choice (nothing is judged on an unknown open P&L, and the broker is read at once).
+#[must_use]
+pub fn limit_distance(pnl: Option<Pnl>, limit: Option<Decimal>) -> Option<Decimal> {
+    pnl.filter(|p| p.source != OpenSource::Unknown)
+        .zip(limit)
+        .map(|(p, l)| p.total() + l)
 }
 
 /// The shared form of one account's status.
@@ -951,7 +1081,7 @@ async fn read_figure(brokers: &BrokerAccess, w: &Watched) -> Result<BrokerFigure
     })
 }
 
-async fn publish(bus: &Bus, intent: IntentMessage) -> Result<(), String> {
+pub(crate) async fn publish(bus: &Bus, intent: IntentMessage) -> Result<(), String> {
     let id = MessageId::new(intent.message_id()).map_err(|e| e.to_string())?;
     bus.publish(
         &Envelope::new(id, intent).with_trace(jt_bus::TraceContext::from_pairs(
@@ -966,6 +1096,29 @@ async fn publish(bus: &Bus, intent: IntentMessage) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_open_pnl_has_no_distance_rather_than_a_safe_one() {
+        let pnl = |open, source| {
+            Some(Pnl {
+                realized: Decimal::from(-80),
+                open: Decimal::from(open),
+                source,
+            })
+        };
+        let limit = Some(Decimal::from(100));
+        assert_eq!(
+            limit_distance(pnl(-10, OpenSource::Quotes), limit),
+            Some(Decimal::from(10))
+        );
+        assert_eq!(
+            limit_distance(pnl(0, OpenSource::Flat), limit),
+            Some(Decimal::from(20))
+        );
+        assert_eq!(limit_distance(pnl(0, OpenSource::Unknown), limit), None);
+        assert_eq!(limit_distance(None, limit), None);
+        assert_eq!(limit_distance(pnl(-10, OpenSource::Quotes), None), None);
+    }
 
     #[test]
     fn a_breach_is_named_by_its_kind_or_the_rule_leading_its_details() {

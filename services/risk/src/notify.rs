@@ -17,7 +17,26 @@ use crate::watch::Watched;
 /// daily loss, `rule_breach` for a prop-firm rule.
 pub async fn breach(store: &Store, w: &Watched, breach: &Breach) {
     let action = "working orders cancelled, every position flattened, new entries refused until the next trading day";
-    let (event, payload) = if breach.kind == BreachKind::PropFirmRule {
+    let (event, payload) = if breach.kind == BreachKind::FollowerDailyLoss {
+        (
+            MAX_LOSS_EVENT,
+            json!({
+                "event": MAX_LOSS_EVENT,
+                "title": format!("Follower daily loss limit reached on {}: flattened, copies stopped", w.sub.name),
+                "sub_account_id": w.sub.id,
+                "account": w.sub.name,
+                "broker": w.login.broker,
+                "trading_day": breach.trading_day,
+                "limit": breach.loss_limit,
+                "rule": "follower_daily_loss",
+                "realized_pnl": breach.realized_pnl,
+                "unrealized_pnl": breach.unrealized_pnl,
+                "total_pnl": breach.realized_pnl + breach.unrealized_pnl,
+                "breached_at": breach.breached_at,
+                "action": "working orders cancelled, every position flattened, the follower locked out: no copies until the next trading day",
+            }),
+        )
+    } else if breach.kind == BreachKind::PropFirmRule {
         let rule = breach_rule(breach);
         (
             RULE_BREACH_EVENT,

@@ -7,13 +7,17 @@
 //! different limits: the account's limit is the **smallest** of them — the strictest promise any
 //! of its strategies made holds for the whole account, because a loss is the account's, not a
 //! strategy's.
+//!
+//! An account is watched too when it follows a leader with a **daily loss limit** of its own
+//! (the follower's copy risk limit, `followers.daily_loss_limit`): reached, the follower is
+//! locked out and its account flattened for the trading day ([`FollowerLimit`]).
 
 use std::collections::HashMap;
 
 use jt_broker::BrokerKind;
 use jt_store::repo::accounts::{BrokerAccount, SubAccount};
 use jt_store::repo::rules::AccountRules;
-use jt_store::{Store, StoreError, SubAccountId};
+use jt_store::{FollowerId, Store, StoreError, SubAccountId};
 use rust_decimal::Decimal;
 
 /// One watched account.
@@ -27,9 +31,36 @@ pub struct Watched {
     pub limit: Option<Decimal>,
     /// The account's prop-firm rules, with the stored trailing mark, when it has any.
     pub rules: Option<AccountRules>,
+    /// The followers on this account with a daily loss limit of their own.
+    pub followers: Vec<FollowerLimit>,
 }
 
+/// A follower (copy trading) with a daily loss limit: its copy risk limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowerLimit {
+    /// The follower.
+    pub id: FollowerId,
+    /// Its daily loss limit in dollars (> 0).
+    pub limit: Decimal,
+    /// Why it is locked out, when it is (by this service's limit or anything else).
+    pub lockout: Option<String>,
+}
+
+/// How a lock this service sets begins: a lock of another origin is never lifted here.
+pub const FOLLOWER_LOCK: &str = "daily loss limit reached";
+
 impl Watched {
+    /// The strictest daily loss limit of the followers not locked out on this account.
+    #[must_use]
+    pub fn follower_limit(&self) -> Option<Decimal> {
+        strictest(
+            self.followers
+                .iter()
+                .filter(|f| f.lockout.is_none())
+                .map(|f| f.limit),
+        )
+    }
+
     /// Whether the venue pushes the account's realised P&L (cash balance events), so it need
     /// not be polled often: the Tradovate family (the built-in simulator speaks it).
     #[must_use]
@@ -67,6 +98,21 @@ pub async fn survey(store: &Store) -> Result<Vec<Watched>, StoreError> {
         .map(|r| (r.sub_account, r))
         .collect();
     for (owner, logins) in by_owner {
+        let mut followers: HashMap<SubAccountId, Vec<FollowerLimit>> = HashMap::new();
+        for leader in store.copying().leaders(owner).await? {
+            for f in store.copying().followers(owner, leader.id).await? {
+                if let Some(limit) = f.daily_loss_limit.filter(|l| *l > Decimal::ZERO) {
+                    followers
+                        .entry(f.sub_account)
+                        .or_default()
+                        .push(FollowerLimit {
+                            id: f.id,
+                            limit,
+                            lockout: f.locked_out.then(|| f.lockout_reason.unwrap_or_default()),
+                        });
+                }
+            }
+        }
         let traders = store.traders().list(owner).await?;
         let mut limits: HashMap<SubAccountId, Vec<Decimal>> = HashMap::new();
         if traders.iter().any(|t| t.enabled) {
@@ -100,12 +146,14 @@ pub async fn survey(store: &Store) -> Result<Vec<Watched>, StoreError> {
                 // Rules are keyed by sub-account; the owner check keeps another user's row
                 // (impossible by the foreign key, cheap to be sure of) off this account.
                 let rules = rules.remove(&sub.id).filter(|r| r.owner == owner);
-                if limit.is_some() || rules.is_some() {
+                let followers = followers.remove(&sub.id).unwrap_or_default();
+                if limit.is_some() || rules.is_some() || !followers.is_empty() {
                     watched.push(Watched {
                         login: login.clone(),
                         sub,
                         limit,
                         rules,
+                        followers,
                     });
                 }
             }

@@ -31,6 +31,16 @@ pub struct Model {
     pub changed_by: Option<Uuid>,
     /// Column `changed_at`.
     pub changed_at: DateTimeUtc,
+    /// Column `engagement_id`: the latest engagement (API request id, kill alert's signal id).
+    #[sea_orm(nullable)]
+    pub engagement_id: Option<Uuid>,
+    /// Column `engagement_cause`: the cause its flatten intents name (a
+    /// `jt_messages::ControlCause`, opaque here).
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub engagement_cause: Option<Json>,
+    /// Column `executed_at`: when the risk service had published every flatten of it.
+    #[sea_orm(nullable)]
+    pub executed_at: Option<DateTimeUtc>,
 }
 
 /// No relations are declared: repositories join explicitly, by owner.

@@ -138,6 +138,38 @@ impl From<kill_switches::Model> for KillSwitch {
     }
 }
 
+/// An engagement of a kill switch, for the risk service to carry out: cancel the working
+/// orders and flatten every account the switch covers, once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KillEngagement {
+    /// Its identity: the API request's id, or the kill alert's signal id. Written again with
+    /// the same id (a redelivered alert), it is the same engagement and is not carried out
+    /// again.
+    pub id: Uuid,
+    /// What the flatten intents name as their cause (a `jt_messages::ControlCause`, opaque
+    /// to the store): their ids derive from it.
+    pub cause: serde_json::Value,
+}
+
+/// An engagement the risk service has not carried out yet
+/// ([`Risk::pending_kills`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingKill {
+    /// Reach.
+    pub scope: KillScope,
+    /// The user of a `user` switch.
+    pub user: Option<UserId>,
+    /// The sub-account of an `account` switch.
+    pub sub_account: Option<SubAccountId>,
+    /// Whether the switch is still engaged (an engagement released before it was carried
+    /// out is still carried out: the flatten was asked for).
+    pub engaged: bool,
+    /// The engagement.
+    pub engagement: KillEngagement,
+    /// When the switch last changed.
+    pub changed_at: DateTime<Utc>,
+}
+
 fn scope_key(scope: KillScope, user: Option<UserId>, account: Option<SubAccountId>) -> String {
     match (scope, user, account) {
         (KillScope::Account, _, Some(a)) => format!("account:{a}"),
@@ -339,6 +371,156 @@ impl Risk<'_> {
         Ok(state)
     }
 
+    /// Engages the owner's own kill switch with an engagement for the risk service to carry
+    /// out (cancel and flatten every active sub-account of theirs).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn engage_user_kill(
+        &self,
+        owner: UserId,
+        reason: Option<&str>,
+        engagement: &KillEngagement,
+    ) -> StoreResult<()> {
+        set_switch(
+            self.store.db(),
+            Switch {
+                scope: KillScope::User,
+                user: Some(owner),
+                account: None,
+                engaged: true,
+                reason,
+                by: owner,
+                engagement: Some(engagement),
+            },
+        )
+        .await
+    }
+
+    /// Engages the kill switch of one of the owner's sub-accounts with an engagement for the
+    /// risk service to carry out.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for a sub-account that is not the owner's.
+    pub async fn engage_account_kill(
+        &self,
+        owner: UserId,
+        sub_account: SubAccountId,
+        reason: Option<&str>,
+        engagement: &KillEngagement,
+    ) -> StoreResult<()> {
+        self.store
+            .accounts()
+            .sub_account(owner, sub_account)
+            .await?;
+        set_switch(
+            self.store.db(),
+            Switch {
+                scope: KillScope::Account,
+                user: None,
+                account: Some(sub_account),
+                engaged: true,
+                reason,
+                by: owner,
+                engagement: Some(engagement),
+            },
+        )
+        .await
+    }
+
+    /// Every engagement not carried out yet, oldest change first (the risk service's work;
+    /// every user's, so only a service calls it).
+    ///
+    /// # Errors
+    /// Database errors; a row whose cause is not JSON cannot happen (the column is `jsonb`).
+    pub async fn pending_kills(&self) -> StoreResult<Vec<PendingKill>> {
+        use kill_switches::Column as C;
+        let rows = kill_switches::Entity::find()
+            .filter(C::EngagementId.is_not_null())
+            .filter(C::ExecutedAt.is_null())
+            .order_by_asc(C::ChangedAt)
+            .all(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("kill switch", e))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|m| {
+                Some(PendingKill {
+                    scope: m.scope,
+                    user: m.user_id.map(UserId),
+                    sub_account: m.sub_account_id.map(SubAccountId),
+                    engaged: m.engaged,
+                    engagement: KillEngagement {
+                        id: m.engagement_id?,
+                        cause: m.engagement_cause.unwrap_or(serde_json::Value::Null),
+                    },
+                    changed_at: m.changed_at,
+                })
+            })
+            .collect())
+    }
+
+    /// Records that every flatten of `engagement` was published. A newer engagement of the
+    /// same switch written meanwhile stays to do.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn mark_kill_executed(
+        &self,
+        engagement: Uuid,
+        at_time: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        use kill_switches::Column as C;
+        kill_switches::Entity::update_many()
+            .col_expr(C::ExecutedAt, Expr::value(Some(at(at_time))))
+            .filter(C::EngagementId.eq(engagement))
+            .filter(C::ExecutedAt.is_null())
+            .exec(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("kill switch", e))?;
+        Ok(())
+    }
+
+    /// The sub-accounts an engagement flattens: an `account` switch its sub-account; a `user`
+    /// switch every active sub-account of the user's logins; the `global` switch every active
+    /// sub-account of every enabled login with credentials. The API answers with the intents
+    /// of these, and the risk service publishes them: one definition for both.
+    ///
+    /// # Errors
+    /// Database errors; [`StoreError::NotFound`] for an account switch whose sub-account is
+    /// gone (its row went with it: cascade).
+    pub async fn kill_targets(
+        &self,
+        scope: KillScope,
+        user: Option<UserId>,
+        sub_account: Option<SubAccountId>,
+    ) -> StoreResult<Vec<SubAccount>> {
+        let accounts = self.store.accounts();
+        let logins = match (scope, user, sub_account) {
+            (KillScope::Account, _, Some(id)) => {
+                let m = crate::entity::sub_accounts::Entity::find_by_id(id.0)
+                    .one(self.store.db())
+                    .await
+                    .map_err(|e| StoreError::db("sub-account", e))?
+                    .ok_or_else(|| StoreError::not_found("sub-account", id))?;
+                return Ok(vec![SubAccount::from(m)]);
+            }
+            (KillScope::User, Some(owner), _) => accounts.list(owner).await?,
+            _ => self.store.system().active_accounts().await?,
+        };
+        let mut out = Vec::new();
+        for login in logins {
+            out.extend(
+                accounts
+                    .sub_accounts(login.owner, login.id)
+                    .await?
+                    .into_iter()
+                    .filter(|s| s.active),
+            );
+        }
+        Ok(out)
+    }
+
     async fn set_switch(
         &self,
         scope: KillScope,
@@ -348,37 +530,69 @@ impl Risk<'_> {
         reason: Option<&str>,
         by: UserId,
     ) -> StoreResult<()> {
-        set_switch(self.store.db(), scope, user, account, engaged, reason, by).await
+        set_switch(
+            self.store.db(),
+            Switch {
+                scope,
+                user,
+                account,
+                engaged,
+                reason,
+                by,
+                engagement: None,
+            },
+        )
+        .await
     }
 }
 
-async fn set_switch<C: sea_orm::ConnectionTrait>(
-    db: &C,
+/// One change of a switch.
+struct Switch<'a> {
     scope: KillScope,
     user: Option<UserId>,
     account: Option<SubAccountId>,
     engaged: bool,
-    reason: Option<&str>,
+    reason: Option<&'a str>,
     by: UserId,
-) -> StoreResult<()> {
+    /// With an engagement: the risk service carries it out unless it is the one already
+    /// recorded. Without: the engagement columns are left as they are (a release, or a switch
+    /// set without flattening).
+    engagement: Option<&'a KillEngagement>,
+}
+
+async fn set_switch<C: sea_orm::ConnectionTrait>(db: &C, s: Switch<'_>) -> StoreResult<()> {
     use kill_switches::Column as C;
     let m = kill_switches::Model {
         id: Uuid::now_v7(),
-        scope_key: scope_key(scope, user, account),
-        scope,
-        user_id: user.map(|u| u.0),
-        sub_account_id: account.map(|a| a.0),
-        engaged,
-        reason: reason.map(str::to_string),
-        changed_by: Some(by.0),
+        scope_key: scope_key(s.scope, s.user, s.account),
+        scope: s.scope,
+        user_id: s.user.map(|u| u.0),
+        sub_account_id: s.account.map(|a| a.0),
+        engaged: s.engaged,
+        reason: s.reason.map(str::to_string),
+        changed_by: Some(s.by.0),
         changed_at: now(),
+        engagement_id: s.engagement.map(|e| e.id),
+        engagement_cause: s.engagement.map(|e| e.cause.clone()),
+        executed_at: None,
     };
+    let mut conflict = OnConflict::column(C::ScopeKey);
+    conflict.update_columns([C::Engaged, C::Reason, C::ChangedBy, C::ChangedAt]);
+    if s.engagement.is_some() {
+        // The same engagement written again (a redelivered alert, a retried request) keeps
+        // its `executed_at`: carried out once. A new one is to do. One statement, so two
+        // writers of one switch cannot interleave between a read and a write.
+        conflict.value(
+            C::ExecutedAt,
+            Expr::cust(
+                "CASE WHEN kill_switches.engagement_id = excluded.engagement_id \
+                 THEN kill_switches.executed_at ELSE NULL END",
+            ),
+        );
+        conflict.update_columns([C::EngagementId, C::EngagementCause]);
+    }
     kill_switches::Entity::insert(m.into_active_model())
-        .on_conflict(
-            OnConflict::column(C::ScopeKey)
-                .update_columns([C::Engaged, C::Reason, C::ChangedBy, C::ChangedAt])
-                .to_owned(),
-        )
+        .on_conflict(conflict.to_owned())
         .exec_without_returning(db)
         .await
         .map_err(|e| StoreError::db("kill switch", e))?;
@@ -386,21 +600,30 @@ async fn set_switch<C: sea_orm::ConnectionTrait>(
 }
 
 impl Admin<'_> {
-    /// Engages or releases the platform-wide kill switch. Audited.
+    /// Engages or releases the platform-wide kill switch. Audited. An engagement (with
+    /// `engaged`) is for the risk service to carry out: every active sub-account flattened.
     ///
     /// # Errors
     /// Database errors.
-    pub async fn set_global_kill(&self, engaged: bool, reason: Option<&str>) -> StoreResult<()> {
+    pub async fn set_global_kill(
+        &self,
+        engaged: bool,
+        reason: Option<&str>,
+        engagement: Option<&KillEngagement>,
+    ) -> StoreResult<()> {
         use sea_orm::TransactionTrait;
         let txn = self.store.db().begin().await.map_err(StoreError::from)?;
         set_switch(
             &txn,
-            KillScope::Global,
-            None,
-            None,
-            engaged,
-            reason,
-            self.scope.admin(),
+            Switch {
+                scope: KillScope::Global,
+                user: None,
+                account: None,
+                engaged,
+                reason,
+                by: self.scope.admin(),
+                engagement: engagement.filter(|_| engaged),
+            },
         )
         .await?;
         write_audit(

@@ -14,14 +14,14 @@ use chrono::{DateTime, Utc};
 use jt_bus::{DeadLetter, DeadLetterQuery, Definitions};
 use jt_store::repo::admin::{AdminScope, AuditEntry};
 use jt_store::repo::auth::NewUser;
-use jt_store::{Role, Secret, StoreError, UserId};
+use jt_store::{KillScope, Role, Secret, StoreError, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
-use crate::routes::controls::{KillAnswer, KillRequest, Queued, flatten};
+use crate::routes::controls::{KillAnswer, KillRequest, Queued, announced, engagement};
 use crate::routes::paging;
 use crate::routes::views::UserView;
 use crate::state::ApiState;
@@ -360,8 +360,8 @@ pub async fn audit(
     Ok(Json(rows.into_iter().map(AuditView::from).collect()))
 }
 
-/// Engages the platform-wide kill switch (every user's every active sub-account is flattened
-/// and no entry is taken until it is released) or releases it.
+/// Engages the platform-wide kill switch (the risk service flattens every user's every active
+/// sub-account, and no entry is taken until it is released) or releases it.
 #[utoipa::path(
     put,
     path = "/admin/kill",
@@ -378,12 +378,18 @@ pub async fn kill_global(
     admin: AdminCaller,
     Json(req): Json<KillRequest>,
 ) -> ApiResult<Json<KillAnswer>> {
-    // The switch first: from here the executor refuses new entries, so nothing opens while
-    // the flattens are being queued.
+    // The switch and its engagement in one write: from here the executor refuses new
+    // entries, and the risk service carries the engagement out (cancel, flatten).
+    let engagement = req.engaged.then(|| {
+        engagement(
+            admin.caller.user.id,
+            req.reason.clone().or(Some("global kill switch".into())),
+        )
+    });
     state
         .store
         .admin(&admin.scope)
-        .set_global_kill(req.engaged, req.reason.as_deref())
+        .set_global_kill(req.engaged, req.reason.as_deref(), engagement.as_ref())
         .await?;
     // Every owner of an active account is told (their accounts are the ones it stops).
     let mut owners: Vec<UserId> = state
@@ -399,28 +405,12 @@ pub async fn kill_global(
     for owner in owners {
         crate::routes::controls::notify_kill(&state, owner, "global", None, &req).await;
     }
-    let flatten = if req.engaged {
-        let accounts = state.store.accounts();
-        let mut subs = Vec::new();
-        for a in state.store.system().active_accounts().await? {
-            for s in accounts.sub_accounts(a.owner, a.id).await? {
-                if s.active {
-                    subs.push((s, a.clone()));
-                }
-            }
-        }
-        flatten(
-            &state,
-            admin.caller.user.id,
-            &subs,
-            req.reason.or(Some("global kill switch".into())),
-        )
-        .await?
-    } else {
-        Queued {
+    let flatten = match &engagement {
+        Some(e) => announced(&state, e, KillScope::Global, None, None).await?,
+        None => Queued {
             intent_ids: Vec::new(),
             duplicate: false,
-        }
+        },
     };
     Ok(Json(KillAnswer {
         engaged: req.engaged,

@@ -1,6 +1,8 @@
-//! Controls: a manual trade on a sub-account, flatten one or all, and kill switches. Each is
-//! published on ORDERS as an intent of its source (manual, control) and carried out by the
-//! executor like every other intent — never a broker call from here.
+//! Controls: a manual trade on a sub-account, flatten one or all, and kill switches. A trade or
+//! a flatten is published on ORDERS as an intent of its source (manual, control) and carried
+//! out by the executor like every other intent — never a broker call from here. A kill switch
+//! is recorded (with its engagement) and carried out by the risk service, which publishes its
+//! flattens (`docs/risk.md`, "Kill switches"); the answer names them.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -10,7 +12,9 @@ use jt_domain::Direction;
 use jt_domain::alert::{ExitLevel, StopOverride};
 use jt_domain::settings::PriceUnits;
 use jt_messages::{ControlCause, ControlIntent, IntentMessage, ManualIntent, ManualTrade};
+use jt_store::KillScope;
 use jt_store::repo::accounts::{BrokerAccount, SubAccount};
+use jt_store::repo::risk::KillEngagement;
 use jt_store::{SubAccountId, UserId};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -399,8 +403,68 @@ pub struct KillRequest {
 pub struct KillAnswer {
     /// Whether it is engaged.
     pub engaged: bool,
-    /// The flattens queued when it was engaged.
+    /// When engaged: the flatten intents the risk service publishes, one per sub-account the
+    /// switch covers (it carries the switch out: cancel, flatten). Empty on a release.
     pub flatten: Queued,
+}
+
+impl Queued {
+    fn nothing() -> Self {
+        Self {
+            intent_ids: Vec::new(),
+            duplicate: false,
+        }
+    }
+}
+
+/// A new engagement of a kill switch asked for by `requested_by`: its id is this request's,
+/// and its flattens name the request as their cause (`ControlCause::Api`), as a flatten asked
+/// for directly would.
+pub(crate) fn engagement(requested_by: UserId, reason: Option<String>) -> KillEngagement {
+    let request = Uuid::now_v7();
+    let cause = ControlCause::api(
+        request,
+        requested_by,
+        reason.or_else(|| Some("kill switch".into())),
+    );
+    KillEngagement {
+        id: request,
+        // A plain enum of ids and strings: serialising it cannot fail.
+        cause: serde_json::to_value(&cause).unwrap_or_default(),
+    }
+}
+
+/// The flatten intents the risk service publishes for `engagement` (one per sub-account the
+/// switch covers, `Risk::kill_targets`): their ids derive from the cause and the sub-account,
+/// so the ids answered here are the ones to follow under `/intents/{id}` — 404 until the risk
+/// service has published them and the executor has taken them.
+pub(crate) async fn announced(
+    state: &ApiState,
+    engagement: &KillEngagement,
+    scope: KillScope,
+    user: Option<UserId>,
+    sub: Option<SubAccountId>,
+) -> ApiResult<Queued> {
+    let cause: ControlCause =
+        serde_json::from_value(engagement.cause.clone()).map_err(ApiError::internal)?;
+    let targets = state.store.risk().kill_targets(scope, user, sub).await?;
+    Ok(Queued {
+        intent_ids: targets
+            .iter()
+            .map(|s| {
+                IntentMessage::control(
+                    s.owner,
+                    s.id,
+                    s.broker_account,
+                    Utc::now(),
+                    ControlIntent::flatten_account(cause.clone()),
+                )
+                .intent_id
+                .0
+            })
+            .collect(),
+        duplicate: false,
+    })
 }
 
 /// Queues the `kill_switch` notification of a change (each change is an event of its own,
@@ -466,31 +530,35 @@ pub async fn kill_one(
         .accounts()
         .sub_account_with_account(caller.owner(), sub_account_id)
         .await?;
-    state
-        .store
-        .risk()
-        .set_account_kill(
-            caller.owner(),
-            sub_account_id,
-            req.engaged,
-            req.reason.as_deref(),
-        )
-        .await?;
-    notify_kill(&state, caller.owner(), "account", Some(&pair.0), &req).await;
     let flatten = if req.engaged {
-        flatten(
+        let engagement = engagement(caller.owner(), req.reason.clone());
+        state
+            .store
+            .risk()
+            .engage_account_kill(
+                caller.owner(),
+                sub_account_id,
+                req.reason.as_deref(),
+                &engagement,
+            )
+            .await?;
+        announced(
             &state,
-            caller.owner(),
-            &[pair],
-            req.reason.or(Some("kill switch".into())),
+            &engagement,
+            KillScope::Account,
+            None,
+            Some(sub_account_id),
         )
         .await?
     } else {
-        Queued {
-            intent_ids: Vec::new(),
-            duplicate: false,
-        }
+        state
+            .store
+            .risk()
+            .set_account_kill(caller.owner(), sub_account_id, false, req.reason.as_deref())
+            .await?;
+        Queued::nothing()
     };
+    notify_kill(&state, caller.owner(), "account", Some(&pair.0), &req).await;
     Ok(Json(KillAnswer {
         engaged: req.engaged,
         flatten,
@@ -511,27 +579,30 @@ pub async fn kill_all(
     caller: Caller,
     Json(req): Json<KillRequest>,
 ) -> ApiResult<Json<KillAnswer>> {
-    state
-        .store
-        .risk()
-        .set_user_kill(caller.owner(), req.engaged, req.reason.as_deref())
-        .await?;
-    notify_kill(&state, caller.owner(), "user", None, &req).await;
     let flatten = if req.engaged {
-        let subs = all_subs(&state, &caller).await?;
-        flatten(
+        let engagement = engagement(caller.owner(), req.reason.clone());
+        state
+            .store
+            .risk()
+            .engage_user_kill(caller.owner(), req.reason.as_deref(), &engagement)
+            .await?;
+        announced(
             &state,
-            caller.owner(),
-            &subs,
-            req.reason.or(Some("kill switch".into())),
+            &engagement,
+            KillScope::User,
+            Some(caller.owner()),
+            None,
         )
         .await?
     } else {
-        Queued {
-            intent_ids: Vec::new(),
-            duplicate: false,
-        }
+        state
+            .store
+            .risk()
+            .set_user_kill(caller.owner(), false, req.reason.as_deref())
+            .await?;
+        Queued::nothing()
     };
+    notify_kill(&state, caller.owner(), "user", None, &req).await;
     Ok(Json(KillAnswer {
         engaged: req.engaged,
         flatten,

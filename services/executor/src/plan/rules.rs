@@ -5,18 +5,27 @@
 //! and the account's P&L) so the money rules are judged on the broker's figures, not a copy.
 //! Exits are never refused: a position can always be closed.
 //!
+//! An entry (or a flip's new side) placed with its stop counts what it would lose there:
+//! the stop's distance × the entry's quantity × the contract's point value
+//! ([`risk_to_stop`]), so an entry whose stop would land inside a money rule's buffer is
+//! refused before it is sent, naming the rule and the numbers. An add brings no stop of its
+//! own (the position's stop is grown to cover it) and a market entry without a stop has no
+//! known risk: both are judged on the account as it is.
+//!
 //! An account whose rule the risk service found reached while positions were open (a
 //! `prop_firm_rule` breach of the trading day) is locked until the next trading day: every
 //! entry is refused with the rule and the risk service's numbers — checked even when the
 //! account's rules have since been removed, as the max daily loss lock is.
 
 use chrono::{Duration, Utc};
-use jt_domain::Side;
 use jt_domain::instrument::resolve_ticker;
 use jt_domain::propfirm::{AccountState, EntryCheck};
 use jt_domain::session;
+use jt_domain::{EntryOrder, Side};
 use jt_messages::IntentAction;
 use jt_store::{BreachKind, IntentKind};
+use jt_trading::{Choreography, Step};
+use rust_decimal::Decimal;
 
 use super::{Choice, Inputs, Plan, Refusal};
 
@@ -118,7 +127,11 @@ async fn refusal(
         quantity: plan.quantity,
         position_before,
         buy: plan.side == Some(Side::Buy),
-        risk_to_stop: None,
+        risk_to_stop: plan
+            .stored
+            .choreography(inputs.msg)
+            .ok()
+            .and_then(|c| risk_to_stop(&c, contract)),
         automated: matches!(
             inputs.msg.action,
             IntentAction::Signal(_) | IntentAction::Copy(_)
@@ -130,4 +143,64 @@ async fn refusal(
         .check_entry(&state, &entry, &news)
         .err()
         .map(|r| format!("prop-firm rule {}: {}", r.rule.name(), r.reason)))
+}
+
+/// What the entry of `choreography` would lose at its stop, in dollars: the stop's distance
+/// (points from the fill, as the bracket places it) × the entry's quantity × the point value
+/// of `contract`. `None` when the entry has no stop (a plain order, an add) or the contract is
+/// unknown.
+pub(crate) fn risk_to_stop(choreography: &Choreography, contract: &str) -> Option<Decimal> {
+    let instrument = resolve_ticker(contract).ok()?;
+    choreography.steps.iter().find_map(|step| match step {
+        Step::Enter {
+            entry: EntryOrder::Bracket(b),
+            ..
+        } => b
+            .stop
+            .as_ref()
+            .map(|stop| stop.distance * Decimal::from(b.qty) * instrument.point_value()),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use jt_domain::bracket::build_bracket;
+    use jt_domain::{Direction, Settings};
+    use rust_decimal_macros::dec;
+
+    use super::*;
+
+    fn entry(settings: &Settings, qty: u32) -> Choreography {
+        let instrument = resolve_ticker("MNQZ6").unwrap();
+        let bracket =
+            build_bracket(settings, instrument, Direction::Long, qty, None, "jt1").unwrap();
+        Choreography {
+            contract: None,
+            steps: vec![Step::Enter {
+                entry: EntryOrder::Bracket(bracket),
+                time_in_force: None,
+            }],
+            main: Some("jt1".into()),
+        }
+    }
+
+    #[test]
+    fn an_entrys_risk_is_its_stop_distance_times_quantity_times_point_value() {
+        // 40 ticks on MNQ = 10 points × 3 contracts × $2 = $60.
+        let stopped = Settings {
+            sl_enabled: true,
+            sl_amount: dec!(40),
+            ..Settings::default()
+        };
+        assert_eq!(risk_to_stop(&entry(&stopped, 3), "MNQZ6"), Some(dec!(60)));
+        assert_eq!(
+            risk_to_stop(&entry(&Settings::default(), 3), "MNQZ6"),
+            None,
+            "no stop: no known risk"
+        );
+        assert_eq!(risk_to_stop(&entry(&stopped, 3), "NOPE"), None);
+    }
 }
