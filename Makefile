@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help run test lint deny fmt bench sim api-fuzz fuzz fuzz-smoke image image-test clean-tools
+.PHONY: help run test lint deny fmt bench chaos sim api-fuzz fuzz fuzz-smoke image image-test clean-tools
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -28,6 +28,12 @@ fmt: ## Format the code
 
 bench: ## Run every benchmark (release; `[[bench]] harness = false` targets); record results in docs/benchmarks.md
 	scripts/test-services -- $(CARGO) bench --workspace
+
+chaos: ## The chaos suite at full size: 200 alerts × 20 accounts, 5 copy followers, each service killed -9, NATS down 35 s, PostgreSQL restarted (docs/reliability.md; make test runs 20 × 4)
+	# The harness is here only to install the pinned nats-server: the test starts its own
+	# nats-server and PostgreSQL, which it restarts.
+	JT_CHAOS_SIGNALS=200 JT_CHAOS_ACCOUNTS=20 JT_CHAOS_FOLLOWERS=5 JT_CHAOS_GAP_MS=150 JT_CHAOS_NATS_DOWN_SECS=35 JT_CHAOS_DRAIN_SECS=1800 \
+		scripts/test-services --only nats -- $(CARGO) test -p jt --test chaos -- --nocapture
 
 api-fuzz: ## The API's property-based test at length (Schemathesis, 200 examples per operation; make test runs 8)
 	JT_API_FUZZ_EXAMPLES=200 scripts/test-services --only postgres -- $(CARGO) test -p jt-api --test schema_fuzz -- --nocapture

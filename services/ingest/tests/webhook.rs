@@ -13,7 +13,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
 use futures_util::StreamExt as _;
 use http_body_util::BodyExt;
-use jt_bus::{Bus, BusConfig, Definitions, Envelope, Namespace, RawMessage};
+use jt_bus::{Bus, BusConfig, Definitions, Envelope, JetStreamOptions, Namespace, RawMessage};
 use jt_domain::Settings;
 use jt_ingest::{DirectoryConfig, Ingest, IngestConfig, LogWriterConfig, RateLimit};
 use jt_messages::SignalMessage;
@@ -61,6 +61,15 @@ async fn harness_with(pair: Pair, rate: RateLimit, directory: DirectoryConfig) -
 }
 
 async fn harness_cfg(pair: Pair, adjust: impl FnOnce(&mut IngestConfig)) -> Harness {
+    harness_on(pair, None, adjust).await
+}
+
+/// A harness whose bus is `nats` (a URL and client options) instead of the pair's own.
+async fn harness_on(
+    pair: Pair,
+    nats: Option<(String, JetStreamOptions)>,
+    adjust: impl FnOnce(&mut IngestConfig),
+) -> Harness {
     jt_runtime::tls::install_crypto_provider();
     let (guard, url) = match pair {
         Pair::SqliteEmbedded => {
@@ -78,14 +87,18 @@ async fn harness_cfg(pair: Pair, adjust: impl FnOnce(&mut IngestConfig)) -> Harn
         .await
         .unwrap();
     store.migrate().await.unwrap();
-    let nats_url = match pair {
-        Pair::SqliteEmbedded => None,
-        Pair::PostgresJetStream => Some(jt_testkit::nats::nats_url()),
+    let (nats_url, jetstream) = match (pair, nats) {
+        (_, Some((url, options))) => (Some(url), options),
+        (Pair::SqliteEmbedded, None) => (None, JetStreamOptions::default()),
+        (Pair::PostgresJetStream, None) => (
+            Some(jt_testkit::nats::nats_url()),
+            JetStreamOptions::default(),
+        ),
     };
     let bus = Bus::connect(BusConfig {
         nats_url,
         namespace: Namespace::unique(),
-        ..BusConfig::default()
+        jetstream,
     })
     .await
     .unwrap();
@@ -708,4 +721,47 @@ async fn webhook_log_rows_past_their_retention_are_deleted(pair: Pair) {
     let rows = h.logged().await;
     let bodies: Vec<&str> = rows.iter().map(|r| r.body.as_str()).collect();
     assert_eq!(bodies, vec!["today"]);
+}
+
+/// A 503 for an alert the bus did not confirm must not say "not executed": the NATS client
+/// keeps the publish it could not send and sends it when the server is back, so the signal is
+/// queued — and executed — after the answer (found by the chaos suite, `docs/reliability.md`).
+/// A private nats-server, stopped while the alert arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_the_bus_did_not_confirm_is_not_called_unexecuted() {
+    let mut nats = tokio::task::block_in_place(jt_testkit::nats::NatsServer::start);
+    let options = JetStreamOptions {
+        publish_deadline: Duration::from_secs(2),
+        ..JetStreamOptions::default()
+    };
+    let h = harness_on(Pair::PostgresJetStream, Some((nats.url(), options)), |_| {}).await;
+    tokio::task::block_in_place(|| nats.stop());
+    let body = format!(
+        r#"{{"action":"buy","ticker":"MNQ1!","contracts":1,"position":"long","time":"{}"}}"#,
+        chrono::Utc::now().to_rfc3339()
+    );
+    let (status, answer) = h.hook(&body).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    let message = answer["error"].as_str().unwrap();
+    assert!(
+        message.contains("may still be executed") && !message.contains("not executed"),
+        "{message}"
+    );
+    tokio::task::block_in_place(|| nats.restart());
+    // What the answer warns of: the publish goes out once the server is back.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(Some(_)) = h
+            .bus
+            .next_message(&h.defs.signals.name, &h.defs.signals.subjects[0], 1)
+            .await
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the unconfirmed signal never reached SIGNALS after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

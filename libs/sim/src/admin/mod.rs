@@ -143,6 +143,9 @@ pub struct OrderRecord {
     pub linked_id: Option<Id>,
     /// Strategy.
     pub strategy_id: Option<Id>,
+    /// The `uuid` the client gave the strategy (the platform's client order id of a bracket
+    /// entry, which Tradovate's strategy orders do not carry as `clOrdId`).
+    pub strategy_uuid: Option<String>,
     /// Free text.
     pub text: Option<String>,
     /// Arrival of the request that created it (µs since the epoch).
@@ -287,7 +290,12 @@ impl std::fmt::Debug for Admin {
     }
 }
 
-fn order_record(sh: &Shared, account: &str, o: &OrderRec) -> OrderRecord {
+fn order_record(
+    sh: &Shared,
+    account: &str,
+    o: &OrderRec,
+    strategy_uuid: Option<String>,
+) -> OrderRecord {
     let contract = sh
         .ex
         .catalog
@@ -317,6 +325,7 @@ fn order_record(sh: &Shared, account: &str, o: &OrderRec) -> OrderRecord {
         oco_id: o.order.oco_id,
         linked_id: o.order.linked_id,
         strategy_id: o.strategy.map(|s| s.0),
+        strategy_uuid,
         text: o.version.text.clone(),
         received_us: o.received_us,
         handled_us: o.handled_us,
@@ -544,11 +553,13 @@ impl Admin {
         let mut out = Vec::new();
         for id in self.accounts_for(account)? {
             self.sh.ex.read(id, |cell, st| {
-                out.extend(
-                    st.orders
-                        .values()
-                        .map(|o| order_record(&self.sh, &cell.account.name, o)),
-                );
+                out.extend(st.orders.values().map(|o| {
+                    let uuid = o
+                        .strategy
+                        .and_then(|(id, _)| st.strategies.get(&id))
+                        .and_then(|s| s.entity.uuid.clone());
+                    order_record(&self.sh, &cell.account.name, o, uuid)
+                }));
             });
         }
         out.sort_by_key(|o| o.id);
