@@ -889,28 +889,6 @@ impl Store {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-
-    fn t(micros: i64, nanos_extra: i64) -> DateTime<Utc> {
-        Utc.timestamp_micros(1_795_000_000_000_000 + micros)
-            .unwrap()
-            + chrono::Duration::nanoseconds(nanos_extra)
-    }
-
-    #[test]
-    fn paper_times_are_whole_microseconds_and_after_the_latest_position() {
-        // Nanoseconds dropped: what the store keeps.
-        assert_eq!(paper_time(t(10, 688), None), t(10, 0));
-        assert_eq!(paper_time(t(10, 688), Some(t(5, 0))), t(10, 0));
-        // A replica whose clock is behind: just after the latest position, never before it.
-        assert_eq!(paper_time(t(10, 0), Some(t(10, 0))), t(11, 0));
-        assert_eq!(paper_time(t(3, 999), Some(t(10, 0))), t(11, 0));
-    }
-}
-
 /// [`Paper::save_positions`] on `db` (the pool or a transaction); every row's `updated_at` at
 /// least `floor`.
 async fn save_positions_on(
@@ -1015,4 +993,26 @@ async fn save_trade_on(
         return Err(StoreError::not_found("paper trade", t.id));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(micros: i64, nanos_extra: i64) -> DateTime<Utc> {
+        Utc.timestamp_micros(1_795_000_000_000_000 + micros)
+            .unwrap()
+            + chrono::Duration::nanoseconds(nanos_extra)
+    }
+
+    #[test]
+    fn paper_times_are_whole_microseconds_and_after_the_latest_position() {
+        // Nanoseconds dropped: what the store keeps.
+        assert_eq!(paper_time(t(10, 688), None), t(10, 0));
+        assert_eq!(paper_time(t(10, 688), Some(t(5, 0))), t(10, 0));
+        // A replica whose clock is behind: just after the latest position, never before it.
+        assert_eq!(paper_time(t(10, 0), Some(t(10, 0))), t(11, 0));
+        assert_eq!(paper_time(t(3, 999), Some(t(10, 0))), t(11, 0));
+    }
 }
