@@ -109,10 +109,55 @@ async fn a_kill_alert_flattens_and_refuses_entries_until_resumed() {
     p.wait_orders(0, WAIT, |o| o.iter().filter(|o| is_working(o)).count() == 2)
         .await;
 
+    // The owner hears of it on a channel taking kill switch events.
+    let channel = p
+        .store
+        .notifications()
+        .create_channel(
+            p.user,
+            jt_store::repo::notifications::NewChannel {
+                kind: jt_store::ChannelKind::Email,
+                label: "me".into(),
+                target: jt_store::Secret::new("trader@example.com"),
+                events: vec!["kill_switch".into()],
+            },
+        )
+        .await
+        .unwrap()
+        .id;
     let s = p.queued(&token, r#"{"command":"kill"}"#).await;
     p.settled_intents(s, 1, WAIT).await;
     wait_flat(&p, 0).await;
     let after_kill = p.orders(0).len();
+    let deadline = std::time::Instant::now() + WAIT;
+    let told = loop {
+        let told: Vec<_> = p
+            .store
+            .notifications()
+            .deliveries(
+                p.user,
+                &jt_store::repo::notifications::DeliveryQuery {
+                    channel: Some(channel),
+                    limit: 100,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        if !told.is_empty() || std::time::Instant::now() > deadline {
+            break told;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        told.len(),
+        1,
+        "one notification of the kill alert: {told:#?}"
+    );
+    assert_eq!(told[0].event_kind, "kill_switch");
+    assert_eq!(told[0].dedup_key, format!("kill_switch:alert:{s}"));
+    assert_eq!(told[0].payload["engaged"], true);
+    assert_eq!(told[0].payload["accounts"], 1);
 
     // While the switch is engaged an entry is recorded as skipped, with the reason, and
     // nothing reaches the broker. (Each entry's comment differs: an identical body within

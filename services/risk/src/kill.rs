@@ -103,6 +103,7 @@ async fn carry_out(store: &Store, bus: &Bus, kill: &PendingKill) -> Result<(), S
         crate::monitor::publish(bus, intent.clone()).await?;
         metrics::flatten("published");
     }
+    notify_alert_kill(store, kill, &intents).await?;
     store
         .risk()
         .mark_kill_executed(kill.engagement.id, Utc::now())
@@ -110,5 +111,50 @@ async fn carry_out(store: &Store, bus: &Bus, kill: &PendingKill) -> Result<(), S
         .map_err(|e| e.to_string())?;
     metrics::kill("executed");
     tracing::info!(engagement = %kill.engagement.id, scope = ?kill.scope, accounts = intents.len(), "kill switch carried out: flattens published");
+    Ok(())
+}
+
+/// A kill alert's `kill_switch` notification, to the owner of every account it flattens (the
+/// API queues its own for a switch changed through it). Keyed by the alert's signal, so a pass
+/// repeated after a crash queues nothing twice; queued before the engagement is marked carried
+/// out, so none is lost.
+async fn notify_alert_kill(
+    store: &Store,
+    kill: &PendingKill,
+    intents: &[IntentMessage],
+) -> Result<(), String> {
+    let Ok(ControlCause::Signal {
+        signal_id,
+        recorder_id,
+        ..
+    }) = serde_json::from_value::<ControlCause>(kill.engagement.cause.clone())
+    else {
+        return Ok(());
+    };
+    let mut owners: Vec<jt_store::UserId> = intents.iter().map(|i| i.owner_id).collect();
+    owners.sort_unstable_by_key(|o| o.0);
+    owners.dedup();
+    for owner in owners {
+        let accounts = intents.iter().filter(|i| i.owner_id == owner).count();
+        let payload = serde_json::json!({
+            "title": "Kill switch engaged by an alert",
+            "scope": kill.scope.as_str(),
+            "engaged": true,
+            "signal_id": signal_id,
+            "recorder_id": recorder_id,
+            "accounts": accounts,
+            "action": "working orders cancelled, positions flattened, new entries refused until released",
+        });
+        store
+            .notifications()
+            .enqueue(
+                owner,
+                "kill_switch",
+                &format!("kill_switch:alert:{signal_id}"),
+                &payload,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     Ok(())
 }
