@@ -715,6 +715,17 @@ pub const FAMILIES: &[Declared] = &[
         &[&[("outcome", "published")], &[("outcome", "retry")]],
     ),
     f(
+        "jt_risk_kill_switches_total",
+        C,
+        "Kill switch engagements carried out (executed: flattens published), to do again (retry), or unreadable (invalid).",
+        &["risk"],
+        &[
+            &[("outcome", "executed")],
+            &[("outcome", "retry")],
+            &[("outcome", "invalid")],
+        ],
+    ),
+    f(
         "jt_notify_deliveries_total",
         C,
         "Notification delivery attempts by channel kind (webhook, discord, email) and outcome (sent, retry, failed).",
