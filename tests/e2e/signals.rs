@@ -708,3 +708,61 @@ async fn an_entry_and_a_close_make_only_their_own_broker_calls() {
         ])
     );
 }
+
+/// One alert to three traders on one login, from a cold start (issue 21): the contract is
+/// resolved once for all of them (`contract/suggest` + `contractMaturity/items`, concurrent
+/// executions sharing one look-up), and a second alert resolves nothing. Each execution then
+/// makes only its own calls: its account's position and the order.
+#[tokio::test]
+async fn one_alert_to_three_traders_on_one_login_resolves_the_contract_once() {
+    let p = Platform::start(Options {
+        accounts: 3,
+        logins: 1,
+        ..Options::default()
+    })
+    .await;
+    let settings = Settings {
+        initial_position_size: 1,
+        ..Settings::default()
+    };
+    let traders: Vec<(usize, SettingsOverrides)> =
+        (0..3).map(|i| (i, SettingsOverrides::default())).collect();
+    let (_, token) = p.recorder(settings, &traders).await;
+    let contract_calls = |counts: &std::collections::BTreeMap<String, u64>| -> u64 {
+        counts
+            .iter()
+            .filter(|(e, _)| e.starts_with("tradovate:contract"))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    p.sim.admin().reset_request_counts();
+    let s = p
+        .queued(&token, &alert("buy", "long", r#","comment":"first""#))
+        .await;
+    p.settled_intents(s, 3, WAIT).await;
+    let first = p.sim.admin().request_counts();
+    eprintln!("one alert to three traders, cold: {first:?}");
+    let count = |e: &str| first.get(&format!("tradovate:{e}")).copied().unwrap_or(0);
+    assert_eq!(count("contract/suggest"), 1, "{first:?}");
+    assert_eq!(count("contractmaturity/items"), 1, "{first:?}");
+    assert_eq!(contract_calls(&first), 2, "{first:?}");
+    assert_eq!(count("position/deps"), 3, "{first:?}");
+    for i in 0..3 {
+        assert_eq!(p.orders(i).len(), 1, "{:#?}", p.orders(i));
+    }
+
+    p.sim.admin().reset_request_counts();
+    let s = p
+        .queued(&token, &alert("buy", "long", r#","comment":"second""#))
+        .await;
+    p.settled_intents(s, 3, WAIT).await;
+    let second = p.sim.admin().request_counts();
+    eprintln!("a second alert to the same three traders: {second:?}");
+    assert_eq!(contract_calls(&second), 0, "{second:?}");
+    assert_eq!(
+        second.get("tradovate:position/deps").copied(),
+        Some(3),
+        "{second:?}"
+    );
+    p.stop().await;
+}

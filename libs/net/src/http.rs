@@ -62,6 +62,9 @@ pub struct HttpConfig {
     pub lookup_interval: Duration,
     /// Idle pooled connections kept per host.
     pub pool_max_idle_per_host: usize,
+    /// The longest a resolved contract is served from the login's cache (never past the
+    /// contract's own expiration when the venue gave one): see [`crate::contracts`].
+    pub contract_ttl: Duration,
 }
 
 impl Default for HttpConfig {
@@ -76,6 +79,7 @@ impl Default for HttpConfig {
             lookup_attempts: 3,
             lookup_interval: Duration::from_millis(500),
             pool_max_idle_per_host: 32,
+            contract_ttl: crate::contracts::DEFAULT_CONTRACT_TTL,
         }
     }
 }

@@ -8,6 +8,7 @@
 //!   captcha lock-outs);
 //! - [`http`]: one connection pool per host, call classes and timeouts, the raw request and how
 //!   far it got ([`http::RawError`]);
+//! - [`contracts`]: a login's symbol → contract cache (expiry-bounded, single flight);
 //! - [`exact`]: prices and money as exact JSON number text, never through `f64`;
 //! - [`socket`]: an event socket's life — stagger, connect through the fleet's [`gate`],
 //!   reconnect with back-off — and the [`socket::Feed`] subscribers read;
@@ -17,6 +18,7 @@
 //! What this crate must not do: know a venue's endpoints, wire models or error texts (venues
 //! hook those in), know orders or decide anything about trading, or depend on a venue crate.
 
+pub mod contracts;
 pub mod exact;
 pub mod gate;
 pub mod http;

@@ -297,6 +297,45 @@ async fn login_reuse_validate_renewal_expiry_and_refused_keys() {
 
 /// The Gateway's search lists the active month only: a root resolves to it on either side of
 /// a roll (and a year boundary), another month is found by its id.
+/// Issue 21: N resolutions of a root on one login cost one `Contract/search`, concurrent first
+/// look-ups included; once the TTL passes (the Gateway reports no expiration) it is looked up
+/// again.
+#[tokio::test]
+async fn contract_resolutions_are_cached_per_login_in_one_flight_until_the_ttl() {
+    let sim = sim().await;
+    px_user(&sim, "pxc", &["PXC1"]);
+    let mut c = config(&sim, "pxc");
+    c.http.contract_ttl = Duration::from_millis(600);
+    let b = broker(c);
+    b.login().await.unwrap();
+    let searches = || {
+        sim.admin()
+            .request_counts()
+            .into_iter()
+            .filter(|(e, _)| e.starts_with("projectx:contract/"))
+            .collect::<std::collections::BTreeMap<String, u64>>()
+    };
+    let one_search: std::collections::BTreeMap<String, u64> =
+        [("projectx:contract/search".to_string(), 1)]
+            .into_iter()
+            .collect();
+    sim.admin().reset_request_counts();
+    let all = futures_util::future::join_all((0..8).map(|_| b.resolve_contract("MNQ1!"))).await;
+    let first = all[0].clone().unwrap();
+    assert!(all.iter().all(|r| r.as_ref().unwrap() == &first), "{all:?}");
+    for symbol in ["MNQ", "MNQ1!", "CME_MINI:MNQ1!"] {
+        assert_eq!(b.resolve_contract(symbol).await.unwrap(), first);
+    }
+    assert_eq!(searches(), one_search);
+
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    sim.admin().reset_request_counts();
+    for _ in 0..3 {
+        assert_eq!(b.resolve_contract("MNQ1!").await.unwrap(), first);
+    }
+    assert_eq!(searches(), one_search);
+}
+
 #[tokio::test]
 async fn contracts_resolve_to_the_active_month_and_other_months_by_id_across_a_roll() {
     for (date, front, other, other_id) in [

@@ -175,6 +175,76 @@ async fn the_front_month_resolves_and_is_cached_and_unknown_symbols_fail() {
     ));
 }
 
+/// Issue 21: executions after the first make no contract request. N resolutions (sequential
+/// and concurrent) of a root on one login cost one `contract/suggest` and one
+/// `contractMaturity/items`; a named month one `contract/find`; a failed look-up is not cached;
+/// once the TTL passes the contract is looked up again.
+#[tokio::test]
+async fn contract_resolutions_are_cached_per_login_in_one_flight_until_the_ttl() {
+    let sim = sim().await;
+    user(&sim, "cora", &["CORA1"]);
+    let mut c = config(&sim, "cora");
+    c.http.contract_ttl = Duration::from_millis(600);
+    let b = broker(c);
+    b.login().await.unwrap();
+    let contract_calls = || -> std::collections::BTreeMap<String, u64> {
+        sim.admin()
+            .request_counts()
+            .into_iter()
+            .filter(|(e, _)| e.starts_with("tradovate:contract"))
+            .collect()
+    };
+    let suggest_and_maturity = |n: u64| -> std::collections::BTreeMap<String, u64> {
+        [
+            ("tradovate:contract/suggest".to_string(), n),
+            ("tradovate:contractmaturity/items".to_string(), n),
+        ]
+        .into_iter()
+        .collect()
+    };
+
+    // A failure is not cached: the next look-up asks again.
+    fault(
+        &sim,
+        FaultKind::Error {
+            status: 500,
+            rate: 1.0,
+        },
+        Some("cora"),
+        Some("contract/suggest"),
+        None,
+    );
+    assert!(b.resolve_contract("MNQ1!").await.is_err());
+    sim.admin().clear_faults();
+    sim.admin().reset_request_counts();
+
+    // Concurrent first look-ups share one flight; later ones are served from the cache.
+    let all = futures_util::future::join_all((0..8).map(|_| b.resolve_contract("MNQ1!"))).await;
+    let first = all[0].clone().unwrap();
+    assert!(all.iter().all(|r| r.as_ref().unwrap() == &first), "{all:?}");
+    for symbol in ["MNQ", "MNQ1!", "CME_MINI:MNQ1!"] {
+        assert_eq!(b.resolve_contract(symbol).await.unwrap(), first);
+    }
+    assert_eq!(contract_calls(), suggest_and_maturity(1));
+
+    // A named month: one `contract/find`, then cached.
+    sim.admin().reset_request_counts();
+    for _ in 0..3 {
+        assert_eq!(b.resolve_contract(&first.name).await.unwrap().id, first.id);
+    }
+    let calls = contract_calls();
+    assert_eq!(calls.get("tradovate:contract/find"), Some(&1), "{calls:#?}");
+    assert_eq!(calls.values().sum::<u64>(), 1, "{calls:#?}");
+
+    // After the TTL: looked up again, once.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    sim.admin().reset_request_counts();
+    for _ in 0..3 {
+        assert_eq!(b.resolve_contract("MNQ1!").await.unwrap(), first);
+    }
+    assert_eq!(contract_calls(), suggest_and_maturity(1));
+}
+
 #[tokio::test]
 async fn a_bracket_with_three_targets_and_a_trailing_stop_is_one_call() {
     let sim = sim().await;

@@ -13,6 +13,7 @@ use jt_domain::bracket::StopOrder;
 use jt_domain::instrument::{Instrument, resolve_ticker};
 use jt_domain::order::{OrderKind, OrderRequest, StopKind};
 use jt_domain::types::{Direction, Side};
+use jt_net::contracts::{ContractCache, DEFAULT_CONTRACT_CAPACITY, Resolved};
 use jt_net::http::{CallClass, RawError};
 use jt_net::limits::LoginLimits;
 use jt_net::policy::{Call, CallError, CallPolicy, PolicyConfig, Uncertain};
@@ -169,8 +170,6 @@ pub fn order_report(o: &OrderModel, symbol: Option<String>) -> Option<OrderRepor
 
 #[derive(Debug, Default)]
 struct Caches {
-    /// (trading day, normalised symbol) → contract.
-    contracts: HashMap<(NaiveDate, String), Contract>,
     /// Contract id → model (tick size, name).
     models: HashMap<String, ContractModel>,
     /// Account id → account.
@@ -187,6 +186,8 @@ pub struct ProjectXHttpClient {
     policy: CallPolicy,
     config: ProjectXConfig,
     caches: Mutex<Caches>,
+    /// Normalised symbol → contract, bounded by a TTL (the Gateway reports no expiration).
+    contracts: ContractCache,
     /// (account, customTag) whose outcome was left unknown: looked up before a new attempt.
     uncertain: Uncertain<(i64, String)>,
 }
@@ -216,6 +217,7 @@ impl ProjectXHttpClient {
             session,
             policy,
             uncertain: Uncertain::new("projectx", &config.http),
+            contracts: ContractCache::new(config.http.contract_ttl, DEFAULT_CONTRACT_CAPACITY),
             config,
             caches: Mutex::new(Caches::default()),
         }
@@ -371,8 +373,8 @@ impl ProjectXHttpClient {
 
     // ---- contracts ---------------------------------------------------------------------
 
-    /// Resolves a root (front month: `activeContract`) or a contract name, cached per
-    /// trading day.
+    /// Resolves a root (front month: `activeContract`) or a contract name, cached per login
+    /// for the TTL (`HttpConfig::contract_ttl`; the Gateway reports no expiration).
     ///
     /// # Errors
     /// `UnknownContract`, read errors.
@@ -382,17 +384,28 @@ impl ProjectXHttpClient {
         };
         let instrument = resolve_ticker(symbol).map_err(|_| unknown())?;
         let month = month_of(symbol, instrument.root);
-        let day = jt_broker::clock::trading_day(Utc::now());
-        let key = (
-            day,
-            month.map_or_else(
-                || instrument.root.to_string(),
-                |(m, y)| format!("{}{m}{y}", instrument.root),
-            ),
+        let key = month.map_or_else(
+            || instrument.root.to_string(),
+            |(m, y)| format!("{}{m}{y}", instrument.root),
         );
-        if let Some(c) = self.caches.lock().contracts.get(&key) {
-            return Ok(c.clone());
-        }
+        self.contracts
+            .get_or_resolve(&key, || async {
+                self.look_up_contract(instrument, month, unknown)
+                    .await
+                    .map(|contract| Resolved {
+                        contract,
+                        expires: None,
+                    })
+            })
+            .await
+    }
+
+    async fn look_up_contract(
+        &self,
+        instrument: &Instrument,
+        month: Option<(char, char)>,
+        unknown: impl Fn() -> BrokerError + Copy,
+    ) -> Result<Contract, BrokerError> {
         let raw = &self.raw;
         let body = ContractSearchRequest {
             search_text: instrument.root,
@@ -443,10 +456,7 @@ impl ProjectXHttpClient {
             name: found.name.clone(),
             root: instrument.root.to_string(),
         };
-        let mut caches = self.caches.lock();
-        caches.models.insert(found.id.clone(), found);
-        caches.contracts.retain(|(d, _), _| *d == day);
-        caches.contracts.insert(key, contract.clone());
+        self.caches.lock().models.insert(found.id.clone(), found);
         Ok(contract)
     }
 

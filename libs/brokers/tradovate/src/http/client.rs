@@ -6,10 +6,11 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use jt_domain::bracket::StopOrder;
 use jt_domain::instrument::{Instrument, by_root, resolve_ticker};
 use jt_domain::order::{BracketOrder, OrderKind, OrderRequest};
+use jt_net::contracts::{ContractCache, DEFAULT_CONTRACT_CAPACITY, Resolved};
 use jt_net::http::RawError;
 use jt_net::limits::LoginLimits;
 use jt_net::policy::{Call, CallError, CallPolicy, PolicyConfig, Refusal, Uncertain};
@@ -72,8 +73,6 @@ fn read_failure(body: &str) -> Option<Refusal> {
 
 #[derive(Debug, Default)]
 struct Caches {
-    /// (trading day, normalised symbol) → contract.
-    contracts: HashMap<(NaiveDate, String), Contract>,
     /// contract id → name.
     contract_names: HashMap<i64, String>,
     /// account id → account.
@@ -88,6 +87,8 @@ pub struct TradovateHttpClient {
     policy: CallPolicy,
     config: TradovateConfig,
     caches: Mutex<Caches>,
+    /// Normalised symbol → contract, bounded by the contract's expiration and a TTL.
+    contracts: ContractCache,
     /// Client order ids whose outcome was left unknown: looked up before any new attempt.
     uncertain: Uncertain<String>,
 }
@@ -175,6 +176,7 @@ impl TradovateHttpClient {
             session,
             policy,
             uncertain: Uncertain::new(kind.as_str(), &config.http),
+            contracts: ContractCache::new(config.http.contract_ttl, DEFAULT_CONTRACT_CAPACITY),
             config,
             caches: Mutex::new(Caches::default()),
         }
@@ -285,7 +287,8 @@ impl TradovateHttpClient {
 
     // ---- contracts ---------------------------------------------------------------------
 
-    /// Resolves a root (front month) or a contract name, cached per trading day.
+    /// Resolves a root (front month) or a contract name, cached per login until the contract
+    /// expires (the maturity's `expirationDate`) or the TTL passes, whichever comes first.
     ///
     /// # Errors
     /// `UnknownContract`, read errors.
@@ -294,28 +297,25 @@ impl TradovateHttpClient {
             symbol: symbol.to_string(),
         })?;
         let name = contract_name_of(symbol, instrument);
-        let day = jt_broker::clock::trading_day(Utc::now());
-        let key = (
-            day,
-            name.clone().unwrap_or_else(|| instrument.root.to_string()),
-        );
-        if let Some(c) = self.caches.lock().contracts.get(&key) {
-            return Ok(c.clone());
-        }
-        let found = match &name {
-            Some(n) => self.find_contract(n).await?,
-            None => self.front_month(instrument.root).await?,
-        };
-        let contract = Contract {
-            id: ContractId::from(found.id),
-            name: found.name.clone(),
-            root: instrument.root.to_string(),
-        };
-        let mut caches = self.caches.lock();
-        caches.contract_names.insert(found.id, found.name);
-        caches.contracts.retain(|(d, _), _| *d == day);
-        caches.contracts.insert(key, contract.clone());
-        Ok(contract)
+        let key = name.clone().unwrap_or_else(|| instrument.root.to_string());
+        self.contracts
+            .get_or_resolve(&key, || async {
+                let (found, expires) = match &name {
+                    Some(n) => (self.find_contract(n).await?, None),
+                    None => self.front_month(instrument.root).await?,
+                };
+                let contract = Contract {
+                    id: ContractId::from(found.id),
+                    name: found.name.clone(),
+                    root: instrument.root.to_string(),
+                };
+                self.caches
+                    .lock()
+                    .contract_names
+                    .insert(found.id, found.name);
+                Ok(Resolved { contract, expires })
+            })
+            .await
     }
 
     async fn find_contract(&self, name: &str) -> Result<wire::Contract, BrokerError> {
@@ -341,8 +341,12 @@ impl TradovateHttpClient {
     }
 
     /// The front-month contract of `root`: the outright contracts `contract/suggest` offers,
-    /// the one whose maturity is flagged `isFront`, else the nearest unexpired one.
-    async fn front_month(&self, root: &str) -> Result<wire::Contract, BrokerError> {
+    /// the one whose maturity is flagged `isFront`, else the nearest unexpired one; with its
+    /// maturity's expiration when the venue gave one.
+    async fn front_month(
+        &self,
+        root: &str,
+    ) -> Result<(wire::Contract, Option<DateTime<Utc>>), BrokerError> {
         let raw = &self.raw;
         let suggested = self
             .read("contract/suggest", |token, ticket| async move {
@@ -380,7 +384,8 @@ impl TradovateHttpClient {
             .iter()
             .find(|c| maturity_of(c).is_some_and(|m| m.is_front))
         {
-            return Ok(front.clone());
+            let expires = maturity_of(front).and_then(|m| m.expiration_date);
+            return Ok((front.clone(), expires));
         }
         let now = Utc::now();
         candidates
@@ -391,7 +396,7 @@ impl TradovateHttpClient {
                 (exp > now).then_some((exp, c))
             })
             .min_by_key(|(exp, _)| *exp)
-            .map(|(_, c)| c.clone())
+            .map(|(exp, c)| (c.clone(), Some(exp)))
             .ok_or_else(|| BrokerError::UnknownContract {
                 symbol: format!(
                     "{root} (no front month among {} contracts)",
