@@ -8,6 +8,10 @@
 //!   order (`max_in_flight` 1): the leader's position before and after each fill is tracked
 //!   per (sub-account, contract) from the fills themselves ([`engine::Positions`]), seeded from
 //!   the store's broker positions the first time a contract is seen.
+//! - **Fills no one published**: a leader fill made while no connection manager held the
+//!   login never reaches the bus; a leader position in a connection's snapshot makes the copier
+//!   read the leader's fills at the broker and copy the ones it has not handled
+//!   (`Copier::catch_up`).
 //! - **Per follower**, the DOMAIN §10 table through `jt_domain::copy::copy_delta` (multiplier,
 //!   rounding, `max_position_size`, the contract mapping NQ → MNQ ×10): entry, close, add and
 //!   trim by the difference, reversal as close then entry. Skipped, with the reason in the copy
