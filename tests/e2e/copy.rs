@@ -692,6 +692,69 @@ async fn a_copy_recorded_but_never_published_is_published_on_the_redelivery() {
     p.stop().await;
 }
 
+/// The cause of the chaos run that lost 9 of 19 leader fills (docs/reliability.md): fills the
+/// leader makes while no connection manager holds its login (a killed replica's lease not yet
+/// expired, or none running) never reach BROKER_EVENTS — the next connection's sync snapshot
+/// takes them as history, not news (`jt_tradovate` `on_sync`) — so the copier never sees them,
+/// restarted or not. The copier reads them at the broker when the leader's position comes in
+/// the next connection's snapshot (auto-sync, which would heal the followers later, is off).
+#[tokio::test]
+async fn leader_fills_made_while_no_connection_manager_holds_the_login_reach_the_followers() {
+    let p = Platform::start(Options {
+        accounts: 3,
+        ..Options::default()
+    })
+    .await;
+    let config = jt_copier::CopierConfig {
+        sync_every: None,
+        ..jt_copier::CopierConfig::default()
+    };
+    let services = Services::start_with(&p, config.clone()).await;
+    let leader = group(&p, &[dec!(1), dec!(2)], false).await;
+    let mut hand = Hand::new(&p, "NQ").await;
+    hand.trade(Side::Buy, 1).await;
+    followers_hold(&p, "entry", &[1, 2]).await;
+
+    // No connection manager holds the login (nor runs a copier): the leader adds twice.
+    services.stop().await;
+    hand.trade(Side::Buy, 1).await;
+    hand.trade(Side::Buy, 1).await;
+    eventually("the leader to hold 3", WAIT, async || {
+        (p.net_position(0) == 3).then_some(())
+    })
+    .await;
+
+    // A connection manager holds the login again; the leader adds once more.
+    let services = Services::start_with(&p, config.clone()).await;
+    hand.trade(Side::Buy, 1).await;
+    followers_hold(&p, "the add after the gap", &[4, 8]).await;
+    let rows = eventually("a copy log row per follower per fill", WAIT, async || {
+        let log = copy_log(&p, leader).await;
+        (log.len() == 8).then_some(log)
+    })
+    .await;
+    let pairs: HashSet<_> = rows
+        .iter()
+        .map(|r| (r.follower, r.leader_fill_id.clone()))
+        .collect();
+    assert_eq!(pairs.len(), 8, "{rows:?}");
+    assert!(
+        rows.iter().all(|r| r.status != CopyStatus::Skipped),
+        "{rows:?}"
+    );
+    assert_eq!(copy_intents(&p, 2).await, 8);
+
+    // Another take-over with nothing missed: nothing is copied again.
+    services.stop().await;
+    let services = Services::start_with(&p, config).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(copy_log(&p, leader).await.len(), 8);
+    assert_eq!(copy_intents(&p, 2).await, 8);
+    followers_hold(&p, "after the second take-over", &[4, 8]).await;
+    services.stop().await;
+    p.stop().await;
+}
+
 #[tokio::test]
 async fn a_copier_process_killed_right_after_leader_fills_copies_nothing_twice_and_misses_nothing()
 {

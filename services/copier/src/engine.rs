@@ -80,6 +80,39 @@ impl Positions {
         );
     }
 
+    /// Starts tracking from the broker's picture: `net` after the fills already handled, the
+    /// last of them at `at`; `handled` are those at exactly `at`, oldest first, with their
+    /// signed quantities: seen again (a redelivery of a fill copied to some followers only)
+    /// they give the change they made, while another fill at that time is still news.
+    pub fn seed_handled(
+        &mut self,
+        sub: &str,
+        contract: &str,
+        net: i64,
+        at: DateTime<Utc>,
+        handled: &[(String, i64)],
+    ) {
+        let mut recent = VecDeque::new();
+        let mut after = net;
+        for (id, signed_qty) in handled.iter().rev() {
+            let change = Change {
+                prev: after - signed_qty,
+                new: after,
+            };
+            recent.push_front((id.clone(), change));
+            after = change.prev;
+        }
+        self.books.insert(
+            (sub.to_owned(), contract.to_owned()),
+            Book {
+                net,
+                seeded_at: Some(at),
+                last_at: Some(at),
+                recent,
+            },
+        );
+    }
+
     /// Every tracked contract of `sub`: `(contract, net, state)`, where `state` names the
     /// position's state (the last fill applied): auto-sync derives its correction's identity
     /// from it, so a repeated check of the same state is the same correction.
@@ -101,6 +134,28 @@ impl Positions {
                 (contract.clone(), book.net, state)
             })
             .collect()
+    }
+
+    /// The tracked net of `sub`'s `contract`, if it is tracked.
+    #[must_use]
+    pub fn net(&self, sub: &str, contract: &str) -> Option<i64> {
+        self.books
+            .get(&(sub.to_owned(), contract.to_owned()))
+            .map(|b| b.net)
+    }
+
+    /// Whether a fill would be news to the tracked position: not applied yet, and not older
+    /// than it ([`Positions::apply`] would give it a new change). An untracked contract knows
+    /// no fill.
+    #[must_use]
+    pub fn is_new(&self, sub: &str, contract: &str, fill_id: &str, at: DateTime<Utc>) -> bool {
+        self.books
+            .get(&(sub.to_owned(), contract.to_owned()))
+            .is_none_or(|book| {
+                !book.recent.iter().any(|(id, _)| id == fill_id)
+                    && book.seeded_at.is_none_or(|s| at >= s)
+                    && book.last_at.is_none_or(|l| at >= l)
+            })
     }
 
     /// Applies one fill (once: a fill id seen again returns its change unchanged).
@@ -397,6 +452,43 @@ mod tests {
                 assert_eq!(held, want, "multiplier {multiplier}, step {i}");
             }
         }
+    }
+
+    #[test]
+    fn a_seed_from_the_handled_fills_copies_the_missed_ones_and_gives_a_redelivery_its_change() {
+        // The broker: +2 at t1, +1 at t2 and +1 also at t2 (handled: copied), then +3 at t3
+        // and -1 at t4 missed while no one held the login; its net now 5.
+        let mut positions = Positions::default();
+        let handled = [("b".to_owned(), 1), ("c".to_owned(), 1)];
+        positions.seed_handled("L", "NQZ6", 5 - (3 - 1), t(2), &handled);
+        assert_eq!(positions.net("L", "NQZ6"), Some(2 + 1));
+        // Older, or handled at the seed's time: not news; a missed fill at that time would be.
+        assert!(!positions.is_new("L", "NQZ6", "a", t(1)));
+        assert!(!positions.is_new("L", "NQZ6", "c", t(2)));
+        assert!(positions.is_new("L", "NQZ6", "c2", t(2)));
+        assert!(positions.is_new("L", "NQZ6", "d", t(3)));
+        assert!(positions.is_new("L", "Other", "d", t(0)));
+        // A redelivery of a handled fill gets the change it made (copied to the followers
+        // that miss it), not "no change".
+        assert_eq!(
+            positions.apply("L", "NQZ6", "c", 1, t(2)),
+            Tracked::Change(Change { prev: 2, new: 3 })
+        );
+        assert_eq!(
+            positions.apply("L", "NQZ6", "b", 1, t(2)),
+            Tracked::Change(Change { prev: 1, new: 2 })
+        );
+        assert_eq!(positions.apply("L", "NQZ6", "a", 2, t(1)), Tracked::Old);
+        // The missed fills, in order, from the net after the handled ones to the broker's.
+        assert_eq!(
+            positions.apply("L", "NQZ6", "d", 3, t(3)),
+            Tracked::Change(Change { prev: 3, new: 6 })
+        );
+        assert_eq!(
+            positions.apply("L", "NQZ6", "e", -1, t(4)),
+            Tracked::Change(Change { prev: 6, new: 5 })
+        );
+        assert!(!positions.is_new("L", "NQZ6", "e", t(4)));
     }
 
     #[test]

@@ -8,6 +8,10 @@
 //!   order (`max_in_flight` 1): the leader's position before and after each fill is tracked
 //!   per (sub-account, contract) from the fills themselves ([`engine::Positions`]), seeded from
 //!   the store's broker positions the first time a contract is seen.
+//! - **Fills no one published**: a leader fill made while no connection manager held the
+//!   login never reaches the bus; a leader position in a connection's snapshot makes the copier
+//!   read the leader's fills at the broker and copy the ones it has not handled
+//!   (`Copier::catch_up`).
 //! - **Per follower**, the DOMAIN §10 table through `jt_domain::copy::copy_delta` (multiplier,
 //!   rounding, `max_position_size`, the contract mapping NQ → MNQ ×10): entry, close, add and
 //!   trim by the difference, reversal as close then entry. Skipped, with the reason in the copy
@@ -41,7 +45,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-use jt_broker::{BrokerEvent, FillReport};
+use jt_broker::{BrokerEvent, EventOrigin, FillReport, PositionReport};
 use jt_bus::{Bus, ConsumeOptions, Definitions, Envelope, Incoming, MessageId, Outcome};
 use jt_connect::BrokerAccess;
 use jt_domain::copy::CopyAction;
@@ -234,6 +238,11 @@ enum Decision {
 impl Copier {
     async fn handle(&self, msg: Incoming<BrokerEventMessage>) -> Outcome {
         let event = &msg.envelope.payload;
+        if let ReportedEvent::Known(BrokerEvent::Position(position)) = &event.event
+            && event.origin == EventOrigin::Snapshot
+        {
+            return self.snapshot(event, position).await;
+        }
         let ReportedEvent::Known(BrokerEvent::Fill(fill)) = &event.event else {
             return Outcome::Ack;
         };
@@ -279,6 +288,161 @@ impl Copier {
                 Outcome::retry(format!("copying the fill failed: {e}"))
             }
         }
+    }
+
+    /// A leader's position from a connection's sync snapshot: a connection manager took the
+    /// login over or reconnected. Fills the leader made while no one held the login never
+    /// reach BROKER_EVENTS (the snapshot takes the day's fills as history), so they are read
+    /// at the broker here and handled as if they had come on the bus, oldest first.
+    async fn snapshot(&self, event: &BrokerEventMessage, position: &PositionReport) -> Outcome {
+        let handled = async {
+            let _gate = self.gate.lock().await;
+            self.catch_up(event, position).await
+        }
+        .await;
+        match handled {
+            Ok(0) => Outcome::Ack,
+            Ok(n) => {
+                tracing::info!(sub_account = %event.sub_account_id, contract = %position.contract, fills = n, "leader fills missed while no one held the login: copied");
+                self.leaders
+                    .lock()
+                    .insert(event.sub_account_id, event.owner_id);
+                self.nudge.notify_one();
+                Outcome::Ack
+            }
+            Err(Failure::Store(StoreError::NotFound { entity, id })) => {
+                tracing::info!(sub_account = %event.sub_account_id, "leader snapshot for a {entity} that is gone ({id}): dropped");
+                Outcome::Ack
+            }
+            Err(e) => {
+                tracing::warn!(sub_account = %event.sub_account_id, error = %e, "leader fills missed while no one held the login: not read yet, retried");
+                Outcome::retry(format!("catching up the leader's fills failed: {e}"))
+            }
+        }
+    }
+
+    /// The fills of `position`'s contract at the broker that the copier has not handled,
+    /// handled now through [`Copier::fill`] (the copy log keeps each copy once): for a tracked
+    /// contract those the tracking has not applied and that are not older than it; for an
+    /// untracked one (the copier restarted too) those after the newest fill the copy log has
+    /// rows for, from the "before" the broker's position and fills give (its net now less
+    /// them). A contract with no copied fill at all is left to the next fill (nothing tells
+    /// which of the day's fills were the leader's before it led). Returns the fills handled.
+    async fn catch_up(
+        &self,
+        event: &BrokerEventMessage,
+        position: &PositionReport,
+    ) -> Result<usize, Failure> {
+        let owner = event.owner_id;
+        let copying = self.store.copying();
+        let Some(leader) = copying.leader_of(owner, event.sub_account_id).await? else {
+            return Ok(0);
+        };
+        if !leader.enabled || !leader.auto_copy {
+            return Ok(0);
+        }
+        let sub = event.sub_account_id.to_string();
+        let named = position.symbol.clone().filter(|s| !s.is_empty());
+        if let Some(name) = &named
+            && self.positions.lock().net(&sub, name) == Some(position.net_qty)
+        {
+            // The tracking is where the broker is: nothing was missed.
+            return Ok(0);
+        }
+        let login = self
+            .store
+            .accounts()
+            .get(owner, event.broker_account_id)
+            .await?;
+        let broker = self
+            .brokers
+            .for_account(&login)
+            .await
+            .map_err(|e| Failure::Broker(e.to_string()))?;
+        let read_fills = async || -> Result<Vec<FillReport>, Failure> {
+            let mut fills: Vec<FillReport> = broker
+                .fills(&event.account)
+                .await
+                .map_err(|e| Failure::Broker(e.to_string()))?
+                .into_iter()
+                .filter(|f| f.contract == position.contract)
+                .collect();
+            fills.sort_by_key(|f| (f.timestamp, f.id.to_string()));
+            Ok(fills)
+        };
+        let fills = read_fills().await?;
+        let Some(first) = fills.first() else {
+            return Ok(0);
+        };
+        let contract = self.contract_name(event, first).await?;
+        let known = self.positions.lock().knows(&sub, &contract);
+        let missed: Vec<FillReport> = if known {
+            let positions = self.positions.lock();
+            fills
+                .into_iter()
+                .filter(|f| positions.is_new(&sub, &contract, &f.id.to_string(), f.timestamp))
+                .collect()
+        } else {
+            let copied: HashSet<String> = copying
+                .copy_log(
+                    owner,
+                    &jt_store::repo::copy::CopyLogQuery {
+                        leader: Some(leader.id),
+                        limit: 500,
+                        ..jt_store::repo::copy::CopyLogQuery::default()
+                    },
+                )
+                .await?
+                .into_iter()
+                .filter_map(|r| r.leader_fill_id)
+                .collect();
+            let Some(last) = fills
+                .iter()
+                .rposition(|f| copied.contains(&f.id.to_string()))
+            else {
+                return Ok(0);
+            };
+            let missed = fills[last + 1..].to_vec();
+            let last_at = fills[last].timestamp;
+            let handled: Vec<(String, i64)> = fills[..=last]
+                .iter()
+                .filter(|f| f.timestamp == last_at)
+                .map(|f| (f.id.to_string(), engine::signed(f.side, f.qty)))
+                .collect();
+            // The broker's net now, read between two reads of its fills that agree (no fill
+            // in between), less the missed fills: the net after the last handled fill (the
+            // tracking starts there even when nothing was missed: the broker's picture is
+            // exact, the store's may lag).
+            let net: i64 = broker
+                .positions(&event.account)
+                .await
+                .map_err(|e| Failure::Broker(e.to_string()))?
+                .iter()
+                .filter(|p| p.contract == position.contract)
+                .map(|p| p.net_qty)
+                .sum();
+            if read_fills().await?.len() != last + 1 + missed.len() {
+                return Err(Failure::Broker(
+                    "the leader filled while its fills were read: read again".into(),
+                ));
+            }
+            let after: i64 = missed.iter().map(|f| engine::signed(f.side, f.qty)).sum();
+            let mut positions = self.positions.lock();
+            if !positions.knows(&sub, &contract) {
+                positions.seed_handled(&sub, &contract, net - after, last_at, &handled);
+            }
+            missed
+        };
+        let mut handled = 0;
+        for fill in &missed {
+            let carried = BrokerEventMessage {
+                event: ReportedEvent::Known(BrokerEvent::Fill(fill.clone())),
+                ..event.clone()
+            };
+            self.fill(&carried, fill).await?;
+            handled += 1;
+        }
+        Ok(handled)
     }
 
     /// Tracks one fill and copies it when its sub-account leads in automatic mode.

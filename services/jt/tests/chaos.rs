@@ -21,7 +21,7 @@
 //! end at the leader's position through exactly one order per leader fill.
 //!
 //! Size and scenario come from the environment: `JT_CHAOS_SIGNALS` (default 20),
-//! `JT_CHAOS_ACCOUNTS` (4), `JT_CHAOS_FOLLOWERS` (0), `JT_CHAOS_STEPS` (comma-separated,
+//! `JT_CHAOS_ACCOUNTS` (4), `JT_CHAOS_FOLLOWERS` (2), `JT_CHAOS_STEPS` (comma-separated,
 //! default all, in order: `ingest,executor-a,executor-b,connmgr,positions,risk,copier,nats,
 //! postgres`), `JT_CHAOS_GAP_MS` (time between two alerts, 100), `JT_CHAOS_NATS_DOWN_SECS`
 //! (how long nats-server stays down, 2; past the ingest's 30 s publish deadline alerts are
@@ -108,10 +108,9 @@ impl Config {
         let config = Self {
             signals: usize::try_from(var("JT_CHAOS_SIGNALS", 20)).unwrap(),
             accounts: usize::try_from(var("JT_CHAOS_ACCOUNTS", 4)).unwrap(),
-            // No copy traffic by default: a copier restarted behind a backlog of leader fills
-            // can miss some of them (docs/reliability.md, "Found"), which would make `make
-            // test` fail at random; `make chaos` runs with followers and shows it.
-            followers: usize::try_from(var("JT_CHAOS_FOLLOWERS", 0)).unwrap(),
+            // Copy traffic by default: the connection manager's kill leaves leader fills no
+            // one published, which the copier must still copy (docs/reliability.md).
+            followers: usize::try_from(var("JT_CHAOS_FOLLOWERS", 2)).unwrap(),
             steps,
             gap: Duration::from_millis(var("JT_CHAOS_GAP_MS", 100)),
             drain: Duration::from_secs(var("JT_CHAOS_DRAIN_SECS", 300)),
