@@ -8,30 +8,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use nkeys::KeyPair;
 use serde_json::{Value, json};
 
-struct Dir(PathBuf);
+mod nats_access;
 
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use nats_access::{Dir, free_port, jt, start_server};
 
 /// A NATS JWT (`ed25519-nkey`): `subject`'s claims of `kind`, signed by `issuer`.
 fn jwt(issuer: &KeyPair, subject: &str, name: &str, nats: Value) -> String {
@@ -93,34 +79,9 @@ fn creds(dir: &Path, file: &str, account: &KeyPair) -> PathBuf {
     path
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn jt(url: &str, tag: &str, creds: Option<&Path>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_jt"));
-    cmd.args(["dead-letters", "list"])
-        .env("NATS_URL", url)
-        .env("JT_BUS_NAMESPACE", tag)
-        .env_remove("NATS_TLS")
-        .env_remove("NATS_TLS_CA")
-        .env_remove("NATS_TLS_CERT")
-        .env_remove("NATS_TLS_KEY")
-        .env_remove("NATS_CREDS");
-    if let Some(path) = creds {
-        cmd.env("NATS_CREDS", path);
-    }
-    cmd.output().expect("running jt")
-}
-
 #[test]
 fn a_service_reaches_a_jwt_nats_with_its_credentials_and_is_refused_without_them() {
-    let dir = Dir(std::env::temp_dir().join(format!("jt-nats-creds-{}", uuid::Uuid::new_v4())));
-    std::fs::create_dir_all(&dir.0).unwrap();
+    let dir = Dir::new("jt-nats-creds");
 
     let operator = KeyPair::new_operator();
     let operator_jwt = jwt(
@@ -151,29 +112,12 @@ fn a_service_reaches_a_jwt_nats_with_its_credentials_and_is_refused_without_them
     )
     .unwrap();
     let log = dir.0.join("nats.log");
-    let _server = Server(
-        Command::new(jt_testkit::nats::nats_server_binary())
-            .arg("-c")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("nats-server starts"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "nats-server did not listen: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let _server = start_server(&["-c".as_ref(), config.as_os_str()], port, log.clone());
     let url = format!("nats://127.0.0.1:{port}");
     let tag = format!("crd{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
 
     let good = creds(&dir.0, "jt.creds", &app);
-    let ok = jt(&url, &tag, Some(&good));
+    let ok = jt(&url, &tag, &[("NATS_CREDS", good.as_os_str())]);
     assert!(
         ok.status.success(),
         "with NATS_CREDS: {}\nserver: {}",
@@ -181,14 +125,14 @@ fn a_service_reaches_a_jwt_nats_with_its_credentials_and_is_refused_without_them
         std::fs::read_to_string(&log).unwrap_or_default()
     );
 
-    let refused = jt(&url, &tag, None);
+    let refused = jt(&url, &tag, &[]);
     assert!(!refused.status.success(), "connected without credentials");
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("connecting to the bus"), "{stderr}");
 
     // A user signed by an account the operator never issued.
     let stranger = creds(&dir.0, "stranger.creds", &KeyPair::new_account());
-    let refused = jt(&url, &tag, Some(&stranger));
+    let refused = jt(&url, &tag, &[("NATS_CREDS", stranger.as_os_str())]);
     assert!(
         !refused.status.success(),
         "connected with a user of an unknown account"
@@ -196,7 +140,7 @@ fn a_service_reaches_a_jwt_nats_with_its_credentials_and_is_refused_without_them
 
     // A credentials file that is not there is named, not retried forever.
     let missing = dir.0.join("absent.creds");
-    let refused = jt(&url, &tag, Some(&missing));
+    let refused = jt(&url, &tag, &[("NATS_CREDS", missing.as_os_str())]);
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("absent.creds"), "{stderr}");

@@ -6,27 +6,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
-struct Dir(PathBuf);
+mod nats_access;
 
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use nats_access::{Dir, free_port, jt, start_server};
 
 /// A CA and a server certificate for 127.0.0.1 signed by it, as PEM files in `dir`.
 fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
@@ -53,58 +38,34 @@ fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     paths
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn jt(url: &str, tag: &str, env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_jt"));
-    cmd.args(["dead-letters", "list"])
-        .env("NATS_URL", url)
-        .env("JT_BUS_NAMESPACE", tag)
-        .env_remove("NATS_TLS")
-        .env_remove("NATS_TLS_CA")
-        .env_remove("NATS_TLS_CERT")
-        .env_remove("NATS_TLS_KEY")
-        .env_remove("NATS_CREDS");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("running jt")
-}
-
 #[test]
 fn a_service_reaches_a_tls_only_nats_with_its_ca_and_is_refused_without_it() {
-    let dir = Dir(std::env::temp_dir().join(format!("jt-nats-tls-{}", uuid::Uuid::new_v4())));
-    std::fs::create_dir_all(&dir.0).unwrap();
+    let dir = Dir::new("jt-nats-tls");
     let (ca, cert, key) = certificates(&dir.0);
     let port = free_port();
-    let _server = Server(
-        Command::new(jt_testkit::nats::nats_server_binary())
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(dir.0.join("store"))
-            .arg("--tlscert")
-            .arg(&cert)
-            .arg("--tlskey")
-            .arg(&key)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server starts"),
+    let port_text = port.to_string();
+    let store = dir.0.join("store");
+    let _server = start_server(
+        &[
+            "-js".as_ref(),
+            "-a".as_ref(),
+            "127.0.0.1".as_ref(),
+            "-p".as_ref(),
+            port_text.as_ref(),
+            "-sd".as_ref(),
+            store.as_os_str(),
+            "--tlscert".as_ref(),
+            cert.as_os_str(),
+            "--tlskey".as_ref(),
+            key.as_os_str(),
+        ],
+        port,
+        dir.0.join("nats.log"),
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nats-server did not listen");
-        std::thread::sleep(Duration::from_millis(100));
-    }
     let url = format!("tls://127.0.0.1:{port}");
     let tag = format!("tls{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
 
-    let ok = jt(&url, &tag, &[("NATS_TLS_CA", ca.to_str().unwrap())]);
+    let ok = jt(&url, &tag, &[("NATS_TLS_CA", ca.as_os_str())]);
     assert!(
         ok.status.success(),
         "with NATS_TLS_CA: {}",
@@ -112,7 +73,7 @@ fn a_service_reaches_a_tls_only_nats_with_its_ca_and_is_refused_without_it() {
     );
 
     // The system's roots do not know the test CA: the server's certificate is refused.
-    let refused = jt(&url, &tag, &[("NATS_TLS", "true")]);
+    let refused = jt(&url, &tag, &[("NATS_TLS", "true".as_ref())]);
     assert!(
         !refused.status.success(),
         "connected without trusting the CA"
@@ -125,8 +86,8 @@ fn a_service_reaches_a_tls_only_nats_with_its_ca_and_is_refused_without_it() {
         &url,
         &tag,
         &[
-            ("NATS_TLS_CA", ca.to_str().unwrap()),
-            ("NATS_TLS_CERT", cert.to_str().unwrap()),
+            ("NATS_TLS_CA", ca.as_os_str()),
+            ("NATS_TLS_CERT", cert.as_os_str()),
         ],
     );
     assert!(!half.status.success());
