@@ -259,3 +259,76 @@ pub async fn create_table_with_indexes(
     }
     Ok(())
 }
+
+/// What [`replace_check`] needs to rebuild a table on SQLite.
+pub struct Rebuild {
+    /// The table as it is, created under `<table>_rebuilt`, with the new CHECK.
+    pub table: TableCreateStatement,
+    /// Its columns, comma-separated, as SQL (keywords such as `"trigger"` quoted).
+    pub columns: &'static str,
+    /// Its indexes, created again after the rename.
+    pub indexes: Vec<IndexCreateStatement>,
+}
+
+/// Replaces the CHECK that limits `column` of `table` to a list of values with one allowing
+/// `values`. PostgreSQL drops the column's CHECK in place — found in `pg_constraint` by its
+/// definition, not by the generated name — and adds the new one. SQLite cannot alter a CHECK:
+/// the table is rebuilt from `rebuild` (created as `<table>_rebuilt`, rows copied, the old
+/// table dropped, the new one renamed, the indexes created again) in **one batch on one
+/// connection inside one transaction**, so the pool's other connections never see it half
+/// rebuilt and a failure leaves the old table as it was. Only for tables nothing references
+/// (no foreign key has to follow the rename).
+///
+/// # Errors
+/// The first failing statement.
+pub async fn replace_check(
+    manager: &SchemaManager<'_>,
+    table: &str,
+    column: &str,
+    values: &[&str],
+    rebuild: Rebuild,
+) -> Result<(), DbErr> {
+    let db = manager.get_connection();
+    let list = values
+        .iter()
+        .map(|v| format!("'{v}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match manager.get_database_backend() {
+        DbBackend::Postgres => {
+            db.execute_unprepared(&format!(
+                "DO $$ DECLARE c text; BEGIN \
+                   FOR c IN SELECT conname FROM pg_constraint \
+                     WHERE conrelid = '{table}'::regclass AND contype = 'c' \
+                       AND pg_get_constraintdef(oid) LIKE '%{column}%' LOOP \
+                     EXECUTE format('ALTER TABLE {table} DROP CONSTRAINT %I', c); \
+                   END LOOP; \
+                 END $$"
+            ))
+            .await?;
+            db.execute_unprepared(&format!(
+                "ALTER TABLE {table} ADD CONSTRAINT {table}_{column}_check \
+                 CHECK (\"{column}\" IN ({list}))"
+            ))
+            .await?;
+            Ok(())
+        }
+        _ => {
+            let Rebuild {
+                table: rebuilt,
+                columns,
+                indexes,
+            } = rebuild;
+            let mut sql = vec![
+                "BEGIN".to_owned(),
+                rebuilt.to_string(SqliteQueryBuilder),
+                format!("INSERT INTO {table}_rebuilt ({columns}) SELECT {columns} FROM {table}"),
+                format!("DROP TABLE {table}"),
+                format!("ALTER TABLE {table}_rebuilt RENAME TO {table}"),
+            ];
+            sql.extend(indexes.iter().map(|i| i.to_string(SqliteQueryBuilder)));
+            sql.push("COMMIT".to_owned());
+            db.execute_unprepared(&sql.join(";\n")).await.map(|_| ())
+        }
+    }
+}

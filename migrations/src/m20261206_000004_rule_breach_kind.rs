@@ -53,51 +53,16 @@ async fn allow_kinds(
     manager: &SchemaManager<'_>,
     kinds: &'static [&'static str],
 ) -> Result<(), DbErr> {
-    let db = manager.get_connection();
-    let list = kinds
-        .iter()
-        .map(|k| format!("'{k}'"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    match manager.get_database_backend() {
-        DbBackend::Postgres => {
-            // The column's CHECK was created unnamed (PostgreSQL calls it
-            // `risk_breaches_kind_check`); found by its definition rather than trusting the
-            // generated name.
-            db.execute_unprepared(
-                "DO $$ DECLARE c text; BEGIN \
-                   FOR c IN SELECT conname FROM pg_constraint \
-                     WHERE conrelid = 'risk_breaches'::regclass AND contype = 'c' \
-                       AND pg_get_constraintdef(oid) LIKE '%kind%' LOOP \
-                     EXECUTE format('ALTER TABLE risk_breaches DROP CONSTRAINT %I', c); \
-                   END LOOP; \
-                 END $$",
-            )
-            .await?;
-            db.execute_unprepared(&format!(
-                "ALTER TABLE risk_breaches ADD CONSTRAINT risk_breaches_kind_check \
-                 CHECK (kind IN ({list}))"
-            ))
-            .await?;
-            Ok(())
-        }
-        backend => {
-            // One batch on one connection, in one transaction: the pool's other connections
-            // never see the table half rebuilt, and a failure leaves the old table as it was.
-            let rebuilt = "risk_breaches_rebuilt";
-            let mut sql = vec![
-                "BEGIN".to_owned(),
-                table(backend, rebuilt, kinds).to_string(SqliteQueryBuilder),
-                format!("INSERT INTO {rebuilt} ({COLUMNS}) SELECT {COLUMNS} FROM risk_breaches"),
-                "DROP TABLE risk_breaches".to_owned(),
-                format!("ALTER TABLE {rebuilt} RENAME TO risk_breaches"),
-            ];
-            sql.extend(indexes().iter().map(|i| i.to_string(SqliteQueryBuilder)));
-            sql.push("COMMIT".to_owned());
-            db.execute_unprepared(&sql.join(";\n")).await?;
-            Ok(())
-        }
-    }
+    let rebuild = Rebuild {
+        table: table(
+            manager.get_database_backend(),
+            "risk_breaches_rebuilt",
+            kinds,
+        ),
+        columns: COLUMNS,
+        indexes: indexes(),
+    };
+    replace_check(manager, "risk_breaches", "kind", kinds, rebuild).await
 }
 
 /// `risk_breaches` as m20261121_000008 made it, with `kinds` allowed.

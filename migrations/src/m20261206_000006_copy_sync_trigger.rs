@@ -49,50 +49,12 @@ async fn allow_triggers(
     manager: &SchemaManager<'_>,
     triggers: &'static [&'static str],
 ) -> Result<(), DbErr> {
-    let db = manager.get_connection();
-    let list = triggers
-        .iter()
-        .map(|k| format!("'{k}'"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    match manager.get_database_backend() {
-        DbBackend::Postgres => {
-            // The column's CHECK was created unnamed; found by its definition rather than by
-            // trusting the generated name.
-            db.execute_unprepared(
-                "DO $$ DECLARE c text; BEGIN \
-                   FOR c IN SELECT conname FROM pg_constraint \
-                     WHERE conrelid = 'copy_log'::regclass AND contype = 'c' \
-                       AND pg_get_constraintdef(oid) LIKE '%trigger%' LOOP \
-                     EXECUTE format('ALTER TABLE copy_log DROP CONSTRAINT %I', c); \
-                   END LOOP; \
-                 END $$",
-            )
-            .await?;
-            db.execute_unprepared(&format!(
-                "ALTER TABLE copy_log ADD CONSTRAINT copy_log_trigger_check \
-                 CHECK (\"trigger\" IN ({list}))"
-            ))
-            .await?;
-            Ok(())
-        }
-        backend => {
-            // One batch on one connection, in one transaction: the pool's other connections
-            // never see the table half rebuilt, and a failure leaves the old table as it was.
-            let rebuilt = "copy_log_rebuilt";
-            let mut sql = vec![
-                "BEGIN".to_owned(),
-                table(backend, rebuilt, triggers).to_string(SqliteQueryBuilder),
-                format!("INSERT INTO {rebuilt} ({COLUMNS}) SELECT {COLUMNS} FROM copy_log"),
-                "DROP TABLE copy_log".to_owned(),
-                format!("ALTER TABLE {rebuilt} RENAME TO copy_log"),
-            ];
-            sql.extend(indexes().iter().map(|i| i.to_string(SqliteQueryBuilder)));
-            sql.push("COMMIT".to_owned());
-            db.execute_unprepared(&sql.join(";\n")).await?;
-            Ok(())
-        }
-    }
+    let rebuild = Rebuild {
+        table: table(manager.get_database_backend(), "copy_log_rebuilt", triggers),
+        columns: COLUMNS,
+        indexes: indexes(),
+    };
+    replace_check(manager, "copy_log", "trigger", triggers, rebuild).await
 }
 
 /// `copy_log` as m20261121_000007 made it, with `triggers` allowed.
