@@ -18,6 +18,7 @@ use jt_broker::broker::{Broker, BrokerEvents};
 use jt_broker::capabilities::Capabilities;
 use jt_broker::error::BrokerError;
 use jt_broker::events::EventSubscription;
+use jt_broker::market::QuoteFeed;
 use jt_broker::model::{
     AccountId, AccountInfo, AccountPnl, AccountSnapshot, BracketAck, BrokerKind, CallBudget,
     CloseOutcome, Contract, FillReport, FlattenReport, OrderAck, OrderId, OrderReport,
@@ -62,8 +63,8 @@ pub const PROJECTX_CAPABILITIES: Capabilities = Capabilities {
     standalone_trailing_trigger: false,
     // PlaceOrderRequest has no time in force: a resting order works until cancelled.
     day_orders: false,
-    // The market hub (`GatewayQuote`) is not spoken by this adapter yet.
-    market_data: false,
+    // The market hub's `GatewayQuote` (`hub::market`).
+    market_data: true,
 };
 
 /// Take-profit legs ProjectX carries natively in one bracket (the rest are separate orders).
@@ -382,5 +383,14 @@ impl BrokerEvents for ProjectXBroker {
             ids.push(self.login.http.account(a).await?.id);
         }
         Ok(self.hub_or_start().feed().serve(accounts, ids))
+    }
+
+    async fn quote_feed(&self) -> Result<QuoteFeed, BrokerError> {
+        Ok(crate::hub::market::start(
+            Arc::clone(&self.login.http),
+            self.login.config.market_hub_url.clone(),
+            self.login.config.hub.clone(),
+            Arc::clone(&self.login.gate),
+        ))
     }
 }

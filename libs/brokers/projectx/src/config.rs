@@ -176,6 +176,8 @@ pub struct ProjectXConfig {
     pub api_url: Url,
     /// The user hub (`…/hubs/user`).
     pub user_hub_url: Url,
+    /// The market hub (`…/hubs/market`), beside the user hub.
+    pub market_hub_url: Url,
     /// The login.
     pub credentials: Credentials,
     /// Timeouts, retries of reads, look-ups after ambiguous writes.
@@ -201,19 +203,22 @@ impl ProjectXConfig {
     /// The public hosts of `firm` (BROKERS.md §2.1); other firms: [`ProjectXConfig::with_hosts`].
     #[must_use]
     pub fn new(firm: Firm, credentials: Credentials) -> Self {
-        let (api, hub) = match firm {
+        let (api, hub, market) = match firm {
             Firm::TopstepX => (
                 "https://api.topstepx.com/api",
                 "wss://rtc.topstepx.com/hubs/user",
+                "wss://rtc.topstepx.com/hubs/market",
             ),
             Firm::Demo => (
                 "https://gateway-api-demo.s2f.projectx.com/api",
                 "wss://gateway-rtc-demo.s2f.projectx.com/hubs/user",
+                "wss://gateway-rtc-demo.s2f.projectx.com/hubs/market",
             ),
         };
         Self {
             api_url: url(api),
             user_hub_url: url(hub),
+            market_hub_url: url(market),
             credentials,
             http: HttpConfig::default(),
             limits: RateLimitConfig::default(),
@@ -223,7 +228,8 @@ impl ProjectXConfig {
         }
     }
 
-    /// A firm's own hosts: REST at `{api}/api`, the user hub at `{rtc as ws(s)}/hubs/user`.
+    /// A firm's own hosts: REST at `{api}/api`, the hubs at `{rtc as ws(s)}/hubs/user` and
+    /// `…/hubs/market`.
     ///
     /// # Errors
     /// When a base is not an `http`/`https` URL.
@@ -243,6 +249,8 @@ impl ProjectXConfig {
         let rest = &rtc[rtc_url.scheme().len()..];
         self.user_hub_url =
             Url::parse(&format!("{scheme}{rest}/hubs/user")).map_err(|e| format!("{rtc}: {e}"))?;
+        self.market_hub_url = Url::parse(&format!("{scheme}{rest}/hubs/market"))
+            .map_err(|e| format!("{rtc}: {e}"))?;
         self.api_url = api_url;
         Ok(self)
     }
@@ -267,6 +275,7 @@ mod tests {
             .unwrap();
         assert_eq!(c.api_url.as_str(), "http://127.0.0.1:8081/api");
         assert_eq!(c.user_hub_url.as_str(), "ws://127.0.0.1:8081/hubs/user");
+        assert_eq!(c.market_hub_url.as_str(), "ws://127.0.0.1:8081/hubs/market");
         let c = ProjectXConfig::new(Firm::Demo, Credentials::default())
             .with_hosts("https://api.x.projectx.com", "https://rtc.x.projectx.com")
             .unwrap();

@@ -1,20 +1,21 @@
 //! The ProjectX adapter against the real simulator (`jt-sim`, its ProjectX surface) over
 //! loopback: sessions and renewal, brackets with several take-profit legs, stop-only and
 //! target-only entries, DCA, flip, flatten, 429 back-off and the shared budget, ambiguous
-//! order outcomes, the user hub (event order, drop and re-subscribe, polling fallback) and the
-//! exit guard.
+//! order outcomes, the user hub (event order, drop and re-subscribe, polling fallback), the
+//! exit guard and the market hub's quotes.
 
 #![allow(clippy::expect_used)] // helpers outside #[test] functions
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::{collect, eventually, fault, next_event, price, start_sim};
 use jt_broker::{
     AccountId, Broker, BrokerError, BrokerEvent, BrokerEvents, ConnectionState, Contract,
-    EventOrigin, OrderStatus, OrderType, SessionOutcome,
+    EventOrigin, OrderStatus, OrderType, Quote, QuoteEvent, QuoteFeed, SessionOutcome,
 };
 use jt_domain::bracket::StopOrder;
 use jt_domain::instrument::by_root;
@@ -1301,4 +1302,151 @@ async fn a_snapshot_reads_positions_and_open_orders_in_two_calls() {
     );
     // P&L costs trades, bars and balances at ProjectX: not read with a snapshot.
     assert_eq!(snap.pnl, None);
+}
+
+// ------------------------------------------------------------------------------ market hub
+
+const QUOTE_WAIT: Duration = Duration::from_secs(5);
+
+/// The next quote of `contract` whose last trade is `last`, skipping anything else.
+async fn quote_at(feed: &mut QuoteFeed, contract: &str, last: Decimal) -> Quote {
+    tokio::time::timeout(QUOTE_WAIT, async {
+        loop {
+            match feed.recv().await {
+                Some(QuoteEvent::Quote(q)) if q.contract == contract && q.last == Some(last) => {
+                    return q;
+                }
+                Some(_) => {}
+                None => panic!("the feed stopped"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no quote of {contract} at {last} within {QUOTE_WAIT:?}"))
+}
+
+/// Waits for a feed state, skipping quotes.
+async fn feed_state(feed: &mut QuoteFeed, wanted: fn(&ConnectionState) -> bool) {
+    tokio::time::timeout(QUOTE_WAIT, async {
+        loop {
+            match feed.recv().await {
+                Some(QuoteEvent::State(s)) if wanted(&s) => return,
+                Some(_) => {}
+                None => panic!("the feed stopped"),
+            }
+        }
+    })
+    .await
+    .expect("the state within the timeout");
+}
+
+fn keys(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| (*s).to_string()).collect()
+}
+
+#[tokio::test]
+async fn market_hub_quotes_of_watched_contracts_arrive_exactly_and_follow_the_watched_set() {
+    let sim = sim().await;
+    px_user(&sim, "pxq", &["PXQ1"]);
+    let b = broker(config(&sim, "pxq"));
+    assert!(b.capabilities().market_data);
+    let mnq = b.resolve_contract("MNQ").await.unwrap();
+    let es = b.resolve_contract("ES").await.unwrap();
+    price(&sim, &mnq.name, dec!(21000));
+    price(&sim, &es.name, dec!(6000));
+
+    let mut feed = b.quote_feed().await.unwrap();
+    feed.watch(keys(&[&mnq.name]));
+    feed_state(&mut feed, |s| *s == ConnectionState::Connected).await;
+    let first = quote_at(&mut feed, &mnq.name, dec!(21000)).await;
+    assert!(first.bid.is_some() && first.ask.is_some(), "{first:?}");
+    // Later quotes carry only what changed: each one is still whole.
+    price(&sim, &mnq.name, dec!(21001.25));
+    let moved = quote_at(&mut feed, &mnq.name, dec!(21001.25)).await;
+    assert_eq!(moved.last.unwrap().to_string(), "21001.25");
+    assert!(moved.bid.is_some() && moved.ask.is_some(), "{moved:?}");
+    assert!(
+        eventually(QUOTE_WAIT, || async {
+            feed.subscribed() == keys(&[&mnq.name])
+        })
+        .await
+    );
+
+    // By id too (how the store keys a position whose name was not known), a second contract
+    // and an unknown one on the live connection; then MNQ is no longer watched.
+    feed.watch(keys(&[&mnq.name, mnq.id.as_str(), &es.name, "NOPEZ9"]));
+    quote_at(&mut feed, &es.name, dec!(6000)).await;
+    price(&sim, &mnq.name, dec!(21001.5));
+    // One quote of the contract, reported under both keys watching it (in either order).
+    let mut seen = BTreeSet::new();
+    tokio::time::timeout(QUOTE_WAIT, async {
+        while seen.len() < 2 {
+            match feed.recv().await {
+                Some(QuoteEvent::Quote(q)) if q.last == Some(dec!(21001.5)) => {
+                    seen.insert(q.contract);
+                }
+                Some(_) => {}
+                None => panic!("the feed stopped"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the quote under both keys; seen {seen:?}"));
+    assert_eq!(seen, keys(&[&mnq.name, mnq.id.as_str()]));
+    feed.watch(keys(&[&es.name]));
+    assert!(
+        eventually(QUOTE_WAIT, || async {
+            feed.subscribed() == keys(&[&es.name])
+        })
+        .await,
+        "{:?}",
+        feed.subscribed()
+    );
+    price(&sim, &mnq.name, dec!(21002));
+    price(&sim, &es.name, dec!(6001));
+    let mut later = Vec::new();
+    tokio::time::timeout(QUOTE_WAIT, async {
+        while let Some(e) = feed.recv().await {
+            let done = matches!(&e, QuoteEvent::Quote(q) if q.contract == es.name && q.last == Some(dec!(6001)));
+            later.push(e);
+            if done {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("ES's move arrives");
+    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(400), feed.recv()).await {
+        later.push(e);
+    }
+    assert!(
+        !later.iter().any(
+            |e| matches!(e, QuoteEvent::Quote(q) if q.contract == mnq.name || q.contract == mnq.id.as_str())
+        ),
+        "{later:?}"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_dropped_market_hub_reconnects_and_subscribes_again() {
+    let sim = sim().await;
+    px_user(&sim, "pxm", &["PXM1"]);
+    let b = broker(config(&sim, "pxm"));
+    let mnq = b.resolve_contract("MNQ").await.unwrap().name;
+    price(&sim, &mnq, dec!(21000));
+    let mut feed = b.quote_feed().await.unwrap();
+    feed.watch(keys(&[&mnq]));
+    quote_at(&mut feed, &mnq, dec!(21000)).await;
+
+    fault(&sim, FaultKind::DropSocket, Some("pxm"), None, None);
+    feed_state(&mut feed, |s| {
+        matches!(s, ConnectionState::Reconnecting { .. })
+    })
+    .await;
+    feed_state(&mut feed, |s| *s == ConnectionState::Connected).await;
+    price(&sim, &mnq, dec!(21003.5));
+    quote_at(&mut feed, &mnq, dec!(21003.5)).await;
+    assert!(eventually(QUOTE_WAIT, || async { feed.subscribed() == keys(&[&mnq]) }).await);
+    sim.shutdown().await;
 }

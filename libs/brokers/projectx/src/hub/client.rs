@@ -332,20 +332,7 @@ async fn run(
     shared: Arc<Shared>,
     cancel: CancellationToken,
 ) {
-    let negotiator = if config.negotiate {
-        match reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .build()
-        {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::error!(error = %e, "ProjectX hub: no HTTP client to negotiate with");
-                None
-            }
-        }
-    } else {
-        None
-    };
+    let negotiator = negotiator(&config);
     let reconnect = config.reconnect.clone();
     let mut conn = HubConnection {
         http,
@@ -396,23 +383,38 @@ fn account_subscriptions(account: i64) -> [(&'static str, serde_json::Value); 3]
     ]
 }
 
-/// One connection from token to end; `None` when cancelled.
-#[allow(clippy::too_many_lines)] // one state machine, easier to follow in one place
-async fn connect_and_serve(
-    conn: &HubConnection,
+/// An HTTP client for the negotiations of one hub, when `config` negotiates.
+pub(super) fn negotiator(config: &HubConfig) -> Option<reqwest::Client> {
+    if !config.negotiate {
+        return None;
+    }
+    match reqwest::Client::builder()
+        .connect_timeout(config.connect_timeout)
+        .build()
+    {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::error!(error = %e, "ProjectX hub: no HTTP client to negotiate with");
+            None
+        }
+    }
+}
+
+/// Opens a hub connection, the part the user and market hubs share: a token, then inside the
+/// fleet's connect gate the WebSocket (after a negotiation when configured) and the SignalR
+/// handshake, answered within `connect_timeout`. A 401 makes the session log in afresh before
+/// the next attempt. `None` when cancelled.
+pub(super) async fn open(
+    http: &ProjectXHttpClient,
+    url: &Url,
+    config: &HubConfig,
+    gate: &Arc<ConnectGate>,
+    negotiator: Option<&reqwest::Client>,
     cancel: &CancellationToken,
-) -> Option<Ended<EndReason>> {
-    let HubConnection {
-        http,
-        url,
-        config,
-        gate,
-        negotiator,
-        shared,
-    } = conn;
+) -> Option<Result<Ws, Ended<EndReason>>> {
     let token = match http.session().token().await {
         Ok(t) => t,
-        Err(e) => return Some(Ended::new(EndReason::NoToken, e.to_string())),
+        Err(e) => return Some(Err(Ended::new(EndReason::NoToken, e.to_string()))),
     };
     // Connect and handshake inside the fleet's gate, as every venue's sockets do.
     let pass = tokio::select! {
@@ -423,9 +425,7 @@ async fn connect_and_serve(
     let connected = tokio::time::timeout(config.connect_timeout, async {
         let mut target = url.clone();
         if config.negotiate {
-            let client = negotiator
-                .as_ref()
-                .ok_or("no HTTP client to negotiate with")?;
+            let client = negotiator.ok_or("no HTTP client to negotiate with")?;
             let id =
                 negotiate::negotiate(client, url, &token.access, config.connect_timeout).await?;
             target.query_pairs_mut().append_pair("id", &id);
@@ -459,22 +459,40 @@ async fn connect_and_serve(
     })
     .await;
     drop(pass);
-    let ws = match connected {
-        Ok(Ok(ws)) => ws,
+    Some(match connected {
+        Ok(Ok(ws)) => Ok(ws),
         Ok(Err(e)) => {
             if e.contains("401")
                 && let Err(err) = http.session().after_unauthorized(&token).await
             {
-                return Some(Ended::new(EndReason::NoToken, err.to_string()));
+                return Some(Err(Ended::new(EndReason::NoToken, err.to_string())));
             }
-            return Some(Ended::new(EndReason::ConnectFailed, e));
+            Err(Ended::new(EndReason::ConnectFailed, e))
         }
-        Err(_) => {
-            return Some(Ended::new(
-                EndReason::ConnectFailed,
-                "no handshake answer in time",
-            ));
-        }
+        Err(_) => Err(Ended::new(
+            EndReason::ConnectFailed,
+            "no handshake answer in time",
+        )),
+    })
+}
+
+/// One connection from token to end; `None` when cancelled.
+#[allow(clippy::too_many_lines)] // one state machine, easier to follow in one place
+async fn connect_and_serve(
+    conn: &HubConnection,
+    cancel: &CancellationToken,
+) -> Option<Ended<EndReason>> {
+    let HubConnection {
+        http,
+        url,
+        config,
+        gate,
+        negotiator,
+        shared,
+    } = conn;
+    let ws = match open(http, url, config, gate, negotiator.as_ref(), cancel).await? {
+        Ok(ws) => ws,
+        Err(ended) => return Some(ended),
     };
     let now = Instant::now();
     let mut c = Conn {
