@@ -413,6 +413,7 @@ fn copy(
             take_profit: Some(dec!(21010)),
             stop_loss: Some(dec!(20990)),
             max_lag_secs: None,
+            protection: None,
         },
     )
 }

@@ -58,6 +58,35 @@ impl ExitOrders {
     }
 }
 
+/// The limit and stop prices a working order gets when its price moves to `price`
+/// ([`Broker::modify_order_price`]): a limit's limit price; a stop's stop price; a stop-limit's
+/// stop price, with its limit price moved by the same amount (the offset kept). `(limit, stop)`,
+/// `None` where the order has no such price.
+///
+/// # Errors
+/// `InvalidRequest` for an order with no price to move (market, trailing: a trailing stop
+/// trails by itself, only its quantity may change).
+pub fn moved_prices(
+    order: &OrderReport,
+    price: Decimal,
+) -> Result<(Option<Decimal>, Option<Decimal>), BrokerError> {
+    match order.order_type {
+        Some(OrderType::Limit) => Ok((Some(price), None)),
+        Some(OrderType::Stop) => Ok((None, Some(price))),
+        Some(OrderType::StopLimit) => {
+            let offset = match (order.price, order.stop_price) {
+                (Some(limit), Some(stop)) => limit - stop,
+                _ => Decimal::ZERO,
+            };
+            Ok((Some(price + offset), Some(price)))
+        }
+        _ => Err(BrokerError::invalid(format!(
+            "order {} has no price that can be moved",
+            order.id
+        ))),
+    }
+}
+
 /// The commands of one broker login (one set of credentials, one access token, all the
 /// accounts it reaches), used as `Arc<dyn Broker>` by the executor, risk, copier, API and
 /// reconciler. Its events are [`BrokerEvents`].
@@ -170,6 +199,23 @@ pub trait Broker: Send + Sync + fmt::Debug {
         account: &AccountId,
         order: &OrderReport,
         qty: Contracts,
+    ) -> Result<(), BrokerError>;
+
+    /// Moves the price of one working protective order of the account, keeping its type and
+    /// quantity (a copied follower's take-profit or stop follows its leader's, issue #22): a
+    /// limit's limit price, a stop's stop price, a stop-limit's stop price with its limit
+    /// price moved by the same amount. `order` comes from [`Broker::working_orders`] of the same
+    /// account; `price` is on the contract's tick.
+    ///
+    /// # Errors
+    /// `Rejected` (no longer working, refused), `UnknownOutcome`, `InvalidRequest` for another
+    /// account's order or one without a price to move (market, trailing), and the errors of any
+    /// call.
+    async fn modify_order_price(
+        &self,
+        account: &AccountId,
+        order: &OrderReport,
+        price: Decimal,
     ) -> Result<(), BrokerError>;
 
     /// Places a resting entry — limit, stop or stop-limit, plain or with its protection

@@ -166,6 +166,45 @@ pub struct CopyIntent {
     /// always executed.
     #[serde(default)]
     pub max_lag_secs: Option<u32>,
+    /// A protection copy instead of a position step (`step` is then `Nothing`): the leader
+    /// placed, moved or re-placed its take-profit or stop, and the follower's moves to the
+    /// mapped price (issue #22). `None` for a position step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protection: Option<CopyProtection>,
+}
+
+/// Which protective order of a position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProtectionKind {
+    /// The take-profit: an exit-side limit order.
+    TakeProfit,
+    /// The stop: an exit-side stop, stop-limit or trailing stop.
+    Stop,
+}
+
+impl ProtectionKind {
+    /// `take-profit` or `stop`, for messages.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::TakeProfit => "take-profit",
+            Self::Stop => "stop",
+        }
+    }
+}
+
+/// A follower's take-profit or stop set to its leader's (mapped, on the follower's tick): its
+/// working one of that kind is moved in place, or one is placed for the whole position when it
+/// has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyProtection {
+    /// The follower position it protects (the leader's direction).
+    pub direction: Direction,
+    /// Take-profit or stop.
+    pub kind: ProtectionKind,
+    /// The price, on the follower's instrument and tick.
+    pub price: Decimal,
 }
 
 /// A manual trade (DOMAIN.md §10: a manual trade through the API, on a leader or any account).
@@ -860,6 +899,7 @@ impl IntentMessage {
     pub fn action_name(&self) -> &'static str {
         match &self.action {
             IntentAction::Signal(s) => s.action.as_str(),
+            IntentAction::Copy(c) if c.protection.is_some() => "copy protection",
             IntentAction::Copy(c) => match c.step {
                 CopyAction::Nothing => "copy nothing",
                 CopyAction::Entry { .. } => "copy entry",

@@ -24,9 +24,10 @@ pub mod signal;
 pub use broker_event::{BrokerEventMessage, ReportedEvent};
 pub use execution::{ExecutionMessage, ExecutionStatus};
 pub use intent::{
-    ControlAction, ControlCause, ControlIntent, ControlScope, CopyIntent,
+    ControlAction, ControlCause, ControlIntent, ControlScope, CopyIntent, CopyProtection,
     DEFAULT_MANUAL_MAX_LAG_SECS, IntentAction, IntentMessage, LeaderChange, ManualIntent,
-    ManualTrade, RepairIntent, SignalIntent, SourceKind, Staleness, client_order_id,
+    ManualTrade, ProtectionKind, RepairIntent, SignalIntent, SourceKind, Staleness,
+    client_order_id,
 };
 pub use quote::{QuoteMessage, subscribe_quotes};
 pub use signal::{SignalGuard, SignalMessage};

@@ -51,6 +51,15 @@ pub struct Protected {
     pub notes: Vec<String>,
 }
 
+/// What a protection move did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Moved {
+    /// Broker order ids moved or placed.
+    pub orders: Vec<String>,
+    /// What was done, in words.
+    pub notes: Vec<String>,
+}
+
 /// What a repair did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Repaired {
@@ -731,6 +740,118 @@ impl<'a> Desk<'a> {
             orders,
             notes,
         })
+    }
+
+    /// Sets the `direction` position's take-profit (`take_profit`) or stop to `price` (a copied
+    /// follower following its leader's, issue #22): every working one of that kind is moved in
+    /// place to it ([`Broker::modify_order_price`]: same order id, same quantity); a position
+    /// with none gets one for its whole size, placed once (client order id `client_order_id` +
+    /// `-tp`/`-sl`). A trailing stop trails by itself and is left as it is (said in the notes).
+    /// A position that is flat or the other way is left alone (the notes say so). Safe to
+    /// repeat: an order already at the price is not sent again.
+    ///
+    /// # Errors
+    /// The broker's (a move or placement refused: the position keeps what it had, and the
+    /// caller reports it).
+    pub async fn set_protection(
+        &self,
+        contract: &Contract,
+        direction: Direction,
+        take_profit: bool,
+        price: Decimal,
+        client_order_id: &str,
+    ) -> Result<Moved, StepError> {
+        let instrument = instrument_of(contract)?;
+        let on_tick = jt_domain::Price::on_tick(instrument, price);
+        let price = on_tick.value();
+        let what = if take_profit { "take-profit" } else { "stop" };
+        let (net, average) = self.held(contract).await?;
+        if Direction::of_net(net) != Some(direction) {
+            return Ok(Moved {
+                orders: Vec::new(),
+                notes: vec![format!(
+                    "the follower holds no {direction} now: its {what} is not set"
+                )],
+            });
+        }
+        let which = if take_profit {
+            ExitOrders::TakeProfits
+        } else {
+            ExitOrders::Stops
+        };
+        let working: Vec<OrderReport> = self
+            .broker
+            .working_orders(self.account)
+            .await?
+            .into_iter()
+            .filter(|o| which.matches(o, &contract.id, direction))
+            .collect();
+        let mut out = Moved::default();
+        if working.is_empty() {
+            let qty = Contracts::try_from(net.unsigned_abs()).unwrap_or(Contracts::MAX);
+            if take_profit {
+                let order = OrderRequest {
+                    client_order_id: format!(
+                        "{client_order_id}{}",
+                        bracket::DCA_TAKE_PROFIT_SUFFIX
+                    ),
+                    side: direction.exit_side(),
+                    qty,
+                    kind: jt_domain::order::OrderKind::Limit { price: on_tick },
+                };
+                out.orders.push(self.place_once(contract, &order).await?);
+            } else {
+                let stop = StopOrder {
+                    client_order_id: format!("{client_order_id}{}", bracket::DCA_STOP_SUFFIX),
+                    side: direction.exit_side(),
+                    qty,
+                    stop: on_tick,
+                    distance: average.map_or(Decimal::ZERO, |a| (a - price).abs()),
+                    kind: StopKind::Fixed,
+                };
+                let (id, note) = self.place_stop_once(contract, &stop).await?;
+                out.orders.push(id);
+                out.notes.extend(note);
+            }
+            out.notes
+                .push(format!("{what} for {qty} placed at {}", price.normalize()));
+            return Ok(out);
+        }
+        for order in working {
+            let current = if take_profit {
+                order.price
+            } else {
+                order.stop_price
+            };
+            if matches!(
+                order.order_type,
+                Some(jt_broker::OrderType::TrailingStop | jt_broker::OrderType::TrailingStopLimit)
+            ) {
+                out.notes.push(format!(
+                    "the trailing stop {} trails by itself: not moved",
+                    order.id
+                ));
+                continue;
+            }
+            if current == Some(price) {
+                out.notes.push(format!(
+                    "the {what} {} is already at {}",
+                    order.id,
+                    price.normalize()
+                ));
+                continue;
+            }
+            self.broker
+                .modify_order_price(self.account, &order, price)
+                .await?;
+            out.orders.push(order.id.0.clone());
+            out.notes.push(format!(
+                "{what} {} moved to {}",
+                order.id,
+                price.normalize()
+            ));
+        }
+        Ok(out)
     }
 
     /// Flattens the sub-account: every working order cancelled, every position closed. Safe to

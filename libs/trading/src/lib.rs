@@ -29,7 +29,7 @@ mod desk;
 mod plan;
 pub mod protection;
 
-pub use desk::{Desk, Protected, Repaired, Timing, check_entry, check_time_in_force};
+pub use desk::{Desk, Moved, Protected, Repaired, Timing, check_entry, check_time_in_force};
 pub use plan::{Choreography, Done, Failed, Step, run};
 
 use jt_broker::BrokerError;

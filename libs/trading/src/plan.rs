@@ -93,6 +93,19 @@ pub enum Step {
         /// Place the stop.
         stop: bool,
     },
+    /// Set the `direction` position's take-profit or stop to `price`: the working one moved
+    /// in place, or one placed for the whole position (a copied follower following its
+    /// leader's, [`Desk::set_protection`]).
+    SetProtection {
+        /// The position's direction.
+        direction: Direction,
+        /// The take-profit (else the stop).
+        take_profit: bool,
+        /// The price.
+        price: Decimal,
+        /// The client order id a placed order's id derives from.
+        client_order_id: String,
+    },
 }
 
 impl Step {
@@ -112,6 +125,7 @@ impl Step {
             Step::CoverPosition { .. } => "stop resized to the position",
             Step::ReplaceProtection { .. } => "protection replaced",
             Step::RepairProtection { .. } => "protection repaired",
+            Step::SetProtection { .. } => "protection set",
         }
     }
 
@@ -319,6 +333,24 @@ async fn perform(
             }
             Repaired::Nothing { reason } => out.notes.push(reason),
         },
+        Step::SetProtection {
+            direction,
+            take_profit,
+            price,
+            client_order_id,
+        } => {
+            let moved = desk
+                .set_protection(
+                    contract()?,
+                    *direction,
+                    *take_profit,
+                    *price,
+                    client_order_id,
+                )
+                .await?;
+            out.orders.extend(moved.orders);
+            out.notes.extend(moved.notes);
+        }
     }
     Ok(())
 }

@@ -5,8 +5,10 @@
 use std::collections::{HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
+use jt_broker::{ContractId, OrderReport, OrderType};
 use jt_domain::copy::{CopyAction, FollowerSizing, copy_delta};
 use jt_domain::{Direction, Side, instrument};
+use jt_messages::ProtectionKind;
 use jt_store::repo::copy::{ContractMapping, Follower};
 use rust_decimal::Decimal;
 
@@ -379,6 +381,122 @@ pub fn is_ours(client_order_id: Option<&str>) -> bool {
     })
 }
 
+/// One protective order of the leader: its broker id and its price (a take-profit's limit, a
+/// stop's trigger).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Level {
+    /// The leader's order.
+    pub order: OrderReport,
+    /// Its price.
+    pub price: Decimal,
+}
+
+/// The leader's protection of a `direction` position on `contract`, from its working orders
+/// at the broker: exit-side limits are take-profits, exit-side stops (stop, stop-limit,
+/// trailing) are stops.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeaderProtection {
+    /// The outermost take-profit (the last to fill: farthest from the market).
+    pub take_profit: Option<Level>,
+    /// The outermost stop (the last to trigger).
+    pub stop: Option<Level>,
+}
+
+impl LeaderProtection {
+    /// The level of `kind`.
+    #[must_use]
+    pub fn of(&self, kind: ProtectionKind) -> Option<&Level> {
+        match kind {
+            ProtectionKind::TakeProfit => self.take_profit.as_ref(),
+            ProtectionKind::Stop => self.stop.as_ref(),
+        }
+    }
+}
+
+/// The kind of protection `order` is for a `direction` position: an exit-side limit is a
+/// take-profit, an exit-side stop of any kind a stop; anything else (an entry-side order, a
+/// market order) none.
+#[must_use]
+pub fn protection_kind(order: &OrderReport, direction: Direction) -> Option<ProtectionKind> {
+    if order.side != direction.exit_side() {
+        return None;
+    }
+    match order.order_type? {
+        OrderType::Limit => Some(ProtectionKind::TakeProfit),
+        OrderType::Stop
+        | OrderType::StopLimit
+        | OrderType::TrailingStop
+        | OrderType::TrailingStopLimit => Some(ProtectionKind::Stop),
+        OrderType::Market | OrderType::Other => None,
+    }
+}
+
+/// The leader's protection of its `direction` position on `contract` (see
+/// [`LeaderProtection`]). Several take-profits (a bracket's scaled legs) or several stops:
+/// the **outermost** one of each kind is copied — the follower holds one take-profit and one
+/// stop for its whole position, and the leader's nearer legs reach it as fills (trims) when
+/// they fill; the outermost is the one left protecting the leader's last contract.
+#[must_use]
+pub fn leader_protection(
+    orders: &[OrderReport],
+    contract: &ContractId,
+    direction: Direction,
+) -> LeaderProtection {
+    let mut out = LeaderProtection::default();
+    for o in orders.iter().filter(|o| o.is_working_on(contract)) {
+        let Some(kind) = protection_kind(o, direction) else {
+            continue;
+        };
+        let price = match kind {
+            ProtectionKind::TakeProfit => o.price,
+            ProtectionKind::Stop => o.stop_price,
+        };
+        let Some(price) = price else { continue };
+        // Farther from the market: higher for a long's take-profit, lower for its stop.
+        let farther = |a: Decimal, b: Decimal| match (direction, kind) {
+            (Direction::Long, ProtectionKind::TakeProfit)
+            | (Direction::Short, ProtectionKind::Stop) => a > b,
+            _ => a < b,
+        };
+        let slot = match kind {
+            ProtectionKind::TakeProfit => &mut out.take_profit,
+            ProtectionKind::Stop => &mut out.stop,
+        };
+        if slot.as_ref().is_none_or(|l| farther(price, l.price)) {
+            *slot = Some(Level {
+                order: o.clone(),
+                price,
+            });
+        }
+    }
+    out
+}
+
+/// A leader's protective price for the follower's `symbol` (after the contract mapping): the
+/// same price — a mapping pairs contracts quoted alike (NQ → MNQ) — on the follower's tick,
+/// rounded towards the position's entry when it falls between ticks (a stop never farther, a
+/// target never beyond the leader's). `None` for a symbol no instrument knows.
+#[must_use]
+pub fn mapped_price(
+    symbol: &str,
+    direction: Direction,
+    kind: ProtectionKind,
+    price: Decimal,
+) -> Option<Decimal> {
+    let tick = instrument::resolve_ticker(symbol).ok()?.tick_size;
+    if tick <= Decimal::ZERO {
+        return Some(price);
+    }
+    let ticks = price / tick;
+    // Towards the entry: down for a long's target and a short's stop, up otherwise.
+    let down = matches!(
+        (direction, kind),
+        (Direction::Long, ProtectionKind::TakeProfit) | (Direction::Short, ProtectionKind::Stop)
+    );
+    let on = if down { ticks.floor() } else { ticks.ceil() } * tick;
+    Some(on.normalize())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -664,5 +782,132 @@ mod tests {
         positions.apply("L", "NQZ6", "f2", -2, t(2));
         assert_eq!(positions.of("L"), vec![("NQZ6".into(), 0, "f2".into())]);
         assert!(positions.of("M").is_empty());
+    }
+
+    fn order(
+        id: &str,
+        side: Side,
+        order_type: OrderType,
+        price: Option<Decimal>,
+        stop: Option<Decimal>,
+    ) -> OrderReport {
+        OrderReport {
+            id: jt_broker::OrderId(id.into()),
+            client_order_id: None,
+            account: jt_broker::AccountId("A".into()),
+            contract: Some(ContractId("NQZ6".into())),
+            symbol: Some("NQZ6".into()),
+            side,
+            order_type: Some(order_type),
+            qty: Some(1),
+            price,
+            stop_price: stop,
+            status: jt_broker::OrderStatus::Working,
+            filled_qty: None,
+            avg_fill_price: None,
+            parent: None,
+            linked: None,
+            reject_reason: None,
+            timestamp: None,
+        }
+    }
+
+    #[test]
+    fn the_leaders_outermost_target_and_stop_are_its_protection() {
+        let nq = ContractId("NQZ6".into());
+        let orders = vec![
+            order("tp1", Side::Sell, OrderType::Limit, Some(dec!(21010)), None),
+            order("tp2", Side::Sell, OrderType::Limit, Some(dec!(21020)), None),
+            order("sl1", Side::Sell, OrderType::Stop, None, Some(dec!(20990))),
+            order(
+                "sl2",
+                Side::Sell,
+                OrderType::StopLimit,
+                Some(dec!(20979)),
+                Some(dec!(20980)),
+            ),
+            // An entry-side limit (a resting add) is no protection of a long.
+            order("buy", Side::Buy, OrderType::Limit, Some(dec!(20950)), None),
+            // Another contract's stop is not this one's.
+            OrderReport {
+                contract: Some(ContractId("ESZ6".into())),
+                ..order("es", Side::Sell, OrderType::Stop, None, Some(dec!(1)))
+            },
+            // Cancelled: gone.
+            OrderReport {
+                status: jt_broker::OrderStatus::Canceled,
+                ..order("old", Side::Sell, OrderType::Stop, None, Some(dec!(20900)))
+            },
+        ];
+        let long = leader_protection(&orders, &nq, Direction::Long);
+        assert_eq!(long.take_profit.as_ref().unwrap().order.id.0, "tp2");
+        assert_eq!(long.take_profit.as_ref().unwrap().price, dec!(21020));
+        assert_eq!(long.stop.as_ref().unwrap().order.id.0, "sl2");
+        assert_eq!(long.stop.as_ref().unwrap().price, dec!(20980));
+        // For a short, the exit side is Buy: the resting buy limit is its target.
+        let short = leader_protection(&orders, &nq, Direction::Short);
+        assert_eq!(short.take_profit.as_ref().unwrap().order.id.0, "buy");
+        assert!(short.stop.is_none());
+        let shorts = vec![
+            order("a", Side::Buy, OrderType::Limit, Some(dec!(20950)), None),
+            order("b", Side::Buy, OrderType::Limit, Some(dec!(20940)), None),
+            order("c", Side::Buy, OrderType::Stop, None, Some(dec!(21030))),
+            order(
+                "d",
+                Side::Buy,
+                OrderType::TrailingStop,
+                None,
+                Some(dec!(21040)),
+            ),
+        ];
+        let short = leader_protection(&shorts, &nq, Direction::Short);
+        assert_eq!(
+            short.of(ProtectionKind::TakeProfit).unwrap().order.id.0,
+            "b"
+        );
+        assert_eq!(short.of(ProtectionKind::Stop).unwrap().order.id.0, "d");
+        assert_eq!(
+            protection_kind(&shorts[3], Direction::Short),
+            Some(ProtectionKind::Stop)
+        );
+        assert_eq!(protection_kind(&shorts[3], Direction::Long), None);
+    }
+
+    #[test]
+    fn a_leader_price_maps_onto_the_followers_tick_towards_the_entry() {
+        use ProtectionKind::{Stop, TakeProfit};
+        // NQ → MNQ: the same price scale and tick; a price on tick is kept exactly.
+        assert_eq!(
+            mapped_price("MNQZ6", Direction::Long, TakeProfit, dec!(21010.25)),
+            Some(dec!(21010.25))
+        );
+        assert_eq!(
+            mapped_price("MNQZ6", Direction::Long, Stop, dec!(20990.50)),
+            Some(dec!(20990.5))
+        );
+        // Between ticks: a long's target rounds down and its stop up (towards the entry); a
+        // short's the other way.
+        assert_eq!(
+            mapped_price("MNQZ6", Direction::Long, TakeProfit, dec!(21010.30)),
+            Some(dec!(21010.25))
+        );
+        assert_eq!(
+            mapped_price("MNQZ6", Direction::Long, Stop, dec!(20990.30)),
+            Some(dec!(20990.5))
+        );
+        assert_eq!(
+            mapped_price("MNQZ6", Direction::Short, TakeProfit, dec!(20950.30)),
+            Some(dec!(20950.5))
+        );
+        assert_eq!(
+            mapped_price("MNQZ6", Direction::Short, Stop, dec!(21030.30)),
+            Some(dec!(21030.25))
+        );
+        // A coarser tick (CL: 0.01; 6E: 0.00005).
+        assert_eq!(
+            mapped_price("CLZ6", Direction::Long, Stop, dec!(70.123)),
+            Some(dec!(70.13))
+        );
+        assert_eq!(mapped_price("NOPE", Direction::Long, Stop, dec!(1)), None);
     }
 }

@@ -45,12 +45,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-use jt_broker::{BrokerEvent, EventOrigin, FillReport, PositionReport};
+use jt_broker::{BrokerEvent, EventOrigin, FillReport, OrderReport, PositionReport};
 use jt_bus::{Bus, ConsumeOptions, Definitions, Envelope, Incoming, MessageId, Outcome};
 use jt_connect::BrokerAccess;
+use jt_domain::Direction;
 use jt_domain::copy::CopyAction;
 use jt_messages::{
-    BrokerEventMessage, CopyIntent, ExecutionMessage, IntentMessage, LeaderChange, ReportedEvent,
+    BrokerEventMessage, CopyIntent, CopyProtection, ExecutionMessage, IntentMessage, LeaderChange,
+    ProtectionKind, ReportedEvent,
 };
 use jt_runtime::config::{ConfigError, Env, or_default};
 use jt_runtime::health::Criticality;
@@ -58,8 +60,8 @@ use jt_service::{Context, Running};
 use jt_store::repo::copy::CopyRecorded;
 use jt_store::repo::copy::{Follower, Leader, NewCopy};
 use jt_store::{
-    BrokerAccountId, CopyLogId, CopyStatus, CopyTrigger, IntentId, IntentKind, IntentSource, Store,
-    StoreError, SubAccountId, UserId,
+    BrokerAccountId, CopyLogId, CopyStatus, CopyTrigger, FollowerId, IntentId, IntentKind,
+    IntentSource, Store, StoreError, SubAccountId, UserId,
 };
 use parking_lot::Mutex;
 use tracing::Instrument;
@@ -127,6 +129,7 @@ pub async fn start(config: CopierConfig, ctx: &Context) -> anyhow::Result<Runnin
         leaders: Arc::new(Mutex::new(HashMap::new())),
         gate: Arc::new(tokio::sync::Mutex::new(())),
         nudge: Arc::new(tokio::sync::Notify::new()),
+        carried: Arc::new(Mutex::new(HashMap::new())),
     };
     let syncing = config.sync_every.map(|every| {
         let (copier, stop) = (copier.clone(), ctx.shutdown.clone());
@@ -181,6 +184,9 @@ const MANUAL_CLOSE_WINDOW: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
 /// …or this long before it (clocks of the broker and of this platform differ a little).
 const MANUAL_CLOSE_EARLY: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
 
+/// How many (follower, leader order) protection prices are remembered.
+const CARRIED_MAX: usize = 100_000;
+
 /// Followers copied at once for one leader fill.
 const PARALLEL_FOLLOWERS: usize = 16;
 
@@ -226,6 +232,12 @@ struct Copier {
     gate: Arc<tokio::sync::Mutex<()>>,
     /// Wakes auto-sync after a leader fill.
     nudge: Arc<tokio::sync::Notify>,
+    /// The leader price each leader protective order was last copied to a follower at (by an
+    /// entry that carried it, or a protection copy): (follower, leader order id) → price. An
+    /// order event at that price publishes nothing (an optimisation over the copy log, which
+    /// does not see what an entry carried: after a restart such an event publishes a set the
+    /// executor finds done).
+    carried: Arc<Mutex<HashMap<(FollowerId, String), rust_decimal::Decimal>>>,
 }
 
 /// A follower's outcome before anything is recorded.
@@ -242,6 +254,11 @@ impl Copier {
             && event.origin == EventOrigin::Snapshot
         {
             return self.snapshot(event, position).await;
+        }
+        if let ReportedEvent::Known(BrokerEvent::Order(order)) = &event.event {
+            return self
+                .order(event, order, &msg.envelope.trace.to_pairs())
+                .await;
         }
         let ReportedEvent::Known(BrokerEvent::Fill(fill)) = &event.event else {
             return Outcome::Ack;
@@ -445,6 +462,384 @@ impl Copier {
         Ok(handled)
     }
 
+    /// A leader's order event: when it is a protective order of the leader's position (placed,
+    /// moved, cancelled), the followers' take-profit or stop follows (`Copier::protection`).
+    async fn order(
+        &self,
+        event: &BrokerEventMessage,
+        order: &OrderReport,
+        trace: &[(String, String)],
+    ) -> Outcome {
+        let span = tracing::info_span!(
+            "copy protection",
+            otel.kind = "consumer",
+            leader_sub_account = %event.sub_account_id,
+            order = %order.id,
+        );
+        jt_runtime::telemetry::extract_context(&span, trace);
+        let handled = async {
+            let _gate = self.gate.lock().await;
+            self.protection(event, order).await
+        }
+        .instrument(span)
+        .await;
+        match handled {
+            Ok(()) => Outcome::Ack,
+            Err(Failure::Store(StoreError::NotFound { entity, id })) => {
+                tracing::info!(sub_account = %event.sub_account_id, "leader order for a {entity} that is gone ({id}): dropped");
+                Outcome::Ack
+            }
+            Err(Failure::Store(e @ (StoreError::Invalid { .. } | StoreError::Corrupt { .. }))) => {
+                metrics::protection("failed");
+                Outcome::reject(format!("the protection copy cannot be recorded: {e}"))
+            }
+            Err(e) => {
+                metrics::protection("failed");
+                tracing::warn!(sub_account = %event.sub_account_id, order = %order.id, error = %e, "leader protection not copied yet: retried");
+                Outcome::retry(format!("copying the leader's protection failed: {e}"))
+            }
+        }
+    }
+
+    /// The leader's take-profit and stop of its `direction` position on `contract`, read from
+    /// its working orders at the broker.
+    async fn leader_protection(
+        &self,
+        event: &BrokerEventMessage,
+        contract: &jt_broker::ContractId,
+        direction: Direction,
+    ) -> Result<engine::LeaderProtection, Failure> {
+        let broker = self.broker_of(event).await?;
+        let working = broker
+            .working_orders(&event.account)
+            .await
+            .map_err(|e| Failure::Broker(e.to_string()))?;
+        Ok(engine::leader_protection(&working, contract, direction))
+    }
+
+    /// Remembers that `follower`'s protection is at the leader order's `price` (bounded: past
+    /// [`CARRIED_MAX`] entries the memory starts afresh; the copy log still keeps each change
+    /// once).
+    fn remember(&self, follower: FollowerId, leader_order: String, price: rust_decimal::Decimal) {
+        let mut carried = self.carried.lock();
+        if carried.len() >= CARRIED_MAX {
+            carried.clear();
+        }
+        carried.insert((follower, leader_order), price);
+    }
+
+    /// The broker login of the event's account.
+    async fn broker_of(
+        &self,
+        event: &BrokerEventMessage,
+    ) -> Result<Arc<dyn jt_broker::Broker>, Failure> {
+        let login = self
+            .store
+            .accounts()
+            .get(event.owner_id, event.broker_account_id)
+            .await?;
+        self.brokers
+            .for_account(&login)
+            .await
+            .map_err(|e| Failure::Broker(e.to_string()))
+    }
+
+    /// Copies a change of the leader's protection (issue #22, "copy protection changes"): on
+    /// an order event of a take-profit or stop kind, the leader's position and working orders
+    /// are read at the broker (the truth now, whatever order the events come in: a replayed
+    /// or redelivered event finds what is there now), and each follower that copies that kind
+    /// gets the leader's outermost one, mapped onto its instrument and tick, as a protection
+    /// [`CopyIntent`] (moved in place by the executor, or placed when it has none). A follower
+    /// already set to that leader order's price gets nothing. When the leader holds a
+    /// position and no longer has any order of that kind (it cancelled its stop), the
+    /// followers **keep** theirs: a row per follower says so (`skipped`).
+    async fn protection(
+        &self,
+        event: &BrokerEventMessage,
+        order: &OrderReport,
+    ) -> Result<(), Failure> {
+        use jt_broker::OrderType as T;
+        let Some(contract) = order.contract.clone() else {
+            return Ok(());
+        };
+        if !matches!(
+            order.order_type,
+            Some(T::Limit | T::Stop | T::StopLimit | T::TrailingStop | T::TrailingStopLimit)
+        ) {
+            return Ok(());
+        }
+        let owner = event.owner_id;
+        let copying = self.store.copying();
+        let Some(leader) = copying.leader_of(owner, event.sub_account_id).await? else {
+            return Ok(());
+        };
+        if !leader.enabled || !leader.auto_copy {
+            return Ok(());
+        }
+        let followers = copying.followers(owner, leader.id).await?;
+        if !followers.iter().any(|f| f.copy_tp || f.copy_sl) {
+            return Ok(());
+        }
+        if engine::is_ours(order.client_order_id.as_deref())
+            && self.follows(owner, event.sub_account_id).await?
+        {
+            // Our copy of another leader's protection on a leader that follows: not copied on
+            // (as its fills are not).
+            return Ok(());
+        }
+        let broker = self.broker_of(event).await?;
+        let net: i64 = broker
+            .positions(&event.account)
+            .await
+            .map_err(|e| Failure::Broker(e.to_string()))?
+            .iter()
+            .filter(|p| p.contract == contract)
+            .map(|p| p.net_qty)
+            .sum();
+        // A flat leader has nothing to protect: an exit order left after its position closed
+        // (the other leg of a bracket, cancelled) or a resting entry is not protection.
+        let Some(direction) = Direction::of_net(net) else {
+            return Ok(());
+        };
+        let Some(kind) = engine::protection_kind(order, direction) else {
+            return Ok(());
+        };
+        let working = broker
+            .working_orders(&event.account)
+            .await
+            .map_err(|e| Failure::Broker(e.to_string()))?;
+        let protection = engine::leader_protection(&working, &contract, direction);
+        let name = self
+            .name_of(event, order.symbol.as_deref(), &contract)
+            .await?;
+        let traders: HashSet<SubAccountId> = self
+            .store
+            .traders()
+            .list(owner)
+            .await?
+            .into_iter()
+            .filter(|t| t.enabled)
+            .map(|t| t.sub_account)
+            .collect();
+        let level = protection.of(kind);
+        if level.is_none() && order.status != jt_broker::OrderStatus::Canceled {
+            // Working yet without a price, or filled (the fill is copied as a trim): nothing
+            // to copy here.
+            return Ok(());
+        }
+        for follower in &followers {
+            let wanted = match kind {
+                ProtectionKind::TakeProfit => follower.copy_tp,
+                ProtectionKind::Stop => follower.copy_sl,
+            };
+            if !wanted
+                || follower.sub_account == leader.sub_account
+                || !follower.enabled
+                || follower.locked_out
+                || traders.contains(&follower.sub_account)
+            {
+                // A follower the copy skips (or one that does not copy this kind) is left
+                // alone: its position was not copied either.
+                continue;
+            }
+            let done = match level {
+                Some(level) => {
+                    self.protect(event, &leader, &name, direction, kind, level, follower)
+                        .await
+                }
+                None => {
+                    self.keep(event, &leader, &name, direction, kind, order, follower)
+                        .await
+                }
+            };
+            match done {
+                Ok(()) => {}
+                Err(Failure::Store(StoreError::NotFound { entity, id })) => {
+                    tracing::info!(follower = %follower.id, order = %order.id, "follower's protection not copied: its {entity} is gone ({id})");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// One follower's take-profit or stop set to the leader's `level`: a copy log row
+    /// (`protect:<leader order>:<n>`, recorded before the intent is published) and a
+    /// protection [`CopyIntent`] — unless the follower's last row for that leader order is at
+    /// that price already (a redelivery, a replay, the other kind's event), or its entry carried
+    /// it.
+    #[allow(clippy::too_many_arguments)]
+    async fn protect(
+        &self,
+        event: &BrokerEventMessage,
+        leader: &Leader,
+        contract: &str,
+        direction: Direction,
+        kind: ProtectionKind,
+        level: &engine::Level,
+        follower: &Follower,
+    ) -> Result<(), Failure> {
+        let owner = event.owner_id;
+        let leader_order = level.order.id.to_string();
+        if self
+            .carried
+            .lock()
+            .get(&(follower.id, leader_order.clone()))
+            == Some(&level.price)
+        {
+            metrics::protection("unchanged");
+            return Ok(());
+        }
+        let copying = self.store.copying();
+        let prefix = format!("protect:{leader_order}:");
+        let made = copying
+            .copies_with_prefix(owner, follower.id, &prefix)
+            .await?;
+        let sub = match self
+            .store
+            .accounts()
+            .sub_account(owner, follower.sub_account)
+            .await
+        {
+            Ok(sub) if sub.enabled => sub,
+            Ok(_) | Err(StoreError::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let mappings = copying.mappings(owner, follower.id).await?;
+        let target = engine::target(follower, &mappings, contract);
+        let Some(price) = engine::mapped_price(&target.symbol, direction, kind, level.price) else {
+            tracing::warn!(follower = %follower.id, symbol = %target.symbol, "the leader's {} cannot be put on the follower's instrument (unknown)", kind.name());
+            return Ok(());
+        };
+        let event_id = match made.last() {
+            Some(last) if last.leader_price == Some(level.price) => {
+                if last.status != CopyStatus::Pending {
+                    metrics::protection("unchanged");
+                    return Ok(());
+                }
+                // Recorded by a copier that stopped before publishing: the same intent again.
+                last.leader_fill_id.clone().unwrap_or_default()
+            }
+            _ => {
+                let event_id = format!("{prefix}{}", made.len());
+                copying
+                    .record_copy(
+                        owner,
+                        NewCopy {
+                            id: CopyLogId::new(),
+                            leader: leader.id,
+                            follower: follower.id,
+                            trigger: CopyTrigger::Auto,
+                            leader_fill_id: Some(event_id.clone()),
+                            leader_order_id: Some(leader_order.clone()),
+                            leader_symbol: contract.to_owned(),
+                            follower_symbol: target.symbol.clone(),
+                            leader_side: Some(level.order.side),
+                            follower_side: Some(direction.exit_side()),
+                            leader_quantity: level.order.qty.unwrap_or(0),
+                            follower_quantity: 0,
+                            leader_price: Some(level.price),
+                            status: CopyStatus::Pending,
+                            error: Some(format!(
+                                "protection: the leader's {} at {}, the follower's set to {}",
+                                kind.name(),
+                                level.price.normalize(),
+                                price.normalize()
+                            )),
+                        },
+                    )
+                    .await?;
+                event_id
+            }
+        };
+        let intent = IntentMessage::copy(
+            owner,
+            follower.sub_account,
+            sub.broker_account,
+            event.received_at,
+            CopyIntent {
+                leader_sub_account_id: leader.sub_account,
+                leader_event_id: event_id.clone(),
+                follower_id: follower.id,
+                symbol: target.symbol.clone(),
+                leader: LeaderChange {
+                    symbol: contract.to_owned(),
+                    prev_net: 0,
+                    new_net: 0,
+                    price: Some(level.price),
+                },
+                step: CopyAction::Nothing,
+                take_profit: None,
+                stop_loss: None,
+                max_lag_secs: None,
+                protection: Some(CopyProtection {
+                    direction,
+                    kind,
+                    price,
+                }),
+            },
+        );
+        self.send(intent).await?;
+        if let Some(row) = copying.copy_of(owner, follower.id, &event_id).await? {
+            copying.mark_copy_accepted(owner, row.id).await?;
+        }
+        // The follower's protection is now at this price: the next event at it is no news.
+        self.remember(follower.id, leader_order.clone(), level.price);
+        metrics::protection("published");
+        tracing::info!(follower = %follower.id, order = %leader_order, kind = kind.name(), %price, "protection copy published");
+        Ok(())
+    }
+
+    /// The leader cancelled its only order of `kind` while holding a position: the follower
+    /// keeps its own (a stop is never removed on a copy: the cancel may be the first half of a
+    /// cancel-and-replace, and a follower left without a stop is the worse mistake). One
+    /// `skipped` row per follower says so (`unprotect:<leader order>`, once).
+    #[allow(clippy::too_many_arguments)]
+    async fn keep(
+        &self,
+        event: &BrokerEventMessage,
+        leader: &Leader,
+        contract: &str,
+        direction: Direction,
+        kind: ProtectionKind,
+        order: &OrderReport,
+        follower: &Follower,
+    ) -> Result<(), Failure> {
+        let owner = event.owner_id;
+        let copying = self.store.copying();
+        let mappings = copying.mappings(owner, follower.id).await?;
+        let target = engine::target(follower, &mappings, contract);
+        let recorded = copying
+            .record_copy(
+                owner,
+                NewCopy {
+                    id: CopyLogId::new(),
+                    leader: leader.id,
+                    follower: follower.id,
+                    trigger: CopyTrigger::Auto,
+                    leader_fill_id: Some(format!("unprotect:{}", order.id)),
+                    leader_order_id: Some(order.id.to_string()),
+                    leader_symbol: contract.to_owned(),
+                    follower_symbol: target.symbol,
+                    leader_side: Some(order.side),
+                    follower_side: Some(direction.exit_side()),
+                    leader_quantity: order.qty.unwrap_or(0),
+                    follower_quantity: 0,
+                    leader_price: None,
+                    status: CopyStatus::Skipped,
+                    error: Some(format!(
+                        "the leader cancelled its {}: the follower keeps its own",
+                        kind.name()
+                    )),
+                },
+            )
+            .await?;
+        if recorded == CopyRecorded::New {
+            metrics::protection("kept");
+        }
+        Ok(())
+    }
+
     /// Tracks one fill and copies it when its sub-account leads in automatic mode.
     async fn fill(
         &self,
@@ -514,10 +909,24 @@ impl Copier {
             .filter(|t| t.enabled)
             .map(|t| t.sub_account)
             .collect();
+        // A fill that opens a position (an entry, a flip's new side): the leader's take-profit
+        // and stop working at the broker now go with the followers' entries. Legs the broker
+        // shows only after the fill reach the followers through their order events
+        // (`Copier::order`).
+        let protection = match Direction::of_net(change.new) {
+            Some(d)
+                if Direction::of_net(change.prev) != Some(d)
+                    && followers.iter().any(|f| f.copy_tp || f.copy_sl) =>
+            {
+                self.leader_protection(event, &fill.contract, d).await?
+            }
+            _ => engine::LeaderProtection::default(),
+        };
         // Every follower at once (bounded: each copy is a few store round trips and a
         // publish). A failure retries the whole fill: the copies already accepted are
         // recognised, the rest are made.
         let (leader_ref, contract_ref, traders_ref) = (&leader, &contract, &traders);
+        let protection_ref = &protection;
         let mut copies: Vec<futures_util::future::BoxFuture<'_, (&Follower, Result<(), Failure>)>> =
             Vec::with_capacity(followers.len());
         for follower in &followers {
@@ -532,6 +941,7 @@ impl Copier {
                         follower,
                         traders_ref,
                         trigger,
+                        protection_ref,
                     )
                     .await;
                 (follower, done)
@@ -624,10 +1034,22 @@ impl Copier {
         event: &BrokerEventMessage,
         fill: &FillReport,
     ) -> Result<String, Failure> {
-        if let Some(name) = fill.symbol.as_deref().filter(|s| !s.is_empty()) {
+        self.name_of(event, fill.symbol.as_deref(), &fill.contract)
+            .await
+    }
+
+    /// The contract name of `contract` (an order's or a fill's), from `symbol` when the event
+    /// carries one: see [`Copier::contract_name`].
+    async fn name_of(
+        &self,
+        event: &BrokerEventMessage,
+        symbol: Option<&str>,
+        contract: &jt_broker::ContractId,
+    ) -> Result<String, Failure> {
+        if let Some(name) = symbol.filter(|s| !s.is_empty()) {
             return Ok(name.to_owned());
         }
-        let id = fill.contract.to_string();
+        let id = contract.to_string();
         let key = (event.broker_account_id, id.clone());
         if let Some(name) = self.names.lock().get(&key) {
             return Ok(name.clone());
@@ -744,6 +1166,7 @@ impl Copier {
         follower: &Follower,
         traders: &HashSet<SubAccountId>,
         trigger: CopyTrigger,
+        protection: &engine::LeaderProtection,
     ) -> Result<(), Failure> {
         let owner = event.owner_id;
         let copying = self.store.copying();
@@ -852,6 +1275,7 @@ impl Copier {
                     Some(row) if row.status == CopyStatus::Pending => {
                         self.publish(
                             event, fill, leader, contract, change, follower, &target, step, login,
+                            protection,
                         )
                         .await?;
                         copying.mark_copy_accepted(owner, row.id).await?;
@@ -862,7 +1286,7 @@ impl Copier {
             }
         };
         self.publish(
-            event, fill, leader, contract, change, follower, &target, step, login,
+            event, fill, leader, contract, change, follower, &target, step, login, protection,
         )
         .await?;
         if let Some(row) = copying.copy_of(owner, follower.id, &fill_id).await? {
@@ -883,7 +1307,30 @@ impl Copier {
         target: &engine::Target,
         step: CopyAction,
         login: BrokerAccountId,
+        protection: &engine::LeaderProtection,
     ) -> Result<(), Failure> {
+        // The leader's protection goes with a step that opens the follower's position, on the
+        // follower's instrument and tick, for what the follower copies (`copy_tp`, `copy_sl`).
+        let opens = match step {
+            CopyAction::Entry { side, .. } => Some(side.opens()),
+            CopyAction::Reverse { entry_side, .. } => Some(entry_side.opens()),
+            _ => None,
+        };
+        let level = |kind: ProtectionKind, wanted: bool| {
+            let direction = opens.filter(|_| wanted)?;
+            let l = protection.of(kind)?;
+            let price = engine::mapped_price(&target.symbol, direction, kind, l.price);
+            if price.is_some() {
+                self.remember(follower.id, l.order.id.to_string(), l.price);
+            } else {
+                tracing::warn!(follower = %follower.id, symbol = %target.symbol, "the leader's {} cannot be put on the follower's instrument (unknown): the entry goes without it", kind.name());
+            }
+            price
+        };
+        let (take_profit, stop_loss) = (
+            level(ProtectionKind::TakeProfit, follower.copy_tp),
+            level(ProtectionKind::Stop, follower.copy_sl),
+        );
         let intent = IntentMessage::copy(
             event.owner_id,
             follower.sub_account,
@@ -901,10 +1348,10 @@ impl Copier {
                     price: Some(fill.price),
                 },
                 step,
-                // The leader's take-profit and stop are not read yet (issue #22, later part).
-                take_profit: None,
-                stop_loss: None,
+                take_profit,
+                stop_loss,
                 max_lag_secs: self.max_lag_secs,
+                protection: None,
             },
         );
         self.send(intent).await?;

@@ -43,3 +43,11 @@ pub fn outcome(status: &'static str) {
 pub fn sync(outcome: &'static str) {
     metrics::counter!("jt_copier_sync_total", "outcome" => outcome).increment(1);
 }
+
+/// A leader protection change handled for one follower (issue #22). `outcome`: `published` (a
+/// protection intent on ORDERS), `unchanged` (the follower is set to that price already: a
+/// redelivery, a replay, carried by its entry), `kept` (the leader cancelled its stop or target:
+/// the follower keeps its own), `failed` (the event is retried).
+pub fn protection(outcome: &'static str) {
+    metrics::counter!("jt_copier_protection_total", "outcome" => outcome).increment(1);
+}

@@ -291,6 +291,7 @@ impl Copier {
                     take_profit: None,
                     stop_loss: None,
                     max_lag_secs: self.max_lag_secs,
+                    protection: None,
                 },
             );
             self.send(intent).await?;

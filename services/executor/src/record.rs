@@ -45,6 +45,7 @@ pub(crate) fn new_intent(msg: &IntentMessage, skip: Option<String>) -> NewIntent
 pub(crate) fn kind_of(msg: &IntentMessage) -> IntentKind {
     match &msg.action {
         IntentAction::Signal(s) => kind_of_action(s.action),
+        IntentAction::Copy(c) if c.protection.is_some() => IntentKind::Protect,
         IntentAction::Copy(c) => match c.step {
             jt_domain::CopyAction::Entry { .. } => IntentKind::Entry,
             jt_domain::CopyAction::Increase { .. } => IntentKind::Add,

@@ -674,6 +674,13 @@ pub const FAMILIES: &[Declared] = &[
         &["copier"],
         &[&[("outcome", "in_sync")], &[("outcome", "corrected")]],
     ),
+    f(
+        "jt_copier_protection_total",
+        C,
+        "Leader take-profit and stop changes copied to a follower, by outcome (published, unchanged, kept, failed).",
+        &["copier"],
+        &[&[("outcome", "published")], &[("outcome", "unchanged")]],
+    ),
     // Risk (registered by the risk service itself, as are the notifier's families).
     f(
         "jt_risk_accounts_watched",

@@ -318,6 +318,28 @@ impl Broker for ProjectXBroker {
         self.login.http.modify_size(account, id, qty).await
     }
 
+    async fn modify_order_price(
+        &self,
+        account: &AccountId,
+        order: &OrderReport,
+        price: Decimal,
+    ) -> Result<(), BrokerError> {
+        if &order.account != account {
+            return Err(BrokerError::invalid(format!(
+                "order {} belongs to another account",
+                order.id
+            )));
+        }
+        let id: i64 = order.id.as_str().parse().map_err(|_| {
+            BrokerError::invalid(format!("order id {} is not a ProjectX id", order.id))
+        })?;
+        let (limit, stop) = jt_broker::broker::moved_prices(order, price)?;
+        self.login
+            .http
+            .modify_prices(account, id, limit, stop)
+            .await
+    }
+
     async fn place_order(
         &self,
         account: &AccountId,

@@ -80,7 +80,7 @@ fn px(sim: &Sim, name: &str) -> (ProjectXBroker, AccountId) {
 }
 
 #[tokio::test]
-async fn projectx_reports_the_balance_and_changes_a_working_orders_size() {
+async fn projectx_reports_the_balance_and_changes_a_working_orders_size_and_price() {
     let sim = px_sim().await;
     price(&sim, "MNQ", dec!(21000));
     let (b, acct) = px(&sim, "pxa");
@@ -108,6 +108,15 @@ async fn projectx_reports_the_balance_and_changes_a_working_orders_size() {
     b.modify_order_qty(&acct, &order, 2).await.unwrap();
     let after = b.find_order(&acct, "jt-px-rest").await.unwrap().unwrap();
     assert_eq!((after.qty, after.price), (Some(2), Some(dec!(20990))));
+    // Its price moved in place (`Order/modify {limitPrice}`): the same order, the same size.
+    b.modify_order_price(&acct, &after, dec!(20985.25))
+        .await
+        .unwrap();
+    let moved = b.find_order(&acct, "jt-px-rest").await.unwrap().unwrap();
+    assert_eq!(
+        (moved.id, moved.qty, moved.price),
+        (after.id, Some(2), Some(dec!(20985.25)))
+    );
     // A day entry cannot be carried: refused before anything is sent.
     let day = EntryOrder::Market(OrderRequest {
         client_order_id: "jt-px-day".into(),

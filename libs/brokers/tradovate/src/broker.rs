@@ -308,6 +308,18 @@ impl Broker for TradovateBroker {
         self.login.http.modify_order_qty(account, order, qty).await
     }
 
+    async fn modify_order_price(
+        &self,
+        account: &AccountId,
+        order: &OrderReport,
+        price: Decimal,
+    ) -> Result<(), BrokerError> {
+        self.login
+            .http
+            .modify_order_price(account, order, price)
+            .await
+    }
+
     async fn place_resting_entry(
         &self,
         account: &AccountId,

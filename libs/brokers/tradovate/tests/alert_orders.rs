@@ -104,6 +104,50 @@ async fn tradovate_trims_a_bracket_legs_quantity_in_place_and_keeps_its_prices_a
 }
 
 #[tokio::test]
+async fn tradovate_moves_a_bracket_legs_price_in_place_and_keeps_its_quantity() {
+    let sim = sim().await;
+    let u = user(&sim, "move", &["MOVE1"]);
+    price(&sim, "MNQ", dec!(21000));
+    let b = broker(config(&sim, "move"));
+    let acct = account(&u);
+    let c = b.resolve_contract("MNQ").await.unwrap();
+    b.place_bracket(&acct, &c, &bracket("jt-move", OrderKind::Market))
+        .await
+        .unwrap();
+    let working = b.working_orders(&acct).await.unwrap();
+    let far = working
+        .iter()
+        .filter(|o| o.order_type == Some(OrderType::Limit))
+        .max_by_key(|o| o.price)
+        .expect("two targets")
+        .clone();
+    let stop = working
+        .iter()
+        .find(|o| o.id == far.linked.clone().expect("its OCO partner"))
+        .expect("the partner is working")
+        .clone();
+    let (tp, sl) = (
+        far.price.expect("a limit price") + dec!(4),
+        stop.stop_price.expect("a stop price") + dec!(2.25),
+    );
+    b.modify_order_price(&acct, &far, tp).await.unwrap();
+    b.modify_order_price(&acct, &stop, sl).await.unwrap();
+    let after = b.working_orders(&acct).await.unwrap();
+    let far_after = after.iter().find(|o| o.id == far.id).unwrap();
+    assert_eq!((far_after.qty, far_after.price), (far.qty, Some(tp)));
+    let stop_after = after.iter().find(|o| o.id == stop.id).unwrap();
+    assert_eq!(
+        (stop_after.qty, stop_after.stop_price),
+        (stop.qty, Some(sl))
+    );
+    // Another account's order is refused before anything is sent.
+    assert!(matches!(
+        b.modify_order_price(&AccountId::from("1"), &far, tp).await,
+        Err(BrokerError::InvalidRequest { .. })
+    ));
+}
+
+#[tokio::test]
 async fn tradovate_rests_a_day_limit_entry_with_its_bracket_until_the_trading_day_ends() {
     let sim = sim().await;
     let u = user(&sim, "rest", &["REST1"]);

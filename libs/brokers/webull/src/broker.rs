@@ -573,6 +573,39 @@ impl Broker for WebullBroker {
             .await
     }
 
+    /// Webull's replace carries the new limit and/or stop price (the quantity is not sent, so
+    /// it stays): the order moves in place, no cancel-and-replace.
+    async fn modify_order_price(
+        &self,
+        account: &AccountId,
+        order: &OrderReport,
+        price: Decimal,
+    ) -> Result<(), BrokerError> {
+        if &order.account != account {
+            return Err(BrokerError::invalid(format!(
+                "order {} belongs to another account",
+                order.id
+            )));
+        }
+        let (limit, stop) = jt_broker::broker::moved_prices(order, price)?;
+        let id = match &order.client_order_id {
+            Some(id) => id.clone(),
+            None => self.client_id_of(account, &order.id).await?,
+        };
+        self.login
+            .http
+            .replace(
+                account.as_str(),
+                &WbModify {
+                    client_order_id: id,
+                    quantity: None,
+                    limit_price: limit.map(|d| d.normalize().to_string()),
+                    stop_price: stop.map(|d| d.normalize().to_string()),
+                },
+            )
+            .await
+    }
+
     /// A plain resting entry carries its time in force (`DAY` or `GTC`); a bracket's entry
     /// must be a market order (the protection is sized to its fill).
     async fn place_resting_entry(

@@ -529,6 +529,56 @@ async fn a_dca_add_replaces_the_protection_and_the_guard_links_the_new_pair() {
 }
 
 #[tokio::test]
+async fn a_protective_orders_price_moves_in_place() {
+    let (_sim, b, a, c, _) = setup("wbb-mv").await;
+    b.place_bracket(
+        &a,
+        &c,
+        &bracket(
+            "jt-mv1",
+            Side::Buy,
+            2,
+            vec![leg(2, dec!(10))],
+            fixed(dec!(10)),
+        ),
+    )
+    .await
+    .unwrap();
+    let before = b.working_orders(&a).await.unwrap();
+    let of = |t: OrderType| {
+        before
+            .iter()
+            .find(|o| o.order_type == Some(t))
+            .expect("the bracket's leg")
+            .clone()
+    };
+    let (tp, sl) = (of(OrderType::Limit), of(OrderType::Stop));
+    // `orders/replace` with the new limit / stop price and no quantity: same order, same size.
+    b.modify_order_price(&a, &tp, dec!(21012.5)).await.unwrap();
+    b.modify_order_price(&a, &sl, dec!(20994)).await.unwrap();
+    let after = working(&b, &a).await;
+    assert_eq!(
+        after,
+        vec![
+            (
+                OrderType::Stop,
+                Side::Sell,
+                2,
+                dec!(20994),
+                sl.client_order_id.clone()
+            ),
+            (
+                OrderType::Limit,
+                Side::Sell,
+                2,
+                dec!(21012.5),
+                tp.client_order_id.clone()
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
 async fn close_and_flatten_leave_nothing_working() {
     let (sim, b, a, c, _) = setup("wbb-f").await;
     b.place_bracket(

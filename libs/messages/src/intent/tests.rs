@@ -316,6 +316,7 @@ fn every_source_round_trips_through_json_exactly() {
         take_profit: Some(dec!(20950.50)),
         stop_loss: Some(dec!(21040.75)),
         max_lag_secs: Some(5),
+        protection: None,
     }));
     let manual = message(IntentAction::Manual(ManualIntent {
         idempotency_key: "req-7f3".into(),
@@ -373,7 +374,25 @@ fn every_source_round_trips_through_json_exactly() {
             ..Settings::default()
         },
     }));
-    for m in [&copy, &manual, &exit, &control, &repair] {
+    let protect = message(IntentAction::Copy(CopyIntent {
+        leader_event_id: "protect:8812:0".into(),
+        step: CopyAction::Nothing,
+        take_profit: None,
+        stop_loss: None,
+        protection: Some(crate::CopyProtection {
+            direction: Direction::Long,
+            kind: crate::ProtectionKind::Stop,
+            price: dec!(20990.25),
+        }),
+        ..match &copy.action {
+            IntentAction::Copy(c) => c.clone(),
+            _ => unreachable!(),
+        }
+    }));
+    // A protection copy only protects: never judged stale, never refused as new exposure.
+    assert!(!protect.may_add_exposure() && protect.staleness().is_none());
+    assert_eq!(protect.action_name(), "copy protection");
+    for m in [&copy, &manual, &exit, &control, &repair, &protect] {
         assert_eq!(&round_trip(m), m);
     }
     // Decimals travel as numbers with every digit, never through a float.
@@ -496,6 +515,7 @@ fn the_ids_of_new_sources_follow_their_cause() {
                 take_profit: None,
                 stop_loss: None,
                 max_lag_secs: None,
+                protection: None,
             },
         )
     };

@@ -19,7 +19,8 @@ use jt_domain::{
     instrument, session,
 };
 use jt_messages::{
-    ControlAction, ControlIntent, ControlScope, CopyIntent, ManualIntent, ManualTrade, RepairIntent,
+    ControlAction, ControlIntent, ControlScope, CopyIntent, CopyProtection, ManualIntent,
+    ManualTrade, ProtectionKind, RepairIntent,
 };
 use jt_store::{BreachKind, IntentKind};
 use jt_trading::Step;
@@ -366,6 +367,9 @@ pub(crate) async fn manual(inputs: &Inputs<'_>, m: &ManualIntent) -> Result<Choi
 
 /// A copy step (DOMAIN.md §10), read against the follower's real position.
 pub(crate) async fn copy(inputs: &Inputs<'_>, c: &CopyIntent) -> Result<Choice, Refusal> {
+    if let Some(p) = c.protection {
+        return copy_protection(inputs, c, p).await;
+    }
     if c.step == CopyAction::Nothing {
         return Ok(Choice::Skip(
             "the leader's change does not move this follower (its size is unchanged)".into(),
@@ -596,6 +600,41 @@ pub(crate) async fn copy(inputs: &Inputs<'_>, c: &CopyIntent) -> Result<Choice, 
             )
         }
     }
+}
+
+/// A copied protection change: the follower's take-profit or stop set to its leader's (moved
+/// in place, or placed when it has none). Checked against the real position when it runs
+/// (`Desk::set_protection`): a follower that holds no such position is left alone, with the
+/// reason in the outcome.
+async fn copy_protection(
+    inputs: &Inputs<'_>,
+    c: &CopyIntent,
+    p: CopyProtection,
+) -> Result<Choice, Refusal> {
+    let (_, contract) = contract_of(inputs, &c.symbol).await?;
+    let take_profit = p.kind == ProtectionKind::TakeProfit;
+    plan(
+        steps_plan(
+            Some(&contract),
+            vec![Step::SetProtection {
+                direction: p.direction,
+                take_profit,
+                price: p.price,
+                client_order_id: inputs.msg.client_order_id(),
+            }],
+            None,
+            format!(
+                "copy protection: the {}'s {} set to {}",
+                p.direction,
+                p.kind.name(),
+                p.price.normalize()
+            ),
+        ),
+        IntentKind::Protect,
+        Some(&contract),
+        Some(p.direction.exit_side()),
+        0,
+    )
 }
 
 /// A protection repair.

@@ -1097,15 +1097,53 @@ impl ProjectXHttpClient {
         order_id: i64,
         size: u32,
     ) -> Result<(), BrokerError> {
-        let acct = account_number(account)?;
-        let raw = &self.raw;
         let body = ModifyOrderRequest {
-            account_id: acct,
+            account_id: account_number(account)?,
             order_id,
             size: Some(i64::from(size)),
             limit_price: None,
             stop_price: None,
         };
+        self.modify(account, body, |o| o.size == i64::from(size))
+            .await
+    }
+
+    /// Moves a working order's prices (`Order/modify` with `limitPrice` and/or `stopPrice`;
+    /// the size is not sent, so it stays).
+    ///
+    /// # Errors
+    /// As [`Self::modify_size`].
+    pub async fn modify_prices(
+        &self,
+        account: &AccountId,
+        order_id: i64,
+        limit_price: Option<Decimal>,
+        stop_price: Option<Decimal>,
+    ) -> Result<(), BrokerError> {
+        let body = ModifyOrderRequest {
+            account_id: account_number(account)?,
+            order_id,
+            size: None,
+            limit_price,
+            stop_price,
+        };
+        self.modify(account, body, |o| {
+            (limit_price.is_none() || o.limit_price == limit_price)
+                && (stop_price.is_none() || o.stop_price == stop_price)
+        })
+        .await
+    }
+
+    /// Sends one `Order/modify`; a lost answer is settled by reading the open orders
+    /// (`settled`: the order shows the change).
+    async fn modify(
+        &self,
+        account: &AccountId,
+        body: ModifyOrderRequest,
+        settled: impl Fn(&OrderModel) -> bool,
+    ) -> Result<(), BrokerError> {
+        let order_id = body.order_id;
+        let raw = &self.raw;
         let body = &body;
         let Some(detail) = self
             .command(Endpoint::ModifyOrder, "Order/modify", |t| async move {
@@ -1117,22 +1155,18 @@ impl ProjectXHttpClient {
         };
         tokio::time::sleep(self.config.http.lookup_interval).await;
         match self.open_order_models(account).await {
-            Ok(open)
-                if open
-                    .iter()
-                    .any(|o| o.id == order_id && o.size == i64::from(size)) =>
-            {
-                Ok(())
-            }
+            Ok(open) if open.iter().any(|o| o.id == order_id && settled(o)) => Ok(()),
             other => Err(BrokerError::UnknownOutcome {
                 operation: "modify_order".into(),
                 client_order_id: None,
                 detail: format!(
                     "{detail}; order {order_id} afterwards: {:?}",
-                    other.map(|o| o
-                        .into_iter()
-                        .find(|x| x.id == order_id)
-                        .map(|x| (x.status, x.size)))
+                    other.map(|o| o.into_iter().find(|x| x.id == order_id).map(|x| (
+                        x.status,
+                        x.size,
+                        x.limit_price,
+                        x.stop_price
+                    )))
                 ),
             }),
         }

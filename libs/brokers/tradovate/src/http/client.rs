@@ -15,6 +15,7 @@ use jt_net::http::RawError;
 use jt_net::limits::LoginLimits;
 use jt_net::policy::{Call, CallError, CallPolicy, PolicyConfig, Refusal, Uncertain};
 use parking_lot::Mutex;
+use rust_decimal::Decimal;
 
 use crate::common::entities::{self as wire};
 use crate::config::TradovateConfig;
@@ -1052,13 +1053,46 @@ impl TradovateHttpClient {
         order: &OrderReport,
         qty: u32,
     ) -> Result<(), BrokerError> {
+        let body = models::modify_order_qty(order, qty)?;
+        self.modify(account, order, body, |o| o.qty == Some(qty))
+            .await
+    }
+
+    /// Moves the price of a working order of the account (`order/modifyorder` with `price` /
+    /// `stopPrice`, [`models::modify_order_price`]); its type and quantity are sent unchanged.
+    ///
+    /// # Errors
+    /// As [`Self::modify_order_qty`]; `InvalidRequest` for an order whose price cannot move
+    /// (a trailing stop).
+    pub async fn modify_order_price(
+        &self,
+        account: &AccountId,
+        order: &OrderReport,
+        price: Decimal,
+    ) -> Result<(), BrokerError> {
+        let body = models::modify_order_price(order, price)?;
+        let (limit, stop) = (body.price, body.stop_price);
+        self.modify(account, order, body, |o| {
+            (limit.is_none() || o.price == limit) && (stop.is_none() || o.stop_price == stop)
+        })
+        .await
+    }
+
+    /// Sends one modifyorder; a lost answer is settled by reading the account's working
+    /// orders (`settled`: the order shows the change).
+    async fn modify(
+        &self,
+        account: &AccountId,
+        order: &OrderReport,
+        body: models::ModifyOrder,
+        settled: impl Fn(&OrderReport) -> bool,
+    ) -> Result<(), BrokerError> {
         if &order.account != account {
             return Err(BrokerError::invalid(format!(
                 "order {} belongs to another account",
                 order.id
             )));
         }
-        let body = models::modify_order_qty(order, qty)?;
         let oid = body.order_id;
         let raw = &self.raw;
         let body = &body;
@@ -1079,13 +1113,17 @@ impl TradovateHttpClient {
         // Whether the change happened is read from the account's working orders.
         tokio::time::sleep(self.config.http.lookup_interval).await;
         match self.working_orders(account).await {
-            Ok(open) if open.iter().any(|o| o.id == order.id && o.qty == Some(qty)) => Ok(()),
+            Ok(open) if open.iter().any(|o| o.id == order.id && settled(o)) => Ok(()),
             other => Err(BrokerError::UnknownOutcome {
                 operation: "modify_order".into(),
                 client_order_id: None,
                 detail: format!(
                     "{detail}; order {oid} afterwards: {:?}",
-                    other.map(|o| o.into_iter().find(|x| x.id == order.id).map(|x| x.qty))
+                    other.map(|o| o.into_iter().find(|x| x.id == order.id).map(|x| (
+                        x.qty,
+                        x.price,
+                        x.stop_price
+                    )))
                 ),
             }),
         }

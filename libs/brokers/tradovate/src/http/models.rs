@@ -303,6 +303,40 @@ pub fn modify_order_qty(
     })
 }
 
+/// The modifyorder body that moves `order`'s price to `price` and nothing else
+/// ([`jt_broker::broker::moved_prices`]). The quantity is sent as it is (`orderQty` is
+/// required).
+///
+/// # Errors
+/// `InvalidRequest` for a foreign id, an order without quantity, a trailing stop (it trails:
+/// only its quantity may change) or a type without a price.
+pub fn modify_order_price(
+    order: &jt_broker::model::OrderReport,
+    price: Decimal,
+) -> Result<ModifyOrder, BrokerError> {
+    use jt_broker::model::OrderType as T;
+    let order_id: i64 = order.id.as_str().parse().map_err(|_| {
+        BrokerError::invalid(format!("order id {} is not a Tradovate id", order.id))
+    })?;
+    let qty = order
+        .qty
+        .ok_or_else(|| BrokerError::invalid(format!("order {} has no quantity", order.id)))?;
+    let (limit, stop_price) = jt_broker::broker::moved_prices(order, price)?;
+    let order_type = match order.order_type {
+        Some(T::Limit) => "Limit",
+        Some(T::Stop) => "Stop",
+        _ => "StopLimit",
+    };
+    Ok(ModifyOrder {
+        order_id,
+        order_qty: checked_qty(qty)?,
+        order_type,
+        price: limit,
+        stop_price,
+        is_automated: true,
+    })
+}
+
 /// `CommandResult`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
