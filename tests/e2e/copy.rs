@@ -6,10 +6,12 @@
 //! simulator equal to the DOMAIN §10 table after every step; a redelivered leader fill copies
 //! nothing (one copy log row per follower per fill); a copier restarted mid-sequence, or a
 //! `jt copier` process killed right after leader fills, copies nothing twice and misses nothing; skipped followers logged with their reasons; two leaders
-//! following each other never ping-pong; a Tradovate leader copied to a Webull follower;
-//! auto-sync (a follower closed by hand re-synced once, with the drift logged, never while a
-//! copy to it is in flight, a refused correction not retried at every check); a manual trade
-//! through the API on the leader reaching every follower once.
+//! following each other never ping-pong; a Tradovate leader copied to a Webull follower and
+//! to a ProjectX follower, a ProjectX leader copied to a Tradovate follower; auto-sync (a
+//! follower closed by hand re-synced once, with the drift logged, never while a copy to it is
+//! in flight, a refused correction not retried at every check; or left flat when its setting
+//! says so; a drift made while the copier was down corrected after its restart without a new
+//! leader fill); a manual trade through the API on the leader reaching every follower once.
 //!
 //! Needs `NATS_URL` (JetStream 2.10+) and `DATABASE_URL` (PostgreSQL): `make test` sets both.
 
