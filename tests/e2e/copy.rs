@@ -6,10 +6,12 @@
 //! simulator equal to the DOMAIN §10 table after every step; a redelivered leader fill copies
 //! nothing (one copy log row per follower per fill); a copier restarted mid-sequence, or a
 //! `jt copier` process killed right after leader fills, copies nothing twice and misses nothing; skipped followers logged with their reasons; two leaders
-//! following each other never ping-pong; a Tradovate leader copied to a Webull follower;
-//! auto-sync (a follower closed by hand re-synced once, with the drift logged, never while a
-//! copy to it is in flight, a refused correction not retried at every check); a manual trade
-//! through the API on the leader reaching every follower once.
+//! following each other never ping-pong; a Tradovate leader copied to a Webull follower and
+//! to a ProjectX follower, a ProjectX leader copied to a Tradovate follower; auto-sync (a
+//! follower closed by hand re-synced once, with the drift logged, never while a copy to it is
+//! in flight, a refused correction not retried at every check; or left flat when its setting
+//! says so; a drift made while the copier was down corrected after its restart without a new
+//! leader fill); a manual trade through the API on the leader reaching every follower once.
 //!
 //! Needs `NATS_URL` (JetStream 2.10+) and `DATABASE_URL` (PostgreSQL): `make test` sets both.
 
@@ -104,7 +106,9 @@ impl Hand {
             .get(p.user, p.subs[index].broker_account)
             .await
             .unwrap();
-        let access = jt_connect::AccessConfig::default().with_sim_url(p.sim.base_url());
+        let access = jt_connect::AccessConfig::default()
+            .with_sim_url(p.sim.base_url())
+            .with_projectx_url(p.sim.base_url());
         let broker = jt_connect::BrokerAccess::new(p.store.clone(), access)
             .for_account(&login)
             .await
@@ -146,6 +150,7 @@ fn settings(multiplier: Decimal) -> FollowerSettings {
         copy_sl: false,
         daily_loss_limit: None,
         max_drawdown: None,
+        closed_by_hand_stays_flat: false,
     }
 }
 
@@ -873,6 +878,141 @@ async fn a_tradovate_leader_is_copied_to_a_webull_follower() {
     p.stop().await;
 }
 
+/// Waits until sub-account `index` holds `want` at the simulator.
+async fn holds(p: &Platform, who: &str, index: usize, want: i64) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let held = p.net_position(index);
+        if held == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{who} holds {held}, not {want}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tradovate_leader_is_copied_to_a_projectx_follower() {
+    let mut p = Platform::start(Options {
+        accounts: 1,
+        ..Options::default()
+    })
+    .await;
+    let px_follower = p.projectx_account("PX1").await;
+    let services = Services::start(&p).await;
+    let copying = p.store.copying();
+
+    // Tradovate → ProjectX: the leader's contract name (`NQZ6`) is what the follower trades;
+    // the ProjectX adapter resolves it to its contract id (`CON.F.US.ENQ.Z26`) by name.
+    let tradovate = copying
+        .create_leader(p.user, p.subs[0].id, Some("tradovate"), true)
+        .await
+        .unwrap();
+    copying
+        .add_follower(
+            p.user,
+            tradovate.id,
+            p.subs[px_follower].id,
+            settings(dec!(2)),
+        )
+        .await
+        .unwrap();
+    let mut hand = Hand::new(&p, "NQ").await;
+    hand.trade(Side::Buy, 1).await;
+    holds(&p, "the ProjectX follower", px_follower, 2).await;
+    hand.trade(Side::Buy, 1).await;
+    holds(&p, "the ProjectX follower", px_follower, 4).await;
+    hand.trade(Side::Sell, 2).await;
+    holds(&p, "the ProjectX follower", px_follower, 0).await;
+    let log = eventually("the ProjectX copies executed", WAIT, async || {
+        let log = copy_log(&p, tradovate.id).await;
+        (log.len() == 3 && log.iter().all(|r| r.follower_intent.is_some())).then_some(log)
+    })
+    .await;
+    let named = |s: &str| s.starts_with("NQ") && s.len() == 4;
+    for r in &log {
+        assert!(named(&r.leader_symbol), "a contract name: {r:?}");
+        assert_eq!(r.follower_symbol, r.leader_symbol, "{r:?}");
+        assert!(
+            matches!(r.status, CopyStatus::Filled | CopyStatus::Accepted),
+            "{r:?}"
+        );
+    }
+
+    services.stop().await;
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projectx_leader_is_copied_to_a_tradovate_follower() {
+    let mut p = Platform::start(Options {
+        accounts: 2,
+        ..Options::default()
+    })
+    .await;
+    let px_leader = p.projectx_account("PX2").await;
+    let services = Services::start(&p).await;
+    let copying = p.store.copying();
+    let named = |s: &str| s.starts_with("NQ") && s.len() == 4;
+    // ProjectX → Tradovate: the leader's fills come from its user hub with ProjectX contract
+    // ids; the copier names the contract (`NQZ6`) before the follower's Tradovate login
+    // resolves it, mapped NQ → MNQ ×10 here.
+    let projectx = copying
+        .create_leader(p.user, p.subs[px_leader].id, Some("projectx"), true)
+        .await
+        .unwrap();
+    let f = copying
+        .add_follower(p.user, projectx.id, p.subs[1].id, settings(dec!(1)))
+        .await
+        .unwrap();
+    copying
+        .set_mappings(
+            p.user,
+            f.id,
+            &[ContractMapping {
+                source_root: "NQ".into(),
+                target_root: "MNQ".into(),
+                quantity_ratio: dec!(10),
+            }],
+        )
+        .await
+        .unwrap();
+    let login = p.subs[px_leader].broker_account;
+    eventually("the ProjectX leader's login connected", WAIT, async || {
+        jt_connmgr::read_status(&p.bus, login)
+            .await
+            .unwrap()
+            .filter(|s| s.state == jt_connmgr::LinkState::Connected)
+    })
+    .await;
+    let mut px_hand = Hand::on(&p, "NQ", px_leader).await;
+    assert!(
+        px_hand.contract.id.to_string().starts_with("CON."),
+        "a ProjectX contract id: {:?}",
+        px_hand.contract
+    );
+    px_hand.trade(Side::Sell, 1).await;
+    holds(&p, "the Tradovate follower", 1, -10).await;
+    px_hand.trade(Side::Sell, 1).await;
+    holds(&p, "the Tradovate follower", 1, -20).await;
+    px_hand.trade(Side::Buy, 2).await;
+    holds(&p, "the Tradovate follower", 1, 0).await;
+    let log = eventually("the Tradovate copies executed", WAIT, async || {
+        let log = copy_log(&p, projectx.id).await;
+        (log.len() == 3 && log.iter().all(|r| r.follower_intent.is_some())).then_some(log)
+    })
+    .await;
+    for r in &log {
+        assert!(
+            named(&r.leader_symbol),
+            "the ProjectX contract id named: {r:?}"
+        );
+        assert_eq!(r.follower_symbol, format!("M{}", r.leader_symbol), "{r:?}");
+    }
+    services.stop().await;
+    p.stop().await;
+}
+
 /// The auto-sync rows of a follower: trigger `sync`, and exactly those with a `sync:` leader
 /// event id.
 async fn sync_rows(p: &Platform, leader: LeaderId, follower: usize) -> Vec<CopyLogEntry> {
@@ -1051,6 +1191,222 @@ async fn a_follower_closed_by_hand_is_resynced_once_with_the_drift_logged_and_no
     );
     followers_hold_within(&p, "left flat while refused", &[0, 4], Duration::ZERO).await;
     eprintln!("closed by hand → re-synced in {took:?} (sync every {EVERY:?})");
+    services.stop().await;
+}
+
+#[tokio::test]
+async fn a_copier_restarted_while_a_follower_drifted_corrects_it_without_a_new_leader_fill() {
+    const EVERY: Duration = Duration::from_secs(2);
+    let p = Platform::start(Options {
+        accounts: 3,
+        ..Options::default()
+    })
+    .await;
+    let mut services = Services::start_with(
+        &p,
+        jt_copier::CopierConfig {
+            sync_every: Some(EVERY),
+            ..jt_copier::CopierConfig::default()
+        },
+    )
+    .await;
+    let leader = group(&p, &[dec!(1), dec!(2)], false).await;
+    let mut hand = Hand::new(&p, "NQ").await;
+    hand.trade(Side::Buy, 2).await;
+    followers_hold(&p, "entry", &[2, 4]).await;
+    eventually("both copies executed", WAIT, async || {
+        let log = copy_log(&p, leader).await;
+        (log.len() == 2 && log.iter().all(|r| r.follower_intent.is_some())).then_some(())
+    })
+    .await;
+
+    // The copier stops; the first follower is closed by hand meanwhile: nothing corrects it.
+    services.stop_copier().await;
+    Hand::on(&p, "NQ", 1).await.trade(Side::Sell, 2).await;
+    followers_hold_within(&p, "closed by hand", &[0, 4], WAIT).await;
+    tokio::time::sleep(EVERY * 2).await;
+    followers_hold_within(&p, "copier down", &[0, 4], Duration::ZERO).await;
+
+    // Started again, the leader still long 2 and trading nothing: its position is seeded from
+    // its broker at start, and the follower is corrected within a sync interval.
+    let started = Instant::now();
+    services.start_copier().await;
+    followers_hold_within(&p, "corrected after the restart", &[2, 4], EVERY * 3).await;
+    let took = started.elapsed();
+    let rows = sync_rows(&p, leader, 1).await;
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert!(
+        rows[0]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("holds 0")),
+        "{:?}",
+        rows[0]
+    );
+    assert!(sync_rows(&p, leader, 2).await.is_empty());
+    assert_eq!(
+        copy_log(&p, leader)
+            .await
+            .iter()
+            .filter(|r| r.trigger == jt_store::CopyTrigger::Auto)
+            .count(),
+        2,
+        "no leader fill in between: only the entry's two copies"
+    );
+
+    // Restarted once more: the followers are in sync, nothing is sent again.
+    services.stop_copier().await;
+    services.start_copier().await;
+    tokio::time::sleep(EVERY * 3).await;
+    assert_eq!(sync_rows(&p, leader, 1).await.len(), 1);
+    assert_eq!(
+        copy_intents(&p, 2).await,
+        3,
+        "two copies and one correction"
+    );
+    followers_hold_within(&p, "still in sync", &[2, 4], Duration::ZERO).await;
+
+    // The leader's next fill is copied from the fill path's own seed, as before.
+    hand.trade(Side::Buy, 1).await;
+    followers_hold(&p, "add after the restart", &[3, 6]).await;
+    eprintln!("restarted → drift corrected in {took:?} (sync every {EVERY:?})");
+    services.stop().await;
+}
+
+/// Whether a sync row is a "left flat" one: the drift logged, no order.
+fn left_flat(r: &CopyLogEntry) -> bool {
+    r.status == CopyStatus::Skipped
+        && r.follower_side.is_none()
+        && r.follower_quantity == 0
+        && r.error.as_deref().is_some_and(|e| {
+            e.contains("drift") && e.contains("holds 0") && e.contains("left flat")
+        })
+}
+
+#[tokio::test]
+async fn a_follower_closed_by_hand_stays_flat_when_its_setting_says_so_until_the_leaders_next_entry()
+ {
+    const EVERY: Duration = Duration::from_secs(2);
+    let p = Platform::start(Options {
+        accounts: 3,
+        ..Options::default()
+    })
+    .await;
+    let services = Services::start_with(
+        &p,
+        jt_copier::CopierConfig {
+            sync_every: Some(EVERY),
+            ..jt_copier::CopierConfig::default()
+        },
+    )
+    .await;
+    // Follower 1 re-synced (the default), follower 2 left flat when closed by hand.
+    let leader = group(&p, &[dec!(1), dec!(1)], false).await;
+    let copying = p.store.copying();
+    let second = copying
+        .followers(p.user, leader)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|f| f.sub_account == p.subs[2].id)
+        .unwrap();
+    let stays_flat = |on: bool| FollowerSettings {
+        closed_by_hand_stays_flat: on,
+        ..settings(dec!(1))
+    };
+    copying
+        .update_follower(p.user, second.id, stays_flat(true))
+        .await
+        .unwrap();
+    let mut hand = Hand::new(&p, "NQ").await;
+    hand.trade(Side::Buy, 2).await;
+    followers_hold(&p, "entry", &[2, 2]).await;
+    eventually("both copies executed", WAIT, async || {
+        let log = copy_log(&p, leader).await;
+        (copy_intents(&p, 2).await == 2
+            && log.len() == 2
+            && log.iter().all(|r| r.follower_intent.is_some()))
+        .then_some(())
+    })
+    .await;
+
+    // Both closed by hand: the first is back at 2, the second stays flat with the drift
+    // logged once and no order sent.
+    Hand::on(&p, "NQ", 1).await.trade(Side::Sell, 2).await;
+    Hand::on(&p, "NQ", 2).await.trade(Side::Sell, 2).await;
+    followers_hold_within(&p, "first re-synced", &[2, 0], WAIT).await;
+    let logged = eventually("the second's drift logged", WAIT, async || {
+        let rows = sync_rows(&p, leader, 2).await;
+        (!rows.is_empty()).then_some(rows)
+    })
+    .await;
+    assert_eq!(logged.len(), 1, "{logged:#?}");
+    assert!(left_flat(&logged[0]), "{:#?}", logged[0]);
+    assert_eq!(logged[0].leader_quantity, 2);
+    tokio::time::sleep(EVERY * 3).await;
+    followers_hold_within(&p, "left flat", &[2, 0], Duration::ZERO).await;
+    assert_eq!(
+        sync_rows(&p, leader, 2).await.len(),
+        1,
+        "the drift is logged once, not at every check"
+    );
+    assert_eq!(
+        copy_intents(&p, 2).await,
+        3,
+        "two copies and the first follower's correction: nothing for the second"
+    );
+
+    // The leader adds: the first follower adds, the second is not entered afresh (the add
+    // finds no position; the new leader state's drift is logged once more, nothing sent).
+    hand.trade(Side::Buy, 1).await;
+    followers_hold(&p, "add", &[3, 0]).await;
+    let add = eventually("the add's copy to the second skipped", WAIT, async || {
+        copy_log(&p, leader).await.into_iter().find(|r| {
+            r.follower == Some(second.id)
+                && r.trigger == jt_store::CopyTrigger::Auto
+                && r.leader_quantity == 1
+                && r.status == CopyStatus::Skipped
+        })
+    })
+    .await;
+    assert!(
+        add.error.as_deref().is_some_and(|e| e.contains("to add")),
+        "{add:?}"
+    );
+    eventually("the new leader state's drift logged", WAIT, async || {
+        let rows = sync_rows(&p, leader, 2).await;
+        (rows.len() == 2).then_some(())
+    })
+    .await;
+    tokio::time::sleep(EVERY * 3).await;
+    followers_hold_within(&p, "still flat after the add", &[3, 0], Duration::ZERO).await;
+    let rows = sync_rows(&p, leader, 2).await;
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    assert!(rows.iter().all(left_flat), "{rows:#?}");
+
+    // The leader goes flat and enters again: that entry from flat is copied to both.
+    hand.trade(Side::Sell, 3).await;
+    followers_hold(&p, "flat", &[0, 0]).await;
+    hand.trade(Side::Buy, 1).await;
+    followers_hold(&p, "the next entry", &[1, 1]).await;
+
+    // Closed by hand again: left flat (the drift logged for this leader state). Then the
+    // setting turned off (no restart): re-synced at once — a "left flat" row does not hold a
+    // correction back as a refused correction does.
+    Hand::on(&p, "NQ", 2).await.trade(Side::Sell, 1).await;
+    followers_hold_within(&p, "second closed by hand again", &[1, 0], WAIT).await;
+    eventually("the third drift logged", WAIT, async || {
+        (sync_rows(&p, leader, 2).await.len() == 3).then_some(())
+    })
+    .await;
+    copying
+        .update_follower(p.user, second.id, stays_flat(false))
+        .await
+        .unwrap();
+    followers_hold_within(&p, "second re-synced", &[1, 1], EVERY * 3).await;
+    let rows = sync_rows(&p, leader, 2).await;
+    assert_eq!(rows.len(), 4, "{rows:#?}");
+    assert_eq!(rows.iter().filter(|r| left_flat(r)).count(), 3, "{rows:#?}");
     services.stop().await;
 }
 

@@ -242,6 +242,7 @@ async fn the_copy_cockpit_trades_the_leader_and_the_followers_copy_in_chromium()
                     copy_sl: false,
                     daily_loss_limit: None,
                     max_drawdown: None,
+                    closed_by_hand_stays_flat: false,
                 },
             )
             .await

@@ -1032,6 +1032,7 @@ async fn a_follower_past_its_daily_loss_limit_is_locked_out_and_flattened_once()
                 copy_sl: false,
                 daily_loss_limit: Some(dec!(100)),
                 max_drawdown: None,
+                closed_by_hand_stays_flat: false,
             },
         )
         .await

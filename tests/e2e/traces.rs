@@ -405,6 +405,7 @@ async fn a_leaders_fill_is_one_trace_from_the_broker_event_to_every_followers_br
                     copy_sl: false,
                     daily_loss_limit: None,
                     max_drawdown: None,
+                    closed_by_hand_stays_flat: false,
                 },
             )
             .await

@@ -377,7 +377,8 @@ impl Platform {
                     ..jt_connect::AccessConfig::default()
                 }
                 .with_sim_url(self.sim.base_url())
-                .with_webull_url(self.sim.webull_url());
+                .with_webull_url(self.sim.webull_url())
+                .with_projectx_url(self.sim.base_url());
                 let brokers =
                     std::sync::Arc::new(jt_connect::BrokerAccess::new(self.store.clone(), access));
                 let ctx = jt_service::Context::new(self.store.clone(), self.bus.clone(), brokers)
@@ -405,6 +406,7 @@ impl Platform {
                     .env("JT_SECRET_KEY", self.key.to_hex())
                     .env("JT_SIM_URL", self.sim.base_url())
                     .env("JT_WEBULL_URL", self.sim.webull_url())
+                    .env("JT_PROJECTX_URL", self.sim.base_url())
                     .env("JT_BUS_NAMESPACE", &self.namespace_tag)
                     .env(
                         "JT_BROKER_429_BACKOFF_SECS",
@@ -475,6 +477,63 @@ impl Platform {
                     credentials: BrokerCredentials {
                         api_key: Some(Secret::new(created.api_key.clone().unwrap())),
                         api_secret: Some(Secret::new(secret)),
+                        ..BrokerCredentials::default()
+                    },
+                    require_brackets: false,
+                },
+            )
+            .await
+            .unwrap();
+        let listed: Vec<BrokerSubAccount> = created
+            .accounts
+            .iter()
+            .map(|a| BrokerSubAccount {
+                broker_sub_account_id: a.id.to_string(),
+                name: a.name.clone(),
+            })
+            .collect();
+        let subs = self
+            .store
+            .accounts()
+            .sync_sub_accounts(self.user, account.id, &listed)
+            .await
+            .unwrap();
+        self.broker_accounts.push(account.id);
+        self.subs.extend(subs);
+        self.sim_users.push(created);
+        self.subs.len() - 1
+    }
+
+    /// A ProjectX login named `name` on the simulator's ProjectX surface (its REST API and
+    /// user hub, reached through `JT_PROJECTX_URL`) with one account of the same name, stored
+    /// as a `projectx` broker account (user name and sealed API key, demo firm); returns the
+    /// new sub-account's index in [`Platform::subs`]. Its broker sub-account id is the
+    /// account's number, its contracts ProjectX contract ids (`CON.F.US.ENQ.Z26`).
+    pub async fn projectx_account(&mut self, name: &str) -> usize {
+        let created = self
+            .sim
+            .admin()
+            .create_user(&SimUser {
+                name: name.into(),
+                password: format!("{name}-password"),
+                accounts: vec![name.into()],
+                balance: Some(Decimal::from(1_000_000)),
+                protocol: jt_sim::core::model::Protocol::ProjectX,
+                ..SimUser::default()
+            })
+            .unwrap();
+        let account = self
+            .store
+            .accounts()
+            .create(
+                self.user,
+                NewBrokerAccount {
+                    label: format!("projectx {name}"),
+                    broker: BrokerKind::ProjectX,
+                    environment: Environment::Demo,
+                    username: Some(name.into()),
+                    credentials: BrokerCredentials {
+                        api_key: Some(Secret::new(created.api_key.clone().unwrap())),
                         ..BrokerCredentials::default()
                     },
                     require_brackets: false,
@@ -852,6 +911,7 @@ impl ConnectionManager {
         let access = jt_connect::AccessConfig::default()
             .with_sim_url(p.sim.base_url())
             .with_webull_url(p.sim.webull_url())
+            .with_projectx_url(p.sim.base_url())
             .with_start_stagger(Duration::ZERO);
         let brokers = std::sync::Arc::new(jt_connect::BrokerAccess::new(p.store.clone(), access));
         let stop = CancellationToken::new();
@@ -916,7 +976,8 @@ impl RiskService {
     pub async fn start(p: &Platform) -> Self {
         let access = jt_connect::AccessConfig::default()
             .with_sim_url(p.sim.base_url())
-            .with_webull_url(p.sim.webull_url());
+            .with_webull_url(p.sim.webull_url())
+            .with_projectx_url(p.sim.base_url());
         let brokers = std::sync::Arc::new(jt_connect::BrokerAccess::new(p.store.clone(), access));
         let stop = CancellationToken::new();
         let ctx = jt_service::Context::new(p.store.clone(), p.bus.clone(), brokers)

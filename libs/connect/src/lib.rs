@@ -128,6 +128,14 @@ impl AccessConfig {
         self
     }
 
+    /// `base` for ProjectX accounts (the simulator's ProjectX surface: REST under `/api`, the
+    /// hubs under `/hubs`).
+    #[must_use]
+    pub fn with_projectx_url(mut self, base: impl Into<String>) -> Self {
+        self.projectx_url = Some(base.into());
+        self
+    }
+
     /// `base` for Webull accounts (the simulator's Webull surface).
     #[must_use]
     pub fn with_webull_url(mut self, base: impl Into<String>) -> Self {

@@ -2074,6 +2074,11 @@ async fn leaders_followers_and_mappings_are_kept_with_their_rules() {
         (b.body["copy_tp"].clone(), b.body["copy_sl"].clone()),
         (json!(true), json!(false))
     );
+    assert_eq!(
+        b.body["closed_by_hand_stays_flat"],
+        json!(false),
+        "re-synced by default"
+    );
     let dup = call(
         Method::POST,
         followers.clone(),
@@ -2104,6 +2109,27 @@ async fn leaders_followers_and_mappings_are_kept_with_their_rules() {
     assert_eq!(p.body["max_position_size"], json!(null));
     assert_eq!(p.body["daily_loss_limit"], "500");
     assert_eq!(p.body["mappings"], json!([]));
+    // The follower's choice for a position closed by hand: kept flat, then re-synced again.
+    for on in [true, false] {
+        let s = call(
+            Method::PATCH,
+            format!("/api/v1/followers/{fa}"),
+            Some(json!({"closed_by_hand_stays_flat": on})),
+        )
+        .await;
+        assert_eq!(s.status, StatusCode::OK, "{}", s.body);
+        assert_eq!(s.body["closed_by_hand_stays_flat"], json!(on));
+        assert_eq!(s.body["daily_loss_limit"], "500", "other fields kept");
+        let read = call(Method::GET, format!("/api/v1/followers/{fa}"), None).await;
+        assert_eq!(read.body["closed_by_hand_stays_flat"], json!(on));
+    }
+    let bad = call(
+        Method::PATCH,
+        format!("/api/v1/followers/{fa}"),
+        Some(json!({"closed_by_hand_stays_flat": "yes"})),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
     let moved = call(
         Method::PATCH,
         format!("/api/v1/followers/{fa}"),

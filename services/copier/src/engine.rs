@@ -521,6 +521,7 @@ mod tests {
             max_drawdown: None,
             locked_out: false,
             lockout_reason: None,
+            closed_by_hand_stays_flat: false,
         }
     }
 

@@ -7,7 +7,8 @@
 //!   fill: toggling needs no restart) is copied. Fills are handled one at a time in stream
 //!   order (`max_in_flight` 1): the leader's position before and after each fill is tracked
 //!   per (sub-account, contract) from the fills themselves ([`engine::Positions`]), seeded from
-//!   the store's broker positions the first time a contract is seen.
+//!   the store's broker positions the first time a contract is seen — or, at start, from the
+//!   leader's broker when its newest fills are already copied (`sync.rs`).
 //! - **Fills no one published**: a leader fill made while no connection manager held the
 //!   login never reaches the bus; a leader position in a connection's snapshot makes the copier
 //!   read the leader's fills at the broker and copy the ones it has not handled

@@ -35,7 +35,8 @@ pub fn outcome(status: &'static str) {
 }
 
 /// One follower position compared by auto-sync. `outcome`: `in_sync`, `corrected` (a
-/// correcting intent published), `in_flight` (a copy to the follower is still queued: not
+/// correcting intent published), `left_flat` (a follower closed by hand whose setting keeps it
+/// flat: the drift logged, nothing sent), `in_flight` (a copy to the follower is still queued: not
 /// compared), `leader_moving` (the tracked leader position differs from the leader's at its
 /// broker: its fills are still arriving, its followers are compared later), `held_back` (the
 /// last correction for this leader state was refused by the executor: retried after a while),

@@ -12,15 +12,19 @@
 //! leader fill applied, `n` the corrections already logged for that state and follower — so a
 //! repeated check of the same drift is the same intent (recorded before it is published, like
 //! a copy) and a second drift at the same leader state (closed by hand again) is a new one.
+//!
+//! A follower whose setting `closed_by_hand_stays_flat` is on and that the broker shows flat
+//! gets no correction: the drift is logged once per leader state (a `skipped` row without an
+//! order) and the follower waits for the leader's next entry, which the copy path copies.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use jt_broker::AccountId;
 use jt_domain::copy::CopyAction;
 use jt_messages::{CopyIntent, IntentMessage, LeaderChange};
-use jt_store::repo::copy::{CopyRecorded, Follower, Leader, NewCopy};
+use jt_store::repo::copy::{CopyLogEntry, CopyLogQuery, CopyRecorded, Follower, Leader, NewCopy};
 use jt_store::{CopyLogId, CopyStatus, CopyTrigger, StoreError, SubAccountId, UserId};
 use tokio_util::sync::CancellationToken;
 
@@ -33,10 +37,21 @@ const IN_FLIGHT_HORIZON: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 /// leader state no sooner than this after it.
 const RETRY_REFUSED_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
+/// The end of a "left flat" row's reason (a follower whose setting keeps a position closed by
+/// hand flat).
+const LEFT_FLAT: &str = "left flat (the follower's setting: closed by hand stays flat)";
+
+/// Whether a sync row records a follower left flat by its setting, not a correction: it has no
+/// order (a correction always has a side).
+fn left_flat(row: &CopyLogEntry) -> bool {
+    row.status == CopyStatus::Skipped && row.follower_side.is_none()
+}
+
 impl Copier {
     /// Checks every tracked leader's followers every `every`, and after every leader fill,
     /// until `stop`.
     pub(crate) async fn sync_loop(&self, every: Duration, stop: CancellationToken) {
+        self.seed_at_start().await;
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
@@ -56,6 +71,131 @@ impl Copier {
                 }
             }
         }
+    }
+
+    /// Seeds the tracked position of every contract an enabled leader in automatic mode
+    /// holds at its broker when the copier starts, from the broker: a follower that drifted
+    /// while the copier was down is corrected without waiting for the leader's next fill, and
+    /// that next fill gets its "before" from the broker rather than the store. Only a position
+    /// whose newest fills of the day (every fill at the newest time) the copy log has: the
+    /// copier handled what made it and no fill of it is still on its way — the same anchor
+    /// as the catch-up after a take-over ([`engine::Positions::seed_handled`]: a redelivery of
+    /// one of those fills gets its change back, an older fill changes nothing). A leader that
+    /// cannot be read, a position with no fill of the day (carried over) or whose newest fill
+    /// is not copied (still on its way, or handled without a copy) are left to the next fill.
+    async fn seed_at_start(&self) {
+        let leaders = match self.store.system().copying_leaders().await {
+            Ok(leaders) => leaders,
+            Err(e) => {
+                tracing::warn!(error = %e, "the leaders could not be read at start: each leader contract is tracked from its next fill");
+                return;
+            }
+        };
+        let mut seeded = 0;
+        for leader in leaders {
+            // Never while a fill is handled: no fill is copied between the reads below.
+            let _gate = self.gate.lock().await;
+            match self.seed_leader(&leader).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    seeded += n;
+                    self.leaders.lock().insert(leader.sub_account, leader.owner);
+                }
+                Err(e) => {
+                    tracing::warn!(leader = %leader.id, error = %e, "the leader's positions could not be read at start: tracked from its next fill");
+                }
+            }
+        }
+        if seeded > 0 {
+            tracing::info!(
+                positions = seeded,
+                "leader positions seeded from the broker at start"
+            );
+        }
+    }
+
+    /// The leader's positions at its broker seeded (see [`Copier::seed_at_start`]); returns
+    /// how many.
+    async fn seed_leader(&self, leader: &Leader) -> Result<usize, Failure> {
+        let owner = leader.owner;
+        let accounts = self.store.accounts();
+        let sub = accounts.sub_account(owner, leader.sub_account).await?;
+        let login = accounts.get(owner, sub.broker_account).await?;
+        let broker = self
+            .brokers
+            .for_account(&login)
+            .await
+            .map_err(|e| Failure::Broker(e.to_string()))?;
+        let account = AccountId(sub.broker_sub_account_id.clone());
+        let read_fills = async || {
+            broker
+                .fills(&account)
+                .await
+                .map_err(|e| Failure::Broker(e.to_string()))
+        };
+        // The positions read between two reads of the fills that agree: no fill in between.
+        let fills = read_fills().await?;
+        let held: Vec<_> = broker
+            .positions(&account)
+            .await
+            .map_err(|e| Failure::Broker(e.to_string()))?
+            .into_iter()
+            .filter(|p| p.net_qty != 0)
+            .collect();
+        if held.is_empty() {
+            return Ok(0);
+        }
+        if read_fills().await?.len() != fills.len() {
+            return Err(Failure::Broker(
+                "the leader filled while its positions were read: tracked from its next fill"
+                    .into(),
+            ));
+        }
+        // The leader fills copied, with the contract name the copy used.
+        let copied: HashMap<String, String> = self
+            .store
+            .copying()
+            .copy_log(
+                owner,
+                &CopyLogQuery {
+                    leader: Some(leader.id),
+                    limit: 500,
+                    ..CopyLogQuery::default()
+                },
+            )
+            .await?
+            .into_iter()
+            .filter_map(|r| Some((r.leader_fill_id?, r.leader_symbol)))
+            .collect();
+        let sub_key = leader.sub_account.to_string();
+        let mut seeded = 0;
+        for position in held {
+            let mut of: Vec<_> = fills
+                .iter()
+                .filter(|f| f.contract == position.contract)
+                .collect();
+            of.sort_by_key(|f| (f.timestamp, f.id.to_string()));
+            let Some(newest) = of.last() else { continue };
+            let last_at = newest.timestamp;
+            let handled: Vec<(String, i64)> = of
+                .iter()
+                .filter(|f| f.timestamp == last_at)
+                .map(|f| (f.id.to_string(), engine::signed(f.side, f.qty)))
+                .collect();
+            let contract = copied.get(&newest.id.to_string());
+            let Some(contract) =
+                contract.filter(|_| handled.iter().all(|(id, _)| copied.contains_key(id)))
+            else {
+                tracing::debug!(leader = %leader.id, contract = %position.contract, "the leader's newest fill is not copied: tracked from its next fill");
+                continue;
+            };
+            let mut positions = self.positions.lock();
+            if !positions.knows(&sub_key, contract) {
+                positions.seed_handled(&sub_key, contract, position.net_qty, last_at, &handled);
+                seeded += 1;
+            }
+        }
+        Ok(seeded)
     }
 
     /// Compares each of the leader's (enabled, copyable) followers with the leader's tracked
@@ -224,11 +364,55 @@ impl Copier {
             let made = copying
                 .copies_with_prefix(owner, follower.id, &prefix)
                 .await?;
+            if follower.closed_by_hand_stays_flat && held == 0 {
+                // The follower's setting: a position closed by hand stays flat. Nothing is
+                // sent; the drift is logged once for this leader state. The leader's next
+                // change is copied as usual: an entry from flat (or a reversal's new side)
+                // enters the follower again, an add or trim finds nothing to change (the
+                // executor skips it) and leaves it flat.
+                if made.iter().any(left_flat) {
+                    metrics::sync("left_flat");
+                    continue;
+                }
+                let why = format!(
+                    "drift: the follower holds 0 {symbol}, the leader's {net} {contract} implies \
+                     {want}: {LEFT_FLAT}",
+                    symbol = target.symbol
+                );
+                copying
+                    .record_copy(
+                        owner,
+                        NewCopy {
+                            id: CopyLogId::new(),
+                            leader: leader.id,
+                            follower: follower.id,
+                            trigger: CopyTrigger::Sync,
+                            leader_fill_id: Some(format!("{prefix}{}", made.len())),
+                            leader_order_id: None,
+                            leader_symbol: contract.clone(),
+                            follower_symbol: target.symbol.clone(),
+                            leader_side: None,
+                            // No order: nothing is sent.
+                            follower_side: None,
+                            leader_quantity: u32::try_from(net.unsigned_abs()).unwrap_or(u32::MAX),
+                            follower_quantity: 0,
+                            leader_price: None,
+                            status: CopyStatus::Skipped,
+                            error: Some(why),
+                        },
+                    )
+                    .await?;
+                metrics::sync("left_flat");
+                tracing::info!(follower = %follower.id, leader = %leader.id, %contract, want, "follower closed by hand: left flat (its setting), the drift logged");
+                continue;
+            }
             // A correction the executor refused (the kill switch, a loss limit, a step that no
             // longer fitted) is tried again only after a while: not a refused intent and a copy
-            // log row every check.
+            // log row every check. A follower left flat by its setting (since turned off) is
+            // corrected at once.
             if let Some(last) = made.last().filter(|r| {
-                matches!(r.status, CopyStatus::Skipped | CopyStatus::Error)
+                !left_flat(r)
+                    && matches!(r.status, CopyStatus::Skipped | CopyStatus::Error)
                     && r.created_at > chrono::Utc::now() - RETRY_REFUSED_AFTER
             }) {
                 metrics::sync("held_back");

@@ -670,7 +670,7 @@ pub const FAMILIES: &[Declared] = &[
     f(
         "jt_copier_sync_total",
         C,
-        "Follower positions compared by auto-sync, by outcome (in_sync, corrected, in_flight, leader_moving, held_back, failed).",
+        "Follower positions compared by auto-sync, by outcome (in_sync, corrected, left_flat, in_flight, leader_moving, held_back, failed).",
         &["copier"],
         &[&[("outcome", "in_sync")], &[("outcome", "corrected")]],
     ),

@@ -42,6 +42,8 @@ pub struct Model {
     /// Column `lockout_reason`.
     #[sea_orm(column_type = "Text", nullable)]
     pub lockout_reason: Option<String>,
+    /// Column `closed_by_hand_stays_flat` (m20261207_000001).
+    pub closed_by_hand_stays_flat: bool,
     /// Column `created_at`.
     pub created_at: DateTimeUtc,
     /// Column `updated_at`.

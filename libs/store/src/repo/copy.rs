@@ -67,6 +67,9 @@ pub struct FollowerSettings {
     pub daily_loss_limit: Option<Decimal>,
     /// Maximum drawdown in dollars (locks the follower out).
     pub max_drawdown: Option<Decimal>,
+    /// A position closed by hand at the follower's broker stays flat: auto-sync logs the
+    /// drift and does not re-enter (until the leader's next entry from flat). Off: re-synced.
+    pub closed_by_hand_stays_flat: bool,
 }
 
 impl Default for FollowerSettings {
@@ -80,6 +83,7 @@ impl Default for FollowerSettings {
             copy_sl: true,
             daily_loss_limit: None,
             max_drawdown: None,
+            closed_by_hand_stays_flat: false,
         }
     }
 }
@@ -115,6 +119,8 @@ pub struct Follower {
     pub locked_out: bool,
     /// Why.
     pub lockout_reason: Option<String>,
+    /// A position closed by hand at the broker stays flat (no auto-sync re-entry).
+    pub closed_by_hand_stays_flat: bool,
 }
 
 impl TryFrom<followers::Model> for Follower {
@@ -138,6 +144,7 @@ impl TryFrom<followers::Model> for Follower {
             max_drawdown: m.max_drawdown.map(|d| d.0),
             locked_out: m.locked_out,
             lockout_reason: m.lockout_reason,
+            closed_by_hand_stays_flat: m.closed_by_hand_stays_flat,
         })
     }
 }
@@ -467,6 +474,7 @@ impl Copying<'_> {
             max_drawdown: s.max_drawdown.map(DbDecimal),
             locked_out: false,
             lockout_reason: None,
+            closed_by_hand_stays_flat: s.closed_by_hand_stays_flat,
             created_at: t,
             updated_at: t,
         };
@@ -559,6 +567,10 @@ impl Copying<'_> {
             .col_expr(
                 followers::Column::MaxDrawdown,
                 Expr::value(s.max_drawdown.map(DbDecimal)),
+            )
+            .col_expr(
+                followers::Column::ClosedByHandStaysFlat,
+                Expr::value(s.closed_by_hand_stays_flat),
             );
         super::update_owned(
             self.store,

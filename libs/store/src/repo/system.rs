@@ -8,10 +8,11 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use super::accounts::BrokerAccount;
 use super::at;
 use super::auth::{User, normalize_email};
+use super::copy::Leader;
 use super::webhooks::WebhookLogEntry;
 use crate::Store;
 use crate::entity::{
-    BrokerOrderStatus, PaperStatus, broker_accounts, broker_orders, broker_positions,
+    BrokerOrderStatus, PaperStatus, broker_accounts, broker_orders, broker_positions, leaders,
     paper_positions, sub_accounts, users, webhook_log,
 };
 use crate::error::{StoreError, StoreResult};
@@ -54,6 +55,25 @@ impl System<'_> {
             .map_err(|e| StoreError::db("broker account", e))?
             .into_iter()
             .map(BrokerAccount::from)
+            .collect())
+    }
+
+    /// Every enabled leader in automatic mode, across owners, oldest first: the copier seeds
+    /// their tracked positions when it starts (auto-sync from the start, not from each
+    /// contract's next fill).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn copying_leaders(&self) -> StoreResult<Vec<Leader>> {
+        Ok(leaders::Entity::find()
+            .filter(leaders::Column::Enabled.eq(true))
+            .filter(leaders::Column::AutoCopy.eq(true))
+            .order_by_asc(leaders::Column::CreatedAt)
+            .all(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("leader", e))?
+            .into_iter()
+            .map(Leader::from)
             .collect())
     }
 

@@ -81,6 +81,10 @@ pub struct FollowerView {
     pub locked_out: bool,
     /// Why it is locked out.
     pub lockout_reason: Option<String>,
+    /// A position closed by hand at the follower's broker stays flat: auto-sync logs the
+    /// drift once and does not re-enter it; the leader's next entry from flat is copied
+    /// again. Off (the default): the follower is re-synced to the leader.
+    pub closed_by_hand_stays_flat: bool,
     /// Its contract mappings.
     pub mappings: Vec<MappingView>,
 }
@@ -100,6 +104,7 @@ fn follower_view(f: Follower, mappings: Vec<ContractMapping>) -> FollowerView {
         max_drawdown: f.max_drawdown.map(dec),
         locked_out: f.locked_out,
         lockout_reason: f.lockout_reason,
+        closed_by_hand_stays_flat: f.closed_by_hand_stays_flat,
         mappings: mappings.into_iter().map(MappingView::from).collect(),
     }
 }
@@ -207,6 +212,10 @@ pub struct FollowerRequest {
     #[serde(default, deserialize_with = "patch")]
     #[schema(value_type = Option<String>)]
     pub max_drawdown: Option<Option<Decimal>>,
+    /// A position closed by hand at the broker stays flat instead of being re-synced to the
+    /// leader (default false).
+    #[serde(default)]
+    pub closed_by_hand_stays_flat: Option<bool>,
     /// Contract mappings (replace the follower's whole list when given).
     #[serde(default)]
     pub mappings: Option<Vec<MappingView>>,
@@ -246,6 +255,9 @@ impl FollowerRequest {
         }
         if let Some(v) = self.max_drawdown {
             s.max_drawdown = v;
+        }
+        if let Some(v) = self.closed_by_hand_stays_flat {
+            s.closed_by_hand_stays_flat = v;
         }
         s
     }
@@ -302,6 +314,7 @@ fn settings_of(f: &Follower) -> FollowerSettings {
         copy_sl: f.copy_sl,
         daily_loss_limit: f.daily_loss_limit,
         max_drawdown: f.max_drawdown,
+        closed_by_hand_stays_flat: f.closed_by_hand_stays_flat,
     }
 }
 

@@ -496,6 +496,23 @@ impl ProjectXHttpClient {
         Ok(model)
     }
 
+    /// The contract name (`NQZ6`) of a contract id, from the cache or else `Contract/searchById`
+    /// (then cached): REST positions and trades carry only the id, and a caller that never
+    /// resolved the contract itself (the copier naming a leader's fill for a follower on
+    /// another broker) needs the name. `None` when the broker cannot tell.
+    async fn name_of(&self, id: &str) -> Option<String> {
+        if let Some(name) = self.cached_name(id) {
+            return Some(name);
+        }
+        match self.contract_model(&ContractId::from(id)).await {
+            Ok(m) => Some(m.name),
+            Err(e) => {
+                tracing::debug!(contract = %id, error = %e, "the contract's name could not be read");
+                None
+            }
+        }
+    }
+
     fn cached_name(&self, id: &str) -> Option<String> {
         self.caches.lock().models.get(id).map(|m| m.name.clone())
     }
@@ -594,10 +611,10 @@ impl ProjectXHttpClient {
             out.push(PositionReport {
                 account: account.clone(),
                 contract: ContractId::from(p.contract_id.as_str()),
-                symbol: p
-                    .contract_display_name
-                    .clone()
-                    .or_else(|| self.cached_name(&p.contract_id)),
+                symbol: match &p.contract_display_name {
+                    Some(name) => Some(name.clone()),
+                    None => self.name_of(&p.contract_id).await,
+                },
                 net_qty: net,
                 avg_price: p.average_price,
                 timestamp: p.creation_timestamp,
@@ -729,6 +746,14 @@ impl ProjectXHttpClient {
             .into_iter()
             .map(|o| (o.id, o.custom_tag))
             .collect();
+        // Named once per contract (most days: one or two contracts).
+        let mut names: HashMap<String, Option<String>> = HashMap::new();
+        for t in &trades {
+            if !names.contains_key(&t.contract_id) {
+                let name = self.name_of(&t.contract_id).await;
+                names.insert(t.contract_id.clone(), name);
+            }
+        }
         Ok(trades
             .into_iter()
             .filter_map(|t| {
@@ -736,7 +761,7 @@ impl ProjectXHttpClient {
                     id: FillId::from(t.id),
                     order_id: OrderId::from(t.order_id),
                     account: account.clone(),
-                    symbol: self.cached_name(&t.contract_id),
+                    symbol: names.get(&t.contract_id).cloned().flatten(),
                     contract: ContractId::from(t.contract_id.as_str()),
                     side: enums::side(t.side)?,
                     qty: u32::try_from(t.size).ok()?,

@@ -72,6 +72,10 @@ function followersTable(followers, subs, status, log) {
   const state = (f) => {
     if (f.locked_out) return badge(`Locked out: ${f.lockout_reason || 'a risk limit was reached'}`, 'bad');
     if (!f.enabled) return badge('Copying off', 'warn');
+    // A follower whose hand-closed position is left flat is not re-synced: say so beside it.
+    if (f.closed_by_hand_stays_flat) {
+      return h('span', {}, badge('Copying', 'ok'), ' ', h('span', { class: 'muted' }, 'closed by hand stays flat'));
+    }
     return badge('Copying', 'ok');
   };
   return table([
