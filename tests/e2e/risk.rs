@@ -1220,7 +1220,10 @@ async fn a_follower_past_its_max_drawdown_is_locked_out_until_unlocked_and_flatt
         p.net_position(0) == 1 && p.net_position(1) == 1
     })
     .await;
-    let start = eventually("the follower's first equity peak", WAIT, async || peak().await.peak).await;
+    let start = eventually("the follower's first equity peak", WAIT, async || {
+        peak().await.peak
+    })
+    .await;
 
     // +50 points (+$100): a new peak, written to the store.
     p.price("MNQ", "21050.00");
@@ -1233,7 +1236,13 @@ async fn a_follower_past_its_max_drawdown_is_locked_out_until_unlocked_and_flatt
     // Back to the entry: $100 below the peak, inside the $150. Nothing happens.
     p.price("MNQ", "21000.00");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(!copying.follower(p.user, follower.id).await.unwrap().locked_out);
+    assert!(
+        !copying
+            .follower(p.user, follower.id)
+            .await
+            .unwrap()
+            .locked_out
+    );
     assert_eq!(p.net_position(1), 1);
     assert_eq!(follower_flattens().await, 0);
 
@@ -1296,7 +1305,13 @@ async fn a_follower_past_its_max_drawdown_is_locked_out_until_unlocked_and_flatt
     .await;
     assert_eq!(fresh, high - dec!(160), "the balance after the loss");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(!copying.follower(p.user, follower.id).await.unwrap().locked_out);
+    assert!(
+        !copying
+            .follower(p.user, follower.id)
+            .await
+            .unwrap()
+            .locked_out
+    );
     assert_eq!(follower_flattens().await, 1);
 
     copier_stop.cancel();
@@ -1399,7 +1414,12 @@ async fn a_paper_record_past_its_max_daily_loss_is_closed_at_the_mark_once_and_t
         "{reason}"
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let positions = p.store.paper().positions(p.user, recorder, 10).await.unwrap();
+    let positions = p
+        .store
+        .paper()
+        .positions(p.user, recorder, 10)
+        .await
+        .unwrap();
     assert!(
         positions.iter().all(|x| x.status == PaperStatus::Closed),
         "{positions:#?}"
@@ -1410,7 +1430,12 @@ async fn a_paper_record_past_its_max_daily_loss_is_closed_at_the_mark_once_and_t
     services.start_risk().await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
-        p.store.paper().trades(p.user, recorder, 10).await.unwrap().len(),
+        p.store
+            .paper()
+            .trades(p.user, recorder, 10)
+            .await
+            .unwrap()
+            .len(),
         1
     );
     assert_eq!(breach().await.unwrap().id, recorded.id);

@@ -403,7 +403,11 @@ async fn a_followers_peak_only_rises_and_starts_afresh_at_an_unlock(t: &TestStor
         .await
         .unwrap();
     let raised = risk.follower_peak(owner.id, follower.id).await.unwrap();
-    assert_eq!(raised.peak, Some(dec!(50100.25)), "a lower value never lowers it");
+    assert_eq!(
+        raised.peak,
+        Some(dec!(50100.25)),
+        "a lower value never lowers it"
+    );
     assert!(raised.peak_at.is_some());
 
     t.copying()

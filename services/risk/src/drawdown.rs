@@ -48,7 +48,12 @@ pub fn reached(peak: Decimal, equity: Decimal, max_drawdown: Decimal) -> bool {
 /// How a follower is named in a breach's details (one segment per follower reached, joined
 /// by `"; "`): its id leads, so [`segment_of`] finds it again after a restart.
 #[must_use]
-pub fn segment(follower: FollowerId, peak: Decimal, equity: Decimal, max_drawdown: Decimal) -> String {
+pub fn segment(
+    follower: FollowerId,
+    peak: Decimal,
+    equity: Decimal,
+    max_drawdown: Decimal,
+) -> String {
     format!(
         "follower {follower}: equity {} is {} below its peak {} (max drawdown {})",
         equity.normalize(),
@@ -104,7 +109,10 @@ mod tests {
         assert!(!reached(dec!(50000), dec!(49750.25), dec!(250)));
         assert!(reached(dec!(50000), dec!(49750), dec!(250)), "at the limit");
         assert!(reached(dec!(50000), dec!(49000), dec!(250)));
-        assert!(!reached(dec!(50000), dec!(50100), dec!(250)), "above the peak");
+        assert!(
+            !reached(dec!(50000), dec!(50100), dec!(250)),
+            "above the peak"
+        );
     }
 
     #[test]
@@ -115,7 +123,11 @@ mod tests {
         assert_eq!(p.trail.mark, None);
         assert!(p.trail.observe(Some(dec!(50100))));
         p.merge(&stored(first, Some(dec!(50000))));
-        assert_eq!(p.trail.mark, Some(dec!(50100)), "memory saw more than the store");
+        assert_eq!(
+            p.trail.mark,
+            Some(dec!(50100)),
+            "memory saw more than the store"
+        );
         // The owner unlocked the follower: a new row, no peak; what memory saw is dropped.
         let second = Uuid::now_v7();
         p.merge(&stored(second, None));
@@ -136,21 +148,35 @@ mod tests {
         assert_eq!(
             segment_of(&details, a),
             Some(
-                format!("follower {a}: equity 49700 is 300 below its peak 50000 (max drawdown 250)")
-                    .as_str()
+                format!(
+                    "follower {a}: equity 49700 is 300 below its peak 50000 (max drawdown 250)"
+                )
+                .as_str()
             )
         );
         assert!(segment_of(&details, b).is_some_and(|s| s.contains("max drawdown 400")));
         assert_eq!(segment_of(&details, FollowerId(Uuid::now_v7())), None);
-        let reason = lock_reason(NaiveDate::from_ymd_opt(2026, 12, 7).unwrap(), segment_of(&details, a).unwrap());
-        assert!(reason.starts_with("max drawdown reached on 2026-12-07: follower"), "{reason}");
+        let reason = lock_reason(
+            NaiveDate::from_ymd_opt(2026, 12, 7).unwrap(),
+            segment_of(&details, a).unwrap(),
+        );
+        assert!(
+            reason.starts_with("max drawdown reached on 2026-12-07: follower"),
+            "{reason}"
+        );
     }
 
     #[test]
     fn an_unlock_after_the_breach_is_not_undone() {
         let breached = Utc::now();
-        assert!(still_to_lock(Some(breached - chrono::Duration::hours(1)), breached));
-        assert!(!still_to_lock(Some(breached + chrono::Duration::seconds(1)), breached));
+        assert!(still_to_lock(
+            Some(breached - chrono::Duration::hours(1)),
+            breached
+        ));
+        assert!(!still_to_lock(
+            Some(breached + chrono::Duration::seconds(1)),
+            breached
+        ));
         assert!(still_to_lock(None, breached));
     }
 }

@@ -448,8 +448,13 @@ impl Monitor {
                 let Some(peak) = p.trail.due(now, MARK_WRITE_EVERY) else {
                     continue;
                 };
-                let (store, tx, sub, follower, tracking) =
-                    (self.store.clone(), self.notes.clone(), *sub, *follower, p.tracking);
+                let (store, tx, sub, follower, tracking) = (
+                    self.store.clone(),
+                    self.notes.clone(),
+                    *sub,
+                    *follower,
+                    p.tracking,
+                );
                 tokio::spawn(async move {
                     if let Err(e) = store
                         .risk()
@@ -586,8 +591,7 @@ impl Monitor {
     async fn judge_paper(&mut self, id: RecorderId) {
         let now = Utc::now();
         let max_age = self.max_age();
-        let Some((recorder, breach)) = self.papers.judge(id, now, trading_day(now), max_age)
-        else {
+        let Some((recorder, breach)) = self.papers.judge(id, now, trading_day(now), max_age) else {
             return;
         };
         match paper::record(&self.store, &recorder, breach).await {

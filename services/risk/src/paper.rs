@@ -61,7 +61,10 @@ pub struct PaperPnl {
 /// (a position never marked, or a state this build cannot read): an unknown P&L is not judged.
 /// Returns the price too (the close's price).
 #[must_use]
-pub fn marked(open: &OpenPaper, fresh: &dyn Fn(&str) -> Option<Decimal>) -> Option<(Decimal, Price)> {
+pub fn marked(
+    open: &OpenPaper,
+    fresh: &dyn Fn(&str) -> Option<Decimal>,
+) -> Option<(Decimal, Price)> {
     let instrument = resolve_ticker(&open.position.symbol).ok()?;
     let position = open.engine()?;
     let raw = fresh(instrument.root).or(open.position.current_price)?;
@@ -132,7 +135,12 @@ impl Papers {
     }
 
     /// Takes a quote; the recorders holding its root (to judge now).
-    pub(crate) fn quote(&mut self, contract: &str, price: Decimal, at: DateTime<Utc>) -> Vec<RecorderId> {
+    pub(crate) fn quote(
+        &mut self,
+        contract: &str,
+        price: Decimal,
+        at: DateTime<Utc>,
+    ) -> Vec<RecorderId> {
         let Ok(instrument) = resolve_ticker(contract) else {
             return Vec::new();
         };
@@ -399,8 +407,16 @@ mod tests {
         assert_eq!(price.value(), dec!(20950.00), "on tick");
         assert_eq!(pnl, dec!(-200), "50 points × 2 contracts × $2");
         let none = |_: &str| None;
-        assert_eq!(marked(&open, &none).unwrap().0, dec!(-40), "the stored mark");
-        assert_eq!(marked(&long(1, dec!(21000), None), &none), None, "never marked");
+        assert_eq!(
+            marked(&open, &none).unwrap().0,
+            dec!(-40),
+            "the stored mark"
+        );
+        assert_eq!(
+            marked(&long(1, dec!(21000), None), &none),
+            None,
+            "never marked"
+        );
     }
 
     #[test]
