@@ -33,6 +33,7 @@ mod m20261206_000004_rule_breach_kind;
 mod m20261206_000005_kill_switch_engagement;
 mod m20261206_000006_copy_sync_trigger;
 mod m20261207_000001_closed_by_hand_stays_flat;
+mod m20261207_000002_follower_peaks_and_paper_breaches;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug, Clone, Copy, Default)]
@@ -62,6 +63,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000005_kill_switch_engagement::Migration),
             Box::new(m20261206_000006_copy_sync_trigger::Migration),
             Box::new(m20261207_000001_closed_by_hand_stays_flat::Migration),
+            Box::new(m20261207_000002_follower_peaks_and_paper_breaches::Migration),
         ]
     }
 }
@@ -108,4 +110,7 @@ pub const TABLES: &[&str] = &[
     // m20261206_000003
     "account_rules",
     "news_events",
+    // m20261207_000002
+    "follower_peaks",
+    "paper_breaches",
 ];

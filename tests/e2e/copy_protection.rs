@@ -85,6 +85,7 @@ fn settings(multiplier: Decimal, copy_sl: bool) -> FollowerSettings {
         copy_sl,
         daily_loss_limit: None,
         max_drawdown: None,
+        closed_by_hand_stays_flat: false,
     }
 }
 

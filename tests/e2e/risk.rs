@@ -1149,3 +1149,298 @@ async fn a_follower_past_its_daily_loss_limit_is_locked_out_and_flattened_once()
     services.stop().await;
     p.stop().await;
 }
+
+#[tokio::test]
+async fn a_follower_past_its_max_drawdown_is_locked_out_until_unlocked_and_flattened_once() {
+    use jt_store::repo::copy::FollowerSettings;
+
+    let p = Platform::start(Options {
+        accounts: 2,
+        ..Options::default()
+    })
+    .await;
+    let base = jt_e2e::api::serve_api(&p).await;
+    let client = jt_e2e::api::Client::login(&base, &p.email(), jt_e2e::USER_PASSWORD).await;
+    // The leader's strategy on account 0; account 1 follows it with a $150 max drawdown and no
+    // daily loss limit: only the drawdown from its own equity peak can act.
+    let (_, token) = p
+        .recorder(Settings::default(), &[(0, SettingsOverrides::default())])
+        .await;
+    let copying = p.store.copying();
+    let leader = copying
+        .create_leader(p.user, p.subs[0].id, Some("leader"), true)
+        .await
+        .unwrap();
+    let follower = copying
+        .add_follower(
+            p.user,
+            leader.id,
+            p.subs[1].id,
+            FollowerSettings {
+                copy_tp: false,
+                copy_sl: false,
+                max_drawdown: Some(dec!(150)),
+                ..FollowerSettings::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut services = Services::start(&p).await;
+    let copier_stop = services.connmgr.stop.child_token();
+    let copier = jt_copier::start(
+        jt_copier::CopierConfig::default(),
+        &services
+            .connmgr
+            .ctx
+            .clone()
+            .with_shutdown(copier_stop.clone()),
+    )
+    .await
+    .unwrap();
+    let peak = async || {
+        p.store
+            .risk()
+            .follower_peak(p.user, follower.id)
+            .await
+            .unwrap()
+    };
+    let follower_flattens = async || {
+        p.store
+            .intents()
+            .for_sub_account(p.user, p.subs[1].id, 200)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|i| i.source == IntentSource::Control && i.kind == IntentKind::Flatten)
+            .count()
+    };
+
+    let s = p.queued(&token, &alert("buy", "long", "")).await;
+    p.settled_intents(s, 1, WAIT).await;
+    p.wait_orders(1, WAIT, |_| {
+        p.net_position(0) == 1 && p.net_position(1) == 1
+    })
+    .await;
+    let start = eventually("the follower's first equity peak", WAIT, async || {
+        peak().await.peak
+    })
+    .await;
+
+    // +50 points (+$100): a new peak, written to the store.
+    p.price("MNQ", "21050.00");
+    let high = eventually("the peak raised by the rally", WAIT, async || {
+        peak().await.peak.filter(|h| *h >= start + dec!(100))
+    })
+    .await;
+    assert_eq!(high, start + dec!(100), "exactly the open gain");
+
+    // Back to the entry: $100 below the peak, inside the $150. Nothing happens.
+    p.price("MNQ", "21000.00");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !copying
+            .follower(p.user, follower.id)
+            .await
+            .unwrap()
+            .locked_out
+    );
+    assert_eq!(p.net_position(1), 1);
+    assert_eq!(follower_flattens().await, 0);
+
+    // 20970: $160 below the peak (the day's P&L only −$60): locked and flattened.
+    p.price("MNQ", "20970.00");
+    p.wait_orders(1, WAIT, |_| p.net_position(1) == 0).await;
+    let locked = eventually("the follower locked out", WAIT, async || {
+        let f = copying.follower(p.user, follower.id).await.unwrap();
+        f.locked_out.then_some(f)
+    })
+    .await;
+    let reason = locked.lockout_reason.unwrap_or_default();
+    assert!(
+        reason.starts_with("max drawdown reached") && reason.contains("max drawdown 150"),
+        "{reason}"
+    );
+    assert!(reason.contains("is 160 below its peak"), "{reason}");
+    assert_eq!(p.net_position(0), 1, "the leader is not flattened");
+    let day = trading_day(Utc::now());
+    let breach = eventually("the drawdown breach marked flattened", WAIT, async || {
+        p.store
+            .risk()
+            .breach(p.user, p.subs[1].id, day, BreachKind::FollowerMaxDrawdown)
+            .await
+            .unwrap()
+            .filter(|b| b.flattened_at.is_some())
+    })
+    .await;
+    assert_eq!(breach.loss_limit, dec!(150));
+    assert_eq!(follower_flattens().await, 1);
+
+    // A restarted risk service neither flattens again nor unlocks.
+    services.stop_risk().await;
+    services.start_risk().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(follower_flattens().await, 1, "flattened once");
+    assert!(
+        copying
+            .follower(p.user, follower.id)
+            .await
+            .unwrap()
+            .locked_out
+    );
+
+    // The owner unlocks it through the API: the lock is lifted and the peak starts afresh
+    // from the equity now (after the loss), so the follower is not locked again at once.
+    let old = peak().await;
+    let (status, view) = client
+        .post(
+            &format!("/followers/{}/unlock", follower.id),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["locked_out"], false, "{view}");
+    let fresh = eventually("a new peak from the equity now", WAIT, async || {
+        let now = peak().await;
+        (now.tracking != old.tracking).then_some(now.peak).flatten()
+    })
+    .await;
+    assert_eq!(fresh, high - dec!(160), "the balance after the loss");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !copying
+            .follower(p.user, follower.id)
+            .await
+            .unwrap()
+            .locked_out
+    );
+    assert_eq!(follower_flattens().await, 1);
+
+    copier_stop.cancel();
+    copier.wait().await.unwrap();
+    services.stop().await;
+    p.stop().await;
+}
+
+/// The recorder's newest paper position, once `ready` says it is where the test wants it.
+async fn paper_position(
+    p: &Platform,
+    recorder: jt_store::RecorderId,
+    what: &str,
+    ready: impl Fn(&jt_store::repo::paper::PaperPosition) -> bool,
+) -> jt_store::repo::paper::PaperPosition {
+    eventually(what, WAIT, async || {
+        p.store
+            .paper()
+            .positions(p.user, recorder, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .next()
+            .filter(|x| ready(x))
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_paper_record_past_its_max_daily_loss_is_closed_at_the_mark_once_and_takes_no_entry_that_day()
+ {
+    use jt_store::entity::{ExitReason, PaperStatus};
+
+    let p = Platform::start(Options::default()).await;
+    let mut services = Services::start(&p).await;
+    // Paper only (no trader, nothing at a broker), with a $100 max daily loss.
+    let (recorder, token) = p.recorder(limited(dec!(100)), &[]).await;
+    p.queued(&token, &alert("buy", "long", r#","price":21000.00"#))
+        .await;
+    let opened = paper_position(&p, recorder, "the paper position", |x| {
+        x.status == PaperStatus::Open
+    })
+    .await;
+    assert_eq!(opened.average_entry, dec!(21000));
+    let day = trading_day(Utc::now());
+    let breach = async || {
+        p.store
+            .risk()
+            .paper_breach(p.user, recorder, day)
+            .await
+            .unwrap()
+    };
+
+    // −$60 (30 points of MNQ at $2): inside the limit, nothing happens.
+    p.price("MNQ", "20970.00");
+    paper_position(&p, recorder, "the loss marked", |x| {
+        x.current_price == Some(dec!(20970))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(breach().await, None);
+
+    // −$120: past it. The risk service closes the paper position at the mark.
+    p.price("MNQ", "20940.00");
+    let closed = paper_position(&p, recorder, "the paper position closed", |x| {
+        x.status == PaperStatus::Closed
+    })
+    .await;
+    assert_eq!(closed.exit_price, Some(dec!(20940)));
+    assert_eq!(closed.realized_pnl, dec!(-120));
+    let recorded = eventually("the paper breach marked closed", WAIT, async || {
+        breach().await.filter(|b| b.closed_at.is_some())
+    })
+    .await;
+    assert_eq!(recorded.loss_limit, dec!(100));
+    assert_eq!(
+        (recorded.realized_pnl, recorded.unrealized_pnl),
+        (dec!(0), dec!(-120))
+    );
+    let trades = p.store.paper().trades(p.user, recorder, 10).await.unwrap();
+    assert_eq!(trades.len(), 1, "{trades:#?}");
+    assert_eq!(trades[0].exit_price, Some(dec!(20940)));
+    assert_eq!(trades[0].exit_reason, Some(ExitReason::Signal));
+
+    // A new paper entry that day is refused, the reason on the signal's row.
+    let s = p
+        .queued(&token, &alert("buy", "long", r#","price":20940.00"#))
+        .await;
+    let signal = eventually("the refused entry's signal", WAIT, async || {
+        p.store
+            .signals()
+            .get(p.user, jt_store::SignalId(s))
+            .await
+            .ok()
+    })
+    .await;
+    let reason = signal.outcome_reason.unwrap_or_default();
+    assert!(
+        reason.contains("paper record: max daily loss of 100 reached"),
+        "{reason}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let positions = p
+        .store
+        .paper()
+        .positions(p.user, recorder, 10)
+        .await
+        .unwrap();
+    assert!(
+        positions.iter().all(|x| x.status == PaperStatus::Closed),
+        "{positions:#?}"
+    );
+
+    // A restarted risk service closes nothing again.
+    services.stop_risk().await;
+    services.start_risk().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        p.store
+            .paper()
+            .trades(p.user, recorder, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(breach().await.unwrap().id, recorded.id);
+
+    services.stop().await;
+    p.stop().await;
+}

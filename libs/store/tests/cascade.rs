@@ -99,6 +99,7 @@ async fn deleting_a_broker_account_removes_its_trading_records(t: &TestStore) {
         "broker_positions",
         "leaders",
         "followers",
+        "follower_peaks",
         "contract_mappings",
         "risk_breaches",
         "account_rules",
@@ -124,6 +125,7 @@ async fn deleting_a_broker_account_removes_its_trading_records(t: &TestStore) {
         "signals",
         "paper_positions",
         "paper_trades",
+        "paper_breaches",
         "login_sessions",
         "api_tokens",
         "subscriptions",
@@ -178,7 +180,13 @@ async fn deleting_a_recorder_or_trader_keeps_account_history(t: &TestStore) {
     );
 
     t.recorders().delete(owner.id, f.recorder).await.unwrap();
-    for table in ["signals", "paper_positions", "paper_trades", "traders"] {
+    for table in [
+        "signals",
+        "paper_positions",
+        "paper_trades",
+        "paper_breaches",
+        "traders",
+    ] {
         assert_eq!(
             t.count(table, &format!("user_id = {u}")).await,
             0,

@@ -365,6 +365,186 @@ async fn copies_are_recorded_once_per_leader_fill(t: &TestStore) {
     assert_eq!(f.multiplier, dec!(0.5));
 }
 
+async fn a_followers_peak_only_rises_and_starts_afresh_at_an_unlock(t: &TestStore) {
+    let owner = t.user("peak@example.com").await;
+    let other = t.user("peak-other@example.com").await;
+    let (_, lead_sub) = t.account(&owner, "peak-leader").await;
+    let (_, follow_sub) = t.account(&owner, "peak-follower").await;
+    let leader = t
+        .copying()
+        .create_leader(owner.id, lead_sub.id, None, true)
+        .await
+        .unwrap();
+    let follower = t
+        .copying()
+        .add_follower(
+            owner.id,
+            leader.id,
+            follow_sub.id,
+            FollowerSettings {
+                max_drawdown: Some(dec!(250)),
+                ..FollowerSettings::default()
+            },
+        )
+        .await
+        .unwrap();
+    let risk = t.risk();
+    let first = risk.follower_peak(owner.id, follower.id).await.unwrap();
+    assert_eq!(first.peak, None, "no equity seen yet");
+    assert_eq!(
+        risk.follower_peak(owner.id, follower.id).await.unwrap(),
+        first,
+        "asked again: the same tracking"
+    );
+    risk.raise_follower_peak(first.tracking, dec!(50100.25), Utc::now())
+        .await
+        .unwrap();
+    risk.raise_follower_peak(first.tracking, dec!(50000), Utc::now())
+        .await
+        .unwrap();
+    let raised = risk.follower_peak(owner.id, follower.id).await.unwrap();
+    assert_eq!(
+        raised.peak,
+        Some(dec!(50100.25)),
+        "a lower value never lowers it"
+    );
+    assert!(raised.peak_at.is_some());
+
+    t.copying()
+        .set_lockout(owner.id, follower.id, Some("max drawdown reached"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        risk.unlock_follower(other.id, follower.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    risk.unlock_follower(owner.id, follower.id).await.unwrap();
+    let f = t.copying().follower(owner.id, follower.id).await.unwrap();
+    assert!(!f.locked_out && f.lockout_reason.is_none());
+    let fresh = risk.follower_peak(owner.id, follower.id).await.unwrap();
+    assert_ne!(fresh.tracking, first.tracking, "a new tracking");
+    assert_eq!(fresh.peak, None, "the peak starts afresh");
+    // A write of the old tracking (started before the unlock) changes nothing.
+    risk.raise_follower_peak(first.tracking, dec!(60000), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        risk.follower_peak(owner.id, follower.id)
+            .await
+            .unwrap()
+            .peak,
+        None
+    );
+}
+
+async fn a_paper_record_is_read_for_its_daily_loss_and_breached_once_per_day(t: &TestStore) {
+    use jt_store::repo::paper_risk::{NewPaperBreach, PaperBreachRecorded};
+
+    let owner = t.user("paper-risk@example.com").await;
+    let (limited, _) = t.recorder(&owner, "limited").await;
+    let (unlimited, _) = t.recorder(&owner, "unlimited").await;
+    t.recorders()
+        .update_settings(
+            owner.id,
+            limited.id,
+            &jt_domain::Settings {
+                max_daily_loss: dec!(100),
+                ..jt_domain::Settings::default()
+            },
+        )
+        .await
+        .unwrap();
+    let now = Utc::now();
+    for recorder in [limited.id, unlimited.id] {
+        let p = PaperPosition {
+            id: PaperPositionId::new(),
+            owner: owner.id,
+            recorder,
+            symbol: "MNQ".into(),
+            direction: Direction::Long,
+            quantity: 1,
+            average_entry: dec!(21000),
+            entries: Vec::new(),
+            current_price: Some(dec!(20990)),
+            unrealized_pnl: dec!(-20),
+            worst_unrealized_pnl: dec!(-20),
+            best_unrealized_pnl: dec!(0),
+            realized_pnl: dec!(0),
+            exit_price: None,
+            status: PaperStatus::Open,
+            opened_at: now,
+            closed_at: None,
+            last_signal: None,
+            engine_state: None,
+        };
+        t.paper().save_position(owner.id, &p).await.unwrap();
+    }
+    let books = t
+        .risk()
+        .paper_books(now - Duration::hours(1))
+        .await
+        .unwrap();
+    let mine: Vec<_> = books
+        .iter()
+        .filter(|b| b.recorder.owner == owner.id)
+        .collect();
+    assert_eq!(mine.len(), 1, "only the recorder with a limit");
+    assert_eq!(mine[0].recorder.id, limited.id);
+    assert_eq!(mine[0].realized, dec!(0));
+    assert_eq!(mine[0].open.len(), 1);
+    assert_eq!(
+        t.risk()
+            .open_papers(owner.id, limited.id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let day = NaiveDate::from_ymd_opt(2026, 12, 7).unwrap();
+    let breach = NewPaperBreach {
+        recorder: limited.id,
+        trading_day: day,
+        loss_limit: dec!(100),
+        realized_pnl: dec!(-30.25),
+        unrealized_pnl: dec!(-80),
+        breached_at: now,
+        details: Some("paper realized -30.25 + open -80 = -110.25 ≤ −100".into()),
+    };
+    let PaperBreachRecorded::New(first) = t
+        .risk()
+        .record_paper_breach(owner.id, breach.clone())
+        .await
+        .unwrap()
+    else {
+        panic!("new")
+    };
+    assert!(matches!(
+        t.risk().record_paper_breach(owner.id, breach.clone()).await.unwrap(),
+        PaperBreachRecorded::Already(b) if b.id == first.id && b.closed_at.is_none()
+    ));
+    t.risk()
+        .mark_paper_closed(owner.id, first.id, Utc::now())
+        .await
+        .unwrap();
+    let back = t
+        .risk()
+        .paper_breach(owner.id, limited.id, day)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(back.closed_at.is_some());
+    assert_eq!(back.realized_pnl, dec!(-30.25));
+    assert_eq!(
+        t.risk()
+            .paper_breach(owner.id, limited.id, day.succ_opt().unwrap())
+            .await
+            .unwrap(),
+        None,
+        "a breach is the day's"
+    );
+}
+
 async fn breaches_are_recorded_once_per_day(t: &TestStore) {
     let owner = t.user("risk@example.com").await;
     let (_, sub) = t.account(&owner, "risk").await;
@@ -1164,6 +1344,8 @@ on_both_engines!(
     paper_positions_keep_exact_averages_and_one_open_per_symbol,
     a_signals_paper_effect_is_applied_through_domain_types_once,
     copies_are_recorded_once_per_leader_fill,
+    a_followers_peak_only_rises_and_starts_afresh_at_an_unlock,
+    a_paper_record_is_read_for_its_daily_loss_and_breached_once_per_day,
     breaches_are_recorded_once_per_day,
     kill_switches_apply_by_scope,
     kill_switch_engagements_are_to_do_once_each,

@@ -161,24 +161,33 @@ impl Fanout {
             _ => {}
         }
 
+        // A paper record past its max daily loss today takes no paper entry (the risk service
+        // closed it at the mark: docs/risk.md, "Paper accounts"); exits still apply. The
+        // reason goes on the signal's row.
+        let paper_refused = self.paper_refusal(&recorder, signal.action).await?;
+
         // The signal's row is written once, with its outcome: the traders are read first.
         let targets = self.store.traders().execution_targets_of(&recorder).await?;
         if targets.is_empty() {
-            self.record(
-                msg,
-                SignalOutcome::Filtered,
-                Some("no enabled trader is linked to this recorder"),
-            )
-            .await?;
+            let reason = match &paper_refused {
+                Some(r) => format!("no enabled trader is linked to this recorder; {r}"),
+                None => "no enabled trader is linked to this recorder".to_owned(),
+            };
+            self.record(msg, SignalOutcome::Filtered, Some(&reason))
+                .await?;
         } else {
-            self.record(msg, SignalOutcome::Accepted, None).await?;
+            self.record(msg, SignalOutcome::Accepted, paper_refused.as_deref())
+                .await?;
         }
 
         // The paper record is not on the way to the broker: it is written beside the intents'
         // publishes (after the signal's row, which its trades refer to). The message is
         // acknowledged only when both are done.
         let paper = async {
-            if recorder.settings.recording_enabled {
+            if paper_refused.is_some() {
+                m::paper_skipped("max_daily_loss");
+                Ok(())
+            } else if recorder.settings.recording_enabled {
                 self.paper(msg, &recorder.settings, recorder.commission_per_contract)
                     .await
             } else {
@@ -379,6 +388,35 @@ impl Fanout {
             self.bus.publish(&out).await?;
         }
         Ok(subs.len())
+    }
+
+    /// Why the recorder's paper record refuses this signal, if it does: an entry (long or
+    /// short) on a trading day its paper record breached its max daily loss.
+    async fn paper_refusal(
+        &self,
+        recorder: &jt_store::repo::recorders::Recorder,
+        action: SignalAction,
+    ) -> Result<Option<String>, FanoutError> {
+        if !recorder.settings.recording_enabled
+            || recorder.settings.max_daily_loss <= Decimal::ZERO
+            || !matches!(action, SignalAction::Long | SignalAction::Short)
+        {
+            return Ok(None);
+        }
+        let day = jt_domain::session::trading_day(Utc::now());
+        let breach = self
+            .store
+            .risk()
+            .paper_breach(recorder.owner, recorder.id, day)
+            .await?;
+        Ok(breach.map(|b| {
+            format!(
+                "paper record: max daily loss of {} reached on {} ({}): no paper entries until the next trading day",
+                b.loss_limit.normalize(),
+                b.trading_day,
+                b.details.unwrap_or_default(),
+            )
+        }))
     }
 
     /// Applies the signal to the recorder's paper record (DOMAIN.md §6), once.

@@ -14,7 +14,14 @@
 //! mark is kept and a limit close to its buffer warns once a day (`rule_warning`, [`prop`]).
 //!
 //! A follower (copy trading) whose own daily loss limit is reached is locked out (its copies
-//! stop until the next trading day) and its account flattened the same way ([`watch`]).
+//! stop until the next trading day) and its account flattened the same way ([`watch`]); one
+//! whose account's equity falls its `max_drawdown` below its own equity peak is locked out
+//! until its owner unlocks it, and the account flattened ([`drawdown`]).
+//!
+//! A recorder's paper record (paper accounts: nothing at a broker) past its own
+//! `max_daily_loss` — its paper trades closed in the day plus its open paper positions marked
+//! to the same quotes — has its paper positions closed at the mark through the paper engine,
+//! once, and takes no paper entries for the rest of the trading day ([`paper`]).
 //!
 //! Kill switches ([`kill`]) are carried out here: an engagement the API or a kill alert
 //! recorded is turned into one flatten intent per covered account, once, even across restarts.
@@ -32,10 +39,12 @@
 
 pub mod book;
 pub mod dead_letters;
+pub mod drawdown;
 pub mod kill;
 mod metrics;
 pub mod monitor;
 pub mod notify;
+pub mod paper;
 pub mod prop;
 pub mod watch;
 

@@ -33,7 +33,7 @@ use jt_messages::{
 };
 use jt_store::entity::BreachKind;
 use jt_store::repo::risk::{Breach, BreachRecorded, NewBreach};
-use jt_store::{Store, SubAccountId};
+use jt_store::{FollowerId, RecorderId, Store, SubAccountId};
 use parking_lot::Mutex;
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -43,7 +43,9 @@ use tracing::Instrument;
 
 use crate::RiskConfig;
 use crate::book::{Book, BrokerFigure, Mark, OpenSource, Pnl};
+use crate::drawdown;
 use crate::metrics;
+use crate::paper;
 use crate::prop::{self, Trail};
 use crate::watch::{self, Watched};
 
@@ -131,6 +133,8 @@ struct Entry {
     trail: Trail,
     /// The (day, rule) warnings already queued.
     warned: Vec<(NaiveDate, Rule)>,
+    /// The equity peaks of its followers with a max drawdown.
+    peaks: HashMap<FollowerId, drawdown::Peak>,
 }
 
 /// What the helpers send back to the monitor's loop.
@@ -139,6 +143,8 @@ enum Note {
     Figure(SubAccountId, u64, Result<BrokerFigure, String>),
     /// A mark write failed: the previous stored value, to write again.
     MarkFailed(SubAccountId, Option<Decimal>),
+    /// A follower's peak write (of that tracking) failed: the previous stored value.
+    PeakFailed(SubAccountId, FollowerId, uuid::Uuid, Option<Decimal>),
 }
 
 /// The monitor's state while this replica holds the lease.
@@ -155,6 +161,8 @@ pub(crate) struct Monitor {
     notes: mpsc::Sender<Note>,
     /// What was last written to the `jt_risk_status` bucket per account, and when.
     written: HashMap<SubAccountId, (RiskSnapshot, Instant)>,
+    /// The paper records with a max daily loss.
+    papers: paper::Papers,
 }
 
 impl Monitor {
@@ -217,6 +225,7 @@ impl Monitor {
             status,
             notes: tx,
             written: HashMap::new(),
+            papers: paper::Papers::default(),
         };
         monitor.status.lock().active = true;
         let mut survey = tokio::time::interval(monitor.config.survey_every);
@@ -249,6 +258,16 @@ impl Monitor {
                     Some(Note::MarkFailed(sub, previous)) => {
                         if let Some(e) = monitor.entries.get_mut(&sub) {
                             e.trail.write_failed(previous);
+                        }
+                    }
+                    Some(Note::PeakFailed(sub, follower, tracking, previous)) => {
+                        if let Some(p) = monitor
+                            .entries
+                            .get_mut(&sub)
+                            .and_then(|e| e.peaks.get_mut(&follower))
+                            .filter(|p| p.tracking == tracking)
+                        {
+                            p.trail.write_failed(previous);
                         }
                     }
                     None => break,
@@ -304,8 +323,22 @@ impl Monitor {
                 generation: 0,
                 trail: Trail::default(),
                 warned: Vec::new(),
+                peaks: HashMap::new(),
             });
             entry.watched = w;
+            for f in &entry.watched.followers {
+                if let Some(stored) = &f.peak {
+                    entry.peaks.entry(f.id).or_default().merge(stored);
+                }
+            }
+            let tracked: Vec<FollowerId> = entry
+                .watched
+                .followers
+                .iter()
+                .filter(|f| f.peak.is_some())
+                .map(|f| f.id)
+                .collect();
+            entry.peaks.retain(|f, _| tracked.contains(f));
             if let Some(r) = &entry.watched.rules {
                 entry.trail.merge_stored(r.high_water_mark, r.mark_day);
             }
@@ -340,10 +373,21 @@ impl Monitor {
                 }
             }
             self.followers(sub, day).await;
+            self.drawdowns(sub, day).await;
             self.close_day(sub, now);
         }
         self.entries.retain(|sub, _| seen.contains(sub));
         metrics::watched(self.entries.len());
+        // Paper records: a breach whose close a dead monitor left undone is closed now; every
+        // record is judged (its realised P&L and positions were just read).
+        let max_age = self.max_age();
+        for (recorder, breach) in self.papers.survey(&self.store, day).await {
+            let marks = self.papers.fresh_marks(now, max_age);
+            tokio::spawn(paper::close(self.store.clone(), recorder, breach, marks));
+        }
+        for id in self.papers.recorders() {
+            self.judge_paper(id).await;
+        }
         self.publish_status(day);
     }
 
@@ -394,10 +438,36 @@ impl Monitor {
         });
     }
 
-    /// Writes the intraday marks that rose (at most once a second per account).
+    /// Writes the intraday marks and followers' equity peaks that rose (at most once a second
+    /// per account and per follower).
     fn write_marks(&mut self) {
         let now = Instant::now();
         for (sub, e) in &mut self.entries {
+            for (follower, p) in &mut e.peaks {
+                let previous = p.trail.stored;
+                let Some(peak) = p.trail.due(now, MARK_WRITE_EVERY) else {
+                    continue;
+                };
+                let (store, tx, sub, follower, tracking) = (
+                    self.store.clone(),
+                    self.notes.clone(),
+                    *sub,
+                    *follower,
+                    p.tracking,
+                );
+                tokio::spawn(async move {
+                    if let Err(e) = store
+                        .risk()
+                        .raise_follower_peak(tracking, peak, Utc::now())
+                        .await
+                    {
+                        tracing::warn!(%follower, error = %e, "the follower's equity peak could not be stored: retried");
+                        let _ = tx
+                            .send(Note::PeakFailed(sub, follower, tracking, previous))
+                            .await;
+                    }
+                });
+            }
             let previous = e.trail.stored;
             let Some(mark) = e.trail.due(now, MARK_WRITE_EVERY) else {
                 continue;
@@ -505,6 +575,37 @@ impl Monitor {
             .collect();
         for sub in holders {
             self.judge(sub).await;
+        }
+        for id in self.papers.quote(&q.contract, price, Utc::now()) {
+            self.judge_paper(id).await;
+        }
+    }
+
+    fn max_age(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.config.quote_max_age)
+            .unwrap_or(chrono::Duration::seconds(10))
+    }
+
+    /// Judges one paper record now; past its max daily loss, the breach is recorded here and
+    /// its paper positions closed at the mark off the loop ([`paper::close`]).
+    async fn judge_paper(&mut self, id: RecorderId) {
+        let now = Utc::now();
+        let max_age = self.max_age();
+        let Some((recorder, breach)) = self.papers.judge(id, now, trading_day(now), max_age) else {
+            return;
+        };
+        match paper::record(&self.store, &recorder, breach).await {
+            Ok(Some(b)) => {
+                metrics::breach("new");
+                let marks = self.papers.fresh_marks(now, max_age);
+                tokio::spawn(paper::close(self.store.clone(), recorder, b, marks));
+            }
+            Ok(None) => metrics::breach("already"),
+            Err(e) => {
+                metrics::breach("failed");
+                self.papers.unbreach(id);
+                tracing::error!(recorder = %id, error = %e, "the paper breach could not be recorded: retried at the next change");
+            }
         }
     }
 
@@ -646,11 +747,58 @@ impl Monitor {
             self.record(w, breach).await;
             return;
         }
+        let known = pnl.source != OpenSource::Unknown;
+        let cash = e.book.broker.and_then(|f| f.cash);
+        if known && let Some(balance) = cash {
+            // Followers' max drawdown: the equity against each follower's own peak. A new
+            // high raises the peak before it is judged (written at most once a second).
+            let equity = balance + pnl.open;
+            let mut reached = Vec::new();
+            let mut strictest: Option<Decimal> = None;
+            for f in e
+                .watched
+                .followers
+                .iter_mut()
+                .filter(|f| f.lockout.is_none())
+            {
+                let (Some(max), Some(peak)) = (f.max_drawdown, e.peaks.get_mut(&f.id)) else {
+                    continue;
+                };
+                peak.trail.observe(Some(equity));
+                let Some(top) = peak.trail.mark else {
+                    continue;
+                };
+                if drawdown::reached(top, equity, max) {
+                    let segment = drawdown::segment(f.id, top, equity, max);
+                    // Locked here at once (the store's lock follows in `finish`): judged once.
+                    f.lockout = Some(drawdown::lock_reason(day, &segment));
+                    reached.push(segment);
+                    strictest = Some(strictest.map_or(max, |s| s.min(max)));
+                }
+            }
+            if let Some(limit) = strictest {
+                let w = e.watched.clone();
+                tracing::warn!(
+                    sub_account = %sub, %equity, followers = reached.len(),
+                    "a follower's max drawdown reached: locking its copies and flattening"
+                );
+                let breach = NewBreach {
+                    sub_account: sub,
+                    trading_day: day,
+                    kind: BreachKind::FollowerMaxDrawdown,
+                    loss_limit: limit,
+                    realized_pnl: pnl.realized,
+                    unrealized_pnl: pnl.open,
+                    breached_at: now,
+                    details: Some(reached.join("; ")),
+                };
+                self.record(w, breach).await;
+                return;
+            }
+        }
         let Some(rules) = e.watched.rules.clone() else {
             return;
         };
-        let known = pnl.source != OpenSource::Unknown;
-        let cash = e.book.broker.and_then(|f| f.cash);
         let holding = !e.book.positions.is_empty() || !pnl.open.is_zero();
         let mut state = AccountState {
             balance: cash.unwrap_or_default(),
@@ -753,9 +901,7 @@ impl Monitor {
             Some(b) => lock_followers(&self.store, &w, &b).await,
             None => {
                 for f in &w.followers {
-                    if f.lockout
-                        .as_deref()
-                        .is_some_and(|r| r.starts_with(watch::FOLLOWER_LOCK))
+                    if f.lockout.as_deref().is_some_and(watch::lifted_at_next_day)
                         && let Err(e) = self
                             .store
                             .copying()
@@ -769,11 +915,41 @@ impl Monitor {
         }
     }
 
+    /// The followers' max drawdowns of account `sub` at a survey: today's drawdown breach is
+    /// read — one a monitor recorded and died before flattening is finished here; a lock it
+    /// missed is made (not for a follower its owner unlocked since). A drawdown lock is never
+    /// lifted here: only its owner lifts it (the API's unlock).
+    async fn drawdowns(&mut self, sub: SubAccountId, day: NaiveDate) {
+        let Some(e) = self.entries.get(&sub) else {
+            return;
+        };
+        if e.watched.followers.iter().all(|f| f.max_drawdown.is_none()) {
+            return;
+        }
+        let w = e.watched.clone();
+        match self
+            .store
+            .risk()
+            .breach(w.sub.owner, sub, day, BreachKind::FollowerMaxDrawdown)
+            .await
+        {
+            Ok(Some(b)) if b.flattened_at.is_none() => self.finish(w, b, false),
+            Ok(Some(b)) => {
+                let details = b.details.clone().unwrap_or_default();
+                lock_drawdown(&self.store, &w, &details, day, b.breached_at, false).await;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(sub_account = %sub, error = %e, "breach unreadable"),
+        }
+    }
+
     /// Records a breach and acts on it (a new one: flatten and notify; one recorded by another
     /// monitor and not yet flattened: flatten).
     async fn record(&mut self, w: Watched, breach: NewBreach) {
         let sub = breach.sub_account;
         let kind = breach.kind;
+        let details = breach.details.clone().unwrap_or_default();
+        let breached_at = breach.breached_at;
         match self.store.risk().record_breach(w.sub.owner, breach).await {
             Ok(BreachRecorded::New(b)) => {
                 metrics::breach("new");
@@ -783,6 +959,15 @@ impl Monitor {
                 metrics::breach("already");
                 if b.flattened_at.is_none() {
                     self.finish(w, b, false);
+                } else if kind == BreachKind::FollowerMaxDrawdown {
+                    // A follower unlocked earlier today reached its drawdown again: it is
+                    // locked again, but the account's drawdown flatten was today's (one breach
+                    // per account, day and kind: docs/risk.md, "Left").
+                    tracing::warn!(sub_account = %sub, %details, "a follower's max drawdown reached again today: locked, not flattened again");
+                    let store = self.store.clone();
+                    tokio::spawn(async move {
+                        lock_drawdown(&store, &w, &details, b.trading_day, breached_at, true).await;
+                    });
                 }
             }
             Err(e) => {
@@ -819,6 +1004,18 @@ impl Monitor {
                 // Locked before the flatten: a copy arriving meanwhile is skipped rather than
                 // opening what the flatten is about to close.
                 lock_followers(&store, &w, &breach).await;
+            }
+            if breach.kind == BreachKind::FollowerMaxDrawdown {
+                // The followers the breach names, locked before the flatten (as above).
+                lock_drawdown(
+                    &store,
+                    &w,
+                    breach.details.as_deref().unwrap_or_default(),
+                    breach.trading_day,
+                    breach.breached_at,
+                    true,
+                )
+                .await;
             }
             let intent = IntentMessage::control(
                 w.sub.owner,
@@ -965,18 +1162,54 @@ impl Monitor {
     }
 }
 
-/// Locks out every follower on the breached account that is not locked yet (the account is
-/// flattened for the trading day under the strictest of their limits). A failed lock is
-/// logged; the next survey locks it.
+/// Locks out the followers a max drawdown breach of `day` (recorded at `breached_at`) names in
+/// its `details` — every one (`all`: overwriting a lock this monitor set in memory) or only
+/// those the store shows unlocked (a survey) — but not one its owner unlocked since: its
+/// peak tracking started after the breach. A failed lock is logged; the next survey locks it.
+async fn lock_drawdown(
+    store: &Store,
+    w: &Watched,
+    details: &str,
+    day: NaiveDate,
+    breached_at: chrono::DateTime<Utc>,
+    all: bool,
+) {
+    for f in &w.followers {
+        if !all && f.lockout.is_some() {
+            continue;
+        }
+        let Some(segment) = drawdown::segment_of(details, f.id) else {
+            continue;
+        };
+        if !drawdown::still_to_lock(f.peak.as_ref().map(|p| p.started_at), breached_at) {
+            continue;
+        }
+        let reason = drawdown::lock_reason(day, segment);
+        if let Err(e) = store
+            .copying()
+            .set_lockout(w.sub.owner, f.id, Some(&reason))
+            .await
+        {
+            tracing::warn!(follower = %f.id, error = %e, "the follower could not be locked out: retried at the next survey");
+        }
+    }
+}
+
+/// Locks out every follower with a daily loss limit on the breached account that is not
+/// locked yet (the account is flattened for the trading day under the strictest of their
+/// limits). A failed lock is logged; the next survey locks it.
 async fn lock_followers(store: &Store, w: &Watched, breach: &Breach) {
     for f in w.followers.iter().filter(|f| f.lockout.is_none()) {
+        let Some(limit) = f.limit else {
+            continue;
+        };
         let reason = format!(
             "{} on {}: the account's P&L {} reached the follower's daily loss limit of {} \
              (the strictest on the account: {}); copies stop until the next trading day",
             watch::FOLLOWER_LOCK,
             breach.trading_day,
             (breach.realized_pnl + breach.unrealized_pnl).normalize(),
-            f.limit.normalize(),
+            limit.normalize(),
             breach.loss_limit.normalize(),
         );
         if let Err(e) = store

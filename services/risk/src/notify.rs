@@ -36,6 +36,25 @@ pub async fn breach(store: &Store, w: &Watched, breach: &Breach) {
                 "action": "working orders cancelled, every position flattened, the follower locked out: no copies until the next trading day",
             }),
         )
+    } else if breach.kind == BreachKind::FollowerMaxDrawdown {
+        (
+            MAX_LOSS_EVENT,
+            json!({
+                "event": MAX_LOSS_EVENT,
+                "title": format!("Follower max drawdown reached on {}: flattened, copies stopped", w.sub.name),
+                "sub_account_id": w.sub.id,
+                "account": w.sub.name,
+                "broker": w.login.broker,
+                "trading_day": breach.trading_day,
+                "limit": breach.loss_limit,
+                "rule": "follower_max_drawdown",
+                "reason": breach.details,
+                "realized_pnl": breach.realized_pnl,
+                "unrealized_pnl": breach.unrealized_pnl,
+                "breached_at": breach.breached_at,
+                "action": "working orders cancelled, every position flattened, the follower locked out: no copies until its owner unlocks it",
+            }),
+        )
     } else if breach.kind == BreachKind::PropFirmRule {
         let rule = breach_rule(breach);
         (

@@ -10,12 +10,16 @@
 //!
 //! An account is watched too when it follows a leader with a **daily loss limit** of its own
 //! (the follower's copy risk limit, `followers.daily_loss_limit`): reached, the follower is
-//! locked out and its account flattened for the trading day ([`FollowerLimit`]).
+//! locked out and its account flattened for the trading day ([`FollowerLimit`]), or with a
+//! **max drawdown** (`followers.max_drawdown`): measured from the follower's own equity peak
+//! (`follower_peaks`, started here when the follower is first watched), reached, the follower
+//! is locked out until its owner unlocks it and the account flattened.
 
 use std::collections::HashMap;
 
 use jt_broker::BrokerKind;
 use jt_store::repo::accounts::{BrokerAccount, SubAccount};
+use jt_store::repo::follower_peaks::FollowerPeak;
 use jt_store::repo::rules::AccountRules;
 use jt_store::{FollowerId, Store, StoreError, SubAccountId};
 use rust_decimal::Decimal;
@@ -31,23 +35,38 @@ pub struct Watched {
     pub limit: Option<Decimal>,
     /// The account's prop-firm rules, with the stored trailing mark, when it has any.
     pub rules: Option<AccountRules>,
-    /// The followers on this account with a daily loss limit of their own.
+    /// The followers on this account with a daily loss limit or a max drawdown of their own.
     pub followers: Vec<FollowerLimit>,
 }
 
-/// A follower (copy trading) with a daily loss limit: its copy risk limit.
+/// A follower (copy trading) with copy risk limits: a daily loss limit, a max drawdown, or both.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FollowerLimit {
     /// The follower.
     pub id: FollowerId,
-    /// Its daily loss limit in dollars (> 0).
-    pub limit: Decimal,
+    /// Its daily loss limit in dollars (> 0), if any.
+    pub limit: Option<Decimal>,
+    /// Its max drawdown in dollars (> 0), if any.
+    pub max_drawdown: Option<Decimal>,
+    /// Its equity peak tracking (with a max drawdown).
+    pub peak: Option<FollowerPeak>,
     /// Why it is locked out, when it is (by this service's limit or anything else).
     pub lockout: Option<String>,
 }
 
 /// How a lock this service sets begins: a lock of another origin is never lifted here.
 pub const FOLLOWER_LOCK: &str = "daily loss limit reached";
+
+/// How a max drawdown lock begins (lifted only by the owner, through the API).
+pub const DRAWDOWN_LOCK: &str = "max drawdown reached";
+
+/// Whether a follower's lock (its `reason`) is lifted at the first survey of a trading day
+/// without a daily loss breach: only a daily loss lock this service set. A max drawdown lock
+/// stays until the owner unlocks the follower; a lock of any other origin is left alone.
+#[must_use]
+pub fn lifted_at_next_day(reason: &str) -> bool {
+    reason.starts_with(FOLLOWER_LOCK)
+}
 
 impl Watched {
     /// The strictest daily loss limit of the followers not locked out on this account.
@@ -57,7 +76,7 @@ impl Watched {
             self.followers
                 .iter()
                 .filter(|f| f.lockout.is_none())
-                .map(|f| f.limit),
+                .filter_map(|f| f.limit),
         )
     }
 
@@ -101,16 +120,26 @@ pub async fn survey(store: &Store) -> Result<Vec<Watched>, StoreError> {
         let mut followers: HashMap<SubAccountId, Vec<FollowerLimit>> = HashMap::new();
         for leader in store.copying().leaders(owner).await? {
             for f in store.copying().followers(owner, leader.id).await? {
-                if let Some(limit) = f.daily_loss_limit.filter(|l| *l > Decimal::ZERO) {
-                    followers
-                        .entry(f.sub_account)
-                        .or_default()
-                        .push(FollowerLimit {
-                            id: f.id,
-                            limit,
-                            lockout: f.locked_out.then(|| f.lockout_reason.unwrap_or_default()),
-                        });
+                let limit = f.daily_loss_limit.filter(|l| *l > Decimal::ZERO);
+                let max_drawdown = f.max_drawdown.filter(|l| *l > Decimal::ZERO);
+                if limit.is_none() && max_drawdown.is_none() {
+                    continue;
                 }
+                // The peak is measured from the first survey that watches the drawdown.
+                let peak = match max_drawdown {
+                    Some(_) => Some(store.risk().follower_peak(owner, f.id).await?),
+                    None => None,
+                };
+                followers
+                    .entry(f.sub_account)
+                    .or_default()
+                    .push(FollowerLimit {
+                        id: f.id,
+                        limit,
+                        max_drawdown,
+                        peak,
+                        lockout: f.locked_out.then(|| f.lockout_reason.unwrap_or_default()),
+                    });
             }
         }
         let traders = store.traders().list(owner).await?;
@@ -167,6 +196,17 @@ mod tests {
     use rust_decimal_macros::dec;
 
     use super::*;
+
+    #[test]
+    fn only_a_daily_loss_lock_is_lifted_at_the_next_trading_day() {
+        assert!(lifted_at_next_day(
+            "daily loss limit reached on 2026-12-07: the account's P&L -120 …"
+        ));
+        assert!(!lifted_at_next_day(
+            "max drawdown reached on 2026-12-07: follower …: equity 49840 is 160 below its peak 50000"
+        ));
+        assert!(!lifted_at_next_day("locked by support"));
+    }
 
     #[test]
     fn the_strictest_positive_limit_holds_and_zero_means_off() {

@@ -340,6 +340,7 @@ pub async fn populate(t: &TestStore, owner: &User, admin: &AdminScope, tag: &str
         )
         .await
         .unwrap();
+    t.risk().follower_peak(o, follower.id).await.unwrap();
 
     t.risk()
         .record_breach(
@@ -348,6 +349,21 @@ pub async fn populate(t: &TestStore, owner: &User, admin: &AdminScope, tag: &str
                 sub_account: sub.id,
                 trading_day: day,
                 kind: BreachKind::MaxDailyLoss,
+                loss_limit: dec!(500),
+                realized_pnl: dec!(-450.5),
+                unrealized_pnl: dec!(-60),
+                breached_at: now,
+                details: None,
+            },
+        )
+        .await
+        .unwrap();
+    t.risk()
+        .record_paper_breach(
+            o,
+            jt_store::repo::paper_risk::NewPaperBreach {
+                recorder: recorder.id,
+                trading_day: day,
                 loss_limit: dec!(500),
                 realized_pnl: dec!(-450.5),
                 unrealized_pnl: dec!(-60),

@@ -628,6 +628,36 @@ pub async fn delete_follower(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Lifts a follower's lockout and starts its equity peak afresh: its `max_drawdown` is then
+/// measured from the equity the risk service sees next (a drawdown lock lasts until this call;
+/// a daily loss lock would also lift by itself at the next trading day).
+#[utoipa::path(
+    post,
+    path = "/followers/{follower_id}/unlock",
+    tag = "copy",
+    params(("follower_id" = uuid::Uuid, Path, description = "The follower")),
+    responses(
+        (status = 200, description = "The follower, unlocked", body = FollowerView),
+        (status = 404, description = "No such follower", body = ErrorBody),
+    ),
+    security(("session" = []), ("bearer" = []))
+)]
+pub async fn unlock_follower(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(follower_id): Path<FollowerId>,
+) -> ApiResult<Json<FollowerView>> {
+    state
+        .store
+        .risk()
+        .unlock_follower(caller.owner(), follower_id)
+        .await?;
+    let copying = state.store.copying();
+    let f = copying.follower(caller.owner(), follower_id).await?;
+    let mappings = copying.mappings(caller.owner(), follower_id).await?;
+    Ok(Json(follower_view(f, mappings)))
+}
+
 /// One copy: a leader event and what it did to one follower.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CopyLogView {

@@ -68,6 +68,7 @@ pub fn api() -> OpenApiRouter<ApiState> {
             copy::update_follower,
             copy::delete_follower
         ))
+        .routes(routes!(copy::unlock_follower))
         .routes(routes!(copy::copy_log))
         .routes(routes!(
             notifications::list_channels,
