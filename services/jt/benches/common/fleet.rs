@@ -60,6 +60,12 @@ pub fn list<T: std::str::FromStr>(name: &str, default: &str) -> anyhow::Result<V
         .collect()
 }
 
+/// How long a connection manager may take to open `logins` sockets: its connect gate starts
+/// one attempt every 3 s (DOMAIN §8), plus a minute.
+pub fn connect_time(logins: usize) -> Duration {
+    Duration::from_secs(60 + 4 * u64::try_from(logins).unwrap_or(u64::MAX / 8))
+}
+
 /// A service process with its listener (health, readiness, metrics, its own routes).
 pub struct Running {
     /// The process.
@@ -88,10 +94,8 @@ pub struct Fleet {
 impl Fleet {
     /// A fresh database (migrated) and `jt sim`, ready.
     pub async fn start(name: &str) -> anyhow::Result<Self> {
-        let logs = std::env::temp_dir().join(format!(
-            "jt-bench-{name}-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
+        let logs =
+            std::env::temp_dir().join(format!("jt-bench-{name}-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&logs)?;
         println!("{name} benchmark; service logs in {}", logs.display());
         let nats_url = jt_testkit::nats::nats_url();

@@ -19,7 +19,8 @@
 //! its own leader login and its own follower accounts), `JT_BENCH_FILLS` (leader fills per
 //! group, default 20: buy 1 and sell 1 alternating, so followers enter and close),
 //! `JT_BENCH_SPACING_MS` (between two leader trades; default 500 ms + 5 ms × N),
-//! `JT_BENCH_ACCOUNTS_PER_LOGIN` (follower accounts to a simulator login, default 5),
+//! `JT_BENCH_ACCOUNTS_PER_LOGIN` (follower accounts to a simulator login, default 10: the
+//! connection manager opens one socket per login, 3 s apart — DOMAIN §8's connect gate),
 //! `JT_BENCH_EXECUTORS` (executor replicas, default 1), `JT_BENCH_BROKER_LATENCY_MS` (the
 //! simulator's `latency` fault on every request, default 0), `JT_BENCH_KEEP_DB=1`.
 //!
@@ -79,7 +80,7 @@ impl Config {
                 .map(|v| v.trim().parse())
                 .transpose()
                 .context("JT_BENCH_SPACING_MS")?,
-            per_login: fleet::var("JT_BENCH_ACCOUNTS_PER_LOGIN", 5)?,
+            per_login: fleet::var("JT_BENCH_ACCOUNTS_PER_LOGIN", 10)?,
             executors: fleet::var("JT_BENCH_EXECUTORS", 1)?,
             broker_latency_ms: fleet::var("JT_BENCH_BROKER_LATENCY_MS", 0)?,
         })
@@ -116,15 +117,24 @@ async fn run(config: &Config) -> anyhow::Result<()> {
     let t = Instant::now();
     let mut groups = Vec::new();
     let mut subs = Vec::new();
+    let mut logins = 0;
     for (g, n) in config.groups.iter().enumerate() {
         let leader_prefix = format!("lead{g}x");
-        let leader = seed::accounts_named(&fleet.store, fleet.sim_addr, owner, &leader_prefix, 1, 1)
-            .await?
-            .remove(0);
+        let leader =
+            seed::accounts_named(&fleet.store, fleet.sim_addr, owner, &leader_prefix, 1, 1)
+                .await?
+                .remove(0);
         let prefix = format!("fol{g}x");
-        let accounts =
-            seed::accounts_named(&fleet.store, fleet.sim_addr, owner, &prefix, *n, config.per_login)
-                .await?;
+        let accounts = seed::accounts_named(
+            &fleet.store,
+            fleet.sim_addr,
+            owner,
+            &prefix,
+            *n,
+            config.per_login,
+        )
+        .await?;
+        logins += 1 + n.div_ceil(config.per_login.max(1));
         subs.push(leader.sub_account);
         subs.extend(accounts.iter().map(|a| a.sub_account));
         let copying = fleet.store.copying();
@@ -181,7 +191,7 @@ async fn run(config: &Config) -> anyhow::Result<()> {
         )
         .await?;
     fleet
-        .wait_sockets(owner, &subs, Duration::from_secs(120))
+        .wait_sockets(owner, &subs, fleet::connect_time(logins))
         .await?;
     if config.broker_latency_ms > 0 {
         let fault = serde_json::json!({"kind": "latency", "ms": config.broker_latency_ms});
@@ -323,7 +333,9 @@ async fn run(config: &Config) -> anyhow::Result<()> {
         "CPU per leader fill by process, over the measured fills ({cores} cores; `all ÷ cores` \
          is the shortest time the machine can do one fill's work in)"
     ));
-    calls.print("Broker requests at the simulator during the measured fills (the leader's own included)");
+    calls.print(
+        "Broker requests at the simulator during the measured fills (the leader's own included)",
+    );
     outcomes.print("Copy log rows by status (warm-up included)");
     let mut mem = Table::new(&["service", "peak RSS (VmHWM)"]);
     for (name, kib) in fleet.peak_rss() {
@@ -495,7 +507,8 @@ async fn stages_of(
         ))
         .await?;
     // Per fill: the copy rows', intents' and sends' times.
-    let mut per_fill: Vec<[Vec<i64>; 3]> = vec![[Vec::new(), Vec::new(), Vec::new()]; r.fills.len()];
+    let mut per_fill: Vec<[Vec<i64>; 3]> =
+        vec![[Vec::new(), Vec::new(), Vec::new()]; r.fills.len()];
     let mut unmatched = 0;
     for row in rows {
         let fill: Option<String> = row.try_get_by_index(0)?;
@@ -523,7 +536,11 @@ async fn stages_of(
             published_h.record(u64::try_from(at - f.timestamp_us).unwrap_or(0).max(1))?;
         }
     }
-    out.push(("fill event on BROKER_EVENTS (connmgr)", published_h.clone(), published_h));
+    out.push((
+        "fill event on BROKER_EVENTS (connmgr)",
+        published_h.clone(),
+        published_h,
+    ));
     for (stage, name) in [
         (0, "copy log row recorded (copier)"),
         (1, "intent recorded (executor)"),
