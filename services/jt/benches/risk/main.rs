@@ -223,14 +223,8 @@ async fn run(config: &Config) -> anyhow::Result<()> {
 
     fleet.spawn("executor", "executor", &[]).await?;
     fleet.spawn("positions", "positions", &[]).await?;
-    let risk = fleet
-        .spawn(
-            "risk",
-            "risk",
-            // Set-up goes faster with a shorter survey; judging runs on quotes either way.
-            &[("JT_RISK_SURVEY_SECS", "2".into())],
-        )
-        .await?;
+    // The risk service as deployed (its default survey every 10 s, reads every 60 s).
+    let risk = fleet.spawn("risk", "risk", &[]).await?;
     fleet
         .spawn(
             "connmgr",
