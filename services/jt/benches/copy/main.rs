@@ -108,7 +108,7 @@ fn main() -> anyhow::Result<()> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(run(&config))
+        .block_on(Box::pin(run(&config)))
 }
 
 async fn run(config: &Config) -> anyhow::Result<()> {
@@ -463,10 +463,8 @@ async fn trade(
             }
         }
     }
-    let published = leader_fills
-        .iter()
-        .enumerate()
-        .map(|(k, _)| published.get(k).copied())
+    let published = (0..leader_fills.len())
+        .map(|k| published.get(k).copied())
         .collect();
     Ok(Traded {
         fills: leader_fills,

@@ -120,7 +120,7 @@ fn main() -> anyhow::Result<()> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(run(&config))
+        .block_on(Box::pin(run(&config)))
 }
 
 #[derive(Deserialize)]
@@ -165,8 +165,7 @@ async fn run(config: &Config) -> anyhow::Result<()> {
             },
         )
         .await?;
-    for chunk in accounts.chunks(64).enumerate() {
-        let (c, chunk) = chunk;
+    for (c, chunk) in accounts.chunks(64).enumerate() {
         let mut tasks = JoinSet::new();
         for (j, a) in chunk.iter().enumerate() {
             let store = fleet.store.clone();
