@@ -417,10 +417,13 @@ pub fn access(fleet: &Fleet) -> Arc<jt_connect::BrokerAccess> {
     ))
 }
 
+/// One message an [`Observer`] saw: its arrival (µs), subject and payload.
+pub type Seen = (i64, String, Vec<u8>);
+
 /// Arrival times (µs) of core NATS messages on a subject filter, as a passive subscriber
 /// sees them: when a service published them (plus one hop on loopback).
 pub struct Observer {
-    seen: Arc<Mutex<Vec<(i64, String, Vec<u8>)>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -453,7 +456,7 @@ impl Observer {
     }
 
     /// Everything seen so far, in arrival order: (µs, subject, payload).
-    pub fn take(&self) -> Vec<(i64, String, Vec<u8>)> {
+    pub fn take(&self) -> Vec<Seen> {
         self.seen
             .lock()
             .map(|mut s| std::mem::take(&mut *s))
