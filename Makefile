@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help run test lint deny fmt bench chaos sim api-fuzz fuzz fuzz-smoke image image-test clean-tools
+.PHONY: help run test lint deny fmt bench bench-full chaos sim api-fuzz fuzz fuzz-smoke image image-test clean-tools
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -26,8 +26,11 @@ deny: ## Supply chain: licences, banned and duplicate crates, sources (deny.toml
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-bench: ## Run every benchmark (release; `[[bench]] harness = false` targets); record results in docs/benchmarks.md
+bench: ## Run every benchmark (release; `[[bench]] harness = false` targets: pipeline, copy, risk, …); record results in docs/benchmarks.md
 	scripts/test-services -- $(CARGO) bench --workspace
+
+bench-full: ## The copy and risk benchmarks at full size: 100 leader fills to 20 and 200 followers, 500 ticks over 500 accounts (make bench runs 20 fills and 50 ticks)
+	JT_BENCH_FILLS=100 JT_BENCH_TICKS=500 scripts/test-services -- $(CARGO) bench --workspace --bench copy --bench risk
 
 chaos: ## The chaos suite at full size: 200 alerts × 20 accounts, 5 copy followers, each service killed -9, NATS down 35 s, PostgreSQL restarted (docs/reliability.md; make test runs 20 × 4)
 	# The harness is here only to install the pinned nats-server: the test starts its own

@@ -71,7 +71,12 @@ impl Connection {
             if let Some(head_end) = find(&self.buffer, b"\r\n\r\n") {
                 let head = &self.buffer[..head_end];
                 let status = parse_status(head)?;
-                let length = content_length(head)?;
+                // 204 and 304 carry no body and (axum) no content-length.
+                let length = if matches!(status, 204 | 304) {
+                    0
+                } else {
+                    content_length(head)?
+                };
                 let total = head_end + 4 + length;
                 while self.buffer.len() < total {
                     self.fill().await?;

@@ -75,16 +75,32 @@ pub async fn accounts(
     count: usize,
     per_login: usize,
 ) -> anyhow::Result<Vec<Account>> {
+    accounts_named(store, sim, owner, "bench", count, per_login).await
+}
+
+/// Like [`accounts`], with logins named `<prefix>NNNN` and accounts `<PREFIX>NNNNAAA` (a
+/// benchmark that seeds several groups gives each its own prefix; names are unique at the
+/// simulator).
+pub async fn accounts_named(
+    store: &Store,
+    sim: SocketAddr,
+    owner: UserId,
+    prefix: &str,
+    count: usize,
+    per_login: usize,
+) -> anyhow::Result<Vec<Account>> {
     let per_login = per_login.max(1);
     let logins = count.div_ceil(per_login);
     let mut tasks = JoinSet::new();
     for login in 0..logins {
         let store = store.clone();
+        let upper = prefix.to_uppercase();
         let names: Vec<String> = (0..per_login)
-            .map(|a| format!("BENCH{login:04}{a:03}"))
+            .map(|a| format!("{upper}{login:04}{a:03}"))
             .take(count - login * per_login)
             .collect();
-        tasks.spawn(async move { one_login(&store, sim, owner, login, names).await });
+        let username = format!("{prefix}{login:04}");
+        tasks.spawn(async move { one_login(&store, sim, owner, login, username, names).await });
     }
     let mut by_login = Vec::new();
     while let Some(done) = tasks.join_next().await {
@@ -99,9 +115,9 @@ async fn one_login(
     sim: SocketAddr,
     owner: UserId,
     login: usize,
+    username: String,
     names: Vec<String>,
 ) -> anyhow::Result<(usize, Vec<Account>)> {
-    let username = format!("bench{login:04}");
     let body = serde_json::json!({
         "name": username,
         "password": SIM_PASSWORD,
