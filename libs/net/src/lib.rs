@@ -12,6 +12,7 @@
 //! - [`exact`]: prices and money as exact JSON number text, never through `f64`;
 //! - [`socket`]: an event socket's life — stagger, connect through the fleet's [`gate`],
 //!   reconnect with back-off — and the [`socket::Feed`] subscribers read;
+//! - [`quote_feed`]: the shell of a market-data connection behind `jt_broker::QuoteFeed`;
 //! - [`registry`]: the shared [`registry::Plumbing`] (pools and gate) and a venue's live
 //!   [`registry::Logins`], constructible and passed in, with process-wide defaults.
 //!
@@ -24,5 +25,6 @@ pub mod gate;
 pub mod http;
 pub mod limits;
 pub mod policy;
+pub mod quote_feed;
 pub mod registry;
 pub mod socket;

@@ -22,11 +22,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures_util::{SinkExt, StreamExt};
-use jt_broker::events::{BrokerEvent, ConnectionState, EventHub};
-use jt_broker::market::{Quote, QuoteControl, QuoteEvent, QuoteFeed, QuoteSender, quote_channel};
+use jt_broker::events::ConnectionState;
+use jt_broker::market::{Quote, QuoteFeed};
 use jt_net::gate::ConnectGate;
-use jt_net::socket::{self, Connection, Ended, Feed, Ws};
-use parking_lot::Mutex;
+use jt_net::quote_feed::{self, QuoteShell as Shared};
+use jt_net::socket::{self, Connection, Ended, Ws};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -44,33 +44,6 @@ use super::codec::{self, ServerMessage};
 /// The prefix of ProjectX contract ids (`CON.F.US.MNQ.Z26`); any other key is a name.
 const CONTRACT_ID_PREFIX: &str = "CON.";
 
-struct Shared {
-    /// The contracts wanted (the feed's keys: names or ids).
-    feed: Feed<String>,
-    /// The keys subscribed on the live connection.
-    subscribed: Mutex<BTreeSet<String>>,
-    quotes: QuoteSender,
-}
-
-struct Control {
-    shared: Arc<Shared>,
-    cancel: CancellationToken,
-}
-
-impl QuoteControl for Control {
-    fn watch(&self, contracts: BTreeSet<String>) {
-        self.shared.feed.set_wanted(contracts);
-    }
-
-    fn subscribed(&self) -> BTreeSet<String> {
-        self.shared.subscribed.lock().clone()
-    }
-
-    fn stop(&self) {
-        self.cancel.cancel();
-    }
-}
-
 /// Starts the market hub of `http`'s login at `url`; it connects once contracts are watched
 /// and closes when the feed is dropped.
 #[must_use]
@@ -80,35 +53,7 @@ pub fn start(
     config: HubConfig,
     gate: Arc<ConnectGate>,
 ) -> QuoteFeed {
-    let (quotes, rx) = quote_channel();
-    let shared = Arc::new(Shared {
-        feed: Feed::new(Arc::new(EventHub::new(config.subscriber_capacity))),
-        subscribed: Mutex::new(BTreeSet::new()),
-        quotes,
-    });
-    let cancel = CancellationToken::new();
-    // The connection's states (connecting, reconnecting with its delay, stopped) reach the
-    // reader in order with the quotes.
-    let mut states = shared.feed.subscribe(None);
-    let forward = Arc::clone(&shared);
-    let stop = cancel.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                next = states.recv() => match next {
-                    Some(e) => {
-                        if let BrokerEvent::Connection(state) = &e.event {
-                            forward.quotes.send(QuoteEvent::State(state.clone()));
-                        }
-                    }
-                    None => return,
-                },
-            }
-        }
-    });
-    let task_shared = Arc::clone(&shared);
-    let task_cancel = cancel.clone();
+    let (shared, cancel, feed) = quote_feed::start("projectx", config.subscriber_capacity);
     tokio::spawn(async move {
         let reconnect = config.reconnect.clone();
         let mut conn = MarketConn {
@@ -117,19 +62,12 @@ pub fn start(
             url,
             config,
             gate,
-            shared: Arc::clone(&task_shared),
+            shared: Arc::clone(&shared),
         };
-        socket::keep_alive(
-            "projectx",
-            &task_shared.feed,
-            &reconnect,
-            &mut conn,
-            &task_cancel,
-        )
-        .await;
-        task_shared.subscribed.lock().clear();
+        socket::keep_alive("projectx", &shared.feed, &reconnect, &mut conn, &cancel).await;
+        shared.set_subscribed(BTreeSet::new());
     });
-    QuoteFeed::new(Arc::new(Control { shared, cancel }), rx)
+    feed
 }
 
 struct MarketConn {
@@ -150,7 +88,7 @@ impl Connection for MarketConn {
     }
 
     fn ended(&mut self, _ended: &Ended<EndReason>) {
-        self.shared.subscribed.lock().clear();
+        self.shared.set_subscribed(BTreeSet::new());
     }
 }
 
@@ -303,12 +241,13 @@ impl Subscriptions {
     }
 
     fn publish_subscribed(&self, shared: &Shared) {
-        *shared.subscribed.lock() = self
-            .keys
-            .iter()
-            .filter(|(_, id)| self.live.get(*id).copied().unwrap_or(false))
-            .map(|(k, _)| k.clone())
-            .collect();
+        shared.set_subscribed(
+            self.keys
+                .iter()
+                .filter(|(_, id)| self.live.get(*id).copied().unwrap_or(false))
+                .map(|(k, _)| k.clone())
+                .collect(),
+        );
     }
 
     /// Folds a (possibly partial) quote into its contract's book and reports the whole quote
@@ -402,9 +341,7 @@ async fn serve(conn: &MarketConn, cancel: &CancellationToken) -> Option<Ended<En
                             match decode_quote(&arguments) {
                                 Ok((id, fields)) => {
                                     for q in subs.quotes(&id, &fields, received) {
-                                        if !shared.quotes.send(QuoteEvent::Quote(q)) {
-                                            metrics::counter!("jt_broker_quotes_dropped_total", "broker" => "projectx").increment(1);
-                                        }
+                                        shared.send(q);
                                     }
                                 }
                                 Err(e) => tracing::warn!(error = %e, "market hub quote did not decode"),
@@ -510,13 +447,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_refused_subscription_is_dropped_and_an_accepted_one_reported() {
-        let shared = Shared {
-            feed: Feed::new(Arc::new(EventHub::new(8))),
-            subscribed: Mutex::new(BTreeSet::new()),
-            quotes: quote_channel().0,
-        };
+    #[tokio::test]
+    async fn a_refused_subscription_is_dropped_and_an_accepted_one_reported() {
+        let (shared, _cancel, feed) = quote_feed::start("projectx", 8);
         let mut subs = Subscriptions::default();
         for (key, id, invocation) in [("MNQZ6", "CON.A", "1"), ("ESZ6", "CON.B", "2")] {
             subs.keys.insert(key.into(), id.into());
@@ -525,10 +458,7 @@ mod tests {
         }
         subs.completed("1", None, &shared);
         subs.completed("2", Some("unknown contract".into()), &shared);
-        assert_eq!(
-            *shared.subscribed.lock(),
-            BTreeSet::from(["MNQZ6".to_string()])
-        );
+        assert_eq!(feed.subscribed(), BTreeSet::from(["MNQZ6".to_string()]));
         assert!(!subs.keys.contains_key("ESZ6"));
     }
 }

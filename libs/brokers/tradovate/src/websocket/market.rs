@@ -19,10 +19,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use futures_util::{SinkExt, StreamExt};
-use jt_broker::events::{BrokerEvent, ConnectionState, EventHub};
-use jt_broker::market::{Quote, QuoteControl, QuoteEvent, QuoteFeed, QuoteSender, quote_channel};
-use jt_net::socket::{self, Connection, Ended, Feed, Ws};
-use parking_lot::Mutex;
+use jt_broker::events::ConnectionState;
+use jt_broker::market::{Quote, QuoteFeed};
+use jt_net::quote_feed::{self, QuoteShell as Shared};
+use jt_net::socket::{self, Connection, Ended, Ws};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
@@ -34,85 +34,24 @@ use super::client::{EndReason, SocketSetup, open_authorized, token_error};
 use super::codec::{self, ServerFrame, WsMessage};
 use super::messages::{self, MdQuote, Shutdown};
 
-struct Shared {
-    /// The contracts wanted (the feed's keys are contract names).
-    feed: Feed<String>,
-    /// The contracts subscribed on the live connection.
-    subscribed: Mutex<BTreeSet<String>>,
-    quotes: QuoteSender,
-}
-
-struct Control {
-    shared: Arc<Shared>,
-    cancel: CancellationToken,
-}
-
-impl QuoteControl for Control {
-    fn watch(&self, contracts: BTreeSet<String>) {
-        self.shared.feed.set_wanted(contracts);
-    }
-
-    fn subscribed(&self) -> BTreeSet<String> {
-        self.shared.subscribed.lock().clone()
-    }
-
-    fn stop(&self) {
-        self.cancel.cancel();
-    }
-}
-
 /// Starts a market-data connection for `http`'s login at `setup.url` (the md socket); it
 /// connects once contracts are watched and closes when the feed is dropped.
 #[must_use]
 pub fn start(http: Arc<TradovateHttpClient>, setup: SocketSetup) -> QuoteFeed {
-    let (quotes, rx) = quote_channel();
-    let shared = Arc::new(Shared {
-        feed: Feed::new(Arc::new(EventHub::new(setup.config.subscriber_capacity))),
-        subscribed: Mutex::new(BTreeSet::new()),
-        quotes,
-    });
-    let cancel = CancellationToken::new();
-    // The connection's states (from keep_alive: connecting, reconnecting with its delay,
-    // stopped) reach the reader in order with the quotes.
-    let mut states = shared.feed.subscribe(None);
-    let forward = Arc::clone(&shared);
-    let stop = cancel.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                next = states.recv() => match next {
-                    Some(e) => {
-                        if let BrokerEvent::Connection(state) = &e.event {
-                            forward.quotes.send(QuoteEvent::State(state.clone()));
-                        }
-                    }
-                    None => return,
-                },
-            }
-        }
-    });
+    let (shared, cancel, feed) =
+        quote_feed::start(setup.kind.as_str(), setup.config.subscriber_capacity);
     let reconnect = setup.config.reconnect.clone();
     let kind = setup.kind;
-    let task_shared = Arc::clone(&shared);
-    let task_cancel = cancel.clone();
     tokio::spawn(async move {
         let mut conn = MdConn {
             http,
             setup,
-            shared: Arc::clone(&task_shared),
+            shared: Arc::clone(&shared),
         };
-        socket::keep_alive(
-            kind.as_str(),
-            &task_shared.feed,
-            &reconnect,
-            &mut conn,
-            &task_cancel,
-        )
-        .await;
-        task_shared.subscribed.lock().clear();
+        socket::keep_alive(kind.as_str(), &shared.feed, &reconnect, &mut conn, &cancel).await;
+        shared.set_subscribed(BTreeSet::new());
     });
-    QuoteFeed::new(Arc::new(Control { shared, cancel }), rx)
+    feed
 }
 
 struct MdConn {
@@ -130,7 +69,7 @@ impl Connection for MdConn {
     }
 
     fn ended(&mut self, _ended: &Ended<EndReason>) {
-        self.shared.subscribed.lock().clear();
+        self.shared.set_subscribed(BTreeSet::new());
     }
 }
 
@@ -236,12 +175,13 @@ impl Subscriptions {
     }
 
     fn publish_subscribed(&self, shared: &Shared) {
-        *shared.subscribed.lock() = self
-            .keys
-            .iter()
-            .filter(|(_, id)| self.live.get(id).copied().unwrap_or(false))
-            .map(|(k, _)| k.clone())
-            .collect();
+        shared.set_subscribed(
+            self.keys
+                .iter()
+                .filter(|(_, id)| self.live.get(id).copied().unwrap_or(false))
+                .map(|(k, _)| k.clone())
+                .collect(),
+        );
     }
 
     /// The quote under every key watching its contract.
@@ -342,9 +282,7 @@ async fn serve(
                             ("md", Some(d)) => match messages::decode_md_quotes(&d) {
                                 Ok(quotes) => {
                                     for q in quotes.iter().flat_map(|q| subs.quotes(q)) {
-                                        if !shared.quotes.send(QuoteEvent::Quote(q)) {
-                                            metrics::counter!("jt_broker_quotes_dropped_total", "broker" => setup.kind.as_str()).increment(1);
-                                        }
+                                        shared.send(q);
                                     }
                                 }
                                 Err(e) => tracing::warn!(error = %e, "market-data event did not decode"),
