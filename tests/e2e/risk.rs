@@ -2,7 +2,8 @@
 //! the executor and the connection manager of the harness: an account losing past its
 //! `max_daily_loss` at the simulator is flattened once, locked for the trading day (a new entry
 //! is refused with the reason) and its owner's channel gets one queued `max_loss` notification;
-//! a quote crossing the limit is acted on within a second; a risk service restarted after the
+//! a quote crossing the limit is acted on within a second, even while a survey waits on the
+//! store; a risk service restarted after the
 //! breach neither flattens again nor forgets the lock; a replacement replica finishes a breach
 //! whose flatten a dead one never published. Prop-firm rules: an entry that would break one is
 //! refused; an intraday trailing drawdown flattens and locks at its buffer, before the firm's
@@ -361,6 +362,82 @@ async fn a_quote_crossing_the_limit_is_acted_on_within_a_second() {
             .is_some_and(|d| d.contains("quotes")),
         "{breach:?}"
     );
+    services.stop().await;
+    p.stop().await;
+}
+
+/// The survey (the store re-read of every watched account, every `JT_RISK_SURVEY_SECS`) runs
+/// off the monitor's loop: a survey stuck on the store — here on a table lock, in production
+/// on a survey of many accounts taking seconds — does not hold up the judging of quotes.
+#[tokio::test]
+async fn a_quote_is_judged_while_a_survey_waits_on_the_store() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+
+    let p = Platform::start(Options::default()).await;
+    let (_, token) = p
+        .recorder(limited(dec!(100)), &[(0, SettingsOverrides::default())])
+        .await;
+    let services = Services::start(&p).await;
+    let s = p.queued(&token, &alert("buy", "long", "")).await;
+    p.settled_intents(s, 1, WAIT).await;
+    p.wait_orders(0, WAIT, |_| p.net_position(0) == 1).await;
+    let contract = eventually("the position in the store", WAIT, async || {
+        p.store
+            .broker()
+            .positions(p.user, p.subs[0].id)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|h| h.net_quantity == 1)
+            .map(|h| h.contract)
+    })
+    .await;
+    // Let the monitor see the position (a survey and a broker read; nothing breached yet).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // Every survey from now on waits on the news calendar, which the test holds locked; two
+    // survey periods pass, so one is waiting when the quote comes.
+    let db = p.store.connection();
+    let lock = db.begin().await.unwrap();
+    lock.execute_unprepared("LOCK TABLE news_events IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    p.price("MNQ", "20900.00");
+    QuoteMessage {
+        contract: contract.clone(),
+        source: "e2e".into(),
+        bid: Some(dec!(20899.75)),
+        ask: Some(dec!(20900.00)),
+        last: Some(dec!(20900.00)),
+        at: Utc::now(),
+    }
+    .publish(&p.bus)
+    .await
+    .unwrap();
+    // The flatten (which reads no news: the account has no prop-firm rules) reaches the
+    // simulator while the survey still waits.
+    p.wait_orders(0, WAIT, |_| p.net_position(0) == 0).await;
+    let breach = p
+        .store
+        .risk()
+        .breach(
+            p.user,
+            p.subs[0].id,
+            trading_day(Utc::now()),
+            BreachKind::MaxDailyLoss,
+        )
+        .await
+        .unwrap();
+    assert!(breach.is_some(), "the breach is recorded during the survey");
+    assert_eq!(flattens(&p).await.len(), 1);
+
+    // Released, the waiting survey completes and finds the breach: nothing is flattened again.
+    lock.rollback().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(flattens(&p).await.len(), 1);
+    assert_eq!(p.net_position(0), 0);
     services.stop().await;
     p.stop().await;
 }

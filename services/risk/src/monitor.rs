@@ -32,8 +32,9 @@ use jt_messages::{
     subscribe_quotes,
 };
 use jt_store::entity::BreachKind;
+use jt_store::repo::broker::BrokerPosition;
 use jt_store::repo::risk::{Breach, BreachRecorded, NewBreach};
-use jt_store::{FollowerId, RecorderId, Store, SubAccountId};
+use jt_store::{FollowerId, RecorderId, Store, SubAccountId, UserId};
 use parking_lot::Mutex;
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -145,6 +146,30 @@ enum Note {
     MarkFailed(SubAccountId, Option<Decimal>),
     /// A follower's peak write (of that tracking) failed: the previous stored value.
     PeakFailed(SubAccountId, FollowerId, uuid::Uuid, Option<Decimal>),
+    /// A survey's read of the store (`None`: the watched accounts were unreadable).
+    Surveyed(Option<Box<Surveyed>>),
+}
+
+/// What a survey read from the store, off the monitor's loop ([`gather`]).
+struct Surveyed {
+    now: chrono::DateTime<Utc>,
+    day: NaiveDate,
+    accounts: Vec<SurveyedAccount>,
+    /// Each known account's event generation when the read began.
+    generations: HashMap<SubAccountId, u64>,
+    /// The news calendar around now; `None` when unreadable.
+    news: Option<Vec<NewsEvent>>,
+    /// The paper records; `None` when unreadable.
+    papers: Option<Vec<paper::PaperRead>>,
+}
+
+/// One watched account as a survey read it.
+struct SurveyedAccount {
+    watched: Watched,
+    /// Its stored positions; `None` when unreadable (the book is left as it is).
+    positions: Option<Vec<BrokerPosition>>,
+    /// Its breaches of the trading day; `None` when unreadable (left as they are).
+    breaches: Option<Vec<Breach>>,
 }
 
 /// The monitor's state while this replica holds the lease.
@@ -163,6 +188,8 @@ pub(crate) struct Monitor {
     written: HashMap<SubAccountId, (RiskSnapshot, Instant)>,
     /// The paper records with a max daily loss.
     papers: paper::Papers,
+    /// A survey's read is in flight.
+    surveying: bool,
 }
 
 impl Monitor {
@@ -226,6 +253,7 @@ impl Monitor {
             notes: tx,
             written: HashMap::new(),
             papers: paper::Papers::default(),
+            surveying: false,
         };
         monitor.status.lock().active = true;
         let mut survey = tokio::time::interval(monitor.config.survey_every);
@@ -235,7 +263,7 @@ impl Monitor {
         loop {
             tokio::select! {
                 () = stop.cancelled() => break,
-                _ = survey.tick() => monitor.survey().await,
+                _ = survey.tick() => monitor.start_survey(),
                 _ = polls.tick() => {
                     monitor.poll_due();
                     monitor.write_marks();
@@ -270,6 +298,12 @@ impl Monitor {
                             p.trail.write_failed(previous);
                         }
                     }
+                    Some(Note::Surveyed(surveyed)) => {
+                        monitor.surveying = false;
+                        if let Some(s) = surveyed {
+                            monitor.apply_survey(*s).await;
+                        }
+                    }
                     None => break,
                 },
             }
@@ -278,40 +312,52 @@ impl Monitor {
         consumer.abort();
     }
 
-    /// Re-reads which accounts are watched, their limits and rules, stored positions and
-    /// breaches, and the news calendar; takes an end-of-day mark whose close has passed.
-    async fn survey(&mut self) {
-        let watched = match watch::survey(&self.store).await {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot list the watched accounts: survey skipped");
-                return;
-            }
-        };
-        let now = Utc::now();
-        let day = trading_day(now);
-        let horizon = chrono::Duration::hours(NEWS_HORIZON_HOURS);
-        match self
-            .store
-            .rules()
-            .news_between(now - horizon, now + horizon)
-            .await
-        {
-            Ok(news) => self.news = news.into_iter().map(|n| n.event).collect(),
-            // The last calendar read stays in force: a blackout is not lifted by a blip.
-            Err(e) => tracing::warn!(error = %e, "the news calendar is unreadable"),
+    /// Starts a survey: the store is read off the loop ([`gather`]) and the result taken in
+    /// by [`Monitor::apply_survey`] when it arrives, so quotes and events are judged while the
+    /// store is read (a survey of many accounts takes seconds). One survey at a time.
+    fn start_survey(&mut self) {
+        if self.surveying {
+            return;
         }
-        let mut seen = Vec::with_capacity(watched.len());
-        for w in watched {
+        self.surveying = true;
+        let generations = self
+            .entries
+            .iter()
+            .map(|(sub, e)| (*sub, e.generation))
+            .collect();
+        let (store, tx) = (self.store.clone(), self.notes.clone());
+        tokio::spawn(async move {
+            let surveyed = gather(&store, generations).await.map(Box::new);
+            let _ = tx.send(Note::Surveyed(surveyed)).await;
+        });
+    }
+
+    /// Takes in what a survey read: which accounts are watched, their limits and rules, stored
+    /// positions and breaches, and the news calendar; takes an end-of-day mark whose close has
+    /// passed; judges the paper records.
+    async fn apply_survey(&mut self, surveyed: Surveyed) {
+        let Surveyed {
+            now,
+            day,
+            accounts,
+            generations,
+            news,
+            papers,
+        } = surveyed;
+        // An unreadable calendar leaves the last read in force: a blackout is not lifted by
+        // a blip.
+        if let Some(news) = news {
+            self.news = news;
+        }
+        let mut seen = Vec::with_capacity(accounts.len());
+        for SurveyedAccount {
+            watched: w,
+            positions,
+            breaches,
+        } in accounts
+        {
             let sub = w.sub.id;
             seen.push(sub);
-            let positions = match self.store.broker().positions(w.sub.owner, sub).await {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::warn!(sub_account = %sub, error = %e, "stored positions unreadable");
-                    continue;
-                }
-            };
             let entry = self.entries.entry(sub).or_insert_with(|| Entry {
                 watched: w.clone(),
                 book: Book::default(),
@@ -343,52 +389,96 @@ impl Monitor {
                 entry.trail.merge_stored(r.high_water_mark, r.mark_day);
             }
             // The store is the positions service's record (events and reconciliation): it
-            // corrects whatever the book missed.
-            entry.book.positions.clear();
-            for p in positions {
-                entry
-                    .book
-                    .set_position(&p.contract, p.net_quantity, p.average_price);
-            }
-            if entry.breached != Some(day) {
-                let w = entry.watched.clone();
-                let mut breached = None;
-                for kind in [BreachKind::MaxDailyLoss, BreachKind::PropFirmRule] {
-                    match self.store.risk().breach(w.sub.owner, sub, day, kind).await {
-                        Ok(Some(b)) => {
-                            breached = Some(day);
-                            if b.flattened_at.is_none() {
-                                // A monitor died between recording and flattening: finish it.
-                                self.finish(w.clone(), b, false);
-                            }
-                        }
-                        Ok(None) => {}
-                        Err(e) => {
-                            tracing::warn!(sub_account = %sub, error = %e, "breach unreadable");
-                        }
-                    }
-                }
-                if let Some(e) = self.entries.get_mut(&sub) {
-                    e.breached = breached;
+            // corrects whatever the book missed — unless a position, fill or cash event came
+            // since the read began: the book is then newer than the read (the next survey
+            // corrects it).
+            let unchanged = generations.get(&sub).is_none_or(|g| *g == entry.generation);
+            if let Some(positions) = positions.filter(|_| unchanged) {
+                entry.book.positions.clear();
+                for p in positions {
+                    entry
+                        .book
+                        .set_position(&p.contract, p.net_quantity, p.average_price);
                 }
             }
-            self.followers(sub, day).await;
-            self.drawdowns(sub, day).await;
+            if let Some(breaches) = breaches {
+                self.take_breaches(sub, day, &breaches);
+            }
             self.close_day(sub, now);
         }
         self.entries.retain(|sub, _| seen.contains(sub));
         metrics::watched(self.entries.len());
         // Paper records: a breach whose close a dead monitor left undone is closed now; every
         // record is judged (its realised P&L and positions were just read).
-        let max_age = self.max_age();
-        for (recorder, breach) in self.papers.survey(&self.store, day).await {
-            let marks = self.papers.fresh_marks(now, max_age);
-            tokio::spawn(paper::close(self.store.clone(), recorder, breach, marks));
+        if let Some(read) = papers {
+            let max_age = self.max_age();
+            for (recorder, breach) in self.papers.apply(read, day) {
+                let marks = self.papers.fresh_marks(now, max_age);
+                tokio::spawn(paper::close(self.store.clone(), recorder, breach, marks));
+            }
         }
         for id in self.papers.recorders() {
             self.judge_paper(id).await;
         }
         self.publish_status(day);
+    }
+
+    /// Takes in an account's stored breaches of the trading day at a survey: a breach a
+    /// monitor recorded and died before flattening is finished here (same intent id: never a
+    /// second flatten); a follower lock it missed is made; a daily loss lock this service set
+    /// on an earlier trading day is lifted. The store writes run off the loop.
+    fn take_breaches(&mut self, sub: SubAccountId, day: NaiveDate, breaches: &[Breach]) {
+        let Some(e) = self.entries.get_mut(&sub) else {
+            return;
+        };
+        let of = |kind: BreachKind| breaches.iter().find(|b| b.kind == kind).cloned();
+        let w = e.watched.clone();
+        if e.breached != Some(day) {
+            // Only ever raised from a read: a breach this monitor recorded after the read
+            // began is already `Some(day)` here and stands.
+            let account = [BreachKind::MaxDailyLoss, BreachKind::PropFirmRule]
+                .into_iter()
+                .filter_map(of)
+                .collect::<Vec<_>>();
+            e.breached = (!account.is_empty()).then_some(day);
+            for b in account.into_iter().filter(|b| b.flattened_at.is_none()) {
+                self.finish(w.clone(), b, false);
+            }
+        }
+        let Some(e) = self.entries.get_mut(&sub) else {
+            return;
+        };
+        let follower_breach = of(BreachKind::FollowerDailyLoss);
+        if follower_breach.is_some() {
+            e.follower_breached = Some(day);
+        }
+        if !w.followers.is_empty() {
+            match follower_breach {
+                Some(b) if b.flattened_at.is_none() => self.finish(w.clone(), b, false),
+                Some(b) => {
+                    let (store, w) = (self.store.clone(), w.clone());
+                    tokio::spawn(async move { lock_followers(&store, &w, &b).await });
+                }
+                None => {
+                    let store = self.store.clone();
+                    let w = w.clone();
+                    tokio::spawn(async move { lift_past_locks(&store, &w).await });
+                }
+            }
+        }
+        if w.followers.iter().any(|f| f.max_drawdown.is_some()) {
+            match of(BreachKind::FollowerMaxDrawdown) {
+                Some(b) if b.flattened_at.is_none() => self.finish(w, b, false),
+                Some(b) => {
+                    let store = self.store.clone();
+                    tokio::spawn(async move {
+                        let details = b.details.clone().unwrap_or_default();
+                        lock_drawdown(&store, &w, &details, day, b.breached_at, false).await;
+                    });
+                }
+                None => {}
+            }
+        }
     }
 
     /// An end-of-day trailing mark takes the balance of the trading day that closed, once,
@@ -870,79 +960,6 @@ impl Monitor {
         }
     }
 
-    /// The follower limits of account `sub` at a survey: today's follower breach is read (a
-    /// monitor that died before flattening it is finished here), its followers are locked if
-    /// a lock was missed, and a lock this service set on an earlier trading day is lifted.
-    async fn followers(&mut self, sub: SubAccountId, day: NaiveDate) {
-        let Some(e) = self.entries.get(&sub) else {
-            return;
-        };
-        if e.watched.followers.is_empty() {
-            return;
-        }
-        let w = e.watched.clone();
-        let breach = match self
-            .store
-            .risk()
-            .breach(w.sub.owner, sub, day, BreachKind::FollowerDailyLoss)
-            .await
-        {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(sub_account = %sub, error = %e, "breach unreadable");
-                return;
-            }
-        };
-        if let Some(e) = self.entries.get_mut(&sub) {
-            e.follower_breached = breach.as_ref().map(|_| day);
-        }
-        match breach {
-            Some(b) if b.flattened_at.is_none() => self.finish(w, b, false),
-            Some(b) => lock_followers(&self.store, &w, &b).await,
-            None => {
-                for f in &w.followers {
-                    if f.lockout.as_deref().is_some_and(watch::lifted_at_next_day)
-                        && let Err(e) = self
-                            .store
-                            .copying()
-                            .set_lockout(w.sub.owner, f.id, None)
-                            .await
-                    {
-                        tracing::warn!(follower = %f.id, error = %e, "a past day's lock could not be lifted: retried at the next survey");
-                    }
-                }
-            }
-        }
-    }
-
-    /// The followers' max drawdowns of account `sub` at a survey: today's drawdown breach is
-    /// read — one a monitor recorded and died before flattening is finished here; a lock it
-    /// missed is made (not for a follower its owner unlocked since). A drawdown lock is never
-    /// lifted here: only its owner lifts it (the API's unlock).
-    async fn drawdowns(&mut self, sub: SubAccountId, day: NaiveDate) {
-        let Some(e) = self.entries.get(&sub) else {
-            return;
-        };
-        if e.watched.followers.iter().all(|f| f.max_drawdown.is_none()) {
-            return;
-        }
-        let w = e.watched.clone();
-        match self
-            .store
-            .risk()
-            .breach(w.sub.owner, sub, day, BreachKind::FollowerMaxDrawdown)
-            .await
-        {
-            Ok(Some(b)) if b.flattened_at.is_none() => self.finish(w, b, false),
-            Ok(Some(b)) => {
-                let details = b.details.clone().unwrap_or_default();
-                lock_drawdown(&self.store, &w, &details, day, b.breached_at, false).await;
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(sub_account = %sub, error = %e, "breach unreadable"),
-        }
-    }
-
     /// Records a breach and acts on it (a new one: flatten and notify; one recorded by another
     /// monitor and not yet flattened: flatten).
     async fn record(&mut self, w: Watched, breach: NewBreach) {
@@ -1159,6 +1176,89 @@ impl Monitor {
                 }
             }
         });
+    }
+}
+
+/// Reads what a survey takes in ([`Monitor::apply_survey`]): every watched account with its
+/// stored positions and breaches of the trading day, the news calendar around now and the
+/// paper records. `None` when the watched accounts are unreadable (the survey is skipped).
+async fn gather(store: &Store, generations: HashMap<SubAccountId, u64>) -> Option<Surveyed> {
+    let watched = match watch::survey(store).await {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the watched accounts: survey skipped");
+            return None;
+        }
+    };
+    let now = Utc::now();
+    let day = trading_day(now);
+    let horizon = chrono::Duration::hours(NEWS_HORIZON_HOURS);
+    let news = match store
+        .rules()
+        .news_between(now - horizon, now + horizon)
+        .await
+    {
+        Ok(news) => Some(news.into_iter().map(|n| n.event).collect()),
+        Err(e) => {
+            tracing::warn!(error = %e, "the news calendar is unreadable");
+            None
+        }
+    };
+    // The day's breaches are read once per owner, not once per account and kind.
+    let mut breaches: HashMap<UserId, Option<Vec<Breach>>> = HashMap::new();
+    let owners: std::collections::HashSet<UserId> = watched.iter().map(|w| w.sub.owner).collect();
+    for owner in owners {
+        let read = match store.risk().breaches_on(owner, day).await {
+            Ok(b) => Some(b),
+            Err(e) => {
+                tracing::warn!(%owner, error = %e, "breaches unreadable");
+                None
+            }
+        };
+        breaches.insert(owner, read);
+    }
+    let mut accounts = Vec::with_capacity(watched.len());
+    for w in watched {
+        let (owner, sub) = (w.sub.owner, w.sub.id);
+        let positions = match store.broker().positions(owner, sub).await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!(sub_account = %sub, error = %e, "stored positions unreadable");
+                None
+            }
+        };
+        let breaches = breaches.get(&owner).cloned().flatten().map(|all| {
+            all.into_iter()
+                .filter(|b| b.sub_account == sub)
+                .collect::<Vec<_>>()
+        });
+        accounts.push(SurveyedAccount {
+            watched: w,
+            positions,
+            breaches,
+        });
+    }
+    let papers = paper::Papers::read(store, day).await;
+    Some(Surveyed {
+        now,
+        day,
+        accounts,
+        generations,
+        news,
+        papers,
+    })
+}
+
+/// Lifts the daily loss locks this service set on an earlier trading day on the followers
+/// of `w` (at the first survey of a day without a follower breach). A failed lift is logged;
+/// the next survey lifts it.
+async fn lift_past_locks(store: &Store, w: &Watched) {
+    for f in &w.followers {
+        if f.lockout.as_deref().is_some_and(watch::lifted_at_next_day)
+            && let Err(e) = store.copying().set_lockout(w.sub.owner, f.id, None).await
+        {
+            tracing::warn!(follower = %f.id, error = %e, "a past day's lock could not be lifted: retried at the next survey");
+        }
     }
 }
 

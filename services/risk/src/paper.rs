@@ -41,6 +41,13 @@ pub(crate) struct Papers {
     marks: HashMap<&'static str, Mark>,
 }
 
+/// One paper record as a survey read it.
+pub(crate) struct PaperRead {
+    book: PaperBook,
+    /// Its breach of the trading day, if any.
+    breach: Option<PaperBreach>,
+}
+
 struct Entry {
     book: PaperBook,
     /// The trading day it is breached for.
@@ -86,36 +93,45 @@ pub fn pnl(book: &PaperBook, fresh: &dyn Fn(&str) -> Option<Decimal>) -> Option<
 }
 
 impl Papers {
-    /// Re-reads the paper records to judge and today's breaches; returns the breaches whose
-    /// close is still to do (a monitor died between the row and the close).
-    pub(crate) async fn survey(
-        &mut self,
-        store: &Store,
-        day: NaiveDate,
-    ) -> Vec<(Recorder, PaperBreach)> {
+    /// Reads the paper records to judge and today's breaches (off the monitor's loop; the
+    /// result is taken in by [`Papers::apply`]); `None` when the records are unreadable.
+    pub(crate) async fn read(store: &Store, day: NaiveDate) -> Option<Vec<PaperRead>> {
         let books = match store.risk().paper_books(session_start(day)).await {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(error = %e, "paper records unreadable: paper survey skipped");
-                return Vec::new();
+                return None;
             }
         };
-        let mut to_close = Vec::new();
-        let mut seen = Vec::with_capacity(books.len());
+        let mut read = Vec::with_capacity(books.len());
         for book in books {
             let id = book.recorder.id;
-            seen.push(id);
-            let breach = match store
+            match store
                 .risk()
                 .paper_breach(book.recorder.owner, id, day)
                 .await
             {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::warn!(recorder = %id, error = %e, "paper breach unreadable");
-                    continue;
-                }
-            };
+                Ok(breach) => read.push(PaperRead { book, breach }),
+                // Left out of this survey (and so not judged until the next one): judged
+                // without its breach, a record already breached could be breached again.
+                Err(e) => tracing::warn!(recorder = %id, error = %e, "paper breach unreadable"),
+            }
+        }
+        Some(read)
+    }
+
+    /// Takes in a survey's read of the paper records; returns the breaches whose close is
+    /// still to do (a monitor died between the row and the close).
+    pub(crate) fn apply(
+        &mut self,
+        read: Vec<PaperRead>,
+        day: NaiveDate,
+    ) -> Vec<(Recorder, PaperBreach)> {
+        let mut to_close = Vec::new();
+        let mut seen = Vec::with_capacity(read.len());
+        for PaperRead { book, breach } in read {
+            let id = book.recorder.id;
+            seen.push(id);
             if let Some(b) = &breach
                 && b.closed_at.is_none()
             {
@@ -126,6 +142,7 @@ impl Papers {
                 breached: None,
             });
             entry.book = book;
+            // Only ever raised here: a breach this monitor recorded after the read stands.
             if breach.is_some() {
                 entry.breached = Some(day);
             }
