@@ -7,7 +7,8 @@
 //! mapped, tick-rounded prices (the last one without a stop); the leader moves its stop and
 //! its target at the broker → the followers' orders move (same order ids, new prices), exactly
 //! once (a leader order event delivered again, or an old one replayed, changes nothing); the
-//! leader cancels its stop → the followers keep theirs, a `skipped` row each says so.
+//! leader cancels its stop → the followers keep theirs, a `skipped` row each says so. A
+//! follower closed by hand is re-entered by auto-sync with the leader's protection.
 //!
 //! Needs `NATS_URL` (JetStream 2.10+) and `DATABASE_URL` (PostgreSQL): `make test` sets both.
 
@@ -406,6 +407,137 @@ async fn a_leaders_take_profit_and_stop_reach_its_followers_and_follow_its_moves
         intents,
         "nothing sent for the cancel"
     );
+
+    copier_stop.cancel();
+    copier.wait().await.unwrap();
+    connmgr.stop().await;
+    p.stop().await;
+}
+
+/// Auto-sync puts a follower closed by hand back in the leader's position **with** the
+/// leader's take-profit and stop (those it copies), as a copied entry is: never re-entered
+/// unprotected.
+#[tokio::test]
+async fn a_follower_closed_by_hand_is_re_entered_by_auto_sync_with_the_leaders_protection() {
+    const EVERY: Duration = Duration::from_secs(2);
+    let p = Platform::start(Options {
+        accounts: 3,
+        ..Options::default()
+    })
+    .await;
+    let connmgr = ConnectionManager::start(&p).await;
+    let copier_stop = connmgr.stop.child_token();
+    let copier = jt_copier::start(
+        jt_copier::CopierConfig {
+            sync_every: Some(EVERY),
+            ..jt_copier::CopierConfig::default()
+        },
+        &connmgr.ctx.clone().with_shutdown(copier_stop.clone()),
+    )
+    .await
+    .unwrap();
+    let copying = p.store.copying();
+    let leader = copying
+        .create_leader(p.user, p.subs[0].id, Some("leader"), true)
+        .await
+        .unwrap();
+    for (i, copy_sl) in [true, false].into_iter().enumerate() {
+        copying
+            .add_follower(
+                p.user,
+                leader.id,
+                p.subs[i + 1].id,
+                settings(dec!(1), copy_sl),
+            )
+            .await
+            .unwrap();
+    }
+    let hand = Hand::on(&p, "NQ", 0).await;
+    let followers = vec![Hand::on(&p, "NQ", 1).await, Hand::on(&p, "NQ", 2).await];
+    hand.broker
+        .place_bracket(
+            &hand.account,
+            &hand.contract,
+            &BracketOrder {
+                client_order_id: "by-hand-bracket".into(),
+                side: Side::Buy,
+                qty: 1,
+                entry: OrderKind::Market,
+                take_profits: vec![TakeProfitLeg {
+                    qty: 1,
+                    distance: dec!(20),
+                }],
+                stop: Some(StopSpec {
+                    distance: dec!(10),
+                    kind: StopKind::Fixed,
+                }),
+                break_even: None,
+            },
+        )
+        .await
+        .unwrap();
+    let (tp, sl) = eventually("the leader's bracket legs", WAIT, async || {
+        let (tps, stops) = hand.protection().await;
+        Some((tps.first()?.price?, stops.first()?.stop_price?))
+    })
+    .await;
+    let want = [(Some(tp), Some(sl)), (Some(tp), None)];
+    followers_protected(&followers, "the copies protected", &want).await;
+
+    // Both followers are closed by hand at their broker (position and orders): auto-sync
+    // re-enters each within a few checks, with the leader's levels.
+    for f in &followers {
+        f.broker.flatten_account(&f.account).await.unwrap();
+    }
+    eventually("both followers flat", WAIT, async || {
+        (p.net_position(1) == 0 && p.net_position(2) == 0).then_some(())
+    })
+    .await;
+    eventually("both followers re-entered", WAIT, async || {
+        (p.net_position(1) == 1 && p.net_position(2) == 1).then_some(())
+    })
+    .await;
+    followers_protected(&followers, "the re-entries protected", &want).await;
+    let corrections: Vec<CopyLogEntry> = copy_log(&p, leader.id)
+        .await
+        .into_iter()
+        .filter(|r| {
+            r.leader_fill_id
+                .as_deref()
+                .is_some_and(|id| id.starts_with("sync:"))
+        })
+        .collect();
+    assert_eq!(
+        corrections.len(),
+        2,
+        "one correction each: {corrections:#?}"
+    );
+    // Then the leader's levels, one protection row per level copied, each executed.
+    let protected = eventually("the protection rows executed", WAIT, async || {
+        let rows: Vec<CopyLogEntry> =
+            protection_rows(&copy_log(&p, leader.id).await, "syncprotect:");
+        (rows.len() == 3
+            && rows.iter().all(|r| {
+                r.follower_intent.is_some()
+                    && matches!(r.status, CopyStatus::Accepted | CopyStatus::Filled)
+            }))
+        .then_some(rows)
+    })
+    .await;
+    assert_eq!(
+        protected
+            .iter()
+            .filter(|r| r.leader_price == Some(sl))
+            .count(),
+        1,
+        "only the first follower copies stops: {protected:#?}"
+    );
+    // Each follower's protection covers its position once: a take-profit (and a stop for the
+    // one that copies stops), never two.
+    for (f, stops) in followers.iter().zip([1, 0]) {
+        let (tps, held_stops) = f.protection().await;
+        assert_eq!((tps.len(), held_stops.len()), (1, stops));
+    }
 
     copier_stop.cancel();
     copier.wait().await.unwrap();

@@ -3,7 +3,9 @@
 //! mapping and caps as a copy —, after every leader fill and at least every
 //! `JT_COPY_SYNC_SECS`. A follower that drifted (a missed fill, a manual intervention at the
 //! broker, a partial fill) gets one correcting [`CopyIntent`] and a copy log row naming the
-//! drift.
+//! drift. A correction that opens the follower's position is followed by the leader's
+//! take-profit and stop, set on the follower at the leader's prices (protection intents queued
+//! behind it).
 //!
 //! Never a blind re-send: the follower's real position is read at its broker first, the step
 //! is computed from it, and nothing is compared while a copy to the follower is still in
@@ -22,10 +24,13 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use jt_broker::AccountId;
+use jt_domain::Direction;
 use jt_domain::copy::CopyAction;
-use jt_messages::{CopyIntent, IntentMessage, LeaderChange};
+use jt_messages::{CopyIntent, CopyProtection, IntentMessage, LeaderChange, ProtectionKind};
 use jt_store::repo::copy::{CopyLogEntry, CopyLogQuery, CopyRecorded, Follower, Leader, NewCopy};
-use jt_store::{CopyLogId, CopyStatus, CopyTrigger, StoreError, SubAccountId, UserId};
+use jt_store::{
+    BrokerAccountId, CopyLogId, CopyStatus, CopyTrigger, StoreError, SubAccountId, UserId,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::{Copier, Failure, PARALLEL_FOLLOWERS, engine, metrics};
@@ -45,6 +50,22 @@ const LEFT_FLAT: &str = "left flat (the follower's setting: closed by hand stays
 /// order (a correction always has a side).
 fn left_flat(row: &CopyLogEntry) -> bool {
     row.status == CopyStatus::Skipped && row.follower_side.is_none()
+}
+
+/// A correction that opened a follower's position, for the protection that follows it.
+struct Corrected<'a> {
+    owner: UserId,
+    leader: &'a Leader,
+    follower: &'a Follower,
+    /// The follower's login.
+    login: BrokerAccountId,
+    /// The leader's contract.
+    contract: &'a str,
+    target: &'a engine::Target,
+    /// The follower's new position's direction.
+    direction: Direction,
+    /// The correction's leader event id (`sync:…`).
+    event_id: &'a str,
 }
 
 impl Copier {
@@ -311,6 +332,137 @@ impl Copier {
         Ok(settled)
     }
 
+    /// The leader's take-profit and stop of its `direction` position on `contract`, read
+    /// from its working orders at its broker (a correction that opens a follower's position).
+    async fn protection_at_broker(
+        &self,
+        owner: UserId,
+        leader: &Leader,
+        contract: &str,
+        direction: Direction,
+    ) -> Result<engine::LeaderProtection, Failure> {
+        let accounts = self.store.accounts();
+        let leader_sub = accounts.sub_account(owner, leader.sub_account).await?;
+        let login = accounts.get(owner, leader_sub.broker_account).await?;
+        let broker = self
+            .brokers
+            .for_account(&login)
+            .await
+            .map_err(|e| Failure::Broker(e.to_string()))?;
+        let resolved = broker
+            .resolve_contract(contract)
+            .await
+            .map_err(|e| Failure::Broker(e.to_string()))?;
+        let working = broker
+            .working_orders(&AccountId(leader_sub.broker_sub_account_id.clone()))
+            .await
+            .map_err(|e| Failure::Broker(e.to_string()))?;
+        Ok(engine::leader_protection(&working, &resolved.id, direction))
+    }
+
+    /// Sets the leader's take-profit and stop (those the follower copies) on a follower whose
+    /// correction opened its position: one protection [`CopyIntent`] per level, at the
+    /// leader's price mapped onto the follower's instrument and tick, each with its copy log
+    /// row (`syncprotect:<correction>:<kind>`, recorded before it is published). ORDERS is
+    /// serial per account, so each runs once the correction is done, against the follower's
+    /// real position (a follower the correction did not put in the position is left alone,
+    /// with the reason in the row).
+    async fn protect_correction(
+        &self,
+        c: &Corrected<'_>,
+        protection: &engine::LeaderProtection,
+    ) -> Result<(), Failure> {
+        let copying = self.store.copying();
+        for (kind, wanted) in [
+            (ProtectionKind::TakeProfit, c.follower.copy_tp),
+            (ProtectionKind::Stop, c.follower.copy_sl),
+        ] {
+            let Some(level) = protection.of(kind).filter(|_| wanted) else {
+                continue;
+            };
+            let Some(price) =
+                engine::mapped_price(&c.target.symbol, c.direction, kind, level.price)
+            else {
+                tracing::warn!(follower = %c.follower.id, symbol = %c.target.symbol, "the leader's {} cannot be put on the follower's instrument (unknown): the correction goes without it", kind.name());
+                continue;
+            };
+            let event_id = format!(
+                "syncprotect{}:{}",
+                c.event_id.trim_start_matches("sync"),
+                kind.name()
+            );
+            let recorded = copying
+                .record_copy(
+                    c.owner,
+                    NewCopy {
+                        id: CopyLogId::new(),
+                        leader: c.leader.id,
+                        follower: c.follower.id,
+                        trigger: CopyTrigger::Sync,
+                        leader_fill_id: Some(event_id.clone()),
+                        leader_order_id: Some(level.order.id.to_string()),
+                        leader_symbol: c.contract.to_owned(),
+                        follower_symbol: c.target.symbol.clone(),
+                        leader_side: Some(level.order.side),
+                        follower_side: Some(c.direction.exit_side()),
+                        leader_quantity: level.order.qty.unwrap_or(0),
+                        follower_quantity: 0,
+                        leader_price: Some(level.price),
+                        status: CopyStatus::Pending,
+                        error: Some(format!(
+                            "protection after a correction: the leader's {} at {}, the \
+                             follower's set to {}",
+                            kind.name(),
+                            level.price.normalize(),
+                            price.normalize()
+                        )),
+                    },
+                )
+                .await?;
+            if recorded == CopyRecorded::AlreadyCopied {
+                metrics::already_copied();
+                continue;
+            }
+            let intent = IntentMessage::copy(
+                c.owner,
+                c.follower.sub_account,
+                c.login,
+                chrono::Utc::now(),
+                CopyIntent {
+                    leader_sub_account_id: c.leader.sub_account,
+                    leader_event_id: event_id.clone(),
+                    follower_id: c.follower.id,
+                    symbol: c.target.symbol.clone(),
+                    leader: LeaderChange {
+                        symbol: c.contract.to_owned(),
+                        prev_net: 0,
+                        new_net: 0,
+                        price: Some(level.price),
+                    },
+                    step: CopyAction::Nothing,
+                    take_profit: None,
+                    stop_loss: None,
+                    max_lag_secs: None,
+                    protection: Some(CopyProtection {
+                        direction: c.direction,
+                        kind,
+                        price,
+                    }),
+                },
+            );
+            self.send(intent).await?;
+            if let Some(row) = copying.copy_of(c.owner, c.follower.id, &event_id).await? {
+                copying.mark_copy_accepted(c.owner, row.id).await?;
+            }
+            // The follower's protection is now at this price: the leader's next event at it
+            // is no news.
+            self.remember(c.follower.id, level.order.id.to_string(), level.price);
+            metrics::protection("published");
+            tracing::info!(follower = %c.follower.id, kind = kind.name(), %price, "protection after a correction published");
+        }
+        Ok(())
+    }
+
     /// One follower against the leader's tracked `(contract, net, state)`s: at most one
     /// correction per check (it is then in flight).
     async fn sync_follower(
@@ -471,7 +623,9 @@ impl Copier {
                         price: None,
                     },
                     step,
-                    // The leader's levels are not read yet (as for copies).
+                    // Levels given with an entry are measured from a reference price (the
+                    // leader's fill, for a copy); a correction has none that is current, so its
+                    // protection follows it at the leader's own prices (below).
                     take_profit: None,
                     stop_loss: None,
                     max_lag_secs: self.max_lag_secs,
@@ -484,6 +638,29 @@ impl Copier {
             }
             metrics::sync("corrected");
             tracing::info!(follower = %follower.id, leader = %leader.id, %contract, held, want, ?step, "follower drifted: correcting intent published");
+            // A correction that opens the follower's position (it missed the entry, or was
+            // closed by hand; or across sides) is followed by the leader's take-profit and stop
+            // working now: a follower is never put back in a position unprotected while its
+            // leader's is protected.
+            if let Some(direction) =
+                Direction::of_net(want).filter(|d| Direction::of_net(held) != Some(*d))
+                && (follower.copy_tp || follower.copy_sl)
+            {
+                let protection = self
+                    .protection_at_broker(owner, leader, contract, direction)
+                    .await?;
+                let corrected = Corrected {
+                    owner,
+                    leader,
+                    follower,
+                    login: sub.broker_account,
+                    contract,
+                    target: &target,
+                    direction,
+                    event_id: &event_id,
+                };
+                self.protect_correction(&corrected, &protection).await?;
+            }
             return Ok(());
         }
         Ok(())
