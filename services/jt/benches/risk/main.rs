@@ -384,7 +384,22 @@ async fn run(config: &Config) -> anyhow::Result<()> {
             to_intent.record(us(*i))?;
         }
         match first_orders.get(&account) {
-            Some(o) => to_order.record(us(*o))?,
+            Some(o) => {
+                to_order.record(us(*o))?;
+                // The slow ticks by name: which tick (the first, a periodic one) and which
+                // stage made the tail.
+                if us(*o) > 100_000 {
+                    println!(
+                        "slow tick {}: quote +{} ms, order +{} ms",
+                        k + 1,
+                        quotes
+                            .iter()
+                            .find(|q| **q >= *at)
+                            .map_or(-1, |q| (q - at) / 1000),
+                        (o - at) / 1000
+                    );
+                }
+            }
             None => missing += 1,
         }
     }
