@@ -72,6 +72,9 @@ const SHARE_EVERY: Duration = Duration::from_secs(1);
 #[allow(clippy::cast_sign_loss)]
 const SHARE_REFRESH: Duration = Duration::from_secs(risk_status::REFRESH_SECS as u64);
 
+/// A survey's store reads are given up after three survey periods, and never sooner than this.
+const SURVEY_TIMEOUT_FLOOR: Duration = Duration::from_secs(30);
+
 /// How far around now the news calendar is read at each survey.
 const NEWS_HORIZON_HOURS: i64 = 24;
 
@@ -326,8 +329,20 @@ impl Monitor {
             .map(|(sub, e)| (*sub, e.generation))
             .collect();
         let (store, tx) = (self.store.clone(), self.notes.clone());
+        // A read stuck on the store (a lock, a connection that never answers) is given up,
+        // so the next survey can start: never a monitor that stops re-reading for good.
+        let limit = (self.config.survey_every * 3).max(SURVEY_TIMEOUT_FLOOR);
         tokio::spawn(async move {
-            let surveyed = gather(&store, generations).await.map(Box::new);
+            let surveyed = match tokio::time::timeout(limit, gather(&store, generations)).await {
+                Ok(s) => s.map(Box::new),
+                Err(_) => {
+                    tracing::warn!(
+                        ?limit,
+                        "the survey's store reads took too long: given up, the next survey reads again"
+                    );
+                    None
+                }
+            };
             let _ = tx.send(Note::Surveyed(surveyed)).await;
         });
     }
