@@ -10,9 +10,15 @@
 //! - ProjectX: 200 calls per 60 s and, in a lane of their own, 30 bar requests per 30 s, each
 //!   paced so that no window can hold more than its budget ([`Pace::Spread`]); a call that
 //!   would wait longer than `max_wait` for its slot fails with `RateLimited`.
+//!
+//! The pacing and the window here are per process. With a fleet-wide store
+//! ([`LoginLimits::with_shared`]) a counted call also takes a slot of the login's shared budget
+//! ([`crate::budget`]), so all processes of a login together keep its budget; a broker's
+//! cool-down is shared the same way.
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -20,6 +26,8 @@ use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use jt_broker::{BrokerError, CallBudget};
 use parking_lot::Mutex;
+
+use crate::budget::{BudgetStore, SharedSlots, Take};
 
 /// Share of the budget window from which a login counts as "near its limit" (operators watch
 /// `jt_broker_logins_near_budget`).
@@ -159,6 +167,8 @@ pub struct LoginLimits {
     locked_until: Mutex<Option<DateTime<Utc>>>,
     /// Whether this login counts in `jt_broker_logins_near_budget`.
     near_budget: AtomicBool,
+    /// The login's fleet-wide budget, when the process has a store for it.
+    shared: Option<Arc<SharedSlots>>,
 }
 
 impl std::fmt::Debug for LoginLimits {
@@ -195,7 +205,28 @@ impl LoginLimits {
             cool_down_until: Mutex::new(None),
             locked_until: Mutex::new(None),
             near_budget: AtomicBool::new(false),
+            shared: None,
         }
+    }
+
+    /// The same limits, with the counted calls also taking slots of the login's budget shared
+    /// by the fleet through `store` under `key` ([`crate::budget::ledger_key`]).
+    #[must_use]
+    pub fn with_shared(mut self, store: Arc<dyn BudgetStore>, key: String) -> Self {
+        self.shared = Some(Arc::new(SharedSlots::new(
+            store,
+            key,
+            self.config.venue,
+            self.config.window,
+            self.config.budget,
+        )));
+        self
+    }
+
+    /// Whether the counted calls take slots of a fleet-wide budget.
+    #[must_use]
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
     }
 
     /// The configuration.
@@ -212,12 +243,15 @@ impl LoginLimits {
 
     /// Waits for a slot in `lane`, or refuses at once when the login is locked out, cooling
     /// down, or out of its budget; a slot further away than the lane's `max_wait` is refused
-    /// too. Counts the call when admitted.
+    /// too. A counted call then takes a slot of the shared budget, if there is one: when the
+    /// fleet spent it, the call is refused at once (`refuse_when_spent`) or waits for a slot
+    /// within the lane's `max_wait`. Counts the call when admitted.
     ///
     /// # Errors
     /// `LockedOut` or `RateLimited`.
     pub async fn admit(&self, lane: impl Into<Lane>) -> Result<(), BrokerError> {
         let lane = lane.into();
+        let started = Instant::now();
         self.refuse_if_blocked()?;
         let Some((limiter, config)) = self.lanes.get(lane.0).zip(self.config.lanes.get(lane.0))
         else {
@@ -249,9 +283,40 @@ impl LoginLimits {
         // A lock-out or cool-down may have begun while we waited.
         self.refuse_if_blocked()?;
         if config.counted {
+            if let Some(shared) = &self.shared {
+                self.take_shared(shared, config.max_wait, started).await?;
+            }
             self.count();
         }
         Ok(())
+    }
+
+    /// A slot of the shared budget, waiting for one only where the lane waits.
+    async fn take_shared(
+        &self,
+        shared: &SharedSlots,
+        max_wait: Option<Duration>,
+        started: Instant,
+    ) -> Result<(), BrokerError> {
+        loop {
+            match shared.take().await {
+                // Unavailable: the per-process limits above already admitted the call.
+                Take::Granted | Take::Unavailable => return Ok(()),
+                Take::CoolingDown { retry_after } => {
+                    self.cool_down_here(retry_after);
+                    return Err(BrokerError::RateLimited { retry_after });
+                }
+                Take::Spent { retry_after } => {
+                    let may_wait = !self.config.refuse_when_spent
+                        && max_wait.is_none_or(|max| started.elapsed() + retry_after <= max);
+                    if !may_wait {
+                        return Err(self.exhausted(retry_after));
+                    }
+                    tokio::time::sleep(retry_after).await;
+                    self.refuse_if_blocked()?;
+                }
+            }
+        }
     }
 
     fn count(&self) {
@@ -299,8 +364,20 @@ impl LoginLimits {
         Ok(())
     }
 
-    /// The broker throttled us (429 or 423): refuse calls for `wait`.
+    /// The broker throttled us (429 or 423): refuse calls for `wait`, and tell the fleet
+    /// through the shared budget (in the background) so its other processes stop too.
     pub fn cool_down(&self, wait: Duration) {
+        self.cool_down_here(wait);
+        if let Some(shared) = &self.shared
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let shared = Arc::clone(shared);
+            runtime.spawn(async move { shared.share_cool_down(wait).await });
+        }
+    }
+
+    /// Refuse calls of this process for `wait`.
+    fn cool_down_here(&self, wait: Duration) {
         let until = Instant::now() + wait;
         let mut cool = self.cool_down_until.lock();
         if cool.is_none_or(|c| c < until) {
