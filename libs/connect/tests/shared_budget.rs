@@ -1,9 +1,14 @@
 //! A login's request budget is the fleet's, not a process's: three broker accesses (two
 //! executor replicas and a connection manager — separate processes that share only the bus and
-//! the store) hammer one simulator login whose user may make `LIMIT` requests an hour before
-//! the simulator locks it out with HTTP 429. Through the bus (`NATS_URL`, JetStream) they
-//! together stay under the limit and the excess fails fast with `RateLimited`; without the
-//! shared budget the same fleet overspends the login and meets the simulator's 429.
+//! the store) hammer one simulator login. Through the bus (`NATS_URL`, JetStream) they together
+//! stay under the login's limit and the excess fails with `RateLimited`; without the shared
+//! budget the same fleet overspends the login and meets the simulator's 429.
+//!
+//! - Tradovate: the user may make `LIMIT` requests an hour (scaled down from ~5,000) before
+//!   the simulator locks it out with 429; the excess is refused at once.
+//! - ProjectX: the token may make 200 requests per 60 s (the real limit, the simulator's
+//!   default); each process paces itself to 200/60 s, so three together would pass it within
+//!   20 s; a call that would wait longer than the lane's ten seconds for a slot is refused.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
 
@@ -38,7 +43,15 @@ struct World {
     account: BrokerAccount,
 }
 
-async fn world() -> World {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Venue {
+    /// The simulator's Tradovate surface (a `sim` account).
+    Tradovate,
+    /// Its ProjectX surface.
+    ProjectX,
+}
+
+async fn world(venue: Venue) -> World {
     jt_runtime::tls::install_crypto_provider();
     let db = TempSqlite::new();
     let store = Store::connect(
@@ -62,11 +75,16 @@ async fn world() -> World {
     let sim = Sim::start(SimConfig::default())
         .await
         .expect("simulator starts");
-    sim.admin()
+    let created = sim
+        .admin()
         .create_user(&SimUser {
             name: "alice".into(),
             password: PASSWORD.into(),
             accounts: vec!["SIMA".into()],
+            protocol: match venue {
+                Venue::Tradovate => jt_sim::core::model::Protocol::Tradovate,
+                Venue::ProjectX => jt_sim::core::model::Protocol::ProjectX,
+            },
             ..SimUser::default()
         })
         .unwrap();
@@ -83,11 +101,15 @@ async fn world() -> World {
             user,
             NewBrokerAccount {
                 label: "simulator".into(),
-                broker: BrokerKind::Sim,
+                broker: match venue {
+                    Venue::Tradovate => BrokerKind::Sim,
+                    Venue::ProjectX => BrokerKind::ProjectX,
+                },
                 environment: Environment::Demo,
                 username: Some("alice".into()),
                 credentials: BrokerCredentials {
                     password: Some(Secret::new(PASSWORD)),
+                    api_key: created.api_key.clone().map(Secret::new),
                     ..BrokerCredentials::default()
                 },
                 require_brackets: false,
@@ -119,8 +141,11 @@ async fn process(w: &World, shared: bool) -> Arc<dyn Broker> {
         .expect("provision");
     let mut access = AccessConfig::default()
         .with_sim_url(w.sim.base_url())
-        .with_start_stagger(Duration::ZERO)
-        .with_request_budget(LIMIT);
+        .with_projectx_url(w.sim.base_url())
+        .with_start_stagger(Duration::ZERO);
+    if w.account.broker == BrokerKind::Sim {
+        access = access.with_request_budget(LIMIT);
+    }
     if shared {
         access = access.with_shared_budgets(BusBudgets::new(&bus));
     }
@@ -134,23 +159,29 @@ async fn process(w: &World, shared: bool) -> Arc<dyn Broker> {
 #[derive(Debug, Default)]
 struct Tally {
     ok: usize,
-    /// Refused by our own budget: the wait is the rest of the budget window.
-    refused: usize,
-    /// Refused because the broker throttled (its 429's back-off, a minute).
-    throttled: usize,
-    /// Requests of the user the simulator received (token requests excluded: they are not
-    /// the user's).
+    /// Refused with `RateLimited` (or `LockedOut`), whoever refused.
+    limited: usize,
+    /// Of those, refused with a wait of more than 30 minutes: our own hourly budget (the
+    /// simulator's 429 means a back-off of a minute at most).
+    refused_for_the_hour: usize,
+    /// Requests of the login the simulator received, answered or refused (token requests
+    /// excluded: they are not the login's).
     received: u64,
 }
 
-async fn hammer(shared: bool) -> Tally {
-    let w = world().await;
+/// ProjectX: how long the fleet hammers (three processes paced to 200/60 s each pass 200
+/// together after about 14 s).
+const PROJECTX_HAMMER: Duration = Duration::from_secs(20);
+
+async fn hammer(venue: Venue, shared: bool) -> Tally {
+    let w = world(venue).await;
     let mut brokers = Vec::new();
     for _ in 0..PROCESSES {
         brokers.push(process(&w, shared).await);
     }
-    // The first process logs in; the others adopt its session from the store.
+    // The first process logs in; the others adopt its session (token) from the store.
     let sub: AccountId = brokers[0].accounts().await.unwrap()[0].id.clone();
+    let until = tokio::time::Instant::now() + PROJECTX_HAMMER;
     let mut tasks = Vec::new();
     for broker in &brokers {
         for _ in 0..CALLERS {
@@ -158,10 +189,21 @@ async fn hammer(shared: bool) -> Tally {
             let sub = sub.clone();
             tasks.push(tokio::spawn(async move {
                 let mut got = Vec::new();
-                for _ in 0..CALLS {
-                    got.push(broker.positions(&sub).await.map(|_| ()));
+                loop {
+                    let done = match venue {
+                        Venue::Tradovate => got.len() == CALLS,
+                        Venue::ProjectX => tokio::time::Instant::now() >= until,
+                    };
+                    if done {
+                        break got;
+                    }
+                    let result = broker.positions(&sub).await.map(|_| ());
+                    if venue == Venue::ProjectX && result.is_err() {
+                        // A refused caller does not spin.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    got.push(result);
                 }
-                got
             }));
         }
     }
@@ -170,45 +212,45 @@ async fn hammer(shared: bool) -> Tally {
         for result in task.await.unwrap() {
             match result {
                 Ok(()) => tally.ok += 1,
-                Err(BrokerError::RateLimited { retry_after })
-                    if retry_after > Duration::from_secs(30 * 60) =>
-                {
-                    tally.refused += 1;
+                Err(BrokerError::RateLimited { retry_after }) => {
+                    tally.limited += 1;
+                    if retry_after > Duration::from_secs(30 * 60) {
+                        tally.refused_for_the_hour += 1;
+                    }
                 }
-                Err(BrokerError::RateLimited { .. } | BrokerError::LockedOut { .. }) => {
-                    tally.throttled += 1;
-                }
+                Err(BrokerError::LockedOut { .. }) => tally.limited += 1,
                 Err(other) => panic!("unexpected error: {other:?}"),
             }
         }
     }
-    tally.received = w
-        .sim
-        .admin()
-        .request_counts()
-        .into_iter()
-        .filter(|(k, _)| k.starts_with("tradovate:") && !k.contains("accesstokenrequest"))
+    let counts = w.sim.admin().request_counts();
+    let prefix = match venue {
+        Venue::Tradovate => "tradovate:",
+        Venue::ProjectX => "projectx:",
+    };
+    tally.received = counts
+        .iter()
+        .filter(|(k, _)| {
+            k.starts_with(prefix) && !k.contains("accesstokenrequest") && !k.contains("loginkey")
+        })
         .map(|(_, n)| n)
         .sum();
-    eprintln!(
-        "shared={shared}: {tally:?}; simulator counts: {:?}",
-        w.sim.admin().request_counts()
-    );
+    eprintln!("{venue:?}, shared={shared}: {tally:?}; simulator counts: {counts:?}");
     tally
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_fleet_together_never_passes_a_logins_budget() {
-    let t = hammer(true).await;
-    let attempts = PROCESSES * CALLERS * CALLS;
-    assert_eq!(t.ok + t.refused + t.throttled, attempts);
+async fn the_fleet_together_never_passes_a_tradovate_users_hour() {
+    let t = hammer(Venue::Tradovate, true).await;
+    assert_eq!(t.ok + t.limited, PROCESSES * CALLERS * CALLS);
     assert!(
         t.received <= u64::from(LIMIT),
         "the simulator received {} requests of the user, over its {LIMIT}: {t:?}",
         t.received
     );
-    assert_eq!(t.throttled, 0, "the simulator never throttled: {t:?}");
-    assert!(t.refused > 0, "the excess was refused: {t:?}");
+    // Every refusal was ours, for the rest of the hour: the simulator never throttled.
+    assert!(t.limited > 0, "the excess was refused: {t:?}");
+    assert_eq!(t.refused_for_the_hour, t.limited, "{t:?}");
     // Slots claimed but not spent are lost (conservative), at most a chunk less one per
     // process; the rest of the budget was used.
     let lost = PROCESSES as u64 * u64::from(jt_net::budget::CHUNK - 1);
@@ -219,11 +261,89 @@ async fn the_fleet_together_never_passes_a_logins_budget() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn without_the_shared_budget_the_same_fleet_overspends_the_login() {
-    let t = hammer(false).await;
+async fn without_the_shared_budget_the_same_fleet_overspends_the_tradovate_user() {
+    let t = hammer(Venue::Tradovate, false).await;
     assert!(
         t.received > u64::from(LIMIT),
-        "each process kept only its own budget, so together they passed the login's: {t:?}"
+        "each process kept only its own budget, so together they passed the user's: {t:?}"
     );
-    assert!(t.throttled > 0, "and the simulator throttled them: {t:?}");
+    assert!(
+        t.limited > t.refused_for_the_hour,
+        "and the simulator throttled them: {t:?}"
+    );
+}
+
+/// ProjectX's limit per token and window (the simulator's default).
+const PROJECTX_LIMIT: u64 = 200;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_fleet_together_never_passes_a_projectx_tokens_minute() {
+    let t = hammer(Venue::ProjectX, true).await;
+    // All within one 60 s window: the simulator received no more than the limit, so it
+    // refused nothing (it answers 429 only past the limit).
+    assert!(
+        t.received <= PROJECTX_LIMIT,
+        "the simulator received {} requests of the token, over its {PROJECTX_LIMIT}: {t:?}",
+        t.received
+    );
+    assert!(t.limited > 0, "the excess was refused: {t:?}");
+    let lost = PROCESSES as u64 * u64::from(jt_net::budget::CHUNK - 1);
+    assert!(
+        t.received + lost >= PROJECTX_LIMIT,
+        "the budget was used, not wasted: {t:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_the_shared_budget_the_same_fleet_overspends_the_projectx_token() {
+    let t = hammer(Venue::ProjectX, false).await;
+    assert!(
+        t.received > PROJECTX_LIMIT,
+        "each process kept only its own pace, so together they passed the token's limit: {t:?}"
+    );
+    assert!(t.limited > 0, "and the simulator throttled them: {t:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_its_bucket_a_process_keeps_to_its_own_budget_and_trades_on() {
+    let w = world(Venue::Tradovate).await;
+    // A bus on which the budgets' bucket was never provisioned: every claim fails.
+    let bus = Bus::connect(BusConfig {
+        nats_url: Some(jt_testkit::nats::nats_url()),
+        namespace: w.namespace.clone(),
+        ..BusConfig::default()
+    })
+    .await
+    .expect("bus connects (NATS_URL)");
+    let access = AccessConfig::default()
+        .with_sim_url(w.sim.base_url())
+        .with_request_budget(LIMIT)
+        .with_shared_budgets(BusBudgets::new(&bus));
+    let broker = BrokerAccess::new(w.store.clone(), access)
+        .for_account(&w.account)
+        .await
+        .unwrap();
+    let sub = broker.accounts().await.unwrap()[0].id.clone();
+    for _ in 0..10 {
+        broker.positions(&sub).await.expect("the call goes through");
+    }
+    // The per-process hour still holds.
+    let mut refused = 0;
+    for _ in 0..LIMIT {
+        if let Err(e) = broker.positions(&sub).await {
+            assert!(matches!(e, BrokerError::RateLimited { .. }), "{e:?}");
+            refused += 1;
+        }
+    }
+    // The log-in's calls and the ten above were counted too, so some of these were refused.
+    assert!(refused >= 11, "{refused} refused");
+    let received: u64 = w
+        .sim
+        .admin()
+        .request_counts()
+        .iter()
+        .filter(|(k, _)| !k.contains("accesstokenrequest"))
+        .map(|(_, n)| n)
+        .sum();
+    assert!(received <= u64::from(LIMIT), "{received}");
 }

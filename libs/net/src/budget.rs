@@ -173,6 +173,9 @@ struct Allotment {
     bucket: i64,
     /// Slots left.
     left: u32,
+    /// Until when (Unix milliseconds) the ledger had nothing left: no slot frees before the
+    /// oldest bucket leaves the span, so the store is not asked again until then.
+    spent_until_ms: i64,
 }
 
 /// One login's slots from the shared budget, in one process.
@@ -303,13 +306,22 @@ impl SharedSlots {
             return Take::Granted;
         }
         allotment.left = 0;
+        if now < allotment.spent_until_ms {
+            return Take::Spent {
+                retry_after: ms(allotment.spent_until_ms - now),
+            };
+        }
         match tokio::time::timeout(CLAIM_TIMEOUT, self.claim(now)).await {
             Ok(Ok(Claimed::Slots(n))) => {
                 allotment.bucket = bucket;
                 allotment.left = n.saturating_sub(1);
                 Take::Granted
             }
-            Ok(Ok(Claimed::Spent(retry_after))) => Take::Spent { retry_after },
+            Ok(Ok(Claimed::Spent(retry_after))) => {
+                allotment.spent_until_ms =
+                    now.saturating_add(i64::try_from(retry_after.as_millis()).unwrap_or(i64::MAX));
+                Take::Spent { retry_after }
+            }
             Ok(Ok(Claimed::Cooling(retry_after))) => Take::CoolingDown { retry_after },
             Ok(Err(e)) => self.fall_back(&e.0),
             Err(_) => self.fall_back("no answer within the claim timeout"),
@@ -519,6 +531,9 @@ mod tests {
         }
         assert_eq!(granted, 20);
         assert_eq!(spent, 40);
+        // A spent budget is remembered until a slot frees: the store is not asked meanwhile.
+        store.down.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(matches!(a.take().await, Take::Spent { .. }));
     }
 
     #[tokio::test]
