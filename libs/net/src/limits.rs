@@ -223,12 +223,6 @@ impl LoginLimits {
         self
     }
 
-    /// Whether the counted calls take slots of a fleet-wide budget.
-    #[must_use]
-    pub fn is_shared(&self) -> bool {
-        self.shared.is_some()
-    }
-
     /// The configuration.
     #[must_use]
     pub fn config(&self) -> &LimitsConfig {
@@ -450,5 +444,97 @@ mod tests {
             Err(BrokerError::InvalidRequest { .. })
         ));
         assert_eq!(l.budget().used, 1);
+    }
+
+    fn shared_pair(
+        budget: u32,
+        window: Duration,
+        max_wait: Option<Duration>,
+        refuse_when_spent: bool,
+    ) -> (LoginLimits, LoginLimits) {
+        let store: Arc<dyn BudgetStore> = Arc::new(crate::budget::MemoryStore::default());
+        let make = || {
+            LoginLimits::new(LimitsConfig {
+                venue: "test",
+                lanes: vec![LaneConfig {
+                    pace: Pace::PerSecond {
+                        rate: 1_000,
+                        burst: 1_000,
+                    },
+                    max_wait,
+                    counted: true,
+                }],
+                window,
+                budget,
+                refuse_when_spent,
+                lockout: Duration::from_secs(3_600),
+            })
+            .with_shared(Arc::clone(&store), "test.login".into())
+        };
+        (make(), make())
+    }
+
+    #[tokio::test]
+    async fn two_processes_share_one_budget_and_the_excess_is_refused_at_once() {
+        let (a, b) = shared_pair(10, Duration::from_secs(3_600), None, true);
+        let mut admitted = 0;
+        for _ in 0..10 {
+            for l in [&a, &b] {
+                match l.admit(Lane::MAIN).await {
+                    Ok(()) => admitted += 1,
+                    Err(BrokerError::RateLimited { retry_after }) => {
+                        assert!(retry_after > Duration::from_secs(3_600), "{retry_after:?}");
+                    }
+                    Err(e) => panic!("{e:?}"),
+                }
+            }
+        }
+        assert_eq!(admitted, 10);
+        // Each process's own window holds only its own calls.
+        assert_eq!(a.budget().used + b.budget().used, 10);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_lane_waits_for_the_fleets_slot_within_its_max_wait() {
+        // Buckets of 10 ms, a span of 650 ms.
+        let window = Duration::from_millis(600);
+        let (a, b) = shared_pair(4, window, Some(Duration::from_secs(3)), false);
+        for _ in 0..4 {
+            a.admit(Lane::MAIN).await.unwrap();
+        }
+        let started = Instant::now();
+        b.admit(Lane::MAIN).await.unwrap();
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(400) && waited < Duration::from_secs(3),
+            "{waited:?}"
+        );
+        let (c, d) = shared_pair(4, window, Some(Duration::from_millis(100)), false);
+        for _ in 0..4 {
+            c.admit(Lane::MAIN).await.unwrap();
+        }
+        let started = Instant::now();
+        assert!(matches!(
+            d.admit(Lane::MAIN).await,
+            Err(BrokerError::RateLimited { .. })
+        ));
+        assert!(started.elapsed() < Duration::from_millis(100));
+    }
+
+    #[tokio::test]
+    async fn a_brokers_cool_down_stops_the_other_processes_too() {
+        let (a, b) = shared_pair(100, Duration::from_secs(60), None, true);
+        a.cool_down(Duration::from_secs(30));
+        // The cool-down is written in the background.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(matches!(
+            b.admit(Lane::MAIN).await,
+            Err(BrokerError::RateLimited { retry_after }) if retry_after > Duration::from_secs(28)
+        ));
+        // And b now cools down on its own, without asking the store.
+        assert!(matches!(
+            b.admit(Lane::MAIN).await,
+            Err(BrokerError::RateLimited { .. })
+        ));
     }
 }
