@@ -306,6 +306,10 @@ impl SharedSlots {
             return Take::Granted;
         }
         allotment.left = 0;
+        // A caller that queued behind a claim that failed does not try again itself.
+        if self.falling_back() {
+            return self.unavailable();
+        }
         if now < allotment.spent_until_ms {
             return Take::Spent {
                 retry_after: ms(allotment.spent_until_ms - now),
