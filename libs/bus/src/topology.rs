@@ -63,6 +63,8 @@ pub mod names {
         pub const ATTEMPTS: &str = "jt_attempts";
         /// Each watched account's risk figures, as the risk monitor last wrote them.
         pub const RISK_STATUS: &str = "jt_risk_status";
+        /// Each broker login's request budget, shared by the fleet (`jt_net::budget`).
+        pub const BROKER_BUDGETS: &str = "jt_broker_budgets";
     }
 }
 
@@ -283,6 +285,10 @@ pub struct Definitions {
     /// rewritten at least every few seconds while the account is watched, so a value's
     /// `as_of` shows when it went stale and the key is gone a day after the monitor stopped.
     pub risk_status: KvDef,
+    /// Each broker login's request budget as the fleet spent it (granted calls per bucket of
+    /// its window, the broker's cool-down), TTL 2 hours: rewritten at every claim, gone a while
+    /// after the longest budget window (Tradovate's hour) once the login is idle.
+    pub broker_budgets: KvDef,
 }
 
 impl Definitions {
@@ -415,6 +421,11 @@ impl Definitions {
             buckets::RISK_STATUS,
             Some(DAY),
             "each watched account's day P&L, limits and distances (risk monitor)",
+        );
+        let broker_budgets = kv(
+            buckets::BROKER_BUDGETS,
+            Some(2 * 60 * MINUTE),
+            "each broker login's request budget, shared by the fleet (calls granted per bucket)",
         );
 
         let consumer = |stream: &StreamDef,
@@ -561,6 +572,7 @@ impl Definitions {
             flags,
             attempts,
             risk_status,
+            broker_budgets,
         }
     }
 
@@ -585,6 +597,7 @@ impl Definitions {
             &mut self.flags,
             &mut self.attempts,
             &mut self.risk_status,
+            &mut self.broker_budgets,
         ] {
             b.replicas = n;
         }
@@ -620,6 +633,7 @@ impl Definitions {
                 self.flags.clone(),
                 self.attempts.clone(),
                 self.risk_status.clone(),
+                self.broker_budgets.clone(),
             ],
             consumers: vec![
                 self.fanout.clone(),

@@ -6,7 +6,9 @@
 //! owns the process's connection pools, connect gate and per-venue login registries, so every
 //! sub-account of one login uses one session and one rate-limit budget (DOMAIN.md §7), and two
 //! services of one process (`jt dev`) share them too. Sessions are shared across processes
-//! through the store (`jt_store::StoreSessions`), so replicas never log each other out.
+//! through the store (`jt_store::StoreSessions`), so replicas never log each other out, and
+//! request budgets across processes through the bus ([`BusBudgets`], set with
+//! [`AccessConfig::with_shared_budgets`]), so replicas together never pass a login's limits.
 //!
 //! A broker is rebuilt when its account changes (new credentials, environment): the cache is
 //! keyed by the account's `updated_at`. Endpoint overrides — `JT_SIM_URL` for the built-in
@@ -23,6 +25,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use jt_broker::{AccountInfo, BrokerError};
 use jt_broker::{Broker, BrokerEvents};
+use jt_net::budget::{self, BudgetStore};
 use jt_net::gate::GateConfig;
 use jt_net::registry::Plumbing;
 use jt_projectx::{Credentials as PxCredentials, Firm, ProjectXBroker, ProjectXConfig};
@@ -101,6 +104,13 @@ pub struct AccessConfig {
     pub start_stagger: Option<std::time::Duration>,
     /// The process's connect gate: socket connection attempts in flight and their spacing.
     pub gate: GateConfig,
+    /// Calls a login may make per budget window, below the venue's own (Tradovate: 5,000 an
+    /// hour; ProjectX: 200 a minute) to keep headroom for other tools on the login
+    /// (`JT_BROKER_REQUEST_BUDGET`; unset: the venue's). Tests set a small one.
+    pub request_budget: Option<u32>,
+    /// Where the fleet shares the logins' request budgets (the services: the bus, see
+    /// [`BusBudgets`]); `None`: each process keeps to its own limits only.
+    pub budgets: Option<Arc<dyn BudgetStore>>,
 }
 
 impl AccessConfig {
@@ -118,7 +128,23 @@ impl AccessConfig {
             start_stagger: optional::<u64>(env, "JT_BROKER_START_STAGGER_SECS")?
                 .map(std::time::Duration::from_secs),
             gate: GateConfig::default(),
+            request_budget: optional(env, "JT_BROKER_REQUEST_BUDGET")?,
+            budgets: None,
         })
+    }
+
+    /// The logins' request budgets shared by the fleet through `budgets`.
+    #[must_use]
+    pub fn with_shared_budgets(mut self, budgets: Arc<dyn BudgetStore>) -> Self {
+        self.budgets = Some(budgets);
+        self
+    }
+
+    /// At most `calls` per budget window per login (Tradovate: an hour; ProjectX: its window).
+    #[must_use]
+    pub fn with_request_budget(mut self, calls: u32) -> Self {
+        self.request_budget = Some(calls);
+        self
     }
 
     /// Event connections start within `max` (zero: at once).
@@ -178,7 +204,7 @@ impl BrokerAccess {
     /// registries of its own (one per process: share the value, do not build a second).
     #[must_use]
     pub fn new(store: Store, config: AccessConfig) -> Self {
-        let plumbing = Plumbing::new(&config.gate);
+        let plumbing = Plumbing::new(&config.gate).with_budgets(config.budgets.clone());
         Self {
             store,
             tradovate: jt_tradovate::LoginRegistry::new(plumbing.clone()),
@@ -317,6 +343,9 @@ impl BrokerAccess {
         if let Some(wait) = self.config.too_many_requests_backoff {
             config.limits.too_many_requests_backoff = wait;
         }
+        if let Some(calls) = self.config.request_budget {
+            config.limits.per_hour = config.limits.per_hour.min(calls);
+        }
         if let Some(stagger) = self.config.start_stagger {
             config.ws.reconnect.initial_stagger_max = stagger;
         }
@@ -359,6 +388,9 @@ impl BrokerAccess {
         let mut config = ProjectXConfig::new(firm, credentials);
         if let Some(wait) = self.config.too_many_requests_backoff {
             config.limits.too_many_requests_backoff = wait;
+        }
+        if let Some(calls) = self.config.request_budget {
+            config.limits.requests = config.limits.requests.min(calls);
         }
         if let Some(stagger) = self.config.start_stagger {
             config.hub.reconnect.initial_stagger_max = stagger;
@@ -410,5 +442,69 @@ impl BrokerAccess {
                 .map_err(|e| AccessError::Adapter(e.to_string()))?,
         );
         Ok((webull.clone(), webull))
+    }
+}
+
+/// The logins' shared request budgets in the bus's `jt_broker_budgets` KV bucket: a ledger per
+/// login, written by compare-and-set on its revision (`jt_net::budget`).
+#[derive(Debug, Clone)]
+pub struct BusBudgets {
+    bus: jt_bus::Bus,
+    def: jt_bus::KvDef,
+    bucket: Arc<tokio::sync::OnceCell<jt_bus::KvBucket>>,
+}
+
+impl BusBudgets {
+    /// The budgets in `bus`'s namespace (the bucket is provisioned with the topology).
+    #[must_use]
+    pub fn new(bus: &jt_bus::Bus) -> Arc<Self> {
+        Arc::new(Self {
+            def: jt_bus::Definitions::new(bus.namespace()).broker_budgets,
+            bus: bus.clone(),
+            bucket: Arc::new(tokio::sync::OnceCell::new()),
+        })
+    }
+
+    async fn bucket(&self) -> Result<&jt_bus::KvBucket, budget::StoreError> {
+        self.bucket
+            .get_or_try_init(|| self.bus.kv(&self.def))
+            .await
+            .map_err(|e| budget::StoreError(e.to_string()))
+    }
+}
+
+#[async_trait::async_trait]
+impl BudgetStore for BusBudgets {
+    async fn load(&self, key: &str) -> Result<Option<(Vec<u8>, u64)>, budget::StoreError> {
+        let entry = self
+            .bucket()
+            .await?
+            .get(key)
+            .await
+            .map_err(|e| budget::StoreError(e.to_string()))?;
+        Ok(entry.map(|e| (e.value.to_vec(), e.revision)))
+    }
+
+    async fn store(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        revision: u64,
+    ) -> Result<bool, budget::StoreError> {
+        let bucket = self.bucket().await?;
+        // A key with no value (never written, expired or deleted) is created, so that two
+        // processes creating it at once cannot both win.
+        let written = if revision == 0 {
+            bucket.create(key, value.into()).await
+        } else {
+            bucket.update(key, value.into(), revision).await
+        };
+        match written {
+            Ok(_) => Ok(true),
+            Err(jt_bus::KvError::AlreadyExists { .. } | jt_bus::KvError::WrongRevision { .. }) => {
+                Ok(false)
+            }
+            Err(e) => Err(budget::StoreError(e.to_string())),
+        }
     }
 }

@@ -6,6 +6,8 @@
 //!   blind re-send ([`policy::Uncertain`]) — with hooks where a venue reads its own answers;
 //! - [`limits`]: per-login request budgets (paced lanes, a budget window, cool-downs,
 //!   captcha lock-outs);
+//! - [`budget`]: a login's budget shared by the fleet through an injected key-value store
+//!   ([`budget::BudgetStore`]; the services pass the bus's), claimed in small chunks;
 //! - [`http`]: one connection pool per host, call classes and timeouts, the raw request and how
 //!   far it got ([`http::RawError`]);
 //! - [`contracts`]: a login's symbol → contract cache (expiry-bounded, single flight);
@@ -19,6 +21,7 @@
 //! What this crate must not do: know a venue's endpoints, wire models or error texts (venues
 //! hook those in), know orders or decide anything about trading, or depend on a venue crate.
 
+pub mod budget;
 pub mod contracts;
 pub mod exact;
 pub mod gate;

@@ -10,9 +10,15 @@
 //! - ProjectX: 200 calls per 60 s and, in a lane of their own, 30 bar requests per 30 s, each
 //!   paced so that no window can hold more than its budget ([`Pace::Spread`]); a call that
 //!   would wait longer than `max_wait` for its slot fails with `RateLimited`.
+//!
+//! The pacing and the window here are per process. With a fleet-wide store
+//! ([`LoginLimits::with_shared`]) a counted call also takes a slot of the login's shared budget
+//! ([`crate::budget`]), so all processes of a login together keep its budget; a broker's
+//! cool-down is shared the same way.
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -20,6 +26,8 @@ use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use jt_broker::{BrokerError, CallBudget};
 use parking_lot::Mutex;
+
+use crate::budget::{BudgetStore, SharedSlots, Take};
 
 /// Share of the budget window from which a login counts as "near its limit" (operators watch
 /// `jt_broker_logins_near_budget`).
@@ -159,6 +167,8 @@ pub struct LoginLimits {
     locked_until: Mutex<Option<DateTime<Utc>>>,
     /// Whether this login counts in `jt_broker_logins_near_budget`.
     near_budget: AtomicBool,
+    /// The login's fleet-wide budget, when the process has a store for it.
+    shared: Option<Arc<SharedSlots>>,
 }
 
 impl std::fmt::Debug for LoginLimits {
@@ -195,7 +205,22 @@ impl LoginLimits {
             cool_down_until: Mutex::new(None),
             locked_until: Mutex::new(None),
             near_budget: AtomicBool::new(false),
+            shared: None,
         }
+    }
+
+    /// The same limits, with the counted calls also taking slots of the login's budget shared
+    /// by the fleet through `store` under `key` ([`crate::budget::ledger_key`]).
+    #[must_use]
+    pub fn with_shared(mut self, store: Arc<dyn BudgetStore>, key: String) -> Self {
+        self.shared = Some(Arc::new(SharedSlots::new(
+            store,
+            key,
+            self.config.venue,
+            self.config.window,
+            self.config.budget,
+        )));
+        self
     }
 
     /// The configuration.
@@ -212,12 +237,15 @@ impl LoginLimits {
 
     /// Waits for a slot in `lane`, or refuses at once when the login is locked out, cooling
     /// down, or out of its budget; a slot further away than the lane's `max_wait` is refused
-    /// too. Counts the call when admitted.
+    /// too. A counted call then takes a slot of the shared budget, if there is one: when the
+    /// fleet spent it, the call is refused at once (`refuse_when_spent`) or waits for a slot
+    /// within the lane's `max_wait`. Counts the call when admitted.
     ///
     /// # Errors
     /// `LockedOut` or `RateLimited`.
     pub async fn admit(&self, lane: impl Into<Lane>) -> Result<(), BrokerError> {
         let lane = lane.into();
+        let started = Instant::now();
         self.refuse_if_blocked()?;
         let Some((limiter, config)) = self.lanes.get(lane.0).zip(self.config.lanes.get(lane.0))
         else {
@@ -249,9 +277,40 @@ impl LoginLimits {
         // A lock-out or cool-down may have begun while we waited.
         self.refuse_if_blocked()?;
         if config.counted {
+            if let Some(shared) = &self.shared {
+                self.take_shared(shared, config.max_wait, started).await?;
+            }
             self.count();
         }
         Ok(())
+    }
+
+    /// A slot of the shared budget, waiting for one only where the lane waits.
+    async fn take_shared(
+        &self,
+        shared: &SharedSlots,
+        max_wait: Option<Duration>,
+        started: Instant,
+    ) -> Result<(), BrokerError> {
+        loop {
+            match shared.take().await {
+                // Unavailable: the per-process limits above already admitted the call.
+                Take::Granted | Take::Unavailable => return Ok(()),
+                Take::CoolingDown { retry_after } => {
+                    self.cool_down_here(retry_after);
+                    return Err(BrokerError::RateLimited { retry_after });
+                }
+                Take::Spent { retry_after } => {
+                    let may_wait = !self.config.refuse_when_spent
+                        && max_wait.is_none_or(|max| started.elapsed() + retry_after <= max);
+                    if !may_wait {
+                        return Err(self.exhausted(retry_after));
+                    }
+                    tokio::time::sleep(retry_after).await;
+                    self.refuse_if_blocked()?;
+                }
+            }
+        }
     }
 
     fn count(&self) {
@@ -299,8 +358,20 @@ impl LoginLimits {
         Ok(())
     }
 
-    /// The broker throttled us (429 or 423): refuse calls for `wait`.
+    /// The broker throttled us (429 or 423): refuse calls for `wait`, and tell the fleet
+    /// through the shared budget (in the background) so its other processes stop too.
     pub fn cool_down(&self, wait: Duration) {
+        self.cool_down_here(wait);
+        if let Some(shared) = &self.shared
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let shared = Arc::clone(shared);
+            runtime.spawn(async move { shared.share_cool_down(wait).await });
+        }
+    }
+
+    /// Refuse calls of this process for `wait`.
+    fn cool_down_here(&self, wait: Duration) {
         let until = Instant::now() + wait;
         let mut cool = self.cool_down_until.lock();
         if cool.is_none_or(|c| c < until) {
@@ -373,5 +444,97 @@ mod tests {
             Err(BrokerError::InvalidRequest { .. })
         ));
         assert_eq!(l.budget().used, 1);
+    }
+
+    fn shared_pair(
+        budget: u32,
+        window: Duration,
+        max_wait: Option<Duration>,
+        refuse_when_spent: bool,
+    ) -> (LoginLimits, LoginLimits) {
+        let store: Arc<dyn BudgetStore> = Arc::new(crate::budget::MemoryStore::default());
+        let make = || {
+            LoginLimits::new(LimitsConfig {
+                venue: "test",
+                lanes: vec![LaneConfig {
+                    pace: Pace::PerSecond {
+                        rate: 1_000,
+                        burst: 1_000,
+                    },
+                    max_wait,
+                    counted: true,
+                }],
+                window,
+                budget,
+                refuse_when_spent,
+                lockout: Duration::from_secs(3_600),
+            })
+            .with_shared(Arc::clone(&store), "test.login".into())
+        };
+        (make(), make())
+    }
+
+    #[tokio::test]
+    async fn two_processes_share_one_budget_and_the_excess_is_refused_at_once() {
+        let (a, b) = shared_pair(10, Duration::from_secs(3_600), None, true);
+        let mut admitted = 0;
+        for _ in 0..10 {
+            for l in [&a, &b] {
+                match l.admit(Lane::MAIN).await {
+                    Ok(()) => admitted += 1,
+                    Err(BrokerError::RateLimited { retry_after }) => {
+                        assert!(retry_after > Duration::from_secs(3_600), "{retry_after:?}");
+                    }
+                    Err(e) => panic!("{e:?}"),
+                }
+            }
+        }
+        assert_eq!(admitted, 10);
+        // Each process's own window holds only its own calls.
+        assert_eq!(a.budget().used + b.budget().used, 10);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_lane_waits_for_the_fleets_slot_within_its_max_wait() {
+        // Buckets of 10 ms, a span of 650 ms.
+        let window = Duration::from_millis(600);
+        let (a, b) = shared_pair(4, window, Some(Duration::from_secs(3)), false);
+        for _ in 0..4 {
+            a.admit(Lane::MAIN).await.unwrap();
+        }
+        let started = Instant::now();
+        b.admit(Lane::MAIN).await.unwrap();
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(400) && waited < Duration::from_secs(3),
+            "{waited:?}"
+        );
+        let (c, d) = shared_pair(4, window, Some(Duration::from_millis(100)), false);
+        for _ in 0..4 {
+            c.admit(Lane::MAIN).await.unwrap();
+        }
+        let started = Instant::now();
+        assert!(matches!(
+            d.admit(Lane::MAIN).await,
+            Err(BrokerError::RateLimited { .. })
+        ));
+        assert!(started.elapsed() < Duration::from_millis(100));
+    }
+
+    #[tokio::test]
+    async fn a_brokers_cool_down_stops_the_other_processes_too() {
+        let (a, b) = shared_pair(100, Duration::from_secs(60), None, true);
+        a.cool_down(Duration::from_secs(30));
+        // The cool-down is written in the background.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(matches!(
+            b.admit(Lane::MAIN).await,
+            Err(BrokerError::RateLimited { retry_after }) if retry_after > Duration::from_secs(28)
+        ));
+        // And b now cools down on its own, without asking the store.
+        assert!(matches!(
+            b.admit(Lane::MAIN).await,
+            Err(BrokerError::RateLimited { .. })
+        ));
     }
 }

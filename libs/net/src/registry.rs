@@ -1,5 +1,6 @@
-//! What a process's broker adapters share, made to be passed in: the connection pools per host
-//! and the fleet's connect gate ([`Plumbing`]), and the live logins of a venue ([`Logins`]) —
+//! What a process's broker adapters share, made to be passed in: the connection pools per host,
+//! the fleet's connect gate and, in the services, the store of the fleet's shared request
+//! budgets ([`Plumbing`]), and the live logins of a venue ([`Logins`]) —
 //! one session, one budget, one socket per login however many handles point at it.
 //!
 //! Each has a process-wide default (`shared()`, `process_wide()`) for the code that does not
@@ -10,6 +11,7 @@ use std::sync::{Arc, OnceLock, Weak};
 
 use parking_lot::Mutex;
 
+use crate::budget::BudgetStore;
 use crate::gate::{ConnectGate, GateConfig};
 use crate::http::HostPools;
 
@@ -20,6 +22,9 @@ pub struct Plumbing {
     pub pools: Arc<HostPools>,
     /// At most N socket connection attempts in flight, spaced (DOMAIN §8).
     pub gate: Arc<ConnectGate>,
+    /// Where the logins' fleet-wide request budgets live ([`crate::budget`]); `None`: each
+    /// login keeps to its per-process limits only (tools, tests, the process-wide default).
+    pub budgets: Option<Arc<dyn BudgetStore>>,
 }
 
 impl Plumbing {
@@ -29,7 +34,14 @@ impl Plumbing {
         Self {
             pools: HostPools::new(),
             gate: ConnectGate::new(gate),
+            budgets: None,
         }
+    }
+
+    /// The same plumbing with the fleet's shared request budgets in `budgets`.
+    #[must_use]
+    pub fn with_budgets(self, budgets: Option<Arc<dyn BudgetStore>>) -> Self {
+        Self { budgets, ..self }
     }
 
     /// The process-wide pools and gate.
@@ -40,6 +52,7 @@ impl Plumbing {
             .get_or_init(|| Self {
                 pools: HostPools::shared(),
                 gate: ConnectGate::process_wide(),
+                budgets: None,
             })
             .clone()
     }

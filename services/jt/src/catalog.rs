@@ -143,6 +143,13 @@ pub const FAMILIES: &[Declared] = &[
         RUNTIME,
     ),
     f(
+        "jt_broker_shared_budget_fallback_total",
+        C,
+        "Calls admitted on a login's per-process limits only because the fleet's shared request budget (the jt_broker_budgets KV bucket) could not be reached.",
+        BROKER_USERS,
+        RUNTIME,
+    ),
+    f(
         "jt_broker_lockouts_total",
         C,
         "Logins locked out by a broker after refused credentials or too many attempts.",

@@ -126,7 +126,12 @@ impl LoginRegistry {
                 &self.plumbing.pools,
             )
             .map_err(BrokerError::transport)?;
-            let limits = Arc::new(login_limits(kind, &config.limits));
+            let mut limits = login_limits(kind, &config.limits);
+            if let Some(store) = &self.plumbing.budgets {
+                let key = jt_net::budget::ledger_key(kind.as_str(), &host, &user);
+                limits = limits.with_shared(Arc::clone(store), key);
+            }
+            let limits = Arc::new(limits);
             let session = Arc::new(Session::new(
                 kind,
                 raw.clone(),

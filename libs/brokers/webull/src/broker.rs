@@ -161,8 +161,12 @@ impl LoginRegistry {
         };
         let key = format!("{}#{digest}", config.http.app_key);
         self.logins.get_or_make(&host, &key, || {
-            let http = WebullHttpClient::new(config.http.clone(), &self.plumbing.pools)
-                .map_err(BrokerError::transport)?;
+            let http = WebullHttpClient::with_budgets(
+                config.http.clone(),
+                &self.plumbing.pools,
+                self.plumbing.budgets.as_ref(),
+            )
+            .map_err(BrokerError::transport)?;
             Ok(Login {
                 events: crate::events::Poller::new(config.events.subscriber_capacity),
                 config,

@@ -238,3 +238,44 @@ async fn an_ambiguous_placement_is_found_by_client_order_id_and_never_sent_twice
     assert_eq!(wb.positions(&acct).await.unwrap()[0].net(), dec!(2));
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn two_clients_of_one_app_key_claim_from_one_shared_ledger() {
+    use std::sync::Arc;
+
+    use jt_net::budget::{BudgetStore, CHUNK, Ledger, MemoryStore, ledger_key};
+
+    let sim = sim().await;
+    let created = sim
+        .admin()
+        .create_user(&NewUser {
+            name: "shared".into(),
+            password: "pw".into(),
+            accounts: vec!["shared-1".into()],
+            sec: Some("app-secret".into()),
+            protocol: Protocol::Webull,
+            ..NewUser::default()
+        })
+        .unwrap();
+    let key = created.api_key.clone().unwrap();
+    let account = created.accounts[0].id.to_string();
+    // Two processes' clients of one app key over one store.
+    let memory = Arc::new(MemoryStore::default());
+    let store: Arc<dyn BudgetStore> = memory.clone();
+    let base: url::Url = sim.webull_url().parse().unwrap();
+    let client = || {
+        let config = WebullHttpConfig::new(base.clone(), &key, "app-secret");
+        WebullHttpClient::with_budgets(config, &HostPools::new(), Some(&store)).unwrap()
+    };
+    let (a, b) = (client(), client());
+    a.positions(&account).await.unwrap();
+    b.positions(&account).await.unwrap();
+    // Each claimed a chunk from the app key's one ledger.
+    let (value, _) = memory
+        .load(&ledger_key("webull", base.as_str(), &key))
+        .await
+        .unwrap()
+        .expect("the app key's ledger");
+    let ledger: Ledger = serde_json::from_slice(&value).unwrap();
+    assert_eq!(ledger.used(), 2 * CHUNK);
+}

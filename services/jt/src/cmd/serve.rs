@@ -68,8 +68,10 @@ where
 }
 
 /// The skeleton's context over `store` and `bus`, with broker access configured by `access`
-/// (the caller sets its shutdown signal).
+/// and the logins' request budgets shared with the rest of the fleet through `bus` (the caller
+/// sets its shutdown signal).
 pub fn context(store: Store, bus: Bus, access: AccessConfig) -> Context {
+    let access = access.with_shared_budgets(jt_connect::BusBudgets::new(&bus));
     let brokers = Arc::new(BrokerAccess::new(store.clone(), access));
     Context::new(store, bus, brokers)
 }

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use jt_broker::BrokerError;
+use jt_net::budget::{BudgetStore, ledger_key};
 use jt_net::http::{CallClass, HostPools, HttpConfig, RawError, RestClient, decode};
 use jt_net::limits::{LaneConfig, LimitsConfig, LoginLimits, Pace};
 use jt_net::policy::{
@@ -174,6 +175,19 @@ impl WebullHttpClient {
     /// # Errors
     /// When the base URL has no host or the HTTP client cannot be built.
     pub fn new(config: WebullHttpConfig, pools: &HostPools) -> Result<Self, String> {
+        Self::with_budgets(config, pools, None)
+    }
+
+    /// The client of a login whose request budget is shared by the fleet through `budgets`
+    /// (keyed by host and app key: Webull counts per app key), when given.
+    ///
+    /// # Errors
+    /// As [`WebullHttpClient::new`].
+    pub fn with_budgets(
+        config: WebullHttpConfig,
+        pools: &HostPools,
+        budgets: Option<&Arc<dyn BudgetStore>>,
+    ) -> Result<Self, String> {
         let base = &config.base_url;
         let host = match (base.host_str(), base.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
@@ -182,7 +196,7 @@ impl WebullHttpClient {
         };
         let prefix = base.path().trim_end_matches('/').to_string();
         let rest = RestClient::new(base.clone(), config.http.clone(), pools)?;
-        let limits = Arc::new(LoginLimits::new(LimitsConfig {
+        let limits = LoginLimits::new(LimitsConfig {
             venue: VENUE,
             lanes: vec![LaneConfig {
                 pace: Pace::Spread {
@@ -197,7 +211,14 @@ impl WebullHttpClient {
             refuse_when_spent: false,
             // Webull demands no captcha: a lock-out cannot happen.
             lockout: Duration::from_secs(3_600),
-        }));
+        });
+        let limits = Arc::new(match budgets {
+            Some(store) => {
+                let key = ledger_key(VENUE, base.as_str(), &config.app_key);
+                limits.with_shared(Arc::clone(store), key)
+            }
+            None => limits,
+        });
         let policy = CallPolicy::new(
             PolicyConfig::new(VENUE, &config.http, config.too_many_requests_backoff),
             limits,
