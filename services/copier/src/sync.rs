@@ -572,6 +572,21 @@ impl Copier {
                 continue;
             }
             let event_id = format!("{prefix}{}", made.len());
+            // A correction that opens the follower's position (it missed the entry, or was
+            // closed by hand; or across sides) is followed by the leader's take-profit and stop
+            // working now: a follower is never put back in a position unprotected while its
+            // leader's is protected. They are read before the correction is sent: a leader
+            // unreadable now sends nothing (the next check tries again) rather than a
+            // correction without its protection.
+            let opens = Direction::of_net(want).filter(|d| Direction::of_net(held) != Some(*d));
+            let protection = match opens {
+                Some(direction) if follower.copy_tp || follower.copy_sl => Some((
+                    direction,
+                    self.protection_at_broker(owner, leader, contract, direction)
+                        .await?,
+                )),
+                _ => None,
+            };
             let why = format!(
                 "drift: the follower holds {held} {symbol}, the leader's {net} {contract} implies \
                  {want}: corrected",
@@ -638,17 +653,7 @@ impl Copier {
             }
             metrics::sync("corrected");
             tracing::info!(follower = %follower.id, leader = %leader.id, %contract, held, want, ?step, "follower drifted: correcting intent published");
-            // A correction that opens the follower's position (it missed the entry, or was
-            // closed by hand; or across sides) is followed by the leader's take-profit and stop
-            // working now: a follower is never put back in a position unprotected while its
-            // leader's is protected.
-            if let Some(direction) =
-                Direction::of_net(want).filter(|d| Direction::of_net(held) != Some(*d))
-                && (follower.copy_tp || follower.copy_sl)
-            {
-                let protection = self
-                    .protection_at_broker(owner, leader, contract, direction)
-                    .await?;
+            if let Some((direction, protection)) = protection {
                 let corrected = Corrected {
                     owner,
                     leader,
