@@ -291,8 +291,10 @@ async fn an_account_losing_past_its_limit_is_flattened_once_locked_for_the_day_a
     p.stop().await;
 }
 
-#[tokio::test]
-async fn a_quote_crossing_the_limit_is_acted_on_within_a_second() {
+/// An account long one MNQ (an alert's entry) whose trader's max daily loss is $100, with the
+/// connection manager, the positions service and a risk service running; returns them and the
+/// contract as the store (and the quotes) name it, once the position is stored.
+async fn long_one_with_a_100_dollar_limit() -> (Platform, Services, String) {
     let p = Platform::start(Options::default()).await;
     let (_, token) = p
         .recorder(limited(dec!(100)), &[(0, SettingsOverrides::default())])
@@ -313,6 +315,29 @@ async fn a_quote_crossing_the_limit_is_acted_on_within_a_second() {
             .map(|h| h.contract)
     })
     .await;
+    (p, services, contract)
+}
+
+/// The market falls to −$200 on that long (past its $100 limit) at the simulator, and its quote
+/// reaches the bus as the connection manager's feed publishes it.
+async fn fall_past_the_limit(p: &Platform, contract: &str) {
+    p.price("MNQ", "20900.00");
+    QuoteMessage {
+        contract: contract.to_owned(),
+        source: "e2e".into(),
+        bid: Some(dec!(20899.75)),
+        ask: Some(dec!(20900.00)),
+        last: Some(dec!(20900.00)),
+        at: Utc::now(),
+    }
+    .publish(&p.bus)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_quote_crossing_the_limit_is_acted_on_within_a_second() {
+    let (p, services, contract) = long_one_with_a_100_dollar_limit().await;
     assert_eq!(
         jt_domain::instrument::resolve_ticker(&contract).map(|i| i.root),
         Ok("MNQ"),
@@ -324,19 +349,8 @@ async fn a_quote_crossing_the_limit_is_acted_on_within_a_second() {
 
     // The market falls to −$200 and its quote reaches the bus (as the connection manager's
     // feed publishes it): the flatten order reaches the simulator within a second.
-    p.price("MNQ", "20900.00");
     let crossed = Instant::now();
-    QuoteMessage {
-        contract: contract.clone(),
-        source: "e2e".into(),
-        bid: Some(dec!(20899.75)),
-        ask: Some(dec!(20900.00)),
-        last: Some(dec!(20900.00)),
-        at: Utc::now(),
-    }
-    .publish(&p.bus)
-    .await
-    .unwrap();
+    fall_past_the_limit(&p, &contract).await;
     p.wait_orders(0, WAIT, |_| p.net_position(0) == 0).await;
     let took = crossed.elapsed();
     assert!(
@@ -373,25 +387,7 @@ async fn a_quote_crossing_the_limit_is_acted_on_within_a_second() {
 async fn a_quote_is_judged_while_a_survey_waits_on_the_store() {
     use sea_orm::{ConnectionTrait, TransactionTrait};
 
-    let p = Platform::start(Options::default()).await;
-    let (_, token) = p
-        .recorder(limited(dec!(100)), &[(0, SettingsOverrides::default())])
-        .await;
-    let services = Services::start(&p).await;
-    let s = p.queued(&token, &alert("buy", "long", "")).await;
-    p.settled_intents(s, 1, WAIT).await;
-    p.wait_orders(0, WAIT, |_| p.net_position(0) == 1).await;
-    let contract = eventually("the position in the store", WAIT, async || {
-        p.store
-            .broker()
-            .positions(p.user, p.subs[0].id)
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|h| h.net_quantity == 1)
-            .map(|h| h.contract)
-    })
-    .await;
+    let (p, services, contract) = long_one_with_a_100_dollar_limit().await;
     // Let the monitor see the position (a survey and a broker read; nothing breached yet).
     tokio::time::sleep(Duration::from_secs(3)).await;
 
@@ -404,18 +400,7 @@ async fn a_quote_is_judged_while_a_survey_waits_on_the_store() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(2500)).await;
 
-    p.price("MNQ", "20900.00");
-    QuoteMessage {
-        contract: contract.clone(),
-        source: "e2e".into(),
-        bid: Some(dec!(20899.75)),
-        ask: Some(dec!(20900.00)),
-        last: Some(dec!(20900.00)),
-        at: Utc::now(),
-    }
-    .publish(&p.bus)
-    .await
-    .unwrap();
+    fall_past_the_limit(&p, &contract).await;
     // The flatten (which reads no news: the account has no prop-firm rules) reaches the
     // simulator while the survey still waits.
     p.wait_orders(0, WAIT, |_| p.net_position(0) == 0).await;
