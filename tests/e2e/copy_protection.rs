@@ -59,6 +59,38 @@ impl Hand {
         }
     }
 
+    /// Enters long `qty` by hand with a bracket (one take-profit 20 points up, a stop 10
+    /// down); returns the legs once they work: (take-profit, stop).
+    async fn long_with_bracket(&self, qty: u32) -> (OrderReport, OrderReport) {
+        self.broker
+            .place_bracket(
+                &self.account,
+                &self.contract,
+                &BracketOrder {
+                    client_order_id: "by-hand-bracket".into(),
+                    side: Side::Buy,
+                    qty,
+                    entry: OrderKind::Market,
+                    take_profits: vec![TakeProfitLeg {
+                        qty,
+                        distance: dec!(20),
+                    }],
+                    stop: Some(StopSpec {
+                        distance: dec!(10),
+                        kind: StopKind::Fixed,
+                    }),
+                    break_even: None,
+                },
+            )
+            .await
+            .unwrap();
+        eventually("the leader's bracket legs", WAIT, async || {
+            let (tps, stops) = self.protection().await;
+            Some((tps.first()?.clone(), stops.first()?.clone()))
+        })
+        .await
+    }
+
     /// The working exit orders of a long on this contract: (take-profits, stops).
     async fn protection(&self) -> (Vec<OrderReport>, Vec<OrderReport>) {
         let working: Vec<OrderReport> = self
@@ -239,33 +271,7 @@ async fn a_leaders_take_profit_and_stop_reach_its_followers_and_follow_its_moves
     ];
 
     // The leader enters long 2 with a bracket: one take-profit 20 points up, a stop 10 down.
-    hand.broker
-        .place_bracket(
-            &hand.account,
-            &hand.contract,
-            &BracketOrder {
-                client_order_id: "by-hand-bracket".into(),
-                side: Side::Buy,
-                qty: 2,
-                entry: OrderKind::Market,
-                take_profits: vec![TakeProfitLeg {
-                    qty: 2,
-                    distance: dec!(20),
-                }],
-                stop: Some(StopSpec {
-                    distance: dec!(10),
-                    kind: StopKind::Fixed,
-                }),
-                break_even: None,
-            },
-        )
-        .await
-        .unwrap();
-    let (leader_tp, leader_sl) = eventually("the leader's bracket legs", WAIT, async || {
-        let (tps, stops) = hand.protection().await;
-        Some((tps.first()?.clone(), stops.first()?.clone()))
-    })
-    .await;
+    let (leader_tp, leader_sl) = hand.long_with_bracket(2).await;
     let (tp, sl) = (leader_tp.price.unwrap(), leader_sl.stop_price.unwrap());
     assert_eq!(p.net_position(0), 2);
     eventually("the followers' entries", WAIT, async || {
@@ -454,33 +460,8 @@ async fn a_follower_closed_by_hand_is_re_entered_by_auto_sync_with_the_leaders_p
     }
     let hand = Hand::on(&p, "NQ", 0).await;
     let followers = vec![Hand::on(&p, "NQ", 1).await, Hand::on(&p, "NQ", 2).await];
-    hand.broker
-        .place_bracket(
-            &hand.account,
-            &hand.contract,
-            &BracketOrder {
-                client_order_id: "by-hand-bracket".into(),
-                side: Side::Buy,
-                qty: 1,
-                entry: OrderKind::Market,
-                take_profits: vec![TakeProfitLeg {
-                    qty: 1,
-                    distance: dec!(20),
-                }],
-                stop: Some(StopSpec {
-                    distance: dec!(10),
-                    kind: StopKind::Fixed,
-                }),
-                break_even: None,
-            },
-        )
-        .await
-        .unwrap();
-    let (tp, sl) = eventually("the leader's bracket legs", WAIT, async || {
-        let (tps, stops) = hand.protection().await;
-        Some((tps.first()?.price?, stops.first()?.stop_price?))
-    })
-    .await;
+    let (leader_tp, leader_sl) = hand.long_with_bracket(1).await;
+    let (tp, sl) = (leader_tp.price.unwrap(), leader_sl.stop_price.unwrap());
     let want = [(Some(tp), Some(sl)), (Some(tp), None)];
     followers_protected(&followers, "the copies protected", &want).await;
 
