@@ -613,15 +613,7 @@ impl Copier {
         let name = self
             .name_of(event, order.symbol.as_deref(), &contract)
             .await?;
-        let traders: HashSet<SubAccountId> = self
-            .store
-            .traders()
-            .list(owner)
-            .await?
-            .into_iter()
-            .filter(|t| t.enabled)
-            .map(|t| t.sub_account)
-            .collect();
+        let traders = self.traded_accounts(owner).await?;
         let level = protection.of(kind);
         if level.is_none() && order.status != jt_broker::OrderStatus::Canceled {
             // Working yet without a price, or filled (the fill is copied as a trim): nothing
@@ -781,9 +773,7 @@ impl Copier {
             },
         );
         self.send(intent).await?;
-        if let Some(row) = copying.copy_of(owner, follower.id, &event_id).await? {
-            copying.mark_copy_accepted(owner, row.id).await?;
-        }
+        self.accepted(owner, follower.id, &event_id).await?;
         // The follower's protection is now at this price: the next event at it is no news.
         self.remember(follower.id, leader_order.clone(), level.price);
         metrics::protection("published");
@@ -901,15 +891,7 @@ impl Copier {
         if followers.is_empty() {
             return Ok(outcome);
         }
-        let traders: HashSet<SubAccountId> = self
-            .store
-            .traders()
-            .list(owner)
-            .await?
-            .into_iter()
-            .filter(|t| t.enabled)
-            .map(|t| t.sub_account)
-            .collect();
+        let traders = self.traded_accounts(owner).await?;
         // A fill that opens a position (an entry, a flip's new side): the leader's take-profit
         // and stop working at the broker now go with the followers' entries. Legs the broker
         // shows only after the fill reach the followers through their order events
@@ -1290,9 +1272,7 @@ impl Copier {
             event, fill, leader, contract, change, follower, &target, step, login, protection,
         )
         .await?;
-        if let Some(row) = copying.copy_of(owner, follower.id, &fill_id).await? {
-            copying.mark_copy_accepted(owner, row.id).await?;
-        }
+        self.accepted(owner, follower.id, &fill_id).await?;
         Ok(())
     }
 
@@ -1357,6 +1337,34 @@ impl Copier {
         );
         self.send(intent).await?;
         tracing::info!(follower = %follower.id, fill = %fill.id, symbol = %target.symbol, ?step, "copy intent published");
+        Ok(())
+    }
+
+    /// The sub-accounts with an enabled webhook trader of `owner`: a follower among them is
+    /// skipped (its own strategy trades it; a copy would double its fills).
+    async fn traded_accounts(&self, owner: UserId) -> Result<HashSet<SubAccountId>, Failure> {
+        Ok(self
+            .store
+            .traders()
+            .list(owner)
+            .await?
+            .into_iter()
+            .filter(|t| t.enabled)
+            .map(|t| t.sub_account)
+            .collect())
+    }
+
+    /// Marks `follower`'s copy row of `event_id` accepted, once its intent is on ORDERS.
+    async fn accepted(
+        &self,
+        owner: UserId,
+        follower: FollowerId,
+        event_id: &str,
+    ) -> Result<(), Failure> {
+        let copying = self.store.copying();
+        if let Some(row) = copying.copy_of(owner, follower, event_id).await? {
+            copying.mark_copy_accepted(owner, row.id).await?;
+        }
         Ok(())
     }
 

@@ -19,7 +19,7 @@
 //! gets no correction: the drift is logged once per leader state (a `skipped` row without an
 //! order) and the follower waits for the leader's next entry, which the copy path copies.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -238,15 +238,7 @@ impl Copier {
         if books.is_empty() {
             return Ok(());
         }
-        let traders: HashSet<SubAccountId> = self
-            .store
-            .traders()
-            .list(owner)
-            .await?
-            .into_iter()
-            .filter(|t| t.enabled)
-            .map(|t| t.sub_account)
-            .collect();
+        let traders = self.traded_accounts(owner).await?;
         // The followers a copy would skip (disabled, locked out, their own webhook trader, the
         // leader's own account) are not synced either: the skip is already logged.
         let followers: Vec<Follower> = copying
@@ -451,9 +443,7 @@ impl Copier {
                 },
             );
             self.send(intent).await?;
-            if let Some(row) = copying.copy_of(c.owner, c.follower.id, &event_id).await? {
-                copying.mark_copy_accepted(c.owner, row.id).await?;
-            }
+            self.accepted(c.owner, c.follower.id, &event_id).await?;
             // The follower's protection is now at this price: the leader's next event at it
             // is no news.
             self.remember(c.follower.id, level.order.id.to_string(), level.price);
@@ -648,9 +638,7 @@ impl Copier {
                 },
             );
             self.send(intent).await?;
-            if let Some(row) = copying.copy_of(owner, follower.id, &event_id).await? {
-                copying.mark_copy_accepted(owner, row.id).await?;
-            }
+            self.accepted(owner, follower.id, &event_id).await?;
             metrics::sync("corrected");
             tracing::info!(follower = %follower.id, leader = %leader.id, %contract, held, want, ?step, "follower drifted: correcting intent published");
             if let Some((direction, protection)) = protection {
