@@ -128,7 +128,19 @@ impl AccessConfig {
             start_stagger: optional::<u64>(env, "JT_BROKER_START_STAGGER_SECS")?
                 .map(std::time::Duration::from_secs),
             gate: GateConfig::default(),
-            request_budget: optional(env, "JT_BROKER_REQUEST_BUDGET")?,
+            request_budget: match optional::<u32>(env, "JT_BROKER_REQUEST_BUDGET")? {
+                // Zero would refuse every broker call of every login: never what is meant.
+                Some(0) => {
+                    return Err(ConfigError::Invalid {
+                        name: "JT_BROKER_REQUEST_BUDGET".into(),
+                        value: "0".into(),
+                        reason: "a login's request budget must be at least 1 call per window \
+                                 (unset: the venue's own)"
+                            .into(),
+                    });
+                }
+                b => b,
+            },
             budgets: None,
         })
     }
@@ -505,6 +517,37 @@ impl BudgetStore for BusBudgets {
                 Ok(false)
             }
             Err(e) => Err(budget::StoreError(e.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> HashMap<String, String> {
+        vars.iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_request_budget_is_read_and_zero_or_garbage_is_refused_by_name() {
+        let c = AccessConfig::from_env(&env(&[("JT_BROKER_REQUEST_BUDGET", "40")])).unwrap();
+        assert_eq!(c.request_budget, Some(40));
+        assert_eq!(
+            AccessConfig::from_env(&env(&[])).unwrap().request_budget,
+            None
+        );
+        for bad in ["0", "-1", "lots"] {
+            let e = AccessConfig::from_env(&env(&[("JT_BROKER_REQUEST_BUDGET", bad)]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("JT_BROKER_REQUEST_BUDGET"), "{bad}: {e}");
         }
     }
 }
