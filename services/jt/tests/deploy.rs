@@ -475,6 +475,10 @@ fn the_alert_rules_cover_the_incidents_on_families_that_exist() {
         ("JtConsumerLag", "jt_bus_consumer_pending"),
         ("JtMaxLossBreach", "jt_risk_breaches_total"),
         ("JtLoginsWithoutHolder", "jt_connmgr_logins_held"),
+        (
+            "JtBrokerBudgetNotShared",
+            "jt_broker_shared_budget_fallback_total",
+        ),
     ] {
         let names = alerts
             .get(alert)
