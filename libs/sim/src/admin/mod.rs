@@ -816,6 +816,13 @@ impl Admin {
         self.sh.limits.configure(cfg);
     }
 
+    /// What the socket connection limits saw since the last reset: upgrades refused (429) and
+    /// the most attempts opening at once from one IP (`LimitsConfig::connects_in_flight`).
+    #[must_use]
+    pub fn connect_stats(&self) -> crate::tradovate::limits::ConnectStats {
+        self.sh.limits.connect_stats()
+    }
+
     /// Changes the lifetime of Tradovate tokens issued from now on.
     pub fn set_token_lifetime(&self, lifetime: Duration) {
         self.sh.auth.set_lifetime(lifetime);
@@ -1120,6 +1127,10 @@ async fn get_limits(State(sh): State<Arc<Shared>>) -> ApiResult {
     Ok(Json(sh.limits.config()).into_response())
 }
 
+async fn get_connect_stats(State(sh): State<Arc<Shared>>) -> ApiResult {
+    Ok(Json(sh.limits.connect_stats()).into_response())
+}
+
 async fn post_replay(State(sh): State<Arc<Shared>>, body: String) -> ApiResult {
     let v: Value = parse(&body)?;
     let account = crate::wire::Fields(&v).text("account");
@@ -1227,6 +1238,7 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/session", post(post_session).get(get_session))
         .route("/matching", post(post_matching).get(get_matching))
         .route("/limits", post(post_limits).get(get_limits))
+        .route("/limits/connects", get(get_connect_stats))
         .route(
             "/projectx/limits",
             post(post_projectx_limits).get(get_projectx_limits),

@@ -7,10 +7,18 @@
 //! mode: every token request gets `p-captcha: true` for an hour. A user over the hard limit is
 //! warned with 423 and then locked out with 429 and an empty body. Every limit is off unless
 //! configured.
+//!
+//! Socket connection attempts are limited per source IP as well ([`Limits::admit_socket`]):
+//! too many opening at once, or too many in a short window, and the upgrade is answered HTTP
+//! 429 with an empty body. Tradovate does not document these numbers; the replaced platform met
+//! them in production (its reconnect storms of 16+ sockets were answered 429 until it allowed 2
+//! attempts in flight, 3 s apart), so the simulator lets a test set them and counts every
+//! refusal.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use rand::Rng;
@@ -45,6 +53,14 @@ pub struct LimitsConfig {
     pub failed_logins_before_captcha: Option<u32>,
     /// Length of captcha mode, seconds.
     pub captcha_secs: u64,
+    /// Socket connection attempts from one IP that may be opening at once (upgrade asked,
+    /// `authorize` not yet answered); one more is answered 429.
+    pub connects_in_flight: Option<u32>,
+    /// Socket connection attempts from one IP per `connect_window_ms` before the upgrade is
+    /// answered 429.
+    pub connects_per_window: Option<u32>,
+    /// The window of `connects_per_window`, milliseconds.
+    pub connect_window_ms: u64,
 }
 
 impl Default for LimitsConfig {
@@ -60,6 +76,9 @@ impl Default for LimitsConfig {
             lockout_secs: 3600,
             failed_logins_before_captcha: None,
             captcha_secs: 3600,
+            connects_in_flight: None,
+            connects_per_window: None,
+            connect_window_ms: 1_000,
         }
     }
 }
@@ -121,6 +140,63 @@ pub struct Limits {
     /// Whether any limit is configured or a captcha mode was forced; when not, requests
     /// without a ticket skip the counters (and their lock) entirely.
     active: AtomicBool,
+    connects: Arc<Connects>,
+}
+
+/// Socket connection attempts per IP: those opening now, the window's count, and what was
+/// seen (for tests and the admin read-out).
+#[derive(Debug, Default)]
+struct Connects {
+    st: Mutex<ConnectState>,
+    refused: AtomicU64,
+    max_in_flight: AtomicUsize,
+}
+
+#[derive(Debug, Default)]
+struct ConnectState {
+    opening: HashMap<IpAddr, usize>,
+    windows: HashMap<IpAddr, Window>,
+}
+
+/// A socket connection attempt the limits let in: it counts as opening until
+/// [`ConnectPass::opened`] (its `authorize` was answered) or until it is dropped (the socket
+/// closed first).
+#[derive(Debug)]
+pub struct ConnectPass {
+    connects: Arc<Connects>,
+    ip: IpAddr,
+    counted: bool,
+}
+
+impl ConnectPass {
+    /// The attempt is over: the socket is open and authorized (or refused authorization).
+    pub fn opened(&mut self) {
+        if std::mem::take(&mut self.counted) {
+            let mut st = self.connects.st.lock();
+            if let Some(n) = st.opening.get_mut(&self.ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    st.opening.remove(&self.ip);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for ConnectPass {
+    fn drop(&mut self) {
+        self.opened();
+    }
+}
+
+/// What the socket connection limits saw (`Admin::connect_stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectStats {
+    /// Upgrades answered 429 since the last reset.
+    pub refused: u64,
+    /// The most attempts seen opening at once from one IP.
+    pub max_in_flight: usize,
 }
 
 impl LimitsConfig {
@@ -166,6 +242,65 @@ impl Limits {
             active: AtomicBool::new(cfg.any()),
             cfg: Mutex::new(cfg),
             st: Mutex::new(State::default()),
+            connects: Arc::default(),
+        }
+    }
+
+    /// Lets a socket connection attempt from `ip` in, or refuses it (`None`: answer 429) when
+    /// `connects_in_flight` attempts from that IP are already opening or the window's
+    /// `connects_per_window` are spent. Refused attempts count in the window too, as a
+    /// client hammering the upgrade keeps itself out.
+    #[must_use]
+    pub fn admit_socket(&self, ip: IpAddr) -> Option<ConnectPass> {
+        let (in_flight, per_window, window_ms) = {
+            let cfg = self.cfg.lock();
+            (
+                cfg.connects_in_flight,
+                cfg.connects_per_window,
+                cfg.connect_window_ms,
+            )
+        };
+        let now = now_us();
+        let window_us = i64::try_from(window_ms.max(1).saturating_mul(1_000)).unwrap_or(i64::MAX);
+        let mut st = self.connects.st.lock();
+        let in_window = {
+            let w = st.windows.entry(ip).or_insert(Window {
+                start_us: now,
+                count: 0,
+            });
+            if now - w.start_us >= window_us {
+                *w = Window {
+                    start_us: now,
+                    count: 0,
+                };
+            }
+            w.count += 1;
+            w.count
+        };
+        let opening = st.opening.get(&ip).copied().unwrap_or(0);
+        let full = in_flight.is_some_and(|max| opening >= max as usize)
+            || per_window.is_some_and(|max| in_window > max);
+        if full {
+            self.connects.refused.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        st.opening.insert(ip, opening + 1);
+        self.connects
+            .max_in_flight
+            .fetch_max(opening + 1, Ordering::Relaxed);
+        Some(ConnectPass {
+            connects: Arc::clone(&self.connects),
+            ip,
+            counted: true,
+        })
+    }
+
+    /// What the socket connection limits saw since the last reset.
+    #[must_use]
+    pub fn connect_stats(&self) -> ConnectStats {
+        ConnectStats {
+            refused: self.connects.refused.load(Ordering::Relaxed),
+            max_in_flight: self.connects.max_in_flight.load(Ordering::Relaxed),
         }
     }
 
@@ -180,6 +315,17 @@ impl Limits {
         self.active.store(cfg.any(), Ordering::Release);
         *self.cfg.lock() = cfg;
         *self.st.lock() = State::default();
+        self.forget_connects();
+    }
+
+    /// Forgets the connect windows and what was seen; attempts opening now stay counted.
+    fn forget_connects(&self) {
+        self.connects.st.lock().windows.clear();
+        self.connects.refused.store(0, Ordering::Relaxed);
+        let opening = self.connects.st.lock().opening.values().copied().max();
+        self.connects
+            .max_in_flight
+            .store(opening.unwrap_or(0), Ordering::Relaxed);
     }
 
     /// Issues a ticket good after `secs` (used by forced penalties too).
@@ -305,6 +451,7 @@ impl Limits {
     /// Forgets counters, tickets, lock-outs and captcha modes (configuration stays).
     pub fn reset(&self) {
         *self.st.lock() = State::default();
+        self.forget_connects();
         self.active.store(self.cfg.lock().any(), Ordering::Release);
     }
 }
@@ -315,6 +462,54 @@ mod tests {
     use std::net::Ipv4Addr;
 
     const IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    #[test]
+    fn socket_connects_are_unlimited_by_default() {
+        let l = Limits::new(LimitsConfig::default());
+        let passes: Vec<_> = (0..500).map(|_| l.admit_socket(IP)).collect();
+        assert!(passes.iter().all(Option::is_some));
+        assert_eq!(l.connect_stats().refused, 0);
+        assert_eq!(l.connect_stats().max_in_flight, 500);
+    }
+
+    #[test]
+    fn a_third_socket_opening_at_once_is_refused_until_one_has_opened() {
+        let l = Limits::new(LimitsConfig {
+            connects_in_flight: Some(2),
+            ..LimitsConfig::default()
+        });
+        let mut first = l.admit_socket(IP).unwrap();
+        let second = l.admit_socket(IP).unwrap();
+        assert!(l.admit_socket(IP).is_none(), "a third in flight");
+        // Another IP has its own count.
+        let other: IpAddr = "10.0.0.9".parse().unwrap();
+        assert!(l.admit_socket(other).is_some());
+        first.opened();
+        first.opened(); // idempotent: frees one slot, not two
+        assert!(l.admit_socket(IP).is_some());
+        drop(second); // a socket closed before authorizing frees its slot too
+        assert!(l.admit_socket(IP).is_some());
+        assert_eq!(l.connect_stats().refused, 1);
+        assert_eq!(l.connect_stats().max_in_flight, 2);
+    }
+
+    #[test]
+    fn connects_beyond_the_window_s_count_are_refused_until_it_turns() {
+        let l = Limits::new(LimitsConfig {
+            connects_per_window: Some(3),
+            connect_window_ms: 200,
+            ..LimitsConfig::default()
+        });
+        for _ in 0..3 {
+            assert!(l.admit_socket(IP).is_some());
+        }
+        assert!(l.admit_socket(IP).is_none());
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        assert!(l.admit_socket(IP).is_some());
+        assert_eq!(l.connect_stats().refused, 1);
+        l.reset();
+        assert_eq!(l.connect_stats().refused, 0);
+    }
 
     #[test]
     fn unlimited_by_default() {

@@ -57,8 +57,13 @@ pub(crate) async fn handle(
         return match WebSocketUpgrade::from_request_parts(&mut parts, &sh).await {
             Ok(upgrade) => {
                 let ip = conn.remote.ip();
+                // Too many sockets opening at once from this IP: refused as Tradovate does.
+                let Some(pass) = sh.limits.admit_socket(ip) else {
+                    tracing::debug!(%ip, "socket connection attempt refused: 429");
+                    return empty_response(StatusCode::TOO_MANY_REQUESTS);
+                };
                 upgrade
-                    .on_upgrade(move |socket| ws::serve(sh, socket, ip, kind))
+                    .on_upgrade(move |socket| ws::serve(sh, socket, ip, kind, pass))
                     .into_response()
             }
             Err(rejection) => rejection.into_response(),
@@ -113,14 +118,18 @@ pub(crate) async fn handle(
         }
     }
     match out.reply.body {
-        Body::Empty => {
-            let mut r = Response::new(HttpBody::empty());
-            *r.status_mut() =
-                StatusCode::from_u16(out.reply.status).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
-            r.headers_mut()
-                .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-            r
-        }
+        Body::Empty => empty_response(
+            StatusCode::from_u16(out.reply.status).unwrap_or(StatusCode::TOO_MANY_REQUESTS),
+        ),
         _ => json_response(out.reply.status, out.reply.body_text()),
     }
+}
+
+/// A status with `Content-Length: 0` (Tradovate's 429s have no body).
+fn empty_response(status: StatusCode) -> Response {
+    let mut r = Response::new(HttpBody::empty());
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    r
 }

@@ -31,6 +31,7 @@ use crate::core::model::{Change, ChangeKind, Entity, Id};
 use super::auth::Identity;
 use super::entities::Kind;
 use super::rest::{self, After, Body, Caller};
+use super::limits::ConnectPass;
 use super::wire;
 use crate::sockets::{AccountSink, Control, Entry, QuoteSink, SocketInfo, SocketKind};
 use crate::wire::{Fields, num};
@@ -74,6 +75,8 @@ struct Session {
     md: MdSubs,
     next_chart: i64,
     last_sent: Instant,
+    /// The connection attempt, counted by the socket limits until `authorize` is answered.
+    connect: ConnectPass,
 }
 
 type Tx = futures_util::stream::SplitSink<WebSocket, Message>;
@@ -85,7 +88,13 @@ enum Flow {
 }
 
 /// Serves one socket until it closes.
-pub(crate) async fn serve(sh: Arc<Shared>, ws: WebSocket, ip: IpAddr, kind: SocketKind) {
+pub(crate) async fn serve(
+    sh: Arc<Shared>,
+    ws: WebSocket,
+    ip: IpAddr,
+    kind: SocketKind,
+    connect: ConnectPass,
+) {
     let id = sh.sockets.next.fetch_add(1, Ordering::Relaxed) + 1;
     let (ev_tx, mut ev_rx) = mpsc::channel::<(Id, Arc<[Change]>)>(sh.config.event_queue.max(16));
     let (md_tx, mut md_rx) = mpsc::channel::<Arc<MarketUpdate>>(1024);
@@ -130,6 +139,7 @@ pub(crate) async fn serve(sh: Arc<Shared>, ws: WebSocket, ip: IpAddr, kind: Sock
         md: MdSubs::default(),
         next_chart: 1,
         last_sent: Instant::now(),
+        connect,
     };
     let (mut tx, mut rx) = ws.split();
     let connected = Instant::now();
@@ -338,6 +348,8 @@ impl Session {
         let raw = body.trim();
         // Official docs send the raw token; the official JS helper JSON-quotes it.
         let token = serde_json::from_str::<String>(raw).unwrap_or_else(|_| raw.to_string());
+        // Answered either way: the connection attempt is over.
+        self.connect.opened();
         match self.sh.auth.validate(&token) {
             Ok(identity) if self.identity.is_some_and(|i| i.user_id != identity.user_id) => {
                 // The socket's subscriptions belong to the first user: no switching users.
