@@ -29,7 +29,7 @@ use jt_net::budget::{self, BudgetStore};
 use jt_net::gate::GateConfig;
 use jt_net::registry::Plumbing;
 use jt_projectx::{Credentials as PxCredentials, Firm, ProjectXBroker, ProjectXConfig};
-use jt_runtime::config::{ConfigError, Env, optional};
+use jt_runtime::config::{ConfigError, Env, optional, or_default};
 use jt_store::repo::accounts::BrokerAccount;
 use jt_store::{BrokerAccountId, BrokerKind, Environment, Store, StoreError};
 use jt_tradovate::{
@@ -127,7 +127,7 @@ impl AccessConfig {
                 .map(std::time::Duration::from_secs),
             start_stagger: optional::<u64>(env, "JT_BROKER_START_STAGGER_SECS")?
                 .map(std::time::Duration::from_secs),
-            gate: GateConfig::default(),
+            gate: gate_from_env(env)?,
             request_budget: match optional::<u32>(env, "JT_BROKER_REQUEST_BUDGET")? {
                 // Zero would refuse every broker call of every login: never what is meant.
                 Some(0) => {
@@ -143,6 +143,13 @@ impl AccessConfig {
             },
             budgets: None,
         })
+    }
+
+    /// Socket connection attempts in flight at once and the least time between their starts.
+    #[must_use]
+    pub fn with_gate(mut self, gate: GateConfig) -> Self {
+        self.gate = gate;
+        self
     }
 
     /// The logins' request budgets shared by the fleet through `budgets`.
@@ -187,6 +194,30 @@ impl AccessConfig {
         self.sim_url = Some(base.into());
         self
     }
+}
+
+/// The connect gate from `JT_BROKER_CONNECTS_IN_FLIGHT` (default 2) and
+/// `JT_BROKER_CONNECT_SPACING_MS` (default 3,000): DOMAIN §8's numbers, which ended the replaced
+/// platform's 429 storms. Raising them is for a venue that allows more; zero in flight is refused.
+fn gate_from_env(env: &impl Env) -> Result<GateConfig, ConfigError> {
+    let d = GateConfig::default();
+    let max_in_flight = or_default(env, "JT_BROKER_CONNECTS_IN_FLIGHT", d.max_in_flight)?;
+    if max_in_flight == 0 {
+        return Err(ConfigError::Invalid {
+            name: "JT_BROKER_CONNECTS_IN_FLIGHT".into(),
+            value: "0".into(),
+            reason: "at least one socket connection attempt must be allowed".into(),
+        });
+    }
+    let spacing = or_default(
+        env,
+        "JT_BROKER_CONNECT_SPACING_MS",
+        u64::try_from(d.spacing.as_millis()).unwrap_or(3_000),
+    )?;
+    Ok(GateConfig {
+        max_in_flight,
+        spacing: std::time::Duration::from_millis(spacing),
+    })
 }
 
 /// Builds and caches brokers per broker account, over the process's own pools, connect gate
@@ -548,6 +579,31 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(e.contains("JT_BROKER_REQUEST_BUDGET"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_connect_gate_defaults_to_two_in_flight_three_seconds_apart_and_is_read() {
+        let d = AccessConfig::from_env(&env(&[])).unwrap().gate;
+        assert_eq!(d.max_in_flight, 2);
+        assert_eq!(d.spacing, std::time::Duration::from_secs(3));
+        let c = AccessConfig::from_env(&env(&[
+            ("JT_BROKER_CONNECTS_IN_FLIGHT", "4"),
+            ("JT_BROKER_CONNECT_SPACING_MS", "250"),
+        ]))
+        .unwrap()
+        .gate;
+        assert_eq!(c.max_in_flight, 4);
+        assert_eq!(c.spacing, std::time::Duration::from_millis(250));
+        for (name, bad) in [
+            ("JT_BROKER_CONNECTS_IN_FLIGHT", "0"),
+            ("JT_BROKER_CONNECTS_IN_FLIGHT", "two"),
+            ("JT_BROKER_CONNECT_SPACING_MS", "-5"),
+        ] {
+            let e = AccessConfig::from_env(&env(&[(name, bad)]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(name), "{name}={bad}: {e}");
         }
     }
 }
