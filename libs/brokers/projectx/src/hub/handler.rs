@@ -3,10 +3,16 @@
 //! seen live is not delivered again by a poll, and the other way round), orders and positions
 //! are compared with the last state delivered, and fills get the `customTag` of their order.
 //! It also notes the positions that shrank, for the exit guard.
+//!
+//! **Session boundaries.** At each CME trading day's start (17:00 America/Chicago) the
+//! dispatcher forgets what only past sessions needed ([`Dispatcher::roll_session`]): the fill
+//! ids of the day that ended (the poll reads trades from the new day's start only), and finished
+//! orders last heard of before yesterday with their custom tags. Working orders are kept
+//! whatever their age, so their later fills still carry their tag.
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
 use crate::common::models::{HalfTrade, OrderModel, PositionModel, TradingAccount};
@@ -64,10 +70,14 @@ pub struct Shrunk {
 /// The state behind the stream of one login.
 #[derive(Debug, Default)]
 pub struct Dispatcher {
-    day: Option<NaiveDate>,
+    /// The trading day of the current session and when the next one starts (`None`: not yet
+    /// rolled: the first message does).
+    session: Option<(NaiveDate, DateTime<Utc>)>,
     fills: HashSet<(i64, i64)>,
     tags: HashMap<i64, Option<String>>,
     orders: HashMap<i64, OrderSeen>,
+    /// The trading day each order was last heard of on.
+    order_days: HashMap<i64, NaiveDate>,
     positions: HashMap<(i64, String), i64>,
     balances: HashMap<i64, Decimal>,
     names: HashMap<String, String>,
@@ -84,15 +94,54 @@ impl Dispatcher {
         Self::default()
     }
 
-    fn roll_day(&mut self) {
-        let today = jt_broker::clock::trading_day(chrono::Utc::now());
-        if self.day != Some(today) {
-            self.day = Some(today);
-            self.fills.clear();
+    /// Forgets what only past sessions needed once `now` is past the next trading day's start
+    /// (see the module's docs); one comparison otherwise, so it runs on every message. Returns
+    /// whether a new session began.
+    pub fn roll_session(&mut self, now: DateTime<Utc>) -> bool {
+        if self.session.is_some_and(|(_, next)| now < next) {
+            return false;
         }
+        let today = jt_broker::clock::trading_day(now);
+        let first = self.session.is_none();
+        self.session = Some((today, jt_domain::session::next_session_start(now)));
+        if first {
+            return false;
+        }
+        self.fills.clear();
+        let keep_from = today.pred_opt().unwrap_or(today);
+        let forgotten: Vec<i64> = self
+            .orders
+            .iter()
+            .filter(|(id, seen)| {
+                !crate::common::enums::status(seen.status).is_open()
+                    && self.order_days.get(id).is_none_or(|d| *d < keep_from)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &forgotten {
+            self.orders.remove(id);
+            self.order_days.remove(id);
+            self.tags.remove(id);
+        }
+        tracing::debug!(
+            session = %today,
+            forgotten = forgotten.len(),
+            kept = self.orders.len(),
+            "a new trading session: finished ProjectX orders of past sessions forgotten"
+        );
+        true
+    }
+
+    /// Orders remembered (working ones, and finished ones of this and the previous session).
+    #[must_use]
+    pub fn orders_remembered(&self) -> usize {
+        self.orders.len()
     }
 
     fn order(&mut self, o: &OrderModel, origin: EventOrigin) -> Option<EventEnvelope> {
+        if let Some((today, _)) = self.session {
+            self.order_days.insert(o.id, today);
+        }
         self.tags.insert(o.id, o.custom_tag.clone());
         let seen = OrderSeen::of(o);
         if self.orders.get(&o.id) == Some(&seen) {
@@ -139,7 +188,6 @@ impl Dispatcher {
     }
 
     fn trade(&mut self, t: &HalfTrade, origin: EventOrigin) -> Option<EventEnvelope> {
-        self.roll_day();
         if !self.fills.insert((t.account_id, t.id)) {
             metrics::counter!("jt_broker_replayed_fills_dropped_total", "broker" => "projectx", "reason" => "seen")
                 .increment(1);
@@ -162,6 +210,7 @@ impl Dispatcher {
 
     /// A hub event: its neutral events (none when nothing changed) and shrunk positions.
     pub fn on_hub(&mut self, event: &GatewayEvent, shrunk: &mut Vec<Shrunk>) -> Vec<EventEnvelope> {
+        self.roll_session(Utc::now());
         let origin = EventOrigin::Live;
         let e = match event {
             GatewayEvent::Order(_, o) => {
@@ -200,6 +249,7 @@ impl Dispatcher {
             trades,
             balance,
         } = *polled;
+        self.roll_session(Utc::now());
         let origin = EventOrigin::Snapshot;
         let id: i64 = account.as_str().parse().unwrap_or_default();
         let mut out = Vec::new();
@@ -299,6 +349,59 @@ mod tests {
             size,
             average_price: Some(dec!(100)),
         }
+    }
+
+    fn order(id: i64, status: i32, tag: &str) -> OrderModel {
+        OrderModel {
+            id,
+            account_id: 7,
+            contract_id: "C".into(),
+            symbol_id: None,
+            creation_timestamp: Some(chrono::Utc::now()),
+            update_timestamp: None,
+            status,
+            order_type: 2,
+            side: 0,
+            size: 1,
+            limit_price: None,
+            stop_price: None,
+            fill_volume: 0,
+            filled_price: None,
+            custom_tag: Some(tag.into()),
+        }
+    }
+
+    #[test]
+    fn finished_orders_and_fill_ids_of_past_sessions_are_forgotten_at_the_trading_day_start() {
+        let mut d = Dispatcher::new();
+        let mut shrunk = Vec::new();
+        let working = order(3, crate::common::enums::order_status::OPEN, "jt-working");
+        let filled = order(4, crate::common::enums::order_status::FILLED, "jt-filled");
+        d.on_hub(&GatewayEvent::Order(0, working), &mut shrunk);
+        d.on_hub(&GatewayEvent::Order(0, filled), &mut shrunk);
+        assert_eq!(d.on_hub(&GatewayEvent::Trade(0, trade(5)), &mut shrunk).len(), 1);
+        assert_eq!(d.orders_remembered(), 2);
+
+        // The next trading day: the day's fill ids go (the poll reads from the new day's start
+        // only); yesterday's finished order is still known.
+        let now = chrono::Utc::now();
+        let next = jt_domain::session::next_session_start(now) + chrono::Duration::minutes(1);
+        assert!(d.roll_session(next));
+        assert!(!d.roll_session(next), "once per session");
+        assert!(d.fills.is_empty());
+        assert_eq!(d.orders_remembered(), 2);
+
+        // The day after: the finished order and its tag are forgotten, the working one kept;
+        // its fills still carry its tag.
+        let after = jt_domain::session::next_session_start(next) + chrono::Duration::minutes(1);
+        assert!(d.roll_session(after));
+        assert_eq!(d.orders_remembered(), 1);
+        assert_eq!(d.tags.len(), 1);
+        let out = d.on_hub(&GatewayEvent::Trade(0, trade(6)), &mut shrunk);
+        let BrokerEvent::Fill(f) = &out[0].event else {
+            panic!("{out:?}")
+        };
+        assert_eq!(f.client_order_id.as_deref(), Some("jt-working"));
     }
 
     #[test]

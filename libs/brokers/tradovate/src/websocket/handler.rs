@@ -2,6 +2,14 @@
 //! sends separately (an order's price lives on its version, a fill's account on its order),
 //! publishes the sync snapshot's state, and filters replayed fills (DOMAIN §8: fill ids kept
 //! per account for the trading day; fills older than the connection are not delivered).
+//!
+//! **Session boundaries.** What a login's event side learns lives as long as the process holds
+//! the login, across reconnects. At each CME trading day's start (17:00 America/Chicago) it
+//! forgets what only past sessions needed ([`Dispatcher::roll_session`]): fill ids of days
+//! before yesterday, and finished orders (filled, cancelled, rejected, expired) last seen before
+//! yesterday, with their versions, client order ids and rejection reasons. Working orders are
+//! kept whatever their age (a resting GTC order's later fills still need their owner and client
+//! id), so a login's memory is about two sessions of orders, not everything since the start.
 
 use std::collections::{HashMap, HashSet};
 
@@ -10,6 +18,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::common::entities as wire;
 use crate::common::enums;
 use jt_broker::clock::trading_day;
+use jt_domain::session::next_session_start;
 use jt_broker::events::{BrokerEvent, EventEnvelope, EventOrigin};
 use jt_broker::model::{AccountId, BrokerKind};
 
@@ -73,6 +82,8 @@ impl ReplayFilter {
 pub struct Dispatcher {
     kind: BrokerKind,
     orders: HashMap<i64, wire::Order>,
+    /// The trading day each order was last heard of on.
+    order_days: HashMap<i64, NaiveDate>,
     versions: HashMap<i64, wire::OrderVersion>,
     cl_ord_ids: HashMap<i64, String>,
     contract_names: HashMap<i64, String>,
@@ -81,6 +92,9 @@ pub struct Dispatcher {
     served: HashSet<i64>,
     connection_start: DateTime<Utc>,
     skew: chrono::Duration,
+    /// The trading day whose session the state was last rolled into, and when the next starts.
+    session: NaiveDate,
+    next_session: DateTime<Utc>,
 }
 
 fn day_of(f: &wire::Fill) -> NaiveDate {
@@ -93,17 +107,21 @@ impl Dispatcher {
     /// A dispatcher that accepts fills up to `skew` older than a connection's start.
     #[must_use]
     pub fn new(kind: BrokerKind, skew: std::time::Duration) -> Self {
+        let now = Utc::now();
         Self {
             kind,
             orders: HashMap::new(),
+            order_days: HashMap::new(),
             versions: HashMap::new(),
             cl_ord_ids: HashMap::new(),
             contract_names: HashMap::new(),
             reject_reasons: HashMap::new(),
             replay: ReplayFilter::default(),
             served: HashSet::new(),
-            connection_start: Utc::now(),
+            connection_start: now,
             skew: chrono::Duration::from_std(skew).unwrap_or_default(),
+            session: trading_day(now),
+            next_session: next_session_start(now),
         }
     }
 
@@ -111,7 +129,55 @@ impl Dispatcher {
     pub fn begin_connection(&mut self, accounts: HashSet<i64>, start: DateTime<Utc>) {
         self.served = accounts;
         self.connection_start = start;
-        self.replay.prune(trading_day(start));
+        self.roll_session(start);
+    }
+
+    /// Forgets what only past sessions needed once `now` is past the next trading day's start
+    /// (see the module's docs); cheap otherwise (one comparison), so it runs on every message.
+    /// Returns whether a new session began.
+    pub fn roll_session(&mut self, now: DateTime<Utc>) -> bool {
+        if now < self.next_session {
+            return false;
+        }
+        self.session = trading_day(now);
+        self.next_session = next_session_start(now);
+        self.replay.prune(self.session);
+        let keep_from = self.session.pred_opt().unwrap_or(self.session);
+        let forgotten: Vec<i64> = self
+            .orders
+            .iter()
+            .filter(|(id, o)| {
+                !enums::order_status(&o.ord_status).is_open()
+                    && self.order_days.get(id).is_none_or(|d| *d < keep_from)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &forgotten {
+            self.orders.remove(id);
+            self.order_days.remove(id);
+            self.versions.remove(id);
+            self.cl_ord_ids.remove(id);
+            self.reject_reasons.remove(id);
+        }
+        tracing::debug!(
+            broker = self.kind.as_str(),
+            session = %self.session,
+            forgotten = forgotten.len(),
+            kept = self.orders.len(),
+            "a new trading session: finished orders of past sessions forgotten"
+        );
+        true
+    }
+
+    /// Orders remembered (working ones, and finished ones of this and the previous session).
+    #[must_use]
+    pub fn orders_remembered(&self) -> usize {
+        self.orders.len()
+    }
+
+    fn remember_order(&mut self, order: wire::Order) {
+        self.order_days.insert(order.id, self.session);
+        self.orders.insert(order.id, order);
     }
 
     /// Contract names learnt from the socket.
@@ -168,9 +234,7 @@ impl Dispatcher {
 
     fn learn(&mut self, entity: &Entity) {
         match entity {
-            Entity::Order(o) => {
-                self.orders.insert(o.id, o.clone());
-            }
+            Entity::Order(o) => self.remember_order(o.clone()),
             Entity::OrderVersion(v) => {
                 let newer = self
                     .versions
@@ -212,7 +276,7 @@ impl Dispatcher {
             self.contract_names.insert(c.id, c.name.clone());
         }
         for o in &snap.orders {
-            self.orders.insert(o.id, o.clone());
+            self.remember_order(o.clone());
         }
         for v in &snap.order_versions {
             self.learn(&Entity::OrderVersion(v.clone()));
@@ -265,6 +329,7 @@ impl Dispatcher {
     /// Takes in a `props` event; returns the events to publish and the fills whose order is
     /// unknown (the caller looks their owner up and calls [`Dispatcher::on_fill`]).
     pub fn on_props(&mut self, props: &PropsEvent) -> (Vec<EventEnvelope>, Vec<wire::Fill>) {
+        self.roll_session(Utc::now());
         let mut out = Vec::new();
         let mut unattributed = Vec::new();
         for entity in &props.entities {
@@ -317,7 +382,7 @@ impl Dispatcher {
 
     /// Records the owner of an order learnt elsewhere (REST), so later fills are attributed.
     pub fn learn_order(&mut self, order: wire::Order) {
-        self.orders.insert(order.id, order);
+        self.remember_order(order);
     }
 
     /// Delivers a fill of `account` unless it is a replay; see [`Dropped`].
@@ -477,6 +542,50 @@ mod tests {
         };
         assert_eq!(o.qty, Some(2));
         assert_eq!(o.price, Some(rust_decimal_macros::dec!(21510.5)));
+    }
+
+    #[test]
+    fn finished_orders_of_past_sessions_are_forgotten_at_the_trading_day_start_and_working_ones_kept()
+     {
+        let start = Utc::now();
+        let mut d = Dispatcher::new(BrokerKind::Tradovate, std::time::Duration::from_secs(2));
+        d.begin_connection(HashSet::from([33]), start);
+        d.on_props(&props(ORDER));
+        d.on_props(&props(COMMAND));
+        d.on_props(&props(r#"{"entityType":"order","eventType":"Created","entity":{"id":211,"accountId":33,"contractId":65543,"timestamp":"2025-12-08T15:31:00Z","action":"Sell","ordStatus":"Filled","admin":false}}"#));
+        d.on_props(&props(r#"{"entityType":"command","eventType":"Created","entity":{"id":6,"orderId":211,"clOrdId":"jt-2","commandType":"New","commandStatus":"RiskPassed"}}"#));
+        d.on_props(&props(r#"{"entityType":"orderVersion","eventType":"Created","entity":{"id":8,"orderId":211,"orderQty":1,"orderType":"Market"}}"#));
+        assert_eq!(d.orders_remembered(), 2);
+        assert!(!d.roll_session(start), "no new session yet");
+
+        // The next trading day: yesterday's finished order is still known (a session-end
+        // replay of its fills is attributed without a look-up).
+        let next = next_session_start(start) + chrono::Duration::minutes(1);
+        assert!(d.roll_session(next));
+        assert!(!d.roll_session(next), "once per session");
+        assert_eq!(d.orders_remembered(), 2);
+
+        // The day after: the finished order is forgotten with its client id and version; the
+        // working one is kept and still attributes its fills.
+        let after = next_session_start(next) + chrono::Duration::minutes(1);
+        assert!(d.roll_session(after));
+        assert_eq!(d.orders_remembered(), 1);
+        assert_eq!(d.cl_ord_ids.len(), 1);
+        assert_eq!(d.versions.len(), 0);
+        assert_eq!(d.order_days.len(), 1);
+        let at = Utc::now().to_rfc3339();
+        let (events, unattributed) = d.on_props(&props(&fill(905, &at)));
+        assert!(unattributed.is_empty());
+        let BrokerEvent::Fill(f) = &events[0].event else {
+            panic!("{events:?}")
+        };
+        assert_eq!(f.client_order_id.as_deref(), Some("jt-1"));
+        // A fill of the forgotten order is handed back for a look-up, not lost.
+        let late = r#"{"entityType":"fill","eventType":"Created","entity":{"id":906,"orderId":211,"contractId":65543,"timestamp":"TS","action":"Sell","qty":1,"price":21500.25,"active":true}}"#
+            .replace("TS", &at);
+        let (events, unattributed) = d.on_props(&props(&late));
+        assert!(events.is_empty());
+        assert_eq!(unattributed.len(), 1);
     }
 
     #[test]
