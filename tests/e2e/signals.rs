@@ -693,19 +693,19 @@ async fn an_entry_and_a_close_make_only_their_own_broker_calls() {
             ("orderstrategy/startorderstrategy", 1)
         ])
     );
-    // The close: the position (read to decide, and again by the close itself), the account's
-    // working orders with their versions, each bracket leg cancelled (no read of whose it is:
-    // they come from the account's own list), one liquidation. Nothing reads the whole login
-    // (`order/list`, `orderstrategy/list`, `position/list`).
+    // The close: the position (read to decide, and again by the close itself) and one
+    // liquidation, which cancels the bracket's legs itself (issue 21: no separate read of the
+    // working orders and no cancel per leg). Nothing reads the whole login (`order/list`,
+    // `orderstrategy/list`, `position/list`).
     assert_eq!(
         close,
-        expected(&[
-            ("position/deps", 2),
-            ("order/deps", 1),
-            ("orderversion/ldeps", 1),
-            ("order/cancelorder", 2),
-            ("order/liquidateposition", 1),
-        ])
+        expected(&[("position/deps", 2), ("order/liquidateposition", 1)])
+    );
+    // The legs are gone with the position: nothing of the bracket still works.
+    assert!(
+        p.orders(0).iter().all(|o| !jt_e2e::is_working(o)),
+        "{:#?}",
+        p.orders(0)
     );
 }
 

@@ -232,11 +232,17 @@ pub async fn run(
         if out.main_found && main_index.is_some_and(|m| i <= m) {
             continue;
         }
+        if folded_into_close(&choreography.steps, i) {
+            continue;
+        }
         if stop.is_cancelled() {
             return Err(fail(StepError::Interrupted, &out));
         }
         if let Err(e) = perform(desk, choreography, step, resuming, &mut out).await {
             return Err(fail(e, &out));
+        }
+        if i > 0 && folded_into_close(&choreography.steps, i - 1) {
+            out.done.push(Step::CancelWorkingOrders.done_name());
         }
         out.done.push(step.done_name());
         if step.is_main() {
@@ -244,6 +250,17 @@ pub async fn run(
         }
     }
     Ok(out)
+}
+
+/// Whether step `i` cancels the contract's working orders right before the contract's close:
+/// the close does that itself (`Broker::close_position` cancels the contract's working orders
+/// before it sends the market order: Tradovate's `liquidateposition` natively, the other
+/// adapters by their own cancels), so sending the cancels separately would cost the same broker
+/// calls twice — on Tradovate 4 of a bracketed close's 7. The step is reported done with the
+/// close (never before it: a close that fails has not cancelled anything either).
+fn folded_into_close(steps: &[Step], i: usize) -> bool {
+    matches!(steps.get(i), Some(Step::CancelWorkingOrders))
+        && matches!(steps.get(i + 1), Some(Step::Close { .. }))
 }
 
 async fn perform(
