@@ -259,13 +259,18 @@ async fn sockets_opening_too_many_at_once_are_answered_429_and_counted() {
     let rest = Rest::login(&sim, "rush").await;
     let admin = AdminHttp::new(&sim);
     admin
-        .post("limits", json!({"connectsInFlight": 2, "connectsPerWindow": 3, "connectWindowMs": 60000}))
+        .post(
+            "limits",
+            json!({"connectsInFlight": 2, "connectsPerWindow": 3, "connectWindowMs": 60000}),
+        )
         .await;
     // Two sockets opened and not yet authorized hold both slots: the third upgrade is refused
     // with an empty 429, as Tradovate answers a reconnect storm.
     let mut first = Ws::connect(&sim.ws_url()).await;
     let _second = Ws::connect(&sim.ws_url()).await;
-    let refused = tokio_tungstenite::connect_async(sim.ws_url()).await.unwrap_err();
+    let refused = tokio_tungstenite::connect_async(sim.ws_url())
+        .await
+        .unwrap_err();
     match refused {
         tokio_tungstenite::tungstenite::Error::Http(r) => {
             assert_eq!(r.status(), 429);
@@ -277,14 +282,16 @@ async fn sockets_opening_too_many_at_once_are_answered_429_and_counted() {
     // one included) is spent, so the next is refused all the same.
     first.send(&format!("authorize\n0\n\n{}", rest.token)).await;
     assert_eq!(first.response(0, T).await.unwrap()["s"], 200);
-    assert!(tokio_tungstenite::connect_async(sim.ws_url()).await.is_err());
+    assert!(
+        tokio_tungstenite::connect_async(sim.ws_url())
+            .await
+            .is_err()
+    );
     let stats = admin.get("limits/connects").await;
     assert_eq!(stats["refused"], 2, "{stats}");
     assert_eq!(stats["maxInFlight"], 2, "{stats}");
     // Without a window only the attempts in flight count.
-    admin
-        .post("limits", json!({"connectsInFlight": 2}))
-        .await;
+    admin.post("limits", json!({"connectsInFlight": 2})).await;
     let _third = Ws::authorized(&sim.ws_url(), &rest.token).await;
     assert_eq!(sim.admin().connect_stats().refused, 0);
     sim.shutdown().await;

@@ -109,6 +109,7 @@ enum Key {
     Ip(IpAddr),
     AuthIp(IpAddr),
     Login(String),
+    Connects(IpAddr),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -155,7 +156,7 @@ struct Connects {
 #[derive(Debug, Default)]
 struct ConnectState {
     opening: HashMap<IpAddr, usize>,
-    windows: HashMap<IpAddr, Window>,
+    windows: HashMap<Key, Window>,
 }
 
 /// A socket connection attempt the limits let in: it counts as opening until
@@ -263,20 +264,7 @@ impl Limits {
         let now = now_us();
         let window_us = i64::try_from(window_ms.max(1).saturating_mul(1_000)).unwrap_or(i64::MAX);
         let mut st = self.connects.st.lock();
-        let in_window = {
-            let w = st.windows.entry(ip).or_insert(Window {
-                start_us: now,
-                count: 0,
-            });
-            if now - w.start_us >= window_us {
-                *w = Window {
-                    start_us: now,
-                    count: 0,
-                };
-            }
-            w.count += 1;
-            w.count
-        };
+        let in_window = bump(&mut st.windows, Key::Connects(ip), now, window_us);
         let opening = st.opening.get(&ip).copied().unwrap_or(0);
         let full = in_flight.is_some_and(|max| opening >= max as usize)
             || per_window.is_some_and(|max| in_window > max);

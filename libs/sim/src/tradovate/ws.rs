@@ -30,8 +30,8 @@ use crate::core::model::{Change, ChangeKind, Entity, Id};
 
 use super::auth::Identity;
 use super::entities::Kind;
-use super::rest::{self, After, Body, Caller};
 use super::limits::ConnectPass;
+use super::rest::{self, After, Body, Caller};
 use super::wire;
 use crate::sockets::{AccountSink, Control, Entry, QuoteSink, SocketInfo, SocketKind};
 use crate::wire::{Fields, num};

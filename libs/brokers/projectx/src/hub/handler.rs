@@ -12,10 +12,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 use crate::common::models::{HalfTrade, OrderModel, PositionModel, TradingAccount};
+use jt_broker::clock::SessionMemory;
 use jt_broker::events::{BrokerEvent, EventEnvelope, EventOrigin};
 use jt_broker::model::{AccountId, ContractId};
 
@@ -70,14 +71,11 @@ pub struct Shrunk {
 /// The state behind the stream of one login.
 #[derive(Debug, Default)]
 pub struct Dispatcher {
-    /// The trading day of the current session and when the next one starts (`None`: not yet
-    /// rolled: the first message does).
-    session: Option<(NaiveDate, DateTime<Utc>)>,
+    /// The session, and when each remembered order was last heard of.
+    memory: SessionMemory,
     fills: HashSet<(i64, i64)>,
     tags: HashMap<i64, Option<String>>,
     orders: HashMap<i64, OrderSeen>,
-    /// The trading day each order was last heard of on.
-    order_days: HashMap<i64, NaiveDate>,
     positions: HashMap<(i64, String), i64>,
     balances: HashMap<i64, Decimal>,
     names: HashMap<String, String>,
@@ -98,37 +96,19 @@ impl Dispatcher {
     /// (see the module's docs); one comparison otherwise, so it runs on every message. Returns
     /// whether a new session began.
     pub fn roll_session(&mut self, now: DateTime<Utc>) -> bool {
-        if self.session.is_some_and(|(_, next)| now < next) {
-            return false;
-        }
-        let today = jt_broker::clock::trading_day(now);
-        let first = self.session.is_none();
-        self.session = Some((today, jt_domain::session::next_session_start(now)));
-        if first {
-            return false;
-        }
-        self.fills.clear();
-        let keep_from = today.pred_opt().unwrap_or(today);
-        let forgotten: Vec<i64> = self
+        let finished = self
             .orders
             .iter()
-            .filter(|(id, seen)| {
-                !crate::common::enums::status(seen.status).is_open()
-                    && self.order_days.get(id).is_none_or(|d| *d < keep_from)
-            })
-            .map(|(id, _)| *id)
-            .collect();
+            .filter(|(_, seen)| !crate::common::enums::status(seen.status).is_open())
+            .map(|(id, _)| *id);
+        let Some(forgotten) = self.memory.roll(now, finished, "projectx") else {
+            return false;
+        };
+        self.fills.clear();
         for id in &forgotten {
             self.orders.remove(id);
-            self.order_days.remove(id);
             self.tags.remove(id);
         }
-        tracing::debug!(
-            session = %today,
-            forgotten = forgotten.len(),
-            kept = self.orders.len(),
-            "a new trading session: finished ProjectX orders of past sessions forgotten"
-        );
         true
     }
 
@@ -139,9 +119,7 @@ impl Dispatcher {
     }
 
     fn order(&mut self, o: &OrderModel, origin: EventOrigin) -> Option<EventEnvelope> {
-        if let Some((today, _)) = self.session {
-            self.order_days.insert(o.id, today);
-        }
+        self.memory.heard_of(o.id);
         self.tags.insert(o.id, o.custom_tag.clone());
         let seen = OrderSeen::of(o);
         if self.orders.get(&o.id) == Some(&seen) {
@@ -379,7 +357,11 @@ mod tests {
         let filled = order(4, crate::common::enums::order_status::FILLED, "jt-filled");
         d.on_hub(&GatewayEvent::Order(0, working), &mut shrunk);
         d.on_hub(&GatewayEvent::Order(0, filled), &mut shrunk);
-        assert_eq!(d.on_hub(&GatewayEvent::Trade(0, trade(5)), &mut shrunk).len(), 1);
+        assert_eq!(
+            d.on_hub(&GatewayEvent::Trade(0, trade(5)), &mut shrunk)
+                .len(),
+            1
+        );
         assert_eq!(d.orders_remembered(), 2);
 
         // The next trading day: the day's fill ids go (the poll reads from the new day's start

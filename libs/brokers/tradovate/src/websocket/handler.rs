@@ -17,8 +17,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::common::entities as wire;
 use crate::common::enums;
-use jt_broker::clock::trading_day;
-use jt_domain::session::next_session_start;
+use jt_broker::clock::{SessionMemory, trading_day};
 use jt_broker::events::{BrokerEvent, EventEnvelope, EventOrigin};
 use jt_broker::model::{AccountId, BrokerKind};
 
@@ -82,8 +81,6 @@ impl ReplayFilter {
 pub struct Dispatcher {
     kind: BrokerKind,
     orders: HashMap<i64, wire::Order>,
-    /// The trading day each order was last heard of on.
-    order_days: HashMap<i64, NaiveDate>,
     versions: HashMap<i64, wire::OrderVersion>,
     cl_ord_ids: HashMap<i64, String>,
     contract_names: HashMap<i64, String>,
@@ -92,9 +89,8 @@ pub struct Dispatcher {
     served: HashSet<i64>,
     connection_start: DateTime<Utc>,
     skew: chrono::Duration,
-    /// The trading day whose session the state was last rolled into, and when the next starts.
-    session: NaiveDate,
-    next_session: DateTime<Utc>,
+    /// The session, and when each remembered order was last heard of.
+    memory: SessionMemory,
 }
 
 fn day_of(f: &wire::Fill) -> NaiveDate {
@@ -111,7 +107,6 @@ impl Dispatcher {
         Self {
             kind,
             orders: HashMap::new(),
-            order_days: HashMap::new(),
             versions: HashMap::new(),
             cl_ord_ids: HashMap::new(),
             contract_names: HashMap::new(),
@@ -120,8 +115,7 @@ impl Dispatcher {
             served: HashSet::new(),
             connection_start: now,
             skew: chrono::Duration::from_std(skew).unwrap_or_default(),
-            session: trading_day(now),
-            next_session: next_session_start(now),
+            memory: SessionMemory::new(now),
         }
     }
 
@@ -136,36 +130,21 @@ impl Dispatcher {
     /// (see the module's docs); cheap otherwise (one comparison), so it runs on every message.
     /// Returns whether a new session began.
     pub fn roll_session(&mut self, now: DateTime<Utc>) -> bool {
-        if now < self.next_session {
-            return false;
-        }
-        self.session = trading_day(now);
-        self.next_session = next_session_start(now);
-        self.replay.prune(self.session);
-        let keep_from = self.session.pred_opt().unwrap_or(self.session);
-        let forgotten: Vec<i64> = self
+        let finished = self
             .orders
             .iter()
-            .filter(|(id, o)| {
-                !enums::order_status(&o.ord_status).is_open()
-                    && self.order_days.get(id).is_none_or(|d| *d < keep_from)
-            })
-            .map(|(id, _)| *id)
-            .collect();
+            .filter(|(_, o)| !enums::order_status(&o.ord_status).is_open())
+            .map(|(id, _)| *id);
+        let Some(forgotten) = self.memory.roll(now, finished, self.kind.as_str()) else {
+            return false;
+        };
+        self.replay.prune(self.memory.session());
         for id in &forgotten {
             self.orders.remove(id);
-            self.order_days.remove(id);
             self.versions.remove(id);
             self.cl_ord_ids.remove(id);
             self.reject_reasons.remove(id);
         }
-        tracing::debug!(
-            broker = self.kind.as_str(),
-            session = %self.session,
-            forgotten = forgotten.len(),
-            kept = self.orders.len(),
-            "a new trading session: finished orders of past sessions forgotten"
-        );
         true
     }
 
@@ -176,7 +155,7 @@ impl Dispatcher {
     }
 
     fn remember_order(&mut self, order: wire::Order) {
-        self.order_days.insert(order.id, self.session);
+        self.memory.heard_of(order.id);
         self.orders.insert(order.id, order);
     }
 
@@ -560,19 +539,18 @@ mod tests {
 
         // The next trading day: yesterday's finished order is still known (a session-end
         // replay of its fills is attributed without a look-up).
-        let next = next_session_start(start) + chrono::Duration::minutes(1);
+        let next = jt_domain::session::next_session_start(start) + chrono::Duration::minutes(1);
         assert!(d.roll_session(next));
         assert!(!d.roll_session(next), "once per session");
         assert_eq!(d.orders_remembered(), 2);
 
         // The day after: the finished order is forgotten with its client id and version; the
         // working one is kept and still attributes its fills.
-        let after = next_session_start(next) + chrono::Duration::minutes(1);
+        let after = jt_domain::session::next_session_start(next) + chrono::Duration::minutes(1);
         assert!(d.roll_session(after));
         assert_eq!(d.orders_remembered(), 1);
         assert_eq!(d.cl_ord_ids.len(), 1);
         assert_eq!(d.versions.len(), 0);
-        assert_eq!(d.order_days.len(), 1);
         let at = Utc::now().to_rfc3339();
         let (events, unattributed) = d.on_props(&props(&fill(905, &at)));
         assert!(unattributed.is_empty());
