@@ -34,6 +34,7 @@ mod m20261206_000005_kill_switch_engagement;
 mod m20261206_000006_copy_sync_trigger;
 mod m20261207_000001_closed_by_hand_stays_flat;
 mod m20261207_000002_follower_peaks_and_paper_breaches;
+mod m20261207_000003_trade_records;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug, Clone, Copy, Default)]
@@ -64,6 +65,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000006_copy_sync_trigger::Migration),
             Box::new(m20261207_000001_closed_by_hand_stays_flat::Migration),
             Box::new(m20261207_000002_follower_peaks_and_paper_breaches::Migration),
+            Box::new(m20261207_000003_trade_records::Migration),
         ]
     }
 }
@@ -113,4 +115,6 @@ pub const TABLES: &[&str] = &[
     // m20261207_000002
     "follower_peaks",
     "paper_breaches",
+    // m20261207_000003
+    "trade_records",
 ];

@@ -109,6 +109,8 @@ ids! {
     PaperPositionId;
     /// A paper trade.
     PaperTradeId;
+    /// A live trade record (one position life on a sub-account and contract).
+    TradeRecordId;
     /// A copy-trading leader.
     LeaderId;
     /// A copy-trading follower.

@@ -5,5 +5,5 @@
 pub use jt_ids::{
     ApiTokenId, BreachId, BrokerAccountId, ChannelId, CopyLogId, DeliveryId, ExecutionId,
     FollowerId, IntentId, LeaderId, PaperPositionId, PaperTradeId, PlanId, RecorderId, SessionId,
-    SignalId, SubAccountId, SubscriptionId, TraderId, UserId, WebhookLogId,
+    SignalId, SubAccountId, SubscriptionId, TradeRecordId, TraderId, UserId, WebhookLogId,
 };

@@ -36,6 +36,7 @@ pub use entity::{
     BreachKind, BrokerOrderStatus, BrokerOrderType, ChannelKind, CopyStatus, CopyTrigger,
     DeliveryStatus, Environment, ExecutionOutcome, ExitReason, IntentKind, IntentSource,
     IntentStatus, KillScope, OrderRole, PaperStatus, Role, SignalOutcome, SubscriptionStatus,
+    TradeExitReason, TradeStatus,
 };
 pub use error::{StoreError, StoreResult};
 pub use ids::*;

@@ -97,6 +97,7 @@ async fn deleting_a_broker_account_removes_its_trading_records(t: &TestStore) {
         "broker_orders",
         "fills",
         "broker_positions",
+        "trade_records",
         "leaders",
         "followers",
         "follower_peaks",

@@ -638,6 +638,27 @@ pub const FAMILIES: &[Declared] = &[
         &["positions"],
         RUNTIME,
     ),
+    f(
+        "jt_positions_trades_opened_total",
+        C,
+        "Live trade records opened by a fill (from flat or a flip's remainder).",
+        &["positions"],
+        RUNTIME,
+    ),
+    f(
+        "jt_positions_trades_closed_total",
+        C,
+        "Live trade records closed, by reason (take_profit, stop, market, unknown, reconciled).",
+        &["positions"],
+        RUNTIME,
+    ),
+    f(
+        "jt_positions_trade_fills_out_of_order_total",
+        C,
+        "Fills older than the latest fill already applied to their contract's trade records.",
+        &["positions"],
+        RUNTIME,
+    ),
     // Copier.
     f(
         "jt_copier_leader_events_total",

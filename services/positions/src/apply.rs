@@ -5,13 +5,19 @@
 //! not written again (`duplicate`). Fills are recorded once per broker fill id. So the same
 //! event applied twice — a redelivery, a reconnect's snapshot after the bus's duplicate window —
 //! changes nothing.
+//!
+//! A new fill is also applied to its contract's live trade record in the same transaction as
+//! its recording (`jt_store::repo::trades`): opened, added to, reduced, closed (the exit reason
+//! is the type of the fill's stored order) or flipped — once per fill, ever.
 
 use jt_broker::{BrokerEvent, FillReport, OrderReport, OrderStatus, OrderType, PositionReport};
 use jt_bus::{Incoming, Outcome};
 use jt_domain::Direction;
+use jt_domain::instrument::resolve_ticker;
 use jt_messages::{BrokerEventMessage, ReportedEvent};
-use jt_store::entity::{BrokerOrderStatus, BrokerOrderType};
+use jt_store::entity::{BrokerOrderStatus, BrokerOrderType, TradeExitReason, TradeStatus};
 use jt_store::repo::broker::{Applied, BrokerOrder, BrokerPosition, Fill, FillRecorded};
+use jt_store::repo::trades::{FillApplied, FillContext};
 use jt_store::{Store, StoreError};
 
 use crate::metrics;
@@ -100,30 +106,82 @@ async fn fill(
     event: &BrokerEventMessage,
     f: &FillReport,
 ) -> Result<Effect, StoreError> {
-    let recorded = store
+    let fill = Fill {
+        sub_account: event.sub_account_id,
+        broker_fill_id: f.id.to_string(),
+        broker_order_id: f.order_id.to_string(),
+        client_order_id: f.client_order_id.clone(),
+        contract: contract_key(f.symbol.as_deref(), f.contract.as_str()),
+        side: f.side,
+        quantity: f.qty,
+        price: f.price,
+        filled_at: f.timestamp,
+        trading_day: f
+            .trade_date
+            .unwrap_or_else(|| jt_domain::session::trading_day(f.timestamp)),
+    };
+    let ctx = FillContext {
+        exit_reason: exit_reason(store, event, &fill.broker_order_id).await?,
+        // A contract keyed by a broker id names no instrument: its records get no P&L.
+        point_value: resolve_ticker(&fill.contract).ok().map(|i| i.point_value()),
+    };
+    let applied = store.trades().apply_fill(event.owner_id, fill, ctx).await?;
+    if applied.recorded == FillRecorded::AlreadySeen {
+        return Ok(Effect::Duplicate);
+    }
+    if ctx.exit_reason == TradeExitReason::Unknown
+        && let Some(closed) = applied.closed()
+        && let Some(order_id) = closed.exit_order_id.as_deref()
+    {
+        // The order's event may have been stored while this fill was applied (and found no
+        // record to resolve then): looked at once more after the commit, so one of the two
+        // always sees the other.
+        let reason = exit_reason(store, event, order_id).await?;
+        if reason != TradeExitReason::Unknown {
+            store
+                .trades()
+                .resolve_exit_reason(event.owner_id, event.sub_account_id, order_id, reason)
+                .await?;
+        }
+    }
+    note_trades(event, &applied);
+    Ok(Effect::Applied)
+}
+
+/// The exit reason a fill of `broker_order_id` gives if it closes a record: its stored order's
+/// type, `unknown` when the order is not stored (yet: its event may come after the fill's, and
+/// then [`order`] resolves it).
+async fn exit_reason(
+    store: &Store,
+    event: &BrokerEventMessage,
+    broker_order_id: &str,
+) -> Result<TradeExitReason, StoreError> {
+    match store
         .broker()
-        .record_fill(
-            event.owner_id,
-            Fill {
-                sub_account: event.sub_account_id,
-                broker_fill_id: f.id.to_string(),
-                broker_order_id: f.order_id.to_string(),
-                client_order_id: f.client_order_id.clone(),
-                contract: contract_key(f.symbol.as_deref(), f.contract.as_str()),
-                side: f.side,
-                quantity: f.qty,
-                price: f.price,
-                filled_at: f.timestamp,
-                trading_day: f
-                    .trade_date
-                    .unwrap_or_else(|| jt_domain::session::trading_day(f.timestamp)),
-            },
-        )
-        .await?;
-    Ok(match recorded {
-        FillRecorded::New => Effect::Applied,
-        FillRecorded::AlreadySeen => Effect::Duplicate,
-    })
+        .order(event.owner_id, event.sub_account_id, broker_order_id)
+        .await
+    {
+        Ok(o) => Ok(TradeExitReason::of_order(o.order_type)),
+        Err(StoreError::NotFound { .. }) => Ok(TradeExitReason::Unknown),
+        Err(e) => Err(e),
+    }
+}
+
+fn note_trades(event: &BrokerEventMessage, applied: &FillApplied) {
+    if applied.out_of_order {
+        metrics::trade_fill_out_of_order();
+        tracing::warn!(sub_account = %event.sub_account_id, "a fill older than one already applied to its contract's trade records (docs/positions.md, \"Ordering\")");
+    }
+    for r in &applied.records {
+        if r.fills == 1 {
+            metrics::trade_opened();
+        }
+        if r.status == TradeStatus::Closed {
+            let reason = r.exit_reason.unwrap_or(TradeExitReason::Unknown);
+            metrics::trade_closed(reason.as_str());
+            tracing::info!(sub_account = %event.sub_account_id, contract = %r.contract, reason = reason.as_str(), pnl = ?r.realized_pnl, "trade record closed");
+        }
+    }
 }
 
 fn order_status(s: OrderStatus) -> Option<BrokerOrderStatus> {
@@ -223,6 +281,23 @@ async fn order(
         Applied::Stored => Effect::Applied,
         Applied::Stale => Effect::Stale,
     };
+    if effect == Effect::Applied
+        && (incoming.filled_quantity > 0 || incoming.status == BrokerOrderStatus::Filled)
+    {
+        // A fill of this order may have closed a record before the order itself was stored.
+        let resolved = store
+            .trades()
+            .resolve_exit_reason(
+                event.owner_id,
+                event.sub_account_id,
+                &incoming.broker_order_id,
+                TradeExitReason::of_order(incoming.order_type),
+            )
+            .await?;
+        if resolved > 0 {
+            tracing::debug!(sub_account = %event.sub_account_id, order = %incoming.broker_order_id, resolved, "exit reason of trade records resolved by their order");
+        }
+    }
     if effect == Effect::Applied
         && was_open
         && incoming.status == BrokerOrderStatus::Cancelled

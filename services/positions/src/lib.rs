@@ -7,10 +7,13 @@
 //!   connection manager republishes) applies order, fill and position events to the store
 //!   idempotently — the same event twice changes nothing; an event of a kind this build does
 //!   not know is acknowledged and counted; a cancelled take-profit or stop of an open position
-//!   is noted (logged, counted).
+//!   is noted (logged, counted). Each new fill also moves its contract's live trade record
+//!   (opened, added to, reduced, closed with the closing order's type as the exit reason, or
+//!   flipped), in the transaction that records the fill: once per fill, ever.
 //! - **Reconciliation** ([`reconcile`]) every [`PositionsConfig::reconcile_every`] over every
 //!   active sub-account, spread over the interval: the broker's snapshot against the store —
-//!   quantity and average corrected, positions the broker shows flat closed — and a
+//!   quantity and average corrected, positions (and trade records) the broker shows flat
+//!   closed — and a
 //!   [`jt_messages::RepairIntent`] on ORDERS for an open position missing the take-profit or
 //!   stop its trader's settings give it, unless it is being handled. A failing account (no
 //!   broker, a refused snapshot, a throttled login) is logged and counted and the pass goes on.

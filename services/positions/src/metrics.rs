@@ -105,3 +105,19 @@ pub fn paper_mark(outcome: &'static str) {
 pub fn paper_closed(reason: &'static str) {
     metrics::counter!("jt_positions_paper_closed_total", "reason" => reason).increment(1);
 }
+
+/// A live trade record opened by a fill (from flat, or a flip's remainder).
+pub fn trade_opened() {
+    metrics::counter!("jt_positions_trades_opened_total").increment(1);
+}
+
+/// A live trade record closed: `take_profit`, `stop`, `market`, `unknown` (by a fill) or
+/// `reconciled` (the broker showed the contract flat).
+pub fn trade_closed(reason: &'static str) {
+    metrics::counter!("jt_positions_trades_closed_total", "reason" => reason).increment(1);
+}
+
+/// A fill older than the latest fill already applied to its contract's trade records.
+pub fn trade_fill_out_of_order() {
+    metrics::counter!("jt_positions_trade_fills_out_of_order_total").increment(1);
+}

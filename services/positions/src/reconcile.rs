@@ -4,7 +4,9 @@
 //! - **Positions.** A stored position whose quantity or average differs from the broker's is
 //!   corrected; one the broker shows flat is closed (stored as 0); one the store lacks is
 //!   added. Corrections are written with the snapshot's time behind the store's time guard, so
-//!   an event newer than the snapshot is never overwritten.
+//!   an event newer than the snapshot is never overwritten. An open live trade record of a
+//!   contract the broker shows flat, untouched since the snapshot began, is closed as
+//!   `reconciled` (no exit price, no P&L).
 //! - **Protection.** An open position that should have a take-profit and/or a stop — the
 //!   settings of the last signal intent that traded its contract say so — with none working at
 //!   the broker gets a [`RepairIntent`] on ORDERS, unless it is being handled: an unfinished
@@ -26,7 +28,7 @@ use jt_messages::{IntentMessage, RepairIntent, derived_id};
 use jt_store::repo::accounts::{BrokerAccount, SubAccount};
 use jt_store::repo::broker::{Applied, BrokerPosition};
 use jt_store::repo::intents::Intent;
-use jt_store::{IntentKind, IntentSource, IntentStatus, Store, StoreError};
+use jt_store::{IntentKind, IntentSource, IntentStatus, Store, StoreError, TradeExitReason};
 
 use crate::apply::contract_key;
 use crate::metrics;
@@ -176,6 +178,22 @@ impl Reconciler {
                 metrics::correction("closed");
                 tracing::info!(sub_account = %sub.id, contract = %s.contract, "stored position closed: the broker shows it flat");
             }
+        }
+        // Trade records still open on a contract the broker shows flat: the fills that closed
+        // them were never seen (missed events, a position closed while no connection manager
+        // listened). Closed as `reconciled` so no record stays open forever.
+        let held: Vec<&str> = open
+            .iter()
+            .flat_map(|p| [p.contract.as_str()].into_iter().chain(p.symbol.as_deref()))
+            .collect();
+        for r in self
+            .store
+            .trades()
+            .close_flat(sub.owner, sub.id, &held, snapshot.as_of)
+            .await?
+        {
+            metrics::trade_closed(TradeExitReason::Reconciled.as_str());
+            tracing::info!(sub_account = %sub.id, contract = %r.contract, "trade record closed: the broker shows the contract flat");
         }
         Ok(corrections)
     }

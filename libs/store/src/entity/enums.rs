@@ -429,3 +429,43 @@ text_enum! {
         Failed = "failed",
     }
 }
+
+text_enum! {
+    /// Open or closed (live trade records).
+    TradeStatus {
+        /// The position is still held.
+        Open = "open",
+        /// Back to flat (or flipped).
+        Closed = "closed",
+    }
+}
+
+text_enum! {
+    /// Why a live trade record closed: the type of the broker order whose fill closed it.
+    TradeExitReason {
+        /// A limit order (the take-profit).
+        TakeProfit = "take_profit",
+        /// A stop, stop-limit or trailing stop.
+        Stop = "stop",
+        /// A market order: a signal's close or flip, a flatten, or by hand.
+        Market = "market",
+        /// The closing order is not (yet) stored.
+        Unknown = "unknown",
+        /// Closed by reconciliation: the broker showed the contract flat (no exit price).
+        Reconciled = "reconciled",
+    }
+}
+
+impl TradeExitReason {
+    /// The reason a fill of an order of this type gives when it closes a record.
+    #[must_use]
+    pub fn of_order(t: BrokerOrderType) -> Self {
+        match t {
+            BrokerOrderType::Limit => TradeExitReason::TakeProfit,
+            BrokerOrderType::Stop | BrokerOrderType::StopLimit | BrokerOrderType::TrailingStop => {
+                TradeExitReason::Stop
+            }
+            BrokerOrderType::Market => TradeExitReason::Market,
+        }
+    }
+}

@@ -33,6 +33,7 @@ pub mod risk_breaches;
 pub mod signals;
 pub mod sub_accounts;
 pub mod subscriptions;
+pub mod trade_records;
 pub mod traders;
 pub mod users;
 pub mod webhook_log;

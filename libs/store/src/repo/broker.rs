@@ -178,6 +178,25 @@ fn excluded(col: impl sea_orm::sea_query::IntoIden) -> Expr {
     Expr::col((Alias::new("excluded"), col))
 }
 
+/// The row of a fill (shared with the trade records, which insert it in their transaction).
+pub(crate) fn fill_row(owner: UserId, e: &Fill) -> StoreResult<fills::Model> {
+    Ok(fills::Model {
+        id: Uuid::now_v7(),
+        user_id: owner.0,
+        sub_account_id: e.sub_account.0,
+        broker_fill_id: required_text("broker fill id", &e.broker_fill_id)?,
+        broker_order_id: e.broker_order_id.clone(),
+        client_order_id: e.client_order_id.clone(),
+        contract: required_text("contract", &e.contract)?,
+        side: e.side.into(),
+        quantity: i64::from(e.quantity),
+        price: DbDecimal(e.price),
+        filled_at: at(e.filled_at),
+        trading_day: e.trading_day,
+        recorded_at: now(),
+    })
+}
+
 /// Broker-reported state.
 #[derive(Debug, Clone, Copy)]
 pub struct BrokerState<'a> {
@@ -257,21 +276,7 @@ impl BrokerState<'_> {
     /// # Errors
     /// [`StoreError::NotFound`] when the sub-account is not the owner's.
     pub async fn record_fill(&self, owner: UserId, e: Fill) -> StoreResult<FillRecorded> {
-        let model = fills::Model {
-            id: Uuid::now_v7(),
-            user_id: owner.0,
-            sub_account_id: e.sub_account.0,
-            broker_fill_id: required_text("broker fill id", &e.broker_fill_id)?,
-            broker_order_id: e.broker_order_id,
-            client_order_id: e.client_order_id,
-            contract: required_text("contract", &e.contract)?,
-            side: e.side.into(),
-            quantity: i64::from(e.quantity),
-            price: DbDecimal(e.price),
-            filled_at: at(e.filled_at),
-            trading_day: e.trading_day,
-            recorded_at: now(),
-        };
+        let model = fill_row(owner, &e)?;
         let n = fills::Entity::insert(model.into_active_model())
             .on_conflict(
                 OnConflict::columns([fills::Column::SubAccountId, fills::Column::BrokerFillId])

@@ -36,6 +36,7 @@ pub mod rules;
 pub mod signals;
 pub mod system;
 pub mod traders;
+pub mod trades;
 pub mod webhooks;
 
 /// Whose records a read may see: the owner themself, or an admin viewing as that owner

@@ -224,6 +224,28 @@ pub async fn populate(t: &TestStore, owner: &User, admin: &AdminScope, tag: &str
         )
         .await
         .unwrap();
+    t.trades()
+        .apply_fill(
+            o,
+            Fill {
+                sub_account: sub.id,
+                broker_fill_id: "f-2".into(),
+                broker_order_id: "555".into(),
+                client_order_id: None,
+                contract: "MNQZ6".into(),
+                side: Side::Buy,
+                quantity: 1,
+                price: dec!(21400.25),
+                filled_at: now,
+                trading_day: day,
+            },
+            jt_store::repo::trades::FillContext {
+                exit_reason: jt_store::TradeExitReason::Market,
+                point_value: None,
+            },
+        )
+        .await
+        .unwrap();
     t.broker()
         .upsert_position(
             o,

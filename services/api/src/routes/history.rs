@@ -1,13 +1,14 @@
 //! History: signals with each trader's decision (executed, skipped with the rule and reason,
 //! failed with the broker's reason) and a timeline per intent (received, queued, sent, broker
-//! answered, done) so a user sees where the milliseconds went; a sub-account's executions; a
-//! recorder's paper record and P&L.
+//! answered, done) so a user sees where the milliseconds went; a sub-account's executions and
+//! its live trade records (built from the broker's fills); a recorder's paper record and P&L.
 
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use jt_store::repo::intents::{Execution, Intent};
 use jt_store::repo::paper::{PaperPosition, PaperTrade};
 use jt_store::repo::signals::{Signal, SignalQuery};
+use jt_store::repo::trades::TradeRecord;
 use jt_store::{
     IntentId, IntentStatus, PaperStatus, RecorderId, SignalId, SignalOutcome, SubAccountId,
 };
@@ -432,6 +433,112 @@ pub async fn executions(
         out.push(decision(&state, &caller, None, i).await?);
     }
     Ok(Json(out))
+}
+
+/// A live trade record: one life of a position on a sub-account and contract, from the fill
+/// that opened it to the fill that closed it, built from the broker's fills.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TradeRecordView {
+    /// Id.
+    pub id: Uuid,
+    /// Broker contract (`MNQZ6`).
+    pub contract: String,
+    /// `long` or `short`.
+    pub direction: String,
+    /// `open` or `closed`.
+    pub status: String,
+    /// Contracts held now (0 once closed).
+    pub quantity: u32,
+    /// The most contracts held at once.
+    pub max_quantity: u32,
+    /// Contracts entered in all (the opening fill and every add).
+    pub entered_quantity: u32,
+    /// Contracts exited in all.
+    pub exited_quantity: u32,
+    /// Volume-weighted entry price (exact decimal).
+    pub average_entry: String,
+    /// Volume-weighted exit price; `null` before the first exit.
+    pub average_exit: Option<String>,
+    /// Realised P&L in dollars, gross of commission: set when the record closed by fills on a
+    /// contract of a known instrument; `null` while open and for a `reconciled` close.
+    pub realized_pnl: Option<String>,
+    /// `take_profit` (a limit order's fill), `stop` (stop, stop-limit, trailing), `market`
+    /// (a signal's close or flip, a flatten, by hand), `unknown` (the order is not known),
+    /// `reconciled` (the broker showed the contract flat; no exit price); `null` while open.
+    pub exit_reason: Option<String>,
+    /// The broker order whose fill closed it.
+    pub exit_order_id: Option<String>,
+    /// The broker's ids of the first and last fills.
+    pub first_fill_id: String,
+    /// See `first_fill_id`.
+    pub last_fill_id: String,
+    /// Fills applied.
+    pub fills: u32,
+    /// The opening fill's time.
+    pub opened_at: DateTime<Utc>,
+    /// The closing fill's time (or the reconciliation's).
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+impl From<TradeRecord> for TradeRecordView {
+    fn from(r: TradeRecord) -> Self {
+        Self {
+            id: r.id.0,
+            contract: r.contract,
+            direction: word(&r.direction).to_lowercase(),
+            status: r.status.as_str().to_owned(),
+            quantity: r.quantity,
+            max_quantity: r.max_quantity,
+            entered_quantity: r.entered_quantity,
+            exited_quantity: r.exited_quantity,
+            average_entry: dec(r.average_entry),
+            average_exit: r.average_exit.map(dec),
+            realized_pnl: r.realized_pnl.map(dec),
+            exit_reason: r.exit_reason.map(|x| x.as_str().to_owned()),
+            exit_order_id: r.exit_order_id,
+            first_fill_id: r.first_fill_id,
+            last_fill_id: r.last_fill_id,
+            fills: r.fills,
+            opened_at: r.opened_at,
+            closed_at: r.closed_at,
+        }
+    }
+}
+
+/// A sub-account's live trade records (read-only), newest first.
+#[utoipa::path(
+    get,
+    path = "/sub-accounts/{sub_account_id}/trades",
+    tag = "history",
+    params(("sub_account_id" = uuid::Uuid, Path, description = "The sub-account"), LimitFilter),
+    responses(
+        (status = 200, description = "Trade records, newest first", body = Vec<TradeRecordView>),
+        (status = 404, description = "No such sub-account", body = ErrorBody),
+    ),
+    security(("session" = []), ("bearer" = []))
+)]
+pub async fn trades(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(sub_account_id): Path<SubAccountId>,
+    Query(f): Query<LimitFilter>,
+) -> ApiResult<Json<Vec<TradeRecordView>>> {
+    let limit = paging::limit(f.limit, 50, 200)?;
+    state
+        .store
+        .accounts()
+        .sub_account(caller.owner(), sub_account_id)
+        .await?;
+    Ok(Json(
+        state
+            .store
+            .trades()
+            .for_sub_account(caller.owner(), sub_account_id, limit)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    ))
 }
 
 /// A paper position.

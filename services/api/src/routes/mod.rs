@@ -55,6 +55,7 @@ pub fn api() -> OpenApiRouter<ApiState> {
         .routes(routes!(history::signal))
         .routes(routes!(history::intent))
         .routes(routes!(history::executions))
+        .routes(routes!(history::trades))
         .routes(routes!(history::paper))
         .routes(routes!(copy::list_leaders, copy::create_leader))
         .routes(routes!(
