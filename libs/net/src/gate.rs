@@ -238,8 +238,10 @@ impl Fleet {
             match tokio::time::timeout(CLAIM_TIMEOUT, self.try_claim(holder, config)).await {
                 Ok(Ok(Claim::Granted)) => return true,
                 Ok(Ok(Claim::Wait(ms))) => {
-                    tokio::time::sleep(Duration::from_millis(u64::try_from(ms.max(1)).unwrap_or(1)))
-                        .await;
+                    tokio::time::sleep(Duration::from_millis(
+                        u64::try_from(ms.max(1)).unwrap_or(1),
+                    ))
+                    .await;
                 }
                 Ok(Err(e)) => {
                     self.fall_back(&e.0);
@@ -328,11 +330,7 @@ impl ConnectGate {
         store: Arc<dyn BudgetStore>,
         hold: Duration,
     ) -> Arc<Self> {
-        let process = format!(
-            "{:08x}{:08x}",
-            std::process::id(),
-            rand::random::<u32>()
-        );
+        let process = format!("{:08x}{:08x}", std::process::id(), rand::random::<u32>());
         Self::build(
             config,
             Some(Arc::new(Fleet {
@@ -478,7 +476,10 @@ mod tests {
         assert_eq!(l.claim(1_000, "a/0", 2, 3_000, HOLD, 250), Claim::Granted);
         assert_eq!(l.next_start_ms, 4_000);
         // Too soon: wait for the next start.
-        assert_eq!(l.claim(2_500, "b/0", 2, 3_000, HOLD, 250), Claim::Wait(1_500));
+        assert_eq!(
+            l.claim(2_500, "b/0", 2, 3_000, HOLD, 250),
+            Claim::Wait(1_500)
+        );
         assert_eq!(l.claim(4_000, "b/0", 2, 3_000, HOLD, 250), Claim::Granted);
         // Both slots held: poll (the first expiry is far off).
         assert_eq!(l.claim(9_000, "c/0", 2, 3_000, HOLD, 250), Claim::Wait(250));
@@ -488,7 +489,10 @@ mod tests {
         assert!(!l.release("a/0"));
         assert_eq!(l.claim(9_000, "c/0", 2, 3_000, HOLD, 250), Claim::Granted);
         assert_eq!(
-            l.slots.iter().map(|s| s.holder.as_str()).collect::<Vec<_>>(),
+            l.slots
+                .iter()
+                .map(|s| s.holder.as_str())
+                .collect::<Vec<_>>(),
             ["b/0", "c/0"]
         );
     }
@@ -497,9 +501,15 @@ mod tests {
     fn a_dead_holders_slot_expires_and_the_wait_ends_at_the_first_expiry() {
         let mut l = GateLedger::default();
         assert_eq!(l.claim(0, "dead/0", 2, 3_000, HOLD, 250), Claim::Granted);
-        assert_eq!(l.claim(3_000, "dead/1", 2, 3_000, HOLD, 250), Claim::Granted);
+        assert_eq!(
+            l.claim(3_000, "dead/1", 2, 3_000, HOLD, 250),
+            Claim::Granted
+        );
         // Nearly expired: wait only until the first expiry, not a whole poll.
-        assert_eq!(l.claim(29_900, "a/0", 2, 3_000, HOLD, 250), Claim::Wait(100));
+        assert_eq!(
+            l.claim(29_900, "a/0", 2, 3_000, HOLD, 250),
+            Claim::Wait(100)
+        );
         // Expired: the slot is free again without a release.
         assert_eq!(l.claim(30_000, "a/0", 2, 3_000, HOLD, 250), Claim::Granted);
         assert_eq!(l.slots.len(), 2);
@@ -676,7 +686,10 @@ mod tests {
     #[tokio::test]
     async fn an_unreadable_ledger_is_a_fall_back_not_a_free_gate() {
         let store = Arc::new(MemoryStore::default());
-        store.store(GATE_KEY, b"{\"v2\":1}".to_vec(), 0).await.unwrap();
+        store
+            .store(GATE_KEY, b"{\"v2\":1}".to_vec(), 0)
+            .await
+            .unwrap();
         let gate = ConnectGate::shared(&config(), store as Arc<dyn BudgetStore>);
         assert!(!gate.enter().await.shared());
         assert_eq!(gate.fallbacks(), 1);
