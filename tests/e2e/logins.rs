@@ -131,7 +131,12 @@ async fn two_hundred_logins_of_five_accounts_connect_through_the_gate_without_a_
     assert_eq!(sockets.len(), LOGINS);
     for (user, accounts) in &want {
         let socks = &sockets[user];
-        assert_eq!(socks.len(), 1, "user {user}: one socket, not {}", socks.len());
+        assert_eq!(
+            socks.len(),
+            1,
+            "user {user}: one socket, not {}",
+            socks.len()
+        );
         assert_eq!(
             socks[0].iter().copied().collect::<BTreeSet<_>>(),
             *accounts,
@@ -162,7 +167,9 @@ async fn two_hundred_logins_of_five_accounts_connect_through_the_gate_without_a_
     // Trading on a quarter of the fleet: each fill reaches BROKER_EVENTS exactly once.
     let access = jt_connect::AccessConfig::default().with_sim_url(p.sim.base_url());
     let brokers = jt_connect::BrokerAccess::new(p.store.clone(), access);
-    let traded: Vec<usize> = (0..TRADING_LOGINS).map(|l| l * ACCOUNTS_PER_LOGIN).collect();
+    let traded: Vec<usize> = (0..TRADING_LOGINS)
+        .map(|l| l * ACCOUNTS_PER_LOGIN)
+        .collect();
     for (n, &index) in traded.iter().enumerate() {
         let login = p
             .store
@@ -196,7 +203,10 @@ async fn two_hundred_logins_of_five_accounts_connect_through_the_gate_without_a_
     for &index in &traded {
         loop {
             let fills = fills_of(&p.broker_events(index, "fill").await);
-            assert!(fills <= 1, "account {index}: its fill published {fills} times");
+            assert!(
+                fills <= 1,
+                "account {index}: its fill published {fills} times"
+            );
             if fills == 1 {
                 break;
             }

@@ -8,7 +8,9 @@
 //! services of one process (`jt dev`) share them too. Sessions are shared across processes
 //! through the store (`jt_store::StoreSessions`), so replicas never log each other out, and
 //! request budgets across processes through the bus ([`BusBudgets`], set with
-//! [`AccessConfig::with_shared_budgets`]), so replicas together never pass a login's limits.
+//! [`AccessConfig::with_shared_budgets`]), so replicas together never pass a login's limits;
+//! the same store holds the fleet's connect gate, so replicas together never make more socket
+//! connection attempts than DOMAIN §8 allows.
 //!
 //! A broker is rebuilt when its account changes (new credentials, environment): the cache is
 //! keyed by the account's `updated_at`. Endpoint overrides — `JT_SIM_URL` for the built-in
@@ -26,7 +28,7 @@ use chrono::{DateTime, Utc};
 use jt_broker::{AccountInfo, BrokerError};
 use jt_broker::{Broker, BrokerEvents};
 use jt_net::budget::{self, BudgetStore};
-use jt_net::gate::GateConfig;
+use jt_net::gate::{ConnectGate, GateConfig};
 use jt_net::registry::Plumbing;
 use jt_projectx::{Credentials as PxCredentials, Firm, ProjectXBroker, ProjectXConfig};
 use jt_runtime::config::{ConfigError, Env, optional, or_default};
@@ -102,7 +104,9 @@ pub struct AccessConfig {
     /// (`JT_BROKER_START_STAGGER_SECS`; unset: each adapter's default, 30 s), so a fleet
     /// starting at once does not connect at once. Tests set zero.
     pub start_stagger: Option<std::time::Duration>,
-    /// The process's connect gate: socket connection attempts in flight and their spacing.
+    /// The connect gate: socket connection attempts in flight and their spacing — the
+    /// fleet's when [`AccessConfig::budgets`] is set (its store holds the gate's ledger too),
+    /// else this process's.
     pub gate: GateConfig,
     /// Calls a login may make per budget window, below the venue's own (Tradovate: 5,000 an
     /// hour; ProjectX: 200 a minute) to keep headroom for other tools on the login
@@ -152,7 +156,8 @@ impl AccessConfig {
         self
     }
 
-    /// The logins' request budgets shared by the fleet through `budgets`.
+    /// The logins' request budgets, and the connect gate, shared by the fleet through
+    /// `budgets` (the gate's ledger is one more key in the same store).
     #[must_use]
     pub fn with_shared_budgets(mut self, budgets: Arc<dyn BudgetStore>) -> Self {
         self.budgets = Some(budgets);
@@ -247,7 +252,12 @@ impl BrokerAccess {
     /// registries of its own (one per process: share the value, do not build a second).
     #[must_use]
     pub fn new(store: Store, config: AccessConfig) -> Self {
-        let plumbing = Plumbing::new(&config.gate).with_budgets(config.budgets.clone());
+        let mut plumbing = Plumbing::new(&config.gate).with_budgets(config.budgets.clone());
+        // The store that shares the budgets shares the connect gate too (DOMAIN §8 counts the
+        // fleet's attempts, not a replica's): every service that opens sockets gets it.
+        if let Some(store) = &config.budgets {
+            plumbing = plumbing.with_gate(ConnectGate::shared(&config.gate, Arc::clone(store)));
+        }
         Self {
             store,
             tradovate: jt_tradovate::LoginRegistry::new(plumbing.clone()),

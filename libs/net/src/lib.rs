@@ -12,6 +12,8 @@
 //!   far it got ([`http::RawError`]);
 //! - [`contracts`]: a login's symbol → contract cache (expiry-bounded, single flight);
 //! - [`exact`]: prices and money as exact JSON number text, never through `f64`;
+//! - [`gate`]: the connect gate — N attempts in flight, spaced — per process, or the fleet's
+//!   through the same injected store as the budgets ([`gate::ConnectGate::shared`]);
 //! - [`socket`]: an event socket's life — stagger, connect through the fleet's [`gate`],
 //!   reconnect with back-off — and the [`socket::Feed`] subscribers read;
 //! - [`quote_feed`]: the shell of a market-data connection behind `jt_broker::QuoteFeed`;

@@ -20,7 +20,8 @@ use crate::http::HostPools;
 pub struct Plumbing {
     /// One HTTP connection pool per host.
     pub pools: Arc<HostPools>,
-    /// At most N socket connection attempts in flight, spaced (DOMAIN §8).
+    /// At most N socket connection attempts in flight, spaced (DOMAIN §8): this process's,
+    /// or the fleet's when built with [`ConnectGate::shared`] (the services).
     pub gate: Arc<ConnectGate>,
     /// Where the logins' fleet-wide request budgets live ([`crate::budget`]); `None`: each
     /// login keeps to its per-process limits only (tools, tests, the process-wide default).

@@ -150,6 +150,13 @@ pub const FAMILIES: &[Declared] = &[
         RUNTIME,
     ),
     f(
+        "jt_broker_shared_gate_fallback_total",
+        C,
+        "Socket connection attempts admitted on the process's own connect gate only because the fleet's shared gate (its ledger in the jt_broker_budgets KV bucket) could not be reached.",
+        BROKER_USERS,
+        RUNTIME,
+    ),
+    f(
         "jt_broker_lockouts_total",
         C,
         "Logins locked out by a broker after refused credentials or too many attempts.",

@@ -479,6 +479,10 @@ fn the_alert_rules_cover_the_incidents_on_families_that_exist() {
             "JtBrokerBudgetNotShared",
             "jt_broker_shared_budget_fallback_total",
         ),
+        (
+            "JtBrokerGateNotShared",
+            "jt_broker_shared_gate_fallback_total",
+        ),
     ] {
         let names = alerts
             .get(alert)
