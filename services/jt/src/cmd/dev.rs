@@ -229,6 +229,10 @@ async fn run_async(
         "  curl -s -X POST '{url}' -H 'content-type: text/plain' \\\n    -d '{{\"action\":\"buy\",\"ticker\":\"MNQ1!\",\"contracts\":1,\"position\":\"long\"}}'"
     );
     println!(
+        "The demo recorder's settings size the orders, not the alert's \"contracts\" (the strategy's \
+         own count): 2 contracts, take-profits 20 and 40 ticks away, a 30-tick trailing stop."
+    );
+    println!(
         "Then see the orders: curl -s '{}/sim/orders' | head -c 2000",
         sim.base_url()
     );
