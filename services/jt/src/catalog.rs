@@ -662,7 +662,7 @@ pub const FAMILIES: &[Declared] = &[
     f(
         "jt_positions_trade_fills_out_of_order_total",
         C,
-        "Fills older than the latest fill already applied to their contract's trade records.",
+        "Fills older than the latest fill already applied to their contract's trade records, by outcome (rebuilt: the records they land among replayed in broker order; absorbed: older than a reconciled close, no record changed).",
         &["positions"],
         RUNTIME,
     ),

@@ -8,7 +8,8 @@
 //!
 //! A new fill is also applied to its contract's live trade record in the same transaction as
 //! its recording (`jt_store::repo::trades`): opened, added to, reduced, closed (the exit reason
-//! is the type of the fill's stored order) or flipped — once per fill, ever.
+//! is the type of the fill's stored order) or flipped — once per fill, ever. A fill older than
+//! one already applied has the records it lands among rebuilt in the broker's order.
 
 use jt_broker::{BrokerEvent, FillReport, OrderReport, OrderStatus, OrderType, PositionReport};
 use jt_bus::{Incoming, Outcome};
@@ -168,9 +169,12 @@ async fn exit_reason(
 }
 
 fn note_trades(event: &BrokerEventMessage, applied: &FillApplied) {
-    if applied.out_of_order {
-        metrics::trade_fill_out_of_order();
-        tracing::warn!(sub_account = %event.sub_account_id, "a fill older than one already applied to its contract's trade records (docs/positions.md, \"Ordering\")");
+    if applied.absorbed {
+        metrics::trade_fill_out_of_order("absorbed");
+        tracing::warn!(sub_account = %event.sub_account_id, "a fill older than a reconciled close of its contract's trade records: recorded, no record changed (docs/positions.md, \"Ordering\")");
+    } else if applied.out_of_order {
+        metrics::trade_fill_out_of_order("rebuilt");
+        tracing::warn!(sub_account = %event.sub_account_id, rewritten = applied.records.len(), "a fill older than one already applied to its contract's trade records: the records it lands among were rebuilt in the broker's order (docs/positions.md, \"Ordering\")");
     }
     for r in &applied.records {
         if r.fills == 1 {

@@ -117,7 +117,10 @@ pub fn trade_closed(reason: &'static str) {
     metrics::counter!("jt_positions_trades_closed_total", "reason" => reason).increment(1);
 }
 
-/// A fill older than the latest fill already applied to its contract's trade records.
-pub fn trade_fill_out_of_order() {
-    metrics::counter!("jt_positions_trade_fills_out_of_order_total").increment(1);
+/// A fill older than the latest fill already applied to its contract's trade records:
+/// `rebuilt` (the records it lands among replayed in the broker's order) or `absorbed` (older
+/// than a reconciled close: recorded, no record changed).
+pub fn trade_fill_out_of_order(outcome: &'static str) {
+    metrics::counter!("jt_positions_trade_fills_out_of_order_total", "outcome" => outcome)
+        .increment(1);
 }

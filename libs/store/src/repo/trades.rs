@@ -20,17 +20,21 @@ use jt_domain::{Direction, Side};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
+    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Select, Statement, TransactionTrait,
 };
 use serde::Serialize;
+use std::cmp::Ordering;
+use std::collections::HashMap;
 use uuid::Uuid;
 
 use super::broker::{Fill, FillRecorded, fill_row};
 use super::{ReadScope, at, now, to_u32};
 use crate::Store;
 use crate::decimal::DbDecimal;
-use crate::entity::{StoredDirection, TradeExitReason, TradeStatus, fills, trade_records};
+use crate::entity::{
+    StoredDirection, TradeExitReason, TradeStatus, broker_orders, fills, trade_records,
+};
 use crate::error::{StoreError, StoreResult};
 use crate::ids::{SubAccountId, TradeRecordId, UserId};
 
@@ -175,8 +179,12 @@ pub struct FillApplied {
     /// opened (from flat, or a flip's remainder).
     pub records: Vec<TradeRecord>,
     /// The fill is older than the latest fill already applied to this contract's records (see
-    /// `docs/positions.md` "Ordering").
+    /// `docs/positions.md` "Ordering"): the records it lands among were rebuilt, and
+    /// `records` are the ones rewritten.
     pub out_of_order: bool,
+    /// The fill is older than the last fill of a record closed by reconciliation: recorded,
+    /// but no record changed (a rebuild does not reach across a reconciled close).
+    pub absorbed: bool,
 }
 
 impl FillApplied {
@@ -310,6 +318,98 @@ pub fn step(
     out
 }
 
+/// The broker's order of two fills: by time, then by the broker's fill id (numerically when
+/// both are numbers, as Tradovate's are, else as text).
+#[must_use]
+pub fn fill_order(a: (DateTime<Utc>, &str), b: (DateTime<Utc>, &str)) -> Ordering {
+    a.0.cmp(&b.0)
+        .then_with(|| match (a.1.parse::<u64>(), b.1.parse::<u64>()) {
+            (Ok(x), Ok(y)) => x.cmp(&y),
+            _ => a.1.cmp(b.1),
+        })
+}
+
+fn first_key(r: &TradeRecord) -> (DateTime<Utc>, &str) {
+    (r.opened_at, r.first_fill_id.as_str())
+}
+
+fn last_key(r: &TradeRecord) -> (DateTime<Utc>, &str) {
+    (r.last_fill_at, r.last_fill_id.as_str())
+}
+
+/// Replays fills (in the order given, from flat) through [`step`]: every record they make, in
+/// the order opened, the last one possibly open. Pure.
+#[must_use]
+pub fn replay_fills(
+    owner: UserId,
+    fills: &[Fill],
+    written: DateTime<Utc>,
+    ctx: impl Fn(&Fill) -> FillContext,
+) -> Vec<TradeRecord> {
+    let mut out: Vec<TradeRecord> = Vec::new();
+    for f in fills {
+        let open = out
+            .last()
+            .is_some_and(|r| r.status == TradeStatus::Open)
+            .then(|| out.pop())
+            .flatten();
+        out.extend(step(owner, open, f, ctx(f), written));
+    }
+    out
+}
+
+/// Gives each rebuilt record the id of the old record it continues (the same opening fill) and
+/// drops the ones identical to their old version (not written again, `updated_at` kept).
+/// Returns the records to write and the old ids to delete first.
+fn keep_ids(
+    rebuilt: Vec<TradeRecord>,
+    old: &[TradeRecord],
+) -> (Vec<TradeRecord>, Vec<TradeRecordId>) {
+    let mut unchanged = Vec::new();
+    let mut write = Vec::new();
+    for mut r in rebuilt {
+        if let Some(o) = old.iter().find(|o| o.first_fill_id == r.first_fill_id) {
+            r.id = o.id;
+            let written = r.updated_at;
+            r.updated_at = o.updated_at;
+            if r == *o {
+                unchanged.push(o.id);
+                continue;
+            }
+            r.updated_at = written;
+        }
+        write.push(r);
+    }
+    let stale = old
+        .iter()
+        .map(|o| o.id)
+        .filter(|id| !unchanged.contains(id))
+        .collect();
+    (write, stale)
+}
+
+fn fill_of_row(m: fills::Model) -> StoreResult<Fill> {
+    Ok(Fill {
+        quantity: to_u32("fill", m.id, m.quantity)?,
+        sub_account: SubAccountId(m.sub_account_id),
+        broker_fill_id: m.broker_fill_id,
+        broker_order_id: m.broker_order_id,
+        client_order_id: m.client_order_id,
+        contract: m.contract,
+        side: m.side.into(),
+        price: m.price.0,
+        filled_at: m.filled_at,
+        trading_day: m.trading_day,
+    })
+}
+
+fn of_contract(owner: UserId, fill: &Fill) -> Select<trade_records::Entity> {
+    trade_records::Entity::find()
+        .filter(trade_records::Column::UserId.eq(owner.0))
+        .filter(trade_records::Column::SubAccountId.eq(fill.sub_account.0))
+        .filter(trade_records::Column::Contract.eq(fill.contract.as_str()))
+}
+
 /// Live trade records.
 #[derive(Debug, Clone, Copy)]
 pub struct Trades<'a> {
@@ -369,32 +469,62 @@ impl Trades<'_> {
                 recorded: FillRecorded::AlreadySeen,
                 records: Vec::new(),
                 out_of_order: false,
+                absorbed: false,
             });
         }
-        let of_contract = || {
-            trade_records::Entity::find()
-                .filter(trade_records::Column::UserId.eq(owner.0))
-                .filter(trade_records::Column::SubAccountId.eq(fill.sub_account.0))
-                .filter(trade_records::Column::Contract.eq(fill.contract.as_str()))
-        };
-        let open = of_contract()
+        if self.store.db().get_database_backend() == DbBackend::Postgres {
+            // One contract's fills are applied one transaction after another (see the module
+            // documentation): under READ COMMITTED every statement after this lock sees what
+            // the previous holder committed — its fill rows and its records.
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                [format!("jt.trades:{}:{}", fill.sub_account.0, fill.contract).into()],
+            ))
+            .await
+            .map_err(|e| StoreError::db("trade record", e))?;
+        }
+        let applied = self.apply_recorded(&txn, owner, fill, ctx).await?;
+        txn.commit().await.map_err(StoreError::from)?;
+        Ok(applied)
+    }
+
+    /// Applies a fill just recorded in `txn`: to the open record when it is the contract's
+    /// latest, else by rebuilding the records it lands among.
+    async fn apply_recorded(
+        &self,
+        txn: &DatabaseTransaction,
+        owner: UserId,
+        fill: &Fill,
+        ctx: FillContext,
+    ) -> StoreResult<FillApplied> {
+        let open = of_contract(owner, fill)
             .filter(trade_records::Column::Status.eq(TradeStatus::Open))
             .lock_exclusive()
-            .one(&txn)
+            .one(txn)
             .await
             .map_err(|e| StoreError::db("trade record", e))?
             .map(TradeRecord::try_from)
             .transpose()?;
-        let latest_fill_at = match &open {
-            Some(r) => Some(r.last_fill_at),
-            None => of_contract()
-                .order_by_desc(trade_records::Column::LastFillAt)
-                .one(&txn)
-                .await
-                .map_err(|e| StoreError::db("trade record", e))?
-                .map(|m| m.last_fill_at),
-        };
-        let out_of_order = latest_fill_at.is_some_and(|t| fill.filled_at < t);
+        let key = (fill.filled_at, fill.broker_fill_id.as_str());
+        // Records holding a fill at or after this one's time: the ones it may land among.
+        let later: Vec<TradeRecord> = of_contract(owner, fill)
+            .filter(trade_records::Column::LastFillAt.gte(fill.filled_at))
+            .order_by_asc(trade_records::Column::OpenedAt)
+            .order_by_asc(trade_records::Column::Id)
+            .lock_exclusive()
+            .all(txn)
+            .await
+            .map_err(|e| StoreError::db("trade record", e))?
+            .into_iter()
+            .map(TradeRecord::try_from)
+            .collect::<StoreResult<_>>()?;
+        let out_of_order = later
+            .iter()
+            .any(|r| fill_order(key, last_key(r)) == Ordering::Less);
+        if out_of_order {
+            return self.rebuild(txn, owner, fill, ctx, later).await;
+        }
         let existing = open.as_ref().map(|r| r.id);
         let records = step(owner, open, fill, ctx, now());
         for r in &records {
@@ -404,21 +534,167 @@ impl Trades<'_> {
                     .set(row.into_active_model().reset_all())
                     .filter(trade_records::Column::Id.eq(r.id.0))
                     .filter(trade_records::Column::UserId.eq(owner.0))
-                    .exec(&txn)
+                    .exec(txn)
                     .await
                     .map_err(|e| StoreError::db("trade record", e))?;
             } else {
                 trade_records::Entity::insert(row.into_active_model())
-                    .exec_without_returning(&txn)
+                    .exec_without_returning(txn)
                     .await
                     .map_err(|e| StoreError::db("trade record", e))?;
             }
         }
-        txn.commit().await.map_err(StoreError::from)?;
         Ok(FillApplied {
             recorded: FillRecorded::New,
             records,
-            out_of_order,
+            out_of_order: false,
+            absorbed: false,
+        })
+    }
+
+    /// Rebuilds the records of the fill's contract from the first one whose fills it lands
+    /// among (or before) up to now, replaying their stored fills and this one in the broker's
+    /// order through [`step`] (docs/positions.md "Ordering"). `later` are the contract's
+    /// records with a fill at or after this one's time, locked.
+    async fn rebuild(
+        &self,
+        txn: &DatabaseTransaction,
+        owner: UserId,
+        fill: &Fill,
+        ctx: FillContext,
+        mut later: Vec<TradeRecord>,
+    ) -> StoreResult<FillApplied> {
+        let key = (fill.filled_at, fill.broker_fill_id.as_str());
+        // A reconciled close is a wall: its closing fills were never seen, so no replay can
+        // say what the position was across it. A fill older than its last fill is recorded
+        // but changes no record (reconciliation already settled that life).
+        let wall = of_contract(owner, fill)
+            .filter(trade_records::Column::ExitReason.eq(TradeExitReason::Reconciled))
+            .order_by_desc(trade_records::Column::LastFillAt)
+            .order_by_desc(trade_records::Column::Id)
+            .one(txn)
+            .await
+            .map_err(|e| StoreError::db("trade record", e))?
+            .map(TradeRecord::try_from)
+            .transpose()?;
+        if let Some(w) = &wall
+            && fill_order(key, last_key(w)) != Ordering::Greater
+        {
+            return Ok(FillApplied {
+                recorded: FillRecorded::New,
+                records: Vec::new(),
+                out_of_order: true,
+                absorbed: true,
+            });
+        }
+        let after_wall = |r: &TradeRecord| {
+            wall.as_ref()
+                .is_none_or(|w| fill_order(first_key(r), last_key(w)) == Ordering::Greater)
+        };
+        // The records to rebuild: those holding a fill after this one, and every record whose
+        // fills reach back to where they start (a record of the window is replayed whole).
+        later.retain(|r| after_wall(r) && fill_order(key, last_key(r)) == Ordering::Less);
+        loop {
+            let start = later
+                .iter()
+                .map(|r| r.opened_at)
+                .min()
+                .unwrap_or(fill.filled_at);
+            let reaching: Vec<TradeRecord> = of_contract(owner, fill)
+                .filter(trade_records::Column::LastFillAt.gte(start))
+                .lock_exclusive()
+                .all(txn)
+                .await
+                .map_err(|e| StoreError::db("trade record", e))?
+                .into_iter()
+                .map(TradeRecord::try_from)
+                .collect::<StoreResult<_>>()?;
+            let before = later.len();
+            for r in reaching {
+                if after_wall(&r) && !later.iter().any(|l| l.id == r.id) {
+                    later.push(r);
+                }
+            }
+            if later.len() == before {
+                break;
+            }
+        }
+        later.sort_by(|a, b| fill_order(first_key(a), first_key(b)));
+        let from = later
+            .iter()
+            .map(first_key)
+            .chain([key])
+            .min_by(|a, b| fill_order(*a, *b))
+            .map_or(fill.filled_at, |k| k.0);
+        let mut replay: Vec<Fill> = fills::Entity::find()
+            .filter(fills::Column::UserId.eq(owner.0))
+            .filter(fills::Column::SubAccountId.eq(fill.sub_account.0))
+            .filter(fills::Column::Contract.eq(fill.contract.as_str()))
+            .filter(fills::Column::FilledAt.gte(from))
+            .all(txn)
+            .await
+            .map_err(|e| StoreError::db("fill", e))?
+            .into_iter()
+            .map(fill_of_row)
+            .collect::<StoreResult<_>>()?;
+        replay.retain(|f| {
+            let k = (f.filled_at, f.broker_fill_id.as_str());
+            wall.as_ref()
+                .is_none_or(|w| fill_order(k, last_key(w)) == Ordering::Greater)
+        });
+        replay.sort_by(|a, b| {
+            fill_order(
+                (a.filled_at, a.broker_fill_id.as_str()),
+                (b.filled_at, b.broker_fill_id.as_str()),
+            )
+        });
+        // Each closing fill's reason is its stored order's type, as when it was first applied;
+        // the fill being applied keeps the caller's.
+        let order_ids: Vec<&str> = replay.iter().map(|f| f.broker_order_id.as_str()).collect();
+        let reasons: HashMap<String, TradeExitReason> = broker_orders::Entity::find()
+            .filter(broker_orders::Column::UserId.eq(owner.0))
+            .filter(broker_orders::Column::SubAccountId.eq(fill.sub_account.0))
+            .filter(broker_orders::Column::BrokerOrderId.is_in(order_ids))
+            .all(txn)
+            .await
+            .map_err(|e| StoreError::db("broker order", e))?
+            .into_iter()
+            .map(|o| (o.broker_order_id, TradeExitReason::of_order(o.order_type)))
+            .collect();
+        let written = now();
+        let rebuilt = replay_fills(owner, &replay, written, |f| {
+            if f.broker_fill_id == fill.broker_fill_id {
+                ctx
+            } else {
+                FillContext {
+                    exit_reason: reasons
+                        .get(&f.broker_order_id)
+                        .copied()
+                        .unwrap_or(TradeExitReason::Unknown),
+                    point_value: ctx.point_value,
+                }
+            }
+        });
+        let (rebuilt, stale) = keep_ids(rebuilt, &later);
+        if !stale.is_empty() {
+            trade_records::Entity::delete_many()
+                .filter(trade_records::Column::UserId.eq(owner.0))
+                .filter(trade_records::Column::Id.is_in(stale.iter().map(|id| id.0)))
+                .exec(txn)
+                .await
+                .map_err(|e| StoreError::db("trade record", e))?;
+        }
+        for r in &rebuilt {
+            trade_records::Entity::insert(record_row(r).into_active_model())
+                .exec_without_returning(txn)
+                .await
+                .map_err(|e| StoreError::db("trade record", e))?;
+        }
+        Ok(FillApplied {
+            recorded: FillRecorded::New,
+            records: rebuilt,
+            out_of_order: true,
+            absorbed: false,
         })
     }
 
@@ -736,5 +1012,74 @@ mod tests {
         assert_eq!(a[0].average_entry, b[0].average_entry);
         assert_eq!(b[0].last_fill_id, "4");
         assert_eq!(b[0].max_quantity, 2, "the most held in the order applied");
+    }
+    #[test]
+    fn the_broker_order_is_by_time_then_by_fill_id_numerically_when_both_are_numbers() {
+        assert_eq!(fill_order((t(1), "9"), (t(0), "10")), Ordering::Greater);
+        assert_eq!(fill_order((t(0), "9"), (t(0), "10")), Ordering::Less);
+        assert_eq!(fill_order((t(0), "10"), (t(0), "10")), Ordering::Equal);
+        // Not both numbers: as text.
+        assert_eq!(fill_order((t(0), "b9"), (t(0), "b10")), Ordering::Greater);
+    }
+    #[test]
+    fn a_replay_makes_every_record_of_the_fills_in_turn() {
+        let owner = UserId(Uuid::nil());
+        let fills = [
+            fill("1", Side::Buy, 1, dec!(100), 0),
+            fill("2", Side::Sell, 1, dec!(105), 1),
+            fill("3", Side::Buy, 1, dec!(104), 2),
+            fill("4", Side::Sell, 3, dec!(103), 3),
+        ];
+        let rs = replay_fills(owner, &fills, t(100), |f| FillContext {
+            exit_reason: if f.broker_fill_id == "2" {
+                TradeExitReason::TakeProfit
+            } else {
+                TradeExitReason::Market
+            },
+            point_value: Some(Decimal::TWO),
+        });
+        let summary: Vec<_> = rs
+            .iter()
+            .map(|r| {
+                (
+                    r.direction,
+                    r.status,
+                    r.quantity,
+                    r.exit_reason,
+                    r.realized_pnl,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (
+                    Direction::Long,
+                    TradeStatus::Closed,
+                    0,
+                    Some(TradeExitReason::TakeProfit),
+                    Some(dec!(10))
+                ),
+                (
+                    Direction::Long,
+                    TradeStatus::Closed,
+                    0,
+                    Some(TradeExitReason::Market),
+                    Some(dec!(-2))
+                ),
+                (Direction::Short, TradeStatus::Open, 2, None, None),
+            ]
+        );
+        // The flip's remainder opens the short at the flip's price.
+        assert_eq!(
+            rs.iter()
+                .map(|r| r.first_fill_id.as_str())
+                .collect::<Vec<_>>(),
+            ["1", "3", "4"]
+        );
+        assert_eq!(
+            (rs[2].average_entry, rs[2].entered_quantity),
+            (dec!(103), 2)
+        );
     }
 }
