@@ -696,6 +696,49 @@ async fn fills_applied_all_at_once_make_the_records_of_the_broker_order(t: &Test
     }
 }
 
+async fn a_fill_landing_between_two_records_at_the_time_of_a_close_rebuilds_only_after_it(
+    t: &TestStore,
+) {
+    let owner = t.user("tie@example.com").await;
+    let (_, in_order) = t.account(&owner, "in-order").await;
+    let (_, late) = t.account(&owner, "late").await;
+    let s = in_order.id;
+    // A long closed by fill 5 at 10 s; a short opened by fill 6 at the same time (after it by
+    // id) and covered by fill 7. Fill 6 is handled last.
+    let fills = [
+        (
+            fill(s, "1", Side::Buy, 1, dec!(100), 0),
+            BrokerOrderType::Market,
+        ),
+        (
+            fill(s, "5", Side::Sell, 1, dec!(101), 10),
+            BrokerOrderType::Limit,
+        ),
+        (
+            fill(s, "6", Side::Sell, 1, dec!(101.5), 10),
+            BrokerOrderType::Market,
+        ),
+        (
+            fill(s, "7", Side::Buy, 1, dec!(99), 12),
+            BrokerOrderType::Stop,
+        ),
+    ];
+    apply_in(t, owner.id, in_order.id, &fills, &[0, 1, 2, 3]).await;
+    apply_in(t, owner.id, late.id, &fills, &[0, 1, 3, 2]).await;
+    let expected = contents(t, owner.id, in_order.id).await;
+    assert_eq!(contents(t, owner.id, late.id).await, expected);
+    assert_eq!(
+        expected
+            .iter()
+            .map(|r| (r.direction, r.realized_pnl))
+            .collect::<Vec<_>>(),
+        [
+            (Direction::Long, Some(dec!(2))),
+            (Direction::Short, Some(dec!(5))),
+        ]
+    );
+}
+
 on_both_engines!(
     a_fill_is_recorded_and_applied_once,
     adds_partial_exits_and_a_flip,
@@ -706,4 +749,5 @@ on_both_engines!(
     a_flip_applied_in_reverse_is_rebuilt_and_a_fill_applied_twice_changes_nothing,
     a_rebuild_does_not_reach_across_a_reconciled_close,
     fills_applied_all_at_once_make_the_records_of_the_broker_order,
+    a_fill_landing_between_two_records_at_the_time_of_a_close_rebuilds_only_after_it,
 );

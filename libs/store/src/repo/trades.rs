@@ -1,14 +1,21 @@
 //! Live trade records: one row per life of a position on a (sub-account, contract), built from
 //! the broker's fills (DOMAIN.md §9 "fill events close trade records hit by TP or SL").
 //!
-//! [`Trades::apply_fill`] records a fill and applies it to the record **in one transaction**:
+//! [`Trades::apply_fill`] records a fill and applies it to the records **in one transaction**:
 //! the fill row is inserted first (once per broker fill id), so a fill is applied to the
 //! records exactly when it is recorded as new — a redelivery finds it recorded and changes
-//! nothing, and a crash between the two is impossible. The open record is read with a row lock
-//! (`FOR UPDATE` on PostgreSQL; SQLite serialises writers anyway), and at most one record per
-//! (sub-account, contract) can be open (a partial unique index): two replicas opening a record
-//! at once cannot both succeed; the loser's transaction is rolled back whole and retried, and
-//! then adds to the winner's record.
+//! nothing, and a crash between the two is impossible. Then, on PostgreSQL, a transaction
+//! advisory lock on the (sub-account, contract) serialises that contract's fills across
+//! replicas (READ COMMITTED: every later statement sees the previous holder's fills and
+//! records); SQLite serialises writers anyway. The records read are locked (`FOR UPDATE`), and
+//! at most one record per (sub-account, contract) can be open (a partial unique index): a
+//! transaction that still loses a race is rolled back whole and retried.
+//!
+//! A fill older than the latest fill already applied to its contract's records (broker time,
+//! ties by broker fill id: [`fill_order`]) **rebuilds** the records it lands among: their
+//! stored fills and this one are replayed in the broker's order through [`step`]
+//! ([`replay_fills`]), never across a record closed by reconciliation (docs/positions.md
+//! "Ordering").
 //!
 //! The arithmetic is [`step`]: flat → opens; the same direction → adds; the opposite → reduces;
 //! reaching 0 → closes, with the closing fill's order type as the exit reason; crossing 0 (a
@@ -625,22 +632,26 @@ impl Trades<'_> {
             .map(first_key)
             .chain([key])
             .min_by(|a, b| fill_order(*a, *b))
-            .map_or(fill.filled_at, |k| k.0);
+            .map_or((fill.filled_at, String::new()), |k| (k.0, k.1.to_owned()));
         let mut replay: Vec<Fill> = fills::Entity::find()
             .filter(fills::Column::UserId.eq(owner.0))
             .filter(fills::Column::SubAccountId.eq(fill.sub_account.0))
             .filter(fills::Column::Contract.eq(fill.contract.as_str()))
-            .filter(fills::Column::FilledAt.gte(from))
+            .filter(fills::Column::FilledAt.gte(from.0))
             .all(txn)
             .await
             .map_err(|e| StoreError::db("fill", e))?
             .into_iter()
             .map(fill_of_row)
             .collect::<StoreResult<_>>()?;
+        // From the window's first fill on: a fill of the same time but earlier belongs to the
+        // record before the window, which is not rebuilt.
         replay.retain(|f| {
             let k = (f.filled_at, f.broker_fill_id.as_str());
-            wall.as_ref()
-                .is_none_or(|w| fill_order(k, last_key(w)) == Ordering::Greater)
+            fill_order(k, (from.0, from.1.as_str())) != Ordering::Less
+                && wall
+                    .as_ref()
+                    .is_none_or(|w| fill_order(k, last_key(w)) == Ordering::Greater)
         });
         replay.sort_by(|a, b| {
             fill_order(
