@@ -27,50 +27,17 @@ use jt_bus::{Definitions, Envelope, MessageId};
 use jt_domain::settings::{ClockTime, TimeWindow, TimeZone, TpTarget};
 use jt_domain::{Settings, SettingsOverrides, Side};
 use jt_e2e::admin::OrderRecord;
-use jt_e2e::{ConnectionManager, Options, Platform, alert, eventually, is_working};
+use jt_e2e::{
+    ConnectionManager, Options, Platform, PositionsService, alert, eventually, is_working,
+};
 use jt_messages::{BrokerEventMessage, ReportedEvent};
 use jt_positions::PositionsConfig;
 use jt_store::repo::intents::Intent;
 use jt_store::{BrokerKind, IntentKind, IntentSource};
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// The positions service of a test, stopped by [`Positions::stop`].
-struct Positions {
-    stop: CancellationToken,
-    task: JoinHandle<()>,
-}
-
-impl Positions {
-    fn start(p: &Platform, config: PositionsConfig) -> Self {
-        let access = jt_connect::AccessConfig::default().with_sim_url(p.sim.base_url());
-        let brokers = Arc::new(jt_connect::BrokerAccess::new(p.store.clone(), access));
-        let stop = CancellationToken::new();
-        let ctx = jt_service::Context::new(p.store.clone(), p.bus.clone(), brokers)
-            .with_shutdown(stop.clone());
-        let task = tokio::spawn(async move {
-            jt_positions::start(config, &ctx)
-                .await
-                .unwrap()
-                .wait()
-                .await
-                .unwrap();
-        });
-        Self { stop, task }
-    }
-
-    async fn stop(self) {
-        self.stop.cancel();
-        tokio::time::timeout(Duration::from_secs(25), self.task)
-            .await
-            .expect("the positions service stops")
-            .unwrap();
-    }
-}
 
 fn fast(reconcile: Duration) -> PositionsConfig {
     PositionsConfig {
@@ -138,7 +105,7 @@ async fn publish(p: &Platform, m: &BrokerEventMessage, other_id: Option<&str>) -
 async fn broker_events_are_applied_to_the_store_once_however_often_they_come() {
     let p = Platform::start(Options::default()).await;
     // No reconciliation during the test: only the events write.
-    let positions = Positions::start(&p, fast(Duration::from_secs(3600)));
+    let positions = PositionsService::start(&p, fast(Duration::from_secs(3600)));
     let sub = p.subs[0].clone();
     let account = AccountId::from(sub.broker_sub_account_id.as_str());
     let at = Utc::now();
@@ -355,7 +322,7 @@ async fn a_dca_add_whose_take_profit_failed_is_repaired_by_one_pass_exactly_once
     let told = channel(&p, &["unprotected_position", "protection_repaired"]).await;
     // One pass (the first runs at start) publishes the repair; the executor places it.
     let started = Instant::now();
-    let positions = Positions::start(&p, fast(Duration::from_secs(2)));
+    let positions = PositionsService::start(&p, fast(Duration::from_secs(2)));
     let orders = p
         .wait_orders(0, WAIT, |o| o.iter().filter(|o| is_working(o)).count() == 1)
         .await;
@@ -417,7 +384,7 @@ async fn a_position_closed_by_hand_at_the_broker_is_closed_in_the_store() {
     p.settled_intents(s, 1, WAIT).await;
     p.wait_orders(0, WAIT, |_| p.net_position(0) == 1).await;
 
-    let positions = Positions::start(&p, fast(Duration::from_secs(1)));
+    let positions = PositionsService::start(&p, fast(Duration::from_secs(1)));
     let open = async || {
         p.store
             .broker()
@@ -494,7 +461,7 @@ async fn auto_flat_after_cutoff_flattens_the_account_once_at_the_window_end() {
     );
     p.wait_orders(0, WAIT, |_| p.net_position(0) == 1).await;
 
-    let positions = Positions::start(&p, fast(Duration::from_secs(1)));
+    let positions = PositionsService::start(&p, fast(Duration::from_secs(1)));
     tokio::time::sleep(Duration::from_secs(2)).await;
     if Utc::now().time() < end {
         assert_eq!(p.net_position(0), 1, "not flattened inside the window");
@@ -517,7 +484,7 @@ async fn auto_flat_after_cutoff_flattens_the_account_once_at_the_window_end() {
 async fn the_simulators_events_through_the_connection_manager_keep_the_store_in_step() {
     let p = Platform::start(Options::default()).await;
     // No reconciliation: only the events write.
-    let positions = Positions::start(&p, fast(Duration::from_secs(3600)));
+    let positions = PositionsService::start(&p, fast(Duration::from_secs(3600)));
     let connmgr = ConnectionManager::start(&p).await;
 
     let settings = Settings {
@@ -583,7 +550,7 @@ async fn the_simulators_events_through_the_connection_manager_keep_the_store_in_
 async fn one_replica_reconciles_and_another_takes_over_when_it_stops() {
     let p = Platform::start(Options::default()).await;
     let replica = |owner: &str| {
-        Positions::start(
+        PositionsService::start(
             &p,
             PositionsConfig {
                 owner: owner.into(),
@@ -722,7 +689,7 @@ async fn a_token_close_to_expiry_is_renewed_by_the_daemon_and_the_next_signal_pa
     let first = session(&p, 0).await;
     p.sim.admin().reset_request_counts();
 
-    let positions = Positions::start(&p, refreshing(Duration::from_secs(20)));
+    let positions = PositionsService::start(&p, refreshing(Duration::from_secs(20)));
     let renewed = eventually("the daemon to renew the token", WAIT, async || {
         let s = session(&p, 0).await;
         (s.access_token.expose() != first.access_token.expose()).then_some(s)
@@ -778,7 +745,7 @@ async fn a_refused_renewal_is_followed_by_a_login_with_the_stored_credentials() 
         .unwrap();
     p.sim.admin().reset_request_counts();
 
-    let positions = Positions::start(&p, refreshing(Duration::from_secs(28)));
+    let positions = PositionsService::start(&p, refreshing(Duration::from_secs(28)));
     eventually("a new token", WAIT, async || {
         let s = session(&p, 0).await;
         (s.access_token.expose() != first.access_token.expose()).then_some(())
@@ -817,7 +784,7 @@ async fn a_transient_renewal_failure_is_retried_next_pass_without_a_login_or_a_m
     p.sim.admin().reset_request_counts();
 
     // Due 5 s after the login: the first passes fail, a later one renews.
-    let positions = Positions::start(&p, refreshing(Duration::from_secs(25)));
+    let positions = PositionsService::start(&p, refreshing(Duration::from_secs(25)));
     eventually("a renewal after the failures", WAIT, async || {
         let s = session(&p, 0).await;
         (s.access_token.expose() != first.access_token.expose()).then_some(())
@@ -871,7 +838,7 @@ async fn refused_credentials_mark_the_account_needs_reauth_and_it_is_not_retried
     p.sim.admin().reset_request_counts();
     let told = channel(&p, &["needs_reauth"]).await;
 
-    let positions = Positions::start(&p, refreshing(Duration::from_secs(1800)));
+    let positions = PositionsService::start(&p, refreshing(Duration::from_secs(1800)));
     let marked = eventually("the account to be marked", WAIT, async || {
         let a = account(&p, 0).await;
         a.needs_reauth.then_some(a)
@@ -986,7 +953,7 @@ async fn with_two_replicas_each_token_is_renewed_once_and_the_other_takes_over()
     p.sim.admin().reset_request_counts();
 
     let replica = |owner: &str| {
-        Positions::start(
+        PositionsService::start(
             &p,
             PositionsConfig {
                 owner: owner.into(),

@@ -10,14 +10,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use jt_bus::CoreSubscription;
 use jt_domain::settings::TpTarget;
 use jt_domain::{Settings, SettingsOverrides};
-use jt_e2e::{ConnectionManager, Options, Platform, alert, eventually};
+use jt_e2e::{ConnectionManager, Options, Platform, PositionsService, alert, eventually};
 use jt_messages::QuoteMessage;
 use jt_messages::quote::subscribe_quotes;
 use jt_positions::PositionsConfig;
@@ -25,46 +24,15 @@ use jt_store::entity::{ExitReason, PaperStatus};
 use jt_store::repo::paper::PaperPosition;
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// The positions service of a test (it writes the store from the connection manager's events
-/// and marks the paper record with quotes), stopped by [`Positions::stop`].
-struct Positions {
-    stop: CancellationToken,
-    task: JoinHandle<()>,
-}
-
-impl Positions {
-    fn start(p: &Platform) -> Self {
-        let access = jt_connect::AccessConfig::default().with_sim_url(p.sim.base_url());
-        let brokers = Arc::new(jt_connect::BrokerAccess::new(p.store.clone(), access));
-        let stop = CancellationToken::new();
-        let ctx = jt_service::Context::new(p.store.clone(), p.bus.clone(), brokers)
-            .with_shutdown(stop.clone());
-        let config = PositionsConfig {
-            reconcile_every: Duration::from_secs(3600),
-            ..PositionsConfig::default()
-        };
-        let task = tokio::spawn(async move {
-            jt_positions::start(config, &ctx)
-                .await
-                .unwrap()
-                .wait()
-                .await
-                .unwrap();
-        });
-        Self { stop, task }
-    }
-
-    async fn stop(self) {
-        self.stop.cancel();
-        tokio::time::timeout(Duration::from_secs(25), self.task)
-            .await
-            .expect("the positions service stops")
-            .unwrap();
+/// The positions service writes the store from the connection manager's events and marks the
+/// paper record with quotes; no reconciliation pass runs during a test.
+fn no_reconciling() -> PositionsConfig {
+    PositionsConfig {
+        reconcile_every: Duration::from_secs(3600),
+        ..PositionsConfig::default()
     }
 }
 
@@ -94,7 +62,7 @@ async fn quote_of(
 #[tokio::test]
 async fn a_held_contract_is_quoted_on_the_bus_within_a_bound_and_unsubscribed_once_flat() {
     let p = Platform::start(Options::default()).await;
-    let positions = Positions::start(&p);
+    let positions = PositionsService::start(&p, no_reconciling());
     let connmgr = ConnectionManager::start(&p).await;
     let mut quotes = subscribe_quotes(&p.bus).await.unwrap();
 
@@ -202,7 +170,7 @@ async fn paper_position(
 #[tokio::test]
 async fn a_paper_trade_closes_at_its_take_profit_when_the_price_crosses_it_with_its_excursions() {
     let p = Platform::start(Options::default()).await;
-    let positions = Positions::start(&p);
+    let positions = PositionsService::start(&p, no_reconciling());
     let connmgr = ConnectionManager::start(&p).await;
     // Paper only (no trader): the record follows the simulator's quotes through the feed.
     let settings = Settings {
@@ -266,8 +234,8 @@ async fn a_paper_trade_closes_at_its_take_profit_when_the_price_crosses_it_with_
 async fn a_paper_short_is_stopped_out_at_the_observed_price_marked_once_by_two_replicas() {
     let p = Platform::start(Options::default()).await;
     // Two positions replicas mark the same quotes: each price is applied once.
-    let first = Positions::start(&p);
-    let second = Positions::start(&p);
+    let first = PositionsService::start(&p, no_reconciling());
+    let second = PositionsService::start(&p, no_reconciling());
     let connmgr = ConnectionManager::start(&p).await;
     let settings = Settings {
         tp_targets: vec![TpTarget {
@@ -340,7 +308,7 @@ async fn quotes_holder(p: &Platform) -> Option<String> {
 #[tokio::test]
 async fn one_replica_feeds_the_prices_and_another_takes_over_when_it_stops() {
     let p = Platform::start(Options::default()).await;
-    let positions = Positions::start(&p);
+    let positions = PositionsService::start(&p, no_reconciling());
     let first = ConnectionManager::start(&p).await;
     let mut quotes = subscribe_quotes(&p.bus).await.unwrap();
     let (_, token) = p

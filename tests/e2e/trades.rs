@@ -16,7 +16,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use jt_broker::AccountId;
@@ -24,57 +23,27 @@ use jt_bus::{Definitions, Envelope, MessageId};
 use jt_domain::settings::TpTarget;
 use jt_domain::{Direction, Settings, SettingsOverrides};
 use jt_e2e::api::{Client, serve_api};
-use jt_e2e::{ConnectionManager, Options, Platform, USER_PASSWORD, alert, eventually};
+use jt_e2e::{
+    ConnectionManager, Options, Platform, PositionsService, USER_PASSWORD, alert, eventually,
+};
 use jt_positions::PositionsConfig;
 use jt_store::repo::trades::TradeRecord;
 use jt_store::{TradeExitReason, TradeStatus};
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// The positions service of a test, stopped by [`Positions::stop`].
-struct Positions {
-    stop: CancellationToken,
-    task: JoinHandle<()>,
-}
-
-impl Positions {
-    fn start(p: &Platform, reconcile_every: Duration) -> Self {
-        let config = PositionsConfig {
-            reconcile_every,
-            repair_quiet: Duration::ZERO,
-            ..PositionsConfig::default()
-        };
-        let access = jt_connect::AccessConfig::default().with_sim_url(p.sim.base_url());
-        let brokers = Arc::new(jt_connect::BrokerAccess::new(p.store.clone(), access));
-        let stop = CancellationToken::new();
-        let ctx = jt_service::Context::new(p.store.clone(), p.bus.clone(), brokers)
-            .with_shutdown(stop.clone());
-        let task = tokio::spawn(async move {
-            jt_positions::start(config, &ctx)
-                .await
-                .unwrap()
-                .wait()
-                .await
-                .unwrap();
-        });
-        Self { stop, task }
-    }
-
-    async fn stop(self) {
-        self.stop.cancel();
-        tokio::time::timeout(Duration::from_secs(25), self.task)
-            .await
-            .expect("the positions service stops")
-            .unwrap();
-    }
-}
-
 /// No reconciliation during the test: only the events write.
 const NEVER: Duration = Duration::from_secs(3600);
+
+fn reconciling_every(reconcile_every: Duration) -> PositionsConfig {
+    PositionsConfig {
+        reconcile_every,
+        repair_quiet: Duration::ZERO,
+        ..PositionsConfig::default()
+    }
+}
 
 fn one() -> Vec<(usize, SettingsOverrides)> {
     vec![(0, SettingsOverrides::default())]
@@ -137,7 +106,7 @@ async fn long_with_bracket(p: &Platform) -> (TradeRecord, String) {
 #[tokio::test]
 async fn a_take_profit_fill_closes_the_record_with_its_exit_and_pnl_once() {
     let p = Platform::start(Options::default()).await;
-    let positions = Positions::start(&p, NEVER);
+    let positions = PositionsService::start(&p, reconciling_every(NEVER));
     let connmgr = ConnectionManager::start(&p).await;
     let (opened, _) = long_with_bracket(&p).await;
 
@@ -216,7 +185,7 @@ fn fill_id(m: &jt_messages::BrokerEventMessage) -> String {
 #[tokio::test]
 async fn a_stop_fill_closes_the_record_as_stop_at_the_price_it_filled() {
     let p = Platform::start(Options::default()).await;
-    let positions = Positions::start(&p, NEVER);
+    let positions = PositionsService::start(&p, reconciling_every(NEVER));
     let connmgr = ConnectionManager::start(&p).await;
     let _ = long_with_bracket(&p).await;
 
@@ -241,7 +210,7 @@ async fn a_stop_fill_closes_the_record_as_stop_at_the_price_it_filled() {
 #[tokio::test]
 async fn a_flip_closes_the_long_as_market_and_its_short_is_the_open_record() {
     let p = Platform::start(Options::default()).await;
-    let positions = Positions::start(&p, NEVER);
+    let positions = PositionsService::start(&p, reconciling_every(NEVER));
     let connmgr = ConnectionManager::start(&p).await;
     let (long, token) = long_with_bracket(&p).await;
 
@@ -274,7 +243,7 @@ async fn a_flip_closes_the_long_as_market_and_its_short_is_the_open_record() {
 #[tokio::test]
 async fn a_position_closed_while_no_connection_manager_listened_is_closed_by_reconciliation() {
     let p = Platform::start(Options::default()).await;
-    let positions = Positions::start(&p, Duration::from_secs(1));
+    let positions = PositionsService::start(&p, reconciling_every(Duration::from_secs(1)));
     let connmgr = ConnectionManager::start(&p).await;
     let _ = long_with_bracket(&p).await;
     // Nobody listens to the simulator's events any more.

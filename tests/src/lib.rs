@@ -958,6 +958,50 @@ impl ConnectionManager {
     }
 }
 
+/// The positions service on a platform's store and bus, with broker access to its simulator:
+/// it writes the store from the connection manager's events, reconciles, keeps the trade and
+/// paper records. Stopped by [`PositionsService::stop`].
+pub struct PositionsService {
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl PositionsService {
+    /// Starts it with `config`.
+    ///
+    /// # Panics
+    /// (In its task) when it cannot start or ends with an error.
+    #[must_use]
+    pub fn start(p: &Platform, config: jt_positions::PositionsConfig) -> Self {
+        let access = jt_connect::AccessConfig::default().with_sim_url(p.sim.base_url());
+        let brokers = std::sync::Arc::new(jt_connect::BrokerAccess::new(p.store.clone(), access));
+        let stop = CancellationToken::new();
+        let ctx = jt_service::Context::new(p.store.clone(), p.bus.clone(), brokers)
+            .with_shutdown(stop.clone());
+        let task = tokio::spawn(async move {
+            jt_positions::start(config, &ctx)
+                .await
+                .expect("the positions service starts")
+                .wait()
+                .await
+                .expect("the positions service ends cleanly");
+        });
+        Self { stop, task }
+    }
+
+    /// Stops it and waits for it to end.
+    ///
+    /// # Panics
+    /// When it does not stop within 25 s or ended with an error.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        tokio::time::timeout(Duration::from_secs(25), self.task)
+            .await
+            .expect("the positions service stops")
+            .expect("the positions service's task");
+    }
+}
+
 /// The risk service on a platform's store and bus, with broker access to its simulator and no
 /// connection manager: what carries kill switches out (`jt_risk::kill`). Tests that engage a
 /// kill switch start it, as a deployment runs it; the risk tests that judge P&L run it on a
