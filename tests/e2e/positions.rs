@@ -401,21 +401,8 @@ async fn a_position_closed_by_hand_at_the_broker_is_closed_in_the_store() {
     .await;
 
     // A person closes it at the broker, outside the platform.
-    let account = p
-        .store
-        .accounts()
-        .get(p.user, p.subs[0].broker_account)
-        .await
-        .unwrap();
-    let access = jt_connect::AccessConfig::default().with_sim_url(p.sim.base_url());
-    let broker = jt_connect::BrokerAccess::new(p.store.clone(), access)
-        .for_account(&account)
-        .await
-        .unwrap();
-    broker
-        .flatten_account(&AccountId::from(p.subs[0].broker_sub_account_id.as_str()))
-        .await
-        .unwrap();
+    let (broker, account) = p.by_hand(0).await;
+    broker.flatten_account(&account).await.unwrap();
     assert_eq!(p.net_position(0), 0);
     eventually("the store to close the position", WAIT, async || {
         (open().await == 0).then_some(())

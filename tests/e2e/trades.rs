@@ -18,7 +18,6 @@
 
 use std::time::Duration;
 
-use jt_broker::AccountId;
 use jt_bus::{Definitions, Envelope, MessageId};
 use jt_domain::settings::TpTarget;
 use jt_domain::{Direction, Settings, SettingsOverrides};
@@ -250,21 +249,8 @@ async fn a_position_closed_while_no_connection_manager_listened_is_closed_by_rec
     connmgr.stop().await;
 
     // A person closes it at the broker, outside the platform.
-    let account = p
-        .store
-        .accounts()
-        .get(p.user, p.subs[0].broker_account)
-        .await
-        .unwrap();
-    let access = jt_connect::AccessConfig::default().with_sim_url(p.sim.base_url());
-    let broker = jt_connect::BrokerAccess::new(p.store.clone(), access)
-        .for_account(&account)
-        .await
-        .unwrap();
-    broker
-        .flatten_account(&AccountId::from(p.subs[0].broker_sub_account_id.as_str()))
-        .await
-        .unwrap();
+    let (broker, account) = p.by_hand(0).await;
+    broker.flatten_account(&account).await.unwrap();
     assert_eq!(p.net_position(0), 0);
     let rs = records_when(&p, "the record closed by reconciliation", |rs| {
         rs.len() == 1 && rs[0].status == TradeStatus::Closed

@@ -711,6 +711,32 @@ impl Platform {
         out
     }
 
+    /// The broker of sub-account `index` and its id there, through a broker access of the
+    /// test's own: what a person trading outside the platform (or another tool) would use.
+    ///
+    /// # Panics
+    /// When the login cannot be read or reached.
+    pub async fn by_hand(
+        &self,
+        index: usize,
+    ) -> (std::sync::Arc<dyn jt_broker::Broker>, jt_broker::AccountId) {
+        let login = self
+            .store
+            .accounts()
+            .get(self.user, self.subs[index].broker_account)
+            .await
+            .expect("the sub-account's login");
+        let access = jt_connect::AccessConfig::default().with_sim_url(self.sim.base_url());
+        let broker = jt_connect::BrokerAccess::new(self.store.clone(), access)
+            .for_account(&login)
+            .await
+            .expect("the login's broker");
+        (
+            broker,
+            jt_broker::AccountId::from(self.subs[index].broker_sub_account_id.as_str()),
+        )
+    }
+
     /// The simulator's net position of sub-account `index`, over every contract.
     pub fn net_position(&self, index: usize) -> i64 {
         self.sim
