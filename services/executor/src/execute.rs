@@ -28,7 +28,7 @@ use jt_broker::{AccountId, Broker, BrokerError};
 use jt_bus::{Bus, Envelope, Incoming, MessageId, Outcome};
 use jt_messages::{ExecutionMessage, ExecutionStatus, IntentMessage};
 use jt_store::repo::accounts::BrokerAccount;
-use jt_store::repo::intents::{Decided, Intent, IntentUpdate, NewExecution};
+use jt_store::repo::intents::{Advanced, Decided, Intent, IntentUpdate, NewExecution};
 use jt_store::{
     ExecutionId, ExecutionOutcome, IntentStatus, SignalOutcome, Store, StoreError, UserId,
 };
@@ -43,6 +43,11 @@ use crate::plan::{self, Choice, Inputs, Plan, Refusal, Stored};
 use crate::record::new_intent;
 use crate::throttle::Throttles;
 use jt_connect::BrokerAccess;
+
+/// How long a delivery that lost the race to store an intent's plan waits before it looks again:
+/// longer than the broker write timeout (10 s), so that the winner's order has reached the
+/// broker, or failed, by the time this one resumes by look-up.
+const ANOTHER_DELIVERY_SENDING: Duration = Duration::from_secs(15);
 
 /// Timings of the execution.
 #[derive(Debug, Clone)]
@@ -434,9 +439,21 @@ impl Execute {
             match plan::decide(&inputs).await {
                 Ok(Choice::Skip(reason)) => Finish::skipped(reason),
                 Ok(Choice::Plan(plan)) => {
-                    self.mark_sent(&ctx, &intent, &plan).await?;
-                    *state = Some(IntentStatus::Sent);
-                    self.perform(&ctx, &plan.stored, false).await
+                    if self.mark_sent(&ctx, &intent, &plan).await? {
+                        *state = Some(IntentStatus::Sent);
+                        self.perform(&ctx, &plan.stored, false).await
+                    } else {
+                        // Another delivery of this intent stored its plan first (two replicas
+                        // both believing they own its partition, for a moment): that one
+                        // sends. This one comes back once any call of it has landed, and then
+                        // resumes by look-up — never by sending on its own decision.
+                        *state = None;
+                        warn!("another delivery of this intent decided it first; not sending");
+                        Finish::Wait {
+                            reason: "another delivery of this intent is sending it".into(),
+                            after: ANOTHER_DELIVERY_SENDING,
+                        }
+                    }
                 }
                 Err(Refusal::Broker(e)) => broker_finish(&ctx, e),
                 Err(Refusal::Store(e)) => Finish::store(&e),
@@ -552,14 +569,16 @@ impl Execute {
     }
 
     /// Stores the plan (and what it does) and moves the intent to `sent`, before the first
-    /// broker call.
+    /// broker call. `false`: this delivery did not move it — another one did first (or
+    /// concluded it), and only the one that moved it may send.
     async fn mark_sent(
         &self,
         ctx: &Ctx<'_>,
         intent: &Intent,
         plan: &Plan,
-    ) -> Result<(), StoreError> {
-        self.store
+    ) -> Result<bool, StoreError> {
+        let moved = self
+            .store
             .intents()
             .advance(
                 ctx.owner,
@@ -577,8 +596,12 @@ impl Execute {
                     ..Default::default()
                 },
             )
-            .await?;
-        Ok(())
+            .await;
+        match moved {
+            Ok(Advanced::Applied) => Ok(true),
+            Ok(Advanced::AlreadyThere) | Err(StoreError::InvalidTransition { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Performs the stored plan's steps at the broker. `resuming`: an earlier attempt may have
