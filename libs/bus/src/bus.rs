@@ -134,6 +134,9 @@ impl Bus {
             if let Some(serial) = &c.serial {
                 buckets.push(&serial.locks);
                 buckets.push(&serial.attempts);
+                if let Some(parts) = &serial.partitions {
+                    buckets.push(&parts.leases);
+                }
             }
         }
         buckets.sort_by(|a, b| a.bucket.cmp(&b.bucket));
@@ -142,12 +145,75 @@ impl Bus {
             self.provision_bucket(b).await?;
         }
         for c in &topology.consumers {
-            match &self.backend {
-                Backend::JetStream(js) => js.provision_consumer(c).await?,
-                Backend::Embedded(e) => e.provision_consumer(c)?,
+            let parts = c.server_consumers();
+            if parts.len() > 1 || parts[0].durable != c.durable {
+                self.retire_unpartitioned(c).await?;
+            }
+            for part in &parts {
+                self.provision_consumer(part).await?;
             }
         }
         Ok(())
+    }
+
+    pub(crate) async fn provision_consumer(&self, def: &ConsumerDef) -> Result<(), BusError> {
+        match &self.backend {
+            Backend::JetStream(js) => js.provision_consumer(def).await,
+            Backend::Embedded(e) => e.provision_consumer(def),
+        }
+    }
+
+    /// A partitioned consumer's predecessor: the one consumer under its plain name that an
+    /// older build read the whole stream with. Work-queue consumers must not overlap, so it
+    /// goes — but only once it holds nothing: its messages sit on subjects no partition reads.
+    async fn retire_unpartitioned(&self, def: &ConsumerDef) -> Result<(), BusError> {
+        let Some(out) = self.handed_out(&def.stream, &def.durable).await? else {
+            return Ok(());
+        };
+        let lag = self.consumer_lag_of(&def.stream, &def.durable).await?;
+        if lag.pending > 0 || out.ack_pending > 0 {
+            return Err(BusError::Provision {
+                what: format!("consumer {} on {}", def.durable, def.stream),
+                reason: format!(
+                    "the unpartitioned consumer of an older build still holds {} messages: let \
+                     the older replicas finish them (or scale them down once it is empty) \
+                     before starting this build (docs/operations.md, \"Upgrading\")",
+                    lag.pending + out.ack_pending
+                ),
+            });
+        }
+        tracing::info!(consumer = %def.durable, stream = %def.stream, "retiring the empty unpartitioned consumer");
+        self.delete_consumer(&def.stream, &def.durable).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn handed_out(
+        &self,
+        stream: &str,
+        durable: &str,
+    ) -> Result<Option<crate::raw::HandedOut>, BusError> {
+        match &self.backend {
+            Backend::JetStream(js) => js.handed_out(stream, durable).await,
+            Backend::Embedded(e) => e.handed_out(stream, durable),
+        }
+    }
+
+    pub(crate) async fn delete_consumer(
+        &self,
+        stream: &str,
+        durable: &str,
+    ) -> Result<bool, BusError> {
+        match &self.backend {
+            Backend::JetStream(js) => js.delete_consumer(stream, durable).await,
+            Backend::Embedded(e) => e.delete_consumer(stream, durable),
+        }
+    }
+
+    async fn consumer_lag_of(&self, stream: &str, durable: &str) -> Result<ConsumerLag, BusError> {
+        match &self.backend {
+            Backend::JetStream(js) => js.lag(stream, durable).await,
+            Backend::Embedded(e) => e.lag(stream, durable),
+        }
     }
 
     async fn provision_stream(&self, def: &StreamDef) -> Result<(), BusError> {
@@ -178,6 +244,9 @@ impl Bus {
             if let Some(s) = &c.serial {
                 buckets.push(&s.locks.bucket);
                 buckets.push(&s.attempts.bucket);
+                if let Some(parts) = &s.partitions {
+                    buckets.push(&parts.leases.bucket);
+                }
             }
         }
         buckets.sort_unstable();
@@ -330,11 +399,18 @@ impl Bus {
     ///
     /// # Errors
     /// [`BusError::NotFound`] or [`BusError::Unavailable`].
+    ///
+    /// A partitioned consumer's lag is the sum over its partitions.
     pub async fn consumer_lag(&self, consumer: &ConsumerDef) -> Result<ConsumerLag, BusError> {
-        match &self.backend {
-            Backend::JetStream(js) => js.lag(&consumer.stream, &consumer.durable).await,
-            Backend::Embedded(e) => e.lag(&consumer.stream, &consumer.durable),
+        let mut sum = ConsumerLag::default();
+        for part in consumer.server_consumers() {
+            let lag = self.consumer_lag_of(&part.stream, &part.durable).await?;
+            sum.pending += lag.pending;
+            sum.ack_pending += lag.ack_pending;
+            sum.redelivered += lag.redelivered;
+            sum.waiting += lag.waiting;
         }
+        Ok(sum)
     }
 
     /// A handle on a provisioned KV bucket.

@@ -69,6 +69,11 @@ pub struct ConsumeOptions {
     pub drain_timeout: Duration,
     /// Who this replica is, in lock values (pod name or similar).
     pub owner: String,
+    /// Partition-owned consumers: after taking over a partition from a replica that did not
+    /// hand it over cleanly (it died, or lost its lease), how long the messages it may have
+    /// been working on wait before they run again — longer than a broker call it may still
+    /// have had in flight (the write timeout, 10 s), so a resumed intent's look-up finds it.
+    pub takeover_grace: Duration,
 }
 
 impl Default for ConsumeOptions {
@@ -81,6 +86,7 @@ impl Default for ConsumeOptions {
             gate_poll: Duration::from_millis(200),
             defer_delay: Duration::from_millis(500),
             drain_timeout: Duration::from_secs(20),
+            takeover_grace: Duration::from_secs(20),
             owner: format!("{}-{}", std::process::id(), &id[..8]),
         }
     }
@@ -216,21 +222,21 @@ impl Delivery {
         })
     }
 
-    fn raw(&self) -> &RawMessage {
+    pub(crate) fn raw(&self) -> &RawMessage {
         match self {
             Self::JetStream { raw, .. } => raw,
             Self::Embedded(d) => &d.message,
         }
     }
 
-    fn sequence(&self) -> u64 {
+    pub(crate) fn sequence(&self) -> u64 {
         match self {
             Self::JetStream { sequence, .. } => *sequence,
             Self::Embedded(d) => d.sequence,
         }
     }
 
-    fn delivered(&self) -> u32 {
+    pub(crate) fn delivered(&self) -> u32 {
         match self {
             Self::JetStream { delivered, .. } => *delivered,
             Self::Embedded(d) => d.delivered,
@@ -238,7 +244,7 @@ impl Delivery {
     }
 
     /// Acks and waits for the server to confirm, so whoever runs next sees it gone.
-    async fn ack(&self) -> Result<(), String> {
+    pub(crate) async fn ack(&self) -> Result<(), String> {
         match self {
             Self::JetStream { message, .. } => {
                 message.double_ack().await.map_err(|e| e.to_string())
@@ -250,7 +256,7 @@ impl Delivery {
         }
     }
 
-    async fn nak(&self, delay: Option<Duration>) {
+    pub(crate) async fn nak(&self, delay: Option<Duration>) {
         match self {
             Self::JetStream { message, .. } => {
                 if let Err(e) = message.ack_with(AckKind::Nak(delay)).await {
@@ -261,7 +267,7 @@ impl Delivery {
         }
     }
 
-    async fn progress(&self) {
+    pub(crate) async fn progress(&self) {
         match self {
             Self::JetStream { message, .. } => {
                 if let Err(e) = message.ack_with(AckKind::Progress).await {
@@ -273,7 +279,7 @@ impl Delivery {
     }
 }
 
-enum Puller {
+pub(crate) enum Puller {
     JetStream(Box<PullConsumer>),
     Embedded {
         bus: EmbeddedBus,
@@ -283,7 +289,24 @@ enum Puller {
 }
 
 impl Puller {
-    async fn pull(
+    /// Binds the server-side consumer `durable` of `stream`.
+    pub(crate) async fn bind(bus: &Bus, stream: &str, durable: &str) -> Result<Self, BusError> {
+        Ok(match bus.backend() {
+            Backend::JetStream(js) => {
+                Self::JetStream(Box::new(js.pull_consumer(stream, durable).await?))
+            }
+            Backend::Embedded(e) => {
+                e.lag(stream, durable)?;
+                Self::Embedded {
+                    bus: e.clone(),
+                    stream: stream.to_owned(),
+                    durable: durable.to_owned(),
+                }
+            }
+        })
+    }
+
+    pub(crate) async fn pull(
         &self,
         max: usize,
         expiry: Duration,
@@ -634,7 +657,7 @@ impl Gate {
 }
 
 /// A counter's value; an unreadable one counts as zero.
-fn parse_count(value: &[u8]) -> u32 {
+pub(crate) fn parse_count(value: &[u8]) -> u32 {
     std::str::from_utf8(value)
         .ok()
         .and_then(|v| v.parse::<u32>().ok())
@@ -695,20 +718,22 @@ impl Bus {
         H: Fn(Incoming<M>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Outcome> + Send + 'static,
     {
-        let puller = match self.backend() {
-            Backend::JetStream(js) => Puller::JetStream(Box::new(
-                js.pull_consumer(&consumer.stream, &consumer.durable)
-                    .await?,
-            )),
-            Backend::Embedded(e) => {
-                e.lag(&consumer.stream, &consumer.durable)?;
-                Puller::Embedded {
-                    bus: e.clone(),
-                    stream: consumer.stream.clone(),
-                    durable: consumer.durable.clone(),
-                }
-            }
-        };
+        if let Some(serial) = &consumer.serial
+            && let Some(parts) = &serial.partitions
+        {
+            register_series(consumer);
+            let _sampler = AbortOnDrop(tokio::spawn(sample_lag(
+                self.clone(),
+                consumer.clone(),
+                shutdown.clone(),
+            )));
+            // Boxed: its state is large, and every other consumer's future would carry it.
+            return Box::pin(crate::partition::consume(
+                self, consumer, serial, parts, options, shutdown, handler,
+            ))
+            .await;
+        }
+        let puller = Puller::bind(self, &consumer.stream, &consumer.durable).await?;
         let gate = match &consumer.serial {
             None => None,
             Some(serial) => {
@@ -1070,7 +1095,17 @@ async fn finish<H>(worker: &Worker<H>, lease: Option<Lease>) {
 /// Publishes the dead letter, then acks the original. If the publish fails the original is
 /// nakked and comes back: it is never dropped without a record.
 async fn dead_letter<H>(worker: &Worker<H>, delivery: &Delivery, attempts: u32, reason: &str) {
-    let def = &worker.def;
+    send_to_dead_letter(&worker.bus, &worker.def, delivery, attempts, reason).await;
+}
+
+/// [`dead_letter`] for any consume loop: `def` is the consumer as the letter names it.
+pub(crate) async fn send_to_dead_letter(
+    bus: &Bus,
+    def: &ConsumerDef,
+    delivery: &Delivery,
+    attempts: u32,
+    reason: &str,
+) {
     let origin = Origin {
         stream: &def.stream,
         consumer: &def.durable,
@@ -1079,7 +1114,7 @@ async fn dead_letter<H>(worker: &Worker<H>, delivery: &Delivery, attempts: u32, 
         reason,
     };
     let letter = dead_letter::build(&def.dead_letter_subject, delivery.raw(), &origin);
-    match worker.bus.publish_raw(&letter).await {
+    match bus.publish_raw(&letter).await {
         Ok(_) => {
             // Never silent: operators list and retry them with `jt dead-letters`.
             metrics::counter!("jt_bus_dead_letters_total", "stream" => def.stream.clone(), "consumer" => def.durable.clone())

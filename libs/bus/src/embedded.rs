@@ -463,6 +463,32 @@ impl EmbeddedBus {
         Ok(existed)
     }
 
+    /// What a consumer has handed out; `None` when it does not exist.
+    pub(crate) fn handed_out(
+        &self,
+        stream: &str,
+        durable: &str,
+    ) -> Result<Option<crate::raw::HandedOut>, BusError> {
+        let mut st = self.inner.state.lock();
+        let stream = st.stream(stream)?;
+        Ok(stream
+            .consumers
+            .get(durable)
+            .map(|c| crate::raw::HandedOut {
+                last_delivered: c.cursor.saturating_sub(1),
+                ack_pending: c.pending.len() as u64,
+            }))
+    }
+
+    /// Deletes a consumer (its messages stay in the stream); `false` when it did not exist.
+    pub(crate) fn delete_consumer(&self, stream: &str, durable: &str) -> Result<bool, BusError> {
+        let mut st = self.inner.state.lock();
+        let removed = st.stream(stream)?.consumers.remove(durable).is_some();
+        drop(st);
+        self.changed();
+        Ok(removed)
+    }
+
     pub(crate) fn lag(&self, stream: &str, durable: &str) -> Result<ConsumerLag, BusError> {
         let mut st = self.inner.state.lock();
         let (messages, consumer) = st.stream(stream)?.consumer(durable)?;

@@ -483,7 +483,8 @@ mod tests {
         )
         .caused_by(&parent);
         let raw = child.encode(&subjects()).unwrap();
-        assert_eq!(raw.subject, "jt.orders.a=2Eb");
+        let partition = crate::subject::partition_token(crate::subject::order_partition("a=2Eb"));
+        assert_eq!(raw.subject, format!("jt.orders.{partition}.a=2Eb"));
         assert_eq!(raw.message_id(), Some("intent:sig:1:a.b"));
         assert_eq!(raw.headers.get("jt-schema-version"), Some("2"));
         let back = Envelope::<Ping>::decode(&raw).unwrap();

@@ -14,7 +14,9 @@ use tokio::time::Instant;
 use crate::envelope::{Headers, RawMessage};
 use crate::error::{BusError, KvError, PublishError};
 use crate::kv::KvBucket;
-use crate::raw::{ConsumerLag, HeadRead, PublishReceipt, StoredMessage, StreamShape, StreamStats};
+use crate::raw::{
+    ConsumerLag, HandedOut, HeadRead, PublishReceipt, StoredMessage, StreamShape, StreamStats,
+};
 use crate::topology::{ConsumerDef, Discard, KvDef, Retention, StreamDef, Topology};
 
 /// How the JetStream backend talks to the server.
@@ -358,6 +360,38 @@ impl JetStreamBus {
         })
     }
 
+    /// What a consumer has handed out: the last stream sequence delivered and how many
+    /// deliveries await their ack; `None` when the consumer does not exist.
+    pub(crate) async fn handed_out(
+        &self,
+        stream: &str,
+        durable: &str,
+    ) -> Result<Option<HandedOut>, BusError> {
+        let handle = self.stream(stream).await?;
+        match handle.consumer_info(durable).await {
+            Ok(info) => Ok(Some(HandedOut {
+                last_delivered: info.delivered.stream_sequence,
+                ack_pending: info.num_ack_pending as u64,
+            })),
+            Err(e) if e.to_string().contains("not found") => Ok(None),
+            Err(e) => Err(BusError::unavailable("consumer info", e)),
+        }
+    }
+
+    /// Deletes a consumer (its messages stay in the stream); `false` when it did not exist.
+    pub(crate) async fn delete_consumer(
+        &self,
+        stream: &str,
+        durable: &str,
+    ) -> Result<bool, BusError> {
+        let handle = self.stream(stream).await?;
+        match handle.delete_consumer(durable).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.to_string().contains("not found") => Ok(false),
+            Err(e) => Err(BusError::unavailable("delete consumer", e)),
+        }
+    }
+
     pub(crate) async fn pull_consumer(
         &self,
         stream: &str,
@@ -582,6 +616,13 @@ pub fn consumer_config(def: &ConsumerDef) -> pull::Config {
             serial.key_token.to_string(),
         );
         metadata.insert("jt.serial_locks".to_owned(), serial.locks.bucket.clone());
+        if let Some(parts) = &serial.partitions {
+            metadata.insert("jt.partitions".to_owned(), parts.count.to_string());
+            metadata.insert(
+                "jt.partition_leases".to_owned(),
+                parts.leases.bucket.clone(),
+            );
+        }
     }
     pull::Config {
         durable_name: Some(def.durable.clone()),
@@ -620,7 +661,8 @@ pub fn describe(topology: &Topology) -> serde_json::Value {
     let consumers: Vec<_> = topology
         .consumers
         .iter()
-        .map(|c| serde_json::json!({ "stream": c.stream, "config": consumer_config(c) }))
+        .flat_map(ConsumerDef::server_consumers)
+        .map(|c| serde_json::json!({ "stream": c.stream, "config": consumer_config(&c) }))
         .collect();
     let buckets: Vec<_> = topology
         .buckets

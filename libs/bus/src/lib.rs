@@ -25,6 +25,7 @@ pub mod envelope;
 pub mod error;
 pub mod jetstream;
 pub mod kv;
+mod partition;
 pub mod raw;
 pub mod subject;
 pub mod topology;
@@ -39,7 +40,11 @@ pub use error::{BusError, KvError, PublishError};
 pub use jetstream::{JetStreamBus, JetStreamOptions, TlsOptions};
 pub use kv::{KvBucket, Lease};
 pub use raw::{ConsumerLag, KvEntry, PublishReceipt, StoredMessage, StreamStats};
-pub use subject::{Namespace, SubjectError, SubjectToken, Subjects};
+pub use subject::{
+    Namespace, ORDER_PARTITIONS, SubjectError, SubjectToken, Subjects, order_partition,
+    partition_token,
+};
 pub use topology::{
-    ConsumerDef, Definitions, Discard, KvDef, Retention, SerialDef, StreamDef, Topology,
+    ConsumerDef, Definitions, Discard, KvDef, PartitionsDef, Retention, SerialDef, StreamDef,
+    Topology,
 };

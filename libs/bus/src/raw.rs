@@ -57,6 +57,15 @@ pub struct ConsumerLag {
     pub waiting: u64,
 }
 
+/// What a consumer has handed out so far (for a partition's takeover).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HandedOut {
+    /// The highest stream sequence delivered at least once.
+    pub last_delivered: u64,
+    /// Deliveries awaiting their ack (in progress at some replica, or waiting to come back).
+    pub ack_pending: u64,
+}
+
 impl ConsumerLag {
     /// The lag KEDA's `nats-jetstream` scaler computes: `pending + ack_pending`.
     #[must_use]

@@ -249,6 +249,29 @@ fn decode(token: &str) -> Result<String, SubjectError> {
     String::from_utf8(out).map_err(|_| bad("escapes do not form UTF-8"))
 }
 
+/// How many partitions ORDERS is split into. Fixed: an account's partition is part of its
+/// subjects, so changing it moves accounts between partitions and needs ORDERS drained first
+/// (`docs/bus.md`). 32 lets up to 32 executor replicas share the work.
+pub const ORDER_PARTITIONS: u16 = 32;
+
+/// The partition (0 ≤ p < [`ORDER_PARTITIONS`]) of an escaped account token: FNV-1a over its
+/// bytes, stable across builds, platforms and processes (unlike `std`'s hasher).
+#[must_use]
+pub fn order_partition(escaped_account: &str) -> u16 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in escaped_account.bytes() {
+        hash ^= u32::from(b);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    u16::try_from(hash % u32::from(ORDER_PARTITIONS)).unwrap_or(0)
+}
+
+/// The subject token of partition `p`: `p00` … `p31`.
+#[must_use]
+pub fn partition_token(partition: u16) -> String {
+    format!("p{partition:02}")
+}
+
 /// Subject builders for one namespace. Raw ids are escaped here, never by callers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subjects {
@@ -281,12 +304,22 @@ impl Subjects {
         Ok(self.join("guards", &[&SubjectToken::escape(recorder)?]))
     }
 
-    /// `jt.orders.<account>`: an order intent for one broker account.
+    /// `jt.orders.<partition>.<account>`: an order intent for one broker account, on the
+    /// account's partition ([`order_partition`]): each partition is executed by one replica
+    /// at a time (`docs/bus.md`, "Partition-owned execution").
     ///
     /// # Errors
     /// When `account` is empty or too long.
     pub fn order(&self, account: &str) -> Result<String, SubjectError> {
-        Ok(self.join("orders", &[&SubjectToken::escape(account)?]))
+        let account = SubjectToken::escape(account)?;
+        let partition = SubjectToken(partition_token(order_partition(account.as_str())));
+        Ok(self.join("orders", &[&partition, &account]))
+    }
+
+    /// `jt.orders.<partition>.>`: every order intent of one partition (its consumer's filter).
+    #[must_use]
+    pub fn order_partition_filter(&self, partition: u16) -> String {
+        format!("{}.orders.{}.>", self.root, partition_token(partition))
     }
 
     /// `jt.broker.<account>.<entity>`: an event from a broker's socket (order, fill, position…).
@@ -415,7 +448,8 @@ mod tests {
     fn builds_documented_subjects() {
         let s = Namespace::production().subjects();
         assert_eq!(s.signal("rec 1").unwrap(), "jt.signals.rec=201");
-        assert_eq!(s.order("A.1").unwrap(), "jt.orders.A=2E1");
+        let p = partition_token(order_partition("A=2E1"));
+        assert_eq!(s.order("A.1").unwrap(), format!("jt.orders.{p}.A=2E1"));
         assert_eq!(s.broker_event("7", "fill").unwrap(), "jt.broker.7.fill");
         assert_eq!(s.execution("7").unwrap(), "jt.executions.7");
         assert_eq!(s.command("flatten", "7").unwrap(), "jt.cmd.flatten.7");
@@ -424,9 +458,32 @@ mod tests {
     }
 
     #[test]
+    fn partitions_are_stable_spread_and_in_range() {
+        // Pinned values: a changed hash would move live accounts between partitions.
+        assert_eq!(order_partition("A=2E1"), order_partition("A=2E1"));
+        assert_eq!(partition_token(7), "p07");
+        let mut seen = vec![0u32; usize::from(ORDER_PARTITIONS)];
+        for n in 0..3200 {
+            let p = order_partition(&n.to_string());
+            assert!(p < ORDER_PARTITIONS);
+            seen[usize::from(p)] += 1;
+        }
+        // Roughly even: every partition gets between half and twice its share of 100.
+        assert!(seen.iter().all(|&c| (50..200).contains(&c)), "{seen:?}");
+        assert_eq!(
+            Namespace::production().subjects().order_partition_filter(3),
+            "jt.orders.p03.>"
+        );
+    }
+
+    #[test]
     fn isolated_namespaces_prefix_everything() {
         let ns = Namespace::isolated("ab12").unwrap();
-        assert_eq!(ns.subjects().order("1").unwrap(), "jt_ab12.orders.1");
+        let p = partition_token(order_partition("1"));
+        assert_eq!(
+            ns.subjects().order("1").unwrap(),
+            format!("jt_ab12.orders.{p}.1")
+        );
         assert_eq!(ns.stream_name("ORDERS"), "AB12_ORDERS");
         assert_eq!(ns.bucket_name("jt_locks"), "ab12_jt_locks");
         assert!(Namespace::isolated("Bad").is_err());

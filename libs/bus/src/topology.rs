@@ -35,7 +35,8 @@ pub mod names {
     pub mod consumers {
         /// SIGNALS → ORDERS fan-out (executor).
         pub const FANOUT: &str = "fanout";
-        /// ORDERS execution (executor), serial per account.
+        /// ORDERS execution (executor), serial per account; one server-side consumer per
+        /// partition (`execute-p00` …), see [`crate::ConsumerDef::server_consumers`].
         pub const EXECUTE: &str = "execute";
         /// BROKER_EVENTS → positions service.
         pub const POSITIONS: &str = "positions";
@@ -45,7 +46,7 @@ pub mod names {
         pub const COPIER: &str = "copier";
         /// EXECUTIONS → api history.
         pub const HISTORY: &str = "history";
-        /// COMMANDS execution, serial per account (shares the account lock with `execute`).
+        /// COMMANDS execution, serial per account (its own account lock; nothing consumes it yet).
         pub const COMMANDS: &str = "commands";
         /// DEAD_LETTERS → risk service: a `dead_letter` notification per letter.
         pub const NOTIFY: &str = "notify";
@@ -57,6 +58,8 @@ pub mod names {
         pub const LEASES: &str = "jt_leases";
         /// Per-account execution locks.
         pub const LOCKS: &str = "jt_locks";
+        /// Partition leases and membership of partition-owned consumers (executor).
+        pub const PARTITIONS: &str = "jt_partitions";
         /// Breach flags for the trading session (risk).
         pub const FLAGS: &str = "jt_flags";
         /// Attempt counters of serial consumers.
@@ -141,6 +144,52 @@ pub struct SerialDef {
     pub locks: KvDef,
     /// The attempt-counter bucket.
     pub attempts: KvDef,
+    /// Partition-owned execution instead of a lock per message: see [`PartitionsDef`].
+    pub partitions: Option<PartitionsDef>,
+}
+
+/// A serial consumer whose stream is split into partitions by a subject token, each consumed
+/// by one replica at a time (`docs/bus.md`, "Partition-owned execution"). The owner keeps the
+/// per-key order itself, so a message costs no lock and no head read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionsDef {
+    /// How many partitions (`p00` …).
+    pub count: u16,
+    /// Which subject token names the partition, e.g. 2 for `jt.orders.<partition>.<account>`.
+    pub token: usize,
+    /// Partition leases and replica membership; its TTL is the lease TTL.
+    pub leases: KvDef,
+}
+
+impl ConsumerDef {
+    /// The server-side consumers this definition stands for: itself, or one per partition
+    /// (`execute-p07` reading `jt.orders.p07.>`).
+    #[must_use]
+    pub fn server_consumers(&self) -> Vec<ConsumerDef> {
+        let Some(parts) = self.serial.as_ref().and_then(|s| s.partitions.as_ref()) else {
+            return vec![self.clone()];
+        };
+        (0..parts.count).map(|p| self.partition(p)).collect()
+    }
+
+    /// The server-side consumer of partition `p` (a partitioned definition only).
+    #[must_use]
+    pub fn partition(&self, p: u16) -> ConsumerDef {
+        let token = crate::subject::partition_token(p);
+        let filter_subjects = self
+            .filter_subjects
+            .iter()
+            .map(|f| match f.strip_suffix(".>") {
+                Some(root) => format!("{root}.{token}.>"),
+                None => f.clone(),
+            })
+            .collect();
+        ConsumerDef {
+            durable: format!("{}-{token}", self.durable),
+            filter_subjects,
+            ..self.clone()
+        }
+    }
 }
 
 /// A durable pull consumer shared by every replica of a service.
@@ -244,7 +293,7 @@ pub struct Definitions {
     /// `jt.guards.<recorder>`: the ingest's de-duplication guards (empty messages whose only
     /// job is their id; see `jt_alerts::dedup`); limits, 2 minutes, 1 min de-duplication.
     pub signal_guards: StreamDef,
-    /// `jt.orders.<account>`: work queue.
+    /// `jt.orders.<partition>.<account>`: work queue.
     pub orders: StreamDef,
     /// `jt.broker.<account>.<entity>`: limits, 1 day.
     pub broker_events: StreamDef,
@@ -277,6 +326,8 @@ pub struct Definitions {
     pub leases: KvDef,
     /// Per-account execution locks, TTL 15 s.
     pub locks: KvDef,
+    /// Partition leases and executor membership (partition-owned ORDERS), TTL 15 s.
+    pub partitions: KvDef,
     /// Session breach flags, TTL 3 days.
     pub flags: KvDef,
     /// Attempt counters of serial consumers, TTL 7 days.
@@ -346,7 +397,7 @@ impl Definitions {
             GIB,
             Discard::New,
             5 * MINUTE,
-            "order intents, one subject per account; removed when executed",
+            "order intents, one subject per account within its partition; removed when executed",
         );
         let broker_events = stream(
             names::BROKER_EVENTS,
@@ -407,6 +458,11 @@ impl Definitions {
             Some(Duration::from_secs(15)),
             "per-account execution locks",
         );
+        let partitions = kv(
+            buckets::PARTITIONS,
+            Some(Duration::from_secs(15)),
+            "partition leases and replica membership of partition-owned consumers (executor)",
+        );
         let flags = kv(
             buckets::FLAGS,
             Some(3 * DAY),
@@ -456,6 +512,7 @@ impl Definitions {
             lock_prefix: "account".to_owned(),
             locks: locks.clone(),
             attempts: attempts.clone(),
+            partitions: None,
         };
         let mut fanout = consumer(
             &signals,
@@ -470,6 +527,7 @@ impl Definitions {
             lock_prefix: "recorder".to_owned(),
             locks: locks.clone(),
             attempts: attempts.clone(),
+            partitions: None,
         });
         let mut execute = consumer(
             &orders,
@@ -479,7 +537,16 @@ impl Definitions {
             1024,
             "executor: execute intents, serial per account",
         );
-        execute.serial = Some(serial(2));
+        // `jt.orders.<partition>.<account>`: serial per account (token 3), each partition
+        // (token 2) executed by one replica at a time.
+        execute.serial = Some(SerialDef {
+            partitions: Some(PartitionsDef {
+                count: crate::subject::ORDER_PARTITIONS,
+                token: 2,
+                leases: partitions.clone(),
+            }),
+            ..serial(3)
+        });
         let events_retry = vec![
             Duration::from_secs(1),
             Duration::from_secs(5),
@@ -569,6 +636,7 @@ impl Definitions {
             dead_letter_notify,
             leases,
             locks,
+            partitions,
             flags,
             attempts,
             risk_status,
@@ -594,6 +662,7 @@ impl Definitions {
         for b in [
             &mut self.leases,
             &mut self.locks,
+            &mut self.partitions,
             &mut self.flags,
             &mut self.attempts,
             &mut self.risk_status,
@@ -609,6 +678,9 @@ impl Definitions {
             if let Some(serial) = &mut c.serial {
                 serial.locks.replicas = n;
                 serial.attempts.replicas = n;
+                if let Some(parts) = &mut serial.partitions {
+                    parts.leases.replicas = n;
+                }
             }
         }
         self
@@ -630,6 +702,7 @@ impl Definitions {
             buckets: vec![
                 self.leases.clone(),
                 self.locks.clone(),
+                self.partitions.clone(),
                 self.flags.clone(),
                 self.attempts.clone(),
                 self.risk_status.clone(),
@@ -677,6 +750,12 @@ mod tests {
         );
         assert_eq!(d.fanout.serial.as_ref().unwrap().lock_prefix, "recorder");
         assert_eq!(d.orders.retention, Retention::WorkQueue);
+        let parts = d.execute.server_consumers();
+        assert_eq!(parts.len(), 32, "one server-side consumer per partition");
+        assert_eq!(parts[7].durable, "execute-p07");
+        assert_eq!(parts[7].filter_subjects, vec!["jt.orders.p07.>"]);
+        assert_eq!(d.execute.serial.as_ref().unwrap().key_token, 3);
+        assert_eq!(d.fanout.server_consumers(), vec![d.fanout.clone()]);
         assert_eq!(
             d.orders.discard,
             Discard::New,
@@ -688,13 +767,14 @@ mod tests {
         assert_eq!(d.execute.dead_letter_subject, "jt.dlq.ORDERS.execute");
         let exec_lock = d.execute.serial.as_ref().unwrap();
         let cmd_lock = d.commands_consumer.serial.as_ref().unwrap();
-        assert_eq!(exec_lock.key_token, 2, "jt.orders.<account>");
+        assert_eq!(exec_lock.key_token, 3, "jt.orders.<partition>.<account>");
         assert_eq!(cmd_lock.key_token, 3, "jt.cmd.<kind>.<account>");
-        assert_eq!(
-            (&exec_lock.lock_prefix, &exec_lock.locks.bucket),
-            (&cmd_lock.lock_prefix, &cmd_lock.locks.bucket),
-            "orders and commands of one account share one lock"
-        );
+        // Orders are serial per account by partition ownership, not by a lock per message;
+        // whatever must be serial with an account's orders rides ORDERS (controls, repairs).
+        let parts = exec_lock.partitions.as_ref().unwrap();
+        assert_eq!((parts.count, parts.token), (32, 2));
+        assert_eq!(parts.leases, d.partitions);
+        assert!(cmd_lock.partitions.is_none());
     }
 
     #[test]
@@ -704,6 +784,9 @@ mod tests {
             .topology();
         assert!(t.streams.iter().all(|s| s.replicas == 3));
         assert!(t.buckets.iter().all(|b| b.replicas == 3));
+        let d = Definitions::new(&Namespace::production()).with_replicas(3);
+        let parts = d.execute.serial.unwrap().partitions.unwrap();
+        assert_eq!(parts.leases.replicas, 3);
     }
 
     #[test]

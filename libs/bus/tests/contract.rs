@@ -15,8 +15,8 @@ use bytes::Bytes;
 use common::*;
 use jt_bus::envelope::{HEADER_SCHEMA_VERSION, HEADER_TYPE};
 use jt_bus::{
-    Bus, DeadLetterQuery, Envelope, Incoming, KvError, Message, MessageId, Outcome, PublishError,
-    RawMessage, SubjectError, Subjects, TraceContext,
+    Bus, ConsumeOptions, DeadLetterQuery, Envelope, Incoming, KvError, Message, MessageId, Outcome,
+    PublishError, RawMessage, SubjectError, Subjects, TraceContext,
 };
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +64,9 @@ both_backends!(
     messages_handed_back_while_their_key_is_busy_are_not_charged_an_attempt,
     a_message_only_a_newer_build_reads_waits_for_it_instead_of_dead_letter,
     a_waiting_message_is_never_charged_an_attempt_and_holds_its_key,
+    a_poison_message_holds_only_its_own_account,
+    replicas_joining_and_leaving_under_load_lose_and_repeat_nothing,
+    an_owner_that_lost_its_partition_stops_before_its_messages_run_again,
 );
 
 mod cases {
@@ -164,9 +167,10 @@ mod cases {
         let (envelope, subject, attempt) = got.lock()[0].clone();
         assert_eq!(envelope, sent);
         assert_eq!(envelope.trace, parent.trace);
+        let partition = jt_bus::partition_token(jt_bus::order_partition("acct=201"));
         assert_eq!(
             subject,
-            format!("{}.orders.acct=201", f.bus.namespace().root())
+            format!("{}.orders.{partition}.acct=201", f.bus.namespace().root())
         );
         assert_eq!(attempt, 1);
         let bus = f.bus.clone();
@@ -562,20 +566,23 @@ mod cases {
     }
 
     pub async fn messages_handed_back_while_their_key_is_busy_are_not_charged_an_attempt(bus: Bus) {
-        // One account, a slow handler and a small replica: the head message waits, the others
-        // go back to the server again and again (far more deliveries than `max_deliver`, 3)
-        // and still each runs once, as its first attempt, in order.
+        // One key, a slow handler and a small replica: the head message runs, the others go
+        // back to the server again and again (far more deliveries than `max_deliver`, 3) and
+        // still each runs once, as its first attempt, in order. Both serial schemes: the gate
+        // (the fan-out, one recorder) and the partition owner (ORDERS, one account).
         let f = Fixture::new(bus, |_| {}).await;
         for n in 0..6 {
+            f.bus.publish(&signal("rec-busy", n)).await.unwrap();
             f.bus.publish(&order("acct-busy", n)).await.unwrap();
         }
-        let seen = shared(Vec::<(u32, u32)>::new());
-        let s = seen.clone();
-        let (task, stop) = spawn_consumer(
+        let signals = shared(Vec::<(u32, u32)>::new());
+        let orders = shared(Vec::<(u32, u32)>::new());
+        let s = signals.clone();
+        let (gate_task, gate_stop) = spawn_consumer(
             &f.bus,
-            &f.defs.execute,
+            &f.defs.fanout,
             options(4),
-            move |m: Incoming<TestOrder>| {
+            move |m: Incoming<TestSignal>| {
                 s.lock().push((m.envelope.payload.n, m.attempt));
                 async {
                     tokio::time::sleep(Duration::from_millis(150)).await;
@@ -583,18 +590,42 @@ mod cases {
                 }
             },
         );
+        let o = orders.clone();
+        let (owner_task, owner_stop) = spawn_consumer(
+            &f.bus,
+            &f.defs.execute,
+            options(4),
+            move |m: Incoming<TestOrder>| {
+                o.lock().push((m.envelope.payload.n, m.attempt));
+                async {
+                    tokio::time::sleep(Duration::from_millis(150)).await;
+                    Outcome::Ack
+                }
+            },
+        );
         assert!(
-            eventually(Duration::from_secs(30), || seen.lock().len() >= 6).await,
-            "only {:?}",
-            seen.lock()
+            eventually(Duration::from_secs(30), || signals.lock().len() >= 6
+                && orders.lock().len() >= 6)
+            .await,
+            "only {:?} and {:?}",
+            signals.lock(),
+            orders.lock()
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
-        stop.cancel();
-        task.await.unwrap();
+        for (task, stop) in [(gate_task, gate_stop), (owner_task, owner_stop)] {
+            stop.cancel();
+            task.await.unwrap();
+        }
+        let each_once = (0..6).map(|n| (n, 1)).collect::<Vec<_>>();
         assert_eq!(
-            *seen.lock(),
-            (0..6).map(|n| (n, 1)).collect::<Vec<_>>(),
-            "each once, first attempt, in order"
+            *signals.lock(),
+            each_once,
+            "gate: each once, first attempt, in order"
+        );
+        assert_eq!(
+            *orders.lock(),
+            each_once,
+            "owner: each once, first attempt, in order"
         );
         let letters = f
             .bus
@@ -602,7 +633,7 @@ mod cases {
             .await
             .unwrap();
         assert!(letters.is_empty(), "{letters:?}");
-        // The hand-backs were recorded (the test went through them).
+        // The gate's hand-backs were recorded (the test went through them).
         let counters = f.bus.kv(&f.defs.attempts).await.unwrap();
         let keys = counters.keys().await.unwrap();
         assert!(
@@ -1145,6 +1176,275 @@ mod cases {
             kv.get("token.7").await.unwrap().unwrap().value.as_ref(),
             b"replica-b"
         );
+        f.teardown().await;
+    }
+
+    /// An account name whose ORDERS partition is that of `like` (a neighbour in the partition).
+    fn same_partition_as(like: &str) -> String {
+        let p = jt_bus::order_partition(like);
+        (0..10_000)
+            .map(|n| format!("acct-{n}"))
+            .find(|a| a != like && jt_bus::order_partition(a) == p)
+            .unwrap()
+    }
+
+    pub async fn a_poison_message_holds_only_its_own_account(bus: Bus) {
+        // Account `poison`'s first message fails every attempt; its neighbours in the same
+        // partition and everyone else carry on, the poison goes to dead letter after its
+        // attempts, and only then does `poison`'s next message run.
+        let f = Fixture::new(bus, |_| {}).await;
+        let neighbour = same_partition_as("poison");
+        let mut accounts: Vec<String> = (0..6).map(|n| format!("other-{n}")).collect();
+        accounts.push(neighbour.clone());
+        f.bus.publish(&order("poison", 0)).await.unwrap();
+        for n in 0..3 {
+            for a in &accounts {
+                f.bus.publish(&order(a, n)).await.unwrap();
+            }
+        }
+        f.bus.publish(&order("poison", 1)).await.unwrap();
+        let done = shared(Vec::<(String, u32, u32)>::new());
+        let d = done.clone();
+        let (task, stop) = spawn_consumer(
+            &f.bus,
+            &f.defs.execute,
+            options(8),
+            move |m: Incoming<TestOrder>| {
+                let (account, n) = (m.envelope.payload.account.clone(), m.envelope.payload.n);
+                d.lock().push((account.clone(), n, m.attempt));
+                async move {
+                    if account == "poison" && n == 0 {
+                        // Slower than the neighbours, so they are seen to pass it.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        Outcome::retry("poison")
+                    } else {
+                        Outcome::Ack
+                    }
+                }
+            },
+        );
+        let expected = accounts.len() * 3 + 3 + 1; // 3 attempts of the poison, then its next
+        assert!(
+            eventually(Duration::from_secs(30), || done.lock().len() >= expected).await,
+            "{:?}",
+            done.lock()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop.cancel();
+        task.await.unwrap();
+        let done = done.lock().clone();
+        let poison: Vec<(u32, u32)> = done
+            .iter()
+            .filter(|(a, _, _)| a == "poison")
+            .map(|(_, n, at)| (*n, *at))
+            .collect();
+        assert_eq!(poison, vec![(0, 1), (0, 2), (0, 3), (1, 1)], "{done:?}");
+        for a in &accounts {
+            let ns: Vec<u32> = done
+                .iter()
+                .filter(|(x, _, _)| x == a)
+                .map(|(_, n, _)| *n)
+                .collect();
+            assert_eq!(ns, vec![0, 1, 2], "{a} once each, in order");
+        }
+        // The neighbour did not wait for the poison's attempts to end.
+        let pos = |pred: &dyn Fn(&(String, u32, u32)) -> bool| done.iter().position(pred).unwrap();
+        assert!(
+            pos(&|(a, n, _)| *a == neighbour && *n == 2)
+                < pos(&|(a, n, at)| a == "poison" && *n == 0 && *at == 3),
+            "the neighbour waited for the poison: {done:?}"
+        );
+        let letters = f
+            .bus
+            .dead_letters(&f.defs.dead_letters, &DeadLetterQuery::default())
+            .await
+            .unwrap();
+        assert_eq!(letters.len(), 1, "{letters:?}");
+        assert!(letters[0].reason.contains("poison"), "{:?}", letters[0]);
+        assert_eq!(f.stored(&f.defs.orders.name).await, 0);
+        f.teardown().await;
+    }
+
+    pub async fn replicas_joining_and_leaving_under_load_lose_and_repeat_nothing(bus: Bus) {
+        // A rolling restart under load: A runs; B joins; A leaves; A' joins; B leaves. The
+        // partitions move between them cleanly each time, and every message is handled
+        // exactly once, in order per account, never on two replicas at once.
+        let f = Fixture::new(bus, |_| {}).await;
+        let accounts: Vec<String> = (0..12).map(|n| format!("roll-{n}")).collect();
+        let per_account = 15u32;
+        #[derive(Default)]
+        struct Seen {
+            active: HashSet<String>,
+            overlaps: Vec<String>,
+            order: HashMap<String, Vec<u32>>,
+        }
+        let seen = shared(Seen::default());
+        let handler = {
+            let seen = seen.clone();
+            move |m: Incoming<TestOrder>| {
+                let seen = seen.clone();
+                async move {
+                    let account = m.envelope.payload.account.clone();
+                    if !seen.lock().active.insert(account.clone()) {
+                        seen.lock().overlaps.push(account.clone());
+                    }
+                    tokio::time::sleep(Duration::from_millis(15)).await;
+                    let mut s = seen.lock();
+                    s.active.remove(&account);
+                    s.order
+                        .entry(account)
+                        .or_default()
+                        .push(m.envelope.payload.n);
+                    Outcome::Ack
+                }
+            }
+        };
+        let publisher = {
+            let (bus, accounts) = (f.bus.clone(), accounts.clone());
+            tokio::spawn(async move {
+                for n in 0..per_account {
+                    for a in &accounts {
+                        bus.publish(&order(a, n)).await.unwrap();
+                    }
+                    tokio::time::sleep(Duration::from_millis(150)).await;
+                }
+            })
+        };
+        let a = spawn_consumer(&f.bus, &f.defs.execute, options(8), handler.clone());
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let replica_b = another_replica(&f.bus).await;
+        let b = spawn_consumer(&replica_b, &f.defs.execute, options(8), handler.clone());
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        a.1.cancel();
+        a.0.await.unwrap();
+        let replica_a2 = another_replica(&f.bus).await;
+        let a2 = spawn_consumer(&replica_a2, &f.defs.execute, options(8), handler.clone());
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        b.1.cancel();
+        b.0.await.unwrap();
+        publisher.await.unwrap();
+        let total = accounts.len() * per_account as usize;
+        let handled = || seen.lock().order.values().map(Vec::len).sum::<usize>();
+        assert!(
+            eventually(Duration::from_secs(30), || handled() >= total).await,
+            "only {} of {total}",
+            handled()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        a2.1.cancel();
+        a2.0.await.unwrap();
+        {
+            let s = seen.lock();
+            assert!(
+                s.overlaps.is_empty(),
+                "an account ran twice at once: {:?}",
+                s.overlaps
+            );
+            for a in &accounts {
+                assert_eq!(
+                    s.order[a],
+                    (0..per_account).collect::<Vec<_>>(),
+                    "{a}: each once, in order"
+                );
+            }
+        }
+        assert_eq!(f.stored(&f.defs.orders.name).await, 0);
+        f.teardown().await;
+    }
+
+    pub async fn an_owner_that_lost_its_partition_stops_before_its_messages_run_again(bus: Bus) {
+        // Replica A works on a message when its partition's lease is lost (as if A had been
+        // stalled past the TTL and the lease had expired). A is told (`lock_lost`) at its next
+        // renewal; its handler still takes a while to return (a broker call in flight). The
+        // message runs again — on whichever replica takes the partition — only after that
+        // call has ended (the takeover's grace), as a second attempt, and then the account's
+        // next message: never two at once, never out of order.
+        let f = Fixture::new(bus, |_| {}).await;
+        f.bus.publish(&order("stalled", 0)).await.unwrap();
+        #[derive(Default)]
+        struct Seen {
+            runs: Vec<(String, u32, u32, Instant)>,
+            lost_at: Option<Instant>,
+            first_ended_at: Option<Instant>,
+            acked: u32,
+        }
+        let seen = shared(Seen::default());
+        let handler = |who: &'static str| {
+            let seen = seen.clone();
+            move |m: Incoming<TestOrder>| {
+                let seen = seen.clone();
+                async move {
+                    let n = m.envelope.payload.n;
+                    seen.lock()
+                        .runs
+                        .push((who.to_owned(), n, m.attempt, Instant::now()));
+                    if seen.lock().runs.len() == 1 {
+                        m.lock_lost.cancelled().await;
+                        seen.lock().lost_at = Some(Instant::now());
+                        // The call in flight when the lease went.
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        seen.lock().first_ended_at = Some(Instant::now());
+                        return Outcome::retry("lost the partition");
+                    }
+                    seen.lock().acked += 1;
+                    Outcome::Ack
+                }
+            }
+        };
+        let grace = ConsumeOptions {
+            takeover_grace: Duration::from_secs(1),
+            ..options(8)
+        };
+        let replica_a = another_replica(&f.bus).await;
+        let a = spawn_consumer(&replica_a, &f.defs.execute, grace.clone(), handler("A"));
+        assert!(eventually(Duration::from_secs(10), || !seen.lock().runs.is_empty()).await);
+        f.bus.publish(&order("stalled", 1)).await.unwrap();
+        // The lease of the message's partition goes (its TTL ran out while A was stalled).
+        let leases = f.bus.kv(&f.defs.partitions).await.unwrap();
+        let key = format!(
+            "{}.{}",
+            f.defs.execute.durable,
+            jt_bus::partition_token(jt_bus::order_partition("stalled"))
+        );
+        leases.delete(&key, None).await.unwrap();
+        // A knows before any other replica could have the lease: it stops pulling at two
+        // thirds of a TTL without renewal, and the lease expires only after a whole TTL.
+        assert!(eventually(Duration::from_secs(5), || seen.lock().lost_at.is_some()).await);
+        let b = spawn_consumer(&f.bus, &f.defs.execute, grace, handler("B"));
+        assert!(
+            eventually(Duration::from_secs(20), || seen.lock().acked >= 2).await,
+            "{:?}",
+            seen.lock().runs
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for (task, stop) in [a, b] {
+            stop.cancel();
+            task.await.unwrap();
+        }
+        {
+            let s = seen.lock();
+            let first_ended = s.first_ended_at.expect("the first run ended");
+            let again: Vec<_> = s.runs.iter().skip(1).collect();
+            assert_eq!(again.len(), 2, "{:?}", s.runs);
+            let (_, n, attempt, at) = again[0];
+            assert_eq!(
+                (*n, *attempt),
+                (0, 2),
+                "ran again as the second attempt: {:?}",
+                s.runs
+            );
+            assert!(
+                *at > first_ended,
+                "ran again while the first run's call was still in flight"
+            );
+            assert_eq!(
+                again[1].1, 1,
+                "then the account's next message: {:?}",
+                s.runs
+            );
+            assert_eq!(s.acked, 2, "each message settled once");
+        }
+        assert_eq!(f.stored(&f.defs.orders.name).await, 0);
         f.teardown().await;
     }
 }

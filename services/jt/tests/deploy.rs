@@ -719,3 +719,42 @@ fn the_chart_renders_with_helm() {
         assert!(scaled.iter().any(|d| d["kind"] == kind), "no {kind}");
     }
 }
+
+#[test]
+fn keda_scales_the_executor_on_every_orders_partition_by_the_bus_names() {
+    // The bus reads ORDERS through one consumer per partition (`execute-p07`); KEDA must name
+    // each of them exactly, or it scales on the stream's last sequence.
+    let v = values();
+    let consumers = v["services"]["executor"]["autoscaling"]["consumers"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let defs = jt_bus::Definitions::new(&jt_bus::Namespace::production());
+    let orders = consumers
+        .iter()
+        .find(|c| c["stream"] == "ORDERS")
+        .expect("ORDERS is scaled on");
+    assert_eq!(orders["consumer"], defs.execute.durable);
+    assert_eq!(
+        orders["partitions"],
+        json!(jt_bus::ORDER_PARTITIONS),
+        "one trigger per partition"
+    );
+    let names: Vec<String> = defs
+        .execute
+        .server_consumers()
+        .iter()
+        .map(|c| c.durable.clone())
+        .collect();
+    assert_eq!(
+        names[7],
+        format!("{}-{}", defs.execute.durable, jt_bus::partition_token(7))
+    );
+    // The template spells the partition's name the way `partition_token` does.
+    let t = template("executor-scaledobject.yaml");
+    assert!(t.contains(r#"printf "%s-p%02d" $c.consumer $p"#), "{t}");
+    assert!(t.contains("until (int $c.partitions)"), "{t}");
+    let fanout = consumers.iter().find(|c| c["stream"] == "SIGNALS").unwrap();
+    assert_eq!(fanout["consumer"], defs.fanout.durable);
+    assert!(fanout.get("partitions").is_none());
+}

@@ -128,7 +128,7 @@ pub async fn another_replica(bus: &Bus) -> Bus {
 }
 
 /// The platform's definitions with test timings: 1 s ack wait, 3 attempts, 50 ms back-off,
-/// 2 s lock TTL.
+/// 2 s lock and partition-lease TTL.
 pub fn fast_definitions(ns: &Namespace) -> Definitions {
     let mut d = Definitions::new(ns);
     for c in [
@@ -147,9 +147,13 @@ pub fn fast_definitions(ns: &Namespace) -> Definitions {
         c.backoff = vec![Duration::from_millis(50)];
     }
     d.locks.ttl = Some(Duration::from_secs(2));
+    d.partitions.ttl = Some(Duration::from_secs(2));
     for c in [&mut d.execute, &mut d.commands_consumer] {
         if let Some(serial) = &mut c.serial {
             serial.locks.ttl = Some(Duration::from_secs(2));
+            if let Some(parts) = &mut serial.partitions {
+                parts.leases.ttl = Some(Duration::from_secs(2));
+            }
         }
     }
     d
@@ -192,6 +196,7 @@ pub fn options(max_in_flight: usize) -> ConsumeOptions {
         gate_poll: Duration::from_millis(50),
         defer_delay: Duration::from_millis(100),
         drain_timeout: Duration::from_millis(500),
+        takeover_grace: Duration::from_millis(500),
         ..ConsumeOptions::default()
     }
 }
