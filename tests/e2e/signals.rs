@@ -693,13 +693,14 @@ async fn an_entry_and_a_close_make_only_their_own_broker_calls() {
             ("orderstrategy/startorderstrategy", 1)
         ])
     );
-    // The close: the position (read to decide, and again by the close itself) and one
-    // liquidation, which cancels the bracket's legs itself (issue 21: no separate read of the
-    // working orders and no cancel per leg). Nothing reads the whole login (`order/list`,
+    // The close: the position, read once to decide, and one liquidation, which cancels the
+    // bracket's legs itself (issue 21: no separate read of the working orders, no cancel per
+    // leg) and takes no quantity, so the close does not read the position again
+    // (`Broker::close_open_position`). Nothing reads the whole login (`order/list`,
     // `orderstrategy/list`, `position/list`).
     assert_eq!(
         close,
-        expected(&[("position/deps", 2), ("order/liquidateposition", 1)])
+        expected(&[("position/deps", 1), ("order/liquidateposition", 1)])
     );
     // The legs are gone with the position: nothing of the bracket still works.
     assert!(

@@ -310,6 +310,25 @@ pub trait Broker: Send + Sync + fmt::Debug {
         contract: &Contract,
     ) -> Result<CloseOutcome, BrokerError>;
 
+    /// [`Broker::close_position`] for a position the caller has just read open on `contract`
+    /// (the executor's decision read it moments before): an adapter whose close takes no
+    /// quantity — the venue closes whatever the net is when the command arrives — may skip its
+    /// own read of the position (Tradovate's `liquidateposition`: one call instead of two). The
+    /// reading is never used as a quantity, so a position that changed since is closed as it is
+    /// now; one that went flat meanwhile must end as [`Broker::close_position`] would end it
+    /// (the contract's working orders cancelled, nothing sent). The default is
+    /// [`Broker::close_position`]: an adapter that sends a quantity reads it fresh.
+    ///
+    /// # Errors
+    /// As [`Broker::close_position`].
+    async fn close_open_position(
+        &self,
+        account: &AccountId,
+        contract: &Contract,
+    ) -> Result<CloseOutcome, BrokerError> {
+        self.close_position(account, contract).await
+    }
+
     /// Flattens the account: closes every position and cancels every working order. Parts that
     /// fail are listed in the report; the call fails only when nothing could be read.
     ///

@@ -227,7 +227,9 @@ impl<'a> Desk<'a> {
     /// Closes the position on `contract` (the broker cancels its working orders there and
     /// sends a market order for the net); the closing order, if there was a position. With
     /// `wait_flat` (an entry follows: a flip), waits until the broker shows flat, so the entry
-    /// opens the new direction instead of netting against the old one.
+    /// opens the new direction instead of netting against the old one. `seen_open`: the caller
+    /// has just read the position open, so the broker may skip its own read
+    /// ([`Broker::close_open_position`]); never a quantity.
     ///
     /// # Errors
     /// The broker's; [`StepError::NotFlat`] when flat does not show within the wait.
@@ -235,8 +237,15 @@ impl<'a> Desk<'a> {
         &self,
         contract: &Contract,
         wait_flat: bool,
+        seen_open: bool,
     ) -> Result<Option<String>, StepError> {
-        let outcome = self.broker.close_position(self.account, contract).await?;
+        let outcome = if seen_open {
+            self.broker
+                .close_open_position(self.account, contract)
+                .await?
+        } else {
+            self.broker.close_position(self.account, contract).await?
+        };
         let order = outcome.order_id.map(|o| o.0);
         if !wait_flat {
             return Ok(order);

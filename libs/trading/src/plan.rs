@@ -30,6 +30,12 @@ pub enum Step {
     Close {
         /// Wait until flat.
         wait_flat: bool,
+        /// The decision read the position open (it closes what it saw): a first attempt lets
+        /// the broker skip the close's own read ([`jt_broker::Broker::close_open_position`]).
+        /// A resumed one reads again — its plan's reading may be minutes old. Absent from plans
+        /// stored before it existed: `false`, the close reads.
+        #[serde(default)]
+        seen_open: bool,
     },
     /// Flatten the sub-account: every working order cancelled, every position closed.
     FlattenAccount,
@@ -288,9 +294,14 @@ async fn perform(
         Step::CancelAllOrders => {
             desk.cancel_all().await?;
         }
-        Step::Close { wait_flat } => {
+        Step::Close {
+            wait_flat,
+            seen_open,
+        } => {
+            // Only a first attempt's reading is moments old (see `Step::Close`).
+            let fresh = *seen_open && !resuming;
             out.orders
-                .extend(desk.close(contract()?, *wait_flat).await?);
+                .extend(desk.close(contract()?, *wait_flat, fresh).await?);
         }
         Step::FlattenAccount => desk.flatten().await?,
         Step::Enter {

@@ -180,6 +180,58 @@ fn bracket(cid: &str, side: Side, qty: u32) -> EntryOrder {
     })
 }
 
+/// The simulator's request counts since the last reset.
+fn calls(v: &Venue) -> std::collections::BTreeMap<String, u64> {
+    v.sim.admin().request_counts()
+}
+
+/// `(endpoint, count)` pairs as [`calls`] reports them.
+fn tradovate(pairs: &[(&str, u64)]) -> std::collections::BTreeMap<String, u64> {
+    pairs
+        .iter()
+        .map(|(e, n)| (format!("tradovate:{e}"), *n))
+        .collect()
+}
+
+/// A resting buy far under the market: it works until cancelled.
+fn resting_buy(cid: &str) -> EntryOrder {
+    EntryOrder::Market(OrderRequest {
+        client_order_id: cid.into(),
+        side: Side::Buy,
+        qty: 1,
+        kind: OrderKind::Limit {
+            price: mnq(dec!(20900)),
+        },
+    })
+}
+
+/// The position is flat and a resting entry works on the contract, though the decision read a
+/// long a moment ago: a long of 1 closed by hand, then the entry placed.
+async fn gone_flat_with_a_resting_entry(v: &Venue, cid: &str) {
+    v.desk()
+        .place(&v.contract, &market(&format!("{cid}-in"), Side::Buy, 1))
+        .await
+        .unwrap();
+    v.desk()
+        .place(&v.contract, &market(&format!("{cid}-out"), Side::Sell, 1))
+        .await
+        .unwrap();
+    v.desk()
+        .enter(&v.contract, &resting_buy(cid), Some(TimeInForce::Gtc))
+        .await
+        .unwrap();
+    assert_eq!(v.net().await, 0);
+    assert_eq!(v.working().await.len(), 1);
+}
+
+fn refuse_liquidations(v: &Venue) {
+    let fault: jt_sim::faults::FaultSpec = serde_json::from_value(serde_json::json!({
+        "kind": "error", "status": 400, "endpoint": "order/liquidateposition", "count": 1
+    }))
+    .unwrap();
+    v.sim.admin().add_fault(fault).unwrap();
+}
+
 fn never() -> CancellationToken {
     CancellationToken::new()
 }
@@ -238,7 +290,10 @@ async fn a_flip_closes_waits_for_flat_and_enters_and_a_resume_never_closes_again
     let flip = v.choreography(
         vec![
             Step::CancelWorkingOrders,
-            Step::Close { wait_flat: true },
+            Step::Close {
+                wait_flat: true,
+                seen_open: true,
+            },
             Step::Enter {
                 entry: bracket("jt-flip", Side::Sell, 1),
                 time_in_force: None,
@@ -280,13 +335,17 @@ async fn a_flip_interrupted_after_its_close_resumes_with_the_entry_only() {
         .unwrap();
     // The crash came after the close: cancelled and closed, no entry yet.
     v.desk().cancel_working(&v.contract).await.unwrap();
-    v.desk().close(&v.contract, true).await.unwrap();
+    v.desk().close(&v.contract, true, true).await.unwrap();
     assert_eq!(v.net().await, 0);
     let before = v.orders().len();
     let flip = v.choreography(
         vec![
             Step::CancelWorkingOrders,
-            Step::Close { wait_flat: true },
+            // The plan's reading (open) is stale on resume: the close reads again.
+            Step::Close {
+                wait_flat: true,
+                seen_open: true,
+            },
             Step::Enter {
                 entry: bracket("jt-short", Side::Sell, 1),
                 time_in_force: None,
@@ -294,8 +353,14 @@ async fn a_flip_interrupted_after_its_close_resumes_with_the_entry_only() {
         ],
         Some("jt-short"),
     );
+    v.sim.admin().reset_request_counts();
     let done = run(&v.desk(), &flip, true, &never()).await.unwrap();
     assert!(!done.main_found, "the entry was never sent");
+    assert_eq!(
+        calls(&v).get("tradovate:order/liquidateposition"),
+        None,
+        "a resumed close reads the position and finds nothing to liquidate"
+    );
     assert_eq!(v.net().await, -1, "one short, not a second close");
     // Closing an account already flat sends nothing: the short's entry is the only new sell.
     let sells = v.orders()[before..]
@@ -711,4 +776,108 @@ async fn a_lost_lock_stops_before_the_next_step_and_says_what_was_done() {
         .find(|o| o.order_type == Some(OrderType::Stop))
         .unwrap();
     assert_eq!(stop.qty, Some(3), "the stop covers the whole position");
+}
+
+/// A close of a position the decision has just read open is one broker call (issue 21):
+/// `liquidateposition`, which takes no quantity and cancels the contract's working orders
+/// itself — no second read of the position. When the position went flat since the reading,
+/// the close still ends as a close of a flat position: nothing sent, what works on the contract
+/// cancelled.
+#[tokio::test]
+async fn a_close_read_open_is_one_liquidation_and_one_gone_flat_since_still_clears_the_contract() {
+    let v = venue("seen").await;
+    v.desk()
+        .enter(&v.contract, &bracket("jt-seen-1", Side::Buy, 2), None)
+        .await
+        .unwrap();
+    let close = v.choreography(
+        vec![
+            Step::CancelWorkingOrders,
+            Step::Close {
+                wait_flat: false,
+                seen_open: true,
+            },
+        ],
+        None,
+    );
+    v.sim.admin().reset_request_counts();
+    let done = run(&v.desk(), &close, false, &never()).await.unwrap();
+    assert_eq!(calls(&v), tradovate(&[("order/liquidateposition", 1)]));
+    assert_eq!(
+        done.done,
+        vec!["working orders cancelled", "position closed"]
+    );
+    assert_eq!(done.orders.len(), 1, "the liquidation's order: {done:?}");
+    assert_eq!(v.net().await, 0);
+    assert!(v.working().await.is_empty(), "{:#?}", v.working().await);
+
+    // The reading is stale: flat since, a resting entry working. The liquidation finds
+    // nothing to close; the close then reads the position and the working orders itself.
+    gone_flat_with_a_resting_entry(&v, "jt-seen-rest").await;
+    let sent = v.orders().len();
+    v.sim.admin().reset_request_counts();
+    let done = run(&v.desk(), &close, false, &never()).await.unwrap();
+    assert_eq!(
+        calls(&v),
+        tradovate(&[
+            ("order/deps", 1),
+            ("order/liquidateposition", 1),
+            ("position/deps", 1),
+        ])
+    );
+    assert!(done.orders.is_empty(), "nothing to close: {done:?}");
+    assert_eq!(v.orders().len(), sent, "no order sent");
+    assert_eq!(v.net().await, 0);
+    assert!(v.working().await.is_empty(), "{:#?}", v.working().await);
+}
+
+/// A liquidation refused after the decision read the position open: when the position is flat
+/// now, the refusal may be the venue's "nothing to liquidate", and the close ends as a close of
+/// a flat position (the working orders cancelled one by one); when it is still open, the
+/// refusal stands — the liquidation is sent once, never again on its own.
+#[tokio::test]
+async fn a_refused_liquidation_clears_a_flat_contract_and_stands_for_an_open_position() {
+    let v = venue("refused").await;
+    let close = v.choreography(
+        vec![
+            Step::CancelWorkingOrders,
+            Step::Close {
+                wait_flat: false,
+                seen_open: true,
+            },
+        ],
+        None,
+    );
+    gone_flat_with_a_resting_entry(&v, "jt-refused-rest").await;
+    let sent = v.orders().len();
+    refuse_liquidations(&v);
+    let done = run(&v.desk(), &close, false, &never()).await.unwrap();
+    assert!(done.orders.is_empty(), "{done:?}");
+    assert_eq!(v.orders().len(), sent, "no order sent");
+    assert!(
+        v.working().await.is_empty(),
+        "the refused liquidation cancelled nothing; the flat close did: {:#?}",
+        v.working().await
+    );
+
+    v.desk()
+        .place(&v.contract, &market("jt-refused-in", Side::Buy, 1))
+        .await
+        .unwrap();
+    refuse_liquidations(&v);
+    v.sim.admin().reset_request_counts();
+    let failed = run(&v.desk(), &close, false, &never()).await.unwrap_err();
+    assert_eq!(
+        calls(&v),
+        tradovate(&[("order/liquidateposition", 1), ("position/deps", 1)])
+    );
+    assert!(
+        matches!(
+            failed.error,
+            StepError::Broker(jt_broker::BrokerError::Rejected { .. })
+        ),
+        "{failed:?}"
+    );
+    assert!(failed.done.is_empty(), "{:?}", failed.done);
+    assert_eq!(v.net().await, 1, "still open: the refusal is reported");
 }

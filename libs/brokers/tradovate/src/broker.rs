@@ -410,6 +410,14 @@ impl Broker for TradovateBroker {
         self.login.http.close_position(account, contract).await
     }
 
+    async fn close_open_position(
+        &self,
+        account: &AccountId,
+        contract: &Contract,
+    ) -> Result<CloseOutcome, BrokerError> {
+        self.login.http.close_open_position(account, contract).await
+    }
+
     async fn flatten_account(&self, account: &AccountId) -> Result<FlattenReport, BrokerError> {
         self.login.http.flatten_account(account).await
     }

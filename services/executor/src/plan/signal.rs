@@ -62,8 +62,10 @@ impl StoredPlan {
         for step in self.plan.steps() {
             let next = match step {
                 PlanStep::CancelWorkingOrders => Step::CancelWorkingOrders,
-                PlanStep::ClosePosition { .. } => Step::Close {
+                // The decision closes a position it read open (its size).
+                PlanStep::ClosePosition { qty, .. } => Step::Close {
                     wait_flat: self.entry.is_some(),
+                    seen_open: qty > 0,
                 },
                 PlanStep::PlaceEntry { .. } => match &self.entry {
                     Some(entry) => Step::Enter {

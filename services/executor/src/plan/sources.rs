@@ -170,6 +170,14 @@ fn market(inputs: &Inputs<'_>, side: Side, qty: Contracts) -> OrderRequest {
     }
 }
 
+/// The close of a position `held` has just read open (`wait_flat`: an entry follows).
+fn close_seen_open(wait_flat: bool) -> Step {
+    Step::Close {
+        wait_flat,
+        seen_open: true,
+    }
+}
+
 /// Take `qty` off a `direction` position of `held` contracts: the whole of it closes (working
 /// orders of the contract cancelled first), less is a partial exit whose protection is resized
 /// to what remains before the reduction. Never past flat.
@@ -181,7 +189,7 @@ fn exit_steps(
 ) -> (Vec<Step>, IntentKind, Contracts, Option<String>) {
     if qty >= held {
         (
-            vec![Step::CancelWorkingOrders, Step::Close { wait_flat: false }],
+            vec![Step::CancelWorkingOrders, close_seen_open(false)],
             IntentKind::Close,
             held,
             None,
@@ -225,8 +233,15 @@ pub(crate) async fn control(inputs: &Inputs<'_>, c: &ControlIntent) -> Result<Ch
         (ControlScope::Symbol { symbol }, action) => {
             let (_, contract) = contract_of(inputs, symbol).await?;
             let (steps, kind, summary) = match action {
+                // Not read first: the close reads the position itself.
                 ControlAction::Flatten => (
-                    vec![Step::CancelWorkingOrders, Step::Close { wait_flat: false }],
+                    vec![
+                        Step::CancelWorkingOrders,
+                        Step::Close {
+                            wait_flat: false,
+                            seen_open: false,
+                        },
+                    ],
                     IntentKind::Close,
                     format!(
                         "{} closed: working orders cancelled, position closed ({why})",
@@ -495,7 +510,7 @@ pub(crate) async fn copy(inputs: &Inputs<'_>, c: &CopyIntent) -> Result<Choice, 
             Some(d) if d == direction => plan(
                 steps_plan(
                     Some(&contract),
-                    vec![Step::CancelWorkingOrders, Step::Close { wait_flat: false }],
+                    vec![Step::CancelWorkingOrders, close_seen_open(false)],
                     None,
                     format!("copy close: closed {direction} {size}"),
                 ),
@@ -541,14 +556,14 @@ pub(crate) async fn copy(inputs: &Inputs<'_>, c: &CopyIntent) -> Result<Choice, 
             let mut steps = Vec::new();
             if position == Some(close_direction) {
                 steps.push(Step::CancelWorkingOrders);
-                steps.push(Step::Close { wait_flat: true });
+                steps.push(close_seen_open(true));
             }
             if let Some(reason) = exposure_refused(inputs).await? {
                 // The exit half still runs: leaving the old side is never refused.
                 if steps.is_empty() {
                     return Ok(Choice::Skip(reason));
                 }
-                if let Some(Step::Close { wait_flat }) = steps.last_mut() {
+                if let Some(Step::Close { wait_flat, .. }) = steps.last_mut() {
                     *wait_flat = false;
                 }
                 return plan(

@@ -1261,34 +1261,82 @@ impl TradovateHttpClient {
     ) -> Result<CloseOutcome, BrokerError> {
         let acct = self.account(account).await?;
         let cid = contract_number(&contract.id)?;
-        let positions = self.positions(account).await?;
-        let open = positions
-            .iter()
-            .any(|p| p.contract == contract.id && p.net_qty != 0);
-        if open {
+        if self.is_open(account, &contract.id).await? {
             let order_id = self.liquidate(account, acct.id, cid).await?;
             return Ok(CloseOutcome { order_id });
         }
-        // Flat: what still works on the contract is cancelled. An order can fill between the
-        // listing and its cancel (a resting entry reached by the market): the broker then
-        // rejects the cancel, or — Tradovate's commands being asynchronous — accepts it and
-        // rejects the command later. Either way the fill opened a position the read above did
-        // not see, so after any cancel the position is read again and closed too: never left
-        // open behind a "closed".
+        self.close_flat(account, acct.id, cid, contract).await
+    }
+
+    /// Closes a position the caller has just read open: `liquidateposition` straight away,
+    /// without [`Self::close_position`]'s own read — it takes no quantity, so whatever the
+    /// position is when it arrives is what closes (issue 21: a close in one call). When the
+    /// position went flat since the caller's read (its stop or target filled), the close ends
+    /// as a close of a flat position does: the answer "nothing to close" (`{}`), or a refusal
+    /// while the position reads flat, is followed by the flat close (what still works on the
+    /// contract cancelled; liquidating a flat position is not documented to cancel anything).
+    /// A refusal while the position is still open stands: the liquidation is not sent twice.
+    ///
+    /// # Errors
+    /// See [`jt_broker::Broker::close_open_position`].
+    pub async fn close_open_position(
+        &self,
+        account: &AccountId,
+        contract: &Contract,
+    ) -> Result<CloseOutcome, BrokerError> {
+        let acct = self.account(account).await?;
+        let cid = contract_number(&contract.id)?;
+        match self.liquidate(account, acct.id, cid).await {
+            Ok(Some(order_id)) => Ok(CloseOutcome {
+                order_id: Some(order_id),
+            }),
+            Ok(None) => self.close_position(account, contract).await,
+            Err(refused @ BrokerError::Rejected { .. }) => {
+                if self.is_open(account, &contract.id).await? {
+                    Err(refused)
+                } else {
+                    self.close_flat(account, acct.id, cid, contract).await
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the account holds a position on `contract` (one `position/deps`).
+    async fn is_open(
+        &self,
+        account: &AccountId,
+        contract: &ContractId,
+    ) -> Result<bool, BrokerError> {
+        Ok(self
+            .positions(account)
+            .await?
+            .iter()
+            .any(|p| &p.contract == contract && p.net_qty != 0))
+    }
+
+    /// The close of a position read flat: what still works on the contract is cancelled. An
+    /// order can fill between the listing and its cancel (a resting entry reached by the
+    /// market): the broker then rejects the cancel, or — Tradovate's commands being
+    /// asynchronous — accepts it and rejects the command later. Either way the fill opened a
+    /// position the read did not see, so after any cancel the position is read again and
+    /// closed too: never left open behind a "closed".
+    async fn close_flat(
+        &self,
+        account: &AccountId,
+        account_id: i64,
+        contract_id: i64,
+        contract: &Contract,
+    ) -> Result<CloseOutcome, BrokerError> {
         let (report, ended) = self
             .cancel_listed_noting_ended(account, |o| o.is_working_on(&contract.id), true)
             .await?;
         if let Some(failure) = report.failures.into_iter().next() {
             return Err(failure.error);
         }
-        if (ended > 0 || !report.canceled.is_empty())
-            && self
-                .positions(account)
-                .await?
-                .iter()
-                .any(|p| p.contract == contract.id && p.net_qty != 0)
+        if (ended > 0 || !report.canceled.is_empty()) && self.is_open(account, &contract.id).await?
         {
-            let order_id = self.liquidate(account, acct.id, cid).await?;
+            let order_id = self.liquidate(account, account_id, contract_id).await?;
             return Ok(CloseOutcome { order_id });
         }
         Ok(CloseOutcome { order_id: None })
