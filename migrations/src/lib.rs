@@ -35,6 +35,7 @@ mod m20261206_000006_copy_sync_trigger;
 mod m20261207_000001_closed_by_hand_stays_flat;
 mod m20261207_000002_follower_peaks_and_paper_breaches;
 mod m20261207_000003_trade_records;
+mod m20261207_000010_signal_body_digest;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug, Clone, Copy, Default)]
@@ -66,6 +67,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000001_closed_by_hand_stays_flat::Migration),
             Box::new(m20261207_000002_follower_peaks_and_paper_breaches::Migration),
             Box::new(m20261207_000003_trade_records::Migration),
+            Box::new(m20261207_000010_signal_body_digest::Migration),
         ]
     }
 }

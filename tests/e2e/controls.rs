@@ -368,6 +368,7 @@ async fn the_paper_record_adds_flips_and_never_applies_a_redelivered_signal_twic
         owner_id: p.user.0,
         received_at: stored.received_at,
         signal: serde_json::from_value::<jt_alerts::Signal>(stored.payload).unwrap(),
+        body_digest: None,
     };
     p.bus
         .publish(&Envelope::new(

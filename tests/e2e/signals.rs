@@ -10,8 +10,8 @@ use std::time::Duration;
 use jt_domain::settings::{ClockTime, PriceUnits, StopType, TimeWindow, TpTarget, TrimUnits};
 use jt_domain::{Settings, SettingsOverrides};
 use jt_e2e::admin::OrderRecord;
-use jt_e2e::{Options, Platform, alert, assert_status, is_working};
-use jt_store::IntentStatus;
+use jt_e2e::{Options, Platform, alert, assert_status, is_working, until_millisecond};
+use jt_store::{IntentStatus, SignalId, SignalOutcome};
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 
@@ -310,6 +310,9 @@ async fn a_duplicate_delivery_within_a_second_executes_once() {
     let p = Platform::start(Options::default()).await;
     let (_, token) = p.recorder(Settings::default(), &one("1")).await;
     let body = alert("buy", "long", "");
+    // Inside one second of the clock: the ingest's message id catches the copy (across a
+    // second boundary the fan-out does: the next test).
+    tokio::time::sleep(until_millisecond(20)).await;
     let (a, b) = tokio::join!(p.alert(&token, &body), p.alert(&token, &body));
     let statuses = [
         a.1["status"].as_str().unwrap(),
@@ -321,6 +324,129 @@ async fn a_duplicate_delivery_within_a_second_executes_once() {
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(of_type(&p.orders(0), "Market", "Buy").len(), 1);
+    p.stop().await;
+}
+
+/// Two alerts posted at once, the first at `millis` past a second and the second `gap` later;
+/// their answers.
+async fn post_two_at(
+    p: &Platform,
+    token: &str,
+    bodies: [&str; 2],
+    millis: u32,
+    gap: Duration,
+) -> [serde_json::Value; 2] {
+    async fn post_at(
+        p: &Platform,
+        token: &str,
+        body: &str,
+        at: tokio::time::Instant,
+    ) -> (u16, serde_json::Value) {
+        tokio::time::sleep_until(at).await;
+        p.alert(token, body).await
+    }
+    let first_at = tokio::time::Instant::now() + until_millisecond(millis);
+    let (a, b) = tokio::join!(
+        post_at(p, token, bodies[0], first_at),
+        post_at(p, token, bodies[1], first_at + gap)
+    );
+    for (status, answer) in [&a, &b] {
+        assert_eq!(*status, 200, "{answer}");
+        assert_eq!(answer["status"], "queued", "{answer}");
+    }
+    [a.1, b.1]
+}
+
+fn signal_id(answer: &serde_json::Value) -> uuid::Uuid {
+    answer["signal_id"].as_str().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn the_same_body_across_a_second_boundary_executes_once_and_the_copy_is_a_duplicate() {
+    let p = Platform::start(Options::default()).await;
+    let (_, token) = p.recorder(Settings::default(), &one("1")).await;
+    let body = alert("buy", "long", "");
+    // x.900 and (x+1).100: two second buckets, so two messages on SIGNALS (one publish each);
+    // the fan-out records the later one as a duplicate with its one conditional insert.
+    let answers = post_two_at(&p, &token, [&body, &body], 900, Duration::from_millis(200)).await;
+    let ids = answers.each_ref().map(signal_id);
+    assert_ne!(ids[0], ids[1], "two second buckets, two signal ids");
+    let rows = jt_e2e::eventually("both signals recorded", WAIT, async || {
+        let mut rows = Vec::new();
+        for id in ids {
+            rows.push(p.store.signals().get(p.user, SignalId(id)).await.ok()?);
+        }
+        Some(rows)
+    })
+    .await;
+    let gap = rows[1].received_at - rows[0].received_at;
+    assert!(
+        rows[0].received_at.timestamp() != rows[1].received_at.timestamp()
+            && gap < chrono::TimeDelta::seconds(1),
+        "the test needs two deliveries less than 1 s apart across a second boundary: {rows:#?}"
+    );
+    let outcomes: Vec<SignalOutcome> = rows.iter().map(|r| r.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [SignalOutcome::Accepted, SignalOutcome::Duplicate],
+        "{rows:#?}"
+    );
+    assert!(
+        rows[1]
+            .outcome_reason
+            .as_deref()
+            .unwrap()
+            .contains("less than 1 s"),
+        "{rows:#?}"
+    );
+    p.settled_intents(ids[0], 1, WAIT).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let copy_intents = p
+        .store
+        .intents()
+        .for_signal(p.user, SignalId(ids[1]))
+        .await
+        .unwrap();
+    assert!(copy_intents.is_empty(), "{copy_intents:#?}");
+    assert_eq!(
+        of_type(&p.orders(0), "Market", "Buy").len(),
+        1,
+        "executed once"
+    );
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn two_different_bodies_in_the_same_second_are_both_executed() {
+    let p = Platform::start(Options::default()).await;
+    let (_, token) = p
+        .recorder(
+            Settings {
+                dca_enabled: true,
+                add_delay: 0,
+                ..Settings::default()
+            },
+            &one("1"),
+        )
+        .await;
+    let entry = alert("buy", "long", r#","comment":"entry""#);
+    let add = alert("buy", "long", r#","comment":"add""#);
+    let answers = post_two_at(&p, &token, [&entry, &add], 100, Duration::from_millis(200)).await;
+    let ids = answers.each_ref().map(signal_id);
+    assert_ne!(ids[0], ids[1]);
+    for id in ids {
+        p.settled_intents(id, 1, WAIT).await;
+        let row = p.store.signals().get(p.user, SignalId(id)).await.unwrap();
+        assert_eq!(row.outcome, SignalOutcome::Accepted, "{row:#?}");
+    }
+    let orders = p
+        .wait_orders(0, WAIT, |o| of_type(o, "Market", "Buy").len() == 2)
+        .await;
+    assert_eq!(
+        of_type(&orders, "Market", "Buy").len(),
+        2,
+        "entry, then a DCA add"
+    );
     p.stop().await;
 }
 

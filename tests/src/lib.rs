@@ -911,6 +911,23 @@ pub async fn eventually<T>(
     }
 }
 
+/// How long until the wall clock next reads `millis` past a whole second (0..1000), strictly
+/// later than now: to send alerts at chosen instants of a second (the ingest's message id
+/// changes with the second).
+#[must_use]
+pub fn until_millisecond(millis: u32) -> Duration {
+    let into = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_micros());
+    let target = millis * 1_000;
+    let wait = if target > into {
+        target - into
+    } else {
+        1_000_000 - into + target
+    };
+    Duration::from_micros(u64::from(wait))
+}
+
 /// An alert body.
 #[must_use]
 pub fn alert(action: &str, position: &str, extra: &str) -> String {

@@ -69,7 +69,7 @@ fn main() {
     let body = fixture("tradingview_dca_add_without_time.json");
     let signal = parse_alert(&body, &ctx).unwrap();
     let now: DateTime<Utc> = DateTime::from_timestamp(1_767_623_400, 0).unwrap();
-    measure("dedup_key (no time: msg id + guard id)", || {
+    measure("dedup_key (no time: msg id + body digest)", || {
         black_box(jt_alerts::DedupKey::for_signal(
             &signal,
             black_box("tok_3f9a0c"),

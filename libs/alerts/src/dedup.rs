@@ -1,8 +1,9 @@
-//! De-duplication keys for JetStream's `Nats-Msg-Id` (DOMAIN.md §2).
+//! De-duplication keys for JetStream's `Nats-Msg-Id` and the fan-out's duplicate check
+//! (DOMAIN.md §2).
 //!
 //! The rules: the same token and a byte-identical body within 1 s is one signal (TradingView
-//! sometimes delivers an alert twice, about a millisecond apart); identical bodies more than
-//! 1 s apart without a `time` field are separate signals (DCA adds); a body with `time` is the
+//! sometimes delivers an alert twice, about a millisecond apart); identical bodies 1 s or more
+//! apart without a `time` field are separate signals (DCA adds); a body with `time` is the
 //! same alert for the whole duplicate window of the SIGNALS stream.
 //!
 //! Keys come from the content only (never a random id), so a second delivery, a second
@@ -10,38 +11,37 @@
 //!
 //! * Body with `time`: `msg_id = H(token, body)`. The body carries its own instant, so
 //!   identical bytes are the same alert for the whole duplicate window.
-//! * Body without `time`: the receive time must be part of the key, in whole seconds.
-//!   One id per message cannot implement "within 1 s" exactly: being merged by equal ids is
-//!   transitive, "less than 1 s apart" is not, so any bucketing splits some pairs that are
-//!   1 ms apart — a duplicate that straddles a bucket boundary. We therefore use two ids on
-//!   two grids of 1-second buckets offset by half a second:
-//!   `msg_id = H(token, body, ⌊t⌋)` and `guard_id = H(token, body, ⌊t + 0.5 s⌋)`.
-//!   The ingest first publishes an empty guard message with `guard_id` (on a subject the
-//!   executor does not consume, in a stream with the same duplicate window), then the signal
-//!   with `msg_id`; the alert is a duplicate when either publish is acknowledged as a
-//!   duplicate. Guarantees (tested below):
-//!   - deliveries less than 0.5 s apart are always one signal — the two grids' boundaries
-//!     are 0.5 s apart, so such a pair can cross at most one of them;
-//!   - deliveries 1 s or more apart are always separate signals — every bucket is 1 s wide;
-//!   - between 0.5 s and 1 s they are usually one signal, depending on where the boundaries
-//!     fall.
+//! * Body without `time`: the receive time must be part of the key, in whole seconds:
+//!   `msg_id = H(token, body, ⌊t⌋)`. One id per message cannot implement "within 1 s"
+//!   exactly: being merged by equal ids is transitive, "less than 1 s apart" is not, so any
+//!   bucketing splits some pairs that are 1 ms apart — a duplicate that straddles a second
+//!   boundary. The ingest publishes once, under `msg_id` (one acknowledged publish per alert);
+//!   a copy in the same second is dropped by JetStream. A copy across a second boundary reaches
+//!   the executor's fan-out, which runs serially per recorder and records every signal with
+//!   `body_digest = H(token, body)`: one conditional insert records the later one as
+//!   `duplicate` (and fans nothing out) when a signal of the recorder with the same digest,
+//!   not itself a duplicate, was received less than 1 s before or after it
+//!   (`jt_store::repo::signals::Signals::record`). Guarantees (tested below with that rule):
+//!   - deliveries less than 1 s apart are always one signal;
+//!   - deliveries 1 s or more apart are always separate signals;
+//!   - a copy of a copy is compared with the signal that was kept, not with the copy: three
+//!     deliveries 0.9 s apart are two signals, as the half-second guard grid this replaced
+//!     made them.
 //!
-//!   A retried publish of the same request reuses the same ids; the ingest must treat a
-//!   duplicate acknowledgement of its *own* earlier guard publish (a retry after a timeout)
-//!   as success, not as a duplicate alert.
+//!   A retried publish of the same request reuses the same id and is acknowledged as a
+//!   duplicate of its own earlier attempt; the ingest treats that as queued.
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-/// The duplicate interval of DOMAIN.md §2, in milliseconds.
-pub const DUPLICATE_INTERVAL_MS: i64 = 1_000;
+pub use jt_domain::signal::DUPLICATE_INTERVAL_MS;
 
-/// The JetStream message ids of one received alert. See the module documentation for the
-/// publish protocol.
+/// The JetStream message id of one received alert and, for an alert without `time`, the digest
+/// the fan-out compares across a second boundary. See the module documentation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DedupKey {
     msg_id: String,
-    guard_id: Option<String>,
+    body_digest: Option<String>,
 }
 
 impl DedupKey {
@@ -52,15 +52,15 @@ impl DedupKey {
         if has_time {
             return DedupKey {
                 msg_id: digest("jt1t", token, body, None),
-                guard_id: None,
+                body_digest: None,
             };
         }
-        let ms = received_at.timestamp_millis();
-        let second = ms.div_euclid(DUPLICATE_INTERVAL_MS);
-        let shifted = (ms + DUPLICATE_INTERVAL_MS / 2).div_euclid(DUPLICATE_INTERVAL_MS);
+        let second = received_at
+            .timestamp_millis()
+            .div_euclid(DUPLICATE_INTERVAL_MS);
         DedupKey {
             msg_id: digest("jt1s", token, body, Some(second)),
-            guard_id: Some(digest("jt1h", token, body, Some(shifted))),
+            body_digest: Some(digest("jt1b", token, body, None)),
         }
     }
 
@@ -82,10 +82,18 @@ impl DedupKey {
         &self.msg_id
     }
 
-    /// The `Nats-Msg-Id` of the guard message to publish first, for alerts without `time`.
+    /// For an alert without `time`: the digest of token and body (no time) that the fan-out
+    /// compares with the recorder's signals of the surrounding second
+    /// (`SignalMessage::body_digest`).
     #[must_use]
-    pub fn guard_id(&self) -> Option<&str> {
-        self.guard_id.as_deref()
+    pub fn body_digest(&self) -> Option<&str> {
+        self.body_digest.as_deref()
+    }
+
+    /// The digest, owned (for the message that carries it).
+    #[must_use]
+    pub fn into_body_digest(self) -> Option<String> {
+        self.body_digest
     }
 }
 
@@ -118,65 +126,84 @@ mod tests {
     /// 2026-01-05T14:30:00.000Z, on a whole second.
     const T0: i64 = 1_767_623_400_000;
 
-    /// The ingest protocol: the second delivery is dropped when its guard or its signal id
-    /// was already published by the first.
-    fn one_signal(first: &DedupKey, second: &DedupKey) -> bool {
-        first.msg_id() == second.msg_id()
-            || (first.guard_id().is_some() && first.guard_id() == second.guard_id())
-    }
-
     fn untimed(ms: i64) -> DedupKey {
         DedupKey::new(TOKEN, BODY, false, at_ms(ms))
     }
 
-    #[test]
-    fn same_token_and_identical_body_in_the_same_second_is_one_signal() {
-        assert_eq!(untimed(T0 + 100), untimed(T0 + 101));
+    /// The whole protocol over deliveries of one body at `times` (ms, in arrival order): the
+    /// ingest publishes under `msg_id` (JetStream drops a repeated id), the fan-out records a
+    /// published one as a duplicate when a kept signal with its digest is less than 1 s away
+    /// (the conditional insert of `Signals::record`). The receive times of the kept signals.
+    fn kept(times: &[i64]) -> Vec<i64> {
+        let mut published: Vec<DedupKey> = Vec::new();
+        let mut kept: Vec<(i64, DedupKey)> = Vec::new();
+        for &t in times {
+            let key = untimed(t);
+            if published.iter().any(|p| p.msg_id() == key.msg_id()) {
+                continue;
+            }
+            published.push(key.clone());
+            let duplicate = kept.iter().any(|(at, k)| {
+                k.body_digest().is_some()
+                    && k.body_digest() == key.body_digest()
+                    && (t - at).abs() < DUPLICATE_INTERVAL_MS
+            });
+            if !duplicate {
+                kept.push((t, key));
+            }
+        }
+        kept.into_iter().map(|(t, _)| t).collect()
+    }
+
+    fn one_signal(a: i64, b: i64) -> bool {
+        kept(&[a, b]).len() == 1
     }
 
     #[test]
-    fn a_duplicate_straddling_a_second_boundary_is_caught_by_the_guard() {
+    fn same_token_and_identical_body_in_the_same_second_is_one_message_id() {
+        assert_eq!(untimed(T0 + 100), untimed(T0 + 101));
+        assert_eq!(untimed(T0), untimed(T0 + 999));
+    }
+
+    #[test]
+    fn a_duplicate_straddling_a_second_boundary_is_caught_by_the_digest() {
         let first = untimed(T0 - 1); // …:59.999
         let second = untimed(T0); // …:00.000
         assert_ne!(first.msg_id(), second.msg_id(), "different second buckets");
-        assert_eq!(first.guard_id(), second.guard_id());
-        assert!(one_signal(&first, &second));
+        assert_eq!(first.body_digest(), second.body_digest());
+        assert!(one_signal(T0 - 1, T0));
+        assert!(one_signal(T0 - 100, T0 + 100));
     }
 
     #[test]
-    fn a_duplicate_straddling_a_half_second_boundary_is_caught_by_the_signal_id() {
-        let first = untimed(T0 + 499);
-        let second = untimed(T0 + 500);
-        assert_ne!(first.guard_id(), second.guard_id());
-        assert_eq!(first.msg_id(), second.msg_id());
-    }
-
-    #[test]
-    fn deliveries_less_than_half_a_second_apart_are_one_signal_wherever_they_fall() {
+    fn deliveries_less_than_a_second_apart_are_one_signal_wherever_they_fall() {
         for start in (0..2_000).step_by(7) {
-            for gap in [0, 1, 2, 50, 250, 499] {
-                let (a, b) = (untimed(T0 + start), untimed(T0 + start + gap));
-                assert!(one_signal(&a, &b), "start {start} ms, gap {gap} ms");
+            for gap in [0, 1, 2, 50, 250, 499, 500, 750, 999] {
+                assert!(
+                    one_signal(T0 + start, T0 + start + gap),
+                    "start {start} ms, gap {gap} ms"
+                );
             }
         }
     }
 
     #[test]
-    fn identical_bodies_more_than_a_second_apart_are_separate_signals() {
+    fn identical_bodies_a_second_or_more_apart_are_separate_signals() {
         for start in (0..2_000).step_by(7) {
             for gap in [1_000, 1_001, 1_500, 2_000, 60_000] {
-                let (a, b) = (untimed(T0 + start), untimed(T0 + start + gap));
-                assert!(!one_signal(&a, &b), "start {start} ms, gap {gap} ms");
+                assert!(
+                    !one_signal(T0 + start, T0 + start + gap),
+                    "start {start} ms, gap {gap} ms"
+                );
             }
         }
     }
 
     #[test]
-    fn between_half_a_second_and_a_second_it_depends_on_the_boundaries() {
-        // 0.7 s apart, no boundary of either grid between them → one signal.
-        assert!(one_signal(&untimed(T0 + 10), &untimed(T0 + 710)));
-        // 0.7 s apart across both a half-second and a whole-second boundary → two signals.
-        assert!(!one_signal(&untimed(T0 + 450), &untimed(T0 + 1_150)));
+    fn a_copy_of_a_copy_is_compared_with_the_signal_kept() {
+        // 0.9 s apart each: the second is a copy of the first; the third is 1.8 s after the
+        // kept one, so it is a signal of its own.
+        assert_eq!(kept(&[T0, T0 + 900, T0 + 1_800]), [T0, T0 + 1_800]);
     }
 
     #[test]
@@ -184,23 +211,21 @@ mod tests {
         let a = DedupKey::new(TOKEN, BODY, true, at_ms(T0));
         let b = DedupKey::new(TOKEN, BODY, true, at_ms(T0 + 119_000));
         assert_eq!(a, b);
-        assert_eq!(a.guard_id(), None);
+        assert_eq!(a.body_digest(), None, "its message id is enough");
         assert_ne!(a.msg_id(), untimed(T0).msg_id());
     }
 
     #[test]
     fn token_and_every_body_byte_are_part_of_the_key() {
         let base = untimed(T0);
-        assert_ne!(
-            DedupKey::new("other", BODY, false, at_ms(T0)).msg_id(),
-            base.msg_id()
-        );
+        let other_token = DedupKey::new("other", BODY, false, at_ms(T0));
+        assert_ne!(other_token.msg_id(), base.msg_id());
+        assert_ne!(other_token.body_digest(), base.body_digest());
         let mut body = BODY.to_vec();
         body.push(b' ');
-        assert_ne!(
-            DedupKey::new(TOKEN, &body, false, at_ms(T0)).msg_id(),
-            base.msg_id()
-        );
+        let other_body = DedupKey::new(TOKEN, &body, false, at_ms(T0));
+        assert_ne!(other_body.msg_id(), base.msg_id());
+        assert_ne!(other_body.body_digest(), base.body_digest());
         // Length prefixes keep token/body boundaries apart.
         assert_ne!(
             DedupKey::new("ab", b"c", true, at_ms(T0)),
@@ -214,7 +239,14 @@ mod tests {
         assert_eq!(key, untimed(T0));
         assert!(key.msg_id().starts_with("jt1s-"));
         assert_eq!(key.msg_id().len(), 5 + 64);
-        assert!(key.guard_id().unwrap().starts_with("jt1h-"));
+        let digest = key.body_digest().unwrap();
+        assert!(digest.starts_with("jt1b-"));
+        assert_eq!(digest.len(), 5 + 64);
+        assert_eq!(
+            untimed(T0 + 5_000).body_digest(),
+            Some(digest),
+            "no time in it"
+        );
         assert!(key.msg_id().bytes().all(|b| b.is_ascii_graphic()));
     }
 
@@ -222,18 +254,11 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(256))]
 
         #[test]
-        fn pairs_under_half_a_second_merge_and_pairs_of_a_second_or_more_never_do(
+        fn pairs_under_a_second_merge_and_pairs_of_a_second_or_more_never_do(
             start in -10_000_000_000_000_i64..10_000_000_000_000,
             gap in 0_i64..5_000,
         ) {
-            let a = untimed(start);
-            let b = untimed(start + gap);
-            if gap < DUPLICATE_INTERVAL_MS / 2 {
-                prop_assert!(one_signal(&a, &b));
-            }
-            if gap >= DUPLICATE_INTERVAL_MS {
-                prop_assert!(!one_signal(&a, &b));
-            }
+            prop_assert_eq!(one_signal(start, start + gap), gap < DUPLICATE_INTERVAL_MS);
         }
     }
 }

@@ -296,14 +296,6 @@ impl Subjects {
         Ok(self.join("signals", &[&SubjectToken::escape(recorder)?]))
     }
 
-    /// `jt.guards.<recorder>`: a webhook de-duplication guard of one recorder.
-    ///
-    /// # Errors
-    /// When `recorder` is empty or too long (see [`SubjectToken::escape`]).
-    pub fn signal_guard(&self, recorder: &str) -> Result<String, SubjectError> {
-        Ok(self.join("guards", &[&SubjectToken::escape(recorder)?]))
-    }
-
     /// `jt.orders.<partition>.<account>`: an order intent for one broker account, on the
     /// account's partition ([`order_partition`]): each partition is executed by one replica
     /// at a time (`docs/bus.md`, "Partition-owned execution").

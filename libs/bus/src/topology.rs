@@ -17,8 +17,6 @@ const GIB: i64 = 1024 * MIB;
 pub mod names {
     /// Accepted TradingView alerts.
     pub const SIGNALS: &str = "SIGNALS";
-    /// The ingest's de-duplication guards.
-    pub const SIGNAL_GUARDS: &str = "SIGNAL_GUARDS";
     /// Order intents, one per account (work queue).
     pub const ORDERS: &str = "ORDERS";
     /// Events from broker sockets.
@@ -290,9 +288,6 @@ pub struct Definitions {
     pub namespace: Namespace,
     /// `jt.signals.<recorder>`: work queue (serial fan-out per recorder), 5 min de-duplication.
     pub signals: StreamDef,
-    /// `jt.guards.<recorder>`: the ingest's de-duplication guards (empty messages whose only
-    /// job is their id; see `jt_alerts::dedup`); limits, 2 minutes, 1 min de-duplication.
-    pub signal_guards: StreamDef,
     /// `jt.orders.<partition>.<account>`: work queue.
     pub orders: StreamDef,
     /// `jt.broker.<account>.<entity>`: limits, 1 day.
@@ -378,16 +373,6 @@ impl Definitions {
             Discard::New,
             5 * MINUTE,
             "accepted TradingView alerts, one subject per recorder; removed when fanned out",
-        );
-        let signal_guards = stream(
-            names::SIGNAL_GUARDS,
-            "guards",
-            Retention::Limits,
-            Some(2 * MINUTE),
-            64 * MIB,
-            Discard::Old,
-            MINUTE,
-            "webhook de-duplication guards (ids only), one subject per recorder",
         );
         let orders = stream(
             names::ORDERS,
@@ -619,7 +604,6 @@ impl Definitions {
         Self {
             namespace: ns.clone(),
             signals,
-            signal_guards,
             orders,
             broker_events,
             executions,
@@ -650,7 +634,6 @@ impl Definitions {
     pub fn with_replicas(mut self, n: usize) -> Self {
         for s in [
             &mut self.signals,
-            &mut self.signal_guards,
             &mut self.orders,
             &mut self.broker_events,
             &mut self.executions,
@@ -692,7 +675,6 @@ impl Definitions {
         Topology {
             streams: vec![
                 self.signals.clone(),
-                self.signal_guards.clone(),
                 self.orders.clone(),
                 self.broker_events.clone(),
                 self.executions.clone(),

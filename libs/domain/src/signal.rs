@@ -5,6 +5,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::types::Direction;
 
+/// DOMAIN.md §2: the same webhook token and a byte-identical body less than this many
+/// milliseconds apart is one signal (TradingView sometimes delivers an alert twice). The ingest's
+/// message ids catch the copies inside one second of the clock, the fan-out's conditional insert
+/// those across a second boundary (`jt_alerts::dedup`).
+pub const DUPLICATE_INTERVAL_MS: i64 = 1_000;
+
 /// The action of a parsed signal, after `inverse_strategy` and the position → action mapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

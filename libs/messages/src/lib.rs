@@ -30,7 +30,7 @@ pub use intent::{
     client_order_id,
 };
 pub use quote::{QuoteMessage, subscribe_quotes};
-pub use signal::{SignalGuard, SignalMessage};
+pub use signal::SignalMessage;
 
 /// Content-derived ids (`jt_ids::derived_id`): the same parts always give the same id.
 pub use jt_ids::derived_id;

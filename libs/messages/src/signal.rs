@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// One parsed alert for one recorder, queued by the ingest after its checks (known token, valid
-/// body, not a duplicate). The executor's fan-out turns it into one intent per trader.
+/// body, not a duplicate in the same second). The executor's fan-out turns it into one intent per trader.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SignalMessage {
     /// The signal's id, derived from the webhook's de-duplication key: a duplicate delivery
@@ -21,6 +21,14 @@ pub struct SignalMessage {
     /// The parsed alert (parsed without `inverse_strategy` and `custom_ticker`: those are
     /// per-trader settings applied by the fan-out).
     pub signal: jt_domain::Signal,
+    /// For an alert without `time`: the digest of the webhook token and the exact body
+    /// (`jt_alerts::DedupKey::body_digest`). The fan-out records the signal as a `duplicate`
+    /// when the recorder has a signal with the same digest received less than 1 s apart — the
+    /// copy across a second boundary that the message id (one per second) cannot catch.
+    /// Absent from messages of ingests before it existed (then nothing is compared); an older
+    /// executor ignores it, so the schema version stays 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_digest: Option<String>,
 }
 
 impl SignalMessage {
@@ -40,26 +48,6 @@ impl Message for SignalMessage {
     }
 }
 
-/// The ingest's de-duplication guard for an alert without `time`: stored only for its message
-/// id on the short-lived guard stream (`jt.guards.<recorder>`), never consumed. See
-/// `jt_alerts::DedupKey` for why a second id is needed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SignalGuard {
-    /// The recorder.
-    pub recorder_id: Uuid,
-    /// The signal this guard was published for.
-    pub signal_id: Uuid,
-}
-
-impl Message for SignalGuard {
-    const TYPE: &'static str = "signal-guard";
-    const SCHEMA_VERSION: u32 = 1;
-
-    fn subject(&self, subjects: &Subjects) -> Result<String, SubjectError> {
-        subjects.signal_guard(&self.recorder_id.to_string())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,11 +63,29 @@ mod tests {
             owner_id: Uuid::now_v7(),
             received_at: Utc::now(),
             signal,
+            body_digest: Some("jt1b-00".into()),
         };
         let json = serde_json::to_vec(&msg).unwrap();
         let back = SignalMessage::decode(1, &json).unwrap();
         assert_eq!(back, msg);
         assert_eq!(back.signal.price.unwrap().to_string(), "21433.25");
+    }
+
+    #[test]
+    fn a_message_without_a_body_digest_from_an_older_ingest_still_reads() {
+        let body = br#"{"action":"buy","ticker":"MNQ1!"}"#;
+        let msg = SignalMessage {
+            signal_id: SignalMessage::id_for("k1"),
+            recorder_id: Uuid::now_v7(),
+            owner_id: Uuid::now_v7(),
+            received_at: Utc::now(),
+            signal: parse_alert(body, &AlertContext::default()).unwrap(),
+            body_digest: None,
+        };
+        let json = serde_json::to_value(&msg).unwrap();
+        assert!(json.get("body_digest").is_none(), "not written when absent");
+        let back = SignalMessage::decode(1, &serde_json::to_vec(&json).unwrap()).unwrap();
+        assert_eq!(back, msg);
     }
 
     #[test]

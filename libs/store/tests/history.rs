@@ -1,5 +1,6 @@
 //! History pages for the API: signals filtered by recorder, time and outcome, newest first,
-//! with keyset cursors that neither skip nor repeat a signal, scoped to the owner.
+//! with keyset cursors that neither skip nor repeat a signal, scoped to the owner; and the
+//! one conditional insert that records a copy of an alert body as a `duplicate`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -37,10 +38,130 @@ async fn record(
             outcome,
             outcome_reason: None,
             age_ms: None,
+            body_digest: None,
         })
         .await
         .unwrap();
     id
+}
+
+/// Records a signal of `recorder` at `at` with `digest`, as the fan-out does (outcome
+/// accepted); returns its id and the outcome it was stored with.
+async fn record_digest(
+    t: &TestStore,
+    owner: UserId,
+    recorder: RecorderId,
+    at: chrono::DateTime<Utc>,
+    digest: Option<&str>,
+) -> (SignalId, SignalOutcome) {
+    let id = SignalId::new();
+    let stored = t
+        .signals()
+        .record(signal_at(id, owner, recorder, at, digest))
+        .await
+        .unwrap();
+    (id, stored)
+}
+
+fn signal_at(
+    id: SignalId,
+    owner: UserId,
+    recorder: RecorderId,
+    at: chrono::DateTime<Utc>,
+    digest: Option<&str>,
+) -> NewSignal {
+    NewSignal {
+        id,
+        owner,
+        recorder,
+        received_at: at,
+        alert_time: None,
+        action: SignalAction::Long,
+        ticker: Some("MNQ1!".into()),
+        quantity: None,
+        price: None,
+        market_position: None,
+        prev_market_position: None,
+        payload: serde_json::json!({}),
+        outcome: SignalOutcome::Accepted,
+        outcome_reason: None,
+        age_ms: Some(4),
+        body_digest: digest.map(str::to_owned),
+    }
+}
+
+async fn the_same_body_less_than_a_second_apart_is_recorded_as_a_duplicate(t: &TestStore) {
+    let owner = t.user("dupes@example.com").await;
+    let (r1, _) = t.recorder(&owner, "one").await;
+    let (r2, _) = t.recorder(&owner, "two").await;
+    let (o, r) = (owner.id, r1.id);
+    let ms = Duration::milliseconds;
+    // x.900 and (x+1).100: the ingest published both (two second buckets); one signal.
+    let x = Utc.with_ymd_and_hms(2026, 12, 1, 14, 0, 0).unwrap() + ms(900);
+    let (first, stored) = record_digest(t, o, r, x, Some("jt1b-a")).await;
+    assert_eq!(stored, SignalOutcome::Accepted);
+    let (copy, stored) = record_digest(t, o, r, x + ms(200), Some("jt1b-a")).await;
+    assert_eq!(stored, SignalOutcome::Duplicate);
+    let row = t.signals().get(o, copy).await.unwrap();
+    assert_eq!(row.outcome, SignalOutcome::Duplicate);
+    assert!(
+        row.outcome_reason
+            .as_deref()
+            .unwrap()
+            .contains("less than 1 s"),
+        "{row:?}"
+    );
+    assert_eq!(row.age_ms, Some(4), "the rest of the row as given");
+
+    // Redeliveries change nothing and learn what the first recording stored.
+    for (id, at, outcome) in [
+        (copy, x + ms(200), SignalOutcome::Duplicate),
+        (first, x, SignalOutcome::Accepted),
+    ] {
+        let stored = t
+            .signals()
+            .record(signal_at(id, o, r, at, Some("jt1b-a")))
+            .await
+            .unwrap();
+        assert_eq!(stored, outcome, "redelivered");
+    }
+
+    // Fanned out before the one received first (two ingest replicas): still one signal.
+    let (_, stored) = record_digest(t, o, r, x - ms(999), Some("jt1b-a")).await;
+    assert_eq!(stored, SignalOutcome::Duplicate, "0.999 s earlier");
+
+    // Not copies: another body, another recorder, an alert with `time` (no digest).
+    for (recorder, digest) in [(r, Some("jt1b-b")), (r2.id, Some("jt1b-a")), (r, None)] {
+        let (_, stored) = record_digest(t, o, recorder, x + ms(50), digest).await;
+        assert_eq!(stored, SignalOutcome::Accepted, "{recorder:?} {digest:?}");
+    }
+
+    // A copy is compared with the signal kept, not with another copy: 0.9 s after a copy but
+    // 1.8 s after the kept one is a signal of its own.
+    let (_, stored) = record_digest(t, o, r, x + ms(900), Some("jt1b-a")).await;
+    assert_eq!(stored, SignalOutcome::Duplicate, "0.9 s after the kept one");
+    let (_, stored) = record_digest(t, o, r, x + ms(1_800), Some("jt1b-a")).await;
+    assert_eq!(stored, SignalOutcome::Accepted, "1.8 s after the kept one");
+
+    // Exactly 1 s apart is two signals (DCA adds are at least a second apart).
+    let y = x + Duration::seconds(60);
+    assert_eq!(
+        record_digest(t, o, r, y, Some("jt1b-c")).await.1,
+        SignalOutcome::Accepted
+    );
+    assert_eq!(
+        record_digest(t, o, r, y + ms(1_000), Some("jt1b-c"))
+            .await
+            .1,
+        SignalOutcome::Accepted
+    );
+    assert_eq!(
+        record_digest(t, o, r, y + ms(1_999), Some("jt1b-c"))
+            .await
+            .1,
+        SignalOutcome::Duplicate,
+        "0.999 s after the second"
+    );
 }
 
 async fn signal_pages_filter_and_continue_without_gaps(t: &TestStore) {
@@ -178,5 +299,6 @@ async fn a_sub_accounts_switch_survives_a_resync(t: &TestStore) {
 
 on_both_engines!(
     signal_pages_filter_and_continue_without_gaps,
+    the_same_body_less_than_a_second_apart_is_recorded_as_a_duplicate,
     a_sub_accounts_switch_survives_a_resync,
 );

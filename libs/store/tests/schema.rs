@@ -7,7 +7,7 @@ mod common;
 use chrono::Utc;
 use common::{Engine, TestStore};
 use jt_domain::SignalAction;
-use jt_store::repo::signals::{NewSignal, Recorded};
+use jt_store::repo::signals::NewSignal;
 use jt_store::{SignalId, SignalOutcome};
 use rust_decimal_macros::dec;
 
@@ -130,10 +130,11 @@ async fn decimals_round_trip_exactly(t: &TestStore) {
                 outcome: SignalOutcome::Accepted,
                 outcome_reason: None,
                 age_ms: None,
+                body_digest: None,
             })
             .await
             .unwrap();
-        assert_eq!(r, Recorded::New);
+        assert_eq!(r, SignalOutcome::Accepted);
         let back = t.signals().get(owner.id, id).await.unwrap();
         assert_eq!(back.price, Some(*d));
         assert_eq!(back.quantity, Some(*d));

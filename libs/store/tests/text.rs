@@ -79,6 +79,7 @@ async fn a_signal_and_its_intent_with_nul_in_their_texts_are_recorded(t: &TestSt
             outcome: SignalOutcome::Accepted,
             outcome_reason: Some("why\0".into()),
             age_ms: None,
+            body_digest: None,
         })
         .await
         .unwrap();

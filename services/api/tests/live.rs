@@ -149,6 +149,7 @@ async fn signal(api: &TestApi, owner: UserId, recorder: RecorderId, at: DateTime
             outcome: SignalOutcome::Accepted,
             outcome_reason: None,
             age_ms: None,
+            body_digest: None,
         })
         .await
         .unwrap();

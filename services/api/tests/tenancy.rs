@@ -137,6 +137,7 @@ async fn fixtures(api: &TestApi, s: &common::Session) -> BTreeMap<&'static str, 
             outcome: SignalOutcome::Accepted,
             outcome_reason: None,
             age_ms: None,
+            body_digest: None,
         })
         .await
         .unwrap();

@@ -8,6 +8,12 @@
 //! ids derived from signal and trader (JetStream drops the repeat; the store's idempotency key
 //! absorbs the rest). The message is acknowledged only after all of that is durable.
 //!
+//! Being serial per recorder is also what lets the signal's row catch a copy: the ingest
+//! publishes an alert once, with a message id per second of its receipt, so the same body
+//! received again less than 1 s later but in the next second arrives here as a second
+//! signal. Its row is written by one conditional insert that records it as `duplicate` instead
+//! (`Signals::record`), and nothing else is done for it.
+//!
 //! What the fan-out decides: who receives the signal (enabled traders), each trader's view of
 //! it (`inverse_strategy`, `custom_ticker`, resolved settings), `simulation_mode` (recorded,
 //! never sent), and the control alerts (flatten; kill and resume are recorded on the kill
@@ -62,6 +68,24 @@ impl From<PublishError> for FanoutError {
     }
 }
 
+/// What fanning a signal out came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FannedOut {
+    /// Its row recorded, its intents queued (how many).
+    Intents(usize),
+    /// Recorded as a copy of a signal received less than 1 s apart; nothing else done.
+    Duplicate,
+}
+
+/// The signal's row, as recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Recorded {
+    /// With the outcome the fan-out decided: go on.
+    Kept,
+    /// As a duplicate: stop.
+    Duplicate,
+}
+
 /// How many times a signal is applied to a paper record that price marks keep moving before
 /// the fan-out is retried as a whole (marks come at most about once a second per instrument).
 const PAPER_ATTEMPTS: usize = 5;
@@ -96,10 +120,23 @@ impl Fanout {
         // on whichever thread polls next, mislabelling other tasks' logs.
         let result = self.fan_out(&envelope).instrument(span.clone()).await;
         let _entered = span.enter();
-        m::fanout_done(result.is_ok(), started.elapsed());
+        m::fanout_done(
+            match &result {
+                Ok(FannedOut::Intents(_)) => "ok",
+                Ok(FannedOut::Duplicate) => "duplicate",
+                Err(_) => "retry",
+            },
+            started.elapsed(),
+        );
         match result {
-            Ok(intents) => {
+            Ok(FannedOut::Intents(intents)) => {
                 info!(intents, "signal fanned out");
+                Outcome::Ack
+            }
+            Ok(FannedOut::Duplicate) => {
+                info!(
+                    "the same alert body arrived less than 1 s apart: recorded as a duplicate, nothing fanned out"
+                );
                 Outcome::Ack
             }
             Err(FanoutError::Retry(reason)) => {
@@ -109,7 +146,7 @@ impl Fanout {
         }
     }
 
-    async fn fan_out(&self, envelope: &Envelope<SignalMessage>) -> Result<usize, FanoutError> {
+    async fn fan_out(&self, envelope: &Envelope<SignalMessage>) -> Result<FannedOut, FanoutError> {
         let msg = &envelope.payload;
         let owner = UserId(msg.owner_id);
         let recorder_id = RecorderId(msg.recorder_id);
@@ -121,14 +158,16 @@ impl Fanout {
                 // Deleted since the webhook arrived: nothing left to act for (and no recorder
                 // for the signal's row to belong to).
                 warn!("recorder no longer exists; signal dropped");
-                return Ok(0);
+                return Ok(FannedOut::Intents(0));
             }
             Err(e) => return Err(e.into()),
         };
 
         match signal.action {
             SignalAction::Kill => {
-                self.record(msg, SignalOutcome::Accepted, None).await?;
+                if self.record(msg, SignalOutcome::Accepted, None).await? == Recorded::Duplicate {
+                    return Ok(FannedOut::Duplicate);
+                }
                 // Recorded, not carried out here: the risk service cancels and flattens the
                 // owner's accounts (`docs/risk.md`, "Kill switches"). The engagement is the
                 // signal: redelivered, it is the same one and is carried out once; its
@@ -147,16 +186,21 @@ impl Fanout {
                     .risk()
                     .engage_user_kill(owner, Some("kill alert"), &engagement)
                     .await?;
-                return Ok(0);
+                return Ok(FannedOut::Intents(0));
             }
             SignalAction::Resume => {
-                self.record(msg, SignalOutcome::Accepted, Some("kill switch lifted"))
-                    .await?;
+                if self
+                    .record(msg, SignalOutcome::Accepted, Some("kill switch lifted"))
+                    .await?
+                    == Recorded::Duplicate
+                {
+                    return Ok(FannedOut::Duplicate);
+                }
                 self.store
                     .risk()
                     .set_user_kill(owner, false, Some("resume alert"))
                     .await?;
-                return Ok(0);
+                return Ok(FannedOut::Intents(0));
             }
             _ => {}
         }
@@ -168,16 +212,22 @@ impl Fanout {
 
         // The signal's row is written once, with its outcome: the traders are read first.
         let targets = self.store.traders().execution_targets_of(&recorder).await?;
-        if targets.is_empty() {
+        let recorded = if targets.is_empty() {
             let reason = match &paper_refused {
                 Some(r) => format!("no enabled trader is linked to this recorder; {r}"),
                 None => "no enabled trader is linked to this recorder".to_owned(),
             };
             self.record(msg, SignalOutcome::Filtered, Some(&reason))
-                .await?;
+                .await?
         } else {
             self.record(msg, SignalOutcome::Accepted, paper_refused.as_deref())
-                .await?;
+                .await?
+        };
+        // A copy of a signal received less than 1 s apart (across a second boundary, which the
+        // ingest's message id cannot catch): its row says so, and nothing else happens —
+        // no paper record, no intent.
+        if recorded == Recorded::Duplicate {
+            return Ok(FannedOut::Duplicate);
         }
 
         // The paper record is not on the way to the broker: it is written beside the intents'
@@ -196,7 +246,7 @@ impl Fanout {
         };
         let (paper, intents) = tokio::join!(paper, self.intents(envelope, &targets));
         paper?;
-        intents
+        intents.map(FannedOut::Intents)
     }
 
     /// Queues one intent per target (a flatten alert: one flatten per target's sub-account);
@@ -241,13 +291,15 @@ impl Fanout {
         }
     }
 
-    /// Records the signal's row, with its outcome (once: a redelivery keeps the first).
+    /// Records the signal's row, with its outcome (once: a redelivery keeps the first), in
+    /// one statement that makes it a duplicate instead when the recorder has a signal with
+    /// the same body received less than 1 s apart (`Signals::record`).
     async fn record(
         &self,
         msg: &SignalMessage,
         outcome: SignalOutcome,
         reason: Option<&str>,
-    ) -> Result<(), FanoutError> {
+    ) -> Result<Recorded, FanoutError> {
         let signal = &msg.signal;
         let row = NewSignal {
             id: SignalId(msg.signal_id),
@@ -266,9 +318,16 @@ impl Fanout {
             outcome,
             outcome_reason: reason.map(str::to_owned),
             age_ms: Some((Utc::now() - msg.received_at).num_milliseconds()),
+            body_digest: msg.body_digest.clone(),
         };
-        self.store.signals().record(row).await?;
-        Ok(())
+        let stored = self.store.signals().record(row).await?;
+        // The caller's outcome is never `duplicate`: a stored one is the check's, now or at
+        // the first delivery of this message (a redelivered duplicate stays one).
+        Ok(if stored == SignalOutcome::Duplicate {
+            Recorded::Duplicate
+        } else {
+            Recorded::Kept
+        })
     }
 
     /// Queues (or records as skipped) one trader's intent; `true` when queued.

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-/// A signal fanned out (or left for a retry).
-pub fn fanout_done(ok: bool, took: Duration) {
-    let outcome = if ok { "ok" } else { "retry" };
+/// A signal fanned out (`ok`), recorded as a duplicate (`duplicate`) or left for a retry
+/// (`retry`).
+pub fn fanout_done(outcome: &'static str, took: Duration) {
     metrics::counter!("jt_executor_fanout_total", "outcome" => outcome).increment(1);
     metrics::histogram!("jt_executor_fanout_seconds").record(took.as_secs_f64());
 }

@@ -27,7 +27,7 @@ use jt_alerts::{
     AlertContext, AlertError, DedupKey, MAX_BODY_BYTES, check_alert_time, parse_alert,
 };
 use jt_bus::{Bus, Envelope, MessageId, PublishError};
-use jt_messages::{SignalGuard, SignalMessage};
+use jt_messages::SignalMessage;
 use jt_store::auth::is_token_shaped;
 use jt_store::repo::webhooks::{LOGGED_BODY_BYTES, NewWebhookLog, WebhookTarget};
 use jt_store::text::strip_nul_opt;
@@ -458,7 +458,7 @@ async fn process(
 
     let key = DedupKey::new(token, &raw, signal.time.is_some(), received_at);
     let signal_id = SignalMessage::id_for(key.msg_id());
-    let answer = match queue(state, &target, &key, signal_id, signal, received_at).await {
+    let answer = match queue(state, &target, key, signal_id, signal, received_at).await {
         Ok(Queued::New) => Answer {
             status: StatusCode::OK,
             body: json!({ "status": "queued", "signal_id": signal_id }),
@@ -515,44 +515,34 @@ enum Queued {
     Duplicate,
 }
 
-/// Publishes the de-duplication guard (bodies without `time`) and then the signal; see
-/// `jt_alerts::dedup` for why two ids are needed.
+/// Publishes the signal: one acknowledged publish per alert, under the message id of its
+/// de-duplication key (a copy in the same second is dropped by JetStream and answered
+/// `duplicate`). A copy across a second boundary is published too and recorded as a
+/// duplicate by the fan-out, which compares the key's body digest (`jt_alerts::dedup`).
 async fn queue(
     state: &WebhookState,
     target: &WebhookTarget,
-    key: &DedupKey,
+    key: DedupKey,
     signal_id: Uuid,
     signal: jt_alerts::Signal,
     received_at: DateTime<Utc>,
 ) -> Result<Queued, PublishError> {
-    let recorder_id = target.recorder.0;
-    if let Some(guard_id) = key.guard_id() {
-        let guard = Envelope::new(
-            MessageId::new(guard_id)?,
-            SignalGuard {
-                recorder_id,
-                signal_id,
-            },
-        );
-        let receipt = state.bus.publish(&guard).await?;
-        // After a timed-out attempt the guard may be our own (stored by that attempt): then it
-        // proves nothing, and the signal's own id still catches a same-second duplicate.
-        if receipt.duplicate && !receipt.retried_unconfirmed {
-            return Ok(Queued::Duplicate);
-        }
-    }
+    let id = MessageId::new(key.msg_id())?;
     let message = SignalMessage {
         signal_id,
-        recorder_id,
+        recorder_id: target.recorder.0,
         owner_id: target.owner.0,
         received_at,
         signal,
+        body_digest: key.into_body_digest(),
     };
-    let envelope = Envelope::new(MessageId::new(key.msg_id())?, message).with_trace(
-        jt_bus::TraceContext::from_pairs(&jt_runtime::telemetry::inject_context()),
-    );
+    let envelope = Envelope::new(id, message).with_trace(jt_bus::TraceContext::from_pairs(
+        &jt_runtime::telemetry::inject_context(),
+    ));
     let receipt = state.bus.publish(&envelope).await?;
-    Ok(if receipt.duplicate {
+    // A retried attempt of this same request finds its own earlier publish stored: that is
+    // this alert queued, not a copy of another.
+    Ok(if receipt.duplicate && !receipt.retried_unconfirmed {
         Queued::Duplicate
     } else {
         Queued::New

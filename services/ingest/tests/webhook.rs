@@ -209,6 +209,29 @@ impl Harness {
         out
     }
 
+    /// How many messages each stream of the topology holds (nothing consumes them here), by
+    /// stream name: what the ingest published.
+    async fn stored_per_stream(&self) -> Vec<(String, usize)> {
+        let mut out = Vec::new();
+        for stream in self.defs.topology().streams {
+            let mut count = 0;
+            let mut seq = 1;
+            for subject in &stream.subjects {
+                while let Some(stored) = self
+                    .bus
+                    .next_message(&stream.name, subject, seq)
+                    .await
+                    .unwrap()
+                {
+                    seq = stored.sequence + 1;
+                    count += 1;
+                }
+            }
+            out.push((stream.name.clone(), count));
+        }
+        out
+    }
+
     /// Stops the log writer (flushing it) and returns the logged results, oldest first.
     async fn logged_results(&mut self) -> Vec<(u16, String)> {
         self.logged()
@@ -231,6 +254,14 @@ impl Harness {
 
 const ENTRY: &str = r#"{"action":"buy","ticker":"MNQ1!","contracts":"2","position":"long"}"#;
 
+/// Waits for the wall clock's next whole second (plus a few milliseconds): two deliveries sent
+/// right after it share the second of their message id, which JetStream de-duplicates at the
+/// ingest. (A copy across a second boundary is the fan-out's to catch: `tests/e2e/signals.rs`.)
+async fn start_of_a_second() {
+    let into = chrono::Utc::now().timestamp_subsec_millis();
+    tokio::time::sleep(Duration::from_millis(u64::from(1_000 - into) + 5)).await;
+}
+
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
         mod sqlite_embedded {
@@ -244,6 +275,7 @@ macro_rules! on_both {
 
 on_both!(
     an_alert_is_queued_and_answered_with_its_signal_id,
+    an_alert_is_one_publish,
     a_duplicate_delivery_within_a_second_is_one_signal,
     identical_alerts_without_time_a_second_apart_are_two_signals,
     identical_alerts_with_time_are_one_signal_for_the_whole_window,
@@ -279,8 +311,31 @@ async fn an_alert_is_queued_and_answered_with_its_signal_id(pair: Pair) {
     assert_eq!(msg.signal.instrument.unwrap().root, "MNQ");
 }
 
+async fn an_alert_is_one_publish(pair: Pair) {
+    // One acknowledged publish per alert (issue 21): the signal alone, in SIGNALS — no guard
+    // message beside it, with `time` or without.
+    let h = harness(pair, RateLimit::default()).await;
+    let timed = format!(
+        r#"{{"action":"sell","ticker":"MES1!","contracts":1,"time":"{}"}}"#,
+        chrono::Utc::now().to_rfc3339()
+    );
+    for body in [ENTRY, timed.as_str()] {
+        assert_eq!(h.hook(body).await.1["status"], "queued", "{body}");
+    }
+    let stored = h.stored_per_stream().await;
+    let total: usize = stored.iter().map(|(_, n)| n).sum();
+    assert_eq!(total, 2, "two alerts, two messages: {stored:?}");
+    let signals = h.signals().await;
+    assert_eq!(signals.len(), 2, "{stored:?}");
+    // The untimed alert carries the digest the fan-out compares across a second boundary;
+    // the timed one needs none (its message id holds for the whole duplicate window).
+    assert!(signals[0].payload.body_digest.is_some());
+    assert_eq!(signals[1].payload.body_digest, None);
+}
+
 async fn a_duplicate_delivery_within_a_second_is_one_signal(pair: Pair) {
     let h = harness(pair, RateLimit::default()).await;
+    start_of_a_second().await;
     let (s1, b1) = h.hook(ENTRY).await;
     let (s2, b2) = h.hook(ENTRY).await;
     assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK));
@@ -381,6 +436,7 @@ async fn too_many_alerts_for_one_webhook_are_429(pair: Pair) {
 
 async fn every_request_is_logged(pair: Pair) {
     let mut h = harness(pair, RateLimit::default()).await;
+    start_of_a_second().await;
     h.hook(ENTRY).await;
     h.hook(ENTRY).await;
     h.hook("{oops").await;

@@ -348,9 +348,13 @@ pub const FAMILIES: &[Declared] = &[
     f(
         "jt_executor_fanout_total",
         C,
-        "Signals fanned out to their traders (ok) or left for a retry.",
+        "Signals fanned out to their traders (ok), recorded as a copy of the same alert body received less than 1 s apart (duplicate), or left for a retry.",
         &["executor"],
-        &[&[("outcome", "ok")], &[("outcome", "retry")]],
+        &[
+            &[("outcome", "ok")],
+            &[("outcome", "duplicate")],
+            &[("outcome", "retry")],
+        ],
     ),
     f(
         "jt_executor_fanout_seconds",

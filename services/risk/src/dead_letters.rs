@@ -43,9 +43,10 @@ pub fn owner_ref(defs: &Definitions, letter: &Letter) -> Option<OwnerRef> {
     let s = letter.stream.as_str();
     if s == defs.signals.name {
         token(2).map(OwnerRef::Recorder)
-    } else if s == defs.orders.name || s == defs.broker_events.name || s == defs.executions.name {
+    } else if s == defs.broker_events.name || s == defs.executions.name {
         token(2).map(OwnerRef::SubAccount)
-    } else if s == defs.commands.name {
+    } else if s == defs.orders.name || s == defs.commands.name {
+        // `jt.orders.<partition>.<account>`, `jt.cmd.<kind>.<account>`.
         token(3).map(OwnerRef::SubAccount)
     } else {
         None

@@ -51,6 +51,10 @@ pub struct Model {
     pub age_ms: Option<i64>,
     /// Column `updated_at`.
     pub updated_at: DateTimeUtc,
+    /// Column `body_digest`: token and body of a signal without `time`, for the fan-out's
+    /// duplicate check (`m20261207_000010`).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub body_digest: Option<String>,
 }
 
 /// No relations are declared: repositories join explicitly, by owner.

@@ -1,10 +1,14 @@
 //! Signals: one parsed alert for one recorder, with what became of it.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use jt_domain::SignalAction;
+use jt_domain::signal::DUPLICATE_INTERVAL_MS;
 use rust_decimal::Decimal;
-use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, Iterable,
+    QueryFilter, QueryOrder, QuerySelect,
+};
 use serde::Serialize;
 
 use super::{ReadScope, at, now, to_json};
@@ -48,7 +52,15 @@ pub struct NewSignal {
     pub outcome_reason: Option<String>,
     /// Age in milliseconds when the outcome was decided.
     pub age_ms: Option<i64>,
+    /// For an alert without `time`: the digest of its webhook token and body
+    /// (`SignalMessage::body_digest`). A signal of the same recorder with the same digest
+    /// received less than 1 s apart makes this one a `duplicate` ([`Signals::record`]).
+    pub body_digest: Option<String>,
 }
+
+/// The reason recorded on a signal found to be a copy of one received less than 1 s apart.
+pub const DUPLICATE_REASON: &str = "duplicate: the same alert body reached this recorder less than 1 s apart from a signal \
+     already recorded (TradingView delivered it twice); nothing was executed for this copy";
 
 /// A recorded signal.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -124,15 +136,6 @@ impl TryFrom<signals::Model> for Signal {
     }
 }
 
-/// Whether a signal was new.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Recorded {
-    /// Stored now.
-    New,
-    /// Already stored (a redelivered message): nothing changed.
-    AlreadyRecorded,
-}
-
 /// Signals.
 #[derive(Debug, Clone, Copy)]
 pub struct Signals<'a> {
@@ -140,16 +143,41 @@ pub struct Signals<'a> {
 }
 
 impl Signals<'_> {
-    /// Records a signal once (by id).
+    /// Records a signal once (by id), in one statement on both engines. With a body digest
+    /// the row's outcome is conditional: `duplicate` (with [`DUPLICATE_REASON`]) when the
+    /// recorder already has a signal with the same digest, not itself a duplicate, received
+    /// less than [`DUPLICATE_INTERVAL_MS`] before or after it; the caller's outcome otherwise.
+    ///
+    /// ```sql
+    /// INSERT INTO signals (…, outcome, outcome_reason, …, body_digest)
+    /// VALUES (…, CASE WHEN EXISTS (SELECT 1 FROM signals WHERE recorder_id = $r
+    ///               AND body_digest = $d AND outcome <> 'duplicate'
+    ///               AND received_at > $t - 1 s AND received_at < $t + 1 s AND id <> $id)
+    ///            THEN 'duplicate' ELSE $outcome END, CASE … END, …, $d)
+    /// ON CONFLICT (id) DO UPDATE SET outcome = signals.outcome  -- a no-op, so that
+    /// RETURNING outcome                                          -- a redelivery reads it back
+    /// ```
+    ///
+    /// The check and the insert are not atomic against a concurrent insert of the same
+    /// recorder (`READ COMMITTED`); they need not be: the fan-out records one recorder's
+    /// signals one at a time across every replica (the bus's serial consumer). Both neighbours
+    /// in time are compared, so a copy is caught whichever of the two is fanned out first (two
+    /// ingest replicas may publish them out of receipt order). The window reads the
+    /// recorder's signals of two seconds through the `(recorder_id, received_at)` index.
+    ///
+    /// Returns the outcome the signal is stored with: the caller's, or `duplicate`, or — for a
+    /// signal recorded before (a redelivered message; nothing changes) — the outcome its first
+    /// recording stored, so a redelivered duplicate stays one.
     ///
     /// # Errors
     /// [`StoreError::NotFound`] when the recorder is not the owner's.
-    pub async fn record(&self, s: NewSignal) -> StoreResult<Recorded> {
+    pub async fn record(&self, s: NewSignal) -> StoreResult<SignalOutcome> {
+        let received_at = at(s.received_at);
         let model = signals::Model {
             id: s.id.0,
             user_id: s.owner.0,
             recorder_id: s.recorder.0,
-            received_at: at(s.received_at),
+            received_at,
             alert_time: s.alert_time.map(at),
             action: action_text(s.action)?,
             // Alert text (ticker, comment in the payload…) may carry NUL: see `crate::text`.
@@ -163,21 +191,82 @@ impl Signals<'_> {
             outcome_reason: strip_nul_opt(s.outcome_reason),
             age_ms: s.age_ms,
             updated_at: now(),
+            body_digest: s.body_digest,
         };
-        let n = signals::Entity::insert(model.into_active_model())
-            .on_conflict(
-                OnConflict::column(signals::Column::Id)
-                    .do_nothing()
+        let same_body_nearby = model.body_digest.as_ref().map(|digest| {
+            let window = TimeDelta::milliseconds(DUPLICATE_INTERVAL_MS);
+            Expr::exists(
+                Query::select()
+                    .expr(Expr::val(1))
+                    .from(signals::Entity)
+                    .and_where(signals::Column::RecorderId.eq(model.recorder_id))
+                    .and_where(signals::Column::BodyDigest.eq(digest.as_str()))
+                    .and_where(signals::Column::Outcome.ne(SignalOutcome::Duplicate))
+                    .and_where(signals::Column::ReceivedAt.gt(received_at - window))
+                    .and_where(signals::Column::ReceivedAt.lt(received_at + window))
+                    .and_where(signals::Column::Id.ne(model.id))
                     .to_owned(),
             )
-            .exec_without_returning(self.store.db())
+        });
+        let row = model.into_active_model();
+        let columns: Vec<signals::Column> = signals::Column::iter().collect();
+        let mut values = Vec::with_capacity(columns.len());
+        for c in &columns {
+            let value = row
+                .get(*c)
+                .into_value()
+                .ok_or_else(|| StoreError::Invalid {
+                    what: "signal",
+                    reason: format!("no value for column {c:?}"),
+                })?;
+            let value = match (c, &same_body_nearby) {
+                (signals::Column::Outcome, Some(nearby)) => {
+                    Expr::case(nearby.clone(), Expr::val(SignalOutcome::Duplicate))
+                        .finally(Expr::val(value))
+                        .into()
+                }
+                (signals::Column::OutcomeReason, Some(nearby)) => {
+                    Expr::case(nearby.clone(), Expr::val(DUPLICATE_REASON))
+                        .finally(Expr::val(value))
+                        .into()
+                }
+                _ => Expr::val(value),
+            };
+            values.push(value);
+        }
+        let mut insert = Query::insert();
+        insert
+            .into_table(signals::Entity)
+            .columns(columns)
+            .values(values)
+            .map_err(|e| StoreError::Invalid {
+                what: "signal",
+                reason: e.to_string(),
+            })?
+            .on_conflict(
+                // Not DO NOTHING: a conflict would then return no row, and a redelivered
+                // duplicate must learn that it is one.
+                OnConflict::column(signals::Column::Id)
+                    .value(
+                        signals::Column::Outcome,
+                        Expr::col((signals::Entity, signals::Column::Outcome)),
+                    )
+                    .to_owned(),
+            )
+            .returning_col(signals::Column::Outcome);
+        let returned = self
+            .store
+            .db()
+            .query_one(&insert)
             .await
+            .map_err(|e| StoreError::db("signal", e))?
+            .ok_or_else(|| StoreError::not_found("signal", s.id))?;
+        let stored: String = returned
+            .try_get("", "outcome")
             .map_err(|e| StoreError::db("signal", e))?;
-        Ok(if n == 1 {
-            Recorded::New
-        } else {
-            Recorded::AlreadyRecorded
-        })
+        stored
+            .parse()
+            .map_err(|e: String| StoreError::corrupt("signal", s.id, e))
     }
 
     /// Sets the outcome decided later (e.g. `stale` at execution time, with its age).

@@ -141,6 +141,7 @@ pub async fn populate(t: &TestStore, owner: &User, admin: &AdminScope, tag: &str
             outcome: SignalOutcome::Accepted,
             outcome_reason: None,
             age_ms: Some(3),
+            body_digest: None,
         })
         .await
         .unwrap();
