@@ -255,3 +255,89 @@ async fn a_fan_out_failing_for_one_trader_retries_the_signal_and_sends_no_order_
     assert_eq!(p.orders(2).len(), 0);
     p.stop().await;
 }
+
+/// Two replicas both believing they own a partition for a moment (a stalled owner whose lease
+/// ran out while it was delivering) may each hold the same intent. Only the delivery that
+/// moves the intent from `pending` to `sent` sends it; the other waits and would resume by
+/// look-up. Ten intents, each handed to two executors at the same instant: one order each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_deliveries_of_one_intent_at_once_send_one_order() {
+    use jt_bus::{Envelope, Incoming, MessageId, Outcome};
+    use jt_messages::{IntentMessage, ManualIntent, ManualTrade};
+    use tokio_util::sync::CancellationToken;
+
+    const INTENTS: usize = 10;
+    let mut p = Platform::start(Options {
+        accounts: 1,
+        ..Options::default()
+    })
+    .await;
+    // Nothing else executes: the two executors below are the only ones.
+    p.kill_executor().await;
+    let executor = || {
+        let access = jt_connect::AccessConfig::default()
+            .with_sim_url(p.sim.base_url())
+            .with_webull_url(p.sim.webull_url())
+            .with_projectx_url(p.sim.base_url());
+        let brokers = std::sync::Arc::new(jt_connect::BrokerAccess::new(p.store.clone(), access));
+        jt_executor::Execute::new(
+            p.store.clone(),
+            p.bus.clone(),
+            brokers,
+            jt_executor::ExecuteConfig::default(),
+        )
+    };
+    let (a, b) = (executor(), executor());
+    let sub = &p.subs[0];
+    let mut outcomes = Vec::new();
+    for n in 0..INTENTS {
+        let intent = IntentMessage::manual(
+            p.user,
+            sub.id,
+            sub.broker_account,
+            chrono::Utc::now(),
+            ManualIntent::new(
+                format!("dual-{n}"),
+                p.user,
+                "MNQ1!",
+                ManualTrade::market_entry(jt_domain::Direction::Long, 1),
+            ),
+        );
+        let delivery = || Incoming {
+            envelope: Envelope::new(MessageId::new(intent.message_id()).unwrap(), intent.clone()),
+            subject: p.bus.subjects().order(&sub.id.to_string()).unwrap(),
+            stream_sequence: n as u64 + 1,
+            attempt: 1,
+            max_attempts: 5,
+            lock_lost: CancellationToken::new(),
+        };
+        let (x, y) = tokio::join!(a.handle(delivery()), b.handle(delivery()));
+        outcomes.push((x, y));
+    }
+    let orders = p.orders(0);
+    let mut per_client_id: HashMap<String, usize> = HashMap::new();
+    for o in &orders {
+        *per_client_id
+            .entry(o.cl_ord_id.clone().expect("client order id"))
+            .or_default() += 1;
+    }
+    assert_eq!(
+        orders.len(),
+        INTENTS,
+        "one order per intent: {per_client_id:?} {outcomes:?}"
+    );
+    assert!(per_client_id.values().all(|n| *n == 1), "{per_client_id:?}");
+    // The race was run: in some round both reached the decision and one was held back.
+    let held_back = outcomes
+        .iter()
+        .filter(|(x, y)| matches!(x, Outcome::Wait { .. }) || matches!(y, Outcome::Wait { .. }))
+        .count();
+    assert!(held_back > 0, "no round raced: {outcomes:?}");
+    for (x, y) in &outcomes {
+        assert!(
+            matches!(x, Outcome::Ack) || matches!(y, Outcome::Ack),
+            "one delivery concluded each intent: {outcomes:?}"
+        );
+    }
+    p.stop().await;
+}

@@ -177,7 +177,7 @@ impl Bus {
                 reason: format!(
                     "the unpartitioned consumer of an older build still holds {} messages: let \
                      the older replicas finish them (or scale them down once it is empty) \
-                     before starting this build (docs/operations.md, \"Upgrading\")",
+                     before starting this build (docs/operations.md, \"Upgrading to partition-owned ORDERS\")",
                     lag.pending + out.ack_pending
                 ),
             });

@@ -70,6 +70,8 @@ struct Shared<H> {
     lock_prefix: String,
     /// Messages held by this replica across its partitions.
     slots: Arc<Semaphore>,
+    /// Partitions this replica runs now (a pull's share of the slots is divided by it).
+    owned: std::sync::atomic::AtomicUsize,
     /// Messages one key may hold here; beyond, they are handed back.
     max_per_key: usize,
     lease_ttl: Duration,
@@ -123,6 +125,7 @@ where
         key_token: serial.key_token,
         lock_prefix: serial.lock_prefix.clone(),
         slots: Arc::new(Semaphore::new(max_in_flight)),
+        owned: std::sync::atomic::AtomicUsize::new(1),
         lease_ttl,
         options,
     });
@@ -239,6 +242,13 @@ where
             }
         };
         let fair = usize::from(self.count).div_ceil(members);
+        self.shared.owned.store(
+            self.owned
+                .values()
+                .filter(|o| !o.stop.is_cancelled())
+                .count(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let running: Vec<u16> = self
             .owned
             .iter()
@@ -262,6 +272,7 @@ where
         // Start the search at a place of our own, so replicas do not all race for p00.
         let start = crate::subject::order_partition(&self.shared.options.owner) % self.count;
         let mut held = running.len();
+        let owned = &self.shared.owned;
         for i in 0..self.count {
             if held >= fair {
                 break;
@@ -279,6 +290,7 @@ where
             {
                 Ok(Some(lease)) => {
                     held += 1;
+                    owned.store(held, std::sync::atomic::Ordering::Relaxed);
                     let stop = CancellationToken::new();
                     let span = info_span!("bus.partition", consumer = %self.shared.def.durable, partition = p);
                     let task = Task::spawn(
@@ -332,9 +344,9 @@ struct KeyQueue {
 
 struct Held {
     delivery: Arc<Delivery>,
-    /// `None` only for a key's head coming back from a hand-back when no slot was free: it
-    /// must not be handed back again (the key would wait for ever behind it), so the replica
-    /// holds one message more than its slots — at most one per key.
+    /// `None` when the delivery came while no slot was free (pulls running at once overshoot
+    /// the free slots; each asks for at most its share, so the overshoot is bounded by about
+    /// `max_in_flight`), or for a key's head coming back from a hand-back.
     _slot: Option<OwnedSemaphorePermit>,
 }
 
@@ -557,10 +569,12 @@ where
         let mut beat = tokio::time::interval_at(Instant::now() + beat_every, beat_every);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Slots are taken per delivery, not reserved for a pull: every partition keeps a pull
-        // waiting at the server, and reserving would let one idle partition's long poll hold
-        // the slots another partition's messages need. A pull asks for at most this share; a
-        // delivery that finds no slot free is handed back (and its key waits for it).
-        let share = (shared.options.max_in_flight / usize::from(self.count())).max(1);
+        // waiting at the server, and reserving would let idle partitions' long polls hold the
+        // slots a busy one needs. A pull asks for at most the free slots divided among the
+        // partitions this replica runs; pulls running at once can overshoot, so a delivery
+        // that finds no slot is still taken in when its account can run it (the replica then
+        // holds up to about twice `max_in_flight`), and handed back only when its account is
+        // full or waits for a handed-back message.
         while self.running() {
             while runners.try_join_next().is_some() {}
             let free = shared.slots.available_permits();
@@ -576,6 +590,11 @@ where
                 }
                 continue;
             }
+            let owned = shared
+                .owned
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .max(1);
+            let share = (shared.options.max_in_flight / owned).max(1);
             let mut batch = match puller.pull(free.min(share), expiry).await {
                 Ok(b) => b,
                 Err(e) => {
@@ -623,15 +642,6 @@ where
         }
     }
 
-    fn count(&self) -> u16 {
-        self.shared
-            .def
-            .serial
-            .as_ref()
-            .and_then(|s| s.partitions.as_ref())
-            .map_or(1, |p| p.count.max(1))
-    }
-
     /// Queues a delivery behind its key, or hands it back when the key holds enough already
     /// or this replica has no slot free (`slot` is `None`).
     async fn take(
@@ -674,7 +684,10 @@ where
                 // The key's head is back: it is taken in, slot or not.
                 Some(first) if first == seq => true,
                 Some(_) => false,
-                None => slot.is_some() && !full,
+                // Slot or not (pulls running at once overshoot the free slots by a bounded
+                // amount): handing back for want of a slot would make the key wait a whole nak
+                // delay for nothing.
+                None => !full,
             };
             if q.current == Some(seq) {
                 // Delivered again while it runs (its ack_wait ran out): the runner settles it.

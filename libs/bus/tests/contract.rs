@@ -67,6 +67,7 @@ both_backends!(
     a_poison_message_holds_only_its_own_account,
     replicas_joining_and_leaving_under_load_lose_and_repeat_nothing,
     an_owner_that_lost_its_partition_stops_before_its_messages_run_again,
+    an_older_builds_orders_consumer_is_retired_only_once_empty,
 );
 
 mod cases {
@@ -1446,5 +1447,48 @@ mod cases {
         }
         assert_eq!(f.stored(&f.defs.orders.name).await, 0);
         f.teardown().await;
+    }
+
+    pub async fn an_older_builds_orders_consumer_is_retired_only_once_empty(bus: Bus) {
+        // An older build read ORDERS through one `execute` consumer on `jt.orders.<account>`.
+        let mut old = fast_definitions(bus.namespace());
+        if let Some(serial) = &mut old.execute.serial {
+            serial.partitions = None;
+            serial.key_token = 2;
+        }
+        bus.provision(&old.topology()).await.unwrap();
+        let mut raw = order("acct-old", 0).encode(&bus.subjects()).unwrap();
+        raw.subject = format!("{}.orders.acct-old", bus.namespace().root());
+        bus.publish_raw(&raw).await.unwrap();
+        // This build refuses to start while that consumer still holds an intent.
+        let new = fast_definitions(bus.namespace());
+        let err = bus.provision(&new.topology()).await.unwrap_err();
+        assert!(err.to_string().contains("older build"), "{err}");
+        // The older executor finishes it; then this build starts and retires the consumer.
+        let (task, stop) = spawn_consumer(
+            &bus,
+            &old.execute,
+            options(4),
+            |_m: Incoming<TestOrder>| async { Outcome::Ack },
+        );
+        let orders = new.orders.name.clone();
+        let mut empty = false;
+        for _ in 0..200 {
+            if bus.stream_stats(&orders).await.unwrap().messages == 0 {
+                empty = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert!(empty, "the older executor did not finish its intent");
+        stop.cancel();
+        task.await.unwrap();
+        bus.provision(&new.topology()).await.unwrap();
+        assert!(
+            bus.consumer_lag(&old.execute).await.is_err(),
+            "the unpartitioned consumer is gone"
+        );
+        assert_eq!(bus.consumer_lag(&new.execute).await.unwrap().total(), 0);
+        bus.teardown(&new.topology()).await.unwrap();
     }
 }
