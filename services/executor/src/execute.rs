@@ -197,8 +197,8 @@ impl Execute {
     async fn handle_in_span(&self, message: &Incoming<IntentMessage>, started: Instant) -> Outcome {
         let msg = &message.envelope.payload;
         let attempt_started = Utc::now();
-        // The intent's state as this attempt left it, when it knows (under the account's lock
-        // no one else moves it): `conclude` then need not read it back.
+        // The intent's state as this attempt left it, when it knows (its replica owns the
+        // account's partition: no one else moves it): `conclude` then need not read it back.
         let mut state = None;
         let finish = match self.attempt(msg, &message.lock_lost, &mut state).await {
             Ok(f) => f,

@@ -5,7 +5,8 @@
 //!
 //! - [`fanout`] (SIGNALS, serial per recorder): the signal's paper record and one order intent
 //!   per enabled trader, with the trader's resolved settings, on ORDERS.
-//! - [`execute`] (ORDERS, serial per sub-account): intents from every source (signal, copy,
+//! - [`execute`] (ORDERS, serial per sub-account; each of ORDERS' 32 partitions run by one
+//!   replica at a time, `docs/bus.md`): intents from every source (signal, copy,
 //!   manual, control, repair) through one lifecycle — staleness, throttling, the source's
 //!   decision against the broker's real position, the broker calls, and the outcome in the
 //!   store and on EXECUTIONS — acknowledged only once recorded.
@@ -41,7 +42,8 @@ pub struct ExecutorConfig {
     /// Intents this replica executes at once, for different sub-accounts
     /// (`JT_EXECUTE_IN_FLIGHT`).
     pub execute_in_flight: usize,
-    /// This replica's name in locks (`HOSTNAME`: the pod name in Kubernetes).
+    /// This replica's name in locks and partition leases (`HOSTNAME`: the pod name in
+    /// Kubernetes).
     pub owner: String,
     /// Execution timings.
     pub execute: ExecuteConfig,
