@@ -290,6 +290,7 @@ async fn two_deliveries_of_one_intent_at_once_send_one_order() {
     let (a, b) = (executor(), executor());
     let sub = &p.subs[0];
     let mut outcomes = Vec::new();
+    let mut ids = Vec::new();
     for n in 0..INTENTS {
         let intent = IntentMessage::manual(
             p.user,
@@ -303,6 +304,7 @@ async fn two_deliveries_of_one_intent_at_once_send_one_order() {
                 ManualTrade::market_entry(jt_domain::Direction::Long, 1),
             ),
         );
+        ids.push(intent.intent_id);
         let delivery = || Incoming {
             envelope: Envelope::new(MessageId::new(intent.message_id()).unwrap(), intent.clone()),
             subject: p.bus.subjects().order(&sub.id.to_string()).unwrap(),
@@ -314,6 +316,11 @@ async fn two_deliveries_of_one_intent_at_once_send_one_order() {
         let (x, y) = tokio::join!(a.handle(delivery()), b.handle(delivery()));
         outcomes.push((x, y));
     }
+    let mut statuses = Vec::new();
+    for id in &ids {
+        let intent = p.store.intents().get(p.user, *id).await.unwrap();
+        statuses.push((intent.status, intent.status_reason));
+    }
     let orders = p.orders(0);
     let mut per_client_id: HashMap<String, usize> = HashMap::new();
     for o in &orders {
@@ -324,7 +331,7 @@ async fn two_deliveries_of_one_intent_at_once_send_one_order() {
     assert_eq!(
         orders.len(),
         INTENTS,
-        "one order per intent: {per_client_id:?} {outcomes:?}"
+        "one order per intent: {per_client_id:?} {outcomes:?} {statuses:?}"
     );
     assert!(per_client_id.values().all(|n| *n == 1), "{per_client_id:?}");
     // The race was run: in some round both reached the decision and one was held back.

@@ -744,15 +744,9 @@ impl Bus {
                         consumer.durable, consumer.stream
                     )));
                 }
-                let bucket = |e: crate::error::KvError| match e {
-                    crate::error::KvError::NoBucket(b) => {
-                        BusError::NotFound(format!("KV bucket {b}"))
-                    }
-                    other => BusError::unavailable("bind KV bucket", other),
-                };
                 Some(Gate {
-                    locks: self.kv(&serial.locks).await.map_err(bucket)?,
-                    attempts: self.kv(&serial.attempts).await.map_err(bucket)?,
+                    locks: self.kv(&serial.locks).await.map_err(unbound_bucket)?,
+                    attempts: self.kv(&serial.attempts).await.map_err(unbound_bucket)?,
                     key_token: serial.key_token,
                     lock_prefix: serial.lock_prefix.clone(),
                     owner: options.owner.clone(),
@@ -853,6 +847,24 @@ impl Bus {
         }
         Ok(())
     }
+}
+
+/// A KV bucket a consumer needs that could not be bound, as the consume loop's error.
+pub(crate) fn unbound_bucket(e: crate::error::KvError) -> BusError {
+    match e {
+        crate::error::KvError::NoBucket(b) => BusError::NotFound(format!("KV bucket {b}")),
+        other => BusError::unavailable("bind KV bucket", other),
+    }
+}
+
+/// A handler's panic: a failed attempt, with the panic's message as the reason.
+pub(crate) fn panicked(panic: Box<dyn std::any::Any + Send>) -> Outcome {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned());
+    Outcome::retry(format!("handler panicked: {what}"))
 }
 
 /// How often each replica reads its consumers' backlog for the lag gauges.
@@ -1048,14 +1060,7 @@ where
         Some(l) => l.hold_while(run, &lock_lost).await,
         None => run.await,
     };
-    let outcome = result.unwrap_or_else(|panic| {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".to_owned());
-        Outcome::retry(format!("handler panicked: {what}"))
-    });
+    let outcome = result.unwrap_or_else(panicked);
 
     match outcome {
         Outcome::Ack => {

@@ -49,7 +49,8 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::bus::Bus;
 use crate::consume::{
-    ConsumeOptions, Delivery, Incoming, Outcome, Puller, parse_count, send_to_dead_letter,
+    ConsumeOptions, Delivery, Incoming, Outcome, Puller, panicked, parse_count,
+    send_to_dead_letter, unbound_bucket,
 };
 use crate::envelope::Message;
 use crate::error::{BusError, KvError};
@@ -92,12 +93,8 @@ where
     H: Fn(Incoming<M>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Outcome> + Send + 'static,
 {
-    let bucket = |e: KvError| match e {
-        KvError::NoBucket(b) => BusError::NotFound(format!("KV bucket {b}")),
-        other => BusError::unavailable("bind KV bucket", other),
-    };
-    let leases = bus.kv(&parts.leases).await.map_err(bucket)?;
-    let attempts = bus.kv(&serial.attempts).await.map_err(bucket)?;
+    let leases = bus.kv(&parts.leases).await.map_err(unbound_bucket)?;
+    let attempts = bus.kv(&serial.attempts).await.map_err(unbound_bucket)?;
     let Some(lease_ttl) = leases.ttl() else {
         return Err(BusError::InvalidDefinition(format!(
             "partition leases of {} need a bucket with a TTL",
@@ -890,14 +887,7 @@ where
                 _ = heartbeat.tick() => delivery.progress().await,
             }
         };
-        result.unwrap_or_else(|panic| {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_owned());
-            Outcome::retry(format!("handler panicked: {what}"))
-        })
+        result.unwrap_or_else(panicked)
     }
 
     /// Keeps a message in hand until `until`; `false` when the partition was lost or handed

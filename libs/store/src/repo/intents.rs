@@ -515,12 +515,13 @@ impl Intents<'_> {
             completed_at,
             resting_entry: false,
         };
+        // No conflict target: two deliveries of one intent inserting at once (two replicas
+        // both believing they own its partition) collide on the primary key as much as on the
+        // idempotency key, and PostgreSQL answers a conflict outside the named target with an
+        // error. The id derives from the same cause as the key, so either conflict means
+        // "this intent exists": read it below.
         let n = order_intents::Entity::insert(model.into_active_model())
-            .on_conflict(
-                OnConflict::column(order_intents::Column::IdempotencyKey)
-                    .do_nothing()
-                    .to_owned(),
-            )
+            .on_conflict(OnConflict::new().do_nothing().to_owned())
             .exec_without_returning(self.store.db())
             .await
             .map_err(|e| StoreError::db("intent", e))?;
