@@ -639,8 +639,9 @@ where
         }
     }
 
-    /// Queues a delivery behind its key, or hands it back when the key holds enough already
-    /// or this replica has no slot free (`slot` is `None`).
+    /// Queues a delivery behind its key, or hands it back when its key holds enough already or
+    /// waits for a handed-back message (`slot`: the replica's slot for it, `None` when the
+    /// pulls running at once took more than were free).
     async fn take(
         self: &Arc<Self>,
         delivery: Delivery,

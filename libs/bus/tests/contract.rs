@@ -174,17 +174,10 @@ mod cases {
             format!("{}.orders.{partition}.acct=201", f.bus.namespace().root())
         );
         assert_eq!(attempt, 1);
-        let bus = f.bus.clone();
-        let orders = f.defs.orders.name.clone();
-        let mut emptied = false;
-        for _ in 0..100 {
-            if bus.stream_stats(&orders).await.unwrap().messages == 0 {
-                emptied = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(emptied, "an acked work-queue message leaves the stream");
+        assert!(
+            becomes_empty(&f.bus, &f.defs.orders.name).await,
+            "an acked work-queue message leaves the stream"
+        );
         stop.cancel();
         task.await.unwrap();
         f.teardown().await;
@@ -1311,15 +1304,22 @@ mod cases {
                 }
             })
         };
-        let a = spawn_consumer(&f.bus, &f.defs.execute, options(8), handler.clone());
+        // A grace longer than the test: a hand-over that were not clean (no marker, so the
+        // new owner waits out the grace) would leave messages unhandled at the end.
+        // (Each replica its own options: the default owner name is drawn per call.)
+        let clean_only = || ConsumeOptions {
+            takeover_grace: Duration::from_secs(120),
+            ..options(8)
+        };
+        let a = spawn_consumer(&f.bus, &f.defs.execute, clean_only(), handler.clone());
         tokio::time::sleep(Duration::from_millis(600)).await;
         let replica_b = another_replica(&f.bus).await;
-        let b = spawn_consumer(&replica_b, &f.defs.execute, options(8), handler.clone());
+        let b = spawn_consumer(&replica_b, &f.defs.execute, clean_only(), handler.clone());
         tokio::time::sleep(Duration::from_millis(800)).await;
         a.1.cancel();
         a.0.await.unwrap();
         let replica_a2 = another_replica(&f.bus).await;
-        let a2 = spawn_consumer(&replica_a2, &f.defs.execute, options(8), handler.clone());
+        let a2 = spawn_consumer(&replica_a2, &f.defs.execute, clean_only(), handler.clone());
         tokio::time::sleep(Duration::from_millis(800)).await;
         b.1.cancel();
         b.0.await.unwrap();
@@ -1392,12 +1392,13 @@ mod cases {
                 }
             }
         };
-        let grace = ConsumeOptions {
+        // (Each replica its own options: the default owner name is drawn per call.)
+        let grace = || ConsumeOptions {
             takeover_grace: Duration::from_secs(1),
             ..options(8)
         };
         let replica_a = another_replica(&f.bus).await;
-        let a = spawn_consumer(&replica_a, &f.defs.execute, grace.clone(), handler("A"));
+        let a = spawn_consumer(&replica_a, &f.defs.execute, grace(), handler("A"));
         assert!(eventually(Duration::from_secs(10), || !seen.lock().runs.is_empty()).await);
         f.bus.publish(&order("stalled", 1)).await.unwrap();
         // The lease of the message's partition goes (its TTL ran out while A was stalled).
@@ -1411,7 +1412,7 @@ mod cases {
         // A knows before any other replica could have the lease: it stops pulling at two
         // thirds of a TTL without renewal, and the lease expires only after a whole TTL.
         assert!(eventually(Duration::from_secs(5), || seen.lock().lost_at.is_some()).await);
-        let b = spawn_consumer(&f.bus, &f.defs.execute, grace, handler("B"));
+        let b = spawn_consumer(&f.bus, &f.defs.execute, grace(), handler("B"));
         assert!(
             eventually(Duration::from_secs(20), || seen.lock().acked >= 2).await,
             "{:?}",
@@ -1471,16 +1472,10 @@ mod cases {
             options(4),
             |_m: Incoming<TestOrder>| async { Outcome::Ack },
         );
-        let orders = new.orders.name.clone();
-        let mut empty = false;
-        for _ in 0..200 {
-            if bus.stream_stats(&orders).await.unwrap().messages == 0 {
-                empty = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        assert!(empty, "the older executor did not finish its intent");
+        assert!(
+            becomes_empty(&bus, &new.orders.name).await,
+            "the older executor did not finish its intent"
+        );
         stop.cancel();
         task.await.unwrap();
         bus.provision(&new.topology()).await.unwrap();

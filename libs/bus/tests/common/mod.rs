@@ -221,6 +221,17 @@ where
     (handle, token)
 }
 
+/// Whether `stream` is empty within about two seconds (acked work-queue messages leave it).
+pub async fn becomes_empty(bus: &Bus, stream: &str) -> bool {
+    for _ in 0..100 {
+        if bus.stream_stats(stream).await.unwrap().messages == 0 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
 /// Polls `check` until it holds or `within` passes; returns whether it held.
 pub async fn eventually<F: FnMut() -> bool>(within: Duration, mut check: F) -> bool {
     let deadline = tokio::time::Instant::now() + within;
