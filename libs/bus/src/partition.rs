@@ -765,9 +765,10 @@ where
         let delivery = &held.delivery;
         let seq = delivery.sequence();
         let inherited = seq <= self.inherited.up_to;
-        let fail_key = format!("{}.{}.{seq}.fail", def.stream, def.durable);
+        // Built only on the rare paths that touch the counter, not for every message.
+        let fail_key = || format!("{}.{}.{seq}.fail", def.stream, def.durable);
         let mut failures = if inherited || delivery.delivered() > 1 {
-            match shared.attempts.get(&fail_key).await {
+            match shared.attempts.get(&fail_key()).await {
                 Ok(Some(e)) => parse_count(&e.value),
                 Ok(None) => 0,
                 Err(e) => {
@@ -855,7 +856,7 @@ where
                     }
                     failures += 1;
                     let count = Bytes::from(failures.to_string());
-                    if let Err(e) = shared.attempts.put(&fail_key, count).await {
+                    if let Err(e) = shared.attempts.put(&fail_key(), count).await {
                         debug!(error = %e, "failure not recorded; a new owner may count one less");
                     }
                     let delay = after.unwrap_or_else(|| def.backoff_after(attempt));
@@ -908,9 +909,9 @@ where
         }
     }
 
-    async fn forget_failures(&self, fail_key: &str, failures: u32) {
+    async fn forget_failures(&self, fail_key: &impl Fn() -> String, failures: u32) {
         if failures > 0 {
-            let _ = self.shared.attempts.delete(fail_key, None).await;
+            let _ = self.shared.attempts.delete(&fail_key(), None).await;
         }
     }
 }
