@@ -507,6 +507,55 @@ async fn a_stale_alert_is_recorded_as_stale_and_not_executed() {
 }
 
 #[tokio::test]
+async fn a_decided_intent_is_written_once_straight_into_sent_and_a_waiting_one_shows_pending() {
+    let p = Platform::start(Options::default()).await;
+    let (_, token) = p.recorder(Settings::default(), &one("1")).await;
+    // Decided at once: the intent's first row is `sent` with its plan (never `pending`: no
+    // write while deciding), so it was created and sent in the same instant.
+    let s = p.queued(&token, &alert("buy", "long", "")).await;
+    let intents = p.settled_intents(s, 1, WAIT).await;
+    let done = [IntentStatus::Accepted, IntentStatus::Filled];
+    assert!(done.contains(&intents[0].status), "{intents:#?}");
+    assert_eq!(
+        intents[0].sent_at,
+        Some(intents[0].created_at),
+        "{intents:#?}"
+    );
+    assert!(!intents[0].plan.is_null());
+
+    // The alert's own delay: the intent waits, and shows as `pending` while it does.
+    let s = p
+        .queued(&token, r#"{"action":"close","ticker":"MNQ1!","delay":3}"#)
+        .await;
+    let deadline = std::time::Instant::now() + WAIT;
+    let waiting = loop {
+        let intents = p
+            .store
+            .intents()
+            .for_signal(p.user, SignalId(s))
+            .await
+            .unwrap();
+        if let Some(i) = intents.first() {
+            break i.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no intent recorded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(waiting.status, IntentStatus::Pending, "{waiting:#?}");
+    assert_eq!(waiting.sent_at, None);
+    assert_eq!(p.net_position(0), 1, "nothing sent while it waits");
+    let intents = p.settled_intents(s, 1, WAIT).await;
+    assert!(done.contains(&intents[0].status), "{intents:#?}");
+    let sent = intents[0].sent_at.unwrap();
+    assert!(
+        sent - intents[0].created_at >= chrono::Duration::milliseconds(2_000),
+        "sent after its delay: {intents:#?}"
+    );
+    assert_eq!(p.net_position(0), 0);
+    p.stop().await;
+}
+
+#[tokio::test]
 async fn an_entry_outside_the_trading_window_is_skipped() {
     let p = Platform::start(Options::default()).await;
     let now = chrono::Utc::now().time();

@@ -608,6 +608,69 @@ async fn the_decision_is_stored_with_the_move_to_sent(t: &TestStore) {
     assert!(i.sent_at.is_some());
 }
 
+/// An intent decided on its first delivery is one insert, straight into `sent` with its
+/// decision; only the first writer of its id or key may send; `find` says whether it exists.
+async fn a_decided_intent_is_inserted_as_sent_once(t: &TestStore) {
+    let owner = t.user("sent-once@example.com").await;
+    let other = t.user("sent-once-other@example.com").await;
+    let (_, sub) = t.account(&owner, "sent-once").await;
+    let mut new = intent(&owner, &sub, None, "sig-s:trader-s", IntentKind::Entry);
+    new.plan = serde_json::Value::Null;
+    let id = new.id;
+    assert_eq!(t.intents().find(owner.id, id).await.unwrap(), None);
+    let plan = serde_json::json!({"kind": "entry", "size": {"qty": 2}});
+    let decided = Decided {
+        kind: IntentKind::Flip,
+        contract: Some("MNQH7".into()),
+        side: Some(Side::Sell),
+        quantity: 2,
+        plan: plan.clone(),
+        resting_entry: true,
+    };
+    assert!(
+        t.intents()
+            .create_sent(&new, decided.clone())
+            .await
+            .unwrap()
+    );
+    let i = t.intents().find(owner.id, id).await.unwrap().unwrap();
+    assert_eq!(i.status, IntentStatus::Sent);
+    assert_eq!(
+        (i.kind, i.contract.as_deref(), i.side, i.quantity, &i.plan),
+        (IntentKind::Flip, Some("MNQH7"), Some(Side::Sell), 2, &plan)
+    );
+    assert_eq!(i.sent_at, Some(i.created_at));
+    assert_eq!(i.settings, Settings::default());
+    // A second delivery (same id and key) writes nothing and may not send.
+    assert!(
+        !t.intents()
+            .create_sent(&new, decided.clone())
+            .await
+            .unwrap()
+    );
+    // The same key under another id (a conflict on the key alone) neither.
+    let mut same_key = new.clone();
+    same_key.id = IntentId::new();
+    assert!(
+        !t.intents()
+            .create_sent(&same_key, decided.clone())
+            .await
+            .unwrap()
+    );
+    assert_eq!(t.intents().find(owner.id, same_key.id).await.unwrap(), None);
+    // An intent recorded `pending` first (it waited) is not inserted over either: it moves on
+    // by `advance`.
+    let waited = intent(&owner, &sub, None, "sig-w:trader-w", IntentKind::Entry);
+    t.intents().create(waited.clone()).await.unwrap();
+    assert!(!t.intents().create_sent(&waited, decided).await.unwrap());
+    assert_eq!(
+        t.intents().status(owner.id, waited.id).await.unwrap(),
+        IntentStatus::Pending
+    );
+    // Another owner does not see it.
+    assert_eq!(t.intents().find(other.id, id).await.unwrap(), None);
+}
+
 /// `advance` is `transition` without the row: same guard, same no-op on a replay, same errors,
 /// and the decision it carries is stored.
 async fn advance_moves_like_transition_without_the_row(t: &TestStore) {
@@ -924,6 +987,7 @@ async fn settle_moves_and_records_the_attempt(t: &TestStore) {
 }
 
 on_both_engines!(
+    a_decided_intent_is_inserted_as_sent_once,
     an_intent_written_by_a_newer_build_is_read_without_its_unknown_settings,
     the_decision_is_stored_with_the_move_to_sent,
     idempotency_key_is_unique,

@@ -694,6 +694,86 @@ async fn kill_switches_apply_by_scope(t: &TestStore) {
     );
 }
 
+/// The executor's one statement for "may this sub-account take new exposure" answers as the
+/// kill state and the breach read, case by case.
+async fn exposure_gates_answer_as_the_kill_state_and_the_daily_breach(t: &TestStore) {
+    let admin = t.admin_user("gates-admin@example.com").await;
+    let owner = t.user("gates@example.com").await;
+    let other = t.user("gates2@example.com").await;
+    let (_, sub) = t.account(&owner, "gates").await;
+    let (_, other_sub) = t.account(&other, "gates2").await;
+    let day = NaiveDate::from_ymd_opt(2026, 12, 7).unwrap();
+    let gates = |sub: &jt_store::repo::accounts::SubAccount| {
+        let sub = sub.clone();
+        async move {
+            let risk = t.risk();
+            let gates = risk.exposure_gates(&sub, day).await.unwrap();
+            // The same answer as the two reads it replaces on the executor's path.
+            let kill = risk.kill_state_of(&sub).await.unwrap().engaged();
+            let breached = risk
+                .breach(sub.owner, sub.id, day, BreachKind::MaxDailyLoss)
+                .await
+                .unwrap()
+                .is_some();
+            assert_eq!(
+                (gates.kill_switch, gates.daily_loss_breached),
+                (kill, breached)
+            );
+            (gates.kill_switch, gates.daily_loss_breached)
+        }
+    };
+    assert_eq!(gates(&sub).await, (false, false));
+
+    t.risk()
+        .set_account_kill(owner.id, sub.id, true, None)
+        .await
+        .unwrap();
+    assert_eq!(gates(&sub).await, (true, false));
+    assert_eq!(gates(&other_sub).await, (false, false));
+    // A released switch still has its row: not engaged.
+    t.risk()
+        .set_account_kill(owner.id, sub.id, false, None)
+        .await
+        .unwrap();
+    assert_eq!(gates(&sub).await, (false, false));
+    t.risk().set_user_kill(owner.id, true, None).await.unwrap();
+    assert_eq!(gates(&sub).await, (true, false));
+    assert_eq!(gates(&other_sub).await, (false, false));
+    t.risk().set_user_kill(owner.id, false, None).await.unwrap();
+
+    let breach = |d, kind| NewBreach {
+        sub_account: sub.id,
+        trading_day: d,
+        kind,
+        loss_limit: dec!(500),
+        realized_pnl: dec!(-500),
+        unrealized_pnl: dec!(0),
+        breached_at: Utc::now(),
+        details: Some("trailing_drawdown: 2000".into()),
+    };
+    // Another day's breach and a prop-firm rule's are not today's daily loss.
+    for b in [
+        breach(day.pred_opt().unwrap(), BreachKind::MaxDailyLoss),
+        breach(day, BreachKind::PropFirmRule),
+    ] {
+        t.risk().record_breach(owner.id, b).await.unwrap();
+    }
+    assert_eq!(gates(&sub).await, (false, false));
+    t.risk()
+        .record_breach(owner.id, breach(day, BreachKind::MaxDailyLoss))
+        .await
+        .unwrap();
+    assert_eq!(gates(&sub).await, (false, true));
+
+    let scope = t.admin_scope(admin.id).await.unwrap();
+    t.admin(&scope)
+        .set_global_kill(true, Some("exchange halt"), None)
+        .await
+        .unwrap();
+    assert_eq!(gates(&sub).await, (true, true));
+    assert_eq!(gates(&other_sub).await, (true, false));
+}
+
 async fn notifications_are_queued_once_per_channel_and_event(t: &TestStore) {
     let owner = t.user("notify@example.com").await;
     let ch = t
@@ -1348,6 +1428,7 @@ on_both_engines!(
     a_paper_record_is_read_for_its_daily_loss_and_breached_once_per_day,
     breaches_are_recorded_once_per_day,
     kill_switches_apply_by_scope,
+    exposure_gates_answer_as_the_kill_state_and_the_daily_breach,
     kill_switch_engagements_are_to_do_once_each,
     notifications_are_queued_once_per_channel_and_event,
     subscriptions_follow_the_provider_in_order,

@@ -5,11 +5,15 @@
 //!
 //! The intent's life in the store is the recovery log:
 //!
-//! 1. `pending` — recorded on first delivery (the message's idempotency key: signal + trader,
-//!    request + account, …). Staleness, delay, account state and throttling are checked; the
-//!    source's decision reads the broker's real position; the concrete orders (client order ids
-//!    derived from the intent id) are built.
-//! 2. `sent` — the plan and its orders are stored *before* the first broker call.
+//! 1. Deciding — the first delivery finds no row (the intent's id and idempotency key derive
+//!    from its cause: signal + trader, request + account, …). Staleness, delay, account state
+//!    and throttling are checked; the source's decision reads the broker's real position; the
+//!    concrete orders (client order ids derived from the intent id) are built. Nothing is
+//!    written on this way: an intent that waits (the alert's delay, the login's turn) or whose
+//!    attempt fails before it is decided is recorded as `pending`, so it shows and its attempt
+//!    row has a parent.
+//! 2. `sent` — the plan and its orders are stored *before* the first broker call, in one
+//!    insert (one update from `pending`). Only the delivery whose write stored it may send.
 //! 3. `accepted` / `filled` / `rejected` / `failed` / `skipped` — the outcome, with an execution
 //!    row per attempt and an EXECUTIONS message; only then is the message acknowledged.
 //!
@@ -28,7 +32,7 @@ use jt_broker::{AccountId, Broker, BrokerError};
 use jt_bus::{Bus, Envelope, Incoming, MessageId, Outcome};
 use jt_messages::{ExecutionMessage, ExecutionStatus, IntentMessage};
 use jt_store::repo::accounts::BrokerAccount;
-use jt_store::repo::intents::{Advanced, Decided, Intent, IntentUpdate, NewExecution};
+use jt_store::repo::intents::{Advanced, Decided, IntentUpdate, NewExecution};
 use jt_store::{
     ExecutionId, ExecutionOutcome, IntentStatus, SignalOutcome, Store, StoreError, UserId,
 };
@@ -80,6 +84,18 @@ impl ExecuteConfig {
             ..Timing::default()
         }
     }
+}
+
+/// The intent's row as an attempt knows it. Its replica owns the account's partition, so no
+/// one else moves it: what the attempt wrote or read stays true until it concludes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Known {
+    /// Not known (a write may have landed without its answer): read it when concluding.
+    Unsure,
+    /// Not in the store: no delivery has recorded or decided it yet.
+    Absent,
+    /// In the store, in this state.
+    At(IntentStatus),
 }
 
 /// The end of one attempt.
@@ -197,14 +213,13 @@ impl Execute {
     async fn handle_in_span(&self, message: &Incoming<IntentMessage>, started: Instant) -> Outcome {
         let msg = &message.envelope.payload;
         let attempt_started = Utc::now();
-        // The intent's state as this attempt left it, when it knows (its replica owns the
-        // account's partition: no one else moves it): `conclude` then need not read it back.
-        let mut state = None;
+        // The intent's row as this attempt left it: `conclude` then need not read it back.
+        let mut state = Known::Unsure;
         let finish = match self.attempt(msg, &message.lock_lost, &mut state).await {
             Ok(f) => f,
             Err(e) => {
                 // A write may have landed without its answer: read the state when concluding.
-                state = None;
+                state = Known::Unsure;
                 if e.is_transient() {
                     Finish::retry(format!("store: {e}"))
                 } else {
@@ -242,6 +257,10 @@ impl Execute {
                 Outcome::Ack
             }
             Finish::Wait { reason, after } => {
+                // A waiting intent shows as `pending` (an alert's delay, the login's turn).
+                if let Err(e) = self.record_pending(msg, &mut state).await {
+                    return Outcome::retry(format!("recording the intent: {e}"));
+                }
                 info!(%reason, wait_ms = after.as_millis() as u64, "intent waits its turn");
                 Outcome::wait(reason, after)
             }
@@ -252,6 +271,8 @@ impl Execute {
                 after,
                 unknown,
             } => {
+                // The attempt's row refers to the intent's.
+                let _ = self.record_pending(msg, &mut state).await;
                 let _ = self
                     .store
                     .intents()
@@ -296,24 +317,31 @@ impl Execute {
         }
     }
 
-    /// One attempt; `Err` only for store errors around it. `state` follows the intent's state
-    /// in the store as far as this attempt knows it (`None`: not known).
+    /// One attempt; `Err` only for store errors around it. `state` follows the intent's row
+    /// in the store as far as this attempt knows it.
     async fn attempt(
         &self,
         msg: &IntentMessage,
         lock_lost: &tokio_util::sync::CancellationToken,
-        state: &mut Option<IntentStatus>,
+        state: &mut Known,
     ) -> Result<Finish, StoreError> {
         let owner = msg.owner_id;
-        // Independent: the intent's row and the account it goes to, read at once.
+        // Independent: the intent's row (absent on a first delivery: an intent is first
+        // written when it is decided or concluded) and the account it goes to, read at once.
+        let intents = self.store.intents();
         let accounts = self.store.accounts();
         let (intent, target) = tokio::join!(
-            self.record_pending(msg),
+            intents.find(owner, msg.intent_id),
             accounts.sub_account_with_account(owner, msg.sub_account_id),
         );
         let intent = intent?;
-        *state = Some(intent.status);
-        if intent.status.is_terminal() || intent.status == IntentStatus::Accepted {
+        *state = intent
+            .as_ref()
+            .map_or(Known::Absent, |i| Known::At(i.status));
+        if let Some(intent) = intent
+            .as_ref()
+            .filter(|i| i.status.is_terminal() || i.status == IntentStatus::Accepted)
+        {
             // Already concluded by an earlier delivery: say so again (idempotent) and stop.
             return Ok(Finish::Done {
                 status: intent.status,
@@ -332,7 +360,10 @@ impl Execute {
             }
             Err(e) => return Err(e),
         };
-        let resuming = matches!(intent.status, IntentStatus::Sent | IntentStatus::Unknown);
+        let resuming = matches!(
+            *state,
+            Known::At(IntentStatus::Sent | IntentStatus::Unknown)
+        );
         if !sub.enabled && msg.may_add_exposure() && !resuming {
             return Ok(Finish::skipped(
                 "the sub-account is disabled: no new entries (exits and flattens still go)",
@@ -420,7 +451,7 @@ impl Execute {
             lock_lost,
         };
 
-        let finish = if resuming {
+        let finish = if let Some(intent) = intent.as_ref().filter(|_| resuming) {
             match Stored::read(msg, &intent.plan) {
                 Ok(stored) => self.perform(&ctx, &stored, true).await,
                 Err(e) => Finish::failed(format!(
@@ -439,15 +470,15 @@ impl Execute {
             match plan::decide(&inputs).await {
                 Ok(Choice::Skip(reason)) => Finish::skipped(reason),
                 Ok(Choice::Plan(plan)) => {
-                    if self.mark_sent(&ctx, &intent, &plan).await? {
-                        *state = Some(IntentStatus::Sent);
+                    if self.mark_sent(&ctx, *state, &plan).await? {
+                        *state = Known::At(IntentStatus::Sent);
                         self.perform(&ctx, &plan.stored, false).await
                     } else {
                         // Another delivery of this intent stored its plan first (two replicas
                         // both believing they own its partition, for a moment): that one
                         // sends. This one comes back once any call of it has landed, and then
                         // resumes by look-up — never by sending on its own decision.
-                        *state = None;
+                        *state = Known::Unsure;
                         warn!("another delivery of this intent decided it first; not sending");
                         Finish::Wait {
                             reason: "another delivery of this intent is sending it".into(),
@@ -472,7 +503,7 @@ impl Execute {
                 .intents()
                 .advance(
                     owner,
-                    intent.id,
+                    msg.intent_id,
                     IntentStatus::Unknown,
                     IntentUpdate {
                         reason: Some(reason.clone()),
@@ -480,7 +511,10 @@ impl Execute {
                     },
                 )
                 .await;
-            *state = marked.ok().map(|_| IntentStatus::Unknown);
+            *state = match marked {
+                Ok(_) => Known::At(IntentStatus::Unknown),
+                Err(_) => Known::Unsure,
+            };
         }
         Ok(finish)
     }
@@ -490,7 +524,7 @@ impl Execute {
     fn settle_throttle(
         &self,
         msg: &IntentMessage,
-        state: &mut Option<IntentStatus>,
+        state: &mut Known,
         resuming: bool,
         finish: Finish,
     ) -> Finish {
@@ -516,7 +550,7 @@ impl Execute {
     fn after_throttle(
         &self,
         msg: &IntentMessage,
-        state: &mut Option<IntentStatus>,
+        state: &mut Known,
         resuming: bool,
         reason: String,
         wait: Duration,
@@ -539,7 +573,7 @@ impl Execute {
                 stale.limit_secs
             );
             // Nothing was sent: a skip from `pending`, a failure once marked `sent`.
-            let status = if *state == Some(IntentStatus::Sent) {
+            let status = if *state == Known::At(IntentStatus::Sent) {
                 IntentStatus::Failed
             } else {
                 IntentStatus::Skipped
@@ -562,37 +596,52 @@ impl Execute {
         }
     }
 
-    /// Records the intent as pending (or finds it from an earlier delivery).
-    async fn record_pending(&self, msg: &IntentMessage) -> Result<Intent, StoreError> {
-        let created = self.store.intents().create(new_intent(msg, None)).await?;
-        Ok(created.intent().clone())
+    /// Records the intent as `pending` when this attempt knows it is not in the store yet (it
+    /// waits, or its attempt's row is about to be written); an intent already recorded, or not
+    /// known, is left as it is.
+    async fn record_pending(
+        &self,
+        msg: &IntentMessage,
+        state: &mut Known,
+    ) -> Result<(), StoreError> {
+        if *state == Known::Absent {
+            let created = self.store.intents().create(new_intent(msg, None)).await?;
+            *state = Known::At(created.intent().status);
+        }
+        Ok(())
     }
 
-    /// Stores the plan (and what it does) and moves the intent to `sent`, before the first
-    /// broker call. `false`: this delivery did not move it — another one did first (or
-    /// concluded it), and only the one that moved it may send.
+    /// Stores the plan (and what it does) with the intent in `sent`, before the first broker
+    /// call: one insert for an intent not in the store yet, the move from `pending` for one
+    /// recorded while it waited. `false`: this delivery did not store it — another one did
+    /// first (or concluded it), and only the one that stored it may send.
     async fn mark_sent(
         &self,
         ctx: &Ctx<'_>,
-        intent: &Intent,
+        state: Known,
         plan: &Plan,
     ) -> Result<bool, StoreError> {
-        let moved = self
-            .store
-            .intents()
+        let decided = Decided {
+            kind: plan.kind,
+            contract: plan.contract.clone(),
+            side: plan.side,
+            quantity: plan.quantity,
+            plan: plan.stored.to_json(),
+            resting_entry: plan.resting_entry,
+        };
+        let intents = self.store.intents();
+        if state == Known::Absent {
+            return intents
+                .create_sent(&new_intent(ctx.msg, None), decided)
+                .await;
+        }
+        let moved = intents
             .advance(
                 ctx.owner,
-                intent.id,
+                ctx.msg.intent_id,
                 IntentStatus::Sent,
                 IntentUpdate {
-                    decided: Some(Decided {
-                        kind: plan.kind,
-                        contract: plan.contract.clone(),
-                        side: plan.side,
-                        quantity: plan.quantity,
-                        plan: plan.stored.to_json(),
-                        resting_entry: plan.resting_entry,
-                    }),
+                    decided: Some(decided),
                     ..Default::default()
                 },
             )
@@ -677,19 +726,34 @@ impl Execute {
         attempt: u32,
         started: DateTime<Utc>,
         status: IntentStatus,
-        known: Option<IntentStatus>,
+        known: Known,
         summary: &str,
         orders: Vec<String>,
         fill: Option<Decimal>,
     ) -> Result<(), String> {
         let owner = msg.owner_id;
         let intents = self.store.intents();
+        let known = match known {
+            Known::Unsure => match intents.status(owner, msg.intent_id).await {
+                Ok(state) => Known::At(state),
+                Err(StoreError::NotFound { .. }) => Known::Absent,
+                Err(e) => return Err(e.to_string()),
+            },
+            known => known,
+        };
         let current = match known {
-            Some(state) => state,
-            None => intents
-                .status(owner, msg.intent_id)
-                .await
-                .map_err(|e| e.to_string())?,
+            Known::At(state) => state,
+            // Not recorded yet: a skip is written as it is, in one insert; anything else is
+            // recorded first, then concluded with its attempt's row like any other.
+            _ => {
+                let skip = (status == IntentStatus::Skipped).then(|| summary.to_string());
+                intents
+                    .create(new_intent(msg, skip))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .intent()
+                    .status
+            }
         };
         // A refusal before anything was sent (a read refused) is a failure, not a rejection.
         let status = if status == IntentStatus::Rejected && current == IntentStatus::Pending {

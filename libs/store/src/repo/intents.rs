@@ -167,10 +167,10 @@ pub struct IntentUpdate {
     pub filled_quantity: Option<u32>,
     /// Average fill price so far, if known.
     pub average_fill_price: Option<Decimal>,
-    /// What the executor decided, written with the move to `sent` (or `skipped`): the intent
-    /// is recorded as `pending` before the broker's position is read, and the decision that
-    /// reading leads to is stored before any order is sent, so a restarted executor resumes
-    /// the same plan instead of deciding again.
+    /// What the executor decided, written with the move to `sent` (or `skipped`) of an intent
+    /// recorded as `pending` (one that waited; [`Intents::create_sent`] writes the others
+    /// decided at once): the decision is stored before any order is sent, so a restarted
+    /// executor resumes the same plan instead of deciding again.
     pub decided: Option<Decided>,
 }
 
@@ -457,6 +457,41 @@ fn execution_insert(e: NewExecution) -> StoreResult<InsertStatement> {
     Ok(insert)
 }
 
+/// The row of `new` as first written at `t`: `pending`, undecided (callers override the state
+/// and the decision).
+fn new_row(
+    new: &NewIntent,
+    key: &str,
+    symbol: &str,
+    t: DateTime<Utc>,
+) -> StoreResult<order_intents::Model> {
+    Ok(order_intents::Model {
+        id: new.id.0,
+        user_id: new.owner.0,
+        sub_account_id: new.sub_account.0,
+        trader_id: new.trader.map(|x| x.0),
+        signal_id: new.signal.map(|x| x.0),
+        source: new.source,
+        idempotency_key: key.to_owned(),
+        kind: new.kind,
+        symbol: symbol.to_owned(),
+        contract: strip_nul_opt(new.contract.clone()),
+        side: new.side.map(Into::into),
+        quantity: i64::from(new.quantity),
+        filled_quantity: 0,
+        average_fill_price: None,
+        settings: to_json("settings", &new.settings)?,
+        plan: strip_nul_json_owned(new.plan.clone()),
+        status: IntentStatus::Pending,
+        status_reason: None,
+        created_at: t,
+        updated_at: t,
+        sent_at: None,
+        completed_at: None,
+        resting_entry: false,
+    })
+}
+
 /// Intent states that count as "went to the broker".
 const EXECUTED: [IntentStatus; 4] = [
     IntentStatus::Sent,
@@ -491,74 +526,50 @@ impl Intents<'_> {
         };
         let symbol = required_text("symbol", &new.symbol)?;
         let model = order_intents::Model {
-            id: new.id.0,
-            user_id: new.owner.0,
-            sub_account_id: new.sub_account.0,
-            trader_id: new.trader.map(|x| x.0),
-            signal_id: new.signal.map(|x| x.0),
-            source: new.source,
-            idempotency_key: key.clone(),
-            kind: new.kind,
-            symbol: symbol.clone(),
-            contract: strip_nul_opt(new.contract.clone()),
-            side: new.side.map(Into::into),
-            quantity: i64::from(new.quantity),
-            filled_quantity: 0,
-            average_fill_price: None,
-            settings: to_json("settings", &new.settings)?,
-            plan: strip_nul_json_owned(new.plan.clone()),
             status,
             status_reason: reason.clone(),
+            completed_at,
+            ..new_row(&new, &key, &symbol, t)?
+        };
+        if !self.insert_once(model).await? {
+            return self.existing(&new, &key).await;
+        }
+        // What was just written, from the caller's own values: the settings are not decoded
+        // back from the JSON they were encoded to.
+        Ok(Created::New(Intent {
+            id: new.id,
+            owner: new.owner,
+            sub_account: new.sub_account,
+            trader: new.trader,
+            signal: new.signal,
+            source: new.source,
+            idempotency_key: key,
+            kind: new.kind,
+            symbol,
+            contract: new.contract,
+            side: new.side,
+            quantity: new.quantity,
+            filled_quantity: 0,
+            average_fill_price: None,
+            settings: new.settings,
+            plan: new.plan,
+            status,
+            status_reason: reason,
             created_at: t,
             updated_at: t,
             sent_at: None,
             completed_at,
-            resting_entry: false,
-        };
-        // No conflict target: two deliveries of one intent inserting at once (two replicas
-        // both believing they own its partition) collide on the primary key as much as on the
-        // idempotency key, and PostgreSQL answers a conflict outside the named target with an
-        // error. The id derives from the same cause as the key, so either conflict means
-        // "this intent exists": read it below.
-        let n = order_intents::Entity::insert(model.into_active_model())
-            .on_conflict(OnConflict::new().do_nothing().to_owned())
-            .exec_without_returning(self.store.db())
-            .await
-            .map_err(|e| StoreError::db("intent", e))?;
-        if n == 1 {
-            // What was just written, from the caller's own values: the settings are not
-            // decoded back from the JSON they were encoded to.
-            return Ok(Created::New(Intent {
-                id: new.id,
-                owner: new.owner,
-                sub_account: new.sub_account,
-                trader: new.trader,
-                signal: new.signal,
-                source: new.source,
-                idempotency_key: key,
-                kind: new.kind,
-                symbol,
-                contract: new.contract,
-                side: new.side,
-                quantity: new.quantity,
-                filled_quantity: 0,
-                average_fill_price: None,
-                settings: new.settings,
-                plan: new.plan,
-                status,
-                status_reason: reason,
-                created_at: t,
-                updated_at: t,
-                sent_at: None,
-                completed_at,
-            }));
-        }
+        }))
+    }
+
+    /// The intent already recorded under `new`'s key.
+    async fn existing(&self, new: &NewIntent, key: &str) -> StoreResult<Created> {
         let existing = order_intents::Entity::find()
-            .filter(order_intents::Column::IdempotencyKey.eq(key.clone()))
+            .filter(order_intents::Column::IdempotencyKey.eq(key))
             .one(self.store.db())
             .await
             .map_err(|e| StoreError::db("intent", e))?
-            .ok_or_else(|| StoreError::not_found("intent", &key))?;
+            .ok_or_else(|| StoreError::not_found("intent", key))?;
         if existing.user_id != new.owner.0 {
             return Err(StoreError::Conflict {
                 entity: "intent",
@@ -566,6 +577,47 @@ impl Intents<'_> {
             });
         }
         Ok(Created::Existing(existing.try_into()?))
+    }
+
+    /// Inserts `row` unless an intent with its id or key exists; whether it did.
+    async fn insert_once(&self, row: order_intents::Model) -> StoreResult<bool> {
+        // No conflict target: two deliveries of one intent inserting at once (two replicas
+        // both believing they own its partition) collide on the primary key as much as on the
+        // idempotency key, and PostgreSQL answers a conflict outside the named target with an
+        // error. The id derives from the same cause as the key, so either conflict means
+        // "this intent exists".
+        let n = order_intents::Entity::insert(row.into_active_model())
+            .on_conflict(OnConflict::new().do_nothing().to_owned())
+            .exec_without_returning(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("intent", e))?;
+        Ok(n == 1)
+    }
+
+    /// Records an intent directly as `sent`, with the decision stored before its first broker
+    /// call — the executor's one write before sending, for an intent no earlier delivery
+    /// recorded. `true`: this call recorded it, and only its caller may send it. `false`: an
+    /// intent with this id or key exists (another delivery recorded or concluded it first);
+    /// nothing was written.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for an empty key or symbol; database errors.
+    pub async fn create_sent(&self, new: &NewIntent, decided: Decided) -> StoreResult<bool> {
+        let key = required_text("idempotency_key", &new.idempotency_key)?;
+        let symbol = required_text("symbol", &new.symbol)?;
+        let t = now();
+        let model = order_intents::Model {
+            status: IntentStatus::Sent,
+            sent_at: Some(t),
+            kind: decided.kind,
+            contract: strip_nul_opt(decided.contract),
+            side: decided.side.map(Into::into),
+            quantity: i64::from(decided.quantity),
+            plan: strip_nul_json_owned(decided.plan),
+            resting_entry: decided.resting_entry,
+            ..new_row(new, &key, &symbol, t)?
+        };
+        self.insert_once(model).await
     }
 
     /// Moves an intent to `to`, only from a state that may precede it (see
@@ -660,6 +712,21 @@ impl Intents<'_> {
             .map_err(|e| StoreError::db("intent", e))?
             .ok_or_else(|| StoreError::not_found("intent", id))?
             .try_into()
+    }
+
+    /// One intent, if the owner has it: where the executor starts (most intents are not in
+    /// the store yet when their first delivery arrives).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn find(&self, scope: impl ReadScope, id: IntentId) -> StoreResult<Option<Intent>> {
+        order_intents::Entity::find_by_id(id.0)
+            .filter(order_intents::Column::UserId.eq(scope.owner().0))
+            .one(self.store.db())
+            .await
+            .map_err(|e| StoreError::db("intent", e))?
+            .map(Intent::try_from)
+            .transpose()
     }
 
     /// One intent's state only (no JSON decoded): what the executor's hot path needs when it

@@ -3,8 +3,11 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
-use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder};
+use sea_orm::sea_query::{Alias, Expr, OnConflict, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait,
+};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -109,6 +112,15 @@ impl KillState {
             .flatten()
             .any(|k| k.engaged)
     }
+}
+
+/// What refuses new exposure on a sub-account ([`Risk::exposure_gates`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExposureGates {
+    /// A kill switch over it (global, its owner's, its own) is engaged.
+    pub kill_switch: bool,
+    /// Its max daily loss is breached for the trading day asked about.
+    pub daily_loss_breached: bool,
 }
 
 /// One kill switch.
@@ -369,6 +381,55 @@ impl Risk<'_> {
             }
         }
         Ok(state)
+    }
+
+    /// What refuses new exposure on `sub` on trading day `day` — a kill switch over it engaged,
+    /// its max daily loss breached — in one statement of two `EXISTS`: the executor asks this
+    /// for every intent on its way to the broker ([`Risk::kill_state_of`] and
+    /// [`Risk::breach`] answer the same with the rows, in two).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn exposure_gates(
+        &self,
+        sub: &SubAccount,
+        day: NaiveDate,
+    ) -> StoreResult<ExposureGates> {
+        let keys = [
+            scope_key(KillScope::Global, None, None),
+            scope_key(KillScope::User, Some(sub.owner), None),
+            scope_key(KillScope::Account, None, Some(sub.id)),
+        ];
+        let kill = kill_switches::Entity::find()
+            .select_only()
+            .expr(Expr::val(1))
+            .filter(kill_switches::Column::ScopeKey.is_in(keys))
+            .filter(kill_switches::Column::Engaged.eq(true))
+            .into_query();
+        let breach = risk_breaches::Entity::find()
+            .select_only()
+            .expr(Expr::val(1))
+            .filter(risk_breaches::Column::UserId.eq(sub.owner.0))
+            .filter(risk_breaches::Column::SubAccountId.eq(sub.id.0))
+            .filter(risk_breaches::Column::TradingDay.eq(day))
+            .filter(risk_breaches::Column::Kind.eq(BreachKind::MaxDailyLoss))
+            .into_query();
+        let mut statement = Query::select();
+        statement
+            .expr_as(Expr::exists(kill), Alias::new("kill_switch"))
+            .expr_as(Expr::exists(breach), Alias::new("daily_loss_breached"));
+        let row = self
+            .store
+            .db()
+            .query_one(&statement)
+            .await
+            .map_err(|e| StoreError::db("risk gates", e))?
+            .ok_or_else(|| StoreError::not_found("risk gates", sub.id))?;
+        let read = |e: sea_orm::DbErr| StoreError::db("risk gates", e);
+        Ok(ExposureGates {
+            kill_switch: row.try_get("", "kill_switch").map_err(read)?,
+            daily_loss_breached: row.try_get("", "daily_loss_breached").map_err(read)?,
+        })
     }
 
     /// Engages the owner's own kill switch with an engagement for the risk service to carry

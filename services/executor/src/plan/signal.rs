@@ -13,7 +13,7 @@ use jt_domain::order::{OrderKind, OrderRequest, TimeInForce};
 use jt_domain::{Instrument, RiskSizing, instrument, overrides, quantity, session};
 use jt_messages::SignalIntent;
 use jt_store::repo::accounts::SubAccount;
-use jt_store::{BreachKind, IntentId, IntentKind, StoreError};
+use jt_store::{IntentId, IntentKind, StoreError};
 use jt_trading::{Choreography, Done, Step};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -344,20 +344,19 @@ async fn filter_state(
     let day = session::trading_day(now);
     let store = inputs.store;
     let intents = store.intents();
-    // Three independent reads on the way to the broker: at once.
+    // Two independent reads on the way to the broker: at once.
     let risk = store.risk();
-    let (activity, kill, breach) = tokio::try_join!(
+    let (activity, gates) = tokio::try_join!(
         intents.trader_activity(owner, s.trader_id, session::session_start(day)),
-        risk.kill_state_of(sub),
-        risk.breach(owner, sub.id, day, BreachKind::MaxDailyLoss),
+        risk.exposure_gates(sub, day),
     )?;
     Ok((
         FilterState {
             last_signal_at: activity.last_executed_at,
             signals_this_session: activity.executed_since,
             last_add_at: activity.last_add_at,
-            daily_loss_breached: breach.is_some(),
-            kill_switch: kill.engaged(),
+            daily_loss_breached: gates.daily_loss_breached,
+            kill_switch: gates.kill_switch,
         },
         activity.resting_entry,
     ))

@@ -22,7 +22,7 @@ use jt_messages::{
     ControlAction, ControlIntent, ControlScope, CopyIntent, CopyProtection, ManualIntent,
     ManualTrade, ProtectionKind, RepairIntent,
 };
-use jt_store::{BreachKind, IntentKind};
+use jt_store::IntentKind;
 use jt_trading::Step;
 use rust_decimal::Decimal;
 
@@ -87,20 +87,11 @@ async fn held(
 /// Why new exposure is refused on this sub-account now, if it is: the kill switch, or the
 /// day's loss limit breached.
 async fn exposure_refused(inputs: &Inputs<'_>) -> Result<Option<String>, Refusal> {
-    let risk = inputs.store.risk();
     let day = session::trading_day(inputs.msg.received_at);
-    let (kill, breach) = tokio::try_join!(
-        risk.kill_state_of(inputs.sub),
-        risk.breach(
-            inputs.msg.owner_id,
-            inputs.sub.id,
-            day,
-            BreachKind::MaxDailyLoss
-        ),
-    )?;
-    Ok(if kill.engaged() {
+    let gates = inputs.store.risk().exposure_gates(inputs.sub, day).await?;
+    Ok(if gates.kill_switch {
         Some("the kill switch is engaged: no new entries until it is resumed".into())
-    } else if breach.is_some() {
+    } else if gates.daily_loss_breached {
         Some("the account's max daily loss is breached for this trading day: no new entries".into())
     } else {
         None
