@@ -671,6 +671,48 @@ async fn a_decided_intent_is_inserted_as_sent_once(t: &TestStore) {
     assert_eq!(t.intents().find(other.id, id).await.unwrap(), None);
 }
 
+/// The executor's first read of an intent: its sub-account with the account, and the intent's
+/// state (none before it is recorded), in one statement under the owner's scope.
+async fn the_sub_account_for_an_intent_comes_with_the_intents_state(t: &TestStore) {
+    let owner = t.user("for-intent@example.com").await;
+    let other = t.user("for-intent-other@example.com").await;
+    let (_, sub) = t.account(&owner, "for-intent").await;
+    let new = intent(&owner, &sub, None, "sig-f:trader-f", IntentKind::Entry);
+    let accounts = t.accounts();
+    let (s, a, status) = accounts
+        .sub_account_for_intent(owner.id, sub.id, new.id)
+        .await
+        .unwrap();
+    let (s2, a2) = accounts
+        .sub_account_with_account(owner.id, sub.id)
+        .await
+        .unwrap();
+    assert_eq!((&s, &a, status), (&s2, &a2, None));
+    t.intents().create(new.clone()).await.unwrap();
+    let state = |owner: jt_store::UserId| async move {
+        accounts
+            .sub_account_for_intent(owner, sub.id, new.id)
+            .await
+            .map(|(_, _, status)| status)
+    };
+    assert_eq!(state(owner.id).await.unwrap(), Some(IntentStatus::Pending));
+    t.intents()
+        .advance(
+            owner.id,
+            new.id,
+            IntentStatus::Sent,
+            IntentUpdate::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(state(owner.id).await.unwrap(), Some(IntentStatus::Sent));
+    // Another owner reads neither the sub-account nor the intent.
+    assert!(matches!(
+        state(other.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
 /// `advance` is `transition` without the row: same guard, same no-op on a replay, same errors,
 /// and the decision it carries is stored.
 async fn advance_moves_like_transition_without_the_row(t: &TestStore) {
@@ -988,6 +1030,7 @@ async fn settle_moves_and_records_the_attempt(t: &TestStore) {
 
 on_both_engines!(
     a_decided_intent_is_inserted_as_sent_once,
+    the_sub_account_for_an_intent_comes_with_the_intents_state,
     an_intent_written_by_a_newer_build_is_read_without_its_unknown_settings,
     the_decision_is_stored_with_the_move_to_sent,
     idempotency_key_is_unique,

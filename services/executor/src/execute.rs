@@ -329,20 +329,35 @@ impl Execute {
         // Independent: the intent's row (absent on a first delivery: an intent is first
         // written when it is decided or concluded) and the account it goes to, read at once.
         let intents = self.store.intents();
-        let accounts = self.store.accounts();
-        let (intent, target) = tokio::join!(
-            intents.find(owner, msg.intent_id),
-            accounts.sub_account_with_account(owner, msg.sub_account_id),
-        );
-        let intent = intent?;
-        *state = intent
-            .as_ref()
-            .map_or(Known::Absent, |i| Known::At(i.status));
+        // One statement: the account the intent goes to and the intent's state (none on a
+        // first delivery: an intent is first written when it is decided or concluded).
+        let target = self
+            .store
+            .accounts()
+            .sub_account_for_intent(owner, msg.sub_account_id, msg.intent_id)
+            .await;
+        let (target, recorded) = match target {
+            Ok((sub, account, status)) => (Some((sub, account)), status),
+            // Gone: the intent's own row still says whether it was concluded.
+            Err(StoreError::NotFound { .. }) => (
+                None,
+                intents.find(owner, msg.intent_id).await?.map(|i| i.status),
+            ),
+            Err(e) => return Err(e),
+        };
+        *state = recorded.map_or(Known::Absent, Known::At);
+        // The row itself only where it is needed: the outcome of an intent concluded by an
+        // earlier delivery, the stored plan of one being resumed.
+        let intent = match recorded {
+            Some(s) if s != IntentStatus::Pending => intents.find(owner, msg.intent_id).await?,
+            _ => None,
+        };
         if let Some(intent) = intent
             .as_ref()
             .filter(|i| i.status.is_terminal() || i.status == IntentStatus::Accepted)
         {
             // Already concluded by an earlier delivery: say so again (idempotent) and stop.
+            *state = Known::At(intent.status);
             return Ok(Finish::Done {
                 status: intent.status,
                 summary: intent
@@ -353,12 +368,8 @@ impl Execute {
                 fill: intent.average_fill_price,
             });
         }
-        let (sub, account) = match target {
-            Ok(x) => x,
-            Err(StoreError::NotFound { .. }) => {
-                return Ok(Finish::failed("the sub-account no longer exists"));
-            }
-            Err(e) => return Err(e),
+        let Some((sub, account)) = target else {
+            return Ok(Finish::failed("the sub-account no longer exists"));
         };
         let resuming = matches!(
             *state,

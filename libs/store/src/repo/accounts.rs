@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ColumnTrait, EntityTrait, IntoActiveModel, JoinType, QueryFilter, QueryOrder, QuerySelect,
-    RelationDef,
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, IntoActiveModel, JoinType,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, RelationDef,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -16,9 +16,9 @@ use super::{ReadScope, at, now, optional_text, required_text};
 use crate::Store;
 use jt_broker::BrokerKind;
 
-use crate::entity::{Environment, broker_accounts, sub_accounts};
+use crate::entity::{Environment, IntentStatus, broker_accounts, order_intents, sub_accounts};
 use crate::error::{StoreError, StoreResult};
-use crate::ids::{BrokerAccountId, SubAccountId, UserId};
+use crate::ids::{BrokerAccountId, IntentId, SubAccountId, UserId};
 use crate::secret::{Secret, SecretError, aad};
 
 /// Everything needed to log in at a broker. Which fields a broker uses: Tradovate /
@@ -725,18 +725,7 @@ impl Accounts<'_> {
         scope: impl ReadScope,
         id: SubAccountId,
     ) -> StoreResult<(SubAccount, BrokerAccount)> {
-        // One statement (the execution reads this for every intent): the sub-account joined
-        // to its account, both under the owner's scope.
-        let owner = scope.owner().0;
-        let to_account: RelationDef = sub_accounts::Entity::belongs_to(broker_accounts::Entity)
-            .from(sub_accounts::Column::BrokerAccountId)
-            .to(broker_accounts::Column::Id)
-            .into();
-        let found = sub_accounts::Entity::find_by_id(id.0)
-            .filter(sub_accounts::Column::UserId.eq(owner))
-            .join(JoinType::InnerJoin, to_account)
-            .filter(broker_accounts::Column::UserId.eq(owner))
-            .select_also(broker_accounts::Entity)
+        let found = with_account(scope.owner(), id)
             .one(self.store.db())
             .await
             .map_err(|e| StoreError::db("sub-account", e))?;
@@ -744,6 +733,44 @@ impl Accounts<'_> {
             Some((sub, Some(account))) => Ok((SubAccount::from(sub), BrokerAccount::from(account))),
             _ => Err(StoreError::not_found("sub-account", id)),
         }
+    }
+
+    /// [`Accounts::sub_account_with_account`] and the state of the owner's intent `intent`
+    /// (`None`: not recorded), in one statement: where the executor starts every intent.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when the sub-account is not the owner's.
+    pub async fn sub_account_for_intent(
+        &self,
+        scope: impl ReadScope,
+        id: SubAccountId,
+        intent: IntentId,
+    ) -> StoreResult<(SubAccount, BrokerAccount, Option<IntentStatus>)> {
+        let owner = scope.owner();
+        let status = order_intents::Entity::find_by_id(intent.0)
+            .select_only()
+            .column(order_intents::Column::Status)
+            .filter(order_intents::Column::UserId.eq(owner.0))
+            .into_query();
+        let statement = with_account(owner, id)
+            .expr_as(
+                Expr::SubQuery(None, Box::new(status.into())),
+                "intent_status",
+            )
+            .into_query();
+        let row = self
+            .store
+            .db()
+            .query_one(&statement)
+            .await
+            .map_err(|e| StoreError::db("sub-account", e))?
+            .ok_or_else(|| StoreError::not_found("sub-account", id))?;
+        let read = |e: sea_orm::DbErr| StoreError::db("sub-account", e);
+        // The prefixes `select_also` gives the two entities' columns.
+        let sub = sub_accounts::Model::from_query_result(&row, "A_").map_err(read)?;
+        let account = broker_accounts::Model::from_query_result(&row, "B_").map_err(read)?;
+        let status: Option<IntentStatus> = row.try_get("", "intent_status").map_err(read)?;
+        Ok((SubAccount::from(sub), BrokerAccount::from(account), status))
     }
 
     async fn model(
@@ -775,4 +802,21 @@ impl Store {
     pub fn accounts(&self) -> Accounts<'_> {
         Accounts { store: self }
     }
+}
+
+/// The owner's sub-account `id` joined to its account, both under the owner's scope: one
+/// statement (the execution reads it for every intent).
+fn with_account(
+    owner: UserId,
+    id: SubAccountId,
+) -> sea_orm::SelectTwo<sub_accounts::Entity, broker_accounts::Entity> {
+    let to_account: RelationDef = sub_accounts::Entity::belongs_to(broker_accounts::Entity)
+        .from(sub_accounts::Column::BrokerAccountId)
+        .to(broker_accounts::Column::Id)
+        .into();
+    sub_accounts::Entity::find_by_id(id.0)
+        .filter(sub_accounts::Column::UserId.eq(owner.0))
+        .join(JoinType::InnerJoin, to_account)
+        .filter(broker_accounts::Column::UserId.eq(owner.0))
+        .select_also(broker_accounts::Entity)
 }
