@@ -1009,6 +1009,92 @@ async fn a_signals_paper_effect_is_applied_through_domain_types_once(t: &TestSto
     assert!(trades.iter().all(|t| t.position == Some(first.id)));
 }
 
+/// What an entry is checked against, in one statement, answers as the rules read and the
+/// prop-firm breach read do: with and without rules, with and without a breach (and one without
+/// details), on that day only, for the owner only.
+async fn an_entrys_rules_and_prop_firm_breach_are_read_together(t: &TestStore) {
+    use jt_domain::propfirm::presets;
+    let owner = t.user("entry-rules@example.com").await;
+    let other = t.user("entry-rules-other@example.com").await;
+    let (_, sub) = t.account(&owner, "entry-rules").await;
+    let day = NaiveDate::from_ymd_opt(2026, 12, 7).unwrap();
+    let rules = t.rules();
+    let read = |who: jt_store::UserId, day: NaiveDate| async move {
+        let both = rules.for_entry(who, sub.id, day).await.unwrap();
+        let alone = rules.get(who, sub.id).await.unwrap();
+        let breach = t
+            .risk()
+            .breach(who, sub.id, day, BreachKind::PropFirmRule)
+            .await
+            .unwrap()
+            .map(|b| b.details.unwrap_or_default());
+        assert_eq!((&both.rules, &both.prop_firm_breach), (&alone, &breach));
+        both
+    };
+    let none = read(owner.id, day).await;
+    assert_eq!((none.rules, none.prop_firm_breach), (None, None));
+
+    let (_, set) = presets().into_iter().next().unwrap();
+    rules.set(owner.id, sub.id, &set).await.unwrap();
+    rules
+        .raise_mark(sub.id, dec!(50250.75), None)
+        .await
+        .unwrap();
+    let with_rules = read(owner.id, day).await;
+    let stored = with_rules.rules.unwrap();
+    assert_eq!(
+        (stored.rules, stored.high_water_mark),
+        (set, Some(dec!(50250.75)))
+    );
+    assert_eq!(with_rules.prop_firm_breach, None);
+    assert_eq!(read(other.id, day).await.rules, None);
+
+    let breach = |d, details: Option<&str>| NewBreach {
+        sub_account: sub.id,
+        trading_day: d,
+        kind: BreachKind::PropFirmRule,
+        loss_limit: dec!(2000),
+        realized_pnl: dec!(-2000),
+        unrealized_pnl: dec!(0),
+        breached_at: Utc::now(),
+        details: details.map(str::to_string),
+    };
+    t.risk()
+        .record_breach(
+            owner.id,
+            breach(day, Some("trailing_drawdown: at the floor")),
+        )
+        .await
+        .unwrap();
+    t.risk()
+        .record_breach(owner.id, breach(day.succ_opt().unwrap(), None))
+        .await
+        .unwrap();
+    assert_eq!(
+        read(owner.id, day).await.prop_firm_breach.as_deref(),
+        Some("trailing_drawdown: at the floor")
+    );
+    assert_eq!(
+        read(owner.id, day.succ_opt().unwrap())
+            .await
+            .prop_firm_breach
+            .as_deref(),
+        Some("")
+    );
+    assert_eq!(
+        read(owner.id, day.pred_opt().unwrap())
+            .await
+            .prop_firm_breach,
+        None
+    );
+    assert_eq!(read(other.id, day).await.prop_firm_breach, None);
+    // Without rules, a breach still shows.
+    rules.clear(owner.id, sub.id).await.unwrap();
+    let cleared = read(owner.id, day).await;
+    assert_eq!(cleared.rules, None);
+    assert!(cleared.prop_firm_breach.is_some());
+}
+
 async fn prop_firm_rules_are_kept_per_account_with_a_mark_that_only_rises(t: &TestStore) {
     use jt_domain::propfirm::{NewsEvent, presets};
     let owner = t.user("rules@example.com").await;
@@ -1429,6 +1515,7 @@ on_both_engines!(
     breaches_are_recorded_once_per_day,
     kill_switches_apply_by_scope,
     exposure_gates_answer_as_the_kill_state_and_the_daily_breach,
+    an_entrys_rules_and_prop_firm_breach_are_read_together,
     kill_switch_engagements_are_to_do_once_each,
     notifications_are_queued_once_per_channel_and_event,
     subscriptions_follow_the_provider_in_order,

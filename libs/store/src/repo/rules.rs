@@ -4,15 +4,18 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use jt_domain::propfirm::{NewsEvent, RuleSet};
 use rust_decimal::Decimal;
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder};
+use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Func, OnConflict, Query};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, IdenStatic,
+    IntoActiveModel, JoinType, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+};
 use serde::Serialize;
 use uuid::Uuid;
 
 use super::{ReadScope, at, from_json, now, required_text, to_json};
 use crate::Store;
 use crate::decimal::DbDecimal;
-use crate::entity::{account_rules, news_events};
+use crate::entity::{BreachKind, account_rules, news_events, risk_breaches};
 use crate::error::{StoreError, StoreResult};
 use crate::ids::{SubAccountId, UserId};
 
@@ -31,6 +34,16 @@ pub struct AccountRules {
     pub mark_day: Option<NaiveDate>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+}
+
+/// What an entry is checked against ([`Rules::for_entry`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryRules {
+    /// The sub-account's rules, if it has any.
+    pub rules: Option<AccountRules>,
+    /// A prop-firm rule breached on the trading day: its details (`rule: …`), empty when it
+    /// recorded none.
+    pub prop_firm_breach: Option<String>,
 }
 
 impl TryFrom<account_rules::Model> for AccountRules {
@@ -139,6 +152,78 @@ impl Rules<'_> {
             .map_err(|e| StoreError::db("account rules", e))?
             .map(AccountRules::try_from)
             .transpose()
+    }
+
+    /// What an entry on `sub_account` is checked against: its rules, if it has any, and the
+    /// details of a prop-firm rule breach recorded for trading day `day` (`Some("")` for a
+    /// breach without details) — one statement, where [`Rules::get`] and
+    /// [`crate::repo::risk::Risk::breach`] would be two:
+    /// `SELECT r.*, (<breach>) FROM (SELECT 1) LEFT JOIN account_rules r ON <the owner's row>`.
+    ///
+    /// # Errors
+    /// Database errors; a stored rule set this build cannot read.
+    pub async fn for_entry(
+        &self,
+        scope: impl ReadScope,
+        sub_account: SubAccountId,
+        day: NaiveDate,
+    ) -> StoreResult<EntryRules> {
+        let owner = scope.owner().0;
+        let breach = risk_breaches::Entity::find()
+            .select_only()
+            .expr(Func::coalesce([
+                Expr::col(risk_breaches::Column::Details),
+                Expr::val(""),
+            ]))
+            .filter(risk_breaches::Column::UserId.eq(owner))
+            .filter(risk_breaches::Column::SubAccountId.eq(sub_account.0))
+            .filter(risk_breaches::Column::TradingDay.eq(day))
+            .filter(risk_breaches::Column::Kind.eq(BreachKind::PropFirmRule))
+            .into_query();
+        let one = Alias::new("one");
+        let mut statement = Query::select();
+        statement
+            .column((account_rules::Entity, Asterisk))
+            .expr_as(
+                Expr::SubQuery(None, Box::new(breach.into())),
+                Alias::new("prop_firm_breach"),
+            )
+            .from_subquery(Query::select().expr(Expr::val(1)).to_owned(), one)
+            .join(
+                JoinType::LeftJoin,
+                account_rules::Entity,
+                Condition::all()
+                    .add(
+                        Expr::col((account_rules::Entity, account_rules::Column::UserId)).eq(owner),
+                    )
+                    .add(
+                        Expr::col((account_rules::Entity, account_rules::Column::SubAccountId))
+                            .eq(sub_account.0),
+                    ),
+            );
+        let row = self
+            .store
+            .db()
+            .query_one(&statement)
+            .await
+            .map_err(|e| StoreError::db("account rules", e))?
+            .ok_or_else(|| StoreError::not_found("account rules", sub_account))?;
+        let read = |e: sea_orm::DbErr| StoreError::db("account rules", e);
+        let found: Option<Uuid> = row
+            .try_get("", account_rules::Column::Id.as_str())
+            .map_err(read)?;
+        let rules = match found {
+            Some(_) => Some(
+                account_rules::Model::from_query_result(&row, "")
+                    .map_err(read)?
+                    .try_into()?,
+            ),
+            None => None,
+        };
+        Ok(EntryRules {
+            rules,
+            prop_firm_breach: row.try_get("", "prop_firm_breach").map_err(read)?,
+        })
     }
 
     /// Every sub-account's rules (the risk service's work list).

@@ -23,7 +23,8 @@ use jt_domain::propfirm::{AccountState, EntryCheck};
 use jt_domain::session;
 use jt_domain::{EntryOrder, Side};
 use jt_messages::IntentAction;
-use jt_store::{BreachKind, IntentKind};
+use jt_store::IntentKind;
+use jt_store::repo::rules::EntryRules;
 use jt_trading::{Choreography, Step};
 use rust_decimal::Decimal;
 
@@ -41,18 +42,15 @@ pub(crate) async fn check(inputs: &Inputs<'_>, choice: Choice) -> Result<Choice,
         return Ok(Choice::Plan(plan));
     }
     let day = session::trading_day(inputs.msg.received_at);
-    let (rules, risk) = (inputs.store.rules(), inputs.store.risk());
-    let (stored, breach) = tokio::try_join!(
-        rules.get(inputs.msg.owner_id, inputs.sub.id),
-        risk.breach(
-            inputs.msg.owner_id,
-            inputs.sub.id,
-            day,
-            BreachKind::PropFirmRule
-        ),
-    )?;
-    if let Some(b) = breach {
-        let details = b.details.unwrap_or_default();
+    let EntryRules {
+        rules: stored,
+        prop_firm_breach,
+    } = inputs
+        .store
+        .rules()
+        .for_entry(inputs.msg.owner_id, inputs.sub.id, day)
+        .await?;
+    if let Some(details) = prop_firm_breach {
         let rule = details
             .split_once(':')
             .map_or("prop_firm_rule", |(rule, _)| rule);
