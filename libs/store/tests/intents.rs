@@ -429,6 +429,26 @@ async fn trader_activity_counts_executed_signals(t: &TestStore) {
     assert_eq!(after_entry.executed_since, 4);
     assert_eq!(after_entry.last_executed_at, Some(entry_at));
     assert_eq!(after_entry.last_add_at, Some(last));
+
+    // The executor reads the same with the exposure gates, in one statement.
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap();
+    for engaged in [false, true] {
+        t.risk()
+            .set_account_kill(owner.id, sub.id, engaged, None)
+            .await
+            .unwrap();
+        let (activity, gates) = t
+            .intents()
+            .signal_filters(trader.id, session_start, &sub, day)
+            .await
+            .unwrap();
+        assert_eq!(activity, after_entry);
+        assert_eq!(gates, t.risk().exposure_gates(&sub, day).await.unwrap());
+        assert_eq!(
+            (gates.kill_switch, gates.daily_loss_breached),
+            (engaged, false)
+        );
+    }
 }
 
 async fn the_latest_resting_entry_is_found_until_a_later_intent_follows(t: &TestStore) {

@@ -1,11 +1,11 @@
 //! Order intents (with their guarded state machine) and execution attempts.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use jt_domain::{Settings, Side};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::{
     Alias, Asterisk, CommonTableExpression, Expr, Func, InsertStatement, OnConflict, Query,
-    SubQueryStatement, UpdateStatement, WithClause,
+    SelectStatement, SubQueryStatement, UpdateStatement, WithClause,
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel,
@@ -13,6 +13,8 @@ use sea_orm::{
 };
 use serde::Serialize;
 
+use super::accounts::SubAccount;
+use super::risk::{ExposureGates, exposure_gate_columns, read_exposure_gates};
 use super::{ReadScope, at, from_json, from_json_tolerant, now, required_text, to_json, to_u32};
 use crate::Store;
 use crate::decimal::DbDecimal;
@@ -492,6 +494,88 @@ fn new_row(
     })
 }
 
+/// The trader-activity read: scalar subqueries over the trader's intents that went to the
+/// broker. Only times are read: whole rows would decode every intent's settings and plan
+/// (JSON), which was a visible share of the executor's CPU under load.
+fn activity_statement(owner: UserId, trader: TraderId, since: DateTime<Utc>) -> SelectStatement {
+    let base = || {
+        order_intents::Entity::find()
+            .select_only()
+            .filter(order_intents::Column::UserId.eq(owner.0))
+            .filter(order_intents::Column::TraderId.eq(trader.0))
+            .filter(order_intents::Column::Source.eq(IntentSource::Signal))
+            .filter(order_intents::Column::Status.is_in(EXECUTED))
+    };
+    let latest = |q: sea_orm::Select<order_intents::Entity>| {
+        q.column(order_intents::Column::CreatedAt)
+            .order_by_desc(order_intents::Column::CreatedAt)
+            .limit(1)
+    };
+    let scalar = |q: sea_orm::Select<order_intents::Entity>| {
+        Expr::SubQuery(None, Box::new(q.into_query().into()))
+    };
+    // Several reads on the execution's path to the broker, as scalar subqueries of one
+    // statement: one round trip, and each keeps its own plan (a backward scan of the trader's
+    // index for the latest times).
+    let mut statement = Query::select();
+    statement
+        .expr_as(
+            scalar(
+                base()
+                    .expr(Func::count(Expr::col(order_intents::Column::Id)))
+                    .filter(order_intents::Column::CreatedAt.gte(at(since))),
+            ),
+            "executed_since",
+        )
+        .expr_as(scalar(latest(base())), "last_executed")
+        .expr_as(
+            scalar(latest(
+                base().filter(order_intents::Column::Kind.eq(IntentKind::Add)),
+            )),
+            "last_add",
+        )
+        .expr_as(
+            scalar(latest(
+                base().filter(order_intents::Column::RestingEntry.eq(true)),
+            )),
+            "last_resting",
+        )
+        .expr_as(
+            scalar(
+                base()
+                    .filter(order_intents::Column::RestingEntry.eq(true))
+                    .column(order_intents::Column::Id)
+                    .order_by_desc(order_intents::Column::CreatedAt)
+                    .limit(1),
+            ),
+            "last_resting_id",
+        );
+    statement
+}
+
+/// The columns of [`activity_statement`], read from `row`.
+fn read_activity(row: &sea_orm::QueryResult) -> StoreResult<TraderActivity> {
+    let read = |e: sea_orm::DbErr| StoreError::db("intent", e);
+    let executed_since: i64 = row.try_get("", "executed_since").map_err(read)?;
+    let last: Option<DateTime<Utc>> = row.try_get("", "last_executed").map_err(read)?;
+    let last_add: Option<DateTime<Utc>> = row.try_get("", "last_add").map_err(read)?;
+    let last_resting: Option<DateTime<Utc>> = row.try_get("", "last_resting").map_err(read)?;
+    let last_resting_id: Option<sea_orm::prelude::Uuid> =
+        row.try_get("", "last_resting_id").map_err(read)?;
+    // Only the latest intent's resting entry can still be working: every later one cancelled
+    // it first.
+    let resting_entry = match (last_resting, last, last_resting_id) {
+        (Some(r), Some(l), Some(id)) if r == l => Some(IntentId(id)),
+        _ => None,
+    };
+    Ok(TraderActivity {
+        executed_since: u32::try_from(executed_since).unwrap_or(u32::MAX),
+        last_executed_at: last,
+        last_add_at: last_add,
+        resting_entry,
+    })
+}
+
 /// Intent states that count as "went to the broker".
 const EXECUTED: [IntentStatus; 4] = [
     IntentStatus::Sent,
@@ -820,86 +904,42 @@ impl Intents<'_> {
         trader: TraderId,
         since: DateTime<Utc>,
     ) -> StoreResult<TraderActivity> {
-        // Only the times are read: whole rows would decode every intent's settings and plan
-        // (JSON), which was a visible share of the executor's CPU under load.
-        let base = || {
-            order_intents::Entity::find()
-                .select_only()
-                .filter(order_intents::Column::UserId.eq(owner.0))
-                .filter(order_intents::Column::TraderId.eq(trader.0))
-                .filter(order_intents::Column::Source.eq(IntentSource::Signal))
-                .filter(order_intents::Column::Status.is_in(EXECUTED))
-        };
-        let latest = |q: sea_orm::Select<order_intents::Entity>| {
-            q.column(order_intents::Column::CreatedAt)
-                .order_by_desc(order_intents::Column::CreatedAt)
-                .limit(1)
-        };
-        let scalar = |q: sea_orm::Select<order_intents::Entity>| {
-            Expr::SubQuery(None, Box::new(q.into_query().into()))
-        };
-        // Three reads on the execution's path to the broker, as three scalar subqueries of one
-        // statement: one round trip, and each keeps its own plan (a backward scan of the
-        // trader's index for the two latest times).
-        let mut statement = Query::select();
-        statement
-            .expr_as(
-                scalar(
-                    base()
-                        .expr(Func::count(Expr::col(order_intents::Column::Id)))
-                        .filter(order_intents::Column::CreatedAt.gte(at(since))),
-                ),
-                "executed_since",
-            )
-            .expr_as(scalar(latest(base())), "last_executed")
-            .expr_as(
-                scalar(latest(
-                    base().filter(order_intents::Column::Kind.eq(IntentKind::Add)),
-                )),
-                "last_add",
-            )
-            .expr_as(
-                scalar(latest(
-                    base().filter(order_intents::Column::RestingEntry.eq(true)),
-                )),
-                "last_resting",
-            )
-            .expr_as(
-                scalar(
-                    base()
-                        .filter(order_intents::Column::RestingEntry.eq(true))
-                        .column(order_intents::Column::Id)
-                        .order_by_desc(order_intents::Column::CreatedAt)
-                        .limit(1),
-                ),
-                "last_resting_id",
-            );
         let row = self
-            .store
+            .filters_row(&activity_statement(owner, trader, since), trader)
+            .await?;
+        read_activity(&row)
+    }
+
+    /// [`Intents::trader_activity`] and [`crate::repo::risk::Risk::exposure_gates`] of `sub`
+    /// on trading day `day`, in one statement: what a signal's intent is filtered by on its
+    /// way to the broker.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn signal_filters(
+        &self,
+        trader: TraderId,
+        since: DateTime<Utc>,
+        sub: &SubAccount,
+        day: NaiveDate,
+    ) -> StoreResult<(TraderActivity, ExposureGates)> {
+        let mut statement = activity_statement(sub.owner, trader, since);
+        exposure_gate_columns(&mut statement, sub, day);
+        let row = self.filters_row(&statement, trader).await?;
+        Ok((read_activity(&row)?, read_exposure_gates(&row)?))
+    }
+
+    async fn filters_row(
+        &self,
+        statement: &SelectStatement,
+        trader: TraderId,
+    ) -> StoreResult<sea_orm::QueryResult> {
+        self.store
             .db()
-            .query_one(&statement)
+            .query_one(statement)
             .await
             .map_err(|e| StoreError::db("intent", e))?
-            .ok_or_else(|| StoreError::not_found("trader activity", trader))?;
-        let read = |e: sea_orm::DbErr| StoreError::db("intent", e);
-        let executed_since: i64 = row.try_get("", "executed_since").map_err(read)?;
-        let last: Option<DateTime<Utc>> = row.try_get("", "last_executed").map_err(read)?;
-        let last_add: Option<DateTime<Utc>> = row.try_get("", "last_add").map_err(read)?;
-        let last_resting: Option<DateTime<Utc>> = row.try_get("", "last_resting").map_err(read)?;
-        let last_resting_id: Option<sea_orm::prelude::Uuid> =
-            row.try_get("", "last_resting_id").map_err(read)?;
-        // Only the latest intent's resting entry can still be working: every later one
-        // cancelled it first.
-        let resting_entry = match (last_resting, last, last_resting_id) {
-            (Some(r), Some(l), Some(id)) if r == l => Some(IntentId(id)),
-            _ => None,
-        };
-        Ok(TraderActivity {
-            executed_since: u32::try_from(executed_since).unwrap_or(u32::MAX),
-            last_executed_at: last,
-            last_add_at: last_add,
-            resting_entry,
-        })
+            .ok_or_else(|| StoreError::not_found("trader activity", trader))
     }
 
     /// Records one execution attempt (once per intent and attempt number).

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
-use sea_orm::sea_query::{Alias, Expr, OnConflict, Query};
+use sea_orm::sea_query::{Alias, Expr, OnConflict, Query, SelectStatement};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
     QuerySelect, QueryTrait,
@@ -112,6 +112,47 @@ impl KillState {
             .flatten()
             .any(|k| k.engaged)
     }
+}
+
+/// Adds [`Risk::exposure_gates`]' two `EXISTS` to `statement` (a statement of scalar
+/// columns, which other reads on the executor's path share:
+/// [`crate::repo::intents::Intents::signal_filters`]).
+pub(crate) fn exposure_gate_columns(
+    statement: &mut SelectStatement,
+    sub: &SubAccount,
+    day: NaiveDate,
+) {
+    let keys = [
+        scope_key(KillScope::Global, None, None),
+        scope_key(KillScope::User, Some(sub.owner), None),
+        scope_key(KillScope::Account, None, Some(sub.id)),
+    ];
+    let kill = kill_switches::Entity::find()
+        .select_only()
+        .expr(Expr::val(1))
+        .filter(kill_switches::Column::ScopeKey.is_in(keys))
+        .filter(kill_switches::Column::Engaged.eq(true))
+        .into_query();
+    let breach = risk_breaches::Entity::find()
+        .select_only()
+        .expr(Expr::val(1))
+        .filter(risk_breaches::Column::UserId.eq(sub.owner.0))
+        .filter(risk_breaches::Column::SubAccountId.eq(sub.id.0))
+        .filter(risk_breaches::Column::TradingDay.eq(day))
+        .filter(risk_breaches::Column::Kind.eq(BreachKind::MaxDailyLoss))
+        .into_query();
+    statement
+        .expr_as(Expr::exists(kill), Alias::new("kill_switch"))
+        .expr_as(Expr::exists(breach), Alias::new("daily_loss_breached"));
+}
+
+/// The columns [`exposure_gate_columns`] added, read from `row`.
+pub(crate) fn read_exposure_gates(row: &sea_orm::QueryResult) -> StoreResult<ExposureGates> {
+    let read = |e: sea_orm::DbErr| StoreError::db("risk gates", e);
+    Ok(ExposureGates {
+        kill_switch: row.try_get("", "kill_switch").map_err(read)?,
+        daily_loss_breached: row.try_get("", "daily_loss_breached").map_err(read)?,
+    })
 }
 
 /// What refuses new exposure on a sub-account ([`Risk::exposure_gates`]).
@@ -395,29 +436,8 @@ impl Risk<'_> {
         sub: &SubAccount,
         day: NaiveDate,
     ) -> StoreResult<ExposureGates> {
-        let keys = [
-            scope_key(KillScope::Global, None, None),
-            scope_key(KillScope::User, Some(sub.owner), None),
-            scope_key(KillScope::Account, None, Some(sub.id)),
-        ];
-        let kill = kill_switches::Entity::find()
-            .select_only()
-            .expr(Expr::val(1))
-            .filter(kill_switches::Column::ScopeKey.is_in(keys))
-            .filter(kill_switches::Column::Engaged.eq(true))
-            .into_query();
-        let breach = risk_breaches::Entity::find()
-            .select_only()
-            .expr(Expr::val(1))
-            .filter(risk_breaches::Column::UserId.eq(sub.owner.0))
-            .filter(risk_breaches::Column::SubAccountId.eq(sub.id.0))
-            .filter(risk_breaches::Column::TradingDay.eq(day))
-            .filter(risk_breaches::Column::Kind.eq(BreachKind::MaxDailyLoss))
-            .into_query();
         let mut statement = Query::select();
-        statement
-            .expr_as(Expr::exists(kill), Alias::new("kill_switch"))
-            .expr_as(Expr::exists(breach), Alias::new("daily_loss_breached"));
+        exposure_gate_columns(&mut statement, sub, day);
         let row = self
             .store
             .db()
@@ -425,11 +445,7 @@ impl Risk<'_> {
             .await
             .map_err(|e| StoreError::db("risk gates", e))?
             .ok_or_else(|| StoreError::not_found("risk gates", sub.id))?;
-        let read = |e: sea_orm::DbErr| StoreError::db("risk gates", e);
-        Ok(ExposureGates {
-            kill_switch: row.try_get("", "kill_switch").map_err(read)?,
-            daily_loss_breached: row.try_get("", "daily_loss_breached").map_err(read)?,
-        })
+        read_exposure_gates(&row)
     }
 
     /// Engages the owner's own kill switch with an engagement for the risk service to carry

@@ -340,16 +340,13 @@ async fn filter_state(
     sub: &SubAccount,
     now: DateTime<Utc>,
 ) -> Result<(FilterState, Option<IntentId>), StoreError> {
-    let owner = inputs.msg.owner_id;
     let day = session::trading_day(now);
-    let store = inputs.store;
-    let intents = store.intents();
-    // Two independent reads on the way to the broker: at once.
-    let risk = store.risk();
-    let (activity, gates) = tokio::try_join!(
-        intents.trader_activity(owner, s.trader_id, session::session_start(day)),
-        risk.exposure_gates(sub, day),
-    )?;
+    // One statement: what the trader did this session, the kill switches, the day's loss.
+    let (activity, gates) = inputs
+        .store
+        .intents()
+        .signal_filters(s.trader_id, session::session_start(day), sub, day)
+        .await?;
     Ok((
         FilterState {
             last_signal_at: activity.last_executed_at,
