@@ -726,11 +726,18 @@ async fn the_sub_account_for_an_intent_comes_with_the_intents_state(t: &TestStor
         .await
         .unwrap();
     assert_eq!(state(owner.id).await.unwrap(), Some(IntentStatus::Sent));
-    // Another owner reads neither the sub-account nor the intent.
+    // Another owner reads neither the sub-account nor the intent, not even through a
+    // sub-account of their own.
     assert!(matches!(
         state(other.id).await,
         Err(StoreError::NotFound { .. })
     ));
+    let (_, other_sub) = t.account(&other, "for-intent-other").await;
+    let (_, _, status) = accounts
+        .sub_account_for_intent(other.id, other_sub.id, new.id)
+        .await
+        .unwrap();
+    assert_eq!(status, None);
 }
 
 /// `advance` is `transition` without the row: same guard, same no-op on a replay, same errors,
