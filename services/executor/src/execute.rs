@@ -9,7 +9,7 @@
 //!    from its cause: signal + trader, request + account, …). Staleness, delay, account state
 //!    and throttling are checked; the source's decision reads the broker's real position; the
 //!    concrete orders (client order ids derived from the intent id) are built. Nothing is
-//!    written on this way: an intent that waits (the alert's delay, the login's turn) or whose
+//!    written while it is decided: an intent that waits (the alert's delay, the login's turn) or whose
 //!    attempt fails before it is decided is recorded as `pending`, so it shows and its attempt
 //!    row has a parent.
 //! 2. `sent` — the plan and its orders are stored *before* the first broker call, in one
@@ -326,8 +326,6 @@ impl Execute {
         state: &mut Known,
     ) -> Result<Finish, StoreError> {
         let owner = msg.owner_id;
-        // Independent: the intent's row (absent on a first delivery: an intent is first
-        // written when it is decided or concluded) and the account it goes to, read at once.
         let intents = self.store.intents();
         // One statement: the account the intent goes to and the intent's state (none on a
         // first delivery: an intent is first written when it is decided or concluded).
