@@ -1263,7 +1263,24 @@ mod cases {
         // A rolling restart under load: A runs; B joins; A leaves; A' joins; B leaves. The
         // partitions move between them cleanly each time, and every message is handled
         // exactly once, in order per account, never on two replicas at once.
-        let f = Fixture::new(bus, |_| {}).await;
+        // Leases of 4 s, not the fixture's 2: an owner doubts its lease after ⅔ of the TTL
+        // without a renewal, and on a machine busy with the rest of the suite a renewal can
+        // come late by more than the 0.7 s that leaves at 2 s. A doubted lease is let go
+        // without the clean marker, and the grace below would then fail the test for the
+        // machine's load, not for a hand-over.
+        let f = Fixture::new(bus, |d| {
+            let ttl = Some(Duration::from_secs(4));
+            d.partitions.ttl = ttl;
+            if let Some(parts) = d
+                .execute
+                .serial
+                .as_mut()
+                .and_then(|s| s.partitions.as_mut())
+            {
+                parts.leases.ttl = ttl;
+            }
+        })
+        .await;
         let accounts: Vec<String> = (0..12).map(|n| format!("roll-{n}")).collect();
         let per_account = 15u32;
         #[derive(Default)]
@@ -1305,10 +1322,13 @@ mod cases {
             })
         };
         // A grace longer than the test: a hand-over that were not clean (no marker, so the
-        // new owner waits out the grace) would leave messages unhandled at the end.
+        // new owner waits out the grace) would leave messages unhandled at the end. A leaving
+        // replica has 10 s to finish what it holds (the fixture's 0.5 s was not always enough
+        // on a loaded machine; one that does not finish leaves no marker, rightly).
         // (Each replica its own options: the default owner name is drawn per call.)
         let clean_only = || ConsumeOptions {
             takeover_grace: Duration::from_secs(120),
+            drain_timeout: Duration::from_secs(10),
             ..options(8)
         };
         let a = spawn_consumer(&f.bus, &f.defs.execute, clean_only(), handler.clone());
