@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, IntoActiveModel, JoinType,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, RelationDef,
+    ColumnTrait, EntityTrait, FromQueryResult, IntoActiveModel, JoinType, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, RelationDef,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -768,13 +768,7 @@ impl Accounts<'_> {
                 "intent_status",
             )
             .into_query();
-        let row = self
-            .store
-            .db()
-            .query_one(&statement)
-            .await
-            .map_err(|e| StoreError::db("sub-account", e))?
-            .ok_or_else(|| StoreError::not_found("sub-account", id))?;
+        let row = super::one_row(self.store, &statement, "sub-account", id).await?;
         let read = |e: sea_orm::DbErr| StoreError::db("sub-account", e);
         // The prefixes `select_also` gives the two entities' columns.
         let sub = sub_accounts::Model::from_query_result(&row, "A_").map_err(read)?;

@@ -904,9 +904,13 @@ impl Intents<'_> {
         trader: TraderId,
         since: DateTime<Utc>,
     ) -> StoreResult<TraderActivity> {
-        let row = self
-            .filters_row(&activity_statement(owner, trader, since), trader)
-            .await?;
+        let row = super::one_row(
+            self.store,
+            &activity_statement(owner, trader, since),
+            "trader activity",
+            trader,
+        )
+        .await?;
         read_activity(&row)
     }
 
@@ -925,21 +929,8 @@ impl Intents<'_> {
     ) -> StoreResult<(TraderActivity, ExposureGates)> {
         let mut statement = activity_statement(sub.owner, trader, since);
         exposure_gate_columns(&mut statement, sub, day);
-        let row = self.filters_row(&statement, trader).await?;
+        let row = super::one_row(self.store, &statement, "trader activity", trader).await?;
         Ok((read_activity(&row)?, read_exposure_gates(&row)?))
-    }
-
-    async fn filters_row(
-        &self,
-        statement: &SelectStatement,
-        trader: TraderId,
-    ) -> StoreResult<sea_orm::QueryResult> {
-        self.store
-            .db()
-            .query_one(statement)
-            .await
-            .map_err(|e| StoreError::db("intent", e))?
-            .ok_or_else(|| StoreError::not_found("trader activity", trader))
     }
 
     /// Records one execution attempt (once per intent and attempt number).

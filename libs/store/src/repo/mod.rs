@@ -74,6 +74,24 @@ impl ReadScope for AdminView {
     }
 }
 
+/// The one row of a `SELECT` that answers one (scalar subqueries, a join from a one-row
+/// select) — the executor's combined reads: a database error is named `what`, no row is
+/// [`StoreError::NotFound`] of `what` and `key`.
+pub(crate) async fn one_row(
+    store: &Store,
+    statement: &sea_orm::sea_query::SelectStatement,
+    what: &'static str,
+    key: impl ToString,
+) -> StoreResult<sea_orm::QueryResult> {
+    use sea_orm::ConnectionTrait as _;
+    store
+        .db()
+        .query_one(statement)
+        .await
+        .map_err(|e| StoreError::db(what, e))?
+        .ok_or_else(|| StoreError::not_found(what, key))
+}
+
 /// Now, at the precision both engines keep (microseconds), so what is written reads back
 /// equal.
 pub(crate) fn now() -> DateTime<Utc> {

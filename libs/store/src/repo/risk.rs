@@ -5,8 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::{Alias, Expr, OnConflict, Query, SelectStatement};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait,
+    ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 use serde::Serialize;
 use uuid::Uuid;
@@ -438,13 +437,7 @@ impl Risk<'_> {
     ) -> StoreResult<ExposureGates> {
         let mut statement = Query::select();
         exposure_gate_columns(&mut statement, sub, day);
-        let row = self
-            .store
-            .db()
-            .query_one(&statement)
-            .await
-            .map_err(|e| StoreError::db("risk gates", e))?
-            .ok_or_else(|| StoreError::not_found("risk gates", sub.id))?;
+        let row = super::one_row(self.store, &statement, "risk gates", sub.id).await?;
         read_exposure_gates(&row)
     }
 

@@ -6,8 +6,8 @@ use jt_domain::propfirm::{NewsEvent, RuleSet};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Func, OnConflict, Query};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, IdenStatic,
-    IntoActiveModel, JoinType, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    ColumnTrait, Condition, EntityTrait, FromQueryResult, IdenStatic, IntoActiveModel, JoinType,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 use serde::Serialize;
 use uuid::Uuid;
@@ -201,13 +201,7 @@ impl Rules<'_> {
                             .eq(sub_account.0),
                     ),
             );
-        let row = self
-            .store
-            .db()
-            .query_one(&statement)
-            .await
-            .map_err(|e| StoreError::db("account rules", e))?
-            .ok_or_else(|| StoreError::not_found("account rules", sub_account))?;
+        let row = super::one_row(self.store, &statement, "account rules", sub_account).await?;
         let read = |e: sea_orm::DbErr| StoreError::db("account rules", e);
         let found: Option<Uuid> = row
             .try_get("", account_rules::Column::Id.as_str())
